@@ -1,0 +1,284 @@
+"""The command line: thin Click commands that resolve input and forward to awslab.commands.
+
+Heavy imports (boto3, moto) happen inside the commands, so ``awslab --help`` starts quickly.
+Exit codes: 0 success, 1 an operation failed, 2 bad input (nothing created), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from awslab import __version__
+from awslab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, AwslabError, UsageError
+
+OUTPUTS = ("text", "json")
+
+
+def target_options(f):
+    """The options every command that talks to AWS takes (after the command name, as people type them)."""
+    opts = [
+        click.option("--target", type=click.Choice(["local", "aws"]), default=None,
+                     help="local (default): the embedded local AWS; aws: your account via the credential chain. [env AWSLAB_TARGET]"),
+        click.option("--profile", default=None, help="AWS profile for --target aws. [env AWSLAB_PROFILE, AWS_PROFILE]"),
+        click.option("--region", default=None, help="AWS region. [env AWSLAB_REGION, AWS_REGION, AWS_DEFAULT_REGION]"),
+        click.option("--endpoint-url", default=None, help="Send AWS calls to this URL (another emulator). [env AWSLAB_ENDPOINT_URL]"),
+        click.option("--name", "stack", default=None, help="Stack name (default: the lab's name, or the last stack used). [env AWSLAB_STACK]"),
+        click.option("--output", "-o", type=click.Choice(OUTPUTS), default=None, help="Result format on stdout. [env AWSLAB_OUTPUT]"),
+        click.option("--yes", "-y", is_flag=True, default=False, help="Do not ask before changing a real AWS account."),
+        click.option("--debug", is_flag=True, default=False, help="Show tracebacks and AWS requests."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _output(value: str | None) -> str:
+    value = value or os.environ.get("AWSLAB_OUTPUT") or "text"
+    if value not in OUTPUTS:
+        raise UsageError(f"unknown output format '{value}'", "use text or json")
+    return value
+
+
+def _setup_debug(debug: bool) -> None:
+    if debug or os.environ.get("AWSLAB_DEBUG") == "1":
+        os.environ["AWSLAB_DEBUG"] = "1"
+        import logging
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+        # Request lines, never bodies: bodies can carry the AUTH token.
+        logging.getLogger("botocore.endpoint").setLevel(logging.DEBUG)
+
+
+def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, start_local: bool = True):
+    from awslab import state
+    from awslab.commands import check_stack_name
+    from awslab.context import resolve
+
+    remembered = state.load_current_context()
+    stack = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name or remembered.get("stack")
+    if need_stack and not stack:
+        raise UsageError("no stack given and none remembered", "pass --name STACK, or run `awslab up LAB` first")
+    if stack:
+        check_stack_name(stack)
+    if opts.get("profile") is None and os.environ.get("AWS_PROFILE") and (opts.get("target") or remembered.get("target")) == "aws":
+        opts["profile"] = os.environ["AWS_PROFILE"]
+    ctx = resolve(opts.get("target"), opts.get("region"), opts.get("profile"), opts.get("endpoint_url"),
+                  stack=stack, yes=opts.get("yes", False), remembered=remembered if not lab_name else
+                  {k: v for k, v in remembered.items() if remembered.get("stack") == stack or k == "target"},
+                  start_local=start_local)
+    return ctx
+
+
+def _progress(output: str):
+    from awslab.ui import Progress
+
+    return Progress()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="awslab")
+def cli() -> None:
+    """awslab: build the week-6 AWS databases lab, check it, snapshot it, and remove it, safely.
+
+    \b
+    awslab up week6          build the lab on the embedded local AWS (no account needed)
+    awslab status            what exists now
+    awslab down              remove it all (keeps a final DB snapshot)
+    awslab up week6 --target aws --profile me --region eu-west-1   the same on your account
+    """
+
+
+@cli.command()
+@click.argument("lab", required=False)
+@click.option("--lab-file", type=click.Path(dir_okay=False), default=None, help="A lab TOML file instead of a shipped lab.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a lab setting, e.g. --set database.multi_az=false (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@target_options
+def up(lab, lab_file, overrides, dry_run, **opts):
+    """Create the lab's resources that are missing and wait until they are usable.
+
+    Running it again changes nothing. Example: awslab up week6 --set host.ssh_cidr=203.0.113.10/32
+    """
+    _setup_debug(opts["debug"])
+    from awslab.commands import up as do_up
+    from awslab.lab import load_lab
+
+    loaded = load_lab(lab, lab_file, overrides)
+    output = _output(opts["output"])
+    ctx = _context(opts, lab_name=opts.get("stack") or os.environ.get("AWSLAB_STACK") or loaded.name)
+    sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output)))
+
+
+@cli.command()
+@click.argument("lab", required=False)
+@click.option("--lab-file", type=click.Path(dir_okay=False), default=None, help="A lab TOML file instead of a shipped lab.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a lab setting (repeatable).")
+@target_options
+def plan(lab, lab_file, overrides, **opts):
+    """Show what `up` would create, complete or keep. Changes nothing.
+
+    Example: awslab plan week6 --set database.read_replicas=0
+    """
+    _setup_debug(opts["debug"])
+    from awslab.commands import up as do_up
+    from awslab.lab import load_lab
+
+    loaded = load_lab(lab, lab_file, overrides)
+    output = _output(opts["output"])
+    ctx = _context(opts, lab_name=opts.get("stack") or os.environ.get("AWSLAB_STACK") or loaded.name)
+    sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=True, output=output, progress=_progress(output)))
+
+
+@cli.command()
+@target_options
+def status(**opts):
+    """Every resource of the stack, its state and age. Example: awslab status --name week6"""
+    _setup_debug(opts["debug"])
+    from awslab.commands import status as do_status
+
+    output = _output(opts["output"])
+    ctx = _context(opts)
+    sys.exit(do_status(ctx, ctx.stack, output, _progress(output)))
+
+
+@cli.command()
+@click.option("--skip-final-snapshot", is_flag=True, help="Delete the primary DB without a final snapshot.")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; change nothing.")
+@target_options
+def down(skip_final_snapshot, dry_run, **opts):
+    """Delete everything tagged with the stack, in reverse dependency order.
+
+    Takes a final snapshot of the primary database unless --skip-final-snapshot. Running it again
+    is a quiet success. Example: awslab down --yes
+    """
+    _setup_debug(opts["debug"])
+    from awslab.commands import down as do_down
+
+    output = _output(opts["output"])
+    ctx = _context(opts)
+    sys.exit(do_down(ctx, ctx.stack, skip_final_snapshot=skip_final_snapshot, dry_run=dry_run,
+                     output=output, progress=_progress(output)))
+
+
+@cli.group()
+def local():
+    """The embedded local AWS (a moto server on 127.0.0.1 that awslab manages)."""
+
+
+@local.command("start")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on (default: any free port).")
+def local_start(port):
+    """Start the local AWS (or report the one already running)."""
+    from awslab.local import manager
+
+    if port:
+        _check_port_free(port)
+    server, started = manager.ensure_running(port)
+    click.echo(f"local AWS {'started' if started else 'already running'}: {server.endpoint_url} (pid {server.pid})")
+
+
+def _check_port_free(port: int) -> None:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            from awslab.local import manager
+
+            running = manager.find()
+            if running is None or running.port != port:
+                raise UsageError(f"port {port} on 127.0.0.1 is already in use", "choose another --port, or omit it for any free port") from None
+
+
+@local.command("stop")
+def local_stop():
+    """Stop the local AWS that awslab started (everything in it is forgotten)."""
+    from awslab.local import manager
+
+    stopped = manager.stop()
+    click.echo(f"local AWS stopped (pid {stopped.pid})" if stopped else "local AWS was not running")
+
+
+@local.command("status")
+@click.option("--output", "-o", type=click.Choice(OUTPUTS), default=None)
+def local_status(output):
+    """Is the local AWS running, and at which endpoint (for the AWS CLI or any SDK)."""
+    from awslab.local import manager
+
+    server = manager.find()
+    if _output(output) == "json":
+        from awslab.ui import emit_json
+
+        emit_json({"running": bool(server), "endpoint_url": server.endpoint_url if server else None,
+                   "pid": server.pid if server else None, "log": str(server.log) if server else None})
+        return
+    if server is None:
+        click.echo("local AWS is not running (it starts on first use, or with `awslab local start`)")
+        return
+    click.echo(f"local AWS running: {server.endpoint_url} (pid {server.pid}, log {server.log})")
+    click.echo(f"  e.g. aws --endpoint-url {server.endpoint_url} --region us-east-1 ec2 describe-vpcs")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map errors to one clear line and an exit code."""
+    debug = os.environ.get("AWSLAB_DEBUG") == "1" or "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="awslab", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; rerun the same command to pick up where it stopped", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except AwslabError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything unexpected still gets one clear line
+        code, message, hint = _classify(exc)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {message}", err=True)
+        click.echo(f"hint: {hint}", err=True)
+        sys.exit(code)
+
+
+def _classify(exc: Exception) -> tuple[int, str, str]:
+    from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
+                                     NoRegionError, PartialCredentialsError)
+
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return EXIT_USAGE, "no AWS credentials found for --target aws", "configure a profile (aws configure) or set AWS_PROFILE"
+    if isinstance(exc, NoRegionError):
+        return EXIT_USAGE, "no AWS region set", "pass --region or set AWS_REGION"
+    if isinstance(exc, EndpointConnectionError):
+        return EXIT_USAGE, f"cannot reach the AWS endpoint: {exc}", "check --endpoint-url and your network"
+    if isinstance(exc, ClientError):
+        from awslab.commands import describe_error
+
+        return EXIT_FAILED, describe_error(exc), "see the AWS message above; rerun with --debug for details"
+    return EXIT_FAILED, f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug and report it if it persists"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

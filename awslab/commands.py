@@ -1,0 +1,219 @@
+"""The commands' logic, as plain functions the CLI forwards to (testable without Click).
+
+Each takes a resolved Context and already-validated input, and returns an exit code; results go
+to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from awslab import pricing, state, ui
+from awslab.context import Context
+from awslab.discovery import discover
+from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
+from awslab.executor import Outcome, execute
+from awslab.lab import Lab
+from awslab.model import DELETE, Found, Plan
+from awslab.plan import plan_down, plan_up
+from awslab.run import Run
+from awslab.tags import STACK_NAME_RULE, valid_stack_name
+from awslab.topology import EDGES, desired
+from awslab.waiting import error_code, error_message
+
+ORDER = {k: i for i, k in enumerate(EDGES)}
+
+
+def check_stack_name(stack: str) -> str:
+    if not valid_stack_name(stack):
+        raise UsageError(f"invalid stack name '{stack}'", f"use {STACK_NAME_RULE}")
+    return stack
+
+
+def _order(key: str) -> tuple[int, str]:
+    return (ORDER.get("db.replica" if key.startswith("db.replica.") else key, len(ORDER)), key)
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        op = exc.operation_name
+        return f"AWS refused {op}: {error_code(exc)}: {error_message(exc)}"
+    return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+
+
+def _new_run(ctx: Context, stack: str, lab_name: str, progress: ui.Progress, **options: Any) -> Run:
+    return Run(ctx=ctx, stack=stack, lab_name=lab_name, on_event=progress, options=options)
+
+
+def _confirm_real_account(ctx: Context, what: str, lines: list[str]) -> None:
+    """On a real account, say where and what, and ask (unless --yes). Without a terminal, refuse."""
+    if ctx.is_local:
+        return
+    ident = ctx.client("sts").get_caller_identity()
+    ui.err(f"AWS account {ident['Account']} ({ident['Arn']}), region {ctx.region}:")
+    for line in lines:
+        ui.err(f"  {line}")
+    if ctx.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"not confirmed: {what} needs --yes when there is no terminal to ask on",
+                         "rerun with --yes once you have checked the account and region above")
+    import click
+
+    if not click.confirm(f"{what}?", default=False, err=True):
+        raise UsageError("cancelled; nothing was changed")
+
+
+def _raise_if_failed(outcome: Outcome, verb: str, run: Run) -> None:
+    if outcome.ok:
+        return
+    for key, exc in outcome.failed.items():
+        ui.err(f"error: {key}: {describe_error(exc)}")
+        hint = getattr(exc, "hint", None)
+        if hint:
+            ui.err(f"  hint: {hint}")
+    remaining = ", ".join(sorted(run.found, key=_order)) or "nothing"
+    raise OperationError(f"{verb} did not finish: {len(outcome.failed)} failed, {len(outcome.blocked)} not started; "
+                         f"the stack now has: {remaining}", "fix the cause above, then rerun the same command")
+
+
+def plan_rows(plan: Plan) -> list[list[str]]:
+    return [[s.action, s.key, s.name, s.reason] for s in sorted(plan.steps, key=lambda s: _order(s.key))]
+
+
+def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
+    costs = pricing.estimate(lab) if lab is not None else []
+    hourly, complete = pricing.total_hourly(costs)
+    if output == "json":
+        ui.emit_json({"stack": plan.stack, "target": ctx.target, "region": ctx.region,
+                      "steps": [{"action": s.action, "key": s.key, "kind": s.kind, "name": s.name,
+                                 "reason": s.reason, "depends_on": list(s.deps)} for s in plan.steps],
+                      "counts": plan.counts(), "estimated_hourly_usd": round(hourly, 4) if costs else None})
+        return
+    ui.emit(ui.table(["ACTION", "RESOURCE", "NAME", "WHY"], plan_rows(plan)))
+    counts = ", ".join(f"{n} to {a}" for a, n in sorted(plan.counts().items()))
+    ui.emit(f"\nstack {plan.stack} on {ctx.target} ({ctx.region}): {counts or 'nothing to do'}")
+    if costs:
+        ui.emit(f"estimated cost once up: {pricing.format_money(hourly)}/hour{'' if complete else ' (some sizes not priced)'}")
+
+
+def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progress: ui.Progress) -> int:
+    """Create what is missing, wait until it is usable, print a summary."""
+    run = _new_run(ctx, stack, lab.name, progress)
+    run.found.update(discover(run))
+    plan = plan_up(stack, desired(lab, stack, ctx.region), run.found)
+    if dry_run:
+        print_plan(plan, output, lab, ctx)
+        return EXIT_OK
+    if plan.mutating:
+        hourly, _ = pricing.total_hourly(pricing.estimate(lab))
+        _confirm_real_account(ctx, f"create {len(plan.mutating)} resources of stack {stack}",
+                              [f"stack {stack}: {len(plan.mutating)} resources to create or complete",
+                               f"estimated cost once up: {pricing.format_money(hourly)}/hour until `awslab down`"])
+    # Remember the stack before creating anything, so `status` and `down` find a half-made one.
+    state.save_current_context({"target": ctx.target, "stack": stack, "lab": lab.name, "region": ctx.region,
+                                "profile": ctx.profile, "endpoint_url": None if ctx.is_local else ctx.endpoint_url})
+    outcome = execute(plan, run)
+    _raise_if_failed(outcome, "up", run)
+    progress.line(f"stack {stack} is up ({len(plan.mutating)} changed) in {outcome.elapsed_s:.1f}s")
+    print_summary(ctx, stack, lab, run.found, output)
+    return EXIT_OK
+
+
+def _endpoint(f: Found) -> str:
+    if f.get("endpoint"):
+        return f"{f.get('endpoint')}:{f.get('port')}"
+    if f.kind == "instance":
+        return f"private {f.get('private_ip')}, public {f.get('public_ip')}"
+    return ""
+
+
+def resource_records(found: dict[str, Found]) -> list[dict]:
+    return [{"key": f.key, "kind": f.kind, "id": f.id, "state": f.state, "endpoint": _endpoint(f) or None,
+             "created": f.created.isoformat() if f.created else None}
+            for f in sorted(found.values(), key=lambda f: _order(f.key))]
+
+
+def _secret_arns(found: dict[str, Found]) -> dict[str, str]:
+    out = {}
+    primary = found.get("db.primary")
+    if primary is not None and primary.get("secret_arn"):
+        out["database master password (managed by RDS)"] = primary.get("secret_arn")
+    token = found.get("cache.auth-token")
+    if token is not None:
+        out["cache AUTH token"] = token.get("arn")
+    return out
+
+
+def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], output: str) -> None:
+    costs = pricing.estimate(lab)
+    hourly, complete = pricing.total_hourly(costs)
+    secrets = _secret_arns(found)
+    if output == "json":
+        ui.emit_json({"stack": stack, "lab": lab.name, "target": ctx.target, "region": ctx.region,
+                      "resources": resource_records(found), "secrets": secrets,
+                      "estimated_hourly_usd": round(hourly, 4), "cost_complete": complete})
+        return
+    rows = [[r["key"], r["id"], r["state"], r["endpoint"] or ""] for r in resource_records(found)]
+    ui.emit(ui.table(["RESOURCE", "ID", "STATE", "ENDPOINT"], rows))
+    if secrets:
+        ui.emit("\nsecrets (values stay in Secrets Manager; read them with `aws secretsmanager get-secret-value`):")
+        for what, arn in secrets.items():
+            ui.emit(f"  {what}: {arn}")
+    where = "the local AWS (no charge)" if ctx.is_local else f"AWS {ctx.region}"
+    ui.emit(f"\nstack {stack} on {where}; on real AWS this lab costs about {pricing.format_money(hourly)}/hour"
+            f"{'' if complete else ' (some sizes not priced)'}. Remove it with `awslab down`.")
+
+
+def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
+    """Every resource of the stack, its state and age."""
+    run = _new_run(ctx, stack, "", progress)
+    found = discover(run)
+    if output == "json":
+        ui.emit_json({"stack": stack, "target": ctx.target, "region": ctx.region, "resources": resource_records(found)})
+        return EXIT_OK
+    if not found:
+        ui.emit(f"stack {stack} on {ctx.target} ({ctx.region}): no resources")
+        return EXIT_OK
+    rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f)]
+            for f in sorted(found.values(), key=lambda f: _order(f.key))]
+    ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
+    ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources")
+    return EXIT_OK
+
+
+def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, output: str,
+         progress: ui.Progress) -> int:
+    """Delete everything tagged with the stack, in reverse dependency order."""
+    run = _new_run(ctx, stack, "", progress, skip_final_snapshot=skip_final_snapshot)
+    run.found.update(discover(run))
+    plan = plan_down(stack, run.found)
+    if dry_run:
+        print_plan(plan, output, None, ctx)
+        return EXIT_OK
+    if not plan.steps:
+        progress.line(f"stack {stack}: nothing to delete")
+        if output == "json":
+            ui.emit_json({"stack": stack, "deleted": [], "kept": []})
+        return EXIT_OK
+    keeps = ["a final snapshot of the primary database (until you delete it)"] if (
+        "db.primary" in run.found and not skip_final_snapshot) else []
+    _confirm_real_account(ctx, f"delete {len(plan.steps)} resources of stack {stack}",
+                          [f"will delete: {s.key} ({s.name})" for s in sorted(plan.steps, key=lambda s: _order(s.key))]
+                          + [f"will keep: {k}" for k in keeps])
+    primary = run.found.get("db.primary")
+    outcome = execute(plan, run)
+    _raise_if_failed(outcome, "down", run)
+    kept = [primary.get("final_snapshot")] if primary is not None and primary.get("final_snapshot") else []
+    progress.line(f"stack {stack} is down ({len(outcome.done)} deleted) in {outcome.elapsed_s:.1f}s")
+    if output == "json":
+        ui.emit_json({"stack": stack, "deleted": sorted(s.key for s in plan.steps if s.action == DELETE),
+                      "kept": [{"kind": "db-snapshot", "id": k} for k in kept]})
+    else:
+        ui.emit(f"stack {stack}: deleted {len(outcome.done)} resources")
+        for k in kept:
+            ui.emit(f"kept final DB snapshot {k} (delete it with `aws rds delete-db-snapshot --db-snapshot-identifier {k}`)")
+    return EXIT_OK

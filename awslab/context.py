@@ -1,0 +1,136 @@
+"""Context: resolve the target once, build the boto3 session and clients.
+
+Targets:
+- ``local`` (default): the embedded local AWS, started on first use and reused. awslab sends it
+  fixed dummy credentials, so a user's real keys are never sent anywhere by the local target.
+- ``aws``: the standard credential chain (``--profile``, ``AWS_*`` env vars, config files).
+- any ``--endpoint-url``: another emulator, with the standard credential chain.
+
+Clients use botocore's ``standard`` retry mode (throttling and 5xx) and a user agent
+``awslab/<version>``. Clients are made lazily, once each, under a lock: boto3 sessions are not
+thread-safe, clients are.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from awslab import __version__
+from awslab.errors import UsageError
+
+TARGETS = ("local", "aws")
+DEFAULT_LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "awslab-local", "aws_secret_access_key": "awslab-local"}  # not a secret
+
+
+@dataclass(frozen=True)
+class Polling:
+    """How often and how long to poll: real AWS is slow and rate-limited, the local one is not."""
+
+    first_delay_s: float
+    max_delay_s: float
+    progress_every_s: float
+
+
+AWS_POLLING = Polling(first_delay_s=5.0, max_delay_s=30.0, progress_every_s=30.0)
+LOCAL_POLLING = Polling(first_delay_s=0.1, max_delay_s=1.0, progress_every_s=5.0)
+
+
+@dataclass
+class Context:
+    target: str
+    region: str
+    stack: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    yes: bool = False
+    _session: object = field(default=None, repr=False)
+    _clients: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def is_local(self) -> bool:
+        return self.target == "local"
+
+    @property
+    def polling(self) -> Polling:
+        return LOCAL_POLLING if self.is_local else AWS_POLLING
+
+    def session(self):
+        import boto3
+        from botocore.exceptions import ProfileNotFound
+
+        with self._lock:
+            if self._session is None:
+                try:
+                    if self.is_local:
+                        self._session = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
+                    else:
+                        self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                except ProfileNotFound:
+                    raise UsageError(f"AWS profile '{self.profile}' not found", "check ~/.aws/config or --profile") from None
+            return self._session
+
+    def client(self, service: str, region: str | None = None):
+        """A client for ``service`` (in ``region``, default the context's), made once and reused."""
+        from botocore.config import Config
+
+        key = (service, region or self.region)
+        with self._lock:
+            cached = self._clients.get(key)
+        if cached is not None:
+            return cached
+        session = self.session()
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 8},
+            user_agent_extra=f"awslab/{__version__}",
+            connect_timeout=10, read_timeout=60,
+            max_pool_connections=32,
+        )
+        made = session.client(service, region_name=key[1], endpoint_url=self.endpoint_url, config=config)
+        with self._lock:
+            return self._clients.setdefault(key, made)
+
+
+def resolve(target: str | None, region: str | None, profile: str | None, endpoint_url: str | None,
+            stack: str | None = None, yes: bool = False, remembered: dict | None = None,
+            start_local: bool = True) -> Context:
+    """Flags, then AWSLAB_*/AWS_* env vars, then the remembered context, then defaults."""
+    remembered = remembered or {}
+    target = target or os.environ.get("AWSLAB_TARGET") or remembered.get("target") or "local"
+    if target not in TARGETS:
+        raise UsageError(f"unknown target '{target}'", f"use one of: {', '.join(TARGETS)}")
+    same_target = remembered.get("target") == target
+    profile = profile or os.environ.get("AWSLAB_PROFILE") or (remembered.get("profile") if same_target else None)
+    endpoint_url = endpoint_url or os.environ.get("AWSLAB_ENDPOINT_URL") or (
+        remembered.get("endpoint_url") if same_target and target == "aws" else None)
+    region = (region or os.environ.get("AWSLAB_REGION") or os.environ.get("AWS_REGION")
+              or os.environ.get("AWS_DEFAULT_REGION") or (remembered.get("region") if same_target else None))
+    if endpoint_url and not endpoint_url.startswith(("http://", "https://")):
+        raise UsageError(f"--endpoint-url '{endpoint_url}' is not a URL", "e.g. http://127.0.0.1:5000")
+    if target == "local":
+        if profile:
+            raise UsageError("--profile applies to --target aws", "the local AWS needs no credentials")
+        region = region or DEFAULT_LOCAL_REGION
+        if endpoint_url is None and start_local:
+            from awslab.local import manager
+
+            endpoint_url = manager.ensure_running()[0].endpoint_url
+    else:
+        if not region:
+            region = _region_from_profile(profile)
+        if not region:
+            raise UsageError("no AWS region set for --target aws", "pass --region, set AWS_REGION, or set a region in your AWS profile")
+    return Context(target=target, region=region, stack=stack, profile=profile, endpoint_url=endpoint_url, yes=yes)
+
+
+def _region_from_profile(profile: str | None) -> str | None:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        return boto3.Session(profile_name=profile).region_name
+    except ProfileNotFound:
+        raise UsageError(f"AWS profile '{profile}' not found", "check ~/.aws/config or --profile") from None

@@ -1,0 +1,213 @@
+"""RDS: the DB subnet group, the primary instance and its read replicas.
+
+The primary is Multi-AZ (as the lab says), encrypted, never public, with backups kept, its master
+password managed by RDS in Secrets Manager (awslab never sees it), and tags copied to its
+snapshots, so the final snapshot ``down`` takes stays recognisably the stack's. Replicas are made
+after the primary is available and deleted before it (a primary deleted first would promote them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+
+from awslab.errors import OperationError, OwnershipError
+from awslab.model import Desired, Found
+from awslab.run import Run
+from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.topology import names
+from awslab.waiting import GONE, error_code, retry_eventual
+
+FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "incompatible-restore",
+                 "inaccessible-encryption-credentials", "storage-full", "restore-error"}
+# The subnet group stays "in use" until its last instance is fully gone.
+_subnet_group_in_use = retry_eventual({"InvalidDBSubnetGroupStateFault"}, within_s=15 * 60)
+
+
+def discover(run: Run) -> list[Found]:
+    rds = run.client("rds")
+    out: list[Found] = []
+    for page in rds.get_paginator("describe_db_instances").paginate():
+        for db in page["DBInstances"]:
+            tags = from_tag_list(db.get("TagList"))
+            if not owned_by(tags, run.stack):
+                continue
+            key = tags.get(TAG_RESOURCE) or f"db.{db['DBInstanceIdentifier']}"
+            out.append(Found(key, "db-replica" if db.get("ReadReplicaSourceDBInstanceIdentifier") else "db-instance",
+                             db["DBInstanceIdentifier"], db["DBInstanceStatus"], created=db.get("InstanceCreateTime"),
+                             attrs=_db_attrs(db)))
+    name = names(run.stack, run.ctx.region)["db.subnet-group"]
+    try:
+        group = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0]
+    except ClientError as exc:
+        if error_code(exc) != "DBSubnetGroupNotFoundFault":
+            raise
+    else:
+        tags = from_tag_list(rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"])
+        if owned_by(tags, run.stack):
+            out.append(Found("db.subnet-group", "db-subnet-group", name, group.get("SubnetGroupStatus", "Complete"),
+                             attrs={"arn": group["DBSubnetGroupArn"], "vpc": group.get("VpcId"),
+                                    "subnets": [s["SubnetIdentifier"] for s in group.get("Subnets", [])]}))
+    return out
+
+
+def _db_attrs(db: dict) -> dict:
+    endpoint = db.get("Endpoint") or {}
+    return {
+        "arn": db.get("DBInstanceArn"), "engine": db.get("Engine"), "engine_version": db.get("EngineVersion"),
+        "class": db.get("DBInstanceClass"), "multi_az": db.get("MultiAZ"), "az": db.get("AvailabilityZone"),
+        "endpoint": endpoint.get("Address"), "port": endpoint.get("Port"),
+        "secret_arn": (db.get("MasterUserSecret") or {}).get("SecretArn"),
+        "source": db.get("ReadReplicaSourceDBInstanceIdentifier"),
+        "storage_gib": db.get("AllocatedStorage"), "deletion_protection": db.get("DeletionProtection"),
+    }
+
+
+class DbSubnetGroup:
+    kind = "db-subnet-group"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        rds = run.client("rds")
+        subnets = [run.ref(k).id for k in ("network.subnet.private-a", "network.subnet.private-b")]
+        try:
+            group = rds.create_db_subnet_group(
+                DBSubnetGroupName=d.name, DBSubnetGroupDescription=f"awslab {run.stack}: private subnets in two AZs",
+                SubnetIds=subnets, Tags=run.tag_list(d.key, d.name))["DBSubnetGroup"]
+        except ClientError as exc:
+            if error_code(exc) != "DBSubnetGroupAlreadyExists":
+                raise
+            group = rds.describe_db_subnet_groups(DBSubnetGroupName=d.name)["DBSubnetGroups"][0]
+            tags = from_tag_list(rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"])
+            if not owned_by(tags, run.stack):
+                raise OwnershipError(f"DB subnet group {d.name} exists but is not stack {run.stack}'s",
+                                     "awslab will not touch it: use another --name") from None
+        return Found(d.key, self.kind, d.name, group.get("SubnetGroupStatus", "Complete"),
+                     attrs={"arn": group.get("DBSubnetGroupArn"), "subnets": subnets})
+
+    def delete(self, run: Run, f: Found) -> None:
+        try:
+            _subnet_group_in_use(run.client("rds").delete_db_subnet_group)(DBSubnetGroupName=f.id)
+        except ClientError as exc:
+            if error_code(exc) != "DBSubnetGroupNotFoundFault":
+                raise
+
+
+class _DbBase:
+    kind = "db-instance"
+
+    def _probe(self, run: Run, ident: str, latest: dict):
+        rds = run.client("rds")
+
+        def probe() -> str:
+            try:
+                db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+            except ClientError as exc:
+                if error_code(exc) == "DBInstanceNotFound":
+                    return GONE
+                raise
+            latest.clear()
+            latest.update(db)
+            return db["DBInstanceStatus"]
+
+        return probe
+
+    def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
+        latest: dict = {}
+        f.state = run.wait(f.key, f"RDS instance {f.id}", self._probe(run, f.id, latest), done={"available"},
+                           failed=FAILED_STATES | {GONE, "deleting"}, kind=self.kind)
+        f.attrs.update(_db_attrs(latest))
+        return f
+
+    def _adopt_existing(self, run: Run, d: Desired) -> Found:
+        """The create said "already exists": ours (a rerun after a crash) or someone else's."""
+        db = run.client("rds").describe_db_instances(DBInstanceIdentifier=d.name)["DBInstances"][0]
+        if not owned_by(from_tag_list(db.get("TagList")), run.stack):
+            raise OwnershipError(f"RDS instance {d.name} exists but is not stack {run.stack}'s",
+                                 "awslab will not touch it: use another --name")
+        return Found(d.key, self.kind, d.name, db["DBInstanceStatus"], attrs=_db_attrs(db))
+
+    def final_snapshot_id(self, run: Run, f: Found) -> str | None:
+        return None
+
+    def delete(self, run: Run, f: Found) -> None:
+        rds = run.client("rds")
+        latest: dict = {}
+        probe = self._probe(run, f.id, latest)
+        # AWS refuses to delete an instance that is still being created or modified; wait for it.
+        state = run.wait(f.key, f"RDS instance {f.id} to be deletable", probe,
+                         done={"available", "deleting", GONE, "stopped", "storage-full", "failed",
+                               "incompatible-parameters", "incompatible-network", "inaccessible-encryption-credentials"},
+                         kind=self.kind)
+        if state == GONE:
+            return
+        if state != "deleting":
+            if latest.get("DeletionProtection"):
+                raise OperationError(f"RDS instance {f.id} has deletion protection on",
+                                     f"turn it off first: aws rds modify-db-instance --db-instance-identifier {f.id} --no-deletion-protection --apply-immediately")
+            snapshot = self.final_snapshot_id(run, f)
+            args = {"FinalDBSnapshotIdentifier": snapshot} if snapshot else {"SkipFinalSnapshot": True}
+            try:
+                rds.delete_db_instance(DBInstanceIdentifier=f.id, DeleteAutomatedBackups=True, **args)
+            except ClientError as exc:
+                code = error_code(exc)
+                if code == "DBInstanceNotFound":
+                    return
+                if code != "InvalidDBInstanceState":
+                    raise
+            if snapshot:
+                f.attrs["final_snapshot"] = snapshot
+                run.on_event("note", key=f.key, text=f"final snapshot {snapshot}")
+        run.wait(f.key, f"RDS instance {f.id} to be deleted", probe, done={GONE}, kind=self.kind)
+
+
+class DbInstance(_DbBase):
+    kind = "db-instance"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        db = d.spec["database"]
+        try:
+            created = run.client("rds").create_db_instance(
+                DBInstanceIdentifier=d.name, Engine=db.engine, EngineVersion=db.engine_version,
+                DBInstanceClass=db.instance_class, AllocatedStorage=db.allocated_storage_gib,
+                StorageType=db.storage_type, MultiAZ=db.multi_az, StorageEncrypted=db.storage_encrypted,
+                BackupRetentionPeriod=db.backup_retention_days, PubliclyAccessible=False,
+                MasterUsername=db.master_username, ManageMasterUserPassword=True, DBName=db.database_name,
+                DeletionProtection=db.deletion_protection, CopyTagsToSnapshot=True,
+                DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
+                Port=db.port, Tags=run.tag_list(d.key, d.name),
+            )["DBInstance"]
+            found = Found(d.key, self.kind, d.name, created["DBInstanceStatus"], attrs=_db_attrs(created))
+        except ClientError as exc:
+            if error_code(exc) != "DBInstanceAlreadyExists":
+                raise
+            found = self._adopt_existing(run, d)
+        return self.ready(run, d, found)
+
+    def final_snapshot_id(self, run: Run, f: Found) -> str | None:
+        if run.options.get("skip_final_snapshot"):
+            return None
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        return f"{f.id}-final-{stamp}"
+
+
+class DbReplica(_DbBase):
+    kind = "db-replica"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        db = d.spec["database"]
+        primary = run.ref("db.primary")
+        try:
+            created = run.client("rds").create_db_instance_read_replica(
+                DBInstanceIdentifier=d.name, SourceDBInstanceIdentifier=primary.id,
+                DBInstanceClass=db.instance_class, PubliclyAccessible=False, MultiAZ=False,
+                # Same-region replicas land in the VPC only when given a subnet group.
+                DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
+                CopyTagsToSnapshot=True, Tags=run.tag_list(d.key, d.name),
+            )["DBInstance"]
+            found = Found(d.key, self.kind, d.name, created["DBInstanceStatus"], attrs=_db_attrs(created))
+        except ClientError as exc:
+            if error_code(exc) != "DBInstanceAlreadyExists":
+                raise
+            found = self._adopt_existing(run, d)
+        return self.ready(run, d, found)

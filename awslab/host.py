@@ -1,0 +1,234 @@
+"""The EC2 host: its IAM role and instance profile (for SSM), and the instance itself.
+
+The instance is reached through SSM Session Manager, not SSH: its profile carries the AWS-managed
+SSM core policy, IMDSv2 is required, and its user data installs the database and Redis clients.
+``RunInstances`` carries a deterministic ``ClientToken`` so a retried create never makes a second
+host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from botocore.exceptions import ClientError
+
+from awslab import catalog
+from awslab.errors import OwnershipError
+from awslab.model import Desired, Found
+from awslab.network import stack_filter, tag_spec
+from awslab.run import Run
+from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.topology import names
+from awslab.waiting import error_code, retry_eventual
+
+EC2_TRUST_POLICY = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+})
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+
+# A new instance profile takes seconds to be usable by EC2 ("Invalid IAM Instance Profile name").
+_profile_propagating = retry_eventual({"InvalidParameterValue"}, within_s=120, message_contains="nstance profile")
+_iam_not_visible_yet = retry_eventual({"NoSuchEntity"}, within_s=60)
+
+
+def user_data(db_engine: str) -> str:
+    client = catalog.DB_ENGINES[db_engine]["client"]
+    return (
+        "#!/bin/bash\n"
+        "# awslab: the database and Redis clients for the lab's exercises\n"
+        f"dnf install -y {client} redis6 nmap-ncat || dnf install -y {client} nmap-ncat\n"
+    )
+
+
+def discover(run: Run) -> list[Found]:
+    out: list[Found] = []
+    name = names(run.stack, run.ctx.region)["host.profile"]
+    iam = run.client("iam")
+    try:
+        prof = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+    else:
+        tags = from_tag_list(prof.get("Tags"))
+        if not owned_by(tags, run.stack):
+            return out + _discover_instances(run)  # not ours: never listed, so never deleted
+        roles = [r["RoleName"] for r in prof.get("Roles", [])]
+        attached: list[str] = []
+        if name in roles:
+            attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+        out.append(Found("host.profile", "instance-profile", name, "available", created=prof.get("CreateDate"),
+                         attrs={"arn": prof["Arn"], "roles": roles, "policies": attached, "tags": tags}))
+    return out + _discover_instances(run)
+
+
+def _discover_instances(run: Run) -> list[Found]:
+    out: list[Found] = []
+    resp = run.client("ec2").describe_instances(Filters=stack_filter(run.stack))
+    terminated = 0
+    for res in resp["Reservations"]:
+        for inst in res["Instances"]:
+            state = inst["State"]["Name"]
+            if state not in LIVE_STATES:
+                terminated += 1
+                continue
+            tags = from_tag_list(inst.get("Tags"))
+            out.append(Found(tags.get(TAG_RESOURCE) or "host.instance", "instance", inst["InstanceId"], state,
+                             created=inst.get("LaunchTime"), attrs=_instance_attrs(inst)))
+    run.memo("terminated-hosts", lambda: terminated)
+    return out
+
+
+def _instance_attrs(inst: dict) -> dict:
+    return {
+        "private_ip": inst.get("PrivateIpAddress"), "public_ip": inst.get("PublicIpAddress"),
+        "az": inst.get("Placement", {}).get("AvailabilityZone"), "type": inst.get("InstanceType"),
+        "imds_tokens": inst.get("MetadataOptions", {}).get("HttpTokens"),
+    }
+
+
+class InstanceProfile:
+    kind = "instance-profile"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        iam = run.client("iam")
+        tags = run.tag_list(d.key, d.name)
+        try:
+            iam.create_role(RoleName=d.name, AssumeRolePolicyDocument=EC2_TRUST_POLICY, Tags=tags,
+                            Description=f"awslab {run.stack}: the lab's EC2 host (SSM)")
+        except ClientError as exc:
+            if error_code(exc) != "EntityAlreadyExists":
+                raise
+            role_tags = from_tag_list(iam.get_role(RoleName=d.name)["Role"].get("Tags"))
+            if not owned_by(role_tags, run.stack):
+                raise OwnershipError(f"IAM role {d.name} exists but is not stack {run.stack}'s",
+                                     "awslab will not touch it: delete it, or use another --name") from None
+        try:
+            prof = iam.create_instance_profile(InstanceProfileName=d.name, Tags=tags)["InstanceProfile"]
+        except ClientError as exc:
+            if error_code(exc) != "EntityAlreadyExists":
+                raise
+            prof = iam.get_instance_profile(InstanceProfileName=d.name)["InstanceProfile"]
+        found = Found(d.key, self.kind, d.name, "available", attrs={
+            "arn": prof["Arn"], "roles": [r["RoleName"] for r in prof.get("Roles", [])], "policies": []})
+        return self.complete(run, d, found)
+
+    def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
+        if d.name not in f.get("roles", []):
+            return "role not in the instance profile"
+        missing = set(d.spec["managed_policy_arns"]) - set(f.get("policies", []))
+        return f"policies not attached: {', '.join(sorted(missing))}" if missing else None
+
+    def complete(self, run: Run, d: Desired, f: Found) -> Found:
+        iam = run.client("iam")
+        for arn in d.spec["managed_policy_arns"]:
+            if arn not in f.get("policies", []):
+                _iam_not_visible_yet(iam.attach_role_policy)(RoleName=d.name, PolicyArn=arn)
+        if d.name not in f.get("roles", []):
+            try:
+                _iam_not_visible_yet(iam.add_role_to_instance_profile)(InstanceProfileName=d.name, RoleName=d.name)
+            except ClientError as exc:
+                if error_code(exc) != "LimitExceeded":  # the profile already holds its one role
+                    raise
+        f.attrs.update(roles=[d.name], policies=list(d.spec["managed_policy_arns"]))
+        return f
+
+    def delete(self, run: Run, f: Found) -> None:
+        iam = run.client("iam")
+        name = f.id
+        for role in f.get("roles", []):
+            _ignore_no_such(iam.remove_role_from_instance_profile, InstanceProfileName=name, RoleName=role)
+        _ignore_no_such(iam.delete_instance_profile, InstanceProfileName=name)
+        try:
+            policies = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+            return
+        for p in policies:
+            _ignore_no_such(iam.detach_role_policy, RoleName=name, PolicyArn=p["PolicyArn"])
+        _ignore_no_such(iam.delete_role, RoleName=name)
+
+
+def _ignore_no_such(call, **kwargs) -> None:
+    try:
+        call(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+
+
+class Instance:
+    kind = "instance"
+
+    def client_token(self, run: Run, subnet_id: str) -> str:
+        # Same token for every retry of this create (EC2 then returns the same instance), a new one
+        # for each new network and after each host terminated by hand (a terminated instance keeps
+        # its token for a while, and EC2 would answer with it).
+        generation = run.memo("terminated-hosts", lambda: 0)
+        seed = f"{run.stack}/{run.ctx.region}/{subnet_id}/{generation}"
+        return "awslab-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+    def create(self, run: Run, d: Desired) -> Found:
+        ec2 = run.client("ec2")
+        ami = run.client("ssm").get_parameter(Name=d.spec["ami_parameter"])["Parameter"]["Value"]
+        subnet_id = run.ref("network.subnet.public").id
+        launch = _profile_propagating(ec2.run_instances)
+        resp = launch(
+            ImageId=ami, InstanceType=d.spec["instance_type"], MinCount=1, MaxCount=1,
+            ClientToken=self.client_token(run, subnet_id),
+            NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [run.ref("sg.app").id],
+                                "AssociatePublicIpAddress": True}],
+            IamInstanceProfile={"Name": run.ref("host.profile").id},
+            MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+            UserData=user_data(d.spec["db_engine"]),
+            TagSpecifications=tag_spec(run, "instance", d.key, d.name) + tag_spec(run, "volume", d.key, d.name),
+        )
+        inst = resp["Instances"][0]
+        found = Found(d.key, self.kind, inst["InstanceId"], inst["State"]["Name"], created=inst.get("LaunchTime"),
+                      attrs=_instance_attrs(inst))
+        return self.ready(run, d, found)
+
+    def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
+        ec2 = run.client("ec2")
+        latest: dict = {}
+
+        def probe() -> str:
+            resp = _not_found_ok(ec2.describe_instances, InstanceIds=[f.id])
+            insts = [i for r in resp.get("Reservations", []) for i in r["Instances"]]
+            if not insts:
+                return "pending"  # not visible yet
+            latest.update(insts[0])
+            return insts[0]["State"]["Name"]
+
+        f.state = run.wait(f.key, f"EC2 instance {f.id}", probe, done={"running"},
+                           failed={"shutting-down", "terminated", "stopping", "stopped"}, kind="instance")
+        f.attrs.update(_instance_attrs(latest))
+        return f
+
+    def delete(self, run: Run, f: Found) -> None:
+        ec2 = run.client("ec2")
+        try:
+            ec2.terminate_instances(InstanceIds=[f.id])
+        except ClientError as exc:
+            if error_code(exc) != "InvalidInstanceID.NotFound":
+                raise
+            return
+
+        def probe() -> str:
+            resp = _not_found_ok(ec2.describe_instances, InstanceIds=[f.id])
+            insts = [i for r in resp.get("Reservations", []) for i in r["Instances"]]
+            return insts[0]["State"]["Name"] if insts else "terminated"
+
+        run.wait(f.key, f"EC2 instance {f.id} to terminate", probe, done={"terminated"}, kind="instance")
+
+
+def _not_found_ok(call, **kwargs) -> dict:
+    try:
+        return call(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) == "InvalidInstanceID.NotFound":
+            return {}
+        raise

@@ -1,0 +1,134 @@
+"""Start, find, reuse and stop the local AWS server process.
+
+Its files live in ``<state dir>/local/``: ``server.json`` (pid, port, token; written by the server
+once it listens) and ``server.log``. A server is reused only when its pid is alive and its health
+endpoint answers with the same pid and token; ``stop`` signals only that pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from awslab.errors import OperationError
+from awslab.state import read_json, state_dir
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+HEALTH_PATH = "/awslab/health"  # one fact, also in server.py (kept import-free for start-up speed)
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    pid: int
+    host: str
+    port: int
+    log: Path
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def local_dir() -> Path:
+    return state_dir() / "local"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (started by this process, not yet reaped) is not a server.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def _healthy(info: dict, timeout: float = 2.0) -> bool:
+    url = f"http://{info['host']}:{info['port']}{HEALTH_PATH}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            got = json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+    return got.get("pid") == info.get("pid") and got.get("token") == info.get("token")
+
+
+def _read_info() -> dict | None:
+    info = read_json(local_dir() / "server.json")
+    if info is None:
+        return None
+    if not all(isinstance(info.get(k), t) for k, t in (("pid", int), ("port", int), ("host", str), ("token", str))):
+        return None
+    return info
+
+
+def find() -> LocalServer | None:
+    """The running local AWS started by awslab, or None."""
+    info = _read_info()
+    if info and _pid_alive(info["pid"]) and _healthy(info):
+        return LocalServer(info["pid"], info["host"], info["port"], local_dir() / "server.log")
+    return None
+
+
+def ensure_running(port: int = 0) -> tuple[LocalServer, bool]:
+    """Reuse the running local AWS or start one; returns (server, started_now)."""
+    running = find()
+    if running:
+        return running, False
+    return start(port), True
+
+
+def start(port: int = 0) -> LocalServer:
+    """Start a detached local AWS on 127.0.0.1 and wait (bounded) until it answers."""
+    ldir = local_dir()
+    ldir.mkdir(parents=True, exist_ok=True)
+    (ldir / "server.json").unlink(missing_ok=True)
+    log_path = ldir / "server.log"
+    env = dict(os.environ)
+    env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "awslab.local.server", "--state-dir", str(ldir), "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, env=env,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise OperationError(f"the local AWS exited at start (code {proc.returncode})", f"see its log: {log_path}")
+        info = _read_info()
+        if info and info["pid"] == proc.pid and _healthy(info, timeout=1.0):
+            return LocalServer(proc.pid, info["host"], info["port"], log_path)
+        time.sleep(0.05)
+    proc.kill()
+    raise OperationError(f"the local AWS did not answer within {START_TIMEOUT_S:.0f}s", f"see its log: {log_path}")
+
+
+def stop() -> LocalServer | None:
+    """Stop the local AWS that awslab started (only that pid); None if none was running."""
+    running = find()
+    if running is None:
+        (local_dir() / "server.json").unlink(missing_ok=True)
+        return None
+    os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline and _pid_alive(running.pid):
+        time.sleep(0.05)
+    if _pid_alive(running.pid):
+        os.kill(running.pid, signal.SIGKILL)
+    (local_dir() / "server.json").unlink(missing_ok=True)
+    return running

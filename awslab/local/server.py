@@ -1,0 +1,64 @@
+"""The local AWS process: ``python -m awslab.local.server --state-dir DIR [--port N]``.
+
+Binds 127.0.0.1 (port 0 = any free port), applies awslab's patches over moto, then writes
+``server.json`` (pid, port, token) atomically so the starter knows it is ready. ``GET
+/awslab/health`` answers with the same pid and token, so a later command can tell this server from
+any other process that happens to hold the port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+HEALTH_PATH = "/awslab/health"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="awslab.local.server")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from awslab.local import patches
+
+    patches.apply()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    token = secrets.token_hex(8)
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            body = json.dumps({"pid": os.getpid(), "token": token}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return moto_app(environ, start_response)
+
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    port = server.server_port
+    os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (e.g. presigned) from it
+
+    from awslab.state import write_json_atomic
+
+    write_json_atomic(Path(args.state_dir) / "server.json",
+                      {"pid": os.getpid(), "host": args.host, "port": port, "token": token})
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"awslab local AWS listening on http://{args.host}:{port} (pid {os.getpid()})", flush=True)
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""VPC, internet gateway, subnets and the public route table: find, create, complete, delete.
+
+Every EC2 create carries its tags in ``TagSpecifications`` so a resource is never untagged, even
+if awslab dies right after the call. Multi-call resources (a gateway and its attachment, a route
+table and its route and association) are completed by ``complete`` when found half-made.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from awslab.model import Desired, Found
+from awslab.run import Run
+from awslab.tags import TAG_RESOURCE, TAG_STACK, from_tag_list
+from awslab.waiting import error_code, retry_eventual
+
+# Network interfaces of a deleted instance, DB or cache linger for a while on AWS.
+_draining = retry_eventual({"DependencyViolation"}, within_s=15 * 60)
+# A just-created resource may not be visible to the next call yet.
+_not_visible_yet = retry_eventual({"InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidInternetGatewayID.NotFound",
+                                   "InvalidRouteTableID.NotFound", "InvalidGroup.NotFound"}, within_s=60)
+
+
+def stack_filter(stack: str) -> list[dict]:
+    return [{"Name": f"tag:{TAG_STACK}", "Values": [stack]}]
+
+
+def tag_spec(run: Run, resource_type: str, key: str, name: str) -> list[dict]:
+    return [{"ResourceType": resource_type, "Tags": run.tag_list(key, name)}]
+
+
+def _key_of(tags: dict[str, str]) -> str | None:
+    return tags.get(TAG_RESOURCE)
+
+
+def availability_zones(run: Run, spec: dict) -> list[str]:
+    if spec.get("azs"):
+        return list(spec["azs"])
+
+    def first_two() -> list[str]:
+        zones = run.client("ec2").describe_availability_zones(
+            Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
+        )["AvailabilityZones"]
+        return sorted(z["ZoneName"] for z in zones)[:2]
+
+    zones = run.memo("azs", first_two)
+    if len(zones) < 2:
+        from awslab.errors import OperationError
+
+        raise OperationError(f"region {run.ctx.region} has fewer than two available AZs", "choose another region")
+    return zones
+
+
+def discover(run: Run) -> list[Found]:
+    """Every network resource tagged with the stack (reads only)."""
+    ec2 = run.client("ec2")
+    flt = stack_filter(run.stack)
+    out: list[Found] = []
+    for vpc in ec2.describe_vpcs(Filters=flt)["Vpcs"]:
+        tags = from_tag_list(vpc.get("Tags"))
+        out.append(Found(_key_of(tags) or "network.vpc", "vpc", vpc["VpcId"], vpc["State"],
+                         attrs={"cidr": vpc["CidrBlock"], "tags": tags}))
+    for igw in ec2.describe_internet_gateways(Filters=flt)["InternetGateways"]:
+        tags = from_tag_list(igw.get("Tags"))
+        attached = [a["VpcId"] for a in igw.get("Attachments", []) if a.get("State") in ("available", "attached")]
+        out.append(Found(_key_of(tags) or "network.igw", "internet-gateway", igw["InternetGatewayId"],
+                         "attached" if attached else "detached", attrs={"vpcs": attached, "tags": tags}))
+    for sn in ec2.describe_subnets(Filters=flt)["Subnets"]:
+        tags = from_tag_list(sn.get("Tags"))
+        out.append(Found(_key_of(tags) or f"network.subnet.{sn['SubnetId']}", "subnet", sn["SubnetId"], sn["State"],
+                         attrs={"cidr": sn["CidrBlock"], "az": sn["AvailabilityZone"], "vpc": sn["VpcId"], "tags": tags}))
+    for rt in ec2.describe_route_tables(Filters=flt)["RouteTables"]:
+        tags = from_tag_list(rt.get("Tags"))
+        routes = {r.get("DestinationCidrBlock"): r.get("GatewayId") for r in rt.get("Routes", [])}
+        assocs = {a["SubnetId"]: a["RouteTableAssociationId"] for a in rt.get("Associations", []) if a.get("SubnetId")}
+        out.append(Found(_key_of(tags) or "network.routes.public", "route-table", rt["RouteTableId"], "available",
+                         attrs={"routes": routes, "associations": assocs, "tags": tags}))
+    return out
+
+
+class Vpc:
+    kind = "vpc"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        ec2 = run.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock=d.spec["cidr"], TagSpecifications=tag_spec(run, "vpc", d.key, d.name))["Vpc"]
+        found = Found(d.key, self.kind, vpc["VpcId"], vpc.get("State", "pending"), attrs={"cidr": d.spec["cidr"]})
+        run.wait(d.key, f"VPC {found.id}", lambda: _describe_one(ec2.describe_vpcs, "Vpcs", VpcIds=[found.id]).get("State", "pending"),
+                 done={"available"})
+        # One attribute per call is all ModifyVpcAttribute takes. DNS hostnames let SSM and the DB
+        # endpoints resolve inside the VPC.
+        _not_visible_yet(ec2.modify_vpc_attribute)(VpcId=found.id, EnableDnsSupport={"Value": True})
+        _not_visible_yet(ec2.modify_vpc_attribute)(VpcId=found.id, EnableDnsHostnames={"Value": True})
+        found.state = "available"
+        return found
+
+    def delete(self, run: Run, f: Found) -> None:
+        _ignore_missing(_draining(run.client("ec2").delete_vpc), VpcId=f.id)
+
+
+class InternetGateway:
+    kind = "internet-gateway"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        igw = run.client("ec2").create_internet_gateway(
+            TagSpecifications=tag_spec(run, "internet-gateway", d.key, d.name))["InternetGateway"]
+        return self.complete(run, d, Found(d.key, self.kind, igw["InternetGatewayId"], "detached", attrs={"vpcs": []}))
+
+    def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
+        vpc = found.get("network.vpc")
+        return None if vpc is not None and vpc.id in f.get("vpcs", []) else "not attached to the VPC"
+
+    def complete(self, run: Run, d: Desired, f: Found) -> Found:
+        vpc_id = run.ref("network.vpc").id
+        if vpc_id not in f.get("vpcs", []):
+            try:
+                _not_visible_yet(run.client("ec2").attach_internet_gateway)(InternetGatewayId=f.id, VpcId=vpc_id)
+            except ClientError as exc:
+                if error_code(exc) != "Resource.AlreadyAssociated":
+                    raise
+        f.attrs["vpcs"] = [vpc_id]
+        f.state = "attached"
+        return f
+
+    def delete(self, run: Run, f: Found) -> None:
+        ec2 = run.client("ec2")
+        for vpc_id in f.get("vpcs", []):
+            try:
+                _draining(ec2.detach_internet_gateway)(InternetGatewayId=f.id, VpcId=vpc_id)
+            except ClientError as exc:
+                if error_code(exc) not in ("Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"):
+                    raise
+        _ignore_missing(ec2.delete_internet_gateway, InternetGatewayId=f.id)
+
+
+class Subnet:
+    kind = "subnet"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        ec2 = run.client("ec2")
+        az = availability_zones(run, d.spec)[d.spec["az_index"]]
+        sn = _not_visible_yet(ec2.create_subnet)(
+            VpcId=run.ref("network.vpc").id, CidrBlock=d.spec["cidr"], AvailabilityZone=az,
+            TagSpecifications=tag_spec(run, "subnet", d.key, d.name))["Subnet"]
+        return Found(d.key, self.kind, sn["SubnetId"], sn.get("State", "available"),
+                     attrs={"cidr": d.spec["cidr"], "az": az, "vpc": sn["VpcId"]})
+
+    def delete(self, run: Run, f: Found) -> None:
+        _ignore_missing(_draining(run.client("ec2").delete_subnet), SubnetId=f.id)
+
+
+class RouteTable:
+    """The public subnet's route table: 0.0.0.0/0 to the internet gateway (SSM needs it)."""
+
+    kind = "route-table"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        rt = _not_visible_yet(run.client("ec2").create_route_table)(
+            VpcId=run.ref("network.vpc").id, TagSpecifications=tag_spec(run, "route-table", d.key, d.name))["RouteTable"]
+        return self.complete(run, d, Found(d.key, self.kind, rt["RouteTableId"], "available",
+                                           attrs={"routes": {}, "associations": {}}))
+
+    def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
+        igw = found.get("network.igw")
+        subnet = found.get("network.subnet.public")
+        if igw is None or f.get("routes", {}).get("0.0.0.0/0") != igw.id:
+            return "no default route to the internet gateway"
+        if subnet is None or subnet.id not in f.get("associations", {}):
+            return "not associated with the public subnet"
+        return None
+
+    def complete(self, run: Run, d: Desired, f: Found) -> Found:
+        ec2 = run.client("ec2")
+        igw_id = run.ref("network.igw").id
+        subnet_id = run.ref("network.subnet.public").id
+        routes = f.attrs.setdefault("routes", {})
+        if routes.get("0.0.0.0/0") != igw_id:
+            if "0.0.0.0/0" in routes:
+                ec2.replace_route(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+            else:
+                _not_visible_yet(ec2.create_route)(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+            routes["0.0.0.0/0"] = igw_id
+        assocs = f.attrs.setdefault("associations", {})
+        if subnet_id not in assocs:
+            resp = _not_visible_yet(ec2.associate_route_table)(RouteTableId=f.id, SubnetId=subnet_id)
+            assocs[subnet_id] = resp["AssociationId"]
+        return f
+
+    def delete(self, run: Run, f: Found) -> None:
+        ec2 = run.client("ec2")
+        for assoc_id in f.get("associations", {}).values():
+            _ignore_missing(ec2.disassociate_route_table, AssociationId=assoc_id)
+        _ignore_missing(_draining(ec2.delete_route_table), RouteTableId=f.id)
+
+
+def _describe_one(call, list_key: str, **kwargs) -> dict:
+    try:
+        items = call(**kwargs)[list_key]
+    except ClientError as exc:
+        if error_code(exc).endswith(".NotFound"):
+            return {}
+        raise
+    return items[0] if items else {}
+
+
+def _ignore_missing(call, **kwargs) -> None:
+    """Deleting what is already gone is done (a rerun after a crash lands here)."""
+    try:
+        call(**kwargs)
+    except ClientError as exc:
+        if not error_code(exc).endswith((".NotFound", "NotFound")):
+            raise

@@ -1,0 +1,53 @@
+"""Planning: compare what the lab wants with what exists and return the steps. Pure: no AWS.
+
+``plan_up`` creates what is missing, completes what is half-made (a gateway not attached, a rule
+missing) and keeps the rest. ``plan_down`` deletes everything found, each resource only after
+everything that depends on it: the topology's edges read backwards.
+"""
+
+from __future__ import annotations
+
+from awslab.kinds import KINDS
+from awslab.model import CREATE, DELETE, KEEP, UPDATE, Desired, Found, Plan, Step
+from awslab.topology import EDGES, edge_for
+
+
+def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan:
+    wanted = {d.key for d in desired}
+    steps = []
+    for d in desired:
+        f = found.get(d.key)
+        deps = tuple(k for k in d.deps if k in wanted)
+        if f is None:
+            steps.append(Step(d.key, d.kind, CREATE, deps, d, None, "missing"))
+            continue
+        check = getattr(KINDS[d.kind], "incomplete", None)
+        why = check(d, f, found) if check else None
+        if why:
+            steps.append(Step(d.key, d.kind, UPDATE, deps, d, f, why))
+        else:
+            steps.append(Step(d.key, d.kind, KEEP, deps, d, f, f.state))
+    return Plan(stack, tuple(steps))
+
+
+def _deps_of(f: Found) -> tuple[str, ...]:
+    try:
+        return edge_for(f.key)[1]
+    except KeyError:
+        # A resource tagged with a key this version does not know: order it like its kind.
+        for kind, deps in EDGES.values():
+            if kind == f.kind:
+                return deps
+        return ()
+
+
+def plan_down(stack: str, found: dict[str, Found]) -> Plan:
+    """Delete every found resource after all that depend on it (replica before primary, ...)."""
+    dependents: dict[str, list[str]] = {k: [] for k in found}
+    for key, f in found.items():
+        for dep in _deps_of(f):
+            if dep in dependents:
+                dependents[dep].append(key)
+    steps = [Step(k, f.kind, DELETE, tuple(sorted(dependents[k])), None, f, f.state)
+             for k, f in sorted(found.items())]
+    return Plan(stack, tuple(steps))

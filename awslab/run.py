@@ -1,0 +1,84 @@
+"""What a step sees while it runs: clients, the stack's tags, the resources already found or
+made, and a bounded wait that reports progress and stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from awslab.context import Context
+from awslab.errors import OperationError
+from awslab.model import Found
+from awslab.tags import as_tag_list
+from awslab.topology import stack_tags
+from awslab.waiting import Clock, poll_until
+
+# Upper bounds, sized for real AWS (a Multi-AZ RDS instance can take 20+ minutes, a replica as long).
+TIMEOUTS_S = {
+    "instance": 15 * 60,
+    "db-instance": 75 * 60,
+    "db-replica": 75 * 60,
+    "replication-group": 60 * 60,
+    "default": 10 * 60,
+}
+
+
+@dataclass
+class Run:
+    ctx: Context
+    stack: str
+    lab_name: str
+    found: dict[str, Found] = field(default_factory=dict)
+    on_event: Callable[..., None] = lambda *a, **k: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    clock: Clock = field(default_factory=Clock)
+    options: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _memo: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str):
+        return self.ctx.client(service)
+
+    def tags(self, key: str, name: str | None = None) -> dict[str, str]:
+        tags = stack_tags(self.stack, self.lab_name, key)
+        if name:
+            tags["Name"] = name
+        return tags
+
+    def tag_list(self, key: str, name: str | None = None) -> list[dict[str, str]]:
+        return as_tag_list(self.tags(key, name))
+
+    def memo(self, name: str, compute: Callable[[], Any]) -> Any:
+        """Compute once per run (e.g. the region's AZs), even when steps ask at the same time."""
+        with self._lock:
+            if name in self._memo:
+                return self._memo[name]
+        value = compute()
+        with self._lock:
+            return self._memo.setdefault(name, value)
+
+    def ref(self, key: str) -> Found:
+        with self._lock:
+            found = self.found.get(key)
+        if found is None:
+            raise OperationError(f"{key} is needed but does not exist", "run `awslab up` again")
+        return found
+
+    def record(self, found: Found) -> None:
+        with self._lock:
+            self.found[found.key] = found
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self.found.pop(key, None)
+
+    def wait(self, key: str, what: str, probe: Callable[[], str], done: Iterable[str],
+             failed: Iterable[str] = (), kind: str = "default") -> str:
+        p = self.ctx.polling
+        return poll_until(
+            what, probe, done, failed=failed, timeout_s=TIMEOUTS_S.get(kind, TIMEOUTS_S["default"]),
+            first_delay_s=p.first_delay_s, max_delay_s=p.max_delay_s, progress_every_s=p.progress_every_s,
+            on_progress=lambda state, elapsed: self.on_event("waiting", key=key, what=what, state=state, elapsed=elapsed),
+            cancel=self.cancel, clock=self.clock,
+        )

@@ -1,0 +1,64 @@
+"""awslab's own files: the state directory and the remembered "current context".
+
+The state directory is ``$AWSLAB_HOME`` or ``$XDG_STATE_HOME/awslab`` (``~/.local/state/awslab``).
+It holds the local AWS's pid/port/log (``local/``) and ``context.json``: the target and stack that
+the last ``up`` used, so ``status``/``down`` with no arguments act on the same stack. It never holds
+credentials or secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from awslab.errors import UsageError
+
+CONTEXT_FILE = "context.json"
+CONTEXT_KEYS = ("target", "stack", "lab", "region", "profile", "endpoint_url")
+
+
+def state_dir() -> Path:
+    home = os.environ.get("AWSLAB_HOME")
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "awslab"
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON so that a crash mid-write never leaves a half file (rename is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> dict | None:
+    """The file's JSON object, None if absent; a corrupted file is a usage error with the fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise UsageError(f"awslab's state file {path} is corrupted", f"delete it ({path}) and run the command again")
+    return data
+
+
+def load_current_context() -> dict:
+    data = read_json(state_dir() / CONTEXT_FILE) or {}
+    return {k: data[k] for k in CONTEXT_KEYS if isinstance(data.get(k), str)}
+
+
+def save_current_context(values: dict) -> None:
+    write_json_atomic(state_dir() / CONTEXT_FILE, {k: v for k, v in values.items() if k in CONTEXT_KEYS and v})

@@ -1,0 +1,41 @@
+"""Tag keys and naming: one place for how awslab marks and names what it owns.
+
+Tags are the source of truth: every resource carries ``awslab:stack`` and ``awslab:lab``, plus
+``awslab:resource`` (its key in the lab's topology, e.g. ``network.subnet.public``) so discovery
+can map what exists back to the plan without relying on names. Names derive from the stack name
+so two stacks of one lab can live in one account.
+"""
+
+from __future__ import annotations
+
+import re
+
+TAG_STACK = "awslab:stack"
+TAG_LAB = "awslab:lab"
+TAG_RESOURCE = "awslab:resource"
+
+STACK_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+STACK_NAME_RULE = "1-30 characters: lowercase letters, digits and hyphens, starting with a letter, no '--' and no trailing '-'"
+
+
+def valid_stack_name(name: str) -> bool:
+    # The stack name becomes part of RDS and ElastiCache identifiers, whose rules are the strictest:
+    # a letter first, no two consecutive hyphens, no trailing hyphen; ElastiCache allows 40 characters
+    # in all, and awslab appends at most 10 ("-cache" plus member suffixes).
+    return bool(STACK_NAME_RE.match(name)) and "--" not in name and not name.endswith("-")
+
+
+def resource_tags(stack: str, lab: str, key: str) -> dict[str, str]:
+    return {TAG_STACK: stack, TAG_LAB: lab, TAG_RESOURCE: key, "Name": f"{stack}-{key.split('.', 1)[-1].replace('.', '-')}"}
+
+
+def as_tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def from_tag_list(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tag_list or []}
+
+
+def owned_by(tags: dict[str, str], stack: str) -> bool:
+    return tags.get(TAG_STACK) == stack

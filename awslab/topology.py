@@ -1,0 +1,109 @@
+"""The lab's resources and how they depend on each other: one table, read forwards to build and
+backwards to tear down.
+
+``desired(lab, stack)`` is pure: the same lab and stack always give the same resources, names and
+dependencies, so planning needs no AWS. Teardown uses ``TEARDOWN_DEPS`` (the same edges) for
+whatever discovery found, so ``down`` needs no lab file.
+"""
+
+from __future__ import annotations
+
+from awslab.lab import Lab
+from awslab.model import Desired
+from awslab.tags import TAG_LAB, TAG_RESOURCE, TAG_STACK
+
+PRIVATE_SUBNETS = ("network.subnet.private-a", "network.subnet.private-b")
+
+# key -> (kind, dependencies). Replicas are numbered: db.replica.1, db.replica.2, ...
+EDGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "network.vpc": ("vpc", ()),
+    "network.igw": ("internet-gateway", ("network.vpc",)),
+    "network.subnet.public": ("subnet", ("network.vpc",)),
+    "network.subnet.private-a": ("subnet", ("network.vpc",)),
+    "network.subnet.private-b": ("subnet", ("network.vpc",)),
+    "network.routes.public": ("route-table", ("network.igw", "network.subnet.public")),
+    "sg.app": ("security-group", ("network.vpc",)),
+    "sg.db": ("security-group", ("network.vpc",)),
+    "sg.cache": ("security-group", ("network.vpc",)),
+    "sg.rules": ("security-group-rules", ("sg.app", "sg.db", "sg.cache")),
+    "host.profile": ("instance-profile", ()),
+    # The host waits for its route to the internet so its user data can install the clients.
+    "host.instance": ("instance", ("network.subnet.public", "network.routes.public", "sg.app", "host.profile")),
+    "db.subnet-group": ("db-subnet-group", PRIVATE_SUBNETS),
+    "db.primary": ("db-instance", ("db.subnet-group", "sg.db")),
+    "db.replica": ("db-replica", ("db.primary",)),
+    "cache.subnet-group": ("cache-subnet-group", PRIVATE_SUBNETS),
+    "cache.auth-token": ("secret", ()),
+    "cache.group": ("replication-group", ("cache.subnet-group", "sg.cache", "cache.auth-token")),
+}
+
+
+def edge_for(key: str) -> tuple[str, tuple[str, ...]]:
+    """Kind and dependencies of a key, numbered replicas included; KeyError for an unknown key."""
+    if key.startswith("db.replica."):
+        return EDGES["db.replica"]
+    return EDGES[key]
+
+
+def names(stack: str, region: str) -> dict[str, str]:
+    """Physical names. IAM is global, so its names carry the region too."""
+    return {
+        "network.vpc": f"{stack}-vpc",
+        "network.igw": f"{stack}-igw",
+        "network.subnet.public": f"{stack}-public",
+        "network.subnet.private-a": f"{stack}-private-a",
+        "network.subnet.private-b": f"{stack}-private-b",
+        "network.routes.public": f"{stack}-public",
+        "sg.app": f"{stack}-app",
+        "sg.db": f"{stack}-db",
+        "sg.cache": f"{stack}-cache",
+        "sg.rules": f"{stack} rules",
+        "host.profile": f"awslab-{stack}-{region}-host",
+        "host.instance": f"{stack}-host",
+        "db.subnet-group": f"{stack}-db",
+        "db.primary": f"{stack}-db",
+        "cache.subnet-group": f"{stack}-cache",
+        "cache.auth-token": f"awslab/{stack}/cache-auth-token",
+        "cache.group": f"{stack}-cache",
+    }
+
+
+def replica_name(stack: str, n: int) -> str:
+    return f"{stack}-db-replica-{n}"
+
+
+def stack_tags(stack: str, lab: str, key: str) -> dict[str, str]:
+    return {TAG_STACK: stack, TAG_LAB: lab, TAG_RESOURCE: key}
+
+
+def desired(lab: Lab, stack: str, region: str) -> list[Desired]:
+    """Every resource the lab wants, in a stable order."""
+    nm = names(stack, region)
+    n, h, d, c = lab.network, lab.host, lab.database, lab.cache
+    specs: dict[str, dict] = {
+        "network.vpc": {"cidr": n.vpc_cidr},
+        "network.igw": {},
+        "network.subnet.public": {"cidr": n.public_subnet_cidr, "az_index": 0, "public": True},
+        "network.subnet.private-a": {"cidr": n.private_subnet_cidrs[0], "az_index": 0, "public": False},
+        "network.subnet.private-b": {"cidr": n.private_subnet_cidrs[1], "az_index": 1, "public": False},
+        "network.routes.public": {},
+        "sg.app": {"description": f"awslab {stack}: the EC2 host"},
+        "sg.db": {"description": f"awslab {stack}: RDS, reachable from the host only"},
+        "sg.cache": {"description": f"awslab {stack}: ElastiCache, reachable from the host only"},
+        "sg.rules": {"db_port": d.port, "cache_port": c.port, "ssh_cidr": h.ssh_cidr},
+        "host.profile": {"managed_policy_arns": list(h.managed_policy_arns)},
+        "host.instance": {"instance_type": h.instance_type, "ami_parameter": h.ami_parameter, "db_engine": d.engine},
+        "db.subnet-group": {},
+        "db.primary": {"database": d},
+        "cache.subnet-group": {},
+        "cache.auth-token": {},
+        "cache.group": {"cache": c},
+    }
+    out: list[Desired] = []
+    for key, spec in specs.items():
+        kind, deps = EDGES[key]
+        out.append(Desired(key, kind, nm[key], deps, {**spec, "azs": n.availability_zones}))
+    kind, deps = EDGES["db.replica"]
+    for i in range(1, d.read_replicas + 1):
+        out.append(Desired(f"db.replica.{i}", kind, replica_name(stack, i), deps, {"database": d}))
+    return out
