@@ -12,6 +12,7 @@ Pinned to the moto version in pyproject.toml: the patches wrap moto's backends b
 | `delete_db_instance` with neither snapshot option accepted            | closed: `_rds_delete_rules` |
 | final snapshot id on a read replica accepted                          | closed: `_rds_delete_rules` |
 | deleting a replica deletes the primary's managed secret               | closed: `_rds_delete_rules` |
+| terminated instances listed (and tagged) forever                      | closed: `_purge_terminated_instances` (AWS: about an hour; here `AWSLAB_LOCAL_TERMINATED_RETENTION_S`, default 0) |
 | everything else in MOTO-GAPS.md                                       | open: awslab's own code is written to AWS's rules (see the issue on local fidelity) |
 """
 
@@ -33,6 +34,7 @@ def apply() -> None:
     _finish_cache_deletes()
     _cache_subnet_group_delete()
     _rds_delete_rules()
+    _purge_terminated_instances()
     _applied = True
 
 
@@ -130,3 +132,39 @@ def _rds_delete_rules() -> None:
                     skip_final_snapshot, delete_automated_backups)
 
     RDSBackend.delete_db_instance = delete_db_instance
+
+
+def _purge_terminated_instances() -> None:
+    """AWS forgets a terminated instance (and its tags) after about an hour; moto never does.
+
+    The local AWS keeps it for ``AWSLAB_LOCAL_TERMINATED_RETENTION_S`` seconds (default 0: gone
+    from the next request on), so a stack's teardown leaves nothing tagged behind.
+    """
+    import threading
+
+    from moto.ec2.models.instances import InstanceBackend
+
+    orig = InstanceBackend.terminate_instances
+
+    def purge(backend, instance_ids: list[str]) -> None:
+        for res_id, reservation in list(backend.reservations.items()):
+            reservation.instances = [i for i in reservation.instances if i.id not in instance_ids]
+            if not reservation.instances:
+                backend.reservations.pop(res_id, None)
+        for iid in instance_ids:
+            backend.tags.pop(iid, None)
+
+    @functools.wraps(orig)
+    def terminate_instances(self, instance_ids):
+        result = orig(self, instance_ids)
+        ids = [inst.id for inst, _ in result]
+        retention = float(os.environ.get("AWSLAB_LOCAL_TERMINATED_RETENTION_S", "0"))
+        if retention <= 0:
+            purge(self, ids)
+        else:
+            timer = threading.Timer(retention, purge, args=(self, ids))
+            timer.daemon = True
+            timer.start()
+        return result
+
+    InstanceBackend.terminate_instances = terminate_instances

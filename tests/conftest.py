@@ -1,0 +1,163 @@
+"""Fixtures: fake credentials and no AWS config, one real local AWS server per session, and an
+in-process runner for the real CLI.
+
+The server is the same process awslab starts for users (``awslab.local.manager.start``), with the
+same patches. Each test gets its own AWSLAB_HOME that points at that one server, and its own stack
+names, so tests do not see each other's resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+CLEARED = ("AWS_PROFILE", "AWS_REGION", "AWSLAB_TARGET", "AWSLAB_PROFILE", "AWSLAB_REGION", "AWSLAB_ENDPOINT_URL",
+           "AWSLAB_STACK", "AWSLAB_OUTPUT", "AWSLAB_DEBUG", "XDG_STATE_HOME")
+
+
+@pytest.fixture(autouse=True)
+def aws_sandbox(tmp_path, monkeypatch):
+    """No test can reach real AWS: fake keys, config files pointing at nothing, a private state dir."""
+    for k, v in FAKE_ENV.items():
+        monkeypatch.setenv(k, v)
+    for k in CLEARED:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    home = tmp_path / "awslab-home"
+    monkeypatch.setenv("AWSLAB_HOME", str(home))
+    yield home
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory):
+    """The real local AWS server, started once for the session by awslab's own manager."""
+    from awslab.local import manager
+
+    home = tmp_path_factory.mktemp("server-home")
+    old = os.environ.get("AWSLAB_HOME")
+    os.environ["AWSLAB_HOME"] = str(home)
+    try:
+        server = manager.start()
+    finally:
+        if old is None:
+            os.environ.pop("AWSLAB_HOME", None)
+        else:
+            os.environ["AWSLAB_HOME"] = old
+    yield server, home
+    os.environ["AWSLAB_HOME"] = str(home)
+    try:
+        manager.stop()
+    finally:
+        if old is None:
+            os.environ.pop("AWSLAB_HOME", None)
+        else:
+            os.environ["AWSLAB_HOME"] = old
+
+
+@pytest.fixture
+def local(local_server, aws_sandbox):
+    """This test's AWSLAB_HOME, pointing at the session's server (as if awslab had started it)."""
+    server, server_home = local_server
+    (aws_sandbox / "local").mkdir(parents=True, exist_ok=True)
+    shutil.copy(server_home / "local" / "server.json", aws_sandbox / "local" / "server.json")
+    return server
+
+
+@pytest.fixture
+def aws(local):
+    """boto3 clients on the local AWS: aws("ec2"), aws("rds", region="us-west-2")."""
+
+    def make(service: str, region: str = "us-east-1"):
+        return boto3.client(service, region_name=region, endpoint_url=local.endpoint_url,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    return make
+
+
+@pytest.fixture
+def stack():
+    """A stack name no other test uses."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def all(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def awslab():
+    """Run the real CLI in-process: awslab("up", "week6") -> CliResult(code, out, err)."""
+    from awslab.cli import main
+
+    def run(*args: str) -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def api_calls(monkeypatch):
+    """Every AWS operation awslab sends, in order: a list of (service, operation)."""
+    from botocore.client import BaseClient
+
+    calls: list[tuple[str, str]] = []
+    original = BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        calls.append((self.meta.service_model.service_name, operation_name))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return calls
+
+
+MUTATING_PREFIXES = ("Create", "Delete", "Modify", "Authorize", "Revoke", "Attach", "Detach", "Associate",
+                     "Disassociate", "Run", "Terminate", "Add", "Remove", "Put", "Replace", "Reboot", "Restore",
+                     "Tag", "Untag", "Start", "Stop", "Copy", "Update")
+
+
+def mutating(calls: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [c for c in calls if c[1].startswith(MUTATING_PREFIXES)]
+
+
+def stack_tagged(aws, stack: str) -> list[str]:
+    """ARNs of everything in the local AWS tagged with the stack (the tagging API, as the AWS CLI sees it)."""
+    tagging = aws("resourcegroupstaggingapi")
+    arns = []
+    for page in tagging.get_paginator("get_resources").paginate(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}]):
+        arns += [r["ResourceARN"] for r in page["ResourceTagMappingList"]]
+    return arns
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,168 @@
+"""The whole lifecycle through the real CLI against the real local AWS server, checked with boto3."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import mutating, stack_tagged
+
+pytestmark = pytest.mark.lifecycle
+
+
+def _tags(tag_list):
+    return {t["Key"]: t["Value"] for t in tag_list or []}
+
+
+def _ec2_tagged(aws, stack):
+    ec2 = aws("ec2")
+    flt = [{"Name": "tag:awslab:stack", "Values": [stack]}]
+    return {
+        "vpcs": ec2.describe_vpcs(Filters=flt)["Vpcs"],
+        "subnets": ec2.describe_subnets(Filters=flt)["Subnets"],
+        "igws": ec2.describe_internet_gateways(Filters=flt)["InternetGateways"],
+        "route_tables": ec2.describe_route_tables(Filters=flt)["RouteTables"],
+        "groups": ec2.describe_security_groups(Filters=flt)["SecurityGroups"],
+        "instances": [i for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
+                      if i["State"]["Name"] != "terminated"],
+    }
+
+
+def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_snapshot(awslab, aws, stack):
+    up = awslab("up", "week6", "--name", stack, "--output", "json")
+    assert up.code == 0, up.err
+    summary = json.loads(up.out)
+    assert {r["key"] for r in summary["resources"]} >= {"network.vpc", "db.primary", "db.replica.1", "cache.group", "host.instance"}
+    assert summary["estimated_hourly_usd"] > 0
+
+    ec2_items = _ec2_tagged(aws, stack)
+    (vpc,) = ec2_items["vpcs"]
+    assert vpc["CidrBlock"] == "10.60.0.0/16"
+    assert _tags(vpc["Tags"])["awslab:lab"] == "week6"
+    subnets = {_tags(s["Tags"])["awslab:resource"]: s for s in ec2_items["subnets"]}
+    assert subnets["network.subnet.public"]["CidrBlock"] == "10.60.0.0/24"
+    private_azs = {subnets[k]["AvailabilityZone"] for k in ("network.subnet.private-a", "network.subnet.private-b")}
+    assert len(private_azs) == 2
+    (igw,) = ec2_items["igws"]
+    assert igw["Attachments"][0]["VpcId"] == vpc["VpcId"]
+    (rt,) = ec2_items["route_tables"]
+    assert any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("GatewayId") == igw["InternetGatewayId"] for r in rt["Routes"])
+    assert [a["SubnetId"] for a in rt["Associations"] if a.get("SubnetId")] == [subnets["network.subnet.public"]["SubnetId"]]
+
+    groups = {_tags(g["Tags"])["awslab:resource"]: g for g in ec2_items["groups"]}
+    app, db_sg, cache_sg = groups["sg.app"], groups["sg.db"], groups["sg.cache"]
+    assert app["GroupName"] == f"{stack}-app"
+    assert app["IpPermissions"] == []  # no SSH unless asked
+    (db_in,) = db_sg["IpPermissions"]
+    assert (db_in["FromPort"], db_in["ToPort"]) == (5432, 5432)
+    assert [p["GroupId"] for p in db_in["UserIdGroupPairs"]] == [app["GroupId"]] and db_in["IpRanges"] == []
+    (cache_in,) = cache_sg["IpPermissions"]
+    assert (cache_in["FromPort"], [p["GroupId"] for p in cache_in["UserIdGroupPairs"]]) == (6379, [app["GroupId"]])
+    egress = {(p.get("FromPort"), tuple(g["GroupId"] for g in p["UserIdGroupPairs"]), tuple(r["CidrIp"] for r in p["IpRanges"]))
+              for p in app["IpPermissionsEgress"]}
+    assert egress == {(5432, (db_sg["GroupId"],), ()), (6379, (cache_sg["GroupId"],), ()), (443, (), ("0.0.0.0/0",))}
+
+    (inst,) = ec2_items["instances"]
+    assert inst["InstanceType"] == "t3.micro"
+    assert inst["MetadataOptions"]["HttpTokens"] == "required"
+    assert inst["SubnetId"] == subnets["network.subnet.public"]["SubnetId"]
+    profile = aws("iam").get_instance_profile(InstanceProfileName=f"awslab-{stack}-us-east-1-host")["InstanceProfile"]
+    assert inst["IamInstanceProfile"]["Arn"] == profile["Arn"]
+    role = profile["Roles"][0]["RoleName"]
+    attached = [p["PolicyArn"] for p in aws("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
+    assert attached == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+
+    rds = aws("rds")
+    primary = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+    assert (primary["Engine"], primary["EngineVersion"].split(".")[0]) == ("postgres", "16")
+    assert primary["DBInstanceClass"] == "db.t3.micro" and primary["AllocatedStorage"] == 20
+    assert primary["StorageType"] == "gp3" and primary["MultiAZ"] and primary["StorageEncrypted"]
+    assert primary["BackupRetentionPeriod"] == 7 and not primary["PubliclyAccessible"]
+    assert primary["MasterUserSecret"]["SecretArn"] and not primary["DeletionProtection"]
+    assert [g["VpcSecurityGroupId"] for g in primary["VpcSecurityGroups"]] == [db_sg["GroupId"]]
+    assert _tags(primary["TagList"])["awslab:stack"] == stack
+    replica = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db-replica-1")["DBInstances"][0]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == f"{stack}-db"
+    assert not replica["PubliclyAccessible"]
+
+    ec = aws("elasticache")
+    group = ec.describe_replication_groups(ReplicationGroupId=f"{stack}-cache")["ReplicationGroups"][0]
+    assert group["AutomaticFailover"] == "enabled" and group["CacheNodeType"] == "cache.t3.micro"
+    assert group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"] and group["AuthTokenEnabled"]
+    assert _tags(ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"])["awslab:stack"] == stack
+
+    status = awslab("status")  # no --name: the remembered stack
+    assert status.code == 0, status.err
+    for key in ("network.vpc", "sg.rules", "host.instance", "db.primary", "db.replica.1", "cache.group"):
+        assert key in status.out
+    assert f"stack {stack}" in status.out and "18 resources" in status.out
+
+    down = awslab("down", "--yes")
+    assert down.code == 0, down.err
+    assert "kept final DB snapshot" in down.out
+    assert all(not v for v in _ec2_tagged(aws, stack).values())
+    leftovers = stack_tagged(aws, stack)
+    assert len(leftovers) == 1 and ":snapshot:" in leftovers[0], leftovers
+    snap = rds.describe_db_snapshots(DBSnapshotIdentifier=leftovers[0].split(":")[-1])["DBSnapshots"][0]
+    assert snap["DBInstanceIdentifier"] == f"{stack}-db"
+    with pytest.raises(aws("iam").exceptions.NoSuchEntityException):
+        aws("iam").get_instance_profile(InstanceProfileName=f"awslab-{stack}-us-east-1-host")
+
+    again = awslab("down", "--yes")
+    assert again.code == 0 and "nothing to delete" in again.err
+
+
+def test_up_twice__second_run_sends_no_mutating_request(awslab, stack, api_calls):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    api_calls.clear()
+    second = awslab("up", "week6", "--name", stack)
+    assert second.code == 0, second.err
+    assert mutating(api_calls) == []
+    assert len(api_calls) <= 16, api_calls
+    assert awslab("down", "--yes", "--skip-final-snapshot").code == 0
+
+
+def test_down__spares_untagged_and_foreign_resources(awslab, aws, stack):
+    other = stack + "x"
+    ec2 = aws("ec2")
+    untagged_vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    # Same names awslab would use, no tags: a look-alike that must survive.
+    sg = ec2.create_security_group(GroupName=f"{stack}-app", Description="not awslab's", VpcId=untagged_vpc)["GroupId"]
+    assert awslab("up", "week6", "--name", other).code == 0
+    assert awslab("up", "week6", "--name", stack).code == 0
+
+    assert awslab("down", "--name", stack, "--yes").code == 0
+
+    assert ec2.describe_vpcs(VpcIds=[untagged_vpc])["Vpcs"]
+    assert ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
+    assert aws("rds").describe_db_instances(DBInstanceIdentifier=f"{other}-db")["DBInstances"]
+    assert len([a for a in stack_tagged(aws, other) if ":snapshot:" not in a]) >= 10
+    assert awslab("down", "--name", other, "--yes", "--skip-final-snapshot").code == 0
+
+
+def test_dry_run_and_plan__show_the_plan_and_create_nothing(awslab, aws, stack, api_calls):
+    plan = awslab("plan", "week6", "--name", stack)
+    assert plan.code == 0, plan.err
+    assert "create  db.replica.1" in plan.out and "18 to create" in plan.out
+    dry = awslab("up", "week6", "--name", stack, "--dry-run", "--output", "json")
+    steps = json.loads(dry.out)["steps"]
+    assert {s["action"] for s in steps} == {"create"}
+    assert next(s for s in steps if s["key"] == "db.replica.1")["depends_on"] == ["db.primary"]
+    assert mutating(api_calls) == []
+    assert stack_tagged(aws, stack) == []
+
+
+def test_secrets__never_printed_nor_written_to_the_state_dir(awslab, aws, stack, aws_sandbox):
+    outputs = [awslab("up", "week6", "--name", stack, "--debug"), awslab("status", "--output", "json")]
+    sm = aws("secretsmanager")
+    token = sm.get_secret_value(SecretId=f"awslab/{stack}/cache-auth-token")["SecretString"]
+    primary = aws("rds").describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+    password = json.loads(sm.get_secret_value(SecretId=primary["MasterUserSecret"]["SecretArn"])["SecretString"])["password"]
+    outputs.append(awslab("down", "--yes", "--debug"))
+    files = "".join(p.read_text(errors="replace") for p in aws_sandbox.rglob("*") if p.is_file())
+    for secret in (token, password):
+        assert len(secret) >= 8
+        for result in outputs:
+            assert secret not in result.all
+        assert secret not in files
