@@ -233,8 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        where = f"awslab {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "awslab"
+        click.echo(f"error: {exc.format_message()} (see `{where} --help`)", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -246,9 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+        click.echo(_one_line(exc.message, exc.hint), err=True)
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
@@ -258,9 +260,14 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"error: {message}", err=True)
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(_one_line(message, hint), err=True)
         sys.exit(code)
+
+
+def _one_line(message: str, hint: str | None) -> str:
+    """One clear line: the problem, then what to do about it."""
+    text = f"error: {message}" + (f" (hint: {hint})" if hint else "")
+    return " ".join(text.split())
 
 
 def _classify(exc: Exception) -> tuple[int, str, str]:

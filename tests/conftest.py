@@ -25,6 +25,8 @@ FAKE_ENV = {
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
+    # Any client not pointed at the local AWS goes to a closed local port, never to real AWS.
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
 }
 CLEARED = ("AWS_PROFILE", "AWS_REGION", "AWSLAB_TARGET", "AWSLAB_PROFILE", "AWSLAB_REGION", "AWSLAB_ENDPOINT_URL",
            "AWSLAB_STACK", "AWSLAB_OUTPUT", "AWSLAB_DEBUG", "XDG_STATE_HOME")

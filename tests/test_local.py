@@ -1,0 +1,153 @@
+"""The embedded local AWS: its process lifecycle, and the gaps awslab's layer closes over moto."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from botocore.exceptions import ClientError
+
+from awslab.local import manager
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_local_start_status_stop__one_detached_process_reused_then_stopped(awslab, aws_sandbox):
+    started = awslab("local", "start")
+    assert started.code == 0 and "started" in started.out, started
+    info = json.loads((aws_sandbox / "local" / "server.json").read_text())
+    assert _alive(info["pid"])
+    again = awslab("local", "start")
+    assert "already running" in again.out and str(info["pid"]) in again.out
+    status = json.loads(awslab("local", "status", "--output", "json").out)
+    assert status["running"] and status["pid"] == info["pid"]
+    assert status["endpoint_url"] == f"http://127.0.0.1:{info['port']}"
+    # Any SDK can use it.
+    import boto3
+
+    sts = boto3.client("sts", endpoint_url=status["endpoint_url"], region_name="us-east-1")
+    assert sts.get_caller_identity()["Account"] == "123456789012"
+    stopped = awslab("local", "stop")
+    assert stopped.code == 0 and str(info["pid"]) in stopped.out
+    assert not _alive(info["pid"]) or _zombie(info["pid"])
+    assert awslab("local", "stop").out.strip() == "local AWS was not running"
+    assert "not running" in awslab("local", "status").out
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return not _alive(pid)
+
+
+def test_local_stop__never_signals_a_process_that_is_not_its_server(awslab, aws_sandbox):
+    # A state file naming someone else's process (same pid alive, wrong token) is not ours to stop.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (aws_sandbox / "local").mkdir(parents=True)
+        (aws_sandbox / "local" / "server.json").write_text(json.dumps(
+            {"pid": other.pid, "host": "127.0.0.1", "port": 9, "token": "nope"}))
+        assert awslab("local", "stop").out.strip() == "local AWS was not running"
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_local_start__a_taken_port_is_a_usage_error(awslab):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.listen()
+        result = awslab("local", "start", "--port", str(port))
+    assert result.code == 2 and f"port {port}" in result.err and "in use" in result.err
+
+
+def test_first_use__starts_the_local_aws_by_itself(awslab, aws_sandbox, stack):
+    result = awslab("plan", "week6", "--name", stack)
+    try:
+        assert result.code == 0, result.err
+        assert manager.find() is not None
+    finally:
+        manager.stop()
+
+
+# --- the fidelity layer, on the session's server -------------------------------------------------
+
+def _network(aws):
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    return vpc, [a, b]
+
+
+def test_elasticache_delete__finishes_and_frees_the_id(aws, stack):
+    ec = aws("elasticache")
+    _, subnets = _network(aws)
+    ec.create_cache_subnet_group(CacheSubnetGroupName=stack, CacheSubnetGroupDescription="d", SubnetIds=subnets)
+    args = dict(ReplicationGroupId=stack, ReplicationGroupDescription="d", Engine="redis",
+                CacheNodeType="cache.t3.micro", CacheSubnetGroupName=stack)
+    ec.create_replication_group(**args)
+    with pytest.raises(ClientError) as in_use:
+        ec.delete_cache_subnet_group(CacheSubnetGroupName=stack)
+    assert in_use.value.response["Error"]["Code"] == "CacheSubnetGroupInUse"
+    assert ec.delete_replication_group(ReplicationGroupId=stack)["ReplicationGroup"]["Status"] == "deleting"
+    with pytest.raises(ClientError) as gone:
+        ec.describe_replication_groups(ReplicationGroupId=stack)
+    assert gone.value.response["Error"]["Code"] == "ReplicationGroupNotFoundFault"
+    ec.create_replication_group(**args)  # the id is free again
+    ec.delete_replication_group(ReplicationGroupId=stack)
+    ec.delete_cache_subnet_group(CacheSubnetGroupName=stack)
+    assert not [g for g in ec.describe_cache_subnet_groups()["CacheSubnetGroups"] if g["CacheSubnetGroupName"] == stack]
+
+
+def test_rds_delete__requires_a_snapshot_choice_and_refuses_one_for_a_replica(aws, stack):
+    rds = aws("rds")
+    rds.create_db_instance(DBInstanceIdentifier=stack, Engine="postgres", DBInstanceClass="db.t3.micro",
+                           AllocatedStorage=20, MasterUsername="labadmin", ManageMasterUserPassword=True,
+                           BackupRetentionPeriod=1)
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
+    with pytest.raises(ClientError) as neither:
+        rds.delete_db_instance(DBInstanceIdentifier=stack)
+    assert neither.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    with pytest.raises(ClientError) as replica_snapshot:
+        rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-r", FinalDBSnapshotIdentifier=f"{stack}-r-final")
+    assert replica_snapshot.value.response["Error"]["Code"] == "InvalidParameterValue"
+    secret_arn = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["MasterUserSecret"]["SecretArn"]
+    rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-r", SkipFinalSnapshot=True)
+    # Deleting the replica leaves the primary's managed secret alone.
+    assert aws("secretsmanager").describe_secret(SecretId=secret_arn)["ARN"] == secret_arn
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_iam__the_ssm_managed_policy_exists_and_attaches(aws, stack):
+    iam = aws("iam")
+    iam.create_role(RoleName=stack, AssumeRolePolicyDocument="{}")
+    iam.attach_role_policy(RoleName=stack, PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
+    assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=stack)["AttachedPolicies"]] == [
+        "AmazonSSMManagedInstanceCore"]
+
+
+def test_ec2__a_terminated_instance_and_its_tags_are_forgotten(aws, stack):
+    ec2 = aws("ec2")
+    iid = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "awslab:stack", "Value": stack}]}]
+                            )["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    flt = [{"Name": "tag:awslab:stack", "Values": [stack]}]
+    assert ec2.describe_instances(Filters=flt)["Reservations"] == []
+    tagging = aws("resourcegroupstaggingapi")
+    assert tagging.get_resources(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}])["ResourceTagMappingList"] == []

@@ -1,0 +1,101 @@
+"""Planning with no AWS at all: desired resources, create/keep/update, teardown order."""
+
+from __future__ import annotations
+
+from awslab.lab import load_lab
+from awslab.model import CREATE, DELETE, KEEP, UPDATE, Found
+from awslab.plan import plan_down, plan_up
+from awslab.security_groups import desired_rules
+from awslab.topology import desired
+
+
+def _found_all(items):
+    ids = {"network.vpc": "vpc-1", "network.igw": "igw-1", "network.subnet.public": "subnet-p"}
+    out = {}
+    for d in items:
+        attrs = {}
+        if d.kind == "internet-gateway":
+            attrs = {"vpcs": ["vpc-1"]}
+        elif d.kind == "route-table":
+            attrs = {"routes": {"0.0.0.0/0": "igw-1"}, "associations": {"subnet-p": "rtbassoc-1"}}
+        elif d.kind == "security-group-rules":
+            attrs = {"rules": desired_rules(d.spec)}
+        elif d.kind == "instance-profile":
+            attrs = {"roles": [d.name], "policies": list(d.spec["managed_policy_arns"])}
+        out[d.key] = Found(d.key, d.kind, ids.get(d.key, d.name), "available", attrs=attrs)
+    return out
+
+
+def test_desired__is_pure_and_names_derive_from_the_stack():
+    lab = load_lab("week6")
+    a, b = desired(lab, "one", "us-east-1"), desired(lab, "one", "us-east-1")
+    assert a == b
+    names = {d.key: d.name for d in desired(lab, "two", "eu-west-1")}
+    assert names["db.primary"] == "two-db" and names["db.replica.1"] == "two-db-replica-1"
+    assert names["cache.group"] == "two-cache" and names["host.profile"] == "awslab-two-eu-west-1-host"
+    assert len(a) == 18
+
+
+def test_desired__replica_count_follows_the_lab():
+    keys = {d.key for d in desired(load_lab("week6", overrides=["database.read_replicas=2"]), "s", "us-east-1")}
+    assert {"db.replica.1", "db.replica.2"} <= keys
+    keys = {d.key for d in desired(load_lab("week6", overrides=["database.read_replicas=0"]), "s", "us-east-1")}
+    assert not any(k.startswith("db.replica") for k in keys)
+
+
+def test_plan_up__nothing_found__creates_everything_with_dependencies():
+    items = desired(load_lab("week6"), "s", "us-east-1")
+    plan = plan_up("s", items, {})
+    assert {s.action for s in plan.steps} == {CREATE}
+    deps = {s.key: s.deps for s in plan.steps}
+    assert deps["db.replica.1"] == ("db.primary",)
+    assert "cache.group" not in deps["db.primary"] and "db.primary" not in deps["cache.group"]
+    assert set(deps["host.instance"]) >= {"sg.app", "host.profile", "network.subnet.public"}
+
+
+def test_plan_up__everything_found__keeps_everything():
+    items = desired(load_lab("week6"), "s", "us-east-1")
+    plan = plan_up("s", items, _found_all(items))
+    assert {s.action for s in plan.steps} == {KEEP} and plan.mutating == ()
+
+
+def test_plan_up__half_made_resources__are_completed():
+    items = desired(load_lab("week6", overrides=["host.ssh_cidr=203.0.113.10/32"]), "s", "us-east-1")
+    found = _found_all(desired(load_lab("week6"), "s", "us-east-1"))
+    found["network.igw"].attrs["vpcs"] = []
+    plan = {s.key: s for s in plan_up("s", items, found).steps}
+    assert plan["network.igw"].action == UPDATE and "not attached" in plan["network.igw"].reason
+    assert plan["sg.rules"].action == UPDATE and "tcp/22 from 203.0.113.10/32" in plan["sg.rules"].reason
+
+
+def test_plan_up__a_rule_opened_by_hand__is_reported_as_not_declared():
+    items = desired(load_lab("week6"), "s", "us-east-1")
+    found = _found_all(items)
+    from awslab.security_groups import Rule
+
+    found["sg.rules"].attrs["rules"] = found["sg.rules"].attrs["rules"] | {Rule("sg.db", "ingress", "tcp", 5432, 5432, "0.0.0.0/0")}
+    step = next(s for s in plan_up("s", items, found).steps if s.key == "sg.rules")
+    assert step.action == UPDATE and "not declared sg.db ingress tcp/5432 from 0.0.0.0/0" in step.reason
+
+
+def test_plan_down__deletes_dependents_first():
+    items = desired(load_lab("week6"), "s", "us-east-1")
+    plan = {s.key: s for s in plan_down("s", _found_all(items)).steps}
+    assert {s.action for s in plan.values()} == {DELETE}
+    # A step's deps are what must be deleted before it.
+    assert "db.replica.1" in plan["db.primary"].deps
+    assert {"db.primary", "db.replica.1"} <= set(plan["db.subnet-group"].deps) | set(plan["db.primary"].deps)
+    assert "cache.group" in plan["cache.subnet-group"].deps and "cache.group" in plan["cache.auth-token"].deps
+    assert "sg.rules" in plan["sg.app"].deps and "host.instance" in plan["sg.app"].deps
+    assert "db.primary" in plan["sg.db"].deps and "cache.group" in plan["sg.cache"].deps
+    assert "host.instance" in plan["host.profile"].deps
+    assert "network.routes.public" in plan["network.igw"].deps
+    assert {"network.igw", "network.subnet.public", "sg.app"} <= set(plan["network.vpc"].deps)
+
+
+def test_plan_down__only_what_was_found():
+    found = {"network.vpc": Found("network.vpc", "vpc", "vpc-1", "available"),
+             "db.subnet-group": Found("db.subnet-group", "db-subnet-group", "s-db", "Complete")}
+    plan = plan_down("s", found)
+    assert [s.key for s in plan.steps] == ["db.subnet-group", "network.vpc"]
+    assert all(s.deps == () for s in plan.steps)

@@ -1,0 +1,107 @@
+"""Bounded polling and the eventual-consistency retry, with an injected clock: no real waiting."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from botocore.exceptions import ClientError
+
+from awslab.errors import WaitTimeout
+from awslab.waiting import Clock, Interrupted, poll_until, retry_eventual
+
+
+class FakeClock(Clock):
+    def __init__(self):
+        self.t = 0.0
+        self.sleeps: list[float] = []
+        super().__init__(now=lambda: self.t, sleep=self._sleep)
+
+    def _sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += s
+
+
+def _states(*seq):
+    it = iter(seq)
+    last = [None]
+
+    def probe():
+        last[0] = next(it, last[0])
+        return last[0]
+
+    return probe
+
+
+def test_poll_until__returns_when_done_and_reports_each_new_state():
+    clock, seen = FakeClock(), []
+    state = poll_until("db x", _states("creating", "creating", "backing-up", "available"), {"available"},
+                       timeout_s=600, first_delay_s=5, max_delay_s=30, clock=clock,
+                       on_progress=lambda s, e: seen.append(s))
+    assert state == "available"
+    assert seen == ["creating", "backing-up"]
+    assert len(clock.sleeps) == 3 and all(2.5 <= s <= 30 for s in clock.sleeps)
+
+
+def test_poll_until__delays_grow_with_jitter_and_stay_bounded():
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout):
+        poll_until("x", lambda: "creating", {"available"}, timeout_s=600, first_delay_s=1, max_delay_s=20, clock=clock)
+    assert max(clock.sleeps) <= 20
+    assert clock.sleeps[-3] > clock.sleeps[0]  # backed off
+    assert len(clock.sleeps) < 80               # economical: not a tight loop
+
+
+def test_poll_until__gives_up_at_the_bound_naming_what_and_the_last_state():
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout) as info:
+        poll_until("RDS instance db1", lambda: "modifying", {"available"}, timeout_s=120, first_delay_s=5,
+                   max_delay_s=30, clock=clock)
+    assert "RDS instance db1" in info.value.message and "last seen: modifying" in info.value.message
+    assert 120 <= clock.t <= 121
+
+
+def test_poll_until__a_failed_state_fails_at_once():
+    with pytest.raises(WaitTimeout, match="went to 'failed'"):
+        poll_until("db", _states("creating", "failed"), {"available"}, failed={"failed"}, timeout_s=600,
+                   first_delay_s=1, max_delay_s=1, clock=FakeClock())
+
+
+def test_poll_until__cancel_stops_at_the_next_poll():
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Interrupted):
+        poll_until("db", lambda: "creating", {"available"}, timeout_s=600, first_delay_s=1, max_delay_s=1, cancel=cancel)
+
+
+def _client_error(code: str, message: str = "") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "DeleteSecurityGroup")
+
+
+def test_retry_eventual__retries_the_named_code_then_succeeds():
+    calls = []
+
+    @retry_eventual({"DependencyViolation"}, within_s=30)
+    def delete():
+        calls.append(1)
+        if len(calls) < 3:
+            raise _client_error("DependencyViolation")
+        return "deleted"
+
+    import tenacity
+
+    delete.retry.wait = tenacity.wait_none()
+    assert delete() == "deleted" and len(calls) == 3
+
+
+def test_retry_eventual__other_codes_are_not_retried():
+    calls = []
+
+    @retry_eventual({"DependencyViolation"}, within_s=30)
+    def delete():
+        calls.append(1)
+        raise _client_error("UnauthorizedOperation")
+
+    with pytest.raises(ClientError):
+        delete()
+    assert len(calls) == 1
