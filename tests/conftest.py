@@ -44,6 +44,25 @@ def aws_sandbox(tmp_path, monkeypatch):
     home = tmp_path / "awslab-home"
     monkeypatch.setenv("AWSLAB_HOME", str(home))
     yield home
+    _stop_servers_started_here(home)
+
+
+def _stop_servers_started_here(home: Path) -> None:
+    """A test that made awslab start its own local AWS must not leave the process behind."""
+    import json
+    import signal
+
+    info_path = home / "local" / "server.json"
+    shared = os.environ.get("AWSLAB_TEST_SHARED_SERVER_PID")
+    if not info_path.exists():
+        return
+    try:
+        pid = json.loads(info_path.read_text())["pid"]
+    except (ValueError, KeyError):
+        return
+    if str(pid) != shared:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +75,7 @@ def local_server(tmp_path_factory):
     os.environ["AWSLAB_HOME"] = str(home)
     try:
         server = manager.start()
+        os.environ["AWSLAB_TEST_SHARED_SERVER_PID"] = str(server.pid)
     finally:
         if old is None:
             os.environ.pop("AWSLAB_HOME", None)

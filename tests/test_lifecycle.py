@@ -113,7 +113,7 @@ def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_s
     assert again.code == 0 and "nothing to delete" in again.err
 
 
-def test_up_twice__second_run_sends_no_mutating_request(awslab, stack, api_calls):
+def test_up_twice__second_run_sends_no_mutating_request(awslab, local, stack, api_calls):
     assert awslab("up", "week6", "--name", stack).code == 0
     api_calls.clear()
     second = awslab("up", "week6", "--name", stack)
