@@ -48,9 +48,10 @@ def _setup_debug(debug: bool) -> None:
         os.environ["AWSLAB_DEBUG"] = "1"
         import logging
 
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-        # Request lines, never bodies: bodies can carry the AUTH token.
-        logging.getLogger("botocore.endpoint").setLevel(logging.DEBUG)
+        # awslab's own request log (awslab/context.py): operation and parameter names, never
+        # values or bodies, which can carry the AUTH token. botocore's loggers stay quiet for that reason.
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("awslab").setLevel(logging.DEBUG)
 
 
 def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, start_local: bool = True):

@@ -13,6 +13,7 @@ thread-safe, clients are.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from awslab import __version__
 from awslab.errors import UsageError
 
+log = logging.getLogger("awslab.aws")
 TARGETS = ("local", "aws")
 DEFAULT_LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "awslab-local", "aws_secret_access_key": "awslab-local"}  # not a secret
@@ -90,8 +92,23 @@ class Context:
             max_pool_connections=32,
         )
         made = session.client(service, region_name=key[1], endpoint_url=self.endpoint_url, config=config)
+        if os.environ.get("AWSLAB_DEBUG") == "1":
+            made.meta.events.register("before-parameter-build", _log_call)
+            made.meta.events.register("after-call", _log_result)
         with self._lock:
             return self._clients.setdefault(key, made)
+
+
+def _log_call(model, params, **_):
+    # Parameter names only: values can be secrets (AuthToken, SecretString).
+    log.debug("-> %s.%s (%s)", model.service_model.service_name, model.name, ", ".join(sorted(params)))
+
+
+def _log_result(http_response, parsed, model, **_):
+    meta = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+    code = parsed.get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+    log.debug("<- %s.%s HTTP %s%s", model.service_model.service_name, model.name, getattr(http_response, "status_code", "?"),
+              f" {code}" if code else f" request {meta.get('RequestId', '-')}")
 
 
 def resolve(target: str | None, region: str | None, profile: str | None, endpoint_url: str | None,

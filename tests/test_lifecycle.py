@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -153,16 +155,22 @@ def test_dry_run_and_plan__show_the_plan_and_create_nothing(awslab, aws, stack, 
     assert stack_tagged(aws, stack) == []
 
 
-def test_secrets__never_printed_nor_written_to_the_state_dir(awslab, aws, stack, aws_sandbox):
-    outputs = [awslab("up", "week6", "--name", stack, "--debug"), awslab("status", "--output", "json")]
+def test_secrets__never_printed_logged_nor_written_to_the_state_dir(awslab, aws, local, stack, aws_sandbox):
+    # Real processes, so every byte they write (logging included) is captured.
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "awslab", *args], capture_output=True, text=True, timeout=300)
+
+    outputs = [cli("up", "week6", "--name", stack, "--debug"), cli("status", "--output", "json", "--debug")]
+    assert outputs[0].returncode == 0, outputs[0].stderr
+    assert "CreateReplicationGroup" in outputs[0].stderr  # the debug log did run
     sm = aws("secretsmanager")
     token = sm.get_secret_value(SecretId=f"awslab/{stack}/cache-auth-token")["SecretString"]
     primary = aws("rds").describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
     password = json.loads(sm.get_secret_value(SecretId=primary["MasterUserSecret"]["SecretArn"])["SecretString"])["password"]
-    outputs.append(awslab("down", "--yes", "--debug"))
+    outputs.append(cli("down", "--yes", "--debug"))
     files = "".join(p.read_text(errors="replace") for p in aws_sandbox.rglob("*") if p.is_file())
     for secret in (token, password):
         assert len(secret) >= 8
         for result in outputs:
-            assert secret not in result.all
+            assert secret not in result.stdout + result.stderr
         assert secret not in files
