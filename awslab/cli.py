@@ -65,12 +65,13 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
         raise UsageError("no stack given and none remembered", "pass --name STACK, or run `awslab up LAB` first")
     if stack:
         check_stack_name(stack)
+    if lab_name and remembered.get("stack") != stack:
+        # `up`/`plan` of another stack start from the defaults (local), not the last stack's account.
+        remembered = {}
     if opts.get("profile") is None and os.environ.get("AWS_PROFILE") and (opts.get("target") or remembered.get("target")) == "aws":
         opts["profile"] = os.environ["AWS_PROFILE"]
     ctx = resolve(opts.get("target"), opts.get("region"), opts.get("profile"), opts.get("endpoint_url"),
-                  stack=stack, yes=opts.get("yes", False), remembered=remembered if not lab_name else
-                  {k: v for k, v in remembered.items() if remembered.get("stack") == stack or k == "target"},
-                  start_local=start_local)
+                  stack=stack, yes=opts.get("yes", False), remembered=remembered, start_local=start_local)
     return ctx
 
 
