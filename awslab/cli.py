@@ -174,14 +174,34 @@ def local():
 
 @local.command("start")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on (default: any free port).")
-def local_start(port):
-    """Start the local AWS (or report the one already running)."""
+@click.option("--latency", default=None, metavar="PROFILE",
+              help="instant (default: moto's speed), realistic (AWS's typical durations), or TRANSITION=SECONDS,... "
+                   "e.g. rds.create=5,ec2.run=1. Applies to resources made from then on.")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Multiply the realistic durations, e.g. 0.01 for a 15-minute RDS creation in 9 seconds.")
+def local_start(port, latency, time_scale):
+    """Start the local AWS (or report the one already running, changing its latency if asked).
+
+    Example: awslab local start --latency realistic --time-scale 0.01
+    """
+    from awslab.local import latency as lat
     from awslab.local import manager
 
+    if latency is not None:
+        try:
+            lat.parse(latency)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if time_scale is not None and latency is None:
+        latency = "realistic"
     if port:
         _check_port_free(port)
-    server, started = manager.ensure_running(port)
-    click.echo(f"local AWS {'started' if started else 'already running'}: {server.endpoint_url} (pid {server.pid})")
+    server, started = manager.ensure_running(port, latency, time_scale)
+    now = manager.get_latency(server)
+    scale = f" x{now['time_scale']:g}" if now["profile"] == "realistic" else ""
+    explicit = f" {now['explicit']}" if now["explicit"] else ""
+    click.echo(f"local AWS {'started' if started else 'already running'}: {server.endpoint_url} (pid {server.pid}; "
+               f"latency {now['profile']}{scale}{explicit})")
 
 
 def _check_port_free(port: int) -> None:

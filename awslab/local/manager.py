@@ -18,12 +18,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from awslab.errors import OperationError
+from awslab.errors import OperationError, UsageError
 from awslab.state import read_json, state_dir
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-HEALTH_PATH = "/awslab/health"  # one fact, also in server.py (kept import-free for start-up speed)
+HEALTH_PATH = "/awslab/health"  # these two are also in server.py (kept import-free for start-up speed)
+LATENCY_PATH = "/awslab/latency"
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,34 @@ def find() -> LocalServer | None:
     return None
 
 
-def ensure_running(port: int = 0) -> tuple[LocalServer, bool]:
+def ensure_running(port: int = 0, latency: str | None = None, time_scale: float | None = None) -> tuple[LocalServer, bool]:
     """Reuse the running local AWS or start one; returns (server, started_now)."""
     running = find()
     if running:
+        if latency is not None:
+            set_latency(running, latency, time_scale if time_scale is not None else 1.0)
         return running, False
-    return start(port), True
+    return start(port, latency, time_scale), True
 
 
-def start(port: int = 0) -> LocalServer:
+def set_latency(server: LocalServer, latency: str, time_scale: float = 1.0) -> dict:
+    """Change the latency profile of a running local AWS (for resources made from then on)."""
+    req = urllib.request.Request(f"{server.endpoint_url}{LATENCY_PATH}", method="POST",
+                                 data=json.dumps({"latency": latency, "time_scale": time_scale}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise UsageError(f"latency refused: {json.loads(exc.read()).get('error')}") from None
+
+
+def get_latency(server: LocalServer) -> dict:
+    with urllib.request.urlopen(f"{server.endpoint_url}{LATENCY_PATH}", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def start(port: int = 0, latency: str | None = None, time_scale: float | None = None) -> LocalServer:
     """Start a detached local AWS on 127.0.0.1 and wait (bounded) until it answers."""
     ldir = local_dir()
     ldir.mkdir(parents=True, exist_ok=True)
@@ -102,7 +122,9 @@ def start(port: int = 0) -> LocalServer:
     env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "awslab.local.server", "--state-dir", str(ldir), "--port", str(port)],
+            [sys.executable, "-m", "awslab.local.server", "--state-dir", str(ldir), "--port", str(port),
+             *(["--latency", latency] if latency else []),
+             *(["--time-scale", str(time_scale)] if time_scale is not None else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env,
         )

@@ -1,27 +1,56 @@
-"""awslab's layer over moto: close the gaps between moto and AWS that matter to the lab.
+"""awslab's layer over moto: make the local AWS behave like AWS where it matters to the lab.
 
-Loaded by the local server process (``awslab.local.server``) and by the test fixtures, never by the
-CLI itself, so the CLI starts quickly. Each patch names the row of shared/MOTO-GAPS.md it closes.
-Pinned to the moto version in pyproject.toml: the patches wrap moto's backends by method name.
+Loaded by the local server process (``awslab.local.server``) and so by the test fixtures, never by
+the CLI itself (the CLI starts quickly). Pinned to the moto version range in pyproject.toml: the
+patches wrap moto's backends by method name. Durations come from ``latency.py``.
 
-| MOTO-GAPS row                                                         | here                         |
-|-----------------------------------------------------------------------|------------------------------|
-| ElastiCache deletes never finish, ids never freed                     | closed: `_finish_cache_deletes` |
-| `delete_cache_subnet_group` not implemented                           | closed: `_cache_subnet_group_delete` (in-use refused as on AWS) |
-| IAM managed policies not loaded (SSM core policy attach fails)        | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` |
-| `delete_db_instance` with neither snapshot option accepted            | closed: `_rds_delete_rules` |
-| final snapshot id on a read replica accepted                          | closed: `_rds_delete_rules` |
-| deleting a replica deletes the primary's managed secret               | closed: `_rds_delete_rules` |
-| terminated instances listed (and tagged) forever                      | closed: `_purge_terminated_instances` (AWS: about an hour; here `AWSLAB_LOCAL_TERMINATED_RETENTION_S`, default 0) |
-| everything else in MOTO-GAPS.md                                       | open: awslab's own code is written to AWS's rules (see the issue on local fidelity) |
+Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
+
+| MOTO-GAPS row | status |
+|---|---|
+| RDS `available` at once; never `creating`/`backing-up`/`modifying`/`rebooting` | closed: `_rds_states` (latency profile) |
+| DB snapshot `available` at once | closed: `_rds_states` |
+| ElastiCache group `available` at once | closed: `_elasticache_states` |
+| EC2 `running` on first describe | closed: `_ec2_states` (`pending` first) |
+| `delete_db_instance` removes the instance at once | closed: `_rds_states` (`deleting`, then gone) |
+| ElastiCache deletes never finish, id never freed | closed: `_elasticache_states` (`deleting`, then gone, id free) |
+| state manager knows no RDS/ElastiCache/EC2 model | closed: awslab's own timelines replace it |
+| `delete_cache_subnet_group` not implemented | closed: `_cache_subnet_group_delete` (refused while in use) |
+| `elasticache.test_failover`, network insights, SSM run command, pricing | left: awslab does not call them yet (verify/failover issues) |
+| `reboot_db_instance(ForceFailover=True)` a no-op | left: the failover command's issue |
+| no `SecondaryAvailabilityZone`, `KmsKeyId` literal | left: awslab does not read them yet |
+| `create_cache_cluster` without endpoints | left: awslab makes replication groups only |
+| replication group of 2 yields 1 member | left: awslab reads the group, not its members |
+| `/moto-api/data.json` fails with RDS | left: awslab does not use it |
+| IAM managed policies not loaded | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` |
+| unknown AMI/class/version, short password, bad group accepted | partly closed: `_rds_rejects` refuses unknown DB classes and engine versions; awslab validates the rest before calling |
+| `MasterUserPassword` with `ManageMasterUserPassword` accepted | closed: `_rds_rejects` |
+| delete without a final-snapshot choice accepted | closed: `_rds_rejects` |
+| final snapshot id on a read replica accepted | closed: `_rds_rejects` |
+| in-use DB subnet group deletable | closed: `_in_use_deletes` (`InvalidDBSubnetGroupStateFault`) |
+| in-use security group deletable | closed: `_in_use_deletes` (`DependencyViolation`, ENIs drain after termination) |
+| subnet with an instance deletable | closed: `_in_use_deletes` |
+| `AuthToken` without transit encryption accepted | closed: `_elasticache_rejects` |
+| cache cluster without a subnet group | left: awslab always gives one |
+| restores ignore `False` overrides; restore time unused | left: the snapshots issue |
+| replica shares and deletes the primary's secret | closed: `_rds_rejects` (a replica's delete leaves it) |
+| terminated instances listed forever | closed: `_ec2_states` (gone after the retention of the profile, default at once) |
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import time
+
+from awslab.local import latency
 
 _applied = False
+
+DB_CLASSES = {f"db.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", "small", "medium", "large", "xlarge", "2xlarge")} | {
+    f"db.{fam}.{size}" for fam in ("m5", "m6g", "m6i", "m7g", "r5", "r6g", "r6i", "r7g")
+    for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")}
+DB_MAJOR_VERSIONS = {"postgres": ("13", "14", "15", "16", "17"), "mysql": ("8.0", "8.4")}
 
 
 def apply() -> None:
@@ -31,48 +60,249 @@ def apply() -> None:
         return
     # moto reads this when its IAM backend is first created; AWS always has the managed policies.
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    _finish_cache_deletes()
+    _rds_states()
+    _rds_rejects()
+    _elasticache_states()
+    _elasticache_rejects()
     _cache_subnet_group_delete()
-    _rds_delete_rules()
-    _purge_terminated_instances()
+    _ec2_states()
+    _in_use_deletes()
     _applied = True
 
 
-def _finish_cache_deletes() -> None:
-    """moto leaves deleted replication groups and clusters in 'deleting' forever; AWS removes them.
+def _status_property(cls, attr: str = "_awslab_status"):
+    """Replace ``cls.status`` with one that reports the object's transitional state first."""
 
-    The delete call still answers with status 'deleting' (as AWS does); the next describe finds
-    nothing and the id can be reused.
-    """
-    from moto.elasticache.models import ElastiCacheBackend
+    def get(self):
+        return latency.phase(self) or getattr(self, attr, None)
+
+    def put(self, value):
+        setattr(self, attr, value)
+
+    cls.status = property(get, put)
+
+
+def _linger(obj, transition: str, final_state: str) -> bool:
+    """Keep a deleted resource visible in ``final_state``'s predecessor until its timeline ends."""
+    end = latency.start(obj, transition)
+    obj.status = final_state
+    if end <= time.monotonic():
+        return False
+    obj._awslab_gone_at = end
+    return True
+
+
+def _wrap_init_dicts(cls, *names: str) -> None:
+    orig = cls.__init__
+
+    @functools.wraps(orig)
+    def __init__(self, *a, **kw):
+        orig(self, *a, **kw)
+        for name in names:
+            setattr(self, name, latency.ExpiringDict(getattr(self, name)))
+
+    cls.__init__ = __init__
+
+
+def _rds_error(code: str, message: str):
+    from moto.rds.exceptions import RDSClientError
+
+    return RDSClientError(code, message)
+
+
+# --- RDS ---------------------------------------------------------------------------------------
+
+def _rds_states() -> None:
+    from moto.rds.models import DBInstance, DBSnapshot, RDSBackend
+
+    _status_property(DBInstance)
+    _status_property(DBSnapshot)
+    _wrap_init_dicts(RDSBackend, "databases")
+
+    def timeline(method, transition_of):
+        orig = getattr(RDSBackend, method)
+
+        @functools.wraps(orig)
+        def wrapper(self, *a, **kw):
+            result = orig(self, *a, **kw)
+            latency.start(result, transition_of(result))
+            return result
+
+        setattr(RDSBackend, method, wrapper)
+
+    timeline("create_db_instance", lambda db: "rds.create.multi_az" if db.multi_az else "rds.create")
+    timeline("create_db_instance_read_replica", lambda db: "rds.replica")
+    timeline("restore_db_instance_from_db_snapshot", lambda db: "rds.restore")
+    timeline("restore_db_instance_to_point_in_time", lambda db: "rds.restore")
+    timeline("modify_db_instance", lambda db: "rds.modify")
+    timeline("reboot_db_instance", lambda db: "rds.reboot")
+    timeline("create_db_snapshot", lambda snap: "rds.snapshot")
+
+    orig_replica = RDSBackend.create_db_instance_read_replica
+
+    @functools.wraps(orig_replica)
+    def create_db_instance_read_replica(self, db_kwargs):
+        source = self.databases.get(db_kwargs.get("source_db_instance_identifier"))
+        if source is not None:
+            if source.status != "available":
+                raise _rds_error("InvalidDBInstanceState",
+                                 f"DB Instance {source.db_instance_identifier} is not in an available state.")
+            if not source.backup_retention_period:
+                raise _rds_error("InvalidDBInstanceState",
+                                 "Automated backups are not enabled for this database instance. To enable automated "
+                                 "backups, use ModifyDBInstance to set the backup retention period to a non-zero value.")
+        return orig_replica(self, db_kwargs)
+
+    RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
+
+    orig_delete = RDSBackend.delete_db_instance
+
+    @functools.wraps(orig_delete)
+    def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None,
+                           skip_final_snapshot=False, delete_automated_backups=True):
+        db = self.databases.get(db_instance_identifier)
+        if db is not None and getattr(db, "_awslab_gone_at", None) is not None:
+            raise _rds_error("InvalidDBInstanceState", f"Instance {db_instance_identifier} is already being deleted.")
+        if db is not None and db.status in ("creating", "backing-up", "modifying", "rebooting"):
+            raise _rds_error("InvalidDBInstanceState",
+                             f"Instance {db_instance_identifier} is currently {db.status}; wait until it is available.")
+        deleted = orig_delete(self, db_instance_identifier, final_db_snapshot_identifier,
+                              skip_final_snapshot, delete_automated_backups)
+        if _linger(deleted, "rds.delete", "deleting"):
+            dict.__setitem__(self.databases, db_instance_identifier, deleted)
+        return deleted
+
+    RDSBackend.delete_db_instance = delete_db_instance
+
+
+def _rds_rejects() -> None:
+    """What AWS refuses and moto accepts, refused with AWS's codes and messages."""
+    from moto.rds.models import RDSBackend
+
+    orig_create = RDSBackend.create_db_instance
+
+    @functools.wraps(orig_create)
+    def create_db_instance(self, db_kwargs):
+        if db_kwargs.get("master_user_password") and db_kwargs.get("manage_master_user_password"):
+            raise _rds_error("InvalidParameterCombination",
+                             "Can't specify both MasterUserPassword and ManageMasterUserPassword.")
+        engine, version, klass = db_kwargs.get("engine"), str(db_kwargs.get("engine_version") or ""), db_kwargs.get("db_instance_class")
+        if engine in DB_MAJOR_VERSIONS:
+            if version and not any(version == v or version.startswith(v + ".") for v in DB_MAJOR_VERSIONS[engine]):
+                raise _rds_error("InvalidParameterCombination", f"Cannot find version {version} for {engine}")
+            if klass and klass not in DB_CLASSES:
+                raise _rds_error("InvalidParameterCombination",
+                                 f"RDS does not support creating a DB instance with the following combination: "
+                                 f"DBInstanceClass={klass}, Engine={engine}, EngineVersion={version or 'default'}, "
+                                 f"LicenseModel={'postgresql-license' if engine == 'postgres' else 'general-public-license'}. "
+                                 "For supported combinations of instance class and database engine version, see the documentation.")
+        return orig_create(self, db_kwargs)
+
+    RDSBackend.create_db_instance = create_db_instance
+
+    orig_delete = RDSBackend.delete_db_instance
+
+    @functools.wraps(orig_delete)
+    def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None,
+                           skip_final_snapshot=False, delete_automated_backups=True):
+        db = self.databases.get(db_instance_identifier)
+        if db is not None and getattr(db, "_awslab_gone_at", None) is None:
+            if not skip_final_snapshot and not final_db_snapshot_identifier:
+                raise _rds_error("InvalidParameterCombination",
+                                 "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+            if db.is_replica and final_db_snapshot_identifier and not skip_final_snapshot:
+                raise _rds_error("InvalidParameterValue",
+                                 "FinalDBSnapshotIdentifier can not be specified when deleting a replica instance")
+            if db.is_replica:
+                # moto hands the replica the primary's secret object; AWS gives replicas none.
+                db.manage_master_user_password = False
+        return orig_delete(self, db_instance_identifier, final_db_snapshot_identifier,
+                           skip_final_snapshot, delete_automated_backups)
+
+    RDSBackend.delete_db_instance = delete_db_instance
+
+
+# --- ElastiCache -------------------------------------------------------------------------------
+
+def _elasticache_states() -> None:
+    from moto.elasticache.models import CacheCluster, ElastiCacheBackend, ReplicationGroup
+
+    _status_property(ReplicationGroup)
+    _wrap_init_dicts(ElastiCacheBackend, "replication_groups", "cache_clusters")
+
+    orig_create = ElastiCacheBackend.create_replication_group
+
+    @functools.wraps(orig_create)
+    def create_replication_group(self, *a, **kw):
+        group = orig_create(self, *a, **kw)
+        latency.start(group, "elasticache.create")
+        return group
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
 
     orig_rg = ElastiCacheBackend.delete_replication_group
     orig_cc = ElastiCacheBackend.delete_cache_cluster
 
     @functools.wraps(orig_rg)
     def delete_replication_group(self, replication_group_id, retain_primary_cluster):
+        from moto.elasticache.exceptions import ElastiCacheException
+
+        existing = self.replication_groups.get(replication_group_id)
+        if existing is not None and existing.status != "available":
+            class InvalidReplicationGroupState(ElastiCacheException):
+                code = "InvalidReplicationGroupState"
+
+            raise InvalidReplicationGroupState(f"Replication group {replication_group_id} is not in available state.")
         group = orig_rg(self, replication_group_id, retain_primary_cluster)
-        self.replication_groups.pop(replication_group_id, None)
-        for member in list(getattr(group, "member_clusters", []) or []):
-            self.cache_clusters.pop(member, None)
+        members = list(getattr(group, "member_clusters", []) or [])
         _untag(self, group)
+        if _linger(group, "elasticache.delete", "deleting"):
+            for member in members:
+                cluster = self.cache_clusters.get(member)
+                if cluster is not None:
+                    cluster._awslab_gone_at = group._awslab_gone_at
+        else:
+            self.replication_groups.pop(replication_group_id, None)
+            for member in members:
+                self.cache_clusters.pop(member, None)
         return group
 
     @functools.wraps(orig_cc)
     def delete_cache_cluster(self, cache_cluster_id):
         cluster = orig_cc(self, cache_cluster_id)
-        self.cache_clusters.pop(cache_cluster_id, None)
         _untag(self, cluster)
+        end = latency.start(cluster, "elasticache.delete")
+        if end > time.monotonic():
+            cluster._awslab_gone_at = end
+        else:
+            self.cache_clusters.pop(cache_cluster_id, None)
         return cluster
 
     ElastiCacheBackend.delete_replication_group = delete_replication_group
     ElastiCacheBackend.delete_cache_cluster = delete_cache_cluster
+    _ = CacheCluster
 
 
 def _untag(backend, resource) -> None:
     arn = getattr(resource, "arn", None)
     if arn:
         backend.tagging_service.delete_all_tags_for_resource(arn)
+
+
+def _elasticache_rejects() -> None:
+    from moto.elasticache.exceptions import InvalidParameterValueException
+    from moto.elasticache.models import ElastiCacheBackend
+
+    orig = ElastiCacheBackend.create_replication_group
+
+    @functools.wraps(orig)
+    def create_replication_group(self, *a, **kw):
+        if kw.get("auth_token") and not kw.get("transit_encryption_enabled"):
+            raise InvalidParameterValueException(
+                "The AUTH token is only supported when encryption-in-transit is enabled")
+        return orig(self, *a, **kw)
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
 
 
 def _cache_subnet_group_delete() -> None:
@@ -106,65 +336,130 @@ def _cache_subnet_group_delete() -> None:
     ElastiCacheResponse.delete_cache_subnet_group = handler
 
 
-def _rds_delete_rules() -> None:
-    """AWS insists on an explicit final-snapshot choice, refuses one for a replica, and deleting a
-    replica leaves the primary's RDS-managed secret alone (moto shares and deletes it)."""
-    from moto.rds.exceptions import InvalidParameterCombination, InvalidParameterValue
-    from moto.rds.models import RDSBackend
+# --- EC2 ---------------------------------------------------------------------------------------
 
-    orig = RDSBackend.delete_db_instance
-
-    @functools.wraps(orig)
-    def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None,
-                           skip_final_snapshot=False, delete_automated_backups=True):
-        db = self.databases.get(db_instance_identifier)
-        if db is not None:
-            if not skip_final_snapshot and not final_db_snapshot_identifier:
-                raise InvalidParameterCombination(
-                    "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
-            if db.is_replica and final_db_snapshot_identifier and not skip_final_snapshot:
-                raise InvalidParameterValue(
-                    "FinalDBSnapshotIdentifier can not be specified when deleting a replica instance")
-            if db.is_replica:
-                # The replica's "secret" is the primary's object in moto: don't let it go with the replica.
-                db.manage_master_user_password = False
-        return orig(self, db_instance_identifier, final_db_snapshot_identifier,
-                    skip_final_snapshot, delete_automated_backups)
-
-    RDSBackend.delete_db_instance = delete_db_instance
+STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
 
-def _purge_terminated_instances() -> None:
-    """AWS forgets a terminated instance (and its tags) after about an hour; moto never does.
+def _ec2_states() -> None:
+    """`pending` before `running`; `shutting-down` before `terminated`; then gone after a while."""
+    from moto.ec2.models.instances import Instance, InstanceBackend, InstanceState
 
-    The local AWS keeps it for ``AWSLAB_LOCAL_TERMINATED_RETENTION_S`` seconds (default 0: gone
-    from the next request on), so a stack's teardown leaves nothing tagged behind.
-    """
-    import threading
+    def current(self) -> str:
+        return latency.phase(self) or self._state.name
 
-    from moto.ec2.models.instances import InstanceBackend
+    Instance.state = property(current)
+    Instance.state_code = property(lambda self: STATE_CODES.get(current(self), self._state.code))
+    Instance.instance_state = property(lambda self: InstanceState(current(self), STATE_CODES.get(current(self), 0)))
+    _wrap_init_dicts(InstanceBackend, "reservations")
 
-    orig = InstanceBackend.terminate_instances
+    orig_run = InstanceBackend.run_instances
 
-    def purge(backend, instance_ids: list[str]) -> None:
-        for res_id, reservation in list(backend.reservations.items()):
-            reservation.instances = [i for i in reservation.instances if i.id not in instance_ids]
-            if not reservation.instances:
-                backend.reservations.pop(res_id, None)
-        for iid in instance_ids:
-            backend.tags.pop(iid, None)
+    @functools.wraps(orig_run)
+    def run_instances(self, *a, **kw):
+        reservation = orig_run(self, *a, **kw)
+        for inst in reservation.instances:
+            latency.start(inst, "ec2.run")
+        return reservation
 
-    @functools.wraps(orig)
+    orig_terminate = InstanceBackend.terminate_instances
+
+    @functools.wraps(orig_terminate)
     def terminate_instances(self, instance_ids):
-        result = orig(self, instance_ids)
-        ids = [inst.id for inst, _ in result]
-        retention = float(os.environ.get("AWSLAB_LOCAL_TERMINATED_RETENTION_S", "0"))
-        if retention <= 0:
-            purge(self, ids)
-        else:
-            timer = threading.Timer(retention, purge, args=(self, ids))
-            timer.daemon = True
-            timer.start()
+        result = orig_terminate(self, instance_ids)
+        now = time.monotonic()
+        lat = latency.current()
+        for inst, _ in result:
+            latency.start(inst, "ec2.terminate")
+            inst._awslab_terminated_at = now + lat.seconds("ec2.terminate")
+            inst._awslab_eni_free_at = inst._awslab_terminated_at + lat.seconds("ec2.eni-drain")
+            inst._awslab_gone_at = inst._awslab_terminated_at + lat.seconds("ec2.terminated-retention")
+        for reservation in list(dict.values(self.reservations)):
+            gone = [getattr(i, "_awslab_gone_at", None) for i in reservation.instances]
+            if gone and all(g is not None for g in gone):
+                reservation._awslab_gone_at = max(gone)
+                if reservation._awslab_gone_at <= now:
+                    for i in reservation.instances:
+                        self.tags.pop(i.id, None)
         return result
 
+    InstanceBackend.run_instances = run_instances
     InstanceBackend.terminate_instances = terminate_instances
+
+
+def _instance_in_use(inst, now: float) -> bool:
+    """An instance holds its subnet and groups until its network interfaces have drained."""
+    free_at = getattr(inst, "_awslab_eni_free_at", None)
+    if free_at is not None:
+        return now < free_at
+    return inst._state.name not in ("terminated",)
+
+
+def _instance_group_ids(inst) -> set[str]:
+    ids = {g.id for g in (getattr(inst, "security_groups", None) or []) if hasattr(g, "id")}
+    for nic in getattr(inst, "nics", {}).values():
+        ids |= {g.id for g in getattr(nic, "group_set", [])}
+    return ids
+
+
+def _in_use_deletes() -> None:
+    """Deleting what is still in use fails as on AWS."""
+    from moto.ec2.exceptions import DependencyViolationError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.ec2.models.subnets import SubnetBackend
+    from moto.elasticache.models import elasticache_backends
+    from moto.rds.models import RDSBackend, rds_backends
+
+    def instances(ec2):
+        return [i for r in dict.values(ec2.reservations) for i in r.instances]
+
+    orig_sg = SecurityGroupBackend.delete_security_group
+
+    @functools.wraps(orig_sg)
+    def delete_security_group(self, name=None, group_id=None):
+        group = self.get_security_group_from_id(group_id) if group_id else None
+        if group is not None:
+            now = time.monotonic()
+            in_use = any(group.id in _instance_group_ids(i) and _instance_in_use(i, now) for i in instances(self))
+            for groups in self.groups.values():
+                for other in groups.values():
+                    if other.id == group.id:
+                        continue
+                    for rule in [*other.ingress_rules, *other.egress_rules]:
+                        if (rule.source_group or {}).get("GroupId") == group.id:
+                            in_use = True
+            rds = rds_backends[self.account_id][self.region_name]
+            in_use |= any(group.id in (db.vpc_security_group_ids or []) for db in rds.databases.values())
+            cache = elasticache_backends[self.account_id][self.region_name]
+            in_use |= any(group.id in (getattr(c, "security_group_ids", None) or [])
+                          for c in [*cache.replication_groups.values(), *cache.cache_clusters.values()])
+            if in_use:
+                raise DependencyViolationError(f"resource {group.id} has a dependent object")
+        return orig_sg(self, name=name, group_id=group_id)
+
+    SecurityGroupBackend.delete_security_group = delete_security_group
+
+    orig_subnet = SubnetBackend.delete_subnet
+
+    @functools.wraps(orig_subnet)
+    def delete_subnet(self, subnet_id):
+        now = time.monotonic()
+        if any(getattr(i, "subnet_id", None) == subnet_id and _instance_in_use(i, now) for i in instances(self)):
+            raise DependencyViolationError(f"The subnet '{subnet_id}' has dependencies and cannot be deleted.")
+        return orig_subnet(self, subnet_id)
+
+    SubnetBackend.delete_subnet = delete_subnet
+
+    orig_dbsg = RDSBackend.delete_subnet_group
+
+    @functools.wraps(orig_dbsg)
+    def delete_subnet_group(self, subnet_name):
+        users = [db.db_instance_identifier for db in self.databases.values()
+                 if getattr(db, "_db_subnet_group_name", None) == subnet_name]
+        if users:
+            raise _rds_error("InvalidDBSubnetGroupStateFault",
+                             f"Cannot delete the subnet group '{subnet_name}' because at least one database instance: "
+                             f"{users[0]} is still using it.")
+        return orig_dbsg(self, subnet_name)
+
+    RDSBackend.delete_subnet_group = delete_subnet_group

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 HEALTH_PATH = "/awslab/health"
+LATENCY_PATH = "/awslab/latency"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,10 +25,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", default=os.environ.get("AWSLAB_LOCAL_LATENCY", "instant"))
+    parser.add_argument("--time-scale", type=float, default=float(os.environ.get("AWSLAB_LOCAL_TIME_SCALE", "1")))
     args = parser.parse_args(argv)
 
-    from awslab.local import patches
+    from awslab.local import latency, patches
 
+    latency.set_current(latency.parse(args.latency, args.time_scale))
     patches.apply()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
@@ -36,10 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     moto_app = DomainDispatcherApplication(create_backend_app)
 
     def app(environ, start_response):
-        if environ.get("PATH_INFO") == HEALTH_PATH:
-            body = json.dumps({"pid": os.getpid(), "token": token}).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+        path = environ.get("PATH_INFO")
+        if path == HEALTH_PATH:
+            return _json(start_response, "200 OK", {"pid": os.getpid(), "token": token, "latency": latency.current().as_dict()})
+        if path == LATENCY_PATH:
+            return _latency(environ, start_response)
         return moto_app(environ, start_response)
 
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -58,6 +63,27 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+
+
+def _json(start_response, status: str, data: dict):
+    body = json.dumps(data).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _latency(environ, start_response):
+    """GET: the latency profile in force. POST {"latency": ..., "time_scale": ...}: change it
+    for resources made from now on."""
+    from awslab.local import latency
+
+    if environ.get("REQUEST_METHOD") == "POST":
+        try:
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            data = json.loads(environ["wsgi.input"].read(size) or b"{}")
+            latency.set_current(latency.parse(str(data.get("latency", "instant")), float(data.get("time_scale", 1.0))))
+        except (ValueError, TypeError) as exc:
+            return _json(start_response, "400 Bad Request", {"error": str(exc)})
+    return _json(start_response, "200 OK", latency.current().as_dict())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,184 @@
+"""How long things take on the local AWS: latency profiles and per-resource timelines.
+
+A profile maps a transition (``rds.create``, ``ec2.terminate`` ...) to the states a resource
+passes through and for how long. ``instant`` is moto's own behaviour (no transitional states).
+``realistic`` uses AWS's typical durations, multiplied by a time scale: ``--latency realistic
+--time-scale 0.01`` makes a 15-minute Multi-AZ creation take 9 seconds. Explicit seconds per
+transition override either: ``--latency rds.create=5,ec2.run=1``.
+
+Typical durations on AWS (seconds), and where they come from:
+
+| transition                | states (seconds)                   | source |
+|---------------------------|------------------------------------|--------|
+| rds.create (Single-AZ)    | creating 420, backing-up 120       | RDS User Guide, "Creating a DB instance": "can take several minutes"; observed 5-10 min for db.t3.micro |
+| rds.create.multi_az       | creating 780, backing-up 180       | Multi-AZ adds the standby's creation and sync; observed 12-20 min |
+| rds.replica               | creating 600                       | "Working with read replicas": a snapshot of the source, then a new instance; observed ~10 min |
+| rds.restore               | creating 600, backing-up 120       | restores create a new instance from a snapshot; observed ~10 min |
+| rds.modify                | modifying 120                      | class/storage changes with ApplyImmediately; observed minutes |
+| rds.reboot                | rebooting 60                       | a reboot (with failover for Multi-AZ: 60-120 s per the User Guide) |
+| rds.delete                | deleting 300                       | observed 4-10 min (longer with a final snapshot) |
+| rds.snapshot              | creating 240                       | manual snapshot of a 20 GiB gp3 volume; first snapshot is full |
+| elasticache.create        | creating 540                       | ElastiCache User Guide: "creating" for several minutes; observed 7-12 min |
+| elasticache.delete        | deleting 300                       | observed 4-8 min |
+| elasticache.snapshot      | creating 300                       | observed minutes |
+| ec2.run                   | pending 30                         | EC2 User Guide, instance lifecycle: pending until running, ~30 s |
+| ec2.terminate             | shutting-down 45                   | observed 30-90 s |
+| ec2.eni-drain             | 20                                 | network interfaces of a terminated instance are released shortly after |
+| ec2.terminated-retention  | 3600                               | "terminated instances remain visible for about an hour" (EC2 User Guide) |
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+REALISTIC: dict[str, tuple[tuple[str, float], ...]] = {
+    "rds.create": (("creating", 420), ("backing-up", 120)),
+    "rds.create.multi_az": (("creating", 780), ("backing-up", 180)),
+    "rds.replica": (("creating", 600),),
+    "rds.restore": (("creating", 600), ("backing-up", 120)),
+    "rds.modify": (("modifying", 120),),
+    "rds.reboot": (("rebooting", 60),),
+    "rds.delete": (("deleting", 300),),
+    "rds.snapshot": (("creating", 240),),
+    "elasticache.create": (("creating", 540),),
+    "elasticache.delete": (("deleting", 300),),
+    "elasticache.snapshot": (("creating", 300),),
+    "ec2.run": (("pending", 30),),
+    "ec2.terminate": (("shutting-down", 45),),
+    "ec2.eni-drain": (("draining", 20),),
+    "ec2.terminated-retention": (("terminated", 3600),),
+}
+PROFILES = ("instant", "realistic")
+
+
+@dataclass
+class Latency:
+    profile: str = "instant"
+    time_scale: float = 1.0
+    explicit: dict[str, float] = field(default_factory=dict)
+
+    def phases(self, transition: str) -> list[tuple[str, float]]:
+        """The states and their scaled durations (seconds) for a transition; [] when instant."""
+        base = REALISTIC.get(transition, ())
+        if transition in self.explicit:
+            total = self.explicit[transition]
+            weight = sum(s for _, s in base) or 1.0
+            return [(state, total * s / weight) for state, s in base] if base else []
+        if self.profile == "instant":
+            return []
+        return [(state, s * self.time_scale) for state, s in base]
+
+    def seconds(self, transition: str) -> float:
+        return sum(s for _, s in self.phases(transition))
+
+    def as_dict(self) -> dict:
+        return {"profile": self.profile, "time_scale": self.time_scale, "explicit": dict(self.explicit)}
+
+
+def parse(spec: str, time_scale: float = 1.0) -> Latency:
+    """``instant``, ``realistic`` or ``transition=seconds,...`` (on top of instant)."""
+    spec = (spec or "instant").strip()
+    if spec in PROFILES:
+        return Latency(spec, time_scale)
+    explicit: dict[str, float] = {}
+    for part in spec.split(","):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in REALISTIC:
+            raise ValueError(f"unknown latency '{name}': use instant, realistic, or TRANSITION=SECONDS with one of "
+                             f"{', '.join(REALISTIC)}")
+        try:
+            explicit[name] = float(value)
+        except ValueError:
+            raise ValueError(f"latency {name}: '{value}' is not a number of seconds") from None
+    return Latency("instant", time_scale, explicit)
+
+
+_current = Latency()
+_lock = threading.Lock()
+
+
+def current() -> Latency:
+    return _current
+
+
+def set_current(value: Latency) -> None:
+    global _current
+    with _lock:
+        _current = value
+
+
+def start(obj, transition: str, then: str | None = None) -> float:
+    """Put ``obj`` on the timeline of ``transition``; return when it ends (monotonic seconds)."""
+    now = time.monotonic()
+    phases, t = [], now
+    for state, secs in current().phases(transition):
+        t += secs
+        phases.append((t, state))
+    obj._awslab_phases = phases
+    return t
+
+
+def phase(obj) -> str | None:
+    """The transitional state ``obj`` is in now, or None once its timeline is over."""
+    phases = getattr(obj, "_awslab_phases", None)
+    if not phases:
+        return None
+    now = time.monotonic()
+    for until, state in phases:
+        if now < until:
+            return state
+    obj._awslab_phases = []
+    return None
+
+
+class ExpiringDict(dict):
+    """A backend's resource dict whose entries marked with ``_awslab_gone_at`` vanish at that time.
+
+    Used so a delete can answer "deleting", stay visible (and in use) for a while, then be gone
+    and free its id, as on AWS.
+    """
+
+    def _purge(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, v in dict.items(self) if getattr(v, "_awslab_gone_at", None) is not None
+                    and v._awslab_gone_at <= now]:
+            dict.pop(self, key, None)
+
+    def __getitem__(self, key):
+        self._purge()
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key):
+        self._purge()
+        return dict.__contains__(self, key)
+
+    def __iter__(self):
+        self._purge()
+        return iter(list(dict.keys(self)))
+
+    def __len__(self):
+        self._purge()
+        return dict.__len__(self)
+
+    def get(self, key, default=None):
+        self._purge()
+        return dict.get(self, key, default)
+
+    def keys(self):
+        self._purge()
+        return dict.keys(self)
+
+    def values(self):
+        self._purge()
+        return dict.values(self)
+
+    def items(self):
+        self._purge()
+        return dict.items(self)
+
+    def copy(self):
+        self._purge()
+        return dict(dict.items(self))
