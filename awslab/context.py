@@ -37,7 +37,7 @@ class Polling:
 
 
 AWS_POLLING = Polling(first_delay_s=5.0, max_delay_s=30.0, progress_every_s=30.0)
-LOCAL_POLLING = Polling(first_delay_s=0.1, max_delay_s=1.0, progress_every_s=5.0)
+LOCAL_POLLING = Polling(first_delay_s=0.1, max_delay_s=0.5, progress_every_s=5.0)
 
 
 @dataclass

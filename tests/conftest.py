@@ -102,12 +102,28 @@ def local(local_server, aws_sandbox):
 
 
 @pytest.fixture
+def latency(local):
+    """Set the shared server's latency profile for this test: latency("realistic", 0.003)."""
+    from awslab.local import manager
+
+    def use(profile: str, time_scale: float = 1.0) -> dict:
+        return manager.set_latency(local, profile, time_scale)
+
+    yield use
+    manager.set_latency(local, "instant", 1.0)
+
+
+@pytest.fixture
 def aws(local):
     """boto3 clients on the local AWS: aws("ec2"), aws("rds", region="us-west-2")."""
 
+    clients: dict = {}
+
     def make(service: str, region: str = "us-east-1"):
-        return boto3.client(service, region_name=region, endpoint_url=local.endpoint_url,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        if (service, region) not in clients:
+            clients[service, region] = boto3.client(service, region_name=region, endpoint_url=local.endpoint_url,
+                                                    aws_access_key_id="testing", aws_secret_access_key="testing")
+        return clients[service, region]
 
     return make
 

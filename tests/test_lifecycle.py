@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -174,3 +175,47 @@ def test_secrets__never_printed_logged_nor_written_to_the_state_dir(awslab, aws,
         for result in outputs:
             assert secret not in result.stdout + result.stderr
         assert secret not in files
+
+
+def _events(progress: str) -> list[tuple[float, str, str]]:
+    """(seconds, verb, resource key) for each progress line."""
+    out = []
+    for line in progress.splitlines():
+        m = re.match(r"\[\s*([\d.]+)s\] (\S+)\s+(\S+?):?\s", line)
+        if m:
+            out.append((float(m.group(1)), m.group(2), m.group(3)))
+    return out
+
+
+def _first(events, verb, key):
+    return next(t for t, v, k in events if v == verb and k == key)
+
+
+def test_realistic_latency__up_waits_in_dependency_order_and_down_sees_deleting(awslab, aws, stack, latency, api_calls):
+    latency("realistic", 0.005)
+    up = awslab("up", "week6", "--name", stack)
+    assert up.code == 0, up.err
+    ev = _events(up.err)
+    db_states = [line for line in up.err.splitlines() if "waiting" in line and "db.primary" in line]
+    assert any("is creating" in line for line in db_states) and any("is backing-up" in line for line in db_states), db_states
+    # The replica starts only once the primary is available.
+    assert _first(ev, "creating", "db.replica.1") >= _first(ev, "created", "db.primary")
+    # Host, database and cache progress at the same time.
+    for a, b in (("db.primary", "cache.group"), ("db.primary", "host.instance"), ("cache.group", "host.instance")):
+        assert _first(ev, "creating", a) < _first(ev, "created", b) and _first(ev, "creating", b) < _first(ev, "created", a)
+
+    latency("realistic", 0.005)
+    api_calls.clear()
+    down = awslab("down", "--yes")
+    assert down.code == 0, down.err
+    assert re.search(r"waiting\s+db.primary: .* is deleting", down.err) and re.search(r"waiting\s+cache.group: .* is deleting", down.err)
+    # The host's network interface drains after termination: its group's delete is retried until it succeeds.
+    assert [op for _, op in api_calls].count("DeleteSecurityGroup") > 3
+    # As on AWS, the terminated host stays visible for a while (the profile's retention); nothing else is left.
+    leftovers = stack_tagged(aws, stack)
+    hosts = [a.rsplit("/", 1)[1] for a in leftovers if ":instance/" in a]
+    assert [a for a in leftovers if ":instance/" not in a and ":snapshot:" not in a] == []
+    assert len([a for a in leftovers if ":snapshot:" in a]) == 1
+    if hosts:
+        states = [i["State"]["Name"] for r in aws("ec2").describe_instances(InstanceIds=hosts)["Reservations"] for i in r["Instances"]]
+        assert set(states) == {"terminated"}

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-from botocore.exceptions import ClientError
 
 from awslab.local import manager
 
@@ -84,54 +83,7 @@ def test_first_use__starts_the_local_aws_by_itself(awslab, aws_sandbox, stack):
         manager.stop()
 
 
-# --- the fidelity layer, on the session's server -------------------------------------------------
-
-def _network(aws):
-    ec2 = aws("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-    a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
-    b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
-    return vpc, [a, b]
-
-
-def test_elasticache_delete__finishes_and_frees_the_id(aws, stack):
-    ec = aws("elasticache")
-    _, subnets = _network(aws)
-    ec.create_cache_subnet_group(CacheSubnetGroupName=stack, CacheSubnetGroupDescription="d", SubnetIds=subnets)
-    args = dict(ReplicationGroupId=stack, ReplicationGroupDescription="d", Engine="redis",
-                CacheNodeType="cache.t3.micro", CacheSubnetGroupName=stack)
-    ec.create_replication_group(**args)
-    with pytest.raises(ClientError) as in_use:
-        ec.delete_cache_subnet_group(CacheSubnetGroupName=stack)
-    assert in_use.value.response["Error"]["Code"] == "CacheSubnetGroupInUse"
-    assert ec.delete_replication_group(ReplicationGroupId=stack)["ReplicationGroup"]["Status"] == "deleting"
-    with pytest.raises(ClientError) as gone:
-        ec.describe_replication_groups(ReplicationGroupId=stack)
-    assert gone.value.response["Error"]["Code"] == "ReplicationGroupNotFoundFault"
-    ec.create_replication_group(**args)  # the id is free again
-    ec.delete_replication_group(ReplicationGroupId=stack)
-    ec.delete_cache_subnet_group(CacheSubnetGroupName=stack)
-    assert not [g for g in ec.describe_cache_subnet_groups()["CacheSubnetGroups"] if g["CacheSubnetGroupName"] == stack]
-
-
-def test_rds_delete__requires_a_snapshot_choice_and_refuses_one_for_a_replica(aws, stack):
-    rds = aws("rds")
-    rds.create_db_instance(DBInstanceIdentifier=stack, Engine="postgres", DBInstanceClass="db.t3.micro",
-                           AllocatedStorage=20, MasterUsername="labadmin", ManageMasterUserPassword=True,
-                           BackupRetentionPeriod=1)
-    rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
-    with pytest.raises(ClientError) as neither:
-        rds.delete_db_instance(DBInstanceIdentifier=stack)
-    assert neither.value.response["Error"]["Code"] == "InvalidParameterCombination"
-    with pytest.raises(ClientError) as replica_snapshot:
-        rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-r", FinalDBSnapshotIdentifier=f"{stack}-r-final")
-    assert replica_snapshot.value.response["Error"]["Code"] == "InvalidParameterValue"
-    secret_arn = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["MasterUserSecret"]["SecretArn"]
-    rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-r", SkipFinalSnapshot=True)
-    # Deleting the replica leaves the primary's managed secret alone.
-    assert aws("secretsmanager").describe_secret(SecretId=secret_arn)["ARN"] == secret_arn
-    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
-
+# --- gaps closed by the server process itself ------------------------------------------------
 
 def test_iam__the_ssm_managed_policy_exists_and_attaches(aws, stack):
     iam = aws("iam")

@@ -1,0 +1,274 @@
+"""The local AWS behaves like AWS where awslab and learners depend on it: one test per closed
+gap of shared/MOTO-GAPS.md (the table is in awslab/local/patches.py)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from awslab.local import latency as lat
+
+
+def _code(exc_info) -> str:
+    return exc_info.value.response["Error"]["Code"]
+
+
+def _poll(fn, want, timeout=20.0):
+    seen = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = fn()
+        if not seen or seen[-1] != value:
+            seen.append(value)
+        if value == want:
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"never reached {want}: {seen}")
+
+
+def _db(aws, ident, **extra):
+    args = dict(DBInstanceIdentifier=ident, Engine="postgres", EngineVersion="16", DBInstanceClass="db.t3.micro",
+                AllocatedStorage=20, MasterUsername="labadmin", ManageMasterUserPassword=True, BackupRetentionPeriod=1)
+    args.update(extra)
+    return aws("rds").create_db_instance(**args)["DBInstance"]
+
+
+def _db_state(aws, ident):
+    try:
+        return aws("rds").describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"]
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "DBInstanceNotFound"
+        return "<gone>"
+
+
+def _network(aws):
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    return vpc, [a, b]
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+def test_latency_profiles__instant_is_empty_realistic_scales_explicit_overrides():
+    assert lat.parse("instant").phases("rds.create") == []
+    real = lat.parse("realistic", 0.01).phases("rds.create.multi_az")
+    assert [s for s, _ in real] == ["creating", "backing-up"] and sum(d for _, d in real) == pytest.approx(9.6)
+    explicit = lat.parse("rds.create=5,ec2.run=1")
+    assert sum(d for _, d in explicit.phases("rds.create")) == pytest.approx(5) and explicit.phases("elasticache.create") == []
+    with pytest.raises(ValueError, match="unknown latency 'rds.creat'"):
+        lat.parse("rds.creat=5")
+
+
+def test_local_start__sets_and_reports_the_latency_of_the_running_server(awslab, local, latency):
+    out = awslab("local", "start", "--latency", "realistic", "--time-scale", "0.5").out
+    assert "already running" in out and "latency realistic x0.5" in out
+    bad = awslab("local", "start", "--latency", "sometimes")
+    assert bad.code == 2 and "unknown latency 'sometimes'" in bad.err
+
+
+# --- states that take time ----------------------------------------------------------------------
+
+def test_rds__create_passes_through_creating_and_backing_up(aws, stack, latency):
+    latency("rds.create=1.5")
+    created = _db(aws, stack)
+    assert created["DBInstanceStatus"] == "creating"
+    assert _poll(lambda: _db_state(aws, stack), "available") == ["creating", "backing-up", "available"]
+    aws("rds").delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_rds__delete_is_deleting_then_gone_and_a_second_delete_is_refused(aws, stack, latency):
+    _db(aws, stack)
+    latency("rds.delete=0.5")
+    rds = aws("rds")
+    assert rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)["DBInstance"]["DBInstanceStatus"] == "deleting"
+    with pytest.raises(ClientError) as again:
+        rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+    assert _code(again) == "InvalidDBInstanceState"
+    assert _poll(lambda: _db_state(aws, stack), "<gone>") == ["deleting", "<gone>"]
+    _db(aws, stack)  # the id is free again
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_rds__snapshot_is_creating_first(aws, stack, latency):
+    _db(aws, stack)
+    latency("rds.snapshot=0.4")
+    rds = aws("rds")
+    assert rds.create_db_snapshot(DBInstanceIdentifier=stack, DBSnapshotIdentifier=f"{stack}-s")["DBSnapshot"]["Status"] == "creating"
+    _poll(lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=f"{stack}-s")["DBSnapshots"][0]["Status"], "available")
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_rds__a_replica_waits_for_an_available_source_with_backups(aws, stack, latency):
+    latency("rds.create=2")
+    _db(aws, stack)
+    with pytest.raises(ClientError) as not_ready:
+        aws("rds").create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
+    assert _code(not_ready) == "InvalidDBInstanceState"
+    latency("instant")
+    _db(aws, f"{stack}-nb", BackupRetentionPeriod=0)
+    with pytest.raises(ClientError) as no_backups:
+        aws("rds").create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=f"{stack}-nb")
+    assert _code(no_backups) == "InvalidDBInstanceState" and "Automated backups are not enabled" in str(no_backups.value)
+
+
+def test_elasticache__create_is_creating_delete_is_deleting_then_the_id_is_free(aws, stack, latency):
+    latency("elasticache.create=0.3,elasticache.delete=0.3")
+    ec = aws("elasticache")
+    args = dict(ReplicationGroupId=stack, ReplicationGroupDescription="d", Engine="redis", CacheNodeType="cache.t3.micro")
+    assert ec.create_replication_group(**args)["ReplicationGroup"]["Status"] == "creating"
+
+    def state():
+        try:
+            return ec.describe_replication_groups(ReplicationGroupId=stack)["ReplicationGroups"][0]["Status"]
+        except ClientError as exc:
+            return "<gone>" if exc.response["Error"]["Code"] == "ReplicationGroupNotFoundFault" else "?"
+
+    assert _poll(state, "available") == ["creating", "available"]
+    assert ec.delete_replication_group(ReplicationGroupId=stack)["ReplicationGroup"]["Status"] == "deleting"
+    with pytest.raises(ClientError) as taken:
+        ec.create_replication_group(**args)
+    assert _code(taken) == "ReplicationGroupAlreadyExists"
+    assert _poll(state, "<gone>") == ["deleting", "<gone>"]
+    latency("instant")
+    ec.create_replication_group(**args)
+    ec.delete_replication_group(ReplicationGroupId=stack)
+
+
+def test_ec2__pending_then_running_shutting_down_then_terminated(aws, latency):
+    latency("ec2.run=0.3,ec2.terminate=0.3,ec2.terminated-retention=0.5")
+    ec2 = aws("ec2")
+    inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]
+    assert inst["State"]["Name"] == "pending"
+
+    def state():
+        res = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [inst["InstanceId"]]}])["Reservations"]
+        return res[0]["Instances"][0]["State"]["Name"] if res else "<gone>"
+
+    assert _poll(state, "running") == ["pending", "running"]
+    ec2.terminate_instances(InstanceIds=[inst["InstanceId"]])
+    assert _poll(state, "<gone>") == ["shutting-down", "terminated", "<gone>"]
+
+
+# --- deletes that finish, and ids freed ----------------------------------------------------------
+
+def test_elasticache_delete__finishes_and_frees_the_id(aws, stack):
+    ec = aws("elasticache")
+    _, subnets = _network(aws)
+    ec.create_cache_subnet_group(CacheSubnetGroupName=stack, CacheSubnetGroupDescription="d", SubnetIds=subnets)
+    args = dict(ReplicationGroupId=stack, ReplicationGroupDescription="d", Engine="redis",
+                CacheNodeType="cache.t3.micro", CacheSubnetGroupName=stack)
+    ec.create_replication_group(**args)
+    with pytest.raises(ClientError) as in_use:
+        ec.delete_cache_subnet_group(CacheSubnetGroupName=stack)
+    assert _code(in_use) == "CacheSubnetGroupInUse"
+    assert ec.delete_replication_group(ReplicationGroupId=stack)["ReplicationGroup"]["Status"] == "deleting"
+    with pytest.raises(ClientError) as gone:
+        ec.describe_replication_groups(ReplicationGroupId=stack)
+    assert _code(gone) == "ReplicationGroupNotFoundFault"
+    ec.create_replication_group(**args)
+    ec.delete_replication_group(ReplicationGroupId=stack)
+    ec.delete_cache_subnet_group(CacheSubnetGroupName=stack)
+    assert not [g for g in ec.describe_cache_subnet_groups()["CacheSubnetGroups"] if g["CacheSubnetGroupName"] == stack]
+
+
+# --- in-use deletes fail ------------------------------------------------------------------------
+
+def test_security_group__in_use_by_a_rule_an_instance_a_db_or_a_cache__cannot_be_deleted(aws, stack):
+    ec2 = aws("ec2")
+    vpc, subnets = _network(aws)
+    group = lambda n: ec2.create_security_group(GroupName=f"{stack}-{n}", Description=n, VpcId=vpc)["GroupId"]  # noqa: E731
+    app, db, cache, ref = group("app"), group("db"), group("cache"), group("ref")
+    ec2.authorize_security_group_ingress(GroupId=ref, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1, "UserIdGroupPairs": [{"GroupId": app}]}])
+    inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=subnets[0], SecurityGroupIds=[app])
+    iid = inst["Instances"][0]["InstanceId"]
+    _db(aws, stack, VpcSecurityGroupIds=[db])
+    aws("elasticache").create_replication_group(ReplicationGroupId=stack, ReplicationGroupDescription="d",
+                                                Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[cache])
+    for gid in (app, db, cache):
+        with pytest.raises(ClientError) as info:
+            ec2.delete_security_group(GroupId=gid)
+        assert _code(info) == "DependencyViolation" and f"resource {gid} has a dependent object" in str(info.value)
+    with pytest.raises(ClientError) as subnet:
+        ec2.delete_subnet(SubnetId=subnets[0])
+    assert _code(subnet) == "DependencyViolation"
+    ec2.revoke_security_group_ingress(GroupId=ref, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1, "UserIdGroupPairs": [{"GroupId": app}]}])
+    ec2.terminate_instances(InstanceIds=[iid])
+    aws("rds").delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+    aws("elasticache").delete_replication_group(ReplicationGroupId=stack)
+    for gid in (app, db, cache, ref):
+        ec2.delete_security_group(GroupId=gid)
+    ec2.delete_subnet(SubnetId=subnets[0])
+
+
+def test_security_group__network_interfaces_drain_after_termination(aws, stack, latency):
+    latency("ec2.eni-drain=0.6")
+    ec2 = aws("ec2")
+    vpc, subnets = _network(aws)
+    gid = ec2.create_security_group(GroupName=stack, Description="d", VpcId=vpc)["GroupId"]
+    iid = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=subnets[0],
+                            SecurityGroupIds=[gid])["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    with pytest.raises(ClientError) as draining:
+        ec2.delete_security_group(GroupId=gid)
+    assert _code(draining) == "DependencyViolation"
+    time.sleep(0.7)
+    ec2.delete_security_group(GroupId=gid)
+
+
+def test_db_subnet_group__in_use_until_its_last_instance_is_gone(aws, stack, latency):
+    _, subnets = _network(aws)
+    rds = aws("rds")
+    rds.create_db_subnet_group(DBSubnetGroupName=stack, DBSubnetGroupDescription="d", SubnetIds=subnets)
+    _db(aws, stack, DBSubnetGroupName=stack)
+    latency("rds.delete=0.4")
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+    with pytest.raises(ClientError) as in_use:
+        rds.delete_db_subnet_group(DBSubnetGroupName=stack)
+    assert _code(in_use) == "InvalidDBSubnetGroupStateFault"
+    assert re.search(f"at least one database instance: {stack} is still using it", str(in_use.value))
+    _poll(lambda: _db_state(aws, stack), "<gone>")
+    rds.delete_db_subnet_group(DBSubnetGroupName=stack)
+
+
+# --- what AWS rejects, rejected -----------------------------------------------------------------
+
+@pytest.mark.parametrize("extra, code, fragment", [
+    ({"MasterUserPassword": "a-long-password-1"}, "InvalidParameterCombination", "Can't specify both"),
+    ({"DBInstanceClass": "db.bogus.huge"}, "InvalidParameterCombination", "DBInstanceClass=db.bogus.huge"),
+    ({"EngineVersion": "99.9"}, "InvalidParameterCombination", "Cannot find version 99.9 for postgres"),
+])
+def test_rds_create__what_aws_rejects_is_rejected(aws, stack, extra, code, fragment):
+    with pytest.raises(ClientError) as info:
+        _db(aws, stack, **extra)
+    assert _code(info) == code and fragment in str(info.value)
+
+
+def test_rds_delete__requires_a_snapshot_choice_and_refuses_one_for_a_replica(aws, stack):
+    rds = aws("rds")
+    _db(aws, stack)
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
+    with pytest.raises(ClientError) as neither:
+        rds.delete_db_instance(DBInstanceIdentifier=stack)
+    assert _code(neither) == "InvalidParameterCombination"
+    assert "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified" in str(neither.value)
+    with pytest.raises(ClientError) as replica_snapshot:
+        rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-r", FinalDBSnapshotIdentifier=f"{stack}-r-final")
+    assert _code(replica_snapshot) == "InvalidParameterValue"
+    secret_arn = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["MasterUserSecret"]["SecretArn"]
+    rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-r", SkipFinalSnapshot=True)
+    assert aws("secretsmanager").describe_secret(SecretId=secret_arn)["ARN"] == secret_arn
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_elasticache__an_auth_token_needs_transit_encryption(aws, stack):
+    with pytest.raises(ClientError) as info:
+        aws("elasticache").create_replication_group(ReplicationGroupId=stack, ReplicationGroupDescription="d",
+                                                    Engine="redis", CacheNodeType="cache.t3.micro", AuthToken="a" * 32)
+    assert _code(info) == "InvalidParameterValue" and "encryption-in-transit" in str(info.value)
