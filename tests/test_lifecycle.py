@@ -204,7 +204,7 @@ def test_realistic_latency__up_waits_in_dependency_order_and_down_sees_deleting(
     for a, b in (("db.primary", "cache.group"), ("db.primary", "host.instance"), ("cache.group", "host.instance")):
         assert _first(ev, "creating", a) < _first(ev, "created", b) and _first(ev, "creating", b) < _first(ev, "created", a)
 
-    latency("realistic", 0.005)
+    latency("realistic,ec2.eni-drain=1.5", 0.005)
     api_calls.clear()
     down = awslab("down", "--yes")
     assert down.code == 0, down.err

@@ -60,6 +60,8 @@ def test_latency_profiles__instant_is_empty_realistic_scales_explicit_overrides(
     assert [s for s, _ in real] == ["creating", "backing-up"] and sum(d for _, d in real) == pytest.approx(9.6)
     explicit = lat.parse("rds.create=5,ec2.run=1")
     assert sum(d for _, d in explicit.phases("rds.create")) == pytest.approx(5) and explicit.phases("elasticache.create") == []
+    mixed = lat.parse("realistic,ec2.run=5", 0.01)
+    assert mixed.seconds("ec2.run") == pytest.approx(5) and mixed.seconds("rds.delete") == pytest.approx(3)
     with pytest.raises(ValueError, match="unknown latency 'rds.creat'"):
         lat.parse("rds.creat=5")
 

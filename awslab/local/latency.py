@@ -4,7 +4,7 @@ A profile maps a transition (``rds.create``, ``ec2.terminate`` ...) to the state
 passes through and for how long. ``instant`` is moto's own behaviour (no transitional states).
 ``realistic`` uses AWS's typical durations, multiplied by a time scale: ``--latency realistic
 --time-scale 0.01`` makes a 15-minute Multi-AZ creation take 9 seconds. Explicit seconds per
-transition override either: ``--latency rds.create=5,ec2.run=1``.
+transition override either: ``--latency rds.create=5,ec2.run=1`` or ``--latency realistic,ec2.run=5``.
 
 Typical durations on AWS (seconds), and where they come from:
 
@@ -78,12 +78,13 @@ class Latency:
 
 
 def parse(spec: str, time_scale: float = 1.0) -> Latency:
-    """``instant``, ``realistic`` or ``transition=seconds,...`` (on top of instant)."""
-    spec = (spec or "instant").strip()
-    if spec in PROFILES:
-        return Latency(spec, time_scale)
-    explicit: dict[str, float] = {}
-    for part in spec.split(","):
+    """``instant``, ``realistic``, ``TRANSITION=SECONDS,...`` or both: ``realistic,ec2.run=5``."""
+    profile, explicit = "instant", {}
+    for part in (spec or "instant").split(","):
+        part = part.strip()
+        if part in PROFILES:
+            profile = part
+            continue
         name, _, value = part.partition("=")
         name = name.strip()
         if name not in REALISTIC:
@@ -93,7 +94,7 @@ def parse(spec: str, time_scale: float = 1.0) -> Latency:
             explicit[name] = float(value)
         except ValueError:
             raise ValueError(f"latency {name}: '{value}' is not a number of seconds") from None
-    return Latency("instant", time_scale, explicit)
+    return Latency(profile, time_scale, explicit)
 
 
 _current = Latency()
