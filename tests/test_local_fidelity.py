@@ -274,3 +274,58 @@ def test_elasticache__an_auth_token_needs_transit_encryption(aws, stack):
         aws("elasticache").create_replication_group(ReplicationGroupId=stack, ReplicationGroupDescription="d",
                                                     Engine="redis", CacheNodeType="cache.t3.micro", AuthToken="a" * 32)
     assert _code(info) == "InvalidParameterValue" and "encryption-in-transit" in str(info.value)
+
+
+# --- moto's wrong answers, fixed where awslab reads them ----------------------------------------
+
+def _subnet_group(aws, name):
+    _, subnets = _network(aws)
+    aws("rds").create_db_subnet_group(DBSubnetGroupName=name, DBSubnetGroupDescription="d", SubnetIds=subnets)
+    return name
+
+
+def test_rds_multi_az__has_a_secondary_az_and_a_forced_failover_swaps_them(aws, stack):
+    rds = aws("rds")
+    _db(aws, stack, MultiAZ=True, DBSubnetGroupName=_subnet_group(aws, stack))
+    before = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]
+    primary, standby = before["AvailabilityZone"], before["SecondaryAvailabilityZone"]
+    assert {primary, standby} == {"us-east-1a", "us-east-1b"}
+    rds.reboot_db_instance(DBInstanceIdentifier=stack, ForceFailover=True)
+    after = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]
+    assert (after["AvailabilityZone"], after["SecondaryAvailabilityZone"]) == (standby, primary)
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_rds_single_az__has_no_secondary_and_refuses_a_forced_failover(aws, stack):
+    rds = aws("rds")
+    _db(aws, stack)
+    assert "SecondaryAvailabilityZone" not in rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]
+    with pytest.raises(ClientError) as info:
+        rds.reboot_db_instance(DBInstanceIdentifier=stack, ForceFailover=True)
+    assert _code(info) == "InvalidParameterCombination"
+    rds.reboot_db_instance(DBInstanceIdentifier=stack)  # a plain reboot is fine
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_rds_restore__false_overrides_are_applied(aws, stack):
+    rds = aws("rds")
+    _db(aws, stack, MultiAZ=True, DeletionProtection=True)
+    rds.create_db_snapshot(DBInstanceIdentifier=stack, DBSnapshotIdentifier=f"{stack}-s")
+    restored = rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier=f"{stack}-r", DBSnapshotIdentifier=f"{stack}-s",
+                                                        MultiAZ=False, DeletionProtection=False)["DBInstance"]
+    assert restored["MultiAZ"] is False and restored["DeletionProtection"] is False
+    rds.modify_db_instance(DBInstanceIdentifier=stack, DeletionProtection=False, ApplyImmediately=True)
+    for ident in (stack, f"{stack}-r"):
+        rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+@pytest.mark.parametrize("extra, code, fragment", [
+    ({"CacheNodeType": "cache.bogus.huge"}, "InvalidParameterValue", "Invalid Cache Node Type: cache.bogus.huge"),
+    ({"EngineVersion": "99.9"}, "InvalidParameterCombination", "Cannot find version 99.9 for redis"),
+])
+def test_elasticache_create__unknown_node_types_and_versions_are_rejected(aws, stack, extra, code, fragment):
+    args = dict(ReplicationGroupId=stack, ReplicationGroupDescription="d", Engine="redis", CacheNodeType="cache.t3.micro")
+    args.update(extra)
+    with pytest.raises(ClientError) as info:
+        aws("elasticache").create_replication_group(**args)
+    assert _code(info) == code and fragment in str(info.value)

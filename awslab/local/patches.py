@@ -17,13 +17,14 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | state manager knows no RDS/ElastiCache/EC2 model | closed: awslab's own timelines replace it |
 | `delete_cache_subnet_group` not implemented | closed: `_cache_subnet_group_delete` (refused while in use) |
 | `elasticache.test_failover`, network insights, SSM run command, pricing | left: awslab does not call them yet (verify/failover issues) |
-| `reboot_db_instance(ForceFailover=True)` a no-op | left: the failover command's issue |
-| no `SecondaryAvailabilityZone`, `KmsKeyId` literal | left: awslab does not read them yet |
+| `reboot_db_instance(ForceFailover=True)` a no-op, accepted on Single-AZ | closed: `_rds_answers` (AZs swap; Single-AZ refused) |
+| no `SecondaryAvailabilityZone` | closed: `_rds_answers` (the other AZ of the subnet group) |
+| `KmsKeyId` is a literal | left: awslab does not read it |
 | `create_cache_cluster` without endpoints | left: awslab makes replication groups only |
 | replication group of 2 yields 1 member | left: awslab reads the group, not its members |
 | `/moto-api/data.json` fails with RDS | left: awslab does not use it |
 | IAM managed policies not loaded | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` |
-| unknown AMI/class/version, short password, bad group accepted | partly closed: `_rds_rejects` refuses unknown DB classes and engine versions; awslab validates the rest before calling |
+| unknown AMI/class/version, short password, bad group accepted | partly closed: `_rds_rejects` and `_elasticache_rejects` refuse unknown DB classes, node types and engine versions (tables above); AMIs, passwords and groups left (awslab resolves the AMI from SSM, lets RDS manage the password, and passes only groups it made) |
 | `MasterUserPassword` with `ManageMasterUserPassword` accepted | closed: `_rds_rejects` |
 | delete without a final-snapshot choice accepted | closed: `_rds_rejects` |
 | final snapshot id on a read replica accepted | closed: `_rds_rejects` |
@@ -32,7 +33,8 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | subnet with an instance deletable | closed: `_in_use_deletes` |
 | `AuthToken` without transit encryption accepted | closed: `_elasticache_rejects` |
 | cache cluster without a subnet group | left: awslab always gives one |
-| restores ignore `False` overrides; restore time unused | left: the snapshots issue |
+| restores ignore `False` overrides | closed: `_rds_answers` |
+| restore time unused | left: no data behind the local DBs yet (the real-engines issue) |
 | replica shares and deletes the primary's secret | closed: `_rds_rejects` (a replica's delete leaves it) |
 | terminated instances listed forever | closed: `_ec2_states` (gone after the retention of the profile, default at once) |
 """
@@ -51,6 +53,10 @@ DB_CLASSES = {f"db.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", 
     f"db.{fam}.{size}" for fam in ("m5", "m6g", "m6i", "m7g", "r5", "r6g", "r6i", "r7g")
     for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")}
 DB_MAJOR_VERSIONS = {"postgres": ("13", "14", "15", "16", "17"), "mysql": ("8.0", "8.4")}
+CACHE_NODE_TYPES = {f"cache.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", "small", "medium")} | {
+    f"cache.{fam}.{size}" for fam in ("m5", "m6g", "m7g", "r5", "r6g", "r7g")
+    for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")}
+REDIS_VERSIONS = ("6.0", "6.2", "7.0", "7.1")
 
 
 def apply() -> None:
@@ -62,6 +68,7 @@ def apply() -> None:
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     _rds_states()
     _rds_rejects()
+    _rds_answers()
     _elasticache_states()
     _elasticache_rejects()
     _cache_subnet_group_delete()
@@ -135,7 +142,6 @@ def _rds_states() -> None:
     timeline("restore_db_instance_from_db_snapshot", lambda db: "rds.restore")
     timeline("restore_db_instance_to_point_in_time", lambda db: "rds.restore")
     timeline("modify_db_instance", lambda db: "rds.modify")
-    timeline("reboot_db_instance", lambda db: "rds.reboot")
     timeline("create_db_snapshot", lambda snap: "rds.snapshot")
 
     orig_replica = RDSBackend.create_db_instance_read_replica
@@ -222,6 +228,65 @@ def _rds_rejects() -> None:
     RDSBackend.delete_db_instance = delete_db_instance
 
 
+def _rds_answers() -> None:
+    """Answers moto gets wrong where awslab (or a learner) reads them."""
+    from moto.rds.models import DBInstance, RDSBackend
+    from moto.rds.responses import RDSResponse
+
+    def secondary_az(self):
+        if not self.multi_az:
+            return None
+        if getattr(self, "_awslab_secondary_az", None) is None:
+            zones = []
+            group = getattr(self, "db_subnet_group", None)
+            for subnet in getattr(group, "subnets", None) or []:
+                zones.append(getattr(subnet, "availability_zone", None))
+            others = sorted({z for z in zones if z and z != self.availability_zone})
+            self._awslab_secondary_az = others[0] if others else (
+                f"{self.region}b" if self.availability_zone != f"{self.region}b" else f"{self.region}a")
+        return self._awslab_secondary_az
+
+    DBInstance.secondary_availability_zone = property(secondary_az)
+
+    def reboot_db_instance(self, db_instance_identifier, force_failover=False):
+        db = self.describe_db_instances(db_instance_identifier)[0]
+        if db.status != "available":
+            raise _rds_error("InvalidDBInstanceState", f"Instance {db_instance_identifier} is not in available state.")
+        if force_failover:
+            if not db.multi_az:
+                raise _rds_error("InvalidParameterCombination",
+                                 "Reboot with failover is only possible on a Multi-AZ DB instance.")
+            standby = secondary_az(db)
+            db._awslab_secondary_az, db.availability_zone = db.availability_zone, standby
+        latency.start(db, "rds.reboot")
+        return db
+
+    def reboot_handler(self):
+        force = str(self.params.get("ForceFailover", "false")).lower() == "true"
+        from moto.core.responses import ActionResult
+
+        return ActionResult({"DBInstance": self.backend.reboot_db_instance(self.params.get("DBInstanceIdentifier"), force)})
+
+    RDSBackend.reboot_db_instance = reboot_db_instance
+    RDSResponse.reboot_db_instance = reboot_handler
+
+    # Restores: moto applies only truthy overrides, so MultiAZ=False or DeletionProtection=False
+    # come back as the snapshot's True.
+    for method in ("restore_db_instance_from_db_snapshot", "restore_db_instance_to_point_in_time"):
+        orig = getattr(RDSBackend, method)
+
+        def wrapper(self, *a, __orig=orig, **kw):
+            restored = __orig(self, *a, **kw)
+            overrides = a[-1] if a and hasattr(a[-1], "get") else kw.get("overrides", {})
+            for key in ("multi_az", "deletion_protection", "publicly_accessible", "copy_tags_to_snapshot",
+                        "auto_minor_version_upgrade"):
+                if overrides.get(key) is False:
+                    setattr(restored, key, False)
+            return restored
+
+        setattr(RDSBackend, method, functools.wraps(orig)(wrapper))
+
+
 # --- ElastiCache -------------------------------------------------------------------------------
 
 def _elasticache_states() -> None:
@@ -290,7 +355,7 @@ def _untag(backend, resource) -> None:
 
 
 def _elasticache_rejects() -> None:
-    from moto.elasticache.exceptions import InvalidParameterValueException
+    from moto.elasticache.exceptions import InvalidParameterCombinationException, InvalidParameterValueException
     from moto.elasticache.models import ElastiCacheBackend
 
     orig = ElastiCacheBackend.create_replication_group
@@ -300,6 +365,12 @@ def _elasticache_rejects() -> None:
         if kw.get("auth_token") and not kw.get("transit_encryption_enabled"):
             raise InvalidParameterValueException(
                 "The AUTH token is only supported when encryption-in-transit is enabled")
+        node_type, version = kw.get("cache_node_type"), kw.get("engine_version")
+        if node_type and node_type not in CACHE_NODE_TYPES:
+            raise InvalidParameterValueException(f"Invalid Cache Node Type: {node_type}")
+        if version and (kw.get("engine") or "redis") == "redis" and not any(
+                version == v or version.startswith(v + ".") for v in REDIS_VERSIONS):
+            raise InvalidParameterCombinationException(f"Cannot find version {version} for redis")
         return orig(self, *a, **kw)
 
     ElastiCacheBackend.create_replication_group = create_replication_group
