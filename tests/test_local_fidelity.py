@@ -329,3 +329,27 @@ def test_elasticache_create__unknown_node_types_and_versions_are_rejected(aws, s
     with pytest.raises(ClientError) as info:
         aws("elasticache").create_replication_group(**args)
     assert _code(info) == code and fragment in str(info.value)
+
+
+def test_elasticache_members__one_per_cache_cluster_each_with_the_groups_security_groups(aws, stack):
+    ec2, ec = aws("ec2"), aws("elasticache")
+    vpc, subnets = _network(aws)
+    sg1 = ec2.create_security_group(GroupName=f"{stack}-1", Description="d", VpcId=vpc)["GroupId"]
+    sg2 = ec2.create_security_group(GroupName=f"{stack}-2", Description="d", VpcId=vpc)["GroupId"]
+    ec.create_cache_subnet_group(CacheSubnetGroupName=stack, CacheSubnetGroupDescription="d", SubnetIds=subnets)
+    group = ec.create_replication_group(
+        ReplicationGroupId=stack, ReplicationGroupDescription="d", Engine="redis", CacheNodeType="cache.t3.micro",
+        NumCacheClusters=2, PreferredCacheClusterAZs=["us-east-1a", "us-east-1b"], AutomaticFailoverEnabled=True,
+        CacheSubnetGroupName=stack, SecurityGroupIds=[sg1])["ReplicationGroup"]
+    assert group["MemberClusters"] == [f"{stack}-001", f"{stack}-002"]
+    clusters = ec.describe_cache_clusters()["CacheClusters"]
+    mine = {c["CacheClusterId"]: c for c in clusters if c.get("ReplicationGroupId") == stack}
+    assert set(mine) == {f"{stack}-001", f"{stack}-002"}
+    assert {c["PreferredAvailabilityZone"] for c in mine.values()} == {"us-east-1a", "us-east-1b"}
+    assert all([g["SecurityGroupId"] for g in c["SecurityGroups"]] == [sg1] for c in mine.values())
+    ec.modify_replication_group(ReplicationGroupId=stack, SecurityGroupIds=[sg2], ApplyImmediately=True)
+    member = ec.describe_cache_clusters(CacheClusterId=f"{stack}-001")["CacheClusters"][0]
+    assert [g["SecurityGroupId"] for g in member["SecurityGroups"]] == [sg2]
+    ec.delete_replication_group(ReplicationGroupId=stack)
+    assert not [c for c in ec.describe_cache_clusters()["CacheClusters"] if c.get("ReplicationGroupId") == stack]
+    ec.delete_cache_subnet_group(CacheSubnetGroupName=stack)

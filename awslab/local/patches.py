@@ -21,7 +21,8 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | no `SecondaryAvailabilityZone` | closed: `_rds_answers` (the other AZ of the subnet group) |
 | `KmsKeyId` is a literal | left: awslab does not read it |
 | `create_cache_cluster` without endpoints | left: awslab makes replication groups only |
-| replication group of 2 yields 1 member | left: awslab reads the group, not its members |
+| cache cluster `SecurityGroups` not echoed | closed: `_elasticache_members` |
+| replication group of 2 yields 1 member; members not visible as cache clusters | closed: `_elasticache_members` (N members, each a cache cluster with the group's security groups; `ModifyReplicationGroup` takes `SecurityGroupIds`) |
 | `/moto-api/data.json` fails with RDS | left: awslab does not use it |
 | IAM managed policies not loaded | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` |
 | unknown AMI/class/version, short password, bad group accepted | partly closed: `_rds_rejects` and `_elasticache_rejects` refuse unknown DB classes, node types and engine versions (tables above); AMIs, passwords and groups left (awslab resolves the AMI from SSM, lets RDS manage the password, and passes only groups it made) |
@@ -69,6 +70,7 @@ def apply() -> None:
     _rds_states()
     _rds_rejects()
     _rds_answers()
+    _elasticache_members()
     _elasticache_states()
     _elasticache_rejects()
     _cache_subnet_group_delete()
@@ -352,6 +354,61 @@ def _untag(backend, resource) -> None:
     arn = getattr(resource, "arn", None)
     if arn:
         backend.tagging_service.delete_all_tags_for_resource(arn)
+
+
+def _elasticache_members() -> None:
+    """A group of NumCacheClusters=N has N members, each visible as a cache cluster carrying the
+    group's security groups (where AWS reports them), and the groups can be changed."""
+    import inspect
+
+    from moto.elasticache.models import CacheCluster, ElastiCacheBackend
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    cluster_params = [p for p in inspect.signature(CacheCluster.__init__).parameters if p != "self"]
+    # DescribeCacheClusters reports a cluster's VPC security groups as SecurityGroups; moto omits them.
+    CacheCluster.security_groups = property(
+        lambda self: [{"SecurityGroupId": g, "Status": "active"} for g in (self.security_group_ids or [])])
+    orig_create = ElastiCacheBackend.create_replication_group
+
+    @functools.wraps(orig_create)
+    def create_replication_group(self, *a, **kw):
+        if kw.get("num_cache_clusters") and not kw.get("replicas_per_node_group") and not kw.get("num_node_groups"):
+            # moto builds cluster-mode-disabled members from ReplicasPerNodeGroup only.
+            kw["replicas_per_node_group"] = kw["num_cache_clusters"] - 1
+        group = orig_create(self, *a, **kw)
+        members = [m for ng in group.node_groups for m in ng.get("node_group_members", [])]
+        for member in members:
+            args = dict.fromkeys(cluster_params)
+            args.update(account_id=self.account_id, region_name=self.region_name,
+                        cache_cluster_id=member["cache_cluster_id"], cache_node_type=group.cache_node_type,
+                        replication_group_id=group.replication_group_id, engine=group.engine,
+                        engine_version=group.engine_version, cache_subnet_group_name=group.cache_subnet_group_name,
+                        preferred_availability_zone=member.get("preferred_availability_zone"),
+                        transit_encryption_enabled=group.transit_encryption_enabled, port=group.port,
+                        security_group_ids=list(group.security_group_ids or []), tags=[],
+                        log_delivery_configurations=[])
+            self.cache_clusters[member["cache_cluster_id"]] = CacheCluster(**args)
+        return group
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
+
+    orig_modify = ElastiCacheResponse.modify_replication_group
+
+    @functools.wraps(orig_modify)
+    def modify_replication_group(self):
+        result = orig_modify(self)
+        groups = self._get_param("SecurityGroupIds")
+        if groups is not None:
+            backend = self.elasticache_backend
+            group = backend.replication_groups[self._get_param("ReplicationGroupId")]
+            group.security_group_ids = list(groups)
+            for member in group.member_clusters:
+                cluster = backend.cache_clusters.get(member)
+                if cluster is not None:
+                    cluster.security_group_ids = list(groups)
+        return result
+
+    ElastiCacheResponse.modify_replication_group = modify_replication_group
 
 
 def _elasticache_rejects() -> None:
