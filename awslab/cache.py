@@ -53,7 +53,7 @@ def discover(run: Run) -> list[Found]:
     else:
         if owned_by(_tags_of(run, sg["ARN"]), run.stack):
             out.append(Found("cache.subnet-group", "cache-subnet-group", sg["CacheSubnetGroupName"], "available",
-                             attrs={"arn": sg["ARN"], "vpc": sg.get("VpcId")}))
+                             attrs={"arn": sg["ARN"], "vpc": sg.get("VpcId"), "raw": sg}))
     try:
         secret = run.client("secretsmanager").describe_secret(SecretId=nm["cache.auth-token"])
     except ClientError as exc:
@@ -71,11 +71,21 @@ def _group_attrs(group: dict) -> dict:
     primary = node_groups[0].get("PrimaryEndpoint") or {}
     reader = node_groups[0].get("ReaderEndpoint") or {}
     return {
+        "raw": group,
         "arn": group.get("ARN"), "endpoint": primary.get("Address"), "port": primary.get("Port"),
         "reader_endpoint": reader.get("Address"), "members": group.get("MemberClusters", []),
         "node_type": group.get("CacheNodeType"), "failover": group.get("AutomaticFailover"),
         "transit_encryption": group.get("TransitEncryptionEnabled"), "at_rest_encryption": group.get("AtRestEncryptionEnabled"),
     }
+
+
+def member_clusters(run: Run, group_id: str) -> list[dict]:
+    """The replication group's member clusters: where AWS reports the cache's security groups."""
+    ec = run.client("elasticache")
+    out = []
+    for page in ec.get_paginator("describe_cache_clusters").paginate(ShowCacheNodeInfo=True):
+        out += [c for c in page["CacheClusters"] if c.get("ReplicationGroupId") == group_id]
+    return out
 
 
 class CacheSubnetGroup:

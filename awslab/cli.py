@@ -113,7 +113,8 @@ def up(lab, lab_file, overrides, dry_run, **opts):
     loaded = load_lab(lab, lab_file, overrides)
     output = _output(opts["output"])
     ctx = _context(opts, lab_name=opts.get("stack") or os.environ.get("AWSLAB_STACK") or loaded.name)
-    sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output)))
+    record = {"lab": loaded.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
+    sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output), lab_record=record))
 
 
 @cli.command()
@@ -165,6 +166,40 @@ def down(skip_final_snapshot, dry_run, **opts):
     ctx = _context(opts)
     sys.exit(do_down(ctx, ctx.stack, skip_final_snapshot=skip_final_snapshot, dry_run=dry_run,
                      output=output, progress=_progress(output)))
+
+
+@cli.command()
+@click.option("--check", "checks", multiple=True, metavar="ID",
+              help="Run only checks whose id starts with ID (repeatable), e.g. --check path --check security.db")
+@click.option("--lab-file", type=click.Path(dir_okay=False), default=None, help="Compare with this lab file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Compare with this lab setting (repeatable).")
+@target_options
+def verify(checks, lab_file, overrides, **opts):
+    """Check that the stack is there, as specified, reachable from the host, and secure.
+
+    Each check has an id, a status (PASS/FAIL/WARN/SKIP), the evidence, and for a FAIL a fix.
+    Exit 0 when nothing FAILs, 1 otherwise. Example: awslab verify --check path --output json
+    """
+    _setup_debug(opts["debug"])
+    from awslab import state
+    from awslab.commands import verify as do_verify
+    from awslab.lab import load_lab
+
+    output = _output(opts["output"])
+    ctx = _context(opts)
+    record = state.load_stack_record(ctx.stack) or {}
+    if lab_file or overrides or not record:
+        loaded = load_lab(record.get("lab") if not lab_file else None, lab_file,
+                          overrides) if (lab_file or record.get("lab")) else load_lab(ctx.stack, None, overrides)
+    else:
+        loaded = load_lab(None if record.get("lab_file") else record.get("lab"), record.get("lab_file"),
+                          record.get("overrides") or [])
+    from awslab.verify import CHECK_PREFIXES
+
+    for prefix in checks:
+        if not any(p.startswith(prefix) or prefix.startswith(p) for p in CHECK_PREFIXES):
+            raise UsageError(f"no check id starts with '{prefix}'", f"check ids start with: {', '.join(CHECK_PREFIXES)}")
+    sys.exit(do_verify(ctx, ctx.stack, loaded, checks=tuple(checks), output=output, progress=_progress(output)))
 
 
 @cli.group()

@@ -100,7 +100,8 @@ def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
         ui.emit(f"estimated cost once up: {pricing.format_money(hourly)}/hour{'' if complete else ' (some sizes not priced)'}")
 
 
-def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progress: ui.Progress) -> int:
+def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progress: ui.Progress,
+       lab_record: dict | None = None) -> int:
     """Create what is missing, wait until it is usable, print a summary."""
     run = _new_run(ctx, stack, lab.name, progress)
     run.found.update(discover(run))
@@ -113,7 +114,9 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
         _confirm_real_account(ctx, f"create {len(plan.mutating)} resources of stack {stack}",
                               [f"stack {stack}: {len(plan.mutating)} resources to create or complete",
                                f"estimated cost once up: {pricing.format_money(hourly)}/hour until `awslab down`"])
-    # Remember the stack before creating anything, so `status` and `down` find a half-made one.
+    # Remember the stack (and how it was built, for verify) before creating anything, so `status`
+    # and `down` find a half-made one.
+    state.save_stack_record(stack, lab_record or {"lab": lab.name})
     state.save_current_context({"target": ctx.target, "stack": stack, "lab": lab.name, "region": ctx.region,
                                 "profile": ctx.profile, "endpoint_url": None if ctx.is_local else ctx.endpoint_url})
     outcome = execute(plan, run)
@@ -217,3 +220,30 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
         for k in kept:
             ui.emit(f"kept final DB snapshot {k} (delete it with `aws rds delete-db-snapshot --db-snapshot-identifier {k}`)")
     return EXIT_OK
+
+
+def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], output: str, progress: ui.Progress) -> int:
+    """Run the verify catalogue; exit 1 if any check FAILs."""
+    from awslab import verify as v
+
+    run = _new_run(ctx, stack, lab.name, progress)
+    found = discover(run)
+    world = v.gather(run, found)
+    if not ctx.is_local and any("live".startswith(p) or p.startswith("live") for p in checks or ("live",)):
+        world.live = v.run_live(run, world, lab)
+    results = v.run_checks(world, lab, checks)
+    failed = [r for r in results if r.status == v.FAIL]
+    if output == "json":
+        ui.emit_json([r.as_dict() for r in results])
+    else:
+        rows = []
+        for r in results:
+            rows.append([r.id, r.status, r.detail + (f" [{r.control}]" if r.control else "")])
+        ui.emit(ui.table(["CHECK", "STATUS", "DETAIL"], rows))
+        if failed:
+            ui.emit("\nto fix:")
+            for r in failed:
+                ui.emit(f"  {r.id}: {r.hint or 'see the detail above'}")
+        counts = {s: sum(r.status == s for r in results) for s in (v.PASS, v.FAIL, v.WARN, v.SKIP)}
+        ui.emit("\n" + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" (stack {stack}, lab {lab.name}, {lab.source})")
+    return EXIT_FAILED if failed else EXIT_OK

@@ -47,7 +47,7 @@ def discover(run: Run) -> list[Found]:
         tags = from_tag_list(rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"])
         if owned_by(tags, run.stack):
             out.append(Found("db.subnet-group", "db-subnet-group", name, group.get("SubnetGroupStatus", "Complete"),
-                             attrs={"arn": group["DBSubnetGroupArn"], "vpc": group.get("VpcId"),
+                             attrs={"arn": group["DBSubnetGroupArn"], "vpc": group.get("VpcId"), "raw": group,
                                     "subnets": [s["SubnetIdentifier"] for s in group.get("Subnets", [])]}))
     return out
 
@@ -55,6 +55,7 @@ def discover(run: Run) -> list[Found]:
 def _db_attrs(db: dict) -> dict:
     endpoint = db.get("Endpoint") or {}
     return {
+        "raw": db,
         "arn": db.get("DBInstanceArn"), "engine": db.get("Engine"), "engine_version": db.get("EngineVersion"),
         "class": db.get("DBInstanceClass"), "multi_az": db.get("MultiAZ"), "az": db.get("AvailabilityZone"),
         "endpoint": endpoint.get("Address"), "port": endpoint.get("Port"),

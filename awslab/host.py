@@ -83,6 +83,7 @@ def _discover_instances(run: Run) -> list[Found]:
 
 def _instance_attrs(inst: dict) -> dict:
     return {
+        "raw": inst,
         "private_ip": inst.get("PrivateIpAddress"), "public_ip": inst.get("PublicIpAddress"),
         "az": inst.get("Placement", {}).get("AvailabilityZone"), "type": inst.get("InstanceType"),
         "imds_tokens": inst.get("MetadataOptions", {}).get("HttpTokens"),

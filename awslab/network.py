@@ -59,7 +59,7 @@ def discover(run: Run) -> list[Found]:
     for vpc in ec2.describe_vpcs(Filters=flt)["Vpcs"]:
         tags = from_tag_list(vpc.get("Tags"))
         out.append(Found(_key_of(tags) or "network.vpc", "vpc", vpc["VpcId"], vpc["State"],
-                         attrs={"cidr": vpc["CidrBlock"], "tags": tags}))
+                         attrs={"cidr": vpc["CidrBlock"], "tags": tags, "raw": vpc}))
     for igw in ec2.describe_internet_gateways(Filters=flt)["InternetGateways"]:
         tags = from_tag_list(igw.get("Tags"))
         attached = [a["VpcId"] for a in igw.get("Attachments", []) if a.get("State") in ("available", "attached")]
@@ -68,7 +68,8 @@ def discover(run: Run) -> list[Found]:
     for sn in ec2.describe_subnets(Filters=flt)["Subnets"]:
         tags = from_tag_list(sn.get("Tags"))
         out.append(Found(_key_of(tags) or f"network.subnet.{sn['SubnetId']}", "subnet", sn["SubnetId"], sn["State"],
-                         attrs={"cidr": sn["CidrBlock"], "az": sn["AvailabilityZone"], "vpc": sn["VpcId"], "tags": tags}))
+                         attrs={"cidr": sn["CidrBlock"], "az": sn["AvailabilityZone"], "vpc": sn["VpcId"], "tags": tags,
+                                "raw": sn}))
     for rt in ec2.describe_route_tables(Filters=flt)["RouteTables"]:
         tags = from_tag_list(rt.get("Tags"))
         routes = {r.get("DestinationCidrBlock"): r.get("GatewayId") for r in rt.get("Routes", [])}
@@ -191,6 +192,17 @@ class RouteTable:
         for assoc_id in f.get("associations", {}).values():
             _ignore_missing(ec2.disassociate_route_table, AssociationId=assoc_id)
         _ignore_missing(_draining(ec2.delete_route_table), RouteTableId=f.id)
+
+
+def vpc_routing(run: Run, vpc_id: str) -> dict[str, list[dict]]:
+    """Every subnet, route table (the main one included) and network ACL of the VPC, for verify."""
+    ec2 = run.client("ec2")
+    flt = [{"Name": "vpc-id", "Values": [vpc_id]}]
+    return {
+        "subnets": ec2.describe_subnets(Filters=flt)["Subnets"],
+        "route_tables": ec2.describe_route_tables(Filters=flt)["RouteTables"],
+        "nacls": ec2.describe_network_acls(Filters=flt)["NetworkAcls"],
+    }
 
 
 def _describe_one(call, list_key: str, **kwargs) -> dict:

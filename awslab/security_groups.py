@@ -94,6 +94,12 @@ def discover(run: Run) -> list[Found]:
     return out
 
 
+def vpc_groups(run: Run, vpc_id: str) -> dict[str, dict]:
+    """Every security group of the VPC (awslab's and any other), by id, for verify."""
+    groups = run.client("ec2").describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"]
+    return {g["GroupId"]: g for g in groups}
+
+
 def _permission(rule: Rule, ids: dict[str, str]) -> dict:
     perm: dict = {"IpProtocol": rule.protocol}
     if rule.protocol != ALL:

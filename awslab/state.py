@@ -62,3 +62,16 @@ def load_current_context() -> dict:
 
 def save_current_context(values: dict) -> None:
     write_json_atomic(state_dir() / CONTEXT_FILE, {k: v for k, v in values.items() if k in CONTEXT_KEYS and v})
+
+
+def stack_record_path(stack: str) -> Path:
+    return state_dir() / "stacks" / f"{stack}.json"
+
+
+def save_stack_record(stack: str, record: dict) -> None:
+    """How the stack was built (lab, lab file, --set overrides), so verify compares with that."""
+    write_json_atomic(stack_record_path(stack), record)
+
+
+def load_stack_record(stack: str) -> dict | None:
+    return read_json(stack_record_path(stack))

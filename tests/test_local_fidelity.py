@@ -353,3 +353,12 @@ def test_elasticache_members__one_per_cache_cluster_each_with_the_groups_securit
     ec.delete_replication_group(ReplicationGroupId=stack)
     assert not [c for c in ec.describe_cache_clusters()["CacheClusters"] if c.get("ReplicationGroupId") == stack]
     ec.delete_cache_subnet_group(CacheSubnetGroupName=stack)
+
+
+def test_rds_modify_db_subnet_group__keeps_the_group(aws, stack):
+    rds = aws("rds")
+    _, subnets = _network(aws)
+    rds.create_db_subnet_group(DBSubnetGroupName=stack, DBSubnetGroupDescription="d", SubnetIds=subnets[:1] + subnets[1:])
+    rds.modify_db_subnet_group(DBSubnetGroupName=stack, SubnetIds=subnets)
+    assert rds.describe_db_subnet_groups(DBSubnetGroupName=stack)["DBSubnetGroups"][0]["DBSubnetGroupName"] == stack
+    rds.delete_db_subnet_group(DBSubnetGroupName=stack)

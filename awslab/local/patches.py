@@ -35,6 +35,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | `AuthToken` without transit encryption accepted | closed: `_elasticache_rejects` |
 | cache cluster without a subnet group | left: awslab always gives one |
 | restores ignore `False` overrides | closed: `_rds_answers` |
+| (found here) `modify_db_subnet_group` makes the group vanish | closed: `_rds_answers` |
 | restore time unused | left: no data behind the local DBs yet (the real-engines issue) |
 | replica shares and deletes the primary's secret | closed: `_rds_rejects` (a replica's delete leaves it) |
 | terminated instances listed forever | closed: `_ec2_states` (gone after the retention of the profile, default at once) |
@@ -271,6 +272,17 @@ def _rds_answers() -> None:
 
     RDSBackend.reboot_db_instance = reboot_db_instance
     RDSResponse.reboot_db_instance = reboot_handler
+
+    orig_modify_group = RDSBackend.modify_db_subnet_group
+
+    @functools.wraps(orig_modify_group)
+    def modify_db_subnet_group(self, subnet_name, description, subnets):
+        # moto pops the group and never puts it back: a modified group vanished.
+        group = orig_modify_group(self, subnet_name, description, subnets)
+        self.subnet_groups[subnet_name] = group
+        return group
+
+    RDSBackend.modify_db_subnet_group = modify_db_subnet_group
 
     # Restores: moto applies only truthy overrides, so MultiAZ=False or DeletionProtection=False
     # come back as the snapshot's True.

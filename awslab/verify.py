@@ -1,0 +1,465 @@
+"""verify: is the lab there, as specified, reachable from the host, and secure?
+
+``gather`` reads (discovery plus the VPC's groups, routes, ACLs and the cache's members) into a
+``World``; every check is a pure function of the World and the lab, so checks are tested on
+hand-built data. Each check has a stable id, a status (PASS / FAIL / WARN / SKIP), the evidence,
+a fix hint for a FAIL, and the AWS Foundational Security Best Practices control where one exists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from awslab import cache, catalog, network, security_groups
+from awslab.lab import Lab
+from awslab.model import Found
+from awslab.reachability import Peer, groups_admit, internet_route, nacls_allow_flow, world_open
+from awslab.run import Run
+from awslab.topology import desired
+
+PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
+USABLE = {"available", "running", "attached", "Complete"}
+
+
+@dataclass
+class Result:
+    id: str
+    status: str
+    detail: str
+    hint: str | None = None
+    control: str | None = None   # AWS Foundational Security Best Practices control
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class World:
+    """Everything the checks read; plain describe data, no clients."""
+
+    stack: str
+    found: dict[str, Found]
+    groups: dict[str, dict] = field(default_factory=dict)        # every SG of the VPC, by id
+    subnets: dict[str, dict] = field(default_factory=dict)       # every subnet of the VPC, by id
+    route_tables: list[dict] = field(default_factory=list)
+    nacls: list[dict] = field(default_factory=list)
+    cache_members: list[dict] = field(default_factory=list)
+    is_local: bool = True
+    region: str = ""
+    live: list[Result] | None = None   # filled on real AWS by run_live
+
+    def raw(self, key: str) -> dict | None:
+        f = self.found.get(key)
+        return f.get("raw") if f is not None else None
+
+    def dbs(self) -> list[tuple[str, dict]]:
+        return [(k, f.get("raw") or {}) for k, f in sorted(self.found.items())
+                if f.kind in ("db-instance", "db-replica")]
+
+
+def gather(run: Run, found: dict[str, Found]) -> World:
+    world = World(run.stack, found, is_local=run.ctx.is_local, region=run.ctx.region)
+    vpc = found.get("network.vpc")
+    if vpc is not None:
+        routing = network.vpc_routing(run, vpc.id)
+        world.subnets = {s["SubnetId"]: s for s in routing["subnets"]}
+        world.route_tables, world.nacls = routing["route_tables"], routing["nacls"]
+        world.groups = security_groups.vpc_groups(run, vpc.id)
+    group = found.get("cache.group")
+    if group is not None:
+        world.cache_members = cache.member_clusters(run, group.id)
+    return world
+
+
+# --- helpers over the World ---------------------------------------------------------------------
+
+def _host_groups(w: World) -> frozenset[str]:
+    inst = w.raw("host.instance")
+    if inst:
+        groups = {g["GroupId"] for g in inst.get("SecurityGroups", [])}
+        groups |= {g["GroupId"] for eni in inst.get("NetworkInterfaces", []) for g in eni.get("Groups", [])}
+        if groups:
+            return frozenset(groups)
+    app = w.found.get("sg.app")
+    return frozenset({app.id}) if app is not None else frozenset()
+
+
+def _host_peer(w: World) -> Peer:
+    inst = w.raw("host.instance") or {}
+    cidrs: tuple[str, ...] = ()
+    if inst.get("PrivateIpAddress"):
+        cidrs = (f"{inst['PrivateIpAddress']}/32",)
+    elif "network.subnet.public" in w.found:
+        cidrs = (w.found["network.subnet.public"].get("cidr"),)
+    return Peer(_host_groups(w), cidrs, "the host")
+
+
+def _db_groups(db: dict) -> frozenset[str]:
+    return frozenset(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []) if g.get("Status", "active") != "removing")
+
+
+def _cache_groups(w: World) -> frozenset[str]:
+    return frozenset(g["SecurityGroupId"] for m in w.cache_members for g in m.get("SecurityGroups", []))
+
+
+def _subnet_group_subnets(raw: dict | None) -> list[str]:
+    return [s["SubnetIdentifier"] for s in (raw or {}).get("Subnets", [])]
+
+
+def _cidrs(w: World, subnet_ids: list[str]) -> tuple[str, ...]:
+    return tuple(w.subnets[s]["CidrBlock"] for s in subnet_ids if s in w.subnets)
+
+
+def _group_label(w: World, gid: str) -> str:
+    g = w.groups.get(gid)
+    return f"{gid} ({g['GroupName']})" if g else gid
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+CheckFn = Callable[[World, Lab], list[Result]]
+
+
+def check_inventory(w: World, lab: Lab) -> list[Result]:
+    out = []
+    for d in desired(lab, w.stack, w.region):
+        f = w.found.get(d.key)
+        cid = f"inventory.{d.key}"
+        if f is None:
+            out.append(Result(cid, FAIL, f"{d.key} ({d.name}) does not exist or is not tagged with stack {w.stack}",
+                              f"run `awslab up {lab.name} --name {w.stack}` to recreate it"))
+        elif f.state not in USABLE:
+            status = WARN if f.state in ("creating", "backing-up", "modifying", "rebooting", "pending") else FAIL
+            out.append(Result(cid, status, f"{f.id} is {f.state}",
+                              "wait for it, then verify again" if status == WARN else "see the AWS console for why"))
+        else:
+            out.append(Result(cid, PASS, f"{f.id} {f.state}, tagged awslab:stack={w.stack}"))
+    return out
+
+
+def _spec(cid: str, ok: bool, have: str, want: str, hint: str, control: str | None = None,
+          missing: bool = False) -> Result:
+    if missing:
+        return Result(cid, SKIP, f"needs {have}", None, control)
+    if ok:
+        return Result(cid, PASS, have, None, control)
+    return Result(cid, FAIL, f"{have}; the lab asks for {want}", hint, control)
+
+
+def check_spec(w: World, lab: Lab) -> list[Result]:
+    d, c = lab.database, lab.cache
+    db = w.raw("db.primary")
+    ident = (db or {}).get("DBInstanceIdentifier", "the primary")
+    modify = f"aws rds modify-db-instance --db-instance-identifier {ident} --apply-immediately"
+    out = []
+    if db is None:
+        out += [Result(f"spec.db.{n}", SKIP, "needs the primary DB (db.primary)") for n in
+                ("engine", "class", "storage", "multi-az", "backups")]
+    else:
+        major = str(db.get("EngineVersion", "")).split(".")[0] if d.engine == "postgres" else ".".join(str(db.get("EngineVersion", "")).split(".")[:2])
+        out.append(_spec("spec.db.engine", db.get("Engine") == d.engine and major == d.engine_version,
+                         f"{db.get('Engine')} {db.get('EngineVersion')}", f"{d.engine} {d.engine_version}",
+                         "engine changes need a new instance: `awslab down` then `awslab up`"))
+        out.append(_spec("spec.db.class", db.get("DBInstanceClass") == d.instance_class, db.get("DBInstanceClass", "?"),
+                         d.instance_class, f"{modify} --db-instance-class {d.instance_class}"))
+        out.append(_spec("spec.db.storage", db.get("StorageType") == d.storage_type and db.get("AllocatedStorage") == d.allocated_storage_gib,
+                         f"{db.get('AllocatedStorage')} GiB {db.get('StorageType')}", f"{d.allocated_storage_gib} GiB {d.storage_type}",
+                         f"{modify} --storage-type {d.storage_type} --allocated-storage {d.allocated_storage_gib}"))
+        out.append(_spec("spec.db.multi-az", bool(db.get("MultiAZ")) == d.multi_az,
+                         "Multi-AZ" if db.get("MultiAZ") else "Single-AZ", "Multi-AZ" if d.multi_az else "Single-AZ",
+                         f"{modify} --{'' if d.multi_az else 'no-'}multi-az", "RDS.5" if d.multi_az else None))
+        retention = db.get("BackupRetentionPeriod", 0)
+        out.append(_spec("spec.db.backups", retention == d.backup_retention_days,
+                         f"backups kept {retention} days", f"{d.backup_retention_days} days",
+                         f"{modify} --backup-retention-period {d.backup_retention_days}", "RDS.11"))
+    for i in range(1, d.read_replicas + 1):
+        key = f"db.replica.{i}"
+        replica = w.raw(key)
+        if replica is None:
+            out.append(Result(f"spec.{key}", SKIP, f"needs read replica {i} ({key}; see inventory.{key})"))
+        elif db is not None and replica.get("ReadReplicaSourceDBInstanceIdentifier") not in (
+                db.get("DBInstanceIdentifier"), db.get("DBInstanceArn")):
+            out.append(Result(f"spec.{key}", FAIL, f"{replica['DBInstanceIdentifier']} replicates from "
+                              f"{replica.get('ReadReplicaSourceDBInstanceIdentifier') or 'nothing (promoted)'}",
+                              "delete it and run `awslab up` to make a replica of the primary"))
+        else:
+            out.append(Result(f"spec.{key}", PASS, f"{replica['DBInstanceIdentifier']} replicates from {ident}"))
+    group = w.raw("cache.group")
+    if group is None:
+        out += [Result(f"spec.cache.{n}", SKIP, "needs the cache (cache.group)") for n in ("node-type", "replicas")]
+    else:
+        out.append(_spec("spec.cache.node-type", group.get("CacheNodeType") == c.node_type, group.get("CacheNodeType", "?"),
+                         c.node_type, f"aws elasticache modify-replication-group --replication-group-id {group['ReplicationGroupId']} "
+                         f"--cache-node-type {c.node_type} --apply-immediately"))
+        members = group.get("MemberClusters", [])
+        azs = {m.get("PreferredAvailabilityZone") for m in w.cache_members}
+        failover = group.get("AutomaticFailover") in ("enabled", "enabling")
+        ok = len(members) == 1 + c.replicas and failover == c.automatic_failover and (c.replicas == 0 or len(azs) >= 2)
+        out.append(_spec("spec.cache.replicas", ok,
+                         f"{len(members)} nodes in {len(azs)} AZs, automatic failover {group.get('AutomaticFailover')}",
+                         f"{1 + c.replicas} nodes in 2 AZs, automatic failover {'enabled' if c.automatic_failover else 'disabled'}",
+                         f"aws elasticache increase-replica-count / modify-replication-group --automatic-failover-enabled "
+                         f"on {group['ReplicationGroupId']}", "ElastiCache.3" if c.automatic_failover else None))
+    return out
+
+
+def _subnet_group_check(cid: str, w: World, key: str, what: str) -> Result:
+    raw = w.raw(key)
+    if raw is None:
+        return Result(cid, SKIP, f"needs the {what} subnet group ({key})")
+    subnets = _subnet_group_subnets(raw)
+    azs = {w.subnets.get(s, {}).get("AvailabilityZone") for s in subnets}
+    public = [s for s in subnets if internet_route(w.route_tables, s)]
+    name = raw.get("DBSubnetGroupName") or raw.get("CacheSubnetGroupName")
+    if public:
+        return Result(cid, FAIL, f"{name} includes public subnets (routed to an internet gateway): {', '.join(public)}",
+                      f"remove {', '.join(public)} from subnet group {name}: keep only the lab's private subnets")
+    if len(azs - {None}) < 2:
+        return Result(cid, FAIL, f"{name} spans {len(azs - {None})} AZ", f"add a private subnet in a second AZ to {name}")
+    return Result(cid, PASS, f"{name}: {len(subnets)} private subnets in {len(azs)} AZs")
+
+
+def check_network(w: World, lab: Lab) -> list[Result]:
+    out = []
+    vpc = w.found.get("network.vpc")
+    vpc_id = vpc.id if vpc else None
+    where = {}
+    inst = w.raw("host.instance")
+    if inst:
+        where["host"] = inst.get("VpcId")
+    if w.raw("db.subnet-group"):
+        where["database"] = w.raw("db.subnet-group").get("VpcId")
+    if w.raw("cache.subnet-group"):
+        where["cache"] = w.raw("cache.subnet-group").get("VpcId")
+    if vpc_id is None:
+        out.append(Result("network.same-vpc", SKIP, "needs the VPC (network.vpc)"))
+    else:
+        strays = {k: v for k, v in where.items() if v != vpc_id}
+        out.append(Result("network.same-vpc", FAIL if strays else PASS,
+                          f"{', '.join(f'{k} in {v}' for k, v in strays.items())}; the lab's VPC is {vpc_id}" if strays
+                          else f"{', '.join(where) or 'nothing yet'} in {vpc_id}",
+                          "recreate them in the lab's VPC with `awslab down` and `awslab up`" if strays else None))
+    out.append(_subnet_group_check("network.db-subnets-private", w, "db.subnet-group", "DB"))
+    out.append(_subnet_group_check("network.cache-subnets-private", w, "cache.subnet-group", "cache"))
+    subnet = (inst or {}).get("SubnetId") or (w.found["network.subnet.public"].id if "network.subnet.public" in w.found else None)
+    if subnet is None:
+        out.append(Result("network.host-internet-route", SKIP, "needs the host's subnet"))
+    else:
+        igw = internet_route(w.route_tables, subnet)
+        out.append(Result("network.host-internet-route", PASS if igw else FAIL,
+                          f"{subnet} routes 0.0.0.0/0 to {igw}" if igw else f"{subnet} has no route to an internet gateway",
+                          None if igw else f"add 0.0.0.0/0 -> the lab's internet gateway to the route table of {subnet} "
+                          "(SSM needs it), or rerun `awslab up`"))
+    return out
+
+
+def _path(cid: str, w: World, port: int, dst_groups: frozenset[str], dst_name: str, dst_subnets: list[str]) -> Result:
+    host = _host_peer(w)
+    if not host.groups:
+        return Result(cid, SKIP, "needs the host's security group (sg.app)")
+    if not dst_groups:
+        return Result(cid, FAIL, f"{dst_name} has no security group", f"attach the lab's group to {dst_name}")
+    dst = Peer(dst_groups, _cidrs(w, dst_subnets), dst_name)
+    inbound = groups_admit(w.groups, dst_groups, "ingress", port, host)
+    outbound = groups_admit(w.groups, host.groups, "egress", port, dst)
+    problems = []
+    if not inbound:
+        problems.append(f"no inbound rule on {', '.join(_group_label(w, g) for g in sorted(dst_groups))} admits tcp/{port} from the host")
+    if not outbound:
+        problems.append(f"no outbound rule on {', '.join(_group_label(w, g) for g in sorted(host.groups))} allows tcp/{port} to {dst_name}")
+    inst = w.raw("host.instance") or {}
+    src_subnet = inst.get("SubnetId") or (w.found["network.subnet.public"].id if "network.subnet.public" in w.found else None)
+    if src_subnet and host.cidrs:
+        for s in dst_subnets:
+            if s in w.subnets:
+                problems += nacls_allow_flow(w.nacls, src_subnet, host.cidrs[0], s, w.subnets[s]["CidrBlock"], port)
+    if problems:
+        hint = []
+        if not inbound:
+            hint.append(f"aws ec2 authorize-security-group-ingress --group-id {sorted(dst_groups)[0]} --protocol tcp "
+                        f"--port {port} --source-group {sorted(host.groups)[0]}")
+        if not outbound:
+            hint.append(f"aws ec2 authorize-security-group-egress --group-id {sorted(host.groups)[0]} --ip-permissions "
+                        f"IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={sorted(dst_groups)[0]}}}]")
+        if len(hint) < len(problems):
+            hint.append("allow the flow (and its replies on 1024-65535) in the network ACLs named")
+        return Result(cid, FAIL, "; ".join(problems), "; ".join(hint) + " (or rerun `awslab up`)")
+    return Result(cid, PASS, f"host -> {dst_name} tcp/{port}: {inbound[0]}; {outbound[0]}")
+
+
+def check_paths(w: World, lab: Lab) -> list[Result]:
+    out = []
+    dbs = w.dbs()
+    if not dbs:
+        out.append(Result("path.app-to-db", SKIP, "needs the database (db.primary)"))
+    else:
+        subnets = _subnet_group_subnets(w.raw("db.subnet-group"))
+        results = [_path("path.app-to-db", w, lab.database.port, _db_groups(db), db.get("DBInstanceIdentifier", key), subnets)
+                   for key, db in dbs]
+        failed = [r for r in results if r.status != PASS]
+        out.append(failed[0] if failed else Result("path.app-to-db", PASS,
+                                                   f"{len(results)} DB instance(s): " + results[0].detail.split(": ", 1)[1]))
+    if w.raw("cache.group") is None:
+        out.append(Result("path.app-to-cache", SKIP, "needs the cache (cache.group)"))
+    else:
+        out.append(_path("path.app-to-cache", w, lab.cache.port, _cache_groups(w), w.raw("cache.group")["ReplicationGroupId"],
+                         _subnet_group_subnets(w.raw("cache.subnet-group"))))
+    return out
+
+
+def check_security(w: World, lab: Lab) -> list[Result]:
+    out = []
+    dbs = w.dbs()
+    public = [db.get("DBInstanceIdentifier") for _, db in dbs if db.get("PubliclyAccessible")]
+    out.append(Result("security.db-not-public", FAIL if public else (PASS if dbs else SKIP),
+                      f"publicly accessible: {', '.join(public)}" if public else (f"{len(dbs)} DB instance(s) private" if dbs else "needs the database"),
+                      f"aws rds modify-db-instance --db-instance-identifier {public[0]} --no-publicly-accessible --apply-immediately"
+                      if public else None, "RDS.2"))
+    exposed = []
+    for _, db in dbs:
+        exposed += world_open(w.groups, _db_groups(db), lab.database.port)
+    exposed += world_open(w.groups, _cache_groups(w), lab.cache.port)
+    exposed = sorted(set(exposed))
+    out.append(Result("security.data-ports-not-world", FAIL if exposed else PASS,
+                      "open to the internet: " + "; ".join(exposed) if exposed else
+                      f"no group on the DB or cache admits tcp/{lab.database.port} or tcp/{lab.cache.port} from 0.0.0.0/0 or ::/0",
+                      f"revoke it: aws ec2 revoke-security-group-ingress --group-id {exposed[0].split()[0]} --protocol tcp "
+                      f"--port {lab.database.port if f'/{lab.database.port}' in exposed[0] else lab.cache.port} --cidr "
+                      f"{exposed[0].rsplit(' ', 1)[1]}" + (" (for ::/0 use --ip-permissions with Ipv6Ranges)" if "::/0" in exposed[0] else "")
+                      if exposed else None, "EC2.19"))
+    attached = set(_host_groups(w))
+    for _, db in dbs:
+        attached |= _db_groups(db)
+    attached |= _cache_groups(w)
+    ssh = world_open(w.groups, frozenset(attached), catalog.SSH_PORT)
+    out.append(Result("security.ssh-not-world", FAIL if ssh else PASS,
+                      "SSH open to the internet: " + "; ".join(ssh) if ssh else "no attached group admits tcp/22 from the internet",
+                      f"revoke it and use SSM Session Manager (or --set host.ssh_cidr=YOUR.IP/32): aws ec2 "
+                      f"revoke-security-group-ingress --group-id {ssh[0].split()[0]} --protocol tcp --port 22 --cidr "
+                      f"{ssh[0].rsplit(' ', 1)[1]}" if ssh else None, "EC2.13"))
+    inst = w.raw("host.instance")
+    if inst is None:
+        out.append(Result("security.host-imdsv2", SKIP, "needs the host (host.instance)", None, "EC2.8"))
+    else:
+        tokens = inst.get("MetadataOptions", {}).get("HttpTokens")
+        out.append(Result("security.host-imdsv2", PASS if tokens == "required" else FAIL, f"HttpTokens={tokens}",
+                          None if tokens == "required" else f"aws ec2 modify-instance-metadata-options --instance-id "
+                          f"{inst['InstanceId']} --http-tokens required --http-endpoint enabled", "EC2.8"))
+    unencrypted = [db.get("DBInstanceIdentifier") for _, db in dbs if not db.get("StorageEncrypted")]
+    out.append(Result("security.db-encrypted", FAIL if unencrypted else (PASS if dbs else SKIP),
+                      f"not encrypted: {', '.join(unencrypted)}" if unencrypted else ("storage encrypted" if dbs else "needs the database"),
+                      "encryption cannot be turned on in place: snapshot, copy the snapshot encrypted, restore" if unencrypted else None,
+                      "RDS.3"))
+    db = w.raw("db.primary")
+    if db is None:
+        out.append(Result("security.db-managed-password", SKIP, "needs the primary DB"))
+    else:
+        secret = (db.get("MasterUserSecret") or {}).get("SecretArn")
+        out.append(Result("security.db-managed-password", PASS if secret else FAIL,
+                          f"master password managed by RDS in {secret}" if secret else "the master password is not managed by RDS",
+                          None if secret else f"aws rds modify-db-instance --db-instance-identifier {db['DBInstanceIdentifier']} "
+                          "--manage-master-user-password --apply-immediately"))
+    group = w.raw("cache.group")
+    if group is None:
+        out.append(Result("security.cache-encryption", SKIP, "needs the cache", None, "ElastiCache.4"))
+        out.append(Result("security.cache-auth-tls", SKIP, "needs the cache", None, "ElastiCache.5"))
+    else:
+        rest = bool(group.get("AtRestEncryptionEnabled"))
+        out.append(Result("security.cache-encryption", PASS if rest else FAIL, f"at-rest encryption {'on' if rest else 'off'}",
+                          None if rest else "at-rest encryption is set at creation: recreate the group (`awslab down`, `awslab up`)",
+                          "ElastiCache.4"))
+        tls, auth = bool(group.get("TransitEncryptionEnabled")), bool(group.get("AuthTokenEnabled"))
+        out.append(Result("security.cache-auth-tls", PASS if tls and auth else FAIL,
+                          f"in-transit encryption {'on' if tls else 'off'}, AUTH {'on' if auth else 'off'}",
+                          None if tls and auth else "turn on TLS and an AUTH token: aws elasticache modify-replication-group "
+                          "--transit-encryption-enabled --auth-token ... --auth-token-update-strategy ROTATE", "ElastiCache.5"))
+    return out
+
+
+def check_live(w: World, lab: Lab) -> list[Result]:
+    """Connections from the host. Never PASS without a real connection."""
+    if w.is_local:
+        reason = "the local AWS has no database or Redis engine behind its endpoints yet, so nothing to connect to"
+        return [Result("live.host-to-db", SKIP, reason), Result("live.host-to-cache", SKIP, reason)]
+    return w.live or [Result("live.host-to-db", SKIP, "not run"), Result("live.host-to-cache", SKIP, "not run")]
+
+
+CHECK_PREFIXES = ("inventory.", "spec.", "network.", "path.", "security.", "live.")
+CHECKS: tuple[CheckFn, ...] = (check_inventory, check_spec, check_network, check_paths, check_security, check_live)
+
+
+def run_checks(w: World, lab: Lab, selected: tuple[str, ...] = ()) -> list[Result]:
+    results = [r for fn in CHECKS for r in fn(w, lab)]
+    if selected:
+        results = [r for r in results if any(r.id.startswith(p) for p in selected)]
+    return results
+
+
+# --- live checks on real AWS, through SSM Run Command on the host -------------------------------
+
+LIVE_MARKER = "AWSLAB_TCP_OK"
+
+
+def live_script(targets: list[tuple[str, str, int]]) -> str:
+    """A shell script that TCP-connects to each (name, host, port) and prints marker lines with ms."""
+    lines = ["#!/bin/bash"]
+    for name, host, port in targets:
+        lines.append(f"s=$(date +%s%N); if timeout 5 bash -c '</dev/tcp/{host}/{port}' 2>/dev/null; then "
+                     f"echo \"{LIVE_MARKER} {name} $(( ($(date +%s%N) - s) / 1000000 ))\"; else echo \"AWSLAB_TCP_FAIL {name}\"; fi")
+    return "\n".join(lines) + "\n"
+
+
+def parse_live(output: str, name: str) -> tuple[bool, str]:
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == LIVE_MARKER and parts[1] == name:
+            return True, f"TCP connect in {parts[2]} ms"
+        if len(parts) == 2 and parts[0] == "AWSLAB_TCP_FAIL" and parts[1] == name:
+            return False, "TCP connect failed or timed out (5 s)"
+    return False, "no answer from the host's check"
+
+
+def run_live(run: Run, w: World, lab: Lab, timeout_s: float = 120.0) -> list[Result]:
+    """TCP connects from the host via SSM (no credentials are sent: SQL/AUTH would need the secrets
+    on the command line, which SSM keeps in its history)."""
+    inst = w.raw("host.instance")
+    db, group = w.raw("db.primary"), w.raw("cache.group")
+    targets = []
+    if db and (db.get("Endpoint") or {}).get("Address"):
+        targets.append(("db", db["Endpoint"]["Address"], lab.database.port))
+    if group:
+        ep = ((group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {})
+        if ep.get("Address"):
+            targets.append(("cache", ep["Address"], lab.cache.port))
+    if inst is None or not targets:
+        return [Result("live.host-to-db", SKIP, "needs the host and the database"),
+                Result("live.host-to-cache", SKIP, "needs the host and the cache")]
+    ssm = run.client("ssm")
+    try:
+        cmd = ssm.send_command(InstanceIds=[inst["InstanceId"]], DocumentName="AWS-RunShellScript",
+                               Parameters={"commands": [live_script(targets)]}, TimeoutSeconds=60,
+                               Comment=f"awslab verify {w.stack}")["Command"]["CommandId"]
+    except Exception as exc:  # noqa: BLE001 - any refusal becomes a WARN with its reason
+        reason = f"SSM Run Command refused: {exc}"
+        return [Result("live.host-to-db", WARN, reason, "is the SSM agent online? (aws ssm describe-instance-information)"),
+                Result("live.host-to-cache", WARN, reason, "is the SSM agent online?")]
+    deadline, output, status = time.monotonic() + timeout_s, "", "Pending"
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        try:
+            inv = ssm.get_command_invocation(CommandId=cmd, InstanceId=inst["InstanceId"])
+        except Exception:  # noqa: BLE001 - InvocationDoesNotExist right after send_command
+            continue
+        status, output = inv["Status"], inv.get("StandardOutputContent", "")
+        if status not in ("Pending", "InProgress", "Delayed"):
+            break
+    out = []
+    for name, cid in (("db", "live.host-to-db"), ("cache", "live.host-to-cache")):
+        ok, detail = parse_live(output, name)
+        out.append(Result(cid, PASS if ok else FAIL, f"{detail} (command {cmd}: {status})",
+                          None if ok else f"check path.app-to-{name} and the network ACLs"))
+    return out
+
+
