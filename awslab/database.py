@@ -120,6 +120,17 @@ class _DbBase:
         f.attrs.update(_db_attrs(latest))
         return f
 
+    def _create(self, run: Run, d: Desired, call) -> Found:
+        """Create (or, after a crash, adopt this stack's own instance of that name), then wait."""
+        try:
+            created = call()["DBInstance"]
+            found = Found(d.key, self.kind, d.name, created["DBInstanceStatus"], attrs=_db_attrs(created))
+        except ClientError as exc:
+            if error_code(exc) != "DBInstanceAlreadyExists":
+                raise
+            found = self._adopt_existing(run, d)
+        return self.ready(run, d, found)
+
     def _adopt_existing(self, run: Run, d: Desired) -> Found:
         """The create said "already exists": ours (a rerun after a crash) or someone else's."""
         db = run.client("rds").describe_db_instances(DBInstanceIdentifier=d.name)["DBInstances"][0]
@@ -167,23 +178,16 @@ class DbInstance(_DbBase):
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
-        try:
-            created = run.client("rds").create_db_instance(
-                DBInstanceIdentifier=d.name, Engine=db.engine, EngineVersion=db.engine_version,
-                DBInstanceClass=db.instance_class, AllocatedStorage=db.allocated_storage_gib,
-                StorageType=db.storage_type, MultiAZ=db.multi_az, StorageEncrypted=db.storage_encrypted,
-                BackupRetentionPeriod=db.backup_retention_days, PubliclyAccessible=False,
-                MasterUsername=db.master_username, ManageMasterUserPassword=True, DBName=db.database_name,
-                DeletionProtection=db.deletion_protection, CopyTagsToSnapshot=True,
-                DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
-                Port=db.port, Tags=run.tag_list(d.key, d.name),
-            )["DBInstance"]
-            found = Found(d.key, self.kind, d.name, created["DBInstanceStatus"], attrs=_db_attrs(created))
-        except ClientError as exc:
-            if error_code(exc) != "DBInstanceAlreadyExists":
-                raise
-            found = self._adopt_existing(run, d)
-        return self.ready(run, d, found)
+        return self._create(run, d, lambda: run.client("rds").create_db_instance(
+            DBInstanceIdentifier=d.name, Engine=db.engine, EngineVersion=db.engine_version,
+            DBInstanceClass=db.instance_class, AllocatedStorage=db.allocated_storage_gib,
+            StorageType=db.storage_type, MultiAZ=db.multi_az, StorageEncrypted=db.storage_encrypted,
+            BackupRetentionPeriod=db.backup_retention_days, PubliclyAccessible=False,
+            MasterUsername=db.master_username, ManageMasterUserPassword=True, DBName=db.database_name,
+            DeletionProtection=db.deletion_protection, CopyTagsToSnapshot=True,
+            DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
+            Port=db.port, Tags=run.tag_list(d.key, d.name),
+        ))
 
     def final_snapshot_id(self, run: Run, f: Found) -> str | None:
         if run.options.get("skip_final_snapshot"):
@@ -197,18 +201,10 @@ class DbReplica(_DbBase):
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
-        primary = run.ref("db.primary")
-        try:
-            created = run.client("rds").create_db_instance_read_replica(
-                DBInstanceIdentifier=d.name, SourceDBInstanceIdentifier=primary.id,
-                DBInstanceClass=db.instance_class, PubliclyAccessible=False, MultiAZ=False,
-                # Same-region replicas land in the VPC only when given a subnet group.
-                DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
-                CopyTagsToSnapshot=True, Tags=run.tag_list(d.key, d.name),
-            )["DBInstance"]
-            found = Found(d.key, self.kind, d.name, created["DBInstanceStatus"], attrs=_db_attrs(created))
-        except ClientError as exc:
-            if error_code(exc) != "DBInstanceAlreadyExists":
-                raise
-            found = self._adopt_existing(run, d)
-        return self.ready(run, d, found)
+        return self._create(run, d, lambda: run.client("rds").create_db_instance_read_replica(
+            DBInstanceIdentifier=d.name, SourceDBInstanceIdentifier=run.ref("db.primary").id,
+            DBInstanceClass=db.instance_class, PubliclyAccessible=False, MultiAZ=False,
+            # Same-region replicas land in the VPC only when given a subnet group.
+            DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
+            CopyTagsToSnapshot=True, Tags=run.tag_list(d.key, d.name),
+        ))

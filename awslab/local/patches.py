@@ -27,8 +27,8 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | IAM managed policies not loaded | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` |
 | unknown AMI/class/version, short password, bad group accepted | partly closed: `_rds_rejects` and `_elasticache_rejects` refuse unknown DB classes, node types and engine versions (tables above); AMIs, passwords and groups left (awslab resolves the AMI from SSM, lets RDS manage the password, and passes only groups it made) |
 | `MasterUserPassword` with `ManageMasterUserPassword` accepted | closed: `_rds_rejects` |
-| delete without a final-snapshot choice accepted | closed: `_rds_rejects` |
-| final snapshot id on a read replica accepted | closed: `_rds_rejects` |
+| delete without a final-snapshot choice accepted | closed: `_rds_states` (its delete wrapper) |
+| final snapshot id on a read replica accepted | closed: `_rds_states` (its delete wrapper) |
 | in-use DB subnet group deletable | closed: `_in_use_deletes` (`InvalidDBSubnetGroupStateFault`) |
 | in-use security group deletable | closed: `_in_use_deletes` (`DependencyViolation`, ENIs drain after termination) |
 | subnet with an instance deletable | closed: `_in_use_deletes` |
@@ -37,7 +37,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | restores ignore `False` overrides | closed: `_rds_answers` |
 | (found here) `modify_db_subnet_group` makes the group vanish | closed: `_rds_answers` |
 | restore time unused | left: no data behind the local DBs yet (the real-engines issue) |
-| replica shares and deletes the primary's secret | closed: `_rds_rejects` (a replica's delete leaves it) |
+| replica shares and deletes the primary's secret | closed: `_rds_states` (a replica's delete leaves it) |
 | terminated instances listed forever | closed: `_ec2_states` (gone after the retention of the profile, default at once) |
 """
 
@@ -175,6 +175,17 @@ def _rds_states() -> None:
         if db is not None and db.status in ("creating", "backing-up", "modifying", "rebooting"):
             raise _rds_error("InvalidDBInstanceState",
                              f"Instance {db_instance_identifier} is currently {db.status}; wait until it is available.")
+        if db is not None:
+            # AWS insists on an explicit final-snapshot choice and refuses one for a replica.
+            if not skip_final_snapshot and not final_db_snapshot_identifier:
+                raise _rds_error("InvalidParameterCombination",
+                                 "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+            if db.is_replica and final_db_snapshot_identifier and not skip_final_snapshot:
+                raise _rds_error("InvalidParameterValue",
+                                 "FinalDBSnapshotIdentifier can not be specified when deleting a replica instance")
+            if db.is_replica:
+                # moto hands the replica the primary's secret object; AWS gives replicas none.
+                db.manage_master_user_password = False
         deleted = orig_delete(self, db_instance_identifier, final_db_snapshot_identifier,
                               skip_final_snapshot, delete_automated_backups)
         if _linger(deleted, "rds.delete", "deleting"):
@@ -208,27 +219,6 @@ def _rds_rejects() -> None:
         return orig_create(self, db_kwargs)
 
     RDSBackend.create_db_instance = create_db_instance
-
-    orig_delete = RDSBackend.delete_db_instance
-
-    @functools.wraps(orig_delete)
-    def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None,
-                           skip_final_snapshot=False, delete_automated_backups=True):
-        db = self.databases.get(db_instance_identifier)
-        if db is not None and getattr(db, "_awslab_gone_at", None) is None:
-            if not skip_final_snapshot and not final_db_snapshot_identifier:
-                raise _rds_error("InvalidParameterCombination",
-                                 "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
-            if db.is_replica and final_db_snapshot_identifier and not skip_final_snapshot:
-                raise _rds_error("InvalidParameterValue",
-                                 "FinalDBSnapshotIdentifier can not be specified when deleting a replica instance")
-            if db.is_replica:
-                # moto hands the replica the primary's secret object; AWS gives replicas none.
-                db.manage_master_user_password = False
-        return orig_delete(self, db_instance_identifier, final_db_snapshot_identifier,
-                           skip_final_snapshot, delete_automated_backups)
-
-    RDSBackend.delete_db_instance = delete_db_instance
 
 
 def _rds_answers() -> None:
