@@ -219,3 +219,34 @@ def test_realistic_latency__up_waits_in_dependency_order_and_down_sees_deleting(
     if hosts:
         states = [i["State"]["Name"] for r in aws("ec2").describe_instances(InstanceIds=hosts)["Reservations"] for i in r["Instances"]]
         assert set(states) == {"terminated"}
+
+
+def test_ctrl_c_during_up__stops_cleanly_says_what_was_in_flight_and_a_rerun_converges(awslab, aws, local, stack, latency):
+    import signal
+    import time
+
+    latency("realistic", 0.01)
+    proc = subprocess.Popen([sys.executable, "-m", "awslab", "up", "week6", "--name", stack],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if "waiting" in line and "db.primary" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    err = "".join(lines) + rest
+    assert proc.returncode == 130, err
+    assert "in flight:" in err and "db.primary" in err.split("in flight:")[-1]
+    assert "rerun the same command" in err
+    latency("instant")
+    again = awslab("up", "week6", "--name", stack)
+    assert again.code == 0, again.err
+    rds = aws("rds")
+    mine = [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"].startswith(f"{stack}-")]
+    assert sorted(d["DBInstanceIdentifier"] for d in mine) == [f"{stack}-db", f"{stack}-db-replica-1"]
+    vpcs = aws("ec2").describe_vpcs(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["Vpcs"]
+    assert len(vpcs) == 1
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
