@@ -27,6 +27,23 @@ EC2_TRUST_POLICY = json.dumps({
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 })
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
+SECRETS_POLICY_NAME = "awslab-read-lab-secrets"
+
+
+def secrets_policy(stack: str) -> str:
+    """The host may read the lab's two secrets, so `verify` can log in from the host without the
+    secret ever leaving it (nor passing through SSM's command history). The RDS-managed secret's
+    name is random; RDS tags it with its instance's ARN, which derives from the stack."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "DatabaseMasterSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": "arn:aws:secretsmanager:*:*:secret:rds!db-*",
+             "Condition": {"StringLike": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": f"arn:aws:rds:*:*:db:{stack}-db"}}},
+            {"Sid": "CacheAuthToken", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": f"arn:aws:secretsmanager:*:*:secret:awslab/{stack}/cache-auth-token-*"},
+        ],
+    })
 
 # A new instance profile takes seconds to be usable by EC2 ("Invalid IAM Instance Profile name").
 _profile_propagating = retry_eventual({"InvalidParameterValue"}, within_s=120, message_contains="nstance profile")
@@ -57,10 +74,12 @@ def discover(run: Run) -> list[Found]:
             return out + _discover_instances(run)  # not ours: never listed, so never deleted
         roles = [r["RoleName"] for r in prof.get("Roles", [])]
         attached: list[str] = []
+        inline: list[str] = []
         if name in roles:
             attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+            inline = iam.list_role_policies(RoleName=name)["PolicyNames"]
         out.append(Found("host.profile", "instance-profile", name, "available", created=prof.get("CreateDate"),
-                         attrs={"arn": prof["Arn"], "roles": roles, "policies": attached, "tags": tags}))
+                         attrs={"arn": prof["Arn"], "roles": roles, "policies": attached, "inline": inline, "tags": tags}))
     return out + _discover_instances(run)
 
 
@@ -120,7 +139,9 @@ class InstanceProfile:
         if d.name not in f.get("roles", []):
             return "role not in the instance profile"
         missing = set(d.spec["managed_policy_arns"]) - set(f.get("policies", []))
-        return f"policies not attached: {', '.join(sorted(missing))}" if missing else None
+        if missing:
+            return f"policies not attached: {', '.join(sorted(missing))}"
+        return None if SECRETS_POLICY_NAME in f.get("inline", []) else f"no {SECRETS_POLICY_NAME} policy"
 
     def complete(self, run: Run, d: Desired, f: Found) -> Found:
         iam = run.client("iam")
@@ -133,7 +154,10 @@ class InstanceProfile:
             except ClientError as exc:
                 if error_code(exc) != "LimitExceeded":  # the profile already holds its one role
                     raise
-        f.attrs.update(roles=[d.name], policies=list(d.spec["managed_policy_arns"]))
+        if SECRETS_POLICY_NAME not in f.get("inline", []):
+            _iam_not_visible_yet(iam.put_role_policy)(RoleName=d.name, PolicyName=SECRETS_POLICY_NAME,
+                                                      PolicyDocument=secrets_policy(run.stack))
+        f.attrs.update(roles=[d.name], policies=list(d.spec["managed_policy_arns"]), inline=[SECRETS_POLICY_NAME])
         return f
 
     def delete(self, run: Run, f: Found) -> None:
@@ -150,6 +174,8 @@ class InstanceProfile:
             return
         for p in policies:
             _ignore_no_such(iam.detach_role_policy, RoleName=name, PolicyArn=p["PolicyArn"])
+        for inline in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            _ignore_no_such(iam.delete_role_policy, RoleName=name, PolicyName=inline)
         _ignore_no_such(iam.delete_role, RoleName=name)
 
 

@@ -21,7 +21,7 @@ def _found_all(items):
         elif d.kind == "security-group-rules":
             attrs = {"rules": desired_rules(d.spec)}
         elif d.kind == "instance-profile":
-            attrs = {"roles": [d.name], "policies": list(d.spec["managed_policy_arns"])}
+            attrs = {"roles": [d.name], "policies": list(d.spec["managed_policy_arns"]), "inline": ["awslab-read-lab-secrets"]}
         out[d.key] = Found(d.key, d.kind, ids.get(d.key, d.name), "available", attrs=attrs)
     return out
 

@@ -198,3 +198,31 @@ def test_internet_route__explicit_association_then_the_main_table():
     assert internet_route(tables, "subnet-pub") == "igw-1"
     assert internet_route(tables, "subnet-v6") == "igw-2"
     assert internet_route(tables, "subnet-private") is None  # falls back to the main table
+
+
+def test_live_script__carries_arns_not_secrets_and_parses_only_real_connections():
+    from awslab.verify import FAIL, PASS, LiveTarget, live_script, parse_live
+
+    script = live_script([LiveTarget("db", "db.example", 5432, "arn:aws:secretsmanager:r:1:secret:rds!db-x", "postgres", "labadmin", "lab"),
+                          LiveTarget("cache", "cache.example", 6379, "arn:aws:secretsmanager:r:1:secret:awslab/s/cache-auth-token-y")],
+                         "eu-west-1")
+    assert "rds!db-x" in script and "cache-auth-token-y" in script and "--region eu-west-1" in script
+    assert "PGPASSWORD=" in script and "REDISCLI_AUTH=" in script and "--tls" in script and "sslmode=require" in script
+    # moto's SSM answers "Success" with empty output: that is no connection.
+    assert parse_live("", "db", "SELECT 1")[0] == FAIL
+    assert parse_live("AWSLAB db tcp FAIL\n", "db", "SELECT 1") == (FAIL, "TCP connect failed or timed out (5 s)")
+    status, detail = parse_live("AWSLAB db tcp OK 3\nAWSLAB db login OK 12\n", "db", "SELECT 1")
+    assert status == PASS and "TCP connect 3 ms" in detail and "SELECT 1 12 ms" in detail
+    assert parse_live("AWSLAB cache tcp OK 2\nAWSLAB cache login FAIL\n", "cache", "PING")[0] == FAIL
+    assert "not tried" in parse_live("AWSLAB cache tcp OK 2\nAWSLAB cache login NOCLIENT\n", "cache", "PING")[1]
+
+
+def test_live_on_a_real_target__ssm_answering_without_output_is_not_a_pass(awslab, local, stack):
+    # --target aws at the local endpoint: SSM "succeeds" but runs nothing, as moto does.
+    assert awslab("up", "week6", "--name", stack, "--target", "aws", "--region", "us-east-1",
+                  "--endpoint-url", local.endpoint_url, "--yes").code == 0
+    result = awslab("verify", "--check", "live", "--output", "json")
+    checks = json.loads(result.out)
+    assert {c["id"]: c["status"] for c in checks} == {"live.host-to-db": "FAIL", "live.host-to-cache": "FAIL"}
+    assert result.code == 1
+    awslab("down", "--yes", "--skip-final-snapshot")
