@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from awslab.errors import OwnershipError
 from awslab.model import Desired, Found
 from awslab.run import Run
+from awslab.tagging import owned
 from awslab.tags import from_tag_list, owned_by
 from awslab.topology import PRIVATE_SUBNETS, names
 from awslab.network import availability_zones
@@ -42,7 +43,7 @@ def discover(run: Run) -> list[Found]:
         if error_code(exc) != "ReplicationGroupNotFoundFault":
             raise
     else:
-        if owned_by(_tags_of(run, group["ARN"]), run.stack):
+        if owned(run, group["ARN"], lambda arn: _tags_of(run, arn)):
             out.append(Found("cache.group", "replication-group", group["ReplicationGroupId"], group["Status"],
                              created=group.get("ReplicationGroupCreateTime"), attrs=_group_attrs(group)))
     try:
@@ -51,7 +52,7 @@ def discover(run: Run) -> list[Found]:
         if error_code(exc) != "CacheSubnetGroupNotFoundFault":
             raise
     else:
-        if owned_by(_tags_of(run, sg["ARN"]), run.stack):
+        if owned(run, sg["ARN"], lambda arn: _tags_of(run, arn)):
             out.append(Found("cache.subnet-group", "cache-subnet-group", sg["CacheSubnetGroupName"], "available",
                              attrs={"arn": sg["ARN"], "vpc": sg.get("VpcId"), "raw": sg}))
     try:

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from awslab.errors import OperationError, OwnershipError
 from awslab.model import Desired, Found
 from awslab.run import Run
+from awslab.tagging import owned
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import names
 from awslab.waiting import GONE, error_code, retry_eventual
@@ -44,12 +45,15 @@ def discover(run: Run) -> list[Found]:
         if error_code(exc) != "DBSubnetGroupNotFoundFault":
             raise
     else:
-        tags = from_tag_list(rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"])
-        if owned_by(tags, run.stack):
+        if owned(run, group["DBSubnetGroupArn"], lambda arn: _tags_of(run, arn)):
             out.append(Found("db.subnet-group", "db-subnet-group", name, group.get("SubnetGroupStatus", "Complete"),
                              attrs={"arn": group["DBSubnetGroupArn"], "vpc": group.get("VpcId"), "raw": group,
                                     "subnets": [s["SubnetIdentifier"] for s in group.get("Subnets", [])]}))
     return out
+
+
+def _tags_of(run: Run, arn: str) -> dict[str, str]:
+    return from_tag_list(run.client("rds").list_tags_for_resource(ResourceName=arn)["TagList"])
 
 
 def _db_attrs(db: dict) -> dict:
@@ -79,8 +83,7 @@ class DbSubnetGroup:
             if error_code(exc) != "DBSubnetGroupAlreadyExists":
                 raise
             group = rds.describe_db_subnet_groups(DBSubnetGroupName=d.name)["DBSubnetGroups"][0]
-            tags = from_tag_list(rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"])
-            if not owned_by(tags, run.stack):
+            if not owned_by(_tags_of(run, group["DBSubnetGroupArn"]), run.stack):
                 raise OwnershipError(f"DB subnet group {d.name} exists but is not stack {run.stack}'s",
                                      "awslab will not touch it: use another --name") from None
         return Found(d.key, self.kind, d.name, group.get("SubnetGroupStatus", "Complete"),

@@ -36,6 +36,7 @@ class Run:
     options: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _memo: dict[str, Any] = field(default_factory=dict)
+    _memo_locks: dict[str, threading.Lock] = field(default_factory=dict)
 
     def client(self, service: str):
         return self.ctx.client(service)
@@ -54,9 +55,15 @@ class Run:
         with self._lock:
             if name in self._memo:
                 return self._memo[name]
-        value = compute()
-        with self._lock:
-            return self._memo.setdefault(name, value)
+            key_lock = self._memo_locks.setdefault(name, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if name in self._memo:
+                    return self._memo[name]
+            value = compute()
+            with self._lock:
+                self._memo[name] = value
+            return value
 
     def ref(self, key: str) -> Found:
         with self._lock:

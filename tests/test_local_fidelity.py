@@ -362,3 +362,12 @@ def test_rds_modify_db_subnet_group__keeps_the_group(aws, stack):
     rds.modify_db_subnet_group(DBSubnetGroupName=stack, SubnetIds=subnets)
     assert rds.describe_db_subnet_groups(DBSubnetGroupName=stack)["DBSubnetGroups"][0]["DBSubnetGroupName"] == stack
     rds.delete_db_subnet_group(DBSubnetGroupName=stack)
+
+
+def test_tagging_api__lists_db_subnet_groups(aws, stack):
+    _, subnets = _network(aws)
+    arn = aws("rds").create_db_subnet_group(DBSubnetGroupName=stack, DBSubnetGroupDescription="d", SubnetIds=subnets,
+                                            Tags=[{"Key": "awslab:stack", "Value": stack}])["DBSubnetGroup"]["DBSubnetGroupArn"]
+    found = aws("resourcegroupstaggingapi").get_resources(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}])
+    assert [r["ResourceARN"] for r in found["ResourceTagMappingList"]] == [arn]
+    aws("rds").delete_db_subnet_group(DBSubnetGroupName=stack)

@@ -99,3 +99,20 @@ def test_plan_down__only_what_was_found():
     plan = plan_down("s", found)
     assert [s.key for s in plan.steps] == ["db.subnet-group", "network.vpc"]
     assert all(s.deps == () for s in plan.steps)
+
+
+def test_ownership__the_tagging_index_is_a_shortcut_never_the_last_word(monkeypatch):
+    from awslab import tagging
+
+    asked = []
+    monkeypatch.setattr(tagging, "stack_arns", lambda run: frozenset({"arn:indexed"}))
+    run = type("R", (), {"stack": "s"})()
+
+    def tags_of(arn):
+        asked.append(arn)
+        return {"awslab:stack": "s"} if arn == "arn:fresh" else {"awslab:stack": "other"}
+
+    assert tagging.owned(run, "arn:indexed", tags_of) and asked == []
+    assert tagging.owned(run, "arn:fresh", tags_of)          # made seconds ago, not indexed yet
+    assert not tagging.owned(run, "arn:foreign", tags_of)
+    assert asked == ["arn:fresh", "arn:foreign"]

@@ -36,6 +36,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | cache cluster without a subnet group | left: awslab always gives one |
 | restores ignore `False` overrides | closed: `_rds_answers` |
 | (found here) `modify_db_subnet_group` makes the group vanish | closed: `_rds_answers` |
+| (found here) the tagging API leaves out DB subnet groups | closed: `_rds_answers` |
 | restore time unused | left: no data behind the local DBs yet (the real-engines issue) |
 | replica shares and deletes the primary's secret | closed: `_rds_states` (a replica's delete leaves it) |
 | terminated instances listed forever | closed: `_ec2_states` (gone after the retention of the profile, default at once) |
@@ -273,6 +274,19 @@ def _rds_answers() -> None:
         return group
 
     RDSBackend.modify_db_subnet_group = modify_db_subnet_group
+
+    orig_tagged = RDSBackend.iter_tagged_resources
+
+    @functools.wraps(orig_tagged)
+    def iter_tagged_resources(self):
+        # The tagging API lists DB subnet groups (rds:subgrp) on AWS; moto leaves them out.
+        from moto.core.resource_tagging import TaggedResource
+
+        yield from orig_tagged(self)
+        for group in list(self.subnet_groups.values()):
+            yield TaggedResource(arn=group.arn, tags={t["Key"]: t["Value"] for t in group.get_tags()}, resource_type="rds:subgrp")
+
+    RDSBackend.iter_tagged_resources = iter_tagged_resources
 
     # Restores: moto applies only truthy overrides, so MultiAZ=False or DeletionProtection=False
     # come back as the snapshot's True.
