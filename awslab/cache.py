@@ -12,11 +12,11 @@ import secrets
 
 from botocore.exceptions import ClientError
 
-from awslab.errors import OwnershipError
+from awslab.errors import OperationError, OwnershipError
 from awslab.model import Desired, Found
 from awslab.run import Run
-from awslab.tagging import owned
-from awslab.tags import from_tag_list, owned_by
+from awslab.tagging import owned, stack_arns
+from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import PRIVATE_SUBNETS, names
 from awslab.network import availability_zones
 from awslab.waiting import GONE, error_code, retry_eventual
@@ -46,6 +46,20 @@ def discover(run: Run) -> list[Found]:
         if owned(run, group["ARN"], lambda arn: _tags_of(run, arn)):
             out.append(Found("cache.group", "replication-group", group["ReplicationGroupId"], group["Status"],
                              created=group.get("ReplicationGroupCreateTime"), attrs=_group_attrs(group)))
+    # Groups restored from snapshots join the stack under their own names: the tagging index finds them.
+    for arn in sorted(a for a in stack_arns(run) if ":replicationgroup:" in a):
+        gid = arn.rsplit(":", 1)[1]
+        if gid == nm["cache.group"]:
+            continue
+        try:
+            extra = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
+        except ClientError as exc:
+            if error_code(exc) != "ReplicationGroupNotFoundFault":
+                raise
+            continue
+        key = _tags_of(run, arn).get(TAG_RESOURCE) or f"cache.restored.{gid}"
+        out.append(Found(key, "replication-group", gid, extra["Status"], created=extra.get("ReplicationGroupCreateTime"),
+                         attrs=_group_attrs(extra)))
     try:
         sg = ec.describe_cache_subnet_groups(CacheSubnetGroupName=nm["cache.subnet-group"])["CacheSubnetGroups"][0]
     except ClientError as exc:
@@ -146,6 +160,9 @@ class ReplicationGroup:
     kind = "replication-group"
 
     def create(self, run: Run, d: Desired) -> Found:
+        return self._create(run, d, f"awslab {run.stack}: Redis primary and replicas")
+
+    def _create(self, run: Run, d: Desired, description: str, **extra) -> Found:
         c = d.spec["cache"]
         ec = run.client("elasticache")
         token = run.client("secretsmanager").get_secret_value(SecretId=run.ref("cache.auth-token").id)["SecretString"]
@@ -153,13 +170,13 @@ class ReplicationGroup:
         count = 1 + c.replicas
         try:
             group = ec.create_replication_group(
-                ReplicationGroupId=d.name, ReplicationGroupDescription=f"awslab {run.stack}: Redis primary and replicas",
+                ReplicationGroupId=d.name, ReplicationGroupDescription=description,
                 Engine=c.engine, EngineVersion=c.engine_version, CacheNodeType=c.node_type,
                 NumCacheClusters=count, PreferredCacheClusterAZs=[azs[i % 2] for i in range(count)],
                 AutomaticFailoverEnabled=c.automatic_failover, MultiAZEnabled=c.automatic_failover,
                 CacheSubnetGroupName=run.ref("cache.subnet-group").id, SecurityGroupIds=[run.ref("sg.cache").id],
                 AtRestEncryptionEnabled=c.at_rest_encryption, TransitEncryptionEnabled=c.transit_encryption,
-                AuthToken=token, Port=c.port, Tags=run.tag_list(d.key, d.name),
+                AuthToken=token, Port=c.port, Tags=run.tag_list(d.key, d.name), **extra,
             )["ReplicationGroup"]
         except ClientError as exc:
             if error_code(exc) != "ReplicationGroupAlreadyExistsFault":
@@ -170,7 +187,7 @@ class ReplicationGroup:
                                      "awslab will not touch it: use another --name") from None
         finally:
             del token
-        found = Found(d.key, self.kind, d.name, group["Status"], attrs=_group_attrs(group))
+        found = Found(d.key, "replication-group", d.name, group["Status"], attrs=_group_attrs(group))
         return self.ready(run, d, found)
 
     def _probe(self, run: Run, f: Found, latest: dict):
@@ -210,3 +227,114 @@ class ReplicationGroup:
                 if error_code(exc) not in ("ReplicationGroupNotFoundFault", "InvalidReplicationGroupState"):
                     raise
         run.wait(f.key, f"ElastiCache replication group {f.id} to be deleted", probe, done={GONE}, kind=self.kind)
+
+
+# --- snapshots, restores, failover --------------------------------------------------------------
+
+def _snapshot_attrs(snap: dict, region: str) -> dict:
+    size_mb = 0.0
+    for node in snap.get("NodeSnapshots", []) or []:
+        text = str(node.get("CacheSize") or "0").split()
+        try:
+            size_mb += float(text[0]) * (1024 if len(text) > 1 and text[1].upper().startswith("G") else 1)
+        except ValueError:
+            pass
+    return {"raw": snap, "region": region, "type": snap.get("SnapshotSource", "manual"), "size_gib": size_mb / 1024,
+            "group": snap.get("ReplicationGroupId"), "arn": snap.get("ARN")}
+
+
+def discover_snapshots(run: Run) -> list[Found]:
+    """The stack's cache snapshots (names derive from the stack; ownership by tags)."""
+    ec = run.client("elasticache")
+    out = []
+    for page in ec.get_paginator("describe_snapshots").paginate():
+        for snap in page["Snapshots"]:
+            if not snap["SnapshotName"].startswith(f"{run.stack}-"):
+                continue
+            if owned_by(_tags_of(run, snap["ARN"]), run.stack):
+                out.append(Found(f"snapshot.cache.{run.ctx.region}.{snap['SnapshotName']}", "cache-snapshot",
+                                 snap["SnapshotName"], snap.get("SnapshotStatus", "available"),
+                                 attrs=_snapshot_attrs(snap, run.ctx.region)))
+    return out
+
+
+def find_snapshot(run: Run, name: str) -> dict | None:
+    try:
+        snaps = run.client("elasticache").describe_snapshots(SnapshotName=name)["Snapshots"]
+    except ClientError as exc:
+        if error_code(exc) == "SnapshotNotFoundFault":
+            return None
+        raise
+    return snaps[0] if snaps else None
+
+
+class CacheSnapshot:
+    kind = "cache-snapshot"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        ec = run.client("elasticache")
+        try:
+            snap = ec.create_snapshot(ReplicationGroupId=d.spec["group"], SnapshotName=d.name,
+                                      Tags=run.tag_list(d.key))["Snapshot"]
+        except ClientError as exc:
+            if error_code(exc) != "SnapshotAlreadyExistsFault":
+                raise
+            snap = ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0]
+            if not owned_by(_tags_of(run, snap["ARN"]), run.stack):
+                raise OwnershipError(f"cache snapshot {d.name} exists but is not stack {run.stack}'s") from None
+        f = Found(d.key, self.kind, d.name, snap.get("SnapshotStatus", "creating"), attrs=_snapshot_attrs(snap, run.ctx.region))
+        latest: dict = {}
+
+        def probe() -> str:
+            got = ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0]
+            latest.update(got)
+            return got.get("SnapshotStatus", "available")
+
+        f.state = run.wait(d.key, f"cache snapshot {d.name}", probe, done={"available"}, failed={"failed"},
+                           kind=self.kind)
+        f.attrs.update(_snapshot_attrs(latest, run.ctx.region))
+        return f
+
+    def delete(self, run: Run, f: Found) -> None:
+        try:
+            run.client("elasticache").delete_snapshot(SnapshotName=f.id)
+        except ClientError as exc:
+            if error_code(exc) != "SnapshotNotFoundFault":
+                raise
+
+
+class CacheRestore(ReplicationGroup):
+    """A new replication group seeded from a cache snapshot, with the lab's settings and the
+    stack's AUTH token."""
+
+    kind = "cache-restore"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        return self._create(run, d, f"awslab {run.stack}: restored from {d.spec['snapshot']}",
+                            SnapshotName=d.spec["snapshot"])
+
+
+def failover(run: Run, group_id: str) -> tuple[str, str, float]:
+    """TestFailover on the group's node group; (primary before, primary after, seconds)."""
+    ec = run.client("elasticache")
+
+    def primary() -> tuple[str, str]:
+        group = ec.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
+        for member in (group.get("NodeGroups") or [{}])[0].get("NodeGroupMembers", []):
+            if member.get("CurrentRole") == "primary":
+                return member["CacheClusterId"], group["Status"]
+        return "?", group["Status"]
+
+    before, status = primary()
+    if status != "available":
+        raise OperationError(f"replication group {group_id} is {status}; a failover needs it available")
+    started = run.clock.now()
+    try:
+        ec.test_failover(ReplicationGroupId=group_id, NodeGroupId="0001")
+    except ClientError as exc:
+        if error_code(exc) in ("InvalidReplicationGroupState", "APICallRateForCustomerExceeded"):
+            raise OperationError(f"ElastiCache refused the failover: {exc.response['Error'].get('Message')}") from None
+        raise
+    run.wait("cache.group", f"ElastiCache replication group {group_id} to fail over", lambda: primary()[1],
+             done={"available"}, kind="replication-group")
+    return before, primary()[0], run.clock.now() - started

@@ -75,6 +75,19 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
     return ctx
 
 
+def _stack_lab(stack: str, lab_file: str | None = None, overrides=()):
+    """The lab a stack was built with (as `up` recorded it), or the one named like the stack."""
+    from awslab import state
+    from awslab.lab import load_lab
+
+    record = state.load_stack_record(stack) or {}
+    if lab_file or overrides:
+        return load_lab(None if lab_file else (record.get("lab") or stack), lab_file, overrides)
+    if record.get("lab_file"):
+        return load_lab(None, record["lab_file"], record.get("overrides") or [])
+    return load_lab(record.get("lab") or stack, None, record.get("overrides") or [])
+
+
 def _progress(output: str):
     from awslab.ui import Progress
 
@@ -151,13 +164,16 @@ def status(**opts):
 
 @cli.command()
 @click.option("--skip-final-snapshot", is_flag=True, help="Delete the primary DB without a final snapshot.")
+@click.option("--delete-snapshots", is_flag=True,
+              help="Also delete the stack's manual, final and copied snapshots (and take no final snapshot).")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; change nothing.")
 @target_options
-def down(skip_final_snapshot, dry_run, **opts):
+def down(skip_final_snapshot, delete_snapshots, dry_run, **opts):
     """Delete everything tagged with the stack, in reverse dependency order.
 
-    Takes a final snapshot of the primary database unless --skip-final-snapshot. Running it again
-    is a quiet success. Example: awslab down --yes
+    Takes a final snapshot of the primary database unless --skip-final-snapshot, keeps the stack's
+    snapshots unless --delete-snapshots, and ends by listing what it kept and its monthly cost.
+    Running it again is a quiet success. Example: awslab down --yes
     """
     _setup_debug(opts["debug"])
     from awslab.commands import down as do_down
@@ -165,7 +181,78 @@ def down(skip_final_snapshot, dry_run, **opts):
     output = _output(opts["output"])
     ctx = _context(opts)
     sys.exit(do_down(ctx, ctx.stack, skip_final_snapshot=skip_final_snapshot, dry_run=dry_run,
-                     output=output, progress=_progress(output)))
+                     output=output, progress=_progress(output), delete_snapshots=delete_snapshots))
+
+
+@cli.command()
+@click.option("--copy-to-region", default=None, metavar="REGION", help="Also copy the DB snapshot to this region.")
+@click.option("--kms-key", default=None, help="KMS key in the destination region for an encrypted copy (default: its RDS key).")
+@target_options
+def snapshot(copy_to_region, kms_key, **opts):
+    """Manual snapshots of the primary DB and the cache, named <stack>-<UTC time>, tagged with the stack.
+
+    Waits until they are available and prints their ids, sizes and monthly cost.
+    Example: awslab snapshot --copy-to-region us-west-2
+    """
+    _setup_debug(opts["debug"])
+    from awslab.recovery import snapshot as do_snapshot
+
+    output = _output(opts["output"])
+    ctx = _context(opts)
+    sys.exit(do_snapshot(ctx, ctx.stack, _stack_lab(ctx.stack), copy_to=copy_to_region, kms_key=kms_key,
+                         output=output, progress=_progress(output)))
+
+
+@cli.command()
+@target_options
+def snapshots(**opts):
+    """The stack's manual, automated and final snapshots (DB and cache, every region it copied to)."""
+    _setup_debug(opts["debug"])
+    from awslab.recovery import snapshots as do_snapshots
+
+    output = _output(opts["output"])
+    ctx = _context(opts)
+    sys.exit(do_snapshots(ctx, ctx.stack, output=output, progress=_progress(output)))
+
+
+@cli.command()
+@click.argument("snapshot_id", required=False)
+@click.option("--as", "as_name", default=None, metavar="NAME", help="Identifier of the new instance or group (default <stack>-restored).")
+@click.option("--to-time", default=None, metavar="ISO-8601|latest",
+              help="Restore the primary to this point in time from its automated backups instead of a snapshot.")
+@click.option("--cache", "from_cache", is_flag=True, help="Restore the cache snapshot of that name (the DB's is the default).")
+@target_options
+def restore(snapshot_id, as_name, to_time, from_cache, **opts):
+    """A new DB instance (or cache replication group) from one of the stack's snapshots.
+
+    It lands in the stack's subnet group and security group, encrypted and not public, and joins
+    the stack. `awslab snapshot` names its DB and cache snapshots alike: add --cache for the cache's.
+    Examples: awslab restore week6-20261127-143000 --as restored;
+    awslab restore --to-time 2026-11-27T14:30:00Z --as before-the-mistake
+    """
+    _setup_debug(opts["debug"])
+    from awslab.recovery import restore as do_restore
+
+    output = _output(opts["output"])
+    ctx = _context(opts)
+    sys.exit(do_restore(ctx, ctx.stack, _stack_lab(ctx.stack), snapshot_id=snapshot_id, as_name=as_name,
+                        to_time=to_time, output=output, progress=_progress(output), from_cache=from_cache))
+
+
+@cli.command()
+@click.option("--cache", "on_cache", is_flag=True, help="Fail over the cache's primary node instead of the database.")
+@target_options
+def failover(on_cache, **opts):
+    """Force a failover of the Multi-AZ primary (reboot with failover) and show the AZ before and after.
+
+    Refused on a Single-AZ instance. Example: awslab failover; awslab failover --cache
+    """
+    _setup_debug(opts["debug"])
+    from awslab.recovery import failover as do_failover
+
+    output = _output(opts["output"])
+    ctx = _context(opts)
+    sys.exit(do_failover(ctx, ctx.stack, on_cache=on_cache, output=output, progress=_progress(output)))
 
 
 @cli.command()
@@ -181,19 +268,11 @@ def verify(checks, lab_file, overrides, **opts):
     Exit 0 when nothing FAILs, 1 otherwise. Example: awslab verify --check path --output json
     """
     _setup_debug(opts["debug"])
-    from awslab import state
     from awslab.commands import verify as do_verify
-    from awslab.lab import load_lab
 
     output = _output(opts["output"])
     ctx = _context(opts)
-    record = state.load_stack_record(ctx.stack) or {}
-    if lab_file or overrides or not record:
-        loaded = load_lab(record.get("lab") if not lab_file else None, lab_file,
-                          overrides) if (lab_file or record.get("lab")) else load_lab(ctx.stack, None, overrides)
-    else:
-        loaded = load_lab(None if record.get("lab_file") else record.get("lab"), record.get("lab_file"),
-                          record.get("overrides") or [])
+    loaded = _stack_lab(ctx.stack, lab_file, overrides)
     from awslab.verify import CHECK_PREFIXES
 
     for prefix in checks:

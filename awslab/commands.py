@@ -17,7 +17,7 @@ from awslab.discovery import discover
 from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
 from awslab.executor import Outcome, execute
 from awslab.lab import Lab
-from awslab.model import DELETE, Found, Plan
+from awslab.model import Found, Plan
 from awslab.plan import plan_down, plan_up
 from awslab.run import Run
 from awslab.tags import STACK_NAME_RULE, valid_stack_name
@@ -189,37 +189,57 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
 
 
 def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, output: str,
-         progress: ui.Progress) -> int:
-    """Delete everything tagged with the stack, in reverse dependency order."""
+         progress: ui.Progress, delete_snapshots: bool = False) -> int:
+    """Delete everything tagged with the stack, in reverse dependency order; keep its snapshots
+    (and take a final one of the primary) unless asked not to."""
+    from awslab import recovery
+
+    if delete_snapshots:
+        skip_final_snapshot = True  # a final snapshot would be deleted at once: don't take it
     run = _new_run(ctx, stack, "", progress, skip_final_snapshot=skip_final_snapshot)
     run.found.update(discover(run))
     plan = plan_down(stack, run.found)
+    if delete_snapshots:
+        snaps = recovery.delete_snapshots_plan(stack, recovery.find_snapshots(run, run.found))
+        plan = Plan(stack, plan.steps + snaps.steps)
     if dry_run:
         print_plan(plan, output, None, ctx)
         return EXIT_OK
     if not plan.steps:
         progress.line(f"stack {stack}: nothing to delete")
-        if output == "json":
-            ui.emit_json({"stack": stack, "deleted": [], "kept": []})
+        kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
+        _report_kept(stack, [], kept, output)
         return EXIT_OK
     keeps = ["a final snapshot of the primary database (until you delete it)"] if (
         "db.primary" in run.found and not skip_final_snapshot) else []
+    if not delete_snapshots:
+        keeps.append("the stack's manual snapshots (`awslab snapshots`; --delete-snapshots removes them)")
     _confirm_real_account(ctx, f"delete {len(plan.steps)} resources of stack {stack}",
                           [f"will delete: {s.key} ({s.name})" for s in sorted(plan.steps, key=lambda s: _order(s.key))]
                           + [f"will keep: {k}" for k in keeps])
-    primary = run.found.get("db.primary")
     outcome = execute(plan, run)
     _raise_if_failed(outcome, "down", run)
-    kept = [primary.get("final_snapshot")] if primary is not None and primary.get("final_snapshot") else []
     progress.line(f"stack {stack} is down ({len(outcome.done)} deleted) in {outcome.elapsed_s:.1f}s")
-    if output == "json":
-        ui.emit_json({"stack": stack, "deleted": sorted(s.key for s in plan.steps if s.action == DELETE),
-                      "kept": [{"kind": "db-snapshot", "id": k} for k in kept]})
-    else:
-        ui.emit(f"stack {stack}: deleted {len(outcome.done)} resources")
-        for k in kept:
-            ui.emit(f"kept final DB snapshot {k} (delete it with `aws rds delete-db-snapshot --db-snapshot-identifier {k}`)")
+    kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
+    _report_kept(stack, sorted(s.key for s in plan.steps), kept, output)
     return EXIT_OK
+
+
+def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str) -> None:
+    from awslab import recovery
+
+    if output == "json":
+        ui.emit_json({"stack": stack, "deleted": deleted,
+                      "kept": [{"kind": s.kind, "id": s.id, "region": s.get("region"), "size_gib": s.get("size_gib")} for s in kept],
+                      "kept_monthly_usd": round(recovery._monthly(kept), 3)})
+        return
+    if deleted:
+        ui.emit(f"stack {stack}: deleted {len(deleted)} resources")
+    if kept:
+        ui.emit(f"kept {len(kept)} snapshots, about {pricing.format_money(recovery._monthly(kept))}/month until deleted "
+                f"(`awslab down --delete-snapshots` removes them):")
+        for s in kept:
+            ui.emit(f"  {s.kind} {s.id} ({s.get('region')}{', final' if '-final-' in s.id else ''})")
 
 
 def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], output: str, progress: ui.Progress) -> int:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
-from awslab.errors import OperationError, OwnershipError
+from awslab.errors import OperationError, OwnershipError, UsageError
 from awslab.model import Desired, Found
 from awslab.run import Run
 from awslab.tagging import owned
@@ -211,3 +211,182 @@ class DbReplica(_DbBase):
             DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
             CopyTagsToSnapshot=True, Tags=run.tag_list(d.key, d.name),
         ))
+
+
+# --- snapshots, copies, restores, failover -------------------------------------------------------
+
+SNAPSHOT_FAILED = {"failed", "incompatible-restore"}
+
+
+def _snapshot_attrs(snap: dict, region: str) -> dict:
+    return {"raw": snap, "region": region, "type": snap.get("SnapshotType"), "size_gib": snap.get("AllocatedStorage"),
+            "instance": snap.get("DBInstanceIdentifier"), "encrypted": snap.get("Encrypted"), "arn": snap.get("DBSnapshotArn")}
+
+
+def discover_snapshots(run: Run, regions: list[str], instances: list[str]) -> list[Found]:
+    """The stack's DB snapshots: manual and final ones (tagged, copies too) in each region, and the
+    automated backups of the stack's instances."""
+    out: list[Found] = []
+    for region in regions:
+        rds = run.ctx.client("rds", region)
+        for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
+            for snap in page["DBSnapshots"]:
+                if owned_by(from_tag_list(snap.get("TagList")), run.stack):
+                    out.append(Found(f"snapshot.db.{region}.{snap['DBSnapshotIdentifier']}", "db-snapshot",
+                                     snap["DBSnapshotIdentifier"], snap["Status"], created=snap.get("SnapshotCreateTime"),
+                                     attrs=_snapshot_attrs(snap, region)))
+    rds = run.client("rds")
+    for ident in instances:
+        for snap in rds.describe_db_snapshots(DBInstanceIdentifier=ident, SnapshotType="automated")["DBSnapshots"]:
+            out.append(Found(f"snapshot.db.{run.ctx.region}.{snap['DBSnapshotIdentifier']}", "db-snapshot",
+                             snap["DBSnapshotIdentifier"], snap["Status"], created=snap.get("SnapshotCreateTime"),
+                             attrs=_snapshot_attrs(snap, run.ctx.region)))
+    return out
+
+
+def find_snapshot(run: Run, snapshot_id: str) -> dict | None:
+    try:
+        return run.client("rds").describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"][0]
+    except ClientError as exc:
+        if error_code(exc) in ("DBSnapshotNotFound", "DBSnapshotNotFoundFault", "InvalidParameterValue"):
+            return None
+        raise
+
+
+def snapshot_tags(run: Run, snap: dict) -> dict[str, str]:
+    tags = from_tag_list(snap.get("TagList"))
+    return tags or _tags_of(run, snap["DBSnapshotArn"])
+
+
+def restore_window(run: Run, ident: str) -> tuple[datetime, datetime]:
+    """(earliest, latest) restorable times of an instance's automated backups."""
+    rds = run.client("rds")
+    db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    latest = db.get("LatestRestorableTime")
+    earliest = None
+    for backup in rds.describe_db_instance_automated_backups(DBInstanceIdentifier=ident).get("DBInstanceAutomatedBackups", []):
+        window = backup.get("RestoreWindow") or {}
+        if window.get("EarliestTime"):
+            earliest = window["EarliestTime"] if earliest is None else min(earliest, window["EarliestTime"])
+    earliest = earliest or db.get("InstanceCreateTime")
+    if latest is None or earliest is None or not db.get("BackupRetentionPeriod"):
+        raise OperationError(f"{ident} has no automated backups to restore from",
+                             f"aws rds modify-db-instance --db-instance-identifier {ident} --backup-retention-period 7")
+    return _utc(earliest), _utc(latest)
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+class DbSnapshot:
+    """A manual snapshot of the primary, tagged with the stack."""
+
+    kind = "db-snapshot"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        rds = run.client("rds")
+        try:
+            snap = rds.create_db_snapshot(DBInstanceIdentifier=d.spec["instance"], DBSnapshotIdentifier=d.name,
+                                          Tags=run.tag_list(d.key))["DBSnapshot"]
+        except ClientError as exc:
+            if error_code(exc) != "DBSnapshotAlreadyExists":
+                raise
+            snap = rds.describe_db_snapshots(DBSnapshotIdentifier=d.name)["DBSnapshots"][0]
+            if not owned_by(snapshot_tags(run, snap), run.stack):
+                raise OwnershipError(f"DB snapshot {d.name} exists but is not stack {run.stack}'s") from None
+        return self.ready(run, d, Found(d.key, self.kind, d.name, snap["Status"], attrs=_snapshot_attrs(snap, run.ctx.region)))
+
+    def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
+        rds = run.ctx.client("rds", f.get("region") or run.ctx.region)
+        latest: dict = {}
+
+        def probe() -> str:
+            snap = rds.describe_db_snapshots(DBSnapshotIdentifier=f.id)["DBSnapshots"][0]
+            latest.update(snap)
+            return snap["Status"]
+
+        f.state = run.wait(f.key, f"DB snapshot {f.id}", probe, done={"available"}, failed=SNAPSHOT_FAILED,
+                           kind=self.kind)
+        f.attrs.update(_snapshot_attrs(latest, f.get("region") or run.ctx.region))
+        return f
+
+    def delete(self, run: Run, f: Found) -> None:
+        try:
+            run.ctx.client("rds", f.get("region") or run.ctx.region).delete_db_snapshot(DBSnapshotIdentifier=f.id)
+        except ClientError as exc:
+            if error_code(exc) not in ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
+                raise
+
+
+class DbSnapshotCopy(DbSnapshot):
+    """A copy in another region, made from that region with the source ARN (as AWS requires)."""
+
+    kind = "db-snapshot-copy"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        region = d.spec["region"]
+        source = run.ref(d.spec["source_key"])
+        rds = run.ctx.client("rds", region)
+        args = {"SourceDBSnapshotIdentifier": source.get("arn"), "TargetDBSnapshotIdentifier": d.name,
+                "SourceRegion": run.ctx.region, "Tags": run.tag_list(d.key), "CopyTags": False}
+        if source.get("encrypted"):
+            # An encrypted snapshot needs a key in the destination region: the user's, or RDS's default there.
+            args["KmsKeyId"] = d.spec.get("kms_key") or "alias/aws/rds"
+        try:
+            snap = rds.copy_db_snapshot(**args)["DBSnapshot"]
+        except ClientError as exc:
+            if error_code(exc) != "DBSnapshotAlreadyExists":
+                raise
+            snap = rds.describe_db_snapshots(DBSnapshotIdentifier=d.name)["DBSnapshots"][0]
+        found = Found(d.key, self.kind, d.name, snap["Status"], attrs=_snapshot_attrs(snap, region))
+        return self.ready(run, d, found)
+
+
+class DbRestore(DbInstance):
+    """A new instance from a snapshot (or a point in time) in the stack's network, with the lab's
+    security settings; it joins the stack, so verify and down see it."""
+
+    kind = "db-restore"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        db = d.spec["database"]
+        common = dict(DBInstanceClass=db.instance_class, DBSubnetGroupName=run.ref("db.subnet-group").id,
+                      VpcSecurityGroupIds=[run.ref("sg.db").id], PubliclyAccessible=False, MultiAZ=False,
+                      DeletionProtection=False, CopyTagsToSnapshot=True, Tags=run.tag_list(d.key, d.name))
+        rds = run.client("rds")
+        if d.spec.get("snapshot"):
+            call = lambda: rds.restore_db_instance_from_db_snapshot(  # noqa: E731
+                DBInstanceIdentifier=d.name, DBSnapshotIdentifier=d.spec["snapshot"], **common)
+        else:
+            when = {"UseLatestRestorableTime": True} if d.spec["time"] is None else {"RestoreTime": d.spec["time"]}
+            call = lambda: rds.restore_db_instance_to_point_in_time(  # noqa: E731
+                SourceDBInstanceIdentifier=d.spec["source"], TargetDBInstanceIdentifier=d.name, **when, **common)
+        found = self._create(run, d, call)
+        found.kind = "db-instance"
+        return found
+
+
+def failover(run: Run, ident: str) -> tuple[dict, dict, float, str]:
+    """Reboot with failover; (before, after, seconds not available, last state seen)."""
+    rds = run.client("rds")
+    before = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    if not before.get("MultiAZ"):
+        raise UsageError(f"{ident} is Single-AZ: there is no standby to fail over to",
+                         "a Multi-AZ instance has one: --set database.multi_az=true, or "
+                         f"aws rds modify-db-instance --db-instance-identifier {ident} --multi-az --apply-immediately")
+    if before["DBInstanceStatus"] != "available":
+        raise OperationError(f"{ident} is {before['DBInstanceStatus']}; a failover needs it available", "wait, then retry")
+    started = run.clock.now()
+    rds.reboot_db_instance(DBInstanceIdentifier=ident, ForceFailover=True)
+    unavailable_since = started
+    seen = {"state": "rebooting"}
+
+    def probe() -> str:
+        seen["state"] = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"]
+        return seen["state"]
+
+    run.wait("db.primary", f"RDS instance {ident} to fail over", probe, done={"available"}, failed=FAILED_STATES,
+             kind="db-instance")
+    after = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    return before, after, run.clock.now() - unavailable_since, seen["state"]

@@ -7,8 +7,8 @@ for resources made in several calls, and ``ready(run, desired, found)`` for thos
 
 from __future__ import annotations
 
-from awslab.cache import AuthTokenSecret, CacheSubnetGroup, ReplicationGroup
-from awslab.database import DbInstance, DbReplica, DbSubnetGroup
+from awslab.cache import AuthTokenSecret, CacheRestore, CacheSnapshot, CacheSubnetGroup, ReplicationGroup
+from awslab.database import DbInstance, DbReplica, DbRestore, DbSnapshot, DbSnapshotCopy, DbSubnetGroup
 from awslab.host import Instance, InstanceProfile
 from awslab.network import InternetGateway, RouteTable, Subnet, Vpc
 from awslab.security_groups import SecurityGroup, SecurityGroupRules
@@ -17,6 +17,7 @@ KINDS = {h.kind: h for h in (
     Vpc(), InternetGateway(), Subnet(), RouteTable(), SecurityGroup(), SecurityGroupRules(),
     InstanceProfile(), Instance(), DbSubnetGroup(), DbInstance(), DbReplica(),
     CacheSubnetGroup(), AuthTokenSecret(), ReplicationGroup(),
+    DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(),
 )}
 
 # States in which a resource is usable as it is: a kept resource in any other state is waited for.

@@ -26,7 +26,8 @@ RDS_HOURLY = {
               "db.t4g.small": 0.032, "db.t4g.medium": 0.065, "db.m5.large": 0.171},
 }
 RDS_STORAGE_GB_MONTH = {"gp2": 0.115, "gp3": 0.115, "io1": 0.125}
-RDS_SNAPSHOT_GB_MONTH = 0.095
+RDS_SNAPSHOT_GB_MONTH = 0.095  # an upper bound: snapshots after the first are incremental
+ELASTICACHE_BACKUP_GB_MONTH = 0.085
 ELASTICACHE_HOURLY = {"cache.t3.micro": 0.017, "cache.t3.small": 0.034, "cache.t3.medium": 0.068,
                       "cache.t4g.micro": 0.016, "cache.t4g.small": 0.032}
 SECRET_MONTH = 0.40

@@ -20,6 +20,9 @@ TIMEOUTS_S = {
     "db-instance": 75 * 60,
     "db-replica": 75 * 60,
     "replication-group": 60 * 60,
+    "db-snapshot": 60 * 60,
+    "db-snapshot-copy": 2 * 60 * 60,
+    "cache-snapshot": 60 * 60,
     "default": 10 * 60,
 }
 

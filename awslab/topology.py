@@ -39,9 +39,13 @@ EDGES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def edge_for(key: str) -> tuple[str, tuple[str, ...]]:
-    """Kind and dependencies of a key, numbered replicas included; KeyError for an unknown key."""
+    """Kind and dependencies of a key, numbered replicas and restores included; KeyError for an unknown key."""
     if key.startswith("db.replica."):
         return EDGES["db.replica"]
+    if key.startswith("db.restored."):
+        return EDGES["db.primary"]
+    if key.startswith("cache.restored."):
+        return EDGES["cache.group"]
     return EDGES[key]
 
 

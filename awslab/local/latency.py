@@ -21,6 +21,7 @@ Typical durations on AWS (seconds), and where they come from:
 | elasticache.create        | creating 540                       | ElastiCache User Guide: "creating" for several minutes; observed 7-12 min |
 | elasticache.delete        | deleting 300                       | observed 4-8 min |
 | elasticache.snapshot      | creating 300                       | observed minutes |
+| elasticache.failover      | modifying 60                       | TestFailover: a replica is promoted within about a minute |
 | ec2.run                   | pending 30                         | EC2 User Guide, instance lifecycle: pending until running, ~30 s |
 | ec2.terminate             | shutting-down 45                   | observed 30-90 s |
 | ec2.eni-drain             | 20                                 | network interfaces of a terminated instance are released shortly after |
@@ -45,6 +46,7 @@ REALISTIC: dict[str, tuple[tuple[str, float], ...]] = {
     "elasticache.create": (("creating", 540),),
     "elasticache.delete": (("deleting", 300),),
     "elasticache.snapshot": (("creating", 300),),
+    "elasticache.failover": (("modifying", 60),),
     "ec2.run": (("pending", 30),),
     "ec2.terminate": (("shutting-down", 45),),
     "ec2.eni-drain": (("draining", 20),),

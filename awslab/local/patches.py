@@ -16,7 +16,9 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | ElastiCache deletes never finish, id never freed | closed: `_elasticache_states` (`deleting`, then gone, id free) |
 | state manager knows no RDS/ElastiCache/EC2 model | closed: awslab's own timelines replace it |
 | `delete_cache_subnet_group` not implemented | closed: `_cache_subnet_group_delete` (refused while in use) |
-| `elasticache.test_failover`, network insights, SSM run command, pricing | left: awslab does not call them yet (verify/failover issues) |
+| `elasticache.test_failover` not implemented | closed: `_elasticache_failover` (the replica becomes primary) |
+| (found here) a point-in-time restore comes back as a read replica of its source | closed: `_rds_answers` |
+| network insights, SSM run command (no-op), pricing | left: awslab does not call network insights or pricing; verify treats SSM's empty output as no connection |
 | `reboot_db_instance(ForceFailover=True)` a no-op, accepted on Single-AZ | closed: `_rds_answers` (AZs swap; Single-AZ refused) |
 | no `SecondaryAvailabilityZone` | closed: `_rds_answers` (the other AZ of the subnet group) |
 | `KmsKeyId` is a literal | left: awslab does not read it |
@@ -74,6 +76,7 @@ def apply() -> None:
     _rds_answers()
     _elasticache_members()
     _elasticache_states()
+    _elasticache_failover()
     _elasticache_rejects()
     _cache_subnet_group_delete()
     _ec2_states()
@@ -293,13 +296,21 @@ def _rds_answers() -> None:
     for method in ("restore_db_instance_from_db_snapshot", "restore_db_instance_to_point_in_time"):
         orig = getattr(RDSBackend, method)
 
-        def wrapper(self, *a, __orig=orig, **kw):
+        def wrapper(self, *a, __orig=orig, method=method, **kw):
             restored = __orig(self, *a, **kw)
             overrides = a[-1] if a and hasattr(a[-1], "get") else kw.get("overrides", {})
             for key in ("multi_az", "deletion_protection", "publicly_accessible", "copy_tags_to_snapshot",
                         "auto_minor_version_upgrade"):
                 if overrides.get(key) is False:
                     setattr(restored, key, False)
+            # A point-in-time restore's SourceDBInstanceIdentifier made moto treat the new instance
+            # as a read replica of the source; it is an independent instance.
+            if method == "restore_db_instance_to_point_in_time" and getattr(restored, "source_db_instance_identifier", None):
+                source = self.databases.get(restored.source_db_instance_identifier)
+                if source is not None and restored.db_instance_identifier in getattr(source, "replicas", []):
+                    source.replicas.remove(restored.db_instance_identifier)
+                restored.is_replica = False
+                restored.source_db_instance_identifier = None
             return restored
 
         setattr(RDSBackend, method, functools.wraps(orig)(wrapper))
@@ -336,8 +347,10 @@ def _elasticache_states() -> None:
                 code = "InvalidReplicationGroupState"
 
             raise InvalidReplicationGroupState(f"Replication group {replication_group_id} is not in available state.")
+        # Every member goes with the group (moto forgets the primary's id during its delete).
+        members = [cid for cid, c in dict.items(self.cache_clusters)
+                   if getattr(c, "replication_group_id", None) == replication_group_id]
         group = orig_rg(self, replication_group_id, retain_primary_cluster)
-        members = list(getattr(group, "member_clusters", []) or [])
         _untag(self, group)
         if _linger(group, "elasticache.delete", "deleting"):
             for member in members:
@@ -425,6 +438,44 @@ def _elasticache_members() -> None:
         return result
 
     ElastiCacheResponse.modify_replication_group = modify_replication_group
+
+
+def _elasticache_failover() -> None:
+    """TestFailover: the group is `modifying` for a while, then a replica is the primary."""
+    from moto.core.responses import ActionResult
+    from moto.elasticache.exceptions import ElastiCacheException, ReplicationGroupNotFound
+    from moto.elasticache.models import ElastiCacheBackend
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    class InvalidReplicationGroupState(ElastiCacheException):
+        code = "InvalidReplicationGroupState"
+
+    def test_failover(self, replication_group_id, node_group_id):
+        group = self.replication_groups.get(replication_group_id)
+        if group is None:
+            raise ReplicationGroupNotFound(replication_group_id)
+        if group.status != "available" or group.automatic_failover != "enabled":
+            raise InvalidReplicationGroupState(
+                f"Replication group {replication_group_id} must be available with automatic failover enabled.")
+        for ng in group.node_groups:
+            if ng.get("node_group_id") != node_group_id:
+                continue
+            members = ng.get("node_group_members", [])
+            if len(members) < 2:
+                raise InvalidReplicationGroupState("There is no replica to fail over to.")
+            old = next(m for m in members if m.get("current_role") == "primary")
+            new = next(m for m in members if m is not old)
+            old["current_role"], new["current_role"] = "replica", "primary"
+            group.primary_cluster_id = new["cache_cluster_id"]
+        latency.start(group, "elasticache.failover")
+        return group
+
+    def handler(self):
+        group = self.elasticache_backend.test_failover(self._get_param("ReplicationGroupId"), self._get_param("NodeGroupId"))
+        return ActionResult({"ReplicationGroup": group})
+
+    ElastiCacheBackend.test_failover = test_failover
+    ElastiCacheResponse.test_failover = handler
 
 
 def _elasticache_rejects() -> None:

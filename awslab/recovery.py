@@ -1,0 +1,230 @@
+"""Backups and disaster-recovery practice: snapshot, snapshots, restore, failover.
+
+The commands' logic, as plain functions the CLI forwards to. Snapshots, copies and restores are
+steps run by the one executor (kinds in database.py and cache.py); failovers are single calls
+with a bounded wait. Everything made here carries the stack's tags, so `down` sees it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from awslab import cache, database, pricing, state, ui
+from awslab.commands import _confirm_real_account, _new_run, _raise_if_failed
+from awslab.context import Context
+from awslab.discovery import discover
+from awslab.errors import EXIT_OK, OwnershipError, UsageError
+from awslab.executor import execute
+from awslab.lab import Lab
+from awslab.model import CREATE, DELETE, KEEP, Desired, Found, Plan, Step
+from awslab.run import Run
+from awslab.tags import owned_by
+
+IDENTIFIER_RULE = "a letter first, then letters, digits or hyphens; no '--' and no trailing '-'"
+
+
+def valid_identifier(text: str, max_len: int) -> bool:
+    """AWS's rule for DB instance and snapshot identifiers (and cache snapshot names)."""
+    return (0 < len(text) <= max_len and bool(re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", text))
+            and "--" not in text and not text.endswith("-"))
+
+
+def snapshot_name(stack: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{stack}-{now:%Y%m%d-%H%M%S}"
+
+
+def _regions(ctx: Context, stack: str) -> list[str]:
+    record = state.load_stack_record(stack) or {}
+    return [ctx.region] + [r for r in record.get("copy_regions", []) if r != ctx.region]
+
+
+def find_snapshots(run: Run, found: dict[str, Found]) -> list[Found]:
+    """The stack's DB and cache snapshots in its region and every region it copied to."""
+    instances = [f.id for f in found.values() if f.kind in ("db-instance", "db-replica")]
+    return (database.discover_snapshots(run, _regions(run.ctx, run.stack), instances)
+            + cache.discover_snapshots(run))
+
+
+def _monthly(snaps: list[Found]) -> float:
+    return sum((s.get("size_gib") or 0) * (pricing.RDS_SNAPSHOT_GB_MONTH if s.kind.startswith("db") else
+                                            pricing.ELASTICACHE_BACKUP_GB_MONTH) for s in snaps)
+
+
+def _snapshot_rows(snaps: list[Found]) -> list[list[str]]:
+    rows = []
+    for s in sorted(snaps, key=lambda s: (s.get("region"), s.kind, s.id)):
+        kind = "final" if "-final-" in s.id else (s.get("type") or "manual")
+        size = s.get("size_gib")
+        rows.append([s.kind.split("-")[0], s.id, kind, s.get("region"), ui.age(s.created), f"{size:g} GiB" if size else "-", s.state])
+    return rows
+
+
+def print_snapshots(snaps: list[Found], output: str, stack: str) -> None:
+    if output == "json":
+        ui.emit_json([{"service": s.kind.split("-")[0], "id": s.id, "type": "final" if "-final-" in s.id else s.get("type"),
+                       "region": s.get("region"), "size_gib": s.get("size_gib"), "status": s.state,
+                       "created": s.created.isoformat() if s.created else None} for s in snaps])
+        return
+    if not snaps:
+        ui.emit(f"stack {stack}: no snapshots")
+        return
+    ui.emit(ui.table(["SERVICE", "SNAPSHOT", "TYPE", "REGION", "AGE", "SIZE", "STATUS"], _snapshot_rows(snaps)))
+    paid = [s for s in snaps if s.get("type") != "automated"]
+    ui.emit(f"\n{len(snaps)} snapshots; the manual and final ones cost about "
+            f"{pricing.format_money(_monthly(paid))}/month until deleted (automated backups up to the DB's size are free)")
+
+
+def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key: str | None, output: str,
+             progress: ui.Progress) -> int:
+    """Manual snapshots of the primary DB and the cache, optionally copied to another region."""
+    if copy_to is not None and copy_to == ctx.region:
+        raise UsageError(f"--copy-to-region {copy_to} is the stack's own region", "name another region, e.g. us-west-2")
+    if copy_to is not None and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", copy_to):
+        raise UsageError(f"'{copy_to}' is not an AWS region name", "e.g. us-west-2")
+    run = _new_run(ctx, stack, lab.name, progress)
+    run.found.update(discover(run))
+    primary, group = run.found.get("db.primary"), run.found.get("cache.group")
+    if primary is None and group is None:
+        raise UsageError(f"stack {stack} has no database or cache to snapshot", f"run `awslab up {lab.name}` first")
+    name = snapshot_name(stack)
+    if not valid_identifier(name, 255):
+        raise UsageError(f"snapshot name '{name}' breaks AWS's identifier rules", IDENTIFIER_RULE)
+    steps = []
+    db_key = f"snapshot.db.{ctx.region}.{name}"
+    if primary is not None:
+        steps.append(Step(db_key, "db-snapshot", CREATE, (), Desired(db_key, "db-snapshot", name, (), {"instance": primary.id})))
+        if copy_to:
+            key = f"snapshot.db.{copy_to}.{name}"
+            steps.append(Step(key, "db-snapshot-copy", CREATE, (db_key,), Desired(
+                key, "db-snapshot-copy", name, (db_key,), {"region": copy_to, "source_key": db_key, "kms_key": kms_key})))
+    if group is not None:
+        key = f"snapshot.cache.{ctx.region}.{name}"
+        steps.append(Step(key, "cache-snapshot", CREATE, (), Desired(key, "cache-snapshot", name, (), {"group": group.id})))
+    _confirm_real_account(ctx, f"take {len(steps)} snapshots of stack {stack}",
+                          [f"will create: {s.kind} {s.desired.name}" + (f" in {s.desired.spec['region']}" if s.kind.endswith("copy") else "")
+                           for s in steps])
+    if copy_to:
+        record = state.load_stack_record(stack) or {"lab": lab.name}
+        record["copy_regions"] = sorted(set(record.get("copy_regions", [])) | {copy_to})
+        state.save_stack_record(stack, record)
+    outcome = execute(Plan(stack, tuple(steps)), run)
+    _raise_if_failed(outcome, "snapshot", run)
+    made = [run.found[s.key] for s in steps if s.key in run.found]
+    print_snapshots(made, output, stack)
+    return EXIT_OK
+
+
+def snapshots(ctx: Context, stack: str, *, output: str, progress: ui.Progress) -> int:
+    """Manual, automated and final snapshots of the stack, in every region it copied to."""
+    run = _new_run(ctx, stack, "", progress)
+    print_snapshots(find_snapshots(run, discover(run)), output, stack)
+    return EXIT_OK
+
+
+def parse_time(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--to-time '{text}' is not an ISO-8601 time", "e.g. 2026-11-27T14:30:00Z, or latest") from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
+def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_name: str | None, to_time: str | None,
+            output: str, progress: ui.Progress, from_cache: bool = False) -> int:
+    """A new DB instance (or replication group) from a snapshot, or the primary at a point in time."""
+    if (snapshot_id is None) == (to_time is None):
+        raise UsageError("give a SNAPSHOT_ID or --to-time, not both and not neither",
+                         "awslab restore week6-20261127-143000 --as restored, or awslab restore --to-time latest")
+    if as_name is not None and not valid_identifier(as_name, 40):
+        raise UsageError(f"--as '{as_name}' is not a valid identifier", f"1-40 characters: {IDENTIFIER_RULE}")
+    if to_time is not None and to_time != "latest":
+        when = parse_time(to_time)
+        if when > datetime.now(timezone.utc):
+            raise UsageError(f"--to-time {when:%Y-%m-%dT%H:%M:%SZ} is in the future", "give a past time, or latest")
+    run = _new_run(ctx, stack, lab.name, progress)
+    run.found.update(discover(run))
+    missing = [k for k in ("db.subnet-group", "sg.db", "cache.subnet-group", "sg.cache") if k not in run.found]
+    if missing:
+        raise UsageError(f"stack {stack} has no {', '.join(missing)} to restore into", f"run `awslab up {lab.name}` first")
+    if to_time is not None:
+        primary = run.found.get("db.primary")
+        if primary is None:
+            raise UsageError(f"stack {stack} has no primary DB to restore to a point in time")
+        earliest, latest = database.restore_window(run, primary.id)
+        spec_time = None
+        if to_time != "latest":
+            when = parse_time(to_time)
+            if not earliest <= when <= latest:
+                raise UsageError(f"--to-time {when:%Y-%m-%dT%H:%M:%SZ} is outside the restorable window "
+                                 f"{earliest:%Y-%m-%dT%H:%M:%SZ} .. {latest:%Y-%m-%dT%H:%M:%SZ}", "pick a time inside it")
+            spec_time = when
+        name = as_name or f"{stack}-pitr"
+        key, kind, spec = f"db.restored.{name}", "db-restore", {"source": primary.id, "time": spec_time, "database": lab.database}
+    else:
+        # `awslab snapshot` names the DB and the cache snapshot alike: the DB's unless --cache.
+        db_snap = None if from_cache else database.find_snapshot(run, snapshot_id)
+        cache_snap = None if db_snap else cache.find_snapshot(run, snapshot_id)
+        if db_snap is None and cache_snap is None:
+            raise UsageError(f"unknown snapshot '{snapshot_id}' in {ctx.region}", "list them with `awslab snapshots`")
+        name = as_name or f"{stack}-restored"
+        if db_snap is not None:
+            if not owned_by(database.snapshot_tags(run, db_snap), stack):
+                raise OwnershipError(f"DB snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
+            key, kind, spec = f"db.restored.{name}", "db-restore", {"snapshot": snapshot_id, "database": lab.database}
+        else:
+            if not owned_by(cache._tags_of(run, cache_snap["ARN"]), stack):
+                raise OwnershipError(f"cache snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
+            key, kind, spec = f"cache.restored.{name}", "cache-restore", {"snapshot": snapshot_id, "cache": lab.cache,
+                                                                          "azs": lab.network.availability_zones}
+    existing = next((f for f in run.found.values() if f.id == name and f.kind in ("db-instance", "db-replica", "replication-group")), None)
+    if existing is not None and existing.key != key:
+        raise UsageError(f"{name} is already the stack's {existing.key}", "choose another name with --as")
+    step = Step(key, kind, KEEP if key in run.found else CREATE, (), Desired(key, kind, name, (), spec), run.found.get(key))
+    if step.action == CREATE:
+        _confirm_real_account(ctx, f"restore {snapshot_id or 'the primary at ' + to_time} as {name}",
+                              [f"will create: {kind.split('-')[0]} {name} in stack {stack}'s VPC (not public, encrypted)"])
+    outcome = execute(Plan(stack, (step,)), run)
+    _raise_if_failed(outcome, "restore", run)
+    made = run.found[key]
+    endpoint = f"{made.get('endpoint')}:{made.get('port')}" if made.get("endpoint") else "-"
+    if output == "json":
+        ui.emit_json({"stack": stack, "key": key, "id": made.id, "state": made.state, "endpoint": endpoint,
+                      "created": step.action == CREATE})
+    else:
+        ui.emit(f"{made.id} is {made.state} ({'restored' if step.action == CREATE else 'already there'}); endpoint {endpoint}")
+        ui.emit(f"it is part of stack {stack}: `awslab verify` checks it, `awslab down` removes it")
+    return EXIT_OK
+
+
+def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress: ui.Progress) -> int:
+    """A forced failover of the Multi-AZ primary (or of the cache's primary node)."""
+    run = _new_run(ctx, stack, "", progress)
+    found = discover(run)
+    key = "cache.group" if on_cache else "db.primary"
+    target = found.get(key)
+    if target is None:
+        raise UsageError(f"stack {stack} has no {key} to fail over", "run `awslab up` first")
+    _confirm_real_account(ctx, f"fail over {target.id}", [f"will reboot {target.id} with failover (a brief outage)"])
+    if on_cache:
+        before, after, seconds = cache.failover(run, target.id)
+        result = {"resource": target.id, "primary_before": before, "primary_after": after, "seconds": round(seconds, 1)}
+        text = f"{target.id}: primary node {before} -> {after}; available again after {seconds:.1f}s"
+    else:
+        before, after, seconds, _ = database.failover(run, target.id)
+        result = {"resource": target.id, "az_before": before.get("AvailabilityZone"), "az_after": after.get("AvailabilityZone"),
+                  "standby_az": after.get("SecondaryAvailabilityZone"), "seconds_unavailable": round(seconds, 1)}
+        text = (f"{target.id}: primary AZ {result['az_before']} -> {result['az_after']} "
+                f"(standby now in {result['standby_az']}); not available for {seconds:.1f}s by polling")
+    if output == "json":
+        ui.emit_json(result)
+    else:
+        ui.emit(text)
+    return EXIT_OK
+
+
+def delete_snapshots_plan(stack: str, snaps: list[Found]) -> Plan:
+    """Deletes of manual, final and copied snapshots (automated ones go with their instance)."""
+    return Plan(stack, tuple(Step(s.key, s.kind if s.kind != "db-snapshot-copy" else "db-snapshot", DELETE, (), None, s)
+                             for s in snaps if s.get("type") != "automated"))

@@ -1,0 +1,128 @@
+"""Snapshots, restore and failover through the CLI on the local AWS."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from awslab.recovery import snapshot_name, valid_identifier
+from conftest import mutating, stack_tagged
+
+pytestmark = pytest.mark.lifecycle
+
+
+def _json(result):
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def test_identifiers__aws_rules_checked_before_any_call():
+    assert snapshot_name("week6", datetime(2026, 11, 27, 14, 30, 5, tzinfo=timezone.utc)) == "week6-20261127-143005"
+    assert valid_identifier("restored", 40) and valid_identifier("a1-b2", 40)
+    for bad in ("", "1abc", "a--b", "a-", "a_b", "a" * 41, "é"):
+        assert not valid_identifier(bad, 40), bad
+
+
+def test_snapshot_restore_down__snapshots_are_kept_then_deleted_on_request(awslab, aws, local, stack):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    made = _json(awslab("snapshot", "--name", stack, "--output", "json"))
+    assert {(s["service"], s["type"]) for s in made} == {("db", "manual"), ("cache", "manual")}
+    name = made[0]["id"]
+    assert name.startswith(f"{stack}-") and all(s["status"] == "available" for s in made)
+    listed = _json(awslab("snapshots", "--name", stack, "--output", "json"))
+    assert {(s["service"], s["id"]) for s in listed} >= {("db", name), ("cache", name)}
+    assert any(s["type"] == "automated" for s in listed)
+
+    restored = _json(awslab("restore", name, "--name", stack, "--as", f"{stack}-r", "--output", "json"))
+    assert restored["created"] and restored["state"] == "available"
+    again = _json(awslab("restore", name, "--name", stack, "--as", f"{stack}-r", "--output", "json"))
+    assert not again["created"]
+    rds = aws("rds")
+    mine = [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == f"{stack}-r"]
+    assert len(mine) == 1
+    db = mine[0]
+    tags = {t["Key"]: t["Value"] for t in db["TagList"]}
+    assert tags["awslab:stack"] == stack and tags["awslab:resource"] == f"db.restored.{stack}-r"
+    assert not db["PubliclyAccessible"] and db["StorageEncrypted"] and not db.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert db["DBSubnetGroup"]["DBSubnetGroupName"] == f"{stack}-db"
+    assert _json(awslab("verify", "--name", stack, "--check", "path", "--output", "json"))[0]["status"] == "PASS"
+
+    down = awslab("down", "--name", stack, "--yes")
+    assert down.code == 0, down.err
+    assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"].startswith(stack)]
+    assert f"kept 4 snapshots" in down.out  # db + cache manual, and two final ones (primary and restored)
+    left = stack_tagged(aws, stack)
+    assert left and all(":snapshot:" in a for a in left)
+
+    gone = awslab("down", "--name", stack, "--yes", "--delete-snapshots")
+    assert gone.code == 0, gone.err
+    assert stack_tagged(aws, stack) == []
+    assert _json(awslab("snapshots", "--name", stack, "--output", "json")) == []
+
+
+def test_snapshot_copy__lands_tagged_in_the_other_region_and_is_listed(awslab, aws, local, stack):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    made = _json(awslab("snapshot", "--name", stack, "--copy-to-region", "us-west-2", "--output", "json"))
+    copy = next(s for s in made if s["region"] == "us-west-2")
+    west = aws("rds", "us-west-2").describe_db_snapshots(DBSnapshotIdentifier=copy["id"])["DBSnapshots"][0]
+    assert {t["Key"]: t["Value"] for t in west["TagList"]}["awslab:stack"] == stack and west["Status"] == "available"
+    listed = _json(awslab("snapshots", "--name", stack, "--output", "json"))
+    assert ("us-west-2", copy["id"]) in {(s["region"], s["id"]) for s in listed}
+    assert awslab("down", "--name", stack, "--yes", "--delete-snapshots").code == 0
+    assert aws("rds", "us-west-2").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"] == [
+        s for s in aws("rds", "us-west-2").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"] if stack not in s["DBSnapshotIdentifier"]]
+
+
+def test_restore_cache_snapshot__a_new_group_from_it(awslab, aws, local, stack):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    name = next(s["id"] for s in _json(awslab("snapshot", "--name", stack, "--output", "json")) if s["service"] == "cache")
+    restored = _json(awslab("restore", name, "--cache", "--name", stack, "--as", f"{stack}-rc", "--output", "json"))
+    assert restored["key"] == f"cache.restored.{stack}-rc" and restored["state"] == "available"
+    group = aws("elasticache").describe_replication_groups(ReplicationGroupId=f"{stack}-rc")["ReplicationGroups"][0]
+    assert group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"]
+    status = awslab("status", "--name", stack)
+    assert f"cache.restored.{stack}-rc" in status.out
+    assert awslab("down", "--name", stack, "--yes", "--delete-snapshots").code == 0
+    assert stack_tagged(aws, stack) == []
+
+
+def test_point_in_time__latest_makes_an_independent_instance(awslab, aws, local, stack):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    made = _json(awslab("restore", "--to-time", "latest", "--name", stack, "--as", f"{stack}-pitr", "--output", "json"))
+    db = aws("rds").describe_db_instances(DBInstanceIdentifier=f"{stack}-pitr")["DBInstances"][0]
+    assert made["created"] and not db.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert awslab("down", "--name", stack, "--yes", "--delete-snapshots").code == 0
+
+
+def test_failover__db_az_swaps_and_cache_primary_moves(awslab, aws, local, stack):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    db = _json(awslab("failover", "--name", stack, "--output", "json"))
+    assert db["az_before"] != db["az_after"] and db["standby_az"] == db["az_before"]
+    assert db["seconds_unavailable"] >= 0
+    cache = _json(awslab("failover", "--name", stack, "--cache", "--output", "json"))
+    assert cache["primary_before"] != cache["primary_after"]
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["restore", "no-such-snapshot"], "unknown snapshot 'no-such-snapshot'"),
+    (["restore", "whatever", "--as", "bad--name"], "--as 'bad--name' is not a valid identifier"),
+    (["restore", "--to-time", "2999-01-01T00:00:00Z"], "is in the future"),
+    (["restore", "--to-time", "2001-01-01T00:00:00Z"], "outside the restorable window"),
+    (["restore", "--to-time", "yesterday"], "is not an ISO-8601 time"),
+    (["restore"], "give a SNAPSHOT_ID or --to-time"),
+    (["snapshot", "--copy-to-region", "us-east-1"], "is the stack's own region"),
+    (["snapshot", "--copy-to-region", "mars-1"], "is not an AWS region name"),
+    (["failover"], "is Single-AZ"),
+])
+def test_bad_input__exits_2_with_one_line_and_creates_nothing(awslab, local, stack, api_calls, args, fragment):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.multi_az=false", "--set", "database.read_replicas=0").code == 0
+    api_calls.clear()
+    result = awslab(*args, "--name", stack)
+    assert result.code == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.err
+    assert mutating(api_calls) == []
+    awslab("down", "--name", stack, "--yes", "--skip-final-snapshot")
