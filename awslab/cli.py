@@ -281,6 +281,20 @@ def verify(checks, lab_file, overrides, **opts):
     sys.exit(do_verify(ctx, ctx.stack, loaded, checks=tuple(checks), output=output, progress=_progress(output)))
 
 
+@cli.command()
+@click.argument("lab", required=False, default="week6")
+def policy(lab):
+    """Print the least-privilege IAM policy (JSON) that runs every awslab command on LAB.
+
+    Paste it into IAM for the people running the lab. Example: awslab policy week6 > policy.json
+    """
+    from awslab.lab import load_lab
+    from awslab.policies import lab_policy, render
+
+    loaded = load_lab(lab)
+    click.echo(render(lab_policy(loaded.name)), nl=False)
+
+
 @cli.group()
 def local():
     """The embedded local AWS (a moto server on 127.0.0.1 that awslab manages)."""

@@ -41,6 +41,8 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found here) the tagging API leaves out DB subnet groups | closed: `_rds_answers` |
 | restore time unused | left: no data behind the local DBs yet (the real-engines issue) |
 | replica shares and deletes the primary's secret | closed: `_rds_states` (a replica's delete leaves it) |
+| the tagging API's action checked as `tagging:GetResources` | closed: `_iam_action_names` (AWS's action is `tag:GetResources`) |
+| (found here) enforcement matches statements' resources and conditions against values moto does not have, denying least-privilege policies | closed: `_iam_action_names` (action level, as MOTO-GAPS describes) |
 | terminated instances listed forever | closed: `_ec2_states` (gone after the retention of the profile, default at once) |
 """
 
@@ -81,6 +83,7 @@ def apply() -> None:
     _cache_subnet_group_delete()
     _ec2_states()
     _in_use_deletes()
+    _iam_action_names()
     _applied = True
 
 
@@ -658,3 +661,39 @@ def _in_use_deletes() -> None:
         return orig_dbsg(self, subnet_name)
 
     RDSBackend.delete_subnet_group = delete_subnet_group
+
+
+def _iam_action_names() -> None:
+    """With IAM enforcement on, moto names an action by the request's signing name; AWS's IAM
+    prefix differs for the tagging API (`tag:`), so a real policy would be refused locally.
+
+    moto knows neither the resource a request touches (it passes "*") nor most condition keys, so
+    a least-privilege statement (resource ARNs, tag conditions) never matched and everything was
+    denied. The local AWS checks identity policies at the action level only, as MOTO-GAPS says it
+    can: an Allow or Deny whose actions match decides, whatever its Resource and Condition.
+    Resource scoping and conditions are checked statically (parliament), not here."""
+    from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase, PermissionResult
+
+    orig_permitted = IAMPolicyStatement.is_action_permitted
+
+    @functools.wraps(orig_permitted)
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        if principal is not None or resource != "*" or "Action" not in self._statement:
+            return orig_permitted(self, action, resource, principal, incoming_condition_values)
+        if not self._check_element_matches("Action", action):
+            return PermissionResult.NEUTRAL
+        return PermissionResult.PERMITTED if self._statement["Effect"] == "Allow" else PermissionResult.DENIED
+
+    IAMPolicyStatement.is_action_permitted = is_action_permitted
+
+    prefixes = {"tagging": "tag"}
+    orig = IAMRequestBase.__init__
+
+    @functools.wraps(orig)
+    def __init__(self, *a, **kw):
+        orig(self, *a, **kw)
+        service, _, action = self._action.partition(":")
+        if service in prefixes:
+            self._action = f"{prefixes[service]}:{action}"
+
+    IAMRequestBase.__init__ = __init__
