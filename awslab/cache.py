@@ -176,7 +176,9 @@ class ReplicationGroup:
                 AutomaticFailoverEnabled=c.automatic_failover, MultiAZEnabled=c.automatic_failover,
                 CacheSubnetGroupName=run.ref("cache.subnet-group").id, SecurityGroupIds=[run.ref("sg.cache").id],
                 AtRestEncryptionEnabled=c.at_rest_encryption, TransitEncryptionEnabled=c.transit_encryption,
-                AuthToken=token, Port=c.port, Tags=run.tag_list(d.key, d.name), **extra,
+                # AWS takes an AUTH token only with in-transit encryption.
+                **({"AuthToken": token} if c.transit_encryption else {}),
+                Port=c.port, Tags=run.tag_list(d.key, d.name), **extra,
             )["ReplicationGroup"]
         except ClientError as exc:
             if error_code(exc) != "ReplicationGroupAlreadyExistsFault":

@@ -75,6 +75,14 @@ class Cache:
 
 
 @dataclass(frozen=True)
+class Security:
+    """Named overrides of awslab's secure defaults; `verify` reports each one used as a WARN."""
+
+    allow_unencrypted_storage: bool = False
+    allow_unencrypted_cache: bool = False
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     description: str = ""
@@ -83,9 +91,11 @@ class Lab:
     host: Host = field(default_factory=Host)
     database: Database = field(default_factory=Database)
     cache: Cache = field(default_factory=Cache)
+    security: Security = field(default_factory=Security)
 
 
-SECTIONS: dict[str, type] = {"network": Network, "host": Host, "database": Database, "cache": Cache}
+SECTIONS: dict[str, type] = {"network": Network, "host": Host, "database": Database, "cache": Cache,
+                             "security": Security}
 # Names people reach for first; `--set rds.multi_az=false` means `database.multi_az`.
 SECTION_ALIASES = {"vpc": "network", "ec2": "host", "rds": "database", "db": "database",
                    "elasticache": "cache", "redis": "cache"}
@@ -308,8 +318,9 @@ def validate(lab: Lab) -> None:
     if not _is_identifier(d.database_name, 63):
         raise LabError(src, "database.database_name", f"'{d.database_name}' is not a valid database name",
                        "letters, digits or '_', starting with a letter")
-    if not d.storage_encrypted:
-        raise LabError(src, "database.storage_encrypted", "awslab keeps database storage encrypted (AWS FSBP RDS.3)")
+    if not d.storage_encrypted and not lab.security.allow_unencrypted_storage:
+        raise LabError(src, "database.storage_encrypted", "awslab keeps database storage encrypted (AWS FSBP RDS.3)",
+                       "to practise without it anyway, also set security.allow_unencrypted_storage=true (verify will WARN)")
 
     if c.engine not in catalog.CACHE_ENGINES:
         raise LabError(src, "cache.engine", f"unknown engine '{c.engine}'", f"one of: {', '.join(catalog.CACHE_ENGINES)}")
@@ -323,10 +334,12 @@ def validate(lab: Lab) -> None:
     if c.automatic_failover and c.replicas < 1:
         raise LabError(src, "cache.automatic_failover", "automatic failover needs at least one replica",
                        "set cache.replicas=1 or cache.automatic_failover=false")
-    if not c.at_rest_encryption:
-        raise LabError(src, "cache.at_rest_encryption", "awslab keeps cache data encrypted at rest (AWS FSBP ElastiCache.4)")
-    if not c.transit_encryption:
-        raise LabError(src, "cache.transit_encryption", "awslab keeps cache traffic encrypted and behind an AUTH token (AWS FSBP ElastiCache.5)")
+    if not c.at_rest_encryption and not lab.security.allow_unencrypted_cache:
+        raise LabError(src, "cache.at_rest_encryption", "awslab keeps cache data encrypted at rest (AWS FSBP ElastiCache.4)",
+                       "to practise without it anyway, also set security.allow_unencrypted_cache=true (verify will WARN)")
+    if not c.transit_encryption and not lab.security.allow_unencrypted_cache:
+        raise LabError(src, "cache.transit_encryption", "awslab keeps cache traffic encrypted and behind an AUTH token (AWS FSBP ElastiCache.5)",
+                       "to practise without it anyway, also set security.allow_unencrypted_cache=true (verify will WARN)")
 
 
 def _is_identifier(text: str, max_len: int) -> bool:

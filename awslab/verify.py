@@ -348,7 +348,8 @@ def check_security(w: World, lab: Lab) -> list[Result]:
                           None if tokens == "required" else f"aws ec2 modify-instance-metadata-options --instance-id "
                           f"{inst['InstanceId']} --http-tokens required --http-endpoint enabled", "EC2.8"))
     unencrypted = [db.get("DBInstanceIdentifier") for _, db in dbs if not db.get("StorageEncrypted")]
-    out.append(Result("security.db-encrypted", FAIL if unencrypted else (PASS if dbs else SKIP),
+    allowed = lab.security.allow_unencrypted_storage and not lab.database.storage_encrypted
+    out.append(Result("security.db-encrypted", (WARN if allowed else FAIL) if unencrypted else (PASS if dbs else SKIP),
                       f"not encrypted: {', '.join(unencrypted)}" if unencrypted else ("storage encrypted" if dbs else "needs the database"),
                       "encryption cannot be turned on in place: snapshot, copy the snapshot encrypted, restore" if unencrypted else None,
                       "RDS.3"))
@@ -367,11 +368,12 @@ def check_security(w: World, lab: Lab) -> list[Result]:
         out.append(Result("security.cache-auth-tls", SKIP, "needs the cache", None, "ElastiCache.5"))
     else:
         rest = bool(group.get("AtRestEncryptionEnabled"))
-        out.append(Result("security.cache-encryption", PASS if rest else FAIL, f"at-rest encryption {'on' if rest else 'off'}",
+        bad = WARN if lab.security.allow_unencrypted_cache else FAIL
+        out.append(Result("security.cache-encryption", PASS if rest else bad, f"at-rest encryption {'on' if rest else 'off'}",
                           None if rest else "at-rest encryption is set at creation: recreate the group (`awslab down`, `awslab up`)",
                           "ElastiCache.4"))
         tls, auth = bool(group.get("TransitEncryptionEnabled")), bool(group.get("AuthTokenEnabled"))
-        out.append(Result("security.cache-auth-tls", PASS if tls and auth else FAIL,
+        out.append(Result("security.cache-auth-tls", PASS if tls and auth else bad,
                           f"in-transit encryption {'on' if tls else 'off'}, AUTH {'on' if auth else 'off'}",
                           None if tls and auth else "turn on TLS and an AUTH token: aws elasticache modify-replication-group "
                           "--transit-encryption-enabled --auth-token ... --auth-token-update-strategy ROTATE", "ElastiCache.5"))

@@ -226,3 +226,15 @@ def test_live_on_a_real_target__ssm_answering_without_output_is_not_a_pass(awsla
     assert {c["id"]: c["status"] for c in checks} == {"live.host-to-db": "FAIL", "live.host-to-cache": "FAIL"}
     assert result.code == 1
     awslab("down", "--yes", "--skip-final-snapshot")
+
+
+def test_verify__an_explicit_security_override_is_a_warn_not_silence(awslab, local, stack):
+    refused = awslab("up", "week6", "--name", stack, "--set", "database.storage_encrypted=false")
+    assert refused.code == 2 and "security.allow_unencrypted_storage" in refused.err
+    up = awslab("up", "week6", "--name", stack, "--set", "database.storage_encrypted=false",
+                "--set", "security.allow_unencrypted_storage=true", "--set", "database.read_replicas=0")
+    assert up.code == 0, up.err
+    result, checks = _verify(awslab, stack)
+    by_id = {c["id"]: c for c in checks}
+    assert by_id["security.db-encrypted"]["status"] == "WARN" and result.code == 0
+    awslab("down", "--name", stack, "--yes", "--skip-final-snapshot")
