@@ -19,7 +19,7 @@ from awslab.tagging import owned, stack_arns
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import PRIVATE_SUBNETS, names
 from awslab.network import availability_zones
-from awslab.waiting import GONE, error_code, retry_eventual
+from awslab.waiting import GONE, error_code, retry_eventual, status_probe
 
 _subnet_group_in_use = retry_eventual({"CacheSubnetGroupInUse"}, within_s=15 * 60)
 
@@ -194,19 +194,8 @@ class ReplicationGroup:
 
     def _probe(self, run: Run, f: Found, latest: dict):
         ec = run.client("elasticache")
-
-        def probe() -> str:
-            try:
-                group = ec.describe_replication_groups(ReplicationGroupId=f.id)["ReplicationGroups"][0]
-            except ClientError as exc:
-                if error_code(exc) == "ReplicationGroupNotFoundFault":
-                    return GONE
-                raise
-            latest.clear()
-            latest.update(group)
-            return group["Status"]
-
-        return probe
+        return status_probe(lambda: ec.describe_replication_groups(ReplicationGroupId=f.id)["ReplicationGroups"][0],
+                            "Status", {"ReplicationGroupNotFoundFault"}, latest)
 
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         latest: dict = {}

@@ -18,7 +18,7 @@ from awslab.run import Run
 from awslab.tagging import owned
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import names
-from awslab.waiting import GONE, error_code, retry_eventual
+from awslab.waiting import GONE, error_code, retry_eventual, status_probe
 
 FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "incompatible-restore",
                  "inaccessible-encryption-credentials", "storage-full", "restore-error"}
@@ -102,19 +102,8 @@ class _DbBase:
 
     def _probe(self, run: Run, ident: str, latest: dict):
         rds = run.client("rds")
-
-        def probe() -> str:
-            try:
-                db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-            except ClientError as exc:
-                if error_code(exc) == "DBInstanceNotFound":
-                    return GONE
-                raise
-            latest.clear()
-            latest.update(db)
-            return db["DBInstanceStatus"]
-
-        return probe
+        return status_probe(lambda: rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0],
+                            "DBInstanceStatus", {"DBInstanceNotFound"}, latest)
 
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         latest: dict = {}

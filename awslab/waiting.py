@@ -90,6 +90,25 @@ def poll_until(what: str, probe: Callable[[], str], done: Iterable[str], *, fail
         delay = min(max_delay_s, delay * 1.6)
 
 
+def status_probe(describe: Callable[[], dict], status_key: str, not_found: Iterable[str], latest: dict) -> Callable[[], str]:
+    """A probe for poll_until: the item's status, GONE once AWS says it is not found; the last
+    description seen is kept in ``latest``."""
+    not_found = frozenset(not_found)
+
+    def probe() -> str:
+        try:
+            item = describe()
+        except ClientError as exc:
+            if error_code(exc) in not_found:
+                return GONE
+            raise
+        latest.clear()
+        latest.update(item)
+        return item[status_key]
+
+    return probe
+
+
 def retry_eventual(codes: Iterable[str], *, within_s: float = 120.0, message_contains: str | None = None):
     """Retry a call while AWS answers with one of ``codes`` ("not visible yet", "still in use").
 
