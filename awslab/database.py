@@ -340,9 +340,11 @@ class DbRestore(DbInstance):
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
+        # A restore does not carry the source's managed password over: ask RDS to manage a new one.
         common = dict(DBInstanceClass=db.instance_class, DBSubnetGroupName=run.ref("db.subnet-group").id,
                       VpcSecurityGroupIds=[run.ref("sg.db").id], PubliclyAccessible=False, MultiAZ=False,
-                      DeletionProtection=False, CopyTagsToSnapshot=True, Tags=run.tag_list(d.key, d.name))
+                      DeletionProtection=False, CopyTagsToSnapshot=True, ManageMasterUserPassword=True,
+                      Tags=run.tag_list(d.key, d.name))
         rds = run.client("rds")
         if d.spec.get("snapshot"):
             call = lambda: rds.restore_db_instance_from_db_snapshot(  # noqa: E731

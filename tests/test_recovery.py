@@ -46,6 +46,7 @@ def test_snapshot_restore_down__snapshots_are_kept_then_deleted_on_request(awsla
     tags = {t["Key"]: t["Value"] for t in db["TagList"]}
     assert tags["awslab:stack"] == stack and tags["awslab:resource"] == f"db.restored.{stack}-r"
     assert not db["PubliclyAccessible"] and db["StorageEncrypted"] and not db.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert db["MasterUserSecret"]["SecretArn"]
     assert db["DBSubnetGroup"]["DBSubnetGroupName"] == f"{stack}-db"
     assert _json(awslab("verify", "--name", stack, "--check", "path", "--output", "json"))[0]["status"] == "PASS"
 
