@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+
+from botocore.exceptions import ClientError
 from typing import Callable
 
 from awslab import cache, catalog, network, security_groups
@@ -18,6 +20,7 @@ from awslab.model import Found
 from awslab.reachability import Peer, groups_admit, internet_route, nacls_allow_flow, world_open
 from awslab.run import Run
 from awslab.topology import desired
+from awslab.waiting import error_code
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 USABLE = {"available", "running", "attached", "Complete"}
@@ -487,7 +490,7 @@ def run_live(run: Run, w: World, lab: Lab, timeout_s: float = 120.0) -> list[Res
         cmd = ssm.send_command(InstanceIds=[inst["InstanceId"]], DocumentName="AWS-RunShellScript",
                                Parameters={"commands": [live_script(targets, w.region)]}, TimeoutSeconds=60,
                                Comment=f"awslab verify {w.stack}")["Command"]["CommandId"]
-    except Exception as exc:  # noqa: BLE001 - any refusal becomes a WARN with its reason
+    except ClientError as exc:  # a refusal (permissions, agent offline) is a WARN with AWS's reason
         reason = f"SSM Run Command refused: {exc}"
         return [Result("live.host-to-db", WARN, reason, "is the SSM agent online? (aws ssm describe-instance-information)"),
                 Result("live.host-to-cache", WARN, reason, "is the SSM agent online?")]
@@ -496,8 +499,12 @@ def run_live(run: Run, w: World, lab: Lab, timeout_s: float = 120.0) -> list[Res
         time.sleep(2)
         try:
             inv = ssm.get_command_invocation(CommandId=cmd, InstanceId=inst["InstanceId"])
-        except Exception:  # noqa: BLE001 - InvocationDoesNotExist right after send_command
-            continue
+        except ClientError as exc:
+            if error_code(exc) == "InvocationDoesNotExist":  # right after send_command: not yet
+                continue
+            reason = f"SSM refused to return the result: {exc}"
+            return [Result("live.host-to-db", WARN, reason, "check the permissions for ssm:GetCommandInvocation"),
+                    Result("live.host-to-cache", WARN, reason, "check the permissions for ssm:GetCommandInvocation")]
         status, output = inv["Status"], inv.get("StandardOutputContent", "")
         if status not in ("Pending", "InProgress", "Delayed"):
             break

@@ -85,15 +85,89 @@ def test_policy__parliament_finds_nothing_unexplained():
     assert unexplained == []
 
 
-# --- the lifecycle under only this policy, with IAM enforced --------------------------------------
+# --- the lifecycle under only this policy, with IAM enforced ------------------------------------
 
-@pytest.fixture
-def enforced(tmp_path):
-    """A local AWS of its own with IAM enforcement on, and the keys of a user holding only the policy."""
+# Permissions AWS checks without a call of their own, which the local AWS (checking the API calls
+# awslab sends) cannot take away: proven on real accounts only, kept for the reason given.
+IMPLICIT = {
+    "iam:PassRole": "RunInstances hands the host its role",
+    "ec2:CreateTags": "tags in RunInstances/Create* TagSpecifications",
+    "rds:AddTagsToResource": "Tags on RDS creates",
+    "elasticache:AddTagsToResource": "Tags on ElastiCache creates",
+    "iam:TagRole": "Tags on CreateRole",
+    "iam:TagInstanceProfile": "Tags on CreateInstanceProfile",
+    "secretsmanager:TagResource": "Tags on CreateSecret, and RDS tagging its managed secret",
+    "secretsmanager:RotateSecret": "RDS sets up rotation of its managed secret with the caller's rights",
+    "kms:DescribeKey": "RDS reads the default keys for encryption and the managed secret",
+    "sts:GetCallerIdentity": "always allowed by AWS, whatever the policy",
+}
+# Calls awslab makes only on a recovery path the scenario does not take.
+RARE = {
+    "ec2:ReplaceRoute": "only when the public route points elsewhere (a table changed by hand)",
+    "iam:GetRole": "only when CreateRole finds the role already there (a rerun after a crash)",
+    "rds:ListTagsForResource": "only when the tagging index has not caught up with a new subnet group",
+}
+
+
+def _scenario(stack: str):
+    """Every command, in a lifecycle's order: (label, argv, needs-earlier-output)."""
+    return [
+        ("up", ["up", "week6", "--name", stack]),
+        ("up again", ["up", "week6", "--name", stack]),
+        ("status", ["status", "--name", stack]),
+        ("verify", ["verify", "--name", stack]),
+        ("snapshot", ["snapshot", "--name", stack, "--copy-to-region", "us-west-2", "--output", "json"]),
+        ("snapshots", ["snapshots", "--name", stack]),
+        ("restore db", ["restore", "{snap}", "--name", stack, "--as", f"{stack}-r"]),
+        ("restore cache", ["restore", "{snap}", "--cache", "--name", stack, "--as", f"{stack}-rc"]),
+        ("restore pitr", ["restore", "--to-time", "latest", "--name", stack, "--as", f"{stack}-p"]),
+        ("failover", ["failover", "--name", stack]),
+        ("failover cache", ["failover", "--cache", "--name", stack]),
+        ("down", ["down", "--name", stack]),
+        ("down snapshots", ["down", "--name", stack, "--delete-snapshots"]),
+    ]
+
+
+def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, until: str | None = None, on_call=None):
+    """Run the scenario as the user with ``keys``; stop after ``until`` or at the first refusal."""
+    from botocore.client import BaseClient
+
+    monkeypatch.setenv("AWSLAB_HOME", str(home))
+    for k, v in keys.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+    label_now = {"label": None}
+    if on_call is not None:
+        original = BaseClient._make_api_call
+
+        def recording(self, op, params):
+            on_call(label_now["label"], self.meta.service_model.service_name, op)
+            return original(self, op, params)
+
+        monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    done, snap = [], None
+    for label, argv in _scenario(stack):
+        label_now["label"] = label
+        argv = [a.replace("{snap}", snap or "") for a in argv]
+        result = awslab(*argv, "--target", "aws", "--region", "us-east-1", "--endpoint-url", server.endpoint_url, "--yes")
+        done.append((label, result))
+        if label == "snapshot" and result.code == 0:
+            snap = json.loads(result.out)[0]["id"]
+        if "not authorized to perform" in result.all or label == until:
+            break
+    return done
+
+
+@pytest.fixture(scope="module")
+def enforced(tmp_path_factory):
+    """A local AWS of its own with IAM enforcement on, and users: one with the whole policy, one
+    per action with everything but that action."""
     from awslab.local import manager
 
+    home = tmp_path_factory.mktemp("enforced-server")
     old = os.environ.get("AWSLAB_HOME")
-    os.environ["AWSLAB_HOME"] = str(tmp_path / "enforced-server")
+    os.environ["AWSLAB_HOME"] = str(home)
     try:
         server = manager.start()
     finally:
@@ -107,40 +181,62 @@ def enforced(tmp_path):
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
-    keys = {"full": user_with(lab_policy("week6"), "lab-user")}
-    without = lab_policy("week6")
-    for stmt in without["Statement"]:
-        stmt["Action"] = [a for a in stmt["Action"] if a != "rds:CreateDBInstanceReadReplica"]
-    keys["no-replica"] = user_with(without, "no-replica-user")
+    keys = {"*": user_with(lab_policy("week6"), "lab-user")}
+    for i, action in enumerate(sorted(actions(lab_policy("week6")))):
+        without = lab_policy("week6")
+        for stmt in without["Statement"]:
+            stmt["Action"] = [a for a in stmt["Action"] if a != action]
+        without["Statement"] = [st for st in without["Statement"] if st["Action"]]
+        keys[action] = user_with(without, f"without-{i}")
     # From here on every request is checked against the caller's policies.
     urllib.request.urlopen(urllib.request.Request(f"{server.endpoint_url}/moto-api/reset-auth", data=b"0", method="POST",
                                                   headers={"Content-Type": "text/plain"}))
-    yield server, keys
-    os.environ["AWSLAB_HOME"] = str(tmp_path / "enforced-server")
+    state = {"first_use": None}
+    yield server, keys, state
+    os.environ["AWSLAB_HOME"] = str(home)
     try:
         manager.stop()
     finally:
         os.environ["AWSLAB_HOME"] = old or ""
 
 
-def _cli(server, keys, home, *args):
-    env = dict(os.environ, AWSLAB_HOME=str(home), **keys)
-    env.pop("AWS_SESSION_TOKEN", None)
-    env.pop("AWS_SECURITY_TOKEN", None)
-    return subprocess.run([sys.executable, "-m", "awslab", *args, "--target", "aws", "--region", "us-east-1",
-                           "--endpoint-url", server.endpoint_url, "--yes"],
-                          capture_output=True, text=True, timeout=600, env=env)
+def _first_use(enforced, tmp_path_factory, awslab, monkeypatch) -> dict[str, str]:
+    """Run the whole scenario under the full policy once; which command first needs each action."""
+    server, keys, state = enforced
+    if state["first_use"] is None:
+        first: dict[str, str] = {}
+
+        def on_call(label, service, op):
+            first.setdefault(f"{SERVICES[service]}:{op}", label)
+
+        done = _run_scenario(server, keys["*"], tmp_path_factory.mktemp("full"), "pol", awslab, monkeypatch, on_call=on_call)
+        state["first_use"] = (first, done)
+    return state["first_use"]
 
 
 @pytest.mark.lifecycle
-def test_enforced__the_whole_lifecycle_runs_under_only_the_policy(enforced, tmp_path):
-    server, keys = enforced
-    home = tmp_path / "user-home"
-    steps = [("up", "week6", "--name", "pol"), ("status",), ("verify", "--check", "inventory"),
-             ("snapshot",), ("failover",), ("down", "--delete-snapshots")]
-    for args in steps:
-        result = _cli(server, keys["full"], home, *args)
-        assert result.returncode == 0, (args, result.stderr[-2000:])
-    denied = _cli(server, keys["no-replica"], tmp_path / "other", "up", "week6", "--name", "pol2")
-    assert denied.returncode == 1
-    assert "CreateDBInstanceReadReplica" in denied.stderr and ("AccessDenied" in denied.stderr or "not authorized" in denied.stderr)
+def test_enforced__the_whole_lifecycle_runs_under_only_the_policy(enforced, tmp_path_factory, awslab, monkeypatch):
+    first, done = _first_use(enforced, tmp_path_factory, awslab, monkeypatch)
+    assert [label for label, _ in done] == [label for label, _ in _scenario("pol")]
+    for label, result in done:
+        assert "not authorized" not in result.all, (label, result.err[-1500:])
+        # verify exits 1 here: the local AWS's SSM runs nothing, so the live checks FAIL (no connection).
+        assert result.code == (1 if label == "verify" else 0), (label, result.err[-1500:])
+    # Nothing in the policy is unneeded: every action is used, or AWS checks it implicitly, or a rare path needs it.
+    assert actions(lab_policy("week6")) - set(first) - set(IMPLICIT) - set(RARE) == set()
+
+
+@pytest.mark.lifecycle
+@pytest.mark.parametrize("action", sorted(actions(lab_policy("week6")) - set(IMPLICIT) - set(RARE)))
+def test_enforced__without_one_action_the_command_that_needs_it_fails_naming_it(
+        enforced, tmp_path_factory, awslab, monkeypatch, action):
+    first, _ = _first_use(enforced, tmp_path_factory, awslab, monkeypatch)
+    server, keys, _ = enforced
+    needed_by = first[action]
+    stack = "p" + str(abs(hash(action)) % 10**8)
+    done = _run_scenario(server, keys[action], tmp_path_factory.mktemp("without"), stack, awslab, monkeypatch,
+                         until=needed_by)
+    label, result = done[-1]
+    assert label == needed_by, [(l, r.err[-300:]) for l, r in done]
+    assert f"not authorized to perform: {action}" in result.all, result.all[-1500:]
+    assert result.code != 0 or label == "verify"
