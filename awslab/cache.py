@@ -12,9 +12,9 @@ import secrets
 
 from botocore.exceptions import ClientError
 
-from awslab.errors import OperationError, OwnershipError
+from awslab.errors import OperationError
 from awslab.model import Desired, Found
-from awslab.run import Run
+from awslab.run import Run, create_or_adopt
 from awslab.tagging import owned, stack_arns
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import PRIVATE_SUBNETS, names
@@ -108,17 +108,14 @@ class CacheSubnetGroup:
 
     def create(self, run: Run, d: Desired) -> Found:
         ec = run.client("elasticache")
-        try:
-            group = ec.create_cache_subnet_group(
+        group = create_or_adopt(
+            run, f"cache subnet group {d.name}",
+            lambda: ec.create_cache_subnet_group(
                 CacheSubnetGroupName=d.name, CacheSubnetGroupDescription=f"awslab {run.stack}: private subnets in two AZs",
-                SubnetIds=[run.ref(k).id for k in PRIVATE_SUBNETS], Tags=run.tag_list(d.key, d.name))["CacheSubnetGroup"]
-        except ClientError as exc:
-            if error_code(exc) != "CacheSubnetGroupAlreadyExists":
-                raise
-            group = ec.describe_cache_subnet_groups(CacheSubnetGroupName=d.name)["CacheSubnetGroups"][0]
-            if not owned_by(_tags_of(run, group["ARN"]), run.stack):
-                raise OwnershipError(f"cache subnet group {d.name} exists but is not stack {run.stack}'s",
-                                     "awslab will not touch it: use another --name") from None
+                SubnetIds=[run.ref(k).id for k in PRIVATE_SUBNETS], Tags=run.tag_list(d.key, d.name))["CacheSubnetGroup"],
+            "CacheSubnetGroupAlreadyExists",
+            lambda: ec.describe_cache_subnet_groups(CacheSubnetGroupName=d.name)["CacheSubnetGroups"][0],
+            lambda g: _tags_of(run, g["ARN"]))
         return Found(d.key, self.kind, d.name, "available", attrs={"arn": group.get("ARN")})
 
     def delete(self, run: Run, f: Found) -> None:
@@ -134,16 +131,11 @@ class AuthTokenSecret:
 
     def create(self, run: Run, d: Desired) -> Found:
         sm = run.client("secretsmanager")
-        try:
-            secret = sm.create_secret(Name=d.name, SecretString=new_auth_token(), Tags=run.tag_list(d.key),
-                                      Description=f"awslab {run.stack}: AUTH token of the ElastiCache replication group")
-        except ClientError as exc:
-            if error_code(exc) != "ResourceExistsException":
-                raise
-            secret = sm.describe_secret(SecretId=d.name)
-            if not owned_by(from_tag_list(secret.get("Tags")), run.stack):
-                raise OwnershipError(f"secret {d.name} exists but is not stack {run.stack}'s",
-                                     "awslab will not touch it: use another --name") from None
+        secret = create_or_adopt(
+            run, f"secret {d.name}",
+            lambda: sm.create_secret(Name=d.name, SecretString=new_auth_token(), Tags=run.tag_list(d.key),
+                                     Description=f"awslab {run.stack}: AUTH token of the ElastiCache replication group"),
+            "ResourceExistsException", lambda: sm.describe_secret(SecretId=d.name), lambda s: from_tag_list(s.get("Tags")))
         return Found(d.key, self.kind, d.name, "available", attrs={"arn": secret["ARN"]})
 
     def delete(self, run: Run, f: Found) -> None:
@@ -168,8 +160,9 @@ class ReplicationGroup:
         token = run.client("secretsmanager").get_secret_value(SecretId=run.ref("cache.auth-token").id)["SecretString"]
         azs = availability_zones(run, d.spec)
         count = 1 + c.replicas
-        try:
-            group = ec.create_replication_group(
+        group = create_or_adopt(
+            run, f"replication group {d.name}",
+            lambda: ec.create_replication_group(
                 ReplicationGroupId=d.name, ReplicationGroupDescription=description,
                 Engine=c.engine, EngineVersion=c.engine_version, CacheNodeType=c.node_type,
                 NumCacheClusters=count, PreferredCacheClusterAZs=[azs[i % 2] for i in range(count)],
@@ -179,16 +172,10 @@ class ReplicationGroup:
                 # AWS takes an AUTH token only with in-transit encryption.
                 **({"AuthToken": token} if c.transit_encryption else {}),
                 Port=c.port, Tags=run.tag_list(d.key, d.name), **extra,
-            )["ReplicationGroup"]
-        except ClientError as exc:
-            if error_code(exc) != "ReplicationGroupAlreadyExistsFault":
-                raise
-            group = ec.describe_replication_groups(ReplicationGroupId=d.name)["ReplicationGroups"][0]
-            if not owned_by(_tags_of(run, group["ARN"]), run.stack):
-                raise OwnershipError(f"replication group {d.name} exists but is not stack {run.stack}'s",
-                                     "awslab will not touch it: use another --name") from None
-        finally:
-            del token
+            )["ReplicationGroup"],
+            "ReplicationGroupAlreadyExistsFault",
+            lambda: ec.describe_replication_groups(ReplicationGroupId=d.name)["ReplicationGroups"][0],
+            lambda g: _tags_of(run, g["ARN"]))
         found = Found(d.key, "replication-group", d.name, group["Status"], attrs=_group_attrs(group))
         return self.ready(run, d, found)
 
@@ -264,15 +251,12 @@ class CacheSnapshot:
 
     def create(self, run: Run, d: Desired) -> Found:
         ec = run.client("elasticache")
-        try:
-            snap = ec.create_snapshot(ReplicationGroupId=d.spec["group"], SnapshotName=d.name,
-                                      Tags=run.tag_list(d.key))["Snapshot"]
-        except ClientError as exc:
-            if error_code(exc) != "SnapshotAlreadyExistsFault":
-                raise
-            snap = ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0]
-            if not owned_by(_tags_of(run, snap["ARN"]), run.stack):
-                raise OwnershipError(f"cache snapshot {d.name} exists but is not stack {run.stack}'s") from None
+        snap = create_or_adopt(
+            run, f"cache snapshot {d.name}",
+            lambda: ec.create_snapshot(ReplicationGroupId=d.spec["group"], SnapshotName=d.name,
+                                       Tags=run.tag_list(d.key))["Snapshot"],
+            "SnapshotAlreadyExistsFault", lambda: ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0],
+            lambda snap: _tags_of(run, snap["ARN"]))
         f = Found(d.key, self.kind, d.name, snap.get("SnapshotStatus", "creating"), attrs=_snapshot_attrs(snap, run.ctx.region))
         latest: dict = {}
 

@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 an operation failed, 2 bad input (nothing created), 130
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 

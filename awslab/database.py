@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
-from awslab.errors import OperationError, OwnershipError, UsageError
+from awslab.errors import OperationError, UsageError
 from awslab.model import Desired, Found
-from awslab.run import Run
+from awslab.run import Run, create_or_adopt
 from awslab.tagging import owned
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import names
@@ -75,17 +75,14 @@ class DbSubnetGroup:
     def create(self, run: Run, d: Desired) -> Found:
         rds = run.client("rds")
         subnets = [run.ref(k).id for k in ("network.subnet.private-a", "network.subnet.private-b")]
-        try:
-            group = rds.create_db_subnet_group(
+        group = create_or_adopt(
+            run, f"DB subnet group {d.name}",
+            lambda: rds.create_db_subnet_group(
                 DBSubnetGroupName=d.name, DBSubnetGroupDescription=f"awslab {run.stack}: private subnets in two AZs",
-                SubnetIds=subnets, Tags=run.tag_list(d.key, d.name))["DBSubnetGroup"]
-        except ClientError as exc:
-            if error_code(exc) != "DBSubnetGroupAlreadyExists":
-                raise
-            group = rds.describe_db_subnet_groups(DBSubnetGroupName=d.name)["DBSubnetGroups"][0]
-            if not owned_by(_tags_of(run, group["DBSubnetGroupArn"]), run.stack):
-                raise OwnershipError(f"DB subnet group {d.name} exists but is not stack {run.stack}'s",
-                                     "awslab will not touch it: use another --name") from None
+                SubnetIds=subnets, Tags=run.tag_list(d.key, d.name))["DBSubnetGroup"],
+            "DBSubnetGroupAlreadyExists",
+            lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=d.name)["DBSubnetGroups"][0],
+            lambda g: _tags_of(run, g["DBSubnetGroupArn"]))
         return Found(d.key, self.kind, d.name, group.get("SubnetGroupStatus", "Complete"),
                      attrs={"arn": group.get("DBSubnetGroupArn"), "subnets": subnets})
 
@@ -114,22 +111,11 @@ class _DbBase:
 
     def _create(self, run: Run, d: Desired, call) -> Found:
         """Create (or, after a crash, adopt this stack's own instance of that name), then wait."""
-        try:
-            created = call()["DBInstance"]
-            found = Found(d.key, self.kind, d.name, created["DBInstanceStatus"], attrs=_db_attrs(created))
-        except ClientError as exc:
-            if error_code(exc) != "DBInstanceAlreadyExists":
-                raise
-            found = self._adopt_existing(run, d)
-        return self.ready(run, d, found)
-
-    def _adopt_existing(self, run: Run, d: Desired) -> Found:
-        """The create said "already exists": ours (a rerun after a crash) or someone else's."""
-        db = run.client("rds").describe_db_instances(DBInstanceIdentifier=d.name)["DBInstances"][0]
-        if not owned_by(from_tag_list(db.get("TagList")), run.stack):
-            raise OwnershipError(f"RDS instance {d.name} exists but is not stack {run.stack}'s",
-                                 "awslab will not touch it: use another --name")
-        return Found(d.key, self.kind, d.name, db["DBInstanceStatus"], attrs=_db_attrs(db))
+        rds = run.client("rds")
+        db = create_or_adopt(run, f"RDS instance {d.name}", lambda: call()["DBInstance"], "DBInstanceAlreadyExists",
+                             lambda: rds.describe_db_instances(DBInstanceIdentifier=d.name)["DBInstances"][0],
+                             lambda db: from_tag_list(db.get("TagList")))
+        return self.ready(run, d, Found(d.key, self.kind, d.name, db["DBInstanceStatus"], attrs=_db_attrs(db)))
 
     def final_snapshot_id(self, run: Run, f: Found) -> str | None:
         return None
@@ -275,15 +261,13 @@ class DbSnapshot:
 
     def create(self, run: Run, d: Desired) -> Found:
         rds = run.client("rds")
-        try:
-            snap = rds.create_db_snapshot(DBInstanceIdentifier=d.spec["instance"], DBSnapshotIdentifier=d.name,
-                                          Tags=run.tag_list(d.key))["DBSnapshot"]
-        except ClientError as exc:
-            if error_code(exc) != "DBSnapshotAlreadyExists":
-                raise
-            snap = rds.describe_db_snapshots(DBSnapshotIdentifier=d.name)["DBSnapshots"][0]
-            if not owned_by(snapshot_tags(run, snap), run.stack):
-                raise OwnershipError(f"DB snapshot {d.name} exists but is not stack {run.stack}'s") from None
+        snap = create_or_adopt(
+            run, f"DB snapshot {d.name}",
+            lambda: rds.create_db_snapshot(DBInstanceIdentifier=d.spec["instance"], DBSnapshotIdentifier=d.name,
+                                           Tags=run.tag_list(d.key))["DBSnapshot"],
+            "DBSnapshotAlreadyExists",
+            lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=d.name)["DBSnapshots"][0],
+            lambda snap: snapshot_tags(run, snap))
         return self.ready(run, d, Found(d.key, self.kind, d.name, snap["Status"], attrs=_snapshot_attrs(snap, run.ctx.region)))
 
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:

@@ -14,10 +14,9 @@ import json
 from botocore.exceptions import ClientError
 
 from awslab import catalog
-from awslab.errors import OwnershipError
 from awslab.model import Desired, Found
 from awslab.network import stack_filter, tag_spec
-from awslab.run import Run
+from awslab.run import Run, create_or_adopt
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import names
 from awslab.waiting import error_code, retry_eventual
@@ -115,22 +114,16 @@ class InstanceProfile:
     def create(self, run: Run, d: Desired) -> Found:
         iam = run.client("iam")
         tags = run.tag_list(d.key, d.name)
-        try:
-            iam.create_role(RoleName=d.name, AssumeRolePolicyDocument=EC2_TRUST_POLICY, Tags=tags,
-                            Description=f"awslab {run.stack}: the lab's EC2 host (SSM)")
-        except ClientError as exc:
-            if error_code(exc) != "EntityAlreadyExists":
-                raise
-            role_tags = from_tag_list(iam.get_role(RoleName=d.name)["Role"].get("Tags"))
-            if not owned_by(role_tags, run.stack):
-                raise OwnershipError(f"IAM role {d.name} exists but is not stack {run.stack}'s",
-                                     "awslab will not touch it: delete it, or use another --name") from None
-        try:
-            prof = iam.create_instance_profile(InstanceProfileName=d.name, Tags=tags)["InstanceProfile"]
-        except ClientError as exc:
-            if error_code(exc) != "EntityAlreadyExists":
-                raise
-            prof = iam.get_instance_profile(InstanceProfileName=d.name)["InstanceProfile"]
+        create_or_adopt(run, f"IAM role {d.name}",
+                        lambda: iam.create_role(RoleName=d.name, AssumeRolePolicyDocument=EC2_TRUST_POLICY, Tags=tags,
+                                                Description=f"awslab {run.stack}: the lab's EC2 host (SSM)"),
+                        "EntityAlreadyExists", lambda: iam.get_role(RoleName=d.name)["Role"],
+                        lambda role: from_tag_list(role.get("Tags")))
+        prof = create_or_adopt(run, f"IAM instance profile {d.name}",
+                               lambda: iam.create_instance_profile(InstanceProfileName=d.name, Tags=tags)["InstanceProfile"],
+                               "EntityAlreadyExists",
+                               lambda: iam.get_instance_profile(InstanceProfileName=d.name)["InstanceProfile"],
+                               lambda prof: from_tag_list(prof.get("Tags")))
         found = Found(d.key, self.kind, d.name, "available", attrs={
             "arn": prof["Arn"], "roles": [r["RoleName"] for r in prof.get("Roles", [])], "policies": []})
         return self.complete(run, d, found)

@@ -7,12 +7,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from botocore.exceptions import ClientError
+
 from awslab.context import Context
-from awslab.errors import OperationError
+from awslab.errors import OperationError, OwnershipError
 from awslab.model import Found
-from awslab.tags import as_tag_list
+from awslab.tags import as_tag_list, owned_by
 from awslab.topology import stack_tags
-from awslab.waiting import Clock, poll_until
+from awslab.waiting import Clock, error_code, poll_until
 
 # Upper bounds, sized for real AWS (a Multi-AZ RDS instance can take 20+ minutes, a replica as long).
 TIMEOUTS_S = {
@@ -92,3 +94,19 @@ class Run:
             on_progress=lambda state, elapsed: self.on_event("waiting", key=key, what=what, state=state, elapsed=elapsed),
             cancel=self.cancel, clock=self.clock,
         )
+
+
+def create_or_adopt(run: Run, what: str, create: Callable[[], dict], exists_code: str,
+                    describe: Callable[[], dict], tags_of: Callable[[dict], dict[str, str]]) -> dict:
+    """Create a resource; when AWS answers that it already exists (a rerun after a crash, or the
+    name taken by someone else), adopt it only if it carries this stack's tag."""
+    try:
+        return create()
+    except ClientError as exc:
+        if error_code(exc) != exists_code:
+            raise
+    found = describe()
+    if not owned_by(tags_of(found), run.stack):
+        raise OwnershipError(f"{what} exists but is not stack {run.stack}'s",
+                             "awslab will not touch it: rename or delete it, or use another --name")
+    return found

@@ -13,11 +13,10 @@ from typing import NamedTuple
 from botocore.exceptions import ClientError
 
 from awslab import catalog
-from awslab.errors import OwnershipError
 from awslab.model import Desired, Found
 from awslab.network import _draining, _ignore_missing, _not_visible_yet, stack_filter, tag_spec
-from awslab.run import Run
-from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.run import Run, create_or_adopt
+from awslab.tags import TAG_RESOURCE, from_tag_list
 from awslab.waiting import error_code
 
 GROUP_KEYS = ("sg.app", "sg.db", "sg.cache")
@@ -138,19 +137,16 @@ class SecurityGroup:
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
         vpc_id = run.ref("network.vpc").id
-        try:
-            gid = _not_visible_yet(ec2.create_security_group)(
+        group = create_or_adopt(
+            run, f"security group {d.name}",
+            lambda: _not_visible_yet(ec2.create_security_group)(
                 GroupName=d.name, Description=d.spec["description"], VpcId=vpc_id,
-                TagSpecifications=tag_spec(run, "security-group", d.key, d.name))["GroupId"]
-        except ClientError as exc:
-            if error_code(exc) != "InvalidGroup.Duplicate":
-                raise
-            found = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [d.name]},
-                                                          {"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"][0]
-            if not owned_by(from_tag_list(found.get("Tags")), run.stack):
-                raise OwnershipError(f"security group {d.name} ({found['GroupId']}) exists but is not stack {run.stack}'s",
-                                     "awslab will not touch it: rename or delete it, or use another --name") from None
-            gid = found["GroupId"]
+                TagSpecifications=tag_spec(run, "security-group", d.key, d.name)),
+            "InvalidGroup.Duplicate",
+            lambda: ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [d.name]},
+                                                          {"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"][0],
+            lambda g: from_tag_list(g.get("Tags")))
+        gid = group["GroupId"]
         return Found(d.key, self.kind, gid, "available", attrs={"name": d.name, "vpc": vpc_id})
 
     def delete(self, run: Run, f: Found) -> None:

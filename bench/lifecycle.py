@@ -46,7 +46,7 @@ def main() -> None:
 
     BaseClient._make_api_call = counting
     t = time.perf_counter()
-    server = manager.start()
+    manager.start()
     server_start = time.perf_counter() - t
 
     def run(*argv: str) -> tuple[float, list[str]]:

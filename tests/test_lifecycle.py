@@ -250,3 +250,18 @@ def test_ctrl_c_during_up__stops_cleanly_says_what_was_in_flight_and_a_rerun_con
     vpcs = aws("ec2").describe_vpcs(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["Vpcs"]
     assert len(vpcs) == 1
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
+
+
+def test_up__a_look_alike_with_the_stacks_name_but_not_its_tags_is_refused_and_left_alone(awslab, aws, local, stack):
+    ec2, rds = aws("ec2"), aws("rds")
+    vpc = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.70.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+               for i, z in ((1, "a"), (2, "b"))]
+    rds.create_db_subnet_group(DBSubnetGroupName=f"{stack}-db", DBSubnetGroupDescription="someone else's", SubnetIds=subnets)
+    up = awslab("up", "week6", "--name", stack)
+    assert up.code == 1
+    assert f"DB subnet group {stack}-db exists but is not stack {stack}'s" in up.err
+    group = rds.describe_db_subnet_groups(DBSubnetGroupName=f"{stack}-db")["DBSubnetGroups"][0]
+    assert group["DBSubnetGroupDescription"] == "someone else's" and group["VpcId"] == vpc
+    assert awslab("down", "--name", stack, "--yes").code == 0
+    assert rds.describe_db_subnet_groups(DBSubnetGroupName=f"{stack}-db")["DBSubnetGroups"]

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
 
 from awslab.local import manager
 

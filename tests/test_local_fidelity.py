@@ -371,3 +371,14 @@ def test_tagging_api__lists_db_subnet_groups(aws, stack):
     found = aws("resourcegroupstaggingapi").get_resources(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}])
     assert [r["ResourceARN"] for r in found["ResourceTagMappingList"]] == [arn]
     aws("rds").delete_db_subnet_group(DBSubnetGroupName=stack)
+
+
+def test_rds_create_db_subnet_group__an_existing_name_is_refused_not_replaced(aws, stack):
+    rds = aws("rds")
+    _, subnets = _network(aws)
+    rds.create_db_subnet_group(DBSubnetGroupName=stack, DBSubnetGroupDescription="first", SubnetIds=subnets)
+    with pytest.raises(ClientError) as info:
+        rds.create_db_subnet_group(DBSubnetGroupName=stack, DBSubnetGroupDescription="second", SubnetIds=subnets)
+    assert _code(info) == "DBSubnetGroupAlreadyExists"
+    assert rds.describe_db_subnet_groups(DBSubnetGroupName=stack)["DBSubnetGroups"][0]["DBSubnetGroupDescription"] == "first"
+    rds.delete_db_subnet_group(DBSubnetGroupName=stack)

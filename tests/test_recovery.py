@@ -53,7 +53,7 @@ def test_snapshot_restore_down__snapshots_are_kept_then_deleted_on_request(awsla
     down = awslab("down", "--name", stack, "--yes")
     assert down.code == 0, down.err
     assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"].startswith(stack)]
-    assert f"kept 4 snapshots" in down.out  # db + cache manual, and two final ones (primary and restored)
+    assert "kept 4 snapshots" in down.out  # db + cache manual, and two final ones (primary and restored)
     left = stack_tagged(aws, stack)
     assert left and all(":snapshot:" in a for a in left)
 

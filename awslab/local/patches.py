@@ -38,6 +38,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | cache cluster without a subnet group | left: awslab always gives one |
 | restores ignore `False` overrides | closed: `_rds_answers` |
 | (found here) `modify_db_subnet_group` makes the group vanish | closed: `_rds_answers` |
+| (found here) `create_db_subnet_group` silently replaces an existing group | closed: `_rds_answers` (`DBSubnetGroupAlreadyExists`) |
 | (found here) the tagging API leaves out DB subnet groups | closed: `_rds_answers` |
 | restore time unused | left: no data behind the local DBs yet (the real-engines issue) |
 | replica shares and deletes the primary's secret | closed: `_rds_states` (a replica's delete leaves it) |
@@ -280,6 +281,17 @@ def _rds_answers() -> None:
         return group
 
     RDSBackend.modify_db_subnet_group = modify_db_subnet_group
+
+    orig_create_group = RDSBackend.create_subnet_group
+
+    @functools.wraps(orig_create_group)
+    def create_subnet_group(self, subnet_name, *a, **kw):
+        # moto silently replaced an existing group (someone else's, tags and all).
+        if subnet_name in self.subnet_groups:
+            raise _rds_error("DBSubnetGroupAlreadyExists", f"The DB subnet group '{subnet_name}' already exists.")
+        return orig_create_group(self, subnet_name, *a, **kw)
+
+    RDSBackend.create_subnet_group = create_subnet_group
 
     orig_tagged = RDSBackend.iter_tagged_resources
 
