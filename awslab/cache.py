@@ -14,12 +14,12 @@ from botocore.exceptions import ClientError
 
 from awslab.errors import OperationError
 from awslab.model import Desired, Found
-from awslab.run import Run, create_or_adopt
+from awslab.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.tagging import owned, stack_arns
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import PRIVATE_SUBNETS, names
 from awslab.network import availability_zones
-from awslab.waiting import GONE, error_code, retry_eventual, status_probe
+from awslab.waiting import GONE, error_code, retry_eventual, status_probe, visible_within
 
 _subnet_group_in_use = retry_eventual({"CacheSubnetGroupInUse"}, within_s=15 * 60)
 
@@ -186,7 +186,8 @@ class ReplicationGroup:
 
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         latest: dict = {}
-        f.state = run.wait(f.key, f"ElastiCache replication group {f.id}", self._probe(run, f, latest),
+        probe = visible_within(self._probe(run, f, latest), NOT_VISIBLE_GRACE_S, run.clock)
+        f.state = run.wait(f.key, f"ElastiCache replication group {f.id}", probe,
                            done={"available"}, failed={"create-failed", GONE, "deleting"}, kind=self.kind)
         f.attrs.update(_group_attrs(latest))
         return f
@@ -259,13 +260,10 @@ class CacheSnapshot:
             lambda snap: _tags_of(run, snap["ARN"]))
         f = Found(d.key, self.kind, d.name, snap.get("SnapshotStatus", "creating"), attrs=_snapshot_attrs(snap, run.ctx.region))
         latest: dict = {}
-
-        def probe() -> str:
-            got = ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0]
-            latest.update(got)
-            return got.get("SnapshotStatus", "available")
-
-        f.state = run.wait(d.key, f"cache snapshot {d.name}", probe, done={"available"}, failed={"failed"},
+        probe = visible_within(status_probe(lambda: ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0],
+                                            "SnapshotStatus", {"SnapshotNotFoundFault"}, latest),
+                               NOT_VISIBLE_GRACE_S, run.clock)
+        f.state = run.wait(d.key, f"cache snapshot {d.name}", probe, done={"available"}, failed={"failed", GONE},
                            kind=self.kind)
         f.attrs.update(_snapshot_attrs(latest, run.ctx.region))
         return f

@@ -14,11 +14,11 @@ from botocore.exceptions import ClientError
 
 from awslab.errors import OperationError, UsageError
 from awslab.model import Desired, Found
-from awslab.run import Run, create_or_adopt
+from awslab.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.tagging import owned
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import names
-from awslab.waiting import GONE, error_code, retry_eventual, status_probe
+from awslab.waiting import GONE, error_code, retry_eventual, status_probe, visible_within
 
 FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "incompatible-restore",
                  "inaccessible-encryption-credentials", "storage-full", "restore-error"}
@@ -104,7 +104,8 @@ class _DbBase:
 
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         latest: dict = {}
-        f.state = run.wait(f.key, f"RDS instance {f.id}", self._probe(run, f.id, latest), done={"available"},
+        probe = visible_within(self._probe(run, f.id, latest), NOT_VISIBLE_GRACE_S, run.clock)
+        f.state = run.wait(f.key, f"RDS instance {f.id}", probe, done={"available"},
                            failed=FAILED_STATES | {GONE, "deleting"}, kind=self.kind)
         f.attrs.update(_db_attrs(latest))
         return f
@@ -190,7 +191,7 @@ class DbReplica(_DbBase):
 
 # --- snapshots, copies, restores, failover -------------------------------------------------------
 
-SNAPSHOT_FAILED = {"failed", "incompatible-restore"}
+SNAPSHOT_FAILED = {"failed", "incompatible-restore", GONE}
 
 
 def _snapshot_attrs(snap: dict, region: str) -> dict:
@@ -273,12 +274,9 @@ class DbSnapshot:
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         rds = run.ctx.client("rds", f.get("region") or run.ctx.region)
         latest: dict = {}
-
-        def probe() -> str:
-            snap = rds.describe_db_snapshots(DBSnapshotIdentifier=f.id)["DBSnapshots"][0]
-            latest.update(snap)
-            return snap["Status"]
-
+        probe = visible_within(status_probe(lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=f.id)["DBSnapshots"][0],
+                                            "Status", {"DBSnapshotNotFound", "DBSnapshotNotFoundFault"}, latest),
+                               NOT_VISIBLE_GRACE_S, run.clock)
         f.state = run.wait(f.key, f"DB snapshot {f.id}", probe, done={"available"}, failed=SNAPSHOT_FAILED,
                            kind=self.kind)
         f.attrs.update(_snapshot_attrs(latest, f.get("region") or run.ctx.region))

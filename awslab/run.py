@@ -29,6 +29,10 @@ TIMEOUTS_S = {
 }
 
 
+# How long a resource just created may be missing from describes before that counts as gone.
+NOT_VISIBLE_GRACE_S = 60.0
+
+
 @dataclass
 class Run:
     ctx: Context

@@ -109,6 +109,26 @@ def status_probe(describe: Callable[[], dict], status_key: str, not_found: Itera
     return probe
 
 
+NOT_VISIBLE = "not visible yet"
+
+
+def visible_within(probe: Callable[[], str], grace_s: float, clock: Clock | None = None) -> Callable[[], str]:
+    """Right after a create AWS may not list the new resource for a moment (eventual consistency):
+    GONE within ``grace_s`` of the first probe reads as NOT_VISIBLE; after that it is GONE."""
+    clock = clock or Clock()
+    started: list[float] = []
+
+    def wrapped() -> str:
+        if not started:
+            started.append(clock.now())
+        state = probe()
+        if state == GONE and clock.now() - started[0] < grace_s:
+            return NOT_VISIBLE
+        return state
+
+    return wrapped
+
+
 def retry_eventual(codes: Iterable[str], *, within_s: float = 120.0, message_contains: str | None = None):
     """Retry a call while AWS answers with one of ``codes`` ("not visible yet", "still in use").
 

@@ -105,3 +105,25 @@ def test_retry_eventual__other_codes_are_not_retried():
     with pytest.raises(ClientError):
         delete()
     assert len(calls) == 1
+
+
+def test_visible_within__a_new_resource_missing_at_first_is_not_yet_gone():
+    from awslab.waiting import GONE, NOT_VISIBLE, visible_within
+
+    clock = FakeClock()
+    states = iter([GONE, GONE, "creating", "available"])
+    probe = visible_within(lambda: next(states), grace_s=60, clock=clock)
+    seen = []
+    assert poll_until("db", lambda: seen.append(probe()) or seen[-1], {"available"}, failed={GONE}, timeout_s=600,
+                      first_delay_s=1, max_delay_s=5, clock=clock) == "available"
+    assert seen[:2] == [NOT_VISIBLE, NOT_VISIBLE]
+
+
+def test_visible_within__still_missing_after_the_grace_is_gone():
+    from awslab.waiting import GONE, visible_within
+
+    clock = FakeClock()
+    probe = visible_within(lambda: GONE, grace_s=10, clock=clock)
+    with pytest.raises(WaitTimeout, match="went to '<gone>'"):
+        poll_until("db", probe, {"available"}, failed={GONE}, timeout_s=600, first_delay_s=2, max_delay_s=5, clock=clock)
+    assert 10 <= clock.t <= 16
