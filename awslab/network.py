@@ -220,5 +220,5 @@ def _ignore_missing(call, **kwargs) -> None:
     try:
         call(**kwargs)
     except ClientError as exc:
-        if not error_code(exc).endswith((".NotFound", "NotFound")):
+        if not error_code(exc).endswith("NotFound"):
             raise

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from typing import Callable
 
 from awslab import cache, catalog, network, security_groups
+from awslab.kinds import READY_STATES
 from awslab.lab import Lab
 from awslab.model import Found
 from awslab.reachability import Peer, groups_admit, internet_route, nacls_allow_flow, world_open
@@ -23,7 +24,6 @@ from awslab.topology import desired
 from awslab.waiting import error_code
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
-USABLE = {"available", "running", "attached", "Complete"}
 
 
 @dataclass
@@ -133,7 +133,7 @@ def check_inventory(w: World, lab: Lab) -> list[Result]:
         if f is None:
             out.append(Result(cid, FAIL, f"{d.key} ({d.name}) does not exist or is not tagged with stack {w.stack}",
                               f"run `awslab up {lab.name} --name {w.stack}` to recreate it"))
-        elif f.state not in USABLE:
+        elif f.state not in READY_STATES:
             status = WARN if f.state in ("creating", "backing-up", "modifying", "rebooting", "pending") else FAIL
             out.append(Result(cid, status, f"{f.id} is {f.state}",
                               "wait for it, then verify again" if status == WARN else "see the AWS console for why"))
