@@ -45,6 +45,8 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | the tagging API's action checked as `tagging:GetResources` | closed: `_iam_action_names` (AWS's action is `tag:GetResources`) |
 | (found here) enforcement matches statements' resources and conditions against values moto does not have, denying least-privilege policies | closed: `_iam_action_names` (action level, as MOTO-GAPS describes) |
 | terminated instances listed forever | closed: `_ec2_states` (gone after the retention of the profile, default at once) |
+| (found here) `RemoveRoleFromInstanceProfile` of a role the profile does not hold: HTTP 500 | closed: `_iam_answers` (`NoSuchEntity`) |
+| (found here) `ClientToken` of `RunInstances` and `CreateRouteTable` ignored: a retried create makes a second one | closed: `_ec2_client_tokens` (the same token returns the first result) |
 """
 
 from __future__ import annotations
@@ -83,8 +85,10 @@ def apply() -> None:
     _elasticache_rejects()
     _cache_subnet_group_delete()
     _ec2_states()
+    _ec2_client_tokens()
     _in_use_deletes()
     _iam_action_names()
+    _iam_answers()
     _applied = True
 
 
@@ -597,6 +601,42 @@ def _ec2_states() -> None:
     InstanceBackend.terminate_instances = terminate_instances
 
 
+def _ec2_client_tokens() -> None:
+    """A request repeated with the same ``ClientToken`` returns what the first one made, as on AWS
+    (botocore fills the token in once per call, so its own retries repeat it)."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.instances import InstanceResponse
+    from moto.ec2.responses.route_tables import RouteTables
+
+    orig_run = InstanceResponse.run_instances
+
+    @functools.wraps(orig_run)
+    def run_instances(self):
+        token = self._get_param("ClientToken")
+        if token:
+            for reservation in dict.values(self.ec2_backend.reservations):
+                if reservation.instances and all(i.client_token == token for i in reservation.instances):
+                    return ActionResult(reservation)
+        return orig_run(self)
+
+    InstanceResponse.run_instances = run_instances
+
+    orig_create_rt = RouteTables.create_route_table
+
+    @functools.wraps(orig_create_rt)
+    def create_route_table(self):
+        token = self._get_param("ClientToken")
+        made = self.ec2_backend.__dict__.setdefault("_awslab_route_table_tokens", {})
+        if token and made.get(token) in self.ec2_backend.route_tables:
+            return ActionResult({"RouteTable": self.ec2_backend.route_tables[made[token]]})
+        result = orig_create_rt(self)
+        if token:
+            made[token] = result.result["RouteTable"].id
+        return result
+
+    RouteTables.create_route_table = create_route_table
+
+
 def _instance_in_use(inst, now: float) -> bool:
     """An instance holds its subnet and groups until its network interfaces have drained."""
     free_at = getattr(inst, "_awslab_eni_free_at", None)
@@ -673,6 +713,23 @@ def _in_use_deletes() -> None:
         return orig_dbsg(self, subnet_name)
 
     RDSBackend.delete_subnet_group = delete_subnet_group
+
+
+def _iam_answers() -> None:
+    """Removing a role an instance profile does not hold is NoSuchEntity on AWS (moto: a crash)."""
+    from moto.iam.exceptions import NoSuchEntity
+    from moto.iam.models import IAMBackend
+
+    orig = IAMBackend.remove_role_from_instance_profile
+
+    @functools.wraps(orig)
+    def remove_role_from_instance_profile(self, profile_name, role_name):
+        profile = self.get_instance_profile(profile_name)
+        if not any(r.name == role_name for r in profile.roles):
+            raise NoSuchEntity(f"The role with name {role_name} cannot be found in instance profile {profile_name}.")
+        return orig(self, profile_name, role_name)
+
+    IAMBackend.remove_role_from_instance_profile = remove_role_from_instance_profile
 
 
 def _iam_action_names() -> None:
