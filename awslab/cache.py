@@ -173,7 +173,7 @@ class ReplicationGroup:
                 **({"AuthToken": token} if c.transit_encryption else {}),
                 Port=c.port, Tags=run.tag_list(d.key, d.name), **extra,
             )["ReplicationGroup"],
-            "ReplicationGroupAlreadyExistsFault",
+            "ReplicationGroupAlreadyExists",
             lambda: ec.describe_replication_groups(ReplicationGroupId=d.name)["ReplicationGroups"][0],
             lambda g: _tags_of(run, g["ARN"]))
         found = Found(d.key, "replication-group", d.name, group["Status"], attrs=_group_attrs(group))

@@ -75,23 +75,31 @@ class Context:
                     raise UsageError(f"AWS profile '{self.profile}' not found", "check ~/.aws/config or --profile") from None
             return self._session
 
-    def client(self, service: str, region: str | None = None):
-        """A client for ``service`` (in ``region``, default the context's), made once and reused."""
+    def client(self, service: str, region: str | None = None, *, single_attempt: bool = False):
+        """A client for ``service`` (in ``region``, default the context's), made once and reused.
+
+        ``single_attempt`` gives one that never retries by itself, for creates AWS offers no
+        idempotency token for: their caller decides whether a retry is safe (run.create_once).
+        """
         from botocore.config import Config
 
-        key = (service, region or self.region)
+        key = (service, region or self.region, single_attempt)
         with self._lock:
             cached = self._clients.get(key)
         if cached is not None:
             return cached
         session = self.session()
         config = Config(
-            retries={"mode": "standard", "max_attempts": 8},
+            retries={"mode": "standard", "total_max_attempts": 1 if single_attempt else 9},
             user_agent_extra=f"awslab/{__version__}",
             connect_timeout=10, read_timeout=60,
             max_pool_connections=32,
         )
         made = session.client(service, region_name=key[1], endpoint_url=self.endpoint_url, config=config)
+        if os.environ.get("AWSLAB_FAULTS"):
+            from awslab import faults
+
+            faults.from_env(self.target).install(made)
         if os.environ.get("AWSLAB_DEBUG") == "1":
             made.meta.events.register("before-parameter-build", _log_call)
             made.meta.events.register("after-call", _log_result)
@@ -125,6 +133,10 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
         remembered.get("endpoint_url") if same_target and target == "aws" else None)
     region = (region or os.environ.get("AWSLAB_REGION") or os.environ.get("AWS_REGION")
               or os.environ.get("AWS_DEFAULT_REGION") or (remembered.get("region") if same_target else None))
+    if os.environ.get("AWSLAB_FAULTS"):
+        from awslab import faults
+
+        faults.from_env(target)   # refuses --target aws and a spec it cannot read, before anything is sent
     if endpoint_url and not endpoint_url.startswith(("http://", "https://")):
         raise UsageError(f"--endpoint-url '{endpoint_url}' is not a URL", "e.g. http://127.0.0.1:5000")
     if target == "local":

@@ -47,6 +47,8 @@ def secrets_policy(stack: str) -> str:
 # A new instance profile takes seconds to be usable by EC2 ("Invalid IAM Instance Profile name").
 _profile_propagating = retry_eventual({"InvalidParameterValue"}, within_s=120, message_contains="nstance profile")
 _iam_not_visible_yet = retry_eventual({"NoSuchEntity"}, within_s=60)
+# The subnet and group were made moments ago; EC2 may not know them everywhere yet.
+_network_not_visible_yet = retry_eventual({"InvalidSubnetID.NotFound", "InvalidGroup.NotFound"}, within_s=60)
 
 
 def user_data(db_engine: str) -> str:
@@ -195,7 +197,7 @@ class Instance:
         ec2 = run.client("ec2")
         ami = run.client("ssm").get_parameter(Name=d.spec["ami_parameter"])["Parameter"]["Value"]
         subnet_id = run.ref("network.subnet.public").id
-        launch = _profile_propagating(ec2.run_instances)
+        launch = _network_not_visible_yet(_profile_propagating(ec2.run_instances))
         resp = launch(
             ImageId=ami, InstanceType=d.spec["instance_type"], MinCount=1, MaxCount=1,
             ClientToken=self.client_token(run, subnet_id),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from awslab.model import Desired, Found
-from awslab.run import Run
+from awslab.run import Run, create_once
 from awslab.tags import TAG_RESOURCE, TAG_STACK, from_tag_list
 from awslab.waiting import error_code, retry_eventual
 
@@ -19,6 +19,9 @@ _draining = retry_eventual({"DependencyViolation"}, within_s=15 * 60)
 # A just-created resource may not be visible to the next call yet.
 _not_visible_yet = retry_eventual({"InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidInternetGatewayID.NotFound",
                                    "InvalidRouteTableID.NotFound", "InvalidGroup.NotFound"}, within_s=60)
+
+
+TAG_VPC_DNS = "awslab:vpc-dns"
 
 
 def stack_filter(stack: str) -> list[dict]:
@@ -84,16 +87,31 @@ class Vpc:
 
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock=d.spec["cidr"], TagSpecifications=tag_spec(run, "vpc", d.key, d.name))["Vpc"]
-        found = Found(d.key, self.kind, vpc["VpcId"], vpc.get("State", "pending"), attrs={"cidr": d.spec["cidr"]})
+        vpc = create_once(run, f"VPC {d.name}",
+                          lambda once: once.create_vpc(CidrBlock=d.spec["cidr"],
+                                                       TagSpecifications=tag_spec(run, "vpc", d.key, d.name))["Vpc"],
+                          lambda: _tagged_one(run, ec2.describe_vpcs, "Vpcs", d.key))
+        found = Found(d.key, self.kind, vpc["VpcId"], vpc.get("State", "pending"),
+                      attrs={"cidr": d.spec["cidr"], "tags": from_tag_list(vpc.get("Tags"))})
         run.wait(d.key, f"VPC {found.id}", lambda: _describe_one(ec2.describe_vpcs, "Vpcs", VpcIds=[found.id]).get("State", "pending"),
                  done={"available"})
+        found.state = "available"
+        return self.complete(run, d, found)
+
+    def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
+        # A process killed between CreateVpc and the attribute calls leaves a VPC without DNS
+        # hostnames; the tag written after them says they were made (and costs discovery nothing).
+        return None if f.get("tags", {}).get(TAG_VPC_DNS) == "enabled" else "DNS support and hostnames not confirmed"
+
+    def complete(self, run: Run, d: Desired, f: Found) -> Found:
+        ec2 = run.client("ec2")
         # One attribute per call is all ModifyVpcAttribute takes. DNS hostnames let SSM and the DB
         # endpoints resolve inside the VPC.
-        _not_visible_yet(ec2.modify_vpc_attribute)(VpcId=found.id, EnableDnsSupport={"Value": True})
-        _not_visible_yet(ec2.modify_vpc_attribute)(VpcId=found.id, EnableDnsHostnames={"Value": True})
-        found.state = "available"
-        return found
+        _not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsSupport={"Value": True})
+        _not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsHostnames={"Value": True})
+        _not_visible_yet(ec2.create_tags)(Resources=[f.id], Tags=[{"Key": TAG_VPC_DNS, "Value": "enabled"}])
+        f.attrs.setdefault("tags", {})[TAG_VPC_DNS] = "enabled"
+        return f
 
     def delete(self, run: Run, f: Found) -> None:
         _ignore_missing(_draining(run.client("ec2").delete_vpc), VpcId=f.id)
@@ -103,8 +121,10 @@ class InternetGateway:
     kind = "internet-gateway"
 
     def create(self, run: Run, d: Desired) -> Found:
-        igw = run.client("ec2").create_internet_gateway(
-            TagSpecifications=tag_spec(run, "internet-gateway", d.key, d.name))["InternetGateway"]
+        igw = create_once(run, f"internet gateway {d.name}",
+                          lambda once: once.create_internet_gateway(
+                              TagSpecifications=tag_spec(run, "internet-gateway", d.key, d.name))["InternetGateway"],
+                          lambda: _tagged_one(run, run.client("ec2").describe_internet_gateways, "InternetGateways", d.key))
         return self.complete(run, d, Found(d.key, self.kind, igw["InternetGatewayId"], "detached", attrs={"vpcs": []}))
 
     def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
@@ -140,9 +160,11 @@ class Subnet:
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
         az = availability_zones(run, d.spec)[d.spec["az_index"]]
-        sn = _not_visible_yet(ec2.create_subnet)(
-            VpcId=run.ref("network.vpc").id, CidrBlock=d.spec["cidr"], AvailabilityZone=az,
-            TagSpecifications=tag_spec(run, "subnet", d.key, d.name))["Subnet"]
+        sn = create_once(run, f"subnet {d.name}",
+                         lambda once: _not_visible_yet(once.create_subnet)(
+                             VpcId=run.ref("network.vpc").id, CidrBlock=d.spec["cidr"], AvailabilityZone=az,
+                             TagSpecifications=tag_spec(run, "subnet", d.key, d.name))["Subnet"],
+                         lambda: _tagged_one(run, ec2.describe_subnets, "Subnets", d.key))
         return Found(d.key, self.kind, sn["SubnetId"], sn.get("State", "available"),
                      attrs={"cidr": d.spec["cidr"], "az": az, "vpc": sn["VpcId"]})
 
@@ -176,15 +198,31 @@ class RouteTable:
         subnet_id = run.ref("network.subnet.public").id
         routes = f.attrs.setdefault("routes", {})
         if routes.get("0.0.0.0/0") != igw_id:
-            if "0.0.0.0/0" in routes:
+            try:
+                if "0.0.0.0/0" in routes:
+                    ec2.replace_route(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+                else:
+                    _not_visible_yet(ec2.create_route)(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+            except ClientError as exc:
+                # A retried CreateRoute whose first attempt AWS carried out: point it where it belongs.
+                if error_code(exc) != "RouteAlreadyExists":
+                    raise
                 ec2.replace_route(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
-            else:
-                _not_visible_yet(ec2.create_route)(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
             routes["0.0.0.0/0"] = igw_id
         assocs = f.attrs.setdefault("associations", {})
         if subnet_id not in assocs:
-            resp = _not_visible_yet(ec2.associate_route_table)(RouteTableId=f.id, SubnetId=subnet_id)
-            assocs[subnet_id] = resp["AssociationId"]
+            try:
+                assocs[subnet_id] = _not_visible_yet(ec2.associate_route_table)(
+                    RouteTableId=f.id, SubnetId=subnet_id)["AssociationId"]
+            except ClientError as exc:
+                # A retried association whose first attempt AWS carried out.
+                if error_code(exc) != "Resource.AlreadyAssociated":
+                    raise
+                table = ec2.describe_route_tables(RouteTableIds=[f.id])["RouteTables"][0]
+                mine = [a["RouteTableAssociationId"] for a in table.get("Associations", []) if a.get("SubnetId") == subnet_id]
+                if not mine:
+                    raise
+                assocs[subnet_id] = mine[0]
         return f
 
     def delete(self, run: Run, f: Found) -> None:
@@ -203,6 +241,13 @@ def vpc_routing(run: Run, vpc_id: str) -> dict[str, list[dict]]:
         "route_tables": ec2.describe_route_tables(Filters=flt)["RouteTables"],
         "nacls": ec2.describe_network_acls(Filters=flt)["NetworkAcls"],
     }
+
+
+def _tagged_one(run: Run, describe, list_key: str, key: str) -> dict | None:
+    """The stack's resource tagged as ``key``, if AWS lists one (what a lost create may have made)."""
+    flt = stack_filter(run.stack) + [{"Name": f"tag:{TAG_RESOURCE}", "Values": [key]}]
+    items = describe(Filters=flt)[list_key]
+    return items[0] if items else None
 
 
 def _describe_one(call, list_key: str, **kwargs) -> dict:

@@ -3,18 +3,19 @@ made, and a bounded wait that reports progress and stops on Ctrl-C."""
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, HTTPClientError
 
 from awslab.context import Context
 from awslab.errors import OperationError, OwnershipError
 from awslab.model import Found
 from awslab.tags import as_tag_list, owned_by
 from awslab.topology import stack_tags
-from awslab.waiting import Clock, error_code, poll_until
+from awslab.waiting import Clock, error_code, poll_until, sleep_or_cancel
 
 # Upper bounds, sized for real AWS (a Multi-AZ RDS instance can take 20+ minutes, a replica as long).
 TIMEOUTS_S = {
@@ -114,3 +115,56 @@ def create_or_adopt(run: Run, what: str, create: Callable[[], dict], exists_code
         raise OwnershipError(f"{what} exists but is not stack {run.stack}'s",
                              "awslab will not touch it: rename or delete it, or use another --name")
     return found
+
+
+# Errors that say AWS did not act on the request (so sending it again is safe).
+THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+                              "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled",
+                              "PriorRequestNotComplete", "EC2ThrottledException", "SlowDown"})
+CREATE_ONCE_ATTEMPTS = 8
+
+
+def create_once(run: Run, what: str, create: Callable[[Any], dict], find: Callable[[], dict | None],
+                service: str = "ec2") -> dict:
+    """Create a resource AWS offers no idempotency token for (a VPC, a subnet, an internet gateway).
+
+    ``create(client)`` is sent on a client that does not retry by itself. When AWS may have acted
+    without our hearing it (a 5xx, a dropped connection, a timeout), ``find()`` looks for the
+    resource by the tags it was created with before anything is sent again, so a retry never makes
+    a second one. Throttling and failed connects are retried as they are: nothing was made.
+    """
+    client = run.ctx.client(service, single_attempt=True)
+    visible_s = 0.5 if run.ctx.is_local else 10.0
+    for attempt in range(1, CREATE_ONCE_ATTEMPTS + 1):
+        try:
+            return create(client)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if error_code(exc) in THROTTLING_CODES:
+                ambiguous = False
+            elif status >= 500:
+                ambiguous = True
+            else:
+                raise
+            last: BaseException = exc
+        except EndpointConnectionError as exc:
+            ambiguous, last = False, exc
+        except (ConnectionClosedError, HTTPClientError) as exc:
+            ambiguous, last = True, exc
+        if ambiguous:
+            made = _find_within(run, find, visible_s)
+            if made is not None:
+                return made
+        run.on_event("retrying", what=what, attempt=attempt, error=str(last))
+        sleep_or_cancel(run.cancel, min(20.0, 0.5 * 2 ** attempt) * random.random(), what)
+    raise last
+
+
+def _find_within(run: Run, find: Callable[[], dict | None], within_s: float) -> dict | None:
+    """What a create may have made, allowing AWS a moment to list it."""
+    deadline = run.clock.now() + within_s
+    while True:
+        made = find()
+        if made is not None or run.clock.now() >= deadline:
+            return made
+        sleep_or_cancel(run.cancel, min(1.0, within_s / 5), "a resource AWS may have made")

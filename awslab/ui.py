@@ -49,6 +49,8 @@ class Progress:
             self.line(f"{'skipped':<10} {step.key}: a resource it depends on failed")
         elif event == "waiting":
             self.line(f"{'waiting':<10} {kw['key']}: {kw['what']} is {kw['state']} ({kw['elapsed']:.0f}s)")
+        elif event == "retrying":
+            self.line(f"{'retrying':<10} {kw['what']} (attempt {kw['attempt']}): {kw['error']}")
         elif event == "note":
             self.line(f"{'note':<10} {kw['key']}: {kw['text']}")
         elif event == "interrupted":

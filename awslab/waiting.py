@@ -90,6 +90,12 @@ def poll_until(what: str, probe: Callable[[], str], done: Iterable[str], *, fail
         delay = min(max_delay_s, delay * 1.6)
 
 
+def sleep_or_cancel(cancel: threading.Event, seconds: float, what: str) -> None:
+    """Sleep, unless Ctrl-C comes first."""
+    if cancel.wait(seconds):
+        raise Interrupted(f"stopped while retrying {what}")
+
+
 def status_probe(describe: Callable[[], dict], status_key: str, not_found: Iterable[str], latest: dict) -> Callable[[], str]:
     """A probe for poll_until: the item's status, GONE once AWS says it is not found; the last
     description seen is kept in ``latest``."""

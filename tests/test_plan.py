@@ -14,7 +14,9 @@ def _found_all(items):
     out = {}
     for d in items:
         attrs = {}
-        if d.kind == "internet-gateway":
+        if d.kind == "vpc":
+            attrs = {"tags": {"awslab:vpc-dns": "enabled"}}
+        elif d.kind == "internet-gateway":
             attrs = {"vpcs": ["vpc-1"]}
         elif d.kind == "route-table":
             attrs = {"routes": {"0.0.0.0/0": "igw-1"}, "associations": {"subnet-p": "rtbassoc-1"}}
@@ -24,6 +26,14 @@ def _found_all(items):
             attrs = {"roles": [d.name], "policies": list(d.spec["managed_policy_arns"]), "inline": ["awslab-read-lab-secrets"]}
         out[d.key] = Found(d.key, d.kind, ids.get(d.key, d.name), "available", attrs=attrs)
     return out
+
+
+def test_plan_up__a_vpc_whose_dns_settings_were_never_confirmed_is_completed():
+    items = desired(load_lab("week6"), "s", "us-east-1")
+    found = _found_all(items)
+    found["network.vpc"].attrs["tags"] = {}   # killed between CreateVpc and ModifyVpcAttribute
+    (step,) = [s for s in plan_up("s", items, found).steps if s.action != KEEP]
+    assert (step.key, step.action) == ("network.vpc", "update")
 
 
 def test_desired__is_pure_and_names_derive_from_the_stack():
