@@ -197,5 +197,24 @@ def stack_tagged(aws, stack: str) -> list[str]:
     return arns
 
 
+def tags_of(tag_list) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tag_list or []}
+
+
+def ec2_tagged(aws, stack: str) -> dict[str, list[dict]]:
+    """The stack's EC2 resources by type, as describes list them (terminated instances left out)."""
+    ec2 = aws("ec2")
+    flt = [{"Name": "tag:awslab:stack", "Values": [stack]}]
+    return {
+        "vpcs": ec2.describe_vpcs(Filters=flt)["Vpcs"],
+        "subnets": ec2.describe_subnets(Filters=flt)["Subnets"],
+        "igws": ec2.describe_internet_gateways(Filters=flt)["InternetGateways"],
+        "route_tables": ec2.describe_route_tables(Filters=flt)["RouteTables"],
+        "groups": ec2.describe_security_groups(Filters=flt)["SecurityGroups"],
+        "instances": [i for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
+                      if i["State"]["Name"] != "terminated"],
+    }
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent

@@ -9,27 +9,9 @@ import sys
 
 import pytest
 
-from conftest import mutating, stack_tagged
+from conftest import ec2_tagged, mutating, stack_tagged, tags_of
 
 pytestmark = pytest.mark.lifecycle
-
-
-def _tags(tag_list):
-    return {t["Key"]: t["Value"] for t in tag_list or []}
-
-
-def _ec2_tagged(aws, stack):
-    ec2 = aws("ec2")
-    flt = [{"Name": "tag:awslab:stack", "Values": [stack]}]
-    return {
-        "vpcs": ec2.describe_vpcs(Filters=flt)["Vpcs"],
-        "subnets": ec2.describe_subnets(Filters=flt)["Subnets"],
-        "igws": ec2.describe_internet_gateways(Filters=flt)["InternetGateways"],
-        "route_tables": ec2.describe_route_tables(Filters=flt)["RouteTables"],
-        "groups": ec2.describe_security_groups(Filters=flt)["SecurityGroups"],
-        "instances": [i for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
-                      if i["State"]["Name"] != "terminated"],
-    }
 
 
 def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_snapshot(awslab, aws, stack):
@@ -39,11 +21,11 @@ def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_s
     assert {r["key"] for r in summary["resources"]} >= {"network.vpc", "db.primary", "db.replica.1", "cache.group", "host.instance"}
     assert summary["estimated_hourly_usd"] > 0
 
-    ec2_items = _ec2_tagged(aws, stack)
+    ec2_items = ec2_tagged(aws, stack)
     (vpc,) = ec2_items["vpcs"]
     assert vpc["CidrBlock"] == "10.60.0.0/16"
-    assert _tags(vpc["Tags"])["awslab:lab"] == "week6"
-    subnets = {_tags(s["Tags"])["awslab:resource"]: s for s in ec2_items["subnets"]}
+    assert tags_of(vpc["Tags"])["awslab:lab"] == "week6"
+    subnets = {tags_of(s["Tags"])["awslab:resource"]: s for s in ec2_items["subnets"]}
     assert subnets["network.subnet.public"]["CidrBlock"] == "10.60.0.0/24"
     private_azs = {subnets[k]["AvailabilityZone"] for k in ("network.subnet.private-a", "network.subnet.private-b")}
     assert len(private_azs) == 2
@@ -53,7 +35,7 @@ def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_s
     assert any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("GatewayId") == igw["InternetGatewayId"] for r in rt["Routes"])
     assert [a["SubnetId"] for a in rt["Associations"] if a.get("SubnetId")] == [subnets["network.subnet.public"]["SubnetId"]]
 
-    groups = {_tags(g["Tags"])["awslab:resource"]: g for g in ec2_items["groups"]}
+    groups = {tags_of(g["Tags"])["awslab:resource"]: g for g in ec2_items["groups"]}
     app, db_sg, cache_sg = groups["sg.app"], groups["sg.db"], groups["sg.cache"]
     assert app["GroupName"] == f"{stack}-app"
     assert app["IpPermissions"] == []  # no SSH unless asked
@@ -84,7 +66,7 @@ def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_s
     assert primary["BackupRetentionPeriod"] == 7 and not primary["PubliclyAccessible"]
     assert primary["MasterUserSecret"]["SecretArn"] and not primary["DeletionProtection"]
     assert [g["VpcSecurityGroupId"] for g in primary["VpcSecurityGroups"]] == [db_sg["GroupId"]]
-    assert _tags(primary["TagList"])["awslab:stack"] == stack
+    assert tags_of(primary["TagList"])["awslab:stack"] == stack
     replica = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db-replica-1")["DBInstances"][0]
     assert replica["ReadReplicaSourceDBInstanceIdentifier"] == f"{stack}-db"
     assert not replica["PubliclyAccessible"]
@@ -93,7 +75,7 @@ def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_s
     group = ec.describe_replication_groups(ReplicationGroupId=f"{stack}-cache")["ReplicationGroups"][0]
     assert group["AutomaticFailover"] == "enabled" and group["CacheNodeType"] == "cache.t3.micro"
     assert group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"] and group["AuthTokenEnabled"]
-    assert _tags(ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"])["awslab:stack"] == stack
+    assert tags_of(ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"])["awslab:stack"] == stack
 
     status = awslab("status")  # no --name: the remembered stack
     assert status.code == 0, status.err
@@ -104,7 +86,7 @@ def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_s
     down = awslab("down", "--yes")
     assert down.code == 0, down.err
     assert "kept 1 snapshots" in down.out and "-final-" in down.out
-    assert all(not v for v in _ec2_tagged(aws, stack).values())
+    assert all(not v for v in ec2_tagged(aws, stack).values())
     leftovers = stack_tagged(aws, stack)
     assert len(leftovers) == 1 and ":snapshot:" in leftovers[0], leftovers
     snap = rds.describe_db_snapshots(DBSnapshotIdentifier=leftovers[0].split(":")[-1])["DBSnapshots"][0]

@@ -1,0 +1,67 @@
+"""Faults real AWS produces (throttling, 5xx, dropped connections, lost responses, "not found"
+right after a create), injected by awslab's seeded injector: the lifecycle still completes,
+creates nothing twice and leaves nothing behind but the final snapshot.
+
+A handful of seeds run in every suite; all 50 of the issue's seeds run with
+``AWSLAB_TEST_FAULT_SEEDS=50`` (or ``-m faults`` selects just these tests).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+
+from awslab import faults
+from conftest import ec2_tagged, stack_tagged, tags_of
+
+pytestmark = [pytest.mark.lifecycle, pytest.mark.faults]
+SEEDS = range(1, int(os.environ.get("AWSLAB_TEST_FAULT_SEEDS", "4")) + 1)
+RATE = 0.2
+
+
+def copies(aws, stack: str) -> Counter:
+    """How many of each of the stack's resources exist: (type, awslab:resource) -> count."""
+    counts: Counter = Counter()
+    for kind, items in ec2_tagged(aws, stack).items():
+        for item in items:
+            counts[kind, tags_of(item.get("Tags"))["awslab:resource"]] += 1
+    tagging = aws("resourcegroupstaggingapi")
+    for page in tagging.get_paginator("get_resources").paginate(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}]):
+        for r in page["ResourceTagMappingList"]:
+            if r["ResourceARN"].startswith("arn:aws:ec2:"):
+                continue   # counted above, by describes
+            kind = r["ResourceARN"].split(":")[2] + ":" + r["ResourceARN"].split(":")[5].split("/")[0]
+            counts[kind, tags_of(r["Tags"]).get("awslab:resource", r["ResourceARN"])] += 1
+    return counts
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_faults__lifecycle_completes_creates_nothing_twice_and_leaves_only_the_final_snapshot(
+        awslab, aws, stack, monkeypatch, seed):
+    monkeypatch.setenv(faults.ENV, f"rate={RATE},seed={seed}")
+    before = Counter(faults.INJECTED)
+
+    up = awslab("up", "week6", "--name", stack)
+    assert up.code == 0, up.err
+    made = copies(aws, stack)
+    assert made and max(made.values()) == 1, {k: n for k, n in made.items() if n > 1}
+    assert {k for _, k in made} >= {"network.vpc", "network.subnet.public", "network.igw", "host.instance",
+                                     "db.primary", "db.replica.1", "cache.group"}
+
+    again = awslab("up", "week6", "--name", stack)
+    assert again.code == 0, again.err
+    assert copies(aws, stack) == made
+    verify = awslab("verify", "--name", stack)
+    assert verify.code == 0, verify.out + verify.err
+
+    down = awslab("down", "--name", stack, "--yes")
+    assert down.code == 0, down.err
+    assert all(not items for items in ec2_tagged(aws, stack).values())
+    left = stack_tagged(aws, stack)
+    assert len(left) == 1 and ":snapshot:" in left[0] and "-final-" in left[0], left
+
+    injected = Counter(faults.INJECTED) - before
+    # The run met real trouble: throttling and lost responses at least, and many faults in all.
+    assert injected["throttle"] and injected["lost"] and sum(injected.values()) >= 20, injected
