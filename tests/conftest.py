@@ -73,10 +73,12 @@ def local_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("server-home")
     old = os.environ.get("AWSLAB_HOME")
     os.environ["AWSLAB_HOME"] = str(home)
+    os.environ["AWSLAB_LOCAL_ENGINES"] = "off"   # control-plane tests; tests/test_live.py runs the engines
     try:
         server = manager.start()
         os.environ["AWSLAB_TEST_SHARED_SERVER_PID"] = str(server.pid)
     finally:
+        os.environ.pop("AWSLAB_LOCAL_ENGINES", None)
         if old is None:
             os.environ.pop("AWSLAB_HOME", None)
         else:

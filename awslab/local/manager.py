@@ -145,6 +145,7 @@ def stop() -> LocalServer | None:
     running = find()
     if running is None:
         (local_dir() / "server.json").unlink(missing_ok=True)
+        stop_engines()
         return None
     os.kill(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -153,4 +154,16 @@ def stop() -> LocalServer | None:
     if _pid_alive(running.pid):
         os.kill(running.pid, signal.SIGKILL)
     (local_dir() / "server.json").unlink(missing_ok=True)
+    stop_engines()
     return running
+
+
+def stop_engines() -> list[int]:
+    """Stop any engine the server left (it stops its own on a clean exit; not after a SIGKILL)."""
+    if not (local_dir() / "engines" / "engines.json").exists():
+        return []
+    from awslab.local.engines import Engines
+
+    pids = Engines(local_dir() / "engines").stop_all()
+    (local_dir() / "endpoints.json").unlink(missing_ok=True)
+    return pids

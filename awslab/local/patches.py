@@ -45,6 +45,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | the tagging API's action checked as `tagging:GetResources` | closed: `_iam_action_names` (AWS's action is `tag:GetResources`) |
 | (found here) enforcement matches statements' resources and conditions against values moto does not have, denying least-privilege policies | closed: `_iam_action_names` (action level, as MOTO-GAPS describes) |
 | terminated instances listed forever | closed: `_ec2_states` (gone after the retention of the profile, default at once) |
+| (found here) an RDS-managed master secret holds user `admin` and a fixed password | closed: `_rds_answers` (the master user name and a random password, as AWS) |
 | (found here) `RemoveRoleFromInstanceProfile` of a role the profile does not hold: HTTP 500 | closed: `_iam_answers` (`NoSuchEntity`) |
 | (found here) `ClientToken` of `RunInstances` and `CreateRouteTable` ignored: a retried create makes a second one | closed: `_ec2_client_tokens` (the same token returns the first result) |
 """
@@ -56,6 +57,15 @@ import os
 import time
 
 from awslab.local import latency
+
+
+def backing_state(obj) -> str | None:
+    """'creating' while a real engine behind ``obj`` is still starting (see backing.py)."""
+    if getattr(obj, "_awslab_engine_key", None) is None:
+        return None
+    from awslab.local import backing
+
+    return backing.busy_state(obj)
 
 _applied = False
 
@@ -79,6 +89,7 @@ def apply() -> None:
     _rds_states()
     _rds_rejects()
     _rds_answers()
+    _rds_managed_secret()
     _elasticache_members()
     _elasticache_states()
     _elasticache_failover()
@@ -96,7 +107,7 @@ def _status_property(cls, attr: str = "_awslab_status"):
     """Replace ``cls.status`` with one that reports the object's transitional state first."""
 
     def get(self):
-        return latency.phase(self) or getattr(self, attr, None)
+        return latency.phase(self) or backing_state(self) or getattr(self, attr, None)
 
     def put(self, value):
         setattr(self, attr, value)
@@ -231,6 +242,21 @@ def _rds_rejects() -> None:
         return orig_create(self, db_kwargs)
 
     RDSBackend.create_db_instance = create_db_instance
+
+
+def _rds_managed_secret() -> None:
+    """The secret RDS makes for ManageMasterUserPassword holds the master user name and a random
+    password (moto: user 'admin', password 'P@55w0rd!' for every database)."""
+    import json
+    import secrets as token_source
+
+    from moto.rds.models import MasterUserSecret
+
+    def secret_string(self) -> str:
+        user = getattr(self.resource, "master_username", None) or "postgres"
+        return json.dumps({"username": user, "password": token_source.token_urlsafe(24)})
+
+    MasterUserSecret._generate_secret_string = secret_string
 
 
 def _rds_answers() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 HEALTH_PATH = "/awslab/health"
 LATENCY_PATH = "/awslab/latency"
+ENDPOINTS_PATH = "/awslab/endpoints"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,12 +28,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", default=os.environ.get("AWSLAB_LOCAL_LATENCY", "instant"))
     parser.add_argument("--time-scale", type=float, default=float(os.environ.get("AWSLAB_LOCAL_TIME_SCALE", "1")))
+    parser.add_argument("--engines", choices=("on", "off"), default=os.environ.get("AWSLAB_LOCAL_ENGINES", "on"),
+                        help="real PostgreSQL/Redis behind RDS and ElastiCache (default on)")
     args = parser.parse_args(argv)
 
     from awslab.local import latency, patches
 
     latency.set_current(latency.parse(args.latency, args.time_scale))
     patches.apply()
+    backing = None
+    if args.engines == "on":
+        from awslab.local import backing
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        backing.enable(Path(args.state_dir))
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
@@ -45,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
             return _json(start_response, "200 OK", {"pid": os.getpid(), "token": token, "latency": latency.current().as_dict()})
         if path == LATENCY_PATH:
             return _latency(environ, start_response)
+        if path == ENDPOINTS_PATH:
+            endpoints = backing.read_endpoints(Path(args.state_dir)) if backing is not None else {}
+            return _json(start_response, "200 OK", {"engines": args.engines, "endpoints": endpoints})
         return moto_app(environ, start_response)
 
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -54,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     from awslab.state import write_json_atomic
 
     write_json_atomic(Path(args.state_dir) / "server.json",
-                      {"pid": os.getpid(), "host": args.host, "port": port, "token": token})
+                      {"pid": os.getpid(), "host": args.host, "port": port, "token": token, "engines": args.engines})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"awslab local AWS listening on http://{args.host}:{port} (pid {os.getpid()})", flush=True)
     try:
@@ -63,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+        if backing is not None:
+            backing.stop_all()   # the engines go with the server, their data with them
 
 
 def _json(start_response, status: str, data: dict):

@@ -1,0 +1,439 @@
+"""Real engines behind the local AWS's emulated databases and caches (runs in the server process).
+
+Each RDS PostgreSQL instance gets a real PostgreSQL server on 127.0.0.1 (master user and the
+password of its RDS-managed secret), each read replica a streaming replica of it, each Redis
+replication group a redis-server primary with the AUTH token and replicas following it. A DB or
+cache snapshot is a real copy of the data (pg_basebackup / an RDB file) and a restore starts a new
+engine from it. Engines start when the resource is created (the resource stays ``creating`` until
+its engine takes connections) and stop, their data removed, when it is deleted; the server stops
+them all when it stops.
+
+The endpoint stays what AWS would return; ``<local dir>/endpoints.json`` maps each emulated
+endpoint ``address:port`` to the engine's real ``127.0.0.1:port`` (or says why there is none), and
+awslab's client side (``awslab.engines_map``) reads it wherever it connects.
+
+Engine work runs on a small pool of threads, one queue per resource, so a request never waits for
+an ``initdb``; a replica's start waits for its primary's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import secrets
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from awslab.local.engines import EngineError, Engines, EngineUnavailable, postgres_bindir, redis_server_path
+from awslab.state import write_json_atomic
+
+log = logging.getLogger("awslab.local.backing")
+ENDPOINTS_FILE = "endpoints.json"
+
+
+class Backing:
+    def __init__(self, local_dir: Path) -> None:
+        self.engines = Engines(local_dir / "engines")
+        self.endpoints_path = local_dir / ENDPOINTS_FILE
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="engine")
+        self._jobs: dict[str, Future] = {}
+        self._lock = threading.Lock()
+        self._map_lock = threading.Lock()
+
+    # --- work queues ---
+
+    def submit(self, key: str, work: Callable[[], Any], after: str | None = None, alias: str | None = None) -> Future:
+        """Run ``work`` once the previous job of ``key`` (and the latest job of ``after``) is done;
+        ``alias`` names the job too (a snapshot, so that a restore from it can wait for it)."""
+        with self._lock:
+            waits = [f for f in (self._jobs.get(key), self._jobs.get(after) if after else None) if f is not None]
+
+            def job():
+                for f in waits:
+                    try:
+                        f.result()
+                    except Exception:  # noqa: BLE001 - the earlier job's failure is reported by that job
+                        pass
+                try:
+                    return work()
+                except (EngineError, EngineUnavailable, ValueError, OSError) as exc:
+                    log.warning("engine work for %s failed: %s", key, exc)
+                    raise
+
+            fut = self._jobs[key] = self._pool.submit(job)
+            if alias:
+                self._jobs[alias] = fut
+            return fut
+
+    def busy(self, key: str) -> bool:
+        with self._lock:
+            fut = self._jobs.get(key)
+        return fut is not None and not fut.done()
+
+    # --- the endpoint map ---
+
+    def publish(self, endpoint: str, **info: Any) -> None:
+        with self._map_lock:
+            data = self.read_map()
+            data[endpoint] = info
+            write_json_atomic(self.endpoints_path, data)
+
+    def unpublish(self, *endpoints: str) -> None:
+        with self._map_lock:
+            data = self.read_map()
+            for e in endpoints:
+                data.pop(e, None)
+            write_json_atomic(self.endpoints_path, data)
+
+    def read_map(self) -> dict[str, dict]:
+        try:
+            return json.loads(self.endpoints_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def start_engine(self, endpoint: str | None, key: str, start: Callable[[], dict], after: str | None = None,
+                     role: str = "primary", aliases: list[str] = ()) -> Future:
+        """Start an engine in the background and publish where it listens, under ``endpoint`` and
+        its ``aliases`` (other endpoints AWS gives the same node)."""
+        names = [e for e in (endpoint, *aliases) if e]
+        for name in names:
+            self.publish(name, key=key, role=role, status="starting")
+
+        def work() -> dict:
+            try:
+                entry = start()
+            except EngineUnavailable as exc:
+                for name in names:
+                    self.publish(name, key=key, role=role, status="unavailable", reason=str(exc))
+                raise
+            except (EngineError, ValueError, OSError) as exc:
+                for name in names:
+                    self.publish(name, key=key, role=role, status="failed", reason=str(exc))
+                raise
+            for name in names:
+                self.publish(name, key=key, role=role, status="available", engine=entry["engine"],
+                             host=entry["host"], port=entry["port"], pid=entry["pid"])
+            return entry
+
+        return self.submit(key, work, after=after)
+
+    def stop_engine(self, key: str, *endpoints: str) -> Future:
+        self.unpublish(*endpoints)
+        return self.submit(key, lambda: self.engines.stop(key))
+
+    def stop_all(self) -> list[int]:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        pids = self.engines.stop_all()
+        write_json_atomic(self.endpoints_path, {})
+        return pids
+
+
+_backing: Backing | None = None
+
+
+def busy_state(obj) -> str | None:
+    """'creating' (or the object's own busy label) while its engine work runs."""
+    key = getattr(obj, "_awslab_engine_key", None)
+    if key is None or _backing is None or not _backing.busy(key):
+        return None
+    return getattr(obj, "_awslab_busy_label", "creating")
+
+
+def enable(local_dir: Path) -> Backing:
+    """Back the local AWS's RDS and ElastiCache resources by real engines (after patches.apply)."""
+    global _backing
+    _backing = Backing(local_dir)
+    _rds()
+    _elasticache()
+    return _backing
+
+
+def stop_all() -> None:
+    if _backing is not None:
+        _backing.stop_all()
+
+
+def _db_key(region: str, ident: str) -> str:
+    return f"rds.{region}.{ident}"
+
+
+def _snap_key(service: str, region: str, ident: str) -> str:
+    return f"{service}.{region}.{ident.split(':')[-1]}"
+
+
+def _db_endpoint(db) -> str:
+    return f"{db.address}:{db.port}"
+
+
+def _secret_of(db) -> dict:
+    secret = getattr(db, "master_user_secret", None)
+    if secret is not None:
+        return json.loads(secret.secret.secret_string)
+    return {"username": db.master_username, "password": getattr(db, "master_user_password", None) or ""}
+
+
+def _major(version: str | None) -> str | None:
+    return str(version).split(".")[0] if version else None
+
+
+def _pg_major_available(version: str | None) -> str | None:
+    """The engine's major version when its binaries are at hand, else the default ones."""
+    try:
+        postgres_bindir(_major(version))
+        return _major(version)
+    except EngineUnavailable:
+        return None
+
+
+def _with_own_password(db, key: str, entry: dict) -> dict:
+    """A restored instance answers to the password of its own secret (the one DescribeDBInstances names)."""
+    secret = _secret_of(db)
+    if secret.get("password"):
+        _backing.engines.set_postgres_password(key, secret["password"])
+    return entry
+
+
+# --- RDS ---------------------------------------------------------------------------------------
+
+def _rds() -> None:
+    from moto.rds.models import RDSBackend
+
+    b = _backing
+    assert b is not None
+
+    def unsupported(db, why: str) -> None:
+        b.publish(_db_endpoint(db), key=_db_key(db.region, db.db_instance_identifier), status="unavailable", reason=why)
+
+    inside = threading.local()   # a restore makes its instance through create_db_instance: one engine, not two
+
+    def after(method: str, hook: Callable[..., None]) -> None:
+        orig = getattr(RDSBackend, method)
+
+        @functools.wraps(orig)
+        def wrapper(self, *a, **kw):
+            outer = getattr(inside, "method", None)
+            inside.method = outer or method
+            try:
+                result = orig(self, *a, **kw)
+            finally:
+                inside.method = outer
+            if outer is not None:
+                return result
+            try:
+                hook(self, result, *a, **kw)
+            except Exception:  # noqa: BLE001 - the control plane must answer even if an engine cannot start
+                log.exception("engine hook %s failed", method)
+            return result
+
+        setattr(RDSBackend, method, wrapper)
+
+    def start_primary(db, start: Callable[[], dict], role: str = "primary", after_key: str | None = None) -> None:
+        if db.engine != "postgres":
+            unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
+            return
+        key = _db_key(db.region, db.db_instance_identifier)
+        db._awslab_engine_key = key
+        b.start_engine(_db_endpoint(db), key, start, after=after_key, role=role)
+
+    def created(self, db, db_kwargs) -> None:
+        secret = _secret_of(db)
+        key = _db_key(db.region, db.db_instance_identifier)
+        start_primary(db, lambda: b.engines.start_postgres(key, user=secret["username"], password=secret["password"],
+                                                           dbname=db.db_name or "postgres",
+                                                           major=_pg_major_available(db.engine_version)))
+
+    def replica_created(self, db, db_kwargs) -> None:
+        source = db.source_db_instance_identifier or ""
+        src_key = _db_key(db.region, source.split(":")[-1])
+        key = _db_key(db.region, db.db_instance_identifier)
+        start_primary(db, lambda: b.engines.start_postgres_replica(key, primary=src_key), role="replica", after_key=src_key)
+
+    def restored(self, db, *a, **kw) -> None:
+        snap_id = kw.get("from_snapshot_id") or (a[0] if a else "")
+        snap = _snap_key("rds", db.region, snap_id)
+        key = _db_key(db.region, db.db_instance_identifier)
+        start_primary(db, lambda: _with_own_password(db, key, b.engines.restore_postgres(key, snapshot=snap)),
+                      after_key=f"snapshot:{snap}")
+
+    def restored_to_time(self, db, *a, **kw) -> None:
+        # The engine keeps no WAL archive: a point-in-time restore carries the source's data as of now.
+        source = kw.get("source_db_identifier") or (a[0] if a else "")
+        src_key = _db_key(db.region, source)
+        key = _db_key(db.region, db.db_instance_identifier)
+        snap = f"pitr.{db.region}.{db.db_instance_identifier}"
+
+        def start() -> dict:
+            b.engines.delete_snapshot(snap)
+            b.engines.snapshot(src_key, snap)
+            try:
+                return _with_own_password(db, key, b.engines.restore_postgres(key, snapshot=snap))
+            finally:
+                b.engines.delete_snapshot(snap)
+
+        start_primary(db, start, after_key=src_key)
+
+    def deleted(self, db, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False,
+                *a, **kw) -> None:
+        key = _db_key(db.region, db_instance_identifier)
+        if final_db_snapshot_identifier and not skip_final_snapshot:
+            snap = _snap_key("rds", db.region, final_db_snapshot_identifier)
+            b.submit(key, lambda: b.engines.snapshot(key, snap) if b.engines.get(key) else None, alias=f"snapshot:{snap}")
+        b.stop_engine(key, _db_endpoint(db))
+
+    def snapshot_created(self, snap, db_instance_identifier, db_snapshot_identifier, *a, **kw) -> None:
+        key = _db_key(self.region_name, db_instance_identifier)
+        name = _snap_key("rds", self.region_name, db_snapshot_identifier)
+        snap._awslab_engine_key = key
+        b.submit(key, lambda: b.engines.snapshot(key, name) if b.engines.get(key) else None, alias=f"snapshot:{name}")
+
+    def snapshot_copied(self, snap, source_db_snapshot_identifier, target_db_snapshot_identifier, *a, **kw) -> None:
+        source = source_db_snapshot_identifier
+        region = source.split(":")[3] if source.startswith("arn:") else self.region_name
+        src = _snap_key("rds", region, source)
+        dst = _snap_key("rds", self.region_name, target_db_snapshot_identifier)
+        b.submit(f"snapshot:{dst}", lambda: b.engines.copy_snapshot(src, dst)
+                 if (b.engines.snapshots_dir / src).exists() else None, after=f"snapshot:{src}")
+
+    def snapshot_deleted(self, snap, db_snapshot_identifier, *a, **kw) -> None:
+        b.engines.delete_snapshot(_snap_key("rds", self.region_name, db_snapshot_identifier))
+
+    after("create_db_instance", created)
+    after("create_db_instance_read_replica", replica_created)
+    after("restore_db_instance_from_db_snapshot", restored)
+    after("restore_db_instance_to_point_in_time", restored_to_time)
+    after("delete_db_instance", deleted)
+    after("create_db_snapshot", snapshot_created)
+    after("copy_db_snapshot", snapshot_copied)
+    after("delete_db_snapshot", snapshot_deleted)
+
+
+# --- ElastiCache -------------------------------------------------------------------------------
+
+def _group_endpoints(group) -> tuple[str | None, str | None]:
+    ng = (group.node_groups or [{}])[0]
+    primary, reader = ng.get("primary_endpoint_address"), ng.get("reader_endpoint_address")
+    return (f"{primary}:{group.port}" if primary else None, f"{reader}:{group.port}" if reader else None)
+
+
+def _member_endpoint(group, member: str) -> str:
+    """A member's own read endpoint, as DescribeReplicationGroups lists it: <member>.<group domain>."""
+    primary = (group.node_groups or [{}])[0].get("primary_endpoint_address") or ""
+    return f"{member}.{primary.split('.', 1)[-1]}:{group.port}"
+
+
+def _member_key(region: str, member: str) -> str:
+    return f"cache.{region}.{member}"
+
+
+def _elasticache() -> None:
+    from moto.elasticache.models import ElastiCacheBackend
+
+    b = _backing
+    assert b is not None
+
+    def created(self, group, *a, **kw) -> None:
+        token = kw.get("auth_token") or getattr(group, "auth_token", None) or ""
+        if not token:
+            # Without AUTH the engine would be open to anything on this machine; awslab always sets one.
+            token = secrets.token_urlsafe(24)
+        members = list(group.member_clusters or [])
+        if not members:
+            return
+        primary_ep, reader_ep = _group_endpoints(group)
+        first = _member_key(self.region_name, members[0])
+        group._awslab_engine_key = first
+        group._awslab_members = members
+        snapshot = kw.get("snapshot_name")
+        if snapshot:
+            snap = _snap_key("elasticache", self.region_name, snapshot)
+            start = functools.partial(b.engines.restore_redis, first, snapshot=snap, password=token)
+        else:
+            start = functools.partial(b.engines.start_redis, first, password=token)
+        b.start_engine(primary_ep, first, start, aliases=[_member_endpoint(group, members[0])],
+                       after=f"snapshot:{_snap_key('elasticache', self.region_name, snapshot)}" if snapshot else None)
+        for i, member in enumerate(members[1:]):
+            key = _member_key(self.region_name, member)
+            endpoints = ([reader_ep] if i == 0 and reader_ep else []) + [_member_endpoint(group, member)]
+            b.start_engine(endpoints[0], key, functools.partial(b.engines.start_redis_replica, key, primary=first,
+                                                                password=token),
+                           after=first, role="replica", aliases=endpoints[1:])
+
+    def deleted(self, group, replication_group_id, *a, **kw) -> None:
+        members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
+        primary_ep, reader_ep = _group_endpoints(group)
+        for member in reversed(members):
+            key = _member_key(self.region_name, member)
+            b.stop_engine(key, *[e for e in (primary_ep, reader_ep, _member_endpoint(group, member)) if e])
+
+    def snapshot_created(self, snap, snapshot_name, replication_group_id=None, cache_cluster_id=None, *a, **kw) -> None:
+        group = self.replication_groups.get(replication_group_id) if replication_group_id else None
+        key = getattr(group, "_awslab_engine_key", None)
+        if key is None and cache_cluster_id:
+            key = _member_key(self.region_name, cache_cluster_id)
+        if key is None:
+            return
+        name = _snap_key("elasticache", self.region_name, snapshot_name)
+        snap._awslab_engine_key = key
+        b.submit(key, lambda: b.engines.snapshot(key, name) if b.engines.get(key) else None, alias=f"snapshot:{name}")
+
+    def snapshot_deleted(self, snap, snapshot_name, *a, **kw) -> None:
+        b.engines.delete_snapshot(_snap_key("elasticache", self.region_name, snapshot_name))
+
+    def failed_over(self, result, replication_group_id, node_group_id, *a, **kw) -> None:
+        group = self.replication_groups.get(replication_group_id)
+        members = getattr(group, "_awslab_members", None)
+        if group is None or not members or len(members) < 2:
+            return
+        old, new = _member_key(self.region_name, members[0]), _member_key(self.region_name, members[1])
+        primary_ep, reader_ep = _group_endpoints(group)
+
+        def swap() -> None:
+            b.engines.promote_redis(new)
+            b.engines.follow_redis(old, primary=new)
+            info = b.read_map()
+            if primary_ep and reader_ep and primary_ep in info and reader_ep in info:
+                b.publish(primary_ep, **{**info[reader_ep], "key": new, "role": "primary"})
+                b.publish(reader_ep, **{**info[primary_ep], "key": old, "role": "replica"})
+
+        group._awslab_members = [members[1], members[0], *members[2:]]
+        group._awslab_engine_key = new
+        b.submit(new, swap, after=old)
+
+    for method, hook in (("create_replication_group", created), ("delete_replication_group", deleted),
+                         ("create_snapshot", snapshot_created), ("delete_snapshot", snapshot_deleted),
+                         ("test_failover", failed_over)):
+        orig = getattr(ElastiCacheBackend, method, None)
+        if orig is None:
+            continue
+
+        def wrapper(self, *a, __orig=orig, __hook=hook, __name=method, **kw):
+            result = __orig(self, *a, **kw)
+            try:
+                __hook(self, result, *a, **kw)
+            except Exception:  # noqa: BLE001 - the control plane must answer even if an engine cannot start
+                log.exception("engine hook %s failed", __name)
+            return result
+
+        setattr(ElastiCacheBackend, method, functools.wraps(orig)(wrapper))
+
+
+def read_endpoints(local_dir: Path) -> dict[str, dict]:
+    try:
+        return json.loads((local_dir / ENDPOINTS_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def engines_available() -> dict[str, str]:
+    """What this machine can run: {'postgres': 'ok' | reason, 'redis': ...}."""
+    out = {}
+    for name, probe in (("postgres", postgres_bindir), ("redis", redis_server_path)):
+        try:
+            probe()
+            out[name] = "ok"
+        except EngineUnavailable as exc:
+            out[name] = str(exc)
+    return out
