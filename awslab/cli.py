@@ -255,6 +255,61 @@ def failover(on_cache, **opts):
 
 
 @cli.command()
+@click.argument("what", metavar="db|replica|cache|NAME")
+@click.option("--env", "as_env", is_flag=True, help="Print environment variables (PGHOST, PGPASSFILE, ...) instead of a command.")
+@target_options
+def connect(what, as_env, **opts):
+    """Print a ready-to-run psql / redis-cli command for the stack's DB, replica or cache
+    (or a restored instance or group of the stack, by its name).
+
+    The password never appears: it goes to a 0600 file in awslab's state directory (PGPASSFILE,
+    REDISCLI_AUTH read from a file). On AWS, the endpoints are private: it prints the SSM session
+    to open on the host and the command to run there. Example: eval "$(awslab connect db --env)"
+    """
+    _setup_debug(opts["debug"])
+    from awslab.commands import new_run
+    from awslab.live import connect as do_connect
+
+    ctx = _context(opts)
+    for line in do_connect(new_run(ctx, ctx.stack), what, as_env):
+        click.echo(line)
+
+
+@cli.group()
+def demo():
+    """Demonstrations on the lab's real engines (local AWS)."""
+
+
+@demo.command("cache-aside")
+@click.option("--requests", "n_requests", default=300, show_default=True, type=click.IntRange(10, 100000),
+              help="Requests in the workload.")
+@click.option("--rows", default=200000, show_default=True, type=click.IntRange(1000, 10000000), help="Orders to seed.")
+@click.option("--reports", default=20, show_default=True, type=click.IntRange(1, 1000), help="Distinct reports asked for.")
+@target_options
+def demo_cache_aside(n_requests, rows, reports, **opts):
+    """Measure an expensive query straight from PostgreSQL and through a Redis cache-aside layer.
+
+    Prints the hit ratio and p50/p95 latency of both, and what they show.
+    Example: awslab demo cache-aside --requests 500
+    """
+    _setup_debug(opts["debug"])
+    from awslab import ui
+    from awslab.commands import new_run
+    from awslab.demo import cache_aside, explain
+
+    output = _output(opts["output"])
+    ctx = _context(opts)
+    result = cache_aside(new_run(ctx, ctx.stack), requests=n_requests, rows=rows, reports=reports)
+    if output == "json":
+        ui.emit_json(result)
+        return
+    rows_out = [[name, s["requests"], f"{s['hit_ratio']:.0%}", f"{s['p50_ms']:.2f}", f"{s['p95_ms']:.2f}", f"{s['mean_ms']:.2f}"]
+                for name, s in (("database only", result["direct"]), ("cache-aside", result["cache_aside"]))]
+    ui.emit(ui.table(["PATH", "REQUESTS", "HIT RATIO", "P50 MS", "P95 MS", "MEAN MS"], rows_out))
+    ui.emit("\n" + explain(result))
+
+
+@cli.command()
 @click.option("--check", "checks", multiple=True, metavar="ID",
               help="Run only checks whose id starts with ID (repeatable), e.g. --check path --check security.db")
 @click.option("--lab-file", type=click.Path(dir_okay=False), default=None, help="Compare with this lab file.")

@@ -48,6 +48,11 @@ def _new_run(ctx: Context, stack: str, lab_name: str, progress: ui.Progress, **o
     return Run(ctx=ctx, stack=stack, lab_name=lab_name, on_event=progress, options=options)
 
 
+def new_run(ctx: Context, stack: str) -> Run:
+    """A run for commands that only read and connect (connect, demo): no progress lines."""
+    return Run(ctx=ctx, stack=stack, lab_name="")
+
+
 def _confirm_real_account(ctx: Context, what: str, lines: list[str]) -> None:
     """On a real account, say where and what, and ask (unless --yes). Without a terminal, refuse."""
     if ctx.is_local:
@@ -134,6 +139,15 @@ def _endpoint(f: Found) -> str:
     return ""
 
 
+def _local_addresses(run: Run) -> dict[str, str]:
+    """' -> 127.0.0.1:N' for each endpoint a real engine of the local AWS answers on."""
+    from awslab import live
+
+    mapping = live.endpoint_map(run) or {}
+    return {ep: f" -> {i['host']}:{i['port']}" if i.get("status") == "available" else f" ({i.get('status')})"
+            for ep, i in mapping.items()}
+
+
 def resource_records(found: dict[str, Found]) -> list[dict]:
     return [{"key": f.key, "kind": f.kind, "id": f.id, "state": f.state, "endpoint": _endpoint(f) or None,
              "created": f.created.isoformat() if f.created else None}
@@ -181,7 +195,8 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
     if not found:
         ui.emit(f"stack {stack} on {ctx.target} ({ctx.region}): no resources")
         return EXIT_OK
-    rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f)]
+    local = _local_addresses(run) if ctx.is_local else {}
+    rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f) + local.get(_endpoint(f), "")]
             for f in sorted(found.values(), key=lambda f: _order(f.key))]
     ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
     ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources")
@@ -249,8 +264,8 @@ def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], outpu
     run = _new_run(ctx, stack, lab.name, progress)
     found = discover(run)
     world = v.gather(run, found)
-    if not ctx.is_local and any("live".startswith(p) or p.startswith("live") for p in checks or ("live",)):
-        world.live = v.run_live(run, world, lab)
+    if any("live".startswith(p) or p.startswith("live") for p in checks or ("live",)):
+        world.live = v.run_live_local(run, world, lab) if ctx.is_local else v.run_live(run, world, lab)
     results = v.run_checks(world, lab, checks)
     failed = [r for r in results if r.status == v.FAIL]
     if output == "json":

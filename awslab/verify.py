@@ -385,9 +385,6 @@ def check_security(w: World, lab: Lab) -> list[Result]:
 
 def check_live(w: World, lab: Lab) -> list[Result]:
     """Connections from the host. Never PASS without a real connection."""
-    if w.is_local:
-        reason = "the local AWS has no database or Redis engine behind its endpoints yet, so nothing to connect to"
-        return [Result("live.host-to-db", SKIP, reason), Result("live.host-to-cache", SKIP, reason)]
     return w.live or [Result("live.host-to-db", SKIP, "not run"), Result("live.host-to-cache", SKIP, "not run")]
 
 
@@ -400,6 +397,35 @@ def run_checks(w: World, lab: Lab, selected: tuple[str, ...] = ()) -> list[Resul
     if selected:
         results = [r for r in results if any(r.id.startswith(p) for p in selected)]
     return results
+
+
+# --- live checks on the local AWS, against the real engines behind its endpoints ----------------
+
+def run_live_local(run: Run, w: World, lab: Lab) -> list[Result]:
+    """Connect from this machine to the engines the local AWS runs behind the stack's endpoints."""
+    from awslab import live
+
+    missing = live.clients_missing()
+    mapping = live.endpoint_map(run)
+    if missing or mapping is None:
+        reason = missing or "this endpoint keeps no map of real engines (not awslab's local AWS)"
+        return [Result("live.host-to-db", SKIP, reason), Result("live.host-to-cache", SKIP, reason)]
+    out: list[Result] = []
+    db = w.raw("db.primary")
+    if db is None:
+        out.append(Result("live.host-to-db", SKIP, "needs the primary DB (db.primary)"))
+    elif lab.database.engine != "postgres":
+        out.append(Result("live.host-to-db", SKIP, f"the local AWS runs real engines for PostgreSQL only, not "
+                          f"{lab.database.engine}: control plane only"))
+    else:
+        replicas = [(k, raw) for k, raw in w.dbs() if k.startswith("db.replica.")]
+        out += [Result(*row) for row in live.check_db(run, db, replicas, mapping, lab.database.database_name)]
+    group, token = w.raw("cache.group"), w.found.get("cache.auth-token")
+    if group is None:
+        out.append(Result("live.host-to-cache", SKIP, "needs the cache (cache.group)"))
+    else:
+        out += [Result(*row) for row in live.check_cache(run, group, token.id if token else None, mapping)]
+    return out
 
 
 # --- live checks on real AWS, through SSM Run Command on the host -------------------------------

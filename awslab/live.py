@@ -1,0 +1,352 @@
+"""Talking to the real engines behind the local AWS: live verify checks, `awslab connect`, the demo.
+
+The local AWS keeps a map from each emulated endpoint (``<id>.aaaaaaaaaa.<region>.rds.amazonaws.com:5432``,
+what AWS would return and what ``awslab status`` shows) to the engine's real ``127.0.0.1:<port>``;
+awslab asks the server for it (``GET /awslab/endpoints``) wherever it connects. Credentials come from
+Secrets Manager, as on AWS: the RDS-managed master secret and the cache's AUTH-token secret. They
+are held in memory or written to 0600 files; never printed, never on a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from awslab.errors import OperationError, UsageError
+from awslab.run import Run
+from awslab.state import state_dir
+
+ENDPOINTS_PATH = "/awslab/endpoints"   # also in local/server.py
+INSTALL_HINT = "pip install 'awslab[engines]'"
+REPLICATION_BOUND_S = 10.0
+
+
+@dataclass(frozen=True)
+class Address:
+    endpoint: str            # as AWS would return it: host:port
+    host: str | None = None  # where the engine really listens (None: no engine)
+    port: int | None = None
+    status: str = "none"     # available / starting / unavailable / failed / none
+    reason: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "available" and self.host is not None
+
+
+def endpoint_map(run: Run) -> dict[str, dict] | None:
+    """The local AWS's endpoint map, or None when the target has none (real AWS, another emulator)."""
+    if not run.ctx.endpoint_url or not run.ctx.endpoint_url.startswith("http://127.0.0.1"):
+        return None
+    try:
+        with urllib.request.urlopen(run.ctx.endpoint_url + ENDPOINTS_PATH, timeout=5) as resp:
+            data = json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    if data.get("engines") != "on":
+        return {}
+    return data.get("endpoints", {})
+
+
+def resolve(mapping: dict[str, dict] | None, address: str, port: int) -> Address:
+    endpoint = f"{address}:{port}"
+    info = (mapping or {}).get(endpoint)
+    if info is None:
+        return Address(endpoint, reason="the local AWS runs no engine for it (started with --no-engines?)"
+                       if mapping == {} else "no engine behind this endpoint")
+    return Address(endpoint, info.get("host"), info.get("port"), info.get("status", "none"), info.get("reason", ""))
+
+
+# --- credentials -----------------------------------------------------------------------------
+
+def db_credentials(run: Run, db: dict) -> tuple[str, str]:
+    arn = (db.get("MasterUserSecret") or {}).get("SecretArn")
+    if not arn:
+        raise OperationError(f"{db.get('DBInstanceIdentifier')} has no RDS-managed secret to log in with")
+    secret = json.loads(run.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+    return secret["username"], secret["password"]
+
+
+def cache_token(run: Run, secret_id: str) -> str:
+    return run.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+def pg_connect(addr: Address, user: str, password: str, database: str):
+    import pg8000
+
+    conn = pg8000.Connection(user, host=addr.host, port=addr.port, password=password, database=database, timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+def redis_connect(addr: Address, password: str):
+    import redis
+
+    return redis.Redis(host=addr.host, port=addr.port, password=password, socket_timeout=5, socket_connect_timeout=5,
+                       protocol=2)
+
+
+def clients_missing() -> str | None:
+    import importlib.util
+
+    for name in ("pg8000", "redis"):
+        if importlib.util.find_spec(name) is None:
+            return f"the engine clients are not installed ({name}): {INSTALL_HINT}"
+    return None
+
+
+def _ms(t0: float) -> str:
+    return f"{(time.perf_counter() - t0) * 1000:.1f} ms"
+
+
+# --- live checks on the local target ----------------------------------------------------------
+
+def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping, database: str) -> list[tuple]:
+    """(id, status, detail, hint) for the primary and each replica: SELECT 1, then a marker row
+    written on the primary and read back on each replica, with the lag measured."""
+    from awslab.verify import FAIL, PASS, SKIP
+
+    ep = primary.get("Endpoint") or {}
+    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
+    if not addr.usable:
+        status = FAIL if addr.status == "failed" else SKIP
+        out = [("live.host-to-db", status, f"{addr.endpoint}: {addr.reason or addr.status}", None)]
+        return out + [(f"live.{key}", SKIP, "needs the primary's engine", None) for key, _ in replicas]
+    user, password = db_credentials(run, primary)
+    t0 = time.perf_counter()
+    try:
+        conn = pg_connect(addr, user, password, database)
+        (one,) = conn.run("SELECT 1")[0]
+    except Exception as exc:  # noqa: BLE001 - any failure to log in is the finding
+        return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: "
+                 f"{type(exc).__name__}", "see `awslab local status` and the server log")]
+    out = [("live.host-to-db", PASS if one == 1 else FAIL,
+            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1 in {_ms(t0)}", None)]
+    try:
+        marker = uuid.uuid4().hex
+        conn.run("CREATE TABLE IF NOT EXISTS awslab_verify (marker text PRIMARY KEY, written timestamptz DEFAULT now())")
+        conn.run("INSERT INTO awslab_verify (marker) VALUES (:m)", m=marker)
+        written = time.perf_counter()
+        for key, replica in replicas:
+            out.append(_replica_row(key, replica, mapping, user, password, database, marker, written))
+        conn.run("DELETE FROM awslab_verify WHERE written < now() - interval '1 hour'")
+    finally:
+        conn.close()
+    return out
+
+
+def _replica_row(key, replica, mapping, user, password, database, marker, written) -> tuple:
+    from awslab.verify import FAIL, PASS, SKIP
+
+    ep = replica.get("Endpoint") or {}
+    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
+    if not addr.usable:
+        return (f"live.{key}", FAIL if addr.status == "failed" else SKIP, f"{addr.endpoint}: {addr.reason or addr.status}", None)
+    try:
+        conn = pg_connect(addr, user, password, database)
+    except Exception as exc:  # noqa: BLE001
+        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {type(exc).__name__}", None)
+    try:
+        while True:
+            rows = conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker) if _has_table(conn) else []
+            if rows:
+                lag = time.perf_counter() - written
+                return (f"live.{key}", PASS, f"{addr.endpoint} -> 127.0.0.1:{addr.port}: a row written on the primary "
+                        f"was readable here after {lag * 1000:.0f} ms (replica lag)", None)
+            if time.perf_counter() - written > REPLICATION_BOUND_S:
+                return (f"live.{key}", FAIL, f"a row written on the primary was not on the replica after "
+                        f"{REPLICATION_BOUND_S:.0f} s", "is the replica streaming? see the server log")
+            time.sleep(0.02)
+    finally:
+        conn.close()
+
+
+def _has_table(conn) -> bool:
+    return bool(conn.run("SELECT to_regclass('awslab_verify') IS NOT NULL")[0][0])
+
+
+def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> list[tuple]:
+    """AUTH + PING on the primary; SET there and GET on the replica, with the lag measured."""
+    from awslab.verify import FAIL, PASS, SKIP
+
+    ng = (group.get("NodeGroups") or [{}])[0]
+    primary_ep, reader_ep = ng.get("PrimaryEndpoint") or {}, ng.get("ReaderEndpoint") or {}
+    if not reader_ep:   # a replica member's own endpoint will do
+        replicas = [m for m in ng.get("NodeGroupMembers", []) if m.get("CurrentRole") == "replica"]
+        reader_ep = (replicas[0].get("ReadEndpoint") or {}) if replicas else {}
+    addr = resolve(mapping, primary_ep.get("Address", ""), primary_ep.get("Port", 0))
+    if not addr.usable or not token_secret:
+        why = addr.reason or addr.status if not addr.usable else "no AUTH token secret"
+        return [("live.host-to-cache", FAIL if addr.status == "failed" else SKIP, f"{addr.endpoint}: {why}", None),
+                ("live.cache-replica", SKIP, "needs the primary's engine", None)]
+    token = cache_token(run, token_secret)
+    import redis
+
+    t0 = time.perf_counter()
+    client = redis_connect(addr, token)
+    try:
+        pong = client.ping()
+    except redis.exceptions.RedisError as exc:
+        return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {type(exc).__name__}", None)]
+    out = [("live.host-to-cache", PASS if pong else FAIL, f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING in {_ms(t0)}", None)]
+    reader = resolve(mapping, reader_ep.get("Address", ""), reader_ep.get("Port", 0))
+    if not reader.usable:
+        out.append(("live.cache-replica", SKIP, f"{reader.endpoint}: {reader.reason or reader.status}", None))
+        return out
+    marker = uuid.uuid4().hex
+    client.set(f"awslab:verify:{marker}", "1", ex=60)
+    written = time.perf_counter()
+    replica = redis_connect(reader, token)
+    try:
+        while replica.get(f"awslab:verify:{marker}") is None:
+            if time.perf_counter() - written > REPLICATION_BOUND_S:
+                out.append(("live.cache-replica", FAIL, f"a key SET on the primary was not on the replica after "
+                            f"{REPLICATION_BOUND_S:.0f} s", "see the server log"))
+                return out
+            time.sleep(0.005)
+        out.append(("live.cache-replica", PASS, f"{reader.endpoint} -> 127.0.0.1:{reader.port}: a key SET on the primary "
+                    f"was readable here after {(time.perf_counter() - written) * 1000:.1f} ms (replication lag)", None))
+    finally:
+        replica.close()
+        client.close()
+    return out
+
+
+# --- awslab connect -----------------------------------------------------------------------------
+
+def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", password: str = "", database: str = "",
+                  as_env: bool = False) -> list[str]:
+    """Shell lines that connect to ``addr`` with psql / redis-cli; the secret goes to a 0600 file."""
+    folder = state_dir() / "connect"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    if what in ("db", "replica"):
+        passfile = folder / f"{run.stack}-{what}.pgpass"
+        _write_private(passfile, f"{addr.host}:{addr.port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n")
+        env = {"PGHOST": addr.host, "PGPORT": str(addr.port), "PGUSER": user, "PGDATABASE": database,
+               "PGPASSFILE": str(passfile), "PGSSLMODE": "disable"}
+        if as_env:
+            return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+        return [f"PGPASSFILE={shlex.quote(str(passfile))} {shlex.quote(tool_path('psql'))} "
+                + shlex.quote(f"host={addr.host} port={addr.port} user={user} dbname={database} sslmode=disable")]
+    tokenfile = folder / f"{run.stack}-cache.auth"
+    _write_private(tokenfile, password)
+    if as_env:
+        return [f"export REDISCLI_AUTH=\"$(cat {shlex.quote(str(tokenfile))})\"", f"export REDIS_HOST={addr.host}",
+                f"export REDIS_PORT={addr.port}"]
+    return [f"REDISCLI_AUTH=\"$(cat {shlex.quote(str(tokenfile))})\" {shlex.quote(tool_path('redis-cli'))} "
+            f"-h {addr.host} -p {addr.port}"]
+
+
+def tool_path(name: str) -> str:
+    """psql / redis-cli: from the engine wheels when installed, else whatever is on PATH."""
+    import shutil
+
+    try:
+        if name == "psql":
+            from awslab.local.engines import postgres_bindir
+
+            candidate = postgres_bindir() / "psql"
+        else:
+            from awslab.local.engines import redis_server_path
+
+            candidate = redis_server_path().with_name("redis-cli")
+        if candidate.exists():
+            return str(candidate)
+    except Exception:  # noqa: BLE001 - fall back to the PATH
+        pass
+    return shutil.which(name) or name
+
+
+def _pgpass_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def require_engine(addr: Address, what: str) -> None:
+    if not addr.usable:
+        raise UsageError(f"no engine to connect to for {what} ({addr.endpoint}): {addr.reason or addr.status}",
+                         "on the local AWS: awslab local stop && awslab local start (engines on); " + INSTALL_HINT)
+
+
+def connect(run: Run, what: str, as_env: bool) -> list[str]:
+    """The shell lines that open psql / redis-cli on the stack's DB, replica or cache."""
+    from awslab.discovery import discover
+
+    found = discover(run)
+    restored = {f.id: f for k, f in found.items() if k.startswith(("db.restored.", "cache.restored."))}
+    if what in restored:
+        f = restored[what]
+        raw = f.get("raw") or {}
+        if f.key.startswith("db."):
+            ep = raw.get("Endpoint") or {}
+            user, password = db_credentials(run, raw if raw.get("MasterUserSecret") else (found["db.primary"].get("raw") or {}))
+            return _local_lines(run, "db", ep, user, password, raw.get("DBName") or "postgres", as_env)
+        ep = (raw.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
+        return _local_lines(run, "cache", ep, "", cache_token(run, found["cache.auth-token"].id), "", as_env)
+    if what in ("db", "replica"):
+        primary = found.get("db.primary")
+        if primary is None:
+            raise OperationError(f"stack {run.stack} has no primary DB (db.primary)", "run `awslab up` first")
+        target = primary
+        if what == "replica":
+            replicas = sorted(k for k in found if k.startswith("db.replica."))
+            if not replicas:
+                raise OperationError(f"stack {run.stack} has no read replica", "set database.read_replicas and rerun `awslab up`")
+            target = found[replicas[0]]
+        raw, primary_raw = target.get("raw") or {}, primary.get("raw") or {}
+        ep = raw.get("Endpoint") or {}
+        user, password = db_credentials(run, primary_raw)
+        database = primary_raw.get("DBName") or "postgres"
+    elif what == "cache":
+        group, token = found.get("cache.group"), found.get("cache.auth-token")
+        if group is None or token is None:
+            raise OperationError(f"stack {run.stack} has no cache (cache.group)", "run `awslab up` first")
+        ep = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
+        user, password, database = "", cache_token(run, token.id), ""
+    else:
+        names = ", ".join(["db", "replica", "cache", *sorted(restored)])
+        raise UsageError(f"nothing called '{what}' to connect to in stack {run.stack}", f"use one of: {names}")
+    if not run.ctx.is_local:
+        return _connect_on_aws(run, what, ep, found, user, database)
+    return _local_lines(run, what, ep, user, password, database, as_env)
+
+
+def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, database: str, as_env: bool) -> list[str]:
+    addr = resolve(endpoint_map(run), ep.get("Address", ""), ep.get("Port", 0))
+    require_engine(addr, what)
+    return connect_lines(run, what, addr, user=user, password=password, database=database, as_env=as_env)
+
+
+def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, database: str) -> list[str]:
+    """On AWS the endpoints are private: connect from the host, through an SSM session."""
+    host = found.get("host.instance")
+    lines = [f"# the {what} endpoint is private to the VPC; open a shell on the host first:"]
+    if host is not None:
+        lines.append(f"aws ssm start-session --region {run.ctx.region} --target {host.id}")
+    lines.append("# then, on the host (the secret is read there, by the host's role):")
+    if what == "cache":
+        arn = found["cache.auth-token"].id
+        lines.append(f"REDISCLI_AUTH=\"$(aws secretsmanager get-secret-value --secret-id {arn} --query SecretString "
+                     f"--output text)\" redis6-cli --tls -h {ep.get('Address')} -p {ep.get('Port')}")
+    else:
+        arn = ((found["db.primary"].get("raw") or {}).get("MasterUserSecret") or {}).get("SecretArn", "SECRET_ARN")
+        lines.append(f"PGPASSWORD=\"$(aws secretsmanager get-secret-value --secret-id {arn} --query SecretString "
+                     f"--output text | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')\" "
+                     f"psql \"host={ep.get('Address')} port={ep.get('Port')} user={user} dbname={database} sslmode=require\"")
+    return lines

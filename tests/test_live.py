@@ -1,0 +1,175 @@
+"""The real engines behind the local AWS, tried as a new user would: verify's live checks PASS with
+measured latency and lag, `awslab connect` lines work in psql and redis-cli, a row survives
+snapshot -> restore, the demo prints both distributions, and `down` / `local stop` leave no
+engine process and no data behind.
+
+These tests run their own local AWS with engines on (the shared one runs without, for speed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from awslab.local.engines import pid_alive
+
+pytestmark = pytest.mark.lifecycle
+
+
+@pytest.fixture(scope="module")
+def engine_server(tmp_path_factory):
+    from awslab.local import manager
+
+    home = tmp_path_factory.mktemp("engine-server-home")
+    saved = {k: os.environ.get(k) for k in ("AWSLAB_HOME", "AWSLAB_LOCAL_ENGINES")}
+    os.environ.update(AWSLAB_HOME=str(home), AWSLAB_LOCAL_ENGINES="on")
+    try:
+        server = manager.start()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    yield server, home
+    os.environ["AWSLAB_HOME"] = str(home)
+    try:
+        manager.stop()
+    finally:
+        os.environ.pop("AWSLAB_HOME", None) if saved["AWSLAB_HOME"] is None else os.environ.__setitem__("AWSLAB_HOME", saved["AWSLAB_HOME"])
+
+
+@pytest.fixture
+def engines(engine_server, aws_sandbox):
+    """This test's AWSLAB_HOME, pointing at the engine server."""
+    server, home = engine_server
+    (aws_sandbox / "local").mkdir(parents=True, exist_ok=True)
+    shutil.copy(home / "local" / "server.json", aws_sandbox / "local" / "server.json")
+    return server
+
+
+def endpoint_map(server) -> dict:
+    with urllib.request.urlopen(server.endpoint_url + "/awslab/endpoints", timeout=5) as resp:
+        return json.loads(resp.read())["endpoints"]
+
+
+def shell(line: str, *args: str) -> str:
+    """Run a line `awslab connect` printed, as a user pasting it would."""
+    done = subprocess.run(["bash", "-c", line + "".join(f" {a}" for a in args)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, engines, engine_server, stack):
+    up = awslab("up", "week6", "--name", stack)
+    assert up.code == 0, up.err
+
+    verify = awslab("verify", "--name", stack, "--check", "live", "--output", "json")
+    assert verify.code == 0, verify.out
+    live = {r["id"]: r for r in json.loads(verify.out)}
+    assert {k: r["status"] for k, r in live.items()} == {
+        "live.host-to-db": "PASS", "live.db.replica.1": "PASS", "live.host-to-cache": "PASS", "live.cache-replica": "PASS"}
+    assert "SELECT 1 in" in live["live.host-to-db"]["detail"] and "(replica lag)" in live["live.db.replica.1"]["detail"]
+    assert "(replication lag)" in live["live.cache-replica"]["detail"]
+
+    status = awslab("status", "--name", stack)
+    assert f"{stack}-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com:5432 -> 127.0.0.1:" in status.out
+
+    db_line = awslab("connect", "db", "--name", stack)
+    assert db_line.code == 0 and "PGPASSFILE=" in db_line.out
+    assert shell(db_line.out.strip(), "-tAc", "'SELECT 1'") == "1"
+    shell(db_line.out.strip(), "-c", "\"CREATE TABLE notes (t text); INSERT INTO notes VALUES ('before the snapshot')\"")
+    replica_line = awslab("connect", "replica", "--name", stack).out.strip()
+    cache_line = awslab("connect", "cache", "--name", stack).out.strip()
+    assert shell(cache_line, "SET", "greeting", "hello") == "OK"
+
+    secrets = _secrets(engines, stack)
+    printed = db_line.out + replica_line + cache_line + verify.out + status.out
+    assert all(s not in printed for s in secrets)
+    passfile = Path(db_line.out.split("PGPASSFILE=")[1].split()[0])
+    assert passfile.stat().st_mode & 0o777 == 0o600
+
+    snap = awslab("snapshot", "--name", stack, "--output", "json")
+    assert snap.code == 0, snap.err
+    snap_id = json.loads(snap.out)[0]["id"]
+    assert shell(replica_line, "-tAc", "'SELECT t FROM notes'") == "before the snapshot"
+    shell(db_line.out.strip(), "-c", "\"INSERT INTO notes VALUES ('after the snapshot')\"")
+    assert awslab("restore", snap_id, "--as", f"{stack}-r1", "--name", stack).code == 0
+    assert awslab("restore", snap_id, "--cache", "--as", f"{stack}-c1", "--name", stack).code == 0
+    r1 = awslab("connect", f"{stack}-r1", "--name", stack).out.strip()
+    assert shell(r1, "-tAc", "'SELECT t FROM notes'") == "before the snapshot"
+    c1 = awslab("connect", f"{stack}-c1", "--name", stack).out.strip()
+    assert shell(c1, "GET", "greeting") == "hello"
+
+    demo = awslab("demo", "cache-aside", "--name", stack, "--requests", "60", "--rows", "20000", "--output", "json")
+    assert demo.code == 0, demo.err
+    result = json.loads(demo.out)
+    assert result["direct"]["hit_ratio"] == 0 and result["cache_aside"]["hit_ratio"] > 0.5
+    for side in ("direct", "cache_aside"):
+        assert result[side]["requests"] == 60 and 0 < result[side]["p50_ms"] <= result[side]["p95_ms"]
+    text = awslab("demo", "cache-aside", "--name", stack, "--requests", "30", "--rows", "20000")
+    assert "HIT RATIO" in text.out and "P95 MS" in text.out and "faster" in text.out
+
+    mine = {ep: info for ep, info in endpoint_map(engines).items() if stack in ep}
+    assert len(mine) >= 6 and all(pid_alive(i["pid"]) for i in mine.values())
+    dirs = _engine_dirs(engine_server[1], {i["key"] for i in mine.values()})
+    assert dirs and all(d.exists() for d in dirs)
+    down = awslab("down", "--name", stack, "--yes", "--delete-snapshots")
+    assert down.code == 0, down.err
+    _eventually(lambda: not any(pid_alive(i["pid"]) for i in mine.values()))
+    _eventually(lambda: not any(d.exists() for d in dirs))
+    assert not any(stack in ep for ep in endpoint_map(engines))
+
+
+def test_local_stop__stops_every_engine_and_removes_their_data(awslab, aws_sandbox, stack):
+    env = {"AWSLAB_LOCAL_ENGINES": "on"}
+    os.environ.update(env)
+    try:
+        assert awslab("local", "start").code == 0
+    finally:
+        os.environ.pop("AWSLAB_LOCAL_ENGINES")
+    assert awslab("up", "week6", "--name", stack).code == 0
+    info = json.loads((aws_sandbox / "local" / "server.json").read_text())
+    with urllib.request.urlopen(f"http://127.0.0.1:{info['port']}/awslab/endpoints", timeout=5) as resp:
+        mine = json.loads(resp.read())["endpoints"]
+    pids = {i["pid"] for i in mine.values()}
+    assert len(pids) == 4 and all(pid_alive(p) for p in pids)
+    registry = json.loads((aws_sandbox / "local" / "engines" / "engines.json").read_text())["engines"]
+    dirs = [Path(e["dir"]) for e in registry.values()]
+    assert all(d.exists() for d in dirs)
+    stop = awslab("local", "stop")
+    assert stop.code == 0, stop.err
+    _eventually(lambda: not any(pid_alive(p) for p in pids))
+    assert not any(d.exists() for d in dirs)
+
+
+def _secrets(server, stack: str) -> list[str]:
+    import boto3
+
+    sm = boto3.client("secretsmanager", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                      aws_access_key_id="t", aws_secret_access_key="t")
+    rds = boto3.client("rds", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="t", aws_secret_access_key="t")
+    db = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+    password = json.loads(sm.get_secret_value(SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])["password"]
+    token = sm.get_secret_value(SecretId=f"awslab/{stack}/cache-auth-token")["SecretString"]
+    assert len(password) >= 16 and password != "P@55w0rd!"
+    return [password, token]
+
+
+def _engine_dirs(home: Path, keys: set[str]) -> list[Path]:
+    """The data dirs of the engines behind ``keys``, from the server's engine registry."""
+    registry = json.loads((home / "local" / "engines" / "engines.json").read_text())["engines"]
+    return [Path(registry[k]["dir"]) for k in keys if k in registry]
+
+
+def _eventually(check, within_s: float = 15.0) -> None:
+    import time
+
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
