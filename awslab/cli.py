@@ -361,11 +361,15 @@ def local():
                    "e.g. rds.create=5,ec2.run=1. Applies to resources made from then on.")
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Multiply the realistic durations, e.g. 0.01 for a 15-minute RDS creation in 9 seconds.")
-def local_start(port, latency, time_scale):
+@click.option("--engines/--no-engines", default=None,
+              help="Real PostgreSQL and Redis behind RDS and ElastiCache (default: on). [env AWSLAB_LOCAL_ENGINES=on|off]")
+def local_start(port, latency, time_scale, engines):
     """Start the local AWS (or report the one already running, changing its latency if asked).
 
     Example: awslab local start --latency realistic --time-scale 0.01
     """
+    if engines is not None:
+        os.environ["AWSLAB_LOCAL_ENGINES"] = "on" if engines else "off"   # read by the server it starts
     from awslab.local import latency as lat
     from awslab.local import manager
 
