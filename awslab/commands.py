@@ -183,9 +183,15 @@ def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], o
     where = "the local AWS (no charge)" if ctx.is_local else f"AWS {ctx.region}"
     ui.emit(f"\nstack {stack} on {where}; on real AWS this lab costs about {pricing.format_money(hourly)}/hour"
             f"{'' if complete else ' (some sizes not priced)'}. Remove it with `awslab down`.")
-    if ctx.is_local:
+    if ctx.is_local and _has_engines(ctx, stack):
         ui.emit("Real PostgreSQL and Redis answer behind the endpoints: `awslab verify` checks them, "
                 "`awslab connect db|replica|cache` prints a psql / redis-cli line.")
+
+
+def _has_engines(ctx: Context, stack: str) -> bool:
+    from awslab import live
+
+    return bool(live.endpoint_map(new_run(ctx, stack)))
 
 
 def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
