@@ -1,96 +1,293 @@
-"""Benchmark the lifecycle on a fresh local AWS and print a table of figures (not a test).
+"""Benchmark the lifecycle on a private local AWS and print tables of figures (run by hand, not a test).
 
-    python bench/lifecycle.py [--rounds N]
+    python bench/lifecycle.py                          # instant, then realistic at time scale 0.02
+    python bench/lifecycle.py --time-scale 0.005 --time-scale 0.02 --profiles realistic
 
-For each command: wall time, AWS requests sent (all, mutating, reads) and, for `up`, the time
-the executor spent; then the CLI's start-up time beside `python -c "import click"` and the peak
-memory of this process. Runs in a private AWSLAB_HOME with its own local AWS server.
+For each latency profile (``instant``, and ``realistic`` at each ``--time-scale``) a fresh local
+AWS is started in a temporary AWSLAB_HOME, and the real CLI runs, each command as its own process:
+``up week6``, ``up week6`` again, ``verify``, ``snapshot``, ``down --yes``. Per command: exit
+code, wall time, AWS requests sent (mutating; polls = describes a wait repeated because the
+resource was not ready yet; other reads) and the peak RSS of that awslab process. Then, for
+``up``: the critical path computed from the profile and the topology (bench/critical_path.py) and
+the ratio ``up`` / critical path against its bound (1.10); for the second ``up``: 0 mutating
+requests and at most 15 in all. Last, ``awslab --help`` start-up time beside
+``python -c "import click"`` (medians). Requests are counted by bench/counted_cli.py, which runs
+``awslab.cli.main`` with hooks on botocore; wall time and memory are those of that process.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
+import json
 import os
-import resource
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-MUTATING = ("Create", "Delete", "Modify", "Authorize", "Revoke", "Attach", "Detach", "Associate", "Disassociate",
-            "Run", "Terminate", "Add", "Remove", "Put", "Replace", "Reboot", "Restore", "Tag", "Untag", "Copy")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from critical_path import critical_path, describe, shortest_phase  # noqa: E402
+
+# The default time scale for `realistic`: `up` then takes ~30 s (critical path 31.2 s for week6), every
+# state the lab's creates pass through lasts longer than the local poll's longest pause (the
+# shortest, the host's `pending`, is 0.6 s against 0.5 s), and awslab's fixed cost per command
+# (process start-up, discovery, a cold local AWS: ~2-4 s, the same at every scale) is ~10 % of
+# the critical path rather than 25 % (0.01) or 50 % (0.005). Try others with --time-scale.
+DEFAULT_SCALE = 0.02
+
+UP_BOUND = 1.10            # `up` under realistic takes at most this times the critical path
+SECOND_UP_MAX_REQUESTS = 15
+READ_PREFIXES = ("Describe", "List", "Get")   # anything else counts as mutating (conservative)
+LIFECYCLE = (("up", ("up", "week6")), ("up again", ("up", "week6")), ("verify", ("verify",)),
+             ("snapshot", ("snapshot",)), ("down", ("down", "--yes")))
+
+
+@dataclass
+class Result:
+    label: str
+    argv: tuple[str, ...]
+    code: int
+    wall_s: float
+    max_rss_kib: int
+    calls: list[tuple[str, str, int, float]]   # service, operation, probe number in its wait (0: none), time.time()
+    http_sent: int
+    stderr: str
+    spawned_at: float                           # time.time() just before the process was started
+    executor_s: float | None = None             # awslab's own "is up ... in X s" (the executor)
+
+    @property
+    def mutating(self) -> int:
+        return sum(not op.startswith(READ_PREFIXES) for _, op, _, _ in self.calls)
+
+    @property
+    def polls(self) -> int:
+        return sum(n > 1 for _, op, n, _ in self.calls if op.startswith(READ_PREFIXES))
+
+    @property
+    def reads(self) -> int:
+        return len(self.calls) - self.mutating - self.polls
+
+
+@dataclass
+class ProfileRun:
+    name: str
+    spec: str
+    time_scale: float
+    results: list[Result] = field(default_factory=list)
+    server_start_s: float = 0.0
+    server_peak_rss_kib: int | None = None
+    critical_s: float = 0.0
+    critical_path: list[tuple[str, float]] = field(default_factory=list)
+    shortest_phase: tuple[float, str, str] | None = None
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """No real AWS: fake keys, no config files, a private state dir, nothing inherited from the shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AWSLAB_"))}
+    env.update(AWSLAB_HOME=str(home), AWSLAB_TARGET="local", AWS_CONFIG_FILE=str(home / "no-aws-config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(home / "no-aws-credentials"), AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+               # Any client not pointed at the local AWS goes to a closed local port, never to real AWS.
+               AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    return env
+
+
+def run_cli(label: str, argv: tuple[str, ...], env: dict[str, str], home: Path) -> Result:
+    calls_file = home / f"calls-{label.replace(' ', '-')}.json"
+    err_file = home / f"stderr-{label.replace(' ', '-')}.txt"
+    with open(err_file, "w") as err_fh:
+        spawned_at, t0 = time.time(), time.perf_counter()
+        proc = subprocess.Popen([sys.executable, str(HERE / "counted_cli.py"), *argv],
+                                env={**env, "BENCH_CALLS_FILE": str(calls_file)},
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_fh)
+        _, status, usage = os.wait4(proc.pid, 0)    # reaps it: its own rusage (peak RSS), not all children's
+        wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = err_file.read_text()
+    data = json.loads(calls_file.read_text()) if calls_file.exists() else {"calls": [], "http_sent": 0}
+    executor = re.search(r"is up \(\d+ changed\) in ([0-9.]+)s", err)
+    result = Result(label, argv, proc.returncode, wall, usage.ru_maxrss, [tuple(c) for c in data["calls"]],
+                    data["http_sent"], err, spawned_at, float(executor.group(1)) if executor else None)
+    if result.code not in (0,):
+        print(f"  ! awslab {' '.join(argv)} exited {result.code}:\n    " + "\n    ".join(err.strip().splitlines()[-8:]),
+              file=sys.stderr)
+    return result
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def run_profile(spec: str, time_scale: float, keep: bool, warm: bool) -> ProfileRun:
+    from awslab.lab import load_lab
+    from awslab.local import latency
+
+    name = spec if spec == "instant" else f"{spec} x{time_scale:g}"
+    pr = ProfileRun(name, spec, time_scale)
+    lab, lat = load_lab("week6"), latency.parse(spec, time_scale)
+    pr.critical_s, pr.critical_path = critical_path(lab, lat)
+    pr.shortest_phase = shortest_phase(lab, lat)
+    home = Path(tempfile.mkdtemp(prefix="awslab-bench-"))
+    env = clean_env(home)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)     # the manager finds its state dir through AWSLAB_HOME
+    from awslab.local import manager
+
+    print(f"[{name}] AWSLAB_HOME={home}", file=sys.stderr)
+    try:
+        t0 = time.perf_counter()
+        server = manager.start(latency=spec, time_scale=time_scale)
+        pr.server_start_s = time.perf_counter() - t0
+        try:
+            if warm:   # moto sets up each service's backend on its first request; pay that here, unmeasured
+                print(f"[{name}] awslab status (warm-up, not measured)", file=sys.stderr)
+                run_cli("warm-up", ("status", "--name", "week6"), env, home)
+            for label, argv in LIFECYCLE:
+                print(f"[{name}] awslab {' '.join(argv)}", file=sys.stderr)
+                pr.results.append(run_cli(label, argv, env, home))
+            pr.server_peak_rss_kib = peak_rss_kib(server.pid)
+        finally:
+            manager.stop()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+    return pr
+
+
+def ratio_line(pr: ProfileRun) -> str:
+    up = pr.results[0]
+    if pr.critical_s <= 0:
+        return (f"up / critical path: n/a (critical path 0 s under {pr.name}; up took {up.wall_s:.2f} s)\n"
+                + up_breakdown(up, 0.0))
+    ratio = up.wall_s / pr.critical_s
+    verdict = "ok" if ratio <= UP_BOUND else "OVER"
+    line = (f"up / critical path: {up.wall_s:.2f} s / {pr.critical_s:.2f} s = {ratio:.3f}  "
+            f"(bound {UP_BOUND:.2f}: {verdict})")
+    return line + "\n" + up_breakdown(up, pr.critical_s)
+
+
+def up_breakdown(up: Result, critical_s: float) -> str:
+    """Where `up`'s wall time went: process start-up, discovery and planning, the executor, the rest."""
+    if not up.calls or up.executor_s is None:
+        return "  (no breakdown: no requests or no 'is up' line)"
+    first = min(c[3] for c in up.calls)
+    first_mut = min((c[3] for c in up.calls if not c[1].startswith(READ_PREFIXES)), default=first)
+    startup, discovery = first - up.spawned_at, first_mut - first
+    tail = up.wall_s - (first_mut - up.spawned_at) - up.executor_s
+    exe = f"executor {up.executor_s:.2f} s"
+    if critical_s > 0:
+        exe += f" (critical path + {up.executor_s - critical_s:.2f} s, ratio {up.executor_s / critical_s:.3f})"
+    return (f"  = start-up to first request {startup:.2f} s + discovery and plan {discovery:.2f} s + {exe}"
+            f" + summary and exit {tail:.2f} s")
+
+
+def second_up_line(pr: ProfileRun) -> str:
+    again = pr.results[1]
+    ok = again.mutating == 0 and len(again.calls) <= SECOND_UP_MAX_REQUESTS
+    ops = ", ".join(f"{s}.{o}" for s, o, _, _ in again.calls)
+    return (f"second up: {again.mutating} mutating, {len(again.calls)} requests in all "
+            f"(bound 0 mutating, <= {SECOND_UP_MAX_REQUESTS}: {'ok' if ok else 'OVER'})\n  {ops}")
+
+
+def print_profile(pr: ProfileRun) -> None:
+    print(f"\n== latency {pr.name}  (local AWS start {pr.server_start_s:.2f} s"
+          + (f", its peak RSS {pr.server_peak_rss_kib / 1024:.0f} MiB)" if pr.server_peak_rss_kib else ")"))
+    head = f"{'command':<18} {'exit':>4} {'wall s':>8} {'requests':>8} {'mutating':>8} {'polls':>6} {'reads':>6} {'peak RSS MiB':>12}"
+    print(head)
+    print("-" * len(head))
+    for r in pr.results:
+        retries = r.http_sent - len(r.calls)
+        note = f"  (+{retries} HTTP retries)" if retries > 0 else ""
+        print(f"{'awslab ' + ' '.join(r.argv):<18} {r.code:>4} {r.wall_s:>8.2f} {len(r.calls):>8} {r.mutating:>8} "
+              f"{r.polls:>6} {r.reads:>6} {r.max_rss_kib / 1024:>12.0f}{note}")
+    print("(polls: describes a wait repeated because the resource was not ready yet; reads: other describes,\n"
+          " lists and gets, each wait's first look included; mutating: every other operation)")
+    print(f"critical path: {describe(pr.critical_s, pr.critical_path)}")
+    from awslab.context import LOCAL_POLLING
+
+    if pr.shortest_phase and pr.shortest_phase[0] < LOCAL_POLLING.max_delay_s:
+        secs, key, state = pr.shortest_phase
+        print(f"note: {key} is '{state}' for only {secs:.2f} s, less than the local poll's longest pause "
+              f"({LOCAL_POLLING.max_delay_s} s): at this scale polling granularity weighs on the figures")
+    print(ratio_line(pr))
+    print(second_up_line(pr))
+
+
+def median_time(cmd: list[str], n: int, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def print_startup(n: int) -> None:
+    home = Path(tempfile.mkdtemp(prefix="awslab-bench-startup-"))
+    env = clean_env(home)
+    script = Path(sys.executable).parent / "awslab"
+    cli = [str(script)] if script.exists() else [sys.executable, "-m", "awslab"]
+    try:
+        median_time(cli + ["--help"], 1, env)            # warm the file cache
+        awslab_help = median_time(cli + ["--help"], n, env)
+        click_only = median_time([sys.executable, "-c", "import click"], n, env)
+        bare = median_time([sys.executable, "-c", "pass"], n, env)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"\n== start-up (median of {n})")
+    print(f"awslab --help              {awslab_help * 1000:6.0f} ms   ({' '.join(Path(c).name for c in cli)})")
+    print(f"python -c 'import click'   {click_only * 1000:6.0f} ms")
+    print(f"python -c 'pass'           {bare * 1000:6.0f} ms")
+    print(f"awslab --help - import click: {(awslab_help - click_only) * 1000:.0f} ms")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profiles", default="instant,realistic", help="comma-separated: instant, realistic")
+    parser.add_argument("--time-scale", type=float, action="append", dest="scales",
+                        help=f"time scale(s) for realistic (repeatable; default {DEFAULT_SCALE}: `up` ~30 s)")
+    parser.add_argument("--startup-runs", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=1, help="run each profile this many times (a fresh local AWS each)")
+    parser.add_argument("--warm", action="store_true",
+                        help="run `awslab status` (not measured) before `up`, so the local AWS has set up its "
+                             "per-service backends: leaves moto's first-request cost out of `up`")
+    parser.add_argument("--keep", action="store_true", help="keep each temporary AWSLAB_HOME (server log, request counts)")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="awslab-bench-"))
-    os.environ.update(AWSLAB_HOME=str(home), AWS_CONFIG_FILE=str(home / "none"), AWS_SHARED_CREDENTIALS_FILE=str(home / "none"))
-
-    from botocore.client import BaseClient
-
-    from awslab.cli import main as cli
-    from awslab.local import manager
-
-    calls: list[str] = []
-    original = BaseClient._make_api_call
-
-    def counting(self, op, params):
-        calls.append(op)
-        return original(self, op, params)
-
-    BaseClient._make_api_call = counting
-    t = time.perf_counter()
-    manager.start()
-    server_start = time.perf_counter() - t
-
-    def run(*argv: str) -> tuple[float, list[str]]:
-        calls.clear()
-        t0 = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            try:
-                cli(list(argv))
-            except SystemExit as exc:
-                if exc.code:
-                    raise RuntimeError(f"awslab {' '.join(argv)} exited {exc.code}") from None
-        return time.perf_counter() - t0, list(calls)
-
-    rows: dict[str, list[tuple[float, list[str]]]] = {}
-    try:
-        for i in range(args.rounds):
-            name = f"bench{i}"
-            for label, argv in (("up", ("up", "week6", "--name", name)), ("up again", ("up", "week6", "--name", name)),
-                                ("status", ("status", "--name", name)),
-                                ("down", ("down", "--name", name, "--yes"))):
-                rows.setdefault(label, []).append(run(*argv))
-    finally:
-        manager.stop()
-
-    print(f"local AWS server start: {server_start:.2f}s  (rounds: {args.rounds}, Python {sys.version.split()[0]})")
-    print(f"{'command':<10} {'wall s (median)':>16} {'requests':>9} {'mutating':>9} {'reads':>7}")
-    for label, results in rows.items():
-        wall = statistics.median(r[0] for r in results)
-        ops = results[-1][1]
-        mut = sum(op.startswith(MUTATING) for op in ops)
-        print(f"{label:<10} {wall:>16.3f} {len(ops):>9} {mut:>9} {len(ops) - mut:>7}")
-
-    def best_of(cmd: list[str], n: int = 5) -> float:
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True)
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    cli_help = best_of([sys.executable, "-m", "awslab", "--help"])
-    click_only = best_of([sys.executable, "-c", "import click"])
-    print(f"start-up: `awslab --help` {cli_help * 1000:.0f} ms, `python -c 'import click'` {click_only * 1000:.0f} ms")
-    print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    scales = args.scales or [DEFAULT_SCALE]
+    print(f"awslab lifecycle benchmark (Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+          f"{', local AWS warmed before up' if args.warm else ''})")
+    ratios: list[str] = []
+    for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
+        for scale in ([1.0] if profile == "instant" else scales):
+            for _ in range(args.rounds):
+                pr = run_profile(profile, scale, args.keep, args.warm)
+                print_profile(pr)
+                sys.stdout.flush()
+                if pr.critical_s > 0:
+                    ratios.append(f"{pr.name:<18} up {pr.results[0].wall_s:6.2f} s  critical path {pr.critical_s:6.2f} s  "
+                                  f"ratio {pr.results[0].wall_s / pr.critical_s:.3f}  "
+                                  f"(executor only {(pr.results[0].executor_s or 0) / pr.critical_s:.3f})")
+    if len(ratios) > 1:
+        print(f"\n== up / critical path (bound {UP_BOUND:.2f})")
+        print("\n".join(ratios))
+    if args.startup_runs > 0:
+        print_startup(args.startup_runs)
 
 
 if __name__ == "__main__":
