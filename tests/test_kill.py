@@ -79,3 +79,55 @@ def test_sigkill_during_down__a_rerun_finishes_and_keeps_one_final_snapshot(awsl
     left = stack_tagged(aws, stack)
     assert len(left) == 1 and "-final-" in left[0], (log, again.err, left)
     assert awslab("down", "--name", stack, "--yes").code == 0
+
+
+@pytest.mark.parametrize("boundary", [2, 8, 13])
+def test_down_after_a_killed_up__removes_what_was_made(awslab, aws, local, stack, boundary):
+    seen, log = run_and_kill_after(["up", "week6", "--name", stack], boundary, DONE_WORDS["up"])
+    assert seen == boundary, log
+    down = awslab("down", "--name", stack, "--yes")
+    assert down.code == 0, log + down.err
+    assert all(not items for items in ec2_tagged(aws, stack).values())
+    assert all("-final-" in arn for arn in stack_tagged(aws, stack))
+
+
+@pytest.mark.parametrize("boundary", [3, 10])
+def test_up_after_a_killed_down__rebuilds_the_lab(awslab, aws, local, stack, boundary):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    seen, log = run_and_kill_after(["down", "--name", stack, "--yes", "--skip-final-snapshot"], boundary, DONE_WORDS["down"])
+    assert seen == boundary, log
+    again = awslab("up", "week6", "--name", stack)
+    assert again.code == 0, log + again.err
+    assert max(copies(aws, stack).values()) == 1
+    assert awslab("verify", "--name", stack).code == 0
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
+    assert stack_tagged(aws, stack) == []
+
+
+def test_ctrl_c_during_down__exits_130_says_what_was_in_flight_and_a_rerun_finishes(awslab, aws, local, stack, latency):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    latency("realistic", 0.01)   # deletes take long enough to be interrupted in the middle
+    proc = subprocess.Popen([sys.executable, "-m", "awslab", "down", "--name", stack, "--yes"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if not line or ("waiting" in line and "db." in line):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    err = "".join(lines) + rest
+    assert proc.returncode == 130, err
+    assert "in flight:" in err and "rerun the same command" in err
+    latency("instant")
+    again = awslab("down", "--name", stack, "--yes")
+    assert again.code == 0, again.err
+    assert all(not items for items in ec2_tagged(aws, stack).values())
+    # A terminated instance stays listed for a while, as on AWS (it no longer bills).
+    terminated = {f"arn:aws:ec2:us-east-1:123456789012:instance/{i['InstanceId']}"
+                  for r in aws("ec2").describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["terminated"]}])["Reservations"]
+                  for i in r["Instances"]}
+    left = [arn for arn in stack_tagged(aws, stack) if arn not in terminated]
+    assert len(left) == 1 and "-final-" in left[0], left
