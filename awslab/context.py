@@ -122,13 +122,20 @@ def _log_result(http_response, parsed, model, **_):
 def resolve(target: str | None, region: str | None, profile: str | None, endpoint_url: str | None,
             stack: str | None = None, yes: bool = False, remembered: dict | None = None,
             start_local: bool = True) -> Context:
-    """Flags, then AWSLAB_*/AWS_* env vars, then the remembered context, then defaults."""
+    """Flags, then AWSLAB_*/AWS_* env vars, then the remembered context, then defaults.
+
+    Refuses (UsageError, before any request) what cannot work: an unknown target, a profile with
+    the local target, no region or no credentials for --target aws, an endpoint URL that is not a
+    URL or does not answer.
+    """
     remembered = remembered or {}
     target = target or os.environ.get("AWSLAB_TARGET") or remembered.get("target") or "local"
     if target not in TARGETS:
         raise UsageError(f"unknown target '{target}'", f"use one of: {', '.join(TARGETS)}")
     same_target = remembered.get("target") == target
     profile = profile or os.environ.get("AWSLAB_PROFILE") or (remembered.get("profile") if same_target else None)
+    endpoint_from = ("--endpoint-url" if endpoint_url else "AWSLAB_ENDPOINT_URL" if os.environ.get("AWSLAB_ENDPOINT_URL")
+                     else "the endpoint remembered from the last `awslab up`")
     endpoint_url = endpoint_url or os.environ.get("AWSLAB_ENDPOINT_URL") or (
         remembered.get("endpoint_url") if same_target and target == "aws" else None)
     region = (region or os.environ.get("AWSLAB_REGION") or os.environ.get("AWS_REGION")
@@ -137,8 +144,9 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
         from awslab import faults
 
         faults.from_env(target)   # refuses --target aws and a spec it cannot read, before anything is sent
-    if endpoint_url and not endpoint_url.startswith(("http://", "https://")):
-        raise UsageError(f"--endpoint-url '{endpoint_url}' is not a URL", "e.g. http://127.0.0.1:5000")
+    if endpoint_url:
+        _check_endpoint_url(endpoint_url, endpoint_from)
+    given_endpoint = endpoint_url   # the local AWS awslab manages is checked by its own health probe
     if target == "local":
         if profile:
             raise UsageError("--profile applies to --target aws", "the local AWS needs no credentials")
@@ -152,7 +160,15 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
             region = _region_from_profile(profile)
         if not region:
             raise UsageError("no AWS region set for --target aws", "pass --region, set AWS_REGION, or set a region in your AWS profile")
-    return Context(target=target, region=region, stack=stack, profile=profile, endpoint_url=endpoint_url, yes=yes)
+    ctx = Context(target=target, region=region, stack=stack, profile=profile, endpoint_url=endpoint_url, yes=yes)
+    if not ctx.is_local and ctx.session().get_credentials() is None:
+        # Said here, once, before any request: otherwise every first call fails on its own.
+        raise UsageError("no AWS credentials found for --target aws",
+                         "run `aws configure` (or `aws sso login`) and pass --profile, or set AWS_PROFILE, "
+                         "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if given_endpoint:
+        _check_endpoint_answers(given_endpoint, endpoint_from)
+    return ctx
 
 
 def _region_from_profile(profile: str | None) -> str | None:
@@ -163,3 +179,60 @@ def _region_from_profile(profile: str | None) -> str | None:
         return boto3.Session(profile_name=profile).region_name
     except ProfileNotFound:
         raise UsageError(f"AWS profile '{profile}' not found", "check ~/.aws/config or --profile") from None
+
+
+ENDPOINT_PROBE_TIMEOUT_S = 3.0
+
+
+def _check_endpoint_url(endpoint_url: str, source: str = "--endpoint-url") -> None:
+    """An endpoint URL botocore can use: http(s), a host, a port in range (else botocore fails
+    on the first call with a ValueError)."""
+    from urllib.parse import urlsplit
+
+    problem = f"{source} '{endpoint_url}' is not a URL"
+    hint = "e.g. http://127.0.0.1:5000"
+    try:
+        parts = urlsplit(endpoint_url)
+        port = parts.port   # raises ValueError when out of range or not a number
+    except ValueError:
+        raise UsageError(problem, hint) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise UsageError(problem, hint)
+
+
+def _check_endpoint_answers(endpoint_url: str, source: str = "--endpoint-url") -> None:
+    """One quick request to an endpoint URL given to awslab, before anything else.
+
+    Without it an endpoint that refuses connections costs botocore's nine attempts with backoff
+    (about ten seconds), and one that accepts connections but never answers a minute per attempt.
+    Any HTTP answer (404, 403 ...) will do: this only asks whether something speaks HTTP there.
+    """
+    import http.client
+    import socket
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    url = endpoint_url.rstrip("/") + "/"
+    hint = f"check {source} and that the emulator there is running"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=ENDPOINT_PROBE_TIMEOUT_S):
+            return
+    except urllib.error.HTTPError:
+        return    # it answered
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):
+            return    # it answered TLS: certificates are botocore's to judge, with the user's CA settings
+        reason = exc.reason.strerror if isinstance(exc.reason, OSError) and exc.reason.strerror else exc.reason
+        if isinstance(exc.reason, (socket.timeout, TimeoutError)):
+            reason = f"no answer within {ENDPOINT_PROBE_TIMEOUT_S:g}s"
+        problem = f"cannot reach the AWS endpoint {endpoint_url} ({reason})"
+    except (socket.timeout, TimeoutError):
+        problem = f"the AWS endpoint {endpoint_url} did not answer within {ENDPOINT_PROBE_TIMEOUT_S:g}s"
+    except ssl.SSLError:
+        return
+    except (http.client.HTTPException, ConnectionError) as exc:
+        problem = f"the AWS endpoint {endpoint_url} does not speak HTTP ({type(exc).__name__})"
+    except OSError as exc:
+        problem = f"cannot reach the AWS endpoint {endpoint_url} ({exc.strerror or exc})"
+    raise UsageError(problem, hint)
