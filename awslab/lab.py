@@ -155,8 +155,28 @@ def lab_from_dict(data: dict, source: str, overrides: typing.Sequence[str] = (),
     lab = Lab(name=lab_name, description=str(meta.get("description", "")), source=source, **sections)
     for item in overrides:
         lab = apply_override(lab, item)
-    validate(lab)
+    try:
+        validate(lab)
+    except LabError as exc:
+        if not overrides:
+            raise
+        raise _blame_overrides(exc, overrides) from None
     return lab
+
+
+def _blame_overrides(exc: LabError, overrides: typing.Sequence[str]) -> LabError:
+    """A value the user gave with --set is the user's to fix, not the lab file's: name --set."""
+    set_keys = {}
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        sec, attr = key.split(".", 1)
+        set_keys[f"{SECTION_ALIASES.get(sec, sec)}.{attr}"] = item.strip()
+    where = f"{exc.source}: {exc.key}: " if exc.key else f"{exc.source}: "
+    problem = exc.message[len(where):] if exc.message.startswith(where) else exc.message
+    if exc.key and exc.key.split("[", 1)[0] in set_keys:
+        return LabError("--set", exc.key, problem, exc.hint)
+    # Another setting now conflicts with what was set: name both the file and the overrides.
+    return LabError(f"{exc.source} with --set {' '.join(set_keys.values())}", exc.key, problem, exc.hint)
 
 
 def apply_override(lab: Lab, item: str) -> Lab:
