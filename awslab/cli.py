@@ -479,15 +479,18 @@ def _one_line(message: str, hint: str | None) -> str:
 
 
 def _classify(exc: Exception) -> tuple[int, str, str]:
-    from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
-                                     NoRegionError, PartialCredentialsError)
+    from botocore.exceptions import (ClientError, ConnectionError, NoCredentialsError, NoRegionError,
+                                     PartialCredentialsError, ReadTimeoutError)
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return EXIT_USAGE, "no AWS credentials found for --target aws", "configure a profile (aws configure) or set AWS_PROFILE"
+        return EXIT_USAGE, "no AWS credentials found for --target aws", (
+            "run `aws configure` (or `aws sso login`) and pass --profile, or set AWS_PROFILE, "
+            "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, NoRegionError):
         return EXIT_USAGE, "no AWS region set", "pass --region or set AWS_REGION"
-    if isinstance(exc, EndpointConnectionError):
-        return EXIT_USAGE, f"cannot reach the AWS endpoint: {exc}", "check --endpoint-url and your network"
+    if isinstance(exc, (ConnectionError, ReadTimeoutError)):
+        # Mid-command (the endpoint answered when the command began): what was done is kept.
+        return EXIT_FAILED, f"lost the connection to AWS: {exc}", "check your network, then rerun the same command"
     if isinstance(exc, ClientError):
         from awslab.commands import describe_error
 
