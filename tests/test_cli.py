@@ -179,6 +179,10 @@ CATALOGUE = [
     _c("local-latency-unknown", "local", "start", "--latency", "sluggish", fragment="unknown latency 'sluggish'"),
     _c("local-latency-not-seconds", "local", "start", "--latency", "rds.create=abc",
        fragment="latency rds.create: 'abc' is not a number of seconds"),
+    _c("local-latency-negative", "local", "start", "--latency", "rds.create=-5",
+       fragment="latency rds.create: '-5' is not a number of seconds (0 or more)"),
+    _c("local-latency-nan", "local", "start", "--latency", "ec2.run=nan",
+       fragment="latency ec2.run: 'nan' is not a number of seconds (0 or more)"),
     _c("local-time-scale-zero", "local", "start", "--time-scale", "0", fragment="Invalid value for '--time-scale'"),
     # --- awslab's own files --------------------------------------------------------------------
     _c("context-file-not-json", "status", fragment="awslab's state file {home}/context.json is corrupted",

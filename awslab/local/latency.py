@@ -96,6 +96,8 @@ def parse(spec: str, time_scale: float = 1.0) -> Latency:
             explicit[name] = float(value)
         except ValueError:
             raise ValueError(f"latency {name}: '{value}' is not a number of seconds") from None
+        if not 0 <= explicit[name] < float("inf"):   # also refuses nan
+            raise ValueError(f"latency {name}: '{value}' is not a number of seconds (0 or more)")
     return Latency(profile, time_scale, explicit)
 
 
