@@ -15,6 +15,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import boto3
 import pytest
@@ -197,6 +198,28 @@ def stack_tagged(aws, stack: str) -> list[str]:
     for page in tagging.get_paginator("get_resources").paginate(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}]):
         arns += [r["ResourceARN"] for r in page["ResourceTagMappingList"]]
     return arns
+
+
+def interrupt_when(args: list[str], seen: Callable[[str], bool], within_s: float = 60.0) -> tuple[int, str]:
+    """Run awslab as a process, press Ctrl-C (SIGINT) once a progress line satisfies ``seen``;
+    return its exit code and everything it wrote to stderr."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "awslab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    lines = []
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if not line or seen(line):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    return proc.returncode, "".join(lines) + rest
 
 
 def tags_of(tag_list) -> dict[str, str]:

@@ -16,7 +16,7 @@ import pytest
 
 from awslab import topology
 from awslab.lab import load_lab
-from conftest import ec2_tagged, stack_tagged
+from conftest import ec2_tagged, interrupt_when, stack_tagged
 from test_faults import copies
 
 pytestmark = pytest.mark.lifecycle
@@ -107,19 +107,8 @@ def test_up_after_a_killed_down__rebuilds_the_lab(awslab, aws, local, stack, bou
 def test_ctrl_c_during_down__exits_130_says_what_was_in_flight_and_a_rerun_finishes(awslab, aws, local, stack, latency):
     assert awslab("up", "week6", "--name", stack).code == 0
     latency("realistic", 0.01)   # deletes take long enough to be interrupted in the middle
-    proc = subprocess.Popen([sys.executable, "-m", "awslab", "down", "--name", stack, "--yes"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        lines.append(line)
-        if not line or ("waiting" in line and "db." in line):
-            break
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=60)
-    err = "".join(lines) + rest
-    assert proc.returncode == 130, err
+    code, err = interrupt_when(["down", "--name", stack, "--yes"], lambda line: "waiting" in line and "db." in line)
+    assert code == 130, err
     assert "in flight:" in err and "rerun the same command" in err
     latency("instant")
     again = awslab("down", "--name", stack, "--yes")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ec2_tagged, mutating, stack_tagged, tags_of
+from conftest import ec2_tagged, interrupt_when, mutating, stack_tagged, tags_of
 
 pytestmark = pytest.mark.lifecycle
 
@@ -204,23 +204,9 @@ def test_realistic_latency__up_waits_in_dependency_order_and_down_sees_deleting(
 
 
 def test_ctrl_c_during_up__stops_cleanly_says_what_was_in_flight_and_a_rerun_converges(awslab, aws, local, stack, latency):
-    import signal
-    import time
-
     latency("realistic", 0.01)
-    proc = subprocess.Popen([sys.executable, "-m", "awslab", "up", "week6", "--name", stack],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        lines.append(line)
-        if "waiting" in line and "db.primary" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=60)
-    err = "".join(lines) + rest
-    assert proc.returncode == 130, err
+    code, err = interrupt_when(["up", "week6", "--name", stack], lambda line: "waiting" in line and "db.primary" in line)
+    assert code == 130, err
     assert "in flight:" in err and "db.primary" in err.split("in flight:")[-1]
     assert "rerun the same command" in err
     latency("instant")
