@@ -113,6 +113,15 @@ def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, eng
     text = awslab("demo", "cache-aside", "--name", stack, "--requests", "30", "--rows", "20000")
     assert "HIT RATIO" in text.out and "P95 MS" in text.out and "faster" in text.out
 
+    # No log or registry (the server's, each engine's) holds a password, the restored r1's included.
+    secrets += _secrets(engines, stack, db=f"{stack}-r1")[:1]
+    registry = json.loads((engine_server[1] / "local" / "engines" / "engines.json").read_text())["engines"]
+    logs = [p for p in engine_server[1].rglob("*") if p.is_file() and p.suffix in (".log", ".json")
+            and p.name != "secret.json"]   # the engines' own 0600 credentials (for replicas and restores)
+    logs += [Path(e["log"]) for e in registry.values() if e.get("log")]
+    leaked = [str(p) for p in logs for s in secrets if s in p.read_text(errors="replace")]
+    assert len(logs) > 6 and leaked == []
+
     mine = {ep: info for ep, info in endpoint_map(engines).items() if stack in ep}
     assert len(mine) >= 6 and all(pid_alive(i["pid"]) for i in mine.values())
     dirs = _engine_dirs(engine_server[1], {i["key"] for i in mine.values()})
@@ -146,14 +155,14 @@ def test_local_stop__stops_every_engine_and_removes_their_data(awslab, aws_sandb
     assert not any(d.exists() for d in dirs)
 
 
-def _secrets(server, stack: str) -> list[str]:
+def _secrets(server, stack: str, db: str | None = None) -> list[str]:
     import boto3
 
     sm = boto3.client("secretsmanager", endpoint_url=server.endpoint_url, region_name="us-east-1",
                       aws_access_key_id="t", aws_secret_access_key="t")
     rds = boto3.client("rds", endpoint_url=server.endpoint_url, region_name="us-east-1",
                        aws_access_key_id="t", aws_secret_access_key="t")
-    db = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+    db = rds.describe_db_instances(DBInstanceIdentifier=db or f"{stack}-db")["DBInstances"][0]
     password = json.loads(sm.get_secret_value(SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])["password"]
     token = sm.get_secret_value(SecretId=f"awslab/{stack}/cache-auth-token")["SecretString"]
     assert len(password) >= 16 and password != "P@55w0rd!"

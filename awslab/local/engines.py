@@ -771,9 +771,9 @@ class Engines:
         conn = pg.Connection(secret["user"], host=HOST, port=entry["port"], password=secret["password"],
                              database="postgres", timeout=10)
         try:
-            # The password goes as a literal of this one statement (pg8000 cannot bind it in DDL); the
-            # server logs no statements (log_statement is off), so it lands nowhere.
-            conn.run(f"ALTER ROLE {pg.identifier(secret['user'])} PASSWORD {pg.literal(password)}")
+            # A SCRAM verifier made here, as psql's \password does: the password itself never reaches
+            # the server, so no server log (a failed statement is logged in full) can hold it.
+            conn.run(f"ALTER ROLE {pg.identifier(secret['user'])} PASSWORD {pg.literal(scram_verifier(password))}")
         finally:
             conn.close()
         self._save_secret(Path(entry["dir"]), {**secret, "password": password})
@@ -973,6 +973,19 @@ class Engines:
                 _remove_tree(base)
         self._base = None
         return pids
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """PostgreSQL's stored form of a SCRAM-SHA-256 password (RFC 5802, 7677)."""
+    import base64
+    import hmac
+
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 class _PortTaken(Exception):
