@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from awslab import catalog
 from awslab.model import Desired, Found
-from awslab.network import stack_filter, tag_spec
+from awslab.network import delete_confirmed, stack_filter, tag_spec
 from awslab.run import Run, create_or_adopt
 from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.topology import names
@@ -232,11 +232,14 @@ class Instance:
 
     def delete(self, run: Run, f: Found) -> None:
         ec2 = run.client("ec2")
-        try:
-            ec2.terminate_instances(InstanceIds=[f.id])
-        except ClientError as exc:
-            if error_code(exc) != "InvalidInstanceID.NotFound":
-                raise
+        gone = []
+
+        def terminate(InstanceId: str) -> None:
+            ec2.terminate_instances(InstanceIds=[InstanceId])
+            gone.append(False)
+
+        delete_confirmed(run, terminate, InstanceId=f.id)
+        if not gone:   # EC2 agrees it no longer exists
             return
 
         def probe() -> str:

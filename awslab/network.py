@@ -7,12 +7,15 @@ table and its route and association) are completed by ``complete`` when found ha
 
 from __future__ import annotations
 
+from typing import Callable
+
 from botocore.exceptions import ClientError
 
 from awslab.model import Desired, Found
 from awslab.run import Run, create_once
 from awslab.tags import TAG_RESOURCE, TAG_STACK, from_tag_list
-from awslab.waiting import error_code, retry_eventual
+from awslab.errors import OperationError
+from awslab.waiting import error_code, retry_eventual, sleep_or_cancel
 
 # Network interfaces of a deleted instance, DB or cache linger for a while on AWS.
 _draining = retry_eventual({"DependencyViolation"}, within_s=15 * 60)
@@ -114,7 +117,7 @@ class Vpc:
         return f
 
     def delete(self, run: Run, f: Found) -> None:
-        _ignore_missing(_draining(run.client("ec2").delete_vpc), VpcId=f.id)
+        delete_confirmed(run, _draining(run.client("ec2").delete_vpc), VpcId=f.id)
 
 
 class InternetGateway:
@@ -147,11 +150,12 @@ class InternetGateway:
         ec2 = run.client("ec2")
         for vpc_id in f.get("vpcs", []):
             try:
-                _draining(ec2.detach_internet_gateway)(InternetGatewayId=f.id, VpcId=vpc_id)
+                delete_confirmed(run, _draining(ec2.detach_internet_gateway), InternetGatewayId=f.id, VpcId=vpc_id,
+                                 still=lambda igw, v=vpc_id: any(a.get("VpcId") == v for a in igw.get("Attachments", [])))
             except ClientError as exc:
-                if error_code(exc) not in ("Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"):
+                if error_code(exc) != "Gateway.NotAttached":
                     raise
-        _ignore_missing(ec2.delete_internet_gateway, InternetGatewayId=f.id)
+        delete_confirmed(run, ec2.delete_internet_gateway, InternetGatewayId=f.id)
 
 
 class Subnet:
@@ -169,7 +173,7 @@ class Subnet:
                      attrs={"cidr": d.spec["cidr"], "az": az, "vpc": sn["VpcId"]})
 
     def delete(self, run: Run, f: Found) -> None:
-        _ignore_missing(_draining(run.client("ec2").delete_subnet), SubnetId=f.id)
+        delete_confirmed(run, _draining(run.client("ec2").delete_subnet), SubnetId=f.id)
 
 
 class RouteTable:
@@ -229,7 +233,7 @@ class RouteTable:
         ec2 = run.client("ec2")
         for assoc_id in f.get("associations", {}).values():
             _ignore_missing(ec2.disassociate_route_table, AssociationId=assoc_id)
-        _ignore_missing(_draining(ec2.delete_route_table), RouteTableId=f.id)
+        delete_confirmed(run, _draining(ec2.delete_route_table), RouteTableId=f.id)
 
 
 def vpc_routing(run: Run, vpc_id: str) -> dict[str, list[dict]]:
@@ -267,3 +271,45 @@ def _ignore_missing(call, **kwargs) -> None:
     except ClientError as exc:
         if not error_code(exc).endswith("NotFound"):
             raise
+
+
+# Describe and filter by id for each kind EC2 deletes: a filter never answers "not found".
+_LISTED_BY = {"VpcId": ("describe_vpcs", "Vpcs", "vpc-id"),
+              "InternetGatewayId": ("describe_internet_gateways", "InternetGateways", "internet-gateway-id"),
+              "SubnetId": ("describe_subnets", "Subnets", "subnet-id"),
+              "RouteTableId": ("describe_route_tables", "RouteTables", "route-table-id"),
+              "GroupId": ("describe_security_groups", "SecurityGroups", "group-id"),
+              "InstanceId": ("describe_instances", "Reservations", "instance-id")}
+GONE_CONFIRM_S = 60.0
+
+
+def delete_confirmed(run: Run, call, *, still: Callable[[dict], bool] = lambda item: True, **kwargs) -> None:
+    """Delete (or detach) an EC2 resource; its "not found" is believed once a filtered describe agrees.
+
+    Right after a create, EC2 can answer "not found" for an id that exists (eventual consistency);
+    taking that for "already deleted" would leave the resource billing. A rerun after a crash,
+    where it really is gone, still lands here as done. ``still(item)`` says whether the listed
+    resource still needs the call (for a detach: still attached).
+    """
+    id_param = next(k for k in kwargs if k in _LISTED_BY)
+    ident = kwargs[id_param]
+    method, list_key, filter_name = _LISTED_BY[id_param]
+    describe = getattr(run.client("ec2"), method)
+    deadline = run.clock.now() + GONE_CONFIRM_S
+    while True:
+        try:
+            call(**kwargs)
+            return
+        except ClientError as exc:
+            if not error_code(exc).endswith("NotFound"):
+                raise
+        listed = describe(Filters=[{"Name": filter_name, "Values": [ident]}])[list_key]
+        if list_key == "Reservations":   # a terminated instance stays listed for a while, gone all the same
+            listed = [i for r in listed for i in r["Instances"]
+                      if i["State"]["Name"] not in ("shutting-down", "terminated")]
+        if not [item for item in listed if still(item)]:
+            return
+        if run.clock.now() >= deadline:
+            raise OperationError(f"EC2 says {ident} is not found, yet still lists it after {GONE_CONFIRM_S:.0f}s",
+                                 "rerun `awslab down`")
+        sleep_or_cancel(run.cancel, 0.2 if run.ctx.is_local else 2.0, f"{ident} to be deletable")

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from awslab import catalog
 from awslab.model import Desired, Found
-from awslab.network import _draining, _ignore_missing, _not_visible_yet, stack_filter, tag_spec
+from awslab.network import _draining, _not_visible_yet, delete_confirmed, stack_filter, tag_spec
 from awslab.run import Run, create_or_adopt
 from awslab.tags import TAG_RESOURCE, from_tag_list
 from awslab.waiting import error_code
@@ -150,7 +150,7 @@ class SecurityGroup:
         return Found(d.key, self.kind, gid, "available", attrs={"name": d.name, "vpc": vpc_id})
 
     def delete(self, run: Run, f: Found) -> None:
-        _ignore_missing(_draining(run.client("ec2").delete_security_group), GroupId=f.id)
+        delete_confirmed(run, _draining(run.client("ec2").delete_security_group), GroupId=f.id)
 
 
 class SecurityGroupRules:

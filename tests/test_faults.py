@@ -58,7 +58,8 @@ def test_faults__lifecycle_completes_creates_nothing_twice_and_leaves_only_the_f
 
     down = awslab("down", "--name", stack, "--yes")
     assert down.code == 0, down.err
-    assert all(not items for items in ec2_tagged(aws, stack).values())
+    remaining = {kind: items for kind, items in ec2_tagged(aws, stack).items() if items}
+    assert remaining == {}, down.err
     left = stack_tagged(aws, stack)
     assert len(left) == 1 and ":snapshot:" in left[0] and "-final-" in left[0], left
 
