@@ -40,7 +40,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found here) `modify_db_subnet_group` makes the group vanish | closed: `_rds_answers` |
 | (found here) `create_db_subnet_group` silently replaces an existing group | closed: `_rds_answers` (`DBSubnetGroupAlreadyExists`) |
 | (found here) the tagging API leaves out DB subnet groups | closed: `_rds_answers` |
-| restore time unused | left: no data behind the local DBs yet (the real-engines issue) |
+| restore time unused | partly: with engines on (`backing.py`) a restore carries real data, a point-in-time restore the source's data as of the request (no WAL archive is kept) |
 | replica shares and deletes the primary's secret | closed: `_rds_states` (a replica's delete leaves it) |
 | the tagging API's action checked as `tagging:GetResources` | closed: `_iam_action_names` (AWS's action is `tag:GetResources`) |
 | (found here) enforcement matches statements' resources and conditions against values moto does not have, denying least-privilege policies | closed: `_iam_action_names` (action level, as MOTO-GAPS describes) |
