@@ -28,6 +28,8 @@ FAKE_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     # Any client not pointed at the local AWS goes to a closed local port, never to real AWS.
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    # Control-plane tests need no PostgreSQL behind each DB; tests/test_live.py turns the engines on.
+    "AWSLAB_LOCAL_ENGINES": "off",
 }
 CLEARED = ("AWS_PROFILE", "AWS_REGION", "AWSLAB_TARGET", "AWSLAB_PROFILE", "AWSLAB_REGION", "AWSLAB_ENDPOINT_URL",
            "AWSLAB_STACK", "AWSLAB_OUTPUT", "AWSLAB_DEBUG", "XDG_STATE_HOME")
@@ -74,7 +76,7 @@ def local_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("server-home")
     old = os.environ.get("AWSLAB_HOME")
     os.environ["AWSLAB_HOME"] = str(home)
-    os.environ["AWSLAB_LOCAL_ENGINES"] = "off"   # control-plane tests; tests/test_live.py runs the engines
+    os.environ["AWSLAB_LOCAL_ENGINES"] = "off"   # as in the sandbox: control-plane tests
     try:
         server = manager.start()
         os.environ["AWSLAB_TEST_SHARED_SERVER_PID"] = str(server.pid)
