@@ -151,10 +151,6 @@ def _error(status: int, protocol: str, code: str, message: str) -> AWSResponse:
         body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
                 f"<RequestID>awslab-fault</RequestID></Response>")
         headers = {"Content-Type": "text/xml"}
-    elif protocol == "smithy-rpc-v2-cbor":
-        body = _cbor_text_map({"__type": code, "message": message})
-        headers = {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
-        return AWSResponse(url="", status_code=status, headers=headers, raw=_Raw(body))
     elif protocol.startswith("json") or protocol == "rest-json":
         body = json.dumps({"__type": code, "message": message})
         headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}
@@ -163,20 +159,6 @@ def _error(status: int, protocol: str, code: str, message: str) -> AWSResponse:
                 f"<Message>{message}</Message></Error><RequestId>awslab-fault</RequestId></ErrorResponse>")
         headers = {"Content-Type": "text/xml"}
     return AWSResponse(url="", status_code=status, headers=headers, raw=_Raw(body.encode()))
-
-
-def _cbor_text_map(fields: dict[str, str]) -> bytes:
-    """A CBOR map of short text strings (all an error body needs)."""
-
-    def head(major: int, n: int) -> bytes:
-        return bytes([major << 5 | n]) if n < 24 else bytes([major << 5 | 25]) + n.to_bytes(2, "big")
-
-    out = head(5, len(fields))
-    for key, value in fields.items():
-        for text in (key, value):
-            data = text.encode()
-            out += head(3, len(data)) + data
-    return out
 
 
 class _Raw:

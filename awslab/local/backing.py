@@ -210,25 +210,7 @@ def _rds() -> None:
     inside = threading.local()   # a restore makes its instance through create_db_instance: one engine, not two
 
     def after(method: str, hook: Callable[..., None]) -> None:
-        orig = getattr(RDSBackend, method)
-
-        @functools.wraps(orig)
-        def wrapper(self, *a, **kw):
-            outer = getattr(inside, "method", None)
-            inside.method = outer or method
-            try:
-                result = orig(self, *a, **kw)
-            finally:
-                inside.method = outer
-            if outer is not None:
-                return result
-            try:
-                hook(self, result, *a, **kw)
-            except Exception:  # noqa: BLE001 - the control plane must answer even if an engine cannot start
-                log.exception("engine hook %s failed", method)
-            return result
-
-        setattr(RDSBackend, method, wrapper)
+        _after(RDSBackend, method, hook, inside)
 
     def start_primary(db, start: Callable[[], dict], role: str = "primary", after_key: str | None = None) -> None:
         if db.engine != "postgres":
@@ -405,19 +387,36 @@ def _elasticache() -> None:
     for method, hook in (("create_replication_group", created), ("delete_replication_group", deleted),
                          ("create_snapshot", snapshot_created), ("delete_snapshot", snapshot_deleted),
                          ("test_failover", failed_over)):
-        orig = getattr(ElastiCacheBackend, method, None)
-        if orig is None:
-            continue
+        _after(ElastiCacheBackend, method, hook)
 
-        def wrapper(self, *a, __orig=orig, __hook=hook, __name=method, **kw):
-            result = __orig(self, *a, **kw)
-            try:
-                __hook(self, result, *a, **kw)
-            except Exception:  # noqa: BLE001 - the control plane must answer even if an engine cannot start
-                log.exception("engine hook %s failed", __name)
+
+def _after(cls, method: str, hook: Callable[..., None], inside: threading.local | None = None) -> None:
+    """Wrap ``cls.method`` so that ``hook(backend, result, *args)`` runs after it. A hook's failure is
+    logged, never raised: the control plane must answer even if an engine cannot start. With
+    ``inside``, calls made from within another wrapped call run no hook of their own."""
+    orig = getattr(cls, method, None)
+    if orig is None:
+        return
+
+    @functools.wraps(orig)
+    def wrapper(self, *a, **kw):
+        outer = getattr(inside, "method", None) if inside is not None else None
+        if inside is not None:
+            inside.method = outer or method
+        try:
+            result = orig(self, *a, **kw)
+        finally:
+            if inside is not None:
+                inside.method = outer
+        if outer is not None:
             return result
+        try:
+            hook(self, result, *a, **kw)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("engine hook %s failed", method)
+        return result
 
-        setattr(ElastiCacheBackend, method, functools.wraps(orig)(wrapper))
+    setattr(cls, method, wrapper)
 
 
 def read_endpoints(local_dir: Path) -> dict[str, dict]:
