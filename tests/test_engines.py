@@ -236,6 +236,32 @@ def test_as_root_a_reachable_root_keeps_engines_inside_and_unreachable_binaries_
         subprocess.run(["rm", "-rf", str(outer)], check=False)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands engines to another user")
+def test_as_root_postgres_from_a_wheel_the_engine_user_cannot_reach_starts_with_its_bundled_libraries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone or venv under /root or a fresh mktemp -d: the binaries are copied for the engine user,
+    and their bundled libraries (RPATH $ORIGIN/../../../<package>.libs) must come along."""
+    import shutil
+
+    site = tmp_path / "site-packages"   # under pytest's 0700 dir, as a venv under /root
+    pkg = PG_BINDIR.parent.parent
+    libs = pkg.parent / f"{pkg.name}.libs"
+    if not libs.is_dir():
+        pytest.skip(f"{pkg} ships no bundled libraries")
+    shutil.copytree(pkg / PG_BINDIR.parent.name, site / pkg.name / PG_BINDIR.parent.name, symlinks=True)
+    shutil.copytree(libs, site / libs.name, symlinks=True)
+    private_bindir = site / pkg.name / PG_BINDIR.parent.name / "bin"
+    assert not eng.reachable_by(private_bindir, eng.run_as())
+    monkeypatch.setattr(eng, "postgres_bindir", lambda major=None: private_bindir)
+    engines = eng.Engines(tmp_path / "state")
+    try:
+        info = engines.start_postgres("db:unreachable-wheel", user=USER, password=PASSWORD, dbname=DBNAME)
+        assert _query(info, "SELECT 41 + 1") == [[42]]
+        assert "/_bin/" in Path(f"/proc/{info['pid']}/cmdline").read_text()
+    finally:
+        engines.stop_all()
+
+
 def test_another_process_stops_everything_the_first_started(tmp_path: Path) -> None:
     root = tmp_path / "state"
     first = eng.Engines(root)

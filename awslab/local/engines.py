@@ -446,6 +446,15 @@ def _chown_tree(path: Path, who: RunAs) -> None:
             os.chown(os.path.join(dirpath, name), who.uid, who.gid, follow_symlinks=False)
 
 
+def _wheel_package_of(path: Path) -> Path | None:
+    """The installed package `path` lies in when that package ships its own shared libraries in a
+    ``<package>.libs`` dir beside it (a wheel repaired by auditwheel), else None."""
+    for part in [path, *path.parents]:
+        if part.parent != part and (part.parent / f"{part.name}.libs").is_dir():
+            return part
+    return None
+
+
 def _share_tree(path: Path) -> None:
     """Make a copied install readable by everyone: dirs and executables a+rx, other files a+r."""
     for dirpath, dirnames, filenames in os.walk(path):
@@ -597,17 +606,25 @@ class Engines:
         who = self.who()
         if not who.switch or reachable_by(tool, who):
             return tool
-        dest = self.base() / "_bin" / hashlib.sha256(str(tool).encode()).hexdigest()[:12] / tool.name
-        if not (dest.parent / ".complete").exists():
+        top = self.base() / "_bin" / hashlib.sha256(str(tool).encode()).hexdigest()[:12]
+        # A wheel's binaries find their bundled libraries by a path relative to themselves
+        # (auditwheel: RPATH $ORIGIN/../../../<package>.libs), so the copy keeps the layout from the
+        # package's parent down, with the package's .libs dir beside it.
+        pkg = _wheel_package_of(tool)
+        dest = top / (tool.relative_to(pkg.parent) if pkg is not None else Path(tool.name))
+        if not (top / ".complete").exists():
             log.info("copying %s to %s so that user %s can run it", tool, dest, who.name)
-            _remove_tree(dest.parent)
-            _make_dir(dest.parent, 0o755)
+            _remove_tree(top)
+            _make_dir(top, 0o755)
+            dest.parent.mkdir(parents=True, exist_ok=True)
             if tool.is_dir():
                 shutil.copytree(tool, dest, symlinks=True)
             else:
                 shutil.copy2(tool, dest)
-            _share_tree(dest.parent)
-            (dest.parent / ".complete").touch()
+            if pkg is not None and (pkg.parent / f"{pkg.name}.libs").is_dir():
+                shutil.copytree(pkg.parent / f"{pkg.name}.libs", top / f"{pkg.name}.libs", symlinks=True)
+            _share_tree(top)
+            (top / ".complete").touch()
         return dest
 
     def _pg_bindir(self, bindir: Path) -> Path:
