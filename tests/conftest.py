@@ -68,33 +68,42 @@ def _stop_servers_started_here(home: Path) -> None:
             os.kill(pid, signal.SIGTERM)
 
 
-@pytest.fixture(scope="session")
-def local_server(tmp_path_factory):
-    """The real local AWS server, started once for the session by awslab's own manager."""
+@contextlib.contextmanager
+def _home(home: Path):
+    """AWSLAB_HOME set to ``home`` for a while (the manager finds its files there), then as it was."""
+    saved = os.environ.get("AWSLAB_HOME")
+    os.environ["AWSLAB_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("AWSLAB_HOME", None)
+        else:
+            os.environ["AWSLAB_HOME"] = saved
+
+
+@contextlib.contextmanager
+def private_server(home: Path, *, engines: bool = False, **start_options):
+    """A real local AWS of its own, in the state dir ``home``, started by awslab's own manager and
+    stopped with its engines at the end. Engines are off unless a test is about them."""
     from awslab.local import manager
 
+    with _home(home):
+        server = manager.start(engines=engines, **start_options)
+    try:
+        yield server
+    finally:
+        with _home(home):
+            manager.stop()
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory):
+    """The real local AWS server, started once for the session (per xdist worker), engines off."""
     home = tmp_path_factory.mktemp("server-home")
-    old = os.environ.get("AWSLAB_HOME")
-    os.environ["AWSLAB_HOME"] = str(home)
-    os.environ["AWSLAB_LOCAL_ENGINES"] = "off"   # as in the sandbox: control-plane tests
-    try:
-        server = manager.start()
+    with private_server(home) as server:
         os.environ["AWSLAB_TEST_SHARED_SERVER_PID"] = str(server.pid)
-    finally:
-        os.environ.pop("AWSLAB_LOCAL_ENGINES", None)
-        if old is None:
-            os.environ.pop("AWSLAB_HOME", None)
-        else:
-            os.environ["AWSLAB_HOME"] = old
-    yield server, home
-    os.environ["AWSLAB_HOME"] = str(home)
-    try:
-        manager.stop()
-    finally:
-        if old is None:
-            os.environ.pop("AWSLAB_HOME", None)
-        else:
-            os.environ["AWSLAB_HOME"] = old
+        yield server, home
 
 
 @pytest.fixture
@@ -245,3 +254,38 @@ def ec2_tagged(aws, stack: str) -> dict[str, list[dict]]:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# --- the suite's time, by kind of test ------------------------------------------------------------
+
+# Seconds of test time (setup + call + teardown, summed over workers) each kind may take on the
+# project's 2-core machine, so that a test that got slow shows up in review rather than in a
+# 40-minute CI run. Exceeding one fails nothing: the summary says so, with the slowest tests.
+BUDGETS_S = {"policy": 420, "faults": 420, "kill": 300, "engines": 120, "lifecycle": 420, "other": 120}
+_GROUPS = ("policy", "faults", "kill", "engines", "lifecycle")
+_spent: dict[str, float] = {}
+_group_of: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report):
+    _spent[report.nodeid] = _spent.get(report.nodeid, 0.0) + report.duration
+    _group_of[report.nodeid] = next((g for g in _GROUPS if g in report.keywords), "other")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _spent:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("time by kind of test (budgets in tests/conftest.py)")
+    by_group: dict[str, list[float]] = {}
+    for nodeid, seconds in _spent.items():
+        by_group.setdefault(_group_of[nodeid], []).append(seconds)
+    for group in (*_GROUPS, "other"):
+        times = by_group.get(group)
+        if times:
+            spent, budget = sum(times), BUDGETS_S[group]
+            write(f"{group:<10} {len(times):>4} tests {spent:>7.1f} s  budget {budget:>4} s"
+                  f"{'  OVER BUDGET' if spent > budget else ''}")
+    write("slowest ten:")
+    for nodeid, seconds in sorted(_spent.items(), key=lambda kv: -kv[1])[:10]:
+        write(f"  {seconds:6.1f} s  {nodeid}")

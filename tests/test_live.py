@@ -18,28 +18,16 @@ from pathlib import Path
 import pytest
 
 from awslab.local.engines import pid_alive
+from conftest import private_server
 
-pytestmark = pytest.mark.lifecycle
+pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
 
 
 @pytest.fixture(scope="module")
 def engine_server(tmp_path_factory):
-    from awslab.local import manager
-
     home = tmp_path_factory.mktemp("engine-server-home")
-    saved = {k: os.environ.get(k) for k in ("AWSLAB_HOME", "AWSLAB_LOCAL_ENGINES")}
-    os.environ.update(AWSLAB_HOME=str(home), AWSLAB_LOCAL_ENGINES="on")
-    try:
-        server = manager.start()
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    yield server, home
-    os.environ["AWSLAB_HOME"] = str(home)
-    try:
-        manager.stop()
-    finally:
-        os.environ.pop("AWSLAB_HOME", None) if saved["AWSLAB_HOME"] is None else os.environ.__setitem__("AWSLAB_HOME", saved["AWSLAB_HOME"])
+    with private_server(home, engines=True) as server:
+        yield server, home
 
 
 @pytest.fixture

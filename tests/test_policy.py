@@ -4,7 +4,6 @@ parliament finds nothing unexplained, and the whole lifecycle runs under it with
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.request
 
@@ -14,7 +13,7 @@ from botocore import xform_name
 from botocore.session import get_session
 
 from awslab.policies import actions, lab_policy, render
-from conftest import repo_root
+from conftest import private_server, repo_root
 
 SERVICES = {"ec2": "ec2", "rds": "rds", "elasticache": "elasticache", "iam": "iam", "secretsmanager": "secretsmanager",
             "ssm": "ssm", "sts": "sts", "resourcegroupstaggingapi": "tag"}
@@ -161,15 +160,12 @@ def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, unt
 def enforced(tmp_path_factory):
     """A local AWS of its own with IAM enforcement on, and users: one with the whole policy, one
     per action with everything but that action."""
-    from awslab.local import manager
+    with private_server(tmp_path_factory.mktemp("enforced-server")) as server:
+        yield _enforce(server)
 
-    home = tmp_path_factory.mktemp("enforced-server")
-    old = os.environ.get("AWSLAB_HOME")
-    os.environ["AWSLAB_HOME"] = str(home)
-    try:
-        server = manager.start()
-    finally:
-        os.environ["AWSLAB_HOME"] = old or ""
+
+def _enforce(server) -> tuple:
+    """IAM users on ``server``, then enforcement on: (server, keys by action, shared state)."""
     iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name="us-east-1",
                        aws_access_key_id="admin", aws_secret_access_key="admin")
 
@@ -189,13 +185,7 @@ def enforced(tmp_path_factory):
     # From here on every request is checked against the caller's policies.
     urllib.request.urlopen(urllib.request.Request(f"{server.endpoint_url}/moto-api/reset-auth", data=b"0", method="POST",
                                                   headers={"Content-Type": "text/plain"}))
-    state = {"first_use": None}
-    yield server, keys, state
-    os.environ["AWSLAB_HOME"] = str(home)
-    try:
-        manager.stop()
-    finally:
-        os.environ["AWSLAB_HOME"] = old or ""
+    return server, keys, {"first_use": None}
 
 
 def _first_use(enforced, tmp_path_factory, awslab, monkeypatch) -> dict[str, str]:
@@ -213,6 +203,7 @@ def _first_use(enforced, tmp_path_factory, awslab, monkeypatch) -> dict[str, str
 
 
 @pytest.mark.lifecycle
+@pytest.mark.policy
 def test_enforced__the_whole_lifecycle_runs_under_only_the_policy(enforced, tmp_path_factory, awslab, monkeypatch):
     first, done = _first_use(enforced, tmp_path_factory, awslab, monkeypatch)
     assert [label for label, _ in done] == [label for label, _ in _scenario("pol")]
@@ -225,6 +216,7 @@ def test_enforced__the_whole_lifecycle_runs_under_only_the_policy(enforced, tmp_
 
 
 @pytest.mark.lifecycle
+@pytest.mark.policy
 @pytest.mark.parametrize("action", sorted(actions(lab_policy("week6")) - set(IMPLICIT) - set(RARE)))
 def test_enforced__without_one_action_the_command_that_needs_it_fails_naming_it(
         enforced, tmp_path_factory, awslab, monkeypatch, action):

@@ -112,8 +112,12 @@ def get_latency(server: LocalServer) -> dict:
         return json.loads(resp.read())
 
 
-def start(port: int = 0, latency: str | None = None, time_scale: float | None = None) -> LocalServer:
-    """Start a detached local AWS on 127.0.0.1 and wait (bounded) until it answers."""
+def start(port: int = 0, latency: str | None = None, time_scale: float | None = None,
+          engines: bool | None = None) -> LocalServer:
+    """Start a detached local AWS on 127.0.0.1 and wait (bounded) until it answers.
+
+    ``engines``: real PostgreSQL and Redis behind RDS and ElastiCache; None leaves it to the
+    server (``AWSLAB_LOCAL_ENGINES``, default on)."""
     ldir = local_dir()
     ldir.mkdir(parents=True, exist_ok=True)
     (ldir / "server.json").unlink(missing_ok=True)
@@ -124,7 +128,8 @@ def start(port: int = 0, latency: str | None = None, time_scale: float | None = 
         proc = subprocess.Popen(
             [sys.executable, "-m", "awslab.local.server", "--state-dir", str(ldir), "--port", str(port),
              *(["--latency", latency] if latency else []),
-             *(["--time-scale", str(time_scale)] if time_scale is not None else [])],
+             *(["--time-scale", str(time_scale)] if time_scale is not None else []),
+             *(["--engines", "on" if engines else "off"] if engines is not None else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env,
         )
