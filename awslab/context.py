@@ -18,7 +18,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from awslab import __version__
+from awslab import __version__, sdkdata
 from awslab.errors import UsageError
 
 log = logging.getLogger("awslab.aws")
@@ -58,7 +58,9 @@ class Context:
 
     @property
     def polling(self) -> Polling:
-        return LOCAL_POLLING if self.is_local else AWS_POLLING
+        # An emulator on this machine (--endpoint-url http://127.0.0.1:...) answers in
+        # milliseconds and has no rate limit to respect: poll it as the local AWS.
+        return LOCAL_POLLING if self.is_local or _on_loopback(self.endpoint_url) else AWS_POLLING
 
     def session(self):
         import boto3
@@ -66,6 +68,7 @@ class Context:
 
         with self._lock:
             if self._session is None:
+                sdkdata.share_across_sessions()
                 try:
                     if self.is_local:
                         self._session = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
@@ -105,6 +108,13 @@ class Context:
             made.meta.events.register("after-call", _log_result)
         with self._lock:
             return self._clients.setdefault(key, made)
+
+
+def _on_loopback(endpoint_url: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(endpoint_url).hostname if endpoint_url else None
+    return host in ("localhost", "::1") or bool(host and host.startswith("127."))
 
 
 def _log_call(model, params, **_):

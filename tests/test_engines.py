@@ -20,6 +20,8 @@ import pytest
 
 from awslab.local import engines as eng
 
+pytestmark = pytest.mark.engines
+
 try:
     PG_BINDIR = eng.postgres_bindir()
     REDIS_SERVER = eng.redis_server_path()

@@ -19,7 +19,7 @@ from awslab.lab import load_lab
 from conftest import ec2_tagged, interrupt_when, stack_tagged
 from test_faults import copies
 
-pytestmark = pytest.mark.lifecycle
+pytestmark = [pytest.mark.lifecycle, pytest.mark.kill]
 STEPS = len(topology.desired(load_lab("week6"), "x", "us-east-1"))
 DONE_WORDS = {"up": ("created ", "completed "), "down": ("deleted ",)}
 

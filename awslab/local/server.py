@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="real PostgreSQL/Redis behind RDS and ElastiCache (default on)")
     args = parser.parse_args(argv)
 
+    from awslab import sdkdata
+
+    sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
     from awslab.local import latency, patches
 
     latency.set_current(latency.parse(args.latency, args.time_scale))
