@@ -125,13 +125,26 @@ def _scenario(stack: str):
     ]
 
 
-def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, until: str | None = None, on_call=None):
-    """Run the scenario as the user with ``keys``; stop after ``until`` or at the first refusal."""
+# What each command needs done before it, for a case that runs that command alone: the scenario's
+# earlier commands that make what it acts on (the snapshot a restore names, the stack `down`
+# removes). Run as the user with the whole policy; only the command itself runs without the action.
+PREREQUISITES = {
+    "up": (), "up again": ("up",), "status": ("up",), "verify": ("up",), "snapshot": ("up",),
+    "snapshots": ("up", "snapshot"), "restore db": ("up", "snapshot"), "restore cache": ("up", "snapshot"),
+    "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "down": ("up",),
+    "down snapshots": ("up", "snapshot", "down"),
+}
+
+
+def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, until: str | None = None, on_call=None,
+                  prepare_keys: dict | None = None):
+    """Run the scenario as the user with ``keys``; stop after ``until`` or at the first refusal.
+
+    With ``prepare_keys``, only ``until`` runs as that user, after its PREREQUISITES as the user
+    with ``prepare_keys``."""
     from botocore.client import BaseClient
 
     monkeypatch.setenv("AWSLAB_HOME", str(home))
-    for k, v in keys.items():
-        monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
     label_now = {"label": None}
@@ -145,6 +158,10 @@ def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, unt
         monkeypatch.setattr(BaseClient, "_make_api_call", recording)
     done, snap = [], None
     for label, argv in _scenario(stack):
+        if prepare_keys is not None and label != until and label not in PREREQUISITES[until]:
+            continue
+        for k, v in (keys if prepare_keys is None or label == until else prepare_keys).items():
+            monkeypatch.setenv(k, v)
         label_now["label"] = label
         argv = [a.replace("{snap}", snap or "") for a in argv]
         result = awslab(*argv, "--target", "aws", "--region", "us-east-1", "--endpoint-url", server.endpoint_url, "--yes")
@@ -225,8 +242,10 @@ def test_enforced__without_one_action_the_command_that_needs_it_fails_naming_it(
     needed_by = first[action]
     stack = "p" + str(abs(hash(action)) % 10**8)
     done = _run_scenario(server, keys[action], tmp_path_factory.mktemp("without"), stack, awslab, monkeypatch,
-                         until=needed_by)
+                         until=needed_by, prepare_keys=keys["*"])
+    assert [label for label, _ in done] == [*PREREQUISITES[needed_by], needed_by], [(l, r.err[-300:]) for l, r in done]
+    for label, prepared in done[:-1]:
+        assert prepared.code == (1 if label == "verify" else 0), (label, prepared.err[-1500:])
     label, result = done[-1]
-    assert label == needed_by, [(l, r.err[-300:]) for l, r in done]
     assert f"not authorized to perform: {action}" in result.all, result.all[-1500:]
     assert result.code != 0 or label == "verify"
