@@ -51,6 +51,7 @@ class Context:
     _session: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _making: dict = field(default_factory=dict, repr=False)   # (service, region, single) -> Lock
 
     @property
     def is_local(self) -> bool:
@@ -84,13 +85,26 @@ class Context:
         ``single_attempt`` gives one that never retries by itself, for creates AWS offers no
         idempotency token for: their caller decides whether a retry is safe (run.create_once).
         """
-        from botocore.config import Config
-
         key = (service, region or self.region, single_attempt)
         with self._lock:
             cached = self._clients.get(key)
+            making = self._making.setdefault(key, threading.Lock())
         if cached is not None:
             return cached
+        # One thread makes each client; the others wait for it: discovery's areas ask for the same
+        # EC2 client at once, and making it three times over cost them ~0.4 s of CPU.
+        with making:
+            with self._lock:
+                cached = self._clients.get(key)
+            if cached is None:
+                cached = self._make_client(service, key[1], single_attempt)
+                with self._lock:
+                    self._clients[key] = cached
+            return cached
+
+    def _make_client(self, service: str, region: str, single_attempt: bool):
+        from botocore.config import Config
+
         session = self.session()
         config = Config(
             retries={"mode": "standard", "total_max_attempts": 1 if single_attempt else 9},
@@ -98,7 +112,7 @@ class Context:
             connect_timeout=10, read_timeout=60,
             max_pool_connections=32,
         )
-        made = session.client(service, region_name=key[1], endpoint_url=self.endpoint_url, config=config)
+        made = session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=config)
         if os.environ.get("AWSLAB_FAULTS"):
             from awslab import faults
 
@@ -106,8 +120,7 @@ class Context:
         if os.environ.get("AWSLAB_DEBUG") == "1":
             made.meta.events.register("before-parameter-build", _log_call)
             made.meta.events.register("after-call", _log_result)
-        with self._lock:
-            return self._clients.setdefault(key, made)
+        return made
 
 
 def _on_loopback(endpoint_url: str | None) -> bool:

@@ -10,8 +10,9 @@ code, wall time, AWS requests sent (mutating; polls = describes a wait repeated 
 resource was not ready yet; other reads) and the peak RSS of that awslab process. Then, for
 ``up``: the critical path computed from the profile and the topology (bench/critical_path.py) and
 the ratio ``up`` / critical path against its bound (1.10); for the second ``up``: 0 mutating
-requests and at most 15 in all. Last, ``awslab --help`` start-up time beside
-``python -c "import click"`` (medians). Requests are counted by bench/counted_cli.py, which runs
+requests and at most 15 in all; the fixed costs against theirs: every command's start-up to its
+first AWS request (0.3 s), the no-op ``up`` (0.8 s), the local AWS's start (2 s). Last,
+``awslab --help`` start-up time beside ``python -c "import click"`` (medians; bound 1.5x). Requests are counted by bench/counted_cli.py, which runs
 ``awslab.cli.main`` with hooks on botocore; wall time and memory are those of that process.
 """
 
@@ -44,6 +45,10 @@ DEFAULT_SCALE = 0.02
 
 UP_BOUND = 1.10            # `up` under realistic takes at most this times the critical path
 SECOND_UP_MAX_REQUESTS = 15
+FIRST_REQUEST_BOUND_S = 0.3   # from the process's start to its first AWS request, for every command
+NOOP_UP_BOUND_S = 0.8         # a second `up` (nothing to do), whole process
+LOCAL_START_BOUND_S = 2.0     # the local AWS, from spawn to answering
+HELP_BOUND_RATIO = 1.5        # `awslab --help` against `python -c "import click"`
 READ_PREFIXES = ("Describe", "List", "Get")   # anything else counts as mutating (conservative)
 LIFECYCLE = (("up", ("up", "week6")), ("up again", ("up", "week6")), ("verify", ("verify",)),
              ("snapshot", ("snapshot",)), ("down", ("down", "--yes")))
@@ -73,6 +78,11 @@ class Result:
     @property
     def reads(self) -> int:
         return len(self.calls) - self.mutating - self.polls
+
+    @property
+    def to_first_request_s(self) -> float | None:
+        """The command's fixed cost: from spawning the process to its first AWS request."""
+        return min(c[3] for c in self.calls) - self.spawned_at if self.calls else None
 
 
 @dataclass
@@ -208,16 +218,19 @@ def second_up_line(pr: ProfileRun) -> str:
 def print_profile(pr: ProfileRun) -> None:
     print(f"\n== latency {pr.name}  (local AWS start {pr.server_start_s:.2f} s"
           + (f", its peak RSS {pr.server_peak_rss_kib / 1024:.0f} MiB)" if pr.server_peak_rss_kib else ")"))
-    head = f"{'command':<18} {'exit':>4} {'wall s':>8} {'requests':>8} {'mutating':>8} {'polls':>6} {'reads':>6} {'peak RSS MiB':>12}"
+    head = (f"{'command':<18} {'exit':>4} {'wall s':>8} {'1st req s':>9} {'requests':>8} {'mutating':>8} {'polls':>6} "
+            f"{'reads':>6} {'peak RSS MiB':>12}")
     print(head)
     print("-" * len(head))
     for r in pr.results:
         retries = r.http_sent - len(r.calls)
         note = f"  (+{retries} HTTP retries)" if retries > 0 else ""
-        print(f"{'awslab ' + ' '.join(r.argv):<18} {r.code:>4} {r.wall_s:>8.2f} {len(r.calls):>8} {r.mutating:>8} "
+        first = f"{r.to_first_request_s:>9.2f}" if r.to_first_request_s is not None else f"{'-':>9}"
+        print(f"{'awslab ' + ' '.join(r.argv):<18} {r.code:>4} {r.wall_s:>8.2f} {first} {len(r.calls):>8} {r.mutating:>8} "
               f"{r.polls:>6} {r.reads:>6} {r.max_rss_kib / 1024:>12.0f}{note}")
-    print("(polls: describes a wait repeated because the resource was not ready yet; reads: other describes,\n"
-          " lists and gets, each wait's first look included; mutating: every other operation)")
+    print("(1st req: from spawning the process to its first AWS request; polls: describes a wait repeated\n"
+          " because the resource was not ready yet; reads: other describes, lists and gets, each wait's first\n"
+          " look included; mutating: every other operation)")
     print(f"critical path: {describe(pr.critical_s, pr.critical_path)}")
     from awslab.context import LOCAL_POLLING
 
@@ -227,6 +240,26 @@ def print_profile(pr: ProfileRun) -> None:
               f"({LOCAL_POLLING.max_delay_s} s): at this scale polling granularity weighs on the figures")
     print(ratio_line(pr))
     print(second_up_line(pr))
+    print(fixed_cost_lines(pr))
+
+
+def _verdict(value: float, bound: float) -> str:
+    return "ok" if value <= bound else "OVER"
+
+
+def fixed_cost_lines(pr: ProfileRun) -> str:
+    """What every command pays whatever the lab's latency: start-up, a no-op `up`, the local AWS's start."""
+    firsts = [(r.to_first_request_s, r.label) for r in pr.results if r.to_first_request_s is not None]
+    worst, worst_label = max(firsts) if firsts else (float("nan"), "-")
+    again = pr.results[1].wall_s
+    return "\n".join([
+        f"start-up to first request: worst {worst:.2f} s ({worst_label}), median "
+        f"{statistics.median(f for f, _ in firsts):.2f} s  (bound {FIRST_REQUEST_BOUND_S:.2f}: "
+        f"{_verdict(worst, FIRST_REQUEST_BOUND_S)})" if firsts else "start-up to first request: no requests",
+        f"no-op up: {again:.2f} s  (bound {NOOP_UP_BOUND_S:.2f}: {_verdict(again, NOOP_UP_BOUND_S)})",
+        f"local AWS start: {pr.server_start_s:.2f} s  (bound {LOCAL_START_BOUND_S:.2f}: "
+        f"{_verdict(pr.server_start_s, LOCAL_START_BOUND_S)})",
+    ])
 
 
 def median_time(cmd: list[str], n: int, env: dict[str, str]) -> float:
@@ -254,7 +287,8 @@ def print_startup(n: int) -> None:
     print(f"awslab --help              {awslab_help * 1000:6.0f} ms   ({' '.join(Path(c).name for c in cli)})")
     print(f"python -c 'import click'   {click_only * 1000:6.0f} ms")
     print(f"python -c 'pass'           {bare * 1000:6.0f} ms")
-    print(f"awslab --help - import click: {(awslab_help - click_only) * 1000:.0f} ms")
+    print(f"awslab --help - import click: {(awslab_help - click_only) * 1000:.0f} ms; ratio {awslab_help / click_only:.2f} "
+          f"(bound {HELP_BOUND_RATIO:.2f}: {_verdict(awslab_help / click_only, HELP_BOUND_RATIO)})")
 
 
 def main() -> None:

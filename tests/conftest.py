@@ -35,6 +35,12 @@ CLEARED = ("AWS_PROFILE", "AWS_REGION", "AWSLAB_TARGET", "AWSLAB_PROFILE", "AWSL
            "AWSLAB_STACK", "AWSLAB_OUTPUT", "AWSLAB_DEBUG", "XDG_STATE_HOME")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sdk_cache(tmp_path_factory):
+    """awslab keeps botocore's parsed models in $XDG_CACHE_HOME: the tests' own, not the user's."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture(autouse=True)
 def aws_sandbox(tmp_path, monkeypatch):
     """No test can reach real AWS: fake keys, config files pointing at nothing, a private state dir."""
