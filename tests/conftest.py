@@ -273,6 +273,14 @@ _spent: dict[str, float] = {}
 _group_of: dict[str, str] = {}
 
 
+def pytest_collection_modifyitems(items):
+    """A test on the local AWS server is a lifecycle test, whichever module it is in; a pure test
+    beside it is not (``-m "not lifecycle"`` keeps it)."""
+    for item in items:
+        if "local" in item.fixturenames and "lifecycle" not in item.keywords:
+            item.add_marker(pytest.mark.lifecycle)
+
+
 def pytest_runtest_logreport(report):
     _spent[report.nodeid] = _spent.get(report.nodeid, 0.0) + report.duration
     _group_of[report.nodeid] = next((g for g in _GROUPS if g in report.keywords), "other")

@@ -323,7 +323,8 @@ def test_real_account__with_yes__shows_account_region_and_cost_then_builds(awsla
     assert {s["key"] for s in json.loads(plan.out)["steps"]} >= {"db.primary", "cache.group"}
     assert not any(s["key"].startswith("db.replica") for s in json.loads(plan.out)["steps"])
     down = awslab("down", "--yes", "--skip-final-snapshot")
-    assert down.code == 0, down.err and "will delete: db.primary" in down.err
+    assert down.code == 0, down.err
+    assert "will delete: db.primary" in down.err, down.err
     assert stack_tagged(aws, stack) == []
 
 

@@ -68,10 +68,11 @@ def test_execute__independent_branches_run_at_the_same_time(rec):
     outcome = executor.execute(_plan({"vpc": (), "db": ("vpc",), "cache": ("vpc",), "replica": ("db",)}), _run())
     assert outcome.ok
     t = {(w, k): ts for w, k, ts in rec.events}
+    # db and cache overlap (each started before the other ended): in parallel, whatever the machine's load,
+    # where a wall-clock bound would flake on a busy CI worker.
     assert t[("start", "cache")] < t[("end", "db")] and t[("start", "db")] < t[("end", "cache")]
     assert t[("start", "replica")] >= t[("end", "db")]
     assert t[("start", "db")] >= t[("end", "vpc")]
-    assert outcome.elapsed_s < 0.55  # 0.3 + 0.3 in parallel, not 0.9 in series
 
 
 def test_execute__a_step_starts_as_soon_as_its_own_dependencies_finish(rec):

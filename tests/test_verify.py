@@ -9,7 +9,6 @@ import pytest
 
 from awslab.reachability import Peer, groups_admit, internet_route, nacl_allows, nacls_allow_flow, world_open
 
-pytestmark = pytest.mark.lifecycle
 
 
 def _verify(awslab, stack, *extra):
