@@ -69,7 +69,7 @@ def _file_loader(directory: Path):
             cached = directory / (hashlib.sha256(source.encode()).hexdigest()[:24] + ".marshal")
             try:
                 with open(cached, "rb") as fh:
-                    seen, data = marshal.load(fh)
+                    seen, data = marshal.loads(fh.read())
                 if tuple(seen) == stamp:
                     return data
             except (OSError, EOFError, ValueError, TypeError):
