@@ -296,7 +296,7 @@ def main() -> None:
     parser.add_argument("--profiles", default="instant,realistic", help="comma-separated: instant, realistic")
     parser.add_argument("--time-scale", type=float, action="append", dest="scales",
                         help=f"time scale(s) for realistic (repeatable; default {DEFAULT_SCALE}: `up` ~30 s)")
-    parser.add_argument("--startup-runs", type=int, default=9)
+    parser.add_argument("--startup-runs", type=int, default=21)
     parser.add_argument("--rounds", type=int, default=1, help="run each profile this many times (a fresh local AWS each)")
     parser.add_argument("--warm", action="store_true",
                         help="run `awslab status` (not measured) before `up`, so the local AWS has set up its "
