@@ -264,6 +264,25 @@ def test_as_root_postgres_from_a_wheel_the_engine_user_cannot_reach_starts_with_
         engines.stop_all()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands engines to another user")
+def test_as_root_threads_starting_from_an_unreachable_binary_share_one_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    private_bin = tmp_path / "bin"   # under pytest's 0700 dir, as a clone under /root
+    private_bin.mkdir()
+    (private_bin / "redis-server").write_bytes(REDIS_SERVER.read_bytes())
+    (private_bin / "redis-server").chmod(0o700)
+    monkeypatch.setattr(eng, "redis_server_path", lambda: private_bin / "redis-server")
+    engines = eng.Engines(tmp_path / "state")
+    keys = [f"cache:copy{i}" for i in range(4)]
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            started = list(pool.map(lambda key: engines.start_redis(key, password=PASSWORD), keys))
+        binaries = {os.readlink(f"/proc/{info['pid']}/exe") for info in started}
+        assert len(binaries) == 1 and "/_bin/" in binaries.pop()
+    finally:
+        engines.stop_all()
+
+
 def test_another_process_stops_everything_the_first_started(tmp_path: Path) -> None:
     root = tmp_path / "state"
     first = eng.Engines(root)

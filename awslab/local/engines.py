@@ -446,6 +446,21 @@ def _chown_tree(path: Path, who: RunAs) -> None:
             os.chown(os.path.join(dirpath, name), who.uid, who.gid, follow_symlinks=False)
 
 
+def _copy_runnable(tool: Path, pkg: Path | None, top: Path, dest: Path) -> None:
+    """Copy ``tool`` to ``dest`` under ``top`` (with its package's .libs dir), readable by everyone."""
+    _remove_tree(top)
+    _make_dir(top, 0o755)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if tool.is_dir():
+        shutil.copytree(tool, dest, symlinks=True)
+    else:
+        shutil.copy2(tool, dest)
+    if pkg is not None and (pkg.parent / f"{pkg.name}.libs").is_dir():
+        shutil.copytree(pkg.parent / f"{pkg.name}.libs", top / f"{pkg.name}.libs", symlinks=True)
+    _share_tree(top)
+    (top / ".complete").touch()
+
+
 def _wheel_package_of(path: Path) -> Path | None:
     """The installed package `path` lies in when that package ships its own shared libraries in a
     ``<package>.libs`` dir beside it (a wheel repaired by auditwheel), else None."""
@@ -503,6 +518,14 @@ def _thread_lock(path: Path) -> threading.Lock:
         return _THREAD_LOCKS.setdefault(str(path), threading.Lock())
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Held by one thread of one process at a time: a thread lock plus an flock on ``lock_path``."""
+    with _thread_lock(lock_path), open(lock_path, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
+
+
 class Engines:
     """Engines keyed by a string (e.g. 'db:week6-db', 'cache:week6-cache').
 
@@ -517,7 +540,6 @@ class Engines:
         self.root.mkdir(parents=True, exist_ok=True)
         self.registry_path = self.root / "engines.json"
         self.snapshots_dir = self.root / "snapshots"
-        self._lock = _thread_lock(self.registry_path)
         self._who: RunAs | None = None
         self._base: Path | None = None
 
@@ -553,8 +575,7 @@ class Engines:
     @contextlib.contextmanager
     def _registry(self) -> Iterator[dict[str, dict[str, Any]]]:
         """Read-modify-write under both locks; written back only when changed. Never nest."""
-        with self._lock, open(self.registry_path.with_name("engines.json.lock"), "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        with _exclusive(self.registry_path.with_name("engines.json.lock")):
             engines = self._read()
             before = json.dumps(engines, sort_keys=True)
             yield engines
@@ -612,19 +633,13 @@ class Engines:
         # package's parent down, with the package's .libs dir beside it.
         pkg = _wheel_package_of(tool)
         dest = top / (tool.relative_to(pkg.parent) if pkg is not None else Path(tool.name))
-        if not (top / ".complete").exists():
-            log.info("copying %s to %s so that user %s can run it", tool, dest, who.name)
-            _remove_tree(top)
-            _make_dir(top, 0o755)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if tool.is_dir():
-                shutil.copytree(tool, dest, symlinks=True)
-            else:
-                shutil.copy2(tool, dest)
-            if pkg is not None and (pkg.parent / f"{pkg.name}.libs").is_dir():
-                shutil.copytree(pkg.parent / f"{pkg.name}.libs", top / f"{pkg.name}.libs", symlinks=True)
-            _share_tree(top)
-            (top / ".complete").touch()
+        _make_dir(top.parent, 0o755)
+        # Engines start on several threads (and processes) at once: one copies, the others wait
+        # for it rather than removing a copy that another is about to run.
+        with _exclusive(top.parent / f".{top.name}.lock"):
+            if not (top / ".complete").exists():
+                log.info("copying %s to %s so that user %s can run it", tool, dest, who.name)
+                _copy_runnable(tool, pkg, top, dest)
         return dest
 
     def _pg_bindir(self, bindir: Path) -> Path:
