@@ -303,11 +303,14 @@ def test_another_process_stops_everything_the_first_started(tmp_path: Path) -> N
 def test_threads_share_one_registry(tmp_path: Path) -> None:
     engines = eng.Engines(tmp_path / "state")
     keys = [f"cache:t{i}" for i in range(4)]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        started = list(pool.map(lambda key: engines.start_redis(key, password=PASSWORD), keys))
-    assert sorted(eng.Engines(tmp_path / "state").entries()) == keys
-    assert len({info["port"] for info in started}) == 4
-    assert sorted(engines.stop_all()) == sorted(info["pid"] for info in started)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            started = list(pool.map(lambda key: engines.start_redis(key, password=PASSWORD), keys))
+        assert sorted(eng.Engines(tmp_path / "state").entries()) == keys
+        assert len({info["port"] for info in started}) == 4
+        assert sorted(engines.stop_all()) == sorted(info["pid"] for info in started)
+    finally:
+        engines.stop_all()   # a failure above must not leave redis-servers running
 
 
 def test_stop_all_never_signals_a_pid_that_is_no_longer_an_engine(tmp_path: Path) -> None:
