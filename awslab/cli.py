@@ -1,4 +1,4 @@
-"""The command line: thin Click commands that resolve input and forward to awslab.commands.
+"""The command line: thin Click commands that resolve input and forward to awslab.commands.lifecycle.
 
 Heavy imports (boto3, moto) happen inside the commands, so ``awslab --help`` starts quickly.
 Exit codes: 0 success, 1 an operation failed, 2 bad input (nothing created), 130 interrupted.
@@ -12,7 +12,13 @@ import sys
 import click
 
 from awslab import __version__
-from awslab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, AwslabError, UsageError
+from awslab.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    AwslabError,
+    UsageError,
+)
 
 OUTPUTS = ("text", "json")
 
@@ -54,9 +60,9 @@ def _setup_debug(debug: bool) -> None:
 
 
 def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, start_local: bool = True):
-    from awslab import state
-    from awslab.commands import check_stack_name
-    from awslab.context import resolve
+    from awslab.commands.lifecycle import check_stack_name
+    from awslab.engine import state
+    from awslab.engine.context import resolve
 
     remembered = state.load_current_context()
     stack = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name or remembered.get("stack")
@@ -76,8 +82,8 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
 
 def _stack_lab(stack: str, lab_file: str | None = None, overrides=()):
     """The lab a stack was built with (as `up` recorded it), or the one named like the stack."""
-    from awslab import state
-    from awslab.lab import load_lab
+    from awslab.engine import state
+    from awslab.spec.lab import load_lab
 
     record = state.load_stack_record(stack) or {}
     if lab_file or overrides:
@@ -119,8 +125,8 @@ def up(lab, lab_file, overrides, dry_run, **opts):
     Running it again changes nothing. Example: awslab up week6 --set host.ssh_cidr=203.0.113.10/32
     """
     _setup_debug(opts["debug"])
-    from awslab.commands import up as do_up
-    from awslab.lab import load_lab
+    from awslab.commands.lifecycle import up as do_up
+    from awslab.spec.lab import load_lab
 
     loaded = load_lab(lab, lab_file, overrides)
     output = _output(opts["output"])
@@ -140,8 +146,8 @@ def plan(lab, lab_file, overrides, **opts):
     Example: awslab plan week6 --set database.read_replicas=0
     """
     _setup_debug(opts["debug"])
-    from awslab.commands import up as do_up
-    from awslab.lab import load_lab
+    from awslab.commands.lifecycle import up as do_up
+    from awslab.spec.lab import load_lab
 
     loaded = load_lab(lab, lab_file, overrides)
     output = _output(opts["output"])
@@ -154,7 +160,7 @@ def plan(lab, lab_file, overrides, **opts):
 def status(**opts):
     """Every resource of the stack, its state and age. Example: awslab status --name week6"""
     _setup_debug(opts["debug"])
-    from awslab.commands import status as do_status
+    from awslab.commands.lifecycle import status as do_status
 
     output = _output(opts["output"])
     ctx = _context(opts)
@@ -175,7 +181,7 @@ def down(skip_final_snapshot, delete_snapshots, dry_run, **opts):
     Running it again is a quiet success. Example: awslab down --yes
     """
     _setup_debug(opts["debug"])
-    from awslab.commands import down as do_down
+    from awslab.commands.lifecycle import down as do_down
 
     output = _output(opts["output"])
     ctx = _context(opts)
@@ -194,7 +200,7 @@ def snapshot(copy_to_region, kms_key, **opts):
     Example: awslab snapshot --copy-to-region us-west-2
     """
     _setup_debug(opts["debug"])
-    from awslab.recovery import snapshot as do_snapshot
+    from awslab.commands.recovery import snapshot as do_snapshot
 
     output = _output(opts["output"])
     ctx = _context(opts)
@@ -207,7 +213,7 @@ def snapshot(copy_to_region, kms_key, **opts):
 def snapshots(**opts):
     """The stack's manual, automated and final snapshots (DB and cache, every region it copied to)."""
     _setup_debug(opts["debug"])
-    from awslab.recovery import snapshots as do_snapshots
+    from awslab.commands.recovery import snapshots as do_snapshots
 
     output = _output(opts["output"])
     ctx = _context(opts)
@@ -230,7 +236,7 @@ def restore(snapshot_id, as_name, to_time, from_cache, **opts):
     awslab restore --to-time 2026-11-27T14:30:00Z --as before-the-mistake
     """
     _setup_debug(opts["debug"])
-    from awslab.recovery import restore as do_restore
+    from awslab.commands.recovery import restore as do_restore
 
     output = _output(opts["output"])
     ctx = _context(opts)
@@ -247,7 +253,7 @@ def failover(on_cache, **opts):
     Refused on a Single-AZ instance. Example: awslab failover; awslab failover --cache
     """
     _setup_debug(opts["debug"])
-    from awslab.recovery import failover as do_failover
+    from awslab.commands.recovery import failover as do_failover
 
     output = _output(opts["output"])
     ctx = _context(opts)
@@ -267,8 +273,8 @@ def connect(what, as_env, **opts):
     to open on the host and the command to run there. Example: eval "$(awslab connect db --env)"
     """
     _setup_debug(opts["debug"])
-    from awslab.commands import new_run
-    from awslab.live import connect as do_connect
+    from awslab.commands.lifecycle import new_run
+    from awslab.verify.live import connect as do_connect
 
     ctx = _context(opts)
     for line in do_connect(new_run(ctx, ctx.stack), what, as_env):
@@ -294,8 +300,8 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
     """
     _setup_debug(opts["debug"])
     from awslab import ui
-    from awslab.commands import new_run
-    from awslab.demo import cache_aside, explain
+    from awslab.commands.demo import cache_aside, explain
+    from awslab.commands.lifecycle import new_run
 
     output = _output(opts["output"])
     ctx = _context(opts)
@@ -322,12 +328,12 @@ def verify(checks, lab_file, overrides, **opts):
     Exit 0 when nothing FAILs, 1 otherwise. Example: awslab verify --check path --output json
     """
     _setup_debug(opts["debug"])
-    from awslab.commands import verify as do_verify
+    from awslab.commands.lifecycle import verify as do_verify
 
     output = _output(opts["output"])
     ctx = _context(opts)
     loaded = _stack_lab(ctx.stack, lab_file, overrides)
-    from awslab.verify import CHECK_PREFIXES
+    from awslab.verify.checks import CHECK_PREFIXES
 
     for prefix in checks:
         if not any(p.startswith(prefix) or prefix.startswith(p) for p in CHECK_PREFIXES):
@@ -342,8 +348,8 @@ def policy(lab):
 
     Paste it into IAM for the people running the lab. Example: awslab policy week6 > policy.json
     """
-    from awslab.lab import load_lab
-    from awslab.policies import lab_policy, render
+    from awslab.spec.lab import load_lab
+    from awslab.spec.policies import lab_policy, render
 
     loaded = load_lab(lab)
     click.echo(render(lab_policy(loaded.name)), nl=False)
@@ -479,8 +485,14 @@ def _one_line(message: str, hint: str | None) -> str:
 
 
 def _classify(exc: Exception) -> tuple[int, str, str]:
-    from botocore.exceptions import (ClientError, ConnectionError, NoCredentialsError, NoRegionError,
-                                     PartialCredentialsError, ReadTimeoutError)
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return EXIT_USAGE, "no AWS credentials found for --target aws", (
@@ -492,7 +504,7 @@ def _classify(exc: Exception) -> tuple[int, str, str]:
         # Mid-command (the endpoint answered when the command began): what was done is kept.
         return EXIT_FAILED, f"lost the connection to AWS: {exc}", "check your network, then rerun the same command"
     if isinstance(exc, ClientError):
-        from awslab.commands import describe_error
+        from awslab.commands.lifecycle import describe_error
 
         return EXIT_FAILED, describe_error(exc), "see the AWS message above; rerun with --debug for details"
     return EXIT_FAILED, f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug and report it if it persists"

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from awslab.model import CREATE, DELETE, UPDATE
+from awslab.engine.model import CREATE, DELETE, UPDATE
 
 VERB = {CREATE: ("creating", "created"), UPDATE: ("completing", "completed"), DELETE: ("deleting", "deleted"),
         "keep": ("checking", "ready")}

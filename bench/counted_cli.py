@@ -3,7 +3,7 @@
 Runs ``awslab.cli.main`` exactly as the ``awslab`` console script does, with three hooks:
 
 - every API call (``BaseClient._make_api_call``) is recorded as service, operation and, when it
-  was made by the probe of a wait (``awslab.run.poll_until``), the probe's number in that wait:
+  was made by the probe of a wait (``awslab.engine.run.poll_until``), the probe's number in that wait:
   1 is the wait's first look, 2+ are polls (the describe repeated because it was not ready yet),
   and when it was sent (``time.time()``);
 - every HTTP request sent (``botocore.endpoint.Endpoint._send``) is counted, so botocore's own
@@ -32,7 +32,7 @@ def install() -> None:
     from botocore.client import BaseClient
     from botocore.endpoint import Endpoint
 
-    import awslab.run
+    import awslab.engine.run
 
     original_call = BaseClient._make_api_call
 
@@ -52,7 +52,7 @@ def install() -> None:
 
     Endpoint._send = send
 
-    original_poll = awslab.run.poll_until
+    original_poll = awslab.engine.run.poll_until
 
     def poll_until(what, probe, done, **kwargs):
         n = [0]
@@ -68,7 +68,7 @@ def install() -> None:
 
         return original_poll(what, counted_probe, done, **kwargs)
 
-    awslab.run.poll_until = poll_until
+    awslab.engine.run.poll_until = poll_until
 
 
 def _dump() -> None:

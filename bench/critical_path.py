@@ -2,7 +2,7 @@
 
     python bench/critical_path.py [--lab week6] [--latency realistic] [--time-scale 0.01]
 
-Every resource the lab wants (``awslab.topology.desired``) takes, under a profile, the time of the
+Every resource the lab wants (``awslab.spec.topology.desired``) takes, under a profile, the time of the
 timelines the local AWS plays for its create (``awslab.local.latency``: the durations are read from
 there, never copied here); API-only resources take ~0. A resource can start only once its
 dependencies (the ``deps`` of each Desired) are done, so ``up`` cannot finish before the longest
@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from awslab.lab import Lab, load_lab
+from awslab.engine.model import Desired
 from awslab.local import latency
-from awslab.model import Desired
-from awslab.topology import desired
+from awslab.spec.lab import Lab, load_lab
+from awslab.spec.topology import desired
 
 # Kind -> the transitions (``latency.REALISTIC`` keys) its create plays, in order, on the local AWS
 # and that awslab waits out before the step is done (see patches.py: create_db_instance,

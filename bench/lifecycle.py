@@ -142,8 +142,8 @@ def peak_rss_kib(pid: int) -> int | None:
 
 
 def run_profile(spec: str, time_scale: float, keep: bool, warm: bool) -> ProfileRun:
-    from awslab.lab import load_lab
     from awslab.local import latency
+    from awslab.spec.lab import load_lab
 
     name = spec if spec == "instant" else f"{spec} x{time_scale:g}"
     pr = ProfileRun(name, spec, time_scale)
@@ -232,7 +232,7 @@ def print_profile(pr: ProfileRun) -> None:
           " because the resource was not ready yet; reads: other describes, lists and gets, each wait's first\n"
           " look included; mutating: every other operation)")
     print(f"critical path: {describe(pr.critical_s, pr.critical_path)}")
-    from awslab.context import LOCAL_POLLING
+    from awslab.engine.context import LOCAL_POLLING
 
     if pr.shortest_phase and pr.shortest_phase[0] < LOCAL_POLLING.max_delay_s:
         secs, key, state = pr.shortest_phase

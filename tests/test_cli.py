@@ -7,7 +7,6 @@ import socket
 from dataclasses import dataclass, field
 
 import pytest
-
 from conftest import mutating, stack_tagged
 
 # No keys and no profile (conftest points the AWS config files at nothing), and none of the other
@@ -214,7 +213,7 @@ def held_port():
 def _make_shell(aws, stack: str) -> list:
     """What `restore` needs of a stack (VPC, subnets, subnet groups, security groups), tagged as its;
     returns the undo calls."""
-    from awslab.tags import as_tag_list, resource_tags
+    from awslab.spec.tags import as_tag_list, resource_tags
 
     ec2, rds, ec = aws("ec2"), aws("rds"), aws("elasticache")
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from awslab import executor
-from awslab.context import Context
-from awslab.model import CREATE, DELETE, Desired, Found, Plan, Step
-from awslab.run import Run
+from awslab.engine import executor
+from awslab.engine.context import Context
+from awslab.engine.model import CREATE, DELETE, Desired, Found, Plan, Step
+from awslab.engine.run import Run
 
 
 class Recorder:

@@ -12,9 +12,9 @@ import os
 from collections import Counter
 
 import pytest
-
-from awslab import faults
 from conftest import ec2_tagged, stack_tagged, tags_of
+
+from awslab.engine import faults
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.faults]
 SEEDS = range(1, int(os.environ.get("AWSLAB_TEST_FAULT_SEEDS", "50")) + 1)

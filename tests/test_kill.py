@@ -13,11 +13,11 @@ import sys
 import time
 
 import pytest
-
-from awslab import topology
-from awslab.lab import load_lab
 from conftest import ec2_tagged, interrupt_when, stack_tagged
 from test_faults import copies
+
+from awslab.spec import topology
+from awslab.spec.lab import load_lab
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.kill]
 STEPS = len(topology.desired(load_lab("week6"), "x", "us-east-1"))

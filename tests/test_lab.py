@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from awslab.errors import LabError, UsageError
-from awslab.lab import available_labs, load_lab
+from awslab.spec.lab import available_labs, load_lab
 
 
 def test_week6__loads_with_the_labs_defaults():

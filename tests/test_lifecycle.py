@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ec2_tagged, interrupt_when, mutating, stack_tagged, tags_of
 
 pytestmark = pytest.mark.lifecycle

@@ -16,9 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import private_server
 
 from awslab.local.engines import pid_alive
-from conftest import private_server
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
 

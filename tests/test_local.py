@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 
-
 from awslab.local import manager
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from awslab.lab import load_lab
-from awslab.model import CREATE, DELETE, KEEP, UPDATE, Found
-from awslab.plan import plan_down, plan_up
-from awslab.security_groups import desired_rules
-from awslab.topology import desired
+from awslab.aws.security_groups import desired_rules
+from awslab.engine.model import CREATE, DELETE, KEEP, UPDATE, Found
+from awslab.engine.plan import plan_down, plan_up
+from awslab.spec.lab import load_lab
+from awslab.spec.topology import desired
 
 
 def _found_all(items):
@@ -81,7 +81,7 @@ def test_plan_up__half_made_resources__are_completed():
 def test_plan_up__a_rule_opened_by_hand__is_reported_as_not_declared():
     items = desired(load_lab("week6"), "s", "us-east-1")
     found = _found_all(items)
-    from awslab.security_groups import Rule
+    from awslab.aws.security_groups import Rule
 
     found["sg.rules"].attrs["rules"] = found["sg.rules"].attrs["rules"] | {Rule("sg.db", "ingress", "tcp", 5432, 5432, "0.0.0.0/0")}
     step = next(s for s in plan_up("s", items, found).steps if s.key == "sg.rules")
@@ -112,7 +112,7 @@ def test_plan_down__only_what_was_found():
 
 
 def test_ownership__the_tagging_index_is_a_shortcut_never_the_last_word(monkeypatch):
-    from awslab import tagging
+    from awslab.aws import _common as tagging
 
     asked = []
     monkeypatch.setattr(tagging, "stack_arns", lambda run: frozenset({"arn:indexed"}))

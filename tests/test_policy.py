@@ -11,9 +11,9 @@ import boto3
 import pytest
 from botocore import xform_name
 from botocore.session import get_session
-
-from awslab.policies import actions, lab_policy, render
 from conftest import private_server, repo_root
+
+from awslab.spec.policies import actions, lab_policy, render
 
 SERVICES = {"ec2": "ec2", "rds": "rds", "elasticache": "elasticache", "iam": "iam", "secretsmanager": "secretsmanager",
             "ssm": "ssm", "sts": "sts", "resourcegroupstaggingapi": "tag"}

@@ -6,9 +6,9 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-
-from awslab.recovery import snapshot_name, valid_identifier
 from conftest import mutating, stack_tagged
+
+from awslab.commands.recovery import snapshot_name, valid_identifier
 
 pytestmark = pytest.mark.lifecycle
 

@@ -8,7 +8,7 @@ import os
 
 from botocore.loaders import JSONFileLoader, Loader
 
-from awslab import sdkdata
+from awslab.engine import sdkdata
 
 
 def _model_path(service: str = "rds") -> str:

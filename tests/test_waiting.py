@@ -7,8 +7,8 @@ import threading
 import pytest
 from botocore.exceptions import ClientError
 
+from awslab.engine.waiting import Clock, Interrupted, poll_until, retry_eventual
 from awslab.errors import WaitTimeout
-from awslab.waiting import Clock, Interrupted, poll_until, retry_eventual
 
 
 class FakeClock(Clock):
@@ -108,7 +108,7 @@ def test_retry_eventual__other_codes_are_not_retried():
 
 
 def test_visible_within__a_new_resource_missing_at_first_is_not_yet_gone():
-    from awslab.waiting import GONE, NOT_VISIBLE, visible_within
+    from awslab.engine.waiting import GONE, NOT_VISIBLE, visible_within
 
     clock = FakeClock()
     states = iter([GONE, GONE, "creating", "available"])
@@ -120,7 +120,7 @@ def test_visible_within__a_new_resource_missing_at_first_is_not_yet_gone():
 
 
 def test_visible_within__still_missing_after_the_grace_is_gone():
-    from awslab.waiting import GONE, visible_within
+    from awslab.engine.waiting import GONE, visible_within
 
     clock = FakeClock()
     probe = visible_within(lambda: GONE, grace_s=10, clock=clock)

@@ -27,8 +27,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from awslab.local.engines import EngineError, Engines, EngineUnavailable, postgres_bindir, redis_server_path
-from awslab.state import write_json_atomic
+from awslab.engine.state import write_json_atomic
+from awslab.local.engines import (
+    EngineError,
+    Engines,
+    EngineUnavailable,
+    postgres_bindir,
+    redis_server_path,
+)
 
 log = logging.getLogger("awslab.local.backing")
 ENDPOINTS_FILE = "endpoints.json"

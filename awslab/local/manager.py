@@ -18,8 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from awslab.engine.state import read_json, state_dir
 from awslab.errors import OperationError, UsageError
-from awslab.state import read_json, state_dir
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

@@ -365,7 +365,11 @@ def _rds_answers() -> None:
 # --- ElastiCache -------------------------------------------------------------------------------
 
 def _elasticache_states() -> None:
-    from moto.elasticache.models import CacheCluster, ElastiCacheBackend, ReplicationGroup
+    from moto.elasticache.models import (
+        CacheCluster,
+        ElastiCacheBackend,
+        ReplicationGroup,
+    )
 
     _status_property(ReplicationGroup)
     _wrap_init_dicts(ElastiCacheBackend, "replication_groups", "cache_clusters")
@@ -489,7 +493,10 @@ def _elasticache_members() -> None:
 def _elasticache_failover() -> None:
     """TestFailover: the group is `modifying` for a while, then a replica is the primary."""
     from moto.core.responses import ActionResult
-    from moto.elasticache.exceptions import ElastiCacheException, ReplicationGroupNotFound
+    from moto.elasticache.exceptions import (
+        ElastiCacheException,
+        ReplicationGroupNotFound,
+    )
     from moto.elasticache.models import ElastiCacheBackend
     from moto.elasticache.responses import ElastiCacheResponse
 
@@ -525,7 +532,10 @@ def _elasticache_failover() -> None:
 
 
 def _elasticache_rejects() -> None:
-    from moto.elasticache.exceptions import InvalidParameterCombinationException, InvalidParameterValueException
+    from moto.elasticache.exceptions import (
+        InvalidParameterCombinationException,
+        InvalidParameterValueException,
+    )
     from moto.elasticache.models import ElastiCacheBackend
 
     orig = ElastiCacheBackend.create_replication_group
@@ -549,7 +559,10 @@ def _elasticache_rejects() -> None:
 def _cache_subnet_group_delete() -> None:
     """moto has no DeleteCacheSubnetGroup. AWS refuses while a cluster uses the group."""
     from moto.core.responses import EmptyResult
-    from moto.elasticache.exceptions import CacheSubnetGroupNotFound, ElastiCacheException
+    from moto.elasticache.exceptions import (
+        CacheSubnetGroupNotFound,
+        ElastiCacheException,
+    )
     from moto.elasticache.models import ElastiCacheBackend
     from moto.elasticache.responses import ElastiCacheResponse
 
@@ -784,7 +797,11 @@ def _iam_action_names() -> None:
     denied. The local AWS checks identity policies at the action level only, as MOTO-GAPS says it
     can: an Allow or Deny whose actions match decides, whatever its Resource and Condition.
     Resource scoping and conditions are checked statically (parliament), not here."""
-    from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase, PermissionResult
+    from moto.iam.access_control import (
+        IAMPolicyStatement,
+        IAMRequestBase,
+        PermissionResult,
+    )
 
     orig_permitted = IAMPolicyStatement.is_action_permitted
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="real PostgreSQL/Redis behind RDS and ElastiCache (default on)")
     args = parser.parse_args(argv)
 
-    from awslab import sdkdata
+    from awslab.engine import sdkdata
 
     sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
     from awslab.local import latency, patches
@@ -41,12 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     patches.apply()
     backing = None
     if args.engines == "on":
-        from awslab.local import backing
         import logging
+
+        from awslab.local import backing
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         backing.enable(Path(args.state_dir))
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from werkzeug.serving import make_server
 
     token = secrets.token_hex(8)
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     port = server.server_port
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (e.g. presigned) from it
 
-    from awslab.state import write_json_atomic
+    from awslab.engine.state import write_json_atomic
 
     write_json_atomic(Path(args.state_dir) / "server.json",
                       {"pid": os.getpid(), "host": args.host, "port": port, "token": token, "engines": args.engines})
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             backing.stop_all()   # the engines go with the server, their data with them
 
 
-WARM_REGION = "us-east-1"   # = awslab.context.DEFAULT_LOCAL_REGION (server.py stays import-free)
+WARM_REGION = "us-east-1"   # = awslab.engine.context.DEFAULT_LOCAL_REGION (server.py stays import-free)
 _WARM_QUERY = {"ec2": "Action=DescribeVpcs&Version=2016-11-15", "iam": "Action=ListRoles&Version=2010-05-08",
                "rds": "Action=DescribeDBInstances&Version=2014-10-31",
                "elasticache": "Action=DescribeReplicationGroups&Version=2015-02-02",

@@ -11,11 +11,11 @@ from typing import Callable
 
 from botocore.exceptions import ClientError
 
-from awslab.model import Desired, Found
-from awslab.run import Run, create_once
-from awslab.tags import TAG_RESOURCE, TAG_STACK, from_tag_list
+from awslab.engine.model import Desired, Found
+from awslab.engine.run import Run, create_once
+from awslab.engine.waiting import error_code, retry_eventual, sleep_or_cancel
 from awslab.errors import OperationError
-from awslab.waiting import error_code, retry_eventual, sleep_or_cancel
+from awslab.spec.tags import TAG_RESOURCE, TAG_STACK, from_tag_list
 
 # Network interfaces of a deleted instance, DB or cache linger for a while on AWS.
 _draining = retry_eventual({"DependencyViolation"}, within_s=15 * 60)

@@ -12,12 +12,18 @@ from typing import NamedTuple
 
 from botocore.exceptions import ClientError
 
-from awslab import catalog
-from awslab.model import Desired, Found
-from awslab.network import _draining, _not_visible_yet, delete_confirmed, stack_filter, tag_spec
-from awslab.run import Run, create_or_adopt
-from awslab.tags import TAG_RESOURCE, from_tag_list
-from awslab.waiting import error_code
+from awslab.aws.network import (
+    _draining,
+    _not_visible_yet,
+    delete_confirmed,
+    stack_filter,
+    tag_spec,
+)
+from awslab.engine.model import Desired, Found
+from awslab.engine.run import Run, create_or_adopt
+from awslab.engine.waiting import error_code
+from awslab.spec import catalog
+from awslab.spec.tags import TAG_RESOURCE, from_tag_list
 
 GROUP_KEYS = ("sg.app", "sg.db", "sg.cache")
 ALL = "-1"

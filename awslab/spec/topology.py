@@ -8,9 +8,9 @@ whatever discovery found, so ``down`` needs no lab file.
 
 from __future__ import annotations
 
-from awslab.lab import Lab
-from awslab.model import Desired
-from awslab.tags import TAG_LAB, TAG_RESOURCE, TAG_STACK
+from awslab.engine.model import Desired
+from awslab.spec.lab import Lab
+from awslab.spec.tags import TAG_LAB, TAG_RESOURCE, TAG_STACK
 
 PRIVATE_SUBNETS = ("network.subnet.private-a", "network.subnet.private-b")
 

@@ -8,14 +8,19 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, HTTPClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    HTTPClientError,
+)
 
-from awslab.context import Context
+from awslab.engine.context import Context
+from awslab.engine.model import Found
+from awslab.engine.waiting import Clock, error_code, poll_until, sleep_or_cancel
 from awslab.errors import OperationError, OwnershipError
-from awslab.model import Found
-from awslab.tags import as_tag_list, owned_by
-from awslab.topology import stack_tags
-from awslab.waiting import Clock, error_code, poll_until, sleep_or_cancel
+from awslab.spec.tags import as_tag_list, owned_by
+from awslab.spec.topology import stack_tags
 
 # Upper bounds, sized for real AWS (a Multi-AZ RDS instance can take 20+ minutes, a replica as long).
 TIMEOUTS_S = {

@@ -12,13 +12,19 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
+from awslab.aws._common import owned
+from awslab.engine.model import Desired, Found
+from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
+from awslab.engine.waiting import (
+    GONE,
+    error_code,
+    retry_eventual,
+    status_probe,
+    visible_within,
+)
 from awslab.errors import OperationError, UsageError
-from awslab.model import Desired, Found
-from awslab.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
-from awslab.tagging import owned
-from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
-from awslab.topology import names
-from awslab.waiting import GONE, error_code, retry_eventual, status_probe, visible_within
+from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.spec.topology import names
 
 FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "incompatible-restore",
                  "inaccessible-encryption-credentials", "storage-full", "restore-error"}

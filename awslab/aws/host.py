@@ -13,13 +13,13 @@ import json
 
 from botocore.exceptions import ClientError
 
-from awslab import catalog
-from awslab.model import Desired, Found
-from awslab.network import delete_confirmed, stack_filter, tag_spec
-from awslab.run import Run, create_or_adopt
-from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
-from awslab.topology import names
-from awslab.waiting import error_code, retry_eventual
+from awslab.aws.network import delete_confirmed, stack_filter, tag_spec
+from awslab.engine.model import Desired, Found
+from awslab.engine.run import Run, create_or_adopt
+from awslab.engine.waiting import error_code, retry_eventual
+from awslab.spec import catalog
+from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.spec.topology import names
 
 EC2_TRUST_POLICY = json.dumps({
     "Version": "2012-10-17",

@@ -10,16 +10,19 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from awslab import cache, database, pricing, state, ui
-from awslab.commands import _confirm_real_account, _new_run, _raise_if_failed
-from awslab.context import Context
-from awslab.discovery import discover
+from awslab import ui
+from awslab.aws import cache, database
+from awslab.commands.lifecycle import _confirm_real_account, _new_run, _raise_if_failed
+from awslab.engine import state
+from awslab.engine.context import Context
+from awslab.engine.discovery import discover
+from awslab.engine.executor import execute
+from awslab.engine.model import CREATE, DELETE, KEEP, Desired, Found, Plan, Step
+from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, OwnershipError, UsageError
-from awslab.executor import execute
-from awslab.lab import Lab
-from awslab.model import CREATE, DELETE, KEEP, Desired, Found, Plan, Step
-from awslab.run import Run
-from awslab.tags import owned_by
+from awslab.spec import pricing
+from awslab.spec.lab import Lab
+from awslab.spec.tags import owned_by
 
 IDENTIFIER_RULE = "a letter first, then letters, digits or hyphens; no '--' and no trailing '-'"
 

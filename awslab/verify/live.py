@@ -19,9 +19,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from awslab.engine.run import Run
+from awslab.engine.state import state_dir
 from awslab.errors import OperationError, UsageError
-from awslab.run import Run
-from awslab.state import state_dir
 
 ENDPOINTS_PATH = "/awslab/endpoints"   # also in local/server.py
 INSTALL_HINT = "pip install 'awslab[engines]'"
@@ -113,7 +113,7 @@ def _ms(t0: float) -> str:
 def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping, database: str) -> list[tuple]:
     """(id, status, detail, hint) for the primary and each replica: SELECT 1, then a marker row
     written on the primary and read back on each replica, with the lag measured."""
-    from awslab.verify import FAIL, PASS, SKIP
+    from awslab.verify.checks import FAIL, PASS, SKIP
 
     ep = primary.get("Endpoint") or {}
     addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
@@ -145,7 +145,7 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
 
 
 def _replica_row(key, replica, mapping, user, password, database, marker, written) -> tuple:
-    from awslab.verify import FAIL, PASS, SKIP
+    from awslab.verify.checks import FAIL, PASS, SKIP
 
     ep = replica.get("Endpoint") or {}
     addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
@@ -176,7 +176,7 @@ def _has_table(conn) -> bool:
 
 def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> list[tuple]:
     """AUTH + PING on the primary; SET there and GET on the replica, with the lag measured."""
-    from awslab.verify import FAIL, PASS, SKIP
+    from awslab.verify.checks import FAIL, PASS, SKIP
 
     ng = (group.get("NodeGroups") or [{}])[0]
     primary_ep, reader_ep = ng.get("PrimaryEndpoint") or {}, ng.get("ReaderEndpoint") or {}
@@ -286,7 +286,7 @@ def require_engine(addr: Address, what: str) -> None:
 
 def connect(run: Run, what: str, as_env: bool) -> list[str]:
     """The shell lines that open psql / redis-cli on the stack's DB, replica or cache."""
-    from awslab.discovery import discover
+    from awslab.engine.discovery import discover
 
     found = discover(run)
     restored = {f.id: f for k, f in found.items() if k.startswith(("db.restored.", "cache.restored."))}

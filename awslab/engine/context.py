@@ -18,7 +18,8 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from awslab import __version__, sdkdata
+from awslab import __version__
+from awslab.engine import sdkdata
 from awslab.errors import UsageError
 
 log = logging.getLogger("awslab.aws")
@@ -114,7 +115,7 @@ class Context:
         )
         made = session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=config)
         if os.environ.get("AWSLAB_FAULTS"):
-            from awslab import faults
+            from awslab.engine import faults
 
             faults.from_env(self.target).install(made)
         if os.environ.get("AWSLAB_DEBUG") == "1":
@@ -164,7 +165,7 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
     region = (region or os.environ.get("AWSLAB_REGION") or os.environ.get("AWS_REGION")
               or os.environ.get("AWS_DEFAULT_REGION") or (remembered.get("region") if same_target else None))
     if os.environ.get("AWSLAB_FAULTS"):
-        from awslab import faults
+        from awslab.engine import faults
 
         faults.from_env(target)   # refuses --target aws and a spec it cannot read, before anything is sent
     if endpoint_url:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from awslab import cache, database, host, network, security_groups
-from awslab.model import Found
-from awslab.run import Run
+from awslab.aws import cache, database, host, network, security_groups
+from awslab.engine.model import Found
+from awslab.engine.run import Run
 
 AREAS = (network.discover, security_groups.discover, host.discover, database.discover, cache.discover)
 

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-
-from botocore.exceptions import ClientError
 from typing import Callable
 
-from awslab import cache, catalog, network, security_groups
-from awslab.kinds import READY_STATES
-from awslab.lab import Lab
-from awslab.model import Found
-from awslab.reachability import Peer, groups_admit, internet_route, nacls_allow_flow, world_open
-from awslab.run import Run
-from awslab.topology import desired
-from awslab.waiting import error_code
+from botocore.exceptions import ClientError
+
+from awslab.aws import cache, network, security_groups
+from awslab.engine.kinds import READY_STATES
+from awslab.engine.model import Found
+from awslab.engine.run import Run
+from awslab.engine.waiting import error_code
+from awslab.spec import catalog
+from awslab.spec.lab import Lab
+from awslab.spec.topology import desired
+from awslab.verify.reachability import (
+    Peer,
+    groups_admit,
+    internet_route,
+    nacls_allow_flow,
+    world_open,
+)
 
 PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 
@@ -403,7 +410,7 @@ def run_checks(w: World, lab: Lab, selected: tuple[str, ...] = ()) -> list[Resul
 
 def run_live_local(run: Run, w: World, lab: Lab) -> list[Result]:
     """Connect from this machine to the engines the local AWS runs behind the stack's endpoints."""
-    from awslab import live
+    from awslab.verify import live
 
     missing = live.clients_missing()
     mapping = live.endpoint_map(run)

@@ -11,18 +11,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from awslab import pricing, state, ui
-from awslab.context import Context
-from awslab.discovery import discover
+from awslab import ui
+from awslab.engine import state
+from awslab.engine.context import Context
+from awslab.engine.discovery import discover
+from awslab.engine.executor import Outcome, execute
+from awslab.engine.model import Found, Plan
+from awslab.engine.plan import plan_down, plan_up
+from awslab.engine.run import Run
+from awslab.engine.waiting import error_code, error_message
 from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
-from awslab.executor import Outcome, execute
-from awslab.lab import Lab
-from awslab.model import Found, Plan
-from awslab.plan import plan_down, plan_up
-from awslab.run import Run
-from awslab.tags import STACK_NAME_RULE, valid_stack_name
-from awslab.topology import EDGES, desired
-from awslab.waiting import error_code, error_message
+from awslab.spec import pricing
+from awslab.spec.lab import Lab
+from awslab.spec.tags import STACK_NAME_RULE, valid_stack_name
+from awslab.spec.topology import EDGES, desired
 
 ORDER = {k: i for i, k in enumerate(EDGES)}
 
@@ -141,7 +143,7 @@ def _endpoint(f: Found) -> str:
 
 def _local_addresses(run: Run) -> dict[str, str]:
     """' -> 127.0.0.1:N' for each endpoint a real engine of the local AWS answers on."""
-    from awslab import live
+    from awslab.verify import live
 
     mapping = live.endpoint_map(run) or {}
     return {ep: f" -> {i['host']}:{i['port']}" if i.get("status") == "available" else f" ({i.get('status')})"
@@ -189,7 +191,7 @@ def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], o
 
 
 def _has_engines(ctx: Context, stack: str) -> bool:
-    from awslab import live
+    from awslab.verify import live
 
     return bool(live.endpoint_map(new_run(ctx, stack)))
 
@@ -216,7 +218,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
          progress: ui.Progress, delete_snapshots: bool = False) -> int:
     """Delete everything tagged with the stack, in reverse dependency order; keep its snapshots
     (and take a final one of the primary) unless asked not to."""
-    from awslab import recovery
+    from awslab.commands import recovery
 
     if delete_snapshots:
         skip_final_snapshot = True  # a final snapshot would be deleted at once: don't take it
@@ -250,7 +252,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
 
 
 def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str) -> None:
-    from awslab import recovery
+    from awslab.commands import recovery
 
     if output == "json":
         ui.emit_json({"stack": stack, "deleted": deleted,
@@ -268,7 +270,7 @@ def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str)
 
 def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], output: str, progress: ui.Progress) -> int:
     """Run the verify catalogue; exit 1 if any check FAILs."""
-    from awslab import verify as v
+    from awslab.verify import checks as v
 
     run = _new_run(ctx, stack, lab.name, progress)
     found = discover(run)

@@ -15,10 +15,10 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from awslab import live
-from awslab.discovery import discover
+from awslab.engine.discovery import discover
+from awslab.engine.run import Run
 from awslab.errors import OperationError
-from awslab.run import Run
+from awslab.verify import live
 
 REPORT_SQL = ("SELECT category, count(*), round(avg(amount), 2)::float8, "
               "percentile_cont(0.95) WITHIN GROUP (ORDER BY amount)::float8 "

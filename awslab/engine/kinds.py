@@ -7,11 +7,24 @@ for resources made in several calls, and ``ready(run, desired, found)`` for thos
 
 from __future__ import annotations
 
-from awslab.cache import AuthTokenSecret, CacheRestore, CacheSnapshot, CacheSubnetGroup, ReplicationGroup
-from awslab.database import DbInstance, DbReplica, DbRestore, DbSnapshot, DbSnapshotCopy, DbSubnetGroup
-from awslab.host import Instance, InstanceProfile
-from awslab.network import InternetGateway, RouteTable, Subnet, Vpc
-from awslab.security_groups import SecurityGroup, SecurityGroupRules
+from awslab.aws.cache import (
+    AuthTokenSecret,
+    CacheRestore,
+    CacheSnapshot,
+    CacheSubnetGroup,
+    ReplicationGroup,
+)
+from awslab.aws.database import (
+    DbInstance,
+    DbReplica,
+    DbRestore,
+    DbSnapshot,
+    DbSnapshotCopy,
+    DbSubnetGroup,
+)
+from awslab.aws.host import Instance, InstanceProfile
+from awslab.aws.network import InternetGateway, RouteTable, Subnet, Vpc
+from awslab.aws.security_groups import SecurityGroup, SecurityGroupRules
 
 KINDS = {h.kind: h for h in (
     Vpc(), InternetGateway(), Subnet(), RouteTable(), SecurityGroup(), SecurityGroupRules(),

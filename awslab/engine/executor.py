@@ -12,10 +12,10 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from awslab.kinds import KINDS, READY_STATES
-from awslab.model import CREATE, DELETE, KEEP, UPDATE, Plan, Step
-from awslab.run import Run
-from awslab.waiting import Interrupted
+from awslab.engine.kinds import KINDS, READY_STATES
+from awslab.engine.model import CREATE, DELETE, KEEP, UPDATE, Plan, Step
+from awslab.engine.run import Run
+from awslab.engine.waiting import Interrupted
 
 MAX_WORKERS = 16
 INTERRUPT_GRACE_S = 10.0

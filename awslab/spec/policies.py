@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from awslab.tags import TAG_STACK
+from awslab.spec.tags import TAG_STACK
 
 STACK_TAG_PRESENT = {"Null": {f"aws:RequestTag/{TAG_STACK}": "false"}}
 OWNED = {"Null": {f"aws:ResourceTag/{TAG_STACK}": "false"}}

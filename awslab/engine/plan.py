@@ -7,9 +7,9 @@ everything that depends on it: the topology's edges read backwards.
 
 from __future__ import annotations
 
-from awslab.kinds import KINDS
-from awslab.model import CREATE, DELETE, KEEP, UPDATE, Desired, Found, Plan, Step
-from awslab.topology import EDGES, edge_for
+from awslab.engine.kinds import KINDS
+from awslab.engine.model import CREATE, DELETE, KEEP, UPDATE, Desired, Found, Plan, Step
+from awslab.spec.topology import EDGES, edge_for
 
 
 def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan:

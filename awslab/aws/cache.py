@@ -12,14 +12,20 @@ import secrets
 
 from botocore.exceptions import ClientError
 
+from awslab.aws._common import owned, stack_arns
+from awslab.aws.network import availability_zones
+from awslab.engine.model import Desired, Found
+from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
+from awslab.engine.waiting import (
+    GONE,
+    error_code,
+    retry_eventual,
+    status_probe,
+    visible_within,
+)
 from awslab.errors import OperationError
-from awslab.model import Desired, Found
-from awslab.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
-from awslab.tagging import owned, stack_arns
-from awslab.tags import TAG_RESOURCE, from_tag_list, owned_by
-from awslab.topology import PRIVATE_SUBNETS, names
-from awslab.network import availability_zones
-from awslab.waiting import GONE, error_code, retry_eventual, status_probe, visible_within
+from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.spec.topology import PRIVATE_SUBNETS, names
 
 _subnet_group_in_use = retry_eventual({"CacheSubnetGroupInUse"}, within_s=15 * 60)
 

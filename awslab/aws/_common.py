@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from awslab.run import Run
-from awslab.tags import TAG_STACK
+from awslab.engine.run import Run
+from awslab.spec.tags import TAG_STACK
 
 
 def stack_arns(run: Run) -> frozenset[str]:

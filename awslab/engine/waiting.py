@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from botocore.exceptions import ClientError
-from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from awslab.errors import AwslabError, WaitTimeout
 

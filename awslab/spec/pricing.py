@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awslab.lab import Lab
+from awslab.spec.lab import Lab
 
 HOURS_PER_MONTH = 730
 

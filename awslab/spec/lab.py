@@ -14,8 +14,8 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from awslab import catalog
 from awslab.errors import LabError, UsageError
+from awslab.spec import catalog
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,8 +103,9 @@ SECTION_ALIASES = {"vpc": "network", "ec2": "host", "rds": "database", "db": "da
 
 def labs_dir() -> Path:
     """Where the shipped lab files are: inside the wheel, or the source tree's ``labs/``."""
-    packaged = Path(__file__).parent / "_data" / "labs"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "labs"
+    package = Path(__file__).resolve().parent.parent    # awslab/
+    packaged = package / "_data" / "labs"
+    return packaged if packaged.is_dir() else package.parent / "labs"
 
 
 def available_labs() -> list[str]:
