@@ -60,7 +60,7 @@ def _setup_debug(debug: bool) -> None:
 
 
 def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, start_local: bool = True):
-    from awslab.commands.lifecycle import check_stack_name
+    from awslab.commands._common import check_stack_name
     from awslab.engine import state
     from awslab.engine.context import resolve
 
@@ -273,7 +273,7 @@ def connect(what, as_env, **opts):
     to open on the host and the command to run there. Example: eval "$(awslab connect db --env)"
     """
     _setup_debug(opts["debug"])
-    from awslab.commands.lifecycle import new_run
+    from awslab.commands._common import new_run
     from awslab.verify.live import connect as do_connect
 
     ctx = _context(opts)
@@ -300,8 +300,8 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
     """
     _setup_debug(opts["debug"])
     from awslab import ui
+    from awslab.commands._common import new_run
     from awslab.commands.demo import cache_aside, explain
-    from awslab.commands.lifecycle import new_run
 
     output = _output(opts["output"])
     ctx = _context(opts)
@@ -504,7 +504,7 @@ def _classify(exc: Exception) -> tuple[int, str, str]:
         # Mid-command (the endpoint answered when the command began): what was done is kept.
         return EXIT_FAILED, f"lost the connection to AWS: {exc}", "check your network, then rerun the same command"
     if isinstance(exc, ClientError):
-        from awslab.commands.lifecycle import describe_error
+        from awslab.commands._common import describe_error
 
         return EXIT_FAILED, describe_error(exc), "see the AWS message above; rerun with --debug for details"
     return EXIT_FAILED, f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug and report it if it persists"

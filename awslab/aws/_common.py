@@ -1,6 +1,7 @@
-"""The Resource Groups Tagging API: one call that lists the ARNs tagged with the stack.
+"""What the AWS areas share: EC2's eventual-consistency retries, and ownership through the
+Resource Groups Tagging API (one call that lists the ARNs tagged with the stack).
 
-Discovery uses it to confirm ownership of RDS and ElastiCache resources found by name without a
+Discovery uses the tagging API to confirm ownership of RDS and ElastiCache resources found by name without a
 ListTagsForResource call each. The index is eventually consistent (a resource made seconds ago may
 be missing), so it is only ever a shortcut: a resource absent from it is checked with the
 service's own ListTagsForResource before awslab decides it is not the stack's.
@@ -10,8 +11,19 @@ from __future__ import annotations
 
 from typing import Callable
 
+from botocore.exceptions import ClientError
+
 from awslab.engine.run import Run
+from awslab.engine.waiting import error_code, retry_eventual, sleep_or_cancel
+from awslab.errors import OperationError
 from awslab.spec.tags import TAG_STACK
+
+# Network interfaces of a deleted instance, DB or cache linger for a while on AWS.
+draining = retry_eventual({"DependencyViolation"}, within_s=15 * 60)
+# A just-created EC2 resource may not be visible to the next call yet.
+ec2_not_visible_yet = retry_eventual({"InvalidVpcID.NotFound", "InvalidSubnetID.NotFound",
+                                      "InvalidInternetGatewayID.NotFound", "InvalidRouteTableID.NotFound",
+                                      "InvalidGroup.NotFound"}, within_s=60)
 
 
 def stack_arns(run: Run) -> frozenset[str]:
@@ -33,3 +45,72 @@ def owned(run: Run, arn: str, tags_of: Callable[[str], dict[str, str]]) -> bool:
     if arn in stack_arns(run):
         return True
     return tags_of(arn).get(TAG_STACK) == run.stack
+
+
+def stack_filter(stack: str) -> list[dict]:
+    """An EC2 describe filter for the stack's tag."""
+    return [{"Name": f"tag:{TAG_STACK}", "Values": [stack]}]
+
+
+def tag_spec(run: Run, resource_type: str, key: str, name: str) -> list[dict]:
+    """TagSpecifications for an EC2 create: the stack's tags and a Name."""
+    return [{"ResourceType": resource_type, "Tags": run.tag_list(key, name)}]
+
+
+def availability_zones(run: Run, spec: dict) -> list[str]:
+    """The lab's two AZs: as set, or the region's first two available ones (asked once per run)."""
+    if spec.get("azs"):
+        return list(spec["azs"])
+
+    def first_two() -> list[str]:
+        zones = run.client("ec2").describe_availability_zones(
+            Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
+        )["AvailabilityZones"]
+        return sorted(z["ZoneName"] for z in zones)[:2]
+
+    zones = run.memo("azs", first_two)
+    if len(zones) < 2:
+        raise OperationError(f"region {run.ctx.region} has fewer than two available AZs", "choose another region")
+    return zones
+
+
+# Describe and filter by id for each kind EC2 deletes: a filter never answers "not found".
+_LISTED_BY = {"VpcId": ("describe_vpcs", "Vpcs", "vpc-id"),
+              "InternetGatewayId": ("describe_internet_gateways", "InternetGateways", "internet-gateway-id"),
+              "SubnetId": ("describe_subnets", "Subnets", "subnet-id"),
+              "RouteTableId": ("describe_route_tables", "RouteTables", "route-table-id"),
+              "GroupId": ("describe_security_groups", "SecurityGroups", "group-id"),
+              "InstanceId": ("describe_instances", "Reservations", "instance-id")}
+GONE_CONFIRM_S = 60.0
+
+
+def delete_confirmed(run: Run, call, *, still: Callable[[dict], bool] = lambda item: True, **kwargs) -> None:
+    """Delete (or detach) an EC2 resource; its "not found" is believed once a filtered describe agrees.
+
+    Right after a create, EC2 can answer "not found" for an id that exists (eventual consistency);
+    taking that for "already deleted" would leave the resource billing. A rerun after a crash,
+    where it really is gone, still lands here as done. ``still(item)`` says whether the listed
+    resource still needs the call (for a detach: still attached).
+    """
+    id_param = next(k for k in kwargs if k in _LISTED_BY)
+    ident = kwargs[id_param]
+    method, list_key, filter_name = _LISTED_BY[id_param]
+    describe = getattr(run.client("ec2"), method)
+    deadline = run.clock.now() + GONE_CONFIRM_S
+    while True:
+        try:
+            call(**kwargs)
+            return
+        except ClientError as exc:
+            if not error_code(exc).endswith("NotFound"):
+                raise
+        listed = describe(Filters=[{"Name": filter_name, "Values": [ident]}])[list_key]
+        if list_key == "Reservations":   # a terminated instance stays listed for a while, gone all the same
+            listed = [i for r in listed for i in r["Instances"]
+                      if i["State"]["Name"] not in ("shutting-down", "terminated")]
+        if not [item for item in listed if still(item)]:
+            return
+        if run.clock.now() >= deadline:
+            raise OperationError(f"EC2 says {ident} is not found, yet still lists it after {GONE_CONFIRM_S:.0f}s",
+                                 "rerun `awslab down`")
+        sleep_or_cancel(run.cancel, 0.2 if run.ctx.is_local else 2.0, f"{ident} to be deletable")

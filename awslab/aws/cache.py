@@ -12,8 +12,7 @@ import secrets
 
 from botocore.exceptions import ClientError
 
-from awslab.aws._common import owned, stack_arns
-from awslab.aws.network import availability_zones
+from awslab.aws._common import availability_zones, owned, stack_arns
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
@@ -35,7 +34,7 @@ def new_auth_token() -> str:
     return secrets.token_urlsafe(48)
 
 
-def _tags_of(run: Run, arn: str) -> dict[str, str]:
+def tags_of(run: Run, arn: str) -> dict[str, str]:
     return from_tag_list(run.client("elasticache").list_tags_for_resource(ResourceName=arn).get("TagList"))
 
 
@@ -49,7 +48,7 @@ def discover(run: Run) -> list[Found]:
         if error_code(exc) != "ReplicationGroupNotFoundFault":
             raise
     else:
-        if owned(run, group["ARN"], lambda arn: _tags_of(run, arn)):
+        if owned(run, group["ARN"], lambda arn: tags_of(run, arn)):
             out.append(Found("cache.group", "replication-group", group["ReplicationGroupId"], group["Status"],
                              created=group.get("ReplicationGroupCreateTime"), attrs=_group_attrs(group)))
     # Groups restored from snapshots join the stack under their own names: the tagging index finds them.
@@ -63,7 +62,7 @@ def discover(run: Run) -> list[Found]:
             if error_code(exc) != "ReplicationGroupNotFoundFault":
                 raise
             continue
-        key = _tags_of(run, arn).get(TAG_RESOURCE) or f"cache.restored.{gid}"
+        key = tags_of(run, arn).get(TAG_RESOURCE) or f"cache.restored.{gid}"
         out.append(Found(key, "replication-group", gid, extra["Status"], created=extra.get("ReplicationGroupCreateTime"),
                          attrs=_group_attrs(extra)))
     try:
@@ -72,7 +71,7 @@ def discover(run: Run) -> list[Found]:
         if error_code(exc) != "CacheSubnetGroupNotFoundFault":
             raise
     else:
-        if owned(run, sg["ARN"], lambda arn: _tags_of(run, arn)):
+        if owned(run, sg["ARN"], lambda arn: tags_of(run, arn)):
             out.append(Found("cache.subnet-group", "cache-subnet-group", sg["CacheSubnetGroupName"], "available",
                              attrs={"arn": sg["ARN"], "vpc": sg.get("VpcId"), "raw": sg}))
     try:
@@ -121,7 +120,7 @@ class CacheSubnetGroup:
                 SubnetIds=[run.ref(k).id for k in PRIVATE_SUBNETS], Tags=run.tag_list(d.key, d.name))["CacheSubnetGroup"],
             "CacheSubnetGroupAlreadyExists",
             lambda: ec.describe_cache_subnet_groups(CacheSubnetGroupName=d.name)["CacheSubnetGroups"][0],
-            lambda g: _tags_of(run, g["ARN"]))
+            lambda g: tags_of(run, g["ARN"]))
         return Found(d.key, self.kind, d.name, "available", attrs={"arn": group.get("ARN")})
 
     def delete(self, run: Run, f: Found) -> None:
@@ -181,7 +180,7 @@ class ReplicationGroup:
             )["ReplicationGroup"],
             "ReplicationGroupAlreadyExists",
             lambda: ec.describe_replication_groups(ReplicationGroupId=d.name)["ReplicationGroups"][0],
-            lambda g: _tags_of(run, g["ARN"]))
+            lambda g: tags_of(run, g["ARN"]))
         found = Found(d.key, "replication-group", d.name, group["Status"], attrs=_group_attrs(group))
         return self.ready(run, d, found)
 
@@ -236,7 +235,7 @@ def discover_snapshots(run: Run) -> list[Found]:
         for snap in page["Snapshots"]:
             if not snap["SnapshotName"].startswith(f"{run.stack}-"):
                 continue
-            if owned_by(_tags_of(run, snap["ARN"]), run.stack):
+            if owned_by(tags_of(run, snap["ARN"]), run.stack):
                 out.append(Found(f"snapshot.cache.{run.ctx.region}.{snap['SnapshotName']}", "cache-snapshot",
                                  snap["SnapshotName"], snap.get("SnapshotStatus", "available"),
                                  attrs=_snapshot_attrs(snap, run.ctx.region)))
@@ -263,7 +262,7 @@ class CacheSnapshot:
             lambda: ec.create_snapshot(ReplicationGroupId=d.spec["group"], SnapshotName=d.name,
                                        Tags=run.tag_list(d.key))["Snapshot"],
             "SnapshotAlreadyExistsFault", lambda: ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0],
-            lambda snap: _tags_of(run, snap["ARN"]))
+            lambda snap: tags_of(run, snap["ARN"]))
         f = Found(d.key, self.kind, d.name, snap.get("SnapshotStatus", "creating"), attrs=_snapshot_attrs(snap, run.ctx.region))
         latest: dict = {}
         probe = visible_within(status_probe(lambda: ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0],

@@ -13,7 +13,7 @@ import json
 
 from botocore.exceptions import ClientError
 
-from awslab.aws.network import delete_confirmed, stack_filter, tag_spec
+from awslab.aws._common import delete_confirmed, stack_filter, tag_spec
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import Run, create_or_adopt
 from awslab.engine.waiting import error_code, retry_eventual

@@ -7,54 +7,26 @@ table and its route and association) are completed by ``complete`` when found ha
 
 from __future__ import annotations
 
-from typing import Callable
-
 from botocore.exceptions import ClientError
 
+from awslab.aws._common import (
+    availability_zones,
+    delete_confirmed,
+    draining,
+    ec2_not_visible_yet,
+    stack_filter,
+    tag_spec,
+)
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import Run, create_once
-from awslab.engine.waiting import error_code, retry_eventual, sleep_or_cancel
-from awslab.errors import OperationError
-from awslab.spec.tags import TAG_RESOURCE, TAG_STACK, from_tag_list
-
-# Network interfaces of a deleted instance, DB or cache linger for a while on AWS.
-_draining = retry_eventual({"DependencyViolation"}, within_s=15 * 60)
-# A just-created resource may not be visible to the next call yet.
-_not_visible_yet = retry_eventual({"InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidInternetGatewayID.NotFound",
-                                   "InvalidRouteTableID.NotFound", "InvalidGroup.NotFound"}, within_s=60)
-
+from awslab.engine.waiting import error_code
+from awslab.spec.tags import TAG_RESOURCE, from_tag_list
 
 TAG_VPC_DNS = "awslab:vpc-dns"
 
 
-def stack_filter(stack: str) -> list[dict]:
-    return [{"Name": f"tag:{TAG_STACK}", "Values": [stack]}]
-
-
-def tag_spec(run: Run, resource_type: str, key: str, name: str) -> list[dict]:
-    return [{"ResourceType": resource_type, "Tags": run.tag_list(key, name)}]
-
-
 def _key_of(tags: dict[str, str]) -> str | None:
     return tags.get(TAG_RESOURCE)
-
-
-def availability_zones(run: Run, spec: dict) -> list[str]:
-    if spec.get("azs"):
-        return list(spec["azs"])
-
-    def first_two() -> list[str]:
-        zones = run.client("ec2").describe_availability_zones(
-            Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
-        )["AvailabilityZones"]
-        return sorted(z["ZoneName"] for z in zones)[:2]
-
-    zones = run.memo("azs", first_two)
-    if len(zones) < 2:
-        from awslab.errors import OperationError
-
-        raise OperationError(f"region {run.ctx.region} has fewer than two available AZs", "choose another region")
-    return zones
 
 
 def discover(run: Run) -> list[Found]:
@@ -110,14 +82,14 @@ class Vpc:
         ec2 = run.client("ec2")
         # One attribute per call is all ModifyVpcAttribute takes. DNS hostnames let SSM and the DB
         # endpoints resolve inside the VPC.
-        _not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsSupport={"Value": True})
-        _not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsHostnames={"Value": True})
-        _not_visible_yet(ec2.create_tags)(Resources=[f.id], Tags=[{"Key": TAG_VPC_DNS, "Value": "enabled"}])
+        ec2_not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsSupport={"Value": True})
+        ec2_not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsHostnames={"Value": True})
+        ec2_not_visible_yet(ec2.create_tags)(Resources=[f.id], Tags=[{"Key": TAG_VPC_DNS, "Value": "enabled"}])
         f.attrs.setdefault("tags", {})[TAG_VPC_DNS] = "enabled"
         return f
 
     def delete(self, run: Run, f: Found) -> None:
-        delete_confirmed(run, _draining(run.client("ec2").delete_vpc), VpcId=f.id)
+        delete_confirmed(run, draining(run.client("ec2").delete_vpc), VpcId=f.id)
 
 
 class InternetGateway:
@@ -138,7 +110,7 @@ class InternetGateway:
         vpc_id = run.ref("network.vpc").id
         if vpc_id not in f.get("vpcs", []):
             try:
-                _not_visible_yet(run.client("ec2").attach_internet_gateway)(InternetGatewayId=f.id, VpcId=vpc_id)
+                ec2_not_visible_yet(run.client("ec2").attach_internet_gateway)(InternetGatewayId=f.id, VpcId=vpc_id)
             except ClientError as exc:
                 if error_code(exc) != "Resource.AlreadyAssociated":
                     raise
@@ -150,7 +122,7 @@ class InternetGateway:
         ec2 = run.client("ec2")
         for vpc_id in f.get("vpcs", []):
             try:
-                delete_confirmed(run, _draining(ec2.detach_internet_gateway), InternetGatewayId=f.id, VpcId=vpc_id,
+                delete_confirmed(run, draining(ec2.detach_internet_gateway), InternetGatewayId=f.id, VpcId=vpc_id,
                                  still=lambda igw, v=vpc_id: any(a.get("VpcId") == v for a in igw.get("Attachments", [])))
             except ClientError as exc:
                 if error_code(exc) != "Gateway.NotAttached":
@@ -165,7 +137,7 @@ class Subnet:
         ec2 = run.client("ec2")
         az = availability_zones(run, d.spec)[d.spec["az_index"]]
         sn = create_once(run, f"subnet {d.name}",
-                         lambda once: _not_visible_yet(once.create_subnet)(
+                         lambda once: ec2_not_visible_yet(once.create_subnet)(
                              VpcId=run.ref("network.vpc").id, CidrBlock=d.spec["cidr"], AvailabilityZone=az,
                              TagSpecifications=tag_spec(run, "subnet", d.key, d.name))["Subnet"],
                          lambda: _tagged_one(run, ec2.describe_subnets, "Subnets", d.key))
@@ -173,7 +145,7 @@ class Subnet:
                      attrs={"cidr": d.spec["cidr"], "az": az, "vpc": sn["VpcId"]})
 
     def delete(self, run: Run, f: Found) -> None:
-        delete_confirmed(run, _draining(run.client("ec2").delete_subnet), SubnetId=f.id)
+        delete_confirmed(run, draining(run.client("ec2").delete_subnet), SubnetId=f.id)
 
 
 class RouteTable:
@@ -182,7 +154,7 @@ class RouteTable:
     kind = "route-table"
 
     def create(self, run: Run, d: Desired) -> Found:
-        rt = _not_visible_yet(run.client("ec2").create_route_table)(
+        rt = ec2_not_visible_yet(run.client("ec2").create_route_table)(
             VpcId=run.ref("network.vpc").id, TagSpecifications=tag_spec(run, "route-table", d.key, d.name))["RouteTable"]
         return self.complete(run, d, Found(d.key, self.kind, rt["RouteTableId"], "available",
                                            attrs={"routes": {}, "associations": {}}))
@@ -206,7 +178,7 @@ class RouteTable:
                 if "0.0.0.0/0" in routes:
                     ec2.replace_route(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
                 else:
-                    _not_visible_yet(ec2.create_route)(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+                    ec2_not_visible_yet(ec2.create_route)(RouteTableId=f.id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
             except ClientError as exc:
                 # A retried CreateRoute whose first attempt AWS carried out: point it where it belongs.
                 if error_code(exc) != "RouteAlreadyExists":
@@ -216,7 +188,7 @@ class RouteTable:
         assocs = f.attrs.setdefault("associations", {})
         if subnet_id not in assocs:
             try:
-                assocs[subnet_id] = _not_visible_yet(ec2.associate_route_table)(
+                assocs[subnet_id] = ec2_not_visible_yet(ec2.associate_route_table)(
                     RouteTableId=f.id, SubnetId=subnet_id)["AssociationId"]
             except ClientError as exc:
                 # A retried association whose first attempt AWS carried out.
@@ -233,7 +205,7 @@ class RouteTable:
         ec2 = run.client("ec2")
         for assoc_id in f.get("associations", {}).values():
             _ignore_missing(ec2.disassociate_route_table, AssociationId=assoc_id)
-        delete_confirmed(run, _draining(ec2.delete_route_table), RouteTableId=f.id)
+        delete_confirmed(run, draining(ec2.delete_route_table), RouteTableId=f.id)
 
 
 def vpc_routing(run: Run, vpc_id: str) -> dict[str, list[dict]]:
@@ -271,45 +243,3 @@ def _ignore_missing(call, **kwargs) -> None:
     except ClientError as exc:
         if not error_code(exc).endswith("NotFound"):
             raise
-
-
-# Describe and filter by id for each kind EC2 deletes: a filter never answers "not found".
-_LISTED_BY = {"VpcId": ("describe_vpcs", "Vpcs", "vpc-id"),
-              "InternetGatewayId": ("describe_internet_gateways", "InternetGateways", "internet-gateway-id"),
-              "SubnetId": ("describe_subnets", "Subnets", "subnet-id"),
-              "RouteTableId": ("describe_route_tables", "RouteTables", "route-table-id"),
-              "GroupId": ("describe_security_groups", "SecurityGroups", "group-id"),
-              "InstanceId": ("describe_instances", "Reservations", "instance-id")}
-GONE_CONFIRM_S = 60.0
-
-
-def delete_confirmed(run: Run, call, *, still: Callable[[dict], bool] = lambda item: True, **kwargs) -> None:
-    """Delete (or detach) an EC2 resource; its "not found" is believed once a filtered describe agrees.
-
-    Right after a create, EC2 can answer "not found" for an id that exists (eventual consistency);
-    taking that for "already deleted" would leave the resource billing. A rerun after a crash,
-    where it really is gone, still lands here as done. ``still(item)`` says whether the listed
-    resource still needs the call (for a detach: still attached).
-    """
-    id_param = next(k for k in kwargs if k in _LISTED_BY)
-    ident = kwargs[id_param]
-    method, list_key, filter_name = _LISTED_BY[id_param]
-    describe = getattr(run.client("ec2"), method)
-    deadline = run.clock.now() + GONE_CONFIRM_S
-    while True:
-        try:
-            call(**kwargs)
-            return
-        except ClientError as exc:
-            if not error_code(exc).endswith("NotFound"):
-                raise
-        listed = describe(Filters=[{"Name": filter_name, "Values": [ident]}])[list_key]
-        if list_key == "Reservations":   # a terminated instance stays listed for a while, gone all the same
-            listed = [i for r in listed for i in r["Instances"]
-                      if i["State"]["Name"] not in ("shutting-down", "terminated")]
-        if not [item for item in listed if still(item)]:
-            return
-        if run.clock.now() >= deadline:
-            raise OperationError(f"EC2 says {ident} is not found, yet still lists it after {GONE_CONFIRM_S:.0f}s",
-                                 "rerun `awslab down`")
-        sleep_or_cancel(run.cancel, 0.2 if run.ctx.is_local else 2.0, f"{ident} to be deletable")

@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 from botocore.exceptions import ClientError
 
-from awslab.aws.network import (
-    _draining,
-    _not_visible_yet,
+from awslab.aws._common import (
     delete_confirmed,
+    draining,
+    ec2_not_visible_yet,
     stack_filter,
     tag_spec,
 )
@@ -127,7 +127,7 @@ def _apply(run: Run, rule: Rule, ids: dict[str, str], grant: bool) -> None:
     else:
         call = ec2.revoke_security_group_ingress if rule.direction == "ingress" else ec2.revoke_security_group_egress
     try:
-        _not_visible_yet(call)(GroupId=ids[rule.group], IpPermissions=[_permission(rule, ids)])
+        ec2_not_visible_yet(call)(GroupId=ids[rule.group], IpPermissions=[_permission(rule, ids)])
     except ClientError as exc:
         code = error_code(exc)
         if grant and code == "InvalidPermission.Duplicate":
@@ -145,7 +145,7 @@ class SecurityGroup:
         vpc_id = run.ref("network.vpc").id
         group = create_or_adopt(
             run, f"security group {d.name}",
-            lambda: _not_visible_yet(ec2.create_security_group)(
+            lambda: ec2_not_visible_yet(ec2.create_security_group)(
                 GroupName=d.name, Description=d.spec["description"], VpcId=vpc_id,
                 TagSpecifications=tag_spec(run, "security-group", d.key, d.name)),
             "InvalidGroup.Duplicate",
@@ -156,7 +156,7 @@ class SecurityGroup:
         return Found(d.key, self.kind, gid, "available", attrs={"name": d.name, "vpc": vpc_id})
 
     def delete(self, run: Run, f: Found) -> None:
-        delete_confirmed(run, _draining(run.client("ec2").delete_security_group), GroupId=f.id)
+        delete_confirmed(run, draining(run.client("ec2").delete_security_group), GroupId=f.id)
 
 
 class SecurityGroupRules:
@@ -194,7 +194,7 @@ class SecurityGroupRules:
         return f
 
     def _current(self, run: Run, ids: dict[str, str]) -> set[Rule]:
-        groups = _not_visible_yet(run.client("ec2").describe_security_groups)(GroupIds=list(ids.values()))["SecurityGroups"]
+        groups = ec2_not_visible_yet(run.client("ec2").describe_security_groups)(GroupIds=list(ids.values()))["SecurityGroups"]
         key_by_id = {v: k for k, v in ids.items()}
         return set().union(*(_rules_of(g, key_by_id) for g in groups))
 

@@ -6,89 +6,31 @@ to stdout, progress to stderr.
 
 from __future__ import annotations
 
-import sys
-from typing import Any
-
-from botocore.exceptions import ClientError
-
 from awslab import ui
+from awslab.commands import recovery
+from awslab.commands._common import (
+    confirm_real_account,
+    new_run,
+    order_key,
+    progress_run,
+    raise_if_failed,
+    snapshots_monthly,
+)
 from awslab.engine import state
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
-from awslab.engine.executor import Outcome, execute
+from awslab.engine.executor import execute
 from awslab.engine.model import Found, Plan
 from awslab.engine.plan import plan_down, plan_up
 from awslab.engine.run import Run
-from awslab.engine.waiting import error_code, error_message
-from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
+from awslab.errors import EXIT_FAILED, EXIT_OK
 from awslab.spec import pricing
 from awslab.spec.lab import Lab
-from awslab.spec.tags import STACK_NAME_RULE, valid_stack_name
-from awslab.spec.topology import EDGES, desired
-
-ORDER = {k: i for i, k in enumerate(EDGES)}
-
-
-def check_stack_name(stack: str) -> str:
-    if not valid_stack_name(stack):
-        raise UsageError(f"invalid stack name '{stack}'", f"use {STACK_NAME_RULE}")
-    return stack
-
-
-def _order(key: str) -> tuple[int, str]:
-    return (ORDER.get("db.replica" if key.startswith("db.replica.") else key, len(ORDER)), key)
-
-
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        op = exc.operation_name
-        return f"AWS refused {op}: {error_code(exc)}: {error_message(exc)}"
-    return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-
-
-def _new_run(ctx: Context, stack: str, lab_name: str, progress: ui.Progress, **options: Any) -> Run:
-    return Run(ctx=ctx, stack=stack, lab_name=lab_name, on_event=progress, options=options)
-
-
-def new_run(ctx: Context, stack: str) -> Run:
-    """A run for commands that only read and connect (connect, demo): no progress lines."""
-    return Run(ctx=ctx, stack=stack, lab_name="")
-
-
-def _confirm_real_account(ctx: Context, what: str, lines: list[str]) -> None:
-    """On a real account, say where and what, and ask (unless --yes). Without a terminal, refuse."""
-    if ctx.is_local:
-        return
-    ident = ctx.client("sts").get_caller_identity()
-    ui.err(f"AWS account {ident['Account']} ({ident['Arn']}), region {ctx.region}:")
-    for line in lines:
-        ui.err(f"  {line}")
-    if ctx.yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"not confirmed: {what} needs --yes when there is no terminal to ask on",
-                         "rerun with --yes once you have checked the account and region above")
-    import click
-
-    if not click.confirm(f"{what}?", default=False, err=True):
-        raise UsageError("cancelled; nothing was changed")
-
-
-def _raise_if_failed(outcome: Outcome, verb: str, run: Run) -> None:
-    if outcome.ok:
-        return
-    for key, exc in outcome.failed.items():
-        ui.err(f"error: {key}: {describe_error(exc)}")
-        hint = getattr(exc, "hint", None)
-        if hint:
-            ui.err(f"  hint: {hint}")
-    remaining = ", ".join(sorted(run.found, key=_order)) or "nothing"
-    raise OperationError(f"{verb} did not finish: {len(outcome.failed)} failed, {len(outcome.blocked)} not started; "
-                         f"the stack now has: {remaining}", "fix the cause above, then rerun the same command")
+from awslab.spec.topology import desired
 
 
 def plan_rows(plan: Plan) -> list[list[str]]:
-    return [[s.action, s.key, s.name, s.reason] for s in sorted(plan.steps, key=lambda s: _order(s.key))]
+    return [[s.action, s.key, s.name, s.reason] for s in sorted(plan.steps, key=lambda s: order_key(s.key))]
 
 
 def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
@@ -110,7 +52,7 @@ def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
 def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progress: ui.Progress,
        lab_record: dict | None = None) -> int:
     """Create what is missing, wait until it is usable, print a summary."""
-    run = _new_run(ctx, stack, lab.name, progress)
+    run = progress_run(ctx, stack, lab.name, progress)
     run.found.update(discover(run))
     plan = plan_up(stack, desired(lab, stack, ctx.region), run.found)
     if dry_run:
@@ -118,7 +60,7 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
         return EXIT_OK
     if plan.mutating:
         hourly, _ = pricing.total_hourly(pricing.estimate(lab))
-        _confirm_real_account(ctx, f"create {len(plan.mutating)} resources of stack {stack}",
+        confirm_real_account(ctx, f"create {len(plan.mutating)} resources of stack {stack}",
                               [f"stack {stack}: {len(plan.mutating)} resources to create or complete",
                                f"estimated cost once up: {pricing.format_money(hourly)}/hour until `awslab down`"])
     # Remember the stack (and how it was built, for verify) before creating anything, so `status`
@@ -127,7 +69,7 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
     state.save_current_context({"target": ctx.target, "stack": stack, "lab": lab.name, "region": ctx.region,
                                 "profile": ctx.profile, "endpoint_url": None if ctx.is_local else ctx.endpoint_url})
     outcome = execute(plan, run)
-    _raise_if_failed(outcome, "up", run)
+    raise_if_failed(outcome, "up", run)
     progress.line(f"stack {stack} is up ({len(plan.mutating)} changed) in {outcome.elapsed_s:.1f}s")
     print_summary(ctx, stack, lab, run.found, output)
     return EXIT_OK
@@ -153,7 +95,7 @@ def _local_addresses(run: Run) -> dict[str, str]:
 def resource_records(found: dict[str, Found]) -> list[dict]:
     return [{"key": f.key, "kind": f.kind, "id": f.id, "state": f.state, "endpoint": _endpoint(f) or None,
              "created": f.created.isoformat() if f.created else None}
-            for f in sorted(found.values(), key=lambda f: _order(f.key))]
+            for f in sorted(found.values(), key=lambda f: order_key(f.key))]
 
 
 def _secret_arns(found: dict[str, Found]) -> dict[str, str]:
@@ -198,7 +140,7 @@ def _has_engines(ctx: Context, stack: str) -> bool:
 
 def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
     """Every resource of the stack, its state and age."""
-    run = _new_run(ctx, stack, "", progress)
+    run = progress_run(ctx, stack, "", progress)
     found = discover(run)
     if output == "json":
         ui.emit_json({"stack": stack, "target": ctx.target, "region": ctx.region, "resources": resource_records(found)})
@@ -208,7 +150,7 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
         return EXIT_OK
     local = _local_addresses(run) if ctx.is_local else {}
     rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f) + local.get(_endpoint(f), "")]
-            for f in sorted(found.values(), key=lambda f: _order(f.key))]
+            for f in sorted(found.values(), key=lambda f: order_key(f.key))]
     ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
     ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources")
     return EXIT_OK
@@ -218,11 +160,10 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
          progress: ui.Progress, delete_snapshots: bool = False) -> int:
     """Delete everything tagged with the stack, in reverse dependency order; keep its snapshots
     (and take a final one of the primary) unless asked not to."""
-    from awslab.commands import recovery
 
     if delete_snapshots:
         skip_final_snapshot = True  # a final snapshot would be deleted at once: don't take it
-    run = _new_run(ctx, stack, "", progress, skip_final_snapshot=skip_final_snapshot)
+    run = progress_run(ctx, stack, "", progress, skip_final_snapshot=skip_final_snapshot)
     run.found.update(discover(run))
     plan = plan_down(stack, run.found)
     if delete_snapshots:
@@ -240,11 +181,11 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
         "db.primary" in run.found and not skip_final_snapshot) else []
     if not delete_snapshots:
         keeps.append("the stack's manual snapshots (`awslab snapshots`; --delete-snapshots removes them)")
-    _confirm_real_account(ctx, f"delete {len(plan.steps)} resources of stack {stack}",
-                          [f"will delete: {s.key} ({s.name})" for s in sorted(plan.steps, key=lambda s: _order(s.key))]
+    confirm_real_account(ctx, f"delete {len(plan.steps)} resources of stack {stack}",
+                          [f"will delete: {s.key} ({s.name})" for s in sorted(plan.steps, key=lambda s: order_key(s.key))]
                           + [f"will keep: {k}" for k in keeps])
     outcome = execute(plan, run)
-    _raise_if_failed(outcome, "down", run)
+    raise_if_failed(outcome, "down", run)
     progress.line(f"stack {stack} is down ({len(outcome.done)} deleted) in {outcome.elapsed_s:.1f}s")
     kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
     _report_kept(stack, sorted(s.key for s in plan.steps), kept, output)
@@ -252,17 +193,16 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
 
 
 def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str) -> None:
-    from awslab.commands import recovery
 
     if output == "json":
         ui.emit_json({"stack": stack, "deleted": deleted,
                       "kept": [{"kind": s.kind, "id": s.id, "region": s.get("region"), "size_gib": s.get("size_gib")} for s in kept],
-                      "kept_monthly_usd": round(recovery._monthly(kept), 3)})
+                      "kept_monthly_usd": round(snapshots_monthly(kept), 3)})
         return
     if deleted:
         ui.emit(f"stack {stack}: deleted {len(deleted)} resources")
     if kept:
-        ui.emit(f"kept {len(kept)} snapshots, about {pricing.format_money(recovery._monthly(kept))}/month until deleted "
+        ui.emit(f"kept {len(kept)} snapshots, about {pricing.format_money(snapshots_monthly(kept))}/month until deleted "
                 f"(`awslab down --delete-snapshots` removes them):")
         for s in kept:
             ui.emit(f"  {s.kind} {s.id} ({s.get('region')}{', final' if '-final-' in s.id else ''})")
@@ -272,7 +212,7 @@ def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], outpu
     """Run the verify catalogue; exit 1 if any check FAILs."""
     from awslab.verify import checks as v
 
-    run = _new_run(ctx, stack, lab.name, progress)
+    run = progress_run(ctx, stack, lab.name, progress)
     found = discover(run)
     world = v.gather(run, found)
     if any("live".startswith(p) or p.startswith("live") for p in checks or ("live",)):

@@ -12,7 +12,12 @@ from datetime import datetime, timezone
 
 from awslab import ui
 from awslab.aws import cache, database
-from awslab.commands.lifecycle import _confirm_real_account, _new_run, _raise_if_failed
+from awslab.commands._common import (
+    confirm_real_account,
+    progress_run,
+    raise_if_failed,
+    snapshots_monthly,
+)
 from awslab.engine import state
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
@@ -50,11 +55,6 @@ def find_snapshots(run: Run, found: dict[str, Found]) -> list[Found]:
             + cache.discover_snapshots(run))
 
 
-def _monthly(snaps: list[Found]) -> float:
-    return sum((s.get("size_gib") or 0) * (pricing.RDS_SNAPSHOT_GB_MONTH if s.kind.startswith("db") else
-                                            pricing.ELASTICACHE_BACKUP_GB_MONTH) for s in snaps)
-
-
 def _snapshot_rows(snaps: list[Found]) -> list[list[str]]:
     rows = []
     for s in sorted(snaps, key=lambda s: (s.get("region"), s.kind, s.id)):
@@ -76,7 +76,7 @@ def print_snapshots(snaps: list[Found], output: str, stack: str) -> None:
     ui.emit(ui.table(["SERVICE", "SNAPSHOT", "TYPE", "REGION", "AGE", "SIZE", "STATUS"], _snapshot_rows(snaps)))
     paid = [s for s in snaps if s.get("type") != "automated"]
     ui.emit(f"\n{len(snaps)} snapshots; the manual and final ones cost about "
-            f"{pricing.format_money(_monthly(paid))}/month until deleted (automated backups up to the DB's size are free)")
+            f"{pricing.format_money(snapshots_monthly(paid))}/month until deleted (automated backups up to the DB's size are free)")
 
 
 def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key: str | None, output: str,
@@ -86,7 +86,7 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
         raise UsageError(f"--copy-to-region {copy_to} is the stack's own region", "name another region, e.g. us-west-2")
     if copy_to is not None and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", copy_to):
         raise UsageError(f"'{copy_to}' is not an AWS region name", "e.g. us-west-2")
-    run = _new_run(ctx, stack, lab.name, progress)
+    run = progress_run(ctx, stack, lab.name, progress)
     run.found.update(discover(run))
     primary, group = run.found.get("db.primary"), run.found.get("cache.group")
     if primary is None and group is None:
@@ -105,7 +105,7 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
     if group is not None:
         key = f"snapshot.cache.{ctx.region}.{name}"
         steps.append(Step(key, "cache-snapshot", CREATE, (), Desired(key, "cache-snapshot", name, (), {"group": group.id})))
-    _confirm_real_account(ctx, f"take {len(steps)} snapshots of stack {stack}",
+    confirm_real_account(ctx, f"take {len(steps)} snapshots of stack {stack}",
                           [f"will create: {s.kind} {s.desired.name}" + (f" in {s.desired.spec['region']}" if s.kind.endswith("copy") else "")
                            for s in steps])
     if copy_to:
@@ -113,7 +113,7 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
         record["copy_regions"] = sorted(set(record.get("copy_regions", [])) | {copy_to})
         state.save_stack_record(stack, record)
     outcome = execute(Plan(stack, tuple(steps)), run)
-    _raise_if_failed(outcome, "snapshot", run)
+    raise_if_failed(outcome, "snapshot", run)
     made = [run.found[s.key] for s in steps if s.key in run.found]
     print_snapshots(made, output, stack)
     return EXIT_OK
@@ -121,7 +121,7 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
 
 def snapshots(ctx: Context, stack: str, *, output: str, progress: ui.Progress) -> int:
     """Manual, automated and final snapshots of the stack, in every region it copied to."""
-    run = _new_run(ctx, stack, "", progress)
+    run = progress_run(ctx, stack, "", progress)
     print_snapshots(find_snapshots(run, discover(run)), output, stack)
     return EXIT_OK
 
@@ -146,7 +146,7 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
         when = parse_time(to_time)
         if when > datetime.now(timezone.utc):
             raise UsageError(f"--to-time {when:%Y-%m-%dT%H:%M:%SZ} is in the future", "give a past time, or latest")
-    run = _new_run(ctx, stack, lab.name, progress)
+    run = progress_run(ctx, stack, lab.name, progress)
     run.found.update(discover(run))
     missing = [k for k in ("db.subnet-group", "sg.db", "cache.subnet-group", "sg.cache") if k not in run.found]
     if missing:
@@ -177,7 +177,7 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
                 raise OwnershipError(f"DB snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
             key, kind, spec = f"db.restored.{name}", "db-restore", {"snapshot": snapshot_id, "database": lab.database}
         else:
-            if not owned_by(cache._tags_of(run, cache_snap["ARN"]), stack):
+            if not owned_by(cache.tags_of(run, cache_snap["ARN"]), stack):
                 raise OwnershipError(f"cache snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
             key, kind, spec = f"cache.restored.{name}", "cache-restore", {"snapshot": snapshot_id, "cache": lab.cache,
                                                                           "azs": lab.network.availability_zones}
@@ -186,10 +186,10 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
         raise UsageError(f"{name} is already the stack's {existing.key}", "choose another name with --as")
     step = Step(key, kind, KEEP if key in run.found else CREATE, (), Desired(key, kind, name, (), spec), run.found.get(key))
     if step.action == CREATE:
-        _confirm_real_account(ctx, f"restore {snapshot_id or 'the primary at ' + to_time} as {name}",
+        confirm_real_account(ctx, f"restore {snapshot_id or 'the primary at ' + to_time} as {name}",
                               [f"will create: {kind.split('-')[0]} {name} in stack {stack}'s VPC (not public, encrypted)"])
     outcome = execute(Plan(stack, (step,)), run)
-    _raise_if_failed(outcome, "restore", run)
+    raise_if_failed(outcome, "restore", run)
     made = run.found[key]
     endpoint = f"{made.get('endpoint')}:{made.get('port')}" if made.get("endpoint") else "-"
     if output == "json":
@@ -203,13 +203,13 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
 
 def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress: ui.Progress) -> int:
     """A forced failover of the Multi-AZ primary (or of the cache's primary node)."""
-    run = _new_run(ctx, stack, "", progress)
+    run = progress_run(ctx, stack, "", progress)
     found = discover(run)
     key = "cache.group" if on_cache else "db.primary"
     target = found.get(key)
     if target is None:
         raise UsageError(f"stack {stack} has no {key} to fail over", "run `awslab up` first")
-    _confirm_real_account(ctx, f"fail over {target.id}", [f"will reboot {target.id} with failover (a brief outage)"])
+    confirm_real_account(ctx, f"fail over {target.id}", [f"will reboot {target.id} with failover (a brief outage)"])
     if on_cache:
         before, after, seconds = cache.failover(run, target.id)
         result = {"resource": target.id, "primary_before": before, "primary_after": after, "seconds": round(seconds, 1)}

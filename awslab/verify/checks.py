@@ -9,7 +9,7 @@ a fix hint for a FAIL, and the AWS Foundational Security Best Practices control 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 from botocore.exceptions import ClientError
@@ -29,20 +29,7 @@ from awslab.verify.reachability import (
     nacls_allow_flow,
     world_open,
 )
-
-PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
-
-
-@dataclass
-class Result:
-    id: str
-    status: str
-    detail: str
-    hint: str | None = None
-    control: str | None = None   # AWS Foundational Security Best Practices control
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from awslab.verify.results import FAIL, PASS, SKIP, WARN, Result
 
 
 @dataclass

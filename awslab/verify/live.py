@@ -22,6 +22,7 @@ from pathlib import Path
 from awslab.engine.run import Run
 from awslab.engine.state import state_dir
 from awslab.errors import OperationError, UsageError
+from awslab.verify.results import FAIL, PASS, SKIP
 
 ENDPOINTS_PATH = "/awslab/endpoints"   # also in local/server.py
 INSTALL_HINT = "pip install 'awslab[engines]'"
@@ -113,8 +114,6 @@ def _ms(t0: float) -> str:
 def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping, database: str) -> list[tuple]:
     """(id, status, detail, hint) for the primary and each replica: SELECT 1, then a marker row
     written on the primary and read back on each replica, with the lag measured."""
-    from awslab.verify.checks import FAIL, PASS, SKIP
-
     ep = primary.get("Endpoint") or {}
     addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
     if not addr.usable:
@@ -145,8 +144,6 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
 
 
 def _replica_row(key, replica, mapping, user, password, database, marker, written) -> tuple:
-    from awslab.verify.checks import FAIL, PASS, SKIP
-
     ep = replica.get("Endpoint") or {}
     addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
     if not addr.usable:
@@ -176,8 +173,6 @@ def _has_table(conn) -> bool:
 
 def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> list[tuple]:
     """AUTH + PING on the primary; SET there and GET on the replica, with the lag measured."""
-    from awslab.verify.checks import FAIL, PASS, SKIP
-
     ng = (group.get("NodeGroups") or [{}])[0]
     primary_ep, reader_ep = ng.get("PrimaryEndpoint") or {}, ng.get("ReaderEndpoint") or {}
     if not reader_ep:   # a replica member's own endpoint will do

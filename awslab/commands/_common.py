@@ -1,0 +1,89 @@
+"""What the commands share: the run a command starts, asking before a real account changes, the
+one error line per failed step, the order resources are listed in, and what snapshots cost."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from awslab import ui
+from awslab.engine.context import Context
+from awslab.engine.executor import Outcome
+from awslab.engine.model import Found
+from awslab.engine.run import Run
+from awslab.engine.waiting import error_code, error_message
+from awslab.errors import OperationError, UsageError
+from awslab.spec import pricing
+from awslab.spec.tags import STACK_NAME_RULE, valid_stack_name
+from awslab.spec.topology import EDGES
+
+ORDER = {k: i for i, k in enumerate(EDGES)}
+
+
+def check_stack_name(stack: str) -> str:
+    if not valid_stack_name(stack):
+        raise UsageError(f"invalid stack name '{stack}'", f"use {STACK_NAME_RULE}")
+    return stack
+
+
+def order_key(key: str) -> tuple[int, str]:
+    """Resources in the dependency table's order (replicas with db.replica)."""
+    return (ORDER.get("db.replica" if key.startswith("db.replica.") else key, len(ORDER)), key)
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        op = exc.operation_name
+        return f"AWS refused {op}: {error_code(exc)}: {error_message(exc)}"
+    return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+
+
+def progress_run(ctx: Context, stack: str, lab_name: str, progress: ui.Progress, **options: Any) -> Run:
+    """A run whose events go to the progress lines."""
+    return Run(ctx=ctx, stack=stack, lab_name=lab_name, on_event=progress, options=options)
+
+
+def new_run(ctx: Context, stack: str) -> Run:
+    """A run for commands that only read and connect (connect, demo): no progress lines."""
+    return Run(ctx=ctx, stack=stack, lab_name="")
+
+
+def confirm_real_account(ctx: Context, what: str, lines: list[str]) -> None:
+    """On a real account, say where and what, and ask (unless --yes). Without a terminal, refuse."""
+    if ctx.is_local:
+        return
+    ident = ctx.client("sts").get_caller_identity()
+    ui.err(f"AWS account {ident['Account']} ({ident['Arn']}), region {ctx.region}:")
+    for line in lines:
+        ui.err(f"  {line}")
+    if ctx.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"not confirmed: {what} needs --yes when there is no terminal to ask on",
+                         "rerun with --yes once you have checked the account and region above")
+    import click
+
+    if not click.confirm(f"{what}?", default=False, err=True):
+        raise UsageError("cancelled; nothing was changed")
+
+
+def raise_if_failed(outcome: Outcome, verb: str, run: Run) -> None:
+    """One error line (and hint) per failed step, then what the stack has now."""
+    if outcome.ok:
+        return
+    for key, exc in outcome.failed.items():
+        ui.err(f"error: {key}: {describe_error(exc)}")
+        hint = getattr(exc, "hint", None)
+        if hint:
+            ui.err(f"  hint: {hint}")
+    remaining = ", ".join(sorted(run.found, key=order_key)) or "nothing"
+    raise OperationError(f"{verb} did not finish: {len(outcome.failed)} failed, {len(outcome.blocked)} not started; "
+                         f"the stack now has: {remaining}", "fix the cause above, then rerun the same command")
+
+
+def snapshots_monthly(snaps: list[Found]) -> float:
+    """What keeping these snapshots costs per month (USD)."""
+    return sum((s.get("size_gib") or 0) * (pricing.RDS_SNAPSHOT_GB_MONTH if s.kind.startswith("db") else
+                                            pricing.ELASTICACHE_BACKUP_GB_MONTH) for s in snaps)
