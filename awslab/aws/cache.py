@@ -18,6 +18,7 @@ from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
     GONE,
     error_code,
+    ignoring,
     retry_eventual,
     status_probe,
     visible_within,
@@ -124,11 +125,8 @@ class CacheSubnetGroup:
         return Found(d.key, self.kind, d.name, "available", attrs={"arn": group.get("ARN")})
 
     def delete(self, run: Run, f: Found) -> None:
-        try:
+        with ignoring("CacheSubnetGroupNotFoundFault"):
             _subnet_group_in_use(run.client("elasticache").delete_cache_subnet_group)(CacheSubnetGroupName=f.id)
-        except ClientError as exc:
-            if error_code(exc) != "CacheSubnetGroupNotFoundFault":
-                raise
 
 
 class AuthTokenSecret:
@@ -146,11 +144,8 @@ class AuthTokenSecret:
     def delete(self, run: Run, f: Found) -> None:
         # No recovery window: the cache it guarded is gone, and a pending deletion would block the
         # name for the next `up` of this stack (and bill for a week).
-        try:
+        with ignoring("ResourceNotFoundException"):
             run.client("secretsmanager").delete_secret(SecretId=f.id, ForceDeleteWithoutRecovery=True)
-        except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
 
 
 class ReplicationGroup:
@@ -205,11 +200,8 @@ class ReplicationGroup:
         if state == GONE:
             return
         if state != "deleting":
-            try:
+            with ignoring("ReplicationGroupNotFoundFault", "InvalidReplicationGroupState"):
                 run.client("elasticache").delete_replication_group(ReplicationGroupId=f.id, RetainPrimaryCluster=False)
-            except ClientError as exc:
-                if error_code(exc) not in ("ReplicationGroupNotFoundFault", "InvalidReplicationGroupState"):
-                    raise
         run.wait(f.key, f"ElastiCache replication group {f.id} to be deleted", probe, done={GONE}, kind=self.kind)
 
 
@@ -274,11 +266,8 @@ class CacheSnapshot:
         return f
 
     def delete(self, run: Run, f: Found) -> None:
-        try:
+        with ignoring("SnapshotNotFoundFault"):
             run.client("elasticache").delete_snapshot(SnapshotName=f.id)
-        except ClientError as exc:
-            if error_code(exc) != "SnapshotNotFoundFault":
-                raise
 
 
 class CacheRestore(ReplicationGroup):

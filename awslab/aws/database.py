@@ -18,6 +18,7 @@ from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
     GONE,
     error_code,
+    ignoring,
     retry_eventual,
     status_probe,
     visible_within,
@@ -93,11 +94,8 @@ class DbSubnetGroup:
                      attrs={"arn": group.get("DBSubnetGroupArn"), "subnets": subnets})
 
     def delete(self, run: Run, f: Found) -> None:
-        try:
+        with ignoring("DBSubnetGroupNotFoundFault"):
             _subnet_group_in_use(run.client("rds").delete_db_subnet_group)(DBSubnetGroupName=f.id)
-        except ClientError as exc:
-            if error_code(exc) != "DBSubnetGroupNotFoundFault":
-                raise
 
 
 class _DbBase:
@@ -289,11 +287,8 @@ class DbSnapshot:
         return f
 
     def delete(self, run: Run, f: Found) -> None:
-        try:
+        with ignoring("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
             run.ctx.client("rds", f.get("region") or run.ctx.region).delete_db_snapshot(DBSnapshotIdentifier=f.id)
-        except ClientError as exc:
-            if error_code(exc) not in ("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
-                raise
 
 
 class DbSnapshotCopy(DbSnapshot):

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from awslab.aws._common import delete_confirmed, stack_filter, tag_spec
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import Run, create_or_adopt
-from awslab.engine.waiting import error_code, retry_eventual
+from awslab.engine.waiting import error_code, ignoring, retry_eventual
 from awslab.spec import catalog
 from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.spec.topology import names
@@ -175,11 +175,8 @@ class InstanceProfile:
 
 
 def _ignore_no_such(call, **kwargs) -> None:
-    try:
+    with ignoring("NoSuchEntity"):
         call(**kwargs)
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise
 
 
 class Instance:

@@ -19,7 +19,7 @@ from awslab.aws._common import (
 )
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import Run, create_once
-from awslab.engine.waiting import error_code
+from awslab.engine.waiting import error_code, ignoring
 from awslab.spec.tags import TAG_RESOURCE, from_tag_list
 
 TAG_VPC_DNS = "awslab:vpc-dns"
@@ -109,11 +109,8 @@ class InternetGateway:
     def complete(self, run: Run, d: Desired, f: Found) -> Found:
         vpc_id = run.ref("network.vpc").id
         if vpc_id not in f.get("vpcs", []):
-            try:
+            with ignoring("Resource.AlreadyAssociated"):
                 ec2_not_visible_yet(run.client("ec2").attach_internet_gateway)(InternetGatewayId=f.id, VpcId=vpc_id)
-            except ClientError as exc:
-                if error_code(exc) != "Resource.AlreadyAssociated":
-                    raise
         f.attrs["vpcs"] = [vpc_id]
         f.state = "attached"
         return f
@@ -121,12 +118,9 @@ class InternetGateway:
     def delete(self, run: Run, f: Found) -> None:
         ec2 = run.client("ec2")
         for vpc_id in f.get("vpcs", []):
-            try:
+            with ignoring("Gateway.NotAttached"):
                 delete_confirmed(run, draining(ec2.detach_internet_gateway), InternetGatewayId=f.id, VpcId=vpc_id,
                                  still=lambda igw, v=vpc_id: any(a.get("VpcId") == v for a in igw.get("Attachments", [])))
-            except ClientError as exc:
-                if error_code(exc) != "Gateway.NotAttached":
-                    raise
         delete_confirmed(run, ec2.delete_internet_gateway, InternetGatewayId=f.id)
 
 

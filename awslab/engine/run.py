@@ -17,7 +17,13 @@ from botocore.exceptions import (
 
 from awslab.engine.context import Context
 from awslab.engine.model import Found
-from awslab.engine.waiting import Clock, error_code, poll_until, sleep_or_cancel
+from awslab.engine.waiting import (
+    Clock,
+    error_code,
+    ignoring,
+    poll_until,
+    sleep_or_cancel,
+)
 from awslab.errors import OperationError, OwnershipError
 from awslab.spec.tags import as_tag_list, owned_by
 from awslab.spec.topology import stack_tags
@@ -110,11 +116,8 @@ def create_or_adopt(run: Run, what: str, create: Callable[[], dict], exists_code
                     describe: Callable[[], dict], tags_of: Callable[[dict], dict[str, str]]) -> dict:
     """Create a resource; when AWS answers that it already exists (a rerun after a crash, or the
     name taken by someone else), adopt it only if it carries this stack's tag."""
-    try:
+    with ignoring(exists_code):
         return create()
-    except ClientError as exc:
-        if error_code(exc) != exists_code:
-            raise
     found = describe()
     if not owned_by(tags_of(found), run.stack):
         raise OwnershipError(f"{what} exists but is not stack {run.stack}'s",

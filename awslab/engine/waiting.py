@@ -7,11 +7,12 @@ yet visible, a dependency still draining), naming their error codes.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from botocore.exceptions import ClientError
 from tenacity import (
@@ -36,6 +37,17 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return exc.response.get("Error", {}).get("Code", "")
     return ""
+
+
+@contextlib.contextmanager
+def ignoring(*codes: str) -> Iterator[None]:
+    """Let an AWS error with one of ``codes`` pass: "not found" on a delete (already done), "already
+    associated" on a rerun. Any other error goes on up."""
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) not in codes:
+            raise
 
 
 def error_message(exc: BaseException) -> str:
