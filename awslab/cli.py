@@ -1,4 +1,6 @@
-"""The command line: thin Click commands that resolve input and forward to awslab.commands.lifecycle.
+"""The command line: thin Click commands that parse and check input, resolve the Context and forward
+to the plain functions of awslab.commands (lifecycle, recovery, demo) and awslab.verify.live
+(connect); errors become one line and an exit code here.
 
 Heavy imports (boto3, moto) happen inside the commands, so ``awslab --help`` starts quickly.
 Exit codes: 0 success, 1 an operation failed, 2 bad input (nothing created), 130 interrupted.

@@ -213,12 +213,12 @@ def held_port():
 def _make_shell(aws, stack: str) -> list:
     """What `restore` needs of a stack (VPC, subnets, subnet groups, security groups), tagged as its;
     returns the undo calls."""
-    from awslab.spec.tags import as_tag_list, resource_tags
+    from awslab.spec.tags import as_tag_list, stack_tags
 
     ec2, rds, ec = aws("ec2"), aws("rds"), aws("elasticache")
 
     def tags(key):
-        return as_tag_list(resource_tags(stack, "week6", key))
+        return as_tag_list(stack_tags(stack, "week6", key))
 
     vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": tags("network.vpc")}])["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az,

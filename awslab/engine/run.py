@@ -25,8 +25,7 @@ from awslab.engine.waiting import (
     sleep_or_cancel,
 )
 from awslab.errors import OperationError, OwnershipError
-from awslab.spec.tags import as_tag_list, owned_by
-from awslab.spec.topology import stack_tags
+from awslab.spec.tags import as_tag_list, owned_by, stack_tags
 
 # Upper bounds, sized for real AWS (a Multi-AZ RDS instance can take 20+ minutes, a replica as long).
 TIMEOUTS_S = {

@@ -8,6 +8,7 @@ credentials or secrets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -38,6 +39,21 @@ def write_json_atomic(path: Path, data: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
+    """A 0600 file holding ``text``, created with that mode (never briefly readable, never an old
+    file truncated in place: a reader holding it open would see the new secret), owned by us or by
+    ``owner`` (uid, gid)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> dict | None:

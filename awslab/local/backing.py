@@ -10,7 +10,8 @@ them all when it stops.
 
 The endpoint stays what AWS would return; ``<local dir>/endpoints.json`` maps each emulated
 endpoint ``address:port`` to the engine's real ``127.0.0.1:port`` (or says why there is none), and
-awslab's client side (``awslab.engines_map``) reads it wherever it connects.
+awslab's client side (``awslab.verify.live.endpoint_map``, through the server's
+``/awslab/endpoints``) reads it wherever it connects.
 
 Engine work runs on a small pool of threads, one queue per resource, so a request never waits for
 an ``initdb``; a replica's start waits for its primary's.

@@ -51,6 +51,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from awslab.engine.state import write_private
+from awslab.local import processes
+from awslab.local.processes import cmdline, proc_stat
+
 try:
     import fcntl
     import pwd
@@ -293,44 +297,17 @@ _CHILDREN_LOCK = threading.Lock()
 
 
 def _reap(pid: int) -> None:
+    """Collect an engine this process started (Popen's own bookkeeping) once it has exited."""
     with _CHILDREN_LOCK:
         proc = _CHILDREN.get(pid)
         if proc is not None and proc.poll() is not None:
             del _CHILDREN[pid]
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks) from /proc; the start time tells a reused pid from ours."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return fields[0], int(fields[19])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        pass
-    with contextlib.suppress(OSError, subprocess.SubprocessError):  # no /proc (macOS)
-        return subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True,
-                              timeout=10).stdout
-    return ""
-
-
 def pid_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    stat = _proc_stat(pid)
-    return not (stat and stat[0] in ("Z", "X"))
+    return processes.pid_alive(pid)
 
 
 def _is_ours(entry: dict[str, Any]) -> bool:
@@ -338,10 +315,10 @@ def _is_ours(entry: dict[str, Any]) -> bool:
     pid = entry.get("pid")
     if not pid or not pid_alive(pid):
         return False
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     if stat and entry.get("started") is not None and stat[1] != entry["started"]:
         return False
-    return entry.get("engine", "?") in _cmdline(pid)
+    return entry.get("engine", "?") in cmdline(pid)
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -425,16 +402,8 @@ def _make_dir(path: Path, mode: int, who: RunAs | None = None) -> None:
 
 
 def _write_private(path: Path, text: str, who: RunAs | None = None) -> None:
-    """A 0600 file, created with that mode (never briefly readable), owned by us or by `who`."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        if who is not None and who.switch:
-            os.fchown(fd, who.uid, who.gid)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
+    """A 0600 file owned by us, or by `who` (the engine's account)."""
+    write_private(path, text, (who.uid, who.gid) if who is not None and who.switch else None)
 
 
 def _chown_tree(path: Path, who: RunAs) -> None:
@@ -697,7 +666,7 @@ class Engines:
                                         **who.popen_kwargs())
             with _CHILDREN_LOCK:
                 _CHILDREN[proc.pid] = proc
-            stat = _proc_stat(proc.pid)
+            stat = proc_stat(proc.pid)
             entry = self._update(key, port=port, pid=proc.pid, started=stat[1] if stat else None)
             try:
                 self._wait_ready(entry, proc, functools.partial(ready, port))

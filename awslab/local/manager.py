@@ -20,6 +20,7 @@ from pathlib import Path
 
 from awslab.engine.state import read_json, state_dir
 from awslab.errors import OperationError, UsageError
+from awslab.local.processes import pid_alive
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -41,21 +42,6 @@ class LocalServer:
 
 def local_dir() -> Path:
     return state_dir() / "local"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (started by this process, not yet reaped) is not a server.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
 
 
 def _healthy(info: dict, timeout: float = 2.0) -> bool:
@@ -80,7 +66,7 @@ def _read_info() -> dict | None:
 def find() -> LocalServer | None:
     """The running local AWS started by awslab, or None."""
     info = _read_info()
-    if info and _pid_alive(info["pid"]) and _healthy(info):
+    if info and pid_alive(info["pid"]) and _healthy(info):
         return LocalServer(info["pid"], info["host"], info["port"], local_dir() / "server.log")
     return None
 
@@ -154,9 +140,9 @@ def stop() -> LocalServer | None:
         return None
     os.kill(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline and _pid_alive(running.pid):
+    while time.monotonic() < deadline and pid_alive(running.pid):
         time.sleep(0.05)
-    if _pid_alive(running.pid):
+    if pid_alive(running.pid):
         os.kill(running.pid, signal.SIGKILL)
     (local_dir() / "server.json").unlink(missing_ok=True)
     stop_engines()

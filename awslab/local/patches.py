@@ -57,6 +57,7 @@ import os
 import time
 
 from awslab.local import latency
+from awslab.spec.catalog import DB_ENGINES
 
 
 def backing_state(obj) -> str | None:
@@ -72,7 +73,9 @@ _applied = False
 DB_CLASSES = {f"db.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", "small", "medium", "large", "xlarge", "2xlarge")} | {
     f"db.{fam}.{size}" for fam in ("m5", "m6g", "m6i", "m7g", "r5", "r6g", "r6i", "r7g")
     for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")}
-DB_MAJOR_VERSIONS = {"postgres": ("13", "14", "15", "16", "17"), "mysql": ("8.0", "8.4")}
+# The majors are awslab.spec.catalog's (one fact); the classes and node types above are the exact
+# offering the emulated AWS accepts, where the catalog holds only the pattern awslab checks early.
+DB_MAJOR_VERSIONS = {engine: facts["versions"] for engine, facts in DB_ENGINES.items()}
 CACHE_NODE_TYPES = {f"cache.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", "small", "medium")} | {
     f"cache.{fam}.{size}" for fam in ("m5", "m6g", "m7g", "r5", "r6g", "r7g")
     for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")}

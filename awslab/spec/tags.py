@@ -25,8 +25,9 @@ def valid_stack_name(name: str) -> bool:
     return bool(STACK_NAME_RE.match(name)) and "--" not in name and not name.endswith("-")
 
 
-def resource_tags(stack: str, lab: str, key: str) -> dict[str, str]:
-    return {TAG_STACK: stack, TAG_LAB: lab, TAG_RESOURCE: key, "Name": f"{stack}-{key.split('.', 1)[-1].replace('.', '-')}"}
+def stack_tags(stack: str, lab: str, key: str) -> dict[str, str]:
+    """The tags every resource of the stack carries (``key``: its place in the topology)."""
+    return {TAG_STACK: stack, TAG_LAB: lab, TAG_RESOURCE: key}
 
 
 def as_tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -1,16 +1,15 @@
 """The lab's resources and how they depend on each other: one table, read forwards to build and
 backwards to tear down.
 
-``desired(lab, stack)`` is pure: the same lab and stack always give the same resources, names and
-dependencies, so planning needs no AWS. Teardown uses ``TEARDOWN_DEPS`` (the same edges) for
-whatever discovery found, so ``down`` needs no lab file.
+``desired(lab, stack, region)`` is pure: the same lab and stack always give the same resources,
+names and dependencies, so planning needs no AWS. ``plan_down`` (awslab.engine.plan) reverses the
+same ``EDGES`` for whatever discovery found, so ``down`` needs no lab file.
 """
 
 from __future__ import annotations
 
 from awslab.engine.model import Desired
 from awslab.spec.lab import Lab
-from awslab.spec.tags import TAG_LAB, TAG_RESOURCE, TAG_STACK
 
 PRIVATE_SUBNETS = ("network.subnet.private-a", "network.subnet.private-b")
 
@@ -74,10 +73,6 @@ def names(stack: str, region: str) -> dict[str, str]:
 
 def replica_name(stack: str, n: int) -> str:
     return f"{stack}-db-replica-{n}"
-
-
-def stack_tags(stack: str, lab: str, key: str) -> dict[str, str]:
-    return {TAG_STACK: stack, TAG_LAB: lab, TAG_RESOURCE: key}
 
 
 def desired(lab: Lab, stack: str, region: str) -> list[Desired]:

@@ -17,10 +17,9 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from awslab.engine.run import Run
-from awslab.engine.state import state_dir
+from awslab.engine.state import state_dir, write_private
 from awslab.errors import OperationError, UsageError
 from awslab.verify.results import FAIL, PASS, SKIP
 
@@ -226,7 +225,7 @@ def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", passwor
     os.chmod(folder, 0o700)
     if what in ("db", "replica"):
         passfile = folder / f"{run.stack}-{what}.pgpass"
-        _write_private(passfile, f"{addr.host}:{addr.port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n")
+        write_private(passfile, f"{addr.host}:{addr.port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n")
         env = {"PGHOST": addr.host, "PGPORT": str(addr.port), "PGUSER": user, "PGDATABASE": database,
                "PGPASSFILE": str(passfile), "PGSSLMODE": "disable"}
         if as_env:
@@ -234,7 +233,7 @@ def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", passwor
         return [f"PGPASSFILE={shlex.quote(str(passfile))} {shlex.quote(tool_path('psql'))} "
                 + shlex.quote(f"host={addr.host} port={addr.port} user={user} dbname={database} sslmode=disable")]
     tokenfile = folder / f"{run.stack}-cache.auth"
-    _write_private(tokenfile, password)
+    write_private(tokenfile, password)
     if as_env:
         return [f"export REDISCLI_AUTH=\"$(cat {shlex.quote(str(tokenfile))})\"", f"export REDIS_HOST={addr.host}",
                 f"export REDIS_PORT={addr.port}"]
@@ -264,13 +263,6 @@ def tool_path(name: str) -> str:
 
 def _pgpass_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
 
 
 def require_engine(addr: Address, what: str) -> None:
