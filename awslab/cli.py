@@ -55,7 +55,7 @@ def _setup_debug(debug: bool) -> None:
         os.environ["AWSLAB_DEBUG"] = "1"
         import logging
 
-        # awslab's own request log (awslab/context.py): operation and parameter names, never
+        # awslab's own request log (awslab/engine/context.py): operation and parameter names, never
         # values or bodies, which can carry the AUTH token. botocore's loggers stay quiet for that reason.
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
         logging.getLogger("awslab").setLevel(logging.DEBUG)

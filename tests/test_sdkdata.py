@@ -1,4 +1,4 @@
-"""botocore's data parsed once per process and kept parsed on disk (awslab/sdkdata.py): what comes
+"""botocore's data parsed once per process and kept parsed on disk (awslab/engine/sdkdata.py): what comes
 from the cache is what botocore's own JSON loader gives, and a stale or broken cache file is
 never believed."""
 

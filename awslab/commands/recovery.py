@@ -1,7 +1,7 @@
 """Backups and disaster-recovery practice: snapshot, snapshots, restore, failover.
 
 The commands' logic, as plain functions the CLI forwards to. Snapshots, copies and restores are
-steps run by the one executor (kinds in database.py and cache.py); failovers are single calls
+steps run by the one executor (kinds in aws/database.py and aws/cache.py); failovers are single calls
 with a bounded wait. Everything made here carries the stack's tags, so `down` sees it.
 """
 
