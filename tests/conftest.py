@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,7 +29,7 @@ FAKE_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     # Any client not pointed at the local AWS goes to a closed local port, never to real AWS.
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-    # Control-plane tests need no PostgreSQL behind each DB; tests/test_live.py turns the engines on.
+    # Control-plane tests need no PostgreSQL behind each DB; tests/verify/test_live.py turns the engines on.
     "AWSLAB_LOCAL_ENGINES": "off",
 }
 CLEARED = ("AWS_PROFILE", "AWS_REGION", "AWSLAB_TARGET", "AWSLAB_PROFILE", "AWSLAB_REGION", "AWSLAB_ENDPOINT_URL",
@@ -256,6 +257,22 @@ def ec2_tagged(aws, stack: str) -> dict[str, list[dict]]:
         "instances": [i for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
                       if i["State"]["Name"] != "terminated"],
     }
+
+
+def copies(aws, stack: str) -> Counter:
+    """How many of each of the stack's resources exist: (type, awslab:resource) -> count."""
+    counts: Counter = Counter()
+    for kind, items in ec2_tagged(aws, stack).items():
+        for item in items:
+            counts[kind, tags_of(item.get("Tags"))["awslab:resource"]] += 1
+    tagging = aws("resourcegroupstaggingapi")
+    for page in tagging.get_paginator("get_resources").paginate(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}]):
+        for r in page["ResourceTagMappingList"]:
+            if r["ResourceARN"].startswith("arn:aws:ec2:"):
+                continue   # counted above, by describes
+            kind = r["ResourceARN"].split(":")[2] + ":" + r["ResourceARN"].split(":")[5].split("/")[0]
+            counts[kind, tags_of(r["Tags"]).get("awslab:resource", r["ResourceARN"])] += 1
+    return counts
 
 
 def repo_root() -> Path:

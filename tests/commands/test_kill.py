@@ -13,8 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import ec2_tagged, interrupt_when, stack_tagged
-from test_faults import copies
+from conftest import copies, ec2_tagged, interrupt_when, stack_tagged
 
 from awslab.spec import topology
 from awslab.spec.lab import load_lab

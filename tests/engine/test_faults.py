@@ -12,29 +12,13 @@ import os
 from collections import Counter
 
 import pytest
-from conftest import ec2_tagged, stack_tagged, tags_of
+from conftest import copies, ec2_tagged, stack_tagged
 
 from awslab.engine import faults
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.faults]
 SEEDS = range(1, int(os.environ.get("AWSLAB_TEST_FAULT_SEEDS", "50")) + 1)
 RATE = 0.2
-
-
-def copies(aws, stack: str) -> Counter:
-    """How many of each of the stack's resources exist: (type, awslab:resource) -> count."""
-    counts: Counter = Counter()
-    for kind, items in ec2_tagged(aws, stack).items():
-        for item in items:
-            counts[kind, tags_of(item.get("Tags"))["awslab:resource"]] += 1
-    tagging = aws("resourcegroupstaggingapi")
-    for page in tagging.get_paginator("get_resources").paginate(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}]):
-        for r in page["ResourceTagMappingList"]:
-            if r["ResourceARN"].startswith("arn:aws:ec2:"):
-                continue   # counted above, by describes
-            kind = r["ResourceARN"].split(":")[2] + ":" + r["ResourceARN"].split(":")[5].split("/")[0]
-            counts[kind, tags_of(r["Tags"]).get("awslab:resource", r["ResourceARN"])] += 1
-    return counts
 
 
 @pytest.mark.parametrize("seed", SEEDS)
