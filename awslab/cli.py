@@ -61,6 +61,15 @@ def _setup_debug(debug: bool) -> None:
         logging.getLogger("awslab").setLevel(logging.DEBUG)
 
 
+def _begin(opts: dict, lab=None):
+    """What every command on a stack does first: debug logging, the output format, the Context
+    (for `up`/`plan` of ``lab``, its stack defaults to the lab's name)."""
+    _setup_debug(opts["debug"])
+    output = _output(opts["output"])
+    lab_name = (opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab.name) if lab is not None else None
+    return _context(opts, lab_name=lab_name), output
+
+
 def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, start_local: bool = True):
     from awslab.commands._common import check_stack_name
     from awslab.engine import state
@@ -126,13 +135,11 @@ def up(lab, lab_file, overrides, dry_run, **opts):
 
     Running it again changes nothing. Example: awslab up week6 --set host.ssh_cidr=203.0.113.10/32
     """
-    _setup_debug(opts["debug"])
     from awslab.commands.lifecycle import up as do_up
     from awslab.spec.lab import load_lab
 
     loaded = load_lab(lab, lab_file, overrides)
-    output = _output(opts["output"])
-    ctx = _context(opts, lab_name=opts.get("stack") or os.environ.get("AWSLAB_STACK") or loaded.name)
+    ctx, output = _begin(opts, lab=loaded)
     record = {"lab": loaded.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
     sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output), lab_record=record))
 
@@ -147,13 +154,11 @@ def plan(lab, lab_file, overrides, **opts):
 
     Example: awslab plan week6 --set database.read_replicas=0
     """
-    _setup_debug(opts["debug"])
     from awslab.commands.lifecycle import up as do_up
     from awslab.spec.lab import load_lab
 
     loaded = load_lab(lab, lab_file, overrides)
-    output = _output(opts["output"])
-    ctx = _context(opts, lab_name=opts.get("stack") or os.environ.get("AWSLAB_STACK") or loaded.name)
+    ctx, output = _begin(opts, lab=loaded)
     sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=True, output=output, progress=_progress(output)))
 
 
@@ -161,11 +166,9 @@ def plan(lab, lab_file, overrides, **opts):
 @target_options
 def status(**opts):
     """Every resource of the stack, its state and age. Example: awslab status --name week6"""
-    _setup_debug(opts["debug"])
     from awslab.commands.lifecycle import status as do_status
 
-    output = _output(opts["output"])
-    ctx = _context(opts)
+    ctx, output = _begin(opts)
     sys.exit(do_status(ctx, ctx.stack, output, _progress(output)))
 
 
@@ -182,11 +185,9 @@ def down(skip_final_snapshot, delete_snapshots, dry_run, **opts):
     snapshots unless --delete-snapshots, and ends by listing what it kept and its monthly cost.
     Running it again is a quiet success. Example: awslab down --yes
     """
-    _setup_debug(opts["debug"])
     from awslab.commands.lifecycle import down as do_down
 
-    output = _output(opts["output"])
-    ctx = _context(opts)
+    ctx, output = _begin(opts)
     sys.exit(do_down(ctx, ctx.stack, skip_final_snapshot=skip_final_snapshot, dry_run=dry_run,
                      output=output, progress=_progress(output), delete_snapshots=delete_snapshots))
 
@@ -201,11 +202,9 @@ def snapshot(copy_to_region, kms_key, **opts):
     Waits until they are available and prints their ids, sizes and monthly cost.
     Example: awslab snapshot --copy-to-region us-west-2
     """
-    _setup_debug(opts["debug"])
     from awslab.commands.recovery import snapshot as do_snapshot
 
-    output = _output(opts["output"])
-    ctx = _context(opts)
+    ctx, output = _begin(opts)
     sys.exit(do_snapshot(ctx, ctx.stack, _stack_lab(ctx.stack), copy_to=copy_to_region, kms_key=kms_key,
                          output=output, progress=_progress(output)))
 
@@ -214,11 +213,9 @@ def snapshot(copy_to_region, kms_key, **opts):
 @target_options
 def snapshots(**opts):
     """The stack's manual, automated and final snapshots (DB and cache, every region it copied to)."""
-    _setup_debug(opts["debug"])
     from awslab.commands.recovery import snapshots as do_snapshots
 
-    output = _output(opts["output"])
-    ctx = _context(opts)
+    ctx, output = _begin(opts)
     sys.exit(do_snapshots(ctx, ctx.stack, output=output, progress=_progress(output)))
 
 
@@ -237,11 +234,9 @@ def restore(snapshot_id, as_name, to_time, from_cache, **opts):
     Examples: awslab restore week6-20261127-143000 --as restored;
     awslab restore --to-time 2026-11-27T14:30:00Z --as before-the-mistake
     """
-    _setup_debug(opts["debug"])
     from awslab.commands.recovery import restore as do_restore
 
-    output = _output(opts["output"])
-    ctx = _context(opts)
+    ctx, output = _begin(opts)
     sys.exit(do_restore(ctx, ctx.stack, _stack_lab(ctx.stack), snapshot_id=snapshot_id, as_name=as_name,
                         to_time=to_time, output=output, progress=_progress(output), from_cache=from_cache))
 
@@ -254,11 +249,9 @@ def failover(on_cache, **opts):
 
     Refused on a Single-AZ instance. Example: awslab failover; awslab failover --cache
     """
-    _setup_debug(opts["debug"])
     from awslab.commands.recovery import failover as do_failover
 
-    output = _output(opts["output"])
-    ctx = _context(opts)
+    ctx, output = _begin(opts)
     sys.exit(do_failover(ctx, ctx.stack, on_cache=on_cache, output=output, progress=_progress(output)))
 
 
@@ -274,11 +267,10 @@ def connect(what, as_env, **opts):
     REDISCLI_AUTH read from a file). On AWS, the endpoints are private: it prints the SSM session
     to open on the host and the command to run there. Example: eval "$(awslab connect db --env)"
     """
-    _setup_debug(opts["debug"])
     from awslab.commands._common import new_run
     from awslab.verify.live import connect as do_connect
 
-    ctx = _context(opts)
+    ctx, _ = _begin(opts)
     for line in do_connect(new_run(ctx, ctx.stack), what, as_env):
         click.echo(line)
 
@@ -300,13 +292,11 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
     Prints the hit ratio and p50/p95 latency of both, and what they show.
     Example: awslab demo cache-aside --requests 500
     """
-    _setup_debug(opts["debug"])
     from awslab import ui
     from awslab.commands._common import new_run
     from awslab.commands.demo import cache_aside, explain
 
-    output = _output(opts["output"])
-    ctx = _context(opts)
+    ctx, output = _begin(opts)
     result = cache_aside(new_run(ctx, ctx.stack), requests=n_requests, rows=rows, reports=reports)
     if output == "json":
         ui.emit_json(result)
@@ -329,11 +319,9 @@ def verify(checks, lab_file, overrides, **opts):
     Each check has an id, a status (PASS/FAIL/WARN/SKIP), the evidence, and for a FAIL a fix.
     Exit 0 when nothing FAILs, 1 otherwise. Example: awslab verify --check path --output json
     """
-    _setup_debug(opts["debug"])
     from awslab.commands.lifecycle import verify as do_verify
 
-    output = _output(opts["output"])
-    ctx = _context(opts)
+    ctx, output = _begin(opts)
     loaded = _stack_lab(ctx.stack, lab_file, overrides)
     from awslab.verify.checks import CHECK_PREFIXES
 
