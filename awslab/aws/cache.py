@@ -9,6 +9,7 @@ automatic failover.
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 from botocore.exceptions import ClientError
 
@@ -187,10 +188,9 @@ class ReplicationGroup:
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         latest: dict = {}
         probe = visible_within(self._probe(run, f, latest), NOT_VISIBLE_GRACE_S, run.clock)
-        f.state = run.wait(f.key, f"ElastiCache replication group {f.id}", probe,
-                           done={"available"}, failed={"create-failed", GONE, "deleting"}, kind=self.kind)
-        f.attrs.update(_group_attrs(latest))
-        return f
+        state = run.wait(f.key, f"ElastiCache replication group {f.id}", probe,
+                         done={"available"}, failed={"create-failed", GONE, "deleting"}, kind=self.kind)
+        return replace(f, state=state, attrs={**f.attrs, **_group_attrs(latest)})
 
     def delete(self, run: Run, f: Found) -> None:
         latest: dict = {}
@@ -260,10 +260,9 @@ class CacheSnapshot:
         probe = visible_within(status_probe(lambda: ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0],
                                             "SnapshotStatus", {"SnapshotNotFoundFault"}, latest),
                                NOT_VISIBLE_GRACE_S, run.clock)
-        f.state = run.wait(d.key, f"cache snapshot {d.name}", probe, done={"available"}, failed={"failed", GONE},
-                           kind=self.kind)
-        f.attrs.update(_snapshot_attrs(latest, run.ctx.region))
-        return f
+        state = run.wait(d.key, f"cache snapshot {d.name}", probe, done={"available"}, failed={"failed", GONE},
+                         kind=self.kind)
+        return replace(f, state=state, attrs={**f.attrs, **_snapshot_attrs(latest, run.ctx.region)})
 
     def delete(self, run: Run, f: Found) -> None:
         with ignoring("SnapshotNotFoundFault"):

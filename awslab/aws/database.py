@@ -8,6 +8,7 @@ after the primary is available and deleted before it (a primary deleted first wo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
@@ -109,10 +110,9 @@ class _DbBase:
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         latest: dict = {}
         probe = visible_within(self._probe(run, f.id, latest), NOT_VISIBLE_GRACE_S, run.clock)
-        f.state = run.wait(f.key, f"RDS instance {f.id}", probe, done={"available"},
-                           failed=FAILED_STATES | {GONE, "deleting"}, kind=self.kind)
-        f.attrs.update(_db_attrs(latest))
-        return f
+        state = run.wait(f.key, f"RDS instance {f.id}", probe, done={"available"},
+                         failed=FAILED_STATES | {GONE, "deleting"}, kind=self.kind)
+        return replace(f, state=state, attrs={**f.attrs, **_db_attrs(latest)})
 
     def _create(self, run: Run, d: Desired, call) -> Found:
         """Create (or, after a crash, adopt this stack's own instance of that name), then wait."""
@@ -151,7 +151,6 @@ class _DbBase:
                 if code != "InvalidDBInstanceState":
                     raise
             if snapshot:
-                f.attrs["final_snapshot"] = snapshot
                 run.on_event("note", key=f.key, text=f"final snapshot {snapshot}")
         run.wait(f.key, f"RDS instance {f.id} to be deleted", probe, done={GONE}, kind=self.kind)
 
@@ -281,10 +280,9 @@ class DbSnapshot:
         probe = visible_within(status_probe(lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=f.id)["DBSnapshots"][0],
                                             "Status", {"DBSnapshotNotFound", "DBSnapshotNotFoundFault"}, latest),
                                NOT_VISIBLE_GRACE_S, run.clock)
-        f.state = run.wait(f.key, f"DB snapshot {f.id}", probe, done={"available"}, failed=SNAPSHOT_FAILED,
-                           kind=self.kind)
-        f.attrs.update(_snapshot_attrs(latest, f.get("region") or run.ctx.region))
-        return f
+        state = run.wait(f.key, f"DB snapshot {f.id}", probe, done={"available"}, failed=SNAPSHOT_FAILED,
+                         kind=self.kind)
+        return replace(f, state=state, attrs={**f.attrs, **_snapshot_attrs(latest, f.get("region") or run.ctx.region)})
 
     def delete(self, run: Run, f: Found) -> None:
         with ignoring("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
@@ -336,9 +334,7 @@ class DbRestore(DbInstance):
             when = {"UseLatestRestorableTime": True} if d.spec["time"] is None else {"RestoreTime": d.spec["time"]}
             call = lambda: rds.restore_db_instance_to_point_in_time(  # noqa: E731
                 SourceDBInstanceIdentifier=d.spec["source"], TargetDBInstanceIdentifier=d.name, **when, **common)
-        found = self._create(run, d, call)
-        found.kind = "db-instance"
-        return found
+        return replace(self._create(run, d, call), kind="db-instance")
 
 
 def failover(run: Run, ident: str) -> tuple[dict, dict, float, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 from botocore.exceptions import ClientError
 
@@ -152,8 +153,8 @@ class InstanceProfile:
         if SECRETS_POLICY_NAME not in f.get("inline", []):
             _iam_not_visible_yet(iam.put_role_policy)(RoleName=d.name, PolicyName=SECRETS_POLICY_NAME,
                                                       PolicyDocument=secrets_policy(run.stack))
-        f.attrs.update(roles=[d.name], policies=list(d.spec["managed_policy_arns"]), inline=[SECRETS_POLICY_NAME])
-        return f
+        return replace(f, attrs={**f.attrs, "roles": [d.name], "policies": list(d.spec["managed_policy_arns"]),
+                                 "inline": [SECRETS_POLICY_NAME]})
 
     def delete(self, run: Run, f: Found) -> None:
         iam = run.client("iam")
@@ -222,10 +223,9 @@ class Instance:
             latest.update(insts[0])
             return insts[0]["State"]["Name"]
 
-        f.state = run.wait(f.key, f"EC2 instance {f.id}", probe, done={"running"},
-                           failed={"shutting-down", "terminated", "stopping", "stopped"}, kind="instance")
-        f.attrs.update(_instance_attrs(latest))
-        return f
+        state = run.wait(f.key, f"EC2 instance {f.id}", probe, done={"running"},
+                         failed={"shutting-down", "terminated", "stopping", "stopped"}, kind="instance")
+        return replace(f, state=state, attrs={**f.attrs, **_instance_attrs(latest)})
 
     def delete(self, run: Run, f: Found) -> None:
         ec2 = run.client("ec2")

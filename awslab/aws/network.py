@@ -7,6 +7,8 @@ table and its route and association) are completed by ``complete`` when found ha
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import (
@@ -70,8 +72,7 @@ class Vpc:
                       attrs={"cidr": d.spec["cidr"], "tags": from_tag_list(vpc.get("Tags"))})
         run.wait(d.key, f"VPC {found.id}", lambda: _describe_one(ec2.describe_vpcs, "Vpcs", VpcIds=[found.id]).get("State", "pending"),
                  done={"available"})
-        found.state = "available"
-        return self.complete(run, d, found)
+        return self.complete(run, d, replace(found, state="available"))
 
     def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
         # A process killed between CreateVpc and the attribute calls leaves a VPC without DNS
@@ -111,9 +112,7 @@ class InternetGateway:
         if vpc_id not in f.get("vpcs", []):
             with ignoring("Resource.AlreadyAssociated"):
                 ec2_not_visible_yet(run.client("ec2").attach_internet_gateway)(InternetGatewayId=f.id, VpcId=vpc_id)
-        f.attrs["vpcs"] = [vpc_id]
-        f.state = "attached"
-        return f
+        return replace(f, state="attached", attrs={**f.attrs, "vpcs": [vpc_id]})
 
     def delete(self, run: Run, f: Found) -> None:
         ec2 = run.client("ec2")

@@ -8,6 +8,7 @@ group-referencing rules first, since AWS refuses to delete a group another group
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 from botocore.exceptions import ClientError
@@ -189,9 +190,7 @@ class SecurityGroupRules:
             _apply(run, rule, ids, grant=True)
         for rule in sorted(have - want):
             _apply(run, rule, ids, grant=False)
-        f.attrs["rules"] = want
-        f.id = f"{len(want)} rules"
-        return f
+        return replace(f, id=f"{len(want)} rules", attrs={**f.attrs, "rules": want})
 
     def _current(self, run: Run, ids: dict[str, str]) -> set[Rule]:
         groups = ec2_not_visible_yet(run.client("ec2").describe_security_groups)(GroupIds=list(ids.values()))["SecurityGroups"]

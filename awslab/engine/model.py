@@ -23,8 +23,10 @@ class Desired:
     spec: dict[str, Any] = field(default_factory=dict, compare=False)  # kind-specific settings
 
 
-@dataclass
+@dataclass(frozen=True)
 class Found:
+    """What discovery (or a step) saw; a step that changes a resource returns a new Found."""
+
     key: str
     kind: str
     id: str                    # the physical id: vpc-..., a DB identifier, a role name
