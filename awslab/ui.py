@@ -12,10 +12,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from awslab.engine.model import CREATE, DELETE, UPDATE
+from awslab.engine.model import CREATE, DELETE, FAILOVER, UPDATE
 
 VERB = {CREATE: ("creating", "created"), UPDATE: ("completing", "completed"), DELETE: ("deleting", "deleted"),
-        "keep": ("checking", "ready")}
+        FAILOVER: ("failing over", "failed over"), "keep": ("checking", "ready")}
 
 
 class Progress:

@@ -204,6 +204,21 @@ class ReplicationGroup:
                 run.client("elasticache").delete_replication_group(ReplicationGroupId=f.id, RetainPrimaryCluster=False)
         run.wait(f.key, f"ElastiCache replication group {f.id} to be deleted", probe, done={GONE}, kind=self.kind)
 
+    def failover(self, run: Run, f: Found) -> Found:
+        """TestFailover on the group's node group and wait until available; the result in attrs["failover"]."""
+        before, _ = _primary_node(run, f.id)
+        started = run.clock.now()
+        try:
+            run.client("elasticache").test_failover(ReplicationGroupId=f.id, NodeGroupId="0001")
+        except ClientError as exc:
+            if error_code(exc) in ("InvalidReplicationGroupState", "APICallRateForCustomerExceeded"):
+                raise OperationError(f"ElastiCache refused the failover: {exc.response['Error'].get('Message')}") from None
+            raise
+        state = run.wait(f.key, f"ElastiCache replication group {f.id} to fail over", lambda: _primary_node(run, f.id)[1],
+                         done={"available"}, kind=self.kind)
+        result = {"primary_before": before, "primary_after": _primary_node(run, f.id)[0], "seconds": run.clock.now() - started}
+        return replace(f, state=state, attrs={**f.attrs, "failover": result})
+
 
 # --- snapshots, restores, failover --------------------------------------------------------------
 
@@ -280,27 +295,17 @@ class CacheRestore(ReplicationGroup):
                             SnapshotName=d.spec["snapshot"])
 
 
-def failover(run: Run, group_id: str) -> tuple[str, str, float]:
-    """TestFailover on the group's node group; (primary before, primary after, seconds)."""
-    ec = run.client("elasticache")
+def _primary_node(run: Run, group_id: str) -> tuple[str, str]:
+    """(the cache cluster holding the primary role, the group's status)."""
+    group = run.client("elasticache").describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
+    for member in (group.get("NodeGroups") or [{}])[0].get("NodeGroupMembers", []):
+        if member.get("CurrentRole") == "primary":
+            return member["CacheClusterId"], group["Status"]
+    return "?", group["Status"]
 
-    def primary() -> tuple[str, str]:
-        group = ec.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
-        for member in (group.get("NodeGroups") or [{}])[0].get("NodeGroupMembers", []):
-            if member.get("CurrentRole") == "primary":
-                return member["CacheClusterId"], group["Status"]
-        return "?", group["Status"]
 
-    before, status = primary()
+def check_failover(run: Run, group_id: str) -> None:
+    """Refuse, before anything is sent, a failover of a group that is not available."""
+    _, status = _primary_node(run, group_id)
     if status != "available":
         raise OperationError(f"replication group {group_id} is {status}; a failover needs it available")
-    started = run.clock.now()
-    try:
-        ec.test_failover(ReplicationGroupId=group_id, NodeGroupId="0001")
-    except ClientError as exc:
-        if error_code(exc) in ("InvalidReplicationGroupState", "APICallRateForCustomerExceeded"):
-            raise OperationError(f"ElastiCache refused the failover: {exc.response['Error'].get('Message')}") from None
-        raise
-    run.wait("cache.group", f"ElastiCache replication group {group_id} to fail over", lambda: primary()[1],
-             done={"available"}, kind="replication-group")
-    return before, primary()[0], run.clock.now() - started

@@ -178,6 +178,20 @@ class DbInstance(_DbBase):
         return f"{f.id}-final-{stamp}"
 
 
+    def failover(self, run: Run, f: Found) -> Found:
+        """Reboot with failover and wait until available; the result in attrs["failover"]."""
+        rds = run.client("rds")
+        before = rds.describe_db_instances(DBInstanceIdentifier=f.id)["DBInstances"][0]
+        started = run.clock.now()
+        rds.reboot_db_instance(DBInstanceIdentifier=f.id, ForceFailover=True)
+        latest: dict = {}
+        state = run.wait(f.key, f"RDS instance {f.id} to fail over", self._probe(run, f.id, latest), done={"available"},
+                         failed=FAILED_STATES, kind=self.kind)
+        result = {"az_before": before.get("AvailabilityZone"), "az_after": latest.get("AvailabilityZone"),
+                  "standby_az": latest.get("SecondaryAvailabilityZone"), "seconds": run.clock.now() - started}
+        return replace(f, state=state, attrs={**f.attrs, **_db_attrs(latest), "failover": result})
+
+
 class DbReplica(_DbBase):
     kind = "db-replica"
 
@@ -337,26 +351,12 @@ class DbRestore(DbInstance):
         return replace(self._create(run, d, call), kind="db-instance")
 
 
-def failover(run: Run, ident: str) -> tuple[dict, dict, float, str]:
-    """Reboot with failover; (before, after, seconds not available, last state seen)."""
-    rds = run.client("rds")
-    before = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-    if not before.get("MultiAZ"):
+def check_failover(run: Run, ident: str) -> None:
+    """Refuse, before anything is sent, a failover AWS would refuse: Single-AZ, or not available."""
+    db = run.client("rds").describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    if not db.get("MultiAZ"):
         raise UsageError(f"{ident} is Single-AZ: there is no standby to fail over to",
                          "a Multi-AZ instance has one: --set database.multi_az=true, or "
                          f"aws rds modify-db-instance --db-instance-identifier {ident} --multi-az --apply-immediately")
-    if before["DBInstanceStatus"] != "available":
-        raise OperationError(f"{ident} is {before['DBInstanceStatus']}; a failover needs it available", "wait, then retry")
-    started = run.clock.now()
-    rds.reboot_db_instance(DBInstanceIdentifier=ident, ForceFailover=True)
-    unavailable_since = started
-    seen = {"state": "rebooting"}
-
-    def probe() -> str:
-        seen["state"] = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"]
-        return seen["state"]
-
-    run.wait("db.primary", f"RDS instance {ident} to fail over", probe, done={"available"}, failed=FAILED_STATES,
-             kind="db-instance")
-    after = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-    return before, after, run.clock.now() - unavailable_since, seen["state"]
+    if db["DBInstanceStatus"] != "available":
+        raise OperationError(f"{ident} is {db['DBInstanceStatus']}; a failover needs it available", "wait, then retry")

@@ -1,8 +1,9 @@
 """Backups and disaster-recovery practice: snapshot, snapshots, restore, failover.
 
 The commands' logic, as plain functions the CLI forwards to. Snapshots, copies and restores are
-steps run by the one executor (kinds in aws/database.py and aws/cache.py); failovers are single calls
-with a bounded wait. Everything made here carries the stack's tags, so `down` sees it.
+steps run by the one executor (kinds in aws/database.py and aws/cache.py), and so is a failover
+(its one step planned by engine/plan.plan_failover). Everything made here carries the stack's
+tags, so `down` sees it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
 from awslab.engine.model import CREATE, DELETE, KEEP, Desired, Found, Plan, Step
+from awslab.engine.plan import plan_failover
 from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, OwnershipError, UsageError
 from awslab.spec import pricing
@@ -209,17 +211,20 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
     target = found.get(key)
     if target is None:
         raise UsageError(f"stack {stack} has no {key} to fail over", "run `awslab up` first")
+    (cache.check_failover if on_cache else database.check_failover)(run, target.id)
     confirm_real_account(ctx, f"fail over {target.id}", [f"will reboot {target.id} with failover (a brief outage)"])
+    outcome = execute(plan_failover(stack, target), run)
+    raise_if_failed(outcome, "failover", run)
+    done = run.found[key].get("failover")
     if on_cache:
-        before, after, seconds = cache.failover(run, target.id)
-        result = {"resource": target.id, "primary_before": before, "primary_after": after, "seconds": round(seconds, 1)}
-        text = f"{target.id}: primary node {before} -> {after}; available again after {seconds:.1f}s"
+        result = {"resource": target.id, "primary_before": done["primary_before"], "primary_after": done["primary_after"],
+                  "seconds": round(done["seconds"], 1)}
+        text = f"{target.id}: primary node {done['primary_before']} -> {done['primary_after']}; available again after {done['seconds']:.1f}s"
     else:
-        before, after, seconds, _ = database.failover(run, target.id)
-        result = {"resource": target.id, "az_before": before.get("AvailabilityZone"), "az_after": after.get("AvailabilityZone"),
-                  "standby_az": after.get("SecondaryAvailabilityZone"), "seconds_unavailable": round(seconds, 1)}
+        result = {"resource": target.id, "az_before": done["az_before"], "az_after": done["az_after"],
+                  "standby_az": done["standby_az"], "seconds_unavailable": round(done["seconds"], 1)}
         text = (f"{target.id}: primary AZ {result['az_before']} -> {result['az_after']} "
-                f"(standby now in {result['standby_az']}); not available for {seconds:.1f}s by polling")
+                f"(standby now in {result['standby_az']}); not available for {done['seconds']:.1f}s by polling")
     if output == "json":
         ui.emit_json(result)
     else:

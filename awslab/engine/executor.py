@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from awslab.engine.kinds import KINDS, READY_STATES
-from awslab.engine.model import CREATE, DELETE, KEEP, UPDATE, Plan, Step
+from awslab.engine.model import CREATE, DELETE, FAILOVER, KEEP, UPDATE, Plan, Step
 from awslab.engine.run import Run
 from awslab.engine.waiting import Interrupted
 
@@ -51,6 +51,8 @@ def run_step(run: Run, step: Step) -> None:
     elif step.action == DELETE:
         handler.delete(run, step.found)
         run.forget(step.key)
+    elif step.action == FAILOVER:
+        run.record(handler.failover(run, step.found))
     else:  # pragma: no cover - the planner makes only the actions above
         raise ValueError(f"unknown action {step.action}")
 

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 CREATE, KEEP, UPDATE, DELETE = "create", "keep", "update", "delete"
-MUTATING_ACTIONS = (CREATE, UPDATE, DELETE)
+FAILOVER = "failover"          # a forced failover of a Multi-AZ primary or a cache's primary node
+MUTATING_ACTIONS = (CREATE, UPDATE, DELETE, FAILOVER)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Found:
 class Step:
     key: str
     kind: str
-    action: str                # create / keep / update / delete
+    action: str                # create / keep / update / delete / failover
     deps: tuple[str, ...]
     desired: Desired | None = None
     found: Found | None = None

@@ -2,13 +2,24 @@
 
 ``plan_up`` creates what is missing, completes what is half-made (a gateway not attached, a rule
 missing) and keeps the rest. ``plan_down`` deletes everything found, each resource only after
-everything that depends on it: the topology's edges read backwards.
+everything that depends on it: the topology's edges read backwards. ``plan_failover`` is the one
+step of a forced failover.
 """
 
 from __future__ import annotations
 
 from awslab.engine.kinds import KINDS
-from awslab.engine.model import CREATE, DELETE, KEEP, UPDATE, Desired, Found, Plan, Step
+from awslab.engine.model import (
+    CREATE,
+    DELETE,
+    FAILOVER,
+    KEEP,
+    UPDATE,
+    Desired,
+    Found,
+    Plan,
+    Step,
+)
 from awslab.spec.topology import EDGES, edge_for
 
 
@@ -51,3 +62,8 @@ def plan_down(stack: str, found: dict[str, Found]) -> Plan:
     steps = [Step(k, f.kind, DELETE, tuple(sorted(dependents[k])), None, f, f.state)
              for k, f in sorted(found.items())]
     return Plan(stack, tuple(steps))
+
+
+def plan_failover(stack: str, target: Found) -> Plan:
+    """A forced failover of ``target`` (the Multi-AZ primary, or the cache's replication group)."""
+    return Plan(stack, (Step(target.key, target.kind, FAILOVER, (), None, target, "forced failover"),))
