@@ -8,7 +8,6 @@ a fix hint for a FAIL, and the AWS Foundational Security Best Practices control 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,7 +17,8 @@ from awslab.aws import cache, network, security_groups
 from awslab.engine.kinds import READY_STATES
 from awslab.engine.model import Found
 from awslab.engine.run import Run
-from awslab.engine.waiting import error_code
+from awslab.engine.waiting import error_code, poll_until
+from awslab.errors import WaitTimeout
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
 from awslab.spec.topology import desired
@@ -489,6 +489,10 @@ def parse_live(output: str, name: str, login: str) -> tuple[str, str]:
     return PASS, f"{detail}, {login} {auth[1]} ms"
 
 
+# GetCommandInvocation's statuses other than Pending, InProgress and Delayed: the command is over.
+SSM_DONE = {"Success", "Cancelled", "TimedOut", "Failed", "Cancelling"}
+
+
 def run_live(run: Run, w: World, lab: Lab, timeout_s: float = 120.0) -> list[Result]:
     """Connect from the host through SSM Run Command; no secret travels in the command."""
     inst = w.raw("host.instance")
@@ -514,20 +518,29 @@ def run_live(run: Run, w: World, lab: Lab, timeout_s: float = 120.0) -> list[Res
         reason = f"SSM Run Command refused: {exc}"
         return [Result("live.host-to-db", WARN, reason, "is the SSM agent online? (aws ssm describe-instance-information)"),
                 Result("live.host-to-cache", WARN, reason, "is the SSM agent online?")]
-    deadline, output, status = time.monotonic() + timeout_s, "", "Pending"
-    while time.monotonic() < deadline:
-        time.sleep(2)
+    seen = {"status": "Pending", "output": ""}
+
+    def probe() -> str:
         try:
             inv = ssm.get_command_invocation(CommandId=cmd, InstanceId=inst["InstanceId"])
         except ClientError as exc:
             if error_code(exc) == "InvocationDoesNotExist":  # right after send_command: not yet
-                continue
-            reason = f"SSM refused to return the result: {exc}"
-            return [Result("live.host-to-db", WARN, reason, "check the permissions for ssm:GetCommandInvocation"),
-                    Result("live.host-to-cache", WARN, reason, "check the permissions for ssm:GetCommandInvocation")]
-        status, output = inv["Status"], inv.get("StandardOutputContent", "")
-        if status not in ("Pending", "InProgress", "Delayed"):
-            break
+                return "Pending"
+            raise
+        seen.update(status=inv["Status"], output=inv.get("StandardOutputContent", ""))
+        return inv["Status"]
+
+    try:
+        # Bounded, and Ctrl-C stops it at the next poll, like every other wait.
+        poll_until(f"SSM command {cmd}", probe, SSM_DONE, timeout_s=timeout_s, first_delay_s=2.0, max_delay_s=5.0,
+                   cancel=run.cancel, clock=run.clock)
+    except WaitTimeout:
+        pass   # reported below with the last status seen
+    except ClientError as exc:
+        reason = f"SSM refused to return the result: {exc}"
+        return [Result("live.host-to-db", WARN, reason, "check the permissions for ssm:GetCommandInvocation"),
+                Result("live.host-to-cache", WARN, reason, "check the permissions for ssm:GetCommandInvocation")]
+    status, output = seen["status"], seen["output"]
     out = []
     for name, cid, login in (("db", "live.host-to-db", "SELECT 1"), ("cache", "live.host-to-cache", "AUTH + PING over TLS")):
         verdict, detail = parse_live(output, name, login)
