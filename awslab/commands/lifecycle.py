@@ -21,7 +21,7 @@ from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
 from awslab.engine.model import Found, Plan
-from awslab.engine.plan import plan_down, plan_up
+from awslab.engine.plan import plan_delete_snapshots, plan_down, plan_up
 from awslab.engine.run import Run
 from awslab.errors import EXIT_FAILED, EXIT_OK
 from awslab.spec import pricing
@@ -167,7 +167,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
     run.found.update(discover(run))
     plan = plan_down(stack, run.found)
     if delete_snapshots:
-        snaps = recovery.delete_snapshots_plan(stack, recovery.find_snapshots(run, run.found))
+        snaps = plan_delete_snapshots(stack, recovery.find_snapshots(run, run.found))
         plan = Plan(stack, plan.steps + snaps.steps)
     if dry_run:
         print_plan(plan, output, None, ctx)

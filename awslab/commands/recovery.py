@@ -23,8 +23,8 @@ from awslab.engine import state
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
-from awslab.engine.model import CREATE, DELETE, KEEP, Desired, Found, Plan, Step
-from awslab.engine.plan import plan_failover
+from awslab.engine.model import CREATE, Desired, Found
+from awslab.engine.plan import plan_failover, plan_restore, plan_snapshot
 from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, OwnershipError, UsageError
 from awslab.spec import pricing
@@ -96,17 +96,8 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
     name = snapshot_name(stack)
     if not valid_identifier(name, 255):
         raise UsageError(f"snapshot name '{name}' breaks AWS's identifier rules", IDENTIFIER_RULE)
-    steps = []
-    db_key = f"snapshot.db.{ctx.region}.{name}"
-    if primary is not None:
-        steps.append(Step(db_key, "db-snapshot", CREATE, (), Desired(db_key, "db-snapshot", name, (), {"instance": primary.id})))
-        if copy_to:
-            key = f"snapshot.db.{copy_to}.{name}"
-            steps.append(Step(key, "db-snapshot-copy", CREATE, (db_key,), Desired(
-                key, "db-snapshot-copy", name, (db_key,), {"region": copy_to, "source_key": db_key, "kms_key": kms_key})))
-    if group is not None:
-        key = f"snapshot.cache.{ctx.region}.{name}"
-        steps.append(Step(key, "cache-snapshot", CREATE, (), Desired(key, "cache-snapshot", name, (), {"group": group.id})))
+    plan = plan_snapshot(stack, name, ctx.region, primary, group, copy_to=copy_to, kms_key=kms_key)
+    steps = plan.steps
     confirm_real_account(ctx, f"take {len(steps)} snapshots of stack {stack}",
                           [f"will create: {s.kind} {s.desired.name}" + (f" in {s.desired.spec['region']}" if s.kind.endswith("copy") else "")
                            for s in steps])
@@ -114,7 +105,7 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
         record = state.load_stack_record(stack) or {"lab": lab.name}
         record["copy_regions"] = sorted(set(record.get("copy_regions", [])) | {copy_to})
         state.save_stack_record(stack, record)
-    outcome = execute(Plan(stack, tuple(steps)), run)
+    outcome = execute(plan, run)
     raise_if_failed(outcome, "snapshot", run)
     made = [run.found[s.key] for s in steps if s.key in run.found]
     print_snapshots(made, output, stack)
@@ -186,11 +177,12 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
     existing = next((f for f in run.found.values() if f.id == name and f.kind in ("db-instance", "db-replica", "replication-group")), None)
     if existing is not None and existing.key != key:
         raise UsageError(f"{name} is already the stack's {existing.key}", "choose another name with --as")
-    step = Step(key, kind, KEEP if key in run.found else CREATE, (), Desired(key, kind, name, (), spec), run.found.get(key))
+    plan = plan_restore(stack, Desired(key, kind, name, (), spec), run.found)
+    step = plan.steps[0]
     if step.action == CREATE:
         confirm_real_account(ctx, f"restore {snapshot_id or 'the primary at ' + to_time} as {name}",
                               [f"will create: {kind.split('-')[0]} {name} in stack {stack}'s VPC (not public, encrypted)"])
-    outcome = execute(Plan(stack, (step,)), run)
+    outcome = execute(plan, run)
     raise_if_failed(outcome, "restore", run)
     made = run.found[key]
     endpoint = f"{made.get('endpoint')}:{made.get('port')}" if made.get("endpoint") else "-"
@@ -232,7 +224,3 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
     return EXIT_OK
 
 
-def delete_snapshots_plan(stack: str, snaps: list[Found]) -> Plan:
-    """Deletes of manual, final and copied snapshots (automated ones go with their instance)."""
-    return Plan(stack, tuple(Step(s.key, s.kind if s.kind != "db-snapshot-copy" else "db-snapshot", DELETE, (), None, s)
-                             for s in snaps if s.get("type") != "automated"))

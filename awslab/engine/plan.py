@@ -2,8 +2,10 @@
 
 ``plan_up`` creates what is missing, completes what is half-made (a gateway not attached, a rule
 missing) and keeps the rest. ``plan_down`` deletes everything found, each resource only after
-everything that depends on it: the topology's edges read backwards. ``plan_failover`` is the one
-step of a forced failover.
+everything that depends on it: the topology's edges read backwards. The recovery planners:
+``plan_snapshot`` (the DB's and the cache's, and a copy to another region after the DB's),
+``plan_restore`` (one new instance or group, kept when a rerun finds it), ``plan_delete_snapshots``,
+and ``plan_failover``.
 """
 
 from __future__ import annotations
@@ -67,3 +69,34 @@ def plan_down(stack: str, found: dict[str, Found]) -> Plan:
 def plan_failover(stack: str, target: Found) -> Plan:
     """A forced failover of ``target`` (the Multi-AZ primary, or the cache's replication group)."""
     return Plan(stack, (Step(target.key, target.kind, FAILOVER, (), None, target, "forced failover"),))
+
+
+def plan_snapshot(stack: str, name: str, region: str, primary: Found | None, group: Found | None, *,
+                  copy_to: str | None = None, kms_key: str | None = None) -> Plan:
+    """Manual snapshots named ``name`` of the primary DB and of the cache; the DB's copied to
+    ``copy_to`` once it is available."""
+    steps = []
+    db_key = f"snapshot.db.{region}.{name}"
+    if primary is not None:
+        steps.append(Step(db_key, "db-snapshot", CREATE, (), Desired(db_key, "db-snapshot", name, (), {"instance": primary.id})))
+        if copy_to:
+            key = f"snapshot.db.{copy_to}.{name}"
+            steps.append(Step(key, "db-snapshot-copy", CREATE, (db_key,), Desired(
+                key, "db-snapshot-copy", name, (db_key,), {"region": copy_to, "source_key": db_key, "kms_key": kms_key})))
+    if group is not None:
+        key = f"snapshot.cache.{region}.{name}"
+        steps.append(Step(key, "cache-snapshot", CREATE, (), Desired(key, "cache-snapshot", name, (), {"group": group.id})))
+    return Plan(stack, tuple(steps))
+
+
+def plan_restore(stack: str, desired: Desired, found: dict[str, Found]) -> Plan:
+    """One restored instance or group: created, or kept (and waited for) when a rerun finds it."""
+    existing = found.get(desired.key)
+    action = KEEP if existing is not None else CREATE
+    return Plan(stack, (Step(desired.key, desired.kind, action, (), desired, existing),))
+
+
+def plan_delete_snapshots(stack: str, snaps: list[Found]) -> Plan:
+    """Deletes of manual, final and copied snapshots (automated ones go with their instance)."""
+    return Plan(stack, tuple(Step(s.key, s.kind if s.kind != "db-snapshot-copy" else "db-snapshot", DELETE, (), None, s)
+                             for s in snaps if s.get("type") != "automated"))

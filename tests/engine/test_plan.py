@@ -126,3 +126,47 @@ def test_ownership__the_tagging_index_is_a_shortcut_never_the_last_word(monkeypa
     assert tagging.owned(run, "arn:fresh", tags_of)          # made seconds ago, not indexed yet
     assert not tagging.owned(run, "arn:foreign", tags_of)
     assert asked == ["arn:fresh", "arn:foreign"]
+
+
+def test_plan_snapshot__the_copy_waits_for_the_db_snapshot_and_the_cache_snapshot_for_nothing():
+    from awslab.engine.plan import plan_snapshot
+
+    primary, group = Found("db.primary", "db-instance", "s-db", "available"), Found("cache.group", "replication-group", "s-cache", "available")
+    steps = {s.key: s for s in plan_snapshot("s", "s-20261202-000000", "us-east-1", primary, group, copy_to="us-west-2").steps}
+    assert set(steps) == {"snapshot.db.us-east-1.s-20261202-000000", "snapshot.db.us-west-2.s-20261202-000000",
+                          "snapshot.cache.us-east-1.s-20261202-000000"}
+    assert steps["snapshot.db.us-west-2.s-20261202-000000"].deps == ("snapshot.db.us-east-1.s-20261202-000000",)
+    assert steps["snapshot.cache.us-east-1.s-20261202-000000"].deps == ()
+    assert {s.action for s in steps.values()} == {CREATE}
+    assert [s.key for s in plan_snapshot("s", "n", "us-east-1", None, group).steps] == ["snapshot.cache.us-east-1.n"]
+
+
+def test_plan_restore__creates_once_then_keeps_what_a_rerun_finds():
+    from awslab.engine.model import Desired
+    from awslab.engine.plan import plan_restore
+
+    d = Desired("db.restored.r1", "db-restore", "r1", (), {"snapshot": "snap"})
+    assert plan_restore("s", d, {}).steps[0].action == CREATE
+    made = Found("db.restored.r1", "db-instance", "r1", "creating")
+    (step,) = plan_restore("s", d, {"db.restored.r1": made}).steps
+    assert step.action == KEEP and step.found is made
+
+
+def test_plan_delete_snapshots__leaves_automated_ones_to_their_instance():
+    from awslab.engine.plan import plan_delete_snapshots
+
+    snaps = [Found("a", "db-snapshot", "manual-1", "available", attrs={"type": "manual"}),
+             Found("b", "db-snapshot", "rds:auto", "available", attrs={"type": "automated"}),
+             Found("c", "db-snapshot-copy", "copy-1", "available", attrs={"type": "manual"})]
+    steps = plan_delete_snapshots("s", snaps).steps
+    assert [(s.key, s.kind, s.action) for s in steps] == [("a", "db-snapshot", DELETE), ("c", "db-snapshot", DELETE)]
+
+
+def test_plan_failover__one_failover_step_on_the_target():
+    from awslab.engine.model import FAILOVER, MUTATING_ACTIONS
+    from awslab.engine.plan import plan_failover
+
+    target = Found("db.primary", "db-instance", "s-db", "available")
+    (step,) = plan_failover("s", target).steps
+    assert (step.key, step.kind, step.action, step.found) == ("db.primary", "db-instance", FAILOVER, target)
+    assert FAILOVER in MUTATING_ACTIONS
