@@ -292,19 +292,11 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
     Prints the hit ratio and p50/p95 latency of both, and what they show.
     Example: awslab demo cache-aside --requests 500
     """
-    from awslab import ui
     from awslab.commands._common import new_run
-    from awslab.commands.demo import cache_aside, explain
+    from awslab.commands.demo import cache_aside, print_result
 
     ctx, output = _begin(opts)
-    result = cache_aside(new_run(ctx, ctx.stack), requests=n_requests, rows=rows, reports=reports)
-    if output == "json":
-        ui.emit_json(result)
-        return
-    rows_out = [[name, s["requests"], f"{s['hit_ratio']:.0%}", f"{s['p50_ms']:.2f}", f"{s['p95_ms']:.2f}", f"{s['mean_ms']:.2f}"]
-                for name, s in (("database only", result["direct"]), ("cache-aside", result["cache_aside"]))]
-    ui.emit(ui.table(["PATH", "REQUESTS", "HIT RATIO", "P50 MS", "P95 MS", "MEAN MS"], rows_out))
-    ui.emit("\n" + explain(result))
+    print_result(cache_aside(new_run(ctx, ctx.stack), requests=n_requests, rows=rows, reports=reports), output)
 
 
 @cli.command()

@@ -15,6 +15,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from awslab import ui
 from awslab.engine.discovery import discover
 from awslab.engine.run import Run
 from awslab.errors import OperationError
@@ -117,3 +118,14 @@ def explain(result: dict) -> str:
             f"On average the cache-aside path was {speed:.0f}x faster. The price: answers up to {result['ttl_s']} s "
             f"stale (the TTL), and a cold cache is no faster than no cache. A primary-key lookup would gain "
             f"little: caches pay off for expensive, repeated reads.")
+
+
+def print_result(result: dict, output: str) -> None:
+    """Both distributions as a table (or JSON), then what they show."""
+    if output == "json":
+        ui.emit_json(result)
+        return
+    rows = [[name, s["requests"], f"{s['hit_ratio']:.0%}", f"{s['p50_ms']:.2f}", f"{s['p95_ms']:.2f}", f"{s['mean_ms']:.2f}"]
+            for name, s in (("database only", result["direct"]), ("cache-aside", result["cache_aside"]))]
+    ui.emit(ui.table(["PATH", "REQUESTS", "HIT RATIO", "P50 MS", "P95 MS", "MEAN MS"], rows))
+    ui.emit("\n" + explain(result))
