@@ -211,12 +211,13 @@ def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str)
 def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], output: str, progress: ui.Progress) -> int:
     """Run the verify catalogue; exit 1 if any check FAILs."""
     from awslab.verify import checks as v
+    from awslab.verify import live, ssm
 
     run = progress_run(ctx, stack, lab.name, progress)
     found = discover(run)
     world = v.gather(run, found)
     if any("live".startswith(p) or p.startswith("live") for p in checks or ("live",)):
-        world.live = v.run_live_local(run, world, lab) if ctx.is_local else v.run_live(run, world, lab)
+        world.live = live.check_local(run, world, lab) if ctx.is_local else ssm.run_live(run, world, lab)
     results = v.run_checks(world, lab, checks)
     failed = [r for r in results if r.status == v.FAIL]
     if output == "json":

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from awslab.engine.run import Run
 from awslab.engine.state import state_dir, write_private
 from awslab.errors import OperationError, UsageError
-from awslab.verify.results import FAIL, PASS, SKIP
+from awslab.spec.lab import Lab
+from awslab.verify.checks import World
+from awslab.verify.results import FAIL, PASS, SKIP, Result
 
 ENDPOINTS_PATH = "/awslab/endpoints"   # also in local/server.py
 INSTALL_HINT = "pip install 'awslab[engines]'"
@@ -337,3 +339,28 @@ def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, datab
                      f"--output text | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')\" "
                      f"psql \"host={ep.get('Address')} port={ep.get('Port')} user={user} dbname={database} sslmode=require\"")
     return lines
+
+
+def check_local(run: Run, w: World, lab: Lab) -> list[Result]:
+    """Connect from this machine to the engines the local AWS runs behind the stack's endpoints."""
+    missing = clients_missing()
+    mapping = endpoint_map(run)
+    if missing or mapping is None:
+        reason = missing or "this endpoint keeps no map of real engines (not awslab's local AWS)"
+        return [Result("live.host-to-db", SKIP, reason), Result("live.host-to-cache", SKIP, reason)]
+    out: list[Result] = []
+    db = w.raw("db.primary")
+    if db is None:
+        out.append(Result("live.host-to-db", SKIP, "needs the primary DB (db.primary)"))
+    elif lab.database.engine != "postgres":
+        out.append(Result("live.host-to-db", SKIP, f"the local AWS runs real engines for PostgreSQL only, not "
+                          f"{lab.database.engine}: control plane only"))
+    else:
+        replicas = [(k, raw) for k, raw in w.dbs() if k.startswith("db.replica.")]
+        out += [Result(*row) for row in check_db(run, db, replicas, mapping, lab.database.database_name)]
+    group, token = w.raw("cache.group"), w.found.get("cache.auth-token")
+    if group is None:
+        out.append(Result("live.host-to-cache", SKIP, "needs the cache (cache.group)"))
+    else:
+        out += [Result(*row) for row in check_cache(run, group, token.id if token else None, mapping)]
+    return out

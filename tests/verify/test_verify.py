@@ -206,7 +206,8 @@ def test_internet_route__explicit_association_then_the_main_table():
 
 
 def test_live_script__carries_arns_not_secrets_and_parses_only_real_connections():
-    from awslab.verify.checks import FAIL, PASS, LiveTarget, live_script, parse_live
+    from awslab.verify.results import FAIL, PASS
+    from awslab.verify.ssm import LiveTarget, live_script, parse_live
 
     script = live_script([LiveTarget("db", "db.example", 5432, "arn:aws:secretsmanager:r:1:secret:rds!db-x", "postgres", "labadmin", "lab"),
                           LiveTarget("cache", "cache.example", 6379, "arn:aws:secretsmanager:r:1:secret:awslab/s/cache-auth-token-y")],

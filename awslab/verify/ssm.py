@@ -1,0 +1,143 @@
+"""verify's live checks on real AWS: a script run on the host through SSM Run Command connects to
+the DB and the cache (TCP, then SELECT 1 and AUTH + PING over TLS where the clients are
+installed), reading the two secrets with the host's own role, so no secret travels in the
+command or its history. Its output is parsed into results; no connection, no PASS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from awslab.engine.run import Run
+from awslab.engine.waiting import error_code, poll_until
+from awslab.errors import WaitTimeout
+from awslab.spec.lab import Lab
+from awslab.verify.checks import World
+from awslab.verify.results import FAIL, PASS, SKIP, WARN, Result
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    name: str                # "db" or "cache"
+    host: str
+    port: int
+    secret_arn: str | None   # read on the host itself; only the ARN travels in the command
+    engine: str = "postgres"
+    user: str = ""
+    database: str = ""
+
+
+def live_script(targets: list[LiveTarget], region: str) -> str:
+    """A shell script for the host: per target a TCP connect, then a login (SELECT 1 / AUTH + PING
+    over TLS) where the client is installed. Secrets are fetched on the host with its own role and
+    kept in environment variables (never on a command line, never printed). Each step prints one
+    line ``AWSLAB <name> <step> OK <ms> | FAIL | NOCLIENT``."""
+    lines = ["#!/bin/bash", "ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }",
+             f"secret() {{ aws --region {region} secretsmanager get-secret-value --secret-id \"$1\" --query SecretString --output text; }}"]
+    for t in targets:
+        lines.append(f"s=$(date +%s%N); if timeout 5 bash -c '</dev/tcp/{t.host}/{t.port}' 2>/dev/null; "
+                     f"then echo \"AWSLAB {t.name} tcp OK $(ms $s)\"; else echo \"AWSLAB {t.name} tcp FAIL\"; fi")
+        if t.name == "db" and t.engine == "postgres":
+            lines.append(
+                "if command -v psql >/dev/null; then "
+                f"export PGPASSWORD=\"$(secret '{t.secret_arn}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')\"; "
+                f"s=$(date +%s%N); r=$(psql \"host={t.host} port={t.port} user={t.user} dbname={t.database} sslmode=require connect_timeout=5\" -tAc 'SELECT 1' 2>/dev/null); "
+                f"unset PGPASSWORD; [ \"$r\" = 1 ] && echo \"AWSLAB db login OK $(ms $s)\" || echo \"AWSLAB db login FAIL\"; "
+                "else echo \"AWSLAB db login NOCLIENT\"; fi")
+        elif t.name == "db":
+            lines.append(
+                "if command -v mysql >/dev/null; then "
+                f"export MYSQL_PWD=\"$(secret '{t.secret_arn}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')\"; "
+                f"s=$(date +%s%N); r=$(mysql -h {t.host} -P {t.port} -u {t.user} --ssl -N -e 'SELECT 1' 2>/dev/null); "
+                f"unset MYSQL_PWD; [ \"$r\" = 1 ] && echo \"AWSLAB db login OK $(ms $s)\" || echo \"AWSLAB db login FAIL\"; "
+                "else echo \"AWSLAB db login NOCLIENT\"; fi")
+        else:
+            lines.append(
+                "cli=$(command -v redis6-cli || command -v redis-cli || command -v valkey-cli); if [ -n \"$cli\" ]; then "
+                f"export REDISCLI_AUTH=\"$(secret '{t.secret_arn}')\"; s=$(date +%s%N); "
+                f"r=$($cli --tls -h {t.host} -p {t.port} PING 2>/dev/null); unset REDISCLI_AUTH; "
+                "[ \"$r\" = PONG ] && echo \"AWSLAB cache login OK $(ms $s)\" || echo \"AWSLAB cache login FAIL\"; "
+                "else echo \"AWSLAB cache login NOCLIENT\"; fi")
+    return "\n".join(lines) + "\n"
+
+
+def parse_live(output: str, name: str, login: str) -> tuple[str, str]:
+    """(status, detail) for one target from the script's output. PASS needs a real connection."""
+    steps: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == "AWSLAB" and parts[1] == name:
+            steps[parts[2]] = parts[3:]
+    tcp, auth = steps.get("tcp"), steps.get("login")
+    if not tcp:
+        return FAIL, "no answer from the host's check"
+    if tcp[0] != "OK":
+        return FAIL, "TCP connect failed or timed out (5 s)"
+    detail = f"TCP connect {tcp[1]} ms"
+    if not auth or auth[0] == "NOCLIENT":
+        return PASS, f"{detail}; {login} not tried (client not installed on the host)"
+    if auth[0] != "OK":
+        return FAIL, f"{detail}, but {login} failed"
+    return PASS, f"{detail}, {login} {auth[1]} ms"
+
+
+# GetCommandInvocation's statuses other than Pending, InProgress and Delayed: the command is over.
+SSM_DONE = {"Success", "Cancelled", "TimedOut", "Failed", "Cancelling"}
+
+
+def run_live(run: Run, w: World, lab: Lab, timeout_s: float = 120.0) -> list[Result]:
+    """Connect from the host through SSM Run Command; no secret travels in the command."""
+    inst = w.raw("host.instance")
+    db, group, token = w.raw("db.primary"), w.raw("cache.group"), w.found.get("cache.auth-token")
+    targets = []
+    if db and (db.get("Endpoint") or {}).get("Address"):
+        targets.append(LiveTarget("db", db["Endpoint"]["Address"], lab.database.port,
+                                  (db.get("MasterUserSecret") or {}).get("SecretArn"), lab.database.engine,
+                                  lab.database.master_username, lab.database.database_name))
+    if group:
+        ep = ((group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {})
+        if ep.get("Address"):
+            targets.append(LiveTarget("cache", ep["Address"], lab.cache.port, token.get("arn") if token else None))
+    if inst is None or not targets:
+        return [Result("live.host-to-db", SKIP, "needs the host and the database"),
+                Result("live.host-to-cache", SKIP, "needs the host and the cache")]
+    ssm = run.client("ssm")
+    try:
+        cmd = ssm.send_command(InstanceIds=[inst["InstanceId"]], DocumentName="AWS-RunShellScript",
+                               Parameters={"commands": [live_script(targets, w.region)]}, TimeoutSeconds=60,
+                               Comment=f"awslab verify {w.stack}")["Command"]["CommandId"]
+    except ClientError as exc:  # a refusal (permissions, agent offline) is a WARN with AWS's reason
+        reason = f"SSM Run Command refused: {exc}"
+        return [Result("live.host-to-db", WARN, reason, "is the SSM agent online? (aws ssm describe-instance-information)"),
+                Result("live.host-to-cache", WARN, reason, "is the SSM agent online?")]
+    seen = {"status": "Pending", "output": ""}
+
+    def probe() -> str:
+        try:
+            inv = ssm.get_command_invocation(CommandId=cmd, InstanceId=inst["InstanceId"])
+        except ClientError as exc:
+            if error_code(exc) == "InvocationDoesNotExist":  # right after send_command: not yet
+                return "Pending"
+            raise
+        seen.update(status=inv["Status"], output=inv.get("StandardOutputContent", ""))
+        return inv["Status"]
+
+    try:
+        # Bounded, and Ctrl-C stops it at the next poll, like every other wait.
+        poll_until(f"SSM command {cmd}", probe, SSM_DONE, timeout_s=timeout_s, first_delay_s=2.0, max_delay_s=5.0,
+                   cancel=run.cancel, clock=run.clock)
+    except WaitTimeout:
+        pass   # reported below with the last status seen
+    except ClientError as exc:
+        reason = f"SSM refused to return the result: {exc}"
+        return [Result("live.host-to-db", WARN, reason, "check the permissions for ssm:GetCommandInvocation"),
+                Result("live.host-to-cache", WARN, reason, "check the permissions for ssm:GetCommandInvocation")]
+    status, output = seen["status"], seen["output"]
+    out = []
+    for name, cid, login in (("db", "live.host-to-db", "SELECT 1"), ("cache", "live.host-to-cache", "AUTH + PING over TLS")):
+        verdict, detail = parse_live(output, name, login)
+        out.append(Result(cid, verdict, f"{detail} (SSM command {cmd}: {status})",
+                          None if verdict == PASS else f"check path.app-to-{name} and the network ACLs; the output is in "
+                          f"`aws ssm get-command-invocation --command-id {cmd} --instance-id {inst['InstanceId']}`"))
+    return out
