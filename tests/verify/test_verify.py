@@ -244,3 +244,50 @@ def test_verify__an_explicit_security_override_is_a_warn_not_silence(awslab, loc
     by_id = {c["id"]: c for c in checks}
     assert by_id["security.db-encrypted"]["status"] == "WARN" and result.code == 0
     awslab("down", "--name", stack, "--yes", "--skip-final-snapshot")
+
+
+# --- the checks as pure functions of a hand-built World (no AWS) -------------------------------------
+
+def _world(db: dict, groups: dict):
+    from awslab.engine.model import Found
+    from awslab.verify.checks import World
+
+    return World("s", {"db.primary": Found("db.primary", "db-instance", db["DBInstanceIdentifier"], "available",
+                                           attrs={"raw": db})}, groups=groups, is_local=False, region="us-east-1")
+
+
+def _db(public: bool = False) -> dict:
+    return {"DBInstanceIdentifier": "s-db", "PubliclyAccessible": public,
+            "VpcSecurityGroups": [{"VpcSecurityGroupId": "sg-db", "Status": "active"}]}
+
+
+def _by_id(results) -> dict:
+    return {r.id: r for r in results}
+
+
+def test_check_security__a_public_db_fails_rds2_with_the_fix():
+    from awslab.spec.lab import load_lab
+    from awslab.verify.checks import check_security
+    from awslab.verify.results import FAIL, PASS
+
+    lab = load_lab("week6")
+    private = _by_id(check_security(_world(_db(), {"sg-db": {"GroupId": "sg-db", "IpPermissions": []}}), lab))
+    assert private["security.db-not-public"].status == PASS
+    public = _by_id(check_security(_world(_db(public=True), {"sg-db": {"GroupId": "sg-db", "IpPermissions": []}}), lab))
+    failed = public["security.db-not-public"]
+    assert failed.status == FAIL and failed.control == "RDS.2" and "--no-publicly-accessible" in failed.hint
+
+
+def test_check_security__the_db_port_open_to_the_world_fails_naming_the_group_and_the_revoke():
+    from awslab.spec.lab import load_lab
+    from awslab.verify.checks import check_security
+    from awslab.verify.results import FAIL, PASS
+
+    lab = load_lab("week6")
+    rule = {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    open_ = _by_id(check_security(_world(_db(), {"sg-db": {"GroupId": "sg-db", "IpPermissions": [rule]}}), lab))
+    result = open_["security.data-ports-not-world"]
+    assert result.status == FAIL and "sg-db" in result.detail and "revoke-security-group-ingress --group-id sg-db" in result.hint
+    narrow = {**rule, "IpRanges": [{"CidrIp": "10.60.0.0/16"}]}
+    closed = _by_id(check_security(_world(_db(), {"sg-db": {"GroupId": "sg-db", "IpPermissions": [narrow]}}), lab))
+    assert closed["security.data-ports-not-world"].status == PASS
