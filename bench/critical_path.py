@@ -7,7 +7,7 @@ timelines the local AWS plays for its create (``awslab.local.latency``: the dura
 there, never copied here); API-only resources take ~0. A resource can start only once its
 dependencies (the ``deps`` of each Desired) are done, so ``up`` cannot finish before the longest
 path through that graph. This file only says *which* transitions a kind's create goes through
-(the same mapping ``awslab/local/patches.py`` applies); an unknown kind is an error, so a new kind
+(the same mapping ``awslab/local/patches/`` applies); an unknown kind is an error, so a new kind
 in the topology has to be placed here before the figure is trusted again.
 """
 
@@ -22,7 +22,7 @@ from awslab.spec.lab import Lab, load_lab
 from awslab.spec.topology import desired
 
 # Kind -> the transitions (``latency.REALISTIC`` keys) its create plays, in order, on the local AWS
-# and that awslab waits out before the step is done (see patches.py: create_db_instance,
+# and that awslab waits out before the step is done (see local/patches/rds.py: create_db_instance,
 # create_db_instance_read_replica, create_replication_group, run_instances).
 CREATE_TRANSITIONS: dict[str, Callable[[Desired], tuple[str, ...]]] = {
     "db-instance": lambda d: ("rds.create.multi_az",) if d.spec["database"].multi_az else ("rds.create",),

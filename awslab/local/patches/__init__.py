@@ -1,0 +1,87 @@
+"""awslab's layer over moto: make the local AWS behave like AWS where it matters to the lab.
+
+One module per service (``rds``, ``elasticache``, ``ec2``, ``iam``), their shared helpers and the
+emulated offering in ``_base``; ``apply()`` below applies them in a fixed order.
+
+Loaded by the local server process (``awslab.local.server``) and so by the test fixtures, never by
+the CLI itself (the CLI starts quickly). Pinned to the moto version range in pyproject.toml: the
+patches wrap moto's backends by method name. Durations come from ``latency.py``.
+
+Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
+
+| MOTO-GAPS row | status |
+|---|---|
+| RDS `available` at once; never `creating`/`backing-up`/`modifying`/`rebooting` | closed: `rds.states` (latency profile) |
+| DB snapshot `available` at once | closed: `rds.states` |
+| ElastiCache group `available` at once | closed: `elasticache.states` |
+| EC2 `running` on first describe | closed: `ec2.states` (`pending` first) |
+| `delete_db_instance` removes the instance at once | closed: `rds.states` (`deleting`, then gone) |
+| ElastiCache deletes never finish, id never freed | closed: `elasticache.states` (`deleting`, then gone, id free) |
+| state manager knows no RDS/ElastiCache/EC2 model | closed: awslab's own timelines replace it |
+| `delete_cache_subnet_group` not implemented | closed: `elasticache.subnet_group_delete` (refused while in use) |
+| `elasticache.test_failover` not implemented | closed: `elasticache.failover` (the replica becomes primary) |
+| (found here) a point-in-time restore comes back as a read replica of its source | closed: `rds.answers` |
+| network insights, SSM run command (no-op), pricing | left: awslab does not call network insights or pricing; verify treats SSM's empty output as no connection |
+| `reboot_db_instance(ForceFailover=True)` a no-op, accepted on Single-AZ | closed: `rds.answers` (AZs swap; Single-AZ refused) |
+| no `SecondaryAvailabilityZone` | closed: `rds.answers` (the other AZ of the subnet group) |
+| `KmsKeyId` is a literal | left: awslab does not read it |
+| `create_cache_cluster` without endpoints | left: awslab makes replication groups only |
+| cache cluster `SecurityGroups` not echoed | closed: `elasticache.members` |
+| replication group of 2 yields 1 member; members not visible as cache clusters | closed: `elasticache.members` (N members, each a cache cluster with the group's security groups; `ModifyReplicationGroup` takes `SecurityGroupIds`) |
+| `/moto-api/data.json` fails with RDS | left: awslab does not use it |
+| IAM managed policies not loaded | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` |
+| unknown AMI/class/version, short password, bad group accepted | partly closed: `rds.rejects` and `elasticache.rejects` refuse unknown DB classes, node types and engine versions (tables above); AMIs, passwords and groups left (awslab resolves the AMI from SSM, lets RDS manage the password, and passes only groups it made) |
+| `MasterUserPassword` with `ManageMasterUserPassword` accepted | closed: `rds.rejects` |
+| delete without a final-snapshot choice accepted | closed: `rds.states` (its delete wrapper) |
+| final snapshot id on a read replica accepted | closed: `rds.states` (its delete wrapper) |
+| in-use DB subnet group deletable | closed: `ec2.in_use_deletes` (`InvalidDBSubnetGroupStateFault`) |
+| in-use security group deletable | closed: `ec2.in_use_deletes` (`DependencyViolation`, ENIs drain after termination) |
+| subnet with an instance deletable | closed: `ec2.in_use_deletes` |
+| `AuthToken` without transit encryption accepted | closed: `elasticache.rejects` |
+| cache cluster without a subnet group | left: awslab always gives one |
+| restores ignore `False` overrides | closed: `rds.answers` |
+| (found here) `modify_db_subnet_group` makes the group vanish | closed: `rds.answers` |
+| (found here) `create_db_subnet_group` silently replaces an existing group | closed: `rds.answers` (`DBSubnetGroupAlreadyExists`) |
+| (found here) the tagging API leaves out DB subnet groups | closed: `rds.answers` |
+| restore time unused | partly: with engines on (`backing.py`) a restore carries real data, a point-in-time restore the source's data as of the request (no WAL archive is kept) |
+| replica shares and deletes the primary's secret | closed: `rds.states` (a replica's delete leaves it) |
+| the tagging API's action checked as `tagging:GetResources` | closed: `iam.action_names` (AWS's action is `tag:GetResources`) |
+| (found here) enforcement matches statements' resources and conditions against values moto does not have, denying least-privilege policies | closed: `iam.action_names` (action level, as MOTO-GAPS describes) |
+| terminated instances listed forever | closed: `ec2.states` (gone after the retention of the profile, default at once) |
+| (found here) an RDS-managed master secret holds user `admin` and a fixed password | closed: `rds.answers` (the master user name and a random password, as AWS) |
+| (found here) `RemoveRoleFromInstanceProfile` of a role the profile does not hold: HTTP 500 | closed: `iam.answers` (`NoSuchEntity`) |
+| (found here) `ClientToken` of `RunInstances` and `CreateRouteTable` ignored: a retried create makes a second one | closed: `ec2.client_tokens` (the same token returns the first result) |
+"""
+
+from __future__ import annotations
+
+import os
+
+from awslab.local.patches import ec2, elasticache, iam, rds
+
+_applied = False
+
+
+def apply() -> None:
+    """Apply every patch once (idempotent). Must run before the first request is served."""
+    global _applied
+    if _applied:
+        return
+    # moto reads this when its IAM backend is first created; AWS always has the managed policies.
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    rds.states()
+    rds.rejects()
+    rds.answers()
+    rds.managed_secret()
+    elasticache.members()
+    elasticache.states()
+    elasticache.failover()
+    elasticache.rejects()
+    elasticache.subnet_group_delete()
+    ec2.states()
+    ec2.client_tokens()
+    ec2.in_use_deletes()
+    iam.action_names()
+    iam.answers()
+    iam.managed_policies_in_one_partition()
+    _applied = True

@@ -1,0 +1,68 @@
+"""What the patches share: the constants of the emulated AWS's offering and the helpers that
+make moto objects pass through states (``status_property``, ``linger``, ``wrap_init_dicts``)."""
+
+
+from __future__ import annotations
+
+import functools
+import time
+
+from awslab.local import latency
+from awslab.spec.catalog import DB_ENGINES
+
+
+def backing_state(obj) -> str | None:
+    """'creating' while a real engine behind ``obj`` is still starting (see backing.py)."""
+    if getattr(obj, "_awslab_engine_key", None) is None:
+        return None
+    from awslab.local import backing
+
+    return backing.busy_state(obj)
+
+
+DB_CLASSES = {f"db.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", "small", "medium", "large", "xlarge", "2xlarge")} | {
+    f"db.{fam}.{size}" for fam in ("m5", "m6g", "m6i", "m7g", "r5", "r6g", "r6i", "r7g")
+    for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")}
+# The majors are awslab.spec.catalog's (one fact); the classes and node types above are the exact
+# offering the emulated AWS accepts, where the catalog holds only the pattern awslab checks early.
+DB_MAJOR_VERSIONS = {engine: facts["versions"] for engine, facts in DB_ENGINES.items()}
+CACHE_NODE_TYPES = {f"cache.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", "small", "medium")} | {
+    f"cache.{fam}.{size}" for fam in ("m5", "m6g", "m7g", "r5", "r6g", "r7g")
+    for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")}
+REDIS_VERSIONS = ("6.0", "6.2", "7.0", "7.1")
+
+
+def status_property(cls, attr: str = "_awslab_status"):
+    """Replace ``cls.status`` with one that reports the object's transitional state first."""
+
+    def get(self):
+        return latency.phase(self) or backing_state(self) or getattr(self, attr, None)
+
+    def put(self, value):
+        setattr(self, attr, value)
+
+    cls.status = property(get, put)
+
+
+def linger(obj, transition: str, final_state: str) -> bool:
+    """Keep a deleted resource visible in ``final_state``'s predecessor until its timeline ends."""
+    end = latency.start(obj, transition)
+    obj.status = final_state
+    if end <= time.monotonic():
+        return False
+    obj._awslab_gone_at = end
+    return True
+
+
+def wrap_init_dicts(cls, *names: str) -> None:
+    orig = cls.__init__
+
+    @functools.wraps(orig)
+    def __init__(self, *a, **kw):
+        orig(self, *a, **kw)
+        for name in names:
+            setattr(self, name, latency.ExpiringDict(getattr(self, name)))
+
+    cls.__init__ = __init__
+
+

@@ -1,0 +1,243 @@
+"""ElastiCache: replication groups whose members are real cache clusters, deletes that finish, TestFailover, refusals AWS makes, cache subnet group deletes.
+
+Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from awslab.local import latency
+from awslab.local.patches._base import (
+    CACHE_NODE_TYPES,
+    REDIS_VERSIONS,
+    linger,
+    status_property,
+    wrap_init_dicts,
+)
+
+
+def states() -> None:
+    from moto.elasticache.models import (
+        CacheCluster,
+        ElastiCacheBackend,
+        ReplicationGroup,
+    )
+
+    status_property(ReplicationGroup)
+    wrap_init_dicts(ElastiCacheBackend, "replication_groups", "cache_clusters")
+
+    orig_create = ElastiCacheBackend.create_replication_group
+
+    @functools.wraps(orig_create)
+    def create_replication_group(self, *a, **kw):
+        group = orig_create(self, *a, **kw)
+        latency.start(group, "elasticache.create")
+        return group
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
+
+    orig_rg = ElastiCacheBackend.delete_replication_group
+    orig_cc = ElastiCacheBackend.delete_cache_cluster
+
+    @functools.wraps(orig_rg)
+    def delete_replication_group(self, replication_group_id, retain_primary_cluster):
+        from moto.elasticache.exceptions import ElastiCacheException
+
+        existing = self.replication_groups.get(replication_group_id)
+        if existing is not None and existing.status != "available":
+            class InvalidReplicationGroupState(ElastiCacheException):
+                code = "InvalidReplicationGroupState"
+
+            raise InvalidReplicationGroupState(f"Replication group {replication_group_id} is not in available state.")
+        # Every member goes with the group (moto forgets the primary's id during its delete).
+        members = [cid for cid, c in dict.items(self.cache_clusters)
+                   if getattr(c, "replication_group_id", None) == replication_group_id]
+        group = orig_rg(self, replication_group_id, retain_primary_cluster)
+        _untag(self, group)
+        if linger(group, "elasticache.delete", "deleting"):
+            for member in members:
+                cluster = self.cache_clusters.get(member)
+                if cluster is not None:
+                    cluster._awslab_gone_at = group._awslab_gone_at
+        else:
+            self.replication_groups.pop(replication_group_id, None)
+            for member in members:
+                self.cache_clusters.pop(member, None)
+        return group
+
+    @functools.wraps(orig_cc)
+    def delete_cache_cluster(self, cache_cluster_id):
+        cluster = orig_cc(self, cache_cluster_id)
+        _untag(self, cluster)
+        end = latency.start(cluster, "elasticache.delete")
+        if end > time.monotonic():
+            cluster._awslab_gone_at = end
+        else:
+            self.cache_clusters.pop(cache_cluster_id, None)
+        return cluster
+
+    ElastiCacheBackend.delete_replication_group = delete_replication_group
+    ElastiCacheBackend.delete_cache_cluster = delete_cache_cluster
+    _ = CacheCluster
+
+
+def _untag(backend, resource) -> None:
+    arn = getattr(resource, "arn", None)
+    if arn:
+        backend.tagging_service.delete_all_tags_for_resource(arn)
+
+
+def members() -> None:
+    """A group of NumCacheClusters=N has N members, each visible as a cache cluster carrying the
+    group's security groups (where AWS reports them), and the groups can be changed."""
+    import inspect
+
+    from moto.elasticache.models import CacheCluster, ElastiCacheBackend
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    cluster_params = [p for p in inspect.signature(CacheCluster.__init__).parameters if p != "self"]
+    # DescribeCacheClusters reports a cluster's VPC security groups as SecurityGroups; moto omits them.
+    CacheCluster.security_groups = property(
+        lambda self: [{"SecurityGroupId": g, "Status": "active"} for g in (self.security_group_ids or [])])
+    orig_create = ElastiCacheBackend.create_replication_group
+
+    @functools.wraps(orig_create)
+    def create_replication_group(self, *a, **kw):
+        if kw.get("num_cache_clusters") and not kw.get("replicas_per_node_group") and not kw.get("num_node_groups"):
+            # moto builds cluster-mode-disabled members from ReplicasPerNodeGroup only.
+            kw["replicas_per_node_group"] = kw["num_cache_clusters"] - 1
+        group = orig_create(self, *a, **kw)
+        members = [m for ng in group.node_groups for m in ng.get("node_group_members", [])]
+        for member in members:
+            args = dict.fromkeys(cluster_params)
+            args.update(account_id=self.account_id, region_name=self.region_name,
+                        cache_cluster_id=member["cache_cluster_id"], cache_node_type=group.cache_node_type,
+                        replication_group_id=group.replication_group_id, engine=group.engine,
+                        engine_version=group.engine_version, cache_subnet_group_name=group.cache_subnet_group_name,
+                        preferred_availability_zone=member.get("preferred_availability_zone"),
+                        transit_encryption_enabled=group.transit_encryption_enabled, port=group.port,
+                        security_group_ids=list(group.security_group_ids or []), tags=[],
+                        log_delivery_configurations=[])
+            self.cache_clusters[member["cache_cluster_id"]] = CacheCluster(**args)
+        return group
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
+
+    orig_modify = ElastiCacheResponse.modify_replication_group
+
+    @functools.wraps(orig_modify)
+    def modify_replication_group(self):
+        result = orig_modify(self)
+        groups = self._get_param("SecurityGroupIds")
+        if groups is not None:
+            backend = self.elasticache_backend
+            group = backend.replication_groups[self._get_param("ReplicationGroupId")]
+            group.security_group_ids = list(groups)
+            for member in group.member_clusters:
+                cluster = backend.cache_clusters.get(member)
+                if cluster is not None:
+                    cluster.security_group_ids = list(groups)
+        return result
+
+    ElastiCacheResponse.modify_replication_group = modify_replication_group
+
+
+def failover() -> None:
+    """TestFailover: the group is `modifying` for a while, then a replica is the primary."""
+    from moto.core.responses import ActionResult
+    from moto.elasticache.exceptions import (
+        ElastiCacheException,
+        ReplicationGroupNotFound,
+    )
+    from moto.elasticache.models import ElastiCacheBackend
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    class InvalidReplicationGroupState(ElastiCacheException):
+        code = "InvalidReplicationGroupState"
+
+    def test_failover(self, replication_group_id, node_group_id):
+        group = self.replication_groups.get(replication_group_id)
+        if group is None:
+            raise ReplicationGroupNotFound(replication_group_id)
+        if group.status != "available" or group.automatic_failover != "enabled":
+            raise InvalidReplicationGroupState(
+                f"Replication group {replication_group_id} must be available with automatic failover enabled.")
+        for ng in group.node_groups:
+            if ng.get("node_group_id") != node_group_id:
+                continue
+            members = ng.get("node_group_members", [])
+            if len(members) < 2:
+                raise InvalidReplicationGroupState("There is no replica to fail over to.")
+            old = next(m for m in members if m.get("current_role") == "primary")
+            new = next(m for m in members if m is not old)
+            old["current_role"], new["current_role"] = "replica", "primary"
+            group.primary_cluster_id = new["cache_cluster_id"]
+        latency.start(group, "elasticache.failover")
+        return group
+
+    def handler(self):
+        group = self.elasticache_backend.test_failover(self._get_param("ReplicationGroupId"), self._get_param("NodeGroupId"))
+        return ActionResult({"ReplicationGroup": group})
+
+    ElastiCacheBackend.test_failover = test_failover
+    ElastiCacheResponse.test_failover = handler
+
+
+def rejects() -> None:
+    from moto.elasticache.exceptions import (
+        InvalidParameterCombinationException,
+        InvalidParameterValueException,
+    )
+    from moto.elasticache.models import ElastiCacheBackend
+
+    orig = ElastiCacheBackend.create_replication_group
+
+    @functools.wraps(orig)
+    def create_replication_group(self, *a, **kw):
+        if kw.get("auth_token") and not kw.get("transit_encryption_enabled"):
+            raise InvalidParameterValueException(
+                "The AUTH token is only supported when encryption-in-transit is enabled")
+        node_type, version = kw.get("cache_node_type"), kw.get("engine_version")
+        if node_type and node_type not in CACHE_NODE_TYPES:
+            raise InvalidParameterValueException(f"Invalid Cache Node Type: {node_type}")
+        if version and (kw.get("engine") or "redis") == "redis" and not any(
+                version == v or version.startswith(v + ".") for v in REDIS_VERSIONS):
+            raise InvalidParameterCombinationException(f"Cannot find version {version} for redis")
+        return orig(self, *a, **kw)
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
+
+
+def subnet_group_delete() -> None:
+    """moto has no DeleteCacheSubnetGroup. AWS refuses while a cluster uses the group."""
+    from moto.core.responses import EmptyResult
+    from moto.elasticache.exceptions import (
+        CacheSubnetGroupNotFound,
+        ElastiCacheException,
+    )
+    from moto.elasticache.models import ElastiCacheBackend
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    class CacheSubnetGroupInUse(ElastiCacheException):
+        code = "CacheSubnetGroupInUse"
+
+        def __init__(self, name: str) -> None:
+            super().__init__(f"Cache subnet group {name} is currently in use by a cache cluster.")
+
+    def delete_cache_subnet_group(self, cache_subnet_group_name):
+        group = self.cache_subnet_groups.get(cache_subnet_group_name)
+        if group is None:
+            raise CacheSubnetGroupNotFound(cache_subnet_group_name)
+        users = [*self.replication_groups.values(), *self.cache_clusters.values()]
+        if any(getattr(u, "cache_subnet_group_name", None) == cache_subnet_group_name for u in users):
+            raise CacheSubnetGroupInUse(cache_subnet_group_name)
+        del self.cache_subnet_groups[cache_subnet_group_name]
+        _untag(self, group)
+
+    def handler(self):
+        self.elasticache_backend.delete_cache_subnet_group(self._get_param("CacheSubnetGroupName"))
+        return EmptyResult()
+
+    ElastiCacheBackend.delete_cache_subnet_group = delete_cache_subnet_group
+    ElastiCacheResponse.delete_cache_subnet_group = handler

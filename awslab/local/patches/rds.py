@@ -1,0 +1,240 @@
+"""RDS: DB instances and snapshots that take time and say no as RDS does, restores that honour their overrides, Multi-AZ and failover, the managed master secret.
+
+Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
+
+from __future__ import annotations
+
+import functools
+
+from awslab.local import latency
+from awslab.local.patches._base import (
+    DB_CLASSES,
+    DB_MAJOR_VERSIONS,
+    linger,
+    status_property,
+    wrap_init_dicts,
+)
+
+
+def rds_error(code: str, message: str):
+    from moto.rds.exceptions import RDSClientError
+
+    return RDSClientError(code, message)
+
+
+# --- RDS ---------------------------------------------------------------------------------------
+
+def states() -> None:
+    from moto.rds.models import DBInstance, DBSnapshot, RDSBackend
+
+    status_property(DBInstance)
+    status_property(DBSnapshot)
+    wrap_init_dicts(RDSBackend, "databases")
+
+    def timeline(method, transition_of):
+        orig = getattr(RDSBackend, method)
+
+        @functools.wraps(orig)
+        def wrapper(self, *a, **kw):
+            result = orig(self, *a, **kw)
+            latency.start(result, transition_of(result))
+            return result
+
+        setattr(RDSBackend, method, wrapper)
+
+    timeline("create_db_instance", lambda db: "rds.create.multi_az" if db.multi_az else "rds.create")
+    timeline("create_db_instance_read_replica", lambda db: "rds.replica")
+    timeline("restore_db_instance_from_db_snapshot", lambda db: "rds.restore")
+    timeline("restore_db_instance_to_point_in_time", lambda db: "rds.restore")
+    timeline("modify_db_instance", lambda db: "rds.modify")
+    timeline("create_db_snapshot", lambda snap: "rds.snapshot")
+
+    orig_replica = RDSBackend.create_db_instance_read_replica
+
+    @functools.wraps(orig_replica)
+    def create_db_instance_read_replica(self, db_kwargs):
+        source = self.databases.get(db_kwargs.get("source_db_instance_identifier"))
+        if source is not None:
+            if source.status != "available":
+                raise rds_error("InvalidDBInstanceState",
+                                 f"DB Instance {source.db_instance_identifier} is not in an available state.")
+            if not source.backup_retention_period:
+                raise rds_error("InvalidDBInstanceState",
+                                 "Automated backups are not enabled for this database instance. To enable automated "
+                                 "backups, use ModifyDBInstance to set the backup retention period to a non-zero value.")
+        return orig_replica(self, db_kwargs)
+
+    RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
+
+    orig_delete = RDSBackend.delete_db_instance
+
+    @functools.wraps(orig_delete)
+    def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None,
+                           skip_final_snapshot=False, delete_automated_backups=True):
+        db = self.databases.get(db_instance_identifier)
+        if db is not None and getattr(db, "_awslab_gone_at", None) is not None:
+            raise rds_error("InvalidDBInstanceState", f"Instance {db_instance_identifier} is already being deleted.")
+        if db is not None and db.status in ("creating", "backing-up", "modifying", "rebooting"):
+            raise rds_error("InvalidDBInstanceState",
+                             f"Instance {db_instance_identifier} is currently {db.status}; wait until it is available.")
+        if db is not None:
+            # AWS insists on an explicit final-snapshot choice and refuses one for a replica.
+            if not skip_final_snapshot and not final_db_snapshot_identifier:
+                raise rds_error("InvalidParameterCombination",
+                                 "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+            if db.is_replica and final_db_snapshot_identifier and not skip_final_snapshot:
+                raise rds_error("InvalidParameterValue",
+                                 "FinalDBSnapshotIdentifier can not be specified when deleting a replica instance")
+            if db.is_replica:
+                # moto hands the replica the primary's secret object; AWS gives replicas none.
+                db.manage_master_user_password = False
+        deleted = orig_delete(self, db_instance_identifier, final_db_snapshot_identifier,
+                              skip_final_snapshot, delete_automated_backups)
+        if linger(deleted, "rds.delete", "deleting"):
+            dict.__setitem__(self.databases, db_instance_identifier, deleted)
+        return deleted
+
+    RDSBackend.delete_db_instance = delete_db_instance
+
+
+def rejects() -> None:
+    """What AWS refuses and moto accepts, refused with AWS's codes and messages."""
+    from moto.rds.models import RDSBackend
+
+    orig_create = RDSBackend.create_db_instance
+
+    @functools.wraps(orig_create)
+    def create_db_instance(self, db_kwargs):
+        if db_kwargs.get("master_user_password") and db_kwargs.get("manage_master_user_password"):
+            raise rds_error("InvalidParameterCombination",
+                             "Can't specify both MasterUserPassword and ManageMasterUserPassword.")
+        engine, version, klass = db_kwargs.get("engine"), str(db_kwargs.get("engine_version") or ""), db_kwargs.get("db_instance_class")
+        if engine in DB_MAJOR_VERSIONS:
+            if version and not any(version == v or version.startswith(v + ".") for v in DB_MAJOR_VERSIONS[engine]):
+                raise rds_error("InvalidParameterCombination", f"Cannot find version {version} for {engine}")
+            if klass and klass not in DB_CLASSES:
+                raise rds_error("InvalidParameterCombination",
+                                 f"RDS does not support creating a DB instance with the following combination: "
+                                 f"DBInstanceClass={klass}, Engine={engine}, EngineVersion={version or 'default'}, "
+                                 f"LicenseModel={'postgresql-license' if engine == 'postgres' else 'general-public-license'}. "
+                                 "For supported combinations of instance class and database engine version, see the documentation.")
+        return orig_create(self, db_kwargs)
+
+    RDSBackend.create_db_instance = create_db_instance
+
+
+def managed_secret() -> None:
+    """The secret RDS makes for ManageMasterUserPassword holds the master user name and a random
+    password (moto: user 'admin', password 'P@55w0rd!' for every database)."""
+    import json
+    import secrets as token_source
+
+    from moto.rds.models import MasterUserSecret
+
+    def secret_string(self) -> str:
+        user = getattr(self.resource, "master_username", None) or "postgres"
+        return json.dumps({"username": user, "password": token_source.token_urlsafe(24)})
+
+    MasterUserSecret._generate_secret_string = secret_string
+
+
+def answers() -> None:
+    """Answers moto gets wrong where awslab (or a learner) reads them."""
+    from moto.rds.models import DBInstance, RDSBackend
+    from moto.rds.responses import RDSResponse
+
+    def secondary_az(self):
+        if not self.multi_az:
+            return None
+        if getattr(self, "_awslab_secondary_az", None) is None:
+            zones = []
+            group = getattr(self, "db_subnet_group", None)
+            for subnet in getattr(group, "subnets", None) or []:
+                zones.append(getattr(subnet, "availability_zone", None))
+            others = sorted({z for z in zones if z and z != self.availability_zone})
+            self._awslab_secondary_az = others[0] if others else (
+                f"{self.region}b" if self.availability_zone != f"{self.region}b" else f"{self.region}a")
+        return self._awslab_secondary_az
+
+    DBInstance.secondary_availability_zone = property(secondary_az)
+
+    def reboot_db_instance(self, db_instance_identifier, force_failover=False):
+        db = self.describe_db_instances(db_instance_identifier)[0]
+        if db.status != "available":
+            raise rds_error("InvalidDBInstanceState", f"Instance {db_instance_identifier} is not in available state.")
+        if force_failover:
+            if not db.multi_az:
+                raise rds_error("InvalidParameterCombination",
+                                 "Reboot with failover is only possible on a Multi-AZ DB instance.")
+            standby = secondary_az(db)
+            db._awslab_secondary_az, db.availability_zone = db.availability_zone, standby
+        latency.start(db, "rds.reboot")
+        return db
+
+    def reboot_handler(self):
+        force = str(self.params.get("ForceFailover", "false")).lower() == "true"
+        from moto.core.responses import ActionResult
+
+        return ActionResult({"DBInstance": self.backend.reboot_db_instance(self.params.get("DBInstanceIdentifier"), force)})
+
+    RDSBackend.reboot_db_instance = reboot_db_instance
+    RDSResponse.reboot_db_instance = reboot_handler
+
+    orig_modify_group = RDSBackend.modify_db_subnet_group
+
+    @functools.wraps(orig_modify_group)
+    def modify_db_subnet_group(self, subnet_name, description, subnets):
+        # moto pops the group and never puts it back: a modified group vanished.
+        group = orig_modify_group(self, subnet_name, description, subnets)
+        self.subnet_groups[subnet_name] = group
+        return group
+
+    RDSBackend.modify_db_subnet_group = modify_db_subnet_group
+
+    orig_create_group = RDSBackend.create_subnet_group
+
+    @functools.wraps(orig_create_group)
+    def create_subnet_group(self, subnet_name, *a, **kw):
+        # moto silently replaced an existing group (someone else's, tags and all).
+        if subnet_name in self.subnet_groups:
+            raise rds_error("DBSubnetGroupAlreadyExists", f"The DB subnet group '{subnet_name}' already exists.")
+        return orig_create_group(self, subnet_name, *a, **kw)
+
+    RDSBackend.create_subnet_group = create_subnet_group
+
+    orig_tagged = RDSBackend.iter_tagged_resources
+
+    @functools.wraps(orig_tagged)
+    def iter_tagged_resources(self):
+        # The tagging API lists DB subnet groups (rds:subgrp) on AWS; moto leaves them out.
+        from moto.core.resource_tagging import TaggedResource
+
+        yield from orig_tagged(self)
+        for group in list(self.subnet_groups.values()):
+            yield TaggedResource(arn=group.arn, tags={t["Key"]: t["Value"] for t in group.get_tags()}, resource_type="rds:subgrp")
+
+    RDSBackend.iter_tagged_resources = iter_tagged_resources
+
+    # Restores: moto applies only truthy overrides, so MultiAZ=False or DeletionProtection=False
+    # come back as the snapshot's True.
+    for method in ("restore_db_instance_from_db_snapshot", "restore_db_instance_to_point_in_time"):
+        orig = getattr(RDSBackend, method)
+
+        def wrapper(self, *a, __orig=orig, method=method, **kw):
+            restored = __orig(self, *a, **kw)
+            overrides = a[-1] if a and hasattr(a[-1], "get") else kw.get("overrides", {})
+            for key in ("multi_az", "deletion_protection", "publicly_accessible", "copy_tags_to_snapshot",
+                        "auto_minor_version_upgrade"):
+                if overrides.get(key) is False:
+                    setattr(restored, key, False)
+            # A point-in-time restore's SourceDBInstanceIdentifier made moto treat the new instance
+            # as a read replica of the source; it is an independent instance.
+            if method == "restore_db_instance_to_point_in_time" and getattr(restored, "source_db_instance_identifier", None):
+                source = self.databases.get(restored.source_db_instance_identifier)
+                if source is not None and restored.db_instance_identifier in getattr(source, "replicas", []):
+                    source.replicas.remove(restored.db_instance_identifier)
+                restored.is_replica = False
+                restored.source_db_instance_identifier = None
+            return restored
+
+        setattr(RDSBackend, method, functools.wraps(orig)(wrapper))
