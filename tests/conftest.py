@@ -113,12 +113,18 @@ def local_server(tmp_path_factory):
         yield server, home
 
 
+def point_at(server_home: Path, home: Path) -> None:
+    """Make the state dir ``home`` use the local AWS whose state dir is ``server_home`` (as if
+    awslab had started it there)."""
+    (home / "local").mkdir(parents=True, exist_ok=True)
+    shutil.copy(server_home / "local" / "server.json", home / "local" / "server.json")
+
+
 @pytest.fixture
 def local(local_server, aws_sandbox):
-    """This test's AWSLAB_HOME, pointing at the session's server (as if awslab had started it)."""
+    """This test's AWSLAB_HOME, pointing at the session's server."""
     server, server_home = local_server
-    (aws_sandbox / "local").mkdir(parents=True, exist_ok=True)
-    shutil.copy(server_home / "local" / "server.json", aws_sandbox / "local" / "server.json")
+    point_at(server_home, aws_sandbox)
     return server
 
 

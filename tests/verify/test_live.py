@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import private_server
+from conftest import point_at, private_server
 
 from awslab.local.engines import pid_alive
 
@@ -34,8 +33,7 @@ def engine_server(tmp_path_factory):
 def engines(engine_server, aws_sandbox):
     """This test's AWSLAB_HOME, pointing at the engine server."""
     server, home = engine_server
-    (aws_sandbox / "local").mkdir(parents=True, exist_ok=True)
-    shutil.copy(home / "local" / "server.json", aws_sandbox / "local" / "server.json")
+    point_at(home, aws_sandbox)
     return server
 
 
