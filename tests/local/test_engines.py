@@ -352,9 +352,11 @@ def test_a_failed_start_names_its_log_and_is_cleaned_up_by_stop(engines: eng.Eng
 
 
 def test_missing_binaries_name_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from awslab.local.engines import binaries
+
     with monkeypatch.context() as patch:
-        patch.setattr(eng, "_package_dir", lambda name: None)
-        patch.setattr(eng, "SYSTEM_PG_DIR", tmp_path / "none")
+        patch.setattr(binaries, "package_dir", lambda name: None)
+        patch.setattr(binaries, "SYSTEM_PG_DIR", tmp_path / "none")
         patch.setenv("PATH", str(tmp_path))
         with pytest.raises(eng.EngineUnavailable, match=r"PostgreSQL server binaries not found: pip install"):
             eng.postgres_bindir()

