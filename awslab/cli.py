@@ -356,8 +356,6 @@ def local_start(port, latency, time_scale, engines):
 
     Example: awslab local start --latency realistic --time-scale 0.01
     """
-    if engines is not None:
-        os.environ["AWSLAB_LOCAL_ENGINES"] = "on" if engines else "off"   # read by the server it starts
     from awslab.local import latency as lat
     from awslab.local import manager
 
@@ -370,7 +368,7 @@ def local_start(port, latency, time_scale, engines):
         latency = "realistic"
     if port:
         _check_port_free(port)
-    server, started = manager.ensure_running(port, latency, time_scale)
+    server, started = manager.ensure_running(port, latency, time_scale, engines)
     now = manager.get_latency(server)
     scale = f" x{now['time_scale']:g}" if now["profile"] == "realistic" else ""
     explicit = f" {now['explicit']}" if now["explicit"] else ""

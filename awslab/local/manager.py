@@ -71,14 +71,15 @@ def find() -> LocalServer | None:
     return None
 
 
-def ensure_running(port: int = 0, latency: str | None = None, time_scale: float | None = None) -> tuple[LocalServer, bool]:
-    """Reuse the running local AWS or start one; returns (server, started_now)."""
+def ensure_running(port: int = 0, latency: str | None = None, time_scale: float | None = None,
+                   engines: bool | None = None) -> tuple[LocalServer, bool]:
+    """Reuse the running local AWS or start one (``engines`` as for ``start``); returns (server, started_now)."""
     running = find()
     if running:
         if latency is not None:
             set_latency(running, latency, time_scale if time_scale is not None else 1.0)
         return running, False
-    return start(port, latency, time_scale), True
+    return start(port, latency, time_scale, engines), True
 
 
 def set_latency(server: LocalServer, latency: str, time_scale: float = 1.0) -> dict:
