@@ -9,12 +9,20 @@ service's own ListTagsForResource before awslab decides it is not the stack's.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from botocore.exceptions import ClientError
 
-from awslab.engine.run import Run
-from awslab.engine.waiting import error_code, retry_eventual, sleep_or_cancel
+from awslab.engine.model import Found
+from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run
+from awslab.engine.waiting import (
+    error_code,
+    retry_eventual,
+    sleep_or_cancel,
+    status_probe,
+    visible_within,
+)
 from awslab.errors import OperationError
 from awslab.spec.tags import TAG_STACK
 
@@ -114,3 +122,13 @@ def delete_confirmed(run: Run, call, *, still: Callable[[dict], bool] = lambda i
             raise OperationError(f"EC2 says {ident} is not found, yet still lists it after {GONE_CONFIRM_S:.0f}s",
                                  "rerun `awslab down`")
         sleep_or_cancel(run.cancel, 0.2 if run.ctx.is_local else 2.0, f"{ident} to be deletable")
+
+
+def snapshot_ready(run: Run, f: Found, what: str, describe: Callable[[], dict], status_key: str,
+                   not_found: set[str], failed: set[str], attrs_of: Callable[[dict], dict]) -> Found:
+    """Wait until the snapshot ``f`` is available (a new one may not be listed for a few seconds) and
+    return it with the attributes of its last description."""
+    latest: dict = {}
+    probe = visible_within(status_probe(describe, status_key, not_found, latest), NOT_VISIBLE_GRACE_S, run.clock)
+    state = run.wait(f.key, what, probe, done={"available"}, failed=failed, kind=f.kind)
+    return replace(f, state=state, attrs={**f.attrs, **attrs_of(latest)})

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from botocore.exceptions import ClientError
 
-from awslab.aws._common import availability_zones, owned, stack_arns
+from awslab.aws._common import availability_zones, owned, snapshot_ready, stack_arns
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
@@ -22,6 +22,7 @@ from awslab.engine.waiting import (
     ignoring,
     retry_eventual,
     status_probe,
+    unless_missing,
     visible_within,
 )
 from awslab.errors import OperationError
@@ -44,47 +45,33 @@ def discover(run: Run) -> list[Found]:
     ec = run.client("elasticache")
     nm = names(run.stack, run.ctx.region)
     out: list[Found] = []
-    try:
-        group = ec.describe_replication_groups(ReplicationGroupId=nm["cache.group"])["ReplicationGroups"][0]
-    except ClientError as exc:
-        if error_code(exc) != "ReplicationGroupNotFoundFault":
-            raise
-    else:
-        if owned(run, group["ARN"], lambda arn: tags_of(run, arn)):
-            out.append(Found("cache.group", "replication-group", group["ReplicationGroupId"], group["Status"],
+    group = unless_missing(lambda: ec.describe_replication_groups(ReplicationGroupId=nm["cache.group"])["ReplicationGroups"][0],
+                           "ReplicationGroupNotFoundFault")
+    if group and owned(run, group["ARN"], lambda arn: tags_of(run, arn)):
+        out.append(Found("cache.group", "replication-group", group["ReplicationGroupId"], group["Status"],
                              created=group.get("ReplicationGroupCreateTime"), attrs=_group_attrs(group)))
     # Groups restored from snapshots join the stack under their own names: the tagging index finds them.
     for arn in sorted(a for a in stack_arns(run) if ":replicationgroup:" in a):
         gid = arn.rsplit(":", 1)[1]
         if gid == nm["cache.group"]:
             continue
-        try:
-            extra = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
-        except ClientError as exc:
-            if error_code(exc) != "ReplicationGroupNotFoundFault":
-                raise
+        extra = unless_missing(lambda: ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0],
+                               "ReplicationGroupNotFoundFault")
+        if extra is None:
             continue
         key = tags_of(run, arn).get(TAG_RESOURCE) or f"cache.restored.{gid}"
         out.append(Found(key, "replication-group", gid, extra["Status"], created=extra.get("ReplicationGroupCreateTime"),
                          attrs=_group_attrs(extra)))
-    try:
-        sg = ec.describe_cache_subnet_groups(CacheSubnetGroupName=nm["cache.subnet-group"])["CacheSubnetGroups"][0]
-    except ClientError as exc:
-        if error_code(exc) != "CacheSubnetGroupNotFoundFault":
-            raise
-    else:
-        if owned(run, sg["ARN"], lambda arn: tags_of(run, arn)):
-            out.append(Found("cache.subnet-group", "cache-subnet-group", sg["CacheSubnetGroupName"], "available",
-                             attrs={"arn": sg["ARN"], "vpc": sg.get("VpcId"), "raw": sg}))
-    try:
-        secret = run.client("secretsmanager").describe_secret(SecretId=nm["cache.auth-token"])
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
-    else:
-        if owned_by(from_tag_list(secret.get("Tags")), run.stack) and not secret.get("DeletedDate"):
-            out.append(Found("cache.auth-token", "secret", secret["Name"], "available", created=secret.get("CreatedDate"),
-                             attrs={"arn": secret["ARN"]}))
+    sg = unless_missing(lambda: ec.describe_cache_subnet_groups(CacheSubnetGroupName=nm["cache.subnet-group"])["CacheSubnetGroups"][0],
+                        "CacheSubnetGroupNotFoundFault")
+    if sg and owned(run, sg["ARN"], lambda arn: tags_of(run, arn)):
+        out.append(Found("cache.subnet-group", "cache-subnet-group", sg["CacheSubnetGroupName"], "available",
+                         attrs={"arn": sg["ARN"], "vpc": sg.get("VpcId"), "raw": sg}))
+    secret = unless_missing(lambda: run.client("secretsmanager").describe_secret(SecretId=nm["cache.auth-token"]),
+                            "ResourceNotFoundException")
+    if secret and owned_by(from_tag_list(secret.get("Tags")), run.stack) and not secret.get("DeletedDate"):
+        out.append(Found("cache.auth-token", "secret", secret["Name"], "available", created=secret.get("CreatedDate"),
+                         attrs={"arn": secret["ARN"]}))
     return out
 
 
@@ -250,12 +237,8 @@ def discover_snapshots(run: Run) -> list[Found]:
 
 
 def find_snapshot(run: Run, name: str) -> dict | None:
-    try:
-        snaps = run.client("elasticache").describe_snapshots(SnapshotName=name)["Snapshots"]
-    except ClientError as exc:
-        if error_code(exc) == "SnapshotNotFoundFault":
-            return None
-        raise
+    snaps = unless_missing(lambda: run.client("elasticache").describe_snapshots(SnapshotName=name)["Snapshots"],
+                           "SnapshotNotFoundFault")
     return snaps[0] if snaps else None
 
 
@@ -271,13 +254,9 @@ class CacheSnapshot:
             "SnapshotAlreadyExistsFault", lambda: ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0],
             lambda snap: tags_of(run, snap["ARN"]))
         f = Found(d.key, self.kind, d.name, snap.get("SnapshotStatus", "creating"), attrs=_snapshot_attrs(snap, run.ctx.region))
-        latest: dict = {}
-        probe = visible_within(status_probe(lambda: ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0],
-                                            "SnapshotStatus", {"SnapshotNotFoundFault"}, latest),
-                               NOT_VISIBLE_GRACE_S, run.clock)
-        state = run.wait(d.key, f"cache snapshot {d.name}", probe, done={"available"}, failed={"failed", GONE},
-                         kind=self.kind)
-        return replace(f, state=state, attrs={**f.attrs, **_snapshot_attrs(latest, run.ctx.region)})
+        return snapshot_ready(run, f, f"cache snapshot {d.name}",
+                              lambda: ec.describe_snapshots(SnapshotName=d.name)["Snapshots"][0], "SnapshotStatus",
+                              {"SnapshotNotFoundFault"}, {"failed", GONE}, lambda snap: _snapshot_attrs(snap, run.ctx.region))
 
     def delete(self, run: Run, f: Found) -> None:
         with ignoring("SnapshotNotFoundFault"):

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
-from awslab.aws._common import owned
+from awslab.aws._common import owned, snapshot_ready
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
@@ -22,6 +22,7 @@ from awslab.engine.waiting import (
     ignoring,
     retry_eventual,
     status_probe,
+    unless_missing,
     visible_within,
 )
 from awslab.errors import OperationError, UsageError
@@ -47,16 +48,12 @@ def discover(run: Run) -> list[Found]:
                              db["DBInstanceIdentifier"], db["DBInstanceStatus"], created=db.get("InstanceCreateTime"),
                              attrs=_db_attrs(db)))
     name = names(run.stack, run.ctx.region)["db.subnet-group"]
-    try:
-        group = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0]
-    except ClientError as exc:
-        if error_code(exc) != "DBSubnetGroupNotFoundFault":
-            raise
-    else:
-        if owned(run, group["DBSubnetGroupArn"], lambda arn: _tags_of(run, arn)):
-            out.append(Found("db.subnet-group", "db-subnet-group", name, group.get("SubnetGroupStatus", "Complete"),
-                             attrs={"arn": group["DBSubnetGroupArn"], "vpc": group.get("VpcId"), "raw": group,
-                                    "subnets": [s["SubnetIdentifier"] for s in group.get("Subnets", [])]}))
+    group = unless_missing(lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0],
+                           "DBSubnetGroupNotFoundFault")
+    if group and owned(run, group["DBSubnetGroupArn"], lambda arn: _tags_of(run, arn)):
+        out.append(Found("db.subnet-group", "db-subnet-group", name, group.get("SubnetGroupStatus", "Complete"),
+                         attrs={"arn": group["DBSubnetGroupArn"], "vpc": group.get("VpcId"), "raw": group,
+                                "subnets": [s["SubnetIdentifier"] for s in group.get("Subnets", [])]}))
     return out
 
 
@@ -238,12 +235,8 @@ def discover_snapshots(run: Run, regions: list[str], instances: list[str]) -> li
 
 
 def find_snapshot(run: Run, snapshot_id: str) -> dict | None:
-    try:
-        return run.client("rds").describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"][0]
-    except ClientError as exc:
-        if error_code(exc) in ("DBSnapshotNotFound", "DBSnapshotNotFoundFault", "InvalidParameterValue"):
-            return None
-        raise
+    return unless_missing(lambda: run.client("rds").describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"][0],
+                          "DBSnapshotNotFound", "DBSnapshotNotFoundFault", "InvalidParameterValue")
 
 
 def snapshot_tags(run: Run, snap: dict) -> dict[str, str]:
@@ -289,14 +282,12 @@ class DbSnapshot:
         return self.ready(run, d, Found(d.key, self.kind, d.name, snap["Status"], attrs=_snapshot_attrs(snap, run.ctx.region)))
 
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
-        rds = run.ctx.client("rds", f.get("region") or run.ctx.region)
-        latest: dict = {}
-        probe = visible_within(status_probe(lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=f.id)["DBSnapshots"][0],
-                                            "Status", {"DBSnapshotNotFound", "DBSnapshotNotFoundFault"}, latest),
-                               NOT_VISIBLE_GRACE_S, run.clock)
-        state = run.wait(f.key, f"DB snapshot {f.id}", probe, done={"available"}, failed=SNAPSHOT_FAILED,
-                         kind=self.kind)
-        return replace(f, state=state, attrs={**f.attrs, **_snapshot_attrs(latest, f.get("region") or run.ctx.region)})
+        region = f.get("region") or run.ctx.region
+        rds = run.ctx.client("rds", region)
+        return snapshot_ready(run, f, f"DB snapshot {f.id}",
+                              lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=f.id)["DBSnapshots"][0], "Status",
+                              {"DBSnapshotNotFound", "DBSnapshotNotFoundFault"}, SNAPSHOT_FAILED,
+                              lambda snap: _snapshot_attrs(snap, region))
 
     def delete(self, run: Run, f: Found) -> None:
         with ignoring("DBSnapshotNotFound", "DBSnapshotNotFoundFault"):

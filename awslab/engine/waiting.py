@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from botocore.exceptions import ClientError
 from tenacity import (
@@ -25,6 +25,7 @@ from tenacity import (
 from awslab.errors import AwslabError, WaitTimeout
 
 GONE = "<gone>"
+T = TypeVar("T")
 
 
 class Interrupted(AwslabError):
@@ -48,6 +49,16 @@ def ignoring(*codes: str) -> Iterator[None]:
     except ClientError as exc:
         if error_code(exc) not in codes:
             raise
+
+
+def unless_missing(call: Callable[[], T], *codes: str) -> T | None:
+    """``call()``, or None when AWS answers with one of ``codes`` (the "not found" of a describe)."""
+    try:
+        return call()
+    except ClientError as exc:
+        if error_code(exc) in codes:
+            return None
+        raise
 
 
 def error_message(exc: BaseException) -> str:
