@@ -8,6 +8,7 @@ host.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import replace
@@ -17,7 +18,8 @@ from botocore.exceptions import ClientError
 from awslab.aws._common import delete_confirmed, stack_filter, tag_spec
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import Run, create_or_adopt
-from awslab.engine.waiting import error_code, ignoring, retry_eventual
+from awslab.engine.waiting import error_code, ignoring, retry_eventual, unless_missing
+from awslab.errors import WaitTimeout
 from awslab.spec import catalog
 from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.spec.topology import names
@@ -254,3 +256,38 @@ def _not_found_ok(call, **kwargs) -> dict:
         if error_code(exc) == "InvalidInstanceID.NotFound":
             return {}
         raise
+
+
+# GetCommandInvocation's statuses other than Pending, InProgress and Delayed: the command is over.
+COMMAND_OVER = {"Success", "Cancelled", "TimedOut", "Failed", "Cancelling"}
+
+
+class HostCommand:
+    """A shell script run on the host through SSM Run Command (verify's connections from inside the
+    VPC). Found: the command id, its final status and its standard output. A command still running
+    at the bound is returned with its last status, not waited for longer."""
+
+    kind = "host-command"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        ssm = run.client("ssm")
+        instance = d.spec["instance"]
+        cmd = ssm.send_command(InstanceIds=[instance], DocumentName="AWS-RunShellScript",
+                               Parameters={"commands": [d.spec["script"]]}, TimeoutSeconds=60,
+                               Comment=d.name)["Command"]["CommandId"]
+        seen = {"status": "Pending", "output": ""}
+
+        def probe() -> str:
+            # Right after SendCommand the invocation may not exist yet.
+            inv = unless_missing(lambda: ssm.get_command_invocation(CommandId=cmd, InstanceId=instance),
+                                 "InvocationDoesNotExist")
+            if inv is not None:
+                seen.update(status=inv["Status"], output=inv.get("StandardOutputContent", ""))
+            return seen["status"]
+
+        with contextlib.suppress(WaitTimeout):
+            run.wait(d.key, f"SSM command {cmd} on {instance}", probe, COMMAND_OVER, kind=self.kind, max_delay_s=5.0)
+        return Found(d.key, self.kind, cmd, seen["status"], attrs={"instance": instance, "output": seen["output"]})
+
+    def delete(self, run: Run, f: Found) -> None:
+        """A command is history, not a resource: nothing to delete."""

@@ -22,7 +22,7 @@ from awslab.aws.database import (
     DbSnapshotCopy,
     DbSubnetGroup,
 )
-from awslab.aws.host import Instance, InstanceProfile
+from awslab.aws.host import HostCommand, Instance, InstanceProfile
 from awslab.aws.network import InternetGateway, RouteTable, Subnet, Vpc
 from awslab.aws.security_groups import SecurityGroup, SecurityGroupRules
 
@@ -30,7 +30,7 @@ KINDS = {h.kind: h for h in (
     Vpc(), InternetGateway(), Subnet(), RouteTable(), SecurityGroup(), SecurityGroupRules(),
     InstanceProfile(), Instance(), DbSubnetGroup(), DbInstance(), DbReplica(),
     CacheSubnetGroup(), AuthTokenSecret(), ReplicationGroup(),
-    DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(),
+    DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(), HostCommand(),
 )}
 
 # States in which a resource is usable as it is: a kept resource in any other state is waited for.

@@ -5,7 +5,7 @@ missing) and keeps the rest. ``plan_down`` deletes everything found, each resour
 everything that depends on it: the topology's edges read backwards. The recovery planners:
 ``plan_snapshot`` (the DB's and the cache's, and a copy to another region after the DB's),
 ``plan_restore`` (one new instance or group, kept when a rerun finds it), ``plan_delete_snapshots``,
-and ``plan_failover``.
+``plan_failover``, and ``plan_host_command`` (verify's round-trip from the host through SSM).
 """
 
 from __future__ import annotations
@@ -100,3 +100,10 @@ def plan_delete_snapshots(stack: str, snaps: list[Found]) -> Plan:
     """Deletes of manual, final and copied snapshots (automated ones go with their instance)."""
     return Plan(stack, tuple(Step(s.key, s.kind if s.kind != "db-snapshot-copy" else "db-snapshot", DELETE, (), None, s)
                              for s in snaps if s.get("type") != "automated"))
+
+
+def plan_host_command(stack: str, instance_id: str, script: str, comment: str) -> Plan:
+    """One shell script run on the host through SSM Run Command, waited for until it is over."""
+    key = "verify.host-command"
+    return Plan(stack, (Step(key, "host-command", CREATE, (), Desired(
+        key, "host-command", comment, (), {"instance": instance_id, "script": script})),))

@@ -36,6 +36,7 @@ TIMEOUTS_S = {
     "db-snapshot": 60 * 60,
     "db-snapshot-copy": 2 * 60 * 60,
     "cache-snapshot": 60 * 60,
+    "host-command": 2 * 60,   # the script's own commands time out after 5 s each
     "default": 10 * 60,
 }
 
@@ -101,11 +102,14 @@ class Run:
             self.found.pop(key, None)
 
     def wait(self, key: str, what: str, probe: Callable[[], str], done: Iterable[str],
-             failed: Iterable[str] = (), kind: str = "default") -> str:
+             failed: Iterable[str] = (), kind: str = "default", max_delay_s: float | None = None) -> str:
+        """Poll ``probe`` until a ``done`` state, bounded by the kind's timeout; ``max_delay_s``
+        caps the polling interval for what finishes in seconds (a command on the host)."""
         p = self.ctx.polling
         return poll_until(
             what, probe, done, failed=failed, timeout_s=TIMEOUTS_S.get(kind, TIMEOUTS_S["default"]),
-            first_delay_s=p.first_delay_s, max_delay_s=p.max_delay_s, progress_every_s=p.progress_every_s,
+            first_delay_s=min(p.first_delay_s, max_delay_s or p.first_delay_s),
+            max_delay_s=min(p.max_delay_s, max_delay_s or p.max_delay_s), progress_every_s=p.progress_every_s,
             on_progress=lambda state, elapsed: self.on_event("waiting", key=key, what=what, state=state, elapsed=elapsed),
             cancel=self.cancel, clock=self.clock,
         )

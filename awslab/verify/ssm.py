@@ -1,7 +1,8 @@
 """verify's live checks on real AWS: a script run on the host through SSM Run Command connects to
 the DB and the cache (TCP, then SELECT 1 and AUTH + PING over TLS where the clients are
 installed), reading the two secrets with the host's own role, so no secret travels in the
-command or its history. Its output is parsed into results; no connection, no PASS."""
+command or its history. The command is one executor step (kind ``host-command`` in aws/host.py),
+waited for like any other; its output is parsed into results; no connection, no PASS."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from awslab.engine.executor import execute
+from awslab.engine.plan import plan_host_command
 from awslab.engine.run import Run
-from awslab.engine.waiting import error_code, poll_until
-from awslab.errors import WaitTimeout
 from awslab.spec.lab import Lab
 from awslab.verify.checks import World
 from awslab.verify.results import FAIL, PASS, SKIP, WARN, Result
@@ -82,12 +83,9 @@ def parse_live(output: str, name: str, login: str) -> tuple[str, str]:
     return PASS, f"{detail}, {login} {auth[1]} ms"
 
 
-# GetCommandInvocation's statuses other than Pending, InProgress and Delayed: the command is over.
-SSM_DONE = {"Success", "Cancelled", "TimedOut", "Failed", "Cancelling"}
-
-
-def run_live(run: Run, w: World, lab: Lab, timeout_s: float = 120.0) -> list[Result]:
-    """Connect from the host through SSM Run Command; no secret travels in the command."""
+def run_live(run: Run, w: World, lab: Lab) -> list[Result]:
+    """Connect from the host through SSM Run Command (one executor step); no secret travels in the
+    command."""
     inst = w.raw("host.instance")
     db, group, token = w.raw("db.primary"), w.raw("cache.group"), w.found.get("cache.auth-token")
     targets = []
@@ -102,38 +100,20 @@ def run_live(run: Run, w: World, lab: Lab, timeout_s: float = 120.0) -> list[Res
     if inst is None or not targets:
         return [Result("live.host-to-db", SKIP, "needs the host and the database"),
                 Result("live.host-to-cache", SKIP, "needs the host and the cache")]
-    ssm = run.client("ssm")
-    try:
-        cmd = ssm.send_command(InstanceIds=[inst["InstanceId"]], DocumentName="AWS-RunShellScript",
-                               Parameters={"commands": [live_script(targets, w.region)]}, TimeoutSeconds=60,
-                               Comment=f"awslab verify {w.stack}")["Command"]["CommandId"]
-    except ClientError as exc:  # a refusal (permissions, agent offline) is a WARN with AWS's reason
-        reason = f"SSM Run Command refused: {exc}"
-        return [Result("live.host-to-db", WARN, reason, "is the SSM agent online? (aws ssm describe-instance-information)"),
-                Result("live.host-to-cache", WARN, reason, "is the SSM agent online?")]
-    seen = {"status": "Pending", "output": ""}
-
-    def probe() -> str:
-        try:
-            inv = ssm.get_command_invocation(CommandId=cmd, InstanceId=inst["InstanceId"])
-        except ClientError as exc:
-            if error_code(exc) == "InvocationDoesNotExist":  # right after send_command: not yet
-                return "Pending"
-            raise
-        seen.update(status=inv["Status"], output=inv.get("StandardOutputContent", ""))
-        return inv["Status"]
-
-    try:
-        # Bounded, and Ctrl-C stops it at the next poll, like every other wait.
-        poll_until(f"SSM command {cmd}", probe, SSM_DONE, timeout_s=timeout_s, first_delay_s=2.0, max_delay_s=5.0,
-                   cancel=run.cancel, clock=run.clock)
-    except WaitTimeout:
-        pass   # reported below with the last status seen
-    except ClientError as exc:
-        reason = f"SSM refused to return the result: {exc}"
-        return [Result("live.host-to-db", WARN, reason, "check the permissions for ssm:GetCommandInvocation"),
-                Result("live.host-to-cache", WARN, reason, "check the permissions for ssm:GetCommandInvocation")]
-    status, output = seen["status"], seen["output"]
+    plan = plan_host_command(w.stack, inst["InstanceId"], live_script(targets, w.region), f"awslab verify {w.stack}")
+    outcome = execute(plan, run)
+    if outcome.failed:
+        exc = next(iter(outcome.failed.values()))
+        if not isinstance(exc, ClientError):
+            raise exc
+        # A refusal (permissions, agent offline) is a WARN with AWS's reason.
+        if exc.operation_name == "SendCommand":
+            reason, hint = f"SSM Run Command refused: {exc}", "is the SSM agent online? (aws ssm describe-instance-information)"
+        else:
+            reason, hint = f"SSM refused to return the result: {exc}", "check the permissions for ssm:GetCommandInvocation"
+        return [Result("live.host-to-db", WARN, reason, hint), Result("live.host-to-cache", WARN, reason, hint)]
+    done = run.found[plan.steps[0].key]
+    cmd, status, output = done.id, done.state, done.get("output")
     out = []
     for name, cid, login in (("db", "live.host-to-db", "SELECT 1"), ("cache", "live.host-to-cache", "AUTH + PING over TLS")):
         verdict, detail = parse_live(output, name, login)

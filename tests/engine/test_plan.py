@@ -170,3 +170,12 @@ def test_plan_failover__one_failover_step_on_the_target():
     (step,) = plan_failover("s", target).steps
     assert (step.key, step.kind, step.action, step.found) == ("db.primary", "db-instance", FAILOVER, target)
     assert FAILOVER in MUTATING_ACTIONS
+
+
+def test_plan_host_command__one_create_step_carrying_the_script_not_a_secret():
+    from awslab.engine.plan import plan_host_command
+
+    (step,) = plan_host_command("s", "i-0abc", "echo AWSLAB", "awslab verify s").steps
+    assert (step.kind, step.action, step.deps) == ("host-command", CREATE, ())
+    assert step.desired.spec == {"instance": "i-0abc", "script": "echo AWSLAB"}
+    assert step.desired.name == "awslab verify s"

@@ -4,6 +4,7 @@ names it, with a fix; the path evaluator works on hand-built data without AWS.""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -231,6 +232,8 @@ def test_live_on_a_real_target__ssm_answering_without_output_is_not_a_pass(awsla
     checks = json.loads(result.out)
     assert {c["id"]: c["status"] for c in checks} == {"live.host-to-db": "FAIL", "live.host-to-cache": "FAIL"}
     assert result.code == 1
+    # The command was sent and waited for until SSM said it was over.
+    assert all(re.search(r"\(SSM command [0-9a-f-]{36}: Success\)", c["detail"]) for c in checks), checks
     awslab("down", "--yes", "--skip-final-snapshot")
 
 
