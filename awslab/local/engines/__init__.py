@@ -29,9 +29,12 @@ after), pg_basebackup gets PGPASSWORD in its own environment only, Redis reads i
 by ``pg_basebackup -R``) lives in the replica's private data dir.
 
 
-The package: ``binaries`` (finding them), ``accounts`` (who runs them), ``files``, ``postgres`` and
-``redis_server`` (each engine's own side); this module holds the processes and the registry
-(``Engines``)."""
+The package: ``binaries`` (finding them), ``accounts`` (who runs them), ``files``, ``children`` (the
+processes started here: reaping, stopping, telling ours from a reused pid), ``registry``
+(``engines.json``), ``postgres`` and ``redis_server`` (each engine's own configuration and probes).
+This module is the one facade the local AWS calls, ``Engines``; it stays one class (about 450
+lines) because every operation on it (start, replicate, promote, snapshot, restore, stop) takes the
+registry, the run-as user, the directories and the processes together."""
 
 from __future__ import annotations
 
@@ -43,17 +46,13 @@ import logging
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from awslab.local import processes
 from awslab.local.engines.accounts import RunAs, reachable_by, run_as
 from awslab.local.engines.base import (
     HOST,
@@ -61,7 +60,6 @@ from awslab.local.engines.base import (
     SECRET_FILE,
     SNAPSHOT_META,
     START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
     TOOL_TIMEOUT_S,
     EngineError,
     EngineUnavailable,
@@ -73,6 +71,16 @@ from awslab.local.engines.binaries import (
     postgres_bindir,
     redis_library,
     redis_server_path,
+)
+from awslab.local.engines.children import (
+    adopt,
+    child_env,
+    free_port,
+    is_ours,
+    pid_alive,
+    run_tool,
+    tail,
+    terminate,
 )
 from awslab.local.engines.files import (
     check_name,
@@ -98,7 +106,8 @@ from awslab.local.engines.redis_server import (
     redis_ready,
     redis_save,
 )
-from awslab.local.processes import cmdline, proc_stat
+from awslab.local.engines.registry import Registry
+from awslab.local.processes import proc_stat
 
 try:
     import fcntl
@@ -113,173 +122,27 @@ __all__ = ["INSTALL_HINT", "PG_CONF", "SECRET_FILE", "EngineError", "EngineUnava
 log = logging.getLogger("awslab.local.engines")
 
 
-
-# --- processes ----------------------------------------------------------------------------
-
-# Engines started in this process, by pid, so that they can be reaped (else they stay zombies, which
-# look alive to kill(pid, 0)) by whichever Engines instance stops them.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-_CHILDREN_LOCK = threading.Lock()
-
-
-def _reap(pid: int) -> None:
-    """Collect an engine this process started (Popen's own bookkeeping) once it has exited."""
-    with _CHILDREN_LOCK:
-        proc = _CHILDREN.get(pid)
-        if proc is not None and proc.poll() is not None:
-            del _CHILDREN[pid]
-
-
-def pid_alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    _reap(pid)
-    return processes.pid_alive(pid)
-
-
-def _is_ours(entry: dict[str, Any]) -> bool:
-    """The entry's pid is still the engine we started: alive, same start time, a postgres/redis command."""
-    pid = entry.get("pid")
-    if not pid or not pid_alive(pid):
-        return False
-    stat = proc_stat(pid)
-    if stat and entry.get("started") is not None and stat[1] != entry["started"]:
-        return False
-    return entry.get("engine", "?") in cmdline(pid)
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def _terminate(entry: dict[str, Any]) -> bool:
-    """Stop the engine: a clean shutdown, then SIGKILL to its whole session after STOP_TIMEOUT_S."""
-    if not _is_ours(entry):
-        return False
-    pid = entry["pid"]
-    # SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for clients to disconnect).
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGINT if entry["engine"] == "postgres" else signal.SIGTERM)
-    if _wait_gone(pid, STOP_TIMEOUT_S):
-        return True
-    log.warning("%s pid %d did not stop within %.0f s; killing it", entry["engine"], pid, STOP_TIMEOUT_S)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if os.getpgid(pid) == pid:  # its own session (start_new_session): take its children too
-            os.killpg(pid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    _wait_gone(pid, 5.0)
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Our environment without PG*/REDIS* settings that could redirect a tool, in the C locale."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS"))}
-    env.update(LC_ALL="C", LANG="C")
-    env.update(extra or {})
-    return env
-
-
-def _tail(path: Path, lines: int = 1) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(line.strip() for line in text[-lines:])
-
-
-def _run_tool(argv: list[str], *, who: RunAs | None, log_path: Path, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> None:
-    """Run an engine tool to completion, its output appended to log_path; a failure names that log."""
-    started = time.monotonic()
-    with open(log_path, "ab") as out:
-        try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                  env=_child_env(env), cwd=cwd, timeout=TOOL_TIMEOUT_S, umask=0o077,
-                                  **(who.popen_kwargs() if who else {}))
-        except subprocess.TimeoutExpired:
-            raise EngineError(f"{Path(argv[0]).name} took over {TOOL_TIMEOUT_S:.0f} s; see {log_path}") from None
-    if done.returncode != 0:
-        raise EngineError(f"{Path(argv[0]).name} failed (exit {done.returncode}); see {log_path}: {_tail(log_path)}")
-    log.debug("%s took %.2f s", Path(argv[0]).name, time.monotonic() - started)
-
-
-
-
 class Engines:
-    """Engines keyed by a string (e.g. 'db:week6-db', 'cache:week6-cache').
-
-    The registry is JSON at root/'engines.json', written atomically and guarded by a thread lock plus
-    an flock, so threads and other processes see whole states, and a different process can stop
-    everything (stop_all) after a crash. Engines are detached (own session): they outlive this object
+    """Engines keyed by a string (e.g. 'db:week6-db', 'cache:week6-cache'), listed in a ``Registry``
+    at root/'engines.json' that another process can read to stop everything (stop_all) after a
+    crash. Engines are detached (own session): they outlive this object
     and this process until stopped.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.registry_path = self.root / "engines.json"
+        self.registry = Registry(self.root)
+        self.registry_path = self.registry.path
         self.snapshots_dir = self.root / "snapshots"
         self._who: RunAs | None = None
         self._base: Path | None = None
 
-    # --- registry ---
-
     def get(self, key: str) -> dict[str, Any] | None:
-        return self._read().get(key)
+        return self.registry.get(key)
 
     def entries(self) -> dict[str, dict[str, Any]]:
-        return self._read()
-
-    def _read(self) -> dict[str, dict[str, Any]]:
-        try:
-            return dict(json.loads(self.registry_path.read_text()).get("engines", {}))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise EngineError(f"unreadable engine registry {self.registry_path}: {exc}") from None
-
-    def _write(self, engines: dict[str, dict[str, Any]]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".engines.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump({"version": 1, "engines": engines}, out, indent=2, sort_keys=True)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.registry_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-    @contextlib.contextmanager
-    def _registry(self) -> Iterator[dict[str, dict[str, Any]]]:
-        """Read-modify-write under both locks; written back only when changed. Never nest."""
-        with exclusive(self.registry_path.with_name("engines.json.lock")):
-            engines = self._read()
-            before = json.dumps(engines, sort_keys=True)
-            yield engines
-            if json.dumps(engines, sort_keys=True) != before:
-                self._write(engines)
-
-    def _update(self, key: str, **fields: Any) -> dict[str, Any]:
-        with self._registry() as engines:
-            entry = engines[key] = {**engines.get(key, {}), **fields}
-        return dict(entry)
-
-    def _forget(self, key: str) -> None:
-        with self._registry() as engines:
-            engines.pop(key, None)
+        return self.registry.entries()
 
     # --- where engines live ---
 
@@ -340,9 +203,9 @@ class Engines:
     def _reserve(self, key: str, **fields: Any) -> dict[str, Any]:
         """Claim `key` in the registry before any work, so a crash mid-start still leaves something to clean up."""
         engine_dir = self.base() / slug(key)
-        with self._registry() as engines:
+        with self.registry.changing() as engines:
             old = engines.get(key)
-            if old and (_is_ours(old) or (old.get("status") == "starting" and not old.get("pid")
+            if old and (is_ours(old) or (old.get("status") == "starting" and not old.get("pid")
                                           and time.time() - old.get("created", 0) < TOOL_TIMEOUT_S + START_TIMEOUT_S)):
                 raise EngineError(f"engine {key!r} already exists (pid {old.get('pid')}); stop it first")
             if old:
@@ -358,7 +221,7 @@ class Engines:
             make_dir(engine_dir / "data", 0o700, who)
             Path(entry["log"]).touch(mode=0o600)
         except BaseException:
-            self._forget(key)
+            self.registry.forget(key)
             raise
         return dict(entry)
 
@@ -370,8 +233,8 @@ class Engines:
         except BaseException:
             entry = self.get(key)
             if entry:
-                _terminate(entry)
-                self._update(key, status="failed", pid=None)
+                terminate(entry)
+                self.registry.update(key, status="failed", pid=None)
             raise
 
     def _launch(self, key: str, argv: Callable[[int], list[str]], who: RunAs, ready: Callable[[int], bool]) -> dict:
@@ -380,21 +243,20 @@ class Engines:
         entry = self.get(key) or {}
         log_path, data = Path(entry["log"]), Path(entry["datadir"])
         for _ in range(PORT_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             with open(log_path, "ab") as out:
                 proc = subprocess.Popen(argv(port), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                        cwd=data, env=_child_env(), start_new_session=True, umask=0o077,
+                                        cwd=data, env=child_env(), start_new_session=True, umask=0o077,
                                         **who.popen_kwargs())
-            with _CHILDREN_LOCK:
-                _CHILDREN[proc.pid] = proc
+            adopt(proc)
             stat = proc_stat(proc.pid)
-            entry = self._update(key, port=port, pid=proc.pid, started=stat[1] if stat else None)
+            entry = self.registry.update(key, port=port, pid=proc.pid, started=stat[1] if stat else None)
             try:
                 self._wait_ready(entry, proc, functools.partial(ready, port))
             except _PortTaken:
                 log.debug("port %d was taken before %s could bind it; retrying", port, key)
                 continue
-            return self._update(key, status="available")
+            return self.registry.update(key, status="available")
         raise EngineError(f"{entry['engine']} {key!r} could not bind a free port in {PORT_ATTEMPTS} tries; "
                           f"see {log_path}")
 
@@ -404,10 +266,10 @@ class Engines:
         while not ready():
             code = proc.poll()
             if code is not None:
-                if re.search(r"already in use|could not bind|could not create listen socket", _tail(log_path, 5)):
+                if re.search(r"already in use|could not bind|could not create listen socket", tail(log_path, 5)):
                     raise _PortTaken
                 raise EngineError(f"{entry['engine']} {entry['key']!r} exited with code {code} while starting; "
-                                  f"see {log_path}: {_tail(log_path)}")
+                                  f"see {log_path}: {tail(log_path)}")
             if time.monotonic() > deadline:
                 raise EngineError(f"{entry['engine']} {entry['key']!r} did not accept connections within "
                                   f"{START_TIMEOUT_S:.0f} s; see {log_path}")
@@ -430,7 +292,7 @@ class Engines:
         entry = self.get(key)
         if entry is None or entry.get("engine") != engine:
             raise EngineError(f"no {engine} engine {key!r}")
-        if not _is_ours(entry):
+        if not is_ours(entry):
             raise EngineError(f"{engine} engine {key!r} is not running; see {entry.get('log')}")
         return entry
 
@@ -459,7 +321,7 @@ class Engines:
         pwfile = engine_dir / ".pwfile"
         write_private_for(pwfile, password + "\n", who)
         try:
-            _run_tool([str(self._pg_bindir(bindir) / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
+            run_tool([str(self._pg_bindir(bindir) / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
                        "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"],
                       who=who, log_path=Path(entry["log"]), cwd=data)
         finally:
@@ -523,7 +385,7 @@ class Engines:
         bindir = self._pg_bindir(Path(src["bindir"])) if who else Path(src["bindir"])
         argv = [str(bindir / "pg_basebackup"), "-h", HOST, "-p", str(src["port"]), "-U", secret["user"],
                 "-D", str(target), "-X", "stream", "-c", "fast", "--no-password", "--no-sync"]
-        _run_tool(argv + (["-R"] if replica else []), who=who, log_path=log_path,
+        run_tool(argv + (["-R"] if replica else []), who=who, log_path=log_path,
                   env={"PGPASSWORD": secret["password"]}, cwd=target.parent)
 
     def promote_postgres(self, key: str) -> None:
@@ -532,9 +394,9 @@ class Engines:
         if entry.get("role") != "replica":
             return
         pg_ctl = self._pg_bindir(Path(entry["bindir"])) / "pg_ctl"
-        _run_tool([str(pg_ctl), "promote", "-D", entry["datadir"], "-w", "-t", str(int(START_TIMEOUT_S))],
+        run_tool([str(pg_ctl), "promote", "-D", entry["datadir"], "-w", "-t", str(int(START_TIMEOUT_S))],
                   who=self.who(), log_path=Path(entry["log"]), cwd=Path(entry["datadir"]))
-        self._update(key, role="primary", primary=None)
+        self.registry.update(key, role="primary", primary=None)
 
     def restore_postgres(self, key: str, *, snapshot: str) -> dict[str, Any]:
         """A new standalone server from a snapshot: same data, users and passwords as at snapshot time."""
@@ -602,7 +464,7 @@ class Engines:
         entry = self._running(key, "redis")
         with redis_client(entry["port"], self._load_secret(Path(entry["dir"]))["password"]) as client:
             client.execute_command("REPLICAOF", "NO", "ONE")
-        self._update(key, role="primary", primary=None)
+        self.registry.update(key, role="primary", primary=None)
 
     def follow_redis(self, key: str, *, primary: str) -> None:
         """REPLICAOF the engine `primary`: a former primary rejoins as a replica after a failover."""
@@ -610,7 +472,7 @@ class Engines:
         src = self._running(primary, "redis")
         with redis_client(entry["port"], self._load_secret(Path(entry["dir"]))["password"]) as client:
             client.execute_command("REPLICAOF", HOST, str(src["port"]))
-        self._update(key, role="replica", primary=primary)
+        self.registry.update(key, role="replica", primary=primary)
 
     # --- snapshots ---
 
@@ -676,9 +538,9 @@ class Engines:
     def _stop_entry(self, key: str, entry: dict[str, Any] | None) -> int | None:
         if entry is None:
             return None
-        stopped = _terminate(entry)
+        stopped = terminate(entry)
         remove_tree(entry.get("dir"))
-        self._forget(key)
+        self.registry.forget(key)
         if stopped:
             log.info("stopped %s %r (pid %d)", entry.get("engine"), key, entry["pid"])
         return entry["pid"] if stopped else None
