@@ -12,6 +12,7 @@ one place a reader can scan.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -45,6 +46,20 @@ def target_options(f):
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def mutating(f):
+    """A command that changes the stack: one at a time per stack (engine/locks.py)."""
+    return click.option("--no-wait", is_flag=True, default=False,
+                        help="If another awslab command is changing this stack, exit 1 naming it instead of waiting.")(f)
+
+
+def _one_at_a_time(ctx, command: str, opts: dict):
+    """The stack's lock for ``command`` (waits, or with --no-wait refuses, while another holds it)."""
+    from awslab.engine.locks import stack_lock
+
+    return stack_lock(ctx.target, ctx.region, ctx.stack, command, wait=not opts.get("no_wait"),
+                      say=lambda line: click.echo(f"awslab: {line}", err=True))
 
 
 def _output(value: str | None) -> str:
@@ -133,6 +148,7 @@ def cli() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a lab setting, e.g. --set database.multi_az=false (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@mutating
 @target_options
 def up(lab, lab_file, overrides, dry_run, **opts):
     """Create the lab's resources that are missing and wait until they are usable.
@@ -145,7 +161,9 @@ def up(lab, lab_file, overrides, dry_run, **opts):
     loaded = load_lab(lab, lab_file, overrides)
     ctx, output = _begin(opts, lab=loaded)
     record = {"lab": loaded.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
-    sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output), lab_record=record))
+    with contextlib.nullcontext() if dry_run else _one_at_a_time(ctx, "up", opts):
+        code = do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output), lab_record=record)
+    sys.exit(code)
 
 
 @cli.command()
@@ -181,6 +199,7 @@ def status(**opts):
 @click.option("--delete-snapshots", is_flag=True,
               help="Also delete the stack's manual, final and copied snapshots (and take no final snapshot).")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; change nothing.")
+@mutating
 @target_options
 def down(skip_final_snapshot, delete_snapshots, dry_run, **opts):
     """Delete everything tagged with the stack, in reverse dependency order.
@@ -192,13 +211,16 @@ def down(skip_final_snapshot, delete_snapshots, dry_run, **opts):
     from awslab.commands.lifecycle import down as do_down
 
     ctx, output = _begin(opts)
-    sys.exit(do_down(ctx, ctx.stack, skip_final_snapshot=skip_final_snapshot, dry_run=dry_run,
-                     output=output, progress=_progress(output), delete_snapshots=delete_snapshots))
+    with contextlib.nullcontext() if dry_run else _one_at_a_time(ctx, "down", opts):
+        code = do_down(ctx, ctx.stack, skip_final_snapshot=skip_final_snapshot, dry_run=dry_run,
+                       output=output, progress=_progress(output), delete_snapshots=delete_snapshots)
+    sys.exit(code)
 
 
 @cli.command()
 @click.option("--copy-to-region", default=None, metavar="REGION", help="Also copy the DB snapshot to this region.")
 @click.option("--kms-key", default=None, help="KMS key in the destination region for an encrypted copy (default: its RDS key).")
+@mutating
 @target_options
 def snapshot(copy_to_region, kms_key, **opts):
     """Manual snapshots of the primary DB and the cache, named <stack>-<UTC time>, tagged with the stack.
@@ -209,8 +231,10 @@ def snapshot(copy_to_region, kms_key, **opts):
     from awslab.commands.recovery import snapshot as do_snapshot
 
     ctx, output = _begin(opts)
-    sys.exit(do_snapshot(ctx, ctx.stack, _stack_lab(ctx.stack), copy_to=copy_to_region, kms_key=kms_key,
-                         output=output, progress=_progress(output)))
+    with _one_at_a_time(ctx, "snapshot", opts):
+        code = do_snapshot(ctx, ctx.stack, _stack_lab(ctx.stack), copy_to=copy_to_region, kms_key=kms_key,
+                           output=output, progress=_progress(output))
+    sys.exit(code)
 
 
 @cli.command()
@@ -229,6 +253,7 @@ def snapshots(**opts):
 @click.option("--to-time", default=None, metavar="ISO-8601|latest",
               help="Restore the primary to this point in time from its automated backups instead of a snapshot.")
 @click.option("--cache", "from_cache", is_flag=True, help="Restore the cache snapshot of that name (the DB's is the default).")
+@mutating
 @target_options
 def restore(snapshot_id, as_name, to_time, from_cache, **opts):
     """A new DB instance (or cache replication group) from one of the stack's snapshots.
@@ -241,12 +266,15 @@ def restore(snapshot_id, as_name, to_time, from_cache, **opts):
     from awslab.commands.recovery import restore as do_restore
 
     ctx, output = _begin(opts)
-    sys.exit(do_restore(ctx, ctx.stack, _stack_lab(ctx.stack), snapshot_id=snapshot_id, as_name=as_name,
-                        to_time=to_time, output=output, progress=_progress(output), from_cache=from_cache))
+    with _one_at_a_time(ctx, "restore", opts):
+        code = do_restore(ctx, ctx.stack, _stack_lab(ctx.stack), snapshot_id=snapshot_id, as_name=as_name,
+                          to_time=to_time, output=output, progress=_progress(output), from_cache=from_cache)
+    sys.exit(code)
 
 
 @cli.command()
 @click.option("--cache", "on_cache", is_flag=True, help="Fail over the cache's primary node instead of the database.")
+@mutating
 @target_options
 def failover(on_cache, **opts):
     """Force a failover of the Multi-AZ primary (reboot with failover) and show the AZ before and after.
@@ -256,7 +284,9 @@ def failover(on_cache, **opts):
     from awslab.commands.recovery import failover as do_failover
 
     ctx, output = _begin(opts)
-    sys.exit(do_failover(ctx, ctx.stack, on_cache=on_cache, output=output, progress=_progress(output)))
+    with _one_at_a_time(ctx, "failover", opts):
+        code = do_failover(ctx, ctx.stack, on_cache=on_cache, output=output, progress=_progress(output))
+    sys.exit(code)
 
 
 @cli.command()
@@ -396,11 +426,32 @@ def _check_port_free(port: int) -> None:
 
 @local.command("stop")
 def local_stop():
-    """Stop the local AWS that awslab started (everything in it is forgotten)."""
+    """Stop the local AWS that awslab started. Everything in it (stacks, snapshots, the databases'
+    and caches' data) is kept and comes back with the next command or `awslab local start`;
+    `awslab local reset` throws it away."""
     from awslab.local import manager
 
     stopped = manager.stop()
-    click.echo(f"local AWS stopped (pid {stopped.pid})" if stopped else "local AWS was not running")
+    click.echo(f"local AWS stopped (pid {stopped.pid}); its stacks and data are kept for the next start"
+               if stopped else "local AWS was not running")
+
+
+@local.command("reset")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def local_reset(yes):
+    """Stop the local AWS and delete everything it holds: every stack, snapshot and the databases'
+    and caches' data. Asks first."""
+    from awslab.local import manager
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("local reset deletes every local stack and its data; refusing without a terminal",
+                             "pass --yes to confirm")
+        click.confirm(f"Delete every stack, snapshot and database/cache data of the local AWS in {manager.local_dir()}?",
+                      abort=True)
+    stopped = manager.reset()
+    click.echo(f"local AWS reset{f' (stopped pid {stopped.pid})' if stopped else ''}: every local stack and its data "
+               "deleted")
 
 
 @local.command("status")

@@ -333,3 +333,21 @@ def pytest_terminal_summary(terminalreporter):
     write("slowest ten:")
     for nodeid, seconds in sorted(_spent.items(), key=lambda kv: -kv[1])[:10]:
         write(f"  {seconds:6.1f} s  {nodeid}")
+
+
+def shell(line: str, *args: str) -> str:
+    """Run a line `awslab connect` printed, as a user pasting it would."""
+    import subprocess
+
+    done = subprocess.run(["bash", "-c", line + "".join(f" {a}" for a in args)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def eventually(check, within_s: float = 15.0) -> None:
+    import time
+
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from awslab import ui
 from awslab.engine.context import Context
@@ -79,8 +79,12 @@ def raise_if_failed(outcome: Outcome, verb: str, run: Run) -> None:
         if hint:
             ui.err(f"  hint: {hint}")
     remaining = ", ".join(sorted(run.found, key=order_key)) or "nothing"
+    hint = "fix the cause above, then rerun the same command"
+    if run.ctx.is_local and any(isinstance(e, EndpointConnectionError) for e in outcome.failed.values()):
+        hint = ("the local AWS stopped answering (killed, or out of memory?): rerun the same command; it starts the "
+                "local AWS again with its saved state and completes the stack")
     raise OperationError(f"{verb} did not finish: {len(outcome.failed)} failed, {len(outcome.blocked)} not started; "
-                         f"the stack now has: {remaining}", "fix the cause above, then rerun the same command")
+                         f"the stack now has: {remaining}", hint)
 
 
 def snapshots_monthly(snaps: list[Found]) -> float:

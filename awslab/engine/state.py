@@ -1,9 +1,12 @@
 """awslab's own files: the state directory and the remembered "current context".
 
 The state directory is ``$AWSLAB_HOME`` or ``$XDG_STATE_HOME/awslab`` (``~/.local/state/awslab``).
-It holds the local AWS's pid/port/log (``local/``) and ``context.json``: the target and stack that
-the last ``up`` used, so ``status``/``down`` with no arguments act on the same stack. It never holds
-credentials or secrets.
+It holds the local AWS (``local/``, owner-only: its identity, log, saved state and the engines'
+data), ``locks/`` (one mutating command per stack, engine/locks.py), ``stacks/`` (how each stack
+was built), ``connect/`` (0600 password files for psql / redis-cli) and ``context.json``: the
+target and stack that the last ``up`` used, so ``status``/``down`` with no arguments act on the
+same stack. It never holds AWS credentials; the only secrets in it are the local AWS's own (its
+Secrets Manager, in ``local/``) and the connect files, each readable by its owner alone.
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ def read_json(path: Path) -> dict | None:
     except json.JSONDecodeError:
         data = None
     if not isinstance(data, dict):
-        raise UsageError(f"awslab's state file {path} is corrupted", f"delete it ({path}) and run the command again")
+        raise UsageError(f"awslab's state file {path} is corrupted",
+                         f"delete it ({path}) and run the command again: it only remembers awslab's own settings; "
+                         "no stack, resource or data is in it")
     return data
 
 

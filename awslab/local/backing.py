@@ -140,6 +140,24 @@ class Backing:
         write_json_atomic(self.endpoints_path, {})
         return pids
 
+    def halt_all(self) -> list[str]:
+        """Stop every engine, keeping its data for the next server of this home (``resume``)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        keys = self.engines.halt_all()
+        write_json_atomic(self.endpoints_path, {})
+        return keys
+
+    def revive(self, key: str, endpoints: list[str], fresh: Callable[[], Future | None], role: str = "primary",
+               after: str | None = None) -> None:
+        """The engine of a resource the saved state brought back: adopted or resumed on its data, or,
+        when it has none (the server died before it was made), made again as when the resource was."""
+        if self.engines.resumable(key) or (self.engines.get(key) or {}).get("status") == "available":
+            self.start_engine(endpoints[0] if endpoints else None, key, lambda: self.engines.resume(key),
+                              after=after, role=role, aliases=endpoints[1:])
+        else:
+            self.engines.stop(key)
+            fresh()
+
 
 _backing: Backing | None = None
 
@@ -164,6 +182,42 @@ def enable(local_dir: Path) -> Backing:
 def stop_all() -> None:
     if _backing is not None:
         _backing.stop_all()
+
+
+def halt_all() -> None:
+    if _backing is not None:
+        _backing.halt_all()
+
+
+_revivers: list[Callable[[Backing], set[str]]] = []
+
+
+def resume(state_loaded: bool) -> dict[str, int]:
+    """After the saved state is loaded: every DB instance and cache node gets its engine back (its
+    data reattached), and engines of resources the state no longer has (made in the moment before
+    a crash that the state did not keep) are stopped and removed. Without a loaded state nothing
+    is removed: engines left running are stopped, their data kept (``local reset`` removes it)."""
+    b = _backing
+    assert b is not None
+    write_json_atomic(b.endpoints_path, {})
+    if not state_loaded:
+        return {"engines": 0, "kept_stopped": len(b.engines.halt_all())}
+    claimed: set[str] = set()
+    for revive in _revivers:
+        claimed |= revive(b)
+    orphans = [key for key in b.engines.entries() if key not in claimed]
+    for key in orphans:
+        log.info("engine %s belongs to no resource of the saved state: removed", key)
+        b.engines.stop(key)
+    return {"engines": len(claimed), "removed": len(orphans)}
+
+
+def _live(backend_dict, attr: str):
+    """(region, object) of every resource in ``attr`` of every backend, but those going away."""
+    for _, region, backend in backend_dict.iter_backends():
+        for obj in list(dict.values(getattr(backend, attr))):
+            if getattr(obj, "_awslab_gone_at", None) is None:
+                yield backend, region, obj
 
 
 def _db_key(region: str, ident: str) -> str:
@@ -292,6 +346,27 @@ def _rds() -> None:
     def snapshot_deleted(self, snap, db_snapshot_identifier, *a, **kw) -> None:
         b.engines.delete_snapshot(_snap_key("rds", self.region_name, db_snapshot_identifier))
 
+    def revive(b: Backing) -> set[str]:
+        from moto.rds.models import rds_backends
+
+        claimed = set()
+        dbs = sorted(_live(rds_backends, "databases"), key=lambda t: bool(t[2].source_db_instance_identifier))
+        for backend, region, db in dbs:   # primaries first: a replica follows its primary's new port
+            key = _db_key(region, db.db_instance_identifier)
+            claimed.add(key)
+            source = (db.source_db_instance_identifier or "").split(":")[-1]
+            if db.engine != "postgres":
+                unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
+                continue
+            db._awslab_engine_key = key
+            if source:
+                b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: replica_created(backend, db, None),
+                         role="replica", after=_db_key(region, source))
+            else:
+                b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: created(backend, db, None))
+        return claimed
+
+    _revivers.append(revive)
     after("create_db_instance", created)
     after("create_db_instance_read_replica", replica_created)
     after("restore_db_instance_from_db_snapshot", restored)
@@ -331,6 +406,7 @@ def _elasticache() -> None:
         if not token:
             # Without AUTH the engine would be open to anything on this machine; awslab always sets one.
             token = secrets.token_urlsafe(24)
+        group._awslab_auth_token = token   # moto keeps only "enabled"; a revived group's engines need it
         members = list(group.member_clusters or [])
         if not members:
             return
@@ -394,6 +470,33 @@ def _elasticache() -> None:
         group._awslab_engine_key = new
         b.submit(new, swap, after=old)
 
+    def revive(b: Backing) -> set[str]:
+        from moto.elasticache.models import elasticache_backends
+
+        claimed = set()
+        for backend, region, group in _live(elasticache_backends, "replication_groups"):
+            members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
+            if not members:
+                continue
+            keys = [_member_key(region, m) for m in members]
+            claimed |= set(keys)
+            if not b.engines.resumable(keys[0]) and (b.engines.get(keys[0]) or {}).get("status") != "available":
+                for key in keys:   # no primary to resume: the group's engines are made again
+                    b.engines.stop(key)
+                created(backend, group, auth_token=getattr(group, "_awslab_auth_token", None))
+                continue
+            primary_ep, reader_ep = _group_endpoints(group)
+            for i, (member, key) in enumerate(zip(members, keys)):
+                own = _member_endpoint(group, member)
+                endpoints = [e for e in ([primary_ep] if i == 0 else [reader_ep] if i == 1 else []) if e] + [own]
+                fresh = functools.partial(b.start_engine, endpoints[0], key, functools.partial(
+                    b.engines.start_redis_replica, key, primary=keys[0], password=getattr(group, "_awslab_auth_token", "")),
+                    after=keys[0], role="replica", aliases=endpoints[1:])
+                b.revive(key, endpoints, fresh, role="primary" if i == 0 else "replica",
+                         after=None if i == 0 else keys[0])
+        return claimed
+
+    _revivers.append(revive)
     for method, hook in (("create_replication_group", created), ("delete_replication_group", deleted),
                          ("create_snapshot", snapshot_created), ("delete_snapshot", snapshot_deleted),
                          ("test_failover", failed_over)):

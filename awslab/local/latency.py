@@ -103,6 +103,21 @@ def parse(spec: str, time_scale: float = 1.0) -> Latency:
 
 _current = Latency()
 _lock = threading.Lock()
+# The emulated timeline's clock: monotonic within a run, and continued from where the saved state
+# left it (plus the wall time since) when a restarted local AWS loads that state, so a DB that was
+# 'creating' before a restart or a reboot finishes as it would have, not never or at once.
+_offset = 0.0
+
+
+def now() -> float:
+    """Seconds on the local AWS's timeline (what every ``_awslab_*_at`` time is measured in)."""
+    return time.monotonic() + _offset
+
+
+def resume_clock(saved_now: float, saved_wall: float) -> None:
+    """Continue the timeline from a saved state: ``saved_now`` on it at wall time ``saved_wall``."""
+    global _offset
+    _offset = saved_now + max(0.0, time.time() - saved_wall) - time.monotonic()
 
 
 def current() -> Latency:
@@ -116,9 +131,8 @@ def set_current(value: Latency) -> None:
 
 
 def start(obj, transition: str, then: str | None = None) -> float:
-    """Put ``obj`` on the timeline of ``transition``; return when it ends (monotonic seconds)."""
-    now = time.monotonic()
-    phases, t = [], now
+    """Put ``obj`` on the timeline of ``transition``; return when it ends (timeline seconds)."""
+    phases, t = [], now()
     for state, secs in current().phases(transition):
         t += secs
         phases.append((t, state))
@@ -131,9 +145,9 @@ def phase(obj) -> str | None:
     phases = getattr(obj, "_awslab_phases", None)
     if not phases:
         return None
-    now = time.monotonic()
+    t = now()
     for until, state in phases:
-        if now < until:
+        if t < until:
             return state
     obj._awslab_phases = []
     return None
@@ -147,9 +161,9 @@ class ExpiringDict(dict):
     """
 
     def _purge(self) -> None:
-        now = time.monotonic()
+        t = now()
         for key in [k for k, v in dict.items(self) if getattr(v, "_awslab_gone_at", None) is not None
-                    and v._awslab_gone_at <= now]:
+                    and v._awslab_gone_at <= t]:
             dict.pop(self, key, None)
 
     def __getitem__(self, key):

@@ -1,12 +1,16 @@
-"""Start, find, reuse and stop the local AWS server process.
+"""Start, find, reuse, stop and reset the local AWS server process.
 
-Its files live in ``<state dir>/local/``: ``server.json`` (pid, port, token; written by the server
-once it listens) and ``server.log``. A server is reused only when its pid is alive and its health
-endpoint answers with the same pid and token; ``stop`` signals only that pid.
+Its files live in ``<state dir>/local/``: ``server.lock`` (held by the running server, with its
+identity), ``server.json`` (the same identity, for readers), ``server.log``, ``state.pickle`` (what
+it holds, see persistence.py) and ``engines/``. A server is reused only when its health endpoint
+answers with the pid, token and dir it wrote; ``stop`` signals only that pid. When ``server.json``
+is stale or corrupt but the lock is held, the holder is found through the lock file; when the lock
+is free no server runs, whatever ``server.json`` says, and the next one loads the saved state.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -18,13 +22,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from awslab.engine.state import read_json, state_dir
+from awslab.engine.state import read_json, state_dir, write_json_atomic
 from awslab.errors import OperationError, UsageError
 from awslab.local.processes import pid_alive
 
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
-HEALTH_PATH = "/awslab/health"  # these two are also in server.py (kept import-free for start-up speed)
+STOP_TIMEOUT_S = 30.0   # the server saves its state and stops every engine first
+HEALTH_PATH = "/awslab/health"  # these four are also in server.py (kept import-free for start-up speed)
+LOCK_FILE = "server.lock"
+EXIT_LOCKED = 3
 LATENCY_PATH = "/awslab/latency"
 
 
@@ -54,21 +60,77 @@ def _healthy(info: dict, timeout: float = 2.0) -> bool:
     return got.get("pid") == info.get("pid") and got.get("token") == info.get("token")
 
 
+def _valid(info) -> dict | None:
+    if isinstance(info, dict) and all(isinstance(info.get(k), t) for k, t in
+                                      (("pid", int), ("port", int), ("host", str), ("token", str))):
+        return info
+    return None
+
+
 def _read_info() -> dict | None:
-    info = read_json(local_dir() / "server.json")
-    if info is None:
+    """server.json's identity, or None when absent, corrupt or incomplete (never an error: the lock
+    says whether a server runs)."""
+    try:
+        return _valid(read_json(local_dir() / "server.json"))
+    except UsageError:
         return None
-    if not all(isinstance(info.get(k), t) for k, t in (("pid", int), ("port", int), ("host", str), ("token", str))):
+
+
+def lock_holder() -> dict | None:
+    """The identity the running server wrote into server.lock, {} while it is still starting, or
+    None when no server holds the lock (none runs for this home)."""
+    path = local_dir() / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
         return None
-    return info
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return _valid(json.loads(os.pread(fd, 4096, 0) or b"{}")) or {}
+            except ValueError:
+                return {}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def find() -> LocalServer | None:
-    """The running local AWS started by awslab, or None."""
+    """The running local AWS of this home, or None. A stale or corrupt server.json is repaired from
+    the lock's holder (with a note on stderr), never taken for "no server"."""
+    existed = (local_dir() / "server.json").exists()
     info = _read_info()
     if info and pid_alive(info["pid"]) and _healthy(info):
-        return LocalServer(info["pid"], info["host"], info["port"], local_dir() / "server.log")
-    return None
+        return _server(info)
+    holder = lock_holder()
+    if holder is None:
+        return None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (holder and _healthy(holder)):   # starting (another command started it), or busy
+        if time.monotonic() > deadline:
+            raise OperationError(f"the local AWS holding {local_dir()} does not answer "
+                                 f"({'pid ' + str(holder['pid']) if holder else 'still starting'})",
+                                 f"see its log: {local_dir() / 'server.log'}")
+        time.sleep(0.1)
+        holder = lock_holder()
+        if holder is None:
+            return None
+    if existed and info != holder:   # (absent: the server is about to write it itself)
+        _say(f"local/server.json was {'stale' if info else 'unreadable'}; the local AWS (pid "
+             f"{holder['pid']}) is running at http://{holder['host']}:{holder['port']}: rewrote it")
+    write_json_atomic(local_dir() / "server.json", holder)
+    return _server(holder)
+
+
+def _server(info: dict) -> LocalServer:
+    return LocalServer(info["pid"], info["host"], info["port"], local_dir() / "server.log")
+
+
+def _say(line: str) -> None:
+    print(f"awslab: {line}", file=sys.stderr, flush=True)
 
 
 def ensure_running(port: int = 0, latency: str | None = None, time_scale: float | None = None,
@@ -79,6 +141,10 @@ def ensure_running(port: int = 0, latency: str | None = None, time_scale: float 
         if latency is not None:
             set_latency(running, latency, time_scale if time_scale is not None else 1.0)
         return running, False
+    last = _read_info()
+    if last is not None or (local_dir() / "server.json").exists():
+        who = f"the local AWS (pid {last['pid']})" if last else "the local AWS (local/server.json unreadable)"
+        _say(f"{who} is not running (stopped, crashed or the machine restarted): starting it again with its saved state")
     return start(port, latency, time_scale, engines), True
 
 
@@ -106,12 +172,12 @@ def start(port: int = 0, latency: str | None = None, time_scale: float | None = 
     ``engines``: real PostgreSQL and Redis behind RDS and ElastiCache; None leaves it to the
     server (``AWSLAB_LOCAL_ENGINES``, default on)."""
     ldir = local_dir()
-    ldir.mkdir(parents=True, exist_ok=True)
-    (ldir / "server.json").unlink(missing_ok=True)
+    ldir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(ldir, 0o700)   # it holds the saved state, secrets included
     log_path = ldir / "server.log"
     env = dict(os.environ)
     env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    with open(log_path, "ab") as log:
+    with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "awslab.local.server", "--state-dir", str(ldir), "--port", str(port),
              *(["--latency", latency] if latency else []),
@@ -123,6 +189,10 @@ def start(port: int = 0, latency: str | None = None, time_scale: float | None = 
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if proc.returncode == EXIT_LOCKED:   # another command started one at the same moment: use it
+                running = find()
+                if running is not None:
+                    return running
             raise OperationError(f"the local AWS exited at start (code {proc.returncode})", f"see its log: {log_path}")
         info = _read_info()
         if info and info["pid"] == proc.pid and _healthy(info, timeout=1.0):
@@ -133,29 +203,44 @@ def start(port: int = 0, latency: str | None = None, time_scale: float | None = 
 
 
 def stop() -> LocalServer | None:
-    """Stop the local AWS that awslab started (only that pid); None if none was running."""
+    """Stop the local AWS of this home (only that pid); its state and engines' data are kept for the
+    next start. None if none was running (then engines a crashed server left running are stopped,
+    their data kept too)."""
     running = find()
-    if running is None:
-        (local_dir() / "server.json").unlink(missing_ok=True)
-        stop_engines()
-        return None
-    os.kill(running.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline and pid_alive(running.pid):
-        time.sleep(0.05)
-    if pid_alive(running.pid):
-        os.kill(running.pid, signal.SIGKILL)
+    if running is not None:
+        os.kill(running.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline and pid_alive(running.pid):
+            time.sleep(0.05)
+        if pid_alive(running.pid):
+            os.kill(running.pid, signal.SIGKILL)
     (local_dir() / "server.json").unlink(missing_ok=True)
-    stop_engines()
+    if lock_holder() is None:   # never another server's engines
+        halt_engines()
     return running
 
 
-def stop_engines() -> list[int]:
-    """Stop any engine the server left (it stops its own on a clean exit; not after a SIGKILL)."""
+def halt_engines() -> list[str]:
+    """Stop the engines a server left running (it stops its own on a clean exit; not after a
+    SIGKILL), keeping their data."""
     if not (local_dir() / "engines" / "engines.json").exists():
         return []
     from awslab.local.engines import Engines
 
-    pids = Engines(local_dir() / "engines").stop_all()
+    keys = Engines(local_dir() / "engines").halt_all()
     (local_dir() / "endpoints.json").unlink(missing_ok=True)
-    return pids
+    return keys
+
+
+def reset() -> LocalServer | None:
+    """Stop the local AWS and throw away everything it held: every stack, snapshot and engine's data."""
+    stopped = stop()
+    if (local_dir() / "engines").exists():
+        from awslab.local.engines import Engines
+
+        Engines(local_dir() / "engines").stop_all()
+    for name in ("state.pickle", "endpoints.json", "server.json"):
+        (local_dir() / name).unlink(missing_ok=True)
+    for aside in local_dir().glob("state.pickle.*"):
+        aside.unlink(missing_ok=True)
+    return stopped

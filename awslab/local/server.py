@@ -1,9 +1,15 @@
 """The local AWS process: ``python -m awslab.local.server --state-dir DIR [--port N]``.
 
-Binds 127.0.0.1 (port 0 = any free port), applies awslab's patches over moto, then writes
-``server.json`` (pid, port, token) atomically so the starter knows it is ready. ``GET
-/awslab/health`` answers with the same pid and token, so a later command can tell this server from
-any other process that happens to hold the port.
+One per state dir: it holds an exclusive lock on ``DIR/server.lock`` for its whole life (a second
+one exits with code 3), and writes its identity (pid, port, a random token) both there and in
+``server.json``, so a command can find it even when ``server.json`` is stale or corrupt, and a
+dead server's files are never taken for a live one. ``GET /awslab/health`` answers with the same
+pid, token and dir, so a later command can tell this server from any other process on the port.
+
+It binds 127.0.0.1 (port 0 = any free port), applies awslab's patches over moto, loads the state
+the last server of this dir saved (local/persistence.py) and gives the DB instances and cache
+nodes their engines back (local/backing.py), then announces itself. On SIGTERM it saves the state
+and stops the engines, keeping their data.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import signal
 import sys
 from pathlib import Path
 
+EXIT_LOCKED = 3
+LOCK_FILE = "server.lock"
 HEALTH_PATH = "/awslab/health"
 LATENCY_PATH = "/awslab/latency"
 ENDPOINTS_PATH = "/awslab/endpoints"
@@ -26,27 +34,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", default=os.environ.get("AWSLAB_LOCAL_LATENCY", "instant"))
+    parser.add_argument("--latency", default=os.environ.get("AWSLAB_LOCAL_LATENCY"),
+                        help="default: the saved state's, else instant")
     parser.add_argument("--time-scale", type=float, default=float(os.environ.get("AWSLAB_LOCAL_TIME_SCALE", "1")))
     parser.add_argument("--engines", choices=("on", "off"), default=os.environ.get("AWSLAB_LOCAL_ENGINES", "on"),
                         help="real PostgreSQL/Redis behind RDS and ElastiCache (default on)")
     args = parser.parse_args(argv)
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = _lock(state_dir)
+
+    import logging
 
     from awslab.engine import sdkdata
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
-    from awslab.local import latency, patches
+    from awslab.local import latency, patches, persistence
 
-    latency.set_current(latency.parse(args.latency, args.time_scale))
     patches.apply()
+    store = persistence.Store(state_dir)
+    print(store.load(), flush=True)
+    if args.latency is not None or not store.loaded:
+        latency.set_current(latency.parse(args.latency or "instant", args.time_scale))
     backing = None
     if args.engines == "on":
-        import logging
-
         from awslab.local import backing
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        backing.enable(Path(args.state_dir))
+        backing.enable(state_dir)
+        print(f"engines: {backing.resume(store.loaded)}", flush=True)
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -60,13 +76,27 @@ def main(argv: list[str] | None = None) -> None:
     def app(environ, start_response):
         path = environ.get("PATH_INFO")
         if path == HEALTH_PATH:
-            return _json(start_response, "200 OK", {"pid": os.getpid(), "token": token, "latency": latency.current().as_dict()})
+            return _json(start_response, "200 OK", {"pid": os.getpid(), "token": token, "dir": str(state_dir.resolve()),
+                                                    "latency": latency.current().as_dict()})
         if path == LATENCY_PATH:
             return _latency(environ, start_response)
         if path == ENDPOINTS_PATH:
             endpoints = backing.read_endpoints(Path(args.state_dir)) if backing is not None else {}
             return _json(start_response, "200 OK", {"engines": args.engines, "endpoints": endpoints})
-        return moto_app(environ, start_response)
+        return persisted(environ, start_response)
+
+    def persisted(environ, start_response):
+        """moto, one request at a time with the state saver; a change is saved right after."""
+        import io
+
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size) if size else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        with persistence.LOCK:
+            response = list(moto_app(environ, start_response))
+        if persistence.is_change(persistence.operation_of(environ, body)):
+            store.changed()
+        return response
 
     _warm(moto_app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -75,8 +105,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from awslab.engine.state import write_json_atomic
 
-    write_json_atomic(Path(args.state_dir) / "server.json",
-                      {"pid": os.getpid(), "host": args.host, "port": port, "token": token, "engines": args.engines})
+    identity = {"pid": os.getpid(), "host": args.host, "port": port, "token": token, "engines": args.engines}
+    os.ftruncate(lock, 0)
+    os.pwrite(lock, json.dumps(identity).encode(), 0)
+    write_json_atomic(state_dir / "server.json", identity)
+    store.start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"awslab local AWS listening on http://{args.host}:{port} (pid {os.getpid()})", flush=True)
     try:
@@ -85,8 +118,23 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+        store.close()            # the last state, saved before the engines stop
         if backing is not None:
-            backing.stop_all()   # the engines go with the server, their data with them
+            backing.halt_all()   # the engines stop; their data stays for the next server
+
+
+def _lock(state_dir: Path) -> int:
+    """Hold DIR/server.lock for the life of this process, or exit EXIT_LOCKED: one server per dir."""
+    import fcntl
+
+    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode(errors="replace")
+        print(f"another local AWS already serves {state_dir}: {holder or '(starting)'}", flush=True)
+        sys.exit(EXIT_LOCKED)
+    return fd
 
 
 WARM_REGION = "us-east-1"   # = awslab.engine.context.DEFAULT_LOCAL_REGION (server.py stays import-free)

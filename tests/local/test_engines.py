@@ -364,3 +364,14 @@ def test_missing_binaries_name_what_to_install(monkeypatch: pytest.MonkeyPatch, 
             eng.redis_server_path()
     with pytest.raises(eng.EngineUnavailable, match=r"PostgreSQL 99 server binaries not found \(found "):
         eng.postgres_bindir("99")
+
+
+def test_follow_port__repoints_a_replica_whose_conninfo_quotes_its_own_quotes(tmp_path):
+    from awslab.local.engines.postgres import follow_port
+
+    auto = tmp_path / "postgresql.auto.conf"
+    auto.write_text("# Do not edit\nprimary_conninfo = 'user=lab password=''a''b'' host=127.0.0.1 port=5433 "
+                    "sslmode=disable'\nother = 'port=1'\n")
+    follow_port(tmp_path, 61000)
+    assert auto.read_text() == ("# Do not edit\nprimary_conninfo = 'user=lab password=''a''b'' host=127.0.0.1 port=61000 "
+                                "sslmode=disable'\nother = 'port=1'\n")

@@ -9,13 +9,11 @@ These tests run their own local AWS with engines on (the shared one runs without
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import point_at, private_server
+from conftest import eventually, point_at, private_server, shell
 
 from awslab.local.engines import pid_alive
 
@@ -40,13 +38,6 @@ def engines(engine_server, aws_sandbox):
 def endpoint_map(server) -> dict:
     with urllib.request.urlopen(server.endpoint_url + "/awslab/endpoints", timeout=5) as resp:
         return json.loads(resp.read())["endpoints"]
-
-
-def shell(line: str, *args: str) -> str:
-    """Run a line `awslab connect` printed, as a user pasting it would."""
-    done = subprocess.run(["bash", "-c", line + "".join(f" {a}" for a in args)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, engines, engine_server, stack):
@@ -114,31 +105,9 @@ def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, eng
     assert dirs and all(d.exists() for d in dirs)
     down = awslab("down", "--name", stack, "--yes", "--delete-snapshots")
     assert down.code == 0, down.err
-    _eventually(lambda: not any(pid_alive(i["pid"]) for i in mine.values()))
-    _eventually(lambda: not any(d.exists() for d in dirs))
+    eventually(lambda: not any(pid_alive(i["pid"]) for i in mine.values()))
+    eventually(lambda: not any(d.exists() for d in dirs))
     assert not any(stack in ep for ep in endpoint_map(engines))
-
-
-def test_local_stop__stops_every_engine_and_removes_their_data(awslab, aws_sandbox, stack):
-    env = {"AWSLAB_LOCAL_ENGINES": "on"}
-    os.environ.update(env)
-    try:
-        assert awslab("local", "start").code == 0
-    finally:
-        os.environ.pop("AWSLAB_LOCAL_ENGINES")
-    assert awslab("up", "week6", "--name", stack).code == 0
-    info = json.loads((aws_sandbox / "local" / "server.json").read_text())
-    with urllib.request.urlopen(f"http://127.0.0.1:{info['port']}/awslab/endpoints", timeout=5) as resp:
-        mine = json.loads(resp.read())["endpoints"]
-    pids = {i["pid"] for i in mine.values()}
-    assert len(pids) == 4 and all(pid_alive(p) for p in pids)
-    registry = json.loads((aws_sandbox / "local" / "engines" / "engines.json").read_text())["engines"]
-    dirs = [Path(e["dir"]) for e in registry.values()]
-    assert all(d.exists() for d in dirs)
-    stop = awslab("local", "stop")
-    assert stop.code == 0, stop.err
-    _eventually(lambda: not any(pid_alive(p) for p in pids))
-    assert not any(d.exists() for d in dirs)
 
 
 def _secrets(server, stack: str, db: str | None = None) -> list[str]:
@@ -159,12 +128,3 @@ def _engine_dirs(home: Path, keys: set[str]) -> list[Path]:
     """The data dirs of the engines behind ``keys``, from the server's engine registry."""
     registry = json.loads((home / "local" / "engines" / "engines.json").read_text())["engines"]
     return [Path(registry[k]["dir"]) for k in keys if k in registry]
-
-
-def _eventually(check, within_s: float = 15.0) -> None:
-    import time
-
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)

@@ -97,6 +97,7 @@ from awslab.local.engines.postgres import (
     PG_CONF,
     PG_HBA,
     as_standalone,
+    follow_port,
     pg_ready,
     scram_verifier,
 )
@@ -422,7 +423,7 @@ class Engines:
     # --- Redis ---
 
     def start_redis(self, key: str, *, password: str) -> dict[str, Any]:
-        """A new Redis primary: requirepass + masterauth, bind 127.0.0.1, no AOF, no automatic saves."""
+        """A new Redis primary: requirepass + masterauth, bind 127.0.0.1, its data saved within a second."""
         return self._start_redis(key, password=password, role="primary")
 
     def start_redis_replica(self, key: str, *, primary: str, password: str) -> dict[str, Any]:
@@ -544,6 +545,66 @@ class Engines:
         if stopped:
             log.info("stopped %s %r (pid %d)", entry.get("engine"), key, entry["pid"])
         return entry["pid"] if stopped else None
+
+    # --- across restarts of the local AWS ---
+
+    def halt(self, key: str) -> None:
+        """Stop the engine's process but keep its data and its entry (status ``stopped``), so that
+        ``resume`` starts it again as it was."""
+        entry = self.get(key)
+        if entry is None:
+            return
+        if is_ours(entry):
+            if entry["engine"] == "redis":
+                with contextlib.suppress(EngineError, OSError):
+                    redis_save(entry["port"], self._load_secret(Path(entry["dir"]))["password"])
+            terminate(entry)
+        status = "stopped" if entry.get("status") in ("available", "stopped") else "failed"
+        self.registry.update(key, status=status, pid=None, port=None)
+
+    def halt_all(self) -> list[str]:
+        """``halt`` every engine, replicas first; the keys halted."""
+        entries = sorted(self.entries().items(), key=lambda item: item[1].get("role") != "replica")
+        for key, _ in entries:
+            self.halt(key)
+        return [key for key, _ in entries]
+
+    def resumable(self, key: str) -> bool:
+        entry = self.get(key)
+        return bool(entry and entry.get("status") in ("available", "stopped")
+                    and Path(entry.get("datadir", "")).is_dir() and any(Path(entry["datadir"]).iterdir()))
+
+    def resume(self, key: str) -> dict[str, Any]:
+        """The engine ``key`` running on its kept data: adopted as it is when its process still runs
+        (the local AWS was killed, the engine was not), else started again; a replica follows its
+        primary's new port (resume the primary first)."""
+        entry = self.get(key)
+        if entry is None:
+            raise EngineError(f"no engine {key!r}")
+        if is_ours(entry) and entry.get("status") == "available":
+            return entry
+        if not self.resumable(key):
+            raise EngineError(f"engine {key!r} has no data to resume from ({entry.get('status')})")
+        terminate(entry)   # a process of ours still starting when the last server died
+        self.registry.update(key, status="starting", pid=None, port=None)
+        who, data = self.who(), Path(entry["datadir"])
+        with self._starting(key):
+            secret = self._load_secret(Path(entry["dir"]))
+            replica = entry.get("role") == "replica" and entry.get("primary")
+            if entry["engine"] == "postgres":
+                with contextlib.suppress(FileNotFoundError):
+                    (data / "postmaster.pid").unlink()   # left by a process that did not stop cleanly
+                if replica:
+                    follow_port(data, self._running(entry["primary"], "postgres")["port"])
+                entry = self._launch_postgres(key, Path(entry["bindir"]), secret["user"], secret["password"])
+            else:
+                replicaof = self._running(entry["primary"], "redis")["port"] if replica else None
+                write_private_for(data / "redis.conf", redis_conf(data, secret["password"], replicaof), who)
+                binary, conf = str(self._runnable(Path(entry["server"]))), str(data / "redis.conf")
+                entry = self._launch(key, lambda port: [binary, conf, "--port", str(port)], who,
+                                     lambda port: redis_ready(port, secret["password"]))
+        log.info("%s %r resumed on %s:%d", entry["engine"], key, HOST, entry["port"])
+        return entry
 
     def stop_all(self) -> list[int]:
         """Stop every registered engine (also those another process started: only pids that are still our

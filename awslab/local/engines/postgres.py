@@ -70,3 +70,17 @@ def pg_ready(port: int, user: str, password: str) -> bool:
         raise EngineError(f"postgres on port {port} refused the login: {code}") from None
     conn.close()
     return True
+
+
+def follow_port(data: Path, port: int) -> None:
+    """Point a streaming replica's ``primary_conninfo`` at the primary's new port (after a restart
+    the primary listens elsewhere)."""
+    import re
+
+    auto = data / "postgresql.auto.conf"
+    text = auto.read_text()
+    # The value quotes its own quotes ('' around passfile=...): match within the line, not the quotes.
+    changed, n = re.subn(r"^(primary_conninfo\s*=[^\n]*?\bport=)\d+", rf"\g<1>{port}", text, flags=re.M)
+    if n != 1:
+        raise ValueError(f"no primary_conninfo port in {auto}")
+    auto.write_text(changed)

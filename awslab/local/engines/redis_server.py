@@ -58,7 +58,9 @@ def redis_conf(data: Path, password: str, replicaof: int | None) -> str:
     """redis.conf (0600, in the private data dir: the only place the password is at rest besides secret.json)."""
     lines = [
         f"bind {HOST}", "protected-mode yes", "daemonize no", 'logfile ""', f"dir {redis_quote(str(data))}",
-        "dbfilename dump.rdb", "appendonly no", 'save ""',
+        # Saved to dump.rdb within a second of a change, so the data outlives the process (a stop of
+        # the local AWS, a reboot); a SAVE in flight is waited for by redis_save.
+        "dbfilename dump.rdb", "appendonly no", "save 1 1",
         # Replicas sync over the socket at once: no 5 s diskless delay, no BGSAVE that would make SAVE fail.
         "repl-diskless-sync yes", "repl-diskless-sync-delay 0",
         f"requirepass {redis_quote(password)}", f"masterauth {redis_quote(password)}",

@@ -5,7 +5,6 @@ make moto objects pass through states (``status_property``, ``linger``, ``wrap_i
 from __future__ import annotations
 
 import functools
-import time
 
 from awslab.local import latency
 from awslab.spec.catalog import DB_ENGINES
@@ -48,7 +47,7 @@ def linger(obj, transition: str, final_state: str) -> bool:
     """Keep a deleted resource visible in ``final_state``'s predecessor until its timeline ends."""
     end = latency.start(obj, transition)
     obj.status = final_state
-    if end <= time.monotonic():
+    if end <= latency.now():
         return False
     obj._awslab_gone_at = end
     return True

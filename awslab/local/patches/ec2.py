@@ -5,7 +5,6 @@ Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches
 from __future__ import annotations
 
 import functools
-import time
 
 from awslab.local import latency
 from awslab.local.patches._base import (
@@ -42,7 +41,7 @@ def states() -> None:
     @functools.wraps(orig_terminate)
     def terminate_instances(self, instance_ids):
         result = orig_terminate(self, instance_ids)
-        now = time.monotonic()
+        now = latency.now()
         lat = latency.current()
         for inst, _ in result:
             latency.start(inst, "ec2.terminate")
@@ -130,7 +129,7 @@ def in_use_deletes() -> None:
     def delete_security_group(self, name=None, group_id=None):
         group = self.get_security_group_from_id(group_id) if group_id else None
         if group is not None:
-            now = time.monotonic()
+            now = latency.now()
             in_use = any(group.id in _instance_group_ids(i) and _instance_in_use(i, now) for i in instances(self))
             for groups in self.groups.values():
                 for other in groups.values():
@@ -154,7 +153,7 @@ def in_use_deletes() -> None:
 
     @functools.wraps(orig_subnet)
     def delete_subnet(self, subnet_id):
-        now = time.monotonic()
+        now = latency.now()
         if any(getattr(i, "subnet_id", None) == subnet_id and _instance_in_use(i, now) for i in instances(self)):
             raise DependencyViolationError(f"The subnet '{subnet_id}' has dependencies and cannot be deleted.")
         return orig_subnet(self, subnet_id)

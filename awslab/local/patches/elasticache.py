@@ -5,7 +5,6 @@ Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches
 from __future__ import annotations
 
 import functools
-import time
 
 from awslab.local import latency
 from awslab.local.patches._base import (
@@ -71,7 +70,7 @@ def states() -> None:
         cluster = orig_cc(self, cache_cluster_id)
         _untag(self, cluster)
         end = latency.start(cluster, "elasticache.delete")
-        if end > time.monotonic():
+        if end > latency.now():
             cluster._awslab_gone_at = end
         else:
             self.cache_clusters.pop(cache_cluster_id, None)

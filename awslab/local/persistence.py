@@ -1,0 +1,258 @@
+"""The local AWS's state on disk: every moto backend in use (resources, ids, tags, secrets,
+snapshots), saved after each change and loaded by the next server of the same home, so a stack
+survives `awslab local stop`, a crash of the server and a reboot of the machine.
+
+Saved as one pickle of all the backends (references between them kept), with a header naming the
+versions it was made by, written atomically (rename) and owner-only to ``<local dir>/state.pickle``
+(it holds the lab's secrets, as Secrets Manager does). A change is saved by a background thread
+within ``SAVE_DELAY_S`` of the request that made it, so a SIGKILL loses at most that last moment;
+a clean stop saves synchronously. Requests and the save share one lock, so a save never sees a
+backend half-changed. The engines' data stays in their own directories (local/engines/) and is
+reattached by local/backing.py.
+
+A state made by another moto or awslab version is not loaded (its pickled classes may not match):
+it is set aside as ``state.pickle.<version>`` and the server starts empty, saying so in its log.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import functools
+import hashlib
+import io
+import logging
+import os
+import pickle
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from awslab.local import latency
+
+log = logging.getLogger("awslab.local.persistence")
+
+STATE_FILE = "state.pickle"
+FORMAT = 1
+SAVE_DELAY_S = 0.1
+# Operations that only read: anything else marks the state changed.
+_READ_ONLY = re.compile(r"^(Describe|List|Get|Search|Lookup|BatchGet|Check|Validate|Test(?!Failover))")
+_ACTION = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
+
+# One lock for "a request is changing the backends" and "the backends are being saved".
+LOCK = threading.RLock()
+
+
+def _versions() -> dict[str, str]:
+    import moto
+
+    from awslab import __version__
+
+    return {"format": str(FORMAT), "moto": moto.__version__, "awslab": __version__,
+            "python": f"{sys.version_info.major}.{sys.version_info.minor}"}
+
+
+def _rsa_reducer() -> None:
+    """moto's KMS (and RDS through it) keeps RSA keys, which pickle cannot: carry them as PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+
+    def reduce(k):
+        return (_load_pem, (k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()),))
+
+    copyreg.pickle(type(key), reduce)
+
+
+def _load_pem(pem: bytes):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(pem, None)
+
+
+def _portable(factory):
+    """A picklable stand-in for a defaultdict's lambda factory (moto writes ``defaultdict(lambda:
+    defaultdict(dict))``): a partial of what the lambda makes, judged from one value it makes."""
+    sample = factory()
+    if type(sample) is defaultdict:
+        inner = sample.default_factory
+        return functools.partial(defaultdict, inner if inner is None or _plain(inner) else _portable(inner))
+    if type(sample) in (dict, list, set) and not sample:
+        return type(sample)
+    raise pickle.PicklingError(f"cannot save a defaultdict made by {factory!r}")
+
+
+def _plain(factory) -> bool:
+    return "<locals>" not in getattr(factory, "__qualname__", "") and getattr(factory, "__name__", "") != "<lambda>"
+
+
+def _defaultdict(cls, factory, items, attrs):
+    out = defaultdict.__new__(cls)
+    defaultdict.__init__(out, factory)
+    out.update(items)
+    if attrs:
+        out.__dict__.update(attrs)
+    return out
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj):
+        # defaultdict pickles as cls(factory): wrong for a lambda factory, and for a subclass whose
+        # __init__ takes other arguments (moto's ParameterDict).
+        if isinstance(obj, defaultdict) and (type(obj) is not defaultdict or not _plain(obj.default_factory)):
+            factory = obj.default_factory
+            if factory is not None and not _plain(factory):
+                factory = _portable(factory)
+            return _defaultdict, (type(obj), factory, dict(obj), dict(getattr(obj, "__dict__", {})))
+        return NotImplemented
+
+
+def dumps(state: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+    return buf.getvalue()
+
+
+def is_change(operation: str) -> bool:
+    return not _READ_ONLY.match(operation)
+
+
+def operation_of(environ: dict, body: bytes) -> str:
+    """The AWS operation a request names (X-Amz-Target for JSON services, Action for query ones)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    m = _ACTION.search(body) or _ACTION.search((environ.get("QUERY_STRING") or "").encode())
+    return m.group(1).decode() if m else "?"
+
+
+def _backend_dicts() -> list:
+    from moto.core.base_backend import BackendDict
+
+    return list(BackendDict._instances)
+
+
+def snapshot() -> dict[str, Any]:
+    """Every backend in use, by (models module, service), with the timeline's clock."""
+    backends = {}
+    for bd in _backend_dicts():
+        regions = {account: dict(asb) for account, asb in bd.items()}
+        if not any(regions.values()):
+            continue
+        module = next((type(b).__module__ for r in regions.values() for b in r.values()), None)
+        backends[(module, bd.service_name)] = regions
+    return {"versions": _versions(), "clock": (latency.now(), time.time()),
+            "latency": latency.current(), "backends": backends}
+
+
+def _find_backend_dict(module: str, service: str):
+    import importlib
+
+    from moto.core.base_backend import BackendDict
+
+    mod = importlib.import_module(module)
+    for value in vars(mod).values():
+        if isinstance(value, BackendDict) and value.service_name == service:
+            return value
+    raise LookupError(f"no backends for {service} in {module}")
+
+
+def restore(state: dict[str, Any]) -> int:
+    """Put the saved backends in place of moto's (before any request); the number of services."""
+    for (module, service), regions in state["backends"].items():
+        bd = _find_backend_dict(module, service)
+        for account, by_region in regions.items():
+            asb = bd[account]
+            for region, backend in by_region.items():
+                dict.__setitem__(asb, region, backend)
+    latency.resume_clock(*state["clock"])
+    latency.set_current(state["latency"])
+    return len(state["backends"])
+
+
+class Store:
+    """Saves the state when it changed, from a background thread; loads it at start."""
+
+    def __init__(self, local_dir: Path) -> None:
+        self.path = local_dir / STATE_FILE
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._digest = ""
+        self._thread: threading.Thread | None = None
+        self.loaded = False
+        self._checked = False
+        _rsa_reducer()
+
+    def load(self) -> str:
+        """Load the saved state, if any; a line saying what was loaded (for the server's log)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return "no saved state: starting empty"
+        try:
+            state = pickle.loads(data)
+            if state.get("versions") != _versions():
+                raise ValueError(f"made by {state.get('versions')}, this is {_versions()}")
+            count = restore(state)
+        except Exception as exc:  # noqa: BLE001 - an unusable state is set aside, never half-loaded
+            aside = self.path.with_name(f"{STATE_FILE}.{int(time.time())}")
+            os.replace(self.path, aside)
+            log.warning("the saved state could not be loaded (%s); set aside as %s, starting empty", exc, aside)
+            return f"saved state set aside as {aside.name} ({exc}); starting empty"
+        self._digest = hashlib.sha256(data).hexdigest()
+        self.loaded = True
+        return f"loaded the saved state: {count} services, {len(data) // 1024} KiB"
+
+    def changed(self) -> None:
+        self._changed.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="state-saver", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._changed.wait(timeout=1.0):
+                continue
+            time.sleep(SAVE_DELAY_S)   # let a burst of requests land in one save
+            self._changed.clear()
+            try:
+                self.save()
+            except Exception:  # noqa: BLE001 - the next change tries again; the log says why
+                log.exception("saving the local AWS's state failed")
+
+    def save(self) -> bool:
+        """Write the state now if it differs from the last one written; True if written."""
+        with LOCK:
+            data = dumps(snapshot())
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._digest:
+            return False
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{STATE_FILE}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._digest = digest
+        if not self._checked:   # once per server: what was written loads, or the log says why now
+            self._checked = True
+            pickle.loads(data)
+        return True
+
+    def close(self) -> None:
+        """Stop the saver and write the last state."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.save()

@@ -1,0 +1,228 @@
+"""State you can trust, tried as a new user would, each with a real local AWS and real engines of
+its own: the stacks and their data survive `local stop`/`start` and a SIGKILL of the server; a
+stale or corrupt server.json never starts a second server nor loses a stack; a server killed
+during `up` is recovered from and the rerun completes; one mutating command per stack at a time;
+`local reset` is the one way to throw it all away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import eventually, shell
+
+from awslab.local.engines import pid_alive
+
+pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
+
+
+@pytest.fixture
+def home(aws_sandbox, monkeypatch):
+    """This test's own local AWS (started by the first command), engines on."""
+    monkeypatch.setenv("AWSLAB_LOCAL_ENGINES", "on")
+    yield aws_sandbox
+    _engines_of(aws_sandbox, stop=True)
+
+
+def _server_pid(home: Path) -> int:
+    return json.loads((home / "local" / "server.json").read_text())["pid"]
+
+
+def _engines_of(home: Path, stop: bool = False) -> dict[str, dict]:
+    path = home / "local" / "engines" / "engines.json"
+    entries = json.loads(path.read_text())["engines"] if path.exists() else {}
+    if stop:   # never leave an engine behind, whatever the test did
+        for e in entries.values():
+            if e.get("pid") and pid_alive(e["pid"]):
+                os.kill(e["pid"], signal.SIGKILL)
+    return entries
+
+
+def _engine_processes(home: Path) -> list[int]:
+    """Every running postgres/redis-server whose command line names this home's engine dirs."""
+    dirs = {str(Path(e["dir"]).parent) for e in _engines_of(home).values()}
+    out = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if ("postgres" in cmd or "redis-server" in cmd) and any(d in cmd for d in dirs) and pid_alive(pid):
+            out.append(pid)
+    if any("redis" in e.get("engine", "") for e in _engines_of(home).values()):
+        # redis-server's command line names its port, not its dir: count the registry's live pids too.
+        out += [e["pid"] for e in _engines_of(home).values()
+                if e.get("engine") == "redis" and e.get("pid") and pid_alive(e["pid"])]
+    return sorted(set(out))
+
+
+def _resources(awslab, stack: str) -> list[tuple]:
+    status = awslab("status", "--name", stack, "--output", "json")
+    assert status.code == 0, status.err
+    return sorted((r["key"], r["id"], r.get("endpoint")) for r in json.loads(status.out)["resources"])
+
+
+def _write_data(awslab, stack: str) -> tuple[str, str]:
+    db = awslab("connect", "db", "--name", stack).out.strip()
+    cache = awslab("connect", "cache", "--name", stack).out.strip()
+    shell(db, "-c", "\"CREATE TABLE notes (t text); INSERT INTO notes VALUES ('kept')\"")
+    assert shell(cache, "SET", "greeting", "hello") == "OK"
+    return db, cache
+
+
+def _read_data(awslab, stack: str) -> tuple[str, str, str]:
+    db = awslab("connect", "db", "--name", stack).out.strip()
+    replica = awslab("connect", "replica", "--name", stack).out.strip()
+    cache = awslab("connect", "cache", "--name", stack).out.strip()
+    return (shell(db, "-tAc", "'SELECT t FROM notes'"), shell(replica, "-tAc", "'SELECT t FROM notes'"),
+            shell(cache, "GET", "greeting"))
+
+
+def test_local_stop_start__every_stack_comes_back_with_its_ids_endpoints_and_data(awslab, home, stack):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    before = _resources(awslab, stack)
+    _write_data(awslab, stack)
+    engines = _engines_of(home)
+    dirs = [Path(e["dir"]) for e in engines.values()]
+    assert len(engines) == 4 and all(pid_alive(e["pid"]) for e in engines.values())
+
+    stop = awslab("local", "stop")
+    assert stop.code == 0 and "kept" in stop.out, stop.err
+    eventually(lambda: not any(pid_alive(e["pid"]) for e in engines.values()))
+    assert all(d.exists() for d in dirs) and (home / "local" / "state.pickle").stat().st_mode & 0o777 == 0o600
+
+    start = awslab("local", "start")
+    assert start.code == 0, start.err
+    assert _resources(awslab, stack) == before
+    assert _read_data(awslab, stack) == ("kept", "kept", "hello")
+    verify = awslab("verify", "--name", stack)
+    assert verify.code == 0, verify.out
+
+    # `local reset` is the one way to throw it all away.
+    reset = awslab("local", "reset", "--yes")
+    assert reset.code == 0, reset.err
+    assert not any(d.exists() for d in dirs) and not (home / "local" / "state.pickle").exists()
+    assert _engine_processes(home) == []
+    assert "no primary DB" in awslab("connect", "db", "--name", stack).err
+
+
+def test_local_reset__asks_first_and_refuses_without_a_terminal(awslab, home):
+    refused = awslab("local", "reset")
+    assert refused.code == 2 and "--yes" in refused.err
+
+
+def test_sigkill_of_the_server__the_next_command_says_so_and_brings_everything_back(awslab, home, stack):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    before = _resources(awslab, stack)
+    _write_data(awslab, stack)
+    time.sleep(0.5)   # the saver writes within SAVE_DELAY_S of a change
+    os.kill(_server_pid(home), signal.SIGKILL)
+    status = awslab("status", "--name", stack)
+    assert status.code == 0, status.err
+    assert "is not running" in status.err and "saved state" in status.err
+    assert _resources(awslab, stack) == before
+    assert _read_data(awslab, stack) == ("kept", "kept", "hello")
+    # The engines the killed server left running were adopted, not duplicated.
+    assert len(_engine_processes(home)) == 4
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "stale"])
+def test_a_damaged_server_json__never_a_second_server_nor_a_lost_stack(awslab, home, stack, damage):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    before = _resources(awslab, stack)
+    pid = _server_pid(home)
+    info = home / "local" / "server.json"
+    if damage == "corrupt":
+        info.write_text('{"pid": ')
+    else:
+        info.write_text(json.dumps({**json.loads(info.read_text()), "pid": 1, "port": 9, "token": "old"}))
+
+    status = awslab("status", "--name", stack)
+    assert status.code == 0, status.err
+    assert f"was {damage if damage == 'stale' else 'unreadable'}" in status.err and f"(pid {pid})" in status.err
+    assert _server_pid(home) == pid and _resources(awslab, stack) == before
+
+    info.write_text("garbage")
+    stop = awslab("local", "stop")
+    assert stop.code == 0 and f"pid {pid}" in stop.out
+    eventually(lambda: not pid_alive(pid))
+    assert _engine_processes(home) == []
+    assert _resources(awslab, stack) == before   # started again, from the saved state
+
+
+def test_a_second_server_in_the_same_home_refuses_to_start(awslab, home):
+    assert awslab("local", "start").code == 0
+    done = subprocess.run([sys.executable, "-m", "awslab.local.server", "--state-dir", str(home / "local")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "another local AWS already serves" in done.stdout
+
+
+def test_sigkill_of_the_server_during_up__the_rerun_completes_and_verify_passes(awslab, home, stack, monkeypatch):
+    assert awslab("local", "start").code == 0
+    pid = _server_pid(home)
+    # Kill it once the database exists (the engines are being made): `up` fails saying what happened.
+    killer = threading.Thread(target=_kill_when_db_exists, args=(home, stack, pid), daemon=True)
+    killer.start()
+    first = awslab("up", "week6", "--name", stack)
+    killer.join(timeout=60)
+    assert first.code != 0 and "the local AWS stopped answering" in first.err
+    rerun = awslab("up", "week6", "--name", stack)
+    assert rerun.code == 0, rerun.err
+    assert "is not running" in rerun.err
+    verify = awslab("verify", "--name", stack)
+    assert verify.code == 0, verify.out
+    # No engine is left over from the killed server: four, each the registry's.
+    registered = {e["pid"] for e in _engines_of(home).values()}
+    assert set(_engine_processes(home)) == registered and len(registered) == 4
+
+
+def _kill_when_db_exists(home: Path, stack: str, pid: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(k.endswith(f"{stack}-db") for k in _engines_of(home)):
+            os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.02)
+
+
+def test_two_ups_of_one_stack__one_waits_naming_the_other_and_verify_passes(awslab, home, stack):
+    assert awslab("local", "start").code == 0
+    results = {}
+
+    def run(name):
+        results[name] = subprocess.run([sys.executable, "-m", "awslab", "up", "week6", "--name", stack],
+                                       capture_output=True, text=True, timeout=300, env=dict(os.environ))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+        time.sleep(0.3)
+    for t in threads:
+        t.join()
+    assert all(r.returncode == 0 for r in results.values()), {n: r.stderr[-800:] for n, r in results.items()}
+    waited = [r for r in results.values() if "is busy: `awslab up` (pid" in r.stderr]
+    assert len(waited) == 1
+    verify = awslab("verify", "--name", stack)
+    assert verify.code == 0, verify.out
+    assert len(_engines_of(home)) == 4
+
+
+def test_no_wait__exits_1_naming_the_holder_and_read_only_commands_never_wait(awslab, home, stack):
+    from awslab.engine.locks import stack_lock
+
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    with stack_lock("local", "us-east-1", stack, "down"):
+        refused = awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0", "--no-wait")
+        assert refused.code == 1 and f"stack {stack} is busy: `awslab down` (pid {os.getpid()}" in refused.err
+        assert awslab("down", "--name", stack, "--no-wait", "--yes").code == 1
+        assert awslab("status", "--name", stack).code == 0
+        assert awslab("verify", "--name", stack).code == 0
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot", "--no-wait").code == 0
