@@ -454,6 +454,30 @@ def local_reset(yes):
                "deleted")
 
 
+@local.command("env")
+def local_env():
+    """Print the shell lines that point the AWS CLI (or any SDK) at the local AWS, starting it if
+    needed: its endpoint, region, and its keys through an owner-only credentials file (the keys are
+    never printed).
+
+    Example: eval "$(awslab local env)" && aws ec2 describe-vpcs
+    """
+    import shlex
+
+    from awslab.local import manager
+    from awslab.local.auth import PROFILE, PROFILE_FILE
+
+    server, _ = manager.ensure_running()
+    from awslab.engine.context import DEFAULT_LOCAL_REGION
+
+    for line in (f"export AWS_ENDPOINT_URL={shlex.quote(server.endpoint_url)}",
+                 f"export AWS_SHARED_CREDENTIALS_FILE={shlex.quote(str(manager.local_dir() / PROFILE_FILE))}",
+                 f"export AWS_PROFILE={PROFILE}",
+                 f"export AWS_REGION={DEFAULT_LOCAL_REGION}",
+                 "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE"):
+        click.echo(line)
+
+
 @local.command("status")
 @click.option("--output", "-o", type=click.Choice(OUTPUTS), default=None)
 def local_status(output):
@@ -471,7 +495,7 @@ def local_status(output):
         click.echo("local AWS is not running (it starts on first use, or with `awslab local start`)")
         return
     click.echo(f"local AWS running: {server.endpoint_url} (pid {server.pid}, log {server.log})")
-    click.echo(f"  e.g. aws --endpoint-url {server.endpoint_url} --region us-east-1 ec2 describe-vpcs")
+    click.echo('  with the AWS CLI: eval "$(awslab local env)" && aws ec2 describe-vpcs')
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -115,9 +115,34 @@ def local_server(tmp_path_factory):
 
 def point_at(server_home: Path, home: Path) -> None:
     """Make the state dir ``home`` use the local AWS whose state dir is ``server_home`` (as if
-    awslab had started it there)."""
+    awslab had started it there): its identity and the keys it accepts. The environment's keys
+    become those keys too, for tests that reach it as `--target aws --endpoint-url`."""
     (home / "local").mkdir(parents=True, exist_ok=True)
-    shutil.copy(server_home / "local" / "server.json", home / "local" / "server.json")
+    for name in ("server.json", "credentials.json", "aws-credentials"):
+        shutil.copy(server_home / "local" / name, home / "local" / name)
+    for k, v in server_keys(server_home).items():
+        os.environ[k.upper()] = v
+
+
+def server_keys(server_home: Path) -> dict[str, str]:
+    """The access key pair the local AWS of ``server_home`` accepts (boto3's keyword names)."""
+    from awslab.local.auth import read_credentials
+
+    creds = read_credentials(server_home / "local")
+    assert creds is not None, f"no credentials in {server_home}/local"
+    return creds
+
+
+def signed_post(server, server_home: Path, path: str, data: bytes) -> bytes:
+    """POST to one of the local AWS's own endpoints (moto's /moto-api/ ...), signed as its owner."""
+    import urllib.request
+
+    from awslab.local import manager
+
+    with _home(server_home):
+        req = manager.signed_request(f"{server.endpoint_url}{path}", "POST", data, {"Content-Type": "text/plain"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.read()
 
 
 @pytest.fixture
@@ -141,15 +166,15 @@ def latency(local):
 
 
 @pytest.fixture
-def aws(local):
+def aws(local, local_server):
     """boto3 clients on the local AWS: aws("ec2"), aws("rds", region="us-west-2")."""
 
     clients: dict = {}
+    keys = server_keys(local_server[1])
 
     def make(service: str, region: str = "us-east-1"):
         if (service, region) not in clients:
-            clients[service, region] = boto3.client(service, region_name=region, endpoint_url=local.endpoint_url,
-                                                    aws_access_key_id="testing", aws_secret_access_key="testing")
+            clients[service, region] = boto3.client(service, region_name=region, endpoint_url=local.endpoint_url, **keys)
         return clients[service, region]
 
     return make

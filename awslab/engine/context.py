@@ -25,7 +25,6 @@ from awslab.errors import UsageError
 log = logging.getLogger("awslab.aws")
 TARGETS = ("local", "aws")
 DEFAULT_LOCAL_REGION = "us-east-1"
-LOCAL_CREDENTIALS = {"aws_access_key_id": "awslab-local", "aws_secret_access_key": "awslab-local"}  # not a secret
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,10 @@ class Context:
             if self._session is None:
                 sdkdata.share_across_sessions()
                 try:
-                    if self.is_local:
-                        self._session = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
+                    if self.is_local:   # the keys the local AWS of this home accepts (local/auth.py)
+                        from awslab.local import manager
+
+                        self._session = boto3.Session(region_name=self.region, **manager.credentials())
                     else:
                         self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
                 except ProfileNotFound:

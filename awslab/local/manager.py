@@ -148,11 +148,35 @@ def ensure_running(port: int = 0, latency: str | None = None, time_scale: float 
     return start(port, latency, time_scale, engines), True
 
 
+def credentials() -> dict[str, str]:
+    """The keys the local AWS of this home accepts (made by its first start; owner-only)."""
+    from awslab.local.auth import read_credentials
+
+    creds = read_credentials(local_dir())
+    if creds is None:
+        raise OperationError(f"the local AWS's credentials are missing from {local_dir()}",
+                             "run `awslab local start`: it makes them")
+    return creds
+
+
+def signed_request(url: str, method: str = "GET", data: bytes | None = None,
+                   headers: dict[str, str] | None = None) -> urllib.request.Request:
+    """A request to the local AWS's own endpoints, signed with this home's keys."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    creds = credentials()
+    req = AWSRequest(method=method, url=url, data=data, headers=headers or {})
+    SigV4Auth(Credentials(creds["aws_access_key_id"], creds["aws_secret_access_key"]), "awslab", "us-east-1").add_auth(req)
+    return urllib.request.Request(url, data=data, method=method, headers=dict(req.headers.items()))
+
+
 def set_latency(server: LocalServer, latency: str, time_scale: float = 1.0) -> dict:
     """Change the latency profile of a running local AWS (for resources made from then on)."""
-    req = urllib.request.Request(f"{server.endpoint_url}{LATENCY_PATH}", method="POST",
-                                 data=json.dumps({"latency": latency, "time_scale": time_scale}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = signed_request(f"{server.endpoint_url}{LATENCY_PATH}", "POST",
+                         json.dumps({"latency": latency, "time_scale": time_scale}).encode(),
+                         {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
@@ -161,7 +185,7 @@ def set_latency(server: LocalServer, latency: str, time_scale: float = 1.0) -> d
 
 
 def get_latency(server: LocalServer) -> dict:
-    with urllib.request.urlopen(f"{server.endpoint_url}{LATENCY_PATH}", timeout=5) as resp:
+    with urllib.request.urlopen(signed_request(f"{server.endpoint_url}{LATENCY_PATH}"), timeout=5) as resp:
         return json.loads(resp.read())
 
 

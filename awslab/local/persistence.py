@@ -5,8 +5,8 @@ survives `awslab local stop`, a crash of the server and a reboot of the machine.
 Saved as one pickle of all the backends (references between them kept), with a header naming the
 versions it was made by, written atomically (rename) and owner-only to ``<local dir>/state.pickle``
 (it holds the lab's secrets, as Secrets Manager does). A change is saved by a background thread
-within ``SAVE_DELAY_S`` of the request that made it, so a SIGKILL loses at most that last moment;
-a clean stop saves synchronously. Requests and the save share one lock, so a save never sees a
+once requests pause for ``SAVE_DELAY_S`` (at most ``SAVE_AT_MOST_S`` after it), so a SIGKILL loses
+at most that last second; a clean stop saves synchronously. Requests and the save share one lock, so a save never sees a
 backend half-changed. The engines' data stays in their own directories (local/engines/) and is
 reattached by local/backing.py.
 
@@ -38,7 +38,8 @@ log = logging.getLogger("awslab.local.persistence")
 
 STATE_FILE = "state.pickle"
 FORMAT = 1
-SAVE_DELAY_S = 0.1
+SAVE_DELAY_S = 0.2
+SAVE_AT_MOST_S = 1.0
 # Operations that only read: anything else marks the state changed.
 _READ_ONLY = re.compile(r"^(Describe|List|Get|Search|Lookup|BatchGet|Check|Validate|Test(?!Failover))")
 _ACTION = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
@@ -220,8 +221,12 @@ class Store:
         while not self._stop.is_set():
             if not self._changed.wait(timeout=1.0):
                 continue
-            time.sleep(SAVE_DELAY_S)   # let a burst of requests land in one save
+            # A burst of requests lands in one save: after SAVE_DELAY_S of quiet, or SAVE_AT_MOST_S
+            # after its first change, whichever comes first (the most a SIGKILL can lose).
+            first = time.monotonic()
             self._changed.clear()
+            while time.monotonic() - first < SAVE_AT_MOST_S and self._changed.wait(timeout=SAVE_DELAY_S):
+                self._changed.clear()
             try:
                 self.save()
             except Exception:  # noqa: BLE001 - the next change tries again; the log says why

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
-    from awslab.local import latency, patches, persistence
+    from awslab.local import auth, latency, patches, persistence
 
     patches.apply()
     store = persistence.Store(state_dir)
@@ -71,27 +71,36 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import make_server
 
     token = secrets.token_hex(8)
+    owner = auth.ensure_credentials(state_dir)
+    auth.ensure_profile_file(state_dir, owner)
     moto_app = DomainDispatcherApplication(create_backend_app)
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO")
+        get = environ.get("REQUEST_METHOD") == "GET"
         if path == HEALTH_PATH:
             return _json(start_response, "200 OK", {"pid": os.getpid(), "token": token, "dir": str(state_dir.resolve()),
                                                     "latency": latency.current().as_dict()})
-        if path == LATENCY_PATH:
-            return _latency(environ, start_response)
-        if path == ENDPOINTS_PATH:
+        if path == ENDPOINTS_PATH and get:   # where the engines listen: no secret (each still asks its password)
             endpoints = backing.read_endpoints(Path(args.state_dir)) if backing is not None else {}
             return _json(start_response, "200 OK", {"engines": args.engines, "endpoints": endpoints})
-        return persisted(environ, start_response)
-
-    def persisted(environ, start_response):
-        """moto, one request at a time with the state saver; a change is saved right after."""
         import io
 
         size = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(size) if size else b""
         environ["wsgi.input"] = io.BytesIO(body)
+        try:   # everything else, moto's own /moto-api/ included, only for the home's owner (local/auth.py)
+            auth.check(environ, body, owner)
+        except auth.Refused as refused:
+            status, headers, payload = auth.error_response(environ, refused)
+            start_response(status, [*headers, ("Content-Length", str(len(payload)))])
+            return [payload]
+        if path == LATENCY_PATH:
+            return _latency(environ, start_response)
+        return persisted(environ, start_response, body)
+
+    def persisted(environ, start_response, body: bytes):
+        """moto, one request at a time with the state saver; a change is saved right after."""
         with persistence.LOCK:
             response = list(moto_app(environ, start_response))
         if persistence.is_change(persistence.operation_of(environ, body)):

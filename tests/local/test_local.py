@@ -29,11 +29,15 @@ def test_local_start_status_stop__one_detached_process_reused_then_stopped(awsla
     status = json.loads(awslab("local", "status", "--output", "json").out)
     assert status["running"] and status["pid"] == info["pid"]
     assert status["endpoint_url"] == f"http://127.0.0.1:{info['port']}"
-    # Any SDK can use it.
-    import boto3
-
-    sts = boto3.client("sts", endpoint_url=status["endpoint_url"], region_name="us-east-1")
-    assert sts.get_caller_identity()["Account"] == "123456789012"
+    # Any SDK can use it, with the lines `awslab local env` prints (and no key printed).
+    env_lines = awslab("local", "env").out
+    assert f"export AWS_ENDPOINT_URL={status['endpoint_url']}" in env_lines
+    keys = json.loads((aws_sandbox / "local" / "credentials.json").read_text())
+    assert all(v not in env_lines for v in keys.values())
+    done = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m awslab local env)" && '
+                                        f'{sys.executable} -c "import boto3; print(boto3.client(\'sts\').get_caller_identity()[\'Account\'])"'],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "123456789012", done.stderr
     stopped = awslab("local", "stop")
     assert stopped.code == 0 and str(info["pid"]) in stopped.out
     assert not _alive(info["pid"]) or _zombie(info["pid"])

@@ -20,6 +20,7 @@ import pytest
 from conftest import eventually, shell
 
 from awslab.local.engines import pid_alive
+from awslab.local.persistence import SAVE_AT_MOST_S
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
 
@@ -123,7 +124,7 @@ def test_sigkill_of_the_server__the_next_command_says_so_and_brings_everything_b
     assert awslab("up", "week6", "--name", stack).code == 0
     before = _resources(awslab, stack)
     _write_data(awslab, stack)
-    time.sleep(0.5)   # the saver writes within SAVE_DELAY_S of a change
+    time.sleep(SAVE_AT_MOST_S + 0.5)   # the most a change waits to be saved, and the save itself
     os.kill(_server_pid(home), signal.SIGKILL)
     status = awslab("status", "--name", stack)
     assert status.code == 0, status.err

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 
 import boto3
 import pytest
 from botocore import xform_name
 from botocore.session import get_session
-from conftest import private_server, repo_root
+from conftest import private_server, repo_root, server_keys, signed_post
 
 from awslab.spec.policies import actions, lab_policy, render
 
@@ -177,14 +176,14 @@ def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, unt
 def enforced(tmp_path_factory):
     """A local AWS of its own with IAM enforcement on, and users: one with the whole policy, one
     per action with everything but that action."""
-    with private_server(tmp_path_factory.mktemp("enforced-server")) as server:
-        yield _enforce(server)
+    home = tmp_path_factory.mktemp("enforced-server")
+    with private_server(home) as server:
+        yield _enforce(server, home)
 
 
-def _enforce(server) -> tuple:
+def _enforce(server, server_home) -> tuple:
     """IAM users on ``server``, then enforcement on: (server, keys by action, shared state)."""
-    iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                       aws_access_key_id="admin", aws_secret_access_key="admin")
+    iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name="us-east-1", **server_keys(server_home))
 
     def user_with(policy: dict, name: str) -> dict:
         iam.create_user(UserName=name)
@@ -200,8 +199,7 @@ def _enforce(server) -> tuple:
         without["Statement"] = [st for st in without["Statement"] if st["Action"]]
         keys[action] = user_with(without, f"without-{i}")
     # From here on every request is checked against the caller's policies.
-    urllib.request.urlopen(urllib.request.Request(f"{server.endpoint_url}/moto-api/reset-auth", data=b"0", method="POST",
-                                                  headers={"Content-Type": "text/plain"}))
+    signed_post(server, server_home, "/moto-api/reset-auth", b"0")
     return server, keys, {"first_use": None}
 
 

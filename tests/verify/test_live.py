@@ -9,11 +9,12 @@ These tests run their own local AWS with engines on (the shared one runs without
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import eventually, point_at, private_server, shell
+from conftest import eventually, point_at, private_server, server_keys, shell
 
 from awslab.local.engines import pid_alive
 
@@ -113,10 +114,9 @@ def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, eng
 def _secrets(server, stack: str, db: str | None = None) -> list[str]:
     import boto3
 
-    sm = boto3.client("secretsmanager", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                      aws_access_key_id="t", aws_secret_access_key="t")
-    rds = boto3.client("rds", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                       aws_access_key_id="t", aws_secret_access_key="t")
+    keys = server_keys(Path(os.environ["AWSLAB_HOME"]))   # the test's home points at the server
+    sm = boto3.client("secretsmanager", endpoint_url=server.endpoint_url, region_name="us-east-1", **keys)
+    rds = boto3.client("rds", endpoint_url=server.endpoint_url, region_name="us-east-1", **keys)
     db = rds.describe_db_instances(DBInstanceIdentifier=db or f"{stack}-db")["DBInstances"][0]
     password = json.loads(sm.get_secret_value(SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])["password"]
     token = sm.get_secret_value(SecretId=f"awslab/{stack}/cache-auth-token")["SecretString"]
