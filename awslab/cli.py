@@ -181,7 +181,8 @@ def plan(lab, lab_file, overrides, **opts):
 
     loaded = load_lab(lab, lab_file, overrides)
     ctx, output = _begin(opts, lab=loaded)
-    sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=True, output=output, progress=_progress(output)))
+    record = {"lab": loaded.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
+    sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=True, output=output, progress=_progress(output), lab_record=record))
 
 
 @cli.command()

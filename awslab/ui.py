@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 from awslab.engine.model import CREATE, DELETE, FAILOVER, UPDATE
 
-VERB = {CREATE: ("creating", "created"), UPDATE: ("completing", "completed"), DELETE: ("deleting", "deleted"),
+VERB = {CREATE: ("creating", "created"), UPDATE: ("updating", "updated"), DELETE: ("deleting", "deleted"),
         FAILOVER: ("failing over", "failed over"), "keep": ("checking", "ready")}
 
 

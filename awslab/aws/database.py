@@ -152,6 +152,36 @@ class _DbBase:
         run.wait(f.key, f"RDS instance {f.id} to be deleted", probe, done={GONE}, kind=self.kind)
 
 
+# What `up` converges on the primary: lab field -> (ModifyDBInstance parameter, DescribeDBInstances key).
+# Storage only grows on AWS: a smaller size is drift `up` reports, never a change it tries.
+MODIFIABLE = {
+    "database.multi_az": ("multi_az", "MultiAZ", "MultiAZ"),
+    "database.instance_class": ("instance_class", "DBInstanceClass", "DBInstanceClass"),
+    "database.allocated_storage_gib": ("allocated_storage_gib", "AllocatedStorage", "AllocatedStorage"),
+    "database.storage_type": ("storage_type", "StorageType", "StorageType"),
+    "database.backup_retention_days": ("backup_retention_days", "BackupRetentionPeriod", "BackupRetentionPeriod"),
+    "database.deletion_protection": ("deletion_protection", "DeletionProtection", "DeletionProtection"),
+}
+
+
+def settings_to_change(db, raw: dict) -> dict[str, tuple[str, object, object]]:
+    """{lab key: (ModifyDBInstance parameter, found value, lab value)} for each setting that differs
+    and that AWS changes in place."""
+    out = {}
+    for key, (field, param, described) in MODIFIABLE.items():
+        want, have = getattr(db, field), raw.get(described)
+        if have is None or have == want:
+            continue
+        if field == "allocated_storage_gib" and want < have:
+            continue   # AWS cannot shrink storage; verify reports it
+        out[key] = (param, have, want)
+    return out
+
+
+def _show(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class DbInstance(_DbBase):
     kind = "db-instance"
 
@@ -167,6 +197,31 @@ class DbInstance(_DbBase):
             DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
             Port=db.port, Tags=run.tag_list(d.key, d.name),
         ))
+
+    def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
+        """The settings AWS changes in place that differ from the lab, as ``key: old -> new``."""
+        changes = settings_to_change(d.spec["database"], f.get("raw") or {})
+        return "; ".join(f"{key}: {_show(old)} -> {_show(new)}" for key, (_, old, new) in changes.items()) or None
+
+    def complete(self, run: Run, d: Desired, f: Found) -> Found:
+        """ModifyDBInstance with what differs, applied now (as `up` promises); then wait for it."""
+        changes = settings_to_change(d.spec["database"], f.get("raw") or {})
+        if not changes:
+            return f
+        rds = run.client("rds")
+        rds.modify_db_instance(DBInstanceIdentifier=f.id, ApplyImmediately=True,
+                               **{param: new for param, _, new in changes.values()})
+        latest: dict = {}
+        status = self._probe(run, f.id, latest)
+
+        def applied() -> str:
+            # Right after the call AWS may still say "available" with the change pending.
+            state = status()
+            return "modifying" if state == "available" and latest.get("PendingModifiedValues") else state
+
+        state = run.wait(f.key, f"RDS instance {f.id} to apply {', '.join(changes)}", applied, done={"available"},
+                         failed=FAILED_STATES | {GONE}, kind=self.kind)
+        return replace(f, state=state, attrs={**f.attrs, **_db_attrs(latest)})
 
     def final_snapshot_id(self, run: Run, f: Found) -> str | None:
         if run.options.get("skip_final_snapshot"):

@@ -137,6 +137,22 @@ class Subnet:
         return Found(d.key, self.kind, sn["SubnetId"], sn.get("State", "available"),
                      attrs={"cidr": d.spec["cidr"], "az": az, "vpc": sn["VpcId"]})
 
+    def drift(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
+        """A subnet cannot change its block or move to another AZ: one made otherwise (by hand, or
+        by a run with other settings) is to be replaced, never adopted as if it were the lab's."""
+        if f.get("cidr") and f.get("cidr") != d.spec["cidr"]:
+            return f"CIDR {f.get('cidr')}, the lab wants {d.spec['cidr']} (AWS cannot change a subnet's block)"
+        azs = d.spec.get("azs") or ()
+        if azs and f.get("az") and f.get("az") != azs[d.spec["az_index"]]:
+            return f"in {f.get('az')}, the lab wants {azs[d.spec['az_index']]} (AWS cannot move a subnet)"
+        other = found.get("network.subnet.private-a") if d.key == "network.subnet.private-b" else None
+        if other is not None and other.get("az") and other.get("az") == f.get("az"):
+            return f"in {f.get('az')} like network.subnet.private-a: the private subnets must span two AZs"
+        vpc = found.get("network.vpc")
+        if vpc is not None and f.get("vpc") and f.get("vpc") != vpc.id:
+            return f"in {f.get('vpc')}, not the stack's VPC {vpc.id}"
+        return None
+
     def delete(self, run: Run, f: Found) -> None:
         delete_confirmed(run, draining(run.client("ec2").delete_subnet), SubnetId=f.id)
 

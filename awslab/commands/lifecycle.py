@@ -6,6 +6,9 @@ to stdout, progress to stderr.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from awslab import ui
 from awslab.commands import recovery
 from awslab.commands._common import (
@@ -20,10 +23,10 @@ from awslab.engine import state
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
-from awslab.engine.model import Found, Plan
+from awslab.engine.model import DELETE, KEEP, REPLACE, UPDATE, Found, Plan
 from awslab.engine.plan import plan_delete_snapshots, plan_down, plan_up
 from awslab.engine.run import Run
-from awslab.errors import EXIT_FAILED, EXIT_OK
+from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
 from awslab.spec import pricing
 from awslab.spec.lab import Lab
 from awslab.spec.topology import desired
@@ -53,15 +56,26 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
        lab_record: dict | None = None) -> int:
     """Create what is missing, wait until it is usable, print a summary."""
     run = progress_run(ctx, stack, lab.name, progress)
+    check_availability_zones(run, lab)
     run.found.update(discover(run))
-    plan = plan_up(stack, desired(lab, stack, ctx.region), run.found)
+    before = (state.load_stack_record(stack) or {}).get("overrides") or []
+    now = (lab_record or {}).get("overrides") or []
+    plan = with_sources(plan_up(stack, desired(lab, stack, ctx.region), run.found), lab, now, before)
     if dry_run:
         print_plan(plan, output, lab, ctx)
         return EXIT_OK
+    replaced = [s for s in plan.steps if s.action == REPLACE]
+    if replaced:
+        print_plan(plan, output, lab, ctx)
+        raise OperationError(
+            f"stack {stack}: {len(replaced)} resource(s) differ from the lab where AWS cannot change them in place "
+            f"({'; '.join(f'{s.key}: {s.reason}' for s in replaced)}); nothing was changed",
+            "`awslab down` then `awslab up` rebuilds the stack (down keeps a final DB snapshot), or change the lab "
+            "to match")
     if plan.mutating:
         hourly, _ = pricing.total_hourly(pricing.estimate(lab))
-        confirm_real_account(ctx, f"create {len(plan.mutating)} resources of stack {stack}",
-                              [f"stack {stack}: {len(plan.mutating)} resources to create or complete",
+        confirm_real_account(ctx, f"change {len(plan.mutating)} resources of stack {stack}",
+                              [f"stack {stack}: {_counted(plan)}",
                                f"estimated cost once up: {pricing.format_money(hourly)}/hour until `awslab down`"])
     # Remember the stack (and how it was built, for verify) before creating anything, so `status`
     # and `down` find a half-made one.
@@ -73,6 +87,45 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
     progress.line(f"stack {stack} is up ({len(plan.mutating)} changed) in {outcome.elapsed_s:.1f}s")
     print_summary(ctx, stack, lab, run.found, output)
     return EXIT_OK
+
+
+def _counted(plan: Plan) -> str:
+    return ", ".join(f"{n} to {a}" for a, n in sorted(plan.counts().items()) if a != KEEP) or "nothing to change"
+
+
+def check_availability_zones(run: Run, lab: Lab) -> None:
+    """AZs the lab names must exist in the region (asked once), before anything is made."""
+    wanted = lab.network.availability_zones
+    if not wanted:
+        return
+    zones = {z["ZoneName"] for z in run.client("ec2").describe_availability_zones(AllAvailabilityZones=True)
+             ["AvailabilityZones"]}
+    unknown = [z for z in wanted if z not in zones]
+    if unknown:
+        raise UsageError(f"{lab.source}: network.availability_zones: {', '.join(unknown)} "
+                         f"{'is' if len(unknown) == 1 else 'are'} not an availability zone of {run.ctx.region}",
+                         f"choose from {', '.join(sorted(zones))}, or none to use the region's first two")
+
+
+def with_sources(plan: Plan, lab: Lab, overrides_now: list[str], overrides_before: list[str]) -> Plan:
+    """Each ``key: old -> new`` in an update's or delete's reason says where ``new`` comes from: this
+    command's --set, or the lab file, noting a --set of the stack's last `up` that this one undoes."""
+    now = {o.split("=", 1)[0].strip() for o in overrides_now}
+    before = {o.split("=", 1)[0].strip(): o for o in overrides_before}
+
+    def source(part: str) -> str:
+        key = part.split(":", 1)[0].strip()
+        if " -> " not in part or "." not in key:
+            return part
+        if key in now:
+            return f"{part} (--set)"
+        if key in before:
+            return f"{part} ({Path(lab.source).name}; the stack's last `up` had --set {before[key]})"
+        return f"{part} ({Path(lab.source).name})"
+
+    steps = tuple(replace(s, reason="; ".join(source(p) for p in s.reason.split("; ")))
+                  if s.action in (UPDATE, DELETE) else s for s in plan.steps)
+    return replace(plan, steps=steps)
 
 
 def _endpoint(f: Found) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 CREATE, KEEP, UPDATE, DELETE = "create", "keep", "update", "delete"
 FAILOVER = "failover"          # a forced failover of a Multi-AZ primary or a cache's primary node
+REPLACE = "replace"            # differs from the lab in what AWS cannot change in place: shown, never run
 MUTATING_ACTIONS = (CREATE, UPDATE, DELETE, FAILOVER)
 
 

@@ -16,16 +16,21 @@ from awslab.engine.model import (
     DELETE,
     FAILOVER,
     KEEP,
+    REPLACE,
     UPDATE,
     Desired,
     Found,
     Plan,
     Step,
 )
-from awslab.spec.topology import EDGES, edge_for
+from awslab.spec.topology import COUNTED, EDGES, edge_for
 
 
 def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan:
+    """Per desired resource: create it (missing), update it in place (half-made, or settings AWS
+    changes in place differ), replace it (differs where AWS cannot change it: shown, never run),
+    or keep it; and delete the members of a counted family the lab no longer wants (a replica
+    when read_replicas goes down)."""
     wanted = {d.key for d in desired}
     steps = []
     for d in desired:
@@ -34,12 +39,22 @@ def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan
         if f is None:
             steps.append(Step(d.key, d.kind, CREATE, deps, d, None, "missing"))
             continue
-        check = getattr(KINDS[d.kind], "incomplete", None)
-        why = check(d, f, found) if check else None
-        if why:
+        handler = KINDS[d.kind]
+        drift = getattr(handler, "drift", None)
+        check = getattr(handler, "incomplete", None)
+        if drift is not None and (why := drift(d, f, found)):
+            steps.append(Step(d.key, d.kind, REPLACE, deps, d, f, why))
+        elif check is not None and (why := check(d, f, found)):
             steps.append(Step(d.key, d.kind, UPDATE, deps, d, f, why))
         else:
             steps.append(Step(d.key, d.kind, KEEP, deps, d, f, f.state))
+    for family, setting in COUNTED.items():
+        have = sorted(k for k in found if k.startswith(family) and k[len(family):].isdigit())
+        keep = sum(1 for k in wanted if k.startswith(family) and k[len(family):].isdigit())
+        for key in have:
+            if key not in wanted:
+                f = found[key]
+                steps.append(Step(key, f.kind, DELETE, (), None, f, f"{setting}: {len(have)} -> {keep}"))
     return Plan(stack, tuple(steps))
 
 

@@ -98,7 +98,8 @@ def database_statements() -> list[dict]:
             "rds:CopyDBSnapshot", "rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBInstanceToPointInTime",
             "rds:AddTagsToResource"], RDS_OWN + _arns("rds", "pg", "og")),
         _stmt("ChangeAndDeleteStackDatabases", [
-            "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DeleteDBSubnetGroup", "rds:RebootDBInstance"], RDS_OWN, OWNED),
+            "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DeleteDBSubnetGroup", "rds:RebootDBInstance",
+            "rds:ModifyDBInstance"], RDS_OWN, OWNED),
         # ManageMasterUserPassword: RDS makes its secret (named rds!...) with the caller's permissions.
         _stmt("RdsManagedMasterSecret", ["secretsmanager:CreateSecret", "secretsmanager:TagResource",
                                          "secretsmanager:RotateSecret"], "arn:aws:secretsmanager:*:*:secret:rds!*"),

@@ -37,6 +37,9 @@ EDGES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# Families of numbered resources whose count the lab sets: key prefix -> the lab setting.
+COUNTED = {"db.replica.": "database.read_replicas"}
+
 def edge_for(key: str) -> tuple[str, tuple[str, ...]]:
     """Kind and dependencies of a key, numbered replicas and restores included; KeyError for an unknown key."""
     if key.startswith("db.replica."):

@@ -20,7 +20,7 @@ from awslab.spec.lab import load_lab
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.kill]
 STEPS = len(topology.desired(load_lab("week6"), "x", "us-east-1"))
-DONE_WORDS = {"up": ("created ", "completed "), "down": ("deleted ",)}
+DONE_WORDS = {"up": ("created ", "updated "), "down": ("deleted ",)}
 
 
 def run_and_kill_after(command: list[str], n: int, done_words: tuple[str, ...]) -> tuple[int, str]:

@@ -179,3 +179,33 @@ def test_plan_host_command__one_create_step_carrying_the_script_not_a_secret():
     assert (step.kind, step.action, step.deps) == ("host-command", CREATE, ())
     assert step.desired.spec == {"instance": "i-0abc", "script": "echo AWSLAB"}
     assert step.desired.name == "awslab verify s"
+
+
+def test_plan_up__settings_aws_changes_in_place__update_with_old_and_new():
+    items = desired(load_lab("week6"), "s", "us-east-1")
+    found = _found_all(items)
+    found["db.primary"] = Found("db.primary", "db-instance", "s-db", "available", attrs={"raw": {
+        "MultiAZ": False, "DBInstanceClass": "db.t3.small", "AllocatedStorage": 50, "StorageType": "gp3",
+        "BackupRetentionPeriod": 7, "DeletionProtection": False}})
+    step = next(s for s in plan_up("s", items, found).steps if s.key == "db.primary")
+    # Storage only grows on AWS: 50 GiB found, 20 wanted is not a change `up` tries.
+    assert (step.action, step.reason) == (UPDATE, "database.multi_az: false -> true; database.instance_class: "
+                                                  "db.t3.small -> db.t3.micro")
+
+
+def test_plan_up__fewer_replicas__the_extra_ones_deleted_and_a_moved_subnet_replaced():
+    from awslab.engine.model import REPLACE
+
+    items = desired(load_lab("week6"), "s", "us-east-1")
+    found = _found_all(desired(load_lab("week6", overrides=["database.read_replicas=3"]), "s", "us-east-1"))
+    found["network.subnet.private-a"] = Found("network.subnet.private-a", "subnet", "subnet-a", "available",
+                                              attrs={"cidr": "10.60.10.0/24", "az": "us-east-1a", "vpc": "vpc-1"})
+    found["network.subnet.private-b"] = Found("network.subnet.private-b", "subnet", "subnet-b", "available",
+                                              attrs={"cidr": "10.60.11.0/24", "az": "us-east-1a", "vpc": "vpc-1"})
+    plan = {s.key: s for s in plan_up("s", items, found).steps}
+    assert [(k, s.reason) for k, s in plan.items() if s.action == DELETE] == [
+        ("db.replica.2", "database.read_replicas: 3 -> 1"), ("db.replica.3", "database.read_replicas: 3 -> 1")]
+    assert plan["network.subnet.private-b"].action == REPLACE
+    assert "must span two AZs" in plan["network.subnet.private-b"].reason
+    assert plan["network.subnet.private-a"].action == KEEP
+    assert REPLACE not in {s.action for s in plan_up("s", items, found).mutating}

@@ -110,6 +110,7 @@ def _scenario(stack: str):
     return [
         ("up", ["up", "week6", "--name", stack]),
         ("up again", ["up", "week6", "--name", stack]),
+        ("up changed", ["up", "week6", "--name", stack, "--set", "database.backup_retention_days=3"]),
         ("status", ["status", "--name", stack]),
         ("verify", ["verify", "--name", stack]),
         ("snapshot", ["snapshot", "--name", stack, "--copy-to-region", "us-west-2", "--output", "json"]),
@@ -128,7 +129,7 @@ def _scenario(stack: str):
 # earlier commands that make what it acts on (the snapshot a restore names, the stack `down`
 # removes). Run as the user with the whole policy; only the command itself runs without the action.
 PREREQUISITES = {
-    "up": (), "up again": ("up",), "status": ("up",), "verify": ("up",), "snapshot": ("up",),
+    "up": (), "up again": ("up",), "up changed": ("up",), "status": ("up",), "verify": ("up",), "snapshot": ("up",),
     "snapshots": ("up", "snapshot"), "restore db": ("up", "snapshot"), "restore cache": ("up", "snapshot"),
     "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "down": ("up",),
     "down snapshots": ("up", "snapshot", "down"),
