@@ -151,7 +151,8 @@ def cli() -> None:
 @mutating
 @target_options
 def up(lab, lab_file, overrides, dry_run, **opts):
-    """Create the lab's resources that are missing and wait until they are usable.
+    """Create the lab's resources that are missing, change in place what differs from the lab, and
+    wait until they are usable.
 
     Running it again changes nothing. Example: awslab up week6 --set host.ssh_cidr=203.0.113.10/32
     """
@@ -172,7 +173,7 @@ def up(lab, lab_file, overrides, dry_run, **opts):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a lab setting (repeatable).")
 @target_options
 def plan(lab, lab_file, overrides, **opts):
-    """Show what `up` would create, complete or keep. Changes nothing.
+    """Show what `up` would create, update in place, delete, replace or keep, and why. Changes nothing.
 
     Example: awslab plan week6 --set database.read_replicas=0
     """
@@ -305,8 +306,14 @@ def connect(what, as_env, **opts):
     from awslab.commands._common import new_run
     from awslab.verify.live import connect as do_connect
 
-    ctx, _ = _begin(opts)
-    for line in do_connect(new_run(ctx, ctx.stack), what, as_env):
+    ctx, output = _begin(opts)
+    how = do_connect(new_run(ctx, ctx.stack), what, as_env)
+    if output == "json":
+        from awslab.ui import emit_json
+
+        emit_json({"stack": ctx.stack, "what": what, **how})
+        return
+    for line in how["lines"]:
         click.echo(line)
 
 
@@ -501,11 +508,17 @@ def local_status(output):
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to one clear line and an exit code."""
-    debug = os.environ.get("AWSLAB_DEBUG") == "1" or "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    if not args:   # `awslab` alone: the help, as from --help (not a usage error)
+        args = ["--help"]
+    argv = args
+    debug = os.environ.get("AWSLAB_DEBUG") == "1" or "--debug" in args
     try:
         cli.main(args=argv, prog_name="awslab", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        executor = sys.modules.get("awslab.engine.executor")
+        click.echo("aborted" if executor is not None and executor.changes_started() else "aborted: nothing was changed",
+                   err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.UsageError as exc:
         where = f"awslab {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "awslab"
@@ -517,7 +530,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted; rerun the same command to pick up where it stopped", err=True)
+        click.echo(_interrupted_line(), err=True)
         sys.exit(EXIT_INTERRUPTED)
     except AwslabError as exc:
         if debug:
@@ -536,6 +549,13 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(_one_line(message, hint), err=True)
         sys.exit(code)
+
+
+def _interrupted_line() -> str:
+    executor = sys.modules.get("awslab.engine.executor")
+    if executor is None or not executor.changes_started():
+        return "interrupted before any change: nothing was changed"
+    return "interrupted; rerun the same command to pick up where it stopped"
 
 
 def _one_line(message: str, hint: str | None) -> str:

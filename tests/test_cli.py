@@ -332,3 +332,8 @@ def test_version_and_help(awslab):
     for cmd in ("up", "plan", "status", "down", "local"):
         assert f"  {cmd}" in help_text
     assert "--skip-final-snapshot" in awslab("down", "--help").out
+
+
+def test_awslab_alone__prints_the_help_and_exits_0(awslab):
+    result = awslab()
+    assert result.code == 0 and "Commands:" in result.out and "error" not in result.err

@@ -26,7 +26,13 @@ from awslab.engine.waiting import (
     visible_within,
 )
 from awslab.errors import OperationError
-from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.spec.tags import (
+    TAG_RESOURCE,
+    TAG_RESTORED_FROM,
+    from_tag_list,
+    origin_tags,
+    owned_by,
+)
 from awslab.spec.topology import PRIVATE_SUBNETS, names
 
 _subnet_group_in_use = retry_eventual({"CacheSubnetGroupInUse"}, within_s=15 * 60)
@@ -59,9 +65,10 @@ def discover(run: Run) -> list[Found]:
                                "ReplicationGroupNotFoundFault")
         if extra is None:
             continue
-        key = tags_of(run, arn).get(TAG_RESOURCE) or f"cache.restored.{gid}"
+        tags = tags_of(run, arn)
+        key = tags.get(TAG_RESOURCE) or f"cache.restored.{gid}"
         out.append(Found(key, "replication-group", gid, extra["Status"], created=extra.get("ReplicationGroupCreateTime"),
-                         attrs=_group_attrs(extra)))
+                         attrs={**_group_attrs(extra), "restored_from": tags.get(TAG_RESTORED_FROM)}))
     sg = unless_missing(lambda: ec.describe_cache_subnet_groups(CacheSubnetGroupName=nm["cache.subnet-group"])["CacheSubnetGroups"][0],
                         "CacheSubnetGroupNotFoundFault")
     if sg and owned(run, sg["ARN"], lambda arn: tags_of(run, arn)):
@@ -159,7 +166,7 @@ class ReplicationGroup:
                 AtRestEncryptionEnabled=c.at_rest_encryption, TransitEncryptionEnabled=c.transit_encryption,
                 # AWS takes an AUTH token only with in-transit encryption.
                 **({"AuthToken": token} if c.transit_encryption else {}),
-                Port=c.port, Tags=run.tag_list(d.key, d.name), **extra,
+                Port=c.port, Tags=run.tag_list(d.key, d.name) + origin_tags(d), **extra,
             )["ReplicationGroup"],
             "ReplicationGroupAlreadyExists",
             lambda: ec.describe_replication_groups(ReplicationGroupId=d.name)["ReplicationGroups"][0],

@@ -26,7 +26,13 @@ from awslab.engine.waiting import (
     visible_within,
 )
 from awslab.errors import OperationError, UsageError
-from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.spec.tags import (
+    TAG_RESOURCE,
+    TAG_RESTORED_FROM,
+    from_tag_list,
+    origin_tags,
+    owned_by,
+)
 from awslab.spec.topology import names
 
 FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "incompatible-restore",
@@ -70,6 +76,7 @@ def _db_attrs(db: dict) -> dict:
         "endpoint": endpoint.get("Address"), "port": endpoint.get("Port"),
         "secret_arn": (db.get("MasterUserSecret") or {}).get("SecretArn"),
         "source": db.get("ReadReplicaSourceDBInstanceIdentifier"),
+        "restored_from": from_tag_list(db.get("TagList")).get(TAG_RESTORED_FROM),
         "storage_gib": db.get("AllocatedStorage"), "deletion_protection": db.get("DeletionProtection"),
     }
 
@@ -385,7 +392,7 @@ class DbRestore(DbInstance):
         common = dict(DBInstanceClass=db.instance_class, DBSubnetGroupName=run.ref("db.subnet-group").id,
                       VpcSecurityGroupIds=[run.ref("sg.db").id], PubliclyAccessible=False, MultiAZ=False,
                       DeletionProtection=False, CopyTagsToSnapshot=True, ManageMasterUserPassword=True,
-                      Tags=run.tag_list(d.key, d.name))
+                      Tags=run.tag_list(d.key, d.name) + origin_tags(d))
         rds = run.client("rds")
         if d.spec.get("snapshot"):
             call = lambda: rds.restore_db_instance_from_db_snapshot(  # noqa: E731

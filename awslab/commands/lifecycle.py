@@ -136,19 +136,35 @@ def _endpoint(f: Found) -> str:
     return ""
 
 
-def _local_addresses(run: Run) -> dict[str, str]:
-    """' -> 127.0.0.1:N' for each endpoint a real engine of the local AWS answers on."""
+def _local_engines(ctx: Context, run: Run) -> dict[str, dict]:
+    """On the local AWS: each endpoint's real engine (where it listens, its status)."""
+    if not ctx.is_local:
+        return {}
     from awslab.verify import live
 
-    mapping = live.endpoint_map(run) or {}
-    return {ep: f" -> {i['host']}:{i['port']}" if i.get("status") == "available" else f" ({i.get('status')})"
-            for ep, i in mapping.items()}
+    return live.endpoint_map(run) or {}
 
 
-def resource_records(found: dict[str, Found]) -> list[dict]:
-    return [{"key": f.key, "kind": f.kind, "id": f.id, "state": f.state, "endpoint": _endpoint(f) or None,
-             "created": f.created.isoformat() if f.created else None}
-            for f in sorted(found.values(), key=lambda f: order_key(f.key))]
+def _local_suffix(info: dict | None) -> str:
+    """' -> 127.0.0.1:N' where a real engine answers, else its status in brackets."""
+    if not info:
+        return ""
+    return f" -> {info['host']}:{info['port']}" if info.get("status") == "available" else f" ({info.get('status')})"
+
+
+def resource_records(found: dict[str, Found], engines: dict[str, dict] | None = None) -> list[dict]:
+    """What `status -o json` and `up -o json` say of each resource; on the local AWS also where its
+    real engine listens (``local_address``), as the text shows."""
+    out = []
+    for f in sorted(found.values(), key=lambda f: order_key(f.key)):
+        record = {"key": f.key, "kind": f.kind, "id": f.id, "state": f.state, "endpoint": _endpoint(f) or None,
+                  "created": f.created.isoformat() if f.created else None}
+        info = (engines or {}).get(_endpoint(f))
+        if info:
+            record["local_address"] = f"{info['host']}:{info['port']}" if info.get("status") == "available" else None
+            record["engine_status"] = info.get("status")
+        out.append(record)
+    return out
 
 
 def _secret_arns(found: dict[str, Found]) -> dict[str, str]:
@@ -195,14 +211,15 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
     """Every resource of the stack, its state and age."""
     run = progress_run(ctx, stack, "", progress)
     found = discover(run)
+    engines = _local_engines(ctx, run) if found else {}
     if output == "json":
-        ui.emit_json({"stack": stack, "target": ctx.target, "region": ctx.region, "resources": resource_records(found)})
+        ui.emit_json({"stack": stack, "target": ctx.target, "region": ctx.region,
+                      "resources": resource_records(found, engines)})
         return EXIT_OK
     if not found:
         ui.emit(f"stack {stack} on {ctx.target} ({ctx.region}): no resources")
         return EXIT_OK
-    local = _local_addresses(run) if ctx.is_local else {}
-    rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f) + local.get(_endpoint(f), "")]
+    rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f) + _local_suffix(engines.get(_endpoint(f)))]
             for f in sorted(found.values(), key=lambda f: order_key(f.key))]
     ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
     ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources")
@@ -230,19 +247,41 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
         kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
         _report_kept(stack, [], kept, output)
         return EXIT_OK
-    keeps = ["a final snapshot of the primary database (until you delete it)"] if (
-        "db.primary" in run.found and not skip_final_snapshot) else []
+    keeps = ["a final snapshot of each database (the primary, any restored instance) until you delete it"] if (
+        any(f.kind == "db-instance" for f in run.found.values()) and not skip_final_snapshot) else []
     if not delete_snapshots:
         keeps.append("the stack's manual snapshots (`awslab snapshots`; --delete-snapshots removes them)")
     confirm_real_account(ctx, f"delete {len(plan.steps)} resources of stack {stack}",
                           [f"will delete: {s.key} ({s.name})" for s in sorted(plan.steps, key=lambda s: order_key(s.key))]
                           + [f"will keep: {k}" for k in keeps])
+    progress.line(_down_preview(ctx, stack, plan, run, skip_final_snapshot, delete_snapshots))
     outcome = execute(plan, run)
     raise_if_failed(outcome, "down", run)
     progress.line(f"stack {stack} is down ({len(outcome.done)} deleted) in {outcome.elapsed_s:.1f}s")
     kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
     _report_kept(stack, sorted(s.key for s in plan.steps), kept, output)
     return EXIT_OK
+
+
+def _down_preview(ctx: Context, stack: str, plan: Plan, run: Run, skip_final_snapshot: bool,
+                  delete_snapshots: bool) -> str:
+    """Before anything is deleted: which stack, where, and what stays (and costs) afterwards."""
+    keeps = []
+    # A final snapshot of each database deleted: the primary and any restored instance (a replica
+    # holds no data of its own).
+    dbs = sorted((f for f in run.found.values() if f.kind == "db-instance"), key=lambda f: order_key(f.key))
+    if dbs and not skip_final_snapshot:
+        gib = sum(f.get("storage_gib") or 0 for f in dbs)
+        keeps.append(f"a final snapshot of {', '.join(f.id for f in dbs)} ({gib} GiB, about "
+                     f"{pricing.format_money(gib * pricing.RDS_SNAPSHOT_GB_MONTH)}/month)")
+    if not delete_snapshots:
+        manual = [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
+        if manual:
+            keeps.append(f"{len(manual)} snapshots already taken (about {pricing.format_money(snapshots_monthly(manual))}"
+                         "/month)")
+    where = "the local AWS" if ctx.is_local else f"AWS ({ctx.region})"
+    return (f"stack {stack} on {where}: deleting {len(plan.steps)} resources; keeping "
+            + (" and ".join(keeps) if keeps else "nothing (no final snapshot)"))
 
 
 def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str) -> None:

@@ -26,7 +26,7 @@ from awslab.engine.executor import execute
 from awslab.engine.model import CREATE, Desired, Found
 from awslab.engine.plan import plan_failover, plan_restore, plan_snapshot
 from awslab.engine.run import Run
-from awslab.errors import EXIT_OK, OwnershipError, UsageError
+from awslab.errors import EXIT_OK, OperationError, OwnershipError, UsageError
 from awslab.spec import pricing
 from awslab.spec.lab import Lab
 from awslab.spec.tags import owned_by
@@ -157,7 +157,9 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
                                  f"{earliest:%Y-%m-%dT%H:%M:%SZ} .. {latest:%Y-%m-%dT%H:%M:%SZ}", "pick a time inside it")
             spec_time = when
         name = as_name or f"{stack}-pitr"
-        key, kind, spec = f"db.restored.{name}", "db-restore", {"source": primary.id, "time": spec_time, "database": lab.database}
+        origin = f"{primary.id}@{'latest' if spec_time is None else f'{spec_time:%Y-%m-%dT%H:%M:%SZ}'}"
+        key, kind, spec = f"db.restored.{name}", "db-restore", {"source": primary.id, "time": spec_time,
+                                                                 "database": lab.database, "origin": origin}
     else:
         # `awslab snapshot` names the DB and the cache snapshot alike: the DB's unless --cache.
         db_snap = None if from_cache else database.find_snapshot(run, snapshot_id)
@@ -168,15 +170,22 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
         if db_snap is not None:
             if not owned_by(database.snapshot_tags(run, db_snap), stack):
                 raise OwnershipError(f"DB snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
-            key, kind, spec = f"db.restored.{name}", "db-restore", {"snapshot": snapshot_id, "database": lab.database}
+            key, kind, spec = f"db.restored.{name}", "db-restore", {"snapshot": snapshot_id, "database": lab.database,
+                                                                     "origin": snapshot_id}
         else:
             if not owned_by(cache.tags_of(run, cache_snap["ARN"]), stack):
                 raise OwnershipError(f"cache snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
             key, kind, spec = f"cache.restored.{name}", "cache-restore", {"snapshot": snapshot_id, "cache": lab.cache,
-                                                                          "azs": lab.network.availability_zones}
+                                                                          "azs": lab.network.availability_zones,
+                                                                          "origin": snapshot_id}
     existing = next((f for f in run.found.values() if f.id == name and f.kind in ("db-instance", "db-replica", "replication-group")), None)
     if existing is not None and existing.key != key:
         raise UsageError(f"{name} is already the stack's {existing.key}", "choose another name with --as")
+    if existing is not None and existing.get("restored_from") not in (None, spec["origin"]):
+        # A rerun of the same restore adopts it; another source under that name is AWS's refusal.
+        raise OperationError(f"DBInstanceAlreadyExists: {name} already exists, restored from "
+                             f"{existing.get('restored_from')}, not from {spec['origin']}",
+                             "choose another name with --as (or remove it with `awslab down`)")
     plan = plan_restore(stack, Desired(key, kind, name, (), spec), run.found)
     step = plan.steps[0]
     if step.action == CREATE:

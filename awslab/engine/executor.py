@@ -8,6 +8,7 @@ which every wait checks at its next poll, and the executor reports what was in f
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -19,6 +20,12 @@ from awslab.engine.waiting import Interrupted
 
 MAX_WORKERS = 16
 INTERRUPT_GRACE_S = 10.0
+# Whether this process has started a step that changes AWS: a Ctrl-C before it changed nothing.
+_changing = threading.Event()
+
+
+def changes_started() -> bool:
+    return _changing.is_set()
 
 
 @dataclass
@@ -89,6 +96,7 @@ def execute(plan: Plan, run: Run, max_workers: int = MAX_WORKERS) -> Outcome:
                 del remaining[s.key]
                 started_at[s.key] = time.monotonic()
                 if s.action != KEEP:
+                    _changing.set()
                     run.on_event("started", step=s)
                 running[pool.submit(run_step, run, s)] = s
             if not running:

@@ -13,6 +13,8 @@ import re
 TAG_STACK = "awslab:stack"
 TAG_LAB = "awslab:lab"
 TAG_RESOURCE = "awslab:resource"
+# On a restored instance or group: what it was restored from (a snapshot id, or <source>@<time>).
+TAG_RESTORED_FROM = "awslab:restored-from"
 
 STACK_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 STACK_NAME_RULE = "1-30 characters: lowercase letters, digits and hyphens, starting with a letter, no '--' and no trailing '-'"
@@ -40,3 +42,9 @@ def from_tag_list(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
 
 def owned_by(tags: dict[str, str], stack: str) -> bool:
     return tags.get(TAG_STACK) == stack
+
+
+def origin_tags(d) -> list[dict[str, str]]:
+    """The restored-from tag of a restore's desired resource (none for anything else)."""
+    origin = d.spec.get("origin") if isinstance(d.spec, dict) else None
+    return [{"Key": TAG_RESTORED_FROM, "Value": origin}] if origin else []

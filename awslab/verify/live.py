@@ -220,13 +220,15 @@ def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> lis
 # --- awslab connect -----------------------------------------------------------------------------
 
 def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", password: str = "", database: str = "",
-                  as_env: bool = False) -> list[str]:
-    """Shell lines that connect to ``addr`` with psql / redis-cli; the secret goes to a 0600 file."""
+                  as_env: bool = False, ident: str | None = None) -> list[str]:
+    """Shell lines that connect to ``addr`` with psql / redis-cli; the secret goes to a 0600 file of
+    its own per instance or group (``ident``), so connecting to one never breaks another's line."""
     folder = state_dir() / "connect"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
+    ident = ident or f"{run.stack}-{what}"
     if what in ("db", "replica"):
-        passfile = folder / f"{run.stack}-{what}.pgpass"
+        passfile = folder / f"{ident}.pgpass"
         write_private(passfile, f"{addr.host}:{addr.port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n")
         env = {"PGHOST": addr.host, "PGPORT": str(addr.port), "PGUSER": user, "PGDATABASE": database,
                "PGPASSFILE": str(passfile), "PGSSLMODE": "disable"}
@@ -234,7 +236,7 @@ def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", passwor
             return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
         return [f"PGPASSFILE={shlex.quote(str(passfile))} {shlex.quote(tool_path('psql'))} "
                 + shlex.quote(f"host={addr.host} port={addr.port} user={user} dbname={database} sslmode=disable")]
-    tokenfile = folder / f"{run.stack}-cache.auth"
+    tokenfile = folder / f"{ident}.auth"
     write_private(tokenfile, password)
     if as_env:
         return [f"export REDISCLI_AUTH=\"$(cat {shlex.quote(str(tokenfile))})\"", f"export REDIS_HOST={addr.host}",
@@ -273,8 +275,9 @@ def require_engine(addr: Address, what: str) -> None:
                          "on the local AWS: awslab local stop && awslab local start (engines on); " + INSTALL_HINT)
 
 
-def connect(run: Run, what: str, as_env: bool) -> list[str]:
-    """The shell lines that open psql / redis-cli on the stack's DB, replica or cache."""
+def connect(run: Run, what: str, as_env: bool) -> dict:
+    """How to open psql / redis-cli on the stack's DB, replica or cache: {"lines": shell lines,
+    "id", "endpoint" and, on the local AWS, "local_address" (where its real engine listens)}."""
     from awslab.engine.discovery import discover
 
     found = discover(run)
@@ -285,9 +288,9 @@ def connect(run: Run, what: str, as_env: bool) -> list[str]:
         if f.key.startswith("db."):
             ep = raw.get("Endpoint") or {}
             user, password = db_credentials(run, raw if raw.get("MasterUserSecret") else (found["db.primary"].get("raw") or {}))
-            return _local_lines(run, "db", ep, user, password, raw.get("DBName") or "postgres", as_env)
+            return _local_lines(run, "db", ep, user, password, raw.get("DBName") or "postgres", as_env, f.id)
         ep = (raw.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
-        return _local_lines(run, "cache", ep, "", cache_token(run, found["cache.auth-token"].id), "", as_env)
+        return _local_lines(run, "cache", ep, "", cache_token(run, found["cache.auth-token"].id), "", as_env, f.id)
     if what in ("db", "replica"):
         primary = found.get("db.primary")
         if primary is None:
@@ -311,15 +314,19 @@ def connect(run: Run, what: str, as_env: bool) -> list[str]:
     else:
         names = ", ".join(["db", "replica", "cache", *sorted(restored)])
         raise UsageError(f"nothing called '{what}' to connect to in stack {run.stack}", f"use one of: {names}")
+    ident = target.id if what in ("db", "replica") else group.id
     if not run.ctx.is_local:
-        return _connect_on_aws(run, what, ep, found, user, database)
-    return _local_lines(run, what, ep, user, password, database, as_env)
+        return {"id": ident, "endpoint": f"{ep.get('Address')}:{ep.get('Port')}", "local_address": None,
+                "lines": _connect_on_aws(run, what, ep, found, user, database)}
+    return _local_lines(run, what, ep, user, password, database, as_env, ident)
 
 
-def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, database: str, as_env: bool) -> list[str]:
+def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, database: str, as_env: bool,
+                 ident: str) -> dict:
     addr = resolve(endpoint_map(run), ep.get("Address", ""), ep.get("Port", 0))
     require_engine(addr, what)
-    return connect_lines(run, what, addr, user=user, password=password, database=database, as_env=as_env)
+    lines = connect_lines(run, what, addr, user=user, password=password, database=database, as_env=as_env, ident=ident)
+    return {"id": ident, "endpoint": addr.endpoint, "local_address": f"{addr.host}:{addr.port}", "lines": lines}
 
 
 def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, database: str) -> list[str]:

@@ -39,6 +39,9 @@ def test_snapshot_restore_down__snapshots_are_kept_then_deleted_on_request(awsla
     assert restored["created"] and restored["state"] == "available"
     again = _json(awslab("restore", name, "--name", stack, "--as", f"{stack}-r", "--output", "json"))
     assert not again["created"]
+    # The same name from another source is AWS's refusal, not "already there".
+    other = awslab("restore", "--to-time", "latest", "--name", stack, "--as", f"{stack}-r")
+    assert other.code == 1 and f"DBInstanceAlreadyExists: {stack}-r already exists, restored from {name}" in other.err
     rds = aws("rds")
     mine = [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == f"{stack}-r"]
     assert len(mine) == 1
@@ -52,6 +55,11 @@ def test_snapshot_restore_down__snapshots_are_kept_then_deleted_on_request(awsla
 
     down = awslab("down", "--name", stack, "--yes")
     assert down.code == 0, down.err
+    # Before it deletes anything, down names the stack and what it will keep, with the cost.
+    first = down.err.splitlines()[0]
+    assert f"stack {stack} on the local AWS: deleting" in first
+    assert f"a final snapshot of {stack}-db, {stack}-r (40 GiB" in first
+    assert "2 snapshots already taken (about $" in first
     assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"].startswith(stack)]
     assert "kept 4 snapshots" in down.out  # db + cache manual, and two final ones (primary and restored)
     left = stack_tagged(aws, stack)

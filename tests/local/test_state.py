@@ -227,3 +227,15 @@ def test_no_wait__exits_1_naming_the_holder_and_read_only_commands_never_wait(aw
         assert awslab("status", "--name", stack).code == 0
         assert awslab("verify", "--name", stack).code == 0
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot", "--no-wait").code == 0
+
+
+def test_ctrl_c_while_waiting_for_the_stack__nothing_was_changed(awslab, home, stack):
+    from conftest import interrupt_when
+
+    from awslab.engine.locks import stack_lock
+
+    assert awslab("local", "start").code == 0
+    with stack_lock("local", "us-east-1", stack, "down"):
+        code, err = interrupt_when(["up", "week6", "--name", stack], lambda line: "is busy" in line)
+    assert code == 130 and "nothing was changed" in err
+    assert json.loads(awslab("status", "--name", stack, "--output", "json").out)["resources"] == []

@@ -55,6 +55,12 @@ def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, eng
 
     status = awslab("status", "--name", stack)
     assert f"{stack}-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com:5432 -> 127.0.0.1:" in status.out
+    # The JSON carries what the text shows: where each real engine listens.
+    records = {r["key"]: r for r in json.loads(awslab("status", "--name", stack, "--output", "json").out)["resources"]}
+    local_db = records["db.primary"]["local_address"]
+    assert local_db.startswith("127.0.0.1:") and f"-> {local_db}" in status.out
+    as_json = json.loads(awslab("connect", "db", "--name", stack, "--output", "json").out)
+    assert as_json["local_address"] == local_db and as_json["id"] == f"{stack}-db" and "psql" in as_json["lines"][0]
 
     db_line = awslab("connect", "db", "--name", stack)
     assert db_line.code == 0 and "PGPASSFILE=" in db_line.out
@@ -79,8 +85,11 @@ def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, eng
     assert awslab("restore", snap_id, "--cache", "--as", f"{stack}-c1", "--name", stack).code == 0
     r1 = awslab("connect", f"{stack}-r1", "--name", stack).out.strip()
     assert shell(r1, "-tAc", "'SELECT t FROM notes'") == "before the snapshot"
+    # Each instance has its own password file: the primary's line still works after r1's was made.
+    assert shell(db_line.out.strip(), "-tAc", "'SELECT count(*) FROM notes'") == "2"
     c1 = awslab("connect", f"{stack}-c1", "--name", stack).out.strip()
     assert shell(c1, "GET", "greeting") == "hello"
+    assert shell(cache_line, "GET", "greeting") == "hello"
 
     demo = awslab("demo", "cache-aside", "--name", stack, "--requests", "60", "--rows", "20000", "--output", "json")
     assert demo.code == 0, demo.err
