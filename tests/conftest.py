@@ -315,7 +315,9 @@ def repo_root() -> Path:
 # Seconds of test time (setup + call + teardown, summed over workers) each kind may take on the
 # project's 2-core machine, so that a test that got slow shows up in review rather than in a
 # 40-minute CI run. Exceeding one fails nothing: the summary says so, with the slowest tests.
-BUDGETS_S = {"policy": 420, "faults": 420, "kill": 300, "engines": 120, "lifecycle": 420, "other": 120}
+# engines: the live checks and, since the local AWS keeps its state, its stop/start, SIGKILL and
+# damaged-server.json cases, each on a server and engines of its own (measured 155-193 s).
+BUDGETS_S = {"policy": 420, "faults": 420, "kill": 300, "engines": 240, "lifecycle": 420, "other": 120}
 _GROUPS = ("policy", "faults", "kill", "engines", "lifecycle")
 _spent: dict[str, float] = {}
 _group_of: dict[str, str] = {}
