@@ -57,6 +57,8 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
     """Create what is missing, wait until it is usable, print a summary."""
     run = progress_run(ctx, stack, lab.name, progress)
     check_availability_zones(run, lab)
+    if ctx.is_local and not dry_run:
+        _revive_dead_engines(ctx)
     run.found.update(discover(run))
     before = (state.load_stack_record(stack) or {}).get("overrides") or []
     now = (lab_record or {}).get("overrides") or []
@@ -87,6 +89,16 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
     progress.line(f"stack {stack} is up ({len(plan.mutating)} changed) in {outcome.elapsed_s:.1f}s")
     print_summary(ctx, stack, lab, run.found, output)
     return EXIT_OK
+
+
+def _revive_dead_engines(ctx: Context) -> None:
+    """On the local AWS, `up` also repairs the data plane: an engine that died since (killed, out of
+    memory) is started again on its data."""
+    from awslab.local import manager
+
+    server = manager.find()
+    if server is not None:
+        manager.reconcile_engines(server)
 
 
 def _counted(plan: Plan) -> str:

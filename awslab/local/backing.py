@@ -27,7 +27,9 @@ import json
 import logging
 import secrets
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,6 +54,7 @@ class Backing:
         self._jobs: dict[str, Future] = {}
         self._lock = threading.Lock()
         self._map_lock = threading.Lock()
+        self.reconciling = False   # set while ``reconcile`` walks a running server's resources
 
     # --- work queues ---
 
@@ -77,6 +80,18 @@ class Backing:
             if alias:
                 self._jobs[alias] = fut
             return fut
+
+    def settle(self, timeout_s: float) -> bool:
+        """Wait (bounded) until no engine work is queued or running, jobs that queue more included;
+        False if some was still running at the bound."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                pending = [f for f in self._jobs.values() if not f.done()]
+            if not pending:
+                return True
+            futures_wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+        return False
 
     def busy(self, key: str) -> bool:
         with self._lock:
@@ -130,6 +145,18 @@ class Backing:
 
         return self.submit(key, work, after=after)
 
+    def repoint(self, key: str) -> None:
+        """A running replica follows its primary's new port; where it listens now is published."""
+        self.engines.repoint(key)
+        entry = self.engines.get(key) or {}
+        with self._map_lock:
+            data = self.read_map()
+            for endpoint, info in data.items():
+                if info.get("key") == key:
+                    data[endpoint] = {**info, "host": entry.get("host"), "port": entry.get("port"),
+                                      "pid": entry.get("pid"), "status": "available"}
+            write_json_atomic(self.endpoints_path, data)
+
     def stop_engine(self, key: str, *endpoints: str) -> Future:
         self.unpublish(*endpoints)
         return self.submit(key, lambda: self.engines.stop(key))
@@ -151,8 +178,19 @@ class Backing:
                after: str | None = None) -> None:
         """The engine of a resource the saved state brought back: adopted or resumed on its data, or,
         when it has none (the server died before it was made), made again as when the resource was."""
+        if self.reconciling and (self.busy(key) or self.engines.alive(key)):
+            return   # on a running server: only dead engines are brought back
         if self.engines.resumable(key) or (self.engines.get(key) or {}).get("status") == "available":
-            self.start_engine(endpoints[0] if endpoints else None, key, lambda: self.engines.resume(key),
+            before = (self.engines.get(key) or {}).get("last_port") or (self.engines.get(key) or {}).get("port")
+
+            def resume() -> dict:
+                entry = self.engines.resume(key)
+                if entry.get("port") != before:   # replicas still running follow it to its new port
+                    for follower in self.engines.followers(key):
+                        self.submit(follower, functools.partial(self.repoint, follower), after=key)
+                return entry
+
+            self.start_engine(endpoints[0] if endpoints else None, key, resume,
                               after=after, role=role, aliases=endpoints[1:])
         else:
             self.engines.stop(key)
@@ -210,6 +248,26 @@ def resume(state_loaded: bool) -> dict[str, int]:
         log.info("engine %s belongs to no resource of the saved state: removed", key)
         b.engines.stop(key)
     return {"engines": len(claimed), "removed": len(orphans)}
+
+
+def settle(timeout_s: float) -> bool:
+    return _backing.settle(timeout_s) if _backing is not None else True
+
+
+def reconcile() -> dict[str, int]:
+    """On a running server (before `up` changes a stack): every DB instance and cache node whose
+    engine died (killed, crashed) or was never made gets it back, on its data where it has some;
+    running or busy engines are left alone. ``settle`` then waits for that work."""
+    b = _backing
+    assert b is not None
+    dead = [k for k in b.engines.entries() if not b.busy(k) and not b.engines.alive(k)]
+    b.reconciling = True
+    try:
+        for revive in _revivers:
+            revive(b)
+    finally:
+        b.reconciling = False
+    return {"dead": len(dead)}
 
 
 def _live(backend_dict, attr: str):
@@ -480,7 +538,9 @@ def _elasticache() -> None:
                 continue
             keys = [_member_key(region, m) for m in members]
             claimed |= set(keys)
-            if not b.engines.resumable(keys[0]) and (b.engines.get(keys[0]) or {}).get("status") != "available":
+            if b.reconciling and (b.busy(keys[0]) or b.engines.alive(keys[0])):
+                pass   # the primary runs: only its replicas may need bringing back (below)
+            elif not b.engines.resumable(keys[0]) and (b.engines.get(keys[0]) or {}).get("status") != "available":
                 for key in keys:   # no primary to resume: the group's engines are made again
                     b.engines.stop(key)
                 created(backend, group, auth_token=getattr(group, "_awslab_auth_token", None))

@@ -28,10 +28,11 @@ from awslab.local.processes import pid_alive
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0   # the server saves its state and stops every engine first
-HEALTH_PATH = "/awslab/health"  # these four are also in server.py (kept import-free for start-up speed)
+HEALTH_PATH = "/awslab/health"  # these five are also in server.py (kept import-free for start-up speed)
 LOCK_FILE = "server.lock"
 EXIT_LOCKED = 3
 LATENCY_PATH = "/awslab/latency"
+RECONCILE_PATH = "/awslab/engines/reconcile"
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,14 @@ def set_latency(server: LocalServer, latency: str, time_scale: float = 1.0) -> d
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         raise UsageError(f"latency refused: {json.loads(exc.read()).get('error')}") from None
+
+
+def reconcile_engines(server: LocalServer) -> dict:
+    """Ask the local AWS to bring back any engine that died (a killed postgres, a crash while it
+    was starting); those running are left alone."""
+    req = signed_request(f"{server.endpoint_url}{RECONCILE_PATH}", "POST", b"{}", {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=150) as resp:   # the server waits up to 120 s for the engines
+        return json.loads(resp.read())
 
 
 def get_latency(server: LocalServer) -> dict:

@@ -27,6 +27,8 @@ LOCK_FILE = "server.lock"
 HEALTH_PATH = "/awslab/health"
 LATENCY_PATH = "/awslab/latency"
 ENDPOINTS_PATH = "/awslab/endpoints"
+RECONCILE_PATH = "/awslab/engines/reconcile"
+RECONCILE_WAIT_S = 120.0   # bringing engines back: a PostgreSQL start is a second or two each
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,6 +99,12 @@ def main(argv: list[str] | None = None) -> None:
             return [payload]
         if path == LATENCY_PATH:
             return _latency(environ, start_response)
+        if path == RECONCILE_PATH:   # dead engines brought back (`up` asks before it changes a stack)
+            with persistence.LOCK:
+                done = backing.reconcile() if backing is not None else {"engines": "off"}
+            if backing is not None and done.get("dead"):   # outside the lock: engine work needs none
+                done["settled"] = backing.settle(RECONCILE_WAIT_S)
+            return _json(start_response, "200 OK", done)
         return persisted(environ, start_response, body)
 
     def persisted(environ, start_response, body: bytes):

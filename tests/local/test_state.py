@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -239,3 +240,57 @@ def test_ctrl_c_while_waiting_for_the_stack__nothing_was_changed(awslab, home, s
         code, err = interrupt_when(["up", "week6", "--name", stack], lambda line: "is busy" in line)
     assert code == 130 and "nothing was changed" in err
     assert json.loads(awslab("status", "--name", stack, "--output", "json").out)["resources"] == []
+
+
+def test_an_engine_killed_on_a_running_server__up_brings_it_back_on_its_data(awslab, home, stack):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    _write_data(awslab, stack)
+    engines = _engines_of(home)
+    killed = {k: e["pid"] for k, e in engines.items() if k.endswith((f"{stack}-db", f"{stack}-cache-001"))}
+    assert len(killed) == 2
+    time.sleep(1.5)   # Redis saves within a second of a change (redis.conf `save 1 1`); PostgreSQL at commit
+    for pid in killed.values():
+        os.kill(pid, signal.SIGKILL)
+    eventually(lambda: not any(pid_alive(p) for p in killed.values()))
+    assert awslab("verify", "--name", stack, "--check", "live").code == 1   # the data plane is down
+    # Someone took the primary's port meanwhile: it comes back elsewhere, and its running replica
+    # must follow it there.
+    db_key = next(k for k in killed if k.endswith("-db"))
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # the killed server's connections linger
+    squatter.bind(("127.0.0.1", engines[db_key]["port"]))
+    squatter.listen()
+    try:
+        up = awslab("up", "week6", "--name", stack)
+    finally:
+        squatter.close()
+    assert up.code == 0 and "(0 changed)" in up.err, up.err
+    assert _engines_of(home)[db_key]["port"] != engines[db_key]["port"]
+    eventually(lambda: all(_engines_of(home)[k].get("status") == "available" for k in killed))
+    assert all(_engines_of(home)[k]["pid"] != pid for k, pid in killed.items())
+    verify = awslab("verify", "--name", stack)
+    assert verify.code == 0, verify.out
+    assert _read_data(awslab, stack) == ("kept", "kept", "hello")
+
+
+def test_up_racing_down__one_waits_and_the_stack_is_cleanly_gone(awslab, home, stack):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    results = {}
+
+    def run(name, *args):
+        results[name] = subprocess.run([sys.executable, "-m", "awslab", *args], capture_output=True, text=True,
+                                       timeout=300, env=dict(os.environ))
+
+    down = threading.Thread(target=run, args=("down", "down", "--name", stack, "--yes", "--skip-final-snapshot"))
+    up = threading.Thread(target=run, args=("up", "up", "week6", "--name", stack, "--set", "database.read_replicas=0"))
+    down.start()
+    time.sleep(0.3)
+    up.start()
+    down.join()
+    up.join()
+    assert results["down"].returncode == 0, results["down"].stderr[-800:]
+    assert results["up"].returncode == 0, results["up"].stderr[-800:]
+    assert "is busy: `awslab down` (pid" in results["up"].stderr
+    # The up ran after the down: the stack is whole again, and verify passes.
+    verify = awslab("verify", "--name", stack)
+    assert verify.code == 0, verify.out

@@ -243,8 +243,9 @@ class Engines:
         its pid at once, and wait until `ready(port)` says it accepts connections."""
         entry = self.get(key) or {}
         log_path, data = Path(entry["log"]), Path(entry["datadir"])
+        prefer = entry.get("last_port")   # a resumed engine comes back on its port when it is free
         for _ in range(PORT_ATTEMPTS):
-            port = free_port()
+            port, prefer = free_port(prefer), None
             with open(log_path, "ab") as out:
                 proc = subprocess.Popen(argv(port), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                         cwd=data, env=child_env(), start_new_session=True, umask=0o077,
@@ -560,7 +561,7 @@ class Engines:
                     redis_save(entry["port"], self._load_secret(Path(entry["dir"]))["password"])
             terminate(entry)
         status = "stopped" if entry.get("status") in ("available", "stopped") else "failed"
-        self.registry.update(key, status=status, pid=None, port=None)
+        self.registry.update(key, status=status, pid=None, port=None, last_port=entry.get("port") or entry.get("last_port"))
 
     def halt_all(self) -> list[str]:
         """``halt`` every engine, replicas first; the keys halted."""
@@ -568,6 +569,27 @@ class Engines:
         for key, _ in entries:
             self.halt(key)
         return [key for key, _ in entries]
+
+    def followers(self, key: str) -> list[str]:
+        """The replicas of ``key`` whose process runs (they follow its port)."""
+        return [k for k, e in self.entries().items() if e.get("primary") == key and self.alive(k)]
+
+    def repoint(self, key: str) -> None:
+        """A running replica follows its primary where it listens now (after the primary came back
+        on another port): Redis by REPLICAOF, PostgreSQL by a restart on the new primary_conninfo."""
+        entry = self.get(key)
+        if entry is None or not entry.get("primary"):
+            return
+        if entry["engine"] == "redis":
+            self.follow_redis(key, primary=entry["primary"])
+        else:
+            self.halt(key)
+            self.resume(key)
+
+    def alive(self, key: str) -> bool:
+        """The engine ``key`` is registered available and its process is the one we started."""
+        entry = self.get(key)
+        return bool(entry and entry.get("status") == "available" and is_ours(entry))
 
     def resumable(self, key: str) -> bool:
         entry = self.get(key)
@@ -586,7 +608,8 @@ class Engines:
         if not self.resumable(key):
             raise EngineError(f"engine {key!r} has no data to resume from ({entry.get('status')})")
         terminate(entry)   # a process of ours still starting when the last server died
-        self.registry.update(key, status="starting", pid=None, port=None)
+        self.registry.update(key, status="starting", pid=None, port=None,
+                             last_port=entry.get("port") or entry.get("last_port"))
         who, data = self.who(), Path(entry["datadir"])
         with self._starting(key):
             secret = self._load_secret(Path(entry["dir"]))

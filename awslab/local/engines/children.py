@@ -87,9 +87,13 @@ def terminate(entry: dict[str, Any]) -> bool:
     return True
 
 
-def free_port() -> int:
+def free_port(prefer: int | None = None) -> int:
+    """``prefer`` when nothing listens there (an engine coming back where it was), else any free port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
+        try:
+            sock.bind((HOST, prefer or 0))
+        except OSError:
+            sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
 
 
