@@ -143,6 +143,19 @@ class AuthTokenSecret:
             run.client("secretsmanager").delete_secret(SecretId=f.id, ForceDeleteWithoutRecovery=True)
 
 
+def _group_changes(c, raw: dict) -> dict[str, tuple[dict, str, str]]:
+    """{lab key: (ModifyReplicationGroup arguments, found, lab)} for what differs and AWS changes in place."""
+    out: dict[str, tuple[dict, str, str]] = {}
+    if raw.get("CacheNodeType") and raw["CacheNodeType"] != c.node_type:
+        out["cache.node_type"] = ({"CacheNodeType": c.node_type}, raw["CacheNodeType"], c.node_type)
+    failover = raw.get("AutomaticFailover")
+    if failover in ("enabled", "disabled") and (failover == "enabled") != c.automatic_failover:
+        out["cache.automatic_failover"] = ({"AutomaticFailoverEnabled": c.automatic_failover,
+                                            "MultiAZEnabled": c.automatic_failover},
+                                           str(failover == "enabled").lower(), str(c.automatic_failover).lower())
+    return out
+
+
 class ReplicationGroup:
     kind = "replication-group"
 
@@ -173,6 +186,29 @@ class ReplicationGroup:
             lambda g: tags_of(run, g["ARN"]))
         found = Found(d.key, "replication-group", d.name, group["Status"], attrs=_group_attrs(group))
         return self.ready(run, d, found)
+
+    def drift(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
+        c, raw = d.spec["cache"], f.get("raw") or {}
+        have = len(raw.get("MemberClusters") or []) - 1
+        if raw.get("MemberClusters") and have != c.replicas:
+            return (f"cache.replicas: {have} -> {c.replicas} (awslab does not change a group's replica count in "
+                    "place yet: AWS's IncreaseReplicaCount / DecreaseReplicaCount)")
+        return None
+
+    def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
+        """What ModifyReplicationGroup changes in place that differs from the lab, as ``key: old -> new``."""
+        changes = _group_changes(d.spec["cache"], f.get("raw") or {})
+        return "; ".join(f"{key}: {old} -> {new}" for key, (_, old, new) in changes.items()) or None
+
+    def complete(self, run: Run, d: Desired, f: Found) -> Found:
+        changes = _group_changes(d.spec["cache"], f.get("raw") or {})
+        if not changes:
+            return f
+        args: dict = {}
+        for param, _, new in changes.values():
+            args.update(param)
+        run.client("elasticache").modify_replication_group(ReplicationGroupId=f.id, ApplyImmediately=True, **args)
+        return self.ready(run, d, replace(f, state="modifying"))
 
     def _probe(self, run: Run, f: Found, latest: dict):
         ec = run.client("elasticache")

@@ -114,7 +114,7 @@ def cache_statements() -> list[dict]:
             "elasticache:AddTagsToResource"], CACHE_OWN + _arns("elasticache", "parametergroup")),
         _stmt("ChangeAndDeleteStackCache", [
             "elasticache:DeleteCacheSubnetGroup", "elasticache:DeleteReplicationGroup", "elasticache:DeleteSnapshot",
-            "elasticache:TestFailover"], CACHE_OWN, OWNED),
+            "elasticache:TestFailover", "elasticache:ModifyReplicationGroup"], CACHE_OWN, OWNED),
         _stmt("CacheAuthTokenSecret", ["secretsmanager:CreateSecret", "secretsmanager:TagResource",
                                        "secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
               "arn:aws:secretsmanager:*:*:secret:awslab/*/cache-auth-token-*"),

@@ -22,6 +22,9 @@ CASES = [
     ("database.allocated_storage_gib", "20", "30", "update", "db.primary", [("rds", "ModifyDBInstance")]),
     ("database.read_replicas", "2", "1", "delete", "db.replica.2", [("rds", "DeleteDBInstance")]),
     ("database.read_replicas", "0", "1", "create", "db.replica.1", [("rds", "CreateDBInstanceReadReplica")]),
+    ("cache.node_type", "cache.t3.small", "cache.t3.micro", "update", "cache.group",
+     [("elasticache", "ModifyReplicationGroup")]),
+    ("cache.automatic_failover", "false", "true", "update", "cache.group", [("elasticache", "ModifyReplicationGroup")]),
 ]
 
 
@@ -94,3 +97,14 @@ def test_an_az_the_region_does_not_have__bad_input_nothing_created(awslab, local
     assert bad.code == 2 and "us-east-1z is not an availability zone of us-east-1" in bad.err
     assert len(bad.err.strip().splitlines()) == 1
     assert mutating(api_calls) == []
+
+
+def test_a_changed_cache_replica_count__shown_as_replace_and_up_refuses(awslab, local, stack, api_calls):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0", "--set", "cache.replicas=2").code == 0
+    plan = json.loads(awslab("plan", "week6", "--name", stack, "--set", "database.read_replicas=0", "--output", "json").out)
+    (step,) = [s for s in plan["steps"] if s["action"] != "keep"]
+    assert (step["key"], step["action"]) == ("cache.group", "replace") and "cache.replicas: 2 -> 1" in step["reason"]
+    api_calls.clear()
+    up = awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0")
+    assert up.code == 1 and "nothing was changed" in up.err and mutating(api_calls) == []
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0

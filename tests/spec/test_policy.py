@@ -110,7 +110,8 @@ def _scenario(stack: str):
     return [
         ("up", ["up", "week6", "--name", stack]),
         ("up again", ["up", "week6", "--name", stack]),
-        ("up changed", ["up", "week6", "--name", stack, "--set", "database.backup_retention_days=3"]),
+        ("up changed", ["up", "week6", "--name", stack, "--set", "database.backup_retention_days=3",
+                        "--set", "cache.node_type=cache.t3.small"]),
         ("status", ["status", "--name", stack]),
         ("verify", ["verify", "--name", stack]),
         ("snapshot", ["snapshot", "--name", stack, "--copy-to-region", "us-west-2", "--output", "json"]),
