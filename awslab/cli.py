@@ -482,6 +482,7 @@ def local_env():
                  f"export AWS_SHARED_CREDENTIALS_FILE={shlex.quote(str(manager.local_dir() / PROFILE_FILE))}",
                  f"export AWS_PROFILE={PROFILE}",
                  f"export AWS_REGION={DEFAULT_LOCAL_REGION}",
+                 f"export AWS_DEFAULT_REGION={DEFAULT_LOCAL_REGION}",   # what the AWS CLI v1 reads
                  "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE"):
         click.echo(line)
 
