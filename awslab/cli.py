@@ -483,7 +483,8 @@ def local_env():
                  f"export AWS_PROFILE={PROFILE}",
                  f"export AWS_REGION={DEFAULT_LOCAL_REGION}",
                  f"export AWS_DEFAULT_REGION={DEFAULT_LOCAL_REGION}",   # what the AWS CLI v1 reads
-                 "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE"):
+                 "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE",
+                 '# the AWS CLI v1 sends rds (and sqs) in us-east-1 to AWS itself: add --endpoint-url "$AWS_ENDPOINT_URL"'):
         click.echo(line)
 
 
