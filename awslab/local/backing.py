@@ -238,6 +238,7 @@ def resume(state_loaded: bool) -> dict[str, int]:
     b = _backing
     assert b is not None
     write_json_atomic(b.endpoints_path, {})
+    b.engines.reap_strays()
     if not state_loaded:
         return {"engines": 0, "kept_stopped": len(b.engines.halt_all())}
     claimed: set[str] = set()

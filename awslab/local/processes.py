@@ -35,6 +35,15 @@ def proc_stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])
 
 
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` from /proc (None when it cannot be read)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2:].split()[1])
+
+
 def cmdline(pid: int) -> str:
     """The command line of ``pid`` ("" when it cannot be read)."""
     try:

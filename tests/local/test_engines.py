@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import eventually
 
 from awslab.local import engines as eng
 
@@ -375,3 +376,28 @@ def test_follow_port__repoints_a_replica_whose_conninfo_quotes_its_own_quotes(tm
     follow_port(tmp_path, 61000)
     assert auto.read_text() == ("# Do not edit\nprimary_conninfo = 'user=lab password=''a''b'' host=127.0.0.1 port=61000 "
                                 "sslmode=disable'\nother = 'port=1'\n")
+
+
+def test_reap_strays__stops_an_unregistered_engine_in_our_dirs_and_spares_the_registered(engines: eng.Engines,
+                                                                                        primary: dict) -> None:
+    import subprocess
+
+    from awslab.local.engines.children import pid_alive as alive
+
+    stray_dir = engines.base() / "stray-from-a-killed-server"
+    stray_dir.mkdir(exist_ok=True)
+    from awslab.local.engines.children import free_port
+
+    stray = subprocess.Popen([str(eng.redis_server_path()), "--port", str(free_port()), "--save", ""], cwd=stray_dir,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    elsewhere = subprocess.Popen([str(eng.redis_server_path()), "--port", str(free_port()), "--save", ""], cwd="/",
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        eventually(lambda: all(p.poll() is None and Path(f"/proc/{p.pid}/cwd").exists() for p in (stray, elsewhere)))
+        assert engines.reap_strays() == [stray.pid]
+        stray.wait(timeout=10)
+        assert alive(elsewhere.pid) and _query(primary, "SELECT 1") == [[1]]   # the registered engine's workers too
+    finally:
+        for p in (stray, elsewhere):
+            p.kill()
+            p.wait()

@@ -108,7 +108,7 @@ from awslab.local.engines.redis_server import (
     redis_save,
 )
 from awslab.local.engines.registry import Registry
-from awslab.local.processes import proc_stat
+from awslab.local.processes import cmdline, parent_pid, proc_stat
 
 try:
     import fcntl
@@ -585,6 +585,32 @@ class Engines:
         else:
             self.halt(key)
             self.resume(key)
+
+    def reap_strays(self) -> list[int]:
+        """Stop engine processes that run in this home's engine dirs but are in no entry (a server
+        killed between starting one and registering its pid leaves such a process behind); only
+        postgres / redis-server processes whose working dir is under ours are touched."""
+        registered = {e.get("pid") for e in self.entries().values() if e.get("pid")}
+        bases = [str(b) + os.sep for b in {self.root / "engines", self._fallback_base()}]
+        stopped = []
+        for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+            if not name.isdigit() or int(name) in registered or int(name) == os.getpid():
+                continue
+            pid = int(name)
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            cmd = cmdline(pid)
+            # An engine's parent is not an engine; a postmaster's own workers (its children) are left to it.
+            top = not any(w in cmdline(parent_pid(pid) or 0) for w in ("postgres", "redis-server"))
+            if top and any(cwd.startswith(b) for b in bases) and ("postgres" in cmd or "redis-server" in cmd):
+                stat = proc_stat(pid)
+                if terminate({"pid": pid, "engine": "postgres" if "postgres" in cmd else "redis",
+                              "started": stat[1] if stat else None}):
+                    log.warning("stopped stray %s pid %d (in %s, in no entry)", cmd.split()[0], pid, cwd)
+                    stopped.append(pid)
+        return stopped
 
     def alive(self, key: str) -> bool:
         """The engine ``key`` is registered available and its process is the one we started."""
