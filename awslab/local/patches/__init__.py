@@ -51,6 +51,10 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found here) an RDS-managed master secret holds user `admin` and a fixed password | closed: `rds.answers` (the master user name and a random password, as AWS) |
 | (found here) `RemoveRoleFromInstanceProfile` of a role the profile does not hold: HTTP 500 | closed: `iam.answers` (`NoSuchEntity`) |
 | (found here) `ClientToken` of `RunInstances` and `CreateRouteTable` ignored: a retried create makes a second one | closed: `ec2.client_tokens` (the same token returns the first result) |
+| (found here) the server accepts any credentials and any signature | closed outside the patches: `local/auth.py` (SigV4 checked against the home's keys and local IAM users') |
+| (found here) the server keeps its state in memory only: a stop or crash loses every resource | closed outside the patches: `local/persistence.py` (saved after each change, loaded at start) |
+| (found here) `ModifyDBInstance` applies at once, never `modifying` | closed: `rds.states` (`rds.modify` on the latency profile) |
+| (found here) no `IncreaseReplicaCount` / `DecreaseReplicaCount` | left: `up` shows a changed cache replica count as `replace` |
 """
 
 from __future__ import annotations
