@@ -5,7 +5,7 @@ to the plain functions of awslab.commands (lifecycle, recovery, demo) and awslab
 Heavy imports (boto3, moto) happen inside the commands, so ``awslab --help`` starts quickly.
 Exit codes: 0 success, 1 an operation failed, 2 bad input (nothing created), 130 interrupted.
 
-It is one module of about 500 lines on purpose: it is declarations (options, help, the check of
+It is one module of about 600 lines on purpose: it is declarations (options, help, the check of
 each input), no logic, and ``awslab --help`` then imports one file, and every option is defined in
 one place a reader can scan.
 """

@@ -16,8 +16,9 @@ awslab's client side (``awslab.verify.live.endpoint_map``, through the server's
 Engine work runs on a small pool of threads, one queue per resource, so a request never waits for
 an ``initdb``; a replica's start waits for its primary's.
 
-One module (about 450 lines) because RDS's and ElastiCache's hooks share that queue, the endpoint
-map and the snapshot files; it is the place to split by service when either grows.
+One module (about 600 lines) because RDS's and ElastiCache's hooks share that queue, the endpoint
+map and the snapshot files, and so do the revivers that give a restarted server's resources their
+engines back (``resume``, ``reconcile``); it is the place to split by service when either grows.
 """
 
 from __future__ import annotations

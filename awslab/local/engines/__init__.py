@@ -32,7 +32,7 @@ by ``pg_basebackup -R``) lives in the replica's private data dir.
 The package: ``binaries`` (finding them), ``accounts`` (who runs them), ``files``, ``children`` (the
 processes started here: reaping, stopping, telling ours from a reused pid), ``registry``
 (``engines.json``), ``postgres`` and ``redis_server`` (each engine's own configuration and probes).
-This module is the one facade the local AWS calls, ``Engines``; it stays one class (about 450
+This module is the one facade the local AWS calls, ``Engines``; it stays one class (about 550
 lines) because every operation on it (start, replicate, promote, snapshot, restore, stop) takes the
 registry, the run-as user, the directories and the processes together."""
 
