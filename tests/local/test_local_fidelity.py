@@ -3,6 +3,7 @@ gap of shared/MOTO-GAPS.md (the table is in awslab/local/patches/__init__.py).""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -382,3 +383,30 @@ def test_rds_create_db_subnet_group__an_existing_name_is_refused_not_replaced(aw
     assert _code(info) == "DBSubnetGroupAlreadyExists"
     assert rds.describe_db_subnet_groups(DBSubnetGroupName=stack)["DBSubnetGroups"][0]["DBSubnetGroupDescription"] == "first"
     rds.delete_db_subnet_group(DBSubnetGroupName=stack)
+
+
+def test_the_aws_cli_view_of_a_lab__db_tags_host_groups_and_a_revoke_without_description(awslab, aws, stack):
+    """What a learner checks with the AWS CLI: the DB instance's tags through the tag calls, the
+    host's groups on the instance, and a rule revoked by protocol, port and source alone."""
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    rds, ec2 = aws("rds"), aws("ec2")
+    db = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+    tags = {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=db["DBInstanceArn"])["TagList"]}
+    assert tags["awslab:stack"] == stack and tags["awslab:resource"] == "db.primary"
+    rds.add_tags_to_resource(ResourceName=db["DBInstanceArn"], Tags=[{"Key": "owner", "Value": "alice"}])
+    listed = rds.list_tags_for_resource(ResourceName=db["DBInstanceArn"])["TagList"]
+    assert {"Key": "owner", "Value": "alice"} in listed
+
+    groups = {g["GroupName"]: g["GroupId"] for g in ec2.describe_security_groups(
+        Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["SecurityGroups"]}
+    (inst,) = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["Reservations"]
+               for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+    assert [g["GroupId"] for g in inst["SecurityGroups"]] == [groups[f"{stack}-app"]]
+
+    ec2.revoke_security_group_ingress(GroupId=groups[f"{stack}-cache"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379, "UserIdGroupPairs": [{"GroupId": groups[f"{stack}-app"]}]}])
+    cache_sg = ec2.describe_security_groups(GroupIds=[groups[f"{stack}-cache"]])["SecurityGroups"][0]
+    assert [p for p in cache_sg["IpPermissions"] if p.get("FromPort") == 6379] == []
+    verify = json.loads(awslab("verify", "--name", stack, "--check", "path", "--output", "json").out)
+    assert {c["id"]: c["status"] for c in verify}["path.app-to-cache"] == "FAIL"
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0

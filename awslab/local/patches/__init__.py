@@ -51,6 +51,9 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found here) an RDS-managed master secret holds user `admin` and a fixed password | closed: `rds.answers` (the master user name and a random password, as AWS) |
 | (found here) `RemoveRoleFromInstanceProfile` of a role the profile does not hold: HTTP 500 | closed: `iam.answers` (`NoSuchEntity`) |
 | (found here) `ClientToken` of `RunInstances` and `CreateRouteTable` ignored: a retried create makes a second one | closed: `ec2.client_tokens` (the same token returns the first result) |
+| (found later) revoking a rule needs its Description | closed: `ec2.rule_matching` (protocol, ports and source, as AWS) |
+| (found later) an instance launched with a network interface shows `SecurityGroups: []` | closed: `ec2.instance_groups` (the primary interface's groups) |
+| (found later) RDS tag calls on DB instances see nothing (the layer's `databases` dict was not the one `resource_map` held) | closed: `_base.wrap_init_dicts` keeps `resource_map` on the new dict |
 | (found here) the server accepts any credentials and any signature | closed outside the patches: `local/auth.py` (SigV4 checked against the home's keys and local IAM users') |
 | (found here) the server keeps its state in memory only: a stop or crash loses every resource | closed outside the patches: `local/persistence.py` (saved after each change, loaded at start) |
 | (found here) `ModifyDBInstance` applies at once, never `modifying` | closed: `rds.states` (`rds.modify` on the latency profile) |
@@ -85,6 +88,8 @@ def apply() -> None:
     ec2.states()
     ec2.client_tokens()
     ec2.in_use_deletes()
+    ec2.rule_matching()
+    ec2.instance_groups()
     iam.action_names()
     iam.answers()
     iam.managed_policies_in_one_partition()

@@ -60,7 +60,16 @@ def wrap_init_dicts(cls, *names: str) -> None:
     def __init__(self, *a, **kw):
         orig(self, *a, **kw)
         for name in names:
-            setattr(self, name, latency.ExpiringDict(getattr(self, name)))
+            old = getattr(self, name)
+            new = latency.ExpiringDict(old)
+            setattr(self, name, new)
+            # moto's RDS finds resources to tag through resource_map, which holds the dict itself:
+            # it must hold the new one (else ListTagsForResource / AddTagsToResource see nothing).
+            resource_map = getattr(self, "resource_map", None)
+            if isinstance(resource_map, dict):
+                for kind, resources in list(resource_map.items()):
+                    if resources is old:
+                        resource_map[kind] = new
 
     cls.__init__ = __init__
 

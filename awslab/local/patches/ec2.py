@@ -173,3 +173,45 @@ def in_use_deletes() -> None:
         return orig_dbsg(self, subnet_name)
 
     RDSBackend.delete_subnet_group = delete_subnet_group
+
+
+def rule_matching() -> None:
+    """Revoking a rule matches it on protocol, ports and source alone, as AWS does: moto also
+    compared the source group's Description, so a revoke without it found nothing
+    (InvalidPermission.NotFound)."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    def source(rule) -> tuple:
+        group = rule.source_group or {}
+        return group.get("GroupId"), group.get("GroupName")
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, SecurityGroupRule) or self.ip_protocol != other.ip_protocol:
+            return False
+        for key in ("CidrIp", "CidrIpv6"):
+            if key in self.ip_range and self.ip_range.get(key) != other.ip_range.get(key):
+                return False
+        if source(self) != source(other) or self.prefix_list_id != other.prefix_list_id:
+            return False
+        return self.ip_protocol == "-1" or (self.from_port, self.to_port) == (other.from_port, other.to_port)
+
+    SecurityGroupRule.__eq__ = __eq__
+
+
+def instance_groups() -> None:
+    """An instance launched with a network interface lists that interface's groups as its own
+    (DescribeInstances' SecurityGroups), as AWS does; moto left the list empty."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    orig = InstanceBackend.run_instances
+
+    @functools.wraps(orig)
+    def run_instances(self, *a, **kw):
+        reservation = orig(self, *a, **kw)
+        for inst in reservation.instances:
+            primary = (getattr(inst, "nics", None) or {}).get(0)
+            if not inst.security_groups and primary is not None:
+                inst.security_groups = list(primary.group_set)
+        return reservation
+
+    InstanceBackend.run_instances = run_instances
