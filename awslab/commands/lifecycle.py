@@ -209,8 +209,14 @@ def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], o
     ui.emit(f"\nstack {stack} on {where}; on real AWS this lab costs about {pricing.format_money(hourly)}/hour"
             f"{'' if complete else ' (some sizes not priced)'}. Remove it with `awslab down`.")
     if ctx.is_local and _has_engines(ctx, stack):
-        ui.emit("Real PostgreSQL and Redis answer behind the endpoints: `awslab verify` checks them, "
-                "`awslab connect db|replica|cache` prints a psql / redis-cli line.")
+        if lab.database.engine == "postgres":
+            ui.emit("Real PostgreSQL and Redis answer behind the endpoints: `awslab verify` checks them, "
+                    "`awslab connect db|replica|cache` prints a psql / redis-cli line.")
+        else:
+            ui.emit(f"The local AWS runs {lab.database.engine} as a control plane only (no real database behind "
+                    "its endpoint: its live checks SKIP); real Redis answers behind the cache endpoint "
+                    "(`awslab connect cache`). Real PostgreSQL runs for postgres labs; --target aws for a real "
+                    f"{lab.database.engine}.")
 
 
 def _has_engines(ctx: Context, stack: str) -> bool:

@@ -39,6 +39,10 @@ class Host:
     managed_policy_arns: tuple[str, ...] = ("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",)
 
 
+# Master user names RDS refuses per engine (AWS: "a reserved word for the chosen engine"): `admin` is
+# the console's default for MySQL, and RDS PostgreSQL refuses it.
+RESERVED_MASTER_USERNAMES = {"postgres": ("admin", "postgres", "rdsadmin", "root"), "mysql": ("rdsadmin", "root")}
+
 @dataclass(frozen=True)
 class Database:
     engine: str = "postgres"
@@ -333,9 +337,11 @@ def validate(lab: Lab) -> None:
     if d.read_replicas and d.backup_retention_days == 0:
         raise LabError(src, "database.backup_retention_days", "read replicas need automated backups on the primary",
                        "set database.backup_retention_days to 1 or more, or database.read_replicas=0")
-    if not _is_identifier(d.master_username, 16) or d.master_username.lower() in ("admin", "postgres", "rdsadmin", "root"):
-        raise LabError(src, "database.master_username", f"'{d.master_username}' is not allowed",
-                       "1-16 letters, digits or '_', starting with a letter; not a reserved word like admin or postgres")
+    reserved = RESERVED_MASTER_USERNAMES.get(d.engine, ())
+    if not _is_identifier(d.master_username, 16) or d.master_username.lower() in reserved:
+        raise LabError(src, "database.master_username", f"'{d.master_username}' is not allowed for {d.engine}",
+                       "1-16 letters, digits or '_', starting with a letter; not a word the engine reserves: "
+                       + ", ".join(reserved))
     if not _is_identifier(d.database_name, 63):
         raise LabError(src, "database.database_name", f"'{d.database_name}' is not a valid database name",
                        "letters, digits or '_', starting with a letter")

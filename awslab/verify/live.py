@@ -270,9 +270,14 @@ def _pgpass_escape(text: str) -> str:
 
 
 def require_engine(addr: Address, what: str) -> None:
-    if not addr.usable:
-        raise UsageError(f"no engine to connect to for {what} ({addr.endpoint}): {addr.reason or addr.status}",
-                         "on the local AWS: awslab local stop && awslab local start (engines on); " + INSTALL_HINT)
+    if addr.usable:
+        return
+    if addr.status == "unavailable" and "PostgreSQL only" in (addr.reason or ""):
+        # Not something a restart fixes: the local AWS has no real MySQL.
+        raise UsageError(f"no engine to connect to for {what} ({addr.endpoint}): {addr.reason}",
+                         "a MySQL lab runs the control plane only on the local AWS; --target aws for a real one")
+    raise UsageError(f"no engine to connect to for {what} ({addr.endpoint}): {addr.reason or addr.status}",
+                     "on the local AWS: awslab local stop && awslab local start (engines on); " + INSTALL_HINT)
 
 
 def connect(run: Run, what: str, as_env: bool) -> dict:
@@ -360,8 +365,10 @@ def check_local(run: Run, w: World, lab: Lab) -> list[Result]:
     if db is None:
         out.append(Result("live.host-to-db", SKIP, "needs the primary DB (db.primary)"))
     elif lab.database.engine != "postgres":
-        out.append(Result("live.host-to-db", SKIP, f"the local AWS runs real engines for PostgreSQL only, not "
-                          f"{lab.database.engine}: control plane only"))
+        # Every live check of the database says why it did not run: the primary's and each replica's.
+        why = f"the local AWS runs real engines for PostgreSQL only, not {lab.database.engine}: control plane only"
+        out.append(Result("live.host-to-db", SKIP, why))
+        out += [Result(f"live.{k}", SKIP, why) for k, _ in w.dbs() if k.startswith("db.replica.")]
     else:
         replicas = [(k, raw) for k, raw in w.dbs() if k.startswith("db.replica.")]
         out += [Result(*row) for row in check_db(run, db, replicas, mapping, lab.database.database_name)]

@@ -101,3 +101,13 @@ def test_lab_file__a_custom_lab_takes_defaults_for_what_it_leaves_out(tmp_path):
 def test_lab_file__missing_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="lab file not found"):
         load_lab(lab_file=tmp_path / "absent.toml")
+
+
+def test_master_username__admin_is_mysqls_console_default_and_postgres_refuses_it():
+    from awslab.errors import LabError
+
+    mysql = load_lab("week6", overrides=["database.engine=mysql", "database.engine_version=8.0",
+                                         "database.master_username=admin"])
+    assert mysql.database.master_username == "admin"
+    with pytest.raises(LabError, match="'admin' is not allowed for postgres"):
+        load_lab("week6", overrides=["database.master_username=admin"])

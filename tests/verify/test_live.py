@@ -137,3 +137,19 @@ def _engine_dirs(home: Path, keys: set[str]) -> list[Path]:
     """The data dirs of the engines behind ``keys``, from the server's engine registry."""
     registry = json.loads((home / "local" / "engines" / "engines.json").read_text())["engines"]
     return [Path(registry[k]["dir"]) for k in keys if k in registry]
+
+
+def test_a_mysql_lab__says_control_plane_only_everywhere_and_takes_admin(awslab, engines, stack):
+    mysql = ["--set", "database.engine=mysql", "--set", "database.engine_version=8.0",
+             "--set", "database.master_username=admin"]
+    up = awslab("up", "week6", "--name", stack, *mysql)
+    assert up.code == 0, up.err
+    assert "runs mysql as a control plane only" in up.out and "Real PostgreSQL and Redis answer" not in up.out
+    connect = awslab("connect", "db", "--name", stack)
+    assert connect.code == 2 and "control plane only" in connect.err and "local stop" not in connect.err
+    live = {r["id"]: r for r in json.loads(awslab("verify", "--name", stack, "--check", "live", "--output", "json").out)}
+    assert {k: r["status"] for k, r in live.items() if k.startswith(("live.host-to-db", "live.db."))} == {
+        "live.host-to-db": "SKIP", "live.db.replica.1": "SKIP"}
+    assert all("PostgreSQL only, not mysql" in r["detail"] for k, r in live.items() if "db" in k)
+    assert live["live.host-to-cache"]["status"] == "PASS"
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
