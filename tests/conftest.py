@@ -58,21 +58,20 @@ def aws_sandbox(tmp_path, monkeypatch):
 
 
 def _stop_servers_started_here(home: Path) -> None:
-    """A test that made awslab start its own local AWS must not leave the process behind."""
-    import json
+    """A test that made awslab start its own local AWS must not leave the process behind. Only a
+    server that holds this home's lock was started here; a home pointed at a shared or module
+    server (``point_at``) holds no lock, and that server lives on."""
     import signal
 
-    info_path = home / "local" / "server.json"
-    shared = os.environ.get("AWSLAB_TEST_SHARED_SERVER_PID")
-    if not info_path.exists():
+    from awslab.local import manager
+
+    if not (home / "local" / "server.lock").exists():
         return
-    try:
-        pid = json.loads(info_path.read_text())["pid"]
-    except (ValueError, KeyError):
-        return
-    if str(pid) != shared:
+    with _home(home):
+        holder = manager.lock_holder()
+    if holder and holder.get("pid") and str(holder["pid"]) != os.environ.get("AWSLAB_TEST_SHARED_SERVER_PID"):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(holder["pid"], signal.SIGTERM)
 
 
 @contextlib.contextmanager

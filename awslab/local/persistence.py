@@ -2,8 +2,8 @@
 snapshots), saved after each change and loaded by the next server of the same home, so a stack
 survives `awslab local stop`, a crash of the server and a reboot of the machine.
 
-Saved as one pickle of all the backends (references between them kept), with a header naming the
-versions it was made by, written atomically (rename) and owner-only to ``<local dir>/state.pickle``
+Saved as one pickle of all the backends (references between them kept; AWS's managed policies by
+ARN, taken from the new server's IAM), with a header naming the versions it was made by, written atomically (rename) and owner-only to ``<local dir>/state.pickle``
 (it holds the lab's secrets, as Secrets Manager does). A change is saved by a background thread
 once requests pause for ``SAVE_DELAY_S`` (at most ``SAVE_AT_MOST_S`` after it), so a SIGKILL loses
 at most that last second; a clean stop saves synchronously. Requests and the save share one lock, so a save never sees a
@@ -37,7 +37,7 @@ from awslab.local import latency
 log = logging.getLogger("awslab.local.persistence")
 
 STATE_FILE = "state.pickle"
-FORMAT = 1
+FORMAT = 2   # 2: AWS managed policies saved by reference
 SAVE_DELAY_S = 0.2
 SAVE_AT_MOST_S = 1.0
 # Operations that only read: anything else marks the state changed.
@@ -103,6 +103,13 @@ def _defaultdict(cls, factory, items, attrs):
 
 
 class _Pickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        # AWS's ~1,300 managed policies are 80% of the state and the same in every server: saved by
+        # ARN (with how many attach them), taken from the new server's IAM at load.
+        if isinstance(obj, _aws_managed_policy()):
+            return ("aws-managed-policy", obj.account_id, obj.arn, obj.attachment_count)
+        return None
+
     def reducer_override(self, obj):
         # defaultdict pickles as cls(factory): wrong for a lambda factory, and for a subclass whose
         # __init__ takes other arguments (moto's ParameterDict).
@@ -114,10 +121,35 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
+class _Unpickler(pickle.Unpickler):
+    def persistent_load(self, pid):
+        kind, account, arn, attachments = pid
+        if kind != "aws-managed-policy":
+            raise pickle.UnpicklingError(f"unknown reference {kind!r}")
+        from moto.iam.models import iam_backends
+
+        policy = iam_backends[account]["global"].managed_policies.get(arn)
+        if policy is None:
+            raise pickle.UnpicklingError(f"AWS managed policy {arn} is not in this moto")
+        policy.attachment_count = attachments
+        return policy
+
+
+@functools.cache
+def _aws_managed_policy():
+    from moto.iam.models import AWSManagedPolicy
+
+    return AWSManagedPolicy
+
+
 def dumps(state: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
     return buf.getvalue()
+
+
+def loads(data: bytes) -> dict[str, Any]:
+    return _Unpickler(io.BytesIO(data)).load()
 
 
 def is_change(operation: str) -> bool:
@@ -197,7 +229,7 @@ class Store:
         except FileNotFoundError:
             return "no saved state: starting empty"
         try:
-            state = pickle.loads(data)
+            state = loads(data)
             if state.get("versions") != _versions():
                 raise ValueError(f"made by {state.get('versions')}, this is {_versions()}")
             count = restore(state)
@@ -252,7 +284,7 @@ class Store:
         self._digest = digest
         if not self._checked:   # once per server: what was written loads, or the log says why now
             self._checked = True
-            pickle.loads(data)
+            loads(data)
         return True
 
     def close(self) -> None:
