@@ -410,3 +410,15 @@ def test_the_aws_cli_view_of_a_lab__db_tags_host_groups_and_a_revoke_without_des
     verify = json.loads(awslab("verify", "--name", stack, "--check", "path", "--output", "json").out)
     assert {c["id"]: c["status"] for c in verify}["path.app-to-cache"] == "FAIL"
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
+
+
+def test_rds__an_instance_without_a_version_gets_a_current_one_and_its_snapshot_restores(aws, stack):
+    rds = aws("rds")
+    rds.create_db_instance(DBInstanceIdentifier=stack, Engine="postgres", DBInstanceClass="db.t3.micro",
+                           MasterUsername="lab", MasterUserPassword="a-long-password-1", AllocatedStorage=20)
+    version = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["EngineVersion"]
+    assert int(version.split(".")[0]) >= 13
+    rds.create_db_snapshot(DBInstanceIdentifier=stack, DBSnapshotIdentifier=f"{stack}-s")
+    rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier=f"{stack}-r", DBSnapshotIdentifier=f"{stack}-s")
+    for ident in (stack, f"{stack}-r"):
+        rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)

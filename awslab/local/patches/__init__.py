@@ -54,6 +54,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found later) revoking a rule needs its Description | closed: `ec2.rule_matching` (protocol, ports and source, as AWS) |
 | (found later) an instance launched with a network interface shows `SecurityGroups: []` | closed: `ec2.instance_groups` (the primary interface's groups) |
 | (found later) RDS tag calls on DB instances see nothing (the layer's `databases` dict was not the one `resource_map` held) | closed: `_base.wrap_init_dicts` keeps `resource_map` on the new dict |
+| (found later) an instance created without a version gets a retired one (9.3.3), so its snapshot cannot be restored | closed: `rds.rejects` (a current default, `DEFAULT_VERSIONS`) |
 | (found here) the server accepts any credentials and any signature | closed outside the patches: `local/auth.py` (SigV4 checked against the home's keys and local IAM users') |
 | (found here) the server keeps its state in memory only: a stop or crash loses every resource | closed outside the patches: `local/persistence.py` (saved after each change, loaded at start) |
 | (found here) `ModifyDBInstance` applies at once, never `modifying` | closed: `rds.states` (`rds.modify` on the latency profile) |

@@ -97,9 +97,16 @@ def states() -> None:
     RDSBackend.delete_db_instance = delete_db_instance
 
 
+# What RDS picks when CreateDBInstance names no version: a current one (moto's are retired: 9.3.3,
+# 5.6.21, which the version check below, as AWS, would then refuse on a restore).
+DEFAULT_VERSIONS = {"postgres": "16.4", "mysql": "8.0.39"}
+
+
 def rejects() -> None:
     """What AWS refuses and moto accepts, refused with AWS's codes and messages."""
-    from moto.rds.models import RDSBackend
+    from moto.rds.models import DBInstance, RDSBackend
+
+    DBInstance.default_engine_versions.update(DEFAULT_VERSIONS)
 
     orig_create = RDSBackend.create_db_instance
 
