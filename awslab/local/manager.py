@@ -156,7 +156,8 @@ def credentials() -> dict[str, str]:
     creds = read_credentials(local_dir())
     if creds is None:
         raise OperationError(f"the local AWS's credentials are missing from {local_dir()}",
-                             "run `awslab local start`: it makes them")
+                             "an older awslab started the running local AWS: `awslab local stop && awslab local "
+                             "start` (stacks and data are kept)")
     return creds
 
 
