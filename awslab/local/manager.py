@@ -157,7 +157,7 @@ def credentials() -> dict[str, str]:
     if creds is None:
         raise OperationError(f"the local AWS's credentials are missing from {local_dir()}",
                              "an older awslab started the running local AWS: `awslab local stop && awslab local "
-                             "start` (stacks and data are kept)")
+                             "start` (a server that old saves nothing: its stacks go with it)")
     return creds
 
 
