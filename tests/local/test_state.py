@@ -294,3 +294,33 @@ def test_up_racing_down__one_waits_and_the_stack_is_cleanly_gone(awslab, home, s
     # The up ran after the down: the stack is whole again, and verify passes.
     verify = awslab("verify", "--name", stack)
     assert verify.code == 0, verify.out
+
+
+def test_a_transition_in_flight_resumes_on_the_saved_timeline(awslab, aws_sandbox, monkeypatch):
+    """A DB `creating` when the local AWS stops is still on its way when it starts again (its
+    latency profile is kept with the state) and becomes available when its time is up."""
+    import boto3
+    from conftest import server_keys
+
+    monkeypatch.setenv("AWSLAB_LOCAL_ENGINES", "off")
+    assert awslab("local", "start", "--latency", "rds.create=6").code == 0
+    info = json.loads((aws_sandbox / "local" / "server.json").read_text())
+
+    def rds():
+        port = json.loads((aws_sandbox / "local" / "server.json").read_text())["port"]
+        return boto3.client("rds", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                            **server_keys(aws_sandbox))
+
+    rds().create_db_instance(DBInstanceIdentifier="inflight", Engine="postgres", EngineVersion="16",
+                             DBInstanceClass="db.t3.micro", AllocatedStorage=20, MasterUsername="labadmin",
+                             ManageMasterUserPassword=True)
+    started = time.monotonic()
+    time.sleep(SAVE_AT_MOST_S + 0.5)
+    assert awslab("local", "stop").code == 0
+    restart = awslab("local", "start")
+    assert restart.code == 0 and "latency instant {'rds.create': 6.0}" in restart.out   # the profile came back too
+    assert json.loads((aws_sandbox / "local" / "server.json").read_text())["pid"] != info["pid"]
+    assert rds().describe_db_instances(DBInstanceIdentifier="inflight")["DBInstances"][0]["DBInstanceStatus"] == "creating"
+    eventually(lambda: rds().describe_db_instances(DBInstanceIdentifier="inflight")["DBInstances"][0]
+               ["DBInstanceStatus"] == "available", within_s=15)
+    assert time.monotonic() - started >= 6 - 0.5   # not before its time
