@@ -93,12 +93,10 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
 
 def _revive_dead_engines(ctx: Context) -> None:
     """On the local AWS, `up` also repairs the data plane: an engine that died since (killed, out of
-    memory) is started again on its data."""
+    memory) is started again on its data. The Context found the server already: no second look."""
     from awslab.local import manager
 
-    server = manager.find()
-    if server is not None:
-        manager.reconcile_engines(server)
+    manager.reconcile_engines(ctx.endpoint_url)
 
 
 def _counted(plan: Plan) -> str:

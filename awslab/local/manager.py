@@ -186,10 +186,10 @@ def set_latency(server: LocalServer, latency: str, time_scale: float = 1.0) -> d
         raise UsageError(f"latency refused: {json.loads(exc.read()).get('error')}") from None
 
 
-def reconcile_engines(server: LocalServer) -> dict:
-    """Ask the local AWS to bring back any engine that died (a killed postgres, a crash while it
-    was starting); those running are left alone."""
-    req = signed_request(f"{server.endpoint_url}{RECONCILE_PATH}", "POST", b"{}", {"Content-Type": "application/json"})
+def reconcile_engines(endpoint_url: str) -> dict:
+    """Ask the local AWS at ``endpoint_url`` to bring back any engine that died (a killed postgres,
+    a crash while it was starting); those running are left alone."""
+    req = signed_request(f"{endpoint_url}{RECONCILE_PATH}", "POST", b"{}", {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=150) as resp:   # the server waits up to 120 s for the engines
         return json.loads(resp.read())
 
