@@ -42,9 +42,11 @@ from awslab.local.engines import (
     postgres_bindir,
     redis_server_path,
 )
+from awslab.local.forwarder import Forwarder
 
 log = logging.getLogger("awslab.local.backing")
 ENDPOINTS_FILE = "endpoints.json"
+PORTS_FILE = "endpoint-ports.json"
 
 
 class Backing:
@@ -53,16 +55,22 @@ class Backing:
         self.endpoints_path = local_dir / ENDPOINTS_FILE
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="engine")
         self._jobs: dict[str, Future] = {}
+        self._labels: dict[str, str] = {}
         self._lock = threading.Lock()
         self._map_lock = threading.Lock()
         self.reconciling = False   # set while ``reconcile`` walks a running server's resources
+        self.forwarder = Forwarder(local_dir / PORTS_FILE)
+        self.roles: dict[str, str] = {}   # endpoint -> the engine key that holds its role now
 
     # --- work queues ---
 
-    def submit(self, key: str, work: Callable[[], Any], after: str | None = None, alias: str | None = None) -> Future:
+    def submit(self, key: str, work: Callable[[], Any], after: str | None = None, alias: str | None = None,
+               label: str = "creating") -> Future:
         """Run ``work`` once the previous job of ``key`` (and the latest job of ``after``) is done;
-        ``alias`` names the job too (a snapshot, so that a restore from it can wait for it)."""
+        ``alias`` names the job too (a snapshot, so that a restore from it can wait for it);
+        ``label`` is the state the resource shows while it runs."""
         with self._lock:
+            self._labels[key] = label
             waits = [f for f in (self._jobs.get(key), self._jobs.get(after) if after else None) if f is not None]
 
             def job():
@@ -94,6 +102,10 @@ class Backing:
             futures_wait(pending, timeout=max(0.0, deadline - time.monotonic()))
         return False
 
+    def label(self, key: str) -> str:
+        with self._lock:
+            return self._labels.get(key, "creating")
+
     def busy(self, key: str) -> bool:
         with self._lock:
             fut = self._jobs.get(key)
@@ -102,12 +114,36 @@ class Backing:
     # --- the endpoint map ---
 
     def publish(self, endpoint: str, **info: Any) -> None:
+        """Say in the map what is behind ``endpoint``; an available engine's ``port`` is the
+        endpoint's own local address (``forwarder.py``), relayed to that engine (``engine_port``)."""
+        if info.get("status") == "available" and info.get("port"):
+            self.roles[endpoint] = info["key"]
+            local = self.forwarder.listen(endpoint, functools.partial(self._route, endpoint))
+            info = {**info, "engine_port": info["port"], "port": local}
         with self._map_lock:
             data = self.read_map()
             data[endpoint] = info
             write_json_atomic(self.endpoints_path, data)
 
+    def publish_engine(self, endpoint: str, key: str, role: str) -> None:
+        """``endpoint`` now reaches the engine ``key`` (after a failover, a reboot or a promotion)."""
+        entry = self.engines.get(key) or {}
+        self.publish(endpoint, key=key, role=role, status="available", engine=entry.get("engine"),
+                     host=entry.get("host"), port=entry.get("port"), pid=entry.get("pid"))
+
+    def _route(self, endpoint: str) -> tuple[str, int] | None:
+        entry = self.engines.get(self.roles.get(endpoint, ""))
+        if entry and entry.get("status") == "available" and entry.get("port"):
+            return entry["host"], int(entry["port"])
+        return None
+
+    def endpoints_of(self, key: str) -> list[str]:
+        return [e for e, k in list(self.roles.items()) if k == key]
+
     def unpublish(self, *endpoints: str) -> None:
+        for e in endpoints:
+            self.roles.pop(e, None)
+            self.forwarder.close(e)
         with self._map_lock:
             data = self.read_map()
             for e in endpoints:
@@ -149,14 +185,9 @@ class Backing:
     def repoint(self, key: str) -> None:
         """A running replica follows its primary's new port; where it listens now is published."""
         self.engines.repoint(key)
-        entry = self.engines.get(key) or {}
-        with self._map_lock:
-            data = self.read_map()
-            for endpoint, info in data.items():
-                if info.get("key") == key:
-                    data[endpoint] = {**info, "host": entry.get("host"), "port": entry.get("port"),
-                                      "pid": entry.get("pid"), "status": "available"}
-            write_json_atomic(self.endpoints_path, data)
+        for endpoint, info in self.read_map().items():
+            if info.get("key") == key:
+                self.publish_engine(endpoint, key, info.get("role", "replica"))
 
     def stop_engine(self, key: str, *endpoints: str) -> Future:
         self.unpublish(*endpoints)
@@ -164,6 +195,7 @@ class Backing:
 
     def stop_all(self) -> list[int]:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.forwarder.close_all()
         pids = self.engines.stop_all()
         write_json_atomic(self.endpoints_path, {})
         return pids
@@ -171,6 +203,7 @@ class Backing:
     def halt_all(self) -> list[str]:
         """Stop every engine, keeping its data for the next server of this home (``resume``)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.forwarder.close_all()
         keys = self.engines.halt_all()
         write_json_atomic(self.endpoints_path, {})
         return keys
@@ -202,11 +235,11 @@ _backing: Backing | None = None
 
 
 def busy_state(obj) -> str | None:
-    """'creating' (or the object's own busy label) while its engine work runs."""
+    """'creating' (or what the running job says, e.g. 'rebooting') while its engine work runs."""
     key = getattr(obj, "_awslab_engine_key", None)
     if key is None or _backing is None or not _backing.busy(key):
         return None
-    return getattr(obj, "_awslab_busy_label", "creating")
+    return _backing.label(key)
 
 
 def enable(local_dir: Path) -> Backing:
@@ -322,11 +355,34 @@ def _with_own_password(db, key: str, entry: dict) -> dict:
 
 # --- RDS ---------------------------------------------------------------------------------------
 
+def _backups_on(db) -> bool:
+    return bool(getattr(db, "backup_retention_period", 0))
+
+
+def _epoch(value) -> float | None:
+    """A RestoreTime as the API hands it (datetime or ISO-8601 text) in epoch seconds."""
+    from datetime import datetime, timezone
+
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def restore_window(region: str, ident: str) -> tuple[float, float] | None:
+    """The real restorable window of a DB instance's engine (epoch seconds), when it keeps backups."""
+    if _backing is None:
+        return None
+    return _backing.engines.restore_window(_db_key(region, ident))
+
+
 def _rds() -> None:
-    from moto.rds.models import RDSBackend
+    from moto.rds.models import DBInstance, RDSBackend
 
     b = _backing
     assert b is not None
+    engines = b.engines
 
     def unsupported(db, why: str) -> None:
         b.publish(_db_endpoint(db), key=_db_key(db.region, db.db_instance_identifier), status="unavailable", reason=why)
@@ -337,74 +393,138 @@ def _rds() -> None:
         _after(RDSBackend, method, hook, inside)
 
     def start_primary(db, start: Callable[[], dict], role: str = "primary", after_key: str | None = None) -> None:
+        """Start the instance's engine (and, for Multi-AZ, its synchronous standby, before the
+        instance is available, as RDS creates both)."""
         if db.engine != "postgres":
             unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
             return
         key = _db_key(db.region, db.db_instance_identifier)
         db._awslab_engine_key = key
-        b.start_engine(_db_endpoint(db), key, start, after=after_key, role=role)
+
+        def work() -> dict:
+            entry = start()
+            if db.multi_az and role == "primary":
+                engines.start_standby(key)
+            return entry
+
+        b.start_engine(_db_endpoint(db), key, work, after=after_key, role=role)
 
     def created(self, db, db_kwargs) -> None:
         secret = _secret_of(db)
         key = _db_key(db.region, db.db_instance_identifier)
-        start_primary(db, lambda: b.engines.start_postgres(key, user=secret["username"], password=secret["password"],
-                                                           dbname=db.db_name or "postgres",
-                                                           major=_pg_major_available(db.engine_version)))
+        start_primary(db, lambda: engines.start_postgres(key, user=secret["username"], password=secret["password"],
+                                                         dbname=db.db_name or "postgres", backups=_backups_on(db),
+                                                         major=_pg_major_available(db.engine_version)))
 
     def replica_created(self, db, db_kwargs) -> None:
         source = db.source_db_instance_identifier or ""
         src_key = _db_key(db.region, source.split(":")[-1])
         key = _db_key(db.region, db.db_instance_identifier)
-        start_primary(db, lambda: b.engines.start_postgres_replica(key, primary=src_key), role="replica", after_key=src_key)
+        start_primary(db, lambda: engines.start_postgres_replica(key, primary=src_key), role="replica", after_key=src_key)
 
     def restored(self, db, *a, **kw) -> None:
         snap_id = kw.get("from_snapshot_id") or (a[0] if a else "")
         snap = _snap_key("rds", db.region, snap_id)
         key = _db_key(db.region, db.db_instance_identifier)
-        start_primary(db, lambda: _with_own_password(db, key, b.engines.restore_postgres(key, snapshot=snap)),
+        start_primary(db, lambda: _with_own_password(db, key, engines.restore_postgres(key, snapshot=snap,
+                                                                                       backups=_backups_on(db))),
                       after_key=f"snapshot:{snap}")
 
     def restored_to_time(self, db, *a, **kw) -> None:
-        # The engine keeps no WAL archive: a point-in-time restore carries the source's data as of now.
+        # The source's newest base backup before the time asked, and its WAL archive replayed up to it.
         source = kw.get("source_db_identifier") or (a[0] if a else "")
+        overrides = a[2] if len(a) > 2 else kw.get("overrides") or {}
+        when = None if overrides.get("use_latest_restorable_time") else _epoch(overrides.get("restore_time"))
         src_key = _db_key(db.region, source)
         key = _db_key(db.region, db.db_instance_identifier)
-        snap = f"pitr.{db.region}.{db.db_instance_identifier}"
-
-        def start() -> dict:
-            b.engines.delete_snapshot(snap)
-            b.engines.snapshot(src_key, snap)
-            try:
-                return _with_own_password(db, key, b.engines.restore_postgres(key, snapshot=snap))
-            finally:
-                b.engines.delete_snapshot(snap)
-
-        start_primary(db, start, after_key=src_key)
+        start_primary(db, lambda: _with_own_password(db, key, engines.restore_postgres_to_time(
+            key, source=src_key, when=when, backups=_backups_on(db))), after_key=src_key)
 
     def deleted(self, db, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False,
-                *a, **kw) -> None:
+                delete_automated_backups=True, *a, **kw) -> None:
         key = _db_key(db.region, db_instance_identifier)
         if final_db_snapshot_identifier and not skip_final_snapshot:
             snap = _snap_key("rds", db.region, final_db_snapshot_identifier)
-            b.submit(key, lambda: b.engines.snapshot(key, snap) if b.engines.get(key) else None, alias=f"snapshot:{snap}")
+            b.submit(key, lambda: engines.snapshot(key, snap) if engines.get(key) else None, alias=f"snapshot:{snap}")
+        b.submit(key, lambda: engines.stop(engines.standby_key(key)))
         b.stop_engine(key, _db_endpoint(db))
+        if delete_automated_backups is not False:
+            b.submit(key, lambda: engines.remove_backups(key))
+
+    def rebooted(self, db, db_instance_identifier, force_failover=False, *a, **kw) -> None:
+        """A reboot restarts the server; with failover the primary crashes, the standby is promoted
+        and takes the endpoint, and a new standby is built from it. Open connections drop either way."""
+        key = _db_key(db.region, db.db_instance_identifier)
+        if db.engine != "postgres" or not engines.get(key):
+            return
+        endpoint = _db_endpoint(db)
+        sk = engines.standby_key(key)
+        failover = force_failover and engines.alive(sk)
+
+        def work() -> None:
+            started = time.monotonic()
+            before = (engines.get(key) or {}).get("port")
+            if failover:
+                engines.failover(key)
+            else:
+                engines.restart(key)
+            for e in b.endpoints_of(key) or [endpoint]:
+                b.forwarder.drop(e)
+                b.publish_engine(e, key, "primary")
+            log.info("%s %s: %r serves again after %.2f s", "failover" if failover else "reboot", endpoint, key,
+                     time.monotonic() - started)
+            if failover or (engines.get(key) or {}).get("port") != before:
+                for follower in engines.followers(key):
+                    if follower != sk:
+                        b.submit(follower, functools.partial(b.repoint, follower), after=key)
+            if failover:
+                b.submit(sk, functools.partial(engines.rebuild_standby, key), after=key)
+
+        b.submit(key, work, label="rebooting")
+
+    def promoted(self, db, db_kwargs) -> None:
+        key = _db_key(db.region, db.db_instance_identifier)
+        if db.engine != "postgres" or (engines.get(key) or {}).get("role") != "replica":
+            return
+        endpoint = _db_endpoint(db)
+
+        def work() -> None:
+            engines.promote_postgres(key, backups=_backups_on(db))
+            b.publish_engine(endpoint, key, "primary")
+
+        b.submit(key, work, label="modifying")
+
+    def modified(self, db, db_instance_identifier, db_kwargs, *a, **kw) -> None:
+        """Multi-AZ turned on adds the standby, off removes it; backups on or off start or stop the archive."""
+        key = _db_key(db.region, db.db_instance_identifier)
+        entry = engines.get(key)
+        if db.engine != "postgres" or not entry or entry.get("role") != "primary":
+            return
+        sk = engines.standby_key(key)
+        if db.multi_az and not engines.get(sk):
+            b.submit(sk, functools.partial(engines.start_standby, key), after=key)
+        elif not db.multi_az and engines.get(sk):
+            b.submit(key, functools.partial(engines.remove_standby, key))
+        if _backups_on(db) != bool(entry.get("backups")):
+            b.submit(key, functools.partial(engines.set_backups, key, _backups_on(db)))
 
     def snapshot_created(self, snap, db_instance_identifier, db_snapshot_identifier, *a, **kw) -> None:
         key = _db_key(self.region_name, db_instance_identifier)
         name = _snap_key("rds", self.region_name, db_snapshot_identifier)
         snap._awslab_engine_key = key
-        b.submit(key, lambda: b.engines.snapshot(key, name) if b.engines.get(key) else None, alias=f"snapshot:{name}")
+        b.submit(key, lambda: engines.snapshot(key, name) if engines.get(key) else None, alias=f"snapshot:{name}",
+                 label="backing-up")
 
     def snapshot_copied(self, snap, source_db_snapshot_identifier, target_db_snapshot_identifier, *a, **kw) -> None:
         source = source_db_snapshot_identifier
         region = source.split(":")[3] if source.startswith("arn:") else self.region_name
         src = _snap_key("rds", region, source)
         dst = _snap_key("rds", self.region_name, target_db_snapshot_identifier)
-        b.submit(f"snapshot:{dst}", lambda: b.engines.copy_snapshot(src, dst)
-                 if (b.engines.snapshots_dir / src).exists() else None, after=f"snapshot:{src}")
+        b.submit(f"snapshot:{dst}", lambda: engines.copy_snapshot(src, dst)
+                 if (engines.snapshots_dir / src).exists() else None, after=f"snapshot:{src}")
 
     def snapshot_deleted(self, snap, db_snapshot_identifier, *a, **kw) -> None:
-        b.engines.delete_snapshot(_snap_key("rds", self.region_name, db_snapshot_identifier))
+        engines.delete_snapshot(_snap_key("rds", self.region_name, db_snapshot_identifier))
 
     def revive(b: Backing) -> set[str]:
         from moto.rds.models import rds_backends
@@ -422,9 +542,26 @@ def _rds() -> None:
             if source:
                 b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: replica_created(backend, db, None),
                          role="replica", after=_db_key(region, source))
-            else:
-                b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: created(backend, db, None))
+                continue
+            fresh_primary = not engines.resumable(key) and (engines.get(key) or {}).get("status") != "available"
+            b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: created(backend, db, None))
+            if db.multi_az and not fresh_primary:   # a fresh primary makes its standby itself
+                sk = engines.standby_key(key)
+                claimed.add(sk)
+                b.revive(sk, [], lambda key=key, sk=sk: b.submit(sk, functools.partial(engines.start_standby, key),
+                                                                 after=key), role="standby", after=key)
         return claimed
+
+    def latest_restorable_time(self):
+        window = restore_window(self.region, self.db_instance_identifier)
+        if window is None:
+            return orig_latest.fget(self)
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(window[1], timezone.utc).replace(tzinfo=None)
+
+    orig_latest = DBInstance.latest_restorable_time
+    DBInstance.latest_restorable_time = property(latest_restorable_time)
 
     _revivers.append(revive)
     after("create_db_instance", created)
@@ -432,6 +569,9 @@ def _rds() -> None:
     after("restore_db_instance_from_db_snapshot", restored)
     after("restore_db_instance_to_point_in_time", restored_to_time)
     after("delete_db_instance", deleted)
+    after("reboot_db_instance", rebooted)
+    after("promote_read_replica", promoted)
+    after("modify_db_instance", modified)
     after("create_db_snapshot", snapshot_created)
     after("copy_db_snapshot", snapshot_copied)
     after("delete_db_snapshot", snapshot_deleted)
@@ -521,14 +661,15 @@ def _elasticache() -> None:
         def swap() -> None:
             b.engines.promote_redis(new)
             b.engines.follow_redis(old, primary=new)
-            info = b.read_map()
-            if primary_ep and reader_ep and primary_ep in info and reader_ep in info:
-                b.publish(primary_ep, **{**info[reader_ep], "key": new, "role": "primary"})
-                b.publish(reader_ep, **{**info[primary_ep], "key": old, "role": "replica"})
+            # The primary endpoint follows the new primary, the reader the old one; clients of both drop.
+            for endpoint, key, role in ((primary_ep, new, "primary"), (reader_ep, old, "replica")):
+                if endpoint and endpoint in b.roles:
+                    b.forwarder.drop(endpoint)
+                    b.publish_engine(endpoint, key, role)
 
         group._awslab_members = [members[1], members[0], *members[2:]]
         group._awslab_engine_key = new
-        b.submit(new, swap, after=old)
+        b.submit(new, swap, after=old, label="modifying")
 
     def revive(b: Backing) -> set[str]:
         from moto.elasticache.models import elasticache_backends

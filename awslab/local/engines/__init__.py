@@ -45,7 +45,9 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -60,6 +62,7 @@ from awslab.local.engines.base import (
     SECRET_FILE,
     SNAPSHOT_META,
     START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
     TOOL_TIMEOUT_S,
     EngineError,
     EngineUnavailable,
@@ -81,6 +84,7 @@ from awslab.local.engines.children import (
     run_tool,
     tail,
     terminate,
+    wait_gone,
 )
 from awslab.local.engines.files import (
     check_name,
@@ -94,11 +98,16 @@ from awslab.local.engines.files import (
     write_private_for,
 )
 from awslab.local.engines.postgres import (
+    ARCHIVE_TIMEOUT_S,
     PG_CONF,
     PG_HBA,
+    ROLE_CONF,
+    STANDBY_NAME,
     as_standalone,
     follow_port,
     pg_ready,
+    query,
+    role_conf,
     scram_verifier,
 )
 from awslab.local.engines.redis_server import (
@@ -205,6 +214,9 @@ class Engines:
         """Claim `key` in the registry before any work, so a crash mid-start still leaves something to clean up."""
         engine_dir = self.base() / slug(key)
         with self.registry.changing() as engines:
+            if str(engine_dir) in {e.get("dir") for k, e in engines.items() if k != key}:
+                # After a failover the standby's dir holds the primary: a new standby gets a dir of its own.
+                engine_dir = self.base() / f"{slug(key)}-{secrets.token_hex(3)}"
             old = engines.get(key)
             if old and (is_ours(old) or (old.get("status") == "starting" and not old.get("pid")
                                           and time.time() - old.get("created", 0) < TOOL_TIMEOUT_S + START_TIMEOUT_S)):
@@ -301,18 +313,23 @@ class Engines:
     # --- PostgreSQL ---
 
     def start_postgres(self, key: str, *, user: str, password: str, dbname: str = "postgres",
-                       major: str | None = None) -> dict[str, Any]:
-        """A new primary: initdb (superuser `user`, SCRAM), replication-ready config, started, `dbname` created."""
+                       major: str | None = None, backups: bool = False) -> dict[str, Any]:
+        """A new primary: initdb (superuser `user`, SCRAM), replication-ready config, started, `dbname` created;
+        with ``backups``, its WAL archived and a first base backup taken (point-in-time restore)."""
         bindir = postgres_bindir(major)
         entry = self._reserve(key, engine="postgres", role="primary", user=user, dbname=dbname,
-                              version=pg_major(bindir), bindir=str(bindir))
+                              version=pg_major(bindir), bindir=str(bindir),
+                              backups=self._new_backups(key) if backups else None)
         started = time.monotonic()
         with self._starting(key):
             self._initdb(entry, bindir, user, password)
+            self._role_conf(entry)
             initdb_s = time.monotonic() - started
             entry = self._launch_postgres(key, bindir, user, password)
             if dbname != "postgres":
                 self._create_database(entry, password)
+        if backups:
+            self.base_backup(key)
         log.info("postgres %r ready on %s:%d in %.2f s (initdb %.2f s)", key, HOST, entry["port"],
                  time.monotonic() - started, initdb_s)
         return entry
@@ -324,7 +341,9 @@ class Engines:
         write_private_for(pwfile, password + "\n", who)
         try:
             run_tool([str(self._pg_bindir(bindir) / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
-                       "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"],
+                       "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
+                       # 1 MB WAL segments: archived every few seconds, a lab's archive stays small
+                       "--wal-segsize=1"],
                       who=who, log_path=Path(entry["log"]), cwd=data)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -375,6 +394,7 @@ class Engines:
         with self._starting(key):
             self._basebackup(src, secret, Path(entry["datadir"]), who=self.who(), log_path=Path(entry["log"]),
                              replica=True)
+            self._role_conf(entry)
             self._save_secret(Path(entry["dir"]), secret)
             entry = self._launch_postgres(key, bindir, secret["user"], secret["password"])
         log.info("postgres replica %r of %r ready on %s:%d in %.2f s", key, primary, HOST, entry["port"],
@@ -390,17 +410,27 @@ class Engines:
         run_tool(argv + (["-R"] if replica else []), who=who, log_path=log_path,
                   env={"PGPASSWORD": secret["password"]}, cwd=target.parent)
 
-    def promote_postgres(self, key: str) -> None:
-        """Make a replica a primary (pg_ctl promote, run as the engine user: pg_ctl refuses root)."""
-        entry = self._running(key, "postgres")
-        if entry.get("role") != "replica":
-            return
+    def _pg_ctl_promote(self, entry: dict[str, Any]) -> None:
+        """pg_ctl promote, run as the engine user (pg_ctl refuses root); returns once it takes writes."""
         pg_ctl = self._pg_bindir(Path(entry["bindir"])) / "pg_ctl"
         run_tool([str(pg_ctl), "promote", "-D", entry["datadir"], "-w", "-t", str(int(START_TIMEOUT_S))],
                   who=self.who(), log_path=Path(entry["log"]), cwd=Path(entry["datadir"]))
-        self.registry.update(key, role="primary", primary=None)
 
-    def restore_postgres(self, key: str, *, snapshot: str) -> dict[str, Any]:
+    def promote_postgres(self, key: str, *, backups: bool = False) -> None:
+        """Make a read replica a standalone primary (PromoteReadReplica): it stops following, takes
+        writes, and with ``backups`` archives its WAL from now on, after a first base backup."""
+        entry = self._running(key, "postgres")
+        if entry.get("role") != "replica":
+            return
+        self._pg_ctl_promote(entry)
+        entry = self.registry.update(key, role="primary", primary=None,
+                                     backups=self._new_backups(key) if backups else None)
+        self._role_conf(entry)
+        self._reload(entry)
+        if backups:
+            self.base_backup(key)
+
+    def restore_postgres(self, key: str, *, snapshot: str, backups: bool = False) -> dict[str, Any]:
         """A new standalone server from a snapshot: same data, users and passwords as at snapshot time."""
         snap = self._snapshot_path(snapshot, must_exist=True)
         meta = self._snapshot_meta(snap, "postgres")
@@ -415,11 +445,271 @@ class Engines:
             as_standalone(data)
             os.chmod(data, 0o700)
             chown_tree(data, self.who())
+            entry = self.registry.update(key, backups=self._new_backups(key) if backups else None)
+            self._role_conf(entry)
             self._save_secret(Path(entry["dir"]), secret)
             entry = self._launch_postgres(key, Path(meta["bindir"]), secret["user"], secret["password"])
+        if backups:
+            self.base_backup(key)
         log.info("postgres %r restored from %r on %s:%d in %.2f s", key, snapshot, HOST, entry["port"],
                  time.monotonic() - started)
         return entry
+
+    # --- backups, point-in-time restore, the Multi-AZ standby (PostgreSQL) ---
+
+    def backups_dir(self, key: str) -> Path:
+        """Where the instance ``key`` keeps its automated backups: ``wal/`` (the archive, written
+        by the engine) and ``base/<time>/`` (base backups)."""
+        return self.base() / "_backups" / slug(key)
+
+    def _new_backups(self, key: str) -> str:
+        path = self.backups_dir(key)
+        remove_tree(path)
+        make_dir(path.parent, 0o711)
+        make_dir(path, 0o711)
+        make_dir(path / "wal", 0o700, self.who())
+        make_dir(path / "base", 0o700)
+        return str(path)
+
+    def set_backups(self, key: str, on: bool) -> None:
+        """Automated backups turned on (the archive starts, after a first base backup) or off (the
+        archive stops and what it kept is removed), for the instance and its standby."""
+        entry = self._running(key, "postgres")
+        backups = self._new_backups(key) if on else None
+        for k in (key, self.standby_key(key)):
+            if self.get(k):
+                e = self.registry.update(k, backups=backups)
+                self._role_conf(e, sync=k == key and self.alive(self.standby_key(key)))
+                if self.alive(k):
+                    self._reload(e)
+        if on:
+            self.base_backup(key)
+        else:
+            self.remove_backups(key)
+        log.info("backups of %r %s", entry["key"], "on" if on else "off")
+
+    def remove_backups(self, key: str) -> None:
+        remove_tree(self.backups_dir(key))
+
+    def _role_conf(self, entry: dict[str, Any], *, sync: bool = False, recover_from: Path | None = None,
+                   recover_to: str | None = None) -> None:
+        name = STANDBY_NAME if entry.get("role") == "standby" else slug(entry["key"])
+        archive = Path(entry["backups"]) if entry.get("backups") else None
+        write_private_for(Path(entry["datadir"]) / ROLE_CONF,
+                          role_conf(name=name, archive=archive, sync_standby=sync, recover_from=recover_from,
+                                    recover_to=recover_to), self.who())
+
+    def _query(self, entry: dict[str, Any], sql: str, **kw: Any) -> list:
+        secret = self._load_secret(Path(entry["dir"]))
+        return query(entry["port"], secret["user"], secret["password"], sql, **kw)
+
+    def _reload(self, entry: dict[str, Any]) -> None:
+        self._query(entry, "SELECT pg_reload_conf()")
+
+    def base_backup(self, key: str) -> dict[str, Any]:
+        """A base backup of the running instance into its backups (the start of its restorable window)."""
+        entry = self._running(key, "postgres")
+        if not entry.get("backups"):
+            raise EngineError(f"postgres {key!r} keeps no backups")
+        started = time.time()
+        target = Path(entry["backups"]) / "base" / f"{started:.3f}"
+        make_dir(target, 0o700)
+        try:
+            self._basebackup(entry, self._load_secret(Path(entry["dir"])), target / "data", who=None,
+                             log_path=Path(entry["backups"]) / "base.log", replica=False)
+        except BaseException:
+            remove_tree(target)
+            raise
+        meta = {"started": started, "finished": time.time(), "source": key,
+                **{k: entry[k] for k in ("user", "dbname", "version", "bindir")}}
+        (target / "backup.json").write_text(json.dumps(meta, indent=2))
+        log.info("base backup of %r in %.2f s", key, meta["finished"] - started)
+        return meta
+
+    def _base_backups(self, backups: Path) -> list[dict[str, Any]]:
+        out = []
+        for meta in sorted((backups / "base").glob("*/backup.json")):
+            with contextlib.suppress(OSError, ValueError):
+                out.append({**json.loads(meta.read_text()), "path": str(meta.parent)})
+        return sorted(out, key=lambda m: m["finished"])
+
+    def restore_window(self, key: str) -> tuple[float, float] | None:
+        """(earliest, latest) restorable times of instance ``key`` (epoch seconds), from its base
+        backups and its WAL archive; None when it keeps none. The latest trails the present by
+        the archive interval while the instance runs, else is its last archived segment."""
+        entry = self.get(key)
+        if not entry or not entry.get("backups"):
+            return None
+        bases = self._base_backups(Path(entry["backups"]))
+        if not bases:
+            return None
+        if self.alive(key):
+            latest = time.time() - ARCHIVE_TIMEOUT_S
+        else:
+            segments = [p.stat().st_mtime for p in (Path(entry["backups"]) / "wal").iterdir()]
+            latest = max(segments, default=bases[-1]["finished"])
+        return bases[0]["finished"], max(latest, bases[0]["finished"])
+
+    def prune_backups(self, key: str, older_than: float) -> int:
+        """Remove base backups finished before ``older_than`` (the retention period), keeping the
+        newest such one (it starts the window), and the WAL only they needed; how many removed."""
+        entry = self.get(key) or {}
+        if not entry.get("backups"):
+            return 0
+        bases = self._base_backups(Path(entry["backups"]))
+        old = [b for b in bases if b["finished"] < older_than][:-1]
+        for b in old:
+            remove_tree(Path(b["path"]))
+        if old:
+            keep_from = min(b["started"] for b in bases if b not in old)
+            for seg in (Path(entry["backups"]) / "wal").iterdir():
+                if seg.stat().st_mtime < keep_from - 60 and not seg.name.endswith(".history"):
+                    seg.unlink()
+        return len(old)
+
+    def _archive_now(self, key: str) -> None:
+        """Make the instance's WAL up to now reach its archive: a commit record after any time
+        asked for (recovery stops at the first commit past its target), then a segment switch,
+        waited for in the archive."""
+        entry = self._running(key, "postgres")
+        self._query(entry, "SELECT txid_current()")
+        name = self._query(entry, "SELECT pg_walfile_name(pg_switch_wal())")[0][0]
+        deadline = time.monotonic() + TOOL_TIMEOUT_S
+        while not (Path(entry["backups"]) / "wal" / name).exists():
+            if time.monotonic() > deadline:
+                raise EngineError(f"WAL segment {name} of {key!r} did not reach the archive; see {entry['log']}")
+            time.sleep(0.05)
+
+    def restore_postgres_to_time(self, key: str, *, source: str, when: float | None,
+                                 backups: bool = False) -> dict[str, Any]:
+        """A new standalone server with ``source``'s data as of ``when`` (None: the latest): its
+        newest base backup from before ``when``, then its archived WAL replayed up to ``when``."""
+        src = self.get(source)
+        if not src or not src.get("backups"):
+            raise EngineError(f"postgres {source!r} keeps no backups to restore from")
+        archive = Path(src["backups"])
+        if self.alive(source):
+            self._archive_now(source)
+        bases = [b for b in self._base_backups(archive) if when is None or b["finished"] <= when]
+        if not bases:
+            raise EngineError(f"no base backup of {source!r} before {when}")
+        base = bases[-1]
+        secret = self._load_secret(Path(src["dir"]))
+        entry = self._reserve(key, engine="postgres", role="primary", user=base["user"], dbname=base["dbname"],
+                              version=base["version"], bindir=base["bindir"], restored_from=source, restored_to=when)
+        started = time.monotonic()
+        with self._starting(key):
+            data = Path(entry["datadir"])
+            remove_tree(data)
+            shutil.copytree(Path(base["path"]) / "data", data, symlinks=True)
+            as_standalone(data)
+            (data / "recovery.signal").touch()
+            os.chmod(data, 0o700)
+            chown_tree(data, self.who())
+            target = None
+            if when is not None:
+                target = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1e6):06d}+00"
+            self._role_conf(entry, recover_from=archive, recover_to=target)
+            self._save_secret(Path(entry["dir"]), secret)
+            entry = self._launch_postgres(key, Path(base["bindir"]), secret["user"], secret["password"])
+            deadline = time.monotonic() + TOOL_TIMEOUT_S
+            while self._query(entry, "SELECT pg_is_in_recovery()")[0][0]:
+                if time.monotonic() > deadline:
+                    raise EngineError(f"postgres {key!r} was still replaying WAL after {TOOL_TIMEOUT_S:.0f} s; "
+                                      f"see {entry['log']}")
+                time.sleep(0.05)
+            entry = self.registry.update(key, backups=self._new_backups(key) if backups else None)
+            self._role_conf(entry)
+            self._reload(entry)
+        if backups:
+            self.base_backup(key)
+        log.info("postgres %r restored from %r to %s in %.2f s (base backup of %s)", key, source, target or "latest",
+                 time.monotonic() - started, time.strftime("%H:%M:%S", time.gmtime(base["finished"])))
+        return entry
+
+    @staticmethod
+    def standby_key(key: str) -> str:
+        return f"{key}.standby"
+
+    def start_standby(self, key: str) -> dict[str, Any]:
+        """The Multi-AZ standby of ``key``: a streaming copy that serves nobody, to which the
+        primary's commits are synchronous (acknowledged only once the standby has flushed them)."""
+        src = self._running(key, "postgres")
+        secret = self._load_secret(Path(src["dir"]))
+        sk = self.standby_key(key)
+        entry = self._reserve(sk, engine="postgres", role="standby", primary=key, user=src["user"],
+                              dbname=src["dbname"], version=src["version"], bindir=src["bindir"],
+                              backups=src.get("backups"))
+        started = time.monotonic()
+        with self._starting(sk):
+            self._basebackup(src, secret, Path(entry["datadir"]), who=self.who(), log_path=Path(entry["log"]),
+                             replica=True)
+            self._role_conf(entry)
+            self._save_secret(Path(entry["dir"]), secret)
+            entry = self._launch_postgres(sk, Path(src["bindir"]), secret["user"], secret["password"])
+        self.make_synchronous(key)
+        log.info("postgres standby of %r ready on %s:%d in %.2f s", key, HOST, entry["port"], time.monotonic() - started)
+        return entry
+
+    def make_synchronous(self, key: str, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Once the standby streams, the primary's commits wait for it."""
+        entry = self._running(key, "postgres")
+        deadline = time.monotonic() + timeout_s
+        while not self._query(entry, "SELECT 1 FROM pg_stat_replication WHERE application_name = "
+                                     f"'{STANDBY_NAME}' AND state = 'streaming'"):
+            if time.monotonic() > deadline:
+                raise EngineError(f"the standby of {key!r} did not stream within {timeout_s:.0f} s")
+            time.sleep(0.05)
+        self._role_conf(entry, sync=True)
+        self._reload(entry)
+
+    def remove_standby(self, key: str) -> None:
+        """Single-AZ again: the primary stops waiting for a standby, then the standby goes."""
+        if self.alive(key):
+            entry = self._running(key, "postgres")
+            self._role_conf(entry)
+            self._reload(entry)
+        self.stop(self.standby_key(key))
+
+    def failover(self, key: str) -> dict[str, Any]:
+        """A Multi-AZ failover: the primary stops as in a crash, the standby is promoted and takes
+        the key (whatever follows ``key`` now reaches it); the old primary is left to
+        ``rebuild_standby``. The new primary's entry."""
+        sk = self.standby_key(key)
+        primary, standby = self._running(key, "postgres"), self._running(sk, "postgres")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(primary["pid"], signal.SIGQUIT)   # immediate shutdown: no checkpoint, clients cut off
+        if not wait_gone(primary["pid"], STOP_TIMEOUT_S):
+            terminate(primary)
+        self._pg_ctl_promote(standby)
+        with self.registry.changing() as engines:
+            old = engines[key]
+            engines[key] = {**engines[sk], "key": key, "role": "primary", "primary": None}
+            engines[sk] = {**old, "key": sk, "role": "standby", "primary": key, "status": "failed",
+                           "pid": None, "port": None}
+        entry = self.get(key) or {}
+        self._role_conf(entry)   # no synchronous standby until one is back
+        self._reload(entry)
+        return entry
+
+    def rebuild_standby(self, key: str) -> dict[str, Any]:
+        """A new standby for ``key`` (after a failover, the old primary's data is replaced by a
+        fresh base backup of the new primary, as RDS replaces the failed host)."""
+        self.stop(self.standby_key(key))
+        return self.start_standby(key)
+
+    def restart(self, key: str) -> dict[str, Any]:
+        """A reboot: the server stops (its connections cut) and starts again on its data."""
+        self.halt(key)
+        return self.resume(key)
+
+    def replica_lag(self, key: str) -> float | None:
+        """Seconds behind its primary, as RDS's ReplicaLag computes it: now minus the time of the
+        last transaction the replica replayed (0 when it has replayed all it received)."""
+        entry = self._running(key, "postgres")
+        rows = self._query(entry, "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+                                  "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END")
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     # --- Redis ---
 
@@ -564,8 +854,8 @@ class Engines:
         self.registry.update(key, status=status, pid=None, port=None, last_port=entry.get("port") or entry.get("last_port"))
 
     def halt_all(self) -> list[str]:
-        """``halt`` every engine, replicas first; the keys halted."""
-        entries = sorted(self.entries().items(), key=lambda item: item[1].get("role") != "replica")
+        """``halt`` every engine, replicas and standbys first; the keys halted."""
+        entries = sorted(self.entries().items(), key=lambda item: item[1].get("role") not in ("replica", "standby"))
         for key, _ in entries:
             self.halt(key)
         return [key for key, _ in entries]
@@ -639,12 +929,15 @@ class Engines:
         who, data = self.who(), Path(entry["datadir"])
         with self._starting(key):
             secret = self._load_secret(Path(entry["dir"]))
-            replica = entry.get("role") == "replica" and entry.get("primary")
+            replica = entry.get("role") in ("replica", "standby") and entry.get("primary")
             if entry["engine"] == "postgres":
                 with contextlib.suppress(FileNotFoundError):
                     (data / "postmaster.pid").unlink()   # left by a process that did not stop cleanly
                 if replica:
                     follow_port(data, self._running(entry["primary"], "postgres")["port"])
+                # A primary comes back asynchronous: its commits must not wait for a standby that
+                # is not back yet (the standby's resume makes them synchronous again).
+                self._role_conf(entry)
                 entry = self._launch_postgres(key, Path(entry["bindir"]), secret["user"], secret["password"])
             else:
                 replicaof = self._running(entry["primary"], "redis")["port"] if replica else None
@@ -652,6 +945,8 @@ class Engines:
                 binary, conf = str(self._runnable(Path(entry["server"]))), str(data / "redis.conf")
                 entry = self._launch(key, lambda port: [binary, conf, "--port", str(port)], who,
                                      lambda port: redis_ready(port, secret["password"]))
+        if entry.get("role") == "standby" and self.alive(entry["primary"]):
+            self.make_synchronous(entry["primary"])
         log.info("%s %r resumed on %s:%d", entry["engine"], key, HOST, entry["port"])
         return entry
 
@@ -659,7 +954,7 @@ class Engines:
         """Stop every registered engine (also those another process started: only pids that are still our
         engines are signalled), remove their dirs and the snapshots; the pids stopped."""
         entries = self.entries()
-        replicas_first = sorted(entries.items(), key=lambda item: item[1].get("role") != "replica")
+        replicas_first = sorted(entries.items(), key=lambda item: item[1].get("role") not in ("replica", "standby"))
         pids = [pid for key, entry in replicas_first if (pid := self._stop_entry(key, entry)) is not None]
         remove_tree(self.snapshots_dir)
         for base in (self.root / "engines", self._fallback_base()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shlex
 from pathlib import Path
 
 from awslab.local.engines.base import HOST, EngineError
@@ -23,6 +24,10 @@ max_replication_slots = 10
 wal_keep_size = '128MB'
 hot_standby = on
 shared_buffers = '32MB'
+wal_retrieve_retry_interval = '1s'
+# The role's own settings (archive, synchronous standby, recovery target), rewritten by awslab
+# whenever the engine's role changes; a copy of a data dir (replica, snapshot) gets its own.
+include_if_exists = 'awslab.conf'
 """
 PG_HBA = """# awslab: TCP from this host only, SCRAM passwords, streaming replication allowed
 host    all             all             127.0.0.1/32            scram-sha-256
@@ -56,6 +61,37 @@ def as_standalone(data: Path) -> None:
         auto.write_text("".join(kept))
 
 
+ROLE_CONF = "awslab.conf"
+STANDBY_NAME = "awslab_standby"   # the Multi-AZ standby's application_name, which the primary waits for
+ARCHIVE_TIMEOUT_S = 2             # a segment is archived at most this long after it was written
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def role_conf(*, name: str, archive: Path | None, sync_standby: bool = False,
+              recover_from: Path | None = None, recover_to: str | None = None) -> str:
+    """The settings of one engine's role: its name (a standby's application_name), where its WAL
+    is archived (``archive``/wal; none: discarded), whether commits wait for the Multi-AZ standby,
+    and for a point-in-time restore the archive to replay from and the time to stop at."""
+    lines = [f"cluster_name = {_quoted(name)}", "archive_mode = on",
+             f"archive_timeout = {ARCHIVE_TIMEOUT_S}"]
+    if archive is not None:
+        wal = shlex.quote(str(archive / "wal"))
+        lines.append(f"archive_command = {_quoted(f'test ! -f {wal}/%f && cp %p {wal}/%f')}")
+    else:
+        lines.append("archive_command = 'true'")   # no backups: WAL is not kept
+    lines.append(f"synchronous_standby_names = {_quoted(STANDBY_NAME if sync_standby else '')}")
+    if recover_from is not None:
+        src = shlex.quote(str(recover_from / "wal"))
+        lines.append(f"restore_command = {_quoted(f'cp {src}/%f %p')}")
+        lines.append("recovery_target_timeline = 'latest'")
+        if recover_to:
+            lines += [f"recovery_target_time = {_quoted(recover_to)}", "recovery_target_action = 'promote'"]
+    return "# written by awslab for this engine's role\n" + "\n".join(lines) + "\n"
+
+
 def pg_ready(port: int, user: str, password: str) -> bool:
     """Whether the server takes a SCRAM login now; False while it starts up or recovers."""
     pg = pg8000_library()
@@ -84,3 +120,13 @@ def follow_port(data: Path, port: int) -> None:
     if n != 1:
         raise ValueError(f"no primary_conninfo port in {auto}")
     auto.write_text(changed)
+
+
+def query(port: int, user: str, password: str, sql: str, *, database: str = "postgres", timeout: float = 10) -> list:
+    """Rows of one statement on the engine at ``port`` (as its superuser)."""
+    pg = pg8000_library()
+    conn = pg.Connection(user, host=HOST, port=port, password=password, database=database, timeout=timeout)
+    try:
+        return conn.run(sql) or []
+    finally:
+        conn.close()

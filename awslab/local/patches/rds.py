@@ -187,6 +187,27 @@ def answers() -> None:
     RDSBackend.reboot_db_instance = reboot_db_instance
     RDSResponse.reboot_db_instance = reboot_handler
 
+    orig_promote = RDSBackend.promote_read_replica
+
+    @functools.wraps(orig_promote)
+    def promote_read_replica(self, db_kwargs):
+        # moto accepted any instance and left the promoted one listed as its source's replica.
+        ident = db_kwargs.get("db_instance_identifier")
+        db = self.describe_db_instances(ident)[0]
+        if not db.is_replica:
+            raise rds_error("InvalidDBInstanceState", f"DB Instance {ident} is not a read replica.")
+        if db.status != "available":
+            raise rds_error("InvalidDBInstanceState", f"Instance {ident} is not in available state.")
+        source = self.databases.get((db.source_db_instance_identifier or "").split(":")[-1])
+        if source is not None and ident in getattr(source, "replicas", []):
+            source.replicas.remove(ident)
+        promoted = orig_promote(self, db_kwargs)
+        promoted.source_db_instance_identifier = None
+        latency.start(promoted, "rds.promote")
+        return promoted
+
+    RDSBackend.promote_read_replica = promote_read_replica
+
     orig_modify_group = RDSBackend.modify_db_subnet_group
 
     @functools.wraps(orig_modify_group)
