@@ -292,6 +292,26 @@ def failover(on_cache, **opts):
 
 
 @cli.command()
+@click.argument("replica", required=False)
+@mutating
+@target_options
+def promote(replica, **opts):
+    """Promote a read replica to a standalone, writable instance (PromoteReadReplica).
+
+    It stops following the primary, keeps its endpoint and its data, gets automated backups of
+    its own, and stays in the stack. REPLICA defaults to the stack's only replica.
+    Example: awslab promote; awslab promote week6-replica-1
+    """
+    from awslab.commands.recovery import promote as do_promote
+
+    ctx, output = _begin(opts)
+    with _one_at_a_time(ctx, "promote", opts):
+        code = do_promote(ctx, ctx.stack, _stack_lab(ctx.stack), replica=replica, output=output,
+                          progress=_progress(output))
+    sys.exit(code)
+
+
+@cli.command()
 @click.argument("what", metavar="db|replica|cache|NAME")
 @click.option("--env", "as_env", is_flag=True, help="Print environment variables (PGHOST, PGPASSFILE, ...) instead of a command.")
 @target_options

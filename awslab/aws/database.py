@@ -265,6 +265,24 @@ class DbReplica(_DbBase):
         ))
 
 
+    def promote(self, run: Run, d: Desired, f: Found) -> Found:
+        """PromoteReadReplica, waited for; then tagged as the standalone instance it now is
+        (``d.key``, and where it came from), so discovery and ``down`` treat it as one."""
+        rds = run.client("rds")
+        source = f.get("source")
+        if f.get("source"):
+            rds.promote_read_replica(DBInstanceIdentifier=f.id, BackupRetentionPeriod=d.spec["retention"])
+        latest: dict = {}
+        probe = self._probe(run, f.id, latest)
+        state = run.wait(f.key, f"RDS instance {f.id} to be promoted", probe, done={"available"},
+                         failed=FAILED_STATES | {GONE}, kind=self.kind)
+        arn = latest.get("DBInstanceArn") or f.get("arn")
+        rds.add_tags_to_resource(ResourceName=arn, Tags=[
+            {"Key": TAG_RESOURCE, "Value": d.key},
+            {"Key": TAG_RESTORED_FROM, "Value": f"promoted:{source or f.get('restored_from', '')}"}])
+        return Found(d.key, "db-instance", f.id, state, created=f.created, attrs=_db_attrs(latest))
+
+
 # --- snapshots, copies, restores, failover -------------------------------------------------------
 
 SNAPSHOT_FAILED = {"failed", "incompatible-restore", GONE}

@@ -1,4 +1,4 @@
-"""Backups and disaster-recovery practice: snapshot, snapshots, restore, failover.
+"""Backups and disaster-recovery practice: snapshot, snapshots, restore, failover, promote.
 
 The commands' logic, as plain functions the CLI forwards to. Snapshots, copies and restores are
 steps run by the one executor (kinds in aws/database.py and aws/cache.py), and so is a failover
@@ -24,7 +24,7 @@ from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
 from awslab.engine.model import CREATE, Desired, Found
-from awslab.engine.plan import plan_failover, plan_restore, plan_snapshot
+from awslab.engine.plan import plan_failover, plan_promote, plan_restore, plan_snapshot
 from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, OperationError, OwnershipError, UsageError
 from awslab.spec import pricing
@@ -233,3 +233,38 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
     return EXIT_OK
 
 
+
+
+def promote(ctx: Context, stack: str, lab: Lab, *, replica: str | None, output: str, progress: ui.Progress) -> int:
+    """PromoteReadReplica: a read replica of the stack becomes a standalone, writable instance with
+    its own automated backups; it keeps its endpoint and stays in the stack (``down`` removes it,
+    with a final snapshot)."""
+    run = progress_run(ctx, stack, lab.name, progress)
+    found = discover(run)
+    replicas = {f.id: f for k, f in found.items() if k.startswith("db.replica.")}
+    if replica is None and len(replicas) == 1:
+        replica = next(iter(replicas))
+    target = replicas.get(replica or "")
+    if target is None:
+        others = [f.id for f in found.values() if f.kind == "db-instance"]
+        if replica in others:
+            raise UsageError(f"{replica} is not a read replica: there is nothing to promote",
+                             f"promote one of the stack's replicas: {', '.join(sorted(replicas)) or 'none'}")
+        raise UsageError(f"stack {stack} has no read replica {replica or ''}".rstrip(),
+                         f"name one of: {', '.join(sorted(replicas))}" if replicas else
+                         f"the lab makes one: awslab up {lab.name} --set database.read_replicas=1")
+    confirm_real_account(ctx, f"promote {target.id}", [f"will make {target.id} a standalone instance: it stops "
+                                                        "following the primary, takes writes and keeps its own backups"])
+    outcome = execute(plan_promote(stack, target, lab.database.backup_retention_days), run)
+    raise_if_failed(outcome, "promote", run)
+    made = run.found[f"db.promoted.{target.id}"]
+    result = {"stack": stack, "id": made.id, "state": made.state, "promoted_from": target.get("source"),
+              "endpoint": f"{made.get('endpoint')}:{made.get('port')}"}
+    if output == "json":
+        ui.emit_json(result)
+    else:
+        ui.emit(f"{made.id} is a standalone instance now ({made.state}); it no longer follows "
+                f"{result['promoted_from'] or 'its primary'}, takes writes, and keeps its endpoint {result['endpoint']}")
+        ui.emit(f"it stays in stack {stack}: `awslab down` removes it with a final snapshot; "
+                f"`awslab up` makes a new replica only once the name {made.id} is free")
+    return EXIT_OK

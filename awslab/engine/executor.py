@@ -14,7 +14,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from awslab.engine.kinds import KINDS, READY_STATES
-from awslab.engine.model import CREATE, DELETE, FAILOVER, KEEP, UPDATE, Plan, Step
+from awslab.engine.model import (
+    CREATE,
+    DELETE,
+    FAILOVER,
+    KEEP,
+    PROMOTE,
+    UPDATE,
+    Plan,
+    Step,
+)
 from awslab.engine.run import Run
 from awslab.engine.waiting import Interrupted
 
@@ -60,6 +69,10 @@ def run_step(run: Run, step: Step) -> None:
         run.forget(step.key)
     elif step.action == FAILOVER:
         run.record(handler.failover(run, step.found))
+    elif step.action == PROMOTE:
+        promoted = handler.promote(run, step.desired, step.found)
+        run.forget(step.key)   # it is no longer a replica: it lives on under its new key
+        run.record(promoted)
     else:  # pragma: no cover - the planner makes only the actions above
         raise ValueError(f"unknown action {step.action}")
 

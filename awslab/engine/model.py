@@ -12,8 +12,9 @@ from typing import Any
 
 CREATE, KEEP, UPDATE, DELETE = "create", "keep", "update", "delete"
 FAILOVER = "failover"          # a forced failover of a Multi-AZ primary or a cache's primary node
+PROMOTE = "promote"            # a read replica made a standalone instance (PromoteReadReplica)
 REPLACE = "replace"            # differs from the lab in what AWS cannot change in place: shown, never run
-MUTATING_ACTIONS = (CREATE, UPDATE, DELETE, FAILOVER)
+MUTATING_ACTIONS = (CREATE, UPDATE, DELETE, FAILOVER, PROMOTE)
 
 
 @dataclass(frozen=True)

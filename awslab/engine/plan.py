@@ -16,6 +16,7 @@ from awslab.engine.model import (
     DELETE,
     FAILOVER,
     KEEP,
+    PROMOTE,
     REPLACE,
     UPDATE,
     Desired,
@@ -84,6 +85,13 @@ def plan_down(stack: str, found: dict[str, Found]) -> Plan:
 def plan_failover(stack: str, target: Found) -> Plan:
     """A forced failover of ``target`` (the Multi-AZ primary, or the cache's replication group)."""
     return Plan(stack, (Step(target.key, target.kind, FAILOVER, (), None, target, "forced failover"),))
+
+
+def plan_promote(stack: str, replica: Found, retention_days: int) -> Plan:
+    """PromoteReadReplica on ``replica``: it becomes a standalone instance of the stack, with
+    automated backups kept ``retention_days``, under the key ``db.promoted.<id>``."""
+    desired = Desired(f"db.promoted.{replica.id}", "db-instance", replica.id, (), {"retention": retention_days})
+    return Plan(stack, (Step(replica.key, replica.kind, PROMOTE, (), desired, replica, "promote to standalone"),))
 
 
 def plan_snapshot(stack: str, name: str, region: str, primary: Found | None, group: Found | None, *,

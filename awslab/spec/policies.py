@@ -99,7 +99,7 @@ def database_statements() -> list[dict]:
             "rds:AddTagsToResource"], RDS_OWN + _arns("rds", "pg", "og")),
         _stmt("ChangeAndDeleteStackDatabases", [
             "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DeleteDBSubnetGroup", "rds:RebootDBInstance",
-            "rds:ModifyDBInstance"], RDS_OWN, OWNED),
+            "rds:ModifyDBInstance", "rds:PromoteReadReplica"], RDS_OWN, OWNED),
         # ManageMasterUserPassword: RDS makes its secret (named rds!...) with the caller's permissions.
         _stmt("RdsManagedMasterSecret", ["secretsmanager:CreateSecret", "secretsmanager:TagResource",
                                          "secretsmanager:RotateSecret"], "arn:aws:secretsmanager:*:*:secret:rds!*"),

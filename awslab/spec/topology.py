@@ -44,7 +44,7 @@ def edge_for(key: str) -> tuple[str, tuple[str, ...]]:
     """Kind and dependencies of a key, numbered replicas and restores included; KeyError for an unknown key."""
     if key.startswith("db.replica."):
         return EDGES["db.replica"]
-    if key.startswith("db.restored."):
+    if key.startswith(("db.restored.", "db.promoted.")):
         return EDGES["db.primary"]
     if key.startswith("cache.restored."):
         return EDGES["cache.group"]

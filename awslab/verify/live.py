@@ -286,7 +286,7 @@ def connect(run: Run, what: str, as_env: bool) -> dict:
     from awslab.engine.discovery import discover
 
     found = discover(run)
-    restored = {f.id: f for k, f in found.items() if k.startswith(("db.restored.", "cache.restored."))}
+    restored = {f.id: f for k, f in found.items() if k.startswith(("db.restored.", "db.promoted.", "cache.restored."))}
     if what in restored:
         f = restored[what]
         raw = f.get("raw") or {}
