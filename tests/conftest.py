@@ -377,3 +377,12 @@ def eventually(check, within_s: float = 15.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+def endpoint_map(server) -> dict:
+    """What the local AWS says is behind each emulated endpoint (``/awslab/endpoints``)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server.endpoint_url + "/awslab/endpoints", timeout=5) as resp:
+        return json.loads(resp.read())["endpoints"]

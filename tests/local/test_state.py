@@ -38,6 +38,10 @@ def _server_pid(home: Path) -> int:
     return json.loads((home / "local" / "server.json").read_text())["pid"]
 
 
+# week6's engines: the primary, its Multi-AZ standby, the read replica, the cache's two nodes.
+WEEK6_ENGINES = 5
+
+
 def _engines_of(home: Path, stop: bool = False) -> dict[str, dict]:
     path = home / "local" / "engines" / "engines.json"
     entries = json.loads(path.read_text())["engines"] if path.exists() else {}
@@ -94,7 +98,7 @@ def test_local_stop_start__every_stack_comes_back_with_its_ids_endpoints_and_dat
     _write_data(awslab, stack)
     engines = _engines_of(home)
     dirs = [Path(e["dir"]) for e in engines.values()]
-    assert len(engines) == 4 and all(pid_alive(e["pid"]) for e in engines.values())
+    assert len(engines) == WEEK6_ENGINES and all(pid_alive(e["pid"]) for e in engines.values())
 
     stop = awslab("local", "stop")
     assert stop.code == 0 and "kept" in stop.out, stop.err
@@ -133,7 +137,7 @@ def test_sigkill_of_the_server__the_next_command_says_so_and_brings_everything_b
     assert _resources(awslab, stack) == before
     assert _read_data(awslab, stack) == ("kept", "kept", "hello")
     # The engines the killed server left running were adopted, not duplicated.
-    assert len(_engine_processes(home)) == 4
+    assert len(_engine_processes(home)) == WEEK6_ENGINES
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "stale"])
@@ -183,7 +187,7 @@ def test_sigkill_of_the_server_during_up__the_rerun_completes_and_verify_passes(
     assert verify.code == 0, verify.out
     # No engine is left over from the killed server: four, each the registry's.
     registered = {e["pid"] for e in _engines_of(home).values()}
-    assert set(_engine_processes(home)) == registered and len(registered) == 4
+    assert set(_engine_processes(home)) == registered and len(registered) == WEEK6_ENGINES
 
 
 def _kill_when_db_exists(home: Path, stack: str, pid: int) -> None:
@@ -214,7 +218,7 @@ def test_two_ups_of_one_stack__one_waits_naming_the_other_and_verify_passes(awsl
     assert len(waited) == 1
     verify = awslab("verify", "--name", stack)
     assert verify.code == 0, verify.out
-    assert len(_engines_of(home)) == 4
+    assert len(_engines_of(home)) == WEEK6_ENGINES
 
 
 def test_no_wait__exits_1_naming_the_holder_and_read_only_commands_never_wait(awslab, home, stack):

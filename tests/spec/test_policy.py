@@ -121,6 +121,7 @@ def _scenario(stack: str):
         ("restore pitr", ["restore", "--to-time", "latest", "--name", stack, "--as", f"{stack}-p"]),
         ("failover", ["failover", "--name", stack]),
         ("failover cache", ["failover", "--cache", "--name", stack]),
+        ("promote", ["promote", "--name", stack]),
         ("down", ["down", "--name", stack]),
         ("down snapshots", ["down", "--name", stack, "--delete-snapshots"]),
     ]
@@ -132,7 +133,8 @@ def _scenario(stack: str):
 PREREQUISITES = {
     "up": (), "up again": ("up",), "up changed": ("up",), "status": ("up",), "verify": ("up",), "snapshot": ("up",),
     "snapshots": ("up", "snapshot"), "restore db": ("up", "snapshot"), "restore cache": ("up", "snapshot"),
-    "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "down": ("up",),
+    "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "promote": ("up",),
+    "down": ("up",),
     "down snapshots": ("up", "snapshot", "down"),
 }
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import eventually, point_at, private_server, server_keys, shell
+from conftest import (
+    endpoint_map,
+    eventually,
+    point_at,
+    private_server,
+    server_keys,
+    shell,
+)
 
 from awslab.local.engines import pid_alive
 
@@ -34,11 +40,6 @@ def engines(engine_server, aws_sandbox):
     server, home = engine_server
     point_at(home, aws_sandbox)
     return server
-
-
-def endpoint_map(server) -> dict:
-    with urllib.request.urlopen(server.endpoint_url + "/awslab/endpoints", timeout=5) as resp:
-        return json.loads(resp.read())["endpoints"]
 
 
 def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, engines, engine_server, stack):

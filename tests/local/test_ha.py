@@ -1,0 +1,171 @@
+"""High availability and recovery on the local AWS, on real engines, tried as a learner would:
+a Multi-AZ failover drops the open connection, keeps the endpoint's address and every committed
+row, and a new standby rejoins synchronously; a point-in-time restore to before a DROP brings the
+table back; a promoted replica stops following and takes writes; a cache failover moves the
+primary endpoint to the new primary; bad input is refused with exit 2 and nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import endpoint_map, eventually, point_at, private_server
+
+pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
+
+
+@pytest.fixture(scope="module")
+def ha_server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ha-server-home")
+    with private_server(home, engines=True) as server:
+        yield server, home
+
+
+@pytest.fixture
+def ha(ha_server, aws_sandbox):
+    server, home = ha_server
+    point_at(home, aws_sandbox)
+    return server
+
+
+def _env(awslab, stack: str, what: str) -> dict[str, str]:
+    out = awslab("connect", what, "--name", stack, "--env")
+    assert out.code == 0, out.err
+    env = {}
+    for line in out.out.strip().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value if "$(" in value else (shlex.split(value) or [""])[0]
+    return env
+
+
+def pg(awslab, stack: str, what: str = "db"):
+    """A psycopg-style connection (pg8000) made from what `awslab connect --env` prints."""
+    import pg8000.native
+
+    env = _env(awslab, stack, what)
+    password = Path(env["PGPASSFILE"]).read_text().strip().split(":", 4)[4]
+    return pg8000.native.Connection(env["PGUSER"], host=env["PGHOST"], port=int(env["PGPORT"]), password=password,
+                                    database=env["PGDATABASE"], timeout=10)
+
+
+def redis_conn(awslab, stack: str):
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    env = _env(awslab, stack, "cache")
+    token = Path(env["REDISCLI_AUTH"].split("cat ")[1].rstrip(')"').strip("'\"")).read_text()
+    # One connection, never silently remade: a dropped connection shows as an error.
+    return redis.Redis(host=env["REDIS_HOST"], port=int(env["REDIS_PORT"]), password=token, socket_timeout=5,
+                       single_connection_client=True, retry=Retry(NoBackoff(), 0))
+
+
+def _timeline(conn) -> int:
+    return int(conn.run("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")[0][0], 16)
+
+
+def test_failover__drops_open_connections_keeps_the_address_every_committed_row_and_a_sync_standby(awslab, ha, stack):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    db_address = json.loads(awslab("connect", "db", "--name", stack, "--output", "json").out)["local_address"]
+    conn = pg(awslab, stack)
+    assert conn.run("SELECT application_name, sync_state FROM pg_stat_replication "
+                    "WHERE application_name = 'awslab_standby'") == [["awslab_standby", "sync"]]
+    conn.run("CREATE TABLE orders (n int PRIMARY KEY)")
+    for n in range(1, 201):   # each acknowledged (committed) before the next
+        conn.run("INSERT INTO orders VALUES (:n)", n=n)
+    before = {e["key"]: e for e in endpoint_map(ha).values() if e.get("role") == "primary" and "rds" in e.get("key", "")}
+    assert len(before) == 1
+    timeline = _timeline(conn)
+
+    failover = awslab("failover", "--name", stack, "--output", "json")
+    assert failover.code == 0, failover.err
+    with pytest.raises(Exception):   # the connection that was open is gone, as on RDS
+        conn.run("SELECT 1")
+
+    again = pg(awslab, stack)   # the same address answers, served by the promoted standby
+    assert json.loads(awslab("connect", "db", "--name", stack, "--output", "json").out)["local_address"] == db_address
+    assert again.run("SELECT count(*), max(n) FROM orders") == [[200, 200]]
+    assert again.run("SELECT pg_is_in_recovery()") == [[False]]
+    assert _timeline(again) == timeline + 1   # a promotion happened: a new timeline began at the failover
+    after = {e["key"]: e for e in endpoint_map(ha).values() if e.get("role") == "primary" and "rds" in e.get("key", "")}
+    assert [e["pid"] for e in after.values()] != [e["pid"] for e in before.values()]
+    # The old primary comes back as the new standby, and commits wait for it again.
+    eventually(lambda: again.run("SELECT sync_state FROM pg_stat_replication WHERE application_name = "
+                                 "'awslab_standby'") == [["sync"]], within_s=30)
+    again.run("INSERT INTO orders VALUES (201)")
+    # The read replica follows the new primary.
+    replica = pg(awslab, stack, "replica")
+    eventually(lambda: replica.run("SELECT count(*) FROM orders") == [[201]], within_s=30)
+
+    # The cache: TestFailover moves the primary endpoint to the promoted replica; open clients drop.
+    cache = redis_conn(awslab, stack)
+    cache.set("greeting", "hello")
+    role_before = cache.execute_command("ROLE")[0]
+    assert awslab("failover", "--cache", "--name", stack).code == 0
+    with pytest.raises(Exception):
+        cache.ping()
+    fresh = redis_conn(awslab, stack)
+    assert fresh.get("greeting") == b"hello" and role_before == b"master" and fresh.execute_command("ROLE")[0] == b"master"
+    fresh.set("after", "failover")   # the primary endpoint takes writes: it reaches the new primary
+
+    # Single-AZ: the standby goes; a failover is then refused with exit 2, nothing changed.
+    assert awslab("up", "week6", "--name", stack, "--set", "database.multi_az=false").code == 0
+    eventually(lambda: pg(awslab, stack).run("SELECT count(*) FROM pg_stat_replication WHERE application_name = "
+                                             "'awslab_standby'") == [[0]], within_s=30)
+    refused = awslab("failover", "--name", stack)
+    assert refused.code == 2 and "Single-AZ" in refused.err and len(refused.err.strip().splitlines()) <= 2
+
+
+def test_point_in_time_restore_and_promotion__a_dropped_table_comes_back_and_a_replica_goes_its_own_way(
+        awslab, ha, stack):
+    assert awslab("up", "week6", "--name", stack).code == 0
+    conn = pg(awslab, stack)
+    conn.run("CREATE TABLE precious (n int)")
+    conn.run("INSERT INTO precious SELECT generate_series(1, 500)")
+    time.sleep(0.5)
+    noted = datetime.now(timezone.utc)
+    time.sleep(0.5)
+    conn.run("DROP TABLE precious")   # the mistake
+    when = noted.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    future = awslab("restore", "--name", stack, "--to-time", "2099-01-01T00:00:00Z", "--as", "nope")
+    assert future.code == 2 and "in the future" in future.err
+    early = awslab("restore", "--name", stack, "--to-time", "2020-01-01T00:00:00Z", "--as", "nope")
+    assert early.code == 2 and "outside the restorable window" in early.err
+
+    def restored() -> bool:   # LatestRestorableTime trails the present by the archive interval
+        result = awslab("restore", "--name", stack, "--to-time", when, "--as", "undo")
+        assert result.code in (0, 2), result.err
+        return result.code == 0
+    eventually(restored, within_s=20)
+    undo = pg(awslab, stack, "undo")
+    assert undo.run("SELECT count(*), sum(n) FROM precious") == [[500, 125250]]
+    assert conn.run("SELECT to_regclass('precious')") == [[None]]   # the source still has the mistake
+
+    # Promotion: the replica refuses writes, then takes them and no longer follows the primary.
+    replica = pg(awslab, stack, "replica")
+    with pytest.raises(Exception, match="read-only"):
+        replica.run("CREATE TABLE mine (n int)")
+    not_a_replica = awslab("promote", f"{stack}-db", "--name", stack)
+    assert not_a_replica.code == 2 and "not a read replica" in not_a_replica.err
+    promoted = awslab("promote", "--name", stack, "--output", "json")
+    assert promoted.code == 0, promoted.err
+    result = json.loads(promoted.out)
+    assert result["promoted_from"] == f"{stack}-db"
+    mine = pg(awslab, stack, result["id"])
+    mine.run("CREATE TABLE mine (n int)")
+    mine.run("INSERT INTO mine VALUES (1)")
+    conn.run("CREATE TABLE after_promotion (n int)")
+    time.sleep(1.0)
+    assert mine.run("SELECT to_regclass('after_promotion')") == [[None]]
+    status = json.loads(awslab("status", "--name", stack, "--output", "json").out)["resources"]
+    keys = {r["key"] for r in status}
+    assert f"db.promoted.{result['id']}" in keys and not any(k.startswith("db.replica.") for k in keys)
+
+    down = awslab("down", "--name", stack, "--yes")
+    assert down.code == 0, down.err
