@@ -292,6 +292,25 @@ def failover(on_cache, **opts):
 
 
 @cli.command()
+@mutating
+@target_options
+def drill(**opts):
+    """Measure availability against performance on the local AWS's real engines.
+
+    A numbered write load runs through the primary while a Multi-AZ failover is forced (downtime,
+    acknowledged writes lost, connections dropped); the read replica's lag is sampled under load
+    and read-your-own-write misses counted; then a cache failover under load (keys lost). Prints
+    the three side by side with AWS's figures. Local target only. Example: awslab drill -o json
+    """
+    from awslab.commands.drill import drill as do_drill
+
+    ctx, output = _begin(opts)
+    with _one_at_a_time(ctx, "drill", opts):
+        code = do_drill(ctx, ctx.stack, output=output, progress=_progress(output))
+    sys.exit(code)
+
+
+@cli.command()
 @click.argument("replica", required=False)
 @mutating
 @target_options

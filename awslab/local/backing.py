@@ -201,8 +201,9 @@ class Backing:
         return pids
 
     def halt_all(self) -> list[str]:
-        """Stop every engine, keeping its data for the next server of this home (``resume``)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop every engine, keeping its data for the next server of this home (``resume``). Work
+        already asked for runs first: a deleted instance's final snapshot must not be lost to a stop."""
+        self._pool.shutdown(wait=True, cancel_futures=False)
         self.forwarder.close_all()
         keys = self.engines.halt_all()
         write_json_atomic(self.endpoints_path, {})

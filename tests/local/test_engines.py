@@ -401,3 +401,15 @@ def test_reap_strays__stops_an_unregistered_engine_in_our_dirs_and_spares_the_re
         for p in (stray, elsewhere):
             p.kill()
             p.wait()
+
+
+def test_halting_the_engines_first_runs_the_work_already_asked_for(tmp_path) -> None:
+    """`local stop` right after `down`: the final snapshot a delete asked for is still made."""
+    from awslab.local.backing import Backing
+
+    backing, done = Backing(tmp_path), []
+    for n in range(6):   # every worker busy (deletes of several instances at once), more work queued
+        backing.submit(f"rds.us-east-1.db{n}", lambda: time.sleep(0.3))
+    backing.submit("rds.us-east-1.db0", lambda: done.append("final snapshot"))
+    backing.halt_all()
+    assert done == ["final snapshot"]

@@ -169,3 +169,25 @@ def test_point_in_time_restore_and_promotion__a_dropped_table_comes_back_and_a_r
 
     down = awslab("down", "--name", stack, "--yes")
     assert down.code == 0, down.err
+
+
+def test_drill__zero_acknowledged_writes_lost_on_multi_az_a_measured_downtime_and_lag(awslab, ha, stack):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    refused = awslab("drill", "--name", stack)
+    assert refused.code == 2 and "no read replica" in refused.err
+    assert awslab("up", "week6", "--name", stack).code == 0
+
+    drill = awslab("drill", "--name", stack, "--output", "json")
+    assert drill.code == 0, drill.err
+    result = json.loads(drill.out)
+    m, r, c = result["multi_az"], result["read_replica"], result["cache_replica"]
+    # Synchronous commit: every acknowledged write is there after the failover, checked row by row.
+    assert m["writes_acknowledged"] > 50 and m["acknowledged_writes_lost"] == 0 and m["lost"] == []
+    assert m["connections_dropped"] is True and 0 < m["downtime_s"] < 30
+    assert m["synchronous"] is True and m["serves_reads"] is False
+    assert r["synchronous"] is False and r["samples"] > 10 and r["lag_ms_max"] >= r["lag_ms_p95"] >= r["lag_ms_p50"] >= 0
+    assert 0 <= r["read_your_write_misses"] <= r["read_your_write_tries"]
+    assert c["writes_acknowledged"] > 50 and c["connections_dropped"] is True
+    assert 0 <= c["acknowledged_writes_lost"] <= c["writes_acknowledged"]
+    text = awslab("drill", "--name", stack)
+    assert text.code == 0 and "MULTI-AZ STANDBY" in text.out and "AWS 60-120 s" in text.out

@@ -101,6 +101,7 @@ from awslab.local.engines.postgres import (
     ARCHIVE_TIMEOUT_S,
     PG_CONF,
     PG_HBA,
+    REPLICA_LAG_SQL,
     ROLE_CONF,
     STANDBY_NAME,
     as_standalone,
@@ -707,8 +708,7 @@ class Engines:
         """Seconds behind its primary, as RDS's ReplicaLag computes it: now minus the time of the
         last transaction the replica replayed (0 when it has replayed all it received)."""
         entry = self._running(key, "postgres")
-        rows = self._query(entry, "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-                                  "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END")
+        rows = self._query(entry, REPLICA_LAG_SQL)
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     # --- Redis ---

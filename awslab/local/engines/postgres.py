@@ -61,6 +61,10 @@ def as_standalone(data: Path) -> None:
         auto.write_text("".join(kept))
 
 
+# RDS's ReplicaLag, as RDS computes it for PostgreSQL: now minus the time of the last transaction
+# the replica replayed, or 0 when it has replayed everything it received.
+REPLICA_LAG_SQL = ("SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+                   "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END")
 ROLE_CONF = "awslab.conf"
 STANDBY_NAME = "awslab_standby"   # the Multi-AZ standby's application_name, which the primary waits for
 ARCHIVE_TIMEOUT_S = 2             # a segment is archived at most this long after it was written

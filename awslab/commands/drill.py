@@ -1,0 +1,243 @@
+"""`awslab drill`: the week's availability-versus-performance lesson, measured on the real engines.
+
+Three copies of the data, three promises. The Multi-AZ standby is synchronous and serves nothing:
+a failover costs a short outage and no acknowledged write. A read replica is asynchronous and
+serves reads: it lags, so a read right after a write can miss it. A cache replica is asynchronous
+too: its failover can lose the last writes. The drill runs a steady, numbered write load through
+each primary endpoint, forces the failovers through the one executor (as `awslab failover`
+does), and checks every acknowledged write afterwards, one by one.
+
+Local target only: it needs the engines' addresses from this machine. On real AWS the same load
+would have to run from the lab's host through SSM, which this command does not do yet.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from awslab import ui
+from awslab.commands._common import progress_run, raise_if_failed
+from awslab.engine.context import Context
+from awslab.engine.discovery import discover
+from awslab.engine.executor import execute
+from awslab.engine.plan import plan_failover
+from awslab.engine.run import Run
+from awslab.errors import EXIT_OK, UsageError
+from awslab.verify import live
+
+LOAD_BEFORE_S = 1.0      # steady load before a failover is forced
+LOAD_AFTER_S = 1.0       # and after the resource is available again
+LAG_SAMPLE_S = 3.0       # replica lag sampled under load for this long
+RYOW_TRIES = 20          # read-your-own-write attempts on the replica
+RYOW_BATCH = 500         # rows each attempt writes in one transaction (an order with its lines, say)
+
+# What AWS documents, beside what the drill measures: (figure, source).
+AWS_REFERENCE = {
+    "multi_az_failover": ("60-120 s", "RDS User Guide, 'Failover process for Amazon RDS'"),
+    "multi_az_loss": ("0", "synchronous replication: a commit waits for the standby"),
+    "replica_lag": ("seconds", "RDS User Guide, 'Monitoring read replication' (CloudWatch ReplicaLag)"),
+    "cache_failover": ("~1 min", "ElastiCache User Guide, 'Testing automatic failover' (TestFailover)"),
+    "cache_loss": ("some", "ElastiCache replication is asynchronous: the last writes may be lost"),
+}
+
+
+@dataclass
+class Load:
+    """A numbered write load through one endpoint, reconnecting as a client would."""
+    write: Callable[[Any, int], Any]
+    connect: Callable[[], Any]
+    acked: list[tuple[int, float]] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        conn, n = None, 0
+        while not self.stop.is_set():
+            if conn is None:
+                try:
+                    conn = self.connect()
+                except Exception:  # noqa: BLE001 - the endpoint is down: retry, as an application would
+                    time.sleep(0.02)
+                    continue
+            n += 1
+            try:
+                self.write(conn, n)
+                self.acked.append((n, time.time()))
+            except Exception:  # noqa: BLE001 - the connection dropped (or the write failed): not acknowledged
+                self.errors.append(time.time())
+                conn = None
+            time.sleep(0.005)
+
+    def downtime(self, since: float) -> float:
+        """From the last write acknowledged before the first failure after ``since`` to the first after it."""
+        failures = [t for t in self.errors if t >= since]
+        if not failures:
+            return 0.0
+        before = [t for _, t in self.acked if t < failures[0]]
+        after = [t for _, t in self.acked if t > failures[0]]
+        return (after[0] if after else time.time()) - (before[-1] if before else since)
+
+
+def _under_load(load: Load, force) -> float:
+    thread = threading.Thread(target=load.run, daemon=True)
+    thread.start()
+    time.sleep(LOAD_BEFORE_S)
+    started = time.time()
+    force()
+    time.sleep(LOAD_AFTER_S)
+    load.stop.set()
+    thread.join(10)
+    return started
+
+
+def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress) -> int:
+    if not ctx.is_local:
+        raise UsageError("awslab drill measures the local AWS's real engines; it is local-only for now",
+                         "run it on the local target; on AWS use `awslab failover` and CloudWatch's ReplicaLag")
+    run = progress_run(ctx, stack, "", progress)
+    found = discover(run)
+    primary, group = found.get("db.primary"), found.get("cache.group")
+    replicas = sorted(k for k in found if k.startswith("db.replica."))
+    if primary is None:
+        raise UsageError(f"stack {stack} has no primary DB to drill", "run `awslab up week6` first")
+    if not primary.get("multi_az"):
+        raise UsageError(f"{primary.id} is Single-AZ: there is no standby to fail over to",
+                         "awslab up week6 --set database.multi_az=true")
+    if not replicas:
+        raise UsageError(f"stack {stack} has no read replica to measure", "awslab up week6 --set database.read_replicas=1")
+    if group is None or "cache.auth-token" not in found:
+        raise UsageError(f"stack {stack} has no cache to fail over", "run `awslab up week6` first")
+    mapping = live.endpoint_map(run)
+    raw = primary.get("raw") or {}
+    db_addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
+    live.require_engine(db_addr, "the database")
+    user, password = live.db_credentials(run, raw)
+    database = raw.get("DBName") or "postgres"
+    connect_db = lambda addr=db_addr: live.pg_connect(addr, user, password, database)  # noqa: E731
+
+    result = {"stack": stack, "multi_az": _multi_az(run, primary, connect_db),
+              "read_replica": _replica(run, found[replicas[0]], mapping, connect_db, user, password, database),
+              "cache_replica": _cache(run, group, found["cache.auth-token"].id, mapping),
+              "aws_reference": AWS_REFERENCE}
+    print_result(result, output)
+    return EXIT_OK
+
+
+def _multi_az(run: Run, primary, connect_db) -> dict:
+    setup = connect_db()
+    setup.run("DROP TABLE IF EXISTS awslab_drill")
+    setup.run("CREATE TABLE awslab_drill (n int PRIMARY KEY, at timestamptz DEFAULT now())")
+    setup.close()
+    load = Load(write=lambda c, n: c.run("INSERT INTO awslab_drill (n) VALUES (:n)", n=n), connect=connect_db)
+    ui.err(f"writing to {primary.id} under load, then forcing a Multi-AZ failover")
+    started = _under_load(load, lambda: raise_if_failed(execute(plan_failover(run.stack, primary), run), "failover", run))
+    check = connect_db()
+    present = {r[0] for r in check.run("SELECT n FROM awslab_drill")}
+    check.close()
+    lost = sorted(n for n, _ in load.acked if n not in present)
+    return {"synchronous": True, "serves_reads": False, "writes_acknowledged": len(load.acked),
+            "acknowledged_writes_lost": len(lost), "lost": lost[:20],
+            "connections_dropped": any(t >= started for t in load.errors),
+            "downtime_s": round(load.downtime(started), 3)}
+
+
+def _replica(run: Run, replica, mapping, connect_db, user, password, database) -> dict:
+    from awslab.local.engines.postgres import REPLICA_LAG_SQL
+
+    raw = replica.get("raw") or {}
+    addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
+    live.require_engine(addr, "the read replica")
+    reader = live.pg_connect(addr, user, password, database)
+    load = Load(write=lambda c, n: c.run("INSERT INTO awslab_drill (n) VALUES (:n) ON CONFLICT DO NOTHING",
+                                         n=1_000_000 + n), connect=connect_db)
+    thread = threading.Thread(target=load.run, daemon=True)
+    ui.err(f"sampling {replica.id}'s replica lag under the same load")
+    thread.start()
+    samples, deadline = [], time.monotonic() + LAG_SAMPLE_S
+    while time.monotonic() < deadline:
+        (lag,) = reader.run(REPLICA_LAG_SQL)[0]
+        samples.append(float(lag or 0.0) * 1000)
+        time.sleep(0.02)
+    load.stop.set()
+    thread.join(10)
+    writer, misses = connect_db(), 0
+    for i in range(RYOW_TRIES):   # a batch committed on the primary, read back at once on the replica
+        lo = 2_000_000 + i * RYOW_BATCH
+        writer.run("INSERT INTO awslab_drill (n) SELECT generate_series(CAST(:lo AS int), CAST(:hi AS int))", lo=lo, hi=lo + RYOW_BATCH - 1)
+        (seen,) = reader.run("SELECT count(*) FROM awslab_drill WHERE n BETWEEN :lo AND :hi",
+                             lo=lo, hi=lo + RYOW_BATCH - 1)[0]
+        if seen < RYOW_BATCH:
+            misses += 1
+    writer.close()
+    reader.close()
+    samples.sort()
+    pct = lambda p: round(samples[min(len(samples) - 1, int(p / 100 * len(samples)))], 2) if samples else 0.0  # noqa: E731
+    return {"synchronous": False, "serves_reads": True, "lag_ms_p50": pct(50), "lag_ms_p95": pct(95),
+            "lag_ms_max": round(max(samples, default=0.0), 2), "samples": len(samples),
+            "read_your_write_misses": misses, "read_your_write_tries": RYOW_TRIES}
+
+
+def _cache(run: Run, group, token_id: str, mapping) -> dict:
+    ep = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
+    addr = live.resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
+    live.require_engine(addr, "the cache")
+    token = live.cache_token(run, token_id)
+    connect = lambda: _redis_once(addr, token)  # noqa: E731
+    first = connect()
+    first.delete(*[k for k in first.scan_iter("awslab:drill:*")] or ["awslab:drill:none"])
+    first.close()
+    load = Load(write=lambda c, n: c.set(f"awslab:drill:{n}", n), connect=connect)
+    ui.err(f"writing to {group.id} under load, then forcing a cache failover")
+    started = _under_load(load, lambda: raise_if_failed(execute(plan_failover(run.stack, group), run), "failover", run))
+    check = connect()
+    present = {int(k.split(b":")[-1]) for k in check.scan_iter("awslab:drill:*")}
+    check.close()
+    lost = sorted(n for n, _ in load.acked if n not in present)
+    return {"synchronous": False, "serves_reads": True, "writes_acknowledged": len(load.acked),
+            "acknowledged_writes_lost": len(lost), "connections_dropped": any(t >= started for t in load.errors),
+            "downtime_s": round(load.downtime(started), 3)}
+
+
+def _redis_once(addr, token):
+    """A client on one connection that is never silently remade (a drop must show)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(host=addr.host, port=addr.port, password=token, socket_timeout=5, socket_connect_timeout=2,
+                       single_connection_client=True, retry=Retry(NoBackoff(), 0), protocol=2)
+
+
+def print_result(result: dict, output: str) -> None:
+    if output == "json":
+        ui.emit_json(result)
+        return
+    m, r, c, ref = result["multi_az"], result["read_replica"], result["cache_replica"], result["aws_reference"]
+    rows = [
+        ["replication", "synchronous", "asynchronous", "asynchronous"],
+        ["serves reads", "no", "yes", "yes (reader endpoint)"],
+        ["failover downtime", f"{m['downtime_s']:.2f} s (AWS {ref['multi_az_failover'][0]})", "-",
+         f"{c['downtime_s']:.2f} s (AWS {ref['cache_failover'][0]})"],
+        ["acknowledged writes lost", f"{m['acknowledged_writes_lost']} of {m['writes_acknowledged']} "
+         f"(AWS {ref['multi_az_loss'][0]})", "-",
+         f"{c['acknowledged_writes_lost']} of {c['writes_acknowledged']} (AWS {ref['cache_loss'][0]})"],
+        ["open connections", "dropped" if m["connections_dropped"] else "kept", "-",
+         "dropped" if c["connections_dropped"] else "kept"],
+        ["lag p50 / p95 / max", "0 (commits wait for it)",
+         f"{r['lag_ms_p50']:.1f} / {r['lag_ms_p95']:.1f} / {r['lag_ms_max']:.1f} ms (AWS {ref['replica_lag'][0]})", "-"],
+        ["read right after a write", "-", f"missed {r['read_your_write_misses']} of {r['read_your_write_tries']}", "-"],
+    ]
+    ui.emit(ui.table(["", "MULTI-AZ STANDBY", "READ REPLICA", "CACHE REPLICA"], rows))
+    ui.emit(f"\nThe standby is synchronous: a commit returned only once it had the row, so the failover lost "
+            f"{m['acknowledged_writes_lost']} acknowledged writes and cost {m['downtime_s']:.2f} s of downtime; it "
+            "served no reads meanwhile. The read replica is asynchronous: it serves reads but trails the primary "
+            f"(p95 {r['lag_ms_p95']:.1f} ms here), so a read right after a write missed it "
+            f"{r['read_your_write_misses']} times in {r['read_your_write_tries']}: read your own writes from the "
+            "primary. The cache replica is asynchronous too: its failover may lose the last writes "
+            f"({c['acknowledged_writes_lost']} lost here). The local figures are faster than AWS's: no DNS change, "
+            "no new host; the shape of the trade-off is the same.")
+    ui.emit("\nAWS figures: " + "; ".join(f"{fig}: {src}" for fig, src in ref.values()))
