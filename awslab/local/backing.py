@@ -61,6 +61,7 @@ class Backing:
         self.reconciling = False   # set while ``reconcile`` walks a running server's resources
         self.forwarder = Forwarder(local_dir / PORTS_FILE)
         self.roles: dict[str, str] = {}   # endpoint -> the engine key that holds its role now
+        self.closing = threading.Event()
 
     # --- work queues ---
 
@@ -194,6 +195,7 @@ class Backing:
         return self.submit(key, lambda: self.engines.stop(key))
 
     def stop_all(self) -> list[int]:
+        self.closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.forwarder.close_all()
         pids = self.engines.stop_all()
@@ -203,6 +205,7 @@ class Backing:
     def halt_all(self) -> list[str]:
         """Stop every engine, keeping its data for the next server of this home (``resume``). Work
         already asked for runs first: a deleted instance's final snapshot must not be lost to a stop."""
+        self.closing.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
         self.forwarder.close_all()
         keys = self.engines.halt_all()
@@ -249,6 +252,7 @@ def enable(local_dir: Path) -> Backing:
     _backing = Backing(local_dir)
     _rds()
     _elasticache()
+    threading.Thread(target=_tick, args=(_backing,), name="engine periodic", daemon=True).start()
     return _backing
 
 
@@ -263,6 +267,17 @@ def halt_all() -> None:
 
 
 _revivers: list[Callable[[Backing], set[str]]] = []
+_periodic: list[Callable[[Backing], None]] = []   # run every PERIODIC_S on the running server
+PERIODIC_S = 1.0
+
+
+def _tick(b: Backing) -> None:
+    while not b.closing.wait(PERIODIC_S):
+        for work in _periodic:
+            try:
+                work(b)
+            except Exception:  # noqa: BLE001 - a periodic job's failure must not stop the others
+                log.exception("periodic engine work failed")
 
 
 def resume(state_loaded: bool) -> dict[str, int]:
@@ -330,7 +345,8 @@ def _secret_of(db) -> dict:
     secret = getattr(db, "master_user_secret", None)
     if secret is not None:
         return json.loads(secret.secret.secret_string)
-    return {"username": db.master_username, "password": getattr(db, "master_user_password", None) or ""}
+    # A password given as MasterUserPassword: moto keeps it but will not hand it out.
+    return {"username": db.master_username, "password": getattr(db, "_master_user_password", None) or ""}
 
 
 def _major(version: str | None) -> str | None:
@@ -379,7 +395,7 @@ def restore_window(region: str, ident: str) -> tuple[float, float] | None:
 
 
 def _rds() -> None:
-    from moto.rds.models import DBInstance, RDSBackend
+    from moto.rds.models import DBInstance, DBInstanceAutomatedBackup, RDSBackend
 
     b = _backing
     assert b is not None
@@ -553,6 +569,50 @@ def _rds() -> None:
                                                                  after=key), role="standby", after=key)
         return claimed
 
+    orig_pitr = RDSBackend.restore_db_instance_to_point_in_time
+
+    @functools.wraps(orig_pitr)
+    def restore_db_instance_to_point_in_time(self, source_db_identifier, target_db_identifier, overrides):
+        """Refused as RDS refuses it: no automated backups, or a time outside what they cover."""
+        from moto.rds.exceptions import RDSClientError
+
+        source = self.databases.get(source_db_identifier)
+        if source is not None and not _backups_on(source):
+            raise RDSClientError("PointInTimeRestoreNotEnabled", "SourceDBInstanceIdentifier refers to a DB "
+                                 "instance with BackupRetentionPeriod equal to 0.")
+        when = None if overrides.get("use_latest_restorable_time") else _epoch(overrides.get("restore_time"))
+        window = restore_window(self.region_name, source_db_identifier) if source is not None else None
+        if when is not None and window is not None and not window[0] <= when <= window[1] + 1:
+            fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+            raise RDSClientError("InvalidRestoreFault", f"The restore time {fmt(when)} is outside the restorable "
+                                 f"window of {source_db_identifier}: {fmt(window[0])} to {fmt(window[1])}.")
+        return orig_pitr(self, source_db_identifier, target_db_identifier, overrides)
+
+    RDSBackend.restore_db_instance_to_point_in_time = restore_db_instance_to_point_in_time
+
+    def backup_windows(b: Backing) -> None:
+        """Each backup window (a day, scaled by the latency profile): a base backup of every
+        instance that keeps backups, and those older than its retention period pruned."""
+        from moto.rds.models import rds_backends
+
+        from awslab.local import latency
+
+        window = latency.current().seconds("rds.backup-window")
+        if not window:
+            return   # instant: no time passes between windows
+        for _, region, db in _live(rds_backends, "databases"):
+            key = _db_key(region, db.db_instance_identifier)
+            entry = engines.get(key) or {}
+            if not entry.get("backups") or not engines.alive(key) or b.busy(key):
+                continue
+            bases = engines.base_backups(key)
+            if not bases or time.time() - bases[-1]["finished"] >= window:
+                b.submit(f"backup:{key}", functools.partial(engines.base_backup, key), after=key)
+            retention = window * (db.backup_retention_period or 0)
+            b.submit(f"prune:{key}", functools.partial(engines.prune_backups, key, time.time() - retention))
+
+    _periodic.append(backup_windows)
+
     def latest_restorable_time(self):
         window = restore_window(self.region, self.db_instance_identifier)
         if window is None:
@@ -563,6 +623,18 @@ def _rds() -> None:
 
     orig_latest = DBInstance.latest_restorable_time
     DBInstance.latest_restorable_time = property(latest_restorable_time)
+
+    def automated_restore_window(self):
+        """DescribeDBInstanceAutomatedBackups' RestoreWindow: what the archive and base backups cover."""
+        from datetime import datetime, timezone
+
+        window = restore_window(self.backend.region_name, self.db_instance_identifier)
+        if window is None:
+            return None
+        at = lambda t: datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)  # noqa: E731
+        return {"EarliestTime": at(window[0]), "LatestTime": at(window[1])}
+
+    DBInstanceAutomatedBackup.restore_window = property(automated_restore_window)
 
     _revivers.append(revive)
     after("create_db_instance", created)

@@ -16,6 +16,8 @@ Typical durations on AWS (seconds), and where they come from:
 | rds.restore               | creating 600, backing-up 120       | restores create a new instance from a snapshot; observed ~10 min |
 | rds.modify                | modifying 120                      | class/storage changes with ApplyImmediately; observed minutes |
 | rds.reboot                | rebooting 60                       | a reboot (with failover for Multi-AZ: 60-120 s per the User Guide) |
+| rds.failover              | rebooting 90                       | reboot with failover: "typically 60-120 s" (RDS User Guide, Multi-AZ failover) |
+| rds.backup-window         | 86400 (a day)                      | automated backups: one base backup a day in the backup window, WAL in between; retention days scale the same |
 | rds.promote               | modifying 120, rebooting 60        | PromoteReadReplica: "can take several minutes", a reboot at the end |
 | rds.delete                | deleting 300                       | observed 4-10 min (longer with a final snapshot) |
 | rds.snapshot              | creating 240                       | manual snapshot of a 20 GiB gp3 volume; first snapshot is full |
@@ -42,6 +44,8 @@ REALISTIC: dict[str, tuple[tuple[str, float], ...]] = {
     "rds.restore": (("creating", 600), ("backing-up", 120)),
     "rds.modify": (("modifying", 120),),
     "rds.reboot": (("rebooting", 60),),
+    "rds.failover": (("rebooting", 90),),
+    "rds.backup-window": (("backing-up", 86400),),
     "rds.promote": (("modifying", 120), ("rebooting", 60)),
     "rds.delete": (("deleting", 300),),
     "rds.snapshot": (("creating", 240),),

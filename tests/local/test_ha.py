@@ -191,3 +191,35 @@ def test_drill__zero_acknowledged_writes_lost_on_multi_az_a_measured_downtime_an
     assert 0 <= c["acknowledged_writes_lost"] <= c["writes_acknowledged"]
     text = awslab("drill", "--name", stack)
     assert text.code == 0 and "MULTI-AZ STANDBY" in text.out and "AWS 60-120 s" in text.out
+
+
+def test_backup_windows__base_backups_taken_and_pruned_by_retention_and_restores_before_the_window_refused(
+        tmp_path, aws_sandbox):
+    """A backup window of 2 s (explicit latency) and a retention of one window: new base backups
+    keep coming, old ones go, the restorable window's start moves, and RDS refuses a time before it."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from conftest import server_keys
+
+    home = tmp_path / "windows-home"
+    with private_server(home, engines=True, latency="rds.backup-window=2") as server:
+        rds = boto3.client("rds", region_name="us-east-1", endpoint_url=server.endpoint_url, **server_keys(home))
+        rds.create_db_instance(DBInstanceIdentifier="w", Engine="postgres", DBInstanceClass="db.t3.micro",
+                               MasterUsername="labadmin", MasterUserPassword="a-long-enough-password",
+                               AllocatedStorage=20, BackupRetentionPeriod=1)
+        rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier="w", WaiterConfig={"Delay": 0.5})
+        created = rds.describe_db_instances(DBInstanceIdentifier="w")["DBInstances"][0]["InstanceCreateTime"]
+        engines = json.loads((home / "local" / "engines" / "engines.json").read_text())["engines"]
+        base = Path(engines["rds.us-east-1.w"]["backups"]) / "base"
+
+        def window():
+            return rds.describe_db_instance_automated_backups(DBInstanceIdentifier="w")[
+                "DBInstanceAutomatedBackups"][0]["RestoreWindow"]
+        eventually(lambda: (window()["EarliestTime"] - created).total_seconds() > 2, within_s=30)
+        assert 1 <= len(list(base.iterdir())) <= 3   # pruned, not piling up
+        earliest = window()["EarliestTime"]
+        with pytest.raises(ClientError) as refused:
+            rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier="w", TargetDBInstanceIdentifier="old",
+                                                     RestoreTime=created)
+        assert refused.value.response["Error"]["Code"] == "InvalidRestoreFault"
+        assert earliest.strftime("%Y-%m-%dT%H:%M:%S") in refused.value.response["Error"]["Message"]

@@ -527,7 +527,12 @@ class Engines:
         log.info("base backup of %r in %.2f s", key, meta["finished"] - started)
         return meta
 
-    def _base_backups(self, backups: Path) -> list[dict[str, Any]]:
+    def base_backups(self, key: str) -> list[dict[str, Any]]:
+        """The base backups instance ``key`` keeps, oldest first."""
+        entry = self.get(key) or {}
+        return self.base_backups_in(Path(entry["backups"])) if entry.get("backups") else []
+
+    def base_backups_in(self, backups: Path) -> list[dict[str, Any]]:
         out = []
         for meta in sorted((backups / "base").glob("*/backup.json")):
             with contextlib.suppress(OSError, ValueError):
@@ -541,7 +546,7 @@ class Engines:
         entry = self.get(key)
         if not entry or not entry.get("backups"):
             return None
-        bases = self._base_backups(Path(entry["backups"]))
+        bases = self.base_backups_in(Path(entry["backups"]))
         if not bases:
             return None
         if self.alive(key):
@@ -557,7 +562,7 @@ class Engines:
         entry = self.get(key) or {}
         if not entry.get("backups"):
             return 0
-        bases = self._base_backups(Path(entry["backups"]))
+        bases = self.base_backups_in(Path(entry["backups"]))
         old = [b for b in bases if b["finished"] < older_than][:-1]
         for b in old:
             remove_tree(Path(b["path"]))
@@ -591,7 +596,7 @@ class Engines:
         archive = Path(src["backups"])
         if self.alive(source):
             self._archive_now(source)
-        bases = [b for b in self._base_backups(archive) if when is None or b["finished"] <= when]
+        bases = [b for b in self.base_backups_in(archive) if when is None or b["finished"] <= when]
         if not bases:
             raise EngineError(f"no base backup of {source!r} before {when}")
         base = bases[-1]
