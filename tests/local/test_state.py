@@ -96,6 +96,7 @@ def test_local_stop_start__every_stack_comes_back_with_its_ids_endpoints_and_dat
     assert awslab("up", "week6", "--name", stack).code == 0
     before = _resources(awslab, stack)
     _write_data(awslab, stack)
+    address = json.loads(awslab("connect", "db", "--name", stack, "--output", "json").out)["local_address"]
     engines = _engines_of(home)
     dirs = [Path(e["dir"]) for e in engines.values()]
     assert len(engines) == WEEK6_ENGINES and all(pid_alive(e["pid"]) for e in engines.values())
@@ -109,6 +110,8 @@ def test_local_stop_start__every_stack_comes_back_with_its_ids_endpoints_and_dat
     assert start.code == 0, start.err
     assert _resources(awslab, stack) == before
     assert _read_data(awslab, stack) == ("kept", "kept", "hello")
+    # The endpoint's local address is the same: a learner's psql line still works.
+    assert json.loads(awslab("connect", "db", "--name", stack, "--output", "json").out)["local_address"] == address
     verify = awslab("verify", "--name", stack)
     assert verify.code == 0, verify.out
 
