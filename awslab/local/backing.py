@@ -478,13 +478,20 @@ def _rds() -> None:
         sk = engines.standby_key(key)
         failover = force_failover and engines.alive(sk)
 
+        def down_for_the_reboot() -> None:
+            """Unreachable for as long as the latency profile says the reboot lasts (none: instant)."""
+            from awslab.local import latency
+
+            while latency.phase(db) is not None:
+                time.sleep(0.05)
+
         def work() -> None:
             started = time.monotonic()
             before = (engines.get(key) or {}).get("port")
             if failover:
-                engines.failover(key)
+                engines.failover(key, pause=down_for_the_reboot)
             else:
-                engines.restart(key)
+                engines.restart(key, pause=down_for_the_reboot)
             for e in b.endpoints_of(key) or [endpoint]:
                 b.forwarder.drop(e)
                 b.publish_engine(e, key, "primary")

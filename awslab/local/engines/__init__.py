@@ -677,16 +677,18 @@ class Engines:
             self._reload(entry)
         self.stop(self.standby_key(key))
 
-    def failover(self, key: str) -> dict[str, Any]:
-        """A Multi-AZ failover: the primary stops as in a crash, the standby is promoted and takes
-        the key (whatever follows ``key`` now reaches it); the old primary is left to
-        ``rebuild_standby``. The new primary's entry."""
+    def failover(self, key: str, pause: Callable[[], None] | None = None) -> dict[str, Any]:
+        """A Multi-AZ failover: the primary stops as in a crash, ``pause`` (the time AWS takes to
+        notice and switch), the standby is promoted and takes the key (whatever follows ``key``
+        now reaches it); the old primary is left to ``rebuild_standby``. The new primary's entry."""
         sk = self.standby_key(key)
         primary, standby = self._running(key, "postgres"), self._running(sk, "postgres")
         with contextlib.suppress(ProcessLookupError):
             os.kill(primary["pid"], signal.SIGQUIT)   # immediate shutdown: no checkpoint, clients cut off
         if not wait_gone(primary["pid"], STOP_TIMEOUT_S):
             terminate(primary)
+        if pause is not None:
+            pause()
         self._pg_ctl_promote(standby)
         with self.registry.changing() as engines:
             old = engines[key]
@@ -704,9 +706,11 @@ class Engines:
         self.stop(self.standby_key(key))
         return self.start_standby(key)
 
-    def restart(self, key: str) -> dict[str, Any]:
-        """A reboot: the server stops (its connections cut) and starts again on its data."""
+    def restart(self, key: str, pause: Callable[[], None] | None = None) -> dict[str, Any]:
+        """A reboot: the server stops (its connections cut), ``pause``, and starts again on its data."""
         self.halt(key)
+        if pause is not None:
+            pause()
         return self.resume(key)
 
     def replica_lag(self, key: str) -> float | None:
