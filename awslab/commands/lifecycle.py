@@ -159,7 +159,10 @@ def _local_suffix(info: dict | None) -> str:
     """' -> 127.0.0.1:N' where a real engine answers, else its status in brackets."""
     if not info:
         return ""
-    return f" -> {info['host']}:{info['port']}" if info.get("status") == "available" else f" ({info.get('status')})"
+    if info.get("status") != "available":
+        return f" ({info.get('status')})"
+    lag = info.get("replica_lag_s")
+    return f" -> {info['host']}:{info['port']}" + (f" (replica lag {lag:.2f} s)" if lag is not None else "")
 
 
 def resource_records(found: dict[str, Found], engines: dict[str, dict] | None = None) -> list[dict]:
@@ -173,6 +176,8 @@ def resource_records(found: dict[str, Found], engines: dict[str, dict] | None = 
         if info:
             record["local_address"] = f"{info['host']}:{info['port']}" if info.get("status") == "available" else None
             record["engine_status"] = info.get("status")
+            if info.get("replica_lag_s") is not None:
+                record["replica_lag_s"] = info["replica_lag_s"]
         out.append(record)
     return out
 

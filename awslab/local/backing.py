@@ -815,6 +815,20 @@ def _after(cls, method: str, hook: Callable[..., None], inside: threading.local 
     setattr(cls, method, wrapper)
 
 
+def describe_endpoints(local_dir: Path) -> dict[str, dict]:
+    """The endpoint map, each PostgreSQL read replica with its lag now (RDS's ReplicaLag)."""
+    endpoints = read_endpoints(local_dir)
+    if _backing is None:
+        return endpoints
+    for info in endpoints.values():
+        if info.get("role") == "replica" and info.get("engine") == "postgres" and info.get("status") == "available":
+            try:
+                info["replica_lag_s"] = _backing.engines.replica_lag(info["key"])
+            except Exception:  # noqa: BLE001 - a lag that cannot be read is left out, never an error
+                pass
+    return endpoints
+
+
 def read_endpoints(local_dir: Path) -> dict[str, dict]:
     try:
         return json.loads((local_dir / ENDPOINTS_FILE).read_text())

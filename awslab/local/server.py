@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
             return _json(start_response, "200 OK", {"pid": os.getpid(), "token": token, "dir": str(state_dir.resolve()),
                                                     "latency": latency.current().as_dict()})
         if path == ENDPOINTS_PATH and get:   # where the engines listen: no secret (each still asks its password)
-            endpoints = backing.read_endpoints(Path(args.state_dir)) if backing is not None else {}
+            endpoints = backing.describe_endpoints(Path(args.state_dir)) if backing is not None else {}
             return _json(start_response, "200 OK", {"engines": args.engines, "endpoints": endpoints})
         import io
 

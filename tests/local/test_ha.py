@@ -101,6 +101,9 @@ def test_failover__drops_open_connections_keeps_the_address_every_committed_row_
     # The read replica follows the new primary.
     replica = pg(awslab, stack, "replica")
     eventually(lambda: replica.run("SELECT count(*) FROM orders") == [[201]], within_s=30)
+    # `status` shows its lag as RDS's ReplicaLag computes it.
+    records = {r["key"]: r for r in json.loads(awslab("status", "--name", stack, "--output", "json").out)["resources"]}
+    assert records["db.replica.1"]["replica_lag_s"] >= 0 and "replica_lag_s" not in records["db.primary"]
 
     # The cache: TestFailover moves the primary endpoint to the promoted replica; open clients drop.
     cache = redis_conn(awslab, stack)
