@@ -112,6 +112,23 @@ def local_server(tmp_path_factory):
         yield server, home
 
 
+@pytest.fixture(scope="module")
+def engine_server(tmp_path_factory):
+    """A local AWS with real engines, one per test module (per xdist worker): the shared one runs
+    without engines, for speed."""
+    home = tmp_path_factory.mktemp("engine-server-home")
+    with private_server(home, engines=True) as server:
+        yield server, home
+
+
+@pytest.fixture
+def engines(engine_server, aws_sandbox):
+    """This test's AWSLAB_HOME, pointing at the module's engine server."""
+    server, home = engine_server
+    point_at(home, aws_sandbox)
+    return server
+
+
 def point_at(server_home: Path, home: Path) -> None:
     """Make the state dir ``home`` use the local AWS whose state dir is ``server_home`` (as if
     awslab had started it there): its identity and the keys it accepts. The environment's keys

@@ -14,23 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import endpoint_map, eventually, point_at, private_server
+from conftest import endpoint_map, eventually, private_server
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
-
-
-@pytest.fixture(scope="module")
-def ha_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("ha-server-home")
-    with private_server(home, engines=True) as server:
-        yield server, home
-
-
-@pytest.fixture
-def ha(ha_server, aws_sandbox):
-    server, home = ha_server
-    point_at(home, aws_sandbox)
-    return server
 
 
 def _env(awslab, stack: str, what: str) -> dict[str, str]:
@@ -69,7 +55,7 @@ def _timeline(conn) -> int:
     return int(conn.run("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")[0][0], 16)
 
 
-def test_failover__drops_open_connections_keeps_the_address_every_committed_row_and_a_sync_standby(awslab, ha, stack):
+def test_failover__drops_open_connections_keeps_the_address_every_committed_row_and_a_sync_standby(awslab, engines, stack):
     assert awslab("up", "week6", "--name", stack).code == 0
     db_address = json.loads(awslab("connect", "db", "--name", stack, "--output", "json").out)["local_address"]
     conn = pg(awslab, stack)
@@ -78,7 +64,7 @@ def test_failover__drops_open_connections_keeps_the_address_every_committed_row_
     conn.run("CREATE TABLE orders (n int PRIMARY KEY)")
     for n in range(1, 201):   # each acknowledged (committed) before the next
         conn.run("INSERT INTO orders VALUES (:n)", n=n)
-    before = {e["key"]: e for e in endpoint_map(ha).values() if e.get("role") == "primary" and "rds" in e.get("key", "")}
+    before = {e["key"]: e for e in endpoint_map(engines).values() if e.get("role") == "primary" and "rds" in e.get("key", "")}
     assert len(before) == 1
     timeline = _timeline(conn)
 
@@ -92,7 +78,7 @@ def test_failover__drops_open_connections_keeps_the_address_every_committed_row_
     assert again.run("SELECT count(*), max(n) FROM orders") == [[200, 200]]
     assert again.run("SELECT pg_is_in_recovery()") == [[False]]
     assert _timeline(again) == timeline + 1   # a promotion happened: a new timeline began at the failover
-    after = {e["key"]: e for e in endpoint_map(ha).values() if e.get("role") == "primary" and "rds" in e.get("key", "")}
+    after = {e["key"]: e for e in endpoint_map(engines).values() if e.get("role") == "primary" and "rds" in e.get("key", "")}
     assert [e["pid"] for e in after.values()] != [e["pid"] for e in before.values()]
     # The old primary comes back as the new standby, and commits wait for it again.
     eventually(lambda: again.run("SELECT sync_state FROM pg_stat_replication WHERE application_name = "
@@ -125,7 +111,7 @@ def test_failover__drops_open_connections_keeps_the_address_every_committed_row_
 
 
 def test_point_in_time_restore_and_promotion__a_dropped_table_comes_back_and_a_replica_goes_its_own_way(
-        awslab, ha, stack):
+        awslab, engines, stack):
     assert awslab("up", "week6", "--name", stack).code == 0
     conn = pg(awslab, stack)
     conn.run("CREATE TABLE precious (n int)")
@@ -174,7 +160,7 @@ def test_point_in_time_restore_and_promotion__a_dropped_table_comes_back_and_a_r
     assert down.code == 0, down.err
 
 
-def test_drill__zero_acknowledged_writes_lost_on_multi_az_a_measured_downtime_and_lag(awslab, ha, stack):
+def test_drill__zero_acknowledged_writes_lost_on_multi_az_a_measured_downtime_and_lag(awslab, engines, stack):
     assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
     refused = awslab("drill", "--name", stack)
     assert refused.code == 2 and "no read replica" in refused.err

@@ -16,8 +16,6 @@ import pytest
 from conftest import (
     endpoint_map,
     eventually,
-    point_at,
-    private_server,
     server_keys,
     shell,
 )
@@ -25,21 +23,6 @@ from conftest import (
 from awslab.local.engines import pid_alive
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
-
-
-@pytest.fixture(scope="module")
-def engine_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("engine-server-home")
-    with private_server(home, engines=True) as server:
-        yield server, home
-
-
-@pytest.fixture
-def engines(engine_server, aws_sandbox):
-    """This test's AWSLAB_HOME, pointing at the engine server."""
-    server, home = engine_server
-    point_at(home, aws_sandbox)
-    return server
 
 
 def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, engines, engine_server, stack):
