@@ -93,15 +93,3 @@ def test_iam__the_ssm_managed_policy_exists_and_attaches(aws, stack):
     iam.attach_role_policy(RoleName=stack, PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
     assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=stack)["AttachedPolicies"]] == [
         "AmazonSSMManagedInstanceCore"]
-
-
-def test_ec2__a_terminated_instance_and_its_tags_are_forgotten(aws, stack):
-    ec2 = aws("ec2")
-    iid = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="t3.micro",
-                            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "awslab:stack", "Value": stack}]}]
-                            )["Instances"][0]["InstanceId"]
-    ec2.terminate_instances(InstanceIds=[iid])
-    flt = [{"Name": "tag:awslab:stack", "Values": [stack]}]
-    assert ec2.describe_instances(Filters=flt)["Reservations"] == []
-    tagging = aws("resourcegroupstaggingapi")
-    assert tagging.get_resources(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}])["ResourceTagMappingList"] == []

@@ -53,7 +53,52 @@ def linger(obj, transition: str, final_state: str) -> bool:
     return True
 
 
+class CaseFoldingExpiringDict(latency.ExpiringDict):
+    """An ``ExpiringDict`` whose keys are case-insensitive, for the moto dicts that are
+    (RDS identifiers: AWS folds them to lower case, and moto keeps them in a CaseInsensitiveDict).
+    Keys are stored folded, so ``dict.values``/``dict.items`` on it still see every entry."""
+
+    def __init__(self, data=()):
+        super().__init__()
+        self.update(data)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(_fold(key), value)
+
+    def __getitem__(self, key):
+        return super().__getitem__(_fold(key))
+
+    def __contains__(self, key):
+        return super().__contains__(_fold(key))
+
+    def __delitem__(self, key):
+        super().__delitem__(_fold(key))
+
+    def get(self, key, default=None):
+        return super().get(_fold(key), default)
+
+    def pop(self, key, *default):
+        self._purge()
+        return super().pop(_fold(key), *default)
+
+    def setdefault(self, key, default=None):
+        self._purge()
+        return super().setdefault(_fold(key), default)
+
+    def update(self, other=(), **kw):
+        items = other.items() if hasattr(other, "items") else other
+        for key, value in [*items, *kw.items()]:
+            self[key] = value
+
+
+def _fold(key):
+    return key.lower() if isinstance(key, str) else key
+
+
 def wrap_init_dicts(cls, *names: str) -> None:
+    """Make the backend dicts ``names`` ExpiringDicts (case-insensitive where moto's were)."""
+    from requests.structures import CaseInsensitiveDict
+
     orig = cls.__init__
 
     @functools.wraps(orig)
@@ -61,7 +106,8 @@ def wrap_init_dicts(cls, *names: str) -> None:
         orig(self, *a, **kw)
         for name in names:
             old = getattr(self, name)
-            new = latency.ExpiringDict(old)
+            kind = CaseFoldingExpiringDict if isinstance(old, CaseInsensitiveDict) else latency.ExpiringDict
+            new = kind(old)
             setattr(self, name, new)
             # moto's RDS finds resources to tag through resource_map, which holds the dict itself:
             # it must hold the new one (else ListTagsForResource / AddTagsToResource see nothing).

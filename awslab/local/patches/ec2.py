@@ -1,4 +1,4 @@
-"""EC2: instances that pass through pending and leave terminated ones listed for a while, ClientToken honoured, deletes refused while in use.
+"""EC2: instances that pass through pending and stay listed as terminated for AWS's hour, ClientToken honoured, deletes refused while in use.
 
 Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
 
@@ -15,8 +15,20 @@ from awslab.local.patches.rds import rds_error
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
 
+def terminated_retention(lat: latency.Latency) -> float:
+    """How long a terminated instance stays listed: AWS's hour, times the profile's time scale.
+
+    Not a transition to skip: under ``instant`` too a terminated instance is listed (as
+    ``terminated``, with its tags) for the hour, as on AWS, where scripts and waiters
+    (``instance_terminated``) rely on seeing it; ``ec2.terminated-retention=S`` sets it."""
+    if "ec2.terminated-retention" in lat.explicit:
+        return lat.explicit["ec2.terminated-retention"]
+    return sum(s for _, s in latency.REALISTIC["ec2.terminated-retention"]) * lat.time_scale
+
+
 def states() -> None:
     """`pending` before `running`; `shutting-down` before `terminated`; then gone after a while."""
+    from moto.ec2.models import EC2Backend
     from moto.ec2.models.instances import Instance, InstanceBackend, InstanceState
 
     def current(self) -> str:
@@ -47,7 +59,7 @@ def states() -> None:
             latency.start(inst, "ec2.terminate")
             inst._awslab_terminated_at = now + lat.seconds("ec2.terminate")
             inst._awslab_eni_free_at = inst._awslab_terminated_at + lat.seconds("ec2.eni-drain")
-            inst._awslab_gone_at = inst._awslab_terminated_at + lat.seconds("ec2.terminated-retention")
+            inst._awslab_gone_at = inst._awslab_terminated_at + terminated_retention(lat)
         for reservation in list(dict.values(self.reservations)):
             gone = [getattr(i, "_awslab_gone_at", None) for i in reservation.instances]
             if gone and all(g is not None for g in gone):
@@ -59,6 +71,20 @@ def states() -> None:
 
     InstanceBackend.run_instances = run_instances
     InstanceBackend.terminate_instances = terminate_instances
+
+    orig_tagged = EC2Backend.iter_tagged_resources
+
+    @functools.wraps(orig_tagged)
+    def iter_tagged_resources(self):
+        # DescribeInstances lists a terminated instance for the retention; the tagging API, awslab's
+        # (and a user's cleanup tool's) view of what a stack still holds, leaves it out: it bills
+        # nothing and can no longer be changed.
+        terminated = {i.id for r in dict.values(self.reservations) for i in r.instances if i.state == "terminated"}
+        for resource in orig_tagged(self):
+            if not (resource.resource_type == "ec2:instance" and resource.arn.rsplit("/", 1)[-1] in terminated):
+                yield resource
+
+    EC2Backend.iter_tagged_resources = iter_tagged_resources
 
 
 def client_tokens() -> None:

@@ -69,16 +69,34 @@ def states() -> None:
     def delete_cache_cluster(self, cache_cluster_id):
         cluster = orig_cc(self, cache_cluster_id)
         _untag(self, cluster)
-        end = latency.start(cluster, "elasticache.delete")
-        if end > latency.now():
+        end, now = latency.start(cluster, "elasticache.delete"), latency.now()
+        if end > now:
             cluster._awslab_gone_at = end
         else:
-            self.cache_clusters.pop(cache_cluster_id, None)
+            # With no time to spend deleting (instant), the cluster still answers `deleting` once, as
+            # a describe right after the delete always does on AWS; then it is gone and its id free.
+            cluster._awslab_gone_when_seen = True
+            cluster._awslab_gone_at = now + UNSEEN_DELETING_S
         return cluster
+
+    orig_describe = ElastiCacheBackend.describe_cache_clusters
+
+    @functools.wraps(orig_describe)
+    def describe_cache_clusters(self, *a, **kw):
+        clusters = orig_describe(self, *a, **kw)
+        for cluster in clusters:
+            if getattr(cluster, "_awslab_gone_when_seen", False):
+                cluster._awslab_gone_at = latency.now()   # shown `deleting` this once
+        return clusters
 
     ElastiCacheBackend.delete_replication_group = delete_replication_group
     ElastiCacheBackend.delete_cache_cluster = delete_cache_cluster
+    ElastiCacheBackend.describe_cache_clusters = describe_cache_clusters
     _ = CacheCluster
+
+
+# Under `instant`, the longest a deleted cache cluster that nobody describes keeps its id.
+UNSEEN_DELETING_S = 5.0
 
 
 def _untag(backend, resource) -> None:

@@ -78,6 +78,10 @@ def states() -> None:
             raise rds_error("InvalidDBInstanceState",
                              f"Instance {db_instance_identifier} is currently {db.status}; wait until it is available.")
         if db is not None:
+            # AWS refuses a protected instance first, whatever the final-snapshot choice.
+            if db.deletion_protection:
+                raise rds_error("InvalidParameterCombination",
+                                 "Cannot delete protected DB Instance, please disable deletion protection and try again.")
             # AWS insists on an explicit final-snapshot choice and refuses one for a replica.
             if not skip_final_snapshot and not final_db_snapshot_identifier:
                 raise rds_error("InvalidParameterCombination",
@@ -91,7 +95,7 @@ def states() -> None:
         deleted = orig_delete(self, db_instance_identifier, final_db_snapshot_identifier,
                               skip_final_snapshot, delete_automated_backups)
         if linger(deleted, "rds.delete", "deleting"):
-            dict.__setitem__(self.databases, db_instance_identifier, deleted)
+            self.databases[db_instance_identifier] = deleted   # case-insensitive, as the identifier
         return deleted
 
     RDSBackend.delete_db_instance = delete_db_instance
@@ -175,7 +179,7 @@ def answers() -> None:
                                  "Reboot with failover is only possible on a Multi-AZ DB instance.")
             standby = secondary_az(db)
             db._awslab_secondary_az, db.availability_zone = db.availability_zone, standby
-        latency.start(db, "rds.reboot")
+        latency.start(db, "rds.failover" if force_failover else "rds.reboot")
         return db
 
     def reboot_handler(self):
