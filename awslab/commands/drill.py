@@ -31,6 +31,8 @@ from awslab.verify import live
 
 LOAD_BEFORE_S = 1.0      # steady load before a failover is forced
 LOAD_AFTER_S = 1.0       # and after the resource is available again
+MIN_WRITES = 100         # ... and at least this many writes acknowledged on each side (a slow machine)
+MAX_WAIT_S = 20.0        # the most either side waits for them
 LAG_SAMPLE_S = 3.0       # replica lag sampled under load for this long
 RYOW_TRIES = 20          # read-your-own-write attempts on the replica
 RYOW_BATCH = 500         # rows each attempt writes in one transaction (an order with its lines, say)
@@ -83,15 +85,25 @@ class Load:
 
 
 def _under_load(load: Load, force) -> float:
+    """Run the load, force the failover once it is steady, keep it up until writes are acknowledged
+    again; the time the failover was asked for."""
     thread = threading.Thread(target=load.run, daemon=True)
     thread.start()
-    time.sleep(LOAD_BEFORE_S)
+    _steady(load, 0, LOAD_BEFORE_S)
     started = time.time()
     force()
-    time.sleep(LOAD_AFTER_S)
+    _steady(load, len(load.acked), LOAD_AFTER_S)
     load.stop.set()
     thread.join(10)
     return started
+
+
+def _steady(load: Load, base: int, at_least_s: float) -> None:
+    """At least ``at_least_s`` and MIN_WRITES more acknowledged writes (bounded by MAX_WAIT_S)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < MAX_WAIT_S and (
+            time.monotonic() - t0 < at_least_s or len(load.acked) - base < MIN_WRITES):
+        time.sleep(0.02)
 
 
 def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress) -> int:
