@@ -42,6 +42,20 @@ def sdk_cache(tmp_path_factory):
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def engine_dirs_removed(tmp_path_factory):
+    """At the end, every engine data dir the session's homes made is removed: as root they live
+    outside the home (under the temp dir, with a copy of the binaries the engine user can run),
+    where pytest's own clean-up never looks."""
+    yield
+    from awslab.local.engines import Engines
+
+    for registry in tmp_path_factory.getbasetemp().rglob("local/engines"):
+        if registry.is_dir():
+            with contextlib.suppress(Exception):
+                Engines(registry).stop_all()
+
+
 @pytest.fixture(autouse=True)
 def aws_sandbox(tmp_path, monkeypatch):
     """No test can reach real AWS: fake keys, config files pointing at nothing, a private state dir."""
