@@ -108,6 +108,12 @@ def test_failover__drops_open_connections_keeps_the_address_every_committed_row_
                                              "'awslab_standby'") == [[0]], within_s=30)
     refused = awslab("failover", "--name", stack)
     assert refused.code == 2 and "Single-AZ" in refused.err and len(refused.err.strip().splitlines()) <= 2
+    # Multi-AZ again: a standby is built, commits wait for it again, and a failover works.
+    assert awslab("up", "week6", "--name", stack).code == 0
+    eventually(lambda: pg(awslab, stack).run("SELECT sync_state FROM pg_stat_replication WHERE application_name = "
+                                             "'awslab_standby'") == [["sync"]], within_s=30)
+    assert awslab("failover", "--name", stack).code == 0
+    assert pg(awslab, stack).run("SELECT count(*) FROM orders") == [[201]]
 
 
 def test_point_in_time_restore_and_promotion__a_dropped_table_comes_back_and_a_replica_goes_its_own_way(
