@@ -874,15 +874,18 @@ class Engines:
         return [k for k, e in self.entries().items() if e.get("primary") == key and self.alive(k)]
 
     def repoint(self, key: str) -> None:
-        """A running replica follows its primary where it listens now (after the primary came back
-        on another port): Redis by REPLICAOF, PostgreSQL by a restart on the new primary_conninfo."""
+        """A running replica follows its primary where it listens now (after a failover, or the
+        primary came back on another port): Redis by REPLICAOF, PostgreSQL by a new
+        primary_conninfo and a reload (its walreceiver reconnects; it keeps serving reads)."""
         entry = self.get(key)
         if entry is None or not entry.get("primary"):
             return
         if entry["engine"] == "redis":
             self.follow_redis(key, primary=entry["primary"])
+        elif self.alive(key):
+            follow_port(Path(entry["datadir"]), self._running(entry["primary"], "postgres")["port"])
+            self._reload(entry)
         else:
-            self.halt(key)
             self.resume(key)
 
     def reap_strays(self) -> list[int]:
