@@ -1,4 +1,4 @@
-"""IAM: AWS's answers where moto crashes, action names as IAM knows them, managed policies loaded once.
+"""IAM: AWS's answers where moto crashes, action names as IAM knows them, managed policies parsed once.
 
 Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
 
@@ -24,20 +24,47 @@ def answers() -> None:
     IAMBackend.remove_role_from_instance_profile = remove_role_from_instance_profile
 
 
-def managed_policies_in_one_partition() -> None:
-    """Start-up speed, not a gap: the first request that names an access key makes moto build an
-    IAM backend for each of its six partitions, each parsing AWS's ~1,300 managed policies (about
-    0.7 s of the local AWS's start). The local AWS serves the ``aws`` partition only; the others
-    start without them."""
-    from moto.iam.models import IAMBackend
+def managed_policies() -> None:
+    """Speed, not a gap: AWS's ~1,580 managed policies parsed once per process, in one partition.
+
+    moto builds an IAM backend for every account it sees and again at every reset (moto's own tests:
+    twice per test), each time parsing the policies from JSON (~70 ms each). They are parsed once
+    here, for the ``aws`` partition only (the first request that names an access key makes moto
+    build a backend for each of its six partitions; the local AWS serves ``aws``), and every
+    backend gets its own copies of what an account can change in them (attachment counts, versions
+    and their default flag, tags), so no two backends share state. The copies stay
+    ``AWSManagedPolicy`` objects: persistence saves them by reference (``persistence._Pickler``)."""
+    from moto.iam.models import AWSManagedPolicy, IAMBackend
+    from moto.settings import load_iam_aws_managed_policies
 
     orig = IAMBackend._init_aws_policies
+    parsed: list[AWSManagedPolicy] = []   # never handed out: each backend gets copies
 
     @functools.wraps(orig)
     def _init_aws_policies(self):
-        return orig(self) if self.region_name == "aws" else []
+        if self.region_name != "aws" or not load_iam_aws_managed_policies():
+            return []
+        if not parsed:
+            parsed[:] = orig(self)   # replaced whole: two first backends at once leave one list
+        return [_own_copy(policy, self.account_id) for policy in parsed]
 
     IAMBackend._init_aws_policies = _init_aws_policies
+
+
+def _own_copy(policy, account_id: str):
+    """A managed policy with its own mutable state (moto's Policy: ``attachment_count``,
+    ``versions``, ``tags``, ``default_version_id``; the rest is immutable and shared)."""
+    copy = object.__new__(type(policy))
+    copy.__dict__.update(policy.__dict__)
+    copy.account_id = account_id
+    copy.attachment_count = 0
+    copy.tags = {key: dict(tag) for key, tag in policy.tags.items()}
+    copy.versions = []
+    for version in policy.versions:
+        own = object.__new__(type(version))
+        own.__dict__.update(version.__dict__)
+        copy.versions.append(own)
+    return copy
 
 
 def action_names() -> None:
