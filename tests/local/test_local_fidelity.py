@@ -491,3 +491,161 @@ def test_elasticache__a_deleted_cache_cluster_is_seen_deleting_then_gone_and_its
     assert _code(gone) == "CacheClusterNotFound"
     ec.create_cache_cluster(**args)
     ec.delete_cache_cluster(CacheClusterId=stack)
+
+
+def test_iam__managed_policies_are_parsed_once_and_each_backend_owns_its_copies():
+    """In-process (the server does the same in its own): moto builds an IAM backend per account and
+    at every reset; the policies are parsed once, but an attachment, a tag or a default version
+    changed in one account never shows in another, and the state's save/load keeps the count."""
+    from awslab.local import patches, persistence
+
+    patches.apply()
+    from moto.iam.models import AWSManagedPolicy, IAMBackend, iam_backends
+
+    arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    mine, other = iam_backends["210987654321"]["global"], IAMBackend("aws", "123456789012")
+    ours, theirs = mine.managed_policies[arn], other.managed_policies[arn]
+    assert type(ours) is AWSManagedPolicy and ours is not theirs
+    assert (ours.account_id, theirs.account_id) == ("210987654321", "123456789012")
+    assert ours.versions[0].document is theirs.versions[0].document   # parsed once, not per backend
+    assert ours.versions[0] is not theirs.versions[0]
+    assert IAMBackend("aws-cn", "123456789012").managed_policies == {}   # the local AWS serves `aws` only
+
+    mine.create_role("r", "{}", "/", None, "", [], None)
+    mine.attach_role_policy(arn, "r")
+    mine.tag_policy(arn, [{"Key": "team", "Value": "db"}])
+    ours.versions[0].is_default = False
+    assert (ours.attachment_count, theirs.attachment_count) == (1, 0)
+    assert theirs.tags == {} and theirs.versions[0].is_default is True
+
+    saved = persistence.dumps({"role": mine.get_role("r")})
+    ours.attachment_count = 0
+    role = persistence.loads(saved)["role"]
+    assert role.managed_policies[arn] is ours and ours.attachment_count == 1
+    assert IAMBackend("aws", "210987654321").managed_policies[arn].attachment_count == 0   # a reset starts clean
+
+
+# --- found by the conformance run, second pass: the final-snapshot rule is the API's -----------
+
+def test_rds_delete__an_aurora_member_needs_no_final_snapshot_choice(aws, stack):
+    rds = aws("rds")
+    rds.create_db_cluster(DBClusterIdentifier=stack, Engine="aurora-postgresql", MasterUsername="labadmin",
+                          MasterUserPassword="a-long-password-1")
+    rds.create_db_instance(DBInstanceIdentifier=f"{stack}-1", DBClusterIdentifier=stack, Engine="aurora-postgresql",
+                           DBInstanceClass="db.r6g.large")
+    assert rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-1")["DBInstance"]["DBInstanceIdentifier"] == f"{stack}-1"
+    assert _db_state(aws, f"{stack}-1") == "<gone>"
+    rds.delete_db_cluster(DBClusterIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_rds_create__a_cluster_member_of_another_engine_is_refused_for_its_engine_first(aws, stack):
+    rds = aws("rds")
+    rds.create_db_cluster(DBClusterIdentifier=stack, Engine="aurora-postgresql", MasterUsername="labadmin",
+                          MasterUserPassword="a-long-password-1")
+    with pytest.raises(ClientError) as info:
+        rds.create_db_instance(DBInstanceIdentifier=f"{stack}-1", DBClusterIdentifier=stack, Engine="postgres",
+                               EngineVersion="12.14", DBInstanceClass="db.r6g.large")
+    assert _code(info) == "InvalidParameterCombination"
+    assert "(postgres) doesn't match the engine name of your DB cluster (aurora-postgresql)" in str(info.value)
+    rds.delete_db_cluster(DBClusterIdentifier=stack, SkipFinalSnapshot=True)
+
+
+def test_cloudformation__an_instance_gets_a_day_of_backups_its_replica_is_made_and_the_stack_deletes(aws, stack):
+    """CloudFormation's BackupRetentionPeriod defaults to 1, so a template's replica is allowed; deleting
+    the stack deletes its instances by their DeletionPolicy, with no final-snapshot choice asked."""
+    props = {"Engine": "postgres", "EngineVersion": "16", "DBInstanceClass": "db.t3.micro", "AllocatedStorage": "20",
+             "MasterUsername": "labadmin", "MasterUserPassword": "a-long-password-1"}
+    template = {"Resources": {
+        "Primary": {"Type": "AWS::RDS::DBInstance", "Properties": {**props, "DBInstanceIdentifier": f"{stack}-p"}},
+        "Replica": {"Type": "AWS::RDS::DBInstance", "Properties": {
+            "SourceDBInstanceIdentifier": {"Ref": "Primary"}, "DBInstanceClass": "db.t3.micro"}}}}
+    cfn, rds = aws("cloudformation"), aws("rds")
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(template))
+    made = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
+    primary = rds.describe_db_instances(DBInstanceIdentifier=made["Primary"])["DBInstances"][0]
+    assert primary["BackupRetentionPeriod"] == 1
+    assert primary["ReadReplicaDBInstanceIdentifiers"] == [made["Replica"]]
+    cfn.delete_stack(StackName=stack)
+    assert {_db_state(aws, ident) for ident in made.values()} <= {"deleting", "<gone>"}
+
+
+# --- found by the AWS CLI smoke test (tests/local/test_awscli.py) -------------------------------
+
+def test_rds__a_major_version_becomes_its_current_minor_and_copies_keep_it(aws, stack):
+    from awslab.local.patches._base import DB_CURRENT_MINORS, DB_MAJOR_VERSIONS
+
+    assert {e: set(m) for e, m in DB_CURRENT_MINORS.items()} == {e: set(v) for e, v in DB_MAJOR_VERSIONS.items()}
+    rds = aws("rds")
+    made = _db(aws, stack)
+    assert made["EngineVersion"] == DB_CURRENT_MINORS["postgres"]["16"]
+    assert made["DBParameterGroups"][0]["DBParameterGroupName"] == "default.postgres16"
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
+    snap = rds.create_db_snapshot(DBInstanceIdentifier=stack, DBSnapshotIdentifier=f"{stack}-s")["DBSnapshot"]
+    restored = rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier=f"{stack}-x",
+                                                        DBSnapshotIdentifier=f"{stack}-s")["DBInstance"]
+    replica = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-r")["DBInstances"][0]
+    assert {replica["EngineVersion"], snap["EngineVersion"], restored["EngineVersion"]} == {made["EngineVersion"]}
+    explicit = _db(aws, f"{stack}-e", EngineVersion="15.10")
+    assert explicit["EngineVersion"] == "15.10"   # a full version is kept as asked
+    for ident in (f"{stack}-r", stack, f"{stack}-x", f"{stack}-e"):
+        rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_rds__encrypted_without_a_key_is_the_regions_aws_rds_key_on_instances_copies_and_snapshots(aws, stack):
+    rds, kms = aws("rds"), aws("kms")
+    made = _db(aws, stack, StorageEncrypted=True)
+    other = _db(aws, f"{stack}-2", StorageEncrypted=True)
+    key = kms.describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"]
+    assert re.fullmatch(r"arn:aws:kms:us-east-1:\d{12}:key/[0-9a-f-]{36}", key)
+    assert made["KmsKeyId"] == other["KmsKeyId"] == key
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
+    snap = rds.create_db_snapshot(DBInstanceIdentifier=stack, DBSnapshotIdentifier=f"{stack}-s")["DBSnapshot"]
+    replica = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-r")["DBInstances"][0]
+    assert replica["KmsKeyId"] == snap["KmsKeyId"] == key
+    for ident in (f"{stack}-r", stack, f"{stack}-2"):
+        rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_rds__a_read_replica_reports_replicating_until_promoted(aws, stack):
+    rds = aws("rds")
+    _db(aws, stack)
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
+    dbs = {d["DBInstanceIdentifier"]: d for d in rds.describe_db_instances()["DBInstances"]}
+    assert dbs[f"{stack}-r"]["StatusInfos"] == [{"StatusType": "read replication", "Normal": True, "Status": "replicating"}]
+    assert "StatusInfos" not in dbs[stack]
+    rds.promote_read_replica(DBInstanceIdentifier=f"{stack}-r")
+    assert "StatusInfos" not in rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-r")["DBInstances"][0]
+    for ident in (f"{stack}-r", stack):
+        rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_elasticache__reader_endpoint_members_as_their_group_their_nodes_and_node_snapshots(aws, stack):
+    ec = aws("elasticache")
+    ec.create_replication_group(
+        ReplicationGroupId=stack, ReplicationGroupDescription="d", Engine="redis", CacheNodeType="cache.t3.micro",
+        NumCacheClusters=2, PreferredCacheClusterAZs=["us-east-1a", "us-east-1b"], AutomaticFailoverEnabled=True,
+        TransitEncryptionEnabled=True, AuthToken="a" * 32, AtRestEncryptionEnabled=True)
+    (shard,) = ec.describe_replication_groups(ReplicationGroupId=stack)["ReplicationGroups"][0]["NodeGroups"]
+    domain = shard["PrimaryEndpoint"]["Address"].removeprefix("master.")
+    assert shard["ReaderEndpoint"] == {"Address": f"replica.{domain}", "Port": 6379}
+
+    plain = {c["CacheClusterId"]: c for c in ec.describe_cache_clusters()["CacheClusters"]
+             if c.get("ReplicationGroupId") == stack}
+    shown = {c["CacheClusterId"]: c for c in ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
+             if c.get("ReplicationGroupId") == stack}
+    assert sorted(shown) == [f"{stack}-001", f"{stack}-002"]
+    for name, cluster in shown.items():
+        assert (cluster["AuthTokenEnabled"], cluster["AtRestEncryptionEnabled"]) == (True, True)
+        assert "CacheNodes" not in plain[name]   # only when asked for, as on AWS
+        (node,) = cluster["CacheNodes"]
+        assert node.pop("CacheNodeCreateTime") == cluster["CacheClusterCreateTime"]
+        assert node == {
+            "CacheNodeId": "0001", "CacheNodeStatus": "available", "Endpoint": {"Address": f"{name}.{domain}", "Port": 6379},
+            "ParameterGroupStatus": "in-sync", "CustomerAvailabilityZone": cluster["PreferredAvailabilityZone"]}
+
+    ec.create_snapshot(ReplicationGroupId=stack, SnapshotName=f"{stack}-s")
+    (node_snap,) = ec.describe_snapshots(SnapshotName=f"{stack}-s")["Snapshots"][0]["NodeSnapshots"]
+    assert (node_snap["CacheClusterId"], node_snap["NodeGroupId"], node_snap["CacheNodeId"]) == (f"{stack}-002", "0001", "0001")
+    assert node_snap["CacheNodeCreateTime"] <= node_snap["SnapshotCreateTime"] and node_snap["CacheSize"].endswith(" MB")
+    ec.delete_snapshot(SnapshotName=f"{stack}-s")
+    ec.delete_replication_group(ReplicationGroupId=stack)

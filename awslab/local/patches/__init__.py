@@ -27,12 +27,12 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | network insights, SSM run command (no-op), pricing | left: awslab does not call network insights or pricing; verify treats SSM's empty output as no connection |
 | `reboot_db_instance(ForceFailover=True)` a no-op, accepted on Single-AZ | closed: `rds.answers` (AZs swap; Single-AZ refused) |
 | no `SecondaryAvailabilityZone` | closed: `rds.answers` (the other AZ of the subnet group) |
-| `KmsKeyId` is a literal | left: awslab does not read it |
-| `create_cache_cluster` without endpoints | left: awslab makes replication groups only |
+| `KmsKeyId` is a literal | closed: `rds.answers` (an encrypted instance given no key shows the ARN of the region's aws/rds key, moto's KMS's own; its replicas, snapshots and restores take it; Aurora members keep their cluster's) |
+| `create_cache_cluster` without endpoints | partly closed: `elasticache.members` (a group's members show their node and its endpoint with `ShowCacheNodeInfo`); a standalone cluster's left: awslab makes replication groups only |
 | cache cluster `SecurityGroups` not echoed | closed: `elasticache.members` |
 | replication group of 2 yields 1 member; members not visible as cache clusters | closed: `elasticache.members` (N members, each a cache cluster with the group's security groups; `ModifyReplicationGroup` takes `SecurityGroupIds`) |
 | `/moto-api/data.json` fails with RDS | left: awslab does not use it |
-| IAM managed policies not loaded | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` |
+| IAM managed policies not loaded | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` (`iam.managed_policies`: parsed once per process, each backend given its own copies) |
 | unknown AMI/class/version, short password, bad group accepted | partly closed: `rds.rejects` and `elasticache.rejects` refuse unknown DB classes, node types and engine versions (tables above); AMIs, passwords and groups left (awslab resolves the AMI from SSM, lets RDS manage the password, and passes only groups it made) |
 | `MasterUserPassword` with `ManageMasterUserPassword` accepted | closed: `rds.rejects` |
 | delete without a final-snapshot choice accepted | closed: `rds.states` (its delete wrapper) |
@@ -64,7 +64,13 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found here) no `IncreaseReplicaCount` / `DecreaseReplicaCount` | left: `up` shows a changed cache replica count as `replace` |
 | (conformance run) DB identifiers case-sensitive: the layer's `databases` dict dropped moto's case-insensitive one | closed: `_base.wrap_init_dicts` (a case-folding dict where moto's was case-insensitive) |
 | (conformance run) a protected instance's delete refused for its final-snapshot choice first | closed: `rds.states` (deletion protection first, as AWS) |
-| (conformance run) the final-snapshot rule also refuses an Aurora member's delete and the deletes CloudFormation and blue/green deployments make; a CloudFormation instance's unset backup retention (AWS: 1 day) refuses its replica; a cluster member's version checked before its engine | left: listed as known gaps in tests/conformance/DIFFERENCES.md |
+| (conformance run) the final-snapshot rule also refused an Aurora member's delete and the deletes CloudFormation and blue/green deployments make | closed: `rds.states` (the rule is checked on the DeleteDBInstance request, in moto's response handler, and asks nothing of a cluster member) |
+| (conformance run) a CloudFormation instance's unset backup retention (AWS: 1 day) refused its replica | closed: `rds.states` (CloudFormation's default of 1) |
+| (conformance run) a cluster member's version checked before its engine | closed: `rds.rejects` (the engine mismatch first, as AWS) |
+| (AWS CLI smoke) `EngineVersion` shown as asked (`16`), and a default parameter group `default.postgres` | closed: `rds.rejects` (a major becomes its current minor, `_base.DB_CURRENT_MINORS`; replicas, snapshots and restores keep their source's) |
+| (AWS CLI smoke) a read replica without `StatusInfos` | closed: `rds.answers` (`read replication`, `replicating`) |
+| (AWS CLI smoke) a group's node group without `ReaderEndpoint`; members with `AuthTokenEnabled` false and no `AtRestEncryptionEnabled` | closed: `elasticache.members` (the reader endpoint from the address moto keeps, which `backing.py` publishes; the members' settings as their group's) |
+| (AWS CLI smoke) a cache snapshot without `NodeSnapshots` | closed: `elasticache.answers` (one per node group, from a replica where there is one) |
 """
 
 from __future__ import annotations
@@ -92,6 +98,7 @@ def apply() -> None:
     elasticache.failover()
     elasticache.rejects()
     elasticache.subnet_group_delete()
+    elasticache.answers()
     ec2.states()
     ec2.client_tokens()
     ec2.in_use_deletes()
@@ -99,5 +106,5 @@ def apply() -> None:
     ec2.instance_groups()
     iam.action_names()
     iam.answers()
-    iam.managed_policies_in_one_partition()
+    iam.managed_policies()
     _applied = True

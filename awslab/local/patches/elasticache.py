@@ -1,4 +1,4 @@
-"""ElastiCache: replication groups whose members are real cache clusters, deletes that finish, TestFailover, refusals AWS makes, cache subnet group deletes.
+"""ElastiCache: replication groups whose members are real cache clusters (with their nodes) and a reader endpoint, deletes that finish, TestFailover, refusals AWS makes, cache subnet group deletes, node snapshots.
 
 Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
 
@@ -107,7 +107,8 @@ def _untag(backend, resource) -> None:
 
 def members() -> None:
     """A group of NumCacheClusters=N has N members, each visible as a cache cluster carrying the
-    group's security groups (where AWS reports them), and the groups can be changed."""
+    group's security groups (where AWS reports them), AUTH and encryption settings and, with
+    ShowCacheNodeInfo, its node; the groups can be changed. The group shows its reader endpoint."""
     import inspect
 
     from moto.elasticache.models import CacheCluster, ElastiCacheBackend
@@ -136,7 +137,18 @@ def members() -> None:
                         transit_encryption_enabled=group.transit_encryption_enabled, port=group.port,
                         security_group_ids=list(group.security_group_ids or []), tags=[],
                         log_delivery_configurations=[])
-            self.cache_clusters[member["cache_cluster_id"]] = CacheCluster(**args)
+            cluster = CacheCluster(**args)
+            # AWS shows a member's AUTH and at-rest encryption as its group's (moto: off, absent).
+            cluster.auth_token_enabled = group.auth_token_enabled
+            cluster.at_rest_encryption_enabled = group.at_rest_encryption_enabled
+            cluster._awslab_node_endpoint = {"address": f"{member['cache_cluster_id']}.{_domain(group)}", "port": group.port}
+            self.cache_clusters[member["cache_cluster_id"]] = cluster
+        for ng in group.node_groups:
+            if ng.get("primary_endpoint_address"):
+                # Cluster mode disabled: AWS shows the reader endpoint (replica.<group domain>); moto
+                # keeps its address (which backing.py publishes) but shows none.
+                address = ng.setdefault("reader_endpoint_address", f"replica.{_domain(group)}")
+                ng["reader_endpoint"] = {"address": address, "port": group.port}
         return group
 
     ElastiCacheBackend.create_replication_group = create_replication_group
@@ -158,6 +170,86 @@ def members() -> None:
         return result
 
     ElastiCacheResponse.modify_replication_group = modify_replication_group
+
+    orig_describe = ElastiCacheResponse.describe_cache_clusters
+
+    @functools.wraps(orig_describe)
+    def describe_cache_clusters(self):
+        result = orig_describe(self)
+        if str(self._get_param("ShowCacheNodeInfo", False)).lower() == "true":
+            clusters = result.result["CacheClusters"]
+            result.result["CacheClusters"] = [_WithNode(c) if hasattr(c, "_awslab_node_endpoint") else c
+                                              for c in clusters]
+        return result
+
+    ElastiCacheResponse.describe_cache_clusters = describe_cache_clusters
+
+
+def _domain(group) -> str:
+    """<group>.<id>.<region short>.cache.amazonaws.com, the suffix of every endpoint of ``group``."""
+    ng = group.node_groups[0] if group.node_groups else {}
+    address = ng.get("primary_endpoint_address") or getattr(group, "configuration_endpoint", {}).get("address", "")
+    return address.split(".", 1)[1]
+
+
+class _WithNode:
+    """A group member as DescribeCacheClusters shows it with ShowCacheNodeInfo: with its one node
+    (moto: no CacheNodes), whose endpoint is the member's own, <member>.<group domain>."""
+
+    def __init__(self, cluster) -> None:
+        self._cluster = cluster
+
+    def __getattr__(self, name):
+        return getattr(self._cluster, name)
+
+    @property
+    def cache_nodes(self) -> list[dict]:
+        c = self._cluster
+        return [{"CacheNodeId": "0001", "CacheNodeStatus": c.cache_cluster_status,
+                 "CacheNodeCreateTime": c.cache_cluster_create_time,
+                 "Endpoint": {"Address": c._awslab_node_endpoint["address"], "Port": c._awslab_node_endpoint["port"]},
+                 "ParameterGroupStatus": "in-sync", "CustomerAvailabilityZone": c.preferred_availability_zone}]
+
+
+def answers() -> None:
+    """Answers moto leaves out where a learner reads them: a snapshot's NodeSnapshots."""
+    from moto.core.utils import utcnow
+    from moto.elasticache.models import ElastiCacheBackend
+
+    orig_snapshot = ElastiCacheBackend.create_snapshot
+
+    @functools.wraps(orig_snapshot)
+    def create_snapshot(self, snapshot_name, replication_group_id=None, cache_cluster_id=None, *a, **kw):
+        snap = orig_snapshot(self, snapshot_name, replication_group_id, cache_cluster_id, *a, **kw)
+        # AWS describes what a snapshot holds, one entry per node group (of a single cluster: its
+        # node); a group's is taken from a replica where it has one, as ElastiCache prefers.
+        taken = utcnow()
+        group = self.replication_groups.get(replication_group_id) if replication_group_id else None
+        if group is not None:
+            nodes = []
+            for ng in group.node_groups:
+                members = ng.get("node_group_members", [])
+                source = next((m for m in members if m.get("current_role") == "replica"), members[0] if members else None)
+                if source is None:
+                    continue
+                cluster = self.cache_clusters.get(source["cache_cluster_id"])
+                nodes.append(_node_snapshot(cluster, taken, cache_cluster_id=source["cache_cluster_id"],
+                                            node_group_id=ng.get("node_group_id")))
+            snap.node_snapshots = nodes
+        elif cache_cluster_id:
+            snap.node_snapshots = [_node_snapshot(self.cache_clusters.get(cache_cluster_id), taken)]
+        return snap
+
+    ElastiCacheBackend.create_snapshot = create_snapshot
+
+
+def _node_snapshot(cluster, taken, cache_cluster_id=None, node_group_id=None) -> dict:
+    entry = {"CacheNodeId": "0001", "CacheSize": "0 MB",   # the control plane knows no data size
+             "CacheNodeCreateTime": getattr(cluster, "cache_cluster_create_time", None),
+             "SnapshotCreateTime": taken}
+    if cache_cluster_id:
+        entry.update(CacheClusterId=cache_cluster_id, NodeGroupId=node_group_id)
+    return entry
 
 
 def failover() -> None:

@@ -1,4 +1,4 @@
-"""RDS: DB instances and snapshots that take time and say no as RDS does, restores that honour their overrides, Multi-AZ and failover, the managed master secret.
+"""RDS: DB instances and snapshots that take time and say no as RDS does, versions and keys as RDS shows them, restores that honour their overrides, Multi-AZ and failover, replication status, the managed master secret.
 
 Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
 
@@ -9,6 +9,7 @@ import functools
 from awslab.local import latency
 from awslab.local.patches._base import (
     DB_CLASSES,
+    DB_CURRENT_MINORS,
     DB_MAJOR_VERSIONS,
     linger,
     status_property,
@@ -26,6 +27,7 @@ def rds_error(code: str, message: str):
 
 def states() -> None:
     from moto.rds.models import DBInstance, DBSnapshot, RDSBackend
+    from moto.rds.responses import RDSResponse
 
     status_property(DBInstance)
     status_property(DBSnapshot)
@@ -72,23 +74,8 @@ def states() -> None:
     def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None,
                            skip_final_snapshot=False, delete_automated_backups=True):
         db = self.databases.get(db_instance_identifier)
-        if db is not None and getattr(db, "_awslab_gone_at", None) is not None:
-            raise rds_error("InvalidDBInstanceState", f"Instance {db_instance_identifier} is already being deleted.")
-        if db is not None and db.status in ("creating", "backing-up", "modifying", "rebooting"):
-            raise rds_error("InvalidDBInstanceState",
-                             f"Instance {db_instance_identifier} is currently {db.status}; wait until it is available.")
         if db is not None:
-            # AWS refuses a protected instance first, whatever the final-snapshot choice.
-            if db.deletion_protection:
-                raise rds_error("InvalidParameterCombination",
-                                 "Cannot delete protected DB Instance, please disable deletion protection and try again.")
-            # AWS insists on an explicit final-snapshot choice and refuses one for a replica.
-            if not skip_final_snapshot and not final_db_snapshot_identifier:
-                raise rds_error("InvalidParameterCombination",
-                                 "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
-            if db.is_replica and final_db_snapshot_identifier and not skip_final_snapshot:
-                raise rds_error("InvalidParameterValue",
-                                 "FinalDBSnapshotIdentifier can not be specified when deleting a replica instance")
+            _refuse_delete(db, db_instance_identifier)
             if db.is_replica:
                 # moto hands the replica the primary's secret object; AWS gives replicas none.
                 db.manage_master_user_password = False
@@ -100,14 +87,73 @@ def states() -> None:
 
     RDSBackend.delete_db_instance = delete_db_instance
 
+    # The final-snapshot choice is asked of whoever sends DeleteDBInstance, so it is checked on the
+    # request (moto's response handler), not in the backend method: moto's CloudFormation (where
+    # the stack's DeletionPolicy decides) and DeleteBlueGreenDeployment (which deletes its green
+    # instances itself) call that method too, and AWS asks neither of them.
+    orig_delete_request = RDSResponse.delete_db_instance
+
+    @functools.wraps(orig_delete_request)
+    def delete_db_instance_request(self):
+        ident = self.params.get("DBInstanceIdentifier")
+        db = self.backend.databases.get(ident) if ident else None
+        if db is not None:
+            _refuse_delete(db, ident)   # AWS's order: these refusals come before the choice's
+            _final_snapshot_choice(db, self.params.get("FinalDBSnapshotIdentifier"),
+                                   str(self.params.get("SkipFinalSnapshot", "false")).lower() == "true")
+        return orig_delete_request(self)
+
+    RDSResponse.delete_db_instance = delete_db_instance_request
+
+    # CloudFormation's default BackupRetentionPeriod is 1 day (as CreateDBInstance's); moto's
+    # CloudFormation passes an unset one as None, leaving the instance without backups (and so
+    # without the read replicas a template builds on it).
+    orig_from_cfn = DBInstance.create_from_cloudformation_json.__func__
+
+    @functools.wraps(orig_from_cfn)
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, *a, **kw):
+        props = cloudformation_json.get("Properties") or {}
+        if props.get("BackupRetentionPeriod") is None and not props.get("SourceDBInstanceIdentifier"):
+            cloudformation_json = {**cloudformation_json, "Properties": {**props, "BackupRetentionPeriod": 1}}
+        return orig_from_cfn(cls, resource_name, cloudformation_json, *a, **kw)
+
+    DBInstance.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
+def _refuse_delete(db, ident: str) -> None:
+    """What AWS refuses of any delete of ``db``: one already deleting, one in transition, a protected one."""
+    if getattr(db, "_awslab_gone_at", None) is not None:
+        raise rds_error("InvalidDBInstanceState", f"Instance {ident} is already being deleted.")
+    if db.status in ("creating", "backing-up", "modifying", "rebooting"):
+        raise rds_error("InvalidDBInstanceState", f"Instance {ident} is currently {db.status}; wait until it is available.")
+    # AWS refuses a protected instance first, whatever the final-snapshot choice.
+    if db.deletion_protection:
+        raise rds_error("InvalidParameterCombination",
+                         "Cannot delete protected DB Instance, please disable deletion protection and try again.")
+
+
+def _final_snapshot_choice(db, final_snapshot: str | None, skip: bool) -> None:
+    """DeleteDBInstance needs an explicit final-snapshot choice, and refuses one for a replica. An
+    Aurora cluster member has no choice to make (the cluster holds the data and its own choice)."""
+    if getattr(db, "db_cluster_identifier", None):
+        return
+    if not skip and not final_snapshot:
+        raise rds_error("InvalidParameterCombination",
+                         "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+    if db.is_replica and final_snapshot and not skip:
+        raise rds_error("InvalidParameterValue",
+                         "FinalDBSnapshotIdentifier can not be specified when deleting a replica instance")
+
 
 # What RDS picks when CreateDBInstance names no version: a current one (moto's are retired: 9.3.3,
 # 5.6.21, which the version check below, as AWS, would then refuse on a restore).
-DEFAULT_VERSIONS = {"postgres": "16.4", "mysql": "8.0.39"}
+DEFAULT_VERSIONS = {"postgres": DB_CURRENT_MINORS["postgres"]["16"], "mysql": DB_CURRENT_MINORS["mysql"]["8.0"]}
 
 
 def rejects() -> None:
-    """What AWS refuses and moto accepts, refused with AWS's codes and messages."""
+    """What AWS refuses and moto accepts, refused with AWS's codes and messages; a version named by
+    its major alone becomes the minor RDS picks for it (``DB_CURRENT_MINORS``)."""
+    from moto.rds.exceptions import InvalidDBInstanceEngine
     from moto.rds.models import DBInstance, RDSBackend
 
     DBInstance.default_engine_versions.update(DEFAULT_VERSIONS)
@@ -120,6 +166,11 @@ def rejects() -> None:
             raise rds_error("InvalidParameterCombination",
                              "Can't specify both MasterUserPassword and ManageMasterUserPassword.")
         engine, version, klass = db_kwargs.get("engine"), str(db_kwargs.get("engine_version") or ""), db_kwargs.get("db_instance_class")
+        # An instance joining a cluster must have the cluster's engine: AWS says so before anything
+        # about the version (which is the cluster's).
+        cluster = self.clusters.get(db_kwargs.get("db_cluster_identifier") or "")
+        if cluster is not None and engine != cluster.engine:
+            raise InvalidDBInstanceEngine(str(engine), str(cluster.engine))
         if engine in DB_MAJOR_VERSIONS:
             if version and not any(version == v or version.startswith(v + ".") for v in DB_MAJOR_VERSIONS[engine]):
                 raise rds_error("InvalidParameterCombination", f"Cannot find version {version} for {engine}")
@@ -129,9 +180,21 @@ def rejects() -> None:
                                  f"DBInstanceClass={klass}, Engine={engine}, EngineVersion={version or 'default'}, "
                                  f"LicenseModel={'postgresql-license' if engine == 'postgres' else 'general-public-license'}. "
                                  "For supported combinations of instance class and database engine version, see the documentation.")
+            if version in DB_CURRENT_MINORS.get(engine, {}) and cluster is None:
+                db_kwargs = {**db_kwargs, "engine_version": DB_CURRENT_MINORS[engine][version]}
         return orig_create(self, db_kwargs)
 
     RDSBackend.create_db_instance = create_db_instance
+
+
+MOTO_DEFAULT_KMS_KEY = "default_kms_key_id"
+
+
+def aws_rds_key_arn(account_id: str, region: str) -> str:
+    """The ARN of the account's aws/rds key in ``region`` (made by KMS when first asked, as on AWS)."""
+    from moto.kms.models import kms_backends
+
+    return kms_backends[account_id][region].describe_key("alias/aws/rds").arn
 
 
 def managed_secret() -> None:
@@ -168,6 +231,24 @@ def answers() -> None:
         return self._awslab_secondary_az
 
     DBInstance.secondary_availability_zone = property(secondary_az)
+
+    # An encrypted instance given no KmsKeyId is encrypted with the account's AWS managed key of the
+    # region, aws/rds, and shows its ARN (moto: the literal "default_kms_key_id"); snapshots,
+    # replicas and restores take the instance's. The key is moto's KMS's own (alias/aws/rds).
+    def set_kms_key_id(self, value):
+        if value == MOTO_DEFAULT_KMS_KEY:
+            value = aws_rds_key_arn(self.account_id, self.region)
+        self._kms_key_id = value
+
+    DBInstance.kms_key_id = DBInstance.kms_key_id.setter(set_kms_key_id)
+
+    def status_infos(self):
+        # A read replica reports its replication (moto: nothing); once it runs, it is replicating.
+        if not self.is_replica or self.status in ("creating", "deleting"):
+            return None
+        return [{"StatusType": "read replication", "Normal": True, "Status": "replicating"}]
+
+    DBInstance.status_infos = property(status_infos)
 
     def reboot_db_instance(self, db_instance_identifier, force_failover=False):
         db = self.describe_db_instances(db_instance_identifier)[0]
