@@ -347,7 +347,9 @@ def repo_root() -> Path:
 # 40-minute CI run. Exceeding one fails nothing: the summary says so, with the slowest tests.
 # engines: the live checks and, since the local AWS keeps its state, its stop/start, SIGKILL and
 # damaged-server.json cases, each on a server and engines of its own (measured 155-193 s).
-BUDGETS_S = {"policy": 420, "faults": 420, "kill": 300, "engines": 240, "lifecycle": 420, "other": 120}
+# Seconds of test time per kind (summed over workers), printed against what was spent. engines: the
+# HA and recovery tests (failover, PITR, promotion, drill, backup windows) add about 80 s to it.
+BUDGETS_S = {"policy": 420, "faults": 420, "kill": 300, "engines": 320, "lifecycle": 420, "other": 120}
 _GROUPS = ("policy", "faults", "kill", "engines", "lifecycle")
 _spent: dict[str, float] = {}
 _group_of: dict[str, str] = {}
