@@ -25,7 +25,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | `elasticache.test_failover` not implemented | closed: `elasticache.failover` (the replica becomes primary) |
 | (found here) a point-in-time restore comes back as a read replica of its source | closed: `rds.answers` |
 | network insights, SSM run command (no-op), pricing | left: awslab does not call network insights or pricing; verify treats SSM's empty output as no connection |
-| `reboot_db_instance(ForceFailover=True)` a no-op, accepted on Single-AZ | closed: `rds.answers` (AZs swap; Single-AZ refused) |
+| `reboot_db_instance(ForceFailover=True)` a no-op, accepted on Single-AZ | closed: `rds.answers` (AZs swap, `rebooting` for `rds.failover`; Single-AZ refused); with engines on, `backing.py` crashes the primary, promotes the synchronous standby behind the same endpoint address (open connections dropped) and builds a new standby |
 | no `SecondaryAvailabilityZone` | closed: `rds.answers` (the other AZ of the subnet group) |
 | `KmsKeyId` is a literal | closed: `rds.answers` (an encrypted instance given no key shows the ARN of the region's aws/rds key, moto's KMS's own; its replicas, snapshots and restores take it; Aurora members keep their cluster's) |
 | `create_cache_cluster` without endpoints | partly closed: `elasticache.members` (a group's members show their node and its endpoint with `ShowCacheNodeInfo`); a standalone cluster's left: awslab makes replication groups only |
@@ -46,7 +46,8 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found here) `modify_db_subnet_group` makes the group vanish | closed: `rds.answers` |
 | (found here) `create_db_subnet_group` silently replaces an existing group | closed: `rds.answers` (`DBSubnetGroupAlreadyExists`) |
 | (found here) the tagging API leaves out DB subnet groups | closed: `rds.answers` |
-| restore time unused | partly: with engines on (`backing.py`) a restore carries real data, a point-in-time restore the source's data as of the request (no WAL archive is kept) |
+| restore time unused | closed with engines on (`backing.py`): a point-in-time restore replays the source's WAL archive from its newest base backup up to the time asked; `LatestRestorableTime` and the automated backups' `RestoreWindow` say what the archive covers, and a time outside it is refused (`InvalidRestoreFault`); without engines, left |
+| (found later) `PromoteReadReplica` accepts an instance that is not a replica and leaves the promoted one in its source's replica list | closed: `rds.answers` (`InvalidDBInstanceState`; detached; `modifying`/`rebooting` for `rds.promote`); with engines on the replica's server is promoted and keeps its own backups |
 | replica shares and deletes the primary's secret | closed: `rds.states` (a replica's delete leaves it) |
 | the tagging API's action checked as `tagging:GetResources` | closed: `iam.action_names` (AWS's action is `tag:GetResources`) |
 | (found here) enforcement matches statements' resources and conditions against values moto does not have, denying least-privilege policies | closed: `iam.action_names` (action level, as MOTO-GAPS describes) |
