@@ -38,6 +38,12 @@ def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan
         f = found.get(d.key)
         deps = tuple(k for k in d.deps if k in wanted)
         if f is None:
+            holder = _name_held(d, found)
+            if holder is not None:   # e.g. a promoted replica keeps its name: AWS would refuse a second one
+                steps.append(Step(d.key, d.kind, REPLACE, deps, d, None,
+                                  f"its name {d.name} is held by the stack's {holder.key} (delete that, or "
+                                  f"change the lab so it is not needed, e.g. --set database.read_replicas=0)"))
+                continue
             steps.append(Step(d.key, d.kind, CREATE, deps, d, None, "missing"))
             continue
         handler = KINDS[d.kind]
@@ -57,6 +63,12 @@ def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan
                 f = found[key]
                 steps.append(Step(key, f.kind, DELETE, (), None, f, f"{setting}: {len(have)} -> {keep}"))
     return Plan(stack, tuple(steps))
+
+
+def _name_held(d: Desired, found: dict[str, Found]) -> Found | None:
+    """Another of the stack's resources of the same service under the name ``d`` would get."""
+    service = d.kind.split("-")[0]
+    return next((f for f in found.values() if f.key != d.key and f.id == d.name and f.kind.split("-")[0] == service), None)
 
 
 def _deps_of(f: Found) -> tuple[str, ...]:

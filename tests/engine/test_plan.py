@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from awslab.aws.security_groups import desired_rules
-from awslab.engine.model import CREATE, DELETE, KEEP, UPDATE, Found
+from awslab.engine.model import CREATE, DELETE, KEEP, REPLACE, UPDATE, Found
 from awslab.engine.plan import plan_down, plan_up
 from awslab.spec.lab import load_lab
 from awslab.spec.topology import desired
@@ -67,6 +67,18 @@ def test_plan_up__everything_found__keeps_everything():
     items = desired(load_lab("week6"), "s", "us-east-1")
     plan = plan_up("s", items, _found_all(items))
     assert {s.action for s in plan.steps} == {KEEP} and plan.mutating == ()
+
+
+def test_plan_up__a_promoted_replica_holding_the_replica_name__is_shown_as_replace_never_created():
+    items = desired(load_lab("week6"), "s", "us-east-1")
+    found = _found_all(items)
+    replica = found.pop("db.replica.1")
+    found["db.promoted.s-db-replica-1"] = Found("db.promoted.s-db-replica-1", "db-instance", replica.id, "available")
+    step = {s.key: s for s in plan_up("s", items, found).steps}["db.replica.1"]
+    assert step.action == REPLACE and "held by the stack's db.promoted.s-db-replica-1" in step.reason
+    other = plan_up("s", items, {**found, "db.promoted.s-db-replica-1": Found(
+        "db.promoted.s-db-replica-1", "db-instance", "another-name", "available")})
+    assert {s.key: s for s in other.steps}["db.replica.1"].action == CREATE
 
 
 def test_plan_up__half_made_resources__are_completed():

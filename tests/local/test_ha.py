@@ -161,6 +161,10 @@ def test_point_in_time_restore_and_promotion__a_dropped_table_comes_back_and_a_r
     status = json.loads(awslab("status", "--name", stack, "--output", "json").out)["resources"]
     keys = {r["key"] for r in status}
     assert f"db.promoted.{result['id']}" in keys and not any(k.startswith("db.replica.") for k in keys)
+    # The promoted instance keeps the replica's name: `up` will not make a second one under it.
+    again = awslab("up", "week6", "--name", stack)
+    assert again.code == 1 and "is held by the stack's db.promoted." in again.err and "nothing was changed" in again.err
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
 
     down = awslab("down", "--name", stack, "--yes")
     assert down.code == 0, down.err

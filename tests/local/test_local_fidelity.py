@@ -649,3 +649,16 @@ def test_elasticache__reader_endpoint_members_as_their_group_their_nodes_and_nod
     assert node_snap["CacheNodeCreateTime"] <= node_snap["SnapshotCreateTime"] and node_snap["CacheSize"].endswith(" MB")
     ec.delete_snapshot(SnapshotName=f"{stack}-s")
     ec.delete_replication_group(ReplicationGroupId=stack)
+
+
+def test_rds__a_replica_under_a_taken_identifier_is_refused_and_the_instance_kept(aws, stack):
+    rds = aws("rds")
+    for ident in (stack, f"{stack}-other"):
+        rds.create_db_instance(DBInstanceIdentifier=ident, Engine="postgres", DBInstanceClass="db.t3.micro",
+                               MasterUsername="labadmin", MasterUserPassword="a-long-enough-password",
+                               AllocatedStorage=20, BackupRetentionPeriod=1)
+    with pytest.raises(ClientError) as taken:
+        rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-other", SourceDBInstanceIdentifier=stack)
+    assert _code(taken) == "DBInstanceAlreadyExists"
+    kept = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-other")["DBInstances"][0]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in kept

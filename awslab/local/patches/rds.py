@@ -105,6 +105,18 @@ def states() -> None:
 
     RDSResponse.delete_db_instance = delete_db_instance_request
 
+    orig_replica_request = RDSResponse.create_db_instance_read_replica
+
+    @functools.wraps(orig_replica_request)
+    def create_db_instance_read_replica_request(self):
+        # moto replaced an existing instance (data, tags and all) with the new replica. Checked on
+        # the request: moto's CloudFormation makes its replicas through the backend method.
+        if self.params.get("DBInstanceIdentifier") in self.backend.databases:
+            raise rds_error("DBInstanceAlreadyExists", "DB instance already exists")
+        return orig_replica_request(self)
+
+    RDSResponse.create_db_instance_read_replica = create_db_instance_read_replica_request
+
     # CloudFormation's default BackupRetentionPeriod is 1 day (as CreateDBInstance's); moto's
     # CloudFormation passes an unset one as None, leaving the instance without backups (and so
     # without the read replicas a template builds on it).
