@@ -65,10 +65,15 @@ def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan
     return Plan(stack, tuple(steps))
 
 
+# Kinds that share one namespace of names (a DB subnet group may share a DB instance's name).
+_DB_INSTANCES = frozenset({"db-instance", "db-replica"})
+
+
 def _name_held(d: Desired, found: dict[str, Found]) -> Found | None:
-    """Another of the stack's resources of the same service under the name ``d`` would get."""
-    service = d.kind.split("-")[0]
-    return next((f for f in found.values() if f.key != d.key and f.id == d.name and f.kind.split("-")[0] == service), None)
+    """Another of the stack's DB instances under the name ``d`` would get (a promoted replica)."""
+    if d.kind not in _DB_INSTANCES:
+        return None
+    return next((f for f in found.values() if f.key != d.key and f.id == d.name and f.kind in _DB_INSTANCES), None)
 
 
 def _deps_of(f: Found) -> tuple[str, ...]:

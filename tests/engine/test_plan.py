@@ -79,6 +79,9 @@ def test_plan_up__a_promoted_replica_holding_the_replica_name__is_shown_as_repla
     other = plan_up("s", items, {**found, "db.promoted.s-db-replica-1": Found(
         "db.promoted.s-db-replica-1", "db-instance", "another-name", "available")})
     assert {s.key: s for s in other.steps}["db.replica.1"].action == CREATE
+    # A DB subnet group shares the primary's name, in another namespace: the primary is made.
+    only_group = {"db.subnet-group": Found("db.subnet-group", "db-subnet-group", "s-db", "Complete")}
+    assert {s.key: s for s in plan_up("s", items, only_group).steps}["db.primary"].action == CREATE
 
 
 def test_plan_up__half_made_resources__are_completed():
