@@ -460,6 +460,12 @@ def _rds() -> None:
     def deleted(self, db, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False,
                 delete_automated_backups=True, *a, **kw) -> None:
         key = _db_key(db.region, db_instance_identifier)
+        for follower in engines.followers(key):   # AWS promotes a deleted source's read replicas
+            if follower != engines.standby_key(key):
+                replica = self.databases.get(follower.split(".", 2)[-1])
+                b.submit(follower, functools.partial(engines.promote_postgres, follower,
+                                                     backups=replica is not None and _backups_on(replica)),
+                         label="modifying")
         if final_db_snapshot_identifier and not skip_final_snapshot:
             snap = _snap_key("rds", db.region, final_db_snapshot_identifier)
             b.submit(key, lambda: engines.snapshot(key, snap) if engines.get(key) else None, alias=f"snapshot:{snap}")

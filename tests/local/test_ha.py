@@ -222,3 +222,15 @@ def test_backup_windows__base_backups_taken_and_pruned_by_retention_and_restores
                                                      RestoreTime=created)
         assert refused.value.response["Error"]["Code"] == "InvalidRestoreFault"
         assert earliest.strftime("%Y-%m-%dT%H:%M:%S") in refused.value.response["Error"]["Message"]
+
+        # Deleting a source promotes its read replica (AWS's rule): standalone, its server writable.
+        rds.create_db_instance_read_replica(DBInstanceIdentifier="w-r", SourceDBInstanceIdentifier="w")
+        rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier="w-r", WaiterConfig={"Delay": 0.5})
+        rds.delete_db_instance(DBInstanceIdentifier="w", SkipFinalSnapshot=True)
+        assert "ReadReplicaSourceDBInstanceIdentifier" not in rds.describe_db_instances(
+            DBInstanceIdentifier="w-r")["DBInstances"][0]
+
+        def promoted() -> bool:
+            entries = json.loads((home / "local" / "engines" / "engines.json").read_text())["engines"]
+            return entries["rds.us-east-1.w-r"].get("role") == "primary" and "rds.us-east-1.w" not in entries
+        eventually(promoted, within_s=30)

@@ -662,3 +662,16 @@ def test_rds__a_replica_under_a_taken_identifier_is_refused_and_the_instance_kep
     assert _code(taken) == "DBInstanceAlreadyExists"
     kept = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-other")["DBInstances"][0]
     assert "ReadReplicaSourceDBInstanceIdentifier" not in kept
+
+
+def test_rds__deleting_a_source_promotes_its_replica_which_then_deletes_cleanly(aws, stack):
+    rds = aws("rds")
+    rds.create_db_instance(DBInstanceIdentifier=stack, Engine="postgres", DBInstanceClass="db.t3.micro",
+                           MasterUsername="labadmin", MasterUserPassword="a-long-enough-password",
+                           AllocatedStorage=20, BackupRetentionPeriod=1)
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+    replica = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-r")["DBInstances"][0]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in replica and not replica.get("StatusInfos")
+    rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-r", SkipFinalSnapshot=True)
+    assert _db_state(aws, f"{stack}-r") in ("deleting", "<gone>")

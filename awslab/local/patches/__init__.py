@@ -47,6 +47,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found here) `create_db_subnet_group` silently replaces an existing group | closed: `rds.answers` (`DBSubnetGroupAlreadyExists`) |
 | (found here) the tagging API leaves out DB subnet groups | closed: `rds.answers` |
 | restore time unused | closed with engines on (`backing.py`): a point-in-time restore replays the source's WAL archive from its newest base backup up to the time asked; `LatestRestorableTime` and the automated backups' `RestoreWindow` say what the archive covers, and a time outside it is refused (`InvalidRestoreFault`); without engines, left |
+| (found later) deleting a source leaves its read replicas pointing at it; their own delete then fails half-way (`DBInstanceNotFound` for the source) | closed: `rds.states` (the replicas are promoted to standalone, as AWS does; with engines on their servers too) |
 | (found later) `CreateDBInstanceReadReplica` under an identifier in use replaces that instance | closed: `rds.states` (`DBInstanceAlreadyExists`, on the request) |
 | (found later) `PromoteReadReplica` accepts an instance that is not a replica and leaves the promoted one in its source's replica list | closed: `rds.answers` (`InvalidDBInstanceState`; detached; `modifying`/`rebooting` for `rds.promote`); with engines on the replica's server is promoted and keeps its own backups |
 | replica shares and deletes the primary's secret | closed: `rds.states` (a replica's delete leaves it) |

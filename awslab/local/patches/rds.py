@@ -79,6 +79,14 @@ def states() -> None:
             if db.is_replica:
                 # moto hands the replica the primary's secret object; AWS gives replicas none.
                 db.manage_master_user_password = False
+            else:
+                # AWS promotes the read replicas of a deleted source to standalone instances; moto
+                # left them pointing at it, and their own delete then failed half-way.
+                for ident in list(getattr(db, "replicas", None) or []):
+                    replica = self.databases.get(ident)
+                    if replica is not None:
+                        replica.is_replica, replica.source_db_instance_identifier = False, None
+                db.replicas = []
         deleted = orig_delete(self, db_instance_identifier, final_db_snapshot_identifier,
                               skip_final_snapshot, delete_automated_backups)
         if linger(deleted, "rds.delete", "deleting"):
