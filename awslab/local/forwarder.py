@@ -81,18 +81,6 @@ class Forwarder:
         threading.Thread(target=self._accept, args=(listener,), name=f"fwd {endpoint}", daemon=True).start()
         return listener.port
 
-    def port(self, endpoint: str) -> int | None:
-        listener = self._listeners.get(endpoint)
-        return listener.port if listener else None
-
-    def connections(self, endpoint: str) -> int:
-        """Client connections open through ``endpoint`` now."""
-        listener = self._listeners.get(endpoint)
-        if listener is None:
-            return 0
-        with listener.lock:
-            return len(listener.open) // 2
-
     def drop(self, endpoint: str) -> int:
         """Close every connection open through ``endpoint`` (a failover's effect); how many."""
         listener = self._listeners.get(endpoint)
