@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -118,6 +119,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "awslab.cli", "down", "--name", STACK, "--yes", "--skip-final-snapshot"],
                        capture_output=True, timeout=600)
         subprocess.run([sys.executable, "-m", "awslab.cli", "local", "reset", "--yes"], capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
