@@ -386,21 +386,24 @@ class Engines:
 
     def start_postgres_replica(self, key: str, *, primary: str) -> dict[str, Any]:
         """A streaming replica of `primary` (pg_basebackup -R), started as a read-only hot standby."""
+        started = time.monotonic()
+        entry = self._streaming_copy(key, primary, role="replica")
+        log.info("postgres replica %r of %r ready on %s:%d in %.2f s", key, primary, HOST, entry["port"],
+                 time.monotonic() - started)
+        return entry
+
+    def _streaming_copy(self, key: str, primary: str, *, role: str, **fields: Any) -> dict[str, Any]:
+        """A new engine ``key`` streaming from ``primary`` (pg_basebackup -R), with its own role's settings."""
         src = self._running(primary, "postgres")
         secret = self._load_secret(Path(src["dir"]))
-        bindir = Path(src["bindir"])
-        entry = self._reserve(key, engine="postgres", role="replica", primary=primary, user=src["user"],
-                              dbname=src["dbname"], version=src["version"], bindir=src["bindir"])
-        started = time.monotonic()
+        entry = self._reserve(key, engine="postgres", role=role, primary=primary, user=src["user"],
+                              dbname=src["dbname"], version=src["version"], bindir=src["bindir"], **fields)
         with self._starting(key):
             self._basebackup(src, secret, Path(entry["datadir"]), who=self.who(), log_path=Path(entry["log"]),
                              replica=True)
             self._role_conf(entry)
             self._save_secret(Path(entry["dir"]), secret)
-            entry = self._launch_postgres(key, bindir, secret["user"], secret["password"])
-        log.info("postgres replica %r of %r ready on %s:%d in %.2f s", key, primary, HOST, entry["port"],
-                 time.monotonic() - started)
-        return entry
+            return self._launch_postgres(key, Path(src["bindir"]), secret["user"], secret["password"])
 
     def _basebackup(self, src: dict[str, Any], secret: dict[str, str], target: Path, *, who: RunAs | None,
                     log_path: Path, replica: bool) -> None:
@@ -640,19 +643,10 @@ class Engines:
     def start_standby(self, key: str) -> dict[str, Any]:
         """The Multi-AZ standby of ``key``: a streaming copy that serves nobody, to which the
         primary's commits are synchronous (acknowledged only once the standby has flushed them)."""
-        src = self._running(key, "postgres")
-        secret = self._load_secret(Path(src["dir"]))
-        sk = self.standby_key(key)
-        entry = self._reserve(sk, engine="postgres", role="standby", primary=key, user=src["user"],
-                              dbname=src["dbname"], version=src["version"], bindir=src["bindir"],
-                              backups=src.get("backups"))
         started = time.monotonic()
-        with self._starting(sk):
-            self._basebackup(src, secret, Path(entry["datadir"]), who=self.who(), log_path=Path(entry["log"]),
-                             replica=True)
-            self._role_conf(entry)
-            self._save_secret(Path(entry["dir"]), secret)
-            entry = self._launch_postgres(sk, Path(src["bindir"]), secret["user"], secret["password"])
+        # It archives into the instance's backups once promoted.
+        entry = self._streaming_copy(self.standby_key(key), key, role="standby",
+                                     backups=self._running(key, "postgres").get("backups"))
         self.make_synchronous(key)
         log.info("postgres standby of %r ready on %s:%d in %.2f s", key, HOST, entry["port"], time.monotonic() - started)
         return entry
