@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from awslab.engine.state import write_json_atomic
+from awslab.local import tls
 from awslab.local.engines import (
     EngineError,
     Engines,
@@ -42,11 +43,12 @@ from awslab.local.engines import (
     postgres_bindir,
     redis_server_path,
 )
-from awslab.local.forwarder import Forwarder
+from awslab.local.forwarder import HOST, Forwarder
 
 log = logging.getLogger("awslab.local.backing")
 ENDPOINTS_FILE = "endpoints.json"
 PORTS_FILE = "endpoint-ports.json"
+TUNNEL = "#tunnel"   # suffix of a TLS-only endpoint's tunnel listener (for clients without TLS)
 
 
 class Backing:
@@ -61,6 +63,8 @@ class Backing:
         self.reconciling = False   # set while ``reconcile`` walks a running server's resources
         self.forwarder = Forwarder(local_dir / PORTS_FILE)
         self.roles: dict[str, str] = {}   # endpoint -> the engine key that holds its role now
+        self.authority = tls.Authority(local_dir / "tls")
+        self.tls: dict[str, tuple[str, str]] = {}   # endpoint -> (protocol, tls.REQUIRED | tls.OPTIONAL)
         self.closing = threading.Event()
 
     # --- work queues ---
@@ -114,13 +118,37 @@ class Backing:
 
     # --- the endpoint map ---
 
+    def secure(self, protocol: str, mode: str | None, *endpoints: str) -> None:
+        """How the endpoints take connections: TLS ``required`` or ``optional`` (``protocol``:
+        'postgres' or 'redis', whose handshakes differ), or plain (None)."""
+        for e in endpoints:
+            if mode is None:
+                self.tls.pop(e, None)
+            else:
+                self.tls[e] = (protocol, mode)
+
     def publish(self, endpoint: str, **info: Any) -> None:
         """Say in the map what is behind ``endpoint``; an available engine's ``port`` is the
-        endpoint's own local address (``forwarder.py``), relayed to that engine (``engine_port``)."""
+        endpoint's own local address (``forwarder.py``), relayed to that engine (``engine_port``),
+        behind TLS where AWS has it (``tls``, with the CA to check it by and, for a TLS-only
+        endpoint, a ``tunnel_port`` that clients without TLS can use)."""
         if info.get("status") == "available" and info.get("port"):
             self.roles[endpoint] = info["key"]
-            local = self.forwarder.listen(endpoint, functools.partial(self._route, endpoint))
+            protocol, mode = self.tls.get(endpoint, (None, None))
+            greet = wrap = None
+            if mode is not None:
+                ctx = self.authority.server_context()
+                greet = (tls.postgres_greeter if protocol == "postgres" else tls.tls_greeter)(ctx, mode)
+            local = self.forwarder.listen(endpoint, functools.partial(self._route, endpoint), greet)
             info = {**info, "engine_port": info["port"], "port": local}
+            if mode is not None:
+                info.update(tls=mode, ca=str(self.authority.ca_path))
+            if mode == tls.REQUIRED:
+                client = tls.client_context(self.authority.ca_path)
+                wrap = (tls.postgres_wrapper if protocol == "postgres" else tls.tls_wrapper)(client, HOST)
+                info["tunnel_port"] = self.forwarder.listen(endpoint + TUNNEL, lambda: (HOST, local), wrap=wrap)
+            else:
+                self.forwarder.close(endpoint + TUNNEL)
         with self._map_lock:
             data = self.read_map()
             data[endpoint] = info
@@ -144,7 +172,9 @@ class Backing:
     def unpublish(self, *endpoints: str) -> None:
         for e in endpoints:
             self.roles.pop(e, None)
+            self.tls.pop(e, None)
             self.forwarder.close(e)
+            self.forwarder.close(e + TUNNEL)
         with self._map_lock:
             data = self.read_map()
             for e in endpoints:
@@ -353,6 +383,24 @@ def _major(version: str | None) -> str | None:
     return str(version).split(".")[0] if version else None
 
 
+def _db_tls(db) -> str:
+    """RDS's ``rds.force_ssl``: as the instance's parameter group sets it, else the family's default
+    (on from PostgreSQL 15, off before: TLS is then offered, not required)."""
+    group = getattr(db, "db_parameter_group_name", None) or ""
+    if group and not group.startswith("default."):
+        from moto.rds.models import rds_backends
+
+        try:
+            params = rds_backends[db.account_id][db.region].db_parameter_groups[group].parameters
+            value = (params.get("rds.force_ssl") or {}).get("ParameterValue")
+        except (KeyError, AttributeError):
+            value = None
+        if value in ("0", "1"):
+            return tls.REQUIRED if value == "1" else tls.OPTIONAL
+    major = _major(db.engine_version) or ""
+    return tls.REQUIRED if major.isdigit() and int(major) >= 15 else tls.OPTIONAL
+
+
 def _pg_major_available(version: str | None) -> str | None:
     """The engine's major version when its binaries are at hand, else the default ones."""
     try:
@@ -417,6 +465,7 @@ def _rds() -> None:
             return
         key = _db_key(db.region, db.db_instance_identifier)
         db._awslab_engine_key = key
+        b.secure("postgres", _db_tls(db), _db_endpoint(db))
 
         def work() -> dict:
             entry = start()
@@ -569,6 +618,7 @@ def _rds() -> None:
                 unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
                 continue
             db._awslab_engine_key = key
+            b.secure("postgres", _db_tls(db), _db_endpoint(db))
             if source:
                 b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: replica_created(backend, db, None),
                          role="replica", after=_db_key(region, source))
@@ -677,6 +727,18 @@ def _member_endpoint(group, member: str) -> str:
     return f"{member}.{primary.split('.', 1)[-1]}:{group.port}"
 
 
+def _secure_group(b: Backing, group) -> None:
+    """In-transit encryption: every endpoint of the group speaks TLS (TransitEncryptionMode
+    ``preferred`` takes plain clients too, ``required``, the default, does not)."""
+    primary_ep, reader_ep = _group_endpoints(group)
+    endpoints = [e for e in (primary_ep, reader_ep) if e]
+    endpoints += [_member_endpoint(group, m) for m in (getattr(group, "_awslab_members", None) or group.member_clusters or [])]
+    mode = None
+    if getattr(group, "transit_encryption_enabled", False):
+        mode = tls.OPTIONAL if getattr(group, "transit_encryption_mode", None) == "preferred" else tls.REQUIRED
+    b.secure("redis", mode, *endpoints)
+
+
 def _member_key(region: str, member: str) -> str:
     return f"cache.{region}.{member}"
 
@@ -700,6 +762,7 @@ def _elasticache() -> None:
         first = _member_key(self.region_name, members[0])
         group._awslab_engine_key = first
         group._awslab_members = members
+        _secure_group(b, group)
         snapshot = kw.get("snapshot_name")
         if snapshot:
             snap = _snap_key("elasticache", self.region_name, snapshot)
@@ -767,6 +830,7 @@ def _elasticache() -> None:
                 continue
             keys = [_member_key(region, m) for m in members]
             claimed |= set(keys)
+            _secure_group(b, group)
             if b.reconciling and (b.busy(keys[0]) or b.engines.alive(keys[0])):
                 pass   # the primary runs: only its replicas may need bringing back (below)
             elif not b.engines.resumable(keys[0]) and (b.engines.get(keys[0]) or {}).get("status") != "available":
