@@ -352,6 +352,8 @@ def connect(what, as_env, **opts):
 
         emit_json({"stack": ctx.stack, "what": what, **how})
         return
+    if how.get("note"):
+        click.echo(f"note: {how['note']}", err=True)
     for line in how["lines"]:
         click.echo(line)
 

@@ -239,7 +239,7 @@ def _redis_once(addr, token):
     from redis.retry import Retry
 
     return redis.Redis(host=addr.host, port=addr.port, password=token, socket_timeout=5, socket_connect_timeout=2,
-                       single_connection_client=True, retry=Retry(NoBackoff(), 0), protocol=2)
+                       single_connection_client=True, retry=Retry(NoBackoff(), 0), protocol=2, **live.redis_tls(addr))
 
 
 def print_result(result: dict, output: str) -> None:

@@ -9,6 +9,7 @@ are held in memory or written to 0600 files; never printed, never on a command l
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -28,6 +29,7 @@ from awslab.verify.results import FAIL, PASS, SKIP, Result
 ENDPOINTS_PATH = "/awslab/endpoints"   # also in local/server.py
 INSTALL_HINT = "pip install 'awslab[engines]'"
 REPLICATION_BOUND_S = 10.0
+RDS_CA_BUNDLE = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class Address:
     port: int | None = None
     status: str = "none"     # available / starting / unavailable / failed / none
     reason: str = ""
+    tls: str = ""            # "required" / "optional" (TLS offered, plain taken too) / "" (plain only)
+    ca: str = ""             # the local AWS's CA certificate, to check the endpoint's by
+    tunnel_port: int | None = None   # a TLS-only endpoint's tunnel, for clients without TLS
 
     @property
     def usable(self) -> bool:
@@ -63,7 +68,8 @@ def resolve(mapping: dict[str, dict] | None, address: str, port: int) -> Address
     if info is None:
         return Address(endpoint, reason="the local AWS runs no engine for it (started with --no-engines?)"
                        if mapping == {} else "no engine behind this endpoint")
-    return Address(endpoint, info.get("host"), info.get("port"), info.get("status", "none"), info.get("reason", ""))
+    return Address(endpoint, info.get("host"), info.get("port"), info.get("status", "none"), info.get("reason", ""),
+                   info.get("tls", ""), info.get("ca", ""), info.get("tunnel_port"))
 
 
 # --- credentials -----------------------------------------------------------------------------
@@ -82,19 +88,48 @@ def cache_token(run: Run, secret_id: str) -> str:
 
 # --- clients ---------------------------------------------------------------------------------
 
-def pg_connect(addr: Address, user: str, password: str, database: str):
+def pg_connect(addr: Address, user: str, password: str, database: str, *, plain: bool = False):
+    """A session as ``sslmode=verify-full`` opens it where the endpoint takes TLS (``plain``: without)."""
     import pg8000
 
-    conn = pg8000.Connection(user, host=addr.host, port=addr.port, password=password, database=database, timeout=5)
+    ssl_context = False if plain or not addr.tls else _tls_context(addr)   # False: no SSLRequest at all
+    conn = pg8000.Connection(user, host=addr.host, port=addr.port, password=password, database=database, timeout=5,
+                             ssl_context=ssl_context)
     conn.autocommit = True
     return conn
 
 
-def redis_connect(addr: Address, password: str):
+def redis_connect(addr: Address, password: str, *, plain: bool = False, **kw):
+    """A client as ``redis-cli --tls --cacert`` connects where the endpoint takes TLS (``plain``: without)."""
     import redis
 
     return redis.Redis(host=addr.host, port=addr.port, password=password, socket_timeout=5, socket_connect_timeout=5,
-                       protocol=2)
+                       protocol=2, **redis_tls(addr, plain), **kw)
+
+
+def redis_tls(addr: Address, plain: bool = False) -> dict:
+    if plain or not addr.tls:
+        return {}
+    return {"ssl": True, "ssl_ca_certs": addr.ca, "ssl_check_hostname": True, "ssl_cert_reqs": "required"}
+
+
+def _tls_context(addr: Address):
+    from awslab.local.tls import client_context
+
+    return client_context(addr.ca)
+
+
+def _over(addr: Address) -> str:
+    return " over TLS (certificate verified)" if addr.tls else ""
+
+
+def plain_refused(addr: Address, probe) -> bool:
+    """True when a connection without TLS is turned away (what AWS does with TLS required)."""
+    try:
+        probe()
+    except Exception:  # noqa: BLE001 - any refusal counts; the caller says which protocol
+        return True
+    return False
 
 
 def clients_missing() -> str | None:
@@ -130,7 +165,13 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
         return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: "
                  f"{type(exc).__name__}", "see `awslab local status` and the server log")]
     out = [("live.host-to-db", PASS if one == 1 else FAIL,
-            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1 in {_ms(t0)}", None)]
+            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1{_over(addr)} in {_ms(t0)}", None)]
+    if addr.tls == "required":
+        if plain_refused(addr, lambda: pg_connect(addr, user, password, database, plain=True).close()):
+            out[0] = (*out[0][:2], out[0][2] + "; a connection without TLS was refused (rds.force_ssl=1)", None)
+        else:
+            out[0] = ("live.host-to-db", FAIL, f"{addr.endpoint}: takes a connection without TLS, which RDS refuses "
+                      "with rds.force_ssl=1 (PostgreSQL 15+)", "see the server log")
     try:
         marker = uuid.uuid4().hex
         conn.run("CREATE TABLE IF NOT EXISTS awslab_verify (marker text PRIMARY KEY, written timestamptz DEFAULT now())")
@@ -197,7 +238,14 @@ def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> lis
         pong = client.ping()
     except redis.exceptions.RedisError as exc:
         return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {type(exc).__name__}", None)]
-    out = [("live.host-to-cache", PASS if pong else FAIL, f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING in {_ms(t0)}", None)]
+    out = [("live.host-to-cache", PASS if pong else FAIL,
+            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING{_over(addr)} in {_ms(t0)}", None)]
+    if addr.tls == "required":
+        if plain_refused(addr, lambda: redis_connect(addr, token, plain=True, socket_timeout=2).ping()):
+            out[0] = (*out[0][:2], out[0][2] + "; a plain connection was refused (in-transit encryption)", None)
+        else:
+            out[0] = ("live.host-to-cache", FAIL, f"{addr.endpoint}: takes a connection without TLS although the "
+                      "group has in-transit encryption", "see the server log")
     reader = resolve(mapping, reader_ep.get("Address", ""), reader_ep.get("Port", 0))
     if not reader.usable:
         out.append(("live.cache-replica", SKIP, f"{reader.endpoint}: {reader.reason or reader.status}", None))
@@ -224,29 +272,84 @@ def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> lis
 # --- awslab connect -----------------------------------------------------------------------------
 
 def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", password: str = "", database: str = "",
-                  as_env: bool = False, ident: str | None = None) -> list[str]:
-    """Shell lines that connect to ``addr`` with psql / redis-cli; the secret goes to a 0600 file of
-    its own per instance or group (``ident``), so connecting to one never breaks another's line."""
+                  as_env: bool = False, ident: str | None = None) -> tuple[list[str], str]:
+    """Shell lines that connect to ``addr`` with psql / redis-cli, and a note on how (or "").
+
+    Over TLS with the flags a learner types on AWS (``sslmode=verify-full sslrootcert=``,
+    ``--tls --cacert``) when this machine has a client built with TLS; a TLS-only endpoint is
+    otherwise reached through the local AWS's tunnel (what AWS's guides do with stunnel), and the
+    note says so. The secret goes to a 0600 file of its own per instance or group (``ident``), so
+    connecting to one never breaks another's line."""
     folder = state_dir() / "connect"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
     ident = ident or f"{run.stack}-{what}"
-    if what in ("db", "replica"):
+    db = what in ("db", "replica")
+    tool = (psql_with_tls() if db else redis_cli_with_tls()) if addr.tls else None
+    port, note, secure = addr.port, "", bool(tool)
+    if tool is None:
+        tool = tool_path("psql" if db else "redis-cli")
+        if addr.tls == "required" and addr.tunnel_port:
+            port = addr.tunnel_port
+            note = (f"this machine's {'psql' if db else 'redis-cli'} is built without TLS, which the endpoint requires "
+                    f"({'rds.force_ssl=1' if db else 'in-transit encryption'}, as on AWS): the line goes through the "
+                    f"local AWS's TLS tunnel on {addr.host}:{port}, as stunnel would; with a client built with TLS "
+                    f"(the postgresql-client / redis-tools packages) it is {'sslmode=verify-full' if db else '--tls'} "
+                    f"straight to {addr.host}:{addr.port}")
+    if db:
         passfile = folder / f"{ident}.pgpass"
-        write_private(passfile, f"{addr.host}:{addr.port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n")
-        env = {"PGHOST": addr.host, "PGPORT": str(addr.port), "PGUSER": user, "PGDATABASE": database,
-               "PGPASSFILE": str(passfile), "PGSSLMODE": "disable"}
+        write_private(passfile, f"{addr.host}:{port}:*:{_pgpass_escape(user)}:{_pgpass_escape(password)}\n")
+        tls_params = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": addr.ca} if secure else {"PGSSLMODE": "disable"}
+        env = {"PGHOST": addr.host, "PGPORT": str(port), "PGUSER": user, "PGDATABASE": database,
+               "PGPASSFILE": str(passfile), **tls_params}
         if as_env:
-            return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
-        return [f"PGPASSFILE={shlex.quote(str(passfile))} {shlex.quote(tool_path('psql'))} "
-                + shlex.quote(f"host={addr.host} port={addr.port} user={user} dbname={database} sslmode=disable")]
+            return [f"export {k}={shlex.quote(v)}" for k, v in env.items()], note
+        conninfo = f"host={addr.host} port={port} user={user} dbname={database} " + " ".join(
+            f"{k.removeprefix('PG').lower()}={v}" for k, v in tls_params.items())
+        return [f"PGPASSFILE={shlex.quote(str(passfile))} {shlex.quote(tool)} {shlex.quote(conninfo)}"], note
     tokenfile = folder / f"{ident}.auth"
     write_private(tokenfile, password)
+    flags = f"--tls --cacert {shlex.quote(addr.ca)} " if secure else ""
     if as_env:
+        tls_env = ["export REDIS_TLS=1", f"export REDIS_CACERT={shlex.quote(addr.ca)}"] if secure else []
         return [f"export REDISCLI_AUTH=\"$(cat {shlex.quote(str(tokenfile))})\"", f"export REDIS_HOST={addr.host}",
-                f"export REDIS_PORT={addr.port}"]
-    return [f"REDISCLI_AUTH=\"$(cat {shlex.quote(str(tokenfile))})\" {shlex.quote(tool_path('redis-cli'))} "
-            f"-h {addr.host} -p {addr.port}"]
+                f"export REDIS_PORT={port}", *tls_env], note
+    return [f"REDISCLI_AUTH=\"$(cat {shlex.quote(str(tokenfile))})\" {shlex.quote(tool)} {flags}"
+            f"-h {addr.host} -p {port}"], note
+
+
+@functools.lru_cache(maxsize=None)
+def psql_with_tls() -> str | None:
+    """A psql whose libpq has TLS: the engine wheel's when it has, else the PATH's."""
+    import shutil
+    import subprocess
+
+    for candidate in dict.fromkeys(c for c in (tool_path("psql"), shutil.which("psql")) if c):
+        try:
+            probe = subprocess.run([candidate, "host=127.0.0.1 port=1 sslmode=require connect_timeout=1", "-c", ""],
+                                   capture_output=True, text=True, timeout=10, env={**os.environ, "PGPASSFILE": os.devnull})
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if "SSL support is not compiled in" not in probe.stderr:
+            return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def redis_cli_with_tls() -> str | None:
+    """A redis-cli built with TLS (``--tls``): the engine wheel's when it is, else one on the PATH."""
+    import shutil
+    import subprocess
+
+    names = (tool_path("redis-cli"), *(shutil.which(n) for n in ("redis-cli", "redis6-cli", "valkey-cli")))
+    for candidate in dict.fromkeys(c for c in names if c):
+        try:
+            probe = subprocess.run([candidate, "--tls", "--version"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if probe.returncode == 0:
+            return candidate
+    return None
 
 
 def tool_path(name: str) -> str:
@@ -334,8 +437,10 @@ def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, databa
                  ident: str) -> dict:
     addr = resolve(endpoint_map(run), ep.get("Address", ""), ep.get("Port", 0))
     require_engine(addr, what)
-    lines = connect_lines(run, what, addr, user=user, password=password, database=database, as_env=as_env, ident=ident)
-    return {"id": ident, "endpoint": addr.endpoint, "local_address": f"{addr.host}:{addr.port}", "lines": lines}
+    lines, note = connect_lines(run, what, addr, user=user, password=password, database=database, as_env=as_env,
+                                ident=ident)
+    return {"id": ident, "endpoint": addr.endpoint, "local_address": f"{addr.host}:{addr.port}", "lines": lines,
+            "tls": addr.tls or None, "ca": addr.ca or None, "note": note}
 
 
 def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, database: str) -> list[str]:
@@ -351,9 +456,11 @@ def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, datab
                      f"--output text)\" redis6-cli --tls -h {ep.get('Address')} -p {ep.get('Port')}")
     else:
         arn = ((found["db.primary"].get("raw") or {}).get("MasterUserSecret") or {}).get("SecretArn", "SECRET_ARN")
+        lines.append(f"curl -fsSLO {RDS_CA_BUNDLE}   # the RDS CA bundle, to check the endpoint's certificate by")
         lines.append(f"PGPASSWORD=\"$(aws secretsmanager get-secret-value --secret-id {arn} --query SecretString "
                      f"--output text | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')\" "
-                     f"psql \"host={ep.get('Address')} port={ep.get('Port')} user={user} dbname={database} sslmode=require\"")
+                     f"psql \"host={ep.get('Address')} port={ep.get('Port')} user={user} dbname={database} "
+                     "sslmode=verify-full sslrootcert=global-bundle.pem\"")
     return lines
 
 
