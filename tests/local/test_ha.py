@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import ssl
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,8 +36,10 @@ def pg(awslab, stack: str, what: str = "db"):
 
     env = _env(awslab, stack, what)
     password = Path(env["PGPASSFILE"]).read_text().strip().split(":", 4)[4]
+    # As libpq reads PGSSLMODE: verify-full with the root certificate given, disable without TLS.
+    tls = ssl.create_default_context(cafile=env["PGSSLROOTCERT"]) if env["PGSSLMODE"] == "verify-full" else False
     return pg8000.native.Connection(env["PGUSER"], host=env["PGHOST"], port=int(env["PGPORT"]), password=password,
-                                    database=env["PGDATABASE"], timeout=10)
+                                    database=env["PGDATABASE"], timeout=10, ssl_context=tls)
 
 
 def redis_conn(awslab, stack: str):
@@ -47,8 +50,9 @@ def redis_conn(awslab, stack: str):
     env = _env(awslab, stack, "cache")
     token = Path(env["REDISCLI_AUTH"].split("cat ")[1].rstrip(')"').strip("'\"")).read_text()
     # One connection, never silently remade: a dropped connection shows as an error.
+    tls = {"ssl": True, "ssl_ca_certs": env["REDIS_CACERT"]} if "REDIS_CACERT" in env else {}
     return redis.Redis(host=env["REDIS_HOST"], port=int(env["REDIS_PORT"]), password=token, socket_timeout=5,
-                       single_connection_client=True, retry=Retry(NoBackoff(), 0))
+                       single_connection_client=True, retry=Retry(NoBackoff(), 0), **tls)
 
 
 def _timeline(conn) -> int:

@@ -34,7 +34,7 @@ def test_engines__live_checks_connect_snapshot_restore_demo_and_down(awslab, eng
     live = {r["id"]: r for r in json.loads(verify.out)}
     assert {k: r["status"] for k, r in live.items()} == {
         "live.host-to-db": "PASS", "live.db.replica.1": "PASS", "live.host-to-cache": "PASS", "live.cache-replica": "PASS"}
-    assert "SELECT 1 in" in live["live.host-to-db"]["detail"] and "(replica lag)" in live["live.db.replica.1"]["detail"]
+    assert "SELECT 1 over TLS (certificate verified) in" in live["live.host-to-db"]["detail"] and "(replica lag)" in live["live.db.replica.1"]["detail"]
     assert "(replication lag)" in live["live.cache-replica"]["detail"]
 
     status = awslab("status", "--name", stack)
