@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from awslab.engine.run import Run
 from awslab.engine.state import state_dir, write_private
@@ -294,7 +295,8 @@ def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", passwor
             note = (f"this machine's {'psql' if db else 'redis-cli'} is built without TLS, which the endpoint requires "
                     f"({'rds.force_ssl=1' if db else 'in-transit encryption'}, as on AWS): the line goes through the "
                     f"local AWS's TLS tunnel on {addr.host}:{port}, as stunnel would; with a client built with TLS "
-                    f"(the postgresql-client / redis-tools packages) it is {'sslmode=verify-full' if db else '--tls'} "
+                    f"(Debian/Ubuntu: {'postgresql-client' if db else 'redis-tools'}) it is "
+                    f"{'sslmode=verify-full' if db else '--tls'} "
                     f"straight to {addr.host}:{addr.port}")
     if db:
         passfile = folder / f"{ident}.pgpass"
@@ -318,13 +320,18 @@ def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", passwor
             f"-h {addr.host} -p {port}"], note
 
 
+def _on_path(name: str) -> list[str]:
+    """Every ``name`` on the PATH, in order (a venv's wheel client may shadow the system's)."""
+    found = (Path(d) / name for d in os.environ.get("PATH", "").split(os.pathsep) if d)
+    return [str(p) for p in found if p.is_file() and os.access(p, os.X_OK)]
+
+
 @functools.lru_cache(maxsize=None)
 def psql_with_tls() -> str | None:
     """A psql whose libpq has TLS: the engine wheel's when it has, else the PATH's."""
-    import shutil
     import subprocess
 
-    for candidate in dict.fromkeys(c for c in (tool_path("psql"), shutil.which("psql")) if c):
+    for candidate in dict.fromkeys((tool_path("psql"), *_on_path("psql"))):
         try:
             probe = subprocess.run([candidate, "host=127.0.0.1 port=1 sslmode=require connect_timeout=1", "-c", ""],
                                    capture_output=True, text=True, timeout=10, env={**os.environ, "PGPASSFILE": os.devnull})
@@ -338,11 +345,10 @@ def psql_with_tls() -> str | None:
 @functools.lru_cache(maxsize=None)
 def redis_cli_with_tls() -> str | None:
     """A redis-cli built with TLS (``--tls``): the engine wheel's when it is, else one on the PATH."""
-    import shutil
     import subprocess
 
-    names = (tool_path("redis-cli"), *(shutil.which(n) for n in ("redis-cli", "redis6-cli", "valkey-cli")))
-    for candidate in dict.fromkeys(c for c in names if c):
+    names = (tool_path("redis-cli"), *(p for n in ("redis-cli", "redis6-cli", "valkey-cli") for p in _on_path(n)))
+    for candidate in dict.fromkeys(names):
         try:
             probe = subprocess.run([candidate, "--tls", "--version"], capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
