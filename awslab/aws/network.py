@@ -22,7 +22,14 @@ from awslab.aws._common import (
 from awslab.engine.model import Desired, Found
 from awslab.engine.run import Run, create_once
 from awslab.engine.waiting import error_code, ignoring
-from awslab.spec.tags import TAG_RESOURCE, from_tag_list
+from awslab.spec.tags import (
+    TAG_CREATED,
+    TAG_RESOURCE,
+    TAG_STACK,
+    as_tag_list,
+    from_tag_list,
+    utc_now_text,
+)
 
 TAG_VPC_DNS = "awslab:vpc-dns"
 
@@ -64,9 +71,12 @@ class Vpc:
 
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
+        # The stack's record rides on its VPC from the first call (`stacks`, `sweep`, any machine).
+        record = {k: v for k, v in (d.spec.get("record") or {}).items() if v}
+        spec = tag_spec(run, "vpc", d.key, d.name)
+        spec[0]["Tags"] += as_tag_list({TAG_CREATED: utc_now_text(), **record})
         vpc = create_once(run, f"VPC {d.name}",
-                          lambda once: once.create_vpc(CidrBlock=d.spec["cidr"],
-                                                       TagSpecifications=tag_spec(run, "vpc", d.key, d.name))["Vpc"],
+                          lambda once: once.create_vpc(CidrBlock=d.spec["cidr"], TagSpecifications=spec)["Vpc"],
                           lambda: _tagged_one(run, ec2.describe_vpcs, "Vpcs", d.key))
         found = Found(d.key, self.kind, vpc["VpcId"], vpc.get("State", "pending"),
                       attrs={"cidr": d.spec["cidr"], "tags": from_tag_list(vpc.get("Tags"))})
@@ -77,16 +87,32 @@ class Vpc:
     def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
         # A process killed between CreateVpc and the attribute calls leaves a VPC without DNS
         # hostnames; the tag written after them says they were made (and costs discovery nothing).
-        return None if f.get("tags", {}).get(TAG_VPC_DNS) == "enabled" else "DNS support and hostnames not confirmed"
+        why = [] if f.get("tags", {}).get(TAG_VPC_DNS) == "enabled" else ["DNS support and hostnames not confirmed"]
+        changed = _record_changes(d, f)
+        if changed:
+            why.append("stack record: " + ", ".join(f"{k.split(':')[1]} {v or '(none)'}" for k, v in changed.items()))
+        return "; ".join(why) or None
 
     def complete(self, run: Run, d: Desired, f: Found) -> Found:
         ec2 = run.client("ec2")
-        # One attribute per call is all ModifyVpcAttribute takes. DNS hostnames let SSM and the DB
-        # endpoints resolve inside the VPC.
-        ec2_not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsSupport={"Value": True})
-        ec2_not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsHostnames={"Value": True})
-        ec2_not_visible_yet(ec2.create_tags)(Resources=[f.id], Tags=[{"Key": TAG_VPC_DNS, "Value": "enabled"}])
-        f.attrs.setdefault("tags", {})[TAG_VPC_DNS] = "enabled"
+        tags = f.attrs.setdefault("tags", {})
+        if tags.get(TAG_VPC_DNS) != "enabled":
+            # One attribute per call is all ModifyVpcAttribute takes. DNS hostnames let SSM and the DB
+            # endpoints resolve inside the VPC.
+            ec2_not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsSupport={"Value": True})
+            ec2_not_visible_yet(ec2.modify_vpc_attribute)(VpcId=f.id, EnableDnsHostnames={"Value": True})
+            ec2_not_visible_yet(ec2.create_tags)(Resources=[f.id], Tags=[{"Key": TAG_VPC_DNS, "Value": "enabled"}])
+            tags[TAG_VPC_DNS] = "enabled"
+        changed = _record_changes(d, f)
+        kept = {k: v for k, v in changed.items() if v}
+        if kept:
+            ec2_not_visible_yet(ec2.create_tags)(Resources=[f.id], Tags=as_tag_list(kept))
+        cleared = [k for k, v in changed.items() if not v]
+        if cleared:
+            ec2.delete_tags(Resources=[f.id], Tags=[{"Key": k} for k in cleared])
+        tags.update(kept)
+        for k in cleared:
+            tags.pop(k, None)
         return f
 
     def delete(self, run: Run, f: Found) -> None:
@@ -215,6 +241,24 @@ class RouteTable:
         for assoc_id in f.get("associations", {}).values():
             _ignore_missing(ec2.disassociate_route_table, AssociationId=assoc_id)
         delete_confirmed(run, draining(ec2.delete_route_table), RouteTableId=f.id)
+
+
+def _record_changes(d: Desired, f: Found) -> dict[str, str]:
+    """The stack-record tags this `up` sets that the VPC does not have as asked ("": to remove)."""
+    tags = f.get("tags") or {}
+    return {k: v for k, v in (d.spec.get("record") or {}).items() if (tags.get(k) or "") != v}
+
+
+def stack_records(run: Run, stack: str | None = None) -> dict[str, dict[str, str]]:
+    """Every awslab stack's record in the region (or one stack's): its VPC's tags, by stack name."""
+    flt = stack_filter(stack) if stack else [{"Name": "tag-key", "Values": [TAG_STACK]}]
+    out: dict[str, dict[str, str]] = {}
+    for page in run.client("ec2").get_paginator("describe_vpcs").paginate(Filters=flt):
+        for vpc in page["Vpcs"]:
+            tags = from_tag_list(vpc.get("Tags"))
+            if tags.get(TAG_RESOURCE) == "network.vpc" and tags.get(TAG_STACK):
+                out[tags[TAG_STACK]] = {**tags, "vpc_id": vpc["VpcId"]}
+    return out
 
 
 def vpc_routing(run: Run, vpc_id: str) -> dict[str, list[dict]]:

@@ -78,12 +78,13 @@ def replica_name(stack: str, n: int) -> str:
     return f"{stack}-db-replica-{n}"
 
 
-def desired(lab: Lab, stack: str, region: str) -> list[Desired]:
-    """Every resource the lab wants, in a stable order."""
+def desired(lab: Lab, stack: str, region: str, record: dict[str, str] | None = None) -> list[Desired]:
+    """Every resource the lab wants, in a stable order; ``record``: the stack-record tags (spec/tags.py)
+    its VPC should carry ("" for one to remove; a key left out is left as it is)."""
     nm = names(stack, region)
     n, h, d, c = lab.network, lab.host, lab.database, lab.cache
     specs: dict[str, dict] = {
-        "network.vpc": {"cidr": n.vpc_cidr},
+        "network.vpc": {"cidr": n.vpc_cidr, "record": dict(record or {})},
         "network.igw": {},
         "network.subnet.public": {"cidr": n.public_subnet_cidr, "az_index": 0, "public": True},
         "network.subnet.private-a": {"cidr": n.private_subnet_cidrs[0], "az_index": 0, "public": False},
