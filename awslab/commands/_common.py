@@ -89,5 +89,16 @@ def raise_if_failed(outcome: Outcome, verb: str, run: Run) -> None:
 
 def snapshots_monthly(snaps: list[Found]) -> float:
     """What keeping these snapshots costs per month (USD)."""
-    return sum((s.get("size_gib") or 0) * (pricing.RDS_SNAPSHOT_GB_MONTH if s.kind.startswith("db") else
-                                            pricing.ELASTICACHE_BACKUP_GB_MONTH) for s in snaps)
+    return sum(pricing.snapshot_monthly(s.kind, s.get("size_gib")) for s in snaps)
+
+
+def child_command(ctx: Context, *argv: str) -> list[str]:
+    """An awslab command line on the same target, region and credentials as ``ctx`` (class and
+    sweep run each stack's `up`/`verify`/`down` as a process of its own: its output, its failure,
+    its lock)."""
+    args = [sys.executable, "-m", "awslab", *argv, "--target", ctx.target, "--region", ctx.region]
+    if ctx.profile:
+        args += ["--profile", ctx.profile]
+    if ctx.endpoint_url and not ctx.is_local:
+        args += ["--endpoint-url", ctx.endpoint_url]
+    return args

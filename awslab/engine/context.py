@@ -57,6 +57,11 @@ class Context:
     def is_local(self) -> bool:
         return self.target == "local"
 
+    def for_region(self, region: str) -> "Context":
+        """The same target, credentials and stack in another region (clients of its own)."""
+        return Context(target=self.target, region=region, stack=self.stack, profile=self.profile,
+                       endpoint_url=self.endpoint_url, yes=self.yes)
+
     @property
     def polling(self) -> Polling:
         # An emulator on this machine (--endpoint-url http://127.0.0.1:...) answers in

@@ -20,7 +20,7 @@ from pathlib import Path
 from awslab.errors import UsageError
 
 CONTEXT_FILE = "context.json"
-CONTEXT_KEYS = ("target", "stack", "lab", "region", "profile", "endpoint_url")
+CONTEXT_KEYS = ("target", "stack", "lab", "region", "profile", "endpoint_url", "class")
 
 
 def state_dir() -> Path:
@@ -82,7 +82,10 @@ def load_current_context() -> dict:
 
 
 def save_current_context(values: dict) -> None:
-    write_json_atomic(state_dir() / CONTEXT_FILE, {k: v for k, v in values.items() if k in CONTEXT_KEYS and v})
+    """Remember the target and stack of this command; the last class stays unless ``values`` names one."""
+    kept = {"class": load_current_context().get("class")}
+    write_json_atomic(state_dir() / CONTEXT_FILE,
+                      {k: v for k, v in {**kept, **values}.items() if k in CONTEXT_KEYS and v})
 
 
 def stack_record_path(stack: str) -> Path:

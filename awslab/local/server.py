@@ -27,6 +27,7 @@ LOCK_FILE = "server.lock"
 HEALTH_PATH = "/awslab/health"
 LATENCY_PATH = "/awslab/latency"
 ENDPOINTS_PATH = "/awslab/endpoints"
+REGIONS_PATH = "/awslab/regions"
 RECONCILE_PATH = "/awslab/engines/reconcile"
 RECONCILE_WAIT_S = 120.0   # bringing engines back: a PostgreSQL start is a second or two each
 
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         if path == ENDPOINTS_PATH and get:   # where the engines listen: no secret (each still asks its password)
             endpoints = backing.describe_endpoints(Path(args.state_dir)) if backing is not None else {}
             return _json(start_response, "200 OK", {"engines": args.engines, "endpoints": endpoints})
+        if path == REGIONS_PATH and get:   # the regions that hold anything (no secret)
+            return _json(start_response, "200 OK", {"regions": _regions_in_use()})
         import io
 
         size = int(environ.get("CONTENT_LENGTH") or 0)
@@ -183,6 +186,21 @@ def _warm(app, region: str = WARM_REGION) -> None:
                                                  "X-Amz-Target": target})
     except Exception as exc:  # noqa: BLE001 - warming is an optimisation only
         print(f"warm-up skipped: {exc}", flush=True)
+
+
+def _regions_in_use() -> list[str]:
+    """Regions where EC2, RDS or ElastiCache hold state: where an awslab stack can be. Asking every
+    region the emulated DescribeRegions lists would make the server build (and save on every
+    change from then on) the backends of thirty empty regions."""
+    from moto.ec2.models import ec2_backends
+    from moto.elasticache.models import elasticache_backends
+    from moto.rds.models import rds_backends
+
+    used: set[str] = set()
+    for backends in (ec2_backends, rds_backends, elasticache_backends):
+        for _, per_region in backends.items():
+            used |= {r for r in dict.keys(per_region) if r != "global"}
+    return sorted(used)
 
 
 def _json(start_response, status: str, data: dict):

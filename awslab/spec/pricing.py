@@ -69,3 +69,36 @@ def total_hourly(lines: list[Line]) -> tuple[float, bool]:
 
 def format_money(amount: float) -> str:
     return f"${amount:,.3f}" if amount < 1 else f"${amount:,.2f}"
+
+
+def hourly_of_found(found: dict) -> float:
+    """What a stack costs per hour now, priced from what exists (``Found`` values by key), not from
+    billing data: never a day late. Unknown sizes count 0."""
+    total = 0.0
+    for f in found.values():
+        if f.state in ("deleting", "deleted", "terminated", "shutting-down", "stopped"):
+            continue
+        if f.kind == "instance":
+            total += (EC2_HOURLY.get((f.get("raw") or {}).get("InstanceType", ""), 0.0)
+                      + EBS_GP3_GB_MONTH * HOST_ROOT_GIB / HOURS_PER_MONTH
+                      + (PUBLIC_IPV4_HOURLY if f.get("public_ip") else 0.0))
+        elif f.kind in ("db-instance", "db-replica"):
+            az = 2 if f.get("multi_az") else 1
+            raw = f.get("raw") or {}
+            rate = RDS_HOURLY.get(f.get("engine") or "", {}).get(f.get("class") or "", 0.0)
+            storage = RDS_STORAGE_GB_MONTH.get(raw.get("StorageType", "gp3"), 0.115) * (f.get("storage_gib") or 0)
+            total += az * (rate + storage / HOURS_PER_MONTH)
+        elif f.kind == "replication-group":
+            nodes = len(f.get("members") or []) or 1
+            total += nodes * ELASTICACHE_HOURLY.get(f.get("node_type") or "", 0.0)
+        elif f.kind == "secret":
+            total += SECRET_MONTH / HOURS_PER_MONTH
+    total += sum(SECRET_MONTH / HOURS_PER_MONTH for f in found.values()
+                 if f.kind == "db-instance" and f.get("secret_arn"))   # the RDS-managed master secret
+    return total
+
+
+def snapshot_monthly(kind: str, size_gib: float | None) -> float:
+    """What keeping one snapshot costs per month (USD), by its service."""
+    rate = RDS_SNAPSHOT_GB_MONTH if kind.startswith("db") else ELASTICACHE_BACKUP_GB_MONTH
+    return (size_gib or 0) * rate

@@ -1,0 +1,487 @@
+"""Every stack at a glance, their owners and expiry, and the sweeper for forgotten ones.
+
+A stack's record lives in AWS, on its VPC (``spec/tags.py``: the lab's overrides, owner, creation
+and expiry time, class), so any machine can list, verify or remove a stack; the local state
+file is a cache of it. ``stacks`` reads the tagging index (one paged call per region) for every
+resource and snapshot tagged ``awslab:stack``, then discovers each stack at the same time to say
+what state it is in and what it costs now, priced from what exists.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from awslab import ui
+from awslab.aws import network
+from awslab.engine import state
+from awslab.engine.context import Context
+from awslab.errors import UsageError
+from awslab.spec import pricing
+from awslab.spec.tags import (
+    TAG_CLASS,
+    TAG_CREATED,
+    TAG_EXPIRES,
+    TAG_LAB,
+    TAG_LAB_FILE,
+    TAG_OVERRIDES,
+    TAG_OWNER,
+    TAG_STACK,
+    TAG_VALUE_MAX,
+    decode_overrides,
+    encode_overrides,
+)
+
+DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+NEVER = "none"
+REGION_WORKERS = 8
+
+
+# --- expiry and the record `up` writes ----------------------------------------------------------
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """``4h``, ``90m``, ``1d12h``, ``30s``: a positive duration."""
+    m = DURATION_RE.match(text.strip().lower()) if text else None
+    if not m or not any(m.groups()):
+        raise UsageError(f"{option} '{text}' is not a duration", "e.g. 4h, 90m, 2d or 1h30m")
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    value = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    if value <= timedelta(0):
+        raise UsageError(f"{option} '{text}' is no time at all", "e.g. 4h")
+    return value
+
+
+def parse_instant(text: str, option: str) -> datetime:
+    """An RFC 3339 time (a zone is required: an expiry must not depend on the machine's clock zone)."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise UsageError(f"{option} '{text}' is not an RFC 3339 time with a zone", "e.g. 2026-12-03T18:00:00Z")
+    return when.astimezone(timezone.utc)
+
+
+def format_instant(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def expiry_from(ttl: str | None, expires_at: str | None, now: datetime | None = None) -> str | None:
+    """The ``awslab:expires`` value an `up` asks for: a time, "" (remove it: ``none``), or None (leave it)."""
+    now = now or datetime.now(timezone.utc)
+    if ttl and expires_at:
+        raise UsageError("--ttl and --expires-at both given", "give one: --ttl 4h, or --expires-at 2026-12-03T18:00:00Z")
+    if ttl is None and expires_at is None:
+        return None
+    if (ttl or expires_at).strip().lower() == NEVER:
+        return ""
+    when = now + parse_duration(ttl, "--ttl") if ttl else parse_instant(expires_at, "--expires-at")
+    if when <= now:
+        raise UsageError(f"--expires-at {expires_at} is in the past", "give a later time, or --ttl 4h")
+    return format_instant(when)
+
+
+def check_owner(owner: str | None) -> None:
+    if owner is not None and not (0 < len(owner) <= TAG_VALUE_MAX and owner.isprintable()):
+        raise UsageError(f"--owner '{owner[:40]}' is not a usable owner", f"1-{TAG_VALUE_MAX} printable characters, "
+                         "e.g. an email address")
+
+
+def up_record(ctx: Context, *, overrides: list[str], lab_file: str | None, owner: str | None,
+              expires: str | None, class_name: str | None, creating: bool) -> dict[str, str]:
+    """The stack-record tags `up` sets on the VPC ("" removes one; a key left out stays as it is)."""
+    record = {TAG_OVERRIDES: encode_overrides(overrides), TAG_LAB_FILE: lab_file or ""}
+    if owner:
+        record[TAG_OWNER] = owner
+    elif creating:
+        record[TAG_OWNER] = caller_identity(ctx)
+    if expires is not None:
+        record[TAG_EXPIRES] = expires
+    if class_name:
+        record[TAG_CLASS] = class_name
+    too_long = [k for k, v in record.items() if len(v) > TAG_VALUE_MAX]
+    if too_long:
+        raise UsageError(f"the stack's record does not fit AWS's tags ({', '.join(too_long)} over {TAG_VALUE_MAX} "
+                         "characters)", "fewer or shorter --set overrides, or a shorter lab file path")
+    return record
+
+
+def caller_identity(ctx: Context) -> str:
+    """Who is making the stack: the AWS identity (on AWS), the machine's user (on the local AWS,
+    whose identity is the same fake one for everybody)."""
+    if ctx.is_local:
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+    try:
+        return ctx.client("sts").get_caller_identity()["Arn"]
+    except Exception:  # noqa: BLE001 - an owner we cannot learn is no reason to stop
+        return "unknown"
+
+
+def time_left(expires: str | None, now: datetime | None = None) -> str:
+    """'3h12m left', 'expired 5m ago', or '' without an expiry."""
+    if not expires:
+        return ""
+    try:
+        when = parse_instant(expires, "expires")
+    except UsageError:
+        return f"expiry unreadable ({expires})"
+    delta = when - (now or datetime.now(timezone.utc))
+    span = _span(abs(delta))
+    return f"{span} left" if delta.total_seconds() > 0 else f"expired {span} ago"
+
+
+def _span(d: timedelta) -> str:
+    s = int(d.total_seconds())
+    if s >= 86400:
+        return f"{s // 86400}d{(s % 86400) // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def expired(record: dict[str, str], now: datetime | None = None) -> bool:
+    value = record.get(TAG_EXPIRES)
+    if not value:
+        return False
+    try:
+        return parse_instant(value, "expires") <= (now or datetime.now(timezone.utc))
+    except UsageError:
+        return False
+
+
+# --- a stack's lab from its tags -----------------------------------------------------------------
+
+def lab_record_from_tags(ctx: Context, stack: str) -> dict | None:
+    """How ``stack`` was built, read from its VPC's tags (None: no such stack in the region); kept
+    in the local state as the cache it is."""
+    from awslab.commands._common import new_run
+
+    tags = network.stack_records(new_run(ctx, stack), stack).get(stack)
+    if tags is None:
+        return None
+    record = {"lab": tags.get(TAG_LAB), "lab_file": tags.get(TAG_LAB_FILE) or None,
+              "overrides": decode_overrides(tags.get(TAG_OVERRIDES))}
+    state.save_stack_record(stack, {**(state.load_stack_record(stack) or {}), **record})
+    return record
+
+
+# --- every stack in a region ---------------------------------------------------------------------
+
+@dataclass
+class StackRow:
+    stack: str
+    region: str
+    lab: str = ""
+    owner: str = ""
+    created: str = ""
+    expires: str = ""
+    klass: str = ""
+    resources: int = 0
+    state: str = ""
+    hourly: float = 0.0
+    snapshots: list[dict] = field(default_factory=list)
+
+    @property
+    def snapshots_monthly(self) -> float:
+        return sum(s["monthly_usd"] for s in self.snapshots)
+
+    def as_json(self) -> dict:
+        return {"stack": self.stack, "region": self.region, "lab": self.lab or None, "owner": self.owner or None,
+                "created": self.created or None, "expires": self.expires or None,
+                "time_left": time_left(self.expires) or None, "class": self.klass or None,
+                "resources": self.resources, "state": self.state, "estimated_hourly_usd": round(self.hourly, 4),
+                "snapshots": self.snapshots, "snapshots_monthly_usd": round(self.snapshots_monthly, 4)}
+
+
+def regions_of(ctx: Context, all_regions: bool) -> list[str]:
+    if not all_regions:
+        return [ctx.region]
+    import boto3
+
+    # The account's regions in its own partition (an emulator may list every partition's).
+    partition = boto3.session.Session().get_partition_for_region(ctx.region)
+    regions = ctx.client("ec2").describe_regions()["Regions"]
+    names = sorted(r["RegionName"] for r in regions if r.get("OptInStatus") != "not-opted-in"
+                   and boto3.session.Session().get_partition_for_region(r["RegionName"]) == partition)
+    in_use = _local_regions(ctx)
+    return names if in_use is None else [r for r in names if r in in_use or r == ctx.region]
+
+
+def _local_regions(ctx: Context) -> set[str] | None:
+    """On awslab's local AWS: the regions that hold anything (None elsewhere). An empty region
+    there is made when first asked about, and stays in the saved state."""
+    import urllib.error
+    import urllib.request
+
+    from awslab.local.server import REGIONS_PATH
+
+    url = ctx.endpoint_url or ""
+    if not url.startswith("http://127.0.0.1"):
+        return None
+    try:
+        with urllib.request.urlopen(url + REGIONS_PATH, timeout=5) as resp:
+            return set(json.loads(resp.read())["regions"])
+    except (OSError, ValueError, KeyError, urllib.error.URLError):
+        return None
+
+
+def list_stacks(ctx: Context, regions: list[str]) -> tuple[list[StackRow], list[dict]]:
+    """(every stack, snapshots of stacks that no longer exist) in ``regions``."""
+    rows: list[StackRow] = []
+    orphans: list[dict] = []
+    # Regions are asked at the same time: most hold nothing, and each costs a round trip or two.
+    with ThreadPoolExecutor(max_workers=max(1, min(REGION_WORKERS, len(regions)))) as pool:
+        for r, o in pool.map(lambda region: _region_stacks(_in(ctx, region)), regions):
+            rows += r
+            orphans += o
+    return sorted(rows, key=lambda r: (r.region, r.stack)), orphans
+
+
+def _in(ctx: Context, region: str) -> Context:
+    return ctx if region == ctx.region else ctx.for_region(region)
+
+
+def _region_stacks(ctx: Context) -> tuple[list[StackRow], list[dict]]:
+    from awslab.commands._common import new_run
+
+    arns_by_stack: dict[str, list[str]] = {}
+    pages = ctx.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": TAG_STACK}])
+    tags_by_arn: dict[str, dict[str, str]] = {}
+    for page in pages:
+        for r in page["ResourceTagMappingList"]:
+            tags = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
+            arns_by_stack.setdefault(tags.get(TAG_STACK, ""), []).append(r["ResourceARN"])
+            tags_by_arn[r["ResourceARN"]] = tags
+    records = network.stack_records(new_run(ctx, "awslab"))
+    names = sorted((set(arns_by_stack) | set(records)) - {""})
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+        rows = list(pool.map(lambda name: _stack_row(ctx, name, records.get(name) or {},
+                                                     arns_by_stack.get(name, []), tags_by_arn), names))
+    live = [r for r in rows if r.resources]
+    orphans = [s for r in rows if not r.resources for s in r.snapshots]
+    return live, orphans
+
+
+def _stack_row(ctx: Context, name: str, record: dict[str, str], arns: list[str],
+               tags_by_arn: dict[str, dict[str, str]]) -> StackRow:
+    from awslab.commands._common import new_run
+    from awslab.commands.recovery import find_snapshots
+    from awslab.engine.discovery import discover
+
+    run = new_run(ctx, name)
+    found = discover(run)
+    lab = record.get(TAG_LAB) or next((tags_by_arn[a].get(TAG_LAB, "") for a in arns if a in tags_by_arn), "")
+    row = StackRow(name, ctx.region, lab=lab, owner=record.get(TAG_OWNER, ""), created=record.get(TAG_CREATED, ""),
+                   expires=record.get(TAG_EXPIRES, ""), klass=record.get(TAG_CLASS, ""), resources=len(found))
+    row.state = stack_state(found)
+    row.hourly = pricing.hourly_of_found(found)
+    for s in find_snapshots(run, found):
+        if s.get("type") == "automated":
+            continue
+        row.snapshots.append({"id": s.id, "service": s.kind.split("-")[0], "region": s.get("region"),
+                              "size_gib": s.get("size_gib"), "created": s.created.isoformat() if s.created else None,
+                              "monthly_usd": round(pricing.snapshot_monthly(s.kind, s.get("size_gib")), 4),
+                              "stack": name})
+    return row
+
+
+def stack_state(found: dict) -> str:
+    """complete (the lab's core resources all usable), partial (some missing or not ready yet),
+    broken (something failed or is being deleted)."""
+    if not found:
+        return "gone"
+    bad = {"failed", "incompatible-parameters", "incompatible-network", "storage-full", "deleting",
+           "inaccessible-encryption-credentials", "create-failed", "shutting-down", "terminated"}
+    if any(f.state in bad for f in found.values()):
+        return "broken"
+    core = ("network.vpc", "sg.db", "host.instance", "db.primary", "cache.group")
+    ready = {"available", "running", "attached", "in-use"}
+    if all(k in found for k in core) and all(found[k].state in ready for k in core if k != "sg.db"):
+        return "complete"
+    return "partial"
+
+
+def print_stacks(rows: list[StackRow], orphans: list[dict], output: str, regions: list[str]) -> None:
+    if output == "json":
+        ui.emit_json({"regions": regions, "stacks": [r.as_json() for r in rows], "orphaned_snapshots": orphans,
+                      "estimated_hourly_usd": round(sum(r.hourly for r in rows), 4),
+                      "snapshots_monthly_usd": round(sum(r.snapshots_monthly for r in rows)
+                                                     + sum(s["monthly_usd"] for s in orphans), 4)})
+        return
+    if not rows and not orphans:
+        ui.emit(f"no awslab stacks in {', '.join(regions)}")
+        return
+    if rows:
+        ui.emit(ui.table(["STACK", "REGION", "LAB", "OWNER", "CREATED", "EXPIRES", "RESOURCES", "STATE", "$/HOUR",
+                          "SNAPSHOTS"],
+                         [[r.stack, r.region, r.lab, r.owner or "-", _short(r.created), time_left(r.expires) or "never",
+                           str(r.resources), r.state, pricing.format_money(r.hourly),
+                           f"{len(r.snapshots)} ({pricing.format_money(r.snapshots_monthly)}/month)" if r.snapshots else "-"]
+                          for r in rows]))
+    if orphans:
+        ui.emit("\nsnapshots of stacks that no longer exist (kept until deleted):")
+        ui.emit(ui.table(["STACK", "SNAPSHOT", "SERVICE", "REGION", "SIZE", "$/MONTH"],
+                         [[s["stack"], s["id"], s["service"], s["region"] or "-",
+                           f"{s['size_gib']:g} GiB" if s.get("size_gib") else "-", pricing.format_money(s["monthly_usd"])]
+                          for s in orphans]))
+    hourly = sum(r.hourly for r in rows)
+    monthly = sum(r.snapshots_monthly for r in rows) + sum(s["monthly_usd"] for s in orphans)
+    ui.emit(f"\n{len(rows)} stack{'' if len(rows) == 1 else 's'}: about {pricing.format_money(hourly)}/hour on AWS now (priced from what exists); "
+            f"snapshots about {pricing.format_money(monthly)}/month")
+
+
+def _short(created: str) -> str:
+    return created.replace("T", " ").removesuffix("Z")[:16] if created else "-"
+
+
+def dumps(rows: list[StackRow]) -> str:
+    return json.dumps([r.as_json() for r in rows])
+
+
+# --- the sweeper ---------------------------------------------------------------------------------
+
+TAG_SWEEPING = "awslab:sweeping"   # a sweeper's claim on a stack: "<host>/<pid> <time>"
+CLAIM_STALE = timedelta(hours=1)   # a claim older than this is a sweeper that died
+CLAIM_SETTLE_S = 1.0               # wait after claiming, then read back: the last claim wins
+DOWN_TIMEOUT_S = 3 * 3600
+
+
+def sweep(ctx: Context, regions: list[str], *, dry_run: bool, snapshots_older_than: str | None, output: str,
+          progress: ui.Progress) -> int:
+    """Remove every expired stack (as `down` does, final snapshot included) and, when asked, the
+    snapshots older than a duration. Safe from cron on several machines: a stack is claimed by a
+    tag before its `down`, and `down` itself is idempotent."""
+    from awslab.commands._common import confirm_real_account
+    from awslab.errors import EXIT_FAILED, EXIT_OK
+
+    age = parse_duration(snapshots_older_than, "--snapshots-older-than") if snapshots_older_than else None
+    now = datetime.now(timezone.utc)
+    from awslab.commands._common import new_run
+
+    def scan(region: str) -> tuple[list, list]:
+        rctx = _in(ctx, region)
+        due = [(rctx, name, record) for name, record in sorted(network.stack_records(new_run(rctx, "awslab")).items())
+               if expired(record, now)]
+        return due, (_old_snapshots(rctx, now - age) if age is not None else [])
+
+    due: list[tuple[Context, str, dict[str, str]]] = []
+    old_snaps: list[tuple[Context, str, object]] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(REGION_WORKERS, len(regions)))) as pool:
+        for d, o in pool.map(scan, regions):
+            due += d
+            old_snaps += o
+    results: list[dict] = []
+    if not dry_run and (due or old_snaps):
+        confirm_real_account(ctx, f"remove {len(due)} expired stacks and {len(old_snaps)} snapshots",
+                             [f"stack {n} ({c.region}) expired {r.get(TAG_EXPIRES)}" for c, n, r in due]
+                             + [f"snapshot {f.id} ({c.region})" for c, _, f in old_snaps])
+    for rctx, name, record in due:
+        row = {"stack": name, "region": rctx.region, "owner": record.get(TAG_OWNER), "expires": record.get(TAG_EXPIRES),
+               "kind": "stack"}
+        if dry_run:
+            results.append({**row, "action": "would remove"})
+            continue
+        progress.line(f"sweep: stack {name} ({rctx.region}), {time_left(record.get(TAG_EXPIRES))}: removing")
+        claimed = _claim(rctx, name, record)
+        if claimed is not None:
+            results.append({**row, "action": f"skipped: {claimed}"})
+            continue
+        results.append({**row, **_down(rctx, name)})
+    for rctx, stack, snap in old_snaps:
+        row = {"stack": stack, "region": rctx.region, "snapshot": snap.id, "kind": "snapshot",
+               "created": snap.created.isoformat() if snap.created else None}
+        results.append({**row, **({"action": "would delete"} if dry_run else _delete_snapshot(rctx, stack, snap))})
+    _print_sweep(results, output, dry_run)
+    return EXIT_FAILED if any(r["action"].startswith("failed") for r in results) else EXIT_OK
+
+
+def _claim(ctx: Context, stack: str, record: dict[str, str]) -> str | None:
+    """Claim the stack for this sweeper (None), or say who holds it."""
+    import os
+    import socket
+    import time
+
+    from awslab.commands._common import new_run
+
+    held = record.get(TAG_SWEEPING, "")
+    if held and _claim_fresh(held):
+        return f"being removed by {held.split(' ')[0]}"
+    mine = f"{socket.gethostname()}/{os.getpid()} {format_instant(datetime.now(timezone.utc))}"
+    ctx.client("ec2").create_tags(Resources=[record["vpc_id"]], Tags=[{"Key": TAG_SWEEPING, "Value": mine}])
+    time.sleep(CLAIM_SETTLE_S if not ctx.is_local else 0.2)
+    now_held = network.stack_records(new_run(ctx, stack), stack).get(stack, {}).get(TAG_SWEEPING, "")
+    return None if now_held == mine else f"being removed by {now_held.split(' ')[0] or 'another sweeper'}"
+
+
+def _claim_fresh(value: str) -> bool:
+    try:
+        when = parse_instant(value.split(" ", 1)[1], "claim")
+    except (IndexError, UsageError):
+        return False
+    return datetime.now(timezone.utc) - when < CLAIM_STALE
+
+
+def _down(ctx: Context, stack: str) -> dict:
+    import subprocess
+
+    from awslab.commands._common import child_command
+
+    done = subprocess.run(child_command(ctx, "down", "--name", stack, "--yes", "--output", "json"),
+                          capture_output=True, text=True, timeout=DOWN_TIMEOUT_S)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return {"action": f"failed: {why}"}
+    return {"action": "removed"}
+
+
+def _old_snapshots(ctx: Context, before: datetime) -> list[tuple[Context, str, object]]:
+    """Manual and final snapshots tagged with an awslab stack, made before ``before``."""
+    from awslab.commands._common import new_run
+    from awslab.commands.recovery import find_snapshots
+
+    names: set[str] = set()
+    pages = ctx.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": TAG_STACK}])
+    for page in pages:
+        for r in page["ResourceTagMappingList"]:
+            names |= {t["Value"] for t in r.get("Tags", []) if t["Key"] == TAG_STACK}
+    out = []
+    for name in sorted(names):
+        for snap in find_snapshots(new_run(ctx, name), {}):
+            if snap.get("type") != "automated" and snap.created and snap.created < before:
+                out.append((ctx, name, snap))
+    return out
+
+
+def _delete_snapshot(ctx: Context, stack: str, snap) -> dict:
+    from awslab.commands._common import describe_error, new_run
+    from awslab.engine.executor import execute
+    from awslab.engine.plan import plan_delete_snapshots
+
+    outcome = execute(plan_delete_snapshots(stack, [snap]), new_run(ctx, stack))
+    if outcome.failed:
+        return {"action": f"failed: {describe_error(next(iter(outcome.failed.values())))}"}
+    return {"action": "deleted"}
+
+
+def _print_sweep(results: list[dict], output: str, dry_run: bool) -> None:
+    if output == "json":
+        ui.emit_json({"dry_run": dry_run, "results": results})
+        return
+    if not results:
+        ui.emit("sweep: nothing expired")
+        return
+    ui.emit(ui.table(["KIND", "STACK", "REGION", "WHAT", "ACTION"],
+                     [[r["kind"], r["stack"], r["region"],
+                       r.get("snapshot") or f"expired {r.get('expires')} (owner {r.get('owner') or 'unknown'})",
+                       r["action"]] for r in results]))
