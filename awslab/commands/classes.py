@@ -1,0 +1,315 @@
+"""`awslab class`: one stack per student, built, graded and removed together.
+
+A class is the stacks tagged ``awslab:class=<class>`` (``spec/tags.py``), named ``<class>-<student>``;
+everything about it is found from the tags, so any machine can grade or remove it. Each student's
+`up`, `verify` or `down` runs as an awslab process of its own, at most ``--concurrency`` at a time:
+one student's failure is that student's row, never the others' stop, and a rerun converges.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from awslab import ui
+from awslab.commands._common import child_command, confirm_real_account
+from awslab.commands.stacks import check_owner, expiry_from, list_stacks, time_left
+from awslab.engine.context import Context
+from awslab.errors import EXIT_FAILED, EXIT_OK, UsageError
+from awslab.spec import pricing
+from awslab.spec.lab import Lab
+from awslab.spec.tags import STACK_NAME_RULE, valid_stack_name
+
+CHILD_TIMEOUT_S = 3 * 3600
+GROUPS = ("inventory", "spec", "network", "path", "security", "live")
+
+
+@dataclass(frozen=True)
+class Student:
+    name: str
+    stack: str
+    owner: str | None = None
+    expires: str | None = None   # RFC 3339, "" none, None: the class's own
+
+
+def check_class_name(name: str) -> str:
+    if not valid_stack_name(name) or len(name) > 20:
+        raise UsageError(f"invalid class name '{name}'", f"use 1-20 characters of a stack name ({STACK_NAME_RULE})")
+    return name
+
+
+def students_from(class_name: str, count: int | None, roster: str | None) -> list[Student]:
+    """The class's students, from ``--count N`` (s01, s02, ...) or a roster CSV with a ``student``
+    column and, optionally, ``owner`` and ``ttl`` or ``expires_at``. Every name is checked before
+    anything is made."""
+    if (count is None) == (roster is None):
+        raise UsageError("give --count N or --roster FILE (one of them)", "e.g. --count 10, or --roster students.csv")
+    rows: list[dict[str, str]]
+    if count is not None:
+        if not 1 <= count <= 200:
+            raise UsageError(f"--count {count} is out of range", "1 to 200 students")
+        rows = [{"student": f"s{i:02d}"} for i in range(1, count + 1)]
+    else:
+        try:
+            text = Path(roster).read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read the roster {roster}: {exc.strerror}", "a CSV file with a 'student' column") from None
+        reader = csv.DictReader(io.StringIO(text))
+        if "student" not in (reader.fieldnames or []):
+            raise UsageError(f"{roster}: no 'student' column", "the first line names the columns: student,owner,ttl")
+        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+        if not rows:
+            raise UsageError(f"{roster}: no students", "one line per student after the header")
+    out: list[Student] = []
+    seen: set[str] = set()
+    for n, row in enumerate(rows, start=2):
+        name = row["student"].lower()
+        where = f"{roster}:{n}: " if roster else ""
+        stack = f"{class_name}-{name}"
+        if not name or not valid_stack_name(stack):
+            raise UsageError(f"{where}student '{row['student']}' does not make a valid stack name ('{stack}')",
+                             f"students' names are lowercase letters, digits and hyphens; the stack name is "
+                             f"<class>-<student>: {STACK_NAME_RULE}")
+        if stack in seen:
+            raise UsageError(f"{where}student '{name}' is listed twice", "one line per student")
+        seen.add(stack)
+        owner = row.get("owner") or None
+        check_owner(owner)
+        expires = expiry_from(row.get("ttl") or None, row.get("expires_at") or None) if (
+            row.get("ttl") or row.get("expires_at")) else None
+        out.append(Student(name, stack, owner, expires))
+    return out
+
+
+def members(ctx: Context, class_name: str) -> list[Student]:
+    """The class's students as the tags have them (any machine)."""
+    rows, _ = list_stacks(ctx, [ctx.region])
+    prefix = f"{class_name}-"
+    return [Student(r.stack.removeprefix(prefix), r.stack, r.owner or None)
+            for r in rows if r.klass == class_name]
+
+
+# --- running one command per student --------------------------------------------------------------
+
+@dataclass
+class Done:
+    student: Student
+    code: int
+    seconds: float
+    out: str
+    err: str
+
+    @property
+    def why(self) -> str:
+        lines = [line for line in self.err.strip().splitlines() if line.strip() and not line.startswith("[")]
+        return (lines or [f"exit {self.code}"])[-1]
+
+
+def for_each(ctx: Context, students: list[Student], argv_of, concurrency: int, verb: str,
+             progress: ui.Progress) -> list[Done]:
+    """Run ``argv_of(student)`` for every student, ``concurrency`` at a time; one line per student."""
+    def one(s: Student) -> Done:
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(child_command(ctx, *argv_of(s)), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+            code, out, err = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired:
+            code, out, err = EXIT_FAILED, "", f"timed out after {CHILD_TIMEOUT_S // 60} min"
+        return Done(s, code, time.monotonic() - t0, out, err)
+
+    results: list[Done] = []
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="class") as pool:
+        futures = [pool.submit(one, s) for s in students]
+        for fut in as_completed(futures):
+            d = fut.result()
+            results.append(d)
+            status = "ok" if d.code == 0 else ("checks failed" if verb == "verify" and d.code == 1 else f"FAILED: {d.why}")
+            progress.line(f"{verb} {d.student.name} ({d.student.stack}): {status} in {d.seconds:.1f}s "
+                          f"[{len(results)}/{len(students)}]")
+    order = {s.stack: i for i, s in enumerate(students)}
+    return sorted(results, key=lambda d: order[d.student.stack])
+
+
+def check_concurrency(concurrency: int) -> None:
+    if not 1 <= concurrency <= 32:
+        raise UsageError(f"--concurrency {concurrency} is out of range", "1 to 32 stacks at a time")
+
+
+# --- the commands ------------------------------------------------------------------------------------
+
+def class_up(ctx: Context, lab: Lab, class_name: str, students: list[Student], *, lab_file: str | None,
+             overrides: list[str], expires: str | None, concurrency: int, output: str, progress: ui.Progress) -> int:
+    hourly, _ = pricing.total_hourly(pricing.estimate(lab))
+    confirm_real_account(ctx, f"build {len(students)} stacks of {lab.name} for class {class_name}", [
+        f"stacks {students[0].stack} ... {students[-1].stack} ({len(students)})",
+        f"estimated cost once up: {pricing.format_money(hourly)}/hour each, "
+        f"{pricing.format_money(hourly * len(students))}/hour for the class, until `awslab class down`"])
+
+    def argv(s: Student) -> list[str]:
+        args = ["up", *([] if lab_file else [lab.name]), "--name", s.stack, "--class", class_name, "--yes",
+                "--output", "json"]
+        if lab_file:
+            args += ["--lab-file", lab_file]
+        for o in overrides:
+            args += ["--set", o]
+        if s.owner:
+            args += ["--owner", s.owner]
+        when = s.expires if s.expires is not None else expires
+        if when is not None:
+            args += ["--expires-at", when or "none"]
+        return args
+
+    t0 = time.monotonic()
+    done = for_each(ctx, students, argv, concurrency, "up", progress)
+    failed = [d for d in done if d.code != 0]
+    progress.line(f"class {class_name}: {len(done) - len(failed)} of {len(done)} stacks up in "
+                  f"{time.monotonic() - t0:.1f}s ({concurrency} at a time)")
+    rows = [{"student": d.student.name, "stack": d.student.stack, "owner": d.student.owner,
+             "result": "up" if d.code == 0 else "failed", "seconds": round(d.seconds, 1),
+             "error": None if d.code == 0 else d.why} for d in done]
+    if output == "json":
+        ui.emit_json({"class": class_name, "lab": lab.name, "students": rows, "failed": len(failed),
+                      "estimated_hourly_usd": round(hourly * (len(done) - len(failed)), 4)})
+    else:
+        ui.emit(ui.table(["STUDENT", "STACK", "OWNER", "RESULT", "SECONDS"],
+                         [[r["student"], r["stack"], r["owner"] or "-",
+                           r["result"] if not r["error"] else f"failed: {r['error']}", f"{r['seconds']:.1f}"]
+                          for r in rows]))
+        ui.emit(f"\nclass {class_name}: {len(done) - len(failed)} of {len(done)} stacks up; "
+                f"on real AWS about {pricing.format_money(hourly * len(done))}/hour for the class"
+                + (f"; rerun `awslab class up` to retry the {len(failed)} that failed" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def class_status(ctx: Context, class_name: str, output: str) -> int:
+    rows, _ = list_stacks(ctx, [ctx.region])
+    mine = [r for r in rows if r.klass == class_name]
+    if output == "json":
+        ui.emit_json({"class": class_name, "stacks": [r.as_json() for r in mine],
+                      "estimated_hourly_usd": round(sum(r.hourly for r in mine), 4)})
+        return EXIT_OK
+    if not mine:
+        ui.emit(f"class {class_name}: no stacks in {ctx.region}")
+        return EXIT_OK
+    prefix = f"{class_name}-"
+    ui.emit(ui.table(["STUDENT", "STACK", "OWNER", "STATE", "RESOURCES", "EXPIRES", "$/HOUR"],
+                     [[r.stack.removeprefix(prefix), r.stack, r.owner or "-", r.state, str(r.resources),
+                       time_left(r.expires) or "never", pricing.format_money(r.hourly)] for r in mine]))
+    states = {s: sum(1 for r in mine if r.state == s) for s in sorted({r.state for r in mine})}
+    ui.emit(f"\nclass {class_name}: {len(mine)} stacks ({', '.join(f'{n} {s}' for s, n in states.items())}); "
+            f"about {pricing.format_money(sum(r.hourly for r in mine))}/hour on AWS now")
+    return EXIT_OK
+
+
+def grade(done: list[Done]) -> list[dict]:
+    """One row per student: PASS/FAIL per check group, totals, and what failed."""
+    sheet = []
+    for d in done:
+        try:
+            results = json.loads(d.out) if d.out.strip() else None
+        except ValueError:
+            results = None
+        row: dict = {"student": d.student.name, "stack": d.student.stack, "owner": d.student.owner}
+        if not isinstance(results, list):
+            row.update({g: "" for g in GROUPS}, passed=0, failed=0, warned=0, grade="ERROR",
+                       failures=[f"verify did not run: {d.why}"])
+            sheet.append(row)
+            continue
+        for g in GROUPS:
+            mine = [r for r in results if r["id"].split(".")[0] == g]
+            p = sum(1 for r in mine if r["status"] == "PASS")
+            f = sum(1 for r in mine if r["status"] == "FAIL")
+            row[g] = f"{p}/{f}" if mine else ""
+        row["passed"] = sum(1 for r in results if r["status"] == "PASS")
+        row["failed"] = sum(1 for r in results if r["status"] == "FAIL")
+        row["warned"] = sum(1 for r in results if r["status"] == "WARN")
+        row["failures"] = [f"{r['id']}: {r.get('detail') or ''}".strip() for r in results if r["status"] == "FAIL"]
+        row["grade"] = "PASS" if not row["failed"] else "FAIL"
+        sheet.append(row)
+    return sheet
+
+
+def sheet_csv(sheet: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["student", "stack", "owner", "grade", *(f"{g} pass/fail" for g in GROUPS), "passed", "failed",
+                "warned", "failures"])
+    for r in sheet:
+        w.writerow([r["student"], r["stack"], r["owner"] or "", r["grade"], *(r[g] for g in GROUPS), r["passed"],
+                    r["failed"], r["warned"], " | ".join(r["failures"])])
+    return buf.getvalue()
+
+
+def class_verify(ctx: Context, class_name: str, *, checks: tuple[str, ...], concurrency: int, csv_path: str | None,
+                 output: str, progress: ui.Progress) -> int:
+    students = members(ctx, class_name)
+    if not students:
+        raise UsageError(f"class {class_name} has no stacks in {ctx.region}", f"`awslab class up LAB --class {class_name}` first")
+    extra = [a for c in checks for a in ("--check", c)]
+    done = for_each(ctx, students, lambda s: ["verify", "--name", s.stack, "--output", "json", *extra],
+                    concurrency, "verify", progress)
+    sheet = grade(done)
+    if csv_path:
+        Path(csv_path).write_text(sheet_csv(sheet))
+        progress.line(f"grade sheet written to {csv_path}")
+    if output == "json":
+        ui.emit_json({"class": class_name, "groups": list(GROUPS), "students": sheet})
+    else:
+        ui.emit(ui.table(["STUDENT", "GRADE", *(g.upper() for g in GROUPS), "PASS", "FAIL", "WHAT FAILED"],
+                         [[r["student"], r["grade"], *(r[g] or "-" for g in GROUPS), str(r["passed"]), str(r["failed"]),
+                           "; ".join(f.split(":")[0] for f in r["failures"]) or "-"] for r in sheet]))
+        bad = [r for r in sheet if r["grade"] != "PASS"]
+        ui.emit(f"\nclass {class_name}: {len(sheet) - len(bad)} of {len(sheet)} pass every check "
+                "(GROUP columns: passed/failed checks)")
+    return EXIT_FAILED if any(r["grade"] != "PASS" for r in sheet) else EXIT_OK
+
+
+def class_down(ctx: Context, class_name: str, *, concurrency: int, skip_final_snapshot: bool, delete_snapshots: bool,
+               output: str, progress: ui.Progress) -> int:
+    students = members(ctx, class_name)
+    if not students:
+        progress.line(f"class {class_name}: no stacks in {ctx.region}: nothing to remove")
+        if output == "json":
+            ui.emit_json({"class": class_name, "students": []})
+        return EXIT_OK
+    confirm_real_account(ctx, f"remove the {len(students)} stacks of class {class_name}",
+                         [f"stacks: {', '.join(s.stack for s in students)}",
+                          "snapshots: " + ("deleted" if delete_snapshots else
+                                           "kept (and a final one of each primary DB)" if not skip_final_snapshot else "kept")])
+    flags = (["--delete-snapshots"] if delete_snapshots else []) + (["--skip-final-snapshot"] if skip_final_snapshot else [])
+    done = for_each(ctx, students, lambda s: ["down", "--name", s.stack, "--yes", "--output", "json", *flags],
+                    concurrency, "down", progress)
+    failed = [d for d in done if d.code != 0]
+    rows = [{"student": d.student.name, "stack": d.student.stack, "result": "removed" if d.code == 0 else "failed",
+             "error": None if d.code == 0 else d.why} for d in done]
+    if output == "json":
+        ui.emit_json({"class": class_name, "students": rows, "failed": len(failed)})
+    else:
+        ui.emit(ui.table(["STUDENT", "STACK", "RESULT"],
+                         [[r["student"], r["stack"], r["result"] if not r["error"] else f"failed: {r['error']}"]
+                          for r in rows]))
+        ui.emit(f"\nclass {class_name}: {len(done) - len(failed)} of {len(done)} stacks removed; "
+                "`awslab stacks` lists the snapshots they left and what they cost")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def remembered_class(class_name: str | None) -> str:
+    """``--class``, or the class of the last `class up` on this machine."""
+    from awslab.engine import state
+
+    name = class_name or state.load_current_context().get("class")
+    if not name:
+        raise UsageError("no class given and none remembered", "pass --class NAME (what `awslab class up` used)")
+    return check_class_name(name)
+
+
+def remember_class(class_name: str) -> None:
+    from awslab.engine import state
+
+    state.save_current_context({**state.load_current_context(), "class": class_name})
