@@ -110,12 +110,22 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
     return ctx
 
 
-def _stack_lab(stack: str, lab_file: str | None = None, overrides=()):
-    """The lab a stack was built with (as `up` recorded it), or the one named like the stack."""
+def _stack_lab(ctx, lab_file: str | None = None, overrides=()):
+    """The lab the context's stack was built with: as this machine recorded it, else as the stack's
+    own tags say (any machine), else the lab named like the stack."""
     from awslab.engine import state
     from awslab.spec.lab import load_lab
 
-    record = state.load_stack_record(stack) or {}
+    stack = ctx.stack
+    record = state.load_stack_record(stack)
+    if record is None or not record.get("lab"):
+        from awslab.commands.stacks import lab_record_from_tags
+
+        record = lab_record_from_tags(ctx, stack) or record
+    record = record or {}
+    if record.get("lab_file") and not os.path.exists(record["lab_file"]) and not lab_file:
+        raise UsageError(f"stack {stack} was built from the lab file {record['lab_file']}, which is not on this machine",
+                         "pass it with --lab-file PATH")
     if lab_file or overrides:
         return load_lab(None if lab_file else (record.get("lab") or stack), lab_file, overrides)
     if record.get("lab_file"):
@@ -148,22 +158,33 @@ def cli() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a lab setting, e.g. --set database.multi_az=false (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--owner", default=None, help="Who the stack is for (default when it is made: your AWS identity; "
+              "on the local AWS, your user name).")
+@click.option("--ttl", default=None, metavar="DURATION", help="Expire the stack after this long (4h, 90m, 2d; "
+              "`none` removes an expiry); `awslab sweep` removes expired stacks.")
+@click.option("--expires-at", default=None, metavar="TIME", help="Expire the stack at this RFC 3339 time "
+              "(2026-12-03T18:00:00Z).")
+@click.option("--class", "class_name", default=None, hidden=True)   # set by `awslab class up`
 @mutating
 @target_options
-def up(lab, lab_file, overrides, dry_run, **opts):
+def up(lab, lab_file, overrides, dry_run, owner, ttl, expires_at, class_name, **opts):
     """Create the lab's resources that are missing, change in place what differs from the lab, and
     wait until they are usable.
 
     Running it again changes nothing. Example: awslab up week6 --set host.ssh_cidr=203.0.113.10/32
     """
     from awslab.commands.lifecycle import up as do_up
+    from awslab.commands.stacks import check_owner, expiry_from
     from awslab.spec.lab import load_lab
 
     loaded = load_lab(lab, lab_file, overrides)
+    expires = expiry_from(ttl, expires_at)
+    check_owner(owner)
     ctx, output = _begin(opts, lab=loaded)
     record = {"lab": loaded.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
     with contextlib.nullcontext() if dry_run else _one_at_a_time(ctx, "up", opts):
-        code = do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output), lab_record=record)
+        code = do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output), lab_record=record,
+                     owner=owner, expires=expires, class_name=class_name)
     sys.exit(code)
 
 
@@ -194,6 +215,149 @@ def status(**opts):
 
     ctx, output = _begin(opts)
     sys.exit(do_status(ctx, ctx.stack, output, _progress(output)))
+
+
+@cli.command("stacks")
+@click.option("--all-regions", is_flag=True, help="Every region of the account, not only the current one.")
+@target_options
+def stacks_cmd(all_regions, **opts):
+    """Every awslab stack in the region: lab, owner, created, expiry, resources, state, what it costs
+    now (priced from what exists) and the snapshots it keeps; and snapshots of stacks that are gone.
+
+    Example: awslab stacks --all-regions -o json
+    """
+    from awslab.commands import stacks as st
+
+    _setup_debug(opts["debug"])
+    output = _output(opts["output"])
+    ctx = _context(opts, need_stack=False)
+    regions = st.regions_of(ctx, all_regions)
+    rows, orphans = st.list_stacks(ctx, regions)
+    st.print_stacks(rows, orphans, output, regions)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be removed; change nothing.")
+@click.option("--snapshots-older-than", default=None, metavar="DURATION",
+              help="Also delete awslab's manual and final snapshots older than this (e.g. 30d).")
+@click.option("--all-regions", is_flag=True, help="Every region of the account, not only the current one.")
+@target_options
+def sweep(dry_run, snapshots_older_than, all_regions, **opts):
+    """Remove every expired stack (`up --ttl`/`--expires-at`), as `down` does: final snapshot kept.
+
+    Safe from cron on several machines at once (a stack is claimed before it is removed). Exit 0
+    when everything due was removed (or nothing was due), 1 when a removal failed.
+    Example: awslab sweep --dry-run; awslab sweep --snapshots-older-than 30d --yes
+    """
+    from awslab.commands import stacks as st
+
+    _setup_debug(opts["debug"])
+    output = _output(opts["output"])
+    if snapshots_older_than:
+        st.parse_duration(snapshots_older_than, "--snapshots-older-than")
+    ctx = _context(opts, need_stack=False)
+    sys.exit(st.sweep(ctx, st.regions_of(ctx, all_regions), dry_run=dry_run,
+                      snapshots_older_than=snapshots_older_than, output=output, progress=_progress(output)))
+
+
+@cli.group("class")
+def class_group():
+    """A stack per student: build, grade and remove a class's labs together.
+
+    \b
+    awslab class up week6 --count 10            s01 ... s10, stacks week6-s01 ...
+    awslab class up week6 --roster students.csv  columns: student[,owner][,ttl|expires_at]
+    awslab class status                          one line per student
+    awslab class verify --csv grades.csv         the grade sheet (an autograder)
+    awslab class down                            remove them all (final snapshots kept)
+    """
+
+
+def _class_options(f):
+    f = click.option("--class", "class_name", default=None,
+                     help="The class (default: the lab's name for `class up`, then the last class used).")(f)
+    return click.option("--concurrency", default=4, show_default=True, type=int,
+                        help="How many students' stacks to work on at a time.")(f)
+
+
+@class_group.command("up")
+@click.argument("lab", required=False)
+@click.option("--lab-file", type=click.Path(dir_okay=False), default=None, help="A lab TOML file instead of a shipped lab.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a lab setting for every student.")
+@click.option("--count", type=int, default=None, help="Students s01 ... sNN.")
+@click.option("--roster", type=click.Path(dir_okay=False), default=None,
+              help="A CSV with a 'student' column (and optionally owner, ttl or expires_at).")
+@click.option("--ttl", default=None, metavar="DURATION", help="Every stack expires after this long (e.g. 8h).")
+@click.option("--expires-at", default=None, metavar="TIME", help="Every stack expires at this RFC 3339 time.")
+@_class_options
+@target_options
+def class_up(lab, lab_file, overrides, count, roster, ttl, expires_at, class_name, concurrency, **opts):
+    """Build one stack of LAB per student, --concurrency at a time; rerun to converge or retry."""
+    from awslab.commands import classes
+    from awslab.commands.stacks import expiry_from
+    from awslab.spec.lab import load_lab
+
+    _setup_debug(opts["debug"])
+    output = _output(opts["output"])
+    loaded = load_lab(lab, lab_file, overrides)
+    name = classes.check_class_name(class_name or loaded.name)
+    students = classes.students_from(name, count, roster)
+    expires = expiry_from(ttl, expires_at)
+    classes.check_concurrency(concurrency)
+    ctx = _context(opts, need_stack=False)
+    classes.remember_class(name)
+    sys.exit(classes.class_up(ctx, loaded, name, students, lab_file=os.path.abspath(lab_file) if lab_file else None,
+                              overrides=list(overrides), expires=expires, concurrency=concurrency, output=output,
+                              progress=_progress(output)))
+
+
+@class_group.command("status")
+@click.option("--class", "class_name", default=None, help="The class (default: the last class used).")
+@target_options
+def class_status(class_name, **opts):
+    """One line per student: stack, owner, state, expiry, what it costs now."""
+    from awslab.commands import classes
+
+    _setup_debug(opts["debug"])
+    output = _output(opts["output"])
+    name = classes.remembered_class(class_name)
+    sys.exit(classes.class_status(_context(opts, need_stack=False), name, output))
+
+
+@class_group.command("verify")
+@click.option("--check", "checks", multiple=True, metavar="PREFIX", help="Only checks whose id starts with this.")
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the grade sheet as CSV.")
+@_class_options
+@target_options
+def class_verify(checks, csv_path, class_name, concurrency, **opts):
+    """Run `verify` on every student's stack and print the grade sheet: one row per student, one
+    column per check group (passed/failed), and what failed. Exit 1 when any student fails a check."""
+    from awslab.commands import classes
+
+    _setup_debug(opts["debug"])
+    output = _output(opts["output"])
+    name = classes.remembered_class(class_name)
+    classes.check_concurrency(concurrency)
+    sys.exit(classes.class_verify(_context(opts, need_stack=False), name, checks=tuple(checks), concurrency=concurrency,
+                                  csv_path=csv_path, output=output, progress=_progress(output)))
+
+
+@class_group.command("down")
+@click.option("--skip-final-snapshot", is_flag=True, help="Delete the primary DBs without final snapshots.")
+@click.option("--delete-snapshots", is_flag=True, help="Also delete each stack's snapshots.")
+@_class_options
+@target_options
+def class_down(skip_final_snapshot, delete_snapshots, class_name, concurrency, **opts):
+    """Remove every student's stack (as `down`: a final snapshot of each primary DB unless asked not to)."""
+    from awslab.commands import classes
+
+    _setup_debug(opts["debug"])
+    output = _output(opts["output"])
+    name = classes.remembered_class(class_name)
+    classes.check_concurrency(concurrency)
+    sys.exit(classes.class_down(_context(opts, need_stack=False), name, concurrency=concurrency,
+                                skip_final_snapshot=skip_final_snapshot, delete_snapshots=delete_snapshots,
+                                output=output, progress=_progress(output)))
 
 
 @cli.command()
@@ -234,7 +398,7 @@ def snapshot(copy_to_region, kms_key, **opts):
 
     ctx, output = _begin(opts)
     with _one_at_a_time(ctx, "snapshot", opts):
-        code = do_snapshot(ctx, ctx.stack, _stack_lab(ctx.stack), copy_to=copy_to_region, kms_key=kms_key,
+        code = do_snapshot(ctx, ctx.stack, _stack_lab(ctx), copy_to=copy_to_region, kms_key=kms_key,
                            output=output, progress=_progress(output))
     sys.exit(code)
 
@@ -269,7 +433,7 @@ def restore(snapshot_id, as_name, to_time, from_cache, **opts):
 
     ctx, output = _begin(opts)
     with _one_at_a_time(ctx, "restore", opts):
-        code = do_restore(ctx, ctx.stack, _stack_lab(ctx.stack), snapshot_id=snapshot_id, as_name=as_name,
+        code = do_restore(ctx, ctx.stack, _stack_lab(ctx), snapshot_id=snapshot_id, as_name=as_name,
                           to_time=to_time, output=output, progress=_progress(output), from_cache=from_cache)
     sys.exit(code)
 
@@ -325,7 +489,7 @@ def promote(replica, **opts):
 
     ctx, output = _begin(opts)
     with _one_at_a_time(ctx, "promote", opts):
-        code = do_promote(ctx, ctx.stack, _stack_lab(ctx.stack), replica=replica, output=output,
+        code = do_promote(ctx, ctx.stack, _stack_lab(ctx), replica=replica, output=output,
                           progress=_progress(output))
     sys.exit(code)
 
@@ -397,7 +561,7 @@ def verify(checks, lab_file, overrides, **opts):
     from awslab.commands.lifecycle import verify as do_verify
 
     ctx, output = _begin(opts)
-    loaded = _stack_lab(ctx.stack, lab_file, overrides)
+    loaded = _stack_lab(ctx, lab_file, overrides)
     from awslab.verify.checks import CHECK_PREFIXES
 
     for prefix in checks:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from awslab import ui
-from awslab.commands import recovery
+from awslab.commands import recovery, stacks
 from awslab.commands._common import (
     confirm_real_account,
     new_run,
@@ -29,6 +29,7 @@ from awslab.engine.run import Run
 from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
 from awslab.spec import pricing
 from awslab.spec.lab import Lab
+from awslab.spec.tags import TAG_CLASS, TAG_CREATED, TAG_EXPIRES, TAG_OWNER
 from awslab.spec.topology import desired
 
 
@@ -53,8 +54,10 @@ def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
 
 
 def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progress: ui.Progress,
-       lab_record: dict | None = None) -> int:
-    """Create what is missing, wait until it is usable, print a summary."""
+       lab_record: dict | None = None, owner: str | None = None, expires: str | None = None,
+       class_name: str | None = None) -> int:
+    """Create what is missing, wait until it is usable, print a summary. ``expires``: the stack's
+    expiry to set (RFC 3339), "" to remove it, None to leave it as it is."""
     run = progress_run(ctx, stack, lab.name, progress)
     check_availability_zones(run, lab)
     if ctx.is_local and not dry_run:
@@ -62,7 +65,9 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
     run.found.update(discover(run))
     before = (state.load_stack_record(stack) or {}).get("overrides") or []
     now = (lab_record or {}).get("overrides") or []
-    plan = with_sources(plan_up(stack, desired(lab, stack, ctx.region), run.found), lab, now, before)
+    record = stacks.up_record(ctx, overrides=now, lab_file=(lab_record or {}).get("lab_file"), owner=owner,
+                              expires=expires, class_name=class_name, creating="network.vpc" not in run.found)
+    plan = with_sources(plan_up(stack, desired(lab, stack, ctx.region, record), run.found), lab, now, before)
     if dry_run:
         print_plan(plan, output, lab, ctx)
         return EXIT_OK
@@ -233,8 +238,12 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
     run = progress_run(ctx, stack, "", progress)
     found = discover(run)
     engines = _local_engines(ctx, run) if found else {}
+    record = (found["network.vpc"].get("tags") or {}) if "network.vpc" in found else {}
+    owner, expires = record.get(TAG_OWNER), record.get(TAG_EXPIRES)
     if output == "json":
-        ui.emit_json({"stack": stack, "target": ctx.target, "region": ctx.region,
+        ui.emit_json({"stack": stack, "target": ctx.target, "region": ctx.region, "owner": owner,
+                      "created": record.get(TAG_CREATED), "expires": expires,
+                      "time_left": stacks.time_left(expires) or None, "class": record.get(TAG_CLASS),
                       "resources": resource_records(found, engines)})
         return EXIT_OK
     if not found:
@@ -244,6 +253,10 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
             for f in sorted(found.values(), key=lambda f: order_key(f.key))]
     ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
     ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources")
+    if owner or record.get(TAG_CREATED):
+        ui.emit(f"owner {owner or 'unknown'}, created {record.get(TAG_CREATED) or 'unknown'}")
+    ui.emit(f"expires {expires} ({stacks.time_left(expires)}); `awslab sweep` removes it after that" if expires else
+            "no expiry (`awslab up --ttl 4h` sets one)")
     return EXIT_OK
 
 
@@ -330,7 +343,10 @@ def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], outpu
     found = discover(run)
     world = v.gather(run, found)
     if any("live".startswith(p) or p.startswith("live") for p in checks or ("live",)):
-        world.live = live.check_local(run, world, lab) if ctx.is_local else ssm.run_live(run, world, lab)
+        # An awslab local AWS reached by --endpoint-url (another home's, a shared one) has real
+        # engines behind its endpoints too: check them as on the local target.
+        on_local_aws = ctx.is_local or (ctx.endpoint_url is not None and bool(live.endpoint_map(run)))
+        world.live = live.check_local(run, world, lab) if on_local_aws else ssm.run_live(run, world, lab)
     results = v.run_checks(world, lab, checks)
     failed = [r for r in results if r.status == v.FAIL]
     if output == "json":
