@@ -43,8 +43,8 @@ def read_statements() -> list[dict]:
         _stmt("ReadOnlyDiscoveryNoResourceLevel", [
             "ec2:DescribeAvailabilityZones", "ec2:DescribeInstances", "ec2:DescribeInternetGateways",
             "ec2:DescribeNetworkAcls", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
-            "ec2:DescribeVpcs", "tag:GetResources", "sts:GetCallerIdentity", "rds:DescribeDBInstanceAutomatedBackups",
-            "ssm:GetCommandInvocation"]),
+            "ec2:DescribeVpcs", "ec2:DescribeRegions", "tag:GetResources", "sts:GetCallerIdentity",
+            "rds:DescribeDBInstanceAutomatedBackups", "ssm:GetCommandInvocation"]),
         _stmt("ReadDatabases", ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DescribeDBSubnetGroups",
                                 "rds:ListTagsForResource"], RDS_OWN),
         _stmt("ReadCaches", ["elasticache:DescribeCacheClusters", "elasticache:DescribeCacheSubnetGroups",
@@ -71,6 +71,8 @@ def network_statements() -> list[dict]:
         _stmt("TagOnCreateOnly", ["ec2:CreateTags"], EC2_OWN + ["arn:aws:ec2:*:*:volume/*"],
               {"StringEquals": {"ec2:CreateAction": ["CreateVpc", "CreateSubnet", "CreateInternetGateway",
                                                      "CreateRouteTable", "CreateSecurityGroup", "RunInstances"]}}),
+        # The stack's record (owner, expiry, overrides; a sweeper's claim) lives in its VPC's tags.
+        _stmt("StackRecordOnItsVpc", ["ec2:CreateTags", "ec2:DeleteTags"], _arns("ec2", "vpc", sep="/"), OWNED),
         _stmt("ChangeAndDeleteStackNetwork", [
             "ec2:ModifyVpcAttribute", "ec2:AttachInternetGateway", "ec2:DetachInternetGateway", "ec2:CreateRoute",
             "ec2:ReplaceRoute", "ec2:AssociateRouteTable", "ec2:DisassociateRouteTable",

@@ -111,7 +111,12 @@ def _scenario(stack: str):
         ("up", ["up", "week6", "--name", stack]),
         ("up again", ["up", "week6", "--name", stack]),
         ("up changed", ["up", "week6", "--name", stack, "--set", "database.backup_retention_days=3",
-                        "--set", "cache.node_type=cache.t3.small"]),
+                        "--set", "cache.node_type=cache.t3.small", "--ttl", "2h"]),
+        # The same lab without an expiry: only the stack's record changes (a tag removed).
+        ("up no expiry", ["up", "week6", "--name", stack, "--set", "database.backup_retention_days=3",
+                          "--set", "cache.node_type=cache.t3.small", "--ttl", "none"]),
+        ("stacks", ["stacks", "--all-regions"]),
+        ("sweep", ["sweep", "--dry-run"]),
         ("status", ["status", "--name", stack]),
         ("verify", ["verify", "--name", stack]),
         ("snapshot", ["snapshot", "--name", stack, "--copy-to-region", "us-west-2", "--output", "json"]),
@@ -131,7 +136,8 @@ def _scenario(stack: str):
 # earlier commands that make what it acts on (the snapshot a restore names, the stack `down`
 # removes). Run as the user with the whole policy; only the command itself runs without the action.
 PREREQUISITES = {
-    "up": (), "up again": ("up",), "up changed": ("up",), "status": ("up",), "verify": ("up",), "snapshot": ("up",),
+    "up": (), "up again": ("up",), "up changed": ("up",), "up no expiry": ("up", "up changed"), "stacks": ("up",),
+    "sweep": ("up",), "status": ("up",), "verify": ("up",), "snapshot": ("up",),
     "snapshots": ("up", "snapshot"), "restore db": ("up", "snapshot"), "restore cache": ("up", "snapshot"),
     "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "promote": ("up",),
     "down": ("up",),
