@@ -112,9 +112,13 @@ class Backing:
             return self._labels.get(key, "creating")
 
     def busy(self, key: str) -> bool:
+        """Engine work for ``key`` is queued or running; for a Multi-AZ standby, its primary's
+        work counts too (the standby is made inside the primary's creation, which a `reconcile`
+        from another stack's `up` must not take for a dead engine and restart)."""
+        owner = self.engines.owner_of_standby(key)
         with self._lock:
-            fut = self._jobs.get(key)
-        return fut is not None and not fut.done()
+            futs = [self._jobs.get(k) for k in (key, owner) if k]
+        return any(f is not None and not f.done() for f in futs)
 
     # --- the endpoint map ---
 

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -413,3 +414,22 @@ def test_halting_the_engines_first_runs_the_work_already_asked_for(tmp_path) -> 
     backing.submit("rds.us-east-1.db0", lambda: done.append("final snapshot"))
     backing.halt_all()
     assert done == ["final snapshot"]
+
+
+def test_a_standby_made_inside_its_primarys_creation_is_busy_for_reconcile(tmp_path) -> None:
+    """Another stack's `up` reconciles every engine: a Multi-AZ standby still being started by its
+    primary's creation job is busy, not dead (it was stopped and made again under a class's load)."""
+    from awslab.local.backing import Backing
+
+    backing, release = Backing(tmp_path), threading.Event()
+    primary = "rds.us-east-1.s20-db"
+    standby = backing.engines.standby_key(primary)
+    backing.submit(primary, release.wait)
+    try:
+        assert backing.busy(standby) and backing.busy(primary)
+        assert not backing.busy(backing.engines.standby_key("rds.us-east-1.other-db"))
+    finally:
+        release.set()
+    backing.settle(5)
+    assert not backing.busy(standby)
+    backing.halt_all()

@@ -131,6 +131,7 @@ __all__ = ["INSTALL_HINT", "PG_CONF", "SECRET_FILE", "EngineError", "EngineUnava
            "postgres_bindir", "reachable_by", "redis_server_path", "run_as", "scram_verifier"]
 
 log = logging.getLogger("awslab.local.engines")
+STANDBY_SUFFIX = ".standby"   # a Multi-AZ standby's key: its primary's and this
 
 
 class Engines:
@@ -638,7 +639,12 @@ class Engines:
 
     @staticmethod
     def standby_key(key: str) -> str:
-        return f"{key}.standby"
+        return f"{key}{STANDBY_SUFFIX}"
+
+    @staticmethod
+    def owner_of_standby(key: str) -> str | None:
+        """The primary whose standby ``key`` is (None: not a standby's key)."""
+        return key[: -len(STANDBY_SUFFIX)] if key.endswith(STANDBY_SUFFIX) else None
 
     def start_standby(self, key: str) -> dict[str, Any]:
         """The Multi-AZ standby of ``key``: a streaming copy that serves nobody, to which the
