@@ -14,6 +14,7 @@ Targets (issue 17): 30 stacks of week6 within 4 GiB RSS, `class up` of 30 within
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -110,16 +111,27 @@ def main() -> None:
               f"PSS {pss / 1024 / 1024:.2f} GiB ({(pss - base_pss) / 1024 / max(1, args.students):.0f} MiB per stack); "
               f"the local AWS alone before: RSS {base_rss / 1024:.0f} MiB")
         print("processes: " + ", ".join(f"{n} {c}" for c, n in sorted(names.items(), key=lambda kv: -kv[1])[:6]))
-        disk = disk_bytes(home)
-        binaries = sum(disk_bytes(p) for p in home.rglob("pginstall") if p.is_dir())
-        print(f"disk: {disk / 1024 / 1024:.0f} MiB in the home ({disk / 1024 / 1024 / max(1, args.students):.0f} MiB "
-              f"per stack), of it PostgreSQL binaries: {binaries / 1024 / 1024:.0f} MiB")
+        # The engines' data lives in the home, or (running as root, for the engines' own account) in
+        # a directory of the temp dir named after it.
+        engines_root = home / "local" / "engines"
+        fallback = Path(tempfile.gettempdir()) / f"awslab-engines-{hashlib.sha256(str(engines_root).encode()).hexdigest()[:12]}"
+        places = [home] + ([fallback] if fallback.exists() else [])
+        disk = sum(disk_bytes(p) for p in places)
+        binaries = sum(disk_bytes(d) for p in places for d in p.rglob("pginstall") if d.is_dir())
+        print(f"disk: {disk / 1024 / 1024:.0f} MiB ({disk / 1024 / 1024 / max(1, args.students):.1f} MiB per stack) in "
+              f"{' and '.join(str(p) for p in places)}; of it copies of PostgreSQL binaries: {binaries / 1024 / 1024:.0f} MiB")
 
         t0 = time.monotonic()
         verify = awslab("class", "verify", "--concurrency", str(args.concurrency), "--output", "json")
         sheet = json.loads(verify.stdout)["students"] if verify.stdout.strip() else []
         print(f"class verify: {time.monotonic() - t0:.1f} s; {sum(1 for s in sheet if s['grade'] == 'PASS')} of "
               f"{len(sheet)} pass every check")
+        failures: dict[str, int] = {}
+        for s in sheet:
+            for f in s["failures"]:
+                failures[f] = failures.get(f, 0) + 1
+        for f, n in sorted(failures.items(), key=lambda kv: -kv[1])[:5]:
+            print(f"  {n} x {f[:900]}")
         if args.keep:
             print(f"kept: AWSLAB_HOME={home}")
             return

@@ -23,7 +23,9 @@ max_wal_senders = 10
 max_replication_slots = 10
 wal_keep_size = '128MB'
 hot_standby = on
-shared_buffers = '32MB'
+shared_buffers = '16MB'        # lab-sized databases (a class of thirty runs ninety servers)
+# No logical replication in the lab: its launcher would be one idle process per server.
+max_logical_replication_workers = 0
 wal_retrieve_retry_interval = '1s'
 # The role's own settings (archive, synchronous standby, recovery target), rewritten by awslab
 # whenever the engine's role changes; a copy of a data dir (replica, snapshot) gets its own.
