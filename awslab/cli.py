@@ -111,18 +111,16 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
 
 
 def _stack_lab(ctx, lab_file: str | None = None, overrides=()):
-    """The lab the context's stack was built with: as this machine recorded it, else as the stack's
-    own tags say (any machine), else the lab named like the stack."""
+    """The lab the context's stack was built with: as its own tags say (any machine), else as this
+    machine recorded it, else the lab named like the stack."""
+    from awslab.commands.stacks import lab_record_from_tags
     from awslab.engine import state
     from awslab.spec.lab import load_lab
 
     stack = ctx.stack
-    record = state.load_stack_record(stack)
-    if record is None or not record.get("lab"):
-        from awslab.commands.stacks import lab_record_from_tags
-
-        record = lab_record_from_tags(ctx, stack) or record
-    record = record or {}
+    # The stack's own tags are the truth (another machine may have changed it since); this
+    # machine's record is the fallback for a stack made before its tags held one.
+    record = lab_record_from_tags(ctx, stack) or state.load_stack_record(stack) or {}
     if record.get("lab_file") and not os.path.exists(record["lab_file"]) and not lab_file:
         raise UsageError(f"stack {stack} was built from the lab file {record['lab_file']}, which is not on this machine",
                          "pass it with --lab-file PATH")

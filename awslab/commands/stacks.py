@@ -161,12 +161,12 @@ def expired(record: dict[str, str], now: datetime | None = None) -> bool:
 # --- a stack's lab from its tags -----------------------------------------------------------------
 
 def lab_record_from_tags(ctx: Context, stack: str) -> dict | None:
-    """How ``stack`` was built, read from its VPC's tags (None: no such stack in the region); kept
-    in the local state as the cache it is."""
+    """How ``stack`` was built, read from its VPC's tags (None: no such stack in the region, or no
+    record on it); kept in the local state as the cache it is."""
     from awslab.commands._common import new_run
 
     tags = network.stack_records(new_run(ctx, stack), stack).get(stack)
-    if tags is None:
+    if tags is None or TAG_CREATED not in tags:   # no such stack, or made before stacks kept a record
         return None
     record = {"lab": tags.get(TAG_LAB), "lab_file": tags.get(TAG_LAB_FILE) or None,
               "overrides": decode_overrides(tags.get(TAG_OVERRIDES))}
