@@ -391,11 +391,12 @@ def sweep(ctx: Context, regions: list[str], *, dry_run: bool, snapshots_older_th
         if dry_run:
             results.append({**row, "action": "would remove"})
             continue
-        progress.line(f"sweep: stack {name} ({rctx.region}), {time_left(record.get(TAG_EXPIRES))}: removing")
         claimed = _claim(rctx, name, record)
         if claimed is not None:
+            progress.line(f"sweep: stack {name} ({rctx.region}): {claimed}; skipped")
             results.append({**row, "action": f"skipped: {claimed}"})
             continue
+        progress.line(f"sweep: stack {name} ({rctx.region}), {time_left(record.get(TAG_EXPIRES))}: removing")
         results.append({**row, **_down(rctx, name)})
     for rctx, stack, snap in old_snaps:
         row = {"stack": stack, "region": rctx.region, "snapshot": snap.id, "kind": "snapshot",
