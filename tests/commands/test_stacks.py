@@ -27,7 +27,16 @@ def _stacks(awslab) -> dict:
     return json.loads(out.out)
 
 
-def test_stacks__owner_expiry_state_cost_now_and_the_snapshots_of_stacks_gone(awslab, local, stack):
+@pytest.fixture
+def own_server(tmp_path, aws_sandbox):
+    """A local AWS of this test's own: `stacks` lists every stack of a server, and the shared one
+    holds every earlier test's."""
+    with private_server(tmp_path / "server") as server:
+        point_at(tmp_path / "server", aws_sandbox)
+        yield server
+
+
+def test_stacks__owner_expiry_state_cost_now_and_the_snapshots_of_stacks_gone(awslab, own_server, stack):
     a, b = f"{stack}-a", f"{stack}-b"
     assert awslab("up", "week6", "--name", a, "--owner", "ada@example.com", "--ttl", "2h").code == 0
     assert awslab("up", "week6", "--name", b, "--set", "database.read_replicas=0").code == 0
@@ -76,41 +85,39 @@ def _cli(*args: str, home: Path) -> subprocess.Popen:
 
 
 def test_sweep__removes_only_expired_stacks_keeps_their_final_snapshot_and_two_at_once_do_no_harm(
-        awslab, tmp_path, aws_sandbox):
-    with private_server(tmp_path / "server"):
-        point_at(tmp_path / "server", aws_sandbox)
-        for name, args in (("soon", ["--ttl", "1s"]), ("later", ["--ttl", "2h"]), ("never", [])):
-            assert awslab("up", "week6", "--name", name, "--set", "database.read_replicas=0", *args).code == 0
-        time.sleep(1.5)
-        dry = awslab("sweep", "--dry-run", "--output", "json")
-        assert dry.code == 0
-        assert [(r["stack"], r["action"]) for r in json.loads(dry.out)["results"]] == [("soon", "would remove")]
-        assert {r["stack"] for r in _stacks(awslab)["stacks"]} == {"soon", "later", "never"}
+        awslab, own_server, aws_sandbox):
+    for name, args in (("soon", ["--ttl", "1s"]), ("later", ["--ttl", "2h"]), ("never", [])):
+        assert awslab("up", "week6", "--name", name, "--set", "database.read_replicas=0", *args).code == 0
+    time.sleep(1.5)
+    dry = awslab("sweep", "--dry-run", "--output", "json")
+    assert dry.code == 0
+    assert [(r["stack"], r["action"]) for r in json.loads(dry.out)["results"]] == [("soon", "would remove")]
+    assert {r["stack"] for r in _stacks(awslab)["stacks"]} == {"soon", "later", "never"}
 
-        both = [_cli("sweep", "--output", "json", home=aws_sandbox) for _ in range(2)]
-        outs = [p.communicate(timeout=300) for p in both]
-        assert [p.returncode for p in both] == [0, 0], [o[1] for o in outs]
-        actions = [r["action"] for o in outs for r in json.loads(o[0])["results"]]
-        # One removed it; the other found it claimed by the first, or (started later) not due any more.
-        assert actions.count("removed") == 1, actions
-        assert all(a == "removed" or a.startswith("skipped: being removed by ") for a in actions), actions
-        listing = _stacks(awslab)
-        assert {r["stack"] for r in listing["stacks"]} == {"later", "never"}
-        finals = [s["id"] for s in listing["orphaned_snapshots"] if s["stack"] == "soon"]
-        assert len(finals) == 1 and finals[0].startswith("soon-db-final-")
-        assert json.loads(awslab("sweep", "--output", "json").out)["results"] == []   # nothing due: a no-op
+    both = [_cli("sweep", "--output", "json", home=aws_sandbox) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [o[1] for o in outs]
+    actions = [r["action"] for o in outs for r in json.loads(o[0])["results"]]
+    # One removed it; the other found it claimed by the first, or (started later) not due any more.
+    assert actions.count("removed") == 1, actions
+    assert all(a == "removed" or a.startswith("skipped: being removed by ") for a in actions), actions
+    listing = _stacks(awslab)
+    assert {r["stack"] for r in listing["stacks"]} == {"later", "never"}
+    finals = [s["id"] for s in listing["orphaned_snapshots"] if s["stack"] == "soon"]
+    assert len(finals) == 1 and finals[0].startswith("soon-db-final-")
+    assert json.loads(awslab("sweep", "--output", "json").out)["results"] == []   # nothing due: a no-op
 
-        # Old snapshots go only when asked, and only snapshots.
-        time.sleep(1.1)
-        old = awslab("sweep", "--snapshots-older-than", "1s", "--output", "json")
-        assert old.code == 0
-        assert [(r["kind"], r["snapshot"], r["action"]) for r in json.loads(old.out)["results"]] == [
-            ("snapshot", finals[0], "deleted")]
-        assert _stacks(awslab)["orphaned_snapshots"] == []
-        assert awslab("sweep", "--snapshots-older-than", "forever").code == 2
+    # Old snapshots go only when asked, and only snapshots.
+    time.sleep(1.1)
+    old = awslab("sweep", "--snapshots-older-than", "1s", "--output", "json")
+    assert old.code == 0
+    assert [(r["kind"], r["snapshot"], r["action"]) for r in json.loads(old.out)["results"]] == [
+        ("snapshot", finals[0], "deleted")]
+    assert _stacks(awslab)["orphaned_snapshots"] == []
+    assert awslab("sweep", "--snapshots-older-than", "forever").code == 2
 
 
-def test_class_roster__every_name_checked_before_anything_is_made(awslab, local, tmp_path):
+def test_class_roster__every_name_checked_before_anything_is_made(awslab, local, aws, tmp_path):
     klass = f"c{uuid.uuid4().hex[:6]}"
     roster = tmp_path / "students.csv"
     roster.write_text("student,owner\nada,ada@example.com\nBob Smith,bob@example.com\n")
@@ -122,7 +129,7 @@ def test_class_roster__every_name_checked_before_anything_is_made(awslab, local,
     assert "no 'student' column" in awslab("class", "up", "week6", "--class", klass, "--roster", str(roster)).err
     assert awslab("class", "up", "week6", "--class", klass).code == 2   # neither --count nor --roster
     assert "out of range" in awslab("class", "up", "week6", "--class", klass, "--count", "3", "--concurrency", "0").err
-    assert not [r for r in _stacks(awslab)["stacks"] if r["stack"].startswith(klass)]
+    assert aws("ec2").describe_vpcs(Filters=[{"Name": "tag:awslab:class", "Values": [klass]}])["Vpcs"] == []
 
 
 @pytest.mark.engines
