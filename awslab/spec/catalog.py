@@ -7,9 +7,13 @@ from __future__ import annotations
 import re
 
 DB_ENGINES: dict[str, dict] = {
-    # Major versions RDS offers for new instances (the lab passes the major; RDS picks the minor).
-    "postgres": {"port": 5432, "versions": ("13", "14", "15", "16", "17"), "client": "postgresql16"},
-    "mysql": {"port": 3306, "versions": ("8.0", "8.4"), "client": "mariadb105"},
+    # Major versions RDS offers for new instances (the lab passes the major; RDS picks the minor),
+    # and the minor it picks: a current, not deprecated one per major (cfn-lint's RDS data agrees;
+    # 16.14 is also the PostgreSQL the local AWS runs). A CloudFormation template names the minor.
+    "postgres": {"port": 5432, "versions": ("13", "14", "15", "16", "17"), "client": "postgresql16",
+                 "default_minors": {"13": "13.23", "14": "14.23", "15": "15.18", "16": "16.14", "17": "17.10"}},
+    "mysql": {"port": 3306, "versions": ("8.0", "8.4"), "client": "mariadb105",
+              "default_minors": {"8.0": "8.0.45", "8.4": "8.4.10"}},
 }
 CACHE_ENGINES: dict[str, dict] = {
     "redis": {"port": 6379, "versions": ("6.2", "7.0", "7.1")},

@@ -27,10 +27,7 @@ DB_CLASSES = {f"db.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", 
 DB_MAJOR_VERSIONS = {engine: facts["versions"] for engine, facts in DB_ENGINES.items()}
 # The minor version RDS picks when a request names only the major (EngineVersion "16"): a current
 # one per major the catalog offers. Restores and replicas take their source's.
-DB_CURRENT_MINORS = {
-    "postgres": {"13": "13.20", "14": "14.17", "15": "15.12", "16": "16.8", "17": "17.4"},
-    "mysql": {"8.0": "8.0.41", "8.4": "8.4.4"},
-}
+DB_CURRENT_MINORS = {engine: facts["default_minors"] for engine, facts in DB_ENGINES.items()}
 CACHE_NODE_TYPES = {f"cache.{fam}.{size}" for fam in ("t3", "t4g") for size in ("micro", "small", "medium")} | {
     f"cache.{fam}.{size}" for fam in ("m5", "m6g", "m7g", "r5", "r6g", "r7g")
     for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")}
