@@ -258,6 +258,36 @@ def sweep(dry_run, snapshots_older_than, all_regions, **opts):
                       snapshots_older_than=snapshots_older_than, output=output, progress=_progress(output)))
 
 
+@cli.group()
+def export():
+    """The lab in another tool's terms."""
+
+
+@export.command("cloudformation")
+@click.argument("lab", required=False)
+@click.option("--lab-file", type=click.Path(dir_okay=False), default=None, help="A lab TOML file instead of a shipped lab.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a lab setting (repeatable).")
+@click.option("--name", "stack", default=None, help="The awslab stack name the template defaults to (default: the lab's).")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
+def export_cloudformation(lab, lab_file, overrides, stack, out):
+    """A CloudFormation template (YAML) of the same lab: every resource named and tagged as awslab
+    does, so `awslab status/verify/snapshot/down --name STACK` work on a stack deployed from it.
+
+    Example: awslab export cloudformation week6 | cfn-lint -
+    """
+    from awslab.commands._common import check_stack_name
+    from awslab.commands.export import render_yaml, template
+    from awslab.spec.lab import load_lab
+
+    loaded = load_lab(lab, lab_file, overrides)
+    text = render_yaml(template(loaded, check_stack_name(stack or loaded.name)))
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
 @cli.group("class")
 def class_group():
     """A stack per student: build, grade and remove a class's labs together.

@@ -1,0 +1,91 @@
+"""`awslab export cloudformation`: cfn-lint finds nothing, and the template is the same lab awslab
+builds: its resources, names, tags, rules and safety settings (no AWS needed)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from awslab.commands.export import render_yaml, template
+from awslab.spec.lab import load_lab
+from awslab.spec.tags import TAG_LAB, TAG_RESOURCE, TAG_STACK
+from awslab.spec.topology import desired, names
+
+VARIANTS = {
+    "week6": (),
+    "ssh, two replicas, Single-AZ": ("host.ssh_cidr=203.0.113.10/32", "database.read_replicas=2",
+                                     "database.multi_az=false"),
+    "mysql": ("database.engine=mysql", "database.engine_version=8.4", "database.master_username=admin"),
+}
+
+
+def _lint(text: str) -> list[str]:
+    from cfnlint.api import ManualArgs, lint
+
+    return [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in lint(text, config=ManualArgs(regions=["us-east-1"]))]
+
+
+@pytest.mark.parametrize("overrides", VARIANTS.values(), ids=VARIANTS.keys())
+def test_the_template__cfn_lint_finds_nothing(overrides):
+    text = render_yaml(template(load_lab("week6", None, list(overrides)), "alice"))
+    assert "&id" not in text and "*id" not in text   # CloudFormation rejects YAML aliases
+    assert _lint(text) == []
+
+
+def _resolved(value, stack: str, region: str = "us-east-1"):
+    """A Fn::Sub of the stack name and region, as CloudFormation resolves it."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        return value["Fn::Sub"].replace("${StackName}", stack).replace("${AWS::Region}", region)
+    if value == {"Ref": "StackName"}:
+        return stack
+    return value
+
+
+def test_the_template__is_the_lab_awslab_builds_named_and_tagged_as_awslab_does():
+    lab = load_lab("week6")
+    tpl = yaml.safe_load(render_yaml(template(lab, "alice")))
+    res = tpl["Resources"]
+    tagged = {}
+    for logical, r in res.items():
+        tags = {t["Key"]: _resolved(t["Value"], "alice") for t in r["Properties"].get("Tags", [])}
+        if TAG_RESOURCE in tags:
+            assert tags[TAG_STACK] == "alice" and tags[TAG_LAB] == "week6", logical
+            tagged[tags[TAG_RESOURCE]] = (logical, r)
+    # Every resource `up` makes (the rules are properties of groups here), replicas included.
+    wanted = {d.key for d in desired(lab, "alice", "us-east-1")} - {"sg.rules"}
+    assert set(tagged) == wanted
+    nm = names("alice", "us-east-1")
+    by = {k: r["Properties"] for k, (_, r) in tagged.items()}
+    assert _resolved(by["db.primary"]["DBInstanceIdentifier"], "alice") == nm["db.primary"]
+    assert _resolved(by["cache.group"]["ReplicationGroupId"], "alice") == nm["cache.group"]
+    assert _resolved(by["cache.auth-token"]["Name"], "alice") == nm["cache.auth-token"]
+    assert _resolved(by["db.replica.1"]["DBInstanceIdentifier"], "alice") == "alice-db-replica-1"
+    assert _resolved(res["HostInstanceProfile"]["Properties"]["InstanceProfileName"], "alice") == nm["host.profile"]
+    for key in ("sg.app", "sg.db", "sg.cache", "db.subnet-group", "cache.subnet-group"):
+        field = {"sg": "GroupName", "db": "DBSubnetGroupName", "cache": "CacheSubnetGroupName"}[key.split(".")[0]]
+        assert _resolved(by[key][field], "alice") == nm[key]
+
+    # awslab's rules for money and data.
+    db = res["Db"]
+    assert db["DeletionPolicy"] == "Snapshot" and db["UpdateReplacePolicy"] == "Snapshot"
+    assert db["Properties"]["ManageMasterUserPassword"] is True and "MasterUserPassword" not in db["Properties"]
+    assert db["Properties"]["StorageEncrypted"] and db["Properties"]["MultiAZ"] and not db["Properties"]["PubliclyAccessible"]
+    assert db["Properties"]["EngineVersion"].startswith("16.") and db["Properties"]["BackupRetentionPeriod"] == 7
+    cache = res["Cache"]["Properties"]
+    assert cache["TransitEncryptionEnabled"] and cache["AtRestEncryptionEnabled"] and cache["NumCacheClusters"] == 2
+    assert cache["AuthToken"] == {"Fn::Sub": "{{resolve:secretsmanager:${CacheAuthToken}}}"}   # never a parameter
+    launch = res["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"]["MetadataOptions"]
+    assert launch["HttpTokens"] == "required"
+    opens = [r for r in res.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
+    assert {(o["Properties"]["FromPort"], next(iter(o["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"])))
+            for o in opens} == {(5432, "AppSecurityGroup"), (6379, "AppSecurityGroup")}
+    assert not any(o["Properties"].get("CidrIp") for o in opens)   # no port open to the world
+    assert {"DbEndpoint", "DbMasterSecretArn", "CacheEndpoint", "CacheAuthTokenSecretArn"} <= set(tpl["Outputs"])
+
+
+def test_export_cli__writes_the_file_and_refuses_a_bad_name(awslab, tmp_path):
+    out = tmp_path / "lab.yaml"
+    done = awslab("export", "cloudformation", "week6", "--name", "alice", "-o", str(out))
+    assert done.code == 0 and yaml.safe_load(out.read_text())["Parameters"]["StackName"]["Default"] == "alice"
+    bad = awslab("export", "cloudformation", "week6", "--name", "Bad_Name")
+    assert bad.code == 2 and "invalid stack name 'Bad_Name'" in bad.err and bad.out == ""
