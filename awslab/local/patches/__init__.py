@@ -1,6 +1,6 @@
 """awslab's layer over moto: make the local AWS behave like AWS where it matters to the lab.
 
-One module per service (``rds``, ``elasticache``, ``ec2``, ``iam``), their shared helpers and the
+One module per service (``rds``, ``elasticache``, ``ec2``, ``iam``, ``cloudformation``), their shared helpers and the
 emulated offering in ``_base``; ``apply()`` below applies them in a fixed order.
 
 Loaded by the local server process (``awslab.local.server``) and so by the test fixtures, never by
@@ -74,13 +74,17 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (AWS CLI smoke) a read replica without `StatusInfos` | closed: `rds.answers` (`read replication`, `replicating`) |
 | (AWS CLI smoke) a group's node group without `ReaderEndpoint`; members with `AuthTokenEnabled` false and no `AtRestEncryptionEnabled` | closed: `elasticache.members` (the reader endpoint from the address moto keeps, which `backing.py` publishes; the members' settings as their group's) |
 | (AWS CLI smoke) a cache snapshot without `NodeSnapshots` | closed: `elasticache.answers` (one per node group, from a replica where there is one) |
+| (CloudFormation export) no `AWS::SecretsManager::Secret`, `AWS::ElastiCache::SubnetGroup`, `AWS::ElastiCache::ReplicationGroup`, `AWS::EC2::SecurityGroupEgress`; no `{{resolve:secretsmanager:...}}` | closed: `cloudformation` (each made by its API's backend call; the dynamic reference resolved) |
+| (CloudFormation export) `AWS::RDS::DBInstance` drops `VPCSecurityGroups`, `ManageMasterUserPassword`, `DeletionProtection`, takes MySQL's port, makes a replica before its source is available, has no `MasterUserSecret.SecretArn` | closed: `cloudformation` (the properties read as CreateDBInstance's parameters; the replica waits, bounded, as CloudFormation does) |
+| (CloudFormation export) `AWS::EC2::Instance` ignores `NetworkInterfaces` and its launch template; gateways and route tables lose `Tags`; a subnet association is not on its route table | closed: `cloudformation` (RunInstances' parameters; tags kept; AssociateRouteTable) |
+| (CloudFormation export) no StackSets deployment to stack instances across accounts | left: #18's StackSet part is not built yet |
 """
 
 from __future__ import annotations
 
 import os
 
-from awslab.local.patches import ec2, elasticache, iam, rds
+from awslab.local.patches import cloudformation, ec2, elasticache, iam, rds
 
 _applied = False
 
@@ -110,4 +114,5 @@ def apply() -> None:
     iam.action_names()
     iam.answers()
     iam.managed_policies()
+    cloudformation.apply()
     _applied = True

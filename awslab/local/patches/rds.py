@@ -125,19 +125,7 @@ def states() -> None:
 
     RDSResponse.create_db_instance_read_replica = create_db_instance_read_replica_request
 
-    # CloudFormation's default BackupRetentionPeriod is 1 day (as CreateDBInstance's); moto's
-    # CloudFormation passes an unset one as None, leaving the instance without backups (and so
-    # without the read replicas a template builds on it).
-    orig_from_cfn = DBInstance.create_from_cloudformation_json.__func__
-
-    @functools.wraps(orig_from_cfn)
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, *a, **kw):
-        props = cloudformation_json.get("Properties") or {}
-        if props.get("BackupRetentionPeriod") is None and not props.get("SourceDBInstanceIdentifier"):
-            cloudformation_json = {**cloudformation_json, "Properties": {**props, "BackupRetentionPeriod": 1}}
-        return orig_from_cfn(cls, resource_name, cloudformation_json, *a, **kw)
-
-    DBInstance.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    # CloudFormation's DBInstance (its default backup retention included): patches/cloudformation.py.
 
 
 def _refuse_delete(db, ident: str) -> None:
