@@ -74,9 +74,14 @@ def discover(run: Run) -> list[Found]:
             raise
     else:
         tags = from_tag_list(prof.get("Tags"))
+        roles = [r["RoleName"] for r in prof.get("Roles", [])]
+        if not tags and name in roles:
+            # CloudFormation cannot tag an instance profile (`awslab export cloudformation`): its
+            # role, same name, carries the stack's tags instead.
+            tags = from_tag_list(next(r for r in prof["Roles"] if r["RoleName"] == name).get("Tags")) or \
+                from_tag_list(iam.get_role(RoleName=name)["Role"].get("Tags"))
         if not owned_by(tags, run.stack):
             return out + _discover_instances(run)  # not ours: never listed, so never deleted
-        roles = [r["RoleName"] for r in prof.get("Roles", [])]
         attached: list[str] = []
         inline: list[str] = []
         if name in roles:
