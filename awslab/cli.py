@@ -280,7 +280,8 @@ def export_cloudformation(lab, lab_file, overrides, stack, out):
     from awslab.spec.lab import load_lab
 
     loaded = load_lab(lab, lab_file, overrides)
-    text = render_yaml(template(loaded, check_stack_name(stack or loaded.name)))
+    text = render_yaml(template(loaded, check_stack_name(stack or loaded.name), list(overrides),
+                                os.path.abspath(lab_file) if lab_file else None))
     if out:
         with open(out, "w") as f:
             f.write(text)

@@ -18,7 +18,15 @@ from awslab.aws.host import EC2_TRUST_POLICY, SECRETS_POLICY_NAME, user_data
 from awslab.aws.security_groups import ALL, desired_rules
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
-from awslab.spec.tags import TAG_CREATED, TAG_LAB, TAG_RESOURCE, TAG_STACK
+from awslab.spec.tags import (
+    TAG_CREATED,
+    TAG_LAB,
+    TAG_LAB_FILE,
+    TAG_OVERRIDES,
+    TAG_RESOURCE,
+    TAG_STACK,
+    encode_overrides,
+)
 
 LOGICAL = {
     "network.vpc": "Vpc", "network.igw": "InternetGateway", "network.subnet.public": "PublicSubnet",
@@ -46,8 +54,9 @@ def _tags(key: str, lab: Lab, name: str | None = None) -> list[dict]:
     return tags
 
 
-def template(lab: Lab, stack: str) -> dict:
-    """The CloudFormation template of ``lab`` for the awslab stack ``stack`` (its default name)."""
+def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), lab_file: str | None = None) -> dict:
+    """The CloudFormation template of ``lab`` (with ``overrides``, the --set list it was built with)
+    for the awslab stack ``stack`` (its default name)."""
     n, h, d, c = lab.network, lab.host, lab.database, lab.cache
     az = [{"Fn::Select": [i, {"Fn::GetAZs": ""}]} if not n.availability_zones else n.availability_zones[i]
           for i in (0, 1)]
@@ -66,7 +75,11 @@ def template(lab: Lab, stack: str) -> dict:
     r: dict[str, dict] = {}
     r["Vpc"] = {"Type": "AWS::EC2::VPC", "Properties": {
         "CidrBlock": _ref("VpcCidr"), "EnableDnsSupport": True, "EnableDnsHostnames": True,
-        "Tags": _tags("network.vpc", lab, "${StackName}-vpc") + [{"Key": "awslab:vpc-dns", "Value": "enabled"}]}}
+        # The stack's record (spec/tags.py), so awslab rebuilds the same lab from the tags alone.
+        "Tags": _tags("network.vpc", lab, "${StackName}-vpc") + [
+            {"Key": "awslab:vpc-dns", "Value": "enabled"},
+            {"Key": TAG_OVERRIDES, "Value": encode_overrides(list(overrides)) or "[]"}]
+        + ([{"Key": TAG_LAB_FILE, "Value": lab_file}] if lab_file else [])}}
     r["InternetGateway"] = {"Type": "AWS::EC2::InternetGateway",
                             "Properties": {"Tags": _tags("network.igw", lab, "${StackName}-igw")}}
     r["GatewayAttachment"] = {"Type": "AWS::EC2::VPCGatewayAttachment", "Properties": {

@@ -166,8 +166,8 @@ def lab_record_from_tags(ctx: Context, stack: str) -> dict | None:
     from awslab.commands._common import new_run
 
     tags = network.stack_records(new_run(ctx, stack), stack).get(stack)
-    if tags is None or TAG_CREATED not in tags:   # no such stack, or made before stacks kept a record
-        return None
+    if tags is None or not ({TAG_CREATED, TAG_OVERRIDES} & set(tags)):
+        return None   # no such stack, or made before stacks kept a record
     record = {"lab": tags.get(TAG_LAB), "lab_file": tags.get(TAG_LAB_FILE) or None,
               "overrides": decode_overrides(tags.get(TAG_OVERRIDES))}
     state.save_stack_record(stack, {**(state.load_stack_record(stack) or {}), **record})

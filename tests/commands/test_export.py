@@ -89,3 +89,43 @@ def test_export_cli__writes_the_file_and_refuses_a_bad_name(awslab, tmp_path):
     assert done.code == 0 and yaml.safe_load(out.read_text())["Parameters"]["StackName"]["Default"] == "alice"
     bad = awslab("export", "cloudformation", "week6", "--name", "Bad_Name")
     assert bad.code == 2 and "invalid stack name 'Bad_Name'" in bad.err and bad.out == ""
+
+
+@pytest.mark.lifecycle
+@pytest.mark.engines
+def test_deployed_on_the_local_aws__verify_passes_as_after_up_and_down_removes_it(awslab, engines, stack):
+    import json
+    import os
+
+    import boto3
+
+    keys = {"aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"]}
+    cfn = boto3.client("cloudformation", region_name="us-east-1", endpoint_url=engines.endpoint_url, **keys)
+    made, built = f"{stack}-cfn", f"{stack}-up"
+    text = render_yaml(template(load_lab("week6"), made))
+    cfn.create_stack(StackName=made, TemplateBody=text, Capabilities=["CAPABILITY_NAMED_IAM"])
+    described = cfn.describe_stacks(StackName=made)["Stacks"][0]
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+    assert outputs["DbEndpoint"] == f"{made}-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com"
+    assert outputs["CacheAuthTokenSecretArn"].split(":secret:")[1].startswith(f"awslab/{made}/cache-auth-token-")
+
+    assert awslab("up", "week6", "--name", built).code == 0
+
+    def checks(name: str) -> dict[str, str]:
+        out = awslab("verify", "--name", name, "--output", "json")
+        return {r["id"]: r["status"] for r in json.loads(out.out)}
+
+    from_template, from_up = checks(made), checks(built)
+    assert from_template == from_up and set(from_template.values()) == {"PASS"}
+    assert {"live.host-to-db", "live.db.replica.1", "live.host-to-cache", "path.app-to-db"} <= set(from_template)
+
+    down = awslab("down", "--name", made, "--yes", "--output", "json")
+    assert down.code == 0, down.err
+    assert awslab("status", "--name", made, "--output", "json").out.count('"key"') == 0
+    snaps = boto3.client("rds", region_name="us-east-1", endpoint_url=engines.endpoint_url, **keys).describe_db_snapshots(
+        SnapshotType="manual")["DBSnapshots"]
+    assert [s["DBSnapshotIdentifier"].startswith(f"{made}-db-final-") for s in snaps
+            if s["DBInstanceIdentifier"] == f"{made}-db"] == [True]
+    assert awslab("down", "--name", built, "--yes", "--delete-snapshots").code == 0
+    assert awslab("down", "--name", made, "--yes", "--delete-snapshots").code == 0
