@@ -14,7 +14,12 @@ passed by a dynamic reference (never a parameter), the host gets IMDSv2 from a l
 
 from __future__ import annotations
 
-from awslab.aws.host import EC2_TRUST_POLICY, SECRETS_POLICY_NAME, user_data
+from awslab.aws.host import (
+    EC2_TRUST_POLICY,
+    SECRETS_POLICY_NAME,
+    secrets_policy,
+    user_data,
+)
 from awslab.aws.security_groups import ALL, desired_rules
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
@@ -216,18 +221,17 @@ def _json(text: str) -> dict:
 
 
 def _host_secrets_policy() -> dict:
-    """The host's inline policy (``aws/host.secrets_policy``), with the stack name as a parameter."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "DatabaseMasterSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-             "Resource": "arn:aws:secretsmanager:*:*:secret:rds!db-*",
-             "Condition": {"StringLike": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn":
-                                          _sub("arn:aws:rds:*:*:db:${StackName}-db")}}},
-            {"Sid": "CacheAuthToken", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-             "Resource": _sub("arn:aws:secretsmanager:*:*:secret:awslab/${StackName}/cache-auth-token-*")},
-        ],
-    }
+    """The host's inline policy (``aws/host.secrets_policy``), the stack name a parameter."""
+    import json
+
+    def sub(value):
+        if isinstance(value, dict):
+            return {k: sub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [sub(v) for v in value]
+        return _sub(value) if isinstance(value, str) and "${StackName}" in value else value
+
+    return sub(json.loads(secrets_policy("${StackName}")))
 
 
 def _minor(engine: str, version: str) -> str:
