@@ -21,6 +21,7 @@ import ipaddress
 import socket
 import ssl
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,8 +52,13 @@ class Authority:
         self.folder = folder
         self.ca_path = folder / CA_FILE
         self._server: ssl.SSLContext | None = None
+        self._lock = threading.RLock()   # engines publish their endpoints from several threads
 
     def ensure(self) -> Path:
+        with self._lock:
+            return self._ensure()
+
+    def _ensure(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not (self.ca_path.exists() and (self.folder / CA_KEY).exists()):
             _make_ca(self.folder)
@@ -62,8 +68,12 @@ class Authority:
         return self.ca_path
 
     def server_context(self) -> ssl.SSLContext:
+        with self._lock:
+            return self._server_context()
+
+    def _server_context(self) -> ssl.SSLContext:
         if self._server is None:
-            self.ensure()
+            self._ensure()
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2   # as RDS and ElastiCache
             ctx.load_cert_chain(self.folder / CERT_FILE, self.folder / CERT_KEY)
