@@ -48,6 +48,17 @@ def stack_arns(run: Run) -> frozenset[str]:
     return run.memo("stack-arns", fetch)
 
 
+def awslab_tagged(run: Run) -> dict[str, dict[str, str]]:
+    """Every resource in the region tagged ``awslab:stack`` (any stack): its tags, by ARN."""
+    out: dict[str, dict[str, str]] = {}
+    pages = run.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": TAG_STACK}])
+    for page in pages:
+        for r in page["ResourceTagMappingList"]:
+            out[r["ResourceARN"]] = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
+    return out
+
+
 def owned(run: Run, arn: str, tags_of: Callable[[str], dict[str, str]]) -> bool:
     """Is ``arn`` this stack's? The tagging index first, the service's own tags when it is not there."""
     if arn in stack_arns(run):

@@ -261,6 +261,16 @@ def stack_records(run: Run, stack: str | None = None) -> dict[str, dict[str, str
     return out
 
 
+def tag_vpc(run: Run, vpc_id: str, tags: dict[str, str]) -> None:
+    """Set tags on a stack's VPC (its record; a sweeper's claim)."""
+    run.client("ec2").create_tags(Resources=[vpc_id], Tags=as_tag_list(tags))
+
+
+def regions(run: Run) -> list[dict]:
+    """The account's regions (DescribeRegions): name and opt-in status."""
+    return run.client("ec2").describe_regions()["Regions"]
+
+
 def vpc_routing(run: Run, vpc_id: str) -> dict[str, list[dict]]:
     """Every subnet, route table (the main one included) and network ACL of the VPC, for verify."""
     ec2 = run.client("ec2")

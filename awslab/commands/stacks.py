@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 from awslab import ui
 from awslab.aws import network
+from awslab.aws._common import awslab_tagged
 from awslab.engine import state
 from awslab.engine.context import Context
 from awslab.errors import UsageError
@@ -209,7 +210,9 @@ def regions_of(ctx: Context, all_regions: bool) -> list[str]:
 
     # The account's regions in its own partition (an emulator may list every partition's).
     partition = boto3.session.Session().get_partition_for_region(ctx.region)
-    regions = ctx.client("ec2").describe_regions()["Regions"]
+    from awslab.commands._common import new_run
+
+    regions = network.regions(new_run(ctx, "awslab"))
     names = sorted(r["RegionName"] for r in regions if r.get("OptInStatus") != "not-opted-in"
                    and boto3.session.Session().get_partition_for_region(r["RegionName"]) == partition)
     in_use = _local_regions(ctx)
@@ -253,15 +256,10 @@ def _in(ctx: Context, region: str) -> Context:
 def _region_stacks(ctx: Context) -> tuple[list[StackRow], list[dict]]:
     from awslab.commands._common import new_run
 
+    tags_by_arn = awslab_tagged(new_run(ctx, "awslab"))
     arns_by_stack: dict[str, list[str]] = {}
-    pages = ctx.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": TAG_STACK}])
-    tags_by_arn: dict[str, dict[str, str]] = {}
-    for page in pages:
-        for r in page["ResourceTagMappingList"]:
-            tags = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
-            arns_by_stack.setdefault(tags.get(TAG_STACK, ""), []).append(r["ResourceARN"])
-            tags_by_arn[r["ResourceARN"]] = tags
+    for arn, tags in tags_by_arn.items():
+        arns_by_stack.setdefault(tags.get(TAG_STACK, ""), []).append(arn)
     records = network.stack_records(new_run(ctx, "awslab"))
     names = sorted((set(arns_by_stack) | set(records)) - {""})
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
@@ -418,7 +416,7 @@ def _claim(ctx: Context, stack: str, record: dict[str, str]) -> str | None:
     if held and _claim_fresh(held):
         return f"being removed by {held.split(' ')[0]}"
     mine = f"{socket.gethostname()}/{os.getpid()} {format_instant(datetime.now(timezone.utc))}"
-    ctx.client("ec2").create_tags(Resources=[record["vpc_id"]], Tags=[{"Key": TAG_SWEEPING, "Value": mine}])
+    network.tag_vpc(new_run(ctx, stack), record["vpc_id"], {TAG_SWEEPING: mine})
     time.sleep(CLAIM_SETTLE_S if not ctx.is_local else 0.2)
     now_held = network.stack_records(new_run(ctx, stack), stack).get(stack, {}).get(TAG_SWEEPING, "")
     return None if now_held == mine else f"being removed by {now_held.split(' ')[0] or 'another sweeper'}"
@@ -450,12 +448,7 @@ def _old_snapshots(ctx: Context, before: datetime) -> list[tuple[Context, str, o
     from awslab.commands._common import new_run
     from awslab.commands.recovery import find_snapshots
 
-    names: set[str] = set()
-    pages = ctx.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": TAG_STACK}])
-    for page in pages:
-        for r in page["ResourceTagMappingList"]:
-            names |= {t["Value"] for t in r.get("Tags", []) if t["Key"] == TAG_STACK}
+    names = {tags[TAG_STACK] for tags in awslab_tagged(new_run(ctx, "awslab")).values() if tags.get(TAG_STACK)}
     out = []
     for name in sorted(names):
         for snap in find_snapshots(new_run(ctx, name), {}):
