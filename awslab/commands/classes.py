@@ -24,7 +24,7 @@ from awslab.engine.context import Context
 from awslab.errors import EXIT_FAILED, EXIT_OK, UsageError
 from awslab.spec import pricing
 from awslab.spec.lab import Lab
-from awslab.spec.tags import STACK_NAME_RULE, valid_stack_name
+from awslab.spec.tags import STACK_NAME_RULE, TAG_CLASS, TAG_OWNER, valid_stack_name
 
 CHILD_TIMEOUT_S = 3 * 3600
 GROUPS = ("inventory", "spec", "network", "path", "security", "live")
@@ -88,11 +88,14 @@ def students_from(class_name: str, count: int | None, roster: str | None) -> lis
 
 
 def members(ctx: Context, class_name: str) -> list[Student]:
-    """The class's students as the tags have them (any machine)."""
-    rows, _ = list_stacks(ctx, [ctx.region])
+    """The class's students as the tags have them (any machine): the stacks whose VPC says so."""
+    from awslab.aws import network
+    from awslab.commands._common import new_run
+
     prefix = f"{class_name}-"
-    return [Student(r.stack.removeprefix(prefix), r.stack, r.owner or None)
-            for r in rows if r.klass == class_name]
+    records = network.stack_records(new_run(ctx, "awslab"))
+    return [Student(name.removeprefix(prefix), name, record.get(TAG_OWNER) or None)
+            for name, record in sorted(records.items()) if record.get(TAG_CLASS) == class_name]
 
 
 # --- running one command per student --------------------------------------------------------------
