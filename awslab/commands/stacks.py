@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from awslab import ui
 from awslab.aws import network
 from awslab.aws._common import awslab_tagged
+from awslab.commands._common import new_run
 from awslab.engine import state
 from awslab.engine.context import Context
 from awslab.errors import UsageError
@@ -164,7 +165,6 @@ def expired(record: dict[str, str], now: datetime | None = None) -> bool:
 def lab_record_from_tags(ctx: Context, stack: str) -> dict | None:
     """How ``stack`` was built, read from its VPC's tags (None: no such stack in the region, or no
     record on it); kept in the local state as the cache it is."""
-    from awslab.commands._common import new_run
 
     tags = network.stack_records(new_run(ctx, stack), stack).get(stack)
     if tags is None or not ({TAG_CREATED, TAG_OVERRIDES} & set(tags)):
@@ -210,7 +210,6 @@ def regions_of(ctx: Context, all_regions: bool) -> list[str]:
 
     # The account's regions in its own partition (an emulator may list every partition's).
     partition = boto3.session.Session().get_partition_for_region(ctx.region)
-    from awslab.commands._common import new_run
 
     regions = network.regions(new_run(ctx, "awslab"))
     names = sorted(r["RegionName"] for r in regions if r.get("OptInStatus") != "not-opted-in"
@@ -254,7 +253,6 @@ def _in(ctx: Context, region: str) -> Context:
 
 
 def _region_stacks(ctx: Context) -> tuple[list[StackRow], list[dict]]:
-    from awslab.commands._common import new_run
 
     tags_by_arn = awslab_tagged(new_run(ctx, "awslab"))
     arns_by_stack: dict[str, list[str]] = {}
@@ -272,7 +270,6 @@ def _region_stacks(ctx: Context) -> tuple[list[StackRow], list[dict]]:
 
 def _stack_row(ctx: Context, name: str, record: dict[str, str], arns: list[str],
                tags_by_arn: dict[str, dict[str, str]]) -> StackRow:
-    from awslab.commands._common import new_run
     from awslab.commands.recovery import find_snapshots
     from awslab.engine.discovery import discover
 
@@ -302,9 +299,9 @@ def stack_state(found: dict) -> str:
            "inaccessible-encryption-credentials", "create-failed", "shutting-down", "terminated"}
     if any(f.state in bad for f in found.values()):
         return "broken"
-    core = ("network.vpc", "sg.db", "host.instance", "db.primary", "cache.group")
-    ready = {"available", "running", "attached", "in-use"}
-    if all(k in found for k in core) and all(found[k].state in ready for k in core if k != "sg.db"):
+    core = ("network.vpc", "host.instance", "db.primary", "cache.group")
+    ready = {"available", "running"}
+    if "sg.db" in found and all(k in found and found[k].state in ready for k in core):
         return "complete"
     return "partial"
 
@@ -342,10 +339,6 @@ def _short(created: str) -> str:
     return created.replace("T", " ").removesuffix("Z")[:16] if created else "-"
 
 
-def dumps(rows: list[StackRow]) -> str:
-    return json.dumps([r.as_json() for r in rows])
-
-
 # --- the sweeper ---------------------------------------------------------------------------------
 
 TAG_SWEEPING = "awslab:sweeping"   # a sweeper's claim on a stack: "<host>/<pid> <time>"
@@ -364,7 +357,6 @@ def sweep(ctx: Context, regions: list[str], *, dry_run: bool, snapshots_older_th
 
     age = parse_duration(snapshots_older_than, "--snapshots-older-than") if snapshots_older_than else None
     now = datetime.now(timezone.utc)
-    from awslab.commands._common import new_run
 
     def scan(region: str) -> tuple[list, list]:
         rctx = _in(ctx, region)
@@ -410,7 +402,6 @@ def _claim(ctx: Context, stack: str, record: dict[str, str]) -> str | None:
     import socket
     import time
 
-    from awslab.commands._common import new_run
 
     held = record.get(TAG_SWEEPING, "")
     if held and _claim_fresh(held):
@@ -445,7 +436,6 @@ def _down(ctx: Context, stack: str) -> dict:
 
 def _old_snapshots(ctx: Context, before: datetime) -> list[tuple[Context, str, object]]:
     """Manual and final snapshots tagged with an awslab stack, made before ``before``."""
-    from awslab.commands._common import new_run
     from awslab.commands.recovery import find_snapshots
 
     names = {tags[TAG_STACK] for tags in awslab_tagged(new_run(ctx, "awslab")).values() if tags.get(TAG_STACK)}
