@@ -363,12 +363,22 @@ def _live(backend_dict, attr: str):
                 yield backend, region, obj
 
 
-def _db_key(region: str, ident: str) -> str:
-    return f"rds.{region}.{ident}"
+HOME_ACCOUNT = "123456789012"   # moto's default account: the home's own keys act in it
 
 
-def _snap_key(service: str, region: str, ident: str) -> str:
-    return f"{service}.{region}.{ident.split(':')[-1]}"
+def _place(account: str, region: str) -> str:
+    """Where an engine lives: the region, and the account when it is not the home's own (a
+    StackSet's target accounts, roles assumed into them), so two accounts' ``lab-db`` never share
+    an engine."""
+    return region if account == HOME_ACCOUNT else f"{region}@{account}"
+
+
+def _db_key(account: str, region: str, ident: str) -> str:
+    return f"rds.{_place(account, region)}.{ident}"
+
+
+def _snap_key(service: str, account: str, region: str, ident: str) -> str:
+    return f"{service}.{_place(account, region)}.{ident.split(':')[-1]}"
 
 
 def _db_endpoint(db) -> str:
@@ -439,11 +449,11 @@ def _epoch(value) -> float | None:
     return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def restore_window(region: str, ident: str) -> tuple[float, float] | None:
+def restore_window(account: str, region: str, ident: str) -> tuple[float, float] | None:
     """The real restorable window of a DB instance's engine (epoch seconds), when it keeps backups."""
     if _backing is None:
         return None
-    return _backing.engines.restore_window(_db_key(region, ident))
+    return _backing.engines.restore_window(_db_key(account, region, ident))
 
 
 def _rds() -> None:
@@ -454,7 +464,7 @@ def _rds() -> None:
     engines = b.engines
 
     def unsupported(db, why: str) -> None:
-        b.publish(_db_endpoint(db), key=_db_key(db.region, db.db_instance_identifier), status="unavailable", reason=why)
+        b.publish(_db_endpoint(db), key=_db_key(db.account_id, db.region, db.db_instance_identifier), status="unavailable", reason=why)
 
     inside = threading.local()   # a restore makes its instance through create_db_instance: one engine, not two
 
@@ -467,7 +477,7 @@ def _rds() -> None:
         if db.engine != "postgres":
             unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
             return
-        key = _db_key(db.region, db.db_instance_identifier)
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         db._awslab_engine_key = key
         b.secure("postgres", _db_tls(db), _db_endpoint(db))
 
@@ -481,21 +491,21 @@ def _rds() -> None:
 
     def created(self, db, db_kwargs) -> None:
         secret = _secret_of(db)
-        key = _db_key(db.region, db.db_instance_identifier)
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: engines.start_postgres(key, user=secret["username"], password=secret["password"],
                                                          dbname=db.db_name or "postgres", backups=_backups_on(db),
                                                          major=_pg_major_available(db.engine_version)))
 
     def replica_created(self, db, db_kwargs) -> None:
         source = db.source_db_instance_identifier or ""
-        src_key = _db_key(db.region, source.split(":")[-1])
-        key = _db_key(db.region, db.db_instance_identifier)
+        src_key = _db_key(db.account_id, db.region, source.split(":")[-1])
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: engines.start_postgres_replica(key, primary=src_key), role="replica", after_key=src_key)
 
     def restored(self, db, *a, **kw) -> None:
         snap_id = kw.get("from_snapshot_id") or (a[0] if a else "")
-        snap = _snap_key("rds", db.region, snap_id)
-        key = _db_key(db.region, db.db_instance_identifier)
+        snap = _snap_key("rds", db.account_id, db.region, snap_id)
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: _with_own_password(db, key, engines.restore_postgres(key, snapshot=snap,
                                                                                        backups=_backups_on(db))),
                       after_key=f"snapshot:{snap}")
@@ -505,14 +515,14 @@ def _rds() -> None:
         source = kw.get("source_db_identifier") or (a[0] if a else "")
         overrides = a[2] if len(a) > 2 else kw.get("overrides") or {}
         when = None if overrides.get("use_latest_restorable_time") else _epoch(overrides.get("restore_time"))
-        src_key = _db_key(db.region, source)
-        key = _db_key(db.region, db.db_instance_identifier)
+        src_key = _db_key(db.account_id, db.region, source)
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: _with_own_password(db, key, engines.restore_postgres_to_time(
             key, source=src_key, when=when, backups=_backups_on(db))), after_key=src_key)
 
     def deleted(self, db, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False,
                 delete_automated_backups=True, *a, **kw) -> None:
-        key = _db_key(db.region, db_instance_identifier)
+        key = _db_key(db.account_id, db.region, db_instance_identifier)
         for follower in engines.followers(key):   # AWS promotes a deleted source's read replicas
             if follower != engines.standby_key(key):
                 replica = self.databases.get(follower.split(".", 2)[-1])
@@ -520,7 +530,7 @@ def _rds() -> None:
                                                      backups=replica is not None and _backups_on(replica)),
                          label="modifying")
         if final_db_snapshot_identifier and not skip_final_snapshot:
-            snap = _snap_key("rds", db.region, final_db_snapshot_identifier)
+            snap = _snap_key("rds", db.account_id, db.region, final_db_snapshot_identifier)
             b.submit(key, lambda: engines.snapshot(key, snap) if engines.get(key) else None, alias=f"snapshot:{snap}")
         b.submit(key, lambda: engines.stop(engines.standby_key(key)))
         b.stop_engine(key, _db_endpoint(db))
@@ -530,7 +540,7 @@ def _rds() -> None:
     def rebooted(self, db, db_instance_identifier, force_failover=False, *a, **kw) -> None:
         """A reboot restarts the server; with failover the primary crashes, the standby is promoted
         and takes the endpoint, and a new standby is built from it. Open connections drop either way."""
-        key = _db_key(db.region, db.db_instance_identifier)
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         if db.engine != "postgres" or not engines.get(key):
             return
         endpoint = _db_endpoint(db)
@@ -566,7 +576,7 @@ def _rds() -> None:
         b.submit(key, work, label="rebooting")
 
     def promoted(self, db, db_kwargs) -> None:
-        key = _db_key(db.region, db.db_instance_identifier)
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         if db.engine != "postgres" or (engines.get(key) or {}).get("role") != "replica":
             return
         endpoint = _db_endpoint(db)
@@ -579,7 +589,7 @@ def _rds() -> None:
 
     def modified(self, db, db_instance_identifier, db_kwargs, *a, **kw) -> None:
         """Multi-AZ turned on adds the standby, off removes it; backups on or off start or stop the archive."""
-        key = _db_key(db.region, db.db_instance_identifier)
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         entry = engines.get(key)
         if db.engine != "postgres" or not entry or entry.get("role") != "primary":
             return
@@ -592,8 +602,8 @@ def _rds() -> None:
             b.submit(key, functools.partial(engines.set_backups, key, _backups_on(db)))
 
     def snapshot_created(self, snap, db_instance_identifier, db_snapshot_identifier, *a, **kw) -> None:
-        key = _db_key(self.region_name, db_instance_identifier)
-        name = _snap_key("rds", self.region_name, db_snapshot_identifier)
+        key = _db_key(self.account_id, self.region_name, db_instance_identifier)
+        name = _snap_key("rds", self.account_id, self.region_name, db_snapshot_identifier)
         snap._awslab_engine_key = key
         b.submit(key, lambda: engines.snapshot(key, name) if engines.get(key) else None, alias=f"snapshot:{name}",
                  label="backing-up")
@@ -601,13 +611,13 @@ def _rds() -> None:
     def snapshot_copied(self, snap, source_db_snapshot_identifier, target_db_snapshot_identifier, *a, **kw) -> None:
         source = source_db_snapshot_identifier
         region = source.split(":")[3] if source.startswith("arn:") else self.region_name
-        src = _snap_key("rds", region, source)
-        dst = _snap_key("rds", self.region_name, target_db_snapshot_identifier)
+        src = _snap_key("rds", source.split(":")[4] if source.startswith("arn:") else self.account_id, region, source)
+        dst = _snap_key("rds", self.account_id, self.region_name, target_db_snapshot_identifier)
         b.submit(f"snapshot:{dst}", lambda: engines.copy_snapshot(src, dst)
                  if (engines.snapshots_dir / src).exists() else None, after=f"snapshot:{src}")
 
     def snapshot_deleted(self, snap, db_snapshot_identifier, *a, **kw) -> None:
-        engines.delete_snapshot(_snap_key("rds", self.region_name, db_snapshot_identifier))
+        engines.delete_snapshot(_snap_key("rds", self.account_id, self.region_name, db_snapshot_identifier))
 
     def revive(b: Backing) -> set[str]:
         from moto.rds.models import rds_backends
@@ -615,7 +625,7 @@ def _rds() -> None:
         claimed = set()
         dbs = sorted(_live(rds_backends, "databases"), key=lambda t: bool(t[2].source_db_instance_identifier))
         for backend, region, db in dbs:   # primaries first: a replica follows its primary's new port
-            key = _db_key(region, db.db_instance_identifier)
+            key = _db_key(db.account_id, region, db.db_instance_identifier)
             claimed.add(key)
             source = (db.source_db_instance_identifier or "").split(":")[-1]
             if db.engine != "postgres":
@@ -625,7 +635,7 @@ def _rds() -> None:
             b.secure("postgres", _db_tls(db), _db_endpoint(db))
             if source:
                 b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: replica_created(backend, db, None),
-                         role="replica", after=_db_key(region, source))
+                         role="replica", after=_db_key(db.account_id, region, source))
                 continue
             fresh_primary = not engines.resumable(key) and (engines.get(key) or {}).get("status") != "available"
             b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: created(backend, db, None))
@@ -648,7 +658,7 @@ def _rds() -> None:
             raise RDSClientError("PointInTimeRestoreNotEnabled", "SourceDBInstanceIdentifier refers to a DB "
                                  "instance with BackupRetentionPeriod equal to 0.")
         when = None if overrides.get("use_latest_restorable_time") else _epoch(overrides.get("restore_time"))
-        window = restore_window(self.region_name, source_db_identifier) if source is not None else None
+        window = restore_window(self.account_id, self.region_name, source_db_identifier) if source is not None else None
         if when is not None and window is not None and not window[0] <= when <= window[1] + 1:
             fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
             raise RDSClientError("InvalidRestoreFault", f"The restore time {fmt(when)} is outside the restorable "
@@ -668,7 +678,7 @@ def _rds() -> None:
         if not window:
             return   # instant: no time passes between windows
         for _, region, db in _live(rds_backends, "databases"):
-            key = _db_key(region, db.db_instance_identifier)
+            key = _db_key(db.account_id, region, db.db_instance_identifier)
             entry = engines.get(key) or {}
             if not entry.get("backups") or not engines.alive(key) or b.busy(key):
                 continue
@@ -681,7 +691,7 @@ def _rds() -> None:
     _periodic.append(backup_windows)
 
     def latest_restorable_time(self):
-        window = restore_window(self.region, self.db_instance_identifier)
+        window = restore_window(self.account_id, self.region, self.db_instance_identifier)
         if window is None:
             return orig_latest.fget(self)
         from datetime import datetime, timezone
@@ -695,7 +705,7 @@ def _rds() -> None:
         """DescribeDBInstanceAutomatedBackups' RestoreWindow: what the archive and base backups cover."""
         from datetime import datetime, timezone
 
-        window = restore_window(self.backend.region_name, self.db_instance_identifier)
+        window = restore_window(self.backend.account_id, self.backend.region_name, self.db_instance_identifier)
         if window is None:
             return None
         at = lambda t: datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)  # noqa: E731
@@ -743,8 +753,8 @@ def _secure_group(b: Backing, group) -> None:
     b.secure("redis", mode, *endpoints)
 
 
-def _member_key(region: str, member: str) -> str:
-    return f"cache.{region}.{member}"
+def _member_key(account: str, region: str, member: str) -> str:
+    return f"cache.{_place(account, region)}.{member}"
 
 
 def _elasticache() -> None:
@@ -763,20 +773,20 @@ def _elasticache() -> None:
         if not members:
             return
         primary_ep, reader_ep = _group_endpoints(group)
-        first = _member_key(self.region_name, members[0])
+        first = _member_key(self.account_id, self.region_name, members[0])
         group._awslab_engine_key = first
         group._awslab_members = members
         _secure_group(b, group)
         snapshot = kw.get("snapshot_name")
         if snapshot:
-            snap = _snap_key("elasticache", self.region_name, snapshot)
+            snap = _snap_key("elasticache", self.account_id, self.region_name, snapshot)
             start = functools.partial(b.engines.restore_redis, first, snapshot=snap, password=token)
         else:
             start = functools.partial(b.engines.start_redis, first, password=token)
         b.start_engine(primary_ep, first, start, aliases=[_member_endpoint(group, members[0])],
-                       after=f"snapshot:{_snap_key('elasticache', self.region_name, snapshot)}" if snapshot else None)
+                       after=f"snapshot:{_snap_key('elasticache', self.account_id, self.region_name, snapshot)}" if snapshot else None)
         for i, member in enumerate(members[1:]):
-            key = _member_key(self.region_name, member)
+            key = _member_key(self.account_id, self.region_name, member)
             endpoints = ([reader_ep] if i == 0 and reader_ep else []) + [_member_endpoint(group, member)]
             b.start_engine(endpoints[0], key, functools.partial(b.engines.start_redis_replica, key, primary=first,
                                                                 password=token),
@@ -786,29 +796,29 @@ def _elasticache() -> None:
         members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
         primary_ep, reader_ep = _group_endpoints(group)
         for member in reversed(members):
-            key = _member_key(self.region_name, member)
+            key = _member_key(self.account_id, self.region_name, member)
             b.stop_engine(key, *[e for e in (primary_ep, reader_ep, _member_endpoint(group, member)) if e])
 
     def snapshot_created(self, snap, snapshot_name, replication_group_id=None, cache_cluster_id=None, *a, **kw) -> None:
         group = self.replication_groups.get(replication_group_id) if replication_group_id else None
         key = getattr(group, "_awslab_engine_key", None)
         if key is None and cache_cluster_id:
-            key = _member_key(self.region_name, cache_cluster_id)
+            key = _member_key(self.account_id, self.region_name, cache_cluster_id)
         if key is None:
             return
-        name = _snap_key("elasticache", self.region_name, snapshot_name)
+        name = _snap_key("elasticache", self.account_id, self.region_name, snapshot_name)
         snap._awslab_engine_key = key
         b.submit(key, lambda: b.engines.snapshot(key, name) if b.engines.get(key) else None, alias=f"snapshot:{name}")
 
     def snapshot_deleted(self, snap, snapshot_name, *a, **kw) -> None:
-        b.engines.delete_snapshot(_snap_key("elasticache", self.region_name, snapshot_name))
+        b.engines.delete_snapshot(_snap_key("elasticache", self.account_id, self.region_name, snapshot_name))
 
     def failed_over(self, result, replication_group_id, node_group_id, *a, **kw) -> None:
         group = self.replication_groups.get(replication_group_id)
         members = getattr(group, "_awslab_members", None)
         if group is None or not members or len(members) < 2:
             return
-        old, new = _member_key(self.region_name, members[0]), _member_key(self.region_name, members[1])
+        old, new = _member_key(self.account_id, self.region_name, members[0]), _member_key(self.account_id, self.region_name, members[1])
         primary_ep, reader_ep = _group_endpoints(group)
 
         def swap() -> None:
@@ -832,7 +842,7 @@ def _elasticache() -> None:
             members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
             if not members:
                 continue
-            keys = [_member_key(region, m) for m in members]
+            keys = [_member_key(backend.account_id, region, m) for m in members]
             claimed |= set(keys)
             _secure_group(b, group)
             if b.reconciling and (b.busy(keys[0]) or b.engines.alive(keys[0])):

@@ -4,9 +4,12 @@ Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 
 from awslab.local import latency
+from awslab.local.backing import HOME_ACCOUNT
 from awslab.local.patches._base import (
     DB_CLASSES,
     DB_CURRENT_MINORS,
@@ -239,6 +242,19 @@ def answers() -> None:
         return self._awslab_secondary_az
 
     DBInstance.secondary_availability_zone = property(secondary_az)
+
+    # An endpoint's middle label is RDS's per account and region (moto: "aaaaaaaaaa" everywhere, so
+    # two accounts' "lab-db" had one address). The home's account keeps moto's, which its stacks
+    # already carry; every other account (a StackSet's targets) gets its own.
+    orig_address = DBInstance.address
+
+    def address(self):
+        if self.account_id == HOME_ACCOUNT:
+            return orig_address.fget(self)
+        label = base64.b32encode(hashlib.sha256(f"{self.account_id}/{self.region}".encode()).digest()).decode()
+        return f"{self.db_instance_identifier}.{label[:12].lower()}.{self.region}.rds.amazonaws.com"
+
+    DBInstance.address = property(address)
 
     # An encrypted instance given no KmsKeyId is encrypted with the account's AWS managed key of the
     # region, aws/rds, and shows its ARN (moto: the literal "default_kms_key_id"); snapshots,
