@@ -24,6 +24,7 @@ from awslab.aws.security_groups import ALL, desired_rules
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
 from awslab.spec.tags import (
+    TAG_CLASS,
     TAG_CREATED,
     TAG_LAB,
     TAG_LAB_FILE,
@@ -43,6 +44,18 @@ LOGICAL = {
 }
 
 
+def _rule_name(rule) -> str:
+    """A rule's logical id from what it is (``DbIngressFromApp``, ``AppEgressToCache``,
+    ``AppIngressSsh``), not its place in a list: adding a rule (``host.ssh_cidr``) leaves the others'
+    ids alone, so an update adds one rule instead of replacing the rest."""
+    short = lambda key: LOGICAL[key].removesuffix("SecurityGroup")  # noqa: E731
+    if rule.peer_is_group:
+        peer = ("From" if rule.direction == "ingress" else "To") + short(rule.peer)
+    else:
+        peer = "Ssh" if rule.from_port == catalog.SSH_PORT else f"Port{rule.from_port}"
+    return f"{short(rule.group)}{rule.direction.capitalize()}{peer}"
+
+
 def _sub(text: str) -> dict:
     return {"Fn::Sub": text}
 
@@ -59,9 +72,10 @@ def _tags(key: str, lab: Lab, name: str | None = None) -> list[dict]:
     return tags
 
 
-def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), lab_file: str | None = None) -> dict:
+def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), lab_file: str | None = None,
+             klass: str | None = None) -> dict:
     """The CloudFormation template of ``lab`` (with ``overrides``, the --set list it was built with)
-    for the awslab stack ``stack`` (its default name)."""
+    for the awslab stack ``stack`` (its default name); ``klass``: the class it belongs to (a StackSet's)."""
     n, h, d, c = lab.network, lab.host, lab.database, lab.cache
     az = [{"Fn::Select": [i, {"Fn::GetAZs": ""}]} if not n.availability_zones else n.availability_zones[i]
           for i in (0, 1)]
@@ -84,7 +98,8 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
         "Tags": _tags("network.vpc", lab, "${StackName}-vpc") + [
             {"Key": "awslab:vpc-dns", "Value": "enabled"},
             {"Key": TAG_OVERRIDES, "Value": encode_overrides(list(overrides)) or "[]"}]
-        + ([{"Key": TAG_LAB_FILE, "Value": lab_file}] if lab_file else [])}}
+        + ([{"Key": TAG_LAB_FILE, "Value": lab_file}] if lab_file else [])
+        + ([{"Key": TAG_CLASS, "Value": klass}] if klass else [])}}
     r["InternetGateway"] = {"Type": "AWS::EC2::InternetGateway",
                             "Properties": {"Tags": _tags("network.igw", lab, "${StackName}-igw")}}
     r["GatewayAttachment"] = {"Type": "AWS::EC2::VPCGatewayAttachment", "Properties": {
@@ -114,11 +129,11 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
         egress = [rule for rule in rules if rule.group == key and rule.direction == "egress" and not rule.peer_is_group]
         props["SecurityGroupEgress"] = [_perm(rule) for rule in egress]
         r[LOGICAL[key]] = {"Type": "AWS::EC2::SecurityGroup", "Properties": props}
-    for i, rule in enumerate(x for x in rules if x.peer_is_group or x.direction == "ingress"):
+    for rule in (x for x in rules if x.peer_is_group or x.direction == "ingress"):
         kind = "AWS::EC2::SecurityGroupIngress" if rule.direction == "ingress" else "AWS::EC2::SecurityGroupEgress"
         props = {"GroupId": {"Fn::GetAtt": [LOGICAL[rule.group], "GroupId"]}, **_perm(rule, group_refs=True),
                  "Description": f"awslab: {rule.describe()}"}
-        r[f"Rule{i + 1}{'In' if rule.direction == 'ingress' else 'Out'}"] = {"Type": kind, "Properties": props}
+        r[_rule_name(rule)] = {"Type": kind, "Properties": props}
 
     r["HostRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "RoleName": _sub("awslab-${StackName}-${AWS::Region}-host"),
@@ -148,6 +163,7 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
                    "DBInstanceIdentifier": _sub("${StackName}-db"), "Engine": d.engine, "EngineVersion": _minor(d.engine, d.engine_version),
                    "DBInstanceClass": _ref("DbInstanceClass"), "AllocatedStorage": str(d.allocated_storage_gib),
                    "StorageType": d.storage_type, "StorageEncrypted": d.storage_encrypted, "MultiAZ": d.multi_az,
+                   "CopyTagsToSnapshot": True,
                    "BackupRetentionPeriod": d.backup_retention_days, "MasterUsername": d.master_username,
                    "ManageMasterUserPassword": True, "DBName": d.database_name,
                    "DeletionProtection": d.deletion_protection, "PubliclyAccessible": False,
