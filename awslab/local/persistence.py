@@ -46,6 +46,13 @@ _ACTION = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
 
 # One lock for "a request is changing the backends" and "the backends are being saved".
 LOCK = threading.RLock()
+_store: Store | None = None   # the server's, once started
+
+
+def changed_in_background() -> None:
+    """A change made outside a request (a StackSet operation's worker): saved as a request's is."""
+    if _store is not None:
+        _store.changed()
 
 
 def _versions() -> dict[str, str]:
@@ -246,6 +253,8 @@ class Store:
         self._changed.set()
 
     def start(self) -> None:
+        global _store
+        _store = self
         self._thread = threading.Thread(target=self._run, name="state-saver", daemon=True)
         self._thread.start()
 

@@ -77,14 +77,16 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (CloudFormation export) no `AWS::SecretsManager::Secret`, `AWS::ElastiCache::SubnetGroup`, `AWS::ElastiCache::ReplicationGroup`, `AWS::EC2::SecurityGroupEgress`; no `{{resolve:secretsmanager:...}}` | closed: `cloudformation` (each made by its API's backend call; the dynamic reference resolved) |
 | (CloudFormation export) `AWS::RDS::DBInstance` drops `VPCSecurityGroups`, `ManageMasterUserPassword`, `DeletionProtection`, takes MySQL's port, makes a replica before its source is available, has no `MasterUserSecret.SecretArn` | closed: `cloudformation` (the properties read as CreateDBInstance's parameters; the replica waits, bounded, as CloudFormation does) |
 | (CloudFormation export) `AWS::EC2::Instance` ignores `NetworkInterfaces` and its launch template; gateways and route tables lose `Tags`; a subnet association is not on its route table | closed: `cloudformation` (RunInstances' parameters; tags kept; AssociateRouteTable) |
-| (CloudFormation export) no StackSets deployment to stack instances across accounts | left: #18's StackSet part is not built yet |
+| (StackSets) operations run inside the request and always `SUCCEEDED`; `OperationPreferences`, `RetainStacks` and the self-managed roles ignored; instances' stacks named `StackSet:<name>`, every instance `CURRENT` | closed: `stacksets` (operations run by a worker within the preferences, a result per account, roles checked, `StackSet-<name>-<uuid>` stacks, instance statuses as AWS shows them) |
+| (StackSets) two accounts' DB instances share one endpoint address and one engine | closed: `rds.answers` (an address per account and region) and `backing.py` (engines keyed by account too) |
+| (StackSets) `DeletionPolicy: Snapshot` ignored: a stack's delete removes its DB without a final snapshot | closed: `cloudformation` (a final snapshot named as CloudFormation names it) |
 """
 
 from __future__ import annotations
 
 import os
 
-from awslab.local.patches import cloudformation, ec2, elasticache, iam, rds
+from awslab.local.patches import cloudformation, ec2, elasticache, iam, rds, stacksets
 
 _applied = False
 
@@ -115,4 +117,5 @@ def apply() -> None:
     iam.answers()
     iam.managed_policies()
     cloudformation.apply()
+    stacksets.apply()
     _applied = True
