@@ -101,4 +101,6 @@ def child_command(ctx: Context, *argv: str) -> list[str]:
         args += ["--profile", ctx.profile]
     if ctx.endpoint_url and not ctx.is_local:
         args += ["--endpoint-url", ctx.endpoint_url]
+    if ctx.role_arn:
+        args += ["--assume-role", ctx.role_arn]
     return args

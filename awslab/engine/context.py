@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from awslab.errors import UsageError
 log = logging.getLogger("awslab.aws")
 TARGETS = ("local", "aws")
 DEFAULT_LOCAL_REGION = "us-east-1"
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Context:
     profile: str | None = None
     endpoint_url: str | None = None
     yes: bool = False
+    role_arn: str | None = None   # --assume-role: act in another account (a student's) through this role
     _session: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -60,7 +63,12 @@ class Context:
     def for_region(self, region: str) -> "Context":
         """The same target, credentials and stack in another region (clients of its own)."""
         return Context(target=self.target, region=region, stack=self.stack, profile=self.profile,
-                       endpoint_url=self.endpoint_url, yes=self.yes)
+                       endpoint_url=self.endpoint_url, yes=self.yes, role_arn=self.role_arn)
+
+    def as_role(self, role_arn: str | None, region: str | None = None) -> "Context":
+        """The same target and credentials acting through ``role_arn`` (in ``region``)."""
+        return Context(target=self.target, region=region or self.region, stack=self.stack, profile=self.profile,
+                       endpoint_url=self.endpoint_url, yes=self.yes, role_arn=role_arn)
 
     @property
     def polling(self) -> Polling:
@@ -84,7 +92,26 @@ class Context:
                         self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
                 except ProfileNotFound:
                     raise UsageError(f"AWS profile '{self.profile}' not found", "check ~/.aws/config or --profile") from None
+                if self.role_arn:
+                    self._session = self._assumed(self._session)
             return self._session
+
+    def _assumed(self, base):
+        """A session on the role's temporary credentials (STS AssumeRole from the base credentials)."""
+        import getpass
+
+        import boto3
+        from botocore.exceptions import ClientError
+
+        sts = base.client("sts", region_name=self.region, endpoint_url=self.endpoint_url)
+        try:
+            creds = sts.assume_role(RoleArn=self.role_arn, RoleSessionName=f"awslab-{getpass.getuser()}"[:64],
+                                    DurationSeconds=3600)["Credentials"]
+        except ClientError as exc:
+            raise UsageError(f"cannot assume {self.role_arn}: {exc.response['Error'].get('Message') or exc}",
+                             "the role must exist and trust the account you run awslab from") from None
+        return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                             aws_session_token=creds["SessionToken"], region_name=self.region)
 
     def client(self, service: str, region: str | None = None, *, single_attempt: bool = False):
         """A client for ``service`` (in ``region``, default the context's), made once and reused.
@@ -151,7 +178,7 @@ def _log_result(http_response, parsed, model, **_):
 
 def resolve(target: str | None, region: str | None, profile: str | None, endpoint_url: str | None,
             stack: str | None = None, yes: bool = False, remembered: dict | None = None,
-            start_local: bool = True) -> Context:
+            start_local: bool = True, role_arn: str | None = None) -> Context:
     """Flags, then AWSLAB_*/AWS_* env vars, then the remembered context, then defaults.
 
     Refuses (UsageError, before any request) what cannot work: an unknown target, a profile with
@@ -190,7 +217,11 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
             region = _region_from_profile(profile)
         if not region:
             raise UsageError("no AWS region set for --target aws", "pass --region, set AWS_REGION, or set a region in your AWS profile")
-    ctx = Context(target=target, region=region, stack=stack, profile=profile, endpoint_url=endpoint_url, yes=yes)
+    role_arn = role_arn or os.environ.get("AWSLAB_ASSUME_ROLE") or None
+    if role_arn and not ROLE_ARN.match(role_arn):
+        raise UsageError(f"--assume-role {role_arn} is not a role ARN", "e.g. arn:aws:iam::111122223333:role/NAME")
+    ctx = Context(target=target, region=region, stack=stack, profile=profile, endpoint_url=endpoint_url, yes=yes,
+                  role_arn=role_arn)
     if not ctx.is_local and ctx.session().get_credentials() is None:
         # Said here, once, before any request: otherwise every first call fails on its own.
         raise UsageError("no AWS credentials found for --target aws",
