@@ -38,6 +38,8 @@ def target_options(f):
         click.option("--profile", default=None, help="AWS profile for --target aws. [env AWSLAB_PROFILE, AWS_PROFILE]"),
         click.option("--region", default=None, help="AWS region. [env AWSLAB_REGION, AWS_REGION, AWS_DEFAULT_REGION]"),
         click.option("--endpoint-url", default=None, help="Send AWS calls to this URL (another emulator). [env AWSLAB_ENDPOINT_URL]"),
+        click.option("--assume-role", default=None, metavar="ROLE_ARN",
+                     help="Act in another account through this IAM role (a student's, to grade it). [env AWSLAB_ASSUME_ROLE]"),
         click.option("--name", "stack", default=None, help="Stack name (default: the lab's name, or the last stack used). [env AWSLAB_STACK]"),
         click.option("--output", "-o", type=click.Choice(OUTPUTS), default=None, help="Result format on stdout. [env AWSLAB_OUTPUT]"),
         click.option("--yes", "-y", is_flag=True, default=False, help="Do not ask before changing a real AWS account."),
@@ -106,7 +108,8 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
     if opts.get("profile") is None and os.environ.get("AWS_PROFILE") and (opts.get("target") or remembered.get("target")) == "aws":
         opts["profile"] = os.environ["AWS_PROFILE"]
     ctx = resolve(opts.get("target"), opts.get("region"), opts.get("profile"), opts.get("endpoint_url"),
-                  stack=stack, yes=opts.get("yes", False), remembered=remembered, start_local=start_local)
+                  stack=stack, yes=opts.get("yes", False), remembered=remembered, start_local=start_local,
+                  role_arn=opts.get("assume_role"))
     return ctx
 
 
@@ -299,7 +302,22 @@ def class_group():
     awslab class status                          one line per student
     awslab class verify --csv grades.csv         the grade sheet (an autograder)
     awslab class down                            remove them all (final snapshots kept)
+
+    \b
+    An account per student (CloudFormation StackSets, the lab's exported template):
+    awslab class up week6 --stackset --accounts 111122223333,444455556666 [--regions ...]
+    awslab class up week6 --stackset --ou ou-ab12-cd34ef56   service-managed, every account of the OU
+    awslab class verify --stackset / status --stackset / down --stackset
     """
+
+
+def _stackset_options(f):
+    f = click.option("--failure-tolerance", default=0, show_default=True, type=int,
+                     help="With --stackset: failed accounts per region before StackSets stops there.")(f)
+    f = click.option("--max-concurrent", default=4, show_default=True, type=int,
+                     help="With --stackset: accounts deployed at a time.")(f)
+    return click.option("--stackset", is_flag=True, default=False,
+                        help="An AWS account per student: the class is a CloudFormation StackSet (awslab-<class>).")(f)
 
 
 def _class_options(f):
@@ -318,10 +336,17 @@ def _class_options(f):
               help="A CSV with a 'student' column (and optionally owner, ttl or expires_at).")
 @click.option("--ttl", default=None, metavar="DURATION", help="Every stack expires after this long (e.g. 8h).")
 @click.option("--expires-at", default=None, metavar="TIME", help="Every stack expires at this RFC 3339 time.")
+@click.option("--accounts", default=None, metavar="A,B,...", help="With --stackset: the students' AWS account ids.")
+@click.option("--ou", default=None, metavar="OU-ID", help="With --stackset: every account of this organizational unit.")
+@click.option("--regions", default=None, metavar="R1,R2", help="With --stackset: the regions (default: --region's).")
+@_stackset_options
 @_class_options
 @target_options
-def class_up(lab, lab_file, overrides, count, roster, ttl, expires_at, class_name, concurrency, **opts):
-    """Build one stack of LAB per student, --concurrency at a time; rerun to converge or retry."""
+def class_up(lab, lab_file, overrides, count, roster, ttl, expires_at, accounts, ou, regions, stackset, max_concurrent,
+             failure_tolerance, class_name, concurrency, **opts):
+    """Build one stack of LAB per student, --concurrency at a time; rerun to converge or retry.
+
+    With --stackset, one stack per student account instead, through a CloudFormation StackSet."""
     from awslab.commands import classes
     from awslab.commands.stacks import expiry_from
     from awslab.spec.lab import load_lab
@@ -330,6 +355,22 @@ def class_up(lab, lab_file, overrides, count, roster, ttl, expires_at, class_nam
     output = _output(opts["output"])
     loaded = load_lab(lab, lab_file, overrides)
     name = classes.check_class_name(class_name or loaded.name)
+    if stackset:
+        from awslab.commands import stacksets
+
+        if count is not None or roster or ttl or expires_at:
+            raise UsageError("--count, --roster, --ttl and --expires-at do not apply with --stackset",
+                             "the students are the accounts: --accounts A,B,... or --ou OU-ID")
+        accs, ous, regs = stacksets.targets_from(accounts, ou, regions, max_concurrent, failure_tolerance)
+        ctx = _context(opts, need_stack=False)
+        regs = regs or [ctx.region]
+        classes.remember_class(name)
+        sys.exit(stacksets.class_up(ctx, loaded, name, accounts=accs, ous=ous, regions=regs, overrides=list(overrides),
+                                    lab_file=os.path.abspath(lab_file) if lab_file else None,
+                                    max_concurrent=max_concurrent, failure_tolerance=failure_tolerance, output=output,
+                                    progress=_progress(output)))
+    if accounts or ou or regions:
+        raise UsageError("--accounts, --ou and --regions go with --stackset", "add --stackset, or use --count/--roster")
     students = classes.students_from(name, count, roster)
     expires = expiry_from(ttl, expires_at)
     classes.check_concurrency(concurrency)
@@ -342,23 +383,31 @@ def class_up(lab, lab_file, overrides, count, roster, ttl, expires_at, class_nam
 
 @class_group.command("status")
 @click.option("--class", "class_name", default=None, help="The class (default: the last class used).")
+@click.option("--stackset", is_flag=True, default=False, help="The class's StackSet: one line per account.")
 @target_options
-def class_status(class_name, **opts):
+def class_status(class_name, stackset, **opts):
     """One line per student: stack, owner, state, expiry, what it costs now."""
     from awslab.commands import classes
 
     _setup_debug(opts["debug"])
     output = _output(opts["output"])
     name = classes.remembered_class(class_name)
+    if stackset:
+        from awslab.commands import stacksets
+
+        sys.exit(stacksets.class_status(_context(opts, need_stack=False), name, output))
     sys.exit(classes.class_status(_context(opts, need_stack=False), name, output))
 
 
 @class_group.command("verify")
 @click.option("--check", "checks", multiple=True, metavar="PREFIX", help="Only checks whose id starts with this.")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the grade sheet as CSV.")
+@click.option("--stackset", is_flag=True, default=False, help="The class's StackSet: grade each student account.")
+@click.option("--role-name", default=None, help="With --stackset: the role to enter each account by (default: the "
+                                                "StackSet's execution role; OrganizationAccountAccessRole for --ou).")
 @_class_options
 @target_options
-def class_verify(checks, csv_path, class_name, concurrency, **opts):
+def class_verify(checks, csv_path, stackset, role_name, class_name, concurrency, **opts):
     """Run `verify` on every student's stack and print the grade sheet: one row per student, one
     column per check group (passed/failed), and what failed. Exit 1 when any student fails a check."""
     from awslab.commands import classes
@@ -367,6 +416,12 @@ def class_verify(checks, csv_path, class_name, concurrency, **opts):
     output = _output(opts["output"])
     name = classes.remembered_class(class_name)
     classes.check_concurrency(concurrency)
+    if stackset:
+        from awslab.commands import stacksets
+
+        sys.exit(stacksets.class_verify(_context(opts, need_stack=False), name, role_name=role_name,
+                                        checks=tuple(checks), concurrency=concurrency, csv_path=csv_path, output=output,
+                                        progress=_progress(output)))
     sys.exit(classes.class_verify(_context(opts, need_stack=False), name, checks=tuple(checks), concurrency=concurrency,
                                   csv_path=csv_path, output=output, progress=_progress(output)))
 
@@ -374,15 +429,27 @@ def class_verify(checks, csv_path, class_name, concurrency, **opts):
 @class_group.command("down")
 @click.option("--skip-final-snapshot", is_flag=True, help="Delete the primary DBs without final snapshots.")
 @click.option("--delete-snapshots", is_flag=True, help="Also delete each stack's snapshots.")
+@_stackset_options
 @_class_options
 @target_options
-def class_down(skip_final_snapshot, delete_snapshots, class_name, concurrency, **opts):
+def class_down(skip_final_snapshot, delete_snapshots, stackset, max_concurrent, failure_tolerance, class_name,
+               concurrency, **opts):
     """Remove every student's stack (as `down`: a final snapshot of each primary DB unless asked not to)."""
     from awslab.commands import classes
 
     _setup_debug(opts["debug"])
     output = _output(opts["output"])
     name = classes.remembered_class(class_name)
+    if stackset:
+        from awslab.commands import stacksets
+
+        if skip_final_snapshot or delete_snapshots:
+            raise UsageError("--skip-final-snapshot and --delete-snapshots do not apply with --stackset",
+                             "the template keeps each primary DB's final snapshot (DeletionPolicy: Snapshot); "
+                             "delete those in each account once they are not needed")
+        stacksets.check_preferences(max_concurrent, failure_tolerance)
+        sys.exit(stacksets.class_down(_context(opts, need_stack=False), name, max_concurrent=max_concurrent,
+                                      failure_tolerance=failure_tolerance, output=output, progress=_progress(output)))
     classes.check_concurrency(concurrency)
     sys.exit(classes.class_down(_context(opts, need_stack=False), name, concurrency=concurrency,
                                 skip_final_snapshot=skip_final_snapshot, delete_snapshots=delete_snapshots,
@@ -601,16 +668,18 @@ def verify(checks, lab_file, overrides, **opts):
 
 @cli.command()
 @click.argument("lab", required=False, default="week6")
-def policy(lab):
+@click.option("--stackset", is_flag=True, default=False,
+              help="The policy for `awslab class ... --stackset` in the StackSet's administrator account instead.")
+def policy(lab, stackset):
     """Print the least-privilege IAM policy (JSON) that runs every awslab command on LAB.
 
     Paste it into IAM for the people running the lab. Example: awslab policy week6 > policy.json
     """
     from awslab.spec.lab import load_lab
-    from awslab.spec.policies import lab_policy, render
+    from awslab.spec.policies import lab_policy, render, stackset_policy
 
     loaded = load_lab(lab)
-    click.echo(render(lab_policy(loaded.name)), nl=False)
+    click.echo(render(stackset_policy() if stackset else lab_policy(loaded.name)), nl=False)
 
 
 @cli.group()

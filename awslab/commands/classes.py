@@ -36,6 +36,8 @@ class Student:
     stack: str
     owner: str | None = None
     expires: str | None = None   # RFC 3339, "" none, None: the class's own
+    region: str | None = None     # a StackSet's student: the instance's region and account's role
+    role_arn: str | None = None
 
 
 def check_class_name(name: str) -> str:
@@ -120,7 +122,8 @@ def for_each(ctx: Context, students: list[Student], argv_of, concurrency: int, v
     def one(s: Student) -> Done:
         t0 = time.monotonic()
         try:
-            p = subprocess.run(child_command(ctx, *argv_of(s)), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+            where = ctx.as_role(s.role_arn, s.region) if s.role_arn or s.region else ctx
+            p = subprocess.run(child_command(where, *argv_of(s)), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
             code, out, err = p.returncode, p.stdout, p.stderr
         except subprocess.TimeoutExpired:
             code, out, err = EXIT_FAILED, "", f"timed out after {CHILD_TIMEOUT_S // 60} min"
@@ -135,8 +138,8 @@ def for_each(ctx: Context, students: list[Student], argv_of, concurrency: int, v
             status = "ok" if d.code == 0 else ("checks failed" if verb == "verify" and d.code == 1 else f"FAILED: {d.why}")
             progress.line(f"{verb} {d.student.name} ({d.student.stack}): {status} in {d.seconds:.1f}s "
                           f"[{len(results)}/{len(students)}]")
-    order = {s.stack: i for i, s in enumerate(students)}
-    return sorted(results, key=lambda d: order[d.student.stack])
+    order = {(s.name, s.stack): i for i, s in enumerate(students)}
+    return sorted(results, key=lambda d: order[(d.student.name, d.student.stack)])
 
 
 def check_concurrency(concurrency: int) -> None:
@@ -257,7 +260,11 @@ def class_verify(ctx: Context, class_name: str, *, checks: tuple[str, ...], conc
     extra = [a for c in checks for a in ("--check", c)]
     done = for_each(ctx, students, lambda s: ["verify", "--name", s.stack, "--output", "json", *extra],
                     concurrency, "verify", progress)
-    sheet = grade(done)
+    return print_sheet(class_name, grade(done), csv_path, output, progress)
+
+
+def print_sheet(class_name: str, sheet: list[dict], csv_path: str | None, output: str, progress: ui.Progress) -> int:
+    """The grade sheet (table or JSON, and the CSV if asked); exit 1 when any student fails."""
     if csv_path:
         Path(csv_path).write_text(sheet_csv(sheet))
         progress.line(f"grade sheet written to {csv_path}")

@@ -136,6 +136,37 @@ def lab_policy(lab_name: str) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+STACKSET_OWN = "arn:aws:cloudformation:*:*:stackset/awslab-*:*"
+STACKSET_ADMIN_ROLE = "arn:aws:iam::*:role/AWSCloudFormationStackSetAdministrationRole"
+
+
+def stackset_policy() -> dict:
+    """The least-privilege policy for `awslab class ... --stackset` in the account that runs it (the
+    StackSet's administrator): awslab's own StackSets (``awslab-<class>``) and their instances,
+    handing CloudFormation the administration role, and entering the students' accounts to grade
+    them (the role it enters needs the lab's policy there). The template's resources are made by
+    the execution role in each account, not by this policy."""
+    return {"Version": "2012-10-17", "Statement": [
+        # CreateStackSet and ListStackSets take no resource-level permissions.
+        _stmt("CreateStackSets", ["cloudformation:CreateStackSet"]),
+        _stmt("AwslabStackSets", [
+            "cloudformation:DeleteStackSet", "cloudformation:DescribeStackSet", "cloudformation:ListStackInstances",
+            "cloudformation:DescribeStackSetOperation", "cloudformation:ListStackSetOperations",
+            "cloudformation:ListStackSetOperationResults", "cloudformation:TagResource"], STACKSET_OWN),
+        # Instance operations also name the targets and the resource types the template makes.
+        _stmt("AwslabStackSetInstances", ["cloudformation:CreateStackInstances", "cloudformation:DeleteStackInstances",
+                                          "cloudformation:UpdateStackSet"],
+              [STACKSET_OWN, "arn:aws:cloudformation:*:*:stackset-target/*", "arn:aws:cloudformation:*:*:type/resource/*"]),
+        _stmt("PassTheAdministrationRole", ["iam:PassRole"], STACKSET_ADMIN_ROLE,
+              {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}),
+        _stmt("CheckTheAdministrationRole", ["iam:GetRole"], STACKSET_ADMIN_ROLE),
+        _stmt("EnterStudentAccountsToGrade", ["sts:AssumeRole"], [
+            "arn:aws:iam::*:role/AWSCloudFormationStackSetExecutionRole",
+            "arn:aws:iam::*:role/OrganizationAccountAccessRole"]),
+        _stmt("WhoAmI", ["sts:GetCallerIdentity"]),
+    ]}
+
+
 def render(policy: dict) -> str:
     return json.dumps(policy, indent=2) + "\n"
 
