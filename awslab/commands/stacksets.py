@@ -83,7 +83,7 @@ def _result_line(progress: ui.Progress, verb: str, total: int):
         if row["Status"] == "CANCELLED":
             status = f"CANCELLED: {row.get('StatusReason') or 'the operation stopped'}"
         progress.line(f"{verb} account {row['Account']} {row['Region']}: {status} after {seconds:.1f}s "
-                      f"[{done[0]}/{total}]")
+                      f"[{done[0]}{f'/{total}' if total else ''}]")   # an OU's accounts are not known up front
 
     return on_result
 
@@ -131,10 +131,11 @@ def class_up(ctx: Context, lab: Lab, class_name: str, *, accounts: list[str], ou
         "StackSets' trusted access in AWS Organizations must be on"])
     cfn = ctx.client("cloudformation")
     existing = stacksets.describe(cfn, name)
-    if existing is not None and (existing.get("PermissionModel") == "SERVICE_MANAGED") != bool(ous):
-        raise UsageError(f"the StackSet {name} deploys to {'OUs' if not accounts else 'accounts'}, not "
-                         f"{'accounts' if accounts else 'OUs'}", "rerun with the targets it was made with, or "
-                                                                 "`awslab class down --stackset` first")
+    to_ous = existing is not None and existing.get("PermissionModel") == "SERVICE_MANAGED"
+    if existing is not None and to_ous != bool(ous):
+        raise UsageError(f"the StackSet {name} deploys to {'OUs' if to_ous else 'accounts'}, not "
+                         f"{'OUs' if ous else 'accounts'}", "rerun with the targets it was made with, or "
+                                                            "`awslab class down --stackset` first")
     if ctx.is_local and accounts:
         _local_roles(ctx, accounts, progress)
     elif accounts and not stacksets.admin_role_present(ctx.client("iam"), stacksets.ADMIN_ROLE):

@@ -287,3 +287,32 @@ def test_class_on_stacksets__two_accounts_up_graded_rerun_and_down(awslab, engin
         tags = {t["Key"]: t["Value"] for t in snaps[0].get("TagList", [])}
         assert tags.get("awslab:stack") == klass
     assert awslab("class", "down", "--stackset", "--class", klass).code == 0   # nothing left: a no-op
+
+
+@pytest.mark.lifecycle
+def test_class_on_stacksets__an_organizational_unit_service_managed(awslab, local, aws):
+    org = aws("organizations")
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "AlreadyInOrganizationException"
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name=f"ou{uuid.uuid4().hex[:6]}")["OrganizationalUnit"]["Id"]
+    members = []
+    for n in range(2):
+        made = org.create_account(Email=f"s{n}-{ou}@example.com", AccountName=f"s{n}")["CreateAccountStatus"]["AccountId"]
+        org.move_account(AccountId=made, SourceParentId=root, DestinationParentId=ou)
+        members.append(made)
+    klass = f"c{uuid.uuid4().hex[:6]}"
+    up = awslab("class", "up", "week6", "--stackset", "--ou", ou, "--class", klass, "--output", "json")
+    assert up.code == 0, up.err
+    assert {(r["account"], r["status"]) for r in json.loads(up.out)["accounts"]} == {(m, "CURRENT") for m in members}
+    assert "created (service-managed)" in up.err and "[2]" in up.err   # no total: an OU's accounts come as found
+    described = aws("cloudformation").describe_stack_set(StackSetName=f"awslab-{klass}")["StackSet"]
+    assert described["PermissionModel"] == "SERVICE_MANAGED"
+    graded = awslab("class", "verify", "--stackset", "--class", klass, "--check", "inventory", "--output", "json")
+    assert graded.code == 0 and sorted(r["student"] for r in json.loads(graded.out)["students"]) == sorted(members)
+    wrong = awslab("class", "up", "week6", "--stackset", "--accounts", A, "--class", klass)
+    assert wrong.code == 2 and "deploys to OUs, not accounts" in wrong.err
+    down = awslab("class", "down", "--stackset", "--class", klass)
+    assert down.code == 0 and "the StackSet is deleted" in down.out
