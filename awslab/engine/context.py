@@ -147,6 +147,8 @@ class Context:
             max_pool_connections=32,
         )
         made = session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=config)
+        if self.polling is LOCAL_POLLING:
+            _local_backoff(made)
         if os.environ.get("AWSLAB_FAULTS"):
             from awslab.engine import faults
 
@@ -155,6 +157,24 @@ class Context:
             made.meta.events.register("before-parameter-build", _log_call)
             made.meta.events.register("after-call", _log_result)
         return made
+
+
+# botocore backs off 1 s x 2^n (up to 20 s) after a throttle, to respect AWS's rate limits; an
+# emulator on this machine has none (only fault injection throttles it), so it waits 20x less.
+LOCAL_BACKOFF_SCALE = {"throttling_base_scale": 0.05, "non_throttling_base_scale": 0.01}
+
+
+def _local_backoff(client) -> None:
+    """Scale the client's standard-mode retry backoff for the local AWS (retries, their count and
+    which errors are retried stay botocore's)."""
+    sid = client.meta.service_model.service_id.hyphenize()
+    emitter = getattr(client.meta.events, "_emitter", client.meta.events)   # botocore's EventAliaser wraps it
+    entry = getattr(emitter, "_unique_id_handlers", {}).get(f"retry-config-{sid}")
+    policy = getattr(getattr((entry or {}).get("handler"), "__self__", None), "_retry_policy", None)
+    backoff = getattr(policy, "_retry_backoff", None)
+    if backoff is not None and hasattr(backoff, "_DEFAULT_BACKOFF_CONFIG"):
+        backoff._DEFAULT_BACKOFF_CONFIG = LOCAL_BACKOFF_SCALE
+        backoff._SERVICE_BACKOFF_CONFIG = {}
 
 
 def _on_loopback(endpoint_url: str | None) -> bool:

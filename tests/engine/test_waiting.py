@@ -127,3 +127,25 @@ def test_visible_within__still_missing_after_the_grace_is_gone():
     with pytest.raises(WaitTimeout, match="went to '<gone>'"):
         poll_until("db", probe, {"available"}, failed={GONE}, timeout_s=600, first_delay_s=2, max_delay_s=5, clock=clock)
     assert 10 <= clock.t <= 16
+
+
+def test_local_clients__back_off_20x_less_after_a_throttle_aws_clients_as_botocore_does():
+    """The local AWS has no rate limit (only injected faults throttle it): its clients wait 50 ms x 2^n
+    after a throttle, where AWS's wait botocore's 1 s x 2^n; which errors are retried, and how often,
+    stay botocore's."""
+    from botocore.retries.standard import RetryContext
+
+    from awslab.engine.context import LOCAL_BACKOFF_SCALE, Context
+
+    def backoff(ctx: Context):
+        client = ctx.client("ec2")
+        sid = client.meta.service_model.service_id.hyphenize()
+        handler = client.meta.events._emitter._unique_id_handlers[f"retry-config-{sid}"]["handler"].__self__
+        return handler._retry_policy._retry_backoff
+
+    local = backoff(Context(target="aws", region="us-east-1", endpoint_url="http://127.0.0.1:9"))
+    real = backoff(Context(target="aws", region="us-east-1"))
+    throttled = RetryContext(attempt_number=3, parsed_response={"Error": {"Code": "RequestLimitExceeded"}})
+    local._random = real._random = lambda: 1.0
+    assert local.delay_amount(throttled) == LOCAL_BACKOFF_SCALE["throttling_base_scale"] * 4 == 0.2
+    assert real.delay_amount(throttled) == 4.0
