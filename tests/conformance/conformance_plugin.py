@@ -25,6 +25,8 @@ import json
 import os
 import time
 
+import pytest
+
 LAYER = os.environ.get("AWSLAB_CONFORMANCE_LAYER") == "on"
 CLASS_KEYS = ("DBInstanceClass", "CacheNodeType")
 
@@ -95,6 +97,16 @@ def pytest_runtest_setup(item) -> None:
     _substituted.clear()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """The classes a test needed substituted ride on its teardown report (under xdist the report,
+    not this process's memory, reaches the process that writes the results)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "teardown" and _substituted:
+        report.user_properties.append(("substituted", sorted(_substituted)))
+
+
 def pytest_runtest_logreport(report) -> None:
     entry = _results.setdefault(report.nodeid, {"outcome": "passed", "seconds": 0.0, "message": ""})
     entry["seconds"] += report.duration
@@ -103,8 +115,9 @@ def pytest_runtest_logreport(report) -> None:
         entry["message"] = _last_line(report)
     elif report.skipped and entry["outcome"] == "passed":
         entry["outcome"] = "skipped"
-    if report.when == "teardown" and _substituted:
-        entry["substituted"] = sorted(_substituted)
+    for key, value in report.user_properties:
+        if key == "substituted":
+            entry["substituted"] = value
 
 
 def _last_line(report) -> str:
@@ -116,7 +129,7 @@ def _last_line(report) -> str:
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     path = os.environ.get("AWSLAB_CONFORMANCE_REPORT")
-    if path:
+    if path and not os.environ.get("PYTEST_XDIST_WORKER"):   # the controller writes what its workers reported
         data = {"layer": LAYER, "seconds": time.monotonic() - _started, "tests": _results}
         with open(path, "w") as fh:
             json.dump(data, fh, indent=1, sort_keys=True)
