@@ -169,8 +169,8 @@ def class_up(ctx: Context, lab: Lab, class_name: str, *, accounts: list[str], ou
         # exists but is OUTDATED (a failed update) is the StackSet update's, not a new creation's.
         todo = [a for a in accounts if any(not (have.get((a, r)) or {}).get("StackId") for r in regions)]
         if todo:
-            progress.line(f"StackSet {name}: deploying to {len(todo)} accounts x {len(regions)} regions, "
-                          f"{max_concurrent} at a time, stopping a region after {failure_tolerance} failures")
+            progress.line(f"StackSet {name}: deploying to {len(todo)} account(s) in {', '.join(regions)}, "
+                          f"{max_concurrent} at a time, a region stopped after {failure_tolerance + 1} failure(s)")
             op = stacksets.create_instances(cfn, name, todo, [], regions, prefs)
             _follow(ctx, name, op, "up", len(todo) * len(regions), progress)
         else:
