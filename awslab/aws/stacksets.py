@@ -106,7 +106,7 @@ class Watched:
 
 
 def watch(cfn, name: str, operation: str, *, on_result: Callable[[dict, float], None], first_delay_s: float,
-          max_delay_s: float, bound_s: float, cancel=None) -> Watched:
+          max_delay_s: float, bound_s: float) -> Watched:
     """Poll the operation until it ends (at most ``bound_s``): ``on_result(summary, seconds)`` once
     per target as its result comes in; the polls grow from ``first_delay_s`` to ``max_delay_s``."""
     t0 = time.monotonic()
@@ -126,10 +126,7 @@ def watch(cfn, name: str, operation: str, *, on_result: Callable[[dict, float], 
         if time.monotonic() - t0 > bound_s:
             raise OperationError(f"StackSet {name}: operation {operation} still {status} after {bound_s / 60:.0f} min "
                                  f"({len(seen)} accounts done); it goes on in AWS: rerun the command to follow it")
-        if cancel is not None and cancel.wait(delay):
-            raise KeyboardInterrupt
-        if cancel is None:
-            time.sleep(delay)
+        time.sleep(delay)   # Ctrl-C here leaves the operation running in AWS: a rerun follows it
         delay = min(max_delay_s, delay * 1.5)
 
 

@@ -92,8 +92,7 @@ def _follow(ctx: Context, name: str, operation: str, verb: str, total: int, prog
     cfn = ctx.client("cloudformation")
     poll = ctx.polling
     return stacksets.watch(cfn, name, operation, on_result=_result_line(progress, verb, total),
-                           first_delay_s=poll.first_delay_s, max_delay_s=max(poll.max_delay_s, poll.first_delay_s),
-                           bound_s=CHILD_TIMEOUT_S)
+                           first_delay_s=poll.first_delay_s, max_delay_s=poll.max_delay_s, bound_s=CHILD_TIMEOUT_S)
 
 
 def _local_roles(ctx: Context, accounts: list[str], progress: ui.Progress) -> None:
