@@ -318,8 +318,6 @@ def _create(stackset, op_id: str, account: str, region: str) -> str | None:
             return why
         backend = cloudformation_backends[account][region]
         params = {p["ParameterKey"]: p["ParameterValue"] for p in (inst.parameters or [])} or dict(stackset.parameters or {})
-        if isinstance(params, list):
-            params = {p["ParameterKey"]: p["ParameterValue"] for p in params}
         for old in [s for s in backend.stacks.values() if s.name == inst.stack_name and s.status == "ROLLBACK_COMPLETE"]:
             backend.stacks.pop(old.stack_id)   # a failed try, rolled back: made again
             backend.deleted_stacks[old.stack_id] = old
