@@ -41,8 +41,9 @@ def cache_dir() -> Path | None:
         return None
     import botocore
 
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "awslab" / f"botocore-{botocore.__version__}"
+    from awslab.engine.state import cache_home
+
+    return cache_home() / f"botocore-{botocore.__version__}"
 
 
 def _plain(value):

@@ -31,6 +31,12 @@ def state_dir() -> Path:
     return Path(xdg) / "awslab"
 
 
+def cache_home() -> Path:
+    """awslab's cache (``$XDG_CACHE_HOME/awslab``, ``~/.cache/awslab``): what can be made again at any
+    time and is shared by every home of the user (the SDK's parsed models, the engines' templates)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "awslab"
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON so that a crash mid-write never leaves a half file (rename is atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -343,7 +343,9 @@ def test_keys_are_unique_and_unknown_keys_are_harmless(engines: eng.Engines, pri
 
 def test_a_failed_start_names_its_log_and_is_cleaned_up_by_stop(engines: eng.Engines,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(eng, "PG_CONF", eng.PG_CONF + "no_such_setting = 1\n")
+    from awslab.local.engines import postgres
+
+    monkeypatch.setattr(postgres, "PG_CONF", postgres.PG_CONF + "no_such_setting = 1\n")
     with pytest.raises(eng.EngineError, match=r"exited with code \d+ while starting; see .*server\.log") as err:
         engines.start_postgres("db:broken", user=USER, password=PASSWORD)
     entry = engines.get("db:broken")
@@ -433,3 +435,19 @@ def test_a_standby_made_inside_its_primarys_creation_is_busy_for_reconcile(tmp_p
     backing.settle(5)
     assert not backing.busy(standby)
     backing.halt_all()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root keeps engine data outside the home")
+def test_as_root_engine_data_is_never_under_the_temp_dir_and_goes_with_stop_all(tmp_path: Path) -> None:
+    """A reboot or a temp cleaner must not take the databases while the local AWS still lists them."""
+    import tempfile
+
+    engines = eng.Engines(tmp_path / "state")   # pytest's 0700 dir: the engine user cannot reach it
+    info = engines.start_redis("cache:where", password=PASSWORD)
+    try:
+        data = Path(info["datadir"]).resolve()
+        assert data.is_relative_to(engines.fallback_base()) and data.is_relative_to("/var/lib/awslab/engines")
+        assert not data.is_relative_to(Path(tempfile.gettempdir()).resolve())
+    finally:
+        engines.stop_all()
+    assert not engines.fallback_base().exists()

@@ -12,7 +12,7 @@ Layout under ``root``::
                             stopped from another process (``Engines(root).stop_all()``)
     engines.json.lock       flock for the registry's read-modify-write
     snapshots/<name>/       pg_basebackup copy (``data/``) or ``dump.rdb``, ``snapshot.json``, ``secret.json``
-    engines/<slug>/         one dir per engine (or, as root, possibly under the temp dir, see below):
+    engines/<slug>/         one dir per engine (or, as root, possibly under /var/lib/awslab, see below):
         data/               PGDATA or Redis ``dir`` (owned by the user the engine runs as, 0700)
         server.log          the engine's stdout/stderr (opened by us, so it may stay root-owned)
         secret.json         the engine's password (0600, owned by us: the engine user cannot read it)
@@ -21,7 +21,8 @@ PostgreSQL refuses to run as root, so as root every engine runs as an unprivileg
 dedicated system user ``awslab`` (created with useradd when missing), else ``nobody``; the
 environment variable ``AWSLAB_ENGINE_USER`` names another. That user must be able to traverse to
 its data dir: when ``root`` is not reachable (``/root`` is 0700, and so are pytest's tmp dirs) the
-engine dirs live in a root-owned 0711 dir under the system temp dir, named after ``root``.
+engine dirs live in a root-owned 0711 dir named after ``root`` under /var/lib/awslab/engines
+(``AWSLAB_ENGINES_DIR``): persistent state, never the temp dir.
 
 Passwords never go to a command line, a log or the registry: initdb gets a pwfile (deleted right
 after), pg_basebackup gets PGPASSWORD in its own environment only, Redis reads its password from a
@@ -29,11 +30,14 @@ after), pg_basebackup gets PGPASSWORD in its own environment only, Redis reads i
 by ``pg_basebackup -R``) lives in the replica's private data dir.
 
 
+A new PostgreSQL primary is a copy of a template cluster made once per engine build, master user
+and database name (``template``), not a fresh ``initdb``.
+
 The package: ``binaries`` (finding them), ``accounts`` (who runs them), ``files``, ``children`` (the
 processes started here: reaping, stopping, telling ours from a reused pid), ``registry``
-(``engines.json``), ``postgres`` and ``redis_server`` (each engine's own configuration and probes).
-This module is the one facade the local AWS calls, ``Engines``; it stays one class (about 550
-lines) because every operation on it (start, replicate, promote, snapshot, restore, stop) takes the
+(``engines.json``), ``postgres`` and ``redis_server`` (each engine's own configuration and probes),
+``template`` (the PostgreSQL golden image). This module is the one facade the local AWS calls,
+``Engines``: every operation on it (start, replicate, promote, snapshot, restore, stop) takes the
 registry, the run-as user, the directories and the processes together."""
 
 from __future__ import annotations
@@ -49,7 +53,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,7 +103,6 @@ from awslab.local.engines.files import (
 from awslab.local.engines.postgres import (
     ARCHIVE_TIMEOUT_S,
     PG_CONF,
-    PG_HBA,
     REPLICA_LAG_SQL,
     ROLE_CONF,
     STANDBY_NAME,
@@ -117,6 +119,7 @@ from awslab.local.engines.redis_server import (
     redis_ready,
     redis_save,
 )
+from awslab.local.engines import template
 from awslab.local.engines.registry import Registry
 from awslab.local.processes import cmdline, parent_pid, proc_stat
 
@@ -132,6 +135,8 @@ __all__ = ["INSTALL_HINT", "PG_CONF", "SECRET_FILE", "EngineError", "EngineUnava
 
 log = logging.getLogger("awslab.local.engines")
 STANDBY_SUFFIX = ".standby"   # a Multi-AZ standby's key: its primary's and this
+ENGINES_DIR_ENV = "AWSLAB_ENGINES_DIR"
+DEFAULT_ENGINES_DIR = "/var/lib/awslab/engines"
 
 
 class Engines:
@@ -163,12 +168,16 @@ class Engines:
             self._who = run_as()
         return self._who
 
-    def _fallback_base(self) -> Path:
+    def fallback_base(self) -> Path:
+        """Where the engine dirs live when the engine user cannot reach the home (running as root):
+        a root-owned dir of the system's persistent state (``AWSLAB_ENGINES_DIR``, else
+        /var/lib/awslab/engines), named after the home. Never the temp dir: a reboot or a temp
+        cleaner would take every database there while the local AWS still lists it."""
         digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"awslab-engines-{digest}"
+        return Path(os.environ.get(ENGINES_DIR_ENV) or DEFAULT_ENGINES_DIR) / digest
 
     def base(self) -> Path:
-        """root/'engines', or a root-owned 0711 dir under the temp dir when the engine user cannot reach root."""
+        """root/'engines', or a root-owned 0711 dir of ``fallback_base`` when the engine user cannot reach root."""
         if self._base is None:
             who = self.who()
             if not who.switch:
@@ -178,7 +187,7 @@ class Engines:
                 make_dir(self.root / "engines", 0o711)
                 self._base = self.root / "engines"
             else:
-                base = self._fallback_base()
+                base = self.fallback_base()
                 make_dir(base, 0o711)
                 if not reachable_by(base, who):
                     raise EngineError(f"user {who.name} cannot reach {base}; make {base.parent} traversable")
@@ -316,25 +325,56 @@ class Engines:
 
     def start_postgres(self, key: str, *, user: str, password: str, dbname: str = "postgres",
                        major: str | None = None, backups: bool = False) -> dict[str, Any]:
-        """A new primary: initdb (superuser `user`, SCRAM), replication-ready config, started, `dbname` created;
-        with ``backups``, its WAL archived and a first base backup taken (point-in-time restore)."""
+        """A new primary: a copy of the home's template for this version, user and database (see
+        ``template``; initdb where no template can serve), its own password set, replication-ready
+        config, started; with ``backups``, its WAL archived and a first base backup taken."""
         bindir = postgres_bindir(major)
         entry = self._reserve(key, engine="postgres", role="primary", user=user, dbname=dbname,
                               version=pg_major(bindir), bindir=str(bindir),
                               backups=self._new_backups(key) if backups else None)
         started = time.monotonic()
         with self._starting(key):
-            self._initdb(entry, bindir, user, password)
+            made = self._from_template(entry, bindir, user, dbname)
+            if made is None:
+                self._initdb(entry, bindir, user, password)
+            elif backups:
+                # Its first base backup is the copy as it is now (before it starts: a cold backup).
+                self._keep_base_backup(entry, functools.partial(template.link_base_backup, made[0],
+                                                                Path(entry["datadir"])))
             self._role_conf(entry)
-            initdb_s = time.monotonic() - started
-            entry = self._launch_postgres(key, bindir, user, password)
-            if dbname != "postgres":
+            made_s = time.monotonic() - started
+            boot = made[1] if made else password
+            entry = self._launch_postgres(key, bindir, user, boot)
+            if made is not None:
+                self._set_password(entry, user, boot, password)
+            elif dbname != "postgres":
                 self._create_database(entry, password)
-        if backups:
+            self._save_secret(Path(entry["dir"]), {"user": user, "password": password})
+        if backups and made is None:
             self.base_backup(key)
-        log.info("postgres %r ready on %s:%d in %.2f s (initdb %.2f s)", key, HOST, entry["port"],
-                 time.monotonic() - started, initdb_s)
+        log.info("postgres %r ready on %s:%d in %.2f s (%s %.2f s)", key, HOST, entry["port"],
+                 time.monotonic() - started, "from the template" if made else "initdb", made_s)
         return entry
+
+    def _from_template(self, entry: dict[str, Any], bindir: Path, user: str, dbname: str) -> tuple[Path, str] | None:
+        """The data dir made from the template: (the template's data dir, the password the copy starts
+        with); or None, said in the server log, when no template can serve it (initdb then)."""
+        log_path = Path(entry["log"])
+        try:
+            data, boot = template.ensure_template(self.base(), bindir, self._pg_bindir(bindir), entry["version"],
+                                                  user, dbname, self.who())
+            identifier = template.copy_template(data, Path(entry["datadir"]), log_path)
+        except (template.TemplateUnusable, EngineError, OSError) as exc:
+            with open(log_path, "a") as out:
+                out.write(f"awslab: no template can serve this instance ({exc}); running initdb\n")
+            log.warning("postgres %r: no template (%s); initdb instead", entry["key"], exc)
+            for item in Path(entry["datadir"]).iterdir():
+                remove_tree(item) if item.is_dir() else item.unlink()
+            return None
+        with open(log_path, "a") as out:
+            out.write(f"awslab: data dir copied from the template {data.parent.name}, "
+                      f"system identifier {identifier}\n")
+        return data, boot
 
     def _initdb(self, entry: dict[str, Any], bindir: Path, user: str, password: str) -> None:
         """initdb with the password from a pwfile only the engine user can read, deleted right after."""
@@ -343,17 +383,11 @@ class Engines:
         write_private_for(pwfile, password + "\n", who)
         try:
             run_tool([str(self._pg_bindir(bindir) / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
-                       "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
-                       # 1 MB WAL segments: archived every few seconds, a lab's archive stays small
-                       "--wal-segsize=1"],
-                      who=who, log_path=Path(entry["log"]), cwd=data)
+                      *template.INITDB_OPTIONS], who=who, log_path=Path(entry["log"]), cwd=data)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 pwfile.unlink()
-        with open(data / "postgresql.conf", "a") as conf:
-            conf.write(PG_CONF)
-        (data / "pg_hba.conf").write_text(PG_HBA)
-        self._save_secret(engine_dir, {"user": user, "password": password})
+        template.write_settings(data)
 
     def _launch_postgres(self, key: str, bindir: Path, user: str, password: str) -> dict[str, Any]:
         postgres = str(self._pg_bindir(bindir) / "postgres")
@@ -367,6 +401,16 @@ class Engines:
                              timeout=10)
         try:
             conn.run(f"CREATE DATABASE {pg.identifier(entry['dbname'])}")
+        finally:
+            conn.close()
+
+    def _set_password(self, entry: dict[str, Any], user: str, boot: str, password: str) -> None:
+        """The copy's superuser takes the instance's password (as a SCRAM verifier: the password itself
+        never reaches the server), in place of the template's."""
+        pg = pg8000_library()
+        conn = pg.Connection(user, host=HOST, port=entry["port"], password=boot, database="postgres", timeout=10)
+        try:
+            conn.run(f"ALTER ROLE {pg.identifier(user)} PASSWORD {pg.literal(scram_verifier(password))}")
         finally:
             conn.close()
 
@@ -516,19 +560,24 @@ class Engines:
         entry = self._running(key, "postgres")
         if not entry.get("backups"):
             raise EngineError(f"postgres {key!r} keeps no backups")
+        secret = self._load_secret(Path(entry["dir"]))
+        return self._keep_base_backup(entry, lambda data: self._basebackup(
+            entry, secret, data, who=None, log_path=Path(entry["backups"]) / "base.log", replica=False))
+
+    def _keep_base_backup(self, entry: dict[str, Any], take: Callable[[Path], None]) -> dict[str, Any]:
+        """``take`` a base backup into a new dir of the instance's backups, with its times and facts."""
         started = time.time()
         target = Path(entry["backups"]) / "base" / f"{started:.3f}"
         make_dir(target, 0o700)
         try:
-            self._basebackup(entry, self._load_secret(Path(entry["dir"])), target / "data", who=None,
-                             log_path=Path(entry["backups"]) / "base.log", replica=False)
+            take(target / "data")
         except BaseException:
             remove_tree(target)
             raise
-        meta = {"started": started, "finished": time.time(), "source": key,
+        meta = {"started": started, "finished": time.time(), "source": entry["key"],
                 **{k: entry[k] for k in ("user", "dbname", "version", "bindir")}}
         (target / "backup.json").write_text(json.dumps(meta, indent=2))
-        log.info("base backup of %r in %.2f s", key, meta["finished"] - started)
+        log.info("base backup of %r in %.2f s", entry["key"], meta["finished"] - started)
         return meta
 
     def base_backups(self, key: str) -> list[dict[str, Any]]:
@@ -893,7 +942,7 @@ class Engines:
         killed between starting one and registering its pid leaves such a process behind); only
         postgres / redis-server processes whose working dir is under ours are touched."""
         registered = {e.get("pid") for e in self.entries().values() if e.get("pid")}
-        bases = [str(b) + os.sep for b in {self.root / "engines", self._fallback_base()}]
+        bases = [str(b) + os.sep for b in {self.root / "engines", self.fallback_base()}]
         stopped = []
         for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
             if not name.isdigit() or int(name) in registered or int(name) == os.getpid():
@@ -969,7 +1018,7 @@ class Engines:
         replicas_first = sorted(entries.items(), key=lambda item: item[1].get("role") not in ("replica", "standby"))
         pids = [pid for key, entry in replicas_first if (pid := self._stop_entry(key, entry)) is not None]
         remove_tree(self.snapshots_dir)
-        for base in (self.root / "engines", self._fallback_base()):
+        for base in (self.root / "engines", self.fallback_base()):
             if base.is_dir() and not base.is_symlink() and base.stat().st_uid == os.geteuid():
                 remove_tree(base)
         self._base = None

@@ -114,12 +114,14 @@ def tail(path: Path, lines: int = 1) -> str:
 
 
 def run_tool(argv: list[str], *, who: RunAs | None, log_path: Path, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> None:
-    """Run an engine tool to completion, its output appended to log_path; a failure names that log."""
+              cwd: Path | None = None, stdin_text: str | None = None) -> None:
+    """Run an engine tool to completion (``stdin_text`` its input, else none), its output appended to
+    log_path; a failure names that log."""
     started = time.monotonic()
     with open(log_path, "ab") as out:
         try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            stdin = {"stdin": subprocess.DEVNULL} if stdin_text is None else {"input": stdin_text.encode()}
+            done = subprocess.run(argv, **stdin, stdout=out, stderr=subprocess.STDOUT,
                                   env=child_env(env), cwd=cwd, timeout=TOOL_TIMEOUT_S, umask=0o077,
                                   **(who.popen_kwargs() if who else {}))
         except subprocess.TimeoutExpired:
