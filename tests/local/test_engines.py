@@ -438,10 +438,12 @@ def test_a_standby_made_inside_its_primarys_creation_is_busy_for_reconcile(tmp_p
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root keeps engine data outside the home")
-def test_as_root_engine_data_is_never_under_the_temp_dir_and_goes_with_stop_all(tmp_path: Path) -> None:
+def test_as_root_engine_data_is_never_under_the_temp_dir_and_goes_with_stop_all(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reboot or a temp cleaner must not take the databases while the local AWS still lists them."""
     import tempfile
 
+    monkeypatch.delenv("AWSLAB_ENGINES_DIR", raising=False)   # the default, not the suite's scratch
     engines = eng.Engines(tmp_path / "state")   # pytest's 0700 dir: the engine user cannot reach it
     info = engines.start_redis("cache:where", password=PASSWORD)
     try:
