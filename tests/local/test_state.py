@@ -290,8 +290,13 @@ def test_up_racing_down__one_waits_and_the_stack_is_cleanly_gone(awslab, home, s
 
     down = threading.Thread(target=run, args=("down", "down", "--name", stack, "--yes", "--skip-final-snapshot"))
     up = threading.Thread(target=run, args=("up", "up", "week6", "--name", stack, "--set", "database.read_replicas=0"))
+    from awslab.engine.locks import lock_path
+
+    lock = lock_path("local", "us-east-1", stack)
     down.start()
-    time.sleep(0.3)
+    # up starts once down holds the stack's lock (down writes its name into the lock file), not after
+    # a fixed pause that a loaded machine can outlast before down's process has even started.
+    eventually(lambda: lock.exists() and b'"command": "down"' in lock.read_bytes(), within_s=60)
     up.start()
     down.join()
     up.join()
