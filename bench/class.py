@@ -14,7 +14,6 @@ Targets (issue 17): 30 stacks of week6 within 4 GiB RSS, `class up` of 30 within
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -112,9 +111,10 @@ def main() -> None:
               f"the local AWS alone before: RSS {base_rss / 1024:.0f} MiB")
         print("processes: " + ", ".join(f"{n} {c}" for c, n in sorted(names.items(), key=lambda kv: -kv[1])[:6]))
         # The engines' data lives in the home, or (running as root, for the engines' own account) in
-        # a directory of the temp dir named after it.
-        engines_root = home / "local" / "engines"
-        fallback = Path(tempfile.gettempdir()) / f"awslab-engines-{hashlib.sha256(str(engines_root).encode()).hexdigest()[:12]}"
+        # a directory of /var/lib/awslab/engines named after it.
+        from awslab.local.engines import Engines
+
+        fallback = Engines(home / "local" / "engines").fallback_base()
         places = [home] + ([fallback] if fallback.exists() else [])
         disk = sum(disk_bytes(p) for p in places)
         binaries = sum(disk_bytes(d) for p in places for d in p.rglob("pginstall") if d.is_dir())
