@@ -675,3 +675,29 @@ def test_rds__deleting_a_source_promotes_its_replica_which_then_deletes_cleanly(
     assert "ReadReplicaSourceDBInstanceIdentifier" not in replica and not replica.get("StatusInfos")
     rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-r", SkipFinalSnapshot=True)
     assert _db_state(aws, f"{stack}-r") in ("deleting", "<gone>")
+
+
+def test_rds__a_replica_and_its_promotion_own_no_secret_so_deleting_it_keeps_the_sources(aws, stack):
+    """A managed master secret belongs to one instance and goes only with it: a replica (and the
+    instance it is promoted to) reports none, and deleting it, promoted or not, leaves the source's."""
+    rds, sm = aws("rds"), aws("secretsmanager")
+    _db(aws, stack)
+    arn = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["MasterUserSecret"]["SecretArn"]
+    for name in (f"{stack}-r", f"{stack}-p"):
+        rds.create_db_instance_read_replica(DBInstanceIdentifier=name, SourceDBInstanceIdentifier=stack)
+        assert "MasterUserSecret" not in rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+    rds.promote_read_replica(DBInstanceIdentifier=f"{stack}-p")
+    assert "MasterUserSecret" not in rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-p")["DBInstances"][0]
+    for name in (f"{stack}-p", f"{stack}-r"):
+        rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
+        assert sm.describe_secret(SecretId=arn)["ARN"] == arn and "DeletedDate" not in sm.describe_secret(SecretId=arn)
+    assert rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["MasterUserSecret"]["SecretArn"] == arn
+    # Its own, when asked for: a promoted instance may manage its password from then on.
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-q", SourceDBInstanceIdentifier=stack)
+    rds.promote_read_replica(DBInstanceIdentifier=f"{stack}-q")
+    own = rds.modify_db_instance(DBInstanceIdentifier=f"{stack}-q", ManageMasterUserPassword=True,
+                                 ApplyImmediately=True)["DBInstance"]["MasterUserSecret"]["SecretArn"]
+    assert own != arn
+    rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-q", SkipFinalSnapshot=True)
+    assert "DeletedDate" not in sm.describe_secret(SecretId=arn)
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)

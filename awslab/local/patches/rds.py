@@ -67,7 +67,12 @@ def states() -> None:
                 raise rds_error("InvalidDBInstanceState",
                                  "Automated backups are not enabled for this database instance. To enable automated "
                                  "backups, use ModifyDBInstance to set the backup retention period to a non-zero value.")
-        return orig_replica(self, db_kwargs)
+        replica = orig_replica(self, db_kwargs)
+        # moto's replica is a shallow copy of its source, secret object included: deleting the replica
+        # (or the instance it is promoted to) then deleted the source's secret. On AWS a replica
+        # manages no password of its own (ModifyDBInstance can turn that on once promoted).
+        _own_no_secret(replica)
+        return replica
 
     RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
 
@@ -79,10 +84,12 @@ def states() -> None:
         db = self.databases.get(db_instance_identifier)
         if db is not None:
             _refuse_delete(db, db_instance_identifier)
-            if db.is_replica:
-                # moto hands the replica the primary's secret object; AWS gives replicas none.
-                db.manage_master_user_password = False
-            else:
+            secret = getattr(db, "master_user_secret", None)
+            if secret is not None and any(getattr(other, "master_user_secret", None) is secret
+                                          for other in self.databases.values() if other is not db):
+                # A state saved before replicas were given no secret: the secret is another's.
+                _own_no_secret(db)
+            if not db.is_replica:
                 # AWS promotes the read replicas of a deleted source to standalone instances; moto
                 # left them pointing at it, and their own delete then failed half-way.
                 for ident in list(getattr(db, "replicas", None) or []):
@@ -206,6 +213,12 @@ def aws_rds_key_arn(account_id: str, region: str) -> str:
     from moto.kms.models import kms_backends
 
     return kms_backends[account_id][region].describe_key("alias/aws/rds").arn
+
+
+def _own_no_secret(db) -> None:
+    """The instance manages no master secret (and never deletes one), leaving any it shared as it is."""
+    db.manage_master_user_password = False
+    db.__dict__.pop("master_user_secret", None)
 
 
 def managed_secret() -> None:
