@@ -20,7 +20,7 @@ from awslab.commands._common import (
     snapshots_monthly,
 )
 from awslab.engine import state
-from awslab.engine.context import Context
+from awslab.engine.context import Context, check_region
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
 from awslab.engine.model import CREATE, Desired, Found
@@ -86,8 +86,8 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
     """Manual snapshots of the primary DB and the cache, optionally copied to another region."""
     if copy_to is not None and copy_to == ctx.region:
         raise UsageError(f"--copy-to-region {copy_to} is the stack's own region", "name another region, e.g. us-west-2")
-    if copy_to is not None and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", copy_to):
-        raise UsageError(f"'{copy_to}' is not an AWS region name", "e.g. us-west-2")
+    if copy_to is not None:
+        check_region(copy_to, "--copy-to-region")
     run = progress_run(ctx, stack, lab.name, progress)
     run.found.update(discover(run))
     primary, group = run.found.get("db.primary"), run.found.get("cache.group")

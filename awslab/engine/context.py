@@ -217,6 +217,8 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
         remembered.get("endpoint_url") if same_target and target == "aws" else None)
     region = (region or os.environ.get("AWSLAB_REGION") or os.environ.get("AWS_REGION")
               or os.environ.get("AWS_DEFAULT_REGION") or (remembered.get("region") if same_target else None))
+    if region:
+        check_region(region, "region")
     if os.environ.get("AWSLAB_FAULTS"):
         from awslab.engine import faults
 
@@ -250,6 +252,18 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
     if given_endpoint:
         _check_endpoint_answers(given_endpoint, endpoint_from)
     return ctx
+
+
+def check_region(region: str, flag: str = "--region") -> None:
+    """A region AWS has (as the SDK knows them), before any request: an unknown one would fail late,
+    as a server error from the local AWS or a host name that does not resolve."""
+    import botocore.session
+
+    sdk = botocore.session.get_session()
+    known = {r for p in sdk.get_available_partitions() for r in sdk.get_available_regions("ec2", p)}
+    if region not in known:
+        raise UsageError(f"{flag} {region}: no such AWS region",
+                         f"use one of: {', '.join(sorted(sdk.get_available_regions('ec2', 'aws')))}")
 
 
 def _region_from_profile(profile: str | None) -> str | None:

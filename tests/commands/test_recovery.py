@@ -123,7 +123,7 @@ def test_failover__db_az_swaps_and_cache_primary_moves(awslab, aws, local, stack
     (["restore", "--to-time", "yesterday"], "is not an ISO-8601 time"),
     (["restore"], "give a SNAPSHOT_ID or --to-time"),
     (["snapshot", "--copy-to-region", "us-east-1"], "is the stack's own region"),
-    (["snapshot", "--copy-to-region", "mars-1"], "is not an AWS region name"),
+    (["snapshot", "--copy-to-region", "mars-1"], "--copy-to-region mars-1: no such AWS region"),
     (["failover"], "is Single-AZ"),
 ])
 def test_bad_input__exits_2_with_one_line_and_creates_nothing(awslab, local, stack, api_calls, args, fragment):
