@@ -89,9 +89,24 @@ def _query(info: dict, sql: str, password: str = PASSWORD, user: str = USER) -> 
 
 def _template_of(info: dict) -> Path:
     """The template dir an instance's server log says it was copied from."""
-    line = next(line for line in Path(info["log"]).read_text().splitlines() if "copied from the template" in line)
-    name = line.split("copied from the template ")[1].split(",")[0]
+    import re
+
+    name = re.search(r"awslab: data dir from the template (\S+) ", Path(info["log"]).read_text()).group(1)
     return template.templates_dir() / name
+
+
+def _spares_ready(tpl: Path) -> list[Path]:
+    """Wait (bounded) until the template's spare copies are all made, then list them."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        spares = sorted((tpl / template.SPARES_DIR).iterdir()) if (tpl / template.SPARES_DIR).is_dir() else []
+        whole = [p for p in spares if not p.name.endswith(".tmp")]
+        if len(whole) == template.SPARES and len(spares) == len(whole):
+            return whole
+        assert time.monotonic() < deadline, f"spares of {tpl.name}: {[p.name for p in spares]}"
+        time.sleep(0.05)
 
 
 @needs_pg
@@ -147,6 +162,9 @@ def test_a_copy_with_backups__standby_and_replica_follow_and_its_first_base_back
         assert time.monotonic() < deadline, "the replica did not follow"
         time.sleep(0.05)
 
+    for follower in (engines.get("db:p.standby"), replica):   # from the template and p's cold image
+        assert "and the cold image of db:p, streaming from segment" in Path(follower["log"]).read_text()
+
     # The first base backup is the copy as it was before it started: the template's files, linked.
     first = engines.base_backups("db:p")[0]
     tpl = _template_of(p)
@@ -181,8 +199,11 @@ def test_where_no_template_can_serve__initdb_runs_and_the_server_log_says_why(
 
     # A template whose pg_control awslab cannot read.
     first = engines.start_postgres("db:first", user=USER, password=PASSWORD, dbname=DBNAME)
-    control = _template_of(first) / "data" / "global" / "pg_control"
-    control.write_bytes(control.read_bytes()[:8] + bytes(len(control.read_bytes()) - 8))
+    tpl = _template_of(first)
+    _spares_ready(tpl)
+    for data in [tpl / "data", *(tpl / template.SPARES_DIR).iterdir()]:   # the template and its ready copies
+        control = data / "global" / "pg_control"
+        control.write_bytes(control.read_bytes()[:8] + bytes(len(control.read_bytes()) - 8))
     broken = engines.start_postgres("db:broken-template", user=USER, password=PASSWORD, dbname=DBNAME)
     log = Path(broken["log"]).read_text()
     assert "no template can serve this instance (pg_control's layout" in log and "running initdb" in log
@@ -194,4 +215,38 @@ def test_where_no_template_can_serve__initdb_runs_and_the_server_log_says_why(
     assert _template_of(changed) != _template_of(first)
     assert _query(changed, "SHOW work_mem") == [["5MB"]]
     for key in ("db:off", "db:first", "db:broken-template", "db:changed"):
+        engines.stop(key)
+
+
+@needs_pg
+@pytest.mark.engines
+def test_spares__instances_started_at_once_each_take_their_own_and_they_are_made_again(engines: eng.Engines) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = engines.start_postgres("db:s0", user=USER, password=PASSWORD, dbname=DBNAME)
+    tpl = _template_of(first)
+    _spares_ready(tpl)
+    keys = [f"db:s{i}" for i in range(1, 1 + template.SPARES)]
+    with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+        started = list(pool.map(lambda k: engines.start_postgres(k, user=USER, password=PASSWORD, dbname=DBNAME), keys))
+    assert all("(a spare copy)" in Path(info["log"]).read_text() for info in started)
+    ids = {_query(info, "SELECT system_identifier FROM pg_control_system()")[0][0] for info in started}
+    assert len(ids) == len(keys)
+    assert len(_spares_ready(tpl)) == template.SPARES   # made again in the background
+    for key in ["db:s0", *keys]:
+        engines.stop(key)
+
+
+@needs_pg
+@pytest.mark.engines
+def test_a_replica_of_a_primary_far_past_its_cold_image_is_a_pg_basebackup(engines: eng.Engines) -> None:
+    p = engines.start_postgres("db:far", user=USER, password=PASSWORD, dbname=DBNAME)
+    _query(p, "CREATE TABLE t (n int)")
+    for n in range(eng.COLD_FOLLOW_MAX_SEGMENTS + 2):   # a row, then a new WAL segment, each time
+        _query(p, f"INSERT INTO t VALUES ({n})")
+        _query(p, "SELECT pg_switch_wal()")
+    replica = engines.start_postgres_replica("db:far-replica", primary="db:far")
+    assert "cold image" not in Path(replica["log"]).read_text()
+    assert _query(replica, "SELECT count(*) FROM t") == [[eng.COLD_FOLLOW_MAX_SEGMENTS + 2]]
+    for key in ("db:far-replica", "db:far"):
         engines.stop(key)

@@ -53,6 +53,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -137,6 +138,9 @@ log = logging.getLogger("awslab.local.engines")
 STANDBY_SUFFIX = ".standby"   # a Multi-AZ standby's key: its primary's and this
 ENGINES_DIR_ENV = "AWSLAB_ENGINES_DIR"
 DEFAULT_ENGINES_DIR = "/var/lib/awslab/engines"
+# A standby or replica starts from its primary's cold image while the primary is at most this many
+# 1 MB WAL segments past it (wal_keep_size keeps 128 of them), else from a pg_basebackup.
+COLD_FOLLOW_MAX_SEGMENTS = 32
 
 
 class Engines:
@@ -358,23 +362,61 @@ class Engines:
 
     def _from_template(self, entry: dict[str, Any], bindir: Path, user: str, dbname: str) -> tuple[Path, str] | None:
         """The data dir made from the template: (the template's data dir, the password the copy starts
-        with); or None, said in the server log, when no template can serve it (initdb then)."""
-        log_path = Path(entry["log"])
+        with); or None, said in the server log, when no template can serve it (initdb then). The copy's
+        cold image is kept for the standby and replicas to start from."""
+        log_path, data = Path(entry["log"]), Path(entry["datadir"])
         try:
-            data, boot = template.ensure_template(self.base(), bindir, self._pg_bindir(bindir), entry["version"],
-                                                  user, dbname, self.who())
-            identifier = template.copy_template(data, Path(entry["datadir"]), log_path)
+            tpl, boot = template.ensure_template(self.base(), bindir, self._pg_bindir(bindir), entry["version"],
+                                                 user, dbname, self.who())
+            identifier, how = template.new_cluster(tpl, data, log_path)
+            cold = Path(entry["dir"]) / "cold"
+            template.keep_cold_image(data, cold)
         except (template.TemplateUnusable, EngineError, OSError) as exc:
             with open(log_path, "a") as out:
                 out.write(f"awslab: no template can serve this instance ({exc}); running initdb\n")
             log.warning("postgres %r: no template (%s); initdb instead", entry["key"], exc)
-            for item in Path(entry["datadir"]).iterdir():
+            for item in data.iterdir():
                 remove_tree(item) if item.is_dir() else item.unlink()
             return None
+        self.registry.update(entry["key"], template=str(tpl), cold=str(cold))
         with open(log_path, "a") as out:
-            out.write(f"awslab: data dir copied from the template {data.parent.name}, "
+            out.write(f"awslab: data dir from the template {tpl.parent.name} ({how}), "
                       f"system identifier {identifier}\n")
-        return data, boot
+        self._refill(tpl)
+        return tpl, boot
+
+    @staticmethod
+    def _refill(tpl: Path) -> None:
+        """Make the template's spare copies again, in the background (off every start's critical path)."""
+        def refill() -> None:
+            try:
+                template.refill_spares(tpl)
+            except (EngineError, OSError) as exc:
+                log.warning("spare copies of %s not made: %s", tpl.parent.name, exc)
+
+        threading.Thread(target=refill, name="template spares", daemon=True).start()
+
+    def _follow_cold(self, src: dict[str, Any], secret: dict[str, str], entry: dict[str, Any]) -> str | None:
+        """Make ``entry``'s data dir a standby of ``src`` from the template and ``src``'s cold image
+        (nothing copied from the running server: it streams what it lacks), when ``src`` was made from
+        a template and still keeps every WAL segment since (same timeline, well within wal_keep_size);
+        how its files came, or None (pg_basebackup then)."""
+        tpl, cold = Path(src.get("template") or "/nonexistent"), Path(src.get("cold") or "/nonexistent")
+        segment = template.cold_segment(cold) if tpl.is_dir() and template.templates_dir() else None
+        if segment is None:
+            return None
+        now = self._query(src, "SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+        apart = template.segments_apart(segment, now)
+        if apart is None or not 0 <= apart <= COLD_FOLLOW_MAX_SEGMENTS:
+            return None
+        how = template.new_follower(tpl, cold, Path(entry["datadir"]),
+                                    template.conninfo(secret["user"], secret["password"], HOST, src["port"]),
+                                    Path(entry["log"]))
+        with open(entry["log"], "a") as out:
+            out.write(f"awslab: data dir from the template {tpl.parent.name} ({how}) and the cold image of "
+                      f"{src['key']}, streaming from segment {segment}\n")
+        self._refill(tpl)
+        return how
 
     def _initdb(self, entry: dict[str, Any], bindir: Path, user: str, password: str) -> None:
         """initdb with the password from a pwfile only the engine user can read, deleted right after."""
@@ -389,11 +431,12 @@ class Engines:
                 pwfile.unlink()
         template.write_settings(data)
 
-    def _launch_postgres(self, key: str, bindir: Path, user: str, password: str) -> dict[str, Any]:
+    def _launch_postgres(self, key: str, bindir: Path, user: str, password: str,
+                         catching_up: bool = False) -> dict[str, Any]:
         postgres = str(self._pg_bindir(bindir) / "postgres")
         datadir = (self.get(key) or {})["datadir"]
         return self._launch(key, lambda port: [postgres, "-D", datadir, "-p", str(port)], self.who(),
-                            lambda port: pg_ready(port, user, password))
+                            lambda port: pg_ready(port, user, password, catching_up))
 
     def _create_database(self, entry: dict[str, Any], password: str) -> None:
         pg = pg8000_library()
@@ -444,11 +487,16 @@ class Engines:
         entry = self._reserve(key, engine="postgres", role=role, primary=primary, user=src["user"],
                               dbname=src["dbname"], version=src["version"], bindir=src["bindir"], **fields)
         with self._starting(key):
-            self._basebackup(src, secret, Path(entry["datadir"]), who=self.who(), log_path=Path(entry["log"]),
-                             replica=True)
+            cold = self._follow_cold(src, secret, entry)
+            if cold is None:
+                self._basebackup(src, secret, Path(entry["datadir"]), who=self.who(), log_path=Path(entry["log"]),
+                                 replica=True)
             self._role_conf(entry)
             self._save_secret(Path(entry["dir"]), secret)
-            return self._launch_postgres(key, Path(src["bindir"]), secret["user"], secret["password"])
+            # From a cold image it is ready once it has replayed its primary's password (its catalog
+            # was the template's): then it is also as far as the primary was when it was made.
+            return self._launch_postgres(key, Path(src["bindir"]), secret["user"], secret["password"],
+                                         catching_up=cold is not None)
 
     def _basebackup(self, src: dict[str, Any], secret: dict[str, str], target: Path, *, who: RunAs | None,
                     log_path: Path, replica: bool) -> None:

@@ -98,8 +98,10 @@ def role_conf(*, name: str, archive: Path | None, sync_standby: bool = False,
     return "# written by awslab for this engine's role\n" + "\n".join(lines) + "\n"
 
 
-def pg_ready(port: int, user: str, password: str) -> bool:
-    """Whether the server takes a SCRAM login now; False while it starts up or recovers."""
+def pg_ready(port: int, user: str, password: str, catching_up: bool = False) -> bool:
+    """Whether the server takes a SCRAM login now; False while it starts up or recovers, and, for a
+    standby ``catching_up`` from an older image of its primary, while it has not yet replayed the
+    password it is to take (its catalog is the image's until then)."""
     pg = pg8000_library()
     try:
         conn = pg.Connection(user, host=HOST, port=port, password=password, database="postgres", timeout=2)
@@ -107,7 +109,7 @@ def pg_ready(port: int, user: str, password: str) -> bool:
         return False
     except pg.DatabaseError as exc:
         code = exc.args[0].get("C") if exc.args and isinstance(exc.args[0], dict) else None
-        if code == "57P03":  # cannot_connect_now: starting up / not yet consistent
+        if code == "57P03" or (catching_up and code == "28P01"):  # cannot_connect_now; the password not yet replayed
             return False
         raise EngineError(f"postgres on port {port} refused the login: {code}") from None
     conn.close()

@@ -22,6 +22,15 @@ copy of it (``cp -a``), then made its own:
 - **its first base backup for free.** The copy before it starts is a cold backup of it: with
   automated backups on, that is its first base backup, the template's files hard-linked (neither
   ever changes again) and its own pg_control and WAL copied.
+- **its standby and replicas from the same image.** That cold image (pg_control and WAL, kept in
+  the engine's dir) with the template's files is where its Multi-AZ standby and read replicas
+  start: ``standby.signal`` and the primary's connection as ``pg_basebackup -R`` writes them, and
+  they stream what they lack, as a replica made from a snapshot catches up on RDS. Only while the
+  primary keeps every segment since (same timeline, at most 32 segments on): else pg_basebackup.
+
+A copy is itself made ahead of need: ``SPARES`` copies wait beside each template and a new
+instance takes one by a rename (nothing to write on its critical path); taking one starts their
+refill in the background.
 
 Nothing an instance runs on is shared: its files are copied, not linked, so no instance can change
 another's or the template. What a template cannot serve (templates off with
@@ -57,6 +66,8 @@ from awslab.local.engines.files import (
 TEMPLATES_DIR = "_templates"   # under the engines' base: where a template is made before it is kept
 TEMPLATES_ENV = "AWSLAB_ENGINE_TEMPLATES"
 RECIPE = 2   # how a template is made (``_make``): a new recipe makes new templates
+SPARES = 3   # ready copies kept beside a template: a lab's primary, standby and replica take one each
+SPARES_DIR = "spares"
 COMPLETE = ".complete"
 # initdb's options for every engine (a template is one of them, so they are part of its name).
 INITDB_OPTIONS = ("--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
@@ -240,17 +251,142 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def copy_template(template: Path, data: Path, log_path: Path) -> int:
-    """Make ``data`` (empty, the engine user's) a cluster of its own from ``template``: the files
-    copied, then a new system identifier. The new identifier.
+def copy_template(template: Path, data: Path, log_path: Path) -> str:
+    """Fill ``data`` (an empty dir) with the files of ``template``: a spare copy moved in when one
+    is ready (a rename: nothing to write), else a copy made now. Which of the two it was.
 
     ``cp -a`` copies in a process of its own (1,300 files: in the local AWS's process the copy would
     wait on the GIL behind every request it serves), keeping the files' owner, the engine user who
     made the template, and their modes."""
+    if take_spare(template, data):
+        return "a spare copy"
     run_tool(["cp", "-a", f"{template}{os.sep}.", str(data)], who=None, log_path=log_path, cwd=data)
+    return "a copy"
+
+
+def new_cluster(template: Path, data: Path, log_path: Path) -> tuple[int, str]:
+    """``data`` made a cluster of its own from ``template``: its files, then a new system identifier.
+    (The identifier, how the files came.)"""
+    how = copy_template(template, data, log_path)
     identifier = new_system_identifier()
     set_system_identifier(data, identifier)
-    return identifier
+    return identifier, how
+
+
+# --- spares: copies made ahead of need ------------------------------------------------------------
+
+def take_spare(template: Path, data: Path) -> bool:
+    """Move a ready copy of ``template`` into ``data`` (an empty dir): True if one was taken. A
+    rename is atomic, so two instances started at once never get the same spare."""
+    spares = template.parent / SPARES_DIR
+    for spare in sorted(spares.iterdir()) if spares.is_dir() else []:
+        if spare.name.endswith(".tmp"):
+            continue
+        try:
+            os.rename(spare, data)
+            return True
+        except FileNotFoundError:
+            continue          # another instance took it first
+        except OSError:
+            return False      # another file system than the engines' (a copy it is, then)
+    return False
+
+
+def refill_spares(template: Path, want: int = SPARES) -> None:
+    """Copy ``template`` until ``want`` spares are ready. One refiller at a time: another one, in
+    this process or another, returns at once; a copy cut short (a process stopped) is removed by
+    the next refiller, never taken (it is renamed into place only when whole)."""
+    import fcntl
+
+    spares = template.parent / SPARES_DIR
+    spares.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(template.parent / ".spares.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        for stale in spares.glob("*.tmp"):
+            remove_tree(stale)
+        while len([p for p in spares.iterdir() if not p.name.endswith(".tmp")]) < want:
+            tmp = spares / f"{time.time():.6f}-{secrets.token_hex(3)}.tmp"
+            run_tool(["cp", "-a", str(template), str(tmp)], who=None, log_path=template.parent / "template.log")
+            os.rename(tmp, spares / tmp.stem)
+    finally:
+        os.close(fd)
+
+
+# --- standbys and replicas from the template ------------------------------------------------------
+
+def keep_cold_image(data: Path, cold: Path) -> None:
+    """What of a new copy is its own before it starts (pg_control and the WAL), kept aside: with the
+    template's files, a standby or replica can start from that image and catch up by streaming, as
+    from a base backup, with nothing to copy from the running server."""
+    make_dir(cold, 0o700)
+    shutil.copy2(data / PG_CONTROL, cold / "pg_control")
+    os.chown(cold / "pg_control", *_owner(data / PG_CONTROL))
+    shutil.copytree(data / "pg_wal", cold / "pg_wal", symlinks=True)
+    _chown_like(cold / "pg_wal", data / "pg_wal")
+
+
+def cold_segment(cold: Path) -> str | None:
+    """The newest WAL segment of a cold image (its checkpoint is in it), by name."""
+    names = sorted(p.name for p in (cold / "pg_wal").iterdir() if WAL_SEGMENT.fullmatch(p.name)) \
+        if (cold / "pg_wal").is_dir() else []
+    return names[-1] if names else None
+
+
+def segments_apart(older: str, newer: str) -> int | None:
+    """How many 1 MB segments ``newer`` is past ``older`` on the same timeline (None: another timeline)."""
+    if older[:8] != newer[:8]:
+        return None
+    per_id = 0x100000000 // (1 << 20)   # segments per 4 GB of WAL at initdb's --wal-segsize=1
+    number = lambda name: int(name[8:16], 16) * per_id + int(name[16:24], 16)  # noqa: E731
+    return number(newer) - number(older)
+
+
+def new_follower(template: Path, cold: Path, data: Path, conninfo: str, log_path: Path) -> str:
+    """``data`` made a standby of the instance whose cold image ``cold`` is: the template's files
+    (a spare when ready), that image's pg_control and WAL, ``standby.signal`` and the primary's
+    connection as ``pg_basebackup -R`` writes them. How the files came."""
+    how = copy_template(template, data, log_path)
+    owner = _owner(data / PG_CONTROL)
+    shutil.copy2(cold / "pg_control", data / PG_CONTROL)
+    os.chown(data / PG_CONTROL, *owner)
+    remove_tree(data / "pg_wal")
+    shutil.copytree(cold / "pg_wal", data / "pg_wal", symlinks=True)
+    _chown_like(data / "pg_wal", data / PG_CONTROL)
+    (data / "standby.signal").touch()
+    with open(data / "postgresql.auto.conf", "a") as auto:
+        escaped = conninfo.replace("\\", "\\\\").replace("'", "''")
+        auto.write(f"primary_conninfo = '{escaped}'\n")
+    for name in ("standby.signal", "postgresql.auto.conf"):
+        os.chown(data / name, *owner)
+    return how
+
+
+def conninfo(user: str, password: str, host: str, port: int) -> str:
+    """A libpq connection string, each value quoted as libpq reads it."""
+    def value(text: str) -> str:
+        if re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+            return text
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"user={value(user)} password={value(password)} host={host} port={port} sslmode=disable"
+
+
+def _owner(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_uid, st.st_gid
+
+
+def _chown_like(tree: Path, like: Path) -> None:
+    uid, gid = _owner(like)
+    if (uid, gid) == (os.geteuid(), os.getegid()):
+        return
+    for dirpath, dirnames, filenames in os.walk(tree):
+        os.chown(dirpath, uid, gid)
+        for name in filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
 def link_base_backup(template: Path, data: Path, target: Path) -> None:
