@@ -255,15 +255,15 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
 
 
 def check_region(region: str, flag: str = "--region") -> None:
-    """A region AWS has (as the SDK knows them), before any request: an unknown one would fail late,
-    as a server error from the local AWS or a host name that does not resolve."""
+    """A region AWS has (as the SDK's endpoint data lists them), before any request: an unknown one
+    would fail late, as a server error from the local AWS or a host name that does not resolve."""
     import botocore.session
 
-    sdk = botocore.session.get_session()
-    known = {r for p in sdk.get_available_partitions() for r in sdk.get_available_regions("ec2", p)}
-    if region not in known:
-        raise UsageError(f"{flag} {region}: no such AWS region",
-                         f"use one of: {', '.join(sorted(sdk.get_available_regions('ec2', 'aws')))}")
+    sdkdata.share_across_sessions()   # the loader is then the clients' own: the data is read once
+    partitions = botocore.session.create_loader().load_data("endpoints")["partitions"]
+    if not any(region in p.get("regions", {}) for p in partitions):
+        aws = next((p for p in partitions if p.get("partition") == "aws"), {"regions": {}})
+        raise UsageError(f"{flag} {region}: no such AWS region", f"use one of: {', '.join(sorted(aws['regions']))}")
 
 
 def _region_from_profile(profile: str | None) -> str | None:
