@@ -579,7 +579,7 @@ def promote(replica, **opts):
 
     It stops following the primary, keeps its endpoint and its data, gets automated backups of
     its own, and stays in the stack. REPLICA defaults to the stack's only replica.
-    Example: awslab promote; awslab promote week6-replica-1
+    Example: awslab promote; awslab promote week6-db-replica-1
     """
     from awslab.commands.recovery import promote as do_promote
 
