@@ -109,37 +109,64 @@ def _defaultdict(cls, factory, items, attrs):
     return out
 
 
-class _Pickler(pickle.Pickler):
-    def persistent_id(self, obj):
-        # AWS's ~1,300 managed policies are 80% of the state and the same in every server: saved by
-        # ARN (with how many attach them), taken from the new server's IAM at load.
-        if isinstance(obj, _aws_managed_policy()):
-            return ("aws-managed-policy", obj.account_id, obj.arn, obj.attachment_count)
-        return None
+def _subclasses(cls: type) -> list[type]:
+    out, todo = [], [cls]
+    while todo:
+        c = todo.pop()
+        out.append(c)
+        todo.extend(c.__subclasses__())
+    return out
 
-    def reducer_override(self, obj):
-        # defaultdict pickles as cls(factory): wrong for a lambda factory, and for a subclass whose
-        # __init__ takes other arguments (moto's ParameterDict).
-        if isinstance(obj, defaultdict) and (type(obj) is not defaultdict or not _plain(obj.default_factory)):
-            factory = obj.default_factory
-            if factory is not None and not _plain(factory):
-                factory = _portable(factory)
-            return _defaultdict, (type(obj), factory, dict(obj), dict(getattr(obj, "__dict__", {})))
-        return NotImplemented
+
+def _reduce_managed_policy(policy):
+    # AWS's ~1,300 managed policies are 80% of the state and the same in every server: saved by
+    # ARN (with how many attach them), taken from the new server's IAM at load.
+    return _managed_policy, (policy.account_id, policy.arn, policy.attachment_count)
+
+
+def _managed_policy(account: str, arn: str, attachments: int):
+    from moto.iam.models import iam_backends
+
+    policy = iam_backends[account]["global"].managed_policies.get(arn)
+    if policy is None:
+        raise pickle.UnpicklingError(f"AWS managed policy {arn} is not in this moto")
+    policy.attachment_count = attachments
+    return policy
+
+
+def _reduce_defaultdict(obj):
+    # defaultdict pickles as cls(factory): wrong for a lambda factory, and for a subclass whose
+    # __init__ takes other arguments (moto's ParameterDict).
+    factory = obj.default_factory
+    if type(obj) is defaultdict and _plain(factory):
+        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+    if factory is not None and not _plain(factory):
+        factory = _portable(factory)
+    return _defaultdict, (type(obj), factory, dict(obj), dict(getattr(obj, "__dict__", {})))
+
+
+class _Pickler(pickle.Pickler):
+    """The state's pickler: what needs saving otherwise is named in its dispatch table, by class,
+    which the C pickler consults itself (a ``persistent_id`` or ``reducer_override`` method would be
+    a Python call for every object saved: a third of the local AWS's CPU while tests ran)."""
+
+    def __init__(self, file, protocol: int) -> None:
+        super().__init__(file, protocol)
+        table = copyreg.dispatch_table.copy()   # the process's reducers too (RSA keys)
+        for cls in _subclasses(_aws_managed_policy()):
+            table[cls] = _reduce_managed_policy
+        for cls in _subclasses(defaultdict):   # moto's modules are imported by now: their subclasses are known
+            table[cls] = _reduce_defaultdict
+        self.dispatch_table = table
 
 
 class _Unpickler(pickle.Unpickler):
     def persistent_load(self, pid):
+        # States saved before the dispatch table referred to managed policies by persistent id.
         kind, account, arn, attachments = pid
         if kind != "aws-managed-policy":
             raise pickle.UnpicklingError(f"unknown reference {kind!r}")
-        from moto.iam.models import iam_backends
-
-        policy = iam_backends[account]["global"].managed_policies.get(arn)
-        if policy is None:
-            raise pickle.UnpicklingError(f"AWS managed policy {arn} is not in this moto")
-        policy.attachment_count = attachments
-        return policy
+        return _managed_policy(account, arn, attachments)
 
 
 @functools.cache
