@@ -178,7 +178,10 @@ def test_a_copy_with_backups__standby_and_replica_follow_and_its_first_base_back
     assert _query(restored, "SELECT n FROM notes") == [[1]]
     assert _query(restored, "SELECT system_identifier FROM pg_control_system()") \
         == _query(p, "SELECT system_identifier FROM pg_control_system()")   # a restore is of the same cluster
-    for key in ("db:undo", "db:p-replica", "db:p"):
+    # The window starts once the instance has its password: a restore to its first moment has it too.
+    earliest = engines.restore_postgres_to_time("db:earliest", source="db:p", when=first["finished"])
+    assert _query(earliest, "SELECT 1") == [[1]]
+    for key in ("db:earliest", "db:undo", "db:p-replica", "db:p"):
         engines.stop(key)
 
 

@@ -339,12 +339,14 @@ class Engines:
         started = time.monotonic()
         with self._starting(key):
             made = self._from_template(entry, bindir, user, dbname)
+            cold_backup = None
             if made is None:
                 self._initdb(entry, bindir, user, password)
             elif backups:
-                # Its first base backup is the copy as it is now (before it starts: a cold backup).
-                self._keep_base_backup(entry, functools.partial(template.link_base_backup, made[0],
-                                                                Path(entry["datadir"])))
+                # Its first base backup is the copy as it is now (before it starts: a cold backup),
+                # listed once its password is set: a restore to any time in the window has it.
+                cold_backup = self._take_base_backup(entry, functools.partial(
+                    template.link_base_backup, made[0], Path(entry["datadir"])))
             self._role_conf(entry)
             made_s = time.monotonic() - started
             boot = made[1] if made else password
@@ -354,6 +356,8 @@ class Engines:
             elif dbname != "postgres":
                 self._create_database(entry, password)
             self._save_secret(Path(entry["dir"]), {"user": user, "password": password})
+            if cold_backup is not None:
+                self._record_base_backup(entry, *cold_backup)
         if backups and made is None:
             self.base_backup(key)
         log.info("postgres %r ready on %s:%d in %.2f s (%s %.2f s)", key, HOST, entry["port"],
@@ -614,6 +618,11 @@ class Engines:
 
     def _keep_base_backup(self, entry: dict[str, Any], take: Callable[[Path], None]) -> dict[str, Any]:
         """``take`` a base backup into a new dir of the instance's backups, with its times and facts."""
+        target, started = self._take_base_backup(entry, take)
+        return self._record_base_backup(entry, target, started)
+
+    def _take_base_backup(self, entry: dict[str, Any], take: Callable[[Path], None]) -> tuple[Path, float]:
+        """The files of a base backup (not yet listed: ``_record_base_backup`` lists it)."""
         started = time.time()
         target = Path(entry["backups"]) / "base" / f"{started:.3f}"
         make_dir(target, 0o700)
@@ -622,6 +631,10 @@ class Engines:
         except BaseException:
             remove_tree(target)
             raise
+        return target, started
+
+    def _record_base_backup(self, entry: dict[str, Any], target: Path, started: float) -> dict[str, Any]:
+        """List a base backup from now on: its window starts at ``finished``, this moment."""
         meta = {"started": started, "finished": time.time(), "source": entry["key"],
                 **{k: entry[k] for k in ("user", "dbname", "version", "bindir")}}
         (target / "backup.json").write_text(json.dumps(meta, indent=2))
@@ -718,7 +731,10 @@ class Engines:
                 target = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1e6):06d}+00"
             self._role_conf(entry, recover_from=archive, recover_to=target)
             self._save_secret(Path(entry["dir"]), secret)
-            entry = self._launch_postgres(key, Path(base["bindir"]), secret["user"], secret["password"])
+            # It takes logins while it replays; from a cold base backup (a template's files) its
+            # password is the one it has once the replay reaches its source's first moments.
+            entry = self._launch_postgres(key, Path(base["bindir"]), secret["user"], secret["password"],
+                                          catching_up=True)
             deadline = time.monotonic() + TOOL_TIMEOUT_S
             while self._query(entry, "SELECT pg_is_in_recovery()")[0][0]:
                 if time.monotonic() > deadline:
