@@ -225,8 +225,9 @@ class Backing:
                 self.publish_engine(endpoint, key, info.get("role", "replica"))
 
     def stop_engine(self, key: str, *endpoints: str) -> Future:
+        """The engine of a deleted resource stopped (the resource reads `deleting` until it is)."""
         self.unpublish(*endpoints)
-        return self.submit(key, lambda: self.engines.stop(key))
+        return self.submit(key, lambda: self.engines.stop(key), label="deleting")
 
     def stop_all(self) -> list[int]:
         self.closing.set()
@@ -531,11 +532,12 @@ def _rds() -> None:
                          label="modifying")
         if final_db_snapshot_identifier and not skip_final_snapshot:
             snap = _snap_key("rds", db.account_id, db.region, final_db_snapshot_identifier)
-            b.submit(key, lambda: engines.snapshot(key, snap) if engines.get(key) else None, alias=f"snapshot:{snap}")
-        b.submit(key, lambda: engines.stop(engines.standby_key(key)))
+            b.submit(key, lambda: engines.snapshot(key, snap) if engines.get(key) else None, alias=f"snapshot:{snap}",
+                     label="deleting")
+        b.submit(key, lambda: engines.stop(engines.standby_key(key)), label="deleting")
         b.stop_engine(key, _db_endpoint(db))
         if delete_automated_backups is not False:
-            b.submit(key, lambda: engines.remove_backups(key))
+            b.submit(key, lambda: engines.remove_backups(key), label="deleting")
 
     def rebooted(self, db, db_instance_identifier, force_failover=False, *a, **kw) -> None:
         """A reboot restarts the server; with failover the primary crashes, the standby is promoted

@@ -238,3 +238,31 @@ def test_backup_windows__base_backups_taken_and_pruned_by_retention_and_restores
             entries = json.loads((home / "local" / "engines" / "engines.json").read_text())["engines"]
             return entries["rds.us-east-1.w-r"].get("role") == "primary" and "rds.us-east-1.w" not in entries
         eventually(promoted, within_s=30)
+
+
+def test_rds_delete__an_instance_with_an_engine_reads_deleting_until_gone_never_creating(engines, engine_server, stack):
+    """While its engine is snapshotted and stopped, a deleted instance is `deleting` (it read
+    `creating`: the engine's teardown jobs carried the creation's label)."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from conftest import server_keys
+
+    server, home = engine_server
+    rds = boto3.client("rds", region_name="us-east-1", endpoint_url=server.endpoint_url, **server_keys(home))
+    rds.create_db_instance(DBInstanceIdentifier=stack, Engine="postgres", DBInstanceClass="db.t3.micro",
+                           AllocatedStorage=20, MasterUsername="labadmin", ManageMasterUserPassword=True,
+                           BackupRetentionPeriod=1)
+
+    def state() -> str:
+        try:
+            return rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["DBInstanceStatus"]
+        except ClientError:
+            return "<gone>"
+
+    eventually(lambda: state() == "available")
+    deleted = rds.delete_db_instance(DBInstanceIdentifier=stack, FinalDBSnapshotIdentifier=f"{stack}-final")
+    seen = [deleted["DBInstance"]["DBInstanceStatus"]]
+    while seen[-1] != "<gone>":
+        seen.append(state())
+    assert set(seen) <= {"deleting", "<gone>"} and seen[0] == "deleting", seen
+    rds.delete_db_snapshot(DBSnapshotIdentifier=f"{stack}-final")
