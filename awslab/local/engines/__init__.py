@@ -346,7 +346,7 @@ class Engines:
                 # Its first base backup is the copy as it is now (before it starts: a cold backup),
                 # listed once its password is set: a restore to any time in the window has it.
                 cold_backup = self._take_base_backup(entry, functools.partial(
-                    template.link_base_backup, made[0], Path(entry["datadir"])))
+                    template.link_base_backup, made[0], Path(entry["dir"]) / template.COLD_DIR))
             self._role_conf(entry)
             made_s = time.monotonic() - started
             boot = made[1] if made else password
@@ -373,8 +373,7 @@ class Engines:
             tpl, boot = template.ensure_template(self.base(), bindir, self._pg_bindir(bindir), entry["version"],
                                                  user, dbname, self.who())
             identifier, how = template.new_cluster(tpl, data, log_path)
-            cold = Path(entry["dir"]) / "cold"
-            template.keep_cold_image(data, cold)
+            template.keep_cold_image(data, Path(entry["dir"]) / template.COLD_DIR)
         except (template.TemplateUnusable, EngineError, OSError) as exc:
             with open(log_path, "a") as out:
                 out.write(f"awslab: no template can serve this instance ({exc}); running initdb\n")
@@ -382,7 +381,7 @@ class Engines:
             for item in data.iterdir():
                 remove_tree(item) if item.is_dir() else item.unlink()
             return None
-        self.registry.update(entry["key"], template=str(tpl), cold=str(cold))
+        self.registry.update(entry["key"], template=str(tpl))
         with open(log_path, "a") as out:
             out.write(f"awslab: data dir from the template {tpl.parent.name} ({how}), "
                       f"system identifier {identifier}\n")
@@ -405,7 +404,9 @@ class Engines:
         (nothing copied from the running server: it streams what it lacks), when ``src`` was made from
         a template and still keeps every WAL segment since (same timeline, well within wal_keep_size);
         how its files came, or None (pg_basebackup then)."""
-        tpl, cold = Path(src.get("template") or "/nonexistent"), Path(src.get("cold") or "/nonexistent")
+        # An instance's cold image is in its engine dir; after a failover the entry is the promoted
+        # standby's, which has none (and no template): its followers are pg_basebackups.
+        tpl, cold = Path(src.get("template") or "/nonexistent"), Path(src["dir"]) / template.COLD_DIR
         segment = template.cold_segment(cold) if tpl.is_dir() and template.templates_dir() else None
         if segment is None:
             return None
@@ -415,7 +416,7 @@ class Engines:
             return None
         how = template.new_follower(tpl, cold, Path(entry["datadir"]),
                                     template.conninfo(secret["user"], secret["password"], HOST, src["port"]),
-                                    Path(entry["log"]))
+                                    Path(entry["log"]), self.who())
         with open(entry["log"], "a") as out:
             out.write(f"awslab: data dir from the template {tpl.parent.name} ({how}) and the cold image of "
                       f"{src['key']}, streaming from segment {segment}\n")

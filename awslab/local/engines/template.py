@@ -57,6 +57,7 @@ from awslab.local.engines.accounts import RunAs
 from awslab.local.engines.base import SECRET_FILE
 from awslab.local.engines.children import run_tool
 from awslab.local.engines.files import (
+    chown_tree,
     exclusive,
     make_dir,
     remove_tree,
@@ -68,6 +69,7 @@ TEMPLATES_ENV = "AWSLAB_ENGINE_TEMPLATES"
 RECIPE = 2   # how a template is made (``_make``): a new recipe makes new templates
 SPARES = 3   # ready copies kept beside a template: a lab's primary, standby and replica take one each
 SPARES_DIR = "spares"
+COLD_DIR = "cold"   # in an instance's engine dir: its cold image (pg_control and WAL before it started)
 COMPLETE = ".complete"
 # initdb's options for every engine (a template is one of them, so they are part of its name).
 INITDB_OPTIONS = ("--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
@@ -323,10 +325,13 @@ def keep_cold_image(data: Path, cold: Path) -> None:
     template's files, a standby or replica can start from that image and catch up by streaming, as
     from a base backup, with nothing to copy from the running server."""
     make_dir(cold, 0o700)
-    shutil.copy2(data / PG_CONTROL, cold / "pg_control")
-    os.chown(cold / "pg_control", *_owner(data / PG_CONTROL))
-    shutil.copytree(data / "pg_wal", cold / "pg_wal", symlinks=True)
-    _chown_like(cold / "pg_wal", data / "pg_wal")
+    _put_cold_image(data / PG_CONTROL, data / "pg_wal", cold / "pg_control", cold / "pg_wal")
+
+
+def _put_cold_image(control: Path, wal: Path, to_control: Path, to_wal: Path) -> None:
+    shutil.copy2(control, to_control)
+    remove_tree(to_wal)
+    shutil.copytree(wal, to_wal, symlinks=True)
 
 
 def cold_segment(cold: Path) -> str | None:
@@ -345,23 +350,18 @@ def segments_apart(older: str, newer: str) -> int | None:
     return number(newer) - number(older)
 
 
-def new_follower(template: Path, cold: Path, data: Path, conninfo: str, log_path: Path) -> str:
+def new_follower(template: Path, cold: Path, data: Path, conninfo: str, log_path: Path, who: RunAs) -> str:
     """``data`` made a standby of the instance whose cold image ``cold`` is: the template's files
     (a spare when ready), that image's pg_control and WAL, ``standby.signal`` and the primary's
     connection as ``pg_basebackup -R`` writes them. How the files came."""
     how = copy_template(template, data, log_path)
-    owner = _owner(data / PG_CONTROL)
-    shutil.copy2(cold / "pg_control", data / PG_CONTROL)
-    os.chown(data / PG_CONTROL, *owner)
-    remove_tree(data / "pg_wal")
-    shutil.copytree(cold / "pg_wal", data / "pg_wal", symlinks=True)
-    _chown_like(data / "pg_wal", data / PG_CONTROL)
+    _put_cold_image(cold / "pg_control", cold / "pg_wal", data / PG_CONTROL, data / "pg_wal")
     (data / "standby.signal").touch()
     with open(data / "postgresql.auto.conf", "a") as auto:
         escaped = conninfo.replace("\\", "\\\\").replace("'", "''")
         auto.write(f"primary_conninfo = '{escaped}'\n")
-    for name in ("standby.signal", "postgresql.auto.conf"):
-        os.chown(data / name, *owner)
+    for path in (data / PG_CONTROL, data / "pg_wal", data / "standby.signal", data / "postgresql.auto.conf"):
+        chown_tree(path, who)
     return how
 
 
@@ -374,27 +374,12 @@ def conninfo(user: str, password: str, host: str, port: int) -> str:
     return f"user={value(user)} password={value(password)} host={host} port={port} sslmode=disable"
 
 
-def _owner(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_uid, st.st_gid
-
-
-def _chown_like(tree: Path, like: Path) -> None:
-    uid, gid = _owner(like)
-    if (uid, gid) == (os.geteuid(), os.getegid()):
-        return
-    for dirpath, dirnames, filenames in os.walk(tree):
-        os.chown(dirpath, uid, gid)
-        for name in filenames:
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
-
-
-def link_base_backup(template: Path, data: Path, target: Path) -> None:
-    """A first base backup of ``data``, a copy of ``template`` not yet started: a cold copy, which is a
-    valid base backup (recovery starts from its pg_control's checkpoint and replays the archive).
-    Every file but pg_control and the WAL is the template's, unchanged, so it is hard-linked (both are
-    read-only from now on: a restore copies a base backup, never changes it); where links cannot be
-    made (another file system), copied."""
+def link_base_backup(template: Path, cold: Path, target: Path) -> None:
+    """A first base backup of a copy of ``template`` not yet started, whose cold image is ``cold``: a
+    cold copy is a valid base backup (recovery starts from its pg_control's checkpoint and replays the
+    archive). Every file but pg_control and the WAL is the template's, unchanged, so it is
+    hard-linked (both are read-only from now on: a restore copies a base backup, never changes it);
+    where links cannot be made (another file system), copied."""
     for src_dir, dirnames, filenames in os.walk(template):
         rel = Path(src_dir).relative_to(template)
         if rel.parts[:1] == ("pg_wal",):
@@ -407,5 +392,4 @@ def link_base_backup(template: Path, data: Path, target: Path) -> None:
                 os.link(Path(src_dir) / name, target / rel / name)
             except OSError:
                 shutil.copy2(Path(src_dir) / name, target / rel / name)
-    shutil.copy2(data / PG_CONTROL, target / PG_CONTROL)
-    shutil.copytree(data / "pg_wal", target / "pg_wal", symlinks=True)
+    _put_cold_image(cold / "pg_control", cold / "pg_wal", target / PG_CONTROL, target / "pg_wal")
