@@ -315,6 +315,26 @@ def test_threads_share_one_registry(tmp_path: Path) -> None:
         engines.stop_all()   # a failure above must not leave redis-servers running
 
 
+def test_the_registry_remembers_its_own_writes_and_sees_another_processs(tmp_path: Path) -> None:
+    from awslab.local.engines.registry import Registry
+
+    ours = Registry(tmp_path)
+    ours.update("a", port=1, followers=["b"])
+    got = ours.get("a")
+    got["port"] = 99
+    got["followers"].append("c")   # a copy: nothing a caller does reaches the registry
+    assert ours.get("a") == {"port": 1, "followers": ["b"]}
+    # Another process replaces the file (a rename, as every writer does): the next read sees it.
+    code = ("import sys; from pathlib import Path; from awslab.local.engines.registry import Registry;"
+            "Registry(Path(sys.argv[1])).update('a', port=2)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
+    assert ours.get("a") == {"port": 2, "followers": ["b"]}
+    assert json.loads((tmp_path / "engines.json").read_text()) == {
+        "version": 1, "engines": {"a": {"port": 2, "followers": ["b"]}}}
+    ours.forget("a")
+    assert ours.entries() == {} and Registry(tmp_path).entries() == {}
+
+
 def test_stop_all_never_signals_a_pid_that_is_no_longer_an_engine(tmp_path: Path) -> None:
     engines = eng.Engines(tmp_path / "state")
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -2,6 +2,11 @@
 
 Written atomically and guarded by a thread lock plus an flock, so threads and other processes see
 whole states, and a different process can stop everything after a crash.
+
+The local AWS reads it on every engine step, and a class of thirty has 150 entries: parsing the
+file each time grew with the square of the class. So the registry remembers what it last wrote
+(or read) together with the file's identity (inode, size, times), and parses again only when
+another process has replaced the file since. Every read hands out a private copy.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,16 @@ class Registry:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.path = root / "engines.json"
+        self._known: tuple[tuple[int, ...], bytes] | None = None   # (file identity, pickled engines)
+        self._known_lock = threading.Lock()
+
+    def _identity(self) -> tuple[int, ...]:
+        st = os.stat(self.path)
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _remember(self, identity: tuple[int, ...], engines: dict[str, dict[str, Any]]) -> None:
+        with self._known_lock:
+            self._known = (identity, pickle.dumps(engines, protocol=pickle.HIGHEST_PROTOCOL))
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.read().get(key)
@@ -31,17 +48,27 @@ class Registry:
 
     def read(self) -> dict[str, dict[str, Any]]:
         try:
-            return dict(json.loads(self.path.read_text()).get("engines", {}))
+            identity = self._identity()
+            with self._known_lock:
+                known = self._known
+            if known is not None and known[0] == identity:
+                return pickle.loads(known[1])
+            engines = dict(json.loads(self.path.read_text()).get("engines", {}))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
             raise EngineError(f"unreadable engine registry {self.path}: {exc}") from None
+        self._remember(identity, engines)
+        return engines
 
     def write(self, engines: dict[str, dict[str, Any]]) -> None:
+        # One entry per line: readable, and written by json's C encoder (an indent turns it off).
+        lines = ",\n".join(f"  {json.dumps(key)}: {json.dumps(engines[key], sort_keys=True)}" for key in sorted(engines))
+        text = f'{{"version": 1, "engines": {{\n{lines}\n}}}}\n'
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".engines.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as out:
-                json.dump({"version": 1, "engines": engines}, out, indent=2, sort_keys=True)
+                out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)
@@ -49,15 +76,16 @@ class Registry:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        with contextlib.suppress(OSError):   # as a reader would parse it (lists, not tuples)
+            self._remember(self._identity(), json.loads(text)["engines"])
 
     @contextlib.contextmanager
     def changing(self) -> Iterator[dict[str, dict[str, Any]]]:
         """Read-modify-write under both locks; written back only when changed. Never nest."""
         with exclusive(self.path.with_name("engines.json.lock")):
-            engines = self.read()
-            before = json.dumps(engines, sort_keys=True)
+            engines, before = self.read(), self.read()
             yield engines
-            if json.dumps(engines, sort_keys=True) != before:
+            if engines != before:
                 self.write(engines)
 
     def update(self, key: str, **fields: Any) -> dict[str, Any]:
