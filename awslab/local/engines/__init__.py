@@ -108,6 +108,7 @@ from awslab.local.engines.postgres import (
     ROLE_CONF,
     STANDBY_NAME,
     as_standalone,
+    connect,
     follow_port,
     pg_ready,
     query,
@@ -445,8 +446,7 @@ class Engines:
 
     def _create_database(self, entry: dict[str, Any], password: str) -> None:
         pg = pg8000_library()
-        conn = pg.Connection(entry["user"], host=HOST, port=entry["port"], password=password, database="postgres",
-                             timeout=10)
+        conn = connect(entry["port"], entry["user"], password)
         try:
             conn.run(f"CREATE DATABASE {pg.identifier(entry['dbname'])}")
         finally:
@@ -456,7 +456,7 @@ class Engines:
         """The copy's superuser takes the instance's password (as a SCRAM verifier: the password itself
         never reaches the server), in place of the template's."""
         pg = pg8000_library()
-        conn = pg.Connection(user, host=HOST, port=entry["port"], password=boot, database="postgres", timeout=10)
+        conn = connect(entry["port"], user, boot)
         try:
             conn.run(f"ALTER ROLE {pg.identifier(user)} PASSWORD {pg.literal(scram_verifier(password))}")
         finally:
@@ -467,8 +467,7 @@ class Engines:
         entry = self._running(key, "postgres")
         secret = self._load_secret(Path(entry["dir"]))
         pg = pg8000_library()
-        conn = pg.Connection(secret["user"], host=HOST, port=entry["port"], password=secret["password"],
-                             database="postgres", timeout=10)
+        conn = connect(entry["port"], secret["user"], secret["password"])
         try:
             # A SCRAM verifier made here, as psql's \password does: the password itself never reaches
             # the server, so no server log (a failed statement is logged in full) can hold it.

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import shlex
+from typing import Any
 from pathlib import Path
 
 from awslab.local.engines.base import HOST, EngineError
@@ -98,13 +99,22 @@ def role_conf(*, name: str, archive: Path | None, sync_standby: bool = False,
     return "# written by awslab for this engine's role\n" + "\n".join(lines) + "\n"
 
 
+def connect(port: int, user: str, password: str, *, database: str = "postgres", timeout: float = 10) -> Any:
+    """A pg8000 connection to the engine itself, as ``user``. The engine speaks plain TCP on
+    127.0.0.1 (an endpoint's TLS is the forwarder's), so no SSLRequest and no TLS context: building
+    one loads the system's CA bundle, the most costly part of a local connection."""
+    pg = pg8000_library()
+    return pg.Connection(user, host=HOST, port=port, password=password, database=database, timeout=timeout,
+                         ssl_context=False)
+
+
 def pg_ready(port: int, user: str, password: str, catching_up: bool = False) -> bool:
     """Whether the server takes a SCRAM login now; False while it starts up or recovers, and, for a
     standby ``catching_up`` from an older image of its primary, while it has not yet replayed the
     password it is to take (its catalog is the image's until then)."""
     pg = pg8000_library()
     try:
-        conn = pg.Connection(user, host=HOST, port=port, password=password, database="postgres", timeout=2)
+        conn = connect(port, user, password, timeout=2)
     except pg.InterfaceError:
         return False
     except pg.DatabaseError as exc:
@@ -132,8 +142,7 @@ def follow_port(data: Path, port: int) -> None:
 
 def query(port: int, user: str, password: str, sql: str, *, database: str = "postgres", timeout: float = 10) -> list:
     """Rows of one statement on the engine at ``port`` (as its superuser)."""
-    pg = pg8000_library()
-    conn = pg.Connection(user, host=HOST, port=port, password=password, database=database, timeout=timeout)
+    conn = connect(port, user, password, database=database, timeout=timeout)
     try:
         return conn.run(sql) or []
     finally:
