@@ -701,3 +701,40 @@ def test_rds__a_replica_and_its_promotion_own_no_secret_so_deleting_it_keeps_the
     rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-q", SkipFinalSnapshot=True)
     assert "DeletedDate" not in sm.describe_secret(SecretId=arn)
     rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
+
+
+# --- found by a sequence of restores: a listing longer than a page made every later save fail ----
+
+def test_tagging__a_listing_longer_than_a_page_leaves_nothing_a_save_cannot_hold():
+    """In-process, as the server runs it: moto kept a generator for every pagination token, the
+    last page's included, so every save after a long listing failed and the state was lost at the
+    next stop. Tokens are freed when used, a saved backend holds none, and one from before the
+    save is expired afterwards, as an AWS token is after 15 minutes."""
+    from awslab.local import patches, persistence
+
+    patches.apply()
+    from moto.core.exceptions import ServiceException
+    from moto.ec2.models import ec2_backends
+    from moto.resourcegroupstaggingapi.models import resourcegroupstaggingapi_backends
+
+    account, region = "310987654321", "eu-west-1"
+    ec2 = ec2_backends[account][region]
+    vpc = ec2.create_vpc("10.9.0.0/16")
+    for i in range(60):
+        ec2.create_security_group(f"g{i}", "d", vpc_id=vpc.id, tags={"awslab:stack": "long"})
+    tagging = resourcegroupstaggingapi_backends[account][region]
+    filters = [{"Key": "awslab:stack", "Values": ["long"]}]
+
+    token, first = tagging.get_resources(tag_filters=filters)
+    assert token and len(first) == 50
+    last_token, rest = tagging.get_resources(pagination_token=token, tag_filters=filters)
+    assert last_token is None and len(rest) == 10 and tagging._pages == {}   # the last page freed it
+
+    half, _ = tagging.get_resources(tag_filters=filters)   # a listing left half-way, as a crashed client leaves it
+    saved = persistence.dumps({"tagging": tagging})   # raised "cannot pickle 'generator' object" before
+    loaded = persistence.loads(saved)["tagging"]
+    assert loaded._pages == {}
+    with pytest.raises(ServiceException) as expired:
+        loaded.get_resources(pagination_token=half, tag_filters=filters)
+    assert expired.value.code == "PaginationTokenExpiredException"
+    assert len(tagging.get_resources(pagination_token=half, tag_filters=filters)[1]) == 10   # live: still valid

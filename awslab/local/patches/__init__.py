@@ -1,6 +1,6 @@
 """awslab's layer over moto: make the local AWS behave like AWS where it matters to the lab.
 
-One module per service (``rds``, ``elasticache``, ``ec2``, ``iam``, ``cloudformation``), their shared helpers and the
+One module per service (``rds``, ``elasticache``, ``ec2``, ``iam``, ``cloudformation``, ``tagging``), their shared helpers and the
 emulated offering in ``_base``; ``apply()`` below applies them in a fixed order.
 
 Loaded by the local server process (``awslab.local.server``) and so by the test fixtures, never by
@@ -79,6 +79,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (CloudFormation export) `AWS::EC2::Instance` ignores `NetworkInterfaces` and its launch template; gateways and route tables lose `Tags`; a subnet association is not on its route table | closed: `cloudformation` (RunInstances' parameters; tags kept; AssociateRouteTable) |
 | (StackSets) operations run inside the request and always `SUCCEEDED`; `OperationPreferences`, `RetainStacks` and the self-managed roles ignored; instances' stacks named `StackSet:<name>`, every instance `CURRENT` | closed: `stacksets` (operations run by a worker within the preferences, a result per account, roles checked, `StackSet-<name>-<uuid>` stacks, instance statuses as AWS shows them) |
 | (StackSets) two accounts' DB instances share one endpoint address and one engine | closed: `rds.answers` (an address per account and region) and `backing.py` (engines keyed by account too) |
+| (found here) the tagging API keeps every pagination token's generator forever: after a listing longer than a page no save of the local AWS succeeded | closed: `tagging.pages` (the last page frees its token, tokens expire after AWS's 15 minutes, none is saved) |
 | (StackSets) `DeletionPolicy: Snapshot` ignored: a stack's delete removes its DB without a final snapshot | closed: `cloudformation` (a final snapshot named as CloudFormation names it) |
 """
 
@@ -86,7 +87,7 @@ from __future__ import annotations
 
 import os
 
-from awslab.local.patches import cloudformation, ec2, elasticache, iam, rds, stacksets
+from awslab.local.patches import cloudformation, ec2, elasticache, iam, rds, stacksets, tagging
 
 _applied = False
 
@@ -116,6 +117,7 @@ def apply() -> None:
     iam.action_names()
     iam.answers()
     iam.managed_policies()
+    tagging.pages()
     cloudformation.apply()
     stacksets.apply()
     _applied = True

@@ -1,0 +1,53 @@
+"""The Resource Groups Tagging API's pagination, as AWS keeps it.
+
+moto keeps a live generator for every ``PaginationToken`` it hands out, forever: the last page of
+a listing never frees its token, so after any listing longer than a page the backend held a
+generator, and a generator cannot be saved. Every save of the local AWS then failed (``cannot
+pickle 'generator' object``), silently, until the server stopped and lost everything since.
+
+On AWS a token is valid for at most 15 minutes (``PaginationTokenExpiredException``) and is not
+part of any resource. So here: the token of the last page is freed, a token expires after 15
+minutes, and a saved state holds no tokens (a token from before a restart is expired, as on AWS).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+TOKEN_LIFETIME_S = 15 * 60   # "A PaginationToken is valid for a maximum of 15 minutes."
+
+
+def pages() -> None:
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend as Backend
+
+    def paged(orig):
+        @functools.wraps(orig)
+        def call(self, *args, **kwargs):
+            token = kwargs.get("pagination_token", args[0] if args else None)
+            born = self.__dict__.setdefault("_awslab_token_born", {})
+            now = time.monotonic()
+            for old in [t for t, at in born.items() if now - at > TOKEN_LIFETIME_S]:
+                born.pop(old, None)
+                self._pages.pop(old, None)   # moto answers PaginationTokenExpiredException for it
+            new_token, result = orig(self, *args, **kwargs)
+            if token:
+                self._pages.pop(token, None)   # used: the next page has a token of its own, the last none
+                born.pop(token, None)
+            if new_token:
+                born[new_token] = now
+            return new_token, result
+
+        return call
+
+    for name in ("get_resources", "get_tag_keys", "get_tag_values"):
+        setattr(Backend, name, paged(getattr(Backend, name)))
+
+    def __getstate__(self):
+        # Tokens are a listing in progress, not state: none survives a restart (as one expires on AWS).
+        state = dict(self.__dict__)
+        state["_pages"] = {}
+        state.pop("_awslab_token_born", None)
+        return state
+
+    Backend.__getstate__ = __getstate__
