@@ -24,6 +24,7 @@ from awslab.errors import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     AwslabError,
+    OperationError,
     UsageError,
 )
 
@@ -743,6 +744,11 @@ def local_stop():
     from awslab.local import manager
 
     stopped = manager.stop()
+    failure = manager.unsaved() if stopped else None
+    if failure is not None:   # never "kept" when it is not: exit 1, saying what was lost
+        raise OperationError(f"local AWS stopped (pid {stopped.pid}), but {manager.unsaved_line(failure)}: "
+                             "changes made after that are lost",
+                             f"see its log: {manager.local_dir() / 'server.log'}")
     click.echo(f"local AWS stopped (pid {stopped.pid}); its stacks and data are kept for the next start"
                if stopped else "local AWS was not running")
 
@@ -798,16 +804,20 @@ def local_status(output):
     from awslab.local import manager
 
     server = manager.find()
+    failure = manager.unsaved() if server else None
     if _output(output) == "json":
         from awslab.ui import emit_json
 
         emit_json({"running": bool(server), "endpoint_url": server.endpoint_url if server else None,
-                   "pid": server.pid if server else None, "log": str(server.log) if server else None})
+                   "pid": server.pid if server else None, "log": str(server.log) if server else None,
+                   "unsaved": failure})
         return
     if server is None:
         click.echo("local AWS is not running (it starts on first use, or with `awslab local start`)")
         return
     click.echo(f"local AWS running: {server.endpoint_url} (pid {server.pid}, log {server.log})")
+    if failure is not None:
+        click.echo(f"  WARNING: {manager.unsaved_line(failure)}")
     click.echo('  with the AWS CLI: eval "$(awslab local env)" && aws ec2 describe-vpcs')
 
 

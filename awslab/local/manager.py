@@ -33,6 +33,7 @@ LOCK_FILE = "server.lock"
 EXIT_LOCKED = 3
 LATENCY_PATH = "/awslab/latency"
 RECONCILE_PATH = "/awslab/engines/reconcile"
+UNSAVED_FILE = "state.unsaved.json"   # persistence.UNSAVED_FILE, written by the server while saves fail
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,31 @@ def find() -> LocalServer | None:
     return _server(holder)
 
 
+def unsaved() -> dict | None:
+    """What the local AWS of this home could not save: {since, cause, saved_at} (epoch seconds;
+    saved_at None when nothing was ever saved), or None while its saves succeed."""
+    try:
+        got = json.loads((local_dir() / UNSAVED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got, dict) else None
+
+
+def unsaved_line(failure: dict) -> str:
+    """One line on a failing save: since when, why, and what a stop or crash would lose."""
+    clock = lambda t: time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "?"  # noqa: E731
+    kept = (f"the state saved at {clock(failure.get('saved_at'))}" if failure.get("saved_at")
+            else "nothing (no state was ever saved)")
+    return (f"the local AWS has not been able to save its state since {clock(failure.get('since'))} "
+            f"({failure.get('cause', 'unknown cause')}); a stop or a crash keeps only {kept}")
+
+
+def _warn_if_unsaved() -> None:
+    failure = unsaved()
+    if failure is not None:
+        _say(f"warning: {unsaved_line(failure)}; see its log: {local_dir() / 'server.log'}")
+
+
 def _server(info: dict) -> LocalServer:
     return LocalServer(info["pid"], info["host"], info["port"], local_dir() / "server.log")
 
@@ -139,6 +165,7 @@ def ensure_running(port: int = 0, latency: str | None = None, time_scale: float 
     """Reuse the running local AWS or start one (``engines`` as for ``start``); returns (server, started_now)."""
     running = find()
     if running:
+        _warn_if_unsaved()   # every command that uses it says so while its saves fail
         if latency is not None:
             set_latency(running, latency, time_scale if time_scale is not None else 1.0)
         return running, False

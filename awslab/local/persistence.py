@@ -10,12 +10,18 @@ at most that last second; a clean stop saves synchronously. Requests and the sav
 backend half-changed. The engines' data stays in their own directories (local/engines/) and is
 reattached by local/backing.py.
 
+A save that fails (a resource pickle refuses, a full disk) leaves the last good state as it was,
+logs the cause with where in the state it failed, and writes ``state.unsaved.json`` (since when,
+why): every command warns from it, and `local stop` exits 1 saying what is lost. The next good save
+removes it.
+
 A state made by another moto or awslab version is not loaded (its pickled classes may not match):
 it is set aside as ``state.pickle.<version>`` and the server starts empty, saying so in its log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import functools
 import hashlib
@@ -37,6 +43,9 @@ from awslab.local import latency
 log = logging.getLogger("awslab.local.persistence")
 
 STATE_FILE = "state.pickle"
+# Present while the state cannot be saved (since when, why, when the kept state was saved): what
+# every command and `local stop` read to say so. Removed by the next good save.
+UNSAVED_FILE = "state.unsaved.json"
 FORMAT = 2   # 2: AWS managed policies saved by reference
 SAVE_DELAY_S = 0.2
 SAVE_AT_MOST_S = 1.0
@@ -178,8 +187,44 @@ def _aws_managed_policy():
 
 def dumps(state: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
-    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+    try:
+        _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+    except (TypeError, AttributeError, pickle.PicklingError) as exc:
+        where = unpicklable_path(state)
+        raise pickle.PicklingError(f"{exc}{f' at {where}' if where else ''}") from exc
     return buf.getvalue()
+
+
+def unpicklable_path(root: Any, limit: int = 200_000) -> str | None:
+    """Where in ``root`` the first object pickle refuses sits, as a path (``['backends'][...].attr``):
+    what a failed save names, so the log says which resource could not be saved."""
+    seen: set[int] = set()
+    todo: list[tuple[Any, str]] = [(root, "")]
+    while todo and len(seen) < limit:
+        obj, path = todo.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None))):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            todo += [(v, f"{path}[{k!r}]") for k, v in obj.items()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            todo += [(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        elif isinstance(obj, type) or callable(obj) and not hasattr(obj, "__dict__"):
+            continue
+        else:
+            state = getattr(obj, "__dict__", None)
+            if state is None and not hasattr(obj, "__slots__"):
+                try:
+                    pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception:  # noqa: BLE001 - this is the one
+                    return f"{path} ({type(obj).__name__})"
+                continue
+            if state is not None:
+                todo += [(v, f"{path}.{k}") for k, v in state.items()]
+            for slot in getattr(type(obj), "__slots__", ()):
+                if hasattr(obj, slot):
+                    todo.append((getattr(obj, slot), f"{path}.{slot}"))
+    return None
 
 
 def loads(data: bytes) -> dict[str, Any]:
@@ -254,10 +299,13 @@ class Store:
         self._thread: threading.Thread | None = None
         self.loaded = False
         self._checked = False
+        self.failing_since: float | None = None
         _rsa_reducer()
 
     def load(self) -> str:
         """Load the saved state, if any; a line saying what was loaded (for the server's log)."""
+        # A failure a previous server reported is history: this server starts from what was kept.
+        self.path.with_name(UNSAVED_FILE).unlink(missing_ok=True)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -295,17 +343,47 @@ class Store:
             self._changed.clear()
             while time.monotonic() - first < SAVE_AT_MOST_S and self._changed.wait(timeout=SAVE_DELAY_S):
                 self._changed.clear()
-            try:
-                self.save()
-            except Exception:  # noqa: BLE001 - the next change tries again; the log says why
-                log.exception("saving the local AWS's state failed")
+            self.try_save()
+
+    def try_save(self) -> bool:
+        """``save``, a failure logged and recorded in UNSAVED_FILE (the next change tries again);
+        True if the state on disk is the current one."""
+        try:
+            self.save()
+        except Exception as exc:  # noqa: BLE001 - recorded, said by every command, retried
+            log.exception("saving the local AWS's state failed")
+            self._failed(exc)
+            return False
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.time()
+        try:
+            saved_at = self.path.stat().st_mtime
+        except OSError:
+            saved_at = None
+        from awslab.engine.state import write_json_atomic
+
+        cause = f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError):
+            write_json_atomic(self.path.with_name(UNSAVED_FILE),
+                              {"since": self.failing_since, "cause": cause[:400], "saved_at": saved_at})
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            self.failing_since = None
+            self.path.with_name(UNSAVED_FILE).unlink(missing_ok=True)
+            log.info("the local AWS's state is saved again")
 
     def save(self) -> bool:
-        """Write the state now if it differs from the last one written; True if written."""
+        """Write the state now if it differs from the last one written; True if written. Raises
+        when it cannot: what was saved before stays as it was, never a part of a state."""
         with LOCK:
             data = dumps(snapshot())
         digest = hashlib.sha256(data).hexdigest()
         if digest == self._digest:
+            self._recovered()
             return False
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{STATE_FILE}.")
         try:
@@ -318,14 +396,15 @@ class Store:
             Path(tmp).unlink(missing_ok=True)
             raise
         self._digest = digest
+        self._recovered()
         if not self._checked:   # once per server: what was written loads, or the log says why now
             self._checked = True
             loads(data)
         return True
 
-    def close(self) -> None:
-        """Stop the saver and write the last state."""
+    def close(self) -> bool:
+        """Stop the saver and write the last state; False (recorded in UNSAVED_FILE) if it could not."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.save()
+        return self.try_save()

@@ -338,3 +338,57 @@ def test_a_transition_in_flight_resumes_on_the_saved_timeline(awslab, aws_sandbo
     eventually(lambda: rds().describe_db_instances(DBInstanceIdentifier="inflight")["DBInstances"][0]
                ["DBInstanceStatus"] == "available", within_s=25)
     assert time.monotonic() - started >= 12 - 0.5   # not before its time
+
+
+def test_a_save_that_fails__every_command_says_so_and_stop_never_claims_the_data_is_kept(awslab, aws_sandbox,
+                                                                                          monkeypatch):
+    """A save that cannot be written (here its file is taken by a directory, as a full disk or a
+    state pickle refuses) is not silent: every command warns with the cause and the log, `local
+    status` shows it, `local stop` exits 1 saying what is lost, and what was saved before is what
+    the next start loads; a later good save clears the warning."""
+    import boto3
+    from conftest import server_keys
+
+    monkeypatch.setenv("AWSLAB_LOCAL_ENGINES", "off")
+    assert awslab("local", "start").code == 0
+    port = json.loads((aws_sandbox / "local" / "server.json").read_text())["port"]
+    ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                       **server_keys(aws_sandbox))
+    kept = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    state = aws_sandbox / "local" / "state.pickle"
+    eventually(state.exists)
+    time.sleep(SAVE_AT_MOST_S + 0.5)
+    saved = state.read_bytes()
+    state.unlink()
+    (state / "blocker").mkdir(parents=True)   # the next save's rename fails
+    lost = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+    unsaved = aws_sandbox / "local" / "state.unsaved.json"
+    eventually(unsaved.exists, within_s=SAVE_AT_MOST_S + 5)
+
+    status = awslab("status", "--name", "nothing-here")
+    assert "warning: the local AWS has not been able to save its state since" in status.err, status.err
+    assert "IsADirectoryError" in status.err and str(aws_sandbox / "local" / "server.log") in status.err
+    assert "a stop or a crash keeps only the state saved at" in status.err
+    assert "WARNING: the local AWS has not been able to save" in awslab("local", "status").out
+
+    stop = awslab("local", "stop")
+    assert stop.code == 1 and "changes made after that are lost" in stop.err, (stop.out, stop.err)
+    assert "kept for the next start" not in stop.out + stop.err
+    # What the server last saved is untouched (a failed save writes no part of a state).
+    (state / "blocker").rmdir()
+    state.rmdir()
+    state.write_bytes(saved)
+    state.chmod(0o600)
+    assert awslab("local", "start").code == 0
+    assert not unsaved.exists()   # the new server starts from what was kept
+    port = json.loads((aws_sandbox / "local" / "server.json").read_text())["port"]
+    ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                       **server_keys(aws_sandbox))
+    vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    assert kept in vpcs and lost not in vpcs
+    ec2.create_vpc(CidrBlock="10.3.0.0/16")
+    time.sleep(SAVE_AT_MOST_S + 0.5)
+    after = awslab("status", "--name", "nothing-here")
+    assert "not been able to save" not in after.err
+    stop = awslab("local", "stop")
+    assert stop.code == 0 and "kept for the next start" in stop.out
