@@ -295,9 +295,9 @@ def mutating(calls: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [c for c in calls if c[1].startswith(MUTATING_PREFIXES)]
 
 
-def stack_tagged(aws, stack: str) -> list[str]:
+def stack_tagged(aws, stack: str, region: str | None = None) -> list[str]:
     """ARNs of everything in the local AWS tagged with the stack (the tagging API, as the AWS CLI sees it)."""
-    tagging = aws("resourcegroupstaggingapi")
+    tagging = aws("resourcegroupstaggingapi", region) if region else aws("resourcegroupstaggingapi")
     arns = []
     for page in tagging.get_paginator("get_resources").paginate(TagFilters=[{"Key": "awslab:stack", "Values": [stack]}]):
         arns += [r["ResourceARN"] for r in page["ResourceTagMappingList"]]

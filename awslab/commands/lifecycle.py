@@ -86,7 +86,8 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
                                f"estimated cost once up: {pricing.format_money(hourly)}/hour until `awslab down`"])
     # Remember the stack (and how it was built, for verify) before creating anything, so `status`
     # and `down` find a half-made one.
-    state.save_stack_record(stack, lab_record or {"lab": lab.name})
+    # Merged: what other commands recorded (the regions snapshots were copied to) stays.
+    state.save_stack_record(stack, {**(state.load_stack_record(stack) or {}), **(lab_record or {"lab": lab.name})})
     state.save_current_context({"target": ctx.target, "stack": stack, "lab": lab.name, "region": ctx.region,
                                 "profile": ctx.profile, "endpoint_url": None if ctx.is_local else ctx.endpoint_url})
     outcome = execute(plan, run)

@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 
 from awslab import ui
-from awslab.aws import cache, database
+from awslab.aws import cache, database, network
 from awslab.commands._common import (
     confirm_real_account,
     progress_run,
@@ -29,7 +29,7 @@ from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, OperationError, OwnershipError, UsageError
 from awslab.spec import pricing
 from awslab.spec.lab import Lab
-from awslab.spec.tags import owned_by
+from awslab.spec.tags import TAG_COPY_REGIONS, owned_by
 
 IDENTIFIER_RULE = "a letter first, then letters, digits or hyphens; no '--' and no trailing '-'"
 
@@ -45,16 +45,19 @@ def snapshot_name(stack: str, now: datetime | None = None) -> str:
     return f"{stack}-{now:%Y%m%d-%H%M%S}"
 
 
-def _regions(ctx: Context, stack: str) -> list[str]:
-    record = state.load_stack_record(stack) or {}
-    return [ctx.region] + [r for r in record.get("copy_regions", []) if r != ctx.region]
+def copy_regions(stack: str, found: dict[str, Found]) -> set[str]:
+    """Where the stack's snapshots were copied to: its VPC's tag (any machine sees it) and this
+    home's record of it (which outlives the VPC, for a stack already half removed)."""
+    vpc = found.get("network.vpc")
+    tagged = ((vpc.attrs.get("tags") or {}).get(TAG_COPY_REGIONS, "") if vpc else "").split()
+    return set(tagged) | set((state.load_stack_record(stack) or {}).get("copy_regions", []))
 
 
 def find_snapshots(run: Run, found: dict[str, Found]) -> list[Found]:
     """The stack's DB and cache snapshots in its region and every region it copied to."""
     instances = [f.id for f in found.values() if f.kind in ("db-instance", "db-replica")]
-    return (database.discover_snapshots(run, _regions(run.ctx, run.stack), instances)
-            + cache.discover_snapshots(run))
+    regions = [run.ctx.region] + sorted(copy_regions(run.stack, found) - {run.ctx.region})
+    return database.discover_snapshots(run, regions, instances) + cache.discover_snapshots(run)
 
 
 def _snapshot_rows(snaps: list[Found]) -> list[list[str]]:
@@ -101,10 +104,14 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
     confirm_real_account(ctx, f"take {len(steps)} snapshots of stack {stack}",
                           [f"will create: {s.kind} {s.desired.name}" + (f" in {s.desired.spec['region']}" if s.kind.endswith("copy") else "")
                            for s in steps])
-    if copy_to:
+    if copy_to:   # recorded before the copy exists: a copy is never made that `down` cannot find
+        regions = sorted(copy_regions(stack, run.found) | {copy_to})
         record = state.load_stack_record(stack) or {"lab": lab.name}
-        record["copy_regions"] = sorted(set(record.get("copy_regions", [])) | {copy_to})
-        state.save_stack_record(stack, record)
+        state.save_stack_record(stack, {**record, "copy_regions": regions})
+        vpc = run.found.get("network.vpc")
+        if vpc is not None:
+            network.tag_vpc(run, vpc.id, {TAG_COPY_REGIONS: " ".join(regions)})
+            vpc.attrs.setdefault("tags", {})[TAG_COPY_REGIONS] = " ".join(regions)
     outcome = execute(plan, run)
     raise_if_failed(outcome, "snapshot", run)
     made = [run.found[s.key] for s in steps if s.key in run.found]

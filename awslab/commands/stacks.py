@@ -245,7 +245,15 @@ def list_stacks(ctx: Context, regions: list[str]) -> tuple[list[StackRow], list[
         for r, o in pool.map(lambda region: _region_stacks(_in(ctx, region)), regions):
             rows += r
             orphans += o
+    # A live stack's copy in another region is found twice: by the stack (it looks where it copied
+    # to) and in that region, where no such stack lives. It is the stack's, listed and counted once.
+    listed = {_snapshot_key(s) for row in rows for s in row.snapshots}
+    orphans = [s for s in orphans if _snapshot_key(s) not in listed]
     return sorted(rows, key=lambda r: (r.region, r.stack)), orphans
+
+
+def _snapshot_key(snap: dict) -> tuple:
+    return snap["stack"], snap["service"], snap["region"], snap["id"]
 
 
 def _in(ctx: Context, region: str) -> Context:

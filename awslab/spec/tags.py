@@ -24,6 +24,9 @@ TAG_OWNER = "awslab:owner"           # the caller's identity at creation, or --o
 TAG_CREATED = "awslab:created"       # RFC 3339, UTC
 TAG_EXPIRES = "awslab:expires"       # RFC 3339, UTC; `awslab sweep` removes the stack after it
 TAG_CLASS = "awslab:class"           # the class a stack belongs to (`awslab class up`)
+# The regions `snapshot --copy-to-region` copied the stack's snapshots to, space-separated, on its
+# VPC: where `down` and `snapshots` look for its copies from any machine (the home's record is a cache).
+TAG_COPY_REGIONS = "awslab:copy-regions"
 STACK_RECORD_TAGS = (TAG_OVERRIDES, TAG_LAB_FILE, TAG_OWNER, TAG_CREATED, TAG_EXPIRES, TAG_CLASS)
 TAG_VALUE_MAX = 256   # EC2's limit for a tag value
 

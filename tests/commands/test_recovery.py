@@ -79,7 +79,23 @@ def test_snapshot_copy__lands_tagged_in_the_other_region_and_is_listed(awslab, a
     assert {t["Key"]: t["Value"] for t in west["TagList"]}["awslab:stack"] == stack and west["Status"] == "available"
     listed = _json(awslab("snapshots", "--name", stack, "--output", "json"))
     assert ("us-west-2", copy["id"]) in {(s["region"], s["id"]) for s in listed}
-    assert awslab("down", "--name", stack, "--yes", "--delete-snapshots").code == 0
+    # Every region's listing shows the copy once, as the stack's (not also as a removed stack's), and
+    # counts its cost once.
+    every = _json(awslab("stacks", "--all-regions", "--output", "json"))
+    row = next(r for r in every["stacks"] if r["stack"] == stack)
+    assert ("us-west-2", copy["id"]) in {(s["region"], s["id"]) for s in row["snapshots"]}
+    assert not [s for s in every["orphaned_snapshots"] if s["stack"] == stack]
+    # A rerun of `up`, then this home's record of the stack lost (another machine, a new home):
+    # `down` still finds the copy, from the stack's own tags, and removes it.
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    from awslab.engine.state import stack_record_path
+
+    stack_record_path(stack).unlink()
+    down = awslab("down", "--name", stack, "--yes", "--delete-snapshots")
+    assert down.code == 0, down.err
+    assert not [s for s in aws("rds", "us-west-2").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+                if s["DBSnapshotIdentifier"] == copy["id"]]
+    assert stack_tagged(aws, stack) == [] and stack_tagged(aws, stack, "us-west-2") == []
     assert aws("rds", "us-west-2").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"] == [
         s for s in aws("rds", "us-west-2").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"] if stack not in s["DBSnapshotIdentifier"]]
 
