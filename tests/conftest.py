@@ -419,6 +419,45 @@ def pytest_terminal_summary(terminalreporter):
         write(f"  {seconds:6.1f} s  {nodeid}")
 
 
+def engines_of(home: Path, stop: bool = False) -> dict[str, dict]:
+    """The engine registry of ``home``'s local AWS; with ``stop``, every engine in it is killed
+    (a test must never leave one behind, whatever it did)."""
+    import json
+    import signal
+
+    from awslab.local.engines import pid_alive
+
+    path = home / "local" / "engines" / "engines.json"
+    entries = json.loads(path.read_text())["engines"] if path.exists() else {}
+    if stop:
+        for e in entries.values():
+            if e.get("pid") and pid_alive(e["pid"]):
+                os.kill(e["pid"], signal.SIGKILL)
+    return entries
+
+
+def engine_processes(home: Path) -> list[int]:
+    """Every running PostgreSQL server (postmaster) whose data is under ``home``'s engine dirs,
+    registered or not, and every live redis-server of its registry (whose command line names its
+    port, not its dir)."""
+    from awslab.local.engines import Engines, pid_alive
+
+    root = home / "local" / "engines"
+    dirs = {str(root), str(Engines(root).fallback_base())}
+    dirs |= {str(Path(e["dir"]).parent) for e in engines_of(home).values()}
+    out = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if ("postgres" in cmd or "redis-server" in cmd) and any(d + os.sep in cmd for d in dirs) and pid_alive(pid):
+            out.append(pid)
+    out += [e["pid"] for e in engines_of(home).values()
+            if e.get("engine") == "redis" and e.get("pid") and pid_alive(e["pid"])]
+    return sorted(set(out))
+
+
 def shell(line: str, *args: str) -> str:
     """Run a line `awslab connect` printed, as a user pasting it would."""
     import subprocess

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import eventually, shell
+from conftest import engine_processes, engines_of, eventually, shell
 
 from awslab.local.engines import pid_alive
 from awslab.local.persistence import SAVE_AT_MOST_S
@@ -31,7 +31,7 @@ def home(aws_sandbox, monkeypatch):
     """This test's own local AWS (started by the first command), engines on."""
     monkeypatch.setenv("AWSLAB_LOCAL_ENGINES", "on")
     yield aws_sandbox
-    _engines_of(aws_sandbox, stop=True)
+    engines_of(aws_sandbox, stop=True)
 
 
 def _server_pid(home: Path) -> int:
@@ -40,34 +40,6 @@ def _server_pid(home: Path) -> int:
 
 # week6's engines: the primary, its Multi-AZ standby, the read replica, the cache's two nodes.
 WEEK6_ENGINES = 5
-
-
-def _engines_of(home: Path, stop: bool = False) -> dict[str, dict]:
-    path = home / "local" / "engines" / "engines.json"
-    entries = json.loads(path.read_text())["engines"] if path.exists() else {}
-    if stop:   # never leave an engine behind, whatever the test did
-        for e in entries.values():
-            if e.get("pid") and pid_alive(e["pid"]):
-                os.kill(e["pid"], signal.SIGKILL)
-    return entries
-
-
-def _engine_processes(home: Path) -> list[int]:
-    """Every running postgres/redis-server whose command line names this home's engine dirs."""
-    dirs = {str(Path(e["dir"]).parent) for e in _engines_of(home).values()}
-    out = []
-    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if ("postgres" in cmd or "redis-server" in cmd) and any(d in cmd for d in dirs) and pid_alive(pid):
-            out.append(pid)
-    if any("redis" in e.get("engine", "") for e in _engines_of(home).values()):
-        # redis-server's command line names its port, not its dir: count the registry's live pids too.
-        out += [e["pid"] for e in _engines_of(home).values()
-                if e.get("engine") == "redis" and e.get("pid") and pid_alive(e["pid"])]
-    return sorted(set(out))
 
 
 def _resources(awslab, stack: str) -> list[tuple]:
@@ -97,7 +69,7 @@ def test_local_stop_start__every_stack_comes_back_with_its_ids_endpoints_and_dat
     before = _resources(awslab, stack)
     _write_data(awslab, stack)
     address = json.loads(awslab("connect", "db", "--name", stack, "--output", "json").out)["local_address"]
-    engines = _engines_of(home)
+    engines = engines_of(home)
     dirs = [Path(e["dir"]) for e in engines.values()]
     assert len(engines) == WEEK6_ENGINES and all(pid_alive(e["pid"]) for e in engines.values())
 
@@ -119,7 +91,7 @@ def test_local_stop_start__every_stack_comes_back_with_its_ids_endpoints_and_dat
     reset = awslab("local", "reset", "--yes")
     assert reset.code == 0, reset.err
     assert not any(d.exists() for d in dirs) and not (home / "local" / "state.pickle").exists()
-    assert _engine_processes(home) == []
+    assert engine_processes(home) == []
     assert "no primary DB" in awslab("connect", "db", "--name", stack).err
 
 
@@ -140,7 +112,7 @@ def test_sigkill_of_the_server__the_next_command_says_so_and_brings_everything_b
     assert _resources(awslab, stack) == before
     assert _read_data(awslab, stack) == ("kept", "kept", "hello")
     # The engines the killed server left running were adopted, not duplicated.
-    assert len(_engine_processes(home)) == WEEK6_ENGINES
+    assert len(engine_processes(home)) == WEEK6_ENGINES
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "stale"])
@@ -163,7 +135,7 @@ def test_a_damaged_server_json__never_a_second_server_nor_a_lost_stack(awslab, h
     stop = awslab("local", "stop")
     assert stop.code == 0 and f"pid {pid}" in stop.out
     eventually(lambda: not pid_alive(pid))
-    assert _engine_processes(home) == []
+    assert engine_processes(home) == []
     assert _resources(awslab, stack) == before   # started again, from the saved state
 
 
@@ -189,14 +161,14 @@ def test_sigkill_of_the_server_during_up__the_rerun_completes_and_verify_passes(
     verify = awslab("verify", "--name", stack)
     assert verify.code == 0, verify.out
     # No engine is left over from the killed server: four, each the registry's.
-    registered = {e["pid"] for e in _engines_of(home).values()}
-    assert set(_engine_processes(home)) == registered and len(registered) == WEEK6_ENGINES
+    registered = {e["pid"] for e in engines_of(home).values()}
+    assert set(engine_processes(home)) == registered and len(registered) == WEEK6_ENGINES
 
 
 def _kill_when_db_exists(home: Path, stack: str, pid: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if any(k.endswith(f"{stack}-db") for k in _engines_of(home)):
+        if any(k.endswith(f"{stack}-db") for k in engines_of(home)):
             os.kill(pid, signal.SIGKILL)
             return
         time.sleep(0.02)
@@ -221,7 +193,7 @@ def test_two_ups_of_one_stack__one_waits_naming_the_other_and_verify_passes(awsl
     assert len(waited) == 1
     verify = awslab("verify", "--name", stack)
     assert verify.code == 0, verify.out
-    assert len(_engines_of(home)) == WEEK6_ENGINES
+    assert len(engines_of(home)) == WEEK6_ENGINES
 
 
 def test_no_wait__exits_1_naming_the_holder_and_read_only_commands_never_wait(awslab, home, stack):
@@ -252,7 +224,7 @@ def test_ctrl_c_while_waiting_for_the_stack__nothing_was_changed(awslab, home, s
 def test_an_engine_killed_on_a_running_server__up_brings_it_back_on_its_data(awslab, home, stack):
     assert awslab("up", "week6", "--name", stack).code == 0
     _write_data(awslab, stack)
-    engines = _engines_of(home)
+    engines = engines_of(home)
     killed = {k: e["pid"] for k, e in engines.items() if k.endswith((f"{stack}-db", f"{stack}-cache-001"))}
     assert len(killed) == 2
     time.sleep(1.5)   # Redis saves within a second of a change (redis.conf `save 1 1`); PostgreSQL at commit
@@ -272,9 +244,9 @@ def test_an_engine_killed_on_a_running_server__up_brings_it_back_on_its_data(aws
     finally:
         squatter.close()
     assert up.code == 0 and "(0 changed)" in up.err, up.err
-    assert _engines_of(home)[db_key]["port"] != engines[db_key]["port"]
-    eventually(lambda: all(_engines_of(home)[k].get("status") == "available" for k in killed))
-    assert all(_engines_of(home)[k]["pid"] != pid for k, pid in killed.items())
+    assert engines_of(home)[db_key]["port"] != engines[db_key]["port"]
+    eventually(lambda: all(engines_of(home)[k].get("status") == "available" for k in killed))
+    assert all(engines_of(home)[k]["pid"] != pid for k, pid in killed.items())
     verify = awslab("verify", "--name", stack)
     assert verify.code == 0, verify.out
     assert _read_data(awslab, stack) == ("kept", "kept", "hello")
