@@ -44,6 +44,12 @@ class OperationError(AwslabError):
     """An AWS operation failed or did not finish."""
 
 
+class Interrupted(AwslabError):
+    """Ctrl-C: the message says what was done and what was left part-way (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class WaitTimeout(OperationError):
     """A bounded wait gave up; the message says what it waited for and what it last saw."""
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from awslab import ui
 from awslab.commands._common import child_command, confirm_real_account
 from awslab.commands.stacks import check_owner, expiry_from, list_stacks, time_left
 from awslab.engine.context import Context
-from awslab.errors import EXIT_FAILED, EXIT_OK, UsageError
+from awslab.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
 from awslab.spec import pricing
 from awslab.spec.lab import Lab
 from awslab.spec.tags import STACK_NAME_RULE, TAG_CLASS, TAG_OWNER, valid_stack_name
@@ -118,28 +120,93 @@ class Done:
 
 def for_each(ctx: Context, students: list[Student], argv_of, concurrency: int, verb: str,
              progress: ui.Progress) -> list[Done]:
-    """Run ``argv_of(student)`` for every student, ``concurrency`` at a time; one line per student."""
-    def one(s: Student) -> Done:
+    """Run ``argv_of(student)`` for every student, ``concurrency`` at a time; one line per student.
+
+    On Ctrl-C no new student starts, the running ones are interrupted too (each stops at a step
+    boundary, as `up` or `down` alone would) and waited for, and the error says which finished,
+    which stopped part-way and which never began."""
+    running: dict[str, subprocess.Popen] = {}
+    lock = threading.Lock()
+    stopping = threading.Event()
+
+    def one(s: Student) -> Done | None:
+        if stopping.is_set():
+            return None   # never began
         t0 = time.monotonic()
+        where = ctx.as_role(s.role_arn, s.region) if s.role_arn or s.region else ctx
+        with lock:
+            if stopping.is_set():
+                return None
+            # Its own process group: a terminal's Ctrl-C reaches it only through us, once.
+            proc = subprocess.Popen(child_command(where, *argv_of(s)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, start_new_session=True)
+            running[s.stack] = proc
         try:
-            where = ctx.as_role(s.role_arn, s.region) if s.role_arn or s.region else ctx
-            p = subprocess.run(child_command(where, *argv_of(s)), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-            code, out, err = p.returncode, p.stdout, p.stderr
+            out, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
+            code = proc.returncode
         except subprocess.TimeoutExpired:
-            code, out, err = EXIT_FAILED, "", f"timed out after {CHILD_TIMEOUT_S // 60} min"
+            proc.kill()
+            out, err = proc.communicate()
+            code, err = EXIT_FAILED, f"timed out after {CHILD_TIMEOUT_S // 60} min"
+        finally:
+            with lock:
+                running.pop(s.stack, None)
         return Done(s, code, time.monotonic() - t0, out, err)
 
     results: list[Done] = []
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="class") as pool:
-        futures = [pool.submit(one, s) for s in students]
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="class")
+    futures = [pool.submit(one, s) for s in students]
+    try:
         for fut in as_completed(futures):
             d = fut.result()
             results.append(d)
-            status = "ok" if d.code == 0 else ("checks failed" if verb == "verify" and d.code == 1 else f"FAILED: {d.why}")
-            progress.line(f"{verb} {d.student.name} ({d.student.stack}): {status} in {d.seconds:.1f}s "
+            progress.line(f"{verb} {d.student.name} ({d.student.stack}): {_status(d, verb)} in {d.seconds:.1f}s "
                           f"[{len(results)}/{len(students)}]")
+    except KeyboardInterrupt:
+        _interrupt(students, verb, results, running, lock, stopping, futures, pool, progress)
+    pool.shutdown()
     order = {(s.name, s.stack): i for i, s in enumerate(students)}
     return sorted(results, key=lambda d: order[(d.student.name, d.student.stack)])
+
+
+def _status(d: Done, verb: str) -> str:
+    return "ok" if d.code == 0 else ("checks failed" if verb == "verify" and d.code == 1 else f"FAILED: {d.why}")
+
+
+def _interrupt(students: list[Student], verb: str, results: list[Done], running: dict[str, subprocess.Popen],
+               lock: threading.Lock, stopping: threading.Event, futures, pool: ThreadPoolExecutor,
+               progress: ui.Progress) -> None:
+    """Stop the class's command: interrupt the students' running commands, wait for them, then
+    raise Interrupted naming who finished, who stopped part-way and who never began."""
+    with lock:
+        stopping.set()
+        for proc in running.values():
+            proc.send_signal(signal.SIGINT)
+    progress.line(f"interrupted: waiting for the {len(running)} running `{verb}` commands to stop at a safe point")
+    for fut in futures:
+        try:
+            d = fut.result(timeout=CHILD_TIMEOUT_S)
+        except KeyboardInterrupt:   # a second Ctrl-C: stop waiting, stop them hard
+            with lock:
+                for proc in running.values():
+                    proc.kill()
+            continue
+        except Exception:  # noqa: BLE001 - a student's failure is its row; the interrupt is the story
+            continue
+        if d is not None and d not in results:
+            results.append(d)
+    pool.shutdown(wait=True)
+    done = [d.student.stack for d in results if d.code == 0]
+    stopped = [d.student.stack for d in results if d.code != 0]
+    began = {d.student.stack for d in results}
+    never = [s.stack for s in students if s.stack not in began]
+    parts = [f"{len(done)} of {len(students)} stacks finished their `{verb}`"]
+    if stopped:
+        parts.append(f"{len(stopped)} stopped part-way or failed ({', '.join(stopped)})")
+    if never:
+        parts.append(f"{len(never)} never began")
+    raise Interrupted("interrupted: " + "; ".join(parts),
+                      f"`awslab class status` shows what exists; rerun the same `awslab class {verb}` to finish")
 
 
 def check_concurrency(concurrency: int) -> None:

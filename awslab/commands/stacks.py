@@ -286,7 +286,7 @@ def _stack_row(ctx: Context, name: str, record: dict[str, str], arns: list[str],
     lab = record.get(TAG_LAB) or next((tags_by_arn[a].get(TAG_LAB, "") for a in arns if a in tags_by_arn), "")
     row = StackRow(name, ctx.region, lab=lab, owner=record.get(TAG_OWNER, ""), created=record.get(TAG_CREATED, ""),
                    expires=record.get(TAG_EXPIRES, ""), klass=record.get(TAG_CLASS, ""), resources=len(found))
-    row.state = stack_state(found)
+    row.state = stack_state(found, expected_keys(name, ctx.region, record, lab))
     row.hourly = pricing.hourly_of_found(found)
     for s in find_snapshots(run, found):
         if s.get("type") == "automated":
@@ -298,9 +298,25 @@ def _stack_row(ctx: Context, name: str, record: dict[str, str], arns: list[str],
     return row
 
 
-def stack_state(found: dict) -> str:
-    """complete (the lab's core resources all usable), partial (some missing or not ready yet),
-    broken (something failed or is being deleted)."""
+def expected_keys(stack: str, region: str, record: dict[str, str], lab_name: str) -> set[str] | None:
+    """The resources the stack's lab wants (its VPC's record: lab, lab file, --set list), or None
+    when that lab cannot be read here (a lab file on another machine)."""
+    from awslab.errors import AwslabError
+    from awslab.spec.lab import load_lab
+    from awslab.spec.topology import desired
+
+    try:
+        lab = load_lab(None if record.get(TAG_LAB_FILE) else (lab_name or stack), record.get(TAG_LAB_FILE) or None,
+                       decode_overrides(record.get(TAG_OVERRIDES)))
+    except AwslabError:
+        return None
+    return {d.key for d in desired(lab, stack, region)}
+
+
+def stack_state(found: dict, expected: set[str] | None = None) -> str:
+    """complete (every resource the lab wants there and usable), partial (some missing, as after an
+    interrupted `up` or a promoted replica, or not ready yet), broken (something failed or is being
+    deleted). Without the lab's list (``expected`` None), its core resources decide."""
     if not found:
         return "gone"
     bad = {"failed", "incompatible-parameters", "incompatible-network", "storage-full", "deleting",
@@ -309,6 +325,8 @@ def stack_state(found: dict) -> str:
         return "broken"
     core = ("network.vpc", "host.instance", "db.primary", "cache.group")
     ready = {"available", "running"}
+    if expected is not None and not expected <= set(found):
+        return "partial"
     if "sg.db" in found and all(k in found and found[k].state in ready for k in core):
         return "complete"
     return "partial"

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import point_at, private_server
+from conftest import interrupt_when, point_at, private_server
 
 from awslab.spec import pricing
 
@@ -130,6 +130,31 @@ def test_class_roster__every_name_checked_before_anything_is_made(awslab, local,
     assert awslab("class", "up", "week6", "--class", klass).code == 2   # neither --count nor --roster
     assert "out of range" in awslab("class", "up", "week6", "--class", klass, "--count", "3", "--concurrency", "0").err
     assert aws("ec2").describe_vpcs(Filters=[{"Name": "tag:awslab:class", "Values": [klass]}])["Vpcs"] == []
+
+
+def test_class_up_interrupted__says_who_finished_and_a_rerun_converges(awslab, local, latency):
+    """Ctrl-C during `class up`: the running student's `up` is interrupted too, the error says who
+    finished, who stopped part-way and who never began (never "nothing was changed"), a stack
+    missing resources is never called complete, and a rerun finishes the class."""
+    klass = f"c{uuid.uuid4().hex[:6]}"
+    latency("realistic", 0.01)   # each `up` takes a few seconds: one is running when Ctrl-C comes
+    args = ["class", "up", "week6", "--class", klass, "--count", "3", "--concurrency", "1",
+            "--set", "database.read_replicas=0"]
+    code, err = interrupt_when(args, lambda line: f"({klass}-s01): ok" in line)
+    assert code == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: interrupted: 1 of 3 stacks finished their `up`; 1 stopped part-way or failed "
+                           f"({klass}-s02); 1 never began"), last
+    assert "nothing was changed" not in err and "`awslab class status` shows what exists" in last
+    rows = {r["stack"]: r["state"] for r in _stacks(awslab)["stacks"] if r["stack"].startswith(klass)}
+    assert rows[f"{klass}-s01"] == "complete" and f"{klass}-s03" not in rows
+    assert rows.get(f"{klass}-s02") in (None, "partial"), rows   # whatever it made, never "complete"
+    latency("instant")
+    again = awslab(*args)
+    assert again.code == 0, again.err
+    rows = {r["stack"]: r["state"] for r in _stacks(awslab)["stacks"] if r["stack"].startswith(klass)}
+    assert rows == {f"{klass}-s0{i}": "complete" for i in (1, 2, 3)}
+    assert awslab("class", "down", "--class", klass, "--skip-final-snapshot").code == 0
 
 
 @pytest.mark.engines
