@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import mutating, stack_tagged
+from conftest import mutating, repo_root, stack_tagged
 
 # No keys and no profile (conftest points the AWS config files at nothing), and none of the other
 # places the credential chain looks: a container or web identity, or the EC2 instance the tests may run on.
@@ -50,6 +50,9 @@ CATALOGUE = [
     _c("lab-none", "up", fragment="no lab given"),
     _c("lab-unknown-for-policy", "policy", "week99", fragment="unknown lab 'week99'"),
     _c("lab-file-missing", "plan", "--lab-file", "/nonexistent/lab.toml", fragment="lab file not found: /nonexistent/lab.toml"),
+    # A path is a lab file, never the shipped lab its name ends with.
+    _c("lab-path-not-a-lab-name", "up", "../nonexistent/week6", fragment="lab file not found: ../nonexistent/week6"),
+    _c("lab-path-and-lab-file", "plan", "./a.toml", "--lab-file", "b.toml", fragment="both a lab file as LAB (./a.toml)"),
     # --- lab files ---------------------------------------------------------------------------
     _c("lab-file-toml-syntax", "up", "--lab-file", "{lab_file}", fragment="{lab_file}: not valid TOML",
        lab="[network\nvpc_cidr = '10.60.0.0/16'\n"),
@@ -317,6 +320,47 @@ def test_real_account__without_yes_and_without_a_terminal__refuses_before_creati
     assert result.code == 2, result
     assert "needs --yes" in result.err and "123456789012" in result.err and "/hour" in result.err
     assert mutating(api_calls) == []
+    assert stack_tagged(aws, stack) == []
+
+
+def test_a_lab_path_as_LAB_is_that_file_and_down_forgets_the_remembered_stack(awslab, local, aws, stack, tmp_path,
+                                                                             monkeypatch):
+    """`up labs/custom` (a path, .toml optional) builds that file's lab, never a shipped lab its name
+    ends with; after `down`, a command without --name no longer acts on the removed stack."""
+    lab = (repo_root() / "labs" / "week6.toml").read_text().replace('"10.60.0.0/16"', '"10.77.0.0/16"')
+    assert "10.77.0.0/16" in lab
+    (tmp_path / "labs").mkdir()
+    (tmp_path / "labs" / "week6.toml").write_text(lab.replace("10.60.", "10.77."))
+    monkeypatch.chdir(tmp_path)
+    up = awslab("up", "labs/week6", "--name", stack, "--set", "database.read_replicas=0")
+    assert up.code == 0, up.err
+    vpc = aws("ec2").describe_vpcs(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["Vpcs"][0]
+    tags = {t["Key"]: t["Value"] for t in vpc["Tags"]}
+    assert vpc["CidrBlock"] == "10.77.0.0/16" and tags["awslab:lab-file"] == str(tmp_path / "labs" / "week6.toml")
+    assert awslab("status").code == 0   # the stack just made is remembered
+    assert awslab("down", "--yes", "--skip-final-snapshot").code == 0
+    after = awslab("status")
+    assert after.code == 2 and f"the last stack used, {stack}, was removed by `awslab down`" in after.err
+    assert "`awslab stacks`" in after.err and "connect" not in after.err
+    assert awslab("connect", "db").code == 2
+    again = awslab("down", "--yes")   # a second `down` of it is still a quiet success
+    assert again.code == 0 and "nothing to delete" in again.err
+
+
+def test_endpoint_url_on_the_local_target__takes_the_keys_given_not_this_homes(awslab, local, aws, stack,
+                                                                               aws_sandbox):
+    """Another home's local AWS (or another emulator) in --endpoint-url, its keys in the
+    environment: the command uses those keys, whatever this home holds (it may hold no local AWS
+    at all), and never suggests restarting a server."""
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    for name in ("credentials.json", "aws-credentials", "server.json"):   # a home that never ran one
+        (aws_sandbox / "local" / name).unlink()
+    status = awslab("status", "--name", stack, "--endpoint-url", local.endpoint_url, "--output", "json")
+    assert status.code == 0, status.err
+    assert "db.primary" in {r["key"] for r in json.loads(status.out)["resources"]}
+    assert "local stop" not in status.err
+    assert awslab("down", "--name", stack, "--endpoint-url", local.endpoint_url, "--yes",
+                  "--skip-final-snapshot").code == 0
     assert stack_tagged(aws, stack) == []
 
 

@@ -51,6 +51,9 @@ class Context:
     endpoint_url: str | None = None
     yes: bool = False
     role_arn: str | None = None   # --assume-role: act in another account (a student's) through this role
+    # --endpoint-url on the local target: another emulator (or another home's local AWS), whose
+    # keys come from the usual chain (the environment, a profile), not from this home.
+    foreign_endpoint: bool = False
     _session: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -63,12 +66,14 @@ class Context:
     def for_region(self, region: str) -> "Context":
         """The same target, credentials and stack in another region (clients of its own)."""
         return Context(target=self.target, region=region, stack=self.stack, profile=self.profile,
-                       endpoint_url=self.endpoint_url, yes=self.yes, role_arn=self.role_arn)
+                       endpoint_url=self.endpoint_url, yes=self.yes, role_arn=self.role_arn,
+                       foreign_endpoint=self.foreign_endpoint)
 
     def as_role(self, role_arn: str | None, region: str | None = None) -> "Context":
         """The same target and credentials acting through ``role_arn`` (in ``region``)."""
         return Context(target=self.target, region=region or self.region, stack=self.stack, profile=self.profile,
-                       endpoint_url=self.endpoint_url, yes=self.yes, role_arn=role_arn)
+                       endpoint_url=self.endpoint_url, yes=self.yes, role_arn=role_arn,
+                       foreign_endpoint=self.foreign_endpoint)
 
     @property
     def polling(self) -> Polling:
@@ -84,7 +89,9 @@ class Context:
             if self._session is None:
                 sdkdata.share_across_sessions()
                 try:
-                    if self.is_local:   # the keys the local AWS of this home accepts (local/auth.py)
+                    if self.is_local and self.foreign_endpoint:
+                        self._session = self._foreign_session()
+                    elif self.is_local:   # the keys the local AWS of this home accepts (local/auth.py)
                         from awslab.local import manager
 
                         self._session = boto3.Session(region_name=self.region, **manager.credentials())
@@ -95,6 +102,20 @@ class Context:
                 if self.role_arn:
                     self._session = self._assumed(self._session)
             return self._session
+
+    def _foreign_session(self):
+        """For --endpoint-url on the local target: the keys the usual chain gives (the environment,
+        AWS_PROFILE), else this home's local AWS's, else the fake ones emulators take."""
+        import boto3
+
+        session = boto3.Session(region_name=self.region)
+        if session.get_credentials() is not None:
+            return session
+        from awslab.local.auth import read_credentials
+        from awslab.local.manager import local_dir
+
+        keys = read_credentials(local_dir()) or {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+        return boto3.Session(region_name=self.region, **keys)
 
     def _assumed(self, base):
         """A session on the role's temporary credentials (STS AssumeRole from the base credentials)."""
@@ -243,7 +264,7 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
     if role_arn and not ROLE_ARN.match(role_arn):
         raise UsageError(f"--assume-role {role_arn} is not a role ARN", "e.g. arn:aws:iam::111122223333:role/NAME")
     ctx = Context(target=target, region=region, stack=stack, profile=profile, endpoint_url=endpoint_url, yes=yes,
-                  role_arn=role_arn)
+                  role_arn=role_arn, foreign_endpoint=target == "local" and given_endpoint is not None)
     if not ctx.is_local and ctx.session().get_credentials() is None:
         # Said here, once, before any request: otherwise every first call fails on its own.
         raise UsageError("no AWS credentials found for --target aws",
