@@ -100,7 +100,13 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
     remembered = state.load_current_context()
     stack = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name or remembered.get("stack")
     if need_stack and not stack:
-        raise UsageError("no stack given and none remembered", "pass --name STACK, or run `awslab up LAB` first")
+        raise UsageError("no stack given and none remembered",
+                         "pass --name STACK (`awslab stacks` lists them), or run `awslab up LAB` first")
+    named = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name
+    if not named and stack and remembered.get("removed") == stack and click.get_current_context().info_name != "down":
+        raise UsageError(f"the last stack used, {stack}, was removed by `awslab down`",
+                         f"pass --name STACK (`awslab stacks` lists them), or `awslab up {remembered.get('lab') or 'LAB'}` "
+                         "to build it again")
     if stack:
         check_stack_name(stack)
     if lab_name and remembered.get("stack") != stack:
@@ -112,6 +118,20 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
                   stack=stack, yes=opts.get("yes", False), remembered=remembered, start_local=start_local,
                   role_arn=opts.get("assume_role"))
     return ctx
+
+
+def _lab_or_file(lab: str | None, lab_file: str | None) -> tuple[str | None, str | None]:
+    """LAB names a shipped lab; one that is a path (``./mylab.toml``, ``../labs/week6``) is a lab
+    file, as --lab-file (never the shipped lab its name ends with)."""
+    if lab is None or ("/" not in lab and os.sep not in lab and not lab.endswith(".toml")):
+        return lab, lab_file
+    if lab_file is not None:
+        raise UsageError(f"both a lab file as LAB ({lab}) and --lab-file {lab_file}", "give one of them")
+    path = lab if lab.endswith(".toml") or not os.path.isfile(lab + ".toml") else lab + ".toml"
+    if not os.path.isfile(path):
+        raise UsageError(f"lab file not found: {lab}", "give the path of a TOML lab file, or a shipped lab's name "
+                         "(the shipped labs: `awslab up --help`)")
+    return None, path
 
 
 def _stack_lab(ctx, lab_file: str | None = None, overrides=()):
@@ -173,12 +193,18 @@ def up(lab, lab_file, overrides, dry_run, owner, ttl, expires_at, class_name, **
     """Create the lab's resources that are missing, change in place what differs from the lab, and
     wait until they are usable.
 
-    Running it again changes nothing. Example: awslab up week6 --set host.ssh_cidr=203.0.113.10/32
+    LAB is a shipped lab's name (week6) or a lab file's path (./mylab.toml). Running it again
+    changes nothing. Example: awslab up week6 --set host.ssh_cidr=203.0.113.10/32
+
+    On the local AWS resources are ready in seconds (latency profile `instant`); for AWS's own
+    durations (an RDS instance in about 15 minutes), scaled down: awslab local start --latency
+    realistic --time-scale 0.01
     """
     from awslab.commands.lifecycle import up as do_up
     from awslab.commands.stacks import check_owner, expiry_from
     from awslab.spec.lab import load_lab
 
+    lab, lab_file = _lab_or_file(lab, lab_file)
     loaded = load_lab(lab, lab_file, overrides)
     expires = expiry_from(ttl, expires_at)
     check_owner(owner)
@@ -203,6 +229,7 @@ def plan(lab, lab_file, overrides, **opts):
     from awslab.commands.lifecycle import up as do_up
     from awslab.spec.lab import load_lab
 
+    lab, lab_file = _lab_or_file(lab, lab_file)
     loaded = load_lab(lab, lab_file, overrides)
     ctx, output = _begin(opts, lab=loaded)
     record = {"lab": loaded.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
@@ -283,6 +310,7 @@ def export_cloudformation(lab, lab_file, overrides, stack, out):
     from awslab.commands.export import render_yaml, template
     from awslab.spec.lab import load_lab
 
+    lab, lab_file = _lab_or_file(lab, lab_file)
     loaded = load_lab(lab, lab_file, overrides)
     text = render_yaml(template(loaded, check_stack_name(stack or loaded.name), list(overrides),
                                 os.path.abspath(lab_file) if lab_file else None))
@@ -354,6 +382,7 @@ def class_up(lab, lab_file, overrides, count, roster, ttl, expires_at, accounts,
 
     _setup_debug(opts["debug"])
     output = _output(opts["output"])
+    lab, lab_file = _lab_or_file(lab, lab_file)
     loaded = load_lab(lab, lab_file, overrides)
     name = classes.check_class_name(class_name or loaded.name)
     if stackset:

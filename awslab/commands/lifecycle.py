@@ -279,6 +279,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
         return EXIT_OK
     if not plan.steps:
         progress.line(f"stack {stack}: nothing to delete")
+        state.forget_current_stack(stack)
         kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
         _report_kept(stack, [], kept, output)
         return EXIT_OK
@@ -293,6 +294,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
     outcome = execute(plan, run)
     raise_if_failed(outcome, "down", run)
     progress.line(f"stack {stack} is down ({len(outcome.done)} deleted) in {outcome.elapsed_s:.1f}s")
+    state.forget_current_stack(stack)
     kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
     _report_kept(stack, sorted(s.key for s in plan.steps), kept, output)
     return EXIT_OK

@@ -192,7 +192,9 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
         # A rerun of the same restore adopts it; another source under that name is AWS's refusal.
         raise OperationError(f"DBInstanceAlreadyExists: {name} already exists, restored from "
                              f"{existing.get('restored_from')}, not from {spec['origin']}",
-                             "choose another name with --as (or remove it with `awslab down`)")
+                             f"choose another name with --as, or delete that one alone first: aws rds "
+                             f"delete-db-instance --db-instance-identifier {name} --skip-final-snapshot "
+                             f"(`awslab down` would remove the whole stack)")
     plan = plan_restore(stack, Desired(key, kind, name, (), spec), run.found)
     step = plan.steps[0]
     if step.action == CREATE:

@@ -20,7 +20,7 @@ from pathlib import Path
 from awslab.errors import UsageError
 
 CONTEXT_FILE = "context.json"
-CONTEXT_KEYS = ("target", "stack", "lab", "region", "profile", "endpoint_url", "class")
+CONTEXT_KEYS = ("target", "stack", "lab", "region", "profile", "endpoint_url", "class", "removed")
 
 
 def state_dir() -> Path:
@@ -92,6 +92,14 @@ def save_current_context(values: dict) -> None:
     kept = {"class": load_current_context().get("class")}
     write_json_atomic(state_dir() / CONTEXT_FILE,
                       {k: v for k, v in {**kept, **values}.items() if k in CONTEXT_KEYS and v})
+
+
+def forget_current_stack(stack: str) -> None:
+    """``stack`` is gone (`down`): a later command without --name must not act on it (a second
+    `down` of it is still the quiet success it always is)."""
+    current = load_current_context()
+    if current.get("stack") == stack and current.get("removed") != stack:
+        write_json_atomic(state_dir() / CONTEXT_FILE, {**current, "removed": stack})
 
 
 def stack_record_path(stack: str) -> Path:

@@ -42,6 +42,9 @@ def test_snapshot_restore_down__snapshots_are_kept_then_deleted_on_request(awsla
     # The same name from another source is AWS's refusal, not "already there".
     other = awslab("restore", "--to-time", "latest", "--name", stack, "--as", f"{stack}-r")
     assert other.code == 1 and f"DBInstanceAlreadyExists: {stack}-r already exists, restored from {name}" in other.err
+    # The hint removes that instance alone, never the whole stack.
+    assert f"aws rds delete-db-instance --db-instance-identifier {stack}-r" in other.err
+    assert "`awslab down` would remove the whole stack" in other.err
     rds = aws("rds")
     mine = [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == f"{stack}-r"]
     assert len(mine) == 1
