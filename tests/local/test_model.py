@@ -48,11 +48,12 @@ SHRINK = os.environ.get("AWSLAB_MODEL_SHRINK") == "1"
 COPY_REGION = "us-west-2"
 MAX_EXTRAS = 2   # restored or promoted DB instances at once: each is an engine and a second or two
 
-# Sequences that failed once, replayed step by step (the first found the lost state of #25: the
-# tagging API's pagination made every later save fail).
+# Sequences that failed once, replayed step by step: the first lost the local AWS's state (the
+# tagging API's pagination made every later save fail), the second deleted the primary's secret
+# with the promoted replica. (A copy forgotten by `down` after a rerun of `up` is
+# tests/commands/test_recovery.py's.)
 REGRESSIONS = [
     "up:1 snapshot:0 restore-cache:0 restore-snapshot:0 failover:cache snapshot:0 restore-cache:1 restart",
-    "up:0 snapshot:copy up-again down:keep up:0 down:delete",
     "up:1 promote delete-extra:0 restart write failover:db",
 ]
 
