@@ -103,7 +103,8 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
         raise UsageError("no stack given and none remembered",
                          "pass --name STACK (`awslab stacks` lists them), or run `awslab up LAB` first")
     named = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name
-    if not named and stack and remembered.get("removed") == stack and click.get_current_context().info_name != "down":
+    if (need_stack and not named and stack and remembered.get("removed") == stack
+            and click.get_current_context().info_name != "down"):
         raise UsageError(f"the last stack used, {stack}, was removed by `awslab down`",
                          f"pass --name STACK (`awslab stacks` lists them), or `awslab up {remembered.get('lab') or 'LAB'}` "
                          "to build it again")
