@@ -738,3 +738,46 @@ def test_tagging__a_listing_longer_than_a_page_leaves_nothing_a_save_cannot_hold
         loaded.get_resources(pagination_token=half, tag_filters=filters)
     assert expired.value.code == "PaginationTokenExpiredException"
     assert len(tagging.get_resources(pagination_token=half, tag_filters=filters)[1]) == 10   # live: still valid
+
+
+# --- what Ansible's rds_instance reads on its second run, as RDS answers it ----------------------
+
+def test_rds_instance_fields__own_ids_gp3_baseline_ca_and_a_replicas_own_time_and_backups(aws, stack):
+    rds = aws("rds")
+    small = _db(aws, stack, StorageType="gp3", BackupRetentionPeriod=7)
+    large = _db(aws, f"{stack}-l", StorageType="gp3", AllocatedStorage=400)
+    gp2 = _db(aws, f"{stack}-g", StorageType="gp2")
+    assert (small["Iops"], small["StorageThroughput"]) == (3000, 125)   # gp3 below 400 GiB
+    assert (large["Iops"], large["StorageThroughput"]) == (12000, 500)
+    assert "Iops" not in gp2 and "StorageThroughput" not in gp2
+    assert len({small["DbiResourceId"], large["DbiResourceId"], gp2["DbiResourceId"]}) == 3
+    assert re.fullmatch(r"db-[A-Z2-7]{26}", small["DbiResourceId"])
+    assert small["CACertificateIdentifier"] == "rds-ca-rsa2048-g1"
+    assert small["CertificateDetails"]["CAIdentifier"] == "rds-ca-rsa2048-g1"
+    assert small["CertificateDetails"]["ValidTill"].year == 2061
+    _poll(lambda: _db_state(aws, stack), "available")
+    time.sleep(0.01)
+    replica = rds.create_db_instance_read_replica(DBInstanceIdentifier=f"{stack}-r", SourceDBInstanceIdentifier=stack)
+    replica = replica["DBInstance"]
+    assert replica["DbiResourceId"] != small["DbiResourceId"]
+    assert replica["InstanceCreateTime"] > small["InstanceCreateTime"]
+    assert replica["BackupRetentionPeriod"] == 0 and replica["MultiAZ"] is False   # RDS: backups off on a new replica
+    source = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]
+    assert source["BackupRetentionPeriod"] == 7 and source["DbiResourceId"] == small["DbiResourceId"]
+    _poll(lambda: _db_state(aws, f"{stack}-r"), "available")
+    rds.promote_read_replica(DBInstanceIdentifier=f"{stack}-r")
+    _poll(lambda: _db_state(aws, f"{stack}-r"), "available")
+    promoted = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-r")["DBInstances"][0]
+    assert promoted["BackupRetentionPeriod"] == 1   # PromoteReadReplica's default
+
+    certs = rds.describe_certificates()
+    assert certs["DefaultCertificateForNewLaunches"] == "rds-ca-rsa2048-g1"
+    assert {c["CertificateIdentifier"] for c in certs["Certificates"]} == {
+        "rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"}
+    one = rds.describe_certificates(CertificateIdentifier="rds-ca-ecc384-g1")["Certificates"]
+    assert [c["CertificateIdentifier"] for c in one] == ["rds-ca-ecc384-g1"] and one[0]["CertificateType"] == "CA"
+    with pytest.raises(ClientError) as missing:
+        rds.describe_certificates(CertificateIdentifier="rds-ca-2015")
+    assert _code(missing) == "CertificateNotFound"
+    for ident in (f"{stack}-r", stack, f"{stack}-l", f"{stack}-g"):
+        rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)

@@ -80,6 +80,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (StackSets) operations run inside the request and always `SUCCEEDED`; `OperationPreferences`, `RetainStacks` and the self-managed roles ignored; instances' stacks named `StackSet:<name>`, every instance `CURRENT` | closed: `stacksets` (operations run by a worker within the preferences, a result per account, roles checked, `StackSet-<name>-<uuid>` stacks, instance statuses as AWS shows them) |
 | (StackSets) two accounts' DB instances share one endpoint address and one engine | closed: `rds.answers` (an address per account and region) and `backing.py` (engines keyed by account too) |
 | (found here) the tagging API keeps every pagination token's generator forever: after a listing longer than a page no save of the local AWS succeeded | closed: `tagging.pages` (the last page frees its token, tokens expire after AWS's 15 minutes, none is saved) |
+| (Ansible's second run) every DB instance has one `DbiResourceId`; a gp3 instance shows no `Iops`/`StorageThroughput`; a read replica has its source's creation time and backups; CA `rds-ca-default`, no `CertificateDetails`; `DescribeCertificates` answers HTTP 500 | closed: `rds.instance_fields` (an id of its own, gp3's baseline 3,000 IOPS and 125 MiB/s below 400 GiB, 12,000 and 500 from it; a replica's own time and backups off unless asked, 1 day on promotion; `rds-ca-rsa2048-g1` with its validity; the three RDS CAs) |
 | (StackSets) `DeletionPolicy: Snapshot` ignored: a stack's delete removes its DB without a final snapshot | closed: `cloudformation` (a final snapshot named as CloudFormation names it) |
 """
 
@@ -103,6 +104,7 @@ def apply() -> None:
     rds.rejects()
     rds.answers()
     rds.managed_secret()
+    rds.instance_fields()
     elasticache.members()
     elasticache.states()
     elasticache.failover()

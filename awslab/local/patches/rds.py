@@ -388,3 +388,104 @@ def answers() -> None:
             return restored
 
         setattr(RDSBackend, method, functools.wraps(orig)(wrapper))
+
+
+# RDS's CAs (DescribeCertificates): new instances take rds-ca-rsa2048-g1. Valid from May 2021 for
+# 40 years (RSA 2048) and 100 years (RSA 4096, ECC 384), as RDS's documentation lists them.
+CA_CERTIFICATES = (("rds-ca-rsa2048-g1", "2061-05-25T23:34:57Z"), ("rds-ca-rsa4096-g1", "2121-05-25T23:38:57Z"),
+                   ("rds-ca-ecc384-g1", "2121-05-25T23:34:57Z"))
+DEFAULT_CA = "rds-ca-rsa2048-g1"
+GP3_BASELINE = {"small": (3000, 125), "large": (12000, 500)}   # IOPS, MiB/s; "large" from 400 GiB
+
+
+def instance_fields() -> None:
+    """What a DB instance shows of itself that clients read (Ansible's rds_instance compares them on
+    its second run): its own DbiResourceId (moto: one constant for all), gp3's baseline IOPS and
+    throughput, the CA it was given and its validity (CertificateDetails), and a read replica's own
+    creation time and backups (off unless asked, as RDS creates replicas); DescribeCertificates."""
+    import secrets as _secrets
+    from datetime import datetime
+
+    from moto.core.responses import ActionResult
+    from moto.core.utils import iso_8601_datetime_with_milliseconds
+    from moto.rds.models import DBInstance, RDSBackend
+    from moto.rds.responses import RDSResponse
+
+    def new_resource_id() -> str:
+        return "db-" + base64.b32encode(_secrets.token_bytes(20)).decode()[:26]
+
+    orig_init = DBInstance.__init__
+
+    @functools.wraps(orig_init)
+    def __init__(self, *a, **kw):
+        orig_init(self, *a, **kw)
+        self.dbi_resource_id = new_resource_id()
+        if self.ca_certificate_identifier == "rds-ca-default":
+            self.ca_certificate_identifier = DEFAULT_CA
+
+    DBInstance.__init__ = __init__
+
+    orig_replica = RDSBackend.create_db_instance_read_replica
+
+    @functools.wraps(orig_replica)
+    def create_db_instance_read_replica(self, db_kwargs):
+        replica = orig_replica(self, db_kwargs)
+        replica.dbi_resource_id = new_resource_id()
+        replica.created = replica.instance_create_time = iso_8601_datetime_with_milliseconds()
+        replica.backup_retention_period = int(db_kwargs.get("backup_retention_period") or 0)
+        return replica
+
+    RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
+
+    orig_promote = RDSBackend.promote_read_replica
+
+    @functools.wraps(orig_promote)
+    def promote_read_replica(self, db_kwargs):
+        if db_kwargs.get("backup_retention_period") is None:   # PromoteReadReplica's default: 1 day
+            db_kwargs = {**db_kwargs, "backup_retention_period": 1}
+        return orig_promote(self, db_kwargs)
+
+    RDSBackend.promote_read_replica = promote_read_replica
+
+    def baseline(self, which: int):
+        # Read from the instance's own fields: moto's __init__ reads iops before it has a storage type.
+        own = self.__dict__
+        if own.get("_storage_type") != "gp3" or own.get("engine") not in DB_MAJOR_VERSIONS:
+            return None
+        return GP3_BASELINE["large" if int(own.get("_allocated_storage") or 0) >= 400 else "small"][which]
+
+    def stored(name: str, which: int):
+        def get(self):
+            value = self.__dict__.get(name)
+            return value if value is not None else baseline(self, which)
+
+        def put(self, value):
+            self.__dict__[name] = value
+
+        return property(get, put)
+
+    DBInstance.iops = stored("iops", 0)
+    DBInstance.storage_throughput = stored("storage_throughput", 1)
+
+    def certificate_details(self):
+        valid_till = dict(CA_CERTIFICATES).get(self.ca_certificate_identifier)
+        if valid_till is None:
+            return None
+        return {"CAIdentifier": self.ca_certificate_identifier,
+                "ValidTill": datetime.fromisoformat(valid_till.replace("Z", "+00:00"))}
+
+    DBInstance.certificate_details = property(certificate_details)
+
+    def describe_certificates(self):
+        wanted = self._get_param("CertificateIdentifier")
+        if wanted and wanted not in dict(CA_CERTIFICATES):
+            raise rds_error("CertificateNotFound", f"Certificate {wanted} not found.")
+        certs = [{"CertificateIdentifier": ident, "CertificateType": "CA",
+                  "Thumbprint": hashlib.sha1(ident.encode()).hexdigest(),   # noqa: S324 - a label, not security
+                  "ValidFrom": datetime.fromisoformat("2021-05-25T23:34:57+00:00"),
+                  "ValidTill": datetime.fromisoformat(till.replace("Z", "+00:00")),
+                  "CertificateArn": f"arn:aws:rds:{self.region}::cert:{ident}", "CustomerOverride": False}
+                 for ident, till in CA_CERTIFICATES if not wanted or ident == wanted]
+        return ActionResult({"DefaultCertificateForNewLaunches": DEFAULT_CA, "Certificates": certs})
+
+    RDSResponse.describe_certificates = describe_certificates
