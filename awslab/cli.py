@@ -801,6 +801,48 @@ def local_reset(yes):
                "deleted")
 
 
+@local.command("endpoints")
+@click.option("--output", "-o", type=click.Choice(OUTPUTS), default=None)
+def local_endpoints(output):
+    """Where each endpoint of the local AWS answers on this machine: every DB instance's and cache
+    node's AWS address (awslab's stacks or anything made with the AWS CLI, CloudFormation or an
+    SDK), the local address a client connects to, its role, TLS and status. Passwords are not here:
+    each endpoint still asks its own. Example: psql "host=127.0.0.1 port=PORT ..." after reading the
+    PORT of your instance's address."""
+    import json as _json
+    import urllib.request
+
+    from awslab.local import manager
+
+    server, _ = manager.ensure_running()
+    with urllib.request.urlopen(f"{server.endpoint_url}/awslab/endpoints", timeout=10) as resp:
+        data = _json.loads(resp.read())
+    rows = [{"endpoint": name, "local_address": f"{info.get('host')}:{info.get('port')}" if info.get("port") else None,
+             "role": info.get("role"), "engine": info.get("engine"), "status": info.get("status"),
+             "tls": info.get("tls") or None,
+             "tunnel": f"{info.get('host')}:{info['tunnel_port']}" if info.get("tunnel_port") else None}
+            for name, info in sorted(data.get("endpoints", {}).items())]
+    if _output(output) == "json":
+        from awslab.ui import emit_json
+
+        emit_json({"engines": data.get("engines"), "endpoints": rows})
+        return
+    if data.get("engines") != "on":
+        click.echo("the local AWS runs without engines (started with --no-engines): no endpoint answers")
+        return
+    if not rows:
+        click.echo("no DB instance or cache node on the local AWS yet")
+        return
+    from awslab import ui
+
+    click.echo(ui.table(["ENDPOINT", "LOCAL ADDRESS", "ROLE", "ENGINE", "TLS", "STATUS"],
+                        [[r["endpoint"], r["local_address"] or "-", r["role"] or "-", r["engine"] or "-",
+                          r["tls"] or "-", r["status"] or "-"] for r in rows]))
+    if any(r["tunnel"] for r in rows):
+        click.echo("\na TLS-only endpoint also has a plain tunnel for clients built without TLS: "
+                   "`awslab local endpoints -o json` lists it")
+
+
 @local.command("env")
 def local_env():
     """Print the shell lines that point the AWS CLI (or any SDK) at the local AWS, starting it if

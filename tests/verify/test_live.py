@@ -137,3 +137,38 @@ def test_a_mysql_lab__says_control_plane_only_everywhere_and_takes_admin(awslab,
     assert all("PostgreSQL only, not mysql" in r["detail"] for k, r in live.items() if "db" in k)
     assert live["live.host-to-cache"]["status"] == "PASS"
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
+
+
+def test_local_endpoints__any_instance_made_with_the_api_is_listed_with_its_local_address(awslab, engines, stack):
+    """A learner who built the lab with the AWS CLI (no awslab stack) finds where its endpoints
+    answer on this machine: `awslab local endpoints` lists every DB instance's and cache node's
+    address with its local one (no password), and that address answers."""
+    import socket
+
+    import boto3
+
+    rds = boto3.client("rds", region_name="us-east-1", endpoint_url=engines.endpoint_url,
+                       aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+    rds.create_db_instance(DBInstanceIdentifier=stack, Engine="postgres", DBInstanceClass="db.t3.micro",
+                           AllocatedStorage=20, MasterUsername="labadmin", ManageMasterUserPassword=True)
+    address = f"{stack}.aaaaaaaaaa.us-east-1.rds.amazonaws.com:5432"
+
+    def listed() -> dict | None:
+        rows = json.loads(awslab("local", "endpoints", "--output", "json").out)["endpoints"]
+        row = next((r for r in rows if r["endpoint"] == address), None)
+        return row if row and row["status"] == "available" else None
+
+    eventually(lambda: listed() is not None, within_s=60)
+    row = listed()
+    assert row["role"] == "primary" and row["engine"] == "postgres" and row["tls"] == "required"
+    host, port = row["local_address"].split(":")
+    socket.create_connection((host, int(port)), timeout=5).close()
+    text = awslab("local", "endpoints")
+    assert text.code == 0 and address in text.out and row["local_address"] in text.out
+    secret = rds.describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["MasterUserSecret"]["SecretArn"]
+    value = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=engines.endpoint_url,
+                         aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                         aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"]).get_secret_value(SecretId=secret)
+    assert json.loads(value["SecretString"])["password"] not in text.out
+    rds.delete_db_instance(DBInstanceIdentifier=stack, SkipFinalSnapshot=True)
