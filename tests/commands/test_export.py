@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from conftest import eventually
 
 from awslab.commands.export import render_yaml, template
 from awslab.spec.lab import load_lab
@@ -104,8 +105,24 @@ def test_deployed_on_the_local_aws__verify_passes_as_after_up_and_down_removes_i
     made, built = f"{stack}-cfn", f"{stack}-up"
     text = render_yaml(template(load_lab("week6"), made))
     cfn.create_stack(StackName=made, TemplateBody=text, Capabilities=["CAPABILITY_NAMED_IAM"])
+    rds = boto3.client("rds", region_name="us-east-1", endpoint_url=engines.endpoint_url, **keys)
+    ec = boto3.client("elasticache", region_name="us-east-1", endpoint_url=engines.endpoint_url, **keys)
+
+    def complete() -> bool:
+        # CREATE_COMPLETE only once every DB instance and the cache are available, as CloudFormation
+        # waits for each resource to stabilize (moto said it while they were still being made).
+        status = cfn.describe_stacks(StackName=made)["Stacks"][0]["StackStatus"]
+        if status != "CREATE_COMPLETE":
+            assert status == "CREATE_IN_PROGRESS", status
+            return False
+        dbs = [d["DBInstanceStatus"] for d in rds.describe_db_instances()["DBInstances"]
+               if d["DBInstanceIdentifier"].startswith(f"{made}-")]
+        group = ec.describe_replication_groups(ReplicationGroupId=f"{made}-cache")["ReplicationGroups"][0]["Status"]
+        assert len(dbs) == 2 and set(dbs) == {"available"} and group == "available", (dbs, group)
+        return True
+
+    eventually(complete, within_s=60)
     described = cfn.describe_stacks(StackName=made)["Stacks"][0]
-    assert described["StackStatus"] == "CREATE_COMPLETE"
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
     assert outputs["DbEndpoint"] == f"{made}-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com"
     assert outputs["CacheAuthTokenSecretArn"].split(":secret:")[1].startswith(f"awslab/{made}/cache-auth-token-")

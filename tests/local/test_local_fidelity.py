@@ -781,3 +781,25 @@ def test_rds_instance_fields__own_ids_gp3_baseline_ca_and_a_replicas_own_time_an
     assert _code(missing) == "CertificateNotFound"
     for ident in (f"{stack}-r", stack, f"{stack}-l", f"{stack}-g"):
         rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_cloudformation__create_complete_only_once_every_instance_is_available(aws, stack, latency):
+    """CloudFormation waits for each resource to stabilize: the stack reads CREATE_IN_PROGRESS while
+    its DB instance is `creating`, then CREATE_COMPLETE (with its event) once it is available."""
+    latency("rds.create=3")
+    props = {"Engine": "postgres", "EngineVersion": "16", "DBInstanceClass": "db.t3.micro", "AllocatedStorage": "20",
+             "MasterUsername": "labadmin", "MasterUserPassword": "a-long-password-1", "DBInstanceIdentifier": stack}
+    cfn = aws("cloudformation")
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(
+        {"Resources": {"Db": {"Type": "AWS::RDS::DBInstance", "Properties": props}}}))
+
+    def stack_and_db():
+        return cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"], _db_state(aws, stack)
+
+    assert stack_and_db() == ("CREATE_IN_PROGRESS", "creating")
+    seen = _poll(stack_and_db, ("CREATE_COMPLETE", "available"), timeout=30)
+    assert ("CREATE_COMPLETE", "creating") not in seen, seen
+    events = [e["ResourceStatus"] for e in cfn.describe_stack_events(StackName=stack)["StackEvents"]
+              if e["LogicalResourceId"] == stack]
+    assert events.count("CREATE_COMPLETE") == 1
+    cfn.delete_stack(StackName=stack)
