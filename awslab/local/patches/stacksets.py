@@ -367,7 +367,7 @@ def _delete(stackset, op_id: str, retain: bool, account: str, region: str) -> st
                 return why
             inst.stack.status = "DELETE_IN_PROGRESS"
     if not retain and inst.stack is not None:
-        why = _delete_stack(inst.stack)
+        why = delete_stack_resources(inst.stack)
         if why:
             with _lock():
                 _set(inst, "INOPERABLE", "FAILED", why, op_id)
@@ -381,7 +381,7 @@ def _delete(stackset, op_id: str, retain: bool, account: str, region: str) -> st
     return None
 
 
-def _delete_stack(stack) -> str | None:
+def delete_stack_resources(stack) -> str | None:
     """Delete the stack's resources as CloudFormation does: a resource another still depends on
     (a group whose network interfaces drain, a subnet group whose DB is ``deleting``) is tried
     again until they are gone, within the bound; None when done, else why not."""

@@ -1,0 +1,118 @@
+"""CloudFormation's stack lifecycle as AWS runs it: CREATE_COMPLETE once every resource is
+stabilized, and a delete that runs in the background, replicas first, retried until what depends
+on what is gone, the stack listed (DELETE_IN_PROGRESS, then DELETE_FAILED if it cannot finish)
+until its last resource is.
+
+moto's CloudFormation marks a stack CREATE_COMPLETE when its create calls return, while the DB
+instances, the replication group and the EC2 instance it made are still `creating`/`pending`; a
+learner's `aws cloudformation wait stack-create-complete` then returned before the database could
+be reached. CloudFormation waits for each resource to stabilize (an RDS instance `available`, an
+ElastiCache group `available`, an EC2 instance `running`). Here each of those reports whether it
+is created (moto's own ``is_created`` hook), and the stack reads CREATE_IN_PROGRESS until all are,
+then CREATE_COMPLETE (with its event), the moment a describe sees it.
+
+moto deleted a stack inside the request, in no particular order, gave up at the first dependency
+(a security group whose DB was still ``deleting``) and dropped the stack record anyway, leaving
+resources nobody listed. Here DeleteStack answers at once; a worker deletes the DB read replicas
+first, then the rest, pass after pass within a bound (as StackSets' deletes do).
+
+Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``).
+"""
+
+from __future__ import annotations
+
+# A resource still on its way; anything else (available, running, or a failure) has settled.
+SETTLING = {"creating", "pending", "backing-up", "modifying", "configuring-enhanced-monitoring",
+            "configuring-log-exports", "rebooting"}
+
+
+def apply() -> None:
+    from moto.cloudformation.models import Stack
+    from moto.ec2.models.instances import Instance
+    from moto.rds.models import DBInstance
+
+    from awslab.local.patches.cloudformation import ReplicationGroup
+
+    DBInstance.is_created = lambda self: self.status not in SETTLING
+    ReplicationGroup.is_created = lambda self: (self.status or "available") not in SETTLING
+    Instance.is_created = lambda self: self.state not in SETTLING
+
+    orig_create = Stack.create_resources
+
+    def create_resources(self) -> None:
+        orig_create(self)
+        self._awslab_calls_done = True   # every create call returned: only stabilizing is left
+
+    Stack.create_resources = create_resources
+
+    def get(self):
+        status = self.__dict__.get("_awslab_status", self.__dict__.get("status"))
+        # Not while the create calls run, nor after one failed (the stack is rolled back then).
+        if status == "CREATE_IN_PROGRESS" and self.__dict__.get("_awslab_calls_done"):
+            try:
+                done = self.resource_map.creation_complete()
+            except Exception:  # noqa: BLE001 - a resource that cannot say is taken as settled
+                done = True
+            if done:
+                self.mark_creation_complete()
+                status = self.__dict__["_awslab_status"]
+        return status
+
+    def put(self, value):
+        self.__dict__["_awslab_status"] = value
+
+    Stack.status = property(get, put)
+
+    _deletes()
+
+
+def _deletes() -> None:
+    import threading
+
+    from moto.cloudformation.models import CloudFormationBackend
+
+    def delete_stack(self, name_or_stack_id: str) -> None:
+        stacks = ([self.stacks[name_or_stack_id]] if name_or_stack_id in self.stacks
+                  else [s for s in self.stacks.values() if s.name == name_or_stack_id])
+        for stack in stacks:
+            if stack.status in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+                continue   # already on its way
+            stack.status = "DELETE_IN_PROGRESS"
+            threading.Thread(target=_deleting, args=(self, stack), daemon=True, name=f"cfn delete {stack.name}").start()
+
+    CloudFormationBackend.delete_stack = delete_stack
+
+
+def _deleting(backend, stack) -> None:
+    """Delete ``stack``'s resources (read replicas first), then forget the stack; or leave it listed
+    as DELETE_FAILED with why."""
+    from awslab.local import persistence
+    from awslab.local.patches.stacksets import delete_stack_resources
+
+    with persistence.LOCK:
+        _replicas_first(stack)
+    why = delete_stack_resources(stack)
+    with persistence.LOCK:
+        if why is None:
+            backend.stacks.pop(stack.stack_id, None)
+            backend.deleted_stacks[stack.stack_id] = stack
+            for export in stack.exports:
+                backend.exports.pop(export.name, None)
+        else:
+            stack._add_stack_event("DELETE_FAILED", resource_status_reason=why)
+    persistence.changed_in_background()
+
+
+def _replicas_first(stack) -> None:
+    """A DB read replica goes before its source (deleting the source first would promote it)."""
+    resources = stack.resource_map
+    for logical, spec in list(resources._resource_json_map.items()):
+        props = spec.get("Properties") or {}
+        made = resources._parsed_resources.get(logical)
+        if spec.get("Type") == "AWS::RDS::DBInstance" and props.get("SourceDBInstanceIdentifier") and made is not None \
+                and spec.get("DeletionPolicy") != "Retain":
+            try:
+                resources._delete_resource(made, spec)
+                resources._parsed_resources.pop(logical, None)
+            except Exception:  # noqa: BLE001 - left to the passes that follow
+                pass
