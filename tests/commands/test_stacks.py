@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -143,12 +144,19 @@ def test_class_up_interrupted__says_who_finished_and_a_rerun_converges(awslab, l
     code, err = interrupt_when(args, lambda line: f"({klass}-s01): ok" in line)
     assert code == 130, err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("error: interrupted: 1 of 3 stacks finished their `up`; 1 stopped part-way or failed "
-                           f"({klass}-s02); 1 never began"), last
+    # What the message says agrees with what exists (how far the running student got before the
+    # interrupt reached it depends on this machine's load; that someone was cut short does not).
+    said = re.match(r"error: interrupted: (\d) of 3 stacks finished their `up`(?:; \d stopped part-way or failed "
+                    r"\(([^)]*)\))?(?:; (\d) never began)?", last)
+    assert said and int(said[1]) < 3, last
     assert "nothing was changed" not in err and "`awslab class status` shows what exists" in last
+    stopped = said[2].split(", ") if said[2] else []
+    assert int(said[1]) + len(stopped) + int(said[3] or 0) == 3, last
     rows = {r["stack"]: r["state"] for r in _stacks(awslab)["stacks"] if r["stack"].startswith(klass)}
-    assert rows[f"{klass}-s01"] == "complete" and f"{klass}-s03" not in rows
-    assert rows.get(f"{klass}-s02") in (None, "partial"), rows   # whatever it made, never "complete"
+    assert rows[f"{klass}-s01"] == "complete"
+    for name in stopped:
+        assert rows.get(name) in (None, "partial"), rows   # whatever it made, never "complete"
+    assert len([n for n, state in rows.items() if state == "complete"]) == int(said[1]), (rows, last)
     latency("instant")
     again = awslab(*args)
     assert again.code == 0, again.err
