@@ -843,3 +843,35 @@ def test_cloudformation__create_complete_only_once_every_instance_is_available(a
               if e["LogicalResourceId"] == stack]
     assert events.count("CREATE_COMPLETE") == 1
     cfn.delete_stack(StackName=stack)
+
+
+def test_cloudformation__getatt_with_a_dotted_attribute_in_the_short_and_string_forms(aws, stack):
+    """`!GetAtt Db.Endpoint.Address` splits at the first dot only, as CloudFormation does (moto split
+    it at every dot, and every DescribeStacks of the stack failed); so does the string form."""
+    template = f"""
+Resources:
+  Db:
+    Type: AWS::RDS::DBInstance
+    Properties:
+      DBInstanceIdentifier: {stack}
+      Engine: postgres
+      EngineVersion: "16"
+      DBInstanceClass: db.t3.micro
+      AllocatedStorage: "20"
+      MasterUsername: labadmin
+      MasterUserPassword: a-long-password-1
+Outputs:
+  Address:
+    Value: !GetAtt Db.Endpoint.Address
+  Port:
+    Value:
+      Fn::GetAtt: Db.Endpoint.Port
+  Listed:
+    Value: !GetAtt [Db, Endpoint.Address]
+"""
+    cfn = aws("cloudformation")
+    cfn.create_stack(StackName=stack, TemplateBody=template)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]}
+    address = aws("rds").describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["Endpoint"]["Address"]
+    assert outputs == {"Address": address, "Port": "5432", "Listed": address}
+    cfn.delete_stack(StackName=stack)

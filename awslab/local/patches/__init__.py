@@ -82,6 +82,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | (found here) the tagging API keeps every pagination token's generator forever: after a listing longer than a page no save of the local AWS succeeded | closed: `tagging.pages` (the last page frees its token, tokens expire after AWS's 15 minutes, none is saved) |
 | (Ansible's second run) every DB instance has one `DbiResourceId`; a gp3 instance shows no `Iops`/`StorageThroughput`; a read replica has its source's creation time and backups; CA `rds-ca-default`, no `CertificateDetails`; `DescribeCertificates` answers HTTP 500 | closed: `rds.instance_fields` (an id of its own, gp3's baseline 3,000 IOPS and 125 MiB/s below 400 GiB, 12,000 and 500 from it; a replica's own time and backups off unless asked, 1 day on promotion; `rds-ca-rsa2048-g1` with its validity; the three RDS CAs) |
 | (found here) a stack is `CREATE_COMPLETE` while its DB instances, cache and EC2 instance are still being made | closed: `cfn_lifecycle` (CREATE_IN_PROGRESS until each is available/running, as CloudFormation waits for them) |
+| (found here) the short form `!GetAtt Cache.PrimaryEndPoint.Address` split at every dot, after which every DescribeStacks of the stack failed | closed: `cfn_getatt` (split at the first dot, in the short and the string forms, as CloudFormation) |
 | (found here) `DeleteStack` deletes inside the request in no order, fails at the first dependency (`InvalidDBSubnetGroupStateFault`) and drops the stack record, leaving its resources | closed: `cfn_lifecycle` (answered at once; a worker deletes the read replicas first, then the rest pass after pass within a bound; the stack listed `DELETE_IN_PROGRESS` until done, `DELETE_FAILED` with why if it cannot) |
 | (StackSets) `DeletionPolicy: Snapshot` ignored: a stack's delete removes its DB without a final snapshot | closed: `cloudformation` (a final snapshot named as CloudFormation names it) |
 """
@@ -90,7 +91,7 @@ from __future__ import annotations
 
 import os
 
-from awslab.local.patches import cfn_lifecycle, cloudformation, ec2, elasticache, iam, rds, stacksets, tagging
+from awslab.local.patches import cfn_getatt, cfn_lifecycle, cloudformation, ec2, elasticache, iam, rds, stacksets, tagging
 
 _applied = False
 
@@ -124,5 +125,6 @@ def apply() -> None:
     tagging.pages()
     cloudformation.apply()
     cfn_lifecycle.apply()
+    cfn_getatt.apply()
     stacksets.apply()
     _applied = True
