@@ -813,9 +813,10 @@ def local_endpoints(output):
     import urllib.request
 
     from awslab.local import manager
+    from awslab.local.server import ENDPOINTS_PATH
 
     server, _ = manager.ensure_running()
-    with urllib.request.urlopen(f"{server.endpoint_url}/awslab/endpoints", timeout=10) as resp:
+    with urllib.request.urlopen(server.endpoint_url + ENDPOINTS_PATH, timeout=10) as resp:
         data = _json.loads(resp.read())
     rows = [{"endpoint": name, "local_address": f"{info.get('host')}:{info.get('port')}" if info.get("port") else None,
              "role": info.get("role"), "engine": info.get("engine"), "status": info.get("status"),

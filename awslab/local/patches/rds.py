@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import secrets
 
 from awslab.local import latency
 from awslab.local.backing import HOME_ACCOUNT
@@ -29,6 +30,7 @@ def rds_error(code: str, message: str):
 # --- RDS ---------------------------------------------------------------------------------------
 
 def states() -> None:
+    from moto.core.utils import iso_8601_datetime_with_milliseconds
     from moto.rds.models import DBInstance, DBSnapshot, RDSBackend
     from moto.rds.responses import RDSResponse
 
@@ -70,8 +72,12 @@ def states() -> None:
         replica = orig_replica(self, db_kwargs)
         # moto's replica is a shallow copy of its source, secret object included: deleting the replica
         # (or the instance it is promoted to) then deleted the source's secret. On AWS a replica
-        # manages no password of its own (ModifyDBInstance can turn that on once promoted).
+        # manages no password of its own (ModifyDBInstance can turn that on once promoted), and has
+        # its own resource id, creation time and backups (off unless asked, as RDS creates replicas).
         _own_no_secret(replica)
+        replica.dbi_resource_id = new_resource_id()
+        replica.created = replica.instance_create_time = iso_8601_datetime_with_milliseconds()
+        replica.backup_retention_period = int(db_kwargs.get("backup_retention_period") or 0)
         return replica
 
     RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
@@ -398,21 +404,21 @@ DEFAULT_CA = "rds-ca-rsa2048-g1"
 GP3_BASELINE = {"small": (3000, 125), "large": (12000, 500)}   # IOPS, MiB/s; "large" from 400 GiB
 
 
+def new_resource_id() -> str:
+    """A DbiResourceId as RDS makes them: ``db-`` and 26 base32 characters, one per instance."""
+    return "db-" + base64.b32encode(secrets.token_bytes(20)).decode()[:26]
+
+
 def instance_fields() -> None:
     """What a DB instance shows of itself that clients read (Ansible's rds_instance compares them on
     its second run): its own DbiResourceId (moto: one constant for all), gp3's baseline IOPS and
-    throughput, the CA it was given and its validity (CertificateDetails), and a read replica's own
-    creation time and backups (off unless asked, as RDS creates replicas); DescribeCertificates."""
-    import secrets as _secrets
+    throughput, the CA it was given and its validity (CertificateDetails); DescribeCertificates. (A
+    read replica's own id, time and backups are set where it is made, in ``states``.)"""
     from datetime import datetime
 
     from moto.core.responses import ActionResult
-    from moto.core.utils import iso_8601_datetime_with_milliseconds
     from moto.rds.models import DBInstance, RDSBackend
     from moto.rds.responses import RDSResponse
-
-    def new_resource_id() -> str:
-        return "db-" + base64.b32encode(_secrets.token_bytes(20)).decode()[:26]
 
     orig_init = DBInstance.__init__
 
@@ -424,18 +430,6 @@ def instance_fields() -> None:
             self.ca_certificate_identifier = DEFAULT_CA
 
     DBInstance.__init__ = __init__
-
-    orig_replica = RDSBackend.create_db_instance_read_replica
-
-    @functools.wraps(orig_replica)
-    def create_db_instance_read_replica(self, db_kwargs):
-        replica = orig_replica(self, db_kwargs)
-        replica.dbi_resource_id = new_resource_id()
-        replica.created = replica.instance_create_time = iso_8601_datetime_with_milliseconds()
-        replica.backup_retention_period = int(db_kwargs.get("backup_retention_period") or 0)
-        return replica
-
-    RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
 
     orig_promote = RDSBackend.promote_read_replica
 

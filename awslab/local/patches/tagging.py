@@ -25,17 +25,14 @@ def pages() -> None:
         @functools.wraps(orig)
         def call(self, *args, **kwargs):
             token = kwargs.get("pagination_token", args[0] if args else None)
-            born = self.__dict__.setdefault("_awslab_token_born", {})
             now = time.monotonic()
-            for old in [t for t, at in born.items() if now - at > TOKEN_LIFETIME_S]:
-                born.pop(old, None)
-                self._pages.pop(old, None)   # moto answers PaginationTokenExpiredException for it
+            for old in [t for t, page in self._pages.items() if now - page.get("born", now) > TOKEN_LIFETIME_S]:
+                del self._pages[old]   # moto answers PaginationTokenExpiredException for it
             new_token, result = orig(self, *args, **kwargs)
             if token:
                 self._pages.pop(token, None)   # used: the next page has a token of its own, the last none
-                born.pop(token, None)
             if new_token:
-                born[new_token] = now
+                self._pages[new_token]["born"] = now
             return new_token, result
 
         return call
@@ -45,9 +42,6 @@ def pages() -> None:
 
     def __getstate__(self):
         # Tokens are a listing in progress, not state: none survives a restart (as one expires on AWS).
-        state = dict(self.__dict__)
-        state["_pages"] = {}
-        state.pop("_awslab_token_born", None)
-        return state
+        return {**self.__dict__, "_pages": {}}
 
     Backend.__getstate__ = __getstate__
