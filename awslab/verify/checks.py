@@ -18,11 +18,13 @@ from awslab.engine.run import Run
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
 from awslab.spec.topology import desired
-from awslab.verify.reachability import (
+from awslab.spec.reachability import (
+    Net,
     Peer,
-    groups_admit,
+    Source,
+    Target,
+    evaluate,
     internet_route,
-    nacls_allow_flow,
     world_open,
 )
 from awslab.verify.results import FAIL, PASS, SKIP, WARN, Result
@@ -103,11 +105,6 @@ def _subnet_group_subnets(raw: dict | None) -> list[str]:
 
 def _cidrs(w: World, subnet_ids: list[str]) -> tuple[str, ...]:
     return tuple(w.subnets[s]["CidrBlock"] for s in subnet_ids if s in w.subnets)
-
-
-def _group_label(w: World, gid: str) -> str:
-    g = w.groups.get(gid)
-    return f"{gid} ({g['GroupName']})" if g else gid
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -248,38 +245,37 @@ def check_network(w: World, lab: Lab) -> list[Result]:
     return out
 
 
-def _path(cid: str, w: World, port: int, dst_groups: frozenset[str], dst_name: str, dst_subnets: list[str]) -> Result:
-    host = _host_peer(w)
-    if not host.groups:
-        return Result(cid, SKIP, "needs the host's security group (sg.app)")
-    if not dst_groups:
-        return Result(cid, FAIL, f"{dst_name} has no security group", f"attach the lab's group to {dst_name}")
-    dst = Peer(dst_groups, _cidrs(w, dst_subnets), dst_name)
-    inbound = groups_admit(w.groups, dst_groups, "ingress", port, host)
-    outbound = groups_admit(w.groups, host.groups, "egress", port, dst)
-    problems = []
-    if not inbound:
-        problems.append(f"no inbound rule on {', '.join(_group_label(w, g) for g in sorted(dst_groups))} admits tcp/{port} from the host")
-    if not outbound:
-        problems.append(f"no outbound rule on {', '.join(_group_label(w, g) for g in sorted(host.groups))} allows tcp/{port} to {dst_name}")
+def net_of(w: World) -> Net:
+    return Net(w.groups, w.subnets, w.route_tables, w.nacls)
+
+
+def host_source(w: World) -> Source:
     inst = w.raw("host.instance") or {}
-    src_subnet = inst.get("SubnetId") or (w.found["network.subnet.public"].id if "network.subnet.public" in w.found else None)
-    if src_subnet and host.cidrs:
-        for s in dst_subnets:
-            if s in w.subnets:
-                problems += nacls_allow_flow(w.nacls, src_subnet, host.cidrs[0], s, w.subnets[s]["CidrBlock"], port)
-    if problems:
+    subnet = inst.get("SubnetId") or (w.found["network.subnet.public"].id if "network.subnet.public" in w.found else None)
+    vpc = w.found["network.vpc"].id if "network.vpc" in w.found else None
+    return Source(_host_peer(w), subnet, inst.get("VpcId") or vpc)
+
+
+def _path(cid: str, w: World, port: int, dst_groups: frozenset[str], dst_name: str, dst_subnets: list[str]) -> Result:
+    host = host_source(w)
+    if not host.peer.groups:
+        return Result(cid, SKIP, "needs the host's security group (sg.app)")
+    target = Target(Peer(dst_groups, _cidrs(w, dst_subnets), dst_name), tuple(dst_subnets), host.vpc)
+    verdict = evaluate(net_of(w), host, target, port)
+    if not verdict.allowed:
         hint = []
-        if not inbound:
+        if dst_groups and not verdict.inbound:
             hint.append(f"aws ec2 authorize-security-group-ingress --group-id {sorted(dst_groups)[0]} --protocol tcp "
-                        f"--port {port} --source-group {sorted(host.groups)[0]}")
-        if not outbound:
-            hint.append(f"aws ec2 authorize-security-group-egress --group-id {sorted(host.groups)[0]} --ip-permissions "
+                        f"--port {port} --source-group {sorted(host.peer.groups)[0]}")
+        if dst_groups and not verdict.outbound:
+            hint.append(f"aws ec2 authorize-security-group-egress --group-id {sorted(host.peer.groups)[0]} --ip-permissions "
                         f"IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={sorted(dst_groups)[0]}}}]")
-        if len(hint) < len(problems):
+        if not dst_groups:
+            hint.append(f"attach the lab's group to {dst_name}")
+        elif len(hint) < len(verdict.missing):
             hint.append("allow the flow (and its replies on 1024-65535) in the network ACLs named")
-        return Result(cid, FAIL, "; ".join(problems), "; ".join(hint) + " (or rerun `awslab up`)")
-    return Result(cid, PASS, f"host -> {dst_name} tcp/{port}: {inbound[0]}; {outbound[0]}")
+        return Result(cid, FAIL, "; ".join(verdict.missing), "; ".join(hint) + (" (or rerun `awslab up`)" if dst_groups else ""))
+    return Result(cid, PASS, f"host -> {dst_name} tcp/{port}: {verdict.inbound[0]}; {verdict.outbound[0]}")
 
 
 def check_paths(w: World, lab: Lab) -> list[Result]:

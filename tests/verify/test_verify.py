@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from awslab.verify.reachability import (
+from awslab.spec.reachability import (
     Peer,
     groups_admit,
     internet_route,

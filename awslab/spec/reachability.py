@@ -1,4 +1,9 @@
-"""Static network reachability, evaluated the way AWS does, on plain describe data. Pure: no AWS.
+"""Network reachability, evaluated the way AWS does, on plain describe data. Pure: no AWS.
+
+One evaluator (``evaluate``) decides whether a TCP flow from a source (an instance, or the
+outside world) reaches a target (an RDS instance or a cache); verify's path checks ask it on
+describe data, and the local AWS's endpoint relay asks it on every new connection, so what verify
+says and what a client meets cannot disagree.
 
 Security groups are stateful allow-lists: a flow is allowed when any rule of any group attached
 to the destination admits it inbound and any rule of any group attached to the source admits it
@@ -34,6 +39,78 @@ class Verdict:
     allowed: bool
     evidence: list[str] = field(default_factory=list)   # the rules that allowed it
     missing: list[str] = field(default_factory=list)    # what would be needed, when not allowed
+    inbound: list[str] = field(default_factory=list)    # the target's rules that admit the flow
+    outbound: list[str] = field(default_factory=list)   # the source's rules that let it out
+
+
+@dataclass(frozen=True)
+class Net:
+    """A VPC's (or several VPCs') network as describe calls return it."""
+
+    groups: dict[str, dict]                     # security groups by id
+    subnets: dict[str, dict]                    # subnets by id
+    route_tables: list[dict] = field(default_factory=list)
+    nacls: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a connection comes from: an instance (its subnet, address and groups) or, with no
+    subnet, the outside world (this machine's shell, the internet) at ``peer.cidrs``."""
+
+    peer: Peer
+    subnet: str | None = None
+    vpc: str | None = None
+
+    @property
+    def outside(self) -> bool:
+        return self.subnet is None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a connection goes to: its groups, the subnets it may live in, and whether AWS gives it
+    an address outside the VPC at all (a publicly accessible DB; a cache never)."""
+
+    peer: Peer
+    subnets: tuple[str, ...]
+    vpc: str | None = None
+    public: bool = False
+
+
+def evaluate(net: Net, src: Source, dst: Target, port: int) -> Verdict:
+    """Would AWS let a new TCP connection from ``src`` reach ``dst`` on ``port``? The missing
+    pieces are named in verify's words, the first the one to fix first."""
+    missing: list[str] = []
+    if not dst.peer.groups:
+        return Verdict(False, missing=[f"{dst.peer.name} has no security group"])
+    if src.outside:
+        if not dst.public:
+            missing.append(f"{dst.peer.name} is not publicly accessible: nothing outside its VPC reaches it")
+        elif not any(internet_route(net.route_tables, s) for s in dst.subnets):
+            missing.append(f"the subnets of {dst.peer.name} have no route to an internet gateway")
+    elif dst.vpc and src.vpc and src.vpc != dst.vpc:
+        missing.append(f"{src.peer.name} is in {src.vpc}, {dst.peer.name} in {dst.vpc}: no route between them")
+    inbound = groups_admit(net.groups, dst.peer.groups, "ingress", port, src.peer)
+    outbound = ["the outside world has no security group"] if src.outside else \
+        groups_admit(net.groups, src.peer.groups, "egress", port, dst.peer)
+    if not inbound:
+        names = ", ".join(_group_label(net, g) for g in sorted(dst.peer.groups))
+        missing.append(f"no inbound rule on {names} admits tcp/{port} from {src.peer.name}")
+    if not outbound:
+        names = ", ".join(_group_label(net, g) for g in sorted(src.peer.groups))
+        missing.append(f"no outbound rule on {names} allows tcp/{port} to {dst.peer.name}")
+    if src.peer.cidrs:
+        for s in dst.subnets:
+            if s in net.subnets:
+                missing += nacls_allow_flow(net.nacls, src.subnet, src.peer.cidrs[0], s, net.subnets[s]["CidrBlock"], port)
+    evidence = inbound[:1] + ([] if src.outside else outbound[:1])
+    return Verdict(not missing, evidence, missing, inbound, [] if src.outside else outbound)
+
+
+def _group_label(net: Net, gid: str) -> str:
+    g = net.groups.get(gid)
+    return f"{gid} ({g['GroupName']})" if g and g.get("GroupName") else gid
 
 
 def _covers_port(perm: dict, port: int) -> bool:
@@ -142,10 +219,10 @@ def nacl_for(nacls: list[dict], subnet_id: str) -> dict | None:
     return next((n for n in nacls if n.get("IsDefault")), None)
 
 
-def nacls_allow_flow(nacls: list[dict], src_subnet: str, src_cidr: str, dst_subnet: str, dst_cidr: str, port: int) -> list[str]:
+def nacls_allow_flow(nacls: list[dict], src_subnet: str | None, src_cidr: str, dst_subnet: str, dst_cidr: str, port: int) -> list[str]:
     """Problems the ACLs cause for TCP from src to dst on ``port`` (and its replies); [] = none."""
     problems = []
-    src, dst = nacl_for(nacls, src_subnet), nacl_for(nacls, dst_subnet)
+    src, dst = nacl_for(nacls, src_subnet) if src_subnet else None, nacl_for(nacls, dst_subnet)
     if src is not None:
         if not nacl_allows(src.get("Entries", []), True, (port, port), dst_cidr):
             problems.append(f"{src['NetworkAclId']} outbound tcp/{port} to {dst_cidr}")
