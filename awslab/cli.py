@@ -630,8 +630,10 @@ def connect(what, as_env, **opts):
     (or a restored instance or group of the stack, by its name).
 
     The password never appears: it goes to a 0600 file in awslab's state directory (PGPASSFILE,
-    REDISCLI_AUTH read from a file). On AWS, the endpoints are private: it prints the SSM session
-    to open on the host and the command to run there. Example: eval "$(awslab connect db --env)"
+    REDISCLI_AUTH read from a file). The endpoints are private: on the local AWS the printed address
+    goes through the stack's host, as SSM port forwarding does, so the host's security groups decide
+    (a revoked rule makes it time out); on AWS it prints the SSM session to open on the host and the
+    command to run there. Example: eval "$(awslab connect db --env)"
     """
     from awslab.commands._common import new_run
     from awslab.verify.live import connect as do_connect
@@ -646,6 +648,47 @@ def connect(what, as_env, **opts):
     if how.get("note"):
         click.echo(f"note: {how['note']}", err=True)
     for line in how["lines"]:
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("instance", required=False, metavar="[INSTANCE]")
+@click.option("--command", "-c", "command", default=None, metavar="LINE", help="Run LINE on the instance and exit with its code.")
+@target_options
+def shell(instance, command, **opts):
+    """A shell on the stack's EC2 host (or INSTANCE), as `aws ssm start-session` opens on AWS.
+
+    On the local AWS the shell runs on this machine as the instance: its own directory, the lab's
+    clients first on the PATH, the endpoints' AWS names resolved to what the instance sees, so
+    `psql -h <DB endpoint>` works as written and its security groups decide. On AWS it runs
+    `aws ssm start-session` (the Session Manager plugin must be installed).
+    Example: awslab shell -c "psql 'host=week6-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com ...' -c 'select 1'"
+    """
+    from awslab.commands.shell import shell as do_shell
+
+    ctx, _ = _begin(opts)
+    sys.exit(do_shell(ctx, ctx.stack, instance, command))
+
+
+@cli.command()
+@click.option("--rejected", is_flag=True, help="Only the connections the VPC dropped, each with its reason.")
+@click.option("--since", default=None, metavar="DURATION", help="Only the last DURATION (30s, 10m, 2h).")
+@target_options
+def flows(rejected, since, **opts):
+    """The stack's VPC Flow Logs records (version 2 format): every connection to its databases and
+    caches on the local AWS, accepted or rejected, from the host or from this machine, with the
+    rule that is missing beside each REJECT. Example: awslab flows --rejected --since 10m
+    """
+    from awslab.commands.flows import flows as do_flows, lines
+
+    ctx, output = _begin(opts)
+    got = do_flows(ctx, ctx.stack, rejected=rejected, since=since)
+    if output == "json":
+        from awslab.ui import emit_json
+
+        emit_json({"stack": ctx.stack, **got})
+        return
+    for line in lines(got["records"]):
         click.echo(line)
 
 

@@ -467,6 +467,14 @@ def shell(line: str, *args: str) -> str:
     return done.stdout.strip()
 
 
+def host_of(awslab, stack: str) -> str:
+    """The stack's EC2 host (the source of the lab's connections)."""
+    import json
+
+    records = json.loads(awslab("status", "--name", stack, "--output", "json").out)["resources"]
+    return next(r["id"] for r in records if r["key"] == "host.instance")
+
+
 def eventually(check, within_s: float = 15.0) -> None:
     import time
 
@@ -476,10 +484,12 @@ def eventually(check, within_s: float = 15.0) -> None:
         time.sleep(0.1)
 
 
-def endpoint_map(server) -> dict:
-    """What the local AWS says is behind each emulated endpoint (``/awslab/endpoints``)."""
+def endpoint_map(server, via: str | None = None) -> dict:
+    """What the local AWS says is behind each emulated endpoint (``/awslab/endpoints``), as this
+    machine sees it, or as instance ``via`` does (its own ports: its security groups decide)."""
     import json
     import urllib.request
 
-    with urllib.request.urlopen(server.endpoint_url + "/awslab/endpoints", timeout=5) as resp:
+    query = f"?via={via}" if via else ""
+    with urllib.request.urlopen(server.endpoint_url + "/awslab/endpoints" + query, timeout=5) as resp:
         return json.loads(resp.read())["endpoints"]

@@ -152,13 +152,14 @@ def _endpoint(f: Found) -> str:
     return ""
 
 
-def _local_engines(ctx: Context, run: Run) -> dict[str, dict]:
-    """On the local AWS: each endpoint's real engine (where it listens, its status)."""
+def _local_engines(ctx: Context, run: Run, found: dict) -> dict[str, dict]:
+    """On the local AWS: each endpoint's real engine (its status, and where it listens for the
+    stack's host, the address `connect` gives)."""
     if not ctx.is_local:
         return {}
     from awslab.verify import live
 
-    return live.endpoint_map(run) or {}
+    return live.endpoint_map(run, live.host_of(found)) or {}
 
 
 def _local_suffix(info: dict | None) -> str:
@@ -238,7 +239,7 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
     """Every resource of the stack, its state and age."""
     run = progress_run(ctx, stack, "", progress)
     found = discover(run)
-    engines = _local_engines(ctx, run) if found else {}
+    engines = _local_engines(ctx, run, found) if found else {}
     record = (found["network.vpc"].get("tags") or {}) if "network.vpc" in found else {}
     owner, expires = record.get(TAG_OWNER), record.get(TAG_EXPIRES)
     if output == "json":

@@ -74,7 +74,7 @@ def read_credentials(local_dir: Path) -> dict[str, str] | None:
 class Refused(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind        # "unknown-key" | "bad-signature" | "missing" | "expired"
+        self.kind = kind        # "unknown-key" | "bad-signature" | "missing" | "expired" | "denied"
         self.message = message
 
 
@@ -108,8 +108,9 @@ def _header(environ: dict, name: str) -> str | None:
     return environ.get(f"HTTP_{key}")
 
 
-def check(environ: dict, body: bytes, owner: dict[str, str], now: datetime | None = None) -> None:
-    """Raise Refused unless the request is signed with the owner's keys or a local IAM user's."""
+def check(environ: dict, body: bytes, owner: dict[str, str], now: datetime | None = None) -> bool:
+    """Raise Refused unless the request is signed with the owner's keys or a local IAM user's;
+    True when it is the owner's."""
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
@@ -148,6 +149,7 @@ def check(environ: dict, body: bytes, owner: dict[str, str], now: datetime | Non
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
     if not secrets.compare_digest(expected, given):
         raise Refused("bad-signature", SIGNATURE_MESSAGE)
+    return access_key_id == owner["aws_access_key_id"]
 
 
 @functools.cache
@@ -187,7 +189,8 @@ def error_response(environ: dict, refused: Refused) -> tuple[str, list[tuple[str
     json_protocol = bool(_header(environ, "x-amz-target")) or "json" in (environ.get("CONTENT_TYPE") or "")
     if json_protocol:
         code = {"unknown-key": "UnrecognizedClientException", "bad-signature": "InvalidSignatureException",
-                "missing": "MissingAuthenticationTokenException", "expired": "InvalidSignatureException"}[refused.kind]
+                "missing": "MissingAuthenticationTokenException", "expired": "InvalidSignatureException",
+                "denied": "AccessDeniedException"}[refused.kind]
         body = json.dumps({"__type": code, "message": refused.message}).encode()
         return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id),
                                    ("x-amzn-ErrorType", code)], body
@@ -198,10 +201,20 @@ def error_response(environ: dict, refused: Refused) -> tuple[str, list[tuple[str
                 f"<Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>").encode()
         return "401 Unauthorized", [("Content-Type", "text/xml")], body
     code = {"unknown-key": "InvalidClientTokenId", "bad-signature": "SignatureDoesNotMatch",
-            "missing": "MissingAuthenticationToken", "expired": "SignatureDoesNotMatch"}[refused.kind]
+            "missing": "MissingAuthenticationToken", "expired": "SignatureDoesNotMatch",
+            "denied": "AccessDenied"}[refused.kind]
     body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{_xml(refused.message)}</Message>"
             f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>").encode()
     return "403 Forbidden", [("Content-Type", "text/xml")], body
+
+
+# What runs as the owner's OS user on this machine: only the owner may ask for it, never an IAM
+# user made inside the local AWS (whose keys may be handed to others).
+OWNER_ONLY = {"AmazonSSM.SendCommand", "AmazonSSM.StartSession", "AmazonSSM.CancelCommand"}
+
+
+def owner_only(environ: dict) -> bool:
+    return (_header(environ, "x-amz-target") or "") in OWNER_ONLY
 
 
 def _xml(text: str) -> str:

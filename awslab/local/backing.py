@@ -44,6 +44,7 @@ from awslab.local.engines import (
     redis_server_path,
 )
 from awslab.local.forwarder import HOST, Forwarder
+from awslab.local.network import OUTSIDE, Network, Owner
 
 log = logging.getLogger("awslab.local.backing")
 ENDPOINTS_FILE = "endpoints.json"
@@ -66,6 +67,9 @@ class Backing:
         self.authority = tls.Authority(local_dir / "tls")
         self.tls: dict[str, tuple[str, str]] = {}   # endpoint -> (protocol, tls.REQUIRED | tls.OPTIONAL)
         self.closing = threading.Event()
+        self.owners: dict[str, Owner] = {}   # endpoint -> the resource it belongs to (the VPC's say on it)
+        self.network = Network(local_dir, self.owners)
+        self.sources: set[str] = set()   # instances that asked to see the endpoints (``view``)
 
     # --- work queues ---
 
@@ -122,10 +126,13 @@ class Backing:
 
     # --- the endpoint map ---
 
-    def secure(self, protocol: str, mode: str | None, *endpoints: str) -> None:
+    def secure(self, protocol: str, mode: str | None, *endpoints: str, owner: Owner | None = None) -> None:
         """How the endpoints take connections: TLS ``required`` or ``optional`` (``protocol``:
-        'postgres' or 'redis', whose handshakes differ), or plain (None)."""
+        'postgres' or 'redis', whose handshakes differ), or plain (None); ``owner``, the resource
+        whose security groups and subnets decide who reaches them."""
         for e in endpoints:
+            if owner is not None:
+                self.owners[e] = owner
             if mode is None:
                 self.tls.pop(e, None)
             else:
@@ -138,25 +145,65 @@ class Backing:
         endpoint, a ``tunnel_port`` that clients without TLS can use)."""
         if info.get("status") == "available" and info.get("port"):
             self.roles[endpoint] = info["key"]
+            info = {**info, "engine_port": info["port"], "views": {}}
+            nearby = {s for s in self.sources | self._remembered_sources(endpoint) if self.network.sees(s, endpoint)}
+            for source in (OUTSIDE, *sorted(nearby)):
+                info["views"][source] = self._open_view(endpoint, source)
+            info.update(info["views"][OUTSIDE])
             protocol, mode = self.tls.get(endpoint, (None, None))
-            greet = wrap = None
-            if mode is not None:
-                ctx = self.authority.server_context()
-                greet = (tls.postgres_greeter if protocol == "postgres" else tls.tls_greeter)(ctx, mode)
-            local = self.forwarder.listen(endpoint, functools.partial(self._route, endpoint), greet)
-            info = {**info, "engine_port": info["port"], "port": local}
             if mode is not None:
                 info.update(tls=mode, ca=str(self.authority.ca_path))
-            if mode == tls.REQUIRED:
-                client = tls.client_context(self.authority.ca_path)
-                wrap = (tls.postgres_wrapper if protocol == "postgres" else tls.tls_wrapper)(client, HOST)
-                info["tunnel_port"] = self.forwarder.listen(endpoint + TUNNEL, lambda: (HOST, local), wrap=wrap)
-            else:
-                self.forwarder.close(endpoint + TUNNEL)
         with self._map_lock:
             data = self.read_map()
             data[endpoint] = info
             write_json_atomic(self.endpoints_path, data)
+
+    def _open_view(self, endpoint: str, source: str) -> dict[str, int]:
+        """The listener (and, for a TLS-only endpoint, the tunnel) through which ``source`` sees
+        ``endpoint``; every connection to it is put to the VPC first."""
+        name = endpoint if source == OUTSIDE else f"{endpoint}@{source}"
+        tunnel = endpoint + TUNNEL + ("" if source == OUTSIDE else f"@{source}")
+        protocol, mode = self.tls.get(endpoint, (None, None))
+        greet = None
+        if mode is not None:
+            greet = (tls.postgres_greeter if protocol == "postgres" else tls.tls_greeter)(self.authority.server_context(), mode)
+        gate = functools.partial(self.network.decide, source, endpoint)
+        local = self.forwarder.listen(name, functools.partial(self._route, endpoint), greet, gate=gate)
+        view = {"port": local}
+        if mode == tls.REQUIRED:
+            client = tls.client_context(self.authority.ca_path)
+            wrap = (tls.postgres_wrapper if protocol == "postgres" else tls.tls_wrapper)(client, HOST)
+            view["tunnel_port"] = self.forwarder.listen(tunnel, lambda: (HOST, local), wrap=wrap)
+        else:
+            self.forwarder.close(tunnel)
+        return view
+
+    def _remembered_sources(self, endpoint: str) -> set[str]:
+        """Instances that saw ``endpoint`` before a restart (their listeners come back on their ports)."""
+        return {n.split("@", 1)[1] for n in self.forwarder.remembered() if n.startswith(endpoint + "@")}
+
+    def view(self, source: str) -> dict[str, dict]:
+        """The endpoint map as instance ``source`` sees it (its own listeners opened on first ask):
+        each entry's ``port`` and ``tunnel_port`` are that instance's."""
+        if source != OUTSIDE and source not in self.sources:
+            self.sources.add(source)
+            with self._map_lock:   # listeners for the endpoints of its own VPC only: nothing else is routed to it
+                data = self.read_map()
+                for endpoint, info in data.items():
+                    if info.get("status") == "available" and endpoint in self.roles and self.network.sees(source, endpoint):
+                        info.setdefault("views", {})[source] = self._open_view(endpoint, source)
+                write_json_atomic(self.endpoints_path, data)
+        out = {}
+        for endpoint, info in self.read_map().items():
+            mine = (info.get("views") or {}).get(source)
+            if mine:
+                info = {k: v for k, v in info.items() if k != "tunnel_port"} | mine
+            out[endpoint] = {**info, "source": source}
+        return out
+
+    def instance_view(self, source: str) -> tuple[dict[str, dict], Path]:
+        """What instance ``source`` sees (its endpoints, the CA to check them by): instances.py's view."""
+        return self.view(source), self.authority.ca_path
 
     def publish_engine(self, endpoint: str, key: str, role: str) -> None:
         """``endpoint`` now reaches the engine ``key`` (after a failover, a reboot or a promotion)."""
@@ -177,8 +224,9 @@ class Backing:
         for e in endpoints:
             self.roles.pop(e, None)
             self.tls.pop(e, None)
-            self.forwarder.close(e)
-            self.forwarder.close(e + TUNNEL)
+            self.owners.pop(e, None)
+            for name in self.forwarder.names(e):
+                self.forwarder.close(name)
         with self._map_lock:
             data = self.read_map()
             for e in endpoints:
@@ -289,6 +337,14 @@ def enable(local_dir: Path) -> Backing:
     _elasticache()
     threading.Thread(target=_tick, args=(_backing,), name="engine periodic", daemon=True).start()
     return _backing
+
+
+def instance_view(source: str) -> tuple[dict[str, dict], Path | None]:
+    return _backing.instance_view(source) if _backing is not None else ({}, None)
+
+
+def flow_records(since: float = 0.0, action: str | None = None, vpc: str | None = None) -> list[dict]:
+    return _backing.network.records(since, action, vpc) if _backing is not None else []
 
 
 def stop_all() -> None:
@@ -480,7 +536,7 @@ def _rds() -> None:
             return
         key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         db._awslab_engine_key = key
-        b.secure("postgres", _db_tls(db), _db_endpoint(db))
+        b.secure("postgres", _db_tls(db), _db_endpoint(db), owner=("rds", db.account_id, db.region, db.db_instance_identifier))
 
         def work() -> dict:
             entry = start()
@@ -634,7 +690,7 @@ def _rds() -> None:
                 unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
                 continue
             db._awslab_engine_key = key
-            b.secure("postgres", _db_tls(db), _db_endpoint(db))
+            b.secure("postgres", _db_tls(db), _db_endpoint(db), owner=("rds", db.account_id, db.region, db.db_instance_identifier))
             if source:
                 b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: replica_created(backend, db, None),
                          role="replica", after=_db_key(db.account_id, region, source))
@@ -752,7 +808,12 @@ def _secure_group(b: Backing, group) -> None:
     mode = None
     if getattr(group, "transit_encryption_enabled", False):
         mode = tls.OPTIONAL if getattr(group, "transit_encryption_mode", None) == "preferred" else tls.REQUIRED
-    b.secure("redis", mode, *endpoints)
+    b.secure("redis", mode, *endpoints, owner=_group_owner(group))
+
+
+def _group_owner(group) -> Owner:
+    _, _, _, region, account, _ = group.arn.split(":", 5)
+    return ("cache", account, region, group.replication_group_id)
 
 
 def _member_key(account: str, region: str, member: str) -> str:
@@ -901,11 +962,12 @@ def _after(cls, method: str, hook: Callable[..., None], inside: threading.local 
     setattr(cls, method, wrapper)
 
 
-def describe_endpoints(local_dir: Path) -> dict[str, dict]:
-    """The endpoint map, each PostgreSQL read replica with its lag now (RDS's ReplicaLag)."""
-    endpoints = read_endpoints(local_dir)
+def describe_endpoints(local_dir: Path, via: str | None = None) -> dict[str, dict]:
+    """The endpoint map (as instance ``via`` sees it, when given), each PostgreSQL read replica
+    with its lag now (RDS's ReplicaLag)."""
     if _backing is None:
-        return endpoints
+        return read_endpoints(local_dir)
+    endpoints = _backing.view(via) if via else _backing.view(OUTSIDE)
     for info in endpoints.values():
         if info.get("role") == "replica" and info.get("engine") == "postgres" and info.get("status") == "available":
             try:

@@ -15,6 +15,11 @@ An endpoint may speak TLS (``tls.py``): a *greeter* runs first on each accepted 
 PostgreSQL SSLRequest, a TLS handshake, or a refusal), and a *tunnel* listener may wrap its
 upstream in TLS for a client that has none. TLS ends here; the engine gets the plain stream.
 
+A listener may have a *gate* (``network.py``): asked per accepted connection, before anything is
+said on it, whether the VPC lets it through. A denied connection is *held*: kept open and silent
+until its client gives up (or ``HOLD_S``), as a dropped SYN leaves a client waiting on AWS, never
+a quick refusal. One thread holds them all.
+
 One thread accepts per endpoint and one thread shuttles bytes per connection: a lab has a handful
 of endpoints and connections, and plain sockets keep the code obvious. One thread per connection,
 not one per direction, because an SSL object must not be read and written by two threads at once.
@@ -29,8 +34,10 @@ import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from awslab.engine.state import write_json_atomic
 from awslab.local.tls import HANDSHAKE_TIMEOUT_S, Greeter, Wrapper
@@ -40,18 +47,23 @@ HOST = "127.0.0.1"
 CHUNK = 65536
 CONNECT_TIMEOUT_S = 5.0
 
+HOLD_S = 130.0      # a denied connection is held this long at most: Linux's SYN retries (tcp_syn_retries=6)
+HOLD_MAX = 1024     # and this many at once (the oldest let go first)
+
 Route = Callable[[], "tuple[str, int] | None"]
+Gate = Callable[[tuple], Any]   # (client address) -> network.Decision
 
 
 class _Listener:
     def __init__(self, endpoint: str, sock: socket.socket, route: Route, greet: Greeter | None,
-                 wrap: Wrapper | None) -> None:
+                 wrap: Wrapper | None, gate: Gate | None) -> None:
         self.endpoint = endpoint
         self.sock = sock
         self.port = int(sock.getsockname()[1])
         self.route = route
         self.greet = greet   # server side: what a new connection must say first (TLS, refusals)
         self.wrap = wrap     # client side: the upstream's TLS (a tunnel)
+        self.gate = gate     # the VPC's say on each new connection
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.closed = False
@@ -64,22 +76,24 @@ class Forwarder:
         self.ports_path = ports_path
         self._listeners: dict[str, _Listener] = {}
         self._lock = threading.Lock()
+        self._held = _Holder()
 
-    def _remembered(self) -> dict[str, int]:
+    def remembered(self) -> dict[str, int]:
         try:
             return {k: int(v) for k, v in json.loads(self.ports_path.read_text()).items()}
         except (OSError, ValueError, AttributeError):
             return {}
 
-    def listen(self, endpoint: str, route: Route, greet: Greeter | None = None, wrap: Wrapper | None = None) -> int:
+    def listen(self, endpoint: str, route: Route, greet: Greeter | None = None, wrap: Wrapper | None = None,
+               gate: Gate | None = None) -> int:
         """The local port of ``endpoint`` (opened on first use, on its remembered port when free);
-        ``greet`` and ``wrap`` apply to the connections made from now on."""
+        ``greet``, ``wrap`` and ``gate`` apply to the connections made from now on."""
         with self._lock:
             known = self._listeners.get(endpoint)
             if known is not None:
-                known.route, known.greet, known.wrap = route, greet, wrap
+                known.route, known.greet, known.wrap, known.gate = route, greet, wrap, gate
                 return known.port
-            remembered = self._remembered()
+            remembered = self.remembered()
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -87,23 +101,32 @@ class Forwarder:
             except OSError:
                 sock.bind((HOST, 0))
             sock.listen(64)
-            listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap)
+            listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap, gate)
             if remembered.get(endpoint) != listener.port:
                 write_json_atomic(self.ports_path, {**remembered, endpoint: listener.port})
         threading.Thread(target=self._accept, args=(listener,), name=f"fwd {endpoint}", daemon=True).start()
         return listener.port
 
+    def names(self, prefix: str) -> list[str]:
+        """The listeners named ``prefix`` or ``prefix`` followed by ``@`` or ``#`` (its views, its tunnels)."""
+        return [n for n in list(self._listeners) if n == prefix or n.startswith((prefix + "@", prefix + "#"))]
+
     def drop(self, endpoint: str) -> int:
-        """Close every connection open through ``endpoint`` (a failover's effect); how many."""
-        listener = self._listeners.get(endpoint)
-        if listener is None:
-            return 0
+        """Close every connection open through ``endpoint``, from every source (a failover's
+        effect); how many."""
+        # A tunnel's connections pass through its endpoint's listener: they end with those.
+        dropped = sum(self._drop(listener) for name in self.names(endpoint) if "#" not in name
+                      if (listener := self._listeners.get(name)) is not None)
+        if dropped:
+            log.info("dropped %d connections to %s", dropped, endpoint)
+        return dropped
+
+    @staticmethod
+    def _drop(listener: _Listener) -> int:
         with listener.lock:
             socks, listener.open = list(listener.open), set()
         for s in socks:
             _shutdown(s)   # its shuttle sees the end and closes it
-        if socks:
-            log.info("dropped %d connections to %s", len(socks) // 2, endpoint)
         return len(socks) // 2
 
     def close(self, endpoint: str, *, forget: bool = True) -> None:
@@ -114,10 +137,10 @@ class Forwarder:
             return
         listener.closed = True
         _close(listener.sock)
-        self.drop(endpoint)
+        self._drop(listener)
         if forget:
             with self._lock:
-                remembered = self._remembered()
+                remembered = self.remembered()
                 if remembered.pop(endpoint, None) is not None:
                     write_json_atomic(self.ports_path, remembered)
 
@@ -138,6 +161,26 @@ class Forwarder:
                              name=f"fwd {listener.endpoint} conn").start()
 
     def _relay(self, listener: _Listener, client: socket.socket) -> None:
+        gate = listener.gate
+        decision = None
+        if gate is not None:
+            try:
+                decision = gate(client.getpeername())
+            except OSError:
+                _close(client)
+                return
+            if not decision.allowed:
+                self._held.hold(client)   # dropped, as AWS drops it: the client waits for its own timeout
+                return
+        counts = [0, 0, 0]
+        try:
+            self._serve(listener, client, counts)
+        finally:
+            if decision is not None:   # an accepted connection's flow record, whatever became of it
+                with contextlib.suppress(Exception):
+                    decision.closed(*counts)
+
+    def _serve(self, listener: _Listener, client: socket.socket, counts: list[int]) -> None:
         greet, wrap = listener.greet, listener.wrap
         first = b""
         if greet is not None:
@@ -173,7 +216,7 @@ class Forwarder:
                 return
             listener.open |= {client, upstream}
         try:
-            _shuttle(client, upstream)
+            _shuttle(client, upstream, counts)
         finally:
             with listener.lock:
                 listener.open.discard(client)
@@ -182,9 +225,62 @@ class Forwarder:
             _close(upstream)
 
 
-def _shuttle(a: socket.socket, b: socket.socket) -> None:
+class _Holder:
+    """Denied connections, kept open and unanswered until their clients give up (or ``HOLD_S``)."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._since: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        with self._lock:
+            if len(self._since) >= HOLD_MAX:
+                oldest = min(self._since, key=self._since.get)
+                self._release(oldest)
+            self._since[sock] = time.monotonic()
+            self._sel.register(sock, selectors.EVENT_READ)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fwd held", daemon=True)
+                self._thread.start()
+
+    def _release(self, sock: socket.socket) -> None:
+        self._since.pop(sock, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._sel.unregister(sock)
+        _close(sock)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                empty = not self._since
+            if empty:
+                time.sleep(0.2)
+                continue
+            for key, _ in self._sel.select(timeout=1.0):
+                sock = key.fileobj
+                try:
+                    data = sock.recv(CHUNK)   # what the client says is read and never answered
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    with self._lock:
+                        self._release(sock)
+            now = time.monotonic()
+            with self._lock:
+                for sock in [s for s, t in self._since.items() if now - t > HOLD_S]:
+                    self._release(sock)
+
+
+def _shuttle(a: socket.socket, b: socket.socket, counts: list[int] | None = None) -> None:
     """Copy both ways until either side ends. Reads never block (a TLS record may carry no data
-    for the other side); writes do, which is the back-pressure."""
+    for the other side); writes do, which is the back-pressure. ``counts`` gets the bytes from
+    ``a``, the bytes from ``b`` and the reads (the packets, roughly)."""
+    counts = counts if counts is not None else [0, 0, 0]
     for s in (a, b):
         s.settimeout(0.0)
     sel = selectors.DefaultSelector()
@@ -203,6 +299,8 @@ def _shuttle(a: socket.socket, b: socket.socket) -> None:
                     continue
                 if not data:
                     return
+                counts[0 if src is a else 1] += len(data)
+                counts[2] += 1
                 dst.settimeout(None)
                 dst.sendall(data)
                 dst.settimeout(0.0)

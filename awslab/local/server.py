@@ -26,7 +26,9 @@ EXIT_LOCKED = 3
 LOCK_FILE = "server.lock"
 HEALTH_PATH = "/awslab/health"
 LATENCY_PATH = "/awslab/latency"
-ENDPOINTS_PATH = "/awslab/endpoints"
+ENDPOINTS_PATH = "/awslab/endpoints"   # ?via=<instance id>: the map as that instance sees it
+FLOWS_PATH = "/awslab/flows"           # ?since=<epoch s>&action=ACCEPT|REJECT&vpc=<vpc id>
+READY_PATH = "/awslab/instances/ready"  # ?id=<instance id>, owner only: the instance's directory (`awslab shell`)
 REGIONS_PATH = "/awslab/regions"
 RECONCILE_PATH = "/awslab/engines/reconcile"
 RECONCILE_WAIT_S = 120.0   # bringing engines back: a PostgreSQL start is a second or two each
@@ -86,8 +88,14 @@ def main(argv: list[str] | None = None) -> None:
             return _json(start_response, "200 OK", {"pid": os.getpid(), "token": token, "dir": str(state_dir.resolve()),
                                                     "latency": latency.current().as_dict()})
         if path == ENDPOINTS_PATH and get:   # where the engines listen: no secret (each still asks its password)
-            endpoints = backing.describe_endpoints(Path(args.state_dir)) if backing is not None else {}
+            via = _query(environ).get("via")
+            endpoints = backing.describe_endpoints(Path(args.state_dir), via) if backing is not None else {}
             return _json(start_response, "200 OK", {"engines": args.engines, "endpoints": endpoints})
+        if path == FLOWS_PATH and get:   # the VPC's flow records: addresses and ports, no secret
+            q = _query(environ)
+            flows = backing.flow_records(float(q.get("since") or 0), q.get("action"), q.get("vpc")) \
+                if backing is not None else []
+            return _json(start_response, "200 OK", {"flows": flows})
         if path == REGIONS_PATH and get:   # the regions that hold anything (no secret)
             return _json(start_response, "200 OK", {"regions": _regions_in_use()})
         import io
@@ -96,13 +104,20 @@ def main(argv: list[str] | None = None) -> None:
         body = environ["wsgi.input"].read(size) if size else b""
         environ["wsgi.input"] = io.BytesIO(body)
         try:   # everything else, moto's own /moto-api/ included, only for the home's owner (local/auth.py)
-            auth.check(environ, body, owner)
+            is_owner = auth.check(environ, body, owner)
+            if not is_owner and (auth.owner_only(environ) or path == READY_PATH):
+                raise auth.Refused("denied", "Commands run on this machine as the local AWS's owner: only the "
+                                             "owner's keys may send them, not an IAM user's.")
         except auth.Refused as refused:
             status, headers, payload = auth.error_response(environ, refused)
             start_response(status, [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
         if path == LATENCY_PATH:
             return _latency(environ, start_response)
+        if path == READY_PATH:
+            from awslab.local import instances
+
+            return _json(start_response, "200 OK", {"home": str(instances.ready(_query(environ).get("id", "")))})
         if path == RECONCILE_PATH:   # dead engines brought back (`up` asks before it changes a stack)
             with persistence.LOCK:
                 done = backing.reconcile() if backing is not None else {"engines": "off"}
@@ -123,6 +138,12 @@ def main(argv: list[str] | None = None) -> None:
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_port
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (e.g. presigned) from it
+    from awslab.local import instances
+
+    instances.configure(state_dir, {"AWS_ENDPOINT_URL": f"http://{args.host}:{port}",
+                                    "AWS_SHARED_CREDENTIALS_FILE": str(state_dir / auth.PROFILE_FILE),
+                                    "AWS_PROFILE": auth.PROFILE, "AWS_CONFIG_FILE": os.devnull},
+                        backing.instance_view if backing is not None else None)
 
     from awslab.engine.state import write_json_atomic
 
@@ -211,6 +232,11 @@ def _regions_in_use() -> list[str]:
         for _, per_region in backends.items():
             used |= {r for r in dict.keys(per_region) if r != "global"}
     return sorted(used)
+
+
+def _query(environ) -> dict[str, str]:
+    from urllib.parse import parse_qs
+    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
 
 
 def _json(start_response, status: str, data: dict):

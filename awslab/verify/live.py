@@ -9,20 +9,20 @@ are held in memory or written to 0600 files; never printed, never on a command l
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from awslab.engine.run import Run
 from awslab.engine.state import state_dir, write_private
 from awslab.errors import OperationError, UsageError
+from awslab.local.clients import psql_with_tls, redis_cli_with_tls, tool_path
 from awslab.spec.lab import Lab
 from awslab.verify.checks import World
 from awslab.verify.results import FAIL, PASS, SKIP, Result
@@ -49,18 +49,28 @@ class Address:
         return self.status == "available" and self.host is not None
 
 
-def endpoint_map(run: Run) -> dict[str, dict] | None:
-    """The local AWS's endpoint map, or None when the target has none (real AWS, another emulator)."""
+def endpoint_map(run: Run, via: str | None = None) -> dict[str, dict] | None:
+    """The local AWS's endpoint map, or None when the target has none (real AWS, another emulator).
+    With ``via`` (an instance id), the endpoints as that instance sees them: a connection to its
+    ports comes from the instance, and its security groups and subnet decide (local/network.py);
+    without, from this machine, outside every VPC."""
     if not run.ctx.endpoint_url or not run.ctx.endpoint_url.startswith("http://127.0.0.1"):
         return None
+    query = f"?{urllib.parse.urlencode({'via': via})}" if via else ""
     try:
-        with urllib.request.urlopen(run.ctx.endpoint_url + ENDPOINTS_PATH, timeout=5) as resp:
+        with urllib.request.urlopen(run.ctx.endpoint_url + ENDPOINTS_PATH + query, timeout=5) as resp:
             data = json.loads(resp.read())
     except (OSError, ValueError, urllib.error.URLError):
         return None
     if data.get("engines") != "on":
         return {}
     return data.get("endpoints", {})
+
+
+def host_of(found: dict) -> str | None:
+    """The stack's EC2 host: where the lab's clients connect from (its security groups decide)."""
+    host = found.get("host.instance")
+    return host.id if host is not None else None
 
 
 def resolve(mapping: dict[str, dict] | None, address: str, port: int) -> Address:
@@ -103,7 +113,12 @@ def pg_connect(addr: Address, user: str, password: str, database: str, *, plain:
 def redis_connect(addr: Address, password: str, *, plain: bool = False, **kw):
     """A client as ``redis-cli --tls --cacert`` connects where the endpoint takes TLS (``plain``: without)."""
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
+    # One attempt, as redis-cli makes: redis-py's default retries would wait a minute on a
+    # connection the VPC drops, where the check must say "timed out" after its 5 s.
+    kw.setdefault("retry", Retry(NoBackoff(), 0))
     return redis.Redis(host=addr.host, port=addr.port, password=password, socket_timeout=5, socket_connect_timeout=5,
                        protocol=2, **redis_tls(addr, plain), **kw)
 
@@ -142,6 +157,17 @@ def clients_missing() -> str | None:
     return None
 
 
+DROPPED_HINT = "`awslab flows --rejected` names the rule that is missing; `awslab verify --check path.` the fix"
+
+
+def _why(exc: Exception) -> str:
+    """A failed connection in a learner's words: a timeout is the VPC dropping it, as on AWS."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
+        return "timed out after 5 s (no answer: the VPC dropped the connection, as AWS drops it)"
+    return type(exc).__name__
+
+
 def _ms(t0: float) -> str:
     return f"{(time.perf_counter() - t0) * 1000:.1f} ms"
 
@@ -163,8 +189,9 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
         conn = pg_connect(addr, user, password, database)
         (one,) = conn.run("SELECT 1")[0]
     except Exception as exc:  # noqa: BLE001 - any failure to log in is the finding
-        return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: "
-                 f"{type(exc).__name__}", "see `awslab local status` and the server log")]
+        why = _why(exc)
+        return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: {why}",
+                 DROPPED_HINT if why.startswith("timed out") else "see `awslab local status` and the server log")]
     out = [("live.host-to-db", PASS if one == 1 else FAIL,
             f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1{_over(addr)} in {_ms(t0)}", None)]
     if addr.tls == "required":
@@ -194,7 +221,8 @@ def _replica_row(key, replica, mapping, user, password, database, marker, writte
     try:
         conn = pg_connect(addr, user, password, database)
     except Exception as exc:  # noqa: BLE001
-        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {type(exc).__name__}", None)
+        why = _why(exc)
+        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", DROPPED_HINT if why.startswith("timed out") else None)
     try:
         while True:
             rows = conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker) if _has_table(conn) else []
@@ -238,7 +266,10 @@ def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> lis
     try:
         pong = client.ping()
     except redis.exceptions.RedisError as exc:
-        return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {type(exc).__name__}", None)]
+        why = _why(exc)
+        return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {why}",
+                 DROPPED_HINT if why.startswith("timed out") else None),
+                ("live.cache-replica", SKIP, "needs the primary's engine", None)]
     out = [("live.host-to-cache", PASS if pong else FAIL,
             f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING{_over(addr)} in {_ms(t0)}", None)]
     if addr.tls == "required":
@@ -320,64 +351,6 @@ def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", passwor
             f"-h {addr.host} -p {port}"], note
 
 
-def _on_path(name: str) -> list[str]:
-    """Every ``name`` on the PATH, in order (a venv's wheel client may shadow the system's)."""
-    found = (Path(d) / name for d in os.environ.get("PATH", "").split(os.pathsep) if d)
-    return [str(p) for p in found if p.is_file() and os.access(p, os.X_OK)]
-
-
-@functools.lru_cache(maxsize=None)
-def psql_with_tls() -> str | None:
-    """A psql whose libpq has TLS: the engine wheel's when it has, else the PATH's."""
-    import subprocess
-
-    for candidate in dict.fromkeys((tool_path("psql"), *_on_path("psql"))):
-        try:
-            probe = subprocess.run([candidate, "host=127.0.0.1 port=1 sslmode=require connect_timeout=1", "-c", ""],
-                                   capture_output=True, text=True, timeout=10, env={**os.environ, "PGPASSFILE": os.devnull})
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if "SSL support is not compiled in" not in probe.stderr:
-            return candidate
-    return None
-
-
-@functools.lru_cache(maxsize=None)
-def redis_cli_with_tls() -> str | None:
-    """A redis-cli built with TLS (``--tls``): the engine wheel's when it is, else one on the PATH."""
-    import subprocess
-
-    names = (tool_path("redis-cli"), *(p for n in ("redis-cli", "redis6-cli", "valkey-cli") for p in _on_path(n)))
-    for candidate in dict.fromkeys(names):
-        try:
-            probe = subprocess.run([candidate, "--tls", "--version"], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if probe.returncode == 0:
-            return candidate
-    return None
-
-
-def tool_path(name: str) -> str:
-    """psql / redis-cli: from the engine wheels when installed, else whatever is on PATH."""
-    import shutil
-
-    try:
-        if name == "psql":
-            from awslab.local.engines import postgres_bindir
-
-            candidate = postgres_bindir() / "psql"
-        else:
-            from awslab.local.engines import redis_server_path
-
-            candidate = redis_server_path().with_name("redis-cli")
-        if candidate.exists():
-            return str(candidate)
-    except Exception:  # noqa: BLE001 - fall back to the PATH
-        pass
-    return shutil.which(name) or name
-
-
 def _pgpass_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:")
 
@@ -406,9 +379,11 @@ def connect(run: Run, what: str, as_env: bool) -> dict:
         if f.key.startswith("db."):
             ep = raw.get("Endpoint") or {}
             user, password = db_credentials(run, raw if raw.get("MasterUserSecret") else (found["db.primary"].get("raw") or {}))
-            return _local_lines(run, "db", ep, user, password, raw.get("DBName") or "postgres", as_env, f.id)
+            return _local_lines(run, "db", ep, user, password, raw.get("DBName") or "postgres", as_env, f.id,
+                                host_of(found))
         ep = (raw.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
-        return _local_lines(run, "cache", ep, "", cache_token(run, found["cache.auth-token"].id), "", as_env, f.id)
+        return _local_lines(run, "cache", ep, "", cache_token(run, found["cache.auth-token"].id), "", as_env, f.id,
+                            host_of(found))
     if what in ("db", "replica"):
         primary = found.get("db.primary")
         if primary is None:
@@ -436,12 +411,13 @@ def connect(run: Run, what: str, as_env: bool) -> dict:
     if not run.ctx.is_local:
         return {"id": ident, "endpoint": f"{ep.get('Address')}:{ep.get('Port')}", "local_address": None,
                 "lines": _connect_on_aws(run, what, ep, found, user, database)}
-    return _local_lines(run, what, ep, user, password, database, as_env, ident)
+    return _local_lines(run, what, ep, user, password, database, as_env, ident, host_of(found))
 
 
 def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, database: str, as_env: bool,
-                 ident: str) -> dict:
-    addr = resolve(endpoint_map(run), ep.get("Address", ""), ep.get("Port", 0))
+                 ident: str, via: str | None) -> dict:
+    """Through the host, as SSM port forwarding does on AWS: the host's groups decide."""
+    addr = resolve(endpoint_map(run, via), ep.get("Address", ""), ep.get("Port", 0))
     require_engine(addr, what)
     lines, note = connect_lines(run, what, addr, user=user, password=password, database=database, as_env=as_env,
                                 ident=ident)
@@ -471,9 +447,10 @@ def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, datab
 
 
 def check_local(run: Run, w: World, lab: Lab) -> list[Result]:
-    """Connect from this machine to the engines the local AWS runs behind the stack's endpoints."""
+    """Connect from the host to the engines the local AWS runs behind the stack's endpoints (the
+    host's security groups and subnet decide, as on AWS)."""
     missing = clients_missing()
-    mapping = endpoint_map(run)
+    mapping = endpoint_map(run, host_of(w.found))
     if missing or mapping is None:
         reason = missing or "this endpoint keeps no map of real engines (not awslab's local AWS)"
         return [Result("live.host-to-db", SKIP, reason), Result("live.host-to-cache", SKIP, reason)]

@@ -244,7 +244,7 @@ def test_class_on_stacksets__two_accounts_up_graded_rerun_and_down(awslab, engin
     assert graded.code == 1, graded.err
     sheet = {r["student"]: r for r in json.loads(graded.out)["students"]}
     assert sheet[A]["grade"] == "PASS" and sheet[A]["failed"] == 0 and sheet[A]["live"] == "4/0"
-    assert sheet[B]["grade"] == "FAIL" and [f.split(":")[0] for f in sheet[B]["failures"]] == ["path.app-to-db"]
+    assert sheet[B]["grade"] == "FAIL" and [f.split(":")[0] for f in sheet[B]["failures"]] == ["path.app-to-db", "live.host-to-db"]
     assert csv_path.read_text().count("\n") == 3
     # The student's own view, from their account: the same lab, read from its tags.
     mine = awslab("verify", "--name", klass, "--assume-role", f"arn:aws:iam::{A}:role/{EXECUTION}", "--output", "json")

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import endpoint_map
+from conftest import endpoint_map, host_of
 
 from awslab.local import tls
 from awslab.local.forwarder import Forwarder
@@ -191,7 +191,8 @@ def test_the_lab__tls_as_on_aws_for_psql_redis_cli_and_verify(awslab, engines, s
     from awslab.verify.live import psql_with_tls, redis_cli_with_tls, tool_path
 
     assert awslab("up", "week6", "--name", stack).code == 0
-    mine = {ep: i for ep, i in endpoint_map(engines).items() if stack in ep}
+    # `connect` goes through the host, as SSM port forwarding does: the host's view of the endpoints.
+    mine = {ep: i for ep, i in endpoint_map(engines, host_of(awslab, stack)).items() if stack in ep}
     db_ep = next(i for ep, i in mine.items() if ep.startswith(f"{stack}-db."))
     cache_eps = [i for ep, i in mine.items() if ".cache." in ep]
     # PostgreSQL 16 with the default parameter group: TLS required; the cache: TLS on every endpoint.

@@ -24,7 +24,9 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | `delete_cache_subnet_group` not implemented | closed: `elasticache.subnet_group_delete` (refused while in use) |
 | `elasticache.test_failover` not implemented | closed: `elasticache.failover` (the replica becomes primary) |
 | (found here) a point-in-time restore comes back as a read replica of its source | closed: `rds.answers` |
-| network insights, SSM run command (no-op), pricing | left: awslab does not call network insights or pricing; verify treats SSM's empty output as no connection |
+| network insights, SSM run command (no-op), pricing | SSM closed: `ssm` (SendCommand runs AWS-RunShellScript for real on the instance, local/instances.py; real output, exit code and statuses; ListCommandInvocations, CancelCommand, DescribeInstanceInformation); network insights and pricing left: awslab does not call them |
+| (found here) security groups, subnets and routes decide nothing: every endpoint answers anyone | closed outside the patches: `local/network.py` (each connection's source and the VPC's verdict, the evaluator verify uses; dropped connections held until the client times out; VPC Flow Logs records) |
+| (found here) the default VPC has no internet gateway and no route to one | partly closed: `local/network.py` routes the default VPC to the internet as AWS's has it; the describes still show none (adding one would change moto's own answers) |
 | `reboot_db_instance(ForceFailover=True)` a no-op, accepted on Single-AZ | closed: `rds.answers` (AZs swap, `rebooting` for `rds.failover`; Single-AZ refused); with engines on, `backing.py` crashes the primary, promotes the synchronous standby behind the same endpoint address (open connections dropped) and builds a new standby |
 | no `SecondaryAvailabilityZone` | closed: `rds.answers` (the other AZ of the subnet group) |
 | `KmsKeyId` is a literal | closed: `rds.answers` (an encrypted instance given no key shows the ARN of the region's aws/rds key, moto's KMS's own; its replicas, snapshots and restores take it; Aurora members keep their cluster's) |
@@ -91,7 +93,18 @@ from __future__ import annotations
 
 import os
 
-from awslab.local.patches import cfn_getatt, cfn_lifecycle, cloudformation, ec2, elasticache, iam, rds, stacksets, tagging
+from awslab.local.patches import (
+    cfn_getatt,
+    cfn_lifecycle,
+    cloudformation,
+    ec2,
+    elasticache,
+    iam,
+    rds,
+    ssm,
+    stacksets,
+    tagging,
+)
 
 _applied = False
 
@@ -123,6 +136,7 @@ def apply() -> None:
     iam.answers()
     iam.managed_policies()
     tagging.pages()
+    ssm.apply()
     cloudformation.apply()
     cfn_lifecycle.apply()
     cfn_getatt.apply()

@@ -1,0 +1,159 @@
+"""A lab client run on an instance of the local AWS: ``python -m awslab.local.shim HOME NAME ARGS``.
+
+The instance's ``bin/psql`` (and ``redis-cli``, ...) call this: it resolves each RDS or
+ElastiCache endpoint name in the arguments and the environment (``-h``/``--host``, ``host=`` in a
+conninfo string, a ``postgresql://`` or ``redis://`` URI, ``PGHOST``) to the address the instance
+sees that endpoint at (``HOME/hosts.json``, written by local/instances.py), moves the port with it,
+points TLS at the local AWS's CA where the client was not told one, then runs the real client.
+What the instance may reach is decided at that address, by the VPC (local/network.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_PORTS = {"psql": "5432"}
+
+
+def _lookup(hosts: dict, host: str, port: str | None) -> dict | None:
+    ports = hosts.get(host)
+    if not ports:
+        return None
+    return ports.get(port) if port else next(iter(ports.values()))
+
+
+def _conninfo(text: str, hosts: dict, env: dict) -> str | None:
+    pairs = dict(p.split("=", 1) for p in text.split() if "=" in p)
+    found = _lookup(hosts, pairs.get("host", ""), pairs.get("port") or env.get("PGPORT") or "5432")
+    if found is None:
+        return None
+    pairs.update(host=found["host"], port=str(found["port"]))
+    return " ".join(f"{k}={v}" for k, v in pairs.items())
+
+
+def _uri(text: str, hosts: dict, default_port: str) -> str | None:
+    parts = urlsplit(text)
+    found = _lookup(hosts, parts.hostname or "", str(parts.port or default_port))
+    if found is None:
+        return None
+    auth = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=(f"{auth}@" if auth else "") + f"{found['host']}:{found['port']}"))
+
+
+def _plain(args: list[str], hosts: dict) -> tuple[list[str], dict]:
+    """A redis-cli built without TLS: its TLS flags dropped and every endpoint's tunnel used instead
+    (the local AWS speaks TLS to the endpoint for it, as ``awslab connect`` does)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in ("--cacert", "--cacertdir", "--cert", "--key", "--sni", "--tls-ciphers", "--tls-ciphersuites"):
+            skip = True
+            continue
+        if a not in ("--tls", "--insecure"):
+            out.append(a)
+    tunnels = {h: {p: {**e, "port": e["tunnel_port"]} for p, e in ports.items() if e.get("tunnel_port")}
+               for h, ports in hosts.items()}
+    return out, {h: {**hosts[h], **t} for h, t in tunnels.items()}
+
+
+def rewrite(name: str, args: list[str], env: dict, hosts: dict, ca: str | None, tls: bool = True) -> list[str]:
+    """``args`` (and ``env``, in place) with every known endpoint moved to the instance's view."""
+    psql = name == "psql"
+    if not psql and not tls and "--tls" in args:
+        args, hosts = _plain(args, hosts)
+    default_port = "5432" if psql else "6379"
+    out, host_at, port_at, host = list(args), None, None, None
+    i = 0
+    while i < len(out):
+        a = out[i]
+        if a in ("-h", "--host") and i + 1 < len(out):
+            host_at, host = i + 1, out[i + 1]
+            i += 2
+            continue
+        if a in ("-p", "--port") and i + 1 < len(out):
+            port_at = i + 1
+            i += 2
+            continue
+        if a.startswith("--host="):
+            out[i:i + 1] = ["--host", a.split("=", 1)[1]]
+            continue
+        if a.startswith("--port="):
+            out[i:i + 1] = ["--port", a.split("=", 1)[1]]
+            continue
+        if psql and a.startswith("-h") and len(a) > 2:
+            out[i:i + 1] = ["-h", a[2:]]
+            continue
+        if "://" in a:
+            out[i] = _uri(a, hosts, default_port) or a
+        elif psql and "host=" in a:
+            out[i] = _conninfo(a, hosts, env) or a
+        i += 1
+    if host is not None:
+        found = _lookup(hosts, host, out[port_at] if port_at is not None else (env.get("PGPORT") if psql else None) or default_port)
+        if found is not None:
+            out[host_at] = found["host"]
+            if port_at is not None:
+                out[port_at] = str(found["port"])
+            elif psql:
+                env["PGPORT"] = str(found["port"])
+            else:
+                out += ["-p", str(found["port"])]
+    if psql and env.get("PGHOST") in hosts:
+        found = _lookup(hosts, env["PGHOST"], env.get("PGPORT") or "5432")
+        if found is not None:
+            env["PGHOST"], env["PGPORT"] = found["host"], str(found["port"])
+    if psql and ca and "PGSSLROOTCERT" not in env:
+        env["PGSSLROOTCERT"] = ca
+    if not psql and ca and "--tls" in out and "--cacert" not in out:
+        out[out.index("--tls") + 1:out.index("--tls") + 1] = ["--cacert", ca]
+    return out
+
+
+def real_client(name: str, shims: Path) -> str | None:
+    """The real ``name``: the engine wheels' first (as awslab's own lines use), then the PATH's."""
+    try:
+        if name == "psql":
+            from awslab.local.engines import postgres_bindir
+            candidate = postgres_bindir() / "psql"
+        else:
+            from awslab.local.engines import redis_server_path
+            candidate = redis_server_path().with_name("redis-cli")
+        if candidate.is_file():
+            return str(candidate)
+    except Exception:  # noqa: BLE001 - no engine wheel: the PATH's
+        pass
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d) != shims)
+    for n in ((name,) if name == "psql" else (name, "redis-cli", "redis6-cli", "valkey-cli")):
+        found = shutil.which(n, path=path)
+        if found:
+            return found
+    return None
+
+
+def main(argv: list[str]) -> int:
+    home, name, args = Path(argv[0]), argv[1], argv[2:]
+    try:
+        data = json.loads((home / "hosts.json").read_text())
+    except (OSError, ValueError):
+        data = {}
+    env = dict(os.environ)
+    clients = data.get("clients") or {}
+    args = rewrite(name, args, env, data.get("hosts") or {}, data.get("ca"), tls=clients.get("redis-cli-tls", True))
+    known = clients.get("psql" if name == "psql" else "redis-cli")
+    real = known if known and Path(known).is_file() else real_client(name, home / "bin")
+    if real is None:
+        print(f"{name}: command not found (install it on the host: pip install 'awslab[engines]')", file=sys.stderr)
+        return 127
+    os.execve(real, [name, *args], env)
+    return 0   # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

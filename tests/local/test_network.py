@@ -1,0 +1,309 @@
+"""The lab's network, for real: every connection to an endpoint of the local AWS has a source (the
+stack's host, or this machine outside the VPC) and the VPC decides it as AWS would. Each case of
+the rule matrix is proven twice and must agree: by a real connection (answered, or held
+unanswered until the client's timeout, never refused) and by verify's path evaluator; the
+relay's flow records name the missing rule. One stack serves the whole matrix: rules change
+through the EC2 API between cases, as a learner changes them.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import struct
+import time
+import urllib.request
+
+import boto3
+import pytest
+from conftest import endpoint_map, eventually, server_keys
+
+pytestmark = [pytest.mark.engines]
+
+PROBE_TIMEOUT_S = 1.5
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+
+
+def probe(port: int, protocol: str) -> bool:
+    """Does the endpoint answer a new connection? PostgreSQL: the answer to an SSLRequest; Redis
+    (TLS): a finished handshake. A dropped connection is never refused: only the timeout says it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S) as s:
+        try:
+            if protocol == "postgres":
+                s.sendall(SSL_REQUEST)
+                return s.recv(1) in (b"S", b"N")
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            ctx.wrap_socket(s).close()
+            return True
+        except (TimeoutError, socket.timeout):
+            return False
+
+
+def views(server, via: str) -> dict:
+    with urllib.request.urlopen(f"{server.endpoint_url}/awslab/endpoints?via={via}", timeout=5) as resp:
+        return json.loads(resp.read())["endpoints"]
+
+
+@pytest.fixture
+def client(engines, engine_server):
+    """boto3 clients on the engine server: client("ec2")."""
+    return lambda service: boto3.client(service, region_name="us-east-1", endpoint_url=engines.endpoint_url,
+                                        **server_keys(engine_server[1]))
+
+
+@pytest.fixture
+def ec2(client):
+    return client("ec2")
+
+
+def session(client, stack: str, port: int):
+    """A real PostgreSQL session on ``port`` as the master user (its RDS-managed secret)."""
+    import pg8000.native
+
+    db = client("rds").describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+    secret = json.loads(client("secretsmanager").get_secret_value(
+        SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return pg8000.native.Connection(secret["username"], password=secret["password"], host="127.0.0.1", port=port,
+                                    database=db["DBName"], ssl_context=ctx, timeout=5)
+
+
+def flows(server) -> list[dict]:
+    with urllib.request.urlopen(f"{server.endpoint_url}/awslab/flows", timeout=5) as resp:
+        return json.loads(resp.read())["flows"]
+
+
+def _path_status(awslab, stack: str) -> dict[str, str]:
+    got = awslab("verify", "--name", stack, "--check", "path", "--output", "json")
+    return {r["id"]: r["status"] for r in json.loads(got.out)}
+
+
+def test_network__rule_matrix_real_connections_agree_with_verify_paths(awslab, engines, client, ec2, stack):
+    up = awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0")
+    assert up.code == 0, up.err
+    groups = {g["GroupName"]: g["GroupId"] for g in ec2.describe_security_groups(
+        Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["SecurityGroups"]}
+    app, db_sg, cache_sg = groups[f"{stack}-app"], groups[f"{stack}-db"], groups[f"{stack}-cache"]
+    host = ec2.describe_instances(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]},
+                                           {"Name": "instance-state-name", "Values": ["running"]}])
+    host = host["Reservations"][0]["Instances"][0]
+    seen = views(engines, host["InstanceId"])
+    db_ep = next(e for e in seen if e.startswith(f"{stack}-db."))
+    cache_ep = next(e for e in seen if e.startswith(f"master.{stack}-cache."))
+    outside = endpoint_map(engines)
+
+    def case(db_open: bool, cache_open: bool) -> None:
+        """A real connection and verify's evaluator, both, for the DB and the cache."""
+        assert probe(seen[db_ep]["port"], "postgres") is db_open
+        assert probe(seen[cache_ep]["port"], "redis") is cache_open
+        paths = _path_status(awslab, stack)
+        assert paths == {"path.app-to-db": "PASS" if db_open else "FAIL",
+                         "path.app-to-cache": "PASS" if cache_open else "FAIL"}
+
+    def db_rule(**perm):
+        return [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, **perm}]
+
+    from_app = db_rule(UserIdGroupPairs=[{"GroupId": app}])
+    # As built: the host reaches both; this machine, outside the VPC, reaches neither (private).
+    case(True, True)
+    t0 = time.monotonic()
+    assert not probe(outside[db_ep]["port"], "postgres") and not probe(outside[cache_ep]["port"], "redis")
+    assert time.monotonic() - t0 >= 2 * PROBE_TIMEOUT_S * 0.9   # held until the timeout, never refused
+
+    # Stateful: a session opened before a revoke goes on; a new one times out.
+    held = session(client, stack, seen[db_ep]["port"])
+    assert held.run("SELECT 1") == [[1]]
+    ec2.revoke_security_group_ingress(GroupId=db_sg, IpPermissions=from_app)
+    case(False, True)
+    assert held.run("SELECT 2") == [[2]]
+    held.close()
+
+    # A CIDR source: the host's subnet admits it; a /32 that is not the host's does not.
+    subnet = next(s["CidrBlock"] for s in ec2.describe_subnets(SubnetIds=[host["SubnetId"]])["Subnets"])
+    ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=db_rule(IpRanges=[{"CidrIp": "10.99.0.7/32"}]))
+    case(False, True)
+    ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=db_rule(IpRanges=[{"CidrIp": subnet}]))
+    case(True, True)
+    ec2.revoke_security_group_ingress(GroupId=db_sg, IpPermissions=db_rule(IpRanges=[{"CidrIp": subnet}]))
+
+    # The wrong port, then the wrong protocol, from the right group.
+    ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5433, "ToPort": 5433, "UserIdGroupPairs": [{"GroupId": app}]},
+        {"IpProtocol": "udp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": app}]}])
+    case(False, True)
+    ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=from_app)
+    case(True, True)
+
+    # Egress narrowed on the host's group: only the cache's port leaves.
+    egress = ec2.describe_security_groups(GroupIds=[app])["SecurityGroups"][0]["IpPermissionsEgress"]
+    ec2.revoke_security_group_egress(GroupId=app, IpPermissions=egress)
+    ec2.authorize_security_group_egress(GroupId=app, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379, "UserIdGroupPairs": [{"GroupId": cache_sg}]}])
+    case(False, True)
+
+    # `up` puts the lab's rules back, and the next connection is let through at once.
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    case(True, True)
+
+    # Every decision is a flow record; a REJECT names the rule that is missing.
+    rejected = awslab("flows", "--name", stack, "--rejected", "--output", "json")
+    assert rejected.code == 0, rejected.err
+    records = json.loads(rejected.out)["records"]
+    assert {r["action"] for r in records} == {"REJECT"}
+    from_host = [r for r in records if r["srcaddr"] == host["PrivateIpAddress"] and r["dstport"] == 5432]
+    assert from_host and any(f"no inbound rule on {db_sg}" in r["reason"] and "admits tcp/5432" in r["reason"]
+                             for r in from_host)
+    assert any("no outbound rule on" in r["reason"] for r in from_host)
+    assert any(r["srcaddr"] == "127.0.0.1" and "not publicly accessible" in r["reason"] for r in records)
+    text = awslab("flows", "--name", stack, "--since", "10m")
+    assert text.out.splitlines()[0].startswith("version account-id interface-id srcaddr dstaddr")
+    assert " ACCEPT OK" in text.out and " REJECT OK" in text.out
+    assert awslab("flows", "--name", stack, "--since", "soon").code == 2
+
+
+def test_network__public_db_reached_from_outside_only_with_a_rule_and_flow_logs_delivered(awslab, engines, client, stack):
+    """A DB made publicly accessible in the default VPC's public subnets: this machine reaches it
+    once a rule admits its address, and a flow log the learner created receives the records."""
+    ec2, rds, logs = client("ec2"), client("rds"), client("logs")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    default_sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                      {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+    logs.create_log_group(logGroupName=f"/{stack}/flows")
+    ec2.create_flow_logs(ResourceIds=[vpc], ResourceType="VPC", TrafficType="ALL", LogDestinationType="cloud-watch-logs",
+                         LogGroupName=f"/{stack}/flows",
+                         DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/flow-logs")
+    rds.create_db_instance(DBInstanceIdentifier=f"{stack}-pub", Engine="postgres", DBInstanceClass="db.t3.micro",
+                           AllocatedStorage=20, MasterUsername="learner", MasterUserPassword="not-a-real-secret-1",
+                           PubliclyAccessible=True, VpcSecurityGroupIds=[default_sg])
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=f"{stack}-pub",
+                                                 WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ep = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-pub")["DBInstances"][0]["Endpoint"]
+    name = f"{ep['Address']}:{ep['Port']}"
+    deadline = time.monotonic() + 30
+    while endpoint_map(engines).get(name, {}).get("status") != "available":
+        assert time.monotonic() < deadline, endpoint_map(engines).get(name)
+        time.sleep(0.2)
+    port = endpoint_map(engines)[name]["port"]
+    try:
+        assert not probe(port, "postgres")   # public, but no rule admits this machine
+        ec2.authorize_security_group_ingress(GroupId=default_sg, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}])
+        assert probe(port, "postgres"), flows(engines)[-1]["reason"]
+        def delivered() -> bool:   # an accepted connection's record is written when it ends
+            events = logs.filter_log_events(logGroupName=f"/{stack}/flows")["events"]
+            actions = [e["message"].split()[12] for e in events if e["message"].split()[6] == "5432"]
+            return "REJECT" in actions and "ACCEPT" in actions
+        eventually(delivered, within_s=5)
+        events = logs.filter_log_events(logGroupName=f"/{stack}/flows")["events"]
+        assert all(len(e["message"].split()) == 14 for e in events)   # version 2: fourteen fields
+    finally:
+        rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-pub", SkipFinalSnapshot=True)
+
+
+def _aws_env(awslab) -> dict[str, str]:
+    """The AWS CLI's environment after `eval "$(awslab local env)"` (this test's home)."""
+    import subprocess
+
+    printed = awslab("local", "env").out
+    shell = subprocess.run(["bash", "-c", 'eval "$1" && env -0', "local-env", printed],
+                           capture_output=True, text=True, timeout=30, check=True)
+    return dict(item.split("=", 1) for item in shell.stdout.split("\0") if item)
+
+
+def test_ssm__run_command_really_runs_on_the_host_through_the_aws_cli(awslab, engines, engine_server, client, stack):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from botocore.exceptions import ClientError
+
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    env = _aws_env(awslab)
+    exe = str(Path(sys.executable).with_name("aws"))
+
+    def aws(*args: str, ok: bool = True) -> dict | str:
+        done = subprocess.run([exe, *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=60)
+        if not ok:
+            assert done.returncode != 0
+            return done.stderr
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    ec2, rds = client("ec2"), client("rds")
+    host = ec2.describe_instances(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]},
+                                           {"Name": "instance-state-name", "Values": ["running"]}])
+    host = host["Reservations"][0]["Instances"][0]["InstanceId"]
+    listed = aws("ssm", "describe-instance-information")["InstanceInformationList"]
+    assert [i["PingStatus"] for i in listed if i["InstanceId"] == host] == ["Online"]
+
+    def run(*commands: str, timeout: int | None = None) -> dict:
+        params = {"commands": list(commands), **({"executionTimeout": [str(timeout)]} if timeout else {})}
+        sent = aws("ssm", "send-command", "--instance-ids", host, "--document-name", "AWS-RunShellScript",
+                   "--parameters", json.dumps(params))["Command"]
+        assert sent["Status"] == "Pending"
+        deadline = time.monotonic() + 30
+        while True:
+            got = aws("ssm", "get-command-invocation", "--command-id", sent["CommandId"], "--instance-id", host)
+            if got["Status"] not in ("Pending", "InProgress"):
+                return got
+            assert time.monotonic() < deadline, got
+            time.sleep(0.2)
+
+    # The lab's exercise, as on AWS: the secret read on the host by its role, psql to the endpoint's
+    # AWS name, TLS checked with the RDS bundle named as AWS's guide names it.
+    db = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+    secret = db["MasterUserSecret"]["SecretArn"]
+    login = (f"export PGPASSWORD=$(aws secretsmanager get-secret-value --secret-id '{secret}' --query SecretString "
+             "--output text | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')")
+    psql = (f"psql 'host={db['Endpoint']['Address']} port=5432 user={db['MasterUsername']} dbname={db['DBName']} "
+            "sslmode=verify-full sslrootcert=global-bundle.pem connect_timeout=2' -tAc 'SELECT 40 + 2'")
+    got = run(login, psql)
+    assert (got["Status"], got["ResponseCode"], got["StandardOutputContent"]) == ("Success", 0, "42\n"), got
+
+    got = run("echo to-stdout", "echo to-stderr >&2", "exit 3")
+    assert (got["Status"], got["ResponseCode"]) == ("Failed", 3)
+    assert got["StandardOutputContent"] == "to-stdout\n" and got["StandardErrorContent"] == "to-stderr\n"
+
+    got = run("echo $$ > sleeper.pid", "sleep 60", timeout=1)
+    assert (got["Status"], got["StatusDetails"]) == ("TimedOut", "ExecutionTimedOut")
+    listed = aws("ssm", "list-command-invocations", "--instance-id", host, "--details")["CommandInvocations"]
+    assert {p["Status"] for i in listed for p in i["CommandPlugins"]} == {"Success", "Failed", "TimedOut"}
+    pid = int((engine_server[1] / "local" / "instances" / host / "sleeper.pid").read_text())
+    assert not Path(f"/proc/{pid}").exists()   # the command's process was stopped, not left running
+
+    # The VPC decides the host's connections too: with the DB's rule revoked the same psql times out.
+    groups = {g["GroupName"]: g["GroupId"] for g in ec2.describe_security_groups(
+        Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["SecurityGroups"]}
+    rule = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": groups[f"{stack}-app"]}]}]
+    ec2.revoke_security_group_ingress(GroupId=groups[f"{stack}-db"], IpPermissions=rule)
+    got = run(login, psql)
+    assert got["Status"] == "Failed" and "timeout expired" in got["StandardErrorContent"], got
+    shell = awslab("shell", "--name", stack, "-c", psql.replace("SELECT 40 + 2", "SELECT 1"))
+    assert shell.code != 0
+    ec2.authorize_security_group_ingress(GroupId=groups[f"{stack}-db"], IpPermissions=rule)
+
+    # Bad input, as AWS answers it; nothing runs.
+    assert "InvalidInstanceId" in aws("ssm", "send-command", "--instance-ids", "i-0123456789abcdef0", "--document-name",
+                                      "AWS-RunShellScript", "--parameters", '{"commands":["id"]}', ok=False)
+    assert "InvalidDocument" in aws("ssm", "send-command", "--instance-ids", host, "--document-name", "AWS-NoSuchThing",
+                                    "--parameters", '{"commands":["id"]}', ok=False)
+    unmanaged = ec2.run_instances(ImageId=ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"],
+                                  MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+    assert "InvalidInstanceId" in aws("ssm", "send-command", "--instance-ids", unmanaged, "--document-name",
+                                      "AWS-RunShellScript", "--parameters", '{"commands":["id"]}', ok=False)
+    ec2.terminate_instances(InstanceIds=[unmanaged])
+    bad = awslab("shell", "i-0123456789abcdef0", "--name", stack, "-c", "true")
+    assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
+
+    # Only the local AWS's owner runs commands on this machine: an IAM user's keys are refused.
+    iam = client("iam")
+    iam.create_user(UserName=f"{stack}-student")
+    keys = iam.create_access_key(UserName=f"{stack}-student")["AccessKey"]
+    student = boto3.client("ssm", region_name="us-east-1", endpoint_url=engines.endpoint_url,
+                           aws_access_key_id=keys["AccessKeyId"], aws_secret_access_key=keys["SecretAccessKey"])
+    with pytest.raises(ClientError) as refused:
+        student.send_command(InstanceIds=[host], DocumentName="AWS-RunShellScript", Parameters={"commands": ["id"]})
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
