@@ -108,9 +108,9 @@ def _header(environ: dict, name: str) -> str | None:
     return environ.get(f"HTTP_{key}")
 
 
-def check(environ: dict, body: bytes, owner: dict[str, str], now: datetime | None = None) -> bool:
+def check(environ: dict, body: bytes, owner: dict[str, str], now: datetime | None = None) -> str:
     """Raise Refused unless the request is signed with the owner's keys or a local IAM user's;
-    True when it is the owner's."""
+    the access key id it was signed with."""
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
@@ -149,7 +149,7 @@ def check(environ: dict, body: bytes, owner: dict[str, str], now: datetime | Non
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
     if not secrets.compare_digest(expected, given):
         raise Refused("bad-signature", SIGNATURE_MESSAGE)
-    return access_key_id == owner["aws_access_key_id"]
+    return access_key_id
 
 
 @functools.cache
@@ -208,13 +208,31 @@ def error_response(environ: dict, refused: Refused) -> tuple[str, list[tuple[str
     return "403 Forbidden", [("Content-Type", "text/xml")], body
 
 
-# What runs as the owner's OS user on this machine: only the owner may ask for it, never an IAM
-# user made inside the local AWS (whose keys may be handed to others).
+# What runs as the owner's OS user on this machine: only the owner may ask for it, not an IAM user
+# made inside the local AWS (whose keys may be handed to others), unless the owner tagged that
+# user ``awslab:run-commands=true`` (a least-privilege user the owner works as).
 OWNER_ONLY = {"AmazonSSM.SendCommand", "AmazonSSM.StartSession", "AmazonSSM.CancelCommand"}
+RUN_COMMANDS_TAG = "awslab:run-commands"
+RUN_COMMANDS_REFUSED = ("Commands run on this machine as the local AWS's owner: only the owner's keys may send them, "
+                        f"or an IAM user the owner tagged {RUN_COMMANDS_TAG}=true.")
 
 
 def owner_only(environ: dict) -> bool:
     return (_header(environ, "x-amz-target") or "") in OWNER_ONLY
+
+
+def may_run_commands(access_key_id: str, owner: dict[str, str]) -> bool:
+    if access_key_id == owner["aws_access_key_id"]:
+        return True
+    from moto.iam.models import iam_backends
+
+    for account in list(iam_backends.values()):
+        for backend in list(dict.values(account)):
+            for user in list(backend.users.values()):
+                if any(k.access_key_id == access_key_id and k.status == "Active" for k in user.access_keys):
+                    tags = backend.tagger.get_tag_dict_for_resource(user.arn)
+                    return tags.get(RUN_COMMANDS_TAG, "").lower() == "true"
+    return False
 
 
 def _xml(text: str) -> str:

@@ -49,10 +49,8 @@ def redis_cli_with_tls() -> str | None:
     return None
 
 
-def tool_path(name: str) -> str:
-    """psql / redis-cli: from the engine wheels when installed, else whatever is on PATH."""
-    import shutil
-
+def wheel_tool(name: str) -> str | None:
+    """psql / redis-cli from the engine wheels, when installed."""
     try:
         if name == "psql":
             from awslab.local.engines import postgres_bindir
@@ -64,6 +62,13 @@ def tool_path(name: str) -> str:
             candidate = redis_server_path().with_name("redis-cli")
         if candidate.exists():
             return str(candidate)
-    except Exception:  # noqa: BLE001 - fall back to the PATH
+    except Exception:  # noqa: BLE001 - no engine wheel
         pass
-    return shutil.which(name) or name
+    return None
+
+
+def tool_path(name: str) -> str:
+    """psql / redis-cli: from the engine wheels when installed, else whatever is on PATH."""
+    import shutil
+
+    return wheel_tool(name) or shutil.which(name) or name

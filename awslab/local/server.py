@@ -104,10 +104,11 @@ def main(argv: list[str] | None = None) -> None:
         body = environ["wsgi.input"].read(size) if size else b""
         environ["wsgi.input"] = io.BytesIO(body)
         try:   # everything else, moto's own /moto-api/ included, only for the home's owner (local/auth.py)
-            is_owner = auth.check(environ, body, owner)
-            if not is_owner and (auth.owner_only(environ) or path == READY_PATH):
-                raise auth.Refused("denied", "Commands run on this machine as the local AWS's owner: only the "
-                                             "owner's keys may send them, not an IAM user's.")
+            caller = auth.check(environ, body, owner)
+            if path == READY_PATH and caller != owner["aws_access_key_id"]:
+                raise auth.Refused("denied", auth.RUN_COMMANDS_REFUSED)
+            if auth.owner_only(environ) and not auth.may_run_commands(caller, owner):
+                raise auth.Refused("denied", auth.RUN_COMMANDS_REFUSED)
         except auth.Refused as refused:
             status, headers, payload = auth.error_response(environ, refused)
             start_response(status, [*headers, ("Content-Length", str(len(payload)))])

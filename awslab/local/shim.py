@@ -118,17 +118,11 @@ def rewrite(name: str, args: list[str], env: dict, hosts: dict, ca: str | None, 
 
 def real_client(name: str, shims: Path) -> str | None:
     """The real ``name``: the engine wheels' first (as awslab's own lines use), then the PATH's."""
-    try:
-        if name == "psql":
-            from awslab.local.engines import postgres_bindir
-            candidate = postgres_bindir() / "psql"
-        else:
-            from awslab.local.engines import redis_server_path
-            candidate = redis_server_path().with_name("redis-cli")
-        if candidate.is_file():
-            return str(candidate)
-    except Exception:  # noqa: BLE001 - no engine wheel: the PATH's
-        pass
+    from awslab.local.clients import wheel_tool
+
+    wheel = wheel_tool("psql" if name == "psql" else "redis-cli")
+    if wheel:
+        return wheel
     path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d) != shims)
     for n in ((name,) if name == "psql" else (name, "redis-cli", "redis6-cli", "valkey-cli")):
         found = shutil.which(n, path=path)

@@ -307,3 +307,8 @@ def test_ssm__run_command_really_runs_on_the_host_through_the_aws_cli(awslab, en
     with pytest.raises(ClientError) as refused:
         student.send_command(InstanceIds=[host], DocumentName="AWS-RunShellScript", Parameters={"commands": ["id"]})
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    # ... unless the owner says this user acts for them (and its policy allows SendCommand).
+    iam.tag_user(UserName=f"{stack}-student", Tags=[{"Key": "awslab:run-commands", "Value": "true"}])
+    iam.attach_user_policy(UserName=f"{stack}-student", PolicyArn="arn:aws:iam::aws:policy/AmazonSSMFullAccess")
+    sent = student.send_command(InstanceIds=[host], DocumentName="AWS-RunShellScript", Parameters={"commands": ["id"]})
+    assert sent["Command"]["Status"] == "Pending"
