@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from awslab.engine.state import write_json_atomic
-from awslab.local import tls
+from awslab.local import latency, tls
 from awslab.local.engines import (
     EngineError,
     Engines,
@@ -50,6 +50,7 @@ log = logging.getLogger("awslab.local.backing")
 ENDPOINTS_FILE = "endpoints.json"
 PORTS_FILE = "endpoint-ports.json"
 TUNNEL = "#tunnel"   # suffix of a TLS-only endpoint's tunnel listener (for clients without TLS)
+LINK = "link:"       # prefix of a replication stream's link (a follower to its primary, across AZs)
 
 
 class Backing:
@@ -69,6 +70,7 @@ class Backing:
         self.closing = threading.Event()
         self.owners: dict[str, Owner] = {}   # endpoint -> the resource it belongs to (the VPC's say on it)
         self.network = Network(local_dir, self.owners)
+        self.engines.link, self.engines.unlink = self._link, lambda key: self.forwarder.close(LINK + key)
         self.sources: set[str] = set()   # instances that asked to see the endpoints (``view``)
 
     # --- work queues ---
@@ -216,6 +218,20 @@ class Backing:
         if entry and entry.get("status") == "available" and entry.get("port"):
             return entry["host"], int(entry["port"])
         return None
+
+    def _link(self, follower: str, primary: str) -> int | None:
+        """The port of the link through which ``follower`` streams from ``primary``, carrying the
+        latency of their AZ pair (half the round trip each way); None when the profile has none
+        and no link exists yet (the follower then connects to its primary directly)."""
+        rtt = latency.current().round_trip(_az_pair(follower, primary))
+        if rtt <= 0 and LINK + follower not in self.forwarder.names(LINK + follower):
+            return None
+
+        def route() -> tuple[str, int] | None:
+            entry = self.engines.get(primary)
+            return (entry["host"], int(entry["port"])) if entry and entry.get("port") else None
+
+        return self.forwarder.listen(LINK + follower, route, delay_s=rtt / 2)
 
     def endpoints_of(self, key: str) -> list[str]:
         return [e for e, k in list(self.roles.items()) if k == key]
@@ -432,6 +448,25 @@ def _place(account: str, region: str) -> str:
 
 def _db_key(account: str, region: str, ident: str) -> str:
     return f"rds.{_place(account, region)}.{ident}"
+
+
+def _az_pair(follower: str, primary: str) -> str:
+    """``net.cross-az`` or ``net.same-az`` for a follower and its primary: a Multi-AZ standby is in
+    another AZ by definition; a read replica where RDS put it."""
+    from awslab.local.engines import Engines
+
+    if Engines.owner_of_standby(follower):
+        return "net.cross-az"
+    azs = []
+    for key in (follower, primary):
+        service, place, ident = key.split(".", 2)
+        region, _, account = place.partition("@")
+        try:
+            from moto.rds.models import rds_backends
+            azs.append(rds_backends[account or HOME_ACCOUNT][region].databases[ident].availability_zone)
+        except Exception:  # noqa: BLE001 - not an RDS instance moto knows (any more): across AZs
+            return "net.cross-az"
+    return "net.same-az" if azs[0] == azs[1] else "net.cross-az"
 
 
 def _snap_key(service: str, account: str, region: str, ident: str) -> str:

@@ -64,6 +64,7 @@ class _Listener:
         self.greet = greet   # server side: what a new connection must say first (TLS, refusals)
         self.wrap = wrap     # client side: the upstream's TLS (a tunnel)
         self.gate = gate     # the VPC's say on each new connection
+        self.delay_s = 0.0   # a link's one-way latency, added to every chunk either way
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.closed = False
@@ -85,13 +86,13 @@ class Forwarder:
             return {}
 
     def listen(self, endpoint: str, route: Route, greet: Greeter | None = None, wrap: Wrapper | None = None,
-               gate: Gate | None = None) -> int:
+               gate: Gate | None = None, delay_s: float = 0.0) -> int:
         """The local port of ``endpoint`` (opened on first use, on its remembered port when free);
-        ``greet``, ``wrap`` and ``gate`` apply to the connections made from now on."""
+        ``greet``, ``wrap``, ``gate`` and ``delay_s`` apply to the connections made from now on."""
         with self._lock:
             known = self._listeners.get(endpoint)
             if known is not None:
-                known.route, known.greet, known.wrap, known.gate = route, greet, wrap, gate
+                known.route, known.greet, known.wrap, known.gate, known.delay_s = route, greet, wrap, gate, delay_s
                 return known.port
             remembered = self.remembered()
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -102,6 +103,7 @@ class Forwarder:
                 sock.bind((HOST, 0))
             sock.listen(64)
             listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap, gate)
+            listener.delay_s = delay_s
             if remembered.get(endpoint) != listener.port:
                 write_json_atomic(self.ports_path, {**remembered, endpoint: listener.port})
         threading.Thread(target=self._accept, args=(listener,), name=f"fwd {endpoint}", daemon=True).start()
@@ -216,7 +218,10 @@ class Forwarder:
                 return
             listener.open |= {client, upstream}
         try:
-            _shuttle(client, upstream, counts)
+            if listener.delay_s:
+                _shuttle_delayed(client, upstream, counts, listener.delay_s)
+            else:
+                _shuttle(client, upstream, counts)
         finally:
             with listener.lock:
                 listener.open.discard(client)
@@ -274,6 +279,47 @@ class _Holder:
             with self._lock:
                 for sock in [s for s, t in self._since.items() if now - t > HOLD_S]:
                     self._release(sock)
+
+
+def _shuttle_delayed(a: socket.socket, b: socket.socket, counts: list[int], delay_s: float) -> None:
+    """A link's copy (plain sockets): each chunk goes on ``delay_s`` after it arrived, as on a wire
+    with that one-way latency: chunks in flight overlap (a stream's acknowledgements do not wait
+    for each other), a request and its answer take twice ``delay_s``."""
+    from collections import deque
+
+    queued: dict[socket.socket, deque] = {a: deque(), b: deque()}   # by destination
+    peer = {a: b, b: a}
+    sel = selectors.DefaultSelector()
+    for s in (a, b):
+        s.setblocking(True)
+        sel.register(s, selectors.EVENT_READ)
+    ended = False
+    try:
+        while True:
+            now = time.monotonic()
+            for dst, q in queued.items():
+                while q and q[0][0] <= now:
+                    dst.sendall(q.popleft()[1])
+            due = [q[0][0] for q in queued.values() if q]
+            if ended and not due:
+                return
+            wait = max(0.0, min(due) - now) if due else None
+            if ended:
+                time.sleep(wait or 0)
+                continue
+            for key, _ in sel.select(timeout=wait):
+                src = key.fileobj
+                data = src.recv(CHUNK)
+                if not data:
+                    ended = True   # what is on the wire still arrives
+                    break
+                counts[0 if src is a else 1] += len(data)
+                counts[2] += 1
+                queued[peer[src]].append((time.monotonic() + delay_s, data))
+    except (OSError, ValueError):
+        return
+    finally:
+        sel.close()
 
 
 def _shuttle(a: socket.socket, b: socket.socket, counts: list[int] | None = None) -> None:

@@ -29,6 +29,16 @@ Typical durations on AWS (seconds), and where they come from:
 | ec2.terminate             | shutting-down 45                   | observed 30-90 s |
 | ec2.eni-drain             | 20                                 | network interfaces of a terminated instance are released shortly after |
 | ec2.terminated-retention  | 3600                               | "terminated instances remain visible for about an hour" (EC2 User Guide) |
+
+The distance between AZs is in the data path too: each replication stream (a Multi-AZ standby
+and a read replica following their primary) passes through a link of the local AWS that delays
+every chunk by half the round trip of its AZ pair (``forwarder.py``). Round trips are not scaled
+by the time scale (a learner measures them in milliseconds); ``instant`` has none:
+
+| link          | round trip (seconds) | source |
+|---------------|----------------------|--------|
+| net.cross-az  | 0.001                | AWS: AZs are "within 100 km" with "single-digit millisecond" latency; ~1 ms measured between AZs of a region |
+| net.same-az   | 0.0002               | within an AZ, a few hundred microseconds between instances |
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+
+NETWORK: dict[str, float] = {"net.cross-az": 0.001, "net.same-az": 0.0002}   # round trips, never scaled
 
 REALISTIC: dict[str, tuple[tuple[str, float], ...]] = {
     "rds.create": (("creating", 420), ("backing-up", 120)),
@@ -81,6 +93,12 @@ class Latency:
     def seconds(self, transition: str) -> float:
         return sum(s for _, s in self.phases(transition))
 
+    def round_trip(self, link: str) -> float:
+        """The round trip of a link (``net.cross-az``, ``net.same-az``) in seconds; 0 when instant."""
+        if link in self.explicit:
+            return self.explicit[link]
+        return 0.0 if self.profile == "instant" else NETWORK[link]
+
     def as_dict(self) -> dict:
         return {"profile": self.profile, "time_scale": self.time_scale, "explicit": dict(self.explicit)}
 
@@ -95,9 +113,9 @@ def parse(spec: str, time_scale: float = 1.0) -> Latency:
             continue
         name, _, value = part.partition("=")
         name = name.strip()
-        if name not in REALISTIC:
+        if name not in REALISTIC and name not in NETWORK:
             raise ValueError(f"unknown latency '{name}': use instant, realistic, or TRANSITION=SECONDS with one of "
-                             f"{', '.join(REALISTIC)}")
+                             f"{', '.join([*REALISTIC, *NETWORK])}")
         try:
             explicit[name] = float(value)
         except ValueError:

@@ -174,7 +174,49 @@ def test_point_in_time_restore_and_promotion__a_dropped_table_comes_back_and_a_r
     assert down.code == 0, down.err
 
 
+CROSS_AZ_S = 0.004   # a cross-AZ round trip four times AWS's, to stand out of this machine's noise
+
+
+def _commit_difference_ms(awslab, stack: str, commits: int = 100) -> float:
+    """p50 of a commit on the primary as it is, minus as it would be alone (synchronous_commit=local)."""
+    import ssl
+    import statistics
+
+    import pg8000.native
+
+    env = dict(line.removeprefix("export ").split("=", 1) for line in
+               awslab("connect", "db", "--name", stack, "--env").out.splitlines())
+    env = {k: v.strip("'") for k, v in env.items()}
+    password = Path(env["PGPASSFILE"]).read_text().strip().split(":")[-1]
+    conn = pg8000.native.Connection(env["PGUSER"], host="127.0.0.1", port=int(env["PGPORT"]), database=env["PGDATABASE"],
+                                    password=password, ssl_context=ssl.create_default_context(cafile=env["PGSSLROOTCERT"]))
+    conn.run("CREATE TABLE IF NOT EXISTS commits (n int)")
+    p50 = {}
+    for mode in ("on", "local"):
+        conn.run(f"SET synchronous_commit = {mode}")
+        times = []
+        for _ in range(commits):
+            t0 = time.perf_counter()
+            conn.run("INSERT INTO commits VALUES (1)")
+            times.append((time.perf_counter() - t0) * 1000)
+        p50[mode] = statistics.median(times)
+    conn.close()
+    return p50["on"] - p50["local"]
+
+
 def test_drill__zero_acknowledged_writes_lost_on_multi_az_a_measured_downtime_and_lag(awslab, engines, stack):
+    from awslab.local import manager
+
+    # The distance between AZs in the data path: every replication stream crosses a link that
+    # carries the round trip; a Multi-AZ commit waits for it, a commit alone does not.
+    manager.set_latency(engines, f"net.cross-az={CROSS_AZ_S},net.same-az={CROSS_AZ_S}")
+    try:
+        _drill_under(awslab, stack)
+    finally:
+        manager.set_latency(engines, "instant")
+
+
+def _drill_under(awslab, stack: str) -> None:
     assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
     refused = awslab("drill", "--name", stack)
     assert refused.code == 2 and "no read replica" in refused.err
@@ -184,6 +226,10 @@ def test_drill__zero_acknowledged_writes_lost_on_multi_az_a_measured_downtime_an
     assert drill.code == 0, drill.err
     result = json.loads(drill.out)
     m, r, c = result["multi_az"], result["read_replica"], result["cache_replica"]
+    k = result["commit"]
+    assert 0.8 * CROSS_AZ_S * 1000 <= k["difference_ms_p50"] <= 5 * CROSS_AZ_S * 1000, k
+    assert result["profile"]["cross_az_round_trip_ms"] == CROSS_AZ_S * 1000
+    assert r["visible_after_ms_max"] >= r["visible_after_ms_p50"] >= 0
     # Synchronous commit: every acknowledged write is there after the failover, checked row by row.
     assert m["writes_acknowledged"] > 50 and m["acknowledged_writes_lost"] == 0 and m["lost"] == []
     assert m["connections_dropped"] is True and 0 < m["downtime_s"] < 30
@@ -192,8 +238,14 @@ def test_drill__zero_acknowledged_writes_lost_on_multi_az_a_measured_downtime_an
     assert 0 <= r["read_your_write_misses"] <= r["read_your_write_tries"]
     assert c["writes_acknowledged"] > 50 and c["connections_dropped"] is True
     assert 0 <= c["acknowledged_writes_lost"] <= c["writes_acknowledged"]
+    # The standby rebuilt after the failover streams across the AZs too (its base backup carried
+    # the promoted standby's old upstream line: the link must still be the one it follows).
+    def rebuilt() -> bool:
+        return _commit_difference_ms(awslab, stack, commits=30) >= 0.8 * CROSS_AZ_S * 1000
+    eventually(rebuilt, within_s=20)
     text = awslab("drill", "--name", stack)
     assert text.code == 0 and "MULTI-AZ STANDBY" in text.out and "AWS 60-120 s" in text.out
+    assert "the difference is the synchronous round trip to the standby's AZ (4.00 ms on this profile)" in text.out
 
 
 def test_backup_windows__base_backups_taken_and_pruned_by_retention_and_restores_before_the_window_refused(

@@ -159,6 +159,11 @@ class Engines:
         self.snapshots_dir = self.root / "snapshots"
         self._who: RunAs | None = None
         self._base: Path | None = None
+        # Where a PostgreSQL follower (standby, replica) reaches its primary: through a link of the
+        # local AWS that carries its AZ pair's latency (``link(follower, primary)`` -> a port, set
+        # by backing.py), or, when it gives none, straight at the primary's port.
+        self.link: Callable[[str, str], int | None] | None = None
+        self.unlink: Callable[[str], None] | None = None
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.registry.get(key)
@@ -495,12 +500,20 @@ class Engines:
             if cold is None:
                 self._basebackup(src, secret, Path(entry["datadir"]), who=self.who(), log_path=Path(entry["log"]),
                                  replica=True)
+            upstream = self._upstream_port(key, primary, src["port"])
+            if upstream != src["port"]:
+                follow_port(Path(entry["datadir"]), upstream)
             self._role_conf(entry)
             self._save_secret(Path(entry["dir"]), secret)
             # From a cold image it is ready once it has replayed its primary's password (its catalog
             # was the template's): then it is also as far as the primary was when it was made.
             return self._launch_postgres(key, Path(src["bindir"]), secret["user"], secret["password"],
                                          catching_up=cold is not None)
+
+    def _upstream_port(self, key: str, primary: str, port: int) -> int:
+        """The port follower ``key`` connects to for ``primary`` (listening on ``port``)."""
+        linked = self.link(key, primary) if self.link is not None else None
+        return linked or port
 
     def _basebackup(self, src: dict[str, Any], secret: dict[str, str], target: Path, *, who: RunAs | None,
                     log_path: Path, replica: bool) -> None:
@@ -950,6 +963,8 @@ class Engines:
         self._stop_entry(key, self.get(key))
 
     def _stop_entry(self, key: str, entry: dict[str, Any] | None) -> int | None:
+        if self.unlink is not None:
+            self.unlink(key)
         if entry is None:
             return None
         stopped = terminate(entry)
@@ -996,7 +1011,8 @@ class Engines:
         if entry["engine"] == "redis":
             self.follow_redis(key, primary=entry["primary"])
         elif self.alive(key):
-            follow_port(Path(entry["datadir"]), self._running(entry["primary"], "postgres")["port"])
+            port = self._running(entry["primary"], "postgres")["port"]
+            follow_port(Path(entry["datadir"]), self._upstream_port(key, entry["primary"], port))
             self._reload(entry)
         else:
             self.resume(key)
@@ -1059,7 +1075,8 @@ class Engines:
                 with contextlib.suppress(FileNotFoundError):
                     (data / "postmaster.pid").unlink()   # left by a process that did not stop cleanly
                 if replica:
-                    follow_port(data, self._running(entry["primary"], "postgres")["port"])
+                    port = self._running(entry["primary"], "postgres")["port"]
+                    follow_port(data, self._upstream_port(key, entry["primary"], port))
                 # A primary comes back asynchronous: its commits must not wait for a standby that
                 # is not back yet (the standby's resume makes them synchronous again).
                 self._role_conf(entry)

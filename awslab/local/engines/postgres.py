@@ -132,12 +132,16 @@ def follow_port(data: Path, port: int) -> None:
     import re
 
     auto = data / "postgresql.auto.conf"
-    text = auto.read_text()
+    lines = auto.read_text().splitlines(keepends=True)
+    # A base backup of a promoted standby carries the standby's old line, and `pg_basebackup -R`
+    # appends its own: PostgreSQL takes the last, and so does this (the others go).
+    at = [i for i, line in enumerate(lines) if re.match(r"primary_conninfo\s*=", line)]
     # The value quotes its own quotes ('' around passfile=...): match within the line, not the quotes.
-    changed, n = re.subn(r"^(primary_conninfo\s*=[^\n]*?\bport=)\d+", rf"\g<1>{port}", text, flags=re.M)
+    last, n = re.subn(r"^(primary_conninfo\s*=[^\n]*?\bport=)\d+", rf"\g<1>{port}", lines[at[-1]] if at else "")
     if n != 1:
         raise ValueError(f"no primary_conninfo port in {auto}")
-    auto.write_text(changed)
+    lines[at[-1]] = last
+    auto.write_text("".join(line for i, line in enumerate(lines) if i not in at[:-1]))
 
 
 def query(port: int, user: str, password: str, sql: str, *, database: str = "postgres", timeout: float = 10) -> list:
