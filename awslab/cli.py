@@ -850,8 +850,11 @@ def local_endpoints(output):
     """Where each endpoint of the local AWS answers on this machine: every DB instance's and cache
     node's AWS address (awslab's stacks or anything made with the AWS CLI, CloudFormation or an
     SDK), the local address a client connects to, its role, TLS and status. Passwords are not here:
-    each endpoint still asks its own. Example: psql "host=127.0.0.1 port=PORT ..." after reading the
-    PORT of your instance's address."""
+    each endpoint still asks its own. These addresses are the endpoints as seen from outside every
+    VPC (this machine, 127.0.0.1): a private DB or any cache times out there, as on AWS; reach them
+    through an instance (`awslab connect`, `awslab shell`), or make the DB publicly accessible in a
+    public subnet with a rule for 127.0.0.1. Example: psql "host=127.0.0.1 port=PORT ..." after
+    reading the PORT of your instance's address."""
     import json as _json
     import urllib.request
 

@@ -20,8 +20,9 @@ said on it, whether the VPC lets it through. A denied connection is *held*: kept
 until its client gives up (or ``HOLD_S``), as a dropped SYN leaves a client waiting on AWS, never
 a quick refusal. One thread holds them all.
 
-One thread accepts per endpoint and one thread shuttles bytes per connection: a lab has a handful
-of endpoints and connections, and plain sockets keep the code obvious. One thread per connection,
+One thread accepts per endpoint and one thread shuttles bytes per connection (at most
+``RELAYED_MAX`` at once, ~50 KB each): a lab has a handful of endpoints and connections, and plain
+sockets keep the code obvious. One thread per connection,
 not one per direction, because an SSL object must not be read and written by two threads at once.
 """
 
@@ -49,6 +50,8 @@ CONNECT_TIMEOUT_S = 5.0
 
 HOLD_S = 130.0      # a denied connection is held this long at most: Linux's SYN retries (tcp_syn_retries=6)
 HOLD_MAX = 1024     # and this many at once (the oldest let go first)
+RELAYED_MAX = 4096  # connections relayed at once by one server (a thread each, ~50 KB): beyond it
+                    # a listener stops accepting until one ends, and new clients wait in its backlog
 
 Route = Callable[[], "tuple[str, int] | None"]
 Gate = Callable[[tuple], Any]   # (client address) -> network.Decision
@@ -78,6 +81,7 @@ class Forwarder:
         self._listeners: dict[str, _Listener] = {}
         self._lock = threading.Lock()
         self._held = _Holder()
+        self._slots = threading.BoundedSemaphore(RELAYED_MAX)
 
     def remembered(self) -> dict[str, int]:
         try:
@@ -159,8 +163,15 @@ class Forwarder:
                 client, _ = listener.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._relay, args=(listener, client), daemon=True,
+            self._slots.acquire()   # every slot taken: this client (and the backlog behind it) waits
+            threading.Thread(target=self._relay_in_slot, args=(listener, client), daemon=True,
                              name=f"fwd {listener.endpoint} conn").start()
+
+    def _relay_in_slot(self, listener: _Listener, client: socket.socket) -> None:
+        try:
+            self._relay(listener, client)
+        finally:
+            self._slots.release()
 
     def _relay(self, listener: _Listener, client: socket.socket) -> None:
         gate = listener.gate
