@@ -333,7 +333,7 @@ def print_result(result: dict, output: str) -> None:
     ui.emit(f"\nA commit on the Multi-AZ primary took {k['multi_az_ms_p50']:.2f} ms (p50) against "
             f"{k['single_az_ms_p50']:.2f} ms for the same instance committing alone, as Single-AZ does: the "
             f"difference is the synchronous round trip to the standby's AZ "
-            f"({prof['cross_az_round_trip_ms']:.2f} ms on this profile).")
+            f"({prof['cross_az_round_trip_ms']:.2f} ms on this profile) and the standby's own write.")
     scale = f" at time scale {prof['time_scale']:g}" if prof["profile"] != "instant" else ""
     ui.emit(f"Measured on the local AWS's `{prof['profile']}` latency profile{scale}"
             + (f" with {prof['explicit']}" if prof["explicit"] else "")

@@ -191,7 +191,9 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
     except Exception as exc:  # noqa: BLE001 - any failure to log in is the finding
         why = _why(exc)
         return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: {why}",
-                 DROPPED_HINT if why.startswith("timed out") else "see `awslab local status` and the server log")]
+                 DROPPED_HINT if why.startswith("timed out") else "see `awslab local status` and the server log"),
+                *[(f"live.{key}", SKIP, "needs a session on the primary (to write the row it reads back)", None)
+                  for key, _ in replicas]]
     out = [("live.host-to-db", PASS if one == 1 else FAIL,
             f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1{_over(addr)} in {_ms(t0)}", None)]
     if addr.tls == "required":
