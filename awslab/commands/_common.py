@@ -104,3 +104,24 @@ def child_command(ctx: Context, *argv: str) -> list[str]:
     if ctx.role_arn:
         args += ["--assume-role", ctx.role_arn]
     return args
+
+
+def local_profile(ctx: Context) -> dict:
+    """The local AWS's latency profile, what produced a command's figures (durations, round trips):
+    {"profile", "time_scale", "explicit", "cross_az_round_trip_ms", "words"}."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{ctx.endpoint_url}/awslab/health", timeout=5) as resp:
+            got = json.loads(resp.read()).get("latency") or {}
+    except (OSError, ValueError):
+        got = {}
+    explicit = got.get("explicit") or {}
+    profile, scale = got.get("profile", "instant"), got.get("time_scale", 1.0)
+    rtt = explicit.get("net.cross-az", 0.0 if profile == "instant" else 0.001)
+    words = f"the local AWS's `{profile}` latency profile" + (f" at time scale {scale:g}" if profile != "instant" else "")
+    if explicit:
+        words += f" with {', '.join(f'{k}={v:g}' for k, v in sorted(explicit.items()))}"
+    return {"profile": profile, "time_scale": scale, "explicit": explicit, "cross_az_round_trip_ms": round(rtt * 1000, 3),
+            "words": words}

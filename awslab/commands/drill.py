@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from awslab import ui
-from awslab.commands._common import progress_run, raise_if_failed
+from awslab.commands._common import local_profile, progress_run, raise_if_failed
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
@@ -147,30 +147,13 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress) -> in
     database = raw.get("DBName") or "postgres"
     connect_db = lambda addr=db_addr: live.pg_connect(addr, user, password, database)  # noqa: E731
 
-    result = {"stack": stack, "profile": _profile(ctx), "commit": _commit_cost(connect_db),
+    result = {"stack": stack, "profile": local_profile(ctx), "commit": _commit_cost(connect_db),
               "multi_az": _multi_az(run, primary, connect_db),
               "read_replica": _replica(run, found[replicas[0]], mapping, connect_db, user, password, database),
               "cache_replica": _cache(run, group, found["cache.auth-token"].id, mapping),
               "aws_reference": AWS_REFERENCE}
     print_result(result, output)
     return EXIT_OK
-
-
-def _profile(ctx: Context) -> dict:
-    """The local AWS's latency profile: what produced the figures (durations, round trips)."""
-    import json
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{ctx.endpoint_url}/awslab/health", timeout=5) as resp:
-            got = json.loads(resp.read()).get("latency") or {}
-    except (OSError, ValueError):
-        got = {}
-    explicit = got.get("explicit") or {}
-    profile = got.get("profile", "instant")
-    rtt = explicit.get("net.cross-az", 0.0 if profile == "instant" else 0.001)
-    return {"profile": profile, "time_scale": got.get("time_scale", 1.0), "explicit": explicit,
-            "cross_az_round_trip_ms": round(rtt * 1000, 3)}
 
 
 def _commit_cost(connect_db) -> dict:
@@ -334,9 +317,6 @@ def print_result(result: dict, output: str) -> None:
             f"{k['single_az_ms_p50']:.2f} ms for the same instance committing alone, as Single-AZ does: the "
             f"difference is the synchronous round trip to the standby's AZ "
             f"({prof['cross_az_round_trip_ms']:.2f} ms on this profile) and the standby's own write.")
-    scale = f" at time scale {prof['time_scale']:g}" if prof["profile"] != "instant" else ""
-    ui.emit(f"Measured on the local AWS's `{prof['profile']}` latency profile{scale}"
-            + (f" with {prof['explicit']}" if prof["explicit"] else "")
-            + "; `awslab local start --latency realistic` puts AWS's cross-AZ round trip (~1 ms) in every "
+    ui.emit(f"Measured on {prof['words']}; `awslab local start --latency realistic` puts AWS's cross-AZ round trip (~1 ms) in every "
               "replication stream (`instant` has none).")
     ui.emit("\nAWS figures: " + "; ".join(f"{fig}: {src}" for fig, src in ref.values()))

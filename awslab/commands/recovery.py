@@ -15,6 +15,7 @@ from awslab import ui
 from awslab.aws import cache, database, network
 from awslab.commands._common import (
     confirm_real_account,
+    local_profile,
     progress_run,
     raise_if_failed,
     snapshots_monthly,
@@ -235,6 +236,11 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
                   "standby_az": done["standby_az"], "seconds_unavailable": round(done["seconds"], 1)}
         text = (f"{target.id}: primary AZ {result['az_before']} -> {result['az_after']} "
                 f"(standby now in {result['standby_az']}); not available for {done['seconds']:.1f}s by polling")
+    if ctx.is_local:   # a duration says what produced it, beside what AWS takes
+        prof = local_profile(ctx)
+        result["latency_profile"] = {k: prof[k] for k in ("profile", "time_scale", "explicit")}
+        text += (f" (on {prof['words']}; AWS takes "
+                 + ("about a minute (TestFailover)" if on_cache else "60-120 s (RDS User Guide)") + ")")
     if output == "json":
         ui.emit_json(result)
     else:
