@@ -127,7 +127,7 @@ class Network:
                 return Verdict(False, missing=[f"instance {source} is {state}: it sends nothing"]), facts
             groups = frozenset(g.id for g in inst.security_groups)
             address = inst.private_ip or CALLER
-            name = next((t["value"] for t in ec2.describe_tags(filters={"resource-id": [source]}) if t["key"] == "Name"), "")
+            name = dict.get(ec2.tags, source, {}).get("Name", "")   # not describe_tags: it scans every tag
             src = Source(Peer(groups, (f"{address}/32",), f"{name} ({source})" if name else source), inst.subnet_id, inst.vpc_id)
             facts.update(srcaddr=address, **{"interface-id": _eni_of(inst) or facts["interface-id"]})
         return evaluate(_net(ec2), src, target, _port_of(endpoint)), facts

@@ -274,7 +274,7 @@ def test_ssm__run_command_really_runs_on_the_host_through_the_aws_cli(awslab, en
 
     got = run("echo $$ > sleeper.pid", "sleep 60", timeout=1)
     assert (got["Status"], got["StatusDetails"]) == ("TimedOut", "ExecutionTimedOut")
-    listed = aws("ssm", "list-command-invocations", "--instance-id", host, "--details")["CommandInvocations"]
+    listed = ssm.list_command_invocations(InstanceId=host, Details=True)["CommandInvocations"]
     assert {p["Status"] for i in listed for p in i["CommandPlugins"]} == {"Success", "Failed", "TimedOut"}
     pid = int((engine_server[1] / "local" / "instances" / host / "sleeper.pid").read_text())
     assert not Path(f"/proc/{pid}").exists()   # the command's process was stopped, not left running
@@ -290,15 +290,17 @@ def test_ssm__run_command_really_runs_on_the_host_through_the_aws_cli(awslab, en
     assert shell.code != 0
     ec2.authorize_security_group_ingress(GroupId=groups[f"{stack}-db"], IpPermissions=rule)
 
-    # Bad input, as AWS answers it; nothing runs.
-    assert "InvalidInstanceId" in aws("ssm", "send-command", "--instance-ids", "i-0123456789abcdef0", "--document-name",
-                                      "AWS-RunShellScript", "--parameters", '{"commands":["id"]}', ok=False)
-    assert "InvalidDocument" in aws("ssm", "send-command", "--instance-ids", host, "--document-name", "AWS-NoSuchThing",
-                                    "--parameters", '{"commands":["id"]}', ok=False)
+    # Bad input, as AWS answers it; nothing runs (the same API the CLI calls above).
+    def refused(instance: str, document: str = "AWS-RunShellScript") -> str:
+        with pytest.raises(ClientError) as caught:
+            ssm.send_command(InstanceIds=[instance], DocumentName=document, Parameters={"commands": ["id"]})
+        return caught.value.response["Error"]["Code"]
+
+    assert refused("i-0123456789abcdef0") == "InvalidInstanceId"
+    assert refused(host, "AWS-NoSuchThing") == "InvalidDocument"
     unmanaged = ec2.run_instances(ImageId=ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"],
                                   MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
-    assert "InvalidInstanceId" in aws("ssm", "send-command", "--instance-ids", unmanaged, "--document-name",
-                                      "AWS-RunShellScript", "--parameters", '{"commands":["id"]}', ok=False)
+    assert refused(unmanaged) == "InvalidInstanceId"   # no role that lets its agent talk to SSM
     ec2.terminate_instances(InstanceIds=[unmanaged])
     bad = awslab("shell", "i-0123456789abcdef0", "--name", stack, "-c", "true")
     assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
