@@ -25,6 +25,10 @@ max_replication_slots = 10
 wal_keep_size = '128MB'
 hot_standby = on
 shared_buffers = '16MB'        # lab-sized databases (a class of thirty runs ninety servers)
+# Dynamic shared memory in the data dir (pg_dynshmem), not in /dev/shm: a server that dies uncleanly
+# (a failover's crash, a SIGKILL) leaves its segments behind, and there they go with the data dir
+# instead of piling up in the machine's memory (1 MB per server start).
+dynamic_shared_memory_type = mmap
 # No logical replication in the lab: its launcher would be one idle process per server.
 max_logical_replication_workers = 0
 wal_retrieve_retry_interval = '1s'
