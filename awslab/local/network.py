@@ -130,7 +130,7 @@ class Network:
             name = dict.get(ec2.tags, source, {}).get("Name", "")   # not describe_tags: it scans every tag
             src = Source(Peer(groups, (f"{address}/32",), f"{name} ({source})" if name else source), inst.subnet_id, inst.vpc_id)
             facts.update(srcaddr=address, **{"interface-id": _eni_of(inst) or facts["interface-id"]})
-        return evaluate(_net(ec2), src, target, _port_of(endpoint)), facts
+        return evaluate(_net(ec2, target.vpc), src, target, _port_of(endpoint)), facts
 
     # --- the flow log ---
 
@@ -180,17 +180,24 @@ def _ec2(account: str, region: str):
     return ec2_backends[account][region]
 
 
-def _net(ec2) -> Net:
+def _net(ec2, vpc: str | None = None) -> Net:
+    """The region's network as describe calls return it; only ``vpc``'s when given (a flow that
+    leaves its VPC is refused before any of it is read)."""
     groups: dict[str, dict] = {}
-    for by_id in list(ec2.groups.values()):
+    for vpc_id, by_id in list(ec2.groups.items()):
+        if vpc is not None and vpc_id != vpc:
+            continue
         for gid, g in list(by_id.items()):
             groups[gid] = {"GroupId": gid, "GroupName": g.name, "VpcId": g.vpc_id,
                            "IpPermissions": [_permission(r) for r in list(g.ingress_rules)],
                            "IpPermissionsEgress": [_permission(r) for r in list(g.egress_rules)]}
     subnets = {s.id: {"SubnetId": s.id, "CidrBlock": s.cidr_block, "VpcId": s.vpc_id}
-               for per_az in list(ec2.subnets.values()) for s in list(per_az.values())}
+               for per_az in list(ec2.subnets.values()) for s in list(per_az.values())
+               if vpc is None or s.vpc_id == vpc}
     tables = []
     for rt in list(ec2.route_tables.values()):
+        if vpc is not None and rt.vpc_id != vpc:
+            continue
         routes = []
         for r in rt.routes:
             gw = getattr(r.gateway, "id", None) if r.gateway is not None else None
@@ -204,6 +211,8 @@ def _net(ec2) -> Net:
         tables.append({"RouteTableId": rt.id, "Associations": rt.associations, "Routes": routes})
     nacls = []
     for n in list(ec2.network_acls.values()):
+        if vpc is not None and n.vpc_id != vpc:
+            continue
         entries = [{"RuleNumber": e.rule_number, "Protocol": str(e.protocol), "RuleAction": e.rule_action,
                     "Egress": str(e.egress).lower() == "true", "CidrBlock": e.cidr_block,
                     "Ipv6CidrBlock": e.ipv6_cidr_block,
