@@ -70,9 +70,9 @@ def _clients() -> dict[str, str]:
     """The real clients the shims run: the ones built with TLS first, as awslab's own lines use."""
     from awslab.local.clients import psql_with_tls, redis_cli_with_tls, tool_path
 
-    redis_tls = redis_cli_with_tls()
-    return {"psql": psql_with_tls() or tool_path("psql"), "redis-cli": redis_tls or tool_path("redis-cli"),
-            "redis-cli-tls": bool(redis_tls)}
+    psql_tls, redis_tls = psql_with_tls(), redis_cli_with_tls()
+    return {"psql": psql_tls or tool_path("psql"), "psql-tls": bool(psql_tls),
+            "redis-cli": redis_tls or tool_path("redis-cli"), "redis-cli-tls": bool(redis_tls)}
 
 
 def environment(home: Path, instance: str, region: str) -> dict[str, str]:

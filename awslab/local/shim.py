@@ -58,16 +58,36 @@ def _plain(args: list[str], hosts: dict) -> tuple[list[str], dict]:
             continue
         if a not in ("--tls", "--insecure"):
             out.append(a)
-    tunnels = {h: {p: {**e, "port": e["tunnel_port"]} for p, e in ports.items() if e.get("tunnel_port")}
-               for h, ports in hosts.items()}
-    return out, {h: {**hosts[h], **t} for h, t in tunnels.items()}
+    return out, _tunnels(hosts)
+
+
+def _tunnels(hosts: dict) -> dict:
+    return {h: {p: {**e, "port": e["tunnel_port"]} if e.get("tunnel_port") else e for p, e in ports.items()}
+            for h, ports in hosts.items()}
+
+
+def _plain_psql(args: list[str], env: dict, hosts: dict) -> tuple[list[str], dict]:
+    """A psql built without TLS: ``sslmode`` asks for TLS it cannot speak, so the endpoint's tunnel
+    (the local AWS speaks verified TLS to the endpoint for it) and ``sslmode=disable`` instead."""
+    import re
+
+    out = [re.sub(r"\bsslrootcert=\S+\s?", "", re.sub(r"\bsslmode=\S+", "sslmode=disable", a)) if "sslmode=" in a
+           else a for a in args]
+    if env.get("PGSSLMODE"):
+        env["PGSSLMODE"] = "disable"
+    env.pop("PGSSLROOTCERT", None)
+    return out, _tunnels(hosts)
 
 
 def rewrite(name: str, args: list[str], env: dict, hosts: dict, ca: str | None, tls: bool = True) -> list[str]:
-    """``args`` (and ``env``, in place) with every known endpoint moved to the instance's view."""
+    """``args`` (and ``env``, in place) with every known endpoint moved to the instance's view;
+    ``tls`` False: the client has none, so TLS is left to the endpoint's tunnel."""
     psql = name == "psql"
     if not psql and not tls and "--tls" in args:
         args, hosts = _plain(args, hosts)
+    if psql and not tls:
+        args, hosts = _plain_psql(args, env, hosts)
+        ca = None
     default_port = "5432" if psql else "6379"
     out, host_at, port_at, host = list(args), None, None, None
     i = 0
@@ -139,7 +159,8 @@ def main(argv: list[str]) -> int:
         data = {}
     env = dict(os.environ)
     clients = data.get("clients") or {}
-    args = rewrite(name, args, env, data.get("hosts") or {}, data.get("ca"), tls=clients.get("redis-cli-tls", True))
+    tls = clients.get("psql-tls" if name == "psql" else "redis-cli-tls", True)
+    args = rewrite(name, args, env, data.get("hosts") or {}, data.get("ca"), tls=tls)
     known = clients.get("psql" if name == "psql" else "redis-cli")
     real = known if known and Path(known).is_file() else real_client(name, home / "bin")
     if real is None:

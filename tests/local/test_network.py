@@ -319,3 +319,35 @@ def test_ssm__run_command_really_runs_on_the_host_through_the_aws_cli(awslab, en
     iam.attach_user_policy(UserName=f"{stack}-student", PolicyArn="arn:aws:iam::aws:policy/AmazonSSMFullAccess")
     sent = student.send_command(InstanceIds=[host], DocumentName="AWS-RunShellScript", Parameters={"commands": ["id"]})
     assert sent["Command"]["Status"] == "Pending"
+
+
+HOSTS = {"db.example.rds.amazonaws.com": {"5432": {"host": "127.0.0.1", "port": 41000, "tunnel_port": 41001}},
+         "master.c.cache.amazonaws.com": {"6379": {"host": "127.0.0.1", "port": 42000, "tunnel_port": 42001}}}
+
+
+@pytest.mark.parametrize("name, args, tls, want, env_want", [
+    ("psql", ["host=db.example.rds.amazonaws.com port=5432 user=u sslmode=verify-full sslrootcert=global-bundle.pem",
+              "-c", "select 1"], True,
+     ["host=127.0.0.1 port=41000 user=u sslmode=verify-full sslrootcert=global-bundle.pem", "-c", "select 1"], {}),
+    ("psql", ["-h", "db.example.rds.amazonaws.com", "-p", "5432", "-U", "u"], True,
+     ["-h", "127.0.0.1", "-p", "41000", "-U", "u"], {"PGSSLROOTCERT": "/ca.pem"}),
+    ("psql", ["--host=db.example.rds.amazonaws.com", "-U", "u"], True, ["--host", "127.0.0.1", "-U", "u"],
+     {"PGPORT": "41000"}),
+    ("psql", ["postgresql://u@db.example.rds.amazonaws.com:5432/lab?sslmode=require"], True,
+     ["postgresql://u@127.0.0.1:41000/lab?sslmode=require"], {}),
+    # A client built without TLS: the endpoint's tunnel speaks it, the client goes plain.
+    ("psql", ["host=db.example.rds.amazonaws.com port=5432 sslmode=verify-full sslrootcert=global-bundle.pem user=u"],
+     False, ["host=127.0.0.1 port=41001 sslmode=disable user=u"], {}),
+    ("redis-cli", ["--tls", "-h", "master.c.cache.amazonaws.com", "PING"], True,
+     ["--tls", "--cacert", "/ca.pem", "-h", "127.0.0.1", "PING", "-p", "42000"], {}),
+    ("redis-cli", ["--tls", "--cacert", "x.pem", "-h", "master.c.cache.amazonaws.com", "-p", "6379", "PING"], False,
+     ["-h", "127.0.0.1", "-p", "42001", "PING"], {}),
+    ("psql", ["-h", "elsewhere.example.com", "-p", "5432"], True, ["-h", "elsewhere.example.com", "-p", "5432"], {}),
+])
+def test_shim__an_endpoint_name_becomes_the_instances_view_of_it(name, args, tls, want, env_want):
+    """The host's psql / redis-cli take the endpoints' AWS names as written on AWS (pure: no server)."""
+    from awslab.local.shim import rewrite
+
+    env: dict = {}
+    assert rewrite(name, args, env, HOSTS, "/ca.pem", tls=tls) == want
+    assert {k: env[k] for k in env_want} == env_want
