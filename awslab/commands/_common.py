@@ -117,9 +117,11 @@ def local_profile(ctx: Context) -> dict:
             got = json.loads(resp.read()).get("latency") or {}
     except (OSError, ValueError):
         got = {}
+    from awslab.local.latency import Latency
+
     explicit = got.get("explicit") or {}
     profile, scale = got.get("profile", "instant"), got.get("time_scale", 1.0)
-    rtt = explicit.get("net.cross-az", 0.0 if profile == "instant" else 0.001)
+    rtt = Latency(profile, scale, explicit).round_trip("net.cross-az")
     words = f"the local AWS's `{profile}` latency profile" + (f" at time scale {scale:g}" if profile != "instant" else "")
     if explicit:
         words += f" with {', '.join(f'{k}={v:g}' for k, v in sorted(explicit.items()))}"

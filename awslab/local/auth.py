@@ -82,17 +82,26 @@ SIGNATURE_MESSAGE = ("The request signature we calculated does not match the sig
                      "Secret Access Key and signing method. Consult the service documentation for details.")
 
 
-def _iam_secret(access_key_id: str) -> str | None:
-    """The secret of an active access key of an IAM user (or an assumed role) in the local AWS."""
+def _iam_key(access_key_id: str):
+    """(IAM backend, user, key) of an active access key of an IAM user in the local AWS, or None."""
     from moto.iam.models import iam_backends
-    from moto.sts.models import sts_backends
 
     for account in list(iam_backends.values()):
         for backend in list(dict.values(account)):
             for user in list(backend.users.values()):
                 for key in user.access_keys:
                     if key.access_key_id == access_key_id and key.status == "Active":
-                        return key.secret_access_key
+                        return backend, user, key
+    return None
+
+
+def _iam_secret(access_key_id: str) -> str | None:
+    """The secret of an active access key of an IAM user (or an assumed role) in the local AWS."""
+    from moto.sts.models import sts_backends
+
+    found = _iam_key(access_key_id)
+    if found is not None:
+        return found[2].secret_access_key
     for account in list(sts_backends.values()):
         for backend in list(dict.values(account)):
             for role in list(getattr(backend, "assumed_roles", [])):
@@ -224,15 +233,11 @@ def owner_only(environ: dict) -> bool:
 def may_run_commands(access_key_id: str, owner: dict[str, str]) -> bool:
     if access_key_id == owner["aws_access_key_id"]:
         return True
-    from moto.iam.models import iam_backends
-
-    for account in list(iam_backends.values()):
-        for backend in list(dict.values(account)):
-            for user in list(backend.users.values()):
-                if any(k.access_key_id == access_key_id and k.status == "Active" for k in user.access_keys):
-                    tags = backend.tagger.get_tag_dict_for_resource(user.arn)
-                    return tags.get(RUN_COMMANDS_TAG, "").lower() == "true"
-    return False
+    found = _iam_key(access_key_id)
+    if found is None:
+        return False
+    backend, user, _ = found
+    return backend.tagger.get_tag_dict_for_resource(user.arn).get(RUN_COMMANDS_TAG, "").lower() == "true"
 
 
 def _xml(text: str) -> str:

@@ -203,10 +203,6 @@ class Backing:
             out[endpoint] = {**info, "source": source}
         return out
 
-    def instance_view(self, source: str) -> tuple[dict[str, dict], Path]:
-        """What instance ``source`` sees (its endpoints, the CA to check them by): instances.py's view."""
-        return self.view(source), self.authority.ca_path
-
     def publish_engine(self, endpoint: str, key: str, role: str) -> None:
         """``endpoint`` now reaches the engine ``key`` (after a failover, a reboot or a promotion)."""
         entry = self.engines.get(key) or {}
@@ -224,7 +220,7 @@ class Backing:
         latency of their AZ pair (half the round trip each way); None when the profile has none
         and no link exists yet (the follower then connects to its primary directly)."""
         rtt = latency.current().round_trip(_az_pair(follower, primary))
-        if rtt <= 0 and LINK + follower not in self.forwarder.names(LINK + follower):
+        if rtt <= 0 and not self.forwarder.listening(LINK + follower):
             return None
 
         def route() -> tuple[str, int] | None:
@@ -356,7 +352,8 @@ def enable(local_dir: Path) -> Backing:
 
 
 def instance_view(source: str) -> tuple[dict[str, dict], Path | None]:
-    return _backing.instance_view(source) if _backing is not None else ({}, None)
+    """What instance ``source`` sees (its endpoints, the CA to check them by): instances.py's view."""
+    return (_backing.view(source), _backing.authority.ca_path) if _backing is not None else ({}, None)
 
 
 def flow_records(since: float = 0.0, action: str | None = None, vpc: str | None = None) -> list[dict]:
@@ -1002,7 +999,7 @@ def describe_endpoints(local_dir: Path, via: str | None = None) -> dict[str, dic
     with its lag now (RDS's ReplicaLag)."""
     if _backing is None:
         return read_endpoints(local_dir)
-    endpoints = _backing.view(via) if via else _backing.view(OUTSIDE)
+    endpoints = _backing.view(via or OUTSIDE)
     for info in endpoints.values():
         if info.get("role") == "replica" and info.get("engine") == "postgres" and info.get("status") == "available":
             try:

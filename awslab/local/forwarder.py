@@ -59,7 +59,7 @@ Gate = Callable[[tuple], Any]   # (client address) -> network.Decision
 
 class _Listener:
     def __init__(self, endpoint: str, sock: socket.socket, route: Route, greet: Greeter | None,
-                 wrap: Wrapper | None, gate: Gate | None) -> None:
+                 wrap: Wrapper | None, gate: Gate | None, delay_s: float) -> None:
         self.endpoint = endpoint
         self.sock = sock
         self.port = int(sock.getsockname()[1])
@@ -67,7 +67,7 @@ class _Listener:
         self.greet = greet   # server side: what a new connection must say first (TLS, refusals)
         self.wrap = wrap     # client side: the upstream's TLS (a tunnel)
         self.gate = gate     # the VPC's say on each new connection
-        self.delay_s = 0.0   # a link's one-way latency, added to every chunk either way
+        self.delay_s = delay_s   # a link's one-way latency, added to every chunk either way
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.closed = False
@@ -106,12 +106,14 @@ class Forwarder:
             except OSError:
                 sock.bind((HOST, 0))
             sock.listen(64)
-            listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap, gate)
-            listener.delay_s = delay_s
+            listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap, gate, delay_s)
             if remembered.get(endpoint) != listener.port:
                 write_json_atomic(self.ports_path, {**remembered, endpoint: listener.port})
         threading.Thread(target=self._accept, args=(listener,), name=f"fwd {endpoint}", daemon=True).start()
         return listener.port
+
+    def listening(self, name: str) -> bool:
+        return name in self._listeners
 
     def names(self, prefix: str) -> list[str]:
         """The listeners named ``prefix`` or ``prefix`` followed by ``@`` or ``#`` (its views, its tunnels)."""
@@ -249,6 +251,7 @@ class _Holder:
         self._since: dict[socket.socket, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()   # set when there is something to hold
 
     def hold(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -258,6 +261,7 @@ class _Holder:
                 self._release(oldest)
             self._since[sock] = time.monotonic()
             self._sel.register(sock, selectors.EVENT_READ)
+            self._wake.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="fwd held", daemon=True)
                 self._thread.start()
@@ -271,10 +275,9 @@ class _Holder:
     def _run(self) -> None:
         while True:
             with self._lock:
-                empty = not self._since
-            if empty:
-                time.sleep(0.2)
-                continue
+                if not self._since:
+                    self._wake.clear()
+            self._wake.wait()   # nothing held: sleep until something is
             for key, _ in self._sel.select(timeout=1.0):
                 sock = key.fileobj
                 try:

@@ -52,7 +52,7 @@ def prepare(local_dir: Path, instance_id: str, seen: dict[str, dict], ca: Path |
         if info.get("status") == "available" and info.get("port"):
             address, _, port = endpoint.rpartition(":")
             hosts.setdefault(address, {})[port] = {"host": "127.0.0.1", "port": int(info["port"]),
-                                                   "tunnel_port": info.get("tunnel_port"), "tls": info.get("tls")}
+                                                   "tunnel_port": info.get("tunnel_port")}
     write_json_atomic(home / "hosts.json", {"hosts": hosts, "ca": str(ca) if ca else None, "clients": _clients()})
     if ca is not None and ca.exists():
         shutil.copyfile(ca, home / BUNDLE)

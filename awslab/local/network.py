@@ -51,8 +51,7 @@ class Decision:
     """One connection's verdict, and the flow record it becomes."""
 
     allowed: bool
-    reason: str
-    record: dict[str, Any]
+    record: dict[str, Any]   # its "reason" says why, in verify's words
     deliver: Callable[[dict[str, Any]], None]
 
     def closed(self, sent: int, received: int, packets: int) -> None:
@@ -82,23 +81,22 @@ class Network:
             log.warning("could not decide %s -> %s: %s", source, endpoint, exc)
             verdict, facts = Verdict(False, missing=[f"the local AWS could not evaluate the path: {exc}"]), {}
         record.update(facts)
-        reason = "; ".join(verdict.missing) if not verdict.allowed else (verdict.evidence[0] if verdict.evidence else "")
-        record["reason"] = reason
+        record["reason"] = (verdict.evidence[:1] or [""])[0] if verdict.allowed else "; ".join(verdict.missing)
         if verdict.allowed:
-            record["action"] = "ACCEPT"
-            return Decision(True, reason, record, self._write)
-        self._write(record)
-        return Decision(False, reason, record, self._write)
+            record["action"] = "ACCEPT"   # written when the connection ends, with what it carried
+        else:
+            self._write(record)
+        return Decision(verdict.allowed, record, self._write)
 
     def sees(self, source: str, endpoint: str) -> bool:
         """Is instance ``source`` in the VPC of ``endpoint`` (the only endpoints routed to it)?"""
         owner = self.owners.get(endpoint)
         if owner is None:
             return False
-        service, account, region, ident = owner
+        _, account, region, _ = owner
         try:
             inst = _ec2(account, region).get_instance(source)
-            target = _rds_target(account, region, ident) if service == "rds" else _cache_target(account, region, ident)
+            target = _target(owner)
         except Exception:  # noqa: BLE001 - not in that account and region
             return False
         return target is not None and inst.vpc_id == target.vpc
@@ -107,9 +105,9 @@ class Network:
         owner = self.owners.get(endpoint)
         if owner is None:
             return Verdict(False, missing=[f"{endpoint} belongs to no resource the local AWS knows"]), {}
-        service, account, region, ident = owner
+        _, account, region, ident = owner
         ec2 = _ec2(account, region)
-        target = _rds_target(account, region, ident) if service == "rds" else _cache_target(account, region, ident)
+        target = _target(owner)
         if target is None:
             return Verdict(False, missing=[f"{ident} no longer exists"]), {}
         facts: dict[str, Any] = {"account-id": account, "vpc-id": target.vpc or "-",
@@ -241,6 +239,12 @@ def _permission(rule) -> dict[str, Any]:
     if rule.source_group.get("GroupId"):
         perm["UserIdGroupPairs"] = [{"GroupId": rule.source_group["GroupId"]}]
     return perm
+
+
+def _target(owner: Owner) -> Target | None:
+    """What the endpoint's owner is to the VPC now (None: it no longer exists)."""
+    service, account, region, ident = owner
+    return _rds_target(account, region, ident) if service == "rds" else _cache_target(account, region, ident)
 
 
 def _rds_target(account: str, region: str, ident: str) -> Target | None:

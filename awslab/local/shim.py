@@ -17,9 +17,6 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_PORTS = {"psql": "5432"}
-
-
 def _lookup(hosts: dict, host: str, port: str | None) -> dict | None:
     ports = hosts.get(host)
     if not ports:

@@ -160,12 +160,13 @@ def clients_missing() -> str | None:
 DROPPED_HINT = "`awslab flows --rejected` names the rule that is missing; `awslab verify --check path.` the fix"
 
 
-def _why(exc: Exception) -> str:
-    """A failed connection in a learner's words: a timeout is the VPC dropping it, as on AWS."""
+def _why(exc: Exception, otherwise: str | None = None) -> tuple[str, str | None]:
+    """A failed connection in a learner's words, and the hint: a timeout is the VPC dropping it,
+    as on AWS; anything else is ``otherwise``'s to explain."""
     text = f"{type(exc).__name__}: {exc}".lower()
     if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
-        return "timed out after 5 s (no answer: the VPC dropped the connection, as AWS drops it)"
-    return type(exc).__name__
+        return "timed out after 5 s (no answer: the VPC dropped the connection, as AWS drops it)", DROPPED_HINT
+    return type(exc).__name__, otherwise
 
 
 def _ms(t0: float) -> str:
@@ -189,9 +190,8 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
         conn = pg_connect(addr, user, password, database)
         (one,) = conn.run("SELECT 1")[0]
     except Exception as exc:  # noqa: BLE001 - any failure to log in is the finding
-        why = _why(exc)
-        return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: {why}",
-                 DROPPED_HINT if why.startswith("timed out") else "see `awslab local status` and the server log"),
+        why, hint = _why(exc, "see `awslab local status` and the server log")
+        return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: {why}", hint),
                 *[(f"live.{key}", SKIP, "needs a session on the primary (to write the row it reads back)", None)
                   for key, _ in replicas]]
     out = [("live.host-to-db", PASS if one == 1 else FAIL,
@@ -223,8 +223,8 @@ def _replica_row(key, replica, mapping, user, password, database, marker, writte
     try:
         conn = pg_connect(addr, user, password, database)
     except Exception as exc:  # noqa: BLE001
-        why = _why(exc)
-        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", DROPPED_HINT if why.startswith("timed out") else None)
+        why, hint = _why(exc)
+        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", hint)
     try:
         while True:
             rows = conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker) if _has_table(conn) else []
@@ -268,9 +268,8 @@ def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> lis
     try:
         pong = client.ping()
     except redis.exceptions.RedisError as exc:
-        why = _why(exc)
-        return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {why}",
-                 DROPPED_HINT if why.startswith("timed out") else None),
+        why, hint = _why(exc)
+        return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {why}", hint),
                 ("live.cache-replica", SKIP, "needs the primary's engine", None)]
     out = [("live.host-to-cache", PASS if pong else FAIL,
             f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING{_over(addr)} in {_ms(t0)}", None)]

@@ -61,9 +61,9 @@ def _backends(account: str, region: str):
 
 
 def apply() -> None:
-    from moto.ssm.exceptions import SSMException as RESTError
     from moto.core.responses import ActionResult
     from moto.ssm.exceptions import InvalidDocument
+    from moto.ssm.exceptions import SSMException as RESTError
     from moto.ssm.models import SimpleSystemManagerBackend
     from moto.ssm.responses import SimpleSystemManagerResponse
 
@@ -93,14 +93,14 @@ def apply() -> None:
         command = orig_send(self, **kw)
         command.status, command.status_details = "Pending", "Pending"
         command.completed_count, command.error_count = 0, 0
-        now = datetime.now(timezone.utc)
-        command.requested_date_time = now
+        command.requested_date_time = datetime.now(timezone.utc)
         for inv in command.invocations:
             inv.update(Status="Pending", StatusDetails="Pending", ResponseCode=-1, ExecutionStartDateTime="",
                        ExecutionEndDateTime="", ExecutionElapsedTime="PT0S", StandardOutputContent="",
                        StandardErrorContent="", PluginName="aws:runShellScript")
-        script = "\n".join((kw.get("parameters") or {}).get("commands") or [])
-        timeout = int(((kw.get("parameters") or {}).get("executionTimeout") or ["3600"])[0])
+        params = kw.get("parameters") or {}
+        script = "\n".join(params.get("commands") or [])
+        timeout = int((params.get("executionTimeout") or ["3600"])[0])
         unsupported = None if name == SHELL else f"the local AWS runs {SHELL} only, not {name}"
         # Run once the answer (Pending, as AWS answers) is written: see send_response.
         self._awslab_to_run = (command, self.region_name, script, timeout, unsupported)
