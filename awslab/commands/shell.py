@@ -74,7 +74,9 @@ def shell(ctx: Context, stack: str, instance: str | None, command: str | None) -
     name = f"ip-{address.replace('.', '-')}" if address else iid
     env["PS1"] = f"[ec2-user@{name} ({iid}) \\W]$ "
     if command is not None:
-        return subprocess.call(["bash", "-c", command], cwd=home, env=env)
+        from awslab.local.shim import dev_tcp
+
+        return subprocess.call(["bash", "-c", dev_tcp(command, Path(home))], cwd=home, env=env)
     print(f"Starting session on {iid} (the local AWS runs it on this machine as the instance; exit to end it).",
           flush=True)
     code = subprocess.call(["bash", "--norc", "-i"], cwd=home, env=env)

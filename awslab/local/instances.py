@@ -8,7 +8,8 @@ client asking for the endpoints as it sees them) gets a directory of its own,
   RDS or ElastiCache endpoint name (``week6-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com``) to the
   address this instance sees it at (local/network.py: its listeners, so its security groups and
   subnet decide every connection), then run the real client;
-- ``hosts.json``: that resolution (endpoint -> 127.0.0.1:port, and the CA to check TLS by);
+- ``hosts.json``: that resolution (endpoint -> 127.0.0.1:port, and the CA to check TLS by), also
+  applied to a command's ``/dev/tcp/<endpoint name>/<port>`` (bash resolves those itself);
 - ``global-bundle.pem``: the local AWS's CA under the name of RDS's bundle, so the line AWS's
   guide gives (``sslrootcert=global-bundle.pem``) works as written;
 - ``env``: the environment a command gets (the AWS CLI pointed at the local AWS, the region).
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from awslab.engine.state import write_json_atomic
+from awslab.local.shim import dev_tcp
 
 CLIENTS = ("psql", "redis-cli", "redis6-cli", "valkey-cli")
 BUNDLE = "global-bundle.pem"
@@ -155,7 +157,7 @@ def _run_one(command, inv: dict, region: str, script: str, timeout_s: int, unsup
         return
     work = home / "ssm" / command.command_id
     work.mkdir(parents=True, exist_ok=True)
-    (work / "_script.sh").write_text(script + "\n")
+    (work / "_script.sh").write_text(dev_tcp(script, home) + "\n")
     proc = subprocess.Popen(["bash", str(work / "_script.sh")], cwd=home, env=environment(home, iid, region),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -146,6 +147,25 @@ def real_client(name: str, shims: Path) -> str | None:
         if found:
             return found
     return None
+
+
+DEV_TCP = re.compile(r"/dev/tcp/([A-Za-z0-9][A-Za-z0-9.-]*)/(\d+)")
+
+
+def dev_tcp(text: str, home: Path) -> str:
+    """A script with bash's ``/dev/tcp/<endpoint name>/<port>`` moved to the instance's view of that
+    endpoint, as the instance's resolver would answer the name on AWS (bash resolves it itself, so
+    no client shim sees it). Unknown names are left as written."""
+    try:
+        hosts = json.loads((home / "hosts.json").read_text()).get("hosts") or {}
+    except (OSError, ValueError):
+        return text
+
+    def moved(m: re.Match) -> str:
+        found = _lookup(hosts, m.group(1), m.group(2))
+        return f"/dev/tcp/{found['host']}/{found['port']}" if found else m.group(0)
+
+    return DEV_TCP.sub(moved, text)
 
 
 def main(argv: list[str]) -> int:

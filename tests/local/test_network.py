@@ -268,6 +268,21 @@ def test_ssm__run_command_really_runs_on_the_host_through_the_aws_cli(awslab, en
     got = run(login, psql)
     assert (got["Status"], got["ResponseCode"], got["StandardOutputContent"]) == ("Success", 0, "42\n"), got
 
+    # verify's live checks on AWS are this very script (bash's /dev/tcp to the endpoints' names, the
+    # secrets read by the host's role, psql and redis-cli over TLS): it passes on the lab's host.
+    from awslab.verify.ssm import LiveTarget, live_script, parse_live
+
+    group = client("elasticache").describe_replication_groups(ReplicationGroupId=f"{stack}-cache")["ReplicationGroups"][0]
+    cache_ep = group["NodeGroups"][0]["PrimaryEndpoint"]
+    token_arn = client("secretsmanager").describe_secret(SecretId=f"awslab/{stack}/cache-auth-token")["ARN"]
+    script = live_script([LiveTarget("db", db["Endpoint"]["Address"], 5432, secret, "postgres", db["MasterUsername"],
+                                     db["DBName"]),
+                          LiveTarget("cache", cache_ep["Address"], cache_ep["Port"], token_arn)], "us-east-1")
+    got = run(*script.splitlines()[1:])
+    out = got["StandardOutputContent"]
+    assert parse_live(out, "db", "SELECT 1")[0] == "PASS" and "AWSLAB db login OK" in out, got
+    assert parse_live(out, "cache", "PING")[0] == "PASS" and "AWSLAB cache login OK" in out, got
+
     got = run("echo to-stdout", "echo to-stderr >&2", "exit 3")
     assert (got["Status"], got["ResponseCode"]) == ("Failed", 3)
     assert got["StandardOutputContent"] == "to-stdout\n" and got["StandardErrorContent"] == "to-stderr\n"
@@ -351,3 +366,18 @@ def test_shim__an_endpoint_name_becomes_the_instances_view_of_it(name, args, tls
     env: dict = {}
     assert rewrite(name, args, env, HOSTS, "/ca.pem", tls=tls) == want
     assert {k: env[k] for k in env_want} == env_want
+
+
+def test_shim__bash_dev_tcp_to_an_endpoint_name_reaches_the_instances_view(tmp_path):
+    """bash resolves /dev/tcp/<name>/<port> itself: a command's text is moved to the instance's view
+    (known name and port), anything else left as written."""
+    from awslab.local.shim import dev_tcp
+
+    (tmp_path / "hosts.json").write_text(json.dumps({"hosts": HOSTS}))
+    script = ("timeout 5 bash -c '</dev/tcp/db.example.rds.amazonaws.com/5432' && "
+              "echo > /dev/tcp/master.c.cache.amazonaws.com/6379; </dev/tcp/db.example.rds.amazonaws.com/3306; "
+              "</dev/tcp/example.com/80")
+    assert dev_tcp(script, tmp_path) == ("timeout 5 bash -c '</dev/tcp/127.0.0.1/41000' && "
+                                         "echo > /dev/tcp/127.0.0.1/42000; </dev/tcp/db.example.rds.amazonaws.com/3306; "
+                                         "</dev/tcp/example.com/80")
+    assert dev_tcp(script, tmp_path / "nowhere") == script
