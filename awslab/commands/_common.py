@@ -127,3 +127,19 @@ def local_profile(ctx: Context) -> dict:
         words += f" with {', '.join(f'{k}={v:g}' for k, v in sorted(explicit.items()))}"
     return {"profile": profile, "time_scale": scale, "explicit": explicit, "cross_az_round_trip_ms": round(rtt * 1000, 3),
             "words": words}
+
+
+def took(ctx: Context, seconds: float, transition: str | None = None) -> str:
+    """A measured duration with what produced it: on the local AWS its latency profile, and what
+    AWS takes for ``transition`` (the realistic profile's figure, local/latency.py); on AWS the
+    bare figure."""
+    text = f"{seconds:.1f}s"
+    if not ctx.is_local:
+        return text
+    text += f" (on {local_profile(ctx)['words']}"
+    if transition is not None:
+        from awslab.local.latency import REALISTIC
+
+        typical = sum(s for _, s in REALISTIC[transition])
+        text += f"; AWS takes about {typical / 60:.0f} min"
+    return text + ")"

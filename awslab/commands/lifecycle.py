@@ -18,6 +18,7 @@ from awslab.commands._common import (
     progress_run,
     raise_if_failed,
     snapshots_monthly,
+    took,
 )
 from awslab.engine import state
 from awslab.engine.context import Context
@@ -92,7 +93,7 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
                                 "profile": ctx.profile, "endpoint_url": None if ctx.is_local else ctx.endpoint_url})
     outcome = execute(plan, run)
     raise_if_failed(outcome, "up", run)
-    progress.line(f"stack {stack} is up ({len(plan.mutating)} changed) in {outcome.elapsed_s:.1f}s")
+    progress.line(f"stack {stack} is up ({len(plan.mutating)} changed) in {took(ctx, outcome.elapsed_s)}")
     print_summary(ctx, stack, lab, run.found, output)
     return EXIT_OK
 
@@ -294,7 +295,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
     progress.line(_down_preview(ctx, stack, plan, run, skip_final_snapshot, delete_snapshots))
     outcome = execute(plan, run)
     raise_if_failed(outcome, "down", run)
-    progress.line(f"stack {stack} is down ({len(outcome.done)} deleted) in {outcome.elapsed_s:.1f}s")
+    progress.line(f"stack {stack} is down ({len(outcome.done)} deleted) in {took(ctx, outcome.elapsed_s)}")
     state.forget_current_stack(stack)
     kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
     _report_kept(stack, sorted(s.key for s in plan.steps), kept, output)

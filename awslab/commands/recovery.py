@@ -19,6 +19,7 @@ from awslab.commands._common import (
     progress_run,
     raise_if_failed,
     snapshots_monthly,
+    took,
 )
 from awslab.engine import state
 from awslab.engine.context import Context, check_region
@@ -207,9 +208,13 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
     endpoint = f"{made.get('endpoint')}:{made.get('port')}" if made.get("endpoint") else "-"
     if output == "json":
         ui.emit_json({"stack": stack, "key": key, "id": made.id, "state": made.state, "endpoint": endpoint,
-                      "created": step.action == CREATE})
+                      "created": step.action == CREATE, "seconds": round(outcome.elapsed_s, 1),
+                      **({"latency_profile": {k: v for k, v in local_profile(ctx).items() if k in ("profile", "time_scale", "explicit")}}
+                         if ctx.is_local else {})})
     else:
-        ui.emit(f"{made.id} is {made.state} ({'restored' if step.action == CREATE else 'already there'}); endpoint {endpoint}")
+        how = (f"restored in {took(ctx, outcome.elapsed_s, 'rds.restore' if kind == 'db-restore' else 'elasticache.create')}"
+               if step.action == CREATE else "already there")
+        ui.emit(f"{made.id} is {made.state} ({how}); endpoint {endpoint}")
         ui.emit(f"it is part of stack {stack}: `awslab verify` checks it, `awslab down` removes it")
     return EXIT_OK
 
@@ -278,7 +283,8 @@ def promote(ctx: Context, stack: str, lab: Lab, *, replica: str | None, output: 
     if output == "json":
         ui.emit_json(result)
     else:
-        ui.emit(f"{made.id} is a standalone instance now ({made.state}); it no longer follows "
+        ui.emit(f"{made.id} is a standalone instance now ({made.state}, in {took(ctx, outcome.elapsed_s, 'rds.promote')}); "
+                "it no longer follows "
                 f"{result['promoted_from'] or 'its primary'}, takes writes, and keeps its endpoint {result['endpoint']}")
         ui.emit(f"it stays in stack {stack}: `awslab down` removes it with a final snapshot; "
                 f"`awslab up` makes a new replica only once the name {made.id} is free")
