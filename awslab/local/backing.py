@@ -72,6 +72,8 @@ class Backing:
         self.network = Network(local_dir, self.owners)
         self.engines.link, self.engines.unlink = self._link, lambda key: self.forwarder.close(LINK + key)
         self.sources: set[str] = set()   # instances that asked to see the endpoints (``view``)
+        self._paths = threading.Event()   # set by a change that may open or close a path
+        self._paths_thread: threading.Thread | None = None
 
     # --- work queues ---
 
@@ -170,7 +172,8 @@ class Backing:
         if mode is not None:
             greet = (tls.postgres_greeter if protocol == "postgres" else tls.tls_greeter)(self.authority.server_context(), mode)
         gate = functools.partial(self.network.decide, source, endpoint)
-        local = self.forwarder.listen(name, functools.partial(self._route, endpoint), greet, gate=gate)
+        allows = functools.partial(self.network.allows, source, endpoint)
+        local = self.forwarder.listen(name, functools.partial(self._route, endpoint), greet, gate=gate, allows=allows)
         view = {"port": local}
         if mode == tls.REQUIRED:
             client = tls.client_context(self.authority.ca_path)
@@ -183,6 +186,24 @@ class Backing:
     def _remembered_sources(self, endpoint: str) -> set[str]:
         """Instances that saw ``endpoint`` before a restart (their listeners come back on their ports)."""
         return {n.split("@", 1)[1] for n in self.forwarder.remembered() if n.startswith(endpoint + "@")}
+
+    def paths_changed(self) -> None:
+        """A rule, a route, an ACL or a resource's network settings changed: every listener is
+        plugged or unplugged to match, in its own thread, at once (the change's request is not kept
+        waiting; a burst of changes is one pass)."""
+        self._paths.set()
+        if self._paths_thread is None:
+            self._paths_thread = threading.Thread(target=self._follow_paths, name="paths", daemon=True)
+            self._paths_thread.start()
+
+    def _follow_paths(self) -> None:
+        while not self.closing.is_set():
+            self._paths.wait()
+            self._paths.clear()
+            try:
+                self.forwarder.refresh()
+            except Exception:  # noqa: BLE001 - the next change tries again; a denied path stays held
+                log.exception("could not follow a network change")
 
     def view(self, source: str) -> dict[str, dict]:
         """The endpoint map as instance ``source`` sees it (its own listeners opened on first ask):
@@ -354,6 +375,11 @@ def enable(local_dir: Path) -> Backing:
 def instance_view(source: str) -> tuple[dict[str, dict], Path | None]:
     """What instance ``source`` sees (its endpoints, the CA to check them by): instances.py's view."""
     return (_backing.view(source), _backing.authority.ca_path) if _backing is not None else ({}, None)
+
+
+def paths_changed() -> None:
+    if _backing is not None:
+        _backing.paths_changed()
 
 
 def flow_records(since: float = 0.0, action: str | None = None, vpc: str | None = None) -> list[dict]:

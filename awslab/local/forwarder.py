@@ -15,10 +15,14 @@ An endpoint may speak TLS (``tls.py``): a *greeter* runs first on each accepted 
 PostgreSQL SSLRequest, a TLS handshake, or a refusal), and a *tunnel* listener may wrap its
 upstream in TLS for a client that has none. TLS ends here; the engine gets the plain stream.
 
-A listener may have a *gate* (``network.py``): asked per accepted connection, before anything is
-said on it, whether the VPC lets it through. A denied connection is *held*: kept open and silent
-until its client gives up (or ``HOLD_S``), as a dropped SYN leaves a client waiting on AWS, never
-a quick refusal. One thread holds them all.
+A listener may have a *gate* (``network.py``) and what the VPC allows of its source now
+(``allows``). While the VPC denies that source, the listener is *plugged* (``dropper.py``): the
+kernel drops every SYN to it, so a client, a bare TCP probe included, waits for its own timeout as
+on AWS, never a quick refusal; a watcher reads the dropped clients back for their flow records.
+``refresh()`` (after any change to security groups, routes, ACLs or the resources' own network
+settings) plugs and unplugs. A connection accepted anyway (in the instant a rule is revoked) is
+put to the gate, and a denied one is *held*: kept open and silent until its client gives up (or
+``HOLD_S``). One thread holds them all.
 
 One thread accepts per endpoint and one thread shuttles bytes per connection (at most
 ``RELAYED_MAX`` at once, ~50 KB each): a lab has a handful of endpoints and connections, and plain
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from awslab.engine.state import write_json_atomic
+from awslab.local import dropper
 from awslab.local.tls import HANDSHAKE_TIMEOUT_S, Greeter, Wrapper
 
 log = logging.getLogger("awslab.local.forwarder")
@@ -53,13 +58,17 @@ HOLD_MAX = 1024     # and this many at once (the oldest let go first)
 RELAYED_MAX = 4096  # connections relayed at once by one server (a thread each, ~50 KB): beyond it
                     # a listener stops accepting until one ends, and new clients wait in its backlog
 
+WATCH_S = 0.5       # how often plugged listeners are asked whether a SYN was dropped (a client
+                    # retransmits after 1 s, so none is missed)
+
 Route = Callable[[], "tuple[str, int] | None"]
 Gate = Callable[[tuple], Any]   # (client address) -> network.Decision
+Allows = Callable[[], bool]     # does the VPC let the listener's source through now?
 
 
 class _Listener:
     def __init__(self, endpoint: str, sock: socket.socket, route: Route, greet: Greeter | None,
-                 wrap: Wrapper | None, gate: Gate | None, delay_s: float) -> None:
+                 wrap: Wrapper | None, gate: Gate | None, allows: Allows | None, delay_s: float) -> None:
         self.endpoint = endpoint
         self.sock = sock
         self.port = int(sock.getsockname()[1])
@@ -67,6 +76,13 @@ class _Listener:
         self.greet = greet   # server side: what a new connection must say first (TLS, refusals)
         self.wrap = wrap     # client side: the upstream's TLS (a tunnel)
         self.gate = gate     # the VPC's say on each new connection
+        self.allows = allows   # and on the listener's source as a whole (plugged while False)
+        self.mode = threading.Condition()
+        self.want_plug = False   # the VPC denies the source: the accept loop plugs at its next turn
+        self.plugged = False     # SYNs are dropped now
+        self.ours: dict[int, socket.socket | None] = {}   # our own connections (a poke, the plugs) by port
+        self.drops = 0                         # dropped SYNs already read back
+        self.rejected: set[int] = set()        # client ports already recorded, while they wait
         self.delay_s = delay_s   # a link's one-way latency, added to every chunk either way
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
@@ -82,6 +98,8 @@ class Forwarder:
         self._lock = threading.Lock()
         self._held = _Holder()
         self._slots = threading.BoundedSemaphore(RELAYED_MAX)
+        self._watching = threading.Event()   # set while any listener is plugged
+        self._watcher: threading.Thread | None = None
 
     def remembered(self) -> dict[str, int]:
         try:
@@ -90,14 +108,19 @@ class Forwarder:
             return {}
 
     def listen(self, endpoint: str, route: Route, greet: Greeter | None = None, wrap: Wrapper | None = None,
-               gate: Gate | None = None, delay_s: float = 0.0) -> int:
+               gate: Gate | None = None, allows: Allows | None = None, delay_s: float = 0.0) -> int:
         """The local port of ``endpoint`` (opened on first use, on its remembered port when free);
-        ``greet``, ``wrap``, ``gate`` and ``delay_s`` apply to the connections made from now on."""
+        ``greet``, ``wrap``, ``gate``, ``allows`` and ``delay_s`` apply to the connections made from
+        now on (plugged at once while ``allows`` says no)."""
         with self._lock:
             known = self._listeners.get(endpoint)
             if known is not None:
                 known.route, known.greet, known.wrap, known.gate, known.delay_s = route, greet, wrap, gate, delay_s
-                return known.port
+                known.allows = allows
+        if known is not None:
+            self._set_mode(known)
+            return known.port
+        with self._lock:
             remembered = self.remembered()
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -105,12 +128,85 @@ class Forwarder:
                 sock.bind((HOST, remembered.get(endpoint, 0)))
             except OSError:
                 sock.bind((HOST, 0))
-            sock.listen(64)
-            listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap, gate, delay_s)
+            sock.listen(dropper.BACKLOG)
+            listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap, gate, allows, delay_s)
             if remembered.get(endpoint) != listener.port:
                 write_json_atomic(self.ports_path, {**remembered, endpoint: listener.port})
         threading.Thread(target=self._accept, args=(listener,), name=f"fwd {endpoint}", daemon=True).start()
+        self._set_mode(listener)
         return listener.port
+
+    def refresh(self) -> None:
+        """Plug the listeners whose source the VPC now denies, unplug those it now allows (the
+        network changed)."""
+        for listener in list(self._listeners.values()):
+            self._set_mode(listener)
+
+    def plugged(self, name: str) -> bool:
+        listener = self._listeners.get(name)
+        return listener is not None and listener.plugged
+
+    def _set_mode(self, listener: _Listener) -> None:
+        allowed = True
+        if listener.allows is not None:
+            try:
+                allowed = bool(listener.allows())
+            except Exception as exc:  # noqa: BLE001 - never open on a lookup that failed
+                log.warning("could not decide %s: %s", listener.endpoint, exc)
+                allowed = False
+        with listener.mode:
+            if listener.closed or allowed != listener.want_plug:
+                return   # already as it should be
+            listener.want_plug = not allowed
+            if allowed:
+                if listener.plugged:
+                    dropper.unplug(listener.sock)
+                    listener.plugged = False
+                listener.mode.notify_all()
+                return
+        # The accept loop plugs (it alone accepts, so it never takes a plug), woken by a
+        # connection of our own.
+        if not dropper.own_connection(listener.port, listener.ours):
+            with listener.mode:
+                listener.want_plug = False   # not plugged: the next refresh tries again
+
+    def _plug(self, listener: _Listener) -> None:
+        """In the accept loop, ``listener.mode`` held: drop its SYNs until unplugged."""
+        dropper.plug(listener.sock, listener.port, listener.ours)
+        listener.plugged = True
+        listener.drops = dropper.drops(listener.sock)
+        self._watching.set()
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="fwd dropped SYNs", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        """Read back the SYNs plugged listeners dropped: a flow record for each waiting client (its
+        gate decides again, so a rule added meanwhile unplugs the listener for its next SYN)."""
+        while True:
+            self._watching.wait()
+            time.sleep(WATCH_S)
+            plugged = [l for l in list(self._listeners.values()) if l.plugged]
+            if not plugged:
+                self._watching.clear()
+                continue
+            grown = []
+            for listener in plugged:
+                count = dropper.drops(listener.sock)
+                if count > listener.drops:
+                    listener.drops = count
+                    grown.append(listener)
+            if not grown:
+                continue
+            clients = dropper.waiting({l.port for l in grown})
+            for listener in grown:
+                now_waiting = clients.get(listener.port, set()) - set(listener.ours)
+                listener.rejected &= now_waiting
+                for port in sorted(now_waiting - listener.rejected):
+                    listener.rejected.add(port)
+                    with contextlib.suppress(Exception):
+                        if listener.gate is not None and listener.gate((HOST, port)).allowed:
+                            self._set_mode(listener)
 
     def listening(self, name: str) -> bool:
         return name in self._listeners
@@ -143,7 +239,11 @@ class Forwarder:
             listener = self._listeners.pop(endpoint, None)
         if listener is None:
             return
-        listener.closed = True
+        with listener.mode:
+            listener.closed = True
+            for port in list(listener.ours):
+                dropper.let_go(listener.ours, port)
+            listener.mode.notify_all()
         _close(listener.sock)
         self._drop(listener)
         if forget:
@@ -162,9 +262,17 @@ class Forwarder:
     def _accept(self, listener: _Listener) -> None:
         while not listener.closed:
             try:
-                client, _ = listener.sock.accept()
+                client, peer = listener.sock.accept()
             except OSError:
                 return
+            if dropper.let_go(listener.ours, peer[1]):   # our own: a poke to plug, or a plug let go
+                _close(client)
+                with listener.mode:
+                    if listener.want_plug and not listener.plugged and not listener.closed:
+                        self._plug(listener)
+                    while listener.plugged and not listener.closed:
+                        listener.mode.wait()
+                continue
             self._slots.acquire()   # every slot taken: this client (and the backlog behind it) waits
             threading.Thread(target=self._relay_in_slot, args=(listener, client), daemon=True,
                              name=f"fwd {listener.endpoint} conn").start()

@@ -41,6 +41,17 @@ FLOWS_FILE = "flows.jsonl"
 FLOWS_KEEP_BYTES = 4 << 20      # the flow log is cut to its newer half beyond this
 SYN_BYTES = 60                  # what AWS sees of a dropped connection: its SYN
 
+# The operations after which a path may open or close (the listeners' modes follow them).
+PATH_CHANGES = frozenset({
+    "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress", "ModifySecurityGroupRules", "DeleteSecurityGroup",
+    "CreateRoute", "ReplaceRoute", "DeleteRoute", "AssociateRouteTable", "DisassociateRouteTable",
+    "ReplaceRouteTableAssociation", "DeleteRouteTable", "AttachInternetGateway", "DetachInternetGateway",
+    "CreateNetworkAclEntry", "ReplaceNetworkAclEntry", "DeleteNetworkAclEntry", "ReplaceNetworkAclAssociation",
+    "ModifyInstanceAttribute", "ModifyNetworkInterfaceAttribute", "StartInstances", "StopInstances",
+    "TerminateInstances", "ModifyDBInstance", "ModifyReplicationGroup", "ModifyCacheCluster",
+})
+
 # Owner = (service, account, region, identifier): "rds" and a DB instance, "cache" and a
 # replication group.
 Owner = tuple[str, str, str, str]
@@ -87,6 +98,10 @@ class Network:
         else:
             self._write(record)
         return Decision(verdict.allowed, record, self._write)
+
+    def allows(self, source: str, endpoint: str) -> bool:
+        """Does the VPC let ``source`` reach ``endpoint`` now (no record: a listener's mode)?"""
+        return self._evaluate(source, endpoint)[0].allowed
 
     def sees(self, source: str, endpoint: str) -> bool:
         """Is instance ``source`` in the VPC of ``endpoint`` (the only endpoints routed to it)?"""

@@ -15,6 +15,7 @@ and stops the engines, keeping their data.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -33,6 +34,17 @@ REGIONS_PATH = "/awslab/regions"
 RECONCILE_PATH = "/awslab/engines/reconcile"
 RECONCILE_WAIT_S = 120.0   # bringing engines back: a PostgreSQL start is a second or two each
 
+def _more_files() -> None:
+    """The soft limit on open files raised to the hard one: each endpoint's listeners, their relayed
+    connections (two sockets each) and a plugged listener's queued connections are files, and a
+    class's worth passes 1,024 (a common soft default) long before the machine's real limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="awslab.local.server")
@@ -46,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="real PostgreSQL/Redis behind RDS and ElastiCache (default on)")
     args = parser.parse_args(argv)
     state_dir = Path(args.state_dir)
+    _more_files()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = _lock(state_dir)
 
@@ -56,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
     from awslab.local import auth, latency, patches, persistence
+    from awslab.local.network import PATH_CHANGES
 
     patches.apply()
     store = persistence.Store(state_dir)
@@ -131,8 +145,11 @@ def main(argv: list[str] | None = None) -> None:
         """moto, one request at a time with the state saver; a change is saved right after."""
         with persistence.LOCK:
             response = list(moto_app(environ, start_response))
-        if persistence.is_change(persistence.operation_of(environ, body)):
+        operation = persistence.operation_of(environ, body)
+        if persistence.is_change(operation):
             store.changed()
+            if backing is not None and operation in PATH_CHANGES:
+                backing.paths_changed()
         return response
 
     _warm(moto_app)
@@ -263,3 +280,4 @@ def _latency(environ, start_response):
 
 if __name__ == "__main__":
     main()
+

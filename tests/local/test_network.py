@@ -26,20 +26,29 @@ PROBE_TIMEOUT_S = 1.5
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
 
-def probe(port: int, protocol: str) -> bool:
-    """Does the endpoint answer a new connection? PostgreSQL: the answer to an SSLRequest; Redis
-    (TLS): a finished handshake. A dropped connection is never refused: only the timeout says it."""
-    with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S) as s:
+ANSWERED, SILENT, DROPPED = "answered", "connected, no answer", "no connection (timed out)"
+
+
+def probe(port: int, protocol: str) -> str:
+    """What a new connection meets. ANSWERED: PostgreSQL answers an SSLRequest, Redis finishes a
+    TLS handshake. DROPPED: the TCP connect itself times out, its SYN unanswered, as AWS drops
+    it (a bare probe such as ``nc -z`` sees nothing). SILENT: connected but never answered (a
+    connection the relay accepted in the instant a rule went away). Never a refusal."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S)
+    except (TimeoutError, socket.timeout):
+        return DROPPED
+    with s:
         try:
             if protocol == "postgres":
                 s.sendall(SSL_REQUEST)
-                return s.recv(1) in (b"S", b"N")
+                return ANSWERED if s.recv(1) in (b"S", b"N") else SILENT
             ctx = ssl.create_default_context()
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
             ctx.wrap_socket(s).close()
-            return True
+            return ANSWERED
         except (TimeoutError, socket.timeout):
-            return False
+            return SILENT
 
 
 def views(server, via: str) -> dict:
@@ -103,7 +112,7 @@ def test_network__rule_matrix_real_connections_agree_with_verify_paths(awslab, e
             db = pool.submit(probe, seen[db_ep]["port"], "postgres")
             cache = pool.submit(probe, seen[cache_ep]["port"], "redis")
             paths = pool.submit(_path_status, awslab, stack).result()
-            assert (db.result(), cache.result()) == (db_open, cache_open)
+            assert (db.result() == ANSWERED, cache.result() == ANSWERED) == (db_open, cache_open)
         assert paths == {"path.app-to-db": "PASS" if db_open else "FAIL",
                          "path.app-to-cache": "PASS" if cache_open else "FAIL"}
 
@@ -116,8 +125,8 @@ def test_network__rule_matrix_real_connections_agree_with_verify_paths(awslab, e
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
         answered = list(pool.map(probe, (outside[db_ep]["port"], outside[cache_ep]["port"]), ("postgres", "redis")))
-    assert answered == [False, False]
-    assert time.monotonic() - t0 >= PROBE_TIMEOUT_S * 0.9   # held until the timeout, never refused
+    assert answered == [DROPPED, DROPPED]
+    assert time.monotonic() - t0 >= PROBE_TIMEOUT_S * 0.9   # the client's own timeout, never refused
 
     # Stateful: a session opened before a revoke goes on; a new one times out.
     held = session(client, stack, seen[db_ep]["port"])
@@ -126,6 +135,8 @@ def test_network__rule_matrix_real_connections_agree_with_verify_paths(awslab, e
     case(False, True)
     assert held.run("SELECT 2") == [[2]]
     held.close()
+    # The revoke reached the listener itself: even a bare TCP connect now goes unanswered.
+    assert probe(seen[db_ep]["port"], "postgres") == DROPPED
 
     # A CIDR source: the host's subnet admits it; a /32 that is not the host's does not.
     subnet = next(s["CidrBlock"] for s in ec2.describe_subnets(SubnetIds=[host["SubnetId"]])["Subnets"])
@@ -194,10 +205,10 @@ def test_network__public_db_reached_from_outside_only_with_a_rule_and_flow_logs_
         time.sleep(0.2)
     port = endpoint_map(engines)[name]["port"]
     try:
-        assert not probe(port, "postgres")   # public, but no rule admits this machine
+        assert probe(port, "postgres") == DROPPED   # public, but no rule admits this machine
         ec2.authorize_security_group_ingress(GroupId=default_sg, IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}])
-        assert probe(port, "postgres"), flows(engines)[-1]["reason"]
+        assert probe(port, "postgres") == ANSWERED, flows(engines)[-1]["reason"]
         def delivered() -> bool:   # an accepted connection's record is written when it ends
             events = logs.filter_log_events(logGroupName=f"/{stack}/flows")["events"]
             actions = [e["message"].split()[12] for e in events if e["message"].split()[6] == "5432"]

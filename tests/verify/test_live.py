@@ -150,8 +150,17 @@ def test_local_endpoints__any_instance_made_with_the_api_is_listed_with_its_loca
     rds = boto3.client("rds", region_name="us-east-1", endpoint_url=engines.endpoint_url,
                        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
                        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+    # Reached from this machine as on AWS: public, with a group that admits this machine's address.
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=engines.endpoint_url,
+                       aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    sg = ec2.create_security_group(GroupName=stack, Description="psql from this machine", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}])
     rds.create_db_instance(DBInstanceIdentifier=stack, Engine="postgres", DBInstanceClass="db.t3.micro",
-                           AllocatedStorage=20, MasterUsername="labadmin", ManageMasterUserPassword=True)
+                           AllocatedStorage=20, MasterUsername="labadmin", ManageMasterUserPassword=True,
+                           PubliclyAccessible=True, VpcSecurityGroupIds=[sg])
     address = f"{stack}.aaaaaaaaaa.us-east-1.rds.amazonaws.com:5432"
 
     def listed() -> dict | None:
