@@ -69,6 +69,7 @@ class Backing:
         self.tls: dict[str, tuple[str, str]] = {}   # endpoint -> (protocol, tls.REQUIRED | tls.OPTIONAL)
         self.closing = threading.Event()
         self.owners: dict[str, Owner] = {}   # endpoint -> the resource it belongs to (the VPC's say on it)
+        self.preludes: dict[str, bytes] = {}   # endpoint -> what the relay says to its engine first
         self.network = Network(local_dir, self.owners)
         self.engines.link, self.engines.unlink = self._link, lambda key: self.forwarder.close(LINK + key)
         self.sources: set[str] = set()   # instances that asked to see the endpoints (``view``)
@@ -130,13 +131,20 @@ class Backing:
 
     # --- the endpoint map ---
 
-    def secure(self, protocol: str, mode: str | None, *endpoints: str, owner: Owner | None = None) -> None:
+    def secure(self, protocol: str, mode: str | None, *endpoints: str, owner: Owner | None = None,
+               open_auth: str | None = None) -> None:
         """How the endpoints take connections: TLS ``required`` or ``optional`` (``protocol``:
         'postgres' or 'redis', whose handshakes differ), or plain (None); ``owner``, the resource
-        whose security groups and subnets decide who reaches them."""
+        whose security groups and subnets decide who reaches them; ``open_auth``, for a cache made
+        without AUTH, the password its engine has anyway (the relay says it, so clients need none
+        while the engine's own port, on this machine, still asks for one)."""
         for e in endpoints:
             if owner is not None:
                 self.owners[e] = owner
+            if open_auth:
+                self.preludes[e] = _redis_command("AUTH", open_auth)
+            else:
+                self.preludes.pop(e, None)
             if mode is None:
                 self.tls.pop(e, None)
             else:
@@ -173,7 +181,8 @@ class Backing:
             greet = (tls.postgres_greeter if protocol == "postgres" else tls.tls_greeter)(self.authority.server_context(), mode)
         gate = functools.partial(self.network.decide, source, endpoint)
         allows = functools.partial(self.network.allows, source, endpoint)
-        local = self.forwarder.listen(name, functools.partial(self._route, endpoint), greet, gate=gate, allows=allows)
+        local = self.forwarder.listen(name, functools.partial(self._route, endpoint), greet, gate=gate, allows=allows,
+                                      prelude=self.preludes.get(endpoint))
         view = {"port": local}
         if mode == tls.REQUIRED:
             client = tls.client_context(self.authority.ca_path)
@@ -866,12 +875,35 @@ def _secure_group(b: Backing, group) -> None:
     mode = None
     if getattr(group, "transit_encryption_enabled", False):
         mode = tls.OPTIONAL if getattr(group, "transit_encryption_mode", None) == "preferred" else tls.REQUIRED
-    b.secure("redis", mode, *endpoints, owner=_group_owner(group))
+    b.secure("redis", mode, *endpoints, owner=_group_owner(group),
+             open_auth=None if getattr(group, "auth_token_enabled", False) else getattr(group, "_awslab_auth_token", None))
 
 
 def _group_owner(group) -> Owner:
     _, _, _, region, account, _ = group.arn.split(":", 5)
     return ("cache", account, region, group.replication_group_id)
+
+
+def _redis_command(*words: str) -> bytes:
+    parts = [f"*{len(words)}\r\n".encode()]
+    for w in words:
+        data = w.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _cluster_endpoint(cluster) -> str | None:
+    """A cache cluster of its own's node endpoint (None: a group's member, or not Redis)."""
+    node = getattr(cluster, "_awslab_node_endpoint", None)
+    if node is None or getattr(cluster, "replication_group_id", None):
+        return None
+    return f"{node['address']}:{node['port']}"
+
+
+def _secure_cluster(b: Backing, cluster, account: str, region: str) -> None:
+    mode = tls.REQUIRED if getattr(cluster, "transit_encryption_enabled", False) else None
+    b.secure("redis", mode, _cluster_endpoint(cluster), owner=("cache", account, region, cluster.cache_cluster_id),
+             open_auth=None if getattr(cluster, "auth_token_enabled", False) else cluster._awslab_auth_token)
 
 
 def _member_key(account: str, region: str, member: str) -> str:
@@ -912,6 +944,29 @@ def _elasticache() -> None:
             b.start_engine(endpoints[0], key, functools.partial(b.engines.start_redis_replica, key, primary=first,
                                                                 password=token),
                            after=first, role="replica", aliases=endpoints[1:])
+
+    def cluster_created(self, cluster, *a, **kw) -> None:
+        """A cache cluster of its own: one Redis behind its node's endpoint (AUTH as asked; without
+        one, the relay authenticates for the client)."""
+        endpoint = _cluster_endpoint(cluster)
+        if endpoint is None:
+            return
+        key = _member_key(self.account_id, self.region_name, cluster.cache_cluster_id)
+        password = kw.get("auth_token") or getattr(cluster, "_awslab_auth_token", None) or secrets.token_urlsafe(24)
+        cluster._awslab_auth_token, cluster._awslab_engine_key = password, key
+        _secure_cluster(b, cluster, self.account_id, self.region_name)
+        snapshot = kw.get("snapshot_name") or getattr(cluster, "snapshot_name", None)
+        if snapshot:
+            snap = _snap_key("elasticache", self.account_id, self.region_name, snapshot)
+            start = functools.partial(b.engines.restore_redis, key, snapshot=snap, password=password)
+        else:
+            start = functools.partial(b.engines.start_redis, key, password=password)
+        b.start_engine(endpoint, key, start, after=f"snapshot:{snap}" if snapshot else None)
+
+    def cluster_deleted(self, cluster, cache_cluster_id, *a, **kw) -> None:
+        endpoint = _cluster_endpoint(cluster)
+        if endpoint is not None:
+            b.stop_engine(_member_key(self.account_id, self.region_name, cache_cluster_id), endpoint)
 
     def deleted(self, group, replication_group_id, *a, **kw) -> None:
         members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
@@ -959,6 +1014,14 @@ def _elasticache() -> None:
         from moto.elasticache.models import elasticache_backends
 
         claimed = set()
+        for backend, region, cluster in _live(elasticache_backends, "cache_clusters"):
+            endpoint = _cluster_endpoint(cluster)
+            if endpoint is None or getattr(cluster, "_awslab_gone_at", None) is not None:
+                continue
+            key = _member_key(backend.account_id, region, cluster.cache_cluster_id)
+            claimed.add(key)
+            _secure_cluster(b, cluster, backend.account_id, region)
+            b.revive(key, [endpoint], functools.partial(cluster_created, backend, cluster))
         for backend, region, group in _live(elasticache_backends, "replication_groups"):
             members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
             if not members:
@@ -986,6 +1049,7 @@ def _elasticache() -> None:
 
     _revivers.append(revive)
     for method, hook in (("create_replication_group", created), ("delete_replication_group", deleted),
+                         ("create_cache_cluster", cluster_created), ("delete_cache_cluster", cluster_deleted),
                          ("create_snapshot", snapshot_created), ("delete_snapshot", snapshot_deleted),
                          ("test_failover", failed_over)):
         _after(ElastiCacheBackend, method, hook)

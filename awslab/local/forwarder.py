@@ -68,7 +68,8 @@ Allows = Callable[[], bool]     # does the VPC let the listener's source through
 
 class _Listener:
     def __init__(self, endpoint: str, sock: socket.socket, route: Route, greet: Greeter | None,
-                 wrap: Wrapper | None, gate: Gate | None, allows: Allows | None, delay_s: float) -> None:
+                 wrap: Wrapper | None, gate: Gate | None, allows: Allows | None, delay_s: float,
+                 prelude: bytes | None = None) -> None:
         self.endpoint = endpoint
         self.sock = sock
         self.port = int(sock.getsockname()[1])
@@ -84,6 +85,7 @@ class _Listener:
         self.drops = 0                         # dropped SYNs already read back
         self.rejected: set[int] = set()        # client ports already recorded, while they wait
         self.delay_s = delay_s   # a link's one-way latency, added to every chunk either way
+        self.prelude = prelude   # said to the upstream first, its +OK swallowed (AUTH for a cache without one)
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.closed = False
@@ -108,15 +110,17 @@ class Forwarder:
             return {}
 
     def listen(self, endpoint: str, route: Route, greet: Greeter | None = None, wrap: Wrapper | None = None,
-               gate: Gate | None = None, allows: Allows | None = None, delay_s: float = 0.0) -> int:
+               gate: Gate | None = None, allows: Allows | None = None, delay_s: float = 0.0,
+               prelude: bytes | None = None) -> int:
         """The local port of ``endpoint`` (opened on first use, on its remembered port when free);
         ``greet``, ``wrap``, ``gate``, ``allows`` and ``delay_s`` apply to the connections made from
-        now on (plugged at once while ``allows`` says no)."""
+        now on (plugged at once while ``allows`` says no); ``prelude``, a Redis command said to the
+        upstream before the client's first byte, whose ``+OK`` the client never sees."""
         with self._lock:
             known = self._listeners.get(endpoint)
             if known is not None:
                 known.route, known.greet, known.wrap, known.gate, known.delay_s = route, greet, wrap, gate, delay_s
-                known.allows = allows
+                known.allows, known.prelude = allows, prelude
         if known is not None:
             self._set_mode(known)
             return known.port
@@ -129,7 +133,8 @@ class Forwarder:
             except OSError:
                 sock.bind((HOST, 0))
             sock.listen(dropper.BACKLOG)
-            listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap, gate, allows, delay_s)
+            listener = self._listeners[endpoint] = _Listener(endpoint, sock, route, greet, wrap, gate, allows, delay_s,
+                                                             prelude)
             if remembered.get(endpoint) != listener.port:
                 write_json_atomic(self.ports_path, {**remembered, endpoint: listener.port})
         threading.Thread(target=self._accept, args=(listener,), name=f"fwd {endpoint}", daemon=True).start()
@@ -326,6 +331,8 @@ class Forwarder:
             upstream = socket.create_connection(target, timeout=CONNECT_TIMEOUT_S)
             if wrap is not None:
                 upstream = wrap(upstream)
+            if listener.prelude and not _said(upstream, listener.prelude):
+                raise OSError("the upstream refused the prelude")
             if first:
                 upstream.sendall(first)
         except (OSError, ssl.SSLError):
@@ -476,6 +483,18 @@ def _shuttle(a: socket.socket, b: socket.socket, counts: list[int] | None = None
         return
     finally:
         sel.close()
+
+
+def _said(upstream: socket.socket, command: bytes) -> bool:
+    """``command`` sent and its one-line answer read: True when it was ``+OK``."""
+    upstream.sendall(command)
+    answer = b""
+    while not answer.endswith(b"\r\n") and len(answer) < 512:
+        chunk = upstream.recv(1)
+        if not chunk:
+            return False
+        answer += chunk
+    return answer == b"+OK\r\n"
 
 
 def _shutdown(sock: socket.socket) -> None:

@@ -281,23 +281,32 @@ def _rds_target(account: str, region: str, ident: str) -> Target | None:
 
 
 def _cache_target(account: str, region: str, ident: str) -> Target | None:
+    """A replication group (its members' groups and subnets), or a cache cluster of its own."""
     from moto.elasticache.models import elasticache_backends
     backend = elasticache_backends[account][region]
     group = backend.replication_groups.get(ident)
-    if group is None:
+    clusters = [backend.cache_clusters.get(m) for m in list(group.member_clusters or [])] if group is not None \
+        else [backend.cache_clusters.get(ident)]
+    clusters = [c for c in clusters if c is not None]
+    if group is None and not clusters:
         return None
     groups: set[str] = set()
     subnet_group = getattr(group, "cache_subnet_group_name", None)
-    for member in list(group.member_clusters or []):
-        cluster = backend.cache_clusters.get(member)
-        if cluster is not None:
-            groups |= set(getattr(cluster, "security_group_ids", None) or [])
-            subnet_group = subnet_group or getattr(cluster, "cache_subnet_group_name", None)
+    for cluster in clusters:
+        groups |= set(getattr(cluster, "security_group_ids", None) or [])
+        subnet_group = subnet_group or getattr(cluster, "cache_subnet_group_name", None)
     groups = groups or set(getattr(group, "security_group_ids", None) or [])
     sg = backend.cache_subnet_groups.get(subnet_group) if subnet_group else None
     subnets = tuple(getattr(sg, "subnet_ids", None) or [])
     ec2 = _ec2(account, region)
-    vpc = next((s["VpcId"] for s in [_subnet(ec2, subnets[0])] if s), None) if subnets else None
+    if subnets:
+        vpc = next((s["VpcId"] for s in [_subnet(ec2, subnets[0])] if s), None)
+    else:   # no cache subnet group: ElastiCache uses the default VPC's default subnets and group
+        defaults = [s for per_az in list(ec2.subnets.values()) for s in list(per_az.values())
+                    if getattr(s, "default_for_az", False)]
+        subnets, vpc = tuple(s.id for s in defaults), (defaults[0].vpc_id if defaults else None)
+        if not groups and vpc is not None:
+            groups = {g.id for g in list(ec2.groups.get(vpc, {}).values()) if g.name == "default"}
     cidrs = tuple(c for c in (_subnet_cidr(ec2, s) for s in subnets) if c)
     return Target(Peer(frozenset(groups), cidrs, ident), subnets, vpc, public=False)   # never public on AWS
 

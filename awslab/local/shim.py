@@ -121,8 +121,8 @@ def rewrite(name: str, args: list[str], env: dict, hosts: dict, ca: str | None, 
                 out[port_at] = str(found["port"])
             elif psql:
                 env["PGPORT"] = str(found["port"])
-            else:
-                out += ["-p", str(found["port"])]
+            else:   # redis-cli reads its options before the command only: right after the host
+                out[host_at + 1:host_at + 1] = ["-p", str(found["port"])]
     if psql and env.get("PGHOST") in hosts:
         found = _lookup(hosts, env["PGHOST"], env.get("PGPORT") or "5432")
         if found is not None:

@@ -9,6 +9,7 @@ through the EC2 API between cases, as a learner changes them.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import struct
@@ -365,7 +366,10 @@ HOSTS = {"db.example.rds.amazonaws.com": {"5432": {"host": "127.0.0.1", "port": 
     ("psql", ["host=db.example.rds.amazonaws.com port=5432 sslmode=verify-full sslrootcert=global-bundle.pem user=u"],
      False, ["host=127.0.0.1 port=41001 sslmode=disable user=u"], {}),
     ("redis-cli", ["--tls", "-h", "master.c.cache.amazonaws.com", "PING"], True,
-     ["--tls", "--cacert", "/ca.pem", "-h", "127.0.0.1", "PING", "-p", "42000"], {}),
+     ["--tls", "--cacert", "/ca.pem", "-h", "127.0.0.1", "-p", "42000", "PING"], {}),
+    # No -p: the port goes right after the host (redis-cli takes no option after the command).
+    ("redis-cli", ["-h", "master.c.cache.amazonaws.com", "GET", "hello"], True,
+     ["-h", "127.0.0.1", "-p", "42000", "GET", "hello"], {}),
     ("redis-cli", ["--tls", "--cacert", "x.pem", "-h", "master.c.cache.amazonaws.com", "-p", "6379", "PING"], False,
      ["-h", "127.0.0.1", "-p", "42001", "PING"], {}),
     ("psql", ["-h", "elsewhere.example.com", "-p", "5432"], True, ["-h", "elsewhere.example.com", "-p", "5432"], {}),
@@ -392,3 +396,57 @@ def test_shim__bash_dev_tcp_to_an_endpoint_name_reaches_the_instances_view(tmp_p
                                          "echo > /dev/tcp/127.0.0.1/42000; </dev/tcp/db.example.rds.amazonaws.com/3306; "
                                          "</dev/tcp/example.com/80")
     assert dev_tcp(script, tmp_path / "nowhere") == script
+
+
+def test_cache_cluster__one_of_its_own_has_a_real_redis_behind_its_node(awslab, engines, client, ec2, stack):
+    """CreateCacheCluster without a replication group (what the AWS CLI's and Ansible's first
+    examples make): its node's endpoint, a real Redis behind it, reached from the host as its
+    security group says, with AUTH over TLS or, made without AUTH, with none; gone with the cluster."""
+    import redis
+    from botocore.exceptions import ClientError
+
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    ec = client("elasticache")
+    cache_sg = next(g["GroupId"] for g in ec2.describe_security_groups(
+        Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["SecurityGroups"] if g["GroupName"] == f"{stack}-cache")
+    host = ec2.describe_instances(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]},
+                                           {"Name": "instance-state-name", "Values": ["running"]}])
+    host = host["Reservations"][0]["Instances"][0]["InstanceId"]
+    common = {"Engine": "redis", "CacheNodeType": "cache.t3.micro", "NumCacheNodes": 1,
+              "CacheSubnetGroupName": f"{stack}-cache", "SecurityGroupIds": [cache_sg]}
+    with pytest.raises(ClientError) as refused:   # AWS: AUTH needs encryption in transit
+        ec.create_cache_cluster(CacheClusterId=f"{stack}-bad", AuthToken="a-token-of-16-chars-or-more", **common)
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+    token = "not-a-real-token-0123456789"
+    ec.create_cache_cluster(CacheClusterId=f"{stack}-plain", **common)
+    ec.create_cache_cluster(CacheClusterId=f"{stack}-tls", TransitEncryptionEnabled=True, AuthToken=token, **common)
+
+    def node(cid: str) -> dict:
+        got = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
+        return got["CacheNodes"][0]["Endpoint"]
+
+    plain, tls_ep = node(f"{stack}-plain"), node(f"{stack}-tls")
+    assert re.fullmatch(rf"{stack}-plain\.[a-z0-9]{{6}}\.0001\.use1\.cache\.amazonaws\.com", plain["Address"]), plain
+    assert plain["Port"] == tls_ep["Port"] == 6379
+
+    def seen(ep: dict) -> dict | None:
+        got = views(engines, host).get(f"{ep['Address']}:{ep['Port']}") or {}
+        return got if got.get("status") == "available" and got.get("port") else None
+
+    eventually(lambda: bool(seen(plain)) and bool(seen(tls_ep)), within_s=30)
+    bare = redis.Redis(host="127.0.0.1", port=seen(plain)["port"], socket_timeout=3, protocol=2)
+    assert bare.ping() and bare.set("k", "v") and bare.get("k") == b"v"   # no AUTH asked, as made
+    bare.close()
+    ca = endpoint_map(engines)[f"{tls_ep['Address']}:6379"]["ca"]
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=seen(tls_ep)["port"], socket_timeout=3, ssl=True, ssl_ca_certs=ca,
+                    ssl_check_hostname=False, protocol=2).ping()
+    secure = redis.Redis(host="127.0.0.1", port=seen(tls_ep)["port"], password=token, socket_timeout=3, ssl=True,
+                         ssl_ca_certs=ca, ssl_check_hostname=False, protocol=2)
+    assert secure.ping()
+    secure.close()
+    # Private: this machine, outside the VPC, is not let in.
+    assert probe(endpoint_map(engines)[f"{plain['Address']}:6379"]["port"], "postgres") == DROPPED
+    for cid in (f"{stack}-plain", f"{stack}-tls"):
+        ec.delete_cache_cluster(CacheClusterId=cid)
+    eventually(lambda: f"{plain['Address']}:6379" not in endpoint_map(engines), within_s=30)

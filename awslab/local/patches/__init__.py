@@ -30,7 +30,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | `reboot_db_instance(ForceFailover=True)` a no-op, accepted on Single-AZ | closed: `rds.answers` (AZs swap, `rebooting` for `rds.failover`; Single-AZ refused); with engines on, `backing.py` crashes the primary, promotes the synchronous standby behind the same endpoint address (open connections dropped) and builds a new standby |
 | no `SecondaryAvailabilityZone` | closed: `rds.answers` (the other AZ of the subnet group) |
 | `KmsKeyId` is a literal | closed: `rds.answers` (an encrypted instance given no key shows the ARN of the region's aws/rds key, moto's KMS's own; its replicas, snapshots and restores take it; Aurora members keep their cluster's) |
-| `create_cache_cluster` without endpoints | partly closed: `elasticache.members` (a group's members show their node and its endpoint with `ShowCacheNodeInfo`); a standalone cluster's left: awslab makes replication groups only |
+| `create_cache_cluster` without endpoints | closed: `elasticache.members` (a group's members show their node and its endpoint with `ShowCacheNodeInfo`) and `elasticache.standalone` (a cluster of its own: its node's endpoint, a real Redis behind it, `backing.py`) |
 | cache cluster `SecurityGroups` not echoed | closed: `elasticache.members` |
 | replication group of 2 yields 1 member; members not visible as cache clusters | closed: `elasticache.members` (N members, each a cache cluster with the group's security groups; `ModifyReplicationGroup` takes `SecurityGroupIds`) |
 | `/moto-api/data.json` fails with RDS | left: awslab does not use it |
@@ -122,6 +122,7 @@ def apply() -> None:
     rds.managed_secret()
     rds.instance_fields()
     elasticache.members()
+    elasticache.standalone()
     elasticache.states()
     elasticache.failover()
     elasticache.rejects()

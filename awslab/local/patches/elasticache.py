@@ -185,6 +185,59 @@ def members() -> None:
     ElastiCacheResponse.describe_cache_clusters = describe_cache_clusters
 
 
+def standalone() -> None:
+    """A cache cluster of its own (CreateCacheCluster without a replication group): its one node
+    has an endpoint, ``<id>.<6 characters>.0001.<region short>.cache.amazonaws.com``, shown with
+    ShowCacheNodeInfo (moto: no CacheNodes), and backing.py starts a Redis behind it. AWS's
+    refusals as for a group (AUTH without transit encryption, unknown node types and versions)."""
+    import random
+    import string
+
+    from moto.elasticache.models import ElastiCacheBackend
+
+    orig = ElastiCacheBackend.create_cache_cluster
+
+    @functools.wraps(orig)
+    def create_cache_cluster(self, *a, **kw):
+        _refuse(kw)
+        cluster = orig(self, *a, **kw)
+        if not cluster.replication_group_id and cluster.engine == "redis":
+            suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
+            cluster._awslab_node_endpoint = {
+                "address": f"{cluster.cache_cluster_id}.{suffix}.0001.{region_short(self.region_name)}.cache.amazonaws.com",
+                "port": cluster.port}
+        return cluster
+
+    ElastiCacheBackend.create_cache_cluster = create_cache_cluster
+
+
+def region_short(region: str) -> str:
+    """us-east-1 -> use1, ap-southeast-2 -> apse2, eu-central-1 -> euc1: the part of ElastiCache's
+    endpoint names that says the region."""
+    words = {"north": "n", "south": "s", "east": "e", "west": "w", "central": "c", "northeast": "ne",
+             "southeast": "se", "northwest": "nw", "southwest": "sw"}
+    parts = region.split("-")
+    if len(parts) != 3:
+        return region.replace("-", "")
+    return parts[0] + words.get(parts[1], parts[1][:1]) + parts[2]
+
+
+def _refuse(kw: dict) -> None:
+    from moto.elasticache.exceptions import (
+        InvalidParameterCombinationException,
+        InvalidParameterValueException,
+    )
+
+    if kw.get("auth_token") and not kw.get("transit_encryption_enabled"):
+        raise InvalidParameterValueException("The AUTH token is only supported when encryption-in-transit is enabled")
+    node_type, version = kw.get("cache_node_type"), kw.get("engine_version")
+    if node_type and node_type not in CACHE_NODE_TYPES:
+        raise InvalidParameterValueException(f"Invalid Cache Node Type: {node_type}")
+    if version and (kw.get("engine") or "redis") == "redis" and not any(
+            version == v or version.startswith(v + ".") for v in REDIS_VERSIONS):
+        raise InvalidParameterCombinationException(f"Cannot find version {version} for redis")
+
+
 def _domain(group) -> str:
     """<group>.<id>.<region short>.cache.amazonaws.com, the suffix of every endpoint of ``group``."""
     ng = group.node_groups[0] if group.node_groups else {}
@@ -294,25 +347,13 @@ def failover() -> None:
 
 
 def rejects() -> None:
-    from moto.elasticache.exceptions import (
-        InvalidParameterCombinationException,
-        InvalidParameterValueException,
-    )
     from moto.elasticache.models import ElastiCacheBackend
 
     orig = ElastiCacheBackend.create_replication_group
 
     @functools.wraps(orig)
     def create_replication_group(self, *a, **kw):
-        if kw.get("auth_token") and not kw.get("transit_encryption_enabled"):
-            raise InvalidParameterValueException(
-                "The AUTH token is only supported when encryption-in-transit is enabled")
-        node_type, version = kw.get("cache_node_type"), kw.get("engine_version")
-        if node_type and node_type not in CACHE_NODE_TYPES:
-            raise InvalidParameterValueException(f"Invalid Cache Node Type: {node_type}")
-        if version and (kw.get("engine") or "redis") == "redis" and not any(
-                version == v or version.startswith(v + ".") for v in REDIS_VERSIONS):
-            raise InvalidParameterCombinationException(f"Cannot find version {version} for redis")
+        _refuse(kw)
         return orig(self, *a, **kw)
 
     ElastiCacheBackend.create_replication_group = create_replication_group
