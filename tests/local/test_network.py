@@ -426,6 +426,9 @@ def test_cache_cluster__one_of_its_own_has_a_real_redis_behind_its_node(awslab, 
         return got["CacheNodes"][0]["Endpoint"]
 
     plain, tls_ep = node(f"{stack}-plain"), node(f"{stack}-tls")
+    described = ec.describe_cache_clusters(CacheClusterId=f"{stack}-plain")["CacheClusters"][0]
+    # What Ansible's elasticache module reads on every run: in a VPC, no cache security groups (never absent).
+    assert described["CacheSecurityGroups"] == [] and described["SecurityGroups"][0]["SecurityGroupId"] == cache_sg
     assert re.fullmatch(rf"{stack}-plain\.[a-z0-9]{{6}}\.0001\.use1\.cache\.amazonaws\.com", plain["Address"]), plain
     assert plain["Port"] == tls_ep["Port"] == 6379
 

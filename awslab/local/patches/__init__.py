@@ -31,7 +31,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | no `SecondaryAvailabilityZone` | closed: `rds.answers` (the other AZ of the subnet group) |
 | `KmsKeyId` is a literal | closed: `rds.answers` (an encrypted instance given no key shows the ARN of the region's aws/rds key, moto's KMS's own; its replicas, snapshots and restores take it; Aurora members keep their cluster's) |
 | `create_cache_cluster` without endpoints | closed: `elasticache.members` (a group's members show their node and its endpoint with `ShowCacheNodeInfo`) and `elasticache.standalone` (a cluster of its own: its node's endpoint, a real Redis behind it, `backing.py`) |
-| cache cluster `SecurityGroups` not echoed | closed: `elasticache.members` |
+| cache cluster `SecurityGroups` not echoed, `CacheSecurityGroups` absent | closed: `elasticache.members` |
 | replication group of 2 yields 1 member; members not visible as cache clusters | closed: `elasticache.members` (N members, each a cache cluster with the group's security groups; `ModifyReplicationGroup` takes `SecurityGroupIds`) |
 | `/moto-api/data.json` fails with RDS | left: awslab does not use it |
 | IAM managed policies not loaded | closed: the server sets `MOTO_IAM_LOAD_MANAGED_POLICIES` (`iam.managed_policies`: parsed once per process, each backend given its own copies) |

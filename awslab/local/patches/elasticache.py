@@ -118,6 +118,10 @@ def members() -> None:
     # DescribeCacheClusters reports a cluster's VPC security groups as SecurityGroups; moto omits them.
     CacheCluster.security_groups = property(
         lambda self: [{"SecurityGroupId": g, "Status": "active"} for g in (self.security_group_ids or [])])
+    # ... and its (EC2-Classic) cache security groups, an empty list in a VPC, never absent (Ansible's
+    # elasticache module reads it on every run).
+    CacheCluster.cache_security_groups = property(
+        lambda self: [{"CacheSecurityGroupName": n, "Status": "active"} for n in (self.cache_security_group_names or [])])
     orig_create = ElastiCacheBackend.create_replication_group
 
     @functools.wraps(orig_create)
