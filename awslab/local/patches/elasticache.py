@@ -205,7 +205,7 @@ def standalone() -> None:
     def create_cache_cluster(self, *a, **kw):
         _refuse(kw)
         cluster = orig(self, *a, **kw)
-        if not cluster.replication_group_id and cluster.engine == "redis":
+        if not getattr(cluster, "replication_group_id", None) and cluster.engine == "redis":
             suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
             cluster._awslab_node_endpoint = {
                 "address": f"{cluster.cache_cluster_id}.{suffix}.0001.{region_short(self.region_name)}.cache.amazonaws.com",
