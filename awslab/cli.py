@@ -716,6 +716,36 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
     print_result(cache_aside(new_run(ctx, ctx.stack), requests=n_requests, rows=rows, reports=reports), output)
 
 
+@demo.command("caching")
+@click.option("--duration", default=3.0, show_default=True, type=click.FloatRange(0.5, 60),
+              help="Seconds each strategy runs the workload.")
+@click.option("--writes", default=10, show_default=True, type=click.IntRange(0, 50), help="Percent of requests that write.")
+@click.option("--ttl", default=2, show_default=True, type=click.IntRange(1, 3600), help="TTL in seconds, where one is set.")
+@click.option("--keys", default=50, show_default=True, type=click.IntRange(2, 10000), help="Distinct reports (Zipf-skewed).")
+@click.option("--readers", default=16, show_default=True, type=click.IntRange(2, 64),
+              help="Concurrent readers of the hot key in the stampede.")
+@click.option("--strategy", "strategies", multiple=True, metavar="NAME",
+              help="Run only this strategy (repeatable): database-only, lazy-ttl, write-through, write-through-ttl, "
+                   "lazy-ttl-jitter.")
+@target_options
+def demo_caching(duration, writes, ttl, keys, readers, strategies, **opts):
+    """Measure ElastiCache's caching strategies side by side on the lab's database and cache.
+
+    The same Zipf-skewed stream of reads and writes runs through each strategy; the table shows
+    read latency p50/p95/p99, hit ratio, database reads per second, stale reads (versioned
+    values), memory and evictions; then a hot key's stampede with and without single-flight, and
+    what TTL jitter does to expiries. Example: awslab demo caching --duration 5 --writes 20
+    """
+    from awslab.commands._common import new_run
+    from awslab.commands.caching import STRATEGIES, Workload, caching, print_result
+
+    work = Workload(duration_s=duration, writes_pct=writes, ttl_s=ttl, keys=keys, readers=readers,
+                    strategies=tuple(strategies) or STRATEGIES)
+    work.check()
+    ctx, output = _begin(opts)
+    print_result(caching(new_run(ctx, ctx.stack), work), output)
+
+
 @cli.command()
 @click.option("--check", "checks", multiple=True, metavar="ID",
               help="Run only checks whose id starts with ID (repeatable), e.g. --check path --check security.db")

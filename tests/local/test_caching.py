@@ -1,0 +1,61 @@
+"""`awslab demo caching` on real engines: each strategy's defining property, measured."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.engines]
+
+
+def test_demo_caching__each_strategy_shows_what_defines_it(awslab, engines, stack):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    got = awslab("demo", "caching", "--name", stack, "--duration", "1", "--ttl", "2", "--output", "json")
+    assert got.code == 0, got.err
+    result = json.loads(got.out)
+    by = {s["strategy"]: s for s in result["strategies"]}
+    assert list(by) == ["database-only", "lazy-ttl", "write-through", "write-through-ttl", "lazy-ttl-jitter"]
+    base, lazy, wt = by["database-only"], by["lazy-ttl"], by["write-through"]
+    # Database only: every read is a query, nothing is cached, nothing is stale.
+    assert base["hit_ratio"] == 0 and base["db_reads"] == base["reads"] > 0 and base["stale_reads"] == 0
+    assert base["memory_bytes"] == 0
+    # Lazy loading: most reads hit; a write does not reach the cache, so reads go stale, never
+    # for longer than the TTL.
+    assert lazy["hit_ratio"] >= 0.8 and lazy["db_reads"] < lazy["reads"] / 4
+    assert lazy["stale_reads"] > 0 and 0 < lazy["stale_max_age_s"] <= 2 + 0.25
+    # Write-through: never stale; it holds what it wrote.
+    for name in ("write-through", "write-through-ttl"):
+        assert by[name]["stale_reads"] == 0 and by[name]["writes"] > 0, by[name]
+    assert wt["memory_bytes"] > 0 and wt["hit_ratio"] >= 0.8
+    for s in result["strategies"]:
+        assert s["reads"] > 0 and 0 < s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"] and s["evicted_keys"] == 0
+    # TTL jitter spreads the expiries of keys cached together; one TTL expires them together.
+    spread = result["ttl_jitter"]
+    assert spread["no_jitter_spread_ms"] <= 50 and spread["jitter_spread_ms"] >= 400, spread
+    # The stampede: a hot key expiring under 16 readers; single-flight refills it with one query.
+    st = result["stampede"]
+    assert st["single_flight"]["db_queries"] == 1 and st["single_flight"]["misses"] >= 1
+    assert st["unprotected"]["db_queries"] > 1, st
+
+    text = awslab("demo", "caching", "--name", stack, "--duration", "1", "--strategy", "lazy-ttl",
+                  "--strategy", "write-through")
+    assert text.code == 0, text.err
+    assert "STALE READS" in text.out and "Stampede" in text.out and "'Caching strategies'" in text.out
+    assert "database-only" not in text.out.split("\n\n")[0]   # only the strategies asked for
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--strategy", "write-behind"], "unknown strategy 'write-behind'"),
+    (["--duration", "0"], "--duration"),
+    (["--writes", "80"], "--writes"),
+    (["--ttl", "0"], "--ttl"),
+])
+def test_demo_caching__bad_input_is_one_line_and_exit_2(awslab, local, stack, args, says):
+    got = awslab("demo", "caching", "--name", stack, *args)
+    assert got.code == 2 and says in got.err and len(got.err.strip().splitlines()) == 1, got.err
+
+
+def test_demo_caching__a_stack_without_its_database_and_cache_is_refused(awslab, local, stack):
+    got = awslab("demo", "caching", "--name", stack)
+    assert got.code == 2 and "needs its database and cache" in got.err and len(got.err.strip().splitlines()) == 1
