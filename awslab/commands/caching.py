@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from awslab import ui
-from awslab.commands.demo import REPORT_SQL, _pct, _seed
+from awslab.commands.demo import REPORT_SQL, pct, seed_orders
 from awslab.engine.discovery import discover
 from awslab.engine.run import Run
 from awslab.errors import UsageError
@@ -82,7 +82,7 @@ class Tally:
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
         return {"strategy": self.name, "reads": self.reads, "writes": self.writes,
-                "p50_ms": round(_pct(lat, 50), 3), "p95_ms": round(_pct(lat, 95), 3), "p99_ms": round(_pct(lat, 99), 3),
+                "p50_ms": round(pct(lat, 50), 3), "p95_ms": round(pct(lat, 95), 3), "p99_ms": round(pct(lat, 99), 3),
                 "hit_ratio": round(self.hits / self.reads, 4) if self.reads else 0.0,
                 "db_reads": self.db_reads, "db_reads_per_s": round(self.db_reads / self.elapsed_s, 1) if self.elapsed_s else 0.0,
                 "stale_reads": self.stale, "stale_max_age_s": round(self.stale_max_age_s, 3),
@@ -120,7 +120,7 @@ def caching(run: Run, work: Workload) -> dict:
     db_connect, cache_connect = _connections(run)
     db, cache = db_connect(), cache_connect()
     try:
-        _seed(db, ROWS)
+        seed_orders(db, ROWS)
         source = Source(db, work.keys)
         source.prepare()
         tallies = [_strategy(name, work, source, cache) for name in work.strategies]

@@ -36,10 +36,10 @@ class Side:
     def summary(self) -> dict:
         lat = sorted(self.latencies_ms)
         return {"requests": len(lat), "hit_ratio": self.hits / len(lat) if lat else 0.0,
-                "p50_ms": _pct(lat, 50), "p95_ms": _pct(lat, 95), "mean_ms": statistics.fmean(lat) if lat else 0.0}
+                "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95), "mean_ms": statistics.fmean(lat) if lat else 0.0}
 
 
-def _pct(sorted_values: list[float], p: float) -> float:
+def pct(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return 0.0
     i = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
@@ -62,7 +62,7 @@ def cache_aside(run: Run, *, requests: int, rows: int, reports: int, seed: int =
     db = live.pg_connect(db_addr, user, password, raw.get("DBName") or "postgres")
     cache = live.redis_connect(cache_addr, live.cache_token(run, token.id))
     try:
-        seeded = _seed(db, rows)
+        seeded = seed_orders(db, rows)
         rng = random.Random(seed)
         # Skewed like real traffic: a few reports are asked for far more often than the rest.
         stream = [min(reports - 1, int(reports * rng.random() ** 3)) for _ in range(requests)]
@@ -95,7 +95,7 @@ def cache_aside(run: Run, *, requests: int, rows: int, reports: int, seed: int =
             "direct": direct.summary(), "cache_aside": aside.summary()}
 
 
-def _seed(db, rows: int) -> int:
+def seed_orders(db, rows: int) -> int:
     db.run("CREATE TABLE IF NOT EXISTS awslab_demo_orders (id bigserial PRIMARY KEY, customer int NOT NULL, "
            "category text NOT NULL, amount numeric(10,2) NOT NULL, created timestamptz NOT NULL)")
     have = db.run("SELECT count(*) FROM awslab_demo_orders")[0][0]

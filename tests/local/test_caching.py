@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.engines]
 
 def test_demo_caching__each_strategy_shows_what_defines_it(awslab, engines, stack):
     assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
-    got = awslab("demo", "caching", "--name", stack, "--duration", "1", "--ttl", "2", "--output", "json")
+    got = awslab("demo", "caching", "--name", stack, "--duration", "1.5", "--ttl", "2", "--keys", "20", "--output", "json")
     assert got.code == 0, got.err
     result = json.loads(got.out)
     by = {s["strategy"]: s for s in result["strategies"]}
