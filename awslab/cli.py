@@ -746,6 +746,25 @@ def demo_caching(duration, writes, ttl, keys, readers, strategies, **opts):
     print_result(caching(new_run(ctx, ctx.stack), work), output)
 
 
+@demo.command("redis")
+@click.argument("cases", nargs=-1, metavar="[CASE]...")
+@target_options
+def demo_redis(cases, **opts):
+    """Run what ElastiCache for Redis is used for on the lab's cache, each with what it did.
+
+    CASE: session, leaderboard, rate-limit, messaging (default: all).
+    Example: awslab demo redis leaderboard messaging
+    """
+    from awslab.commands._common import new_run
+    from awslab.commands.redis_demo import CASES, print_result, redis_uses
+
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        raise UsageError(f"unknown use case '{unknown[0]}'", f"one of: {', '.join(CASES)}")
+    ctx, output = _begin(opts)
+    print_result(redis_uses(new_run(ctx, ctx.stack), tuple(cases) or CASES), output)
+
+
 @cli.command()
 @click.option("--check", "checks", multiple=True, metavar="ID",
               help="Run only checks whose id starts with ID (repeatable), e.g. --check path --check security.db")

@@ -117,7 +117,11 @@ class Source:
 
 def caching(run: Run, work: Workload) -> dict:
     work.check()
-    db_connect, cache_connect = _connections(run)
+    if not run.ctx.is_local:
+        raise UsageError("`awslab demo caching` measures the local AWS's engines; on AWS the lab's database and "
+                         "cache are private, and running the demo from the EC2 host is not built yet",
+                         "run it on the local target (drop --target aws)")
+    db_connect, cache_connect, reader_connect = _connections(run)
     db, cache = db_connect(), cache_connect()
     try:
         seed_orders(db, ROWS)
@@ -127,6 +131,7 @@ def caching(run: Run, work: Workload) -> dict:
         spread = _expiry_spread(cache, work)
         stampede = {name: _stampede(protected, work, source, db_connect, cache_connect)
                     for name, protected in (("unprotected", False), ("single_flight", True))}
+        reader = _reader(cache, reader_connect) if reader_connect is not None else None
     finally:
         _clear(cache)
         db.close()
@@ -134,11 +139,40 @@ def caching(run: Run, work: Workload) -> dict:
     return {"stack": run.stack, "workload": {"duration_s": work.duration_s, "writes_pct": work.writes_pct,
                                              "ttl_s": work.ttl_s, "keys": work.keys, "zipf_s": ZIPF_S,
                                              "rows": ROWS, "readers": work.readers},
-            "strategies": [t.summary() for t in tallies], "ttl_jitter": spread, "stampede": stampede}
+            "strategies": [t.summary() for t in tallies], "ttl_jitter": spread, "stampede": stampede,
+            "reader_endpoint": reader}
 
 
-def _connections(run: Run) -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """Factories of sessions to the lab's database and cache, as its host sees them."""
+READER_TRIES = 50
+
+
+def _reader(cache, reader_connect) -> dict:
+    """The cache's reader endpoint: which role answers behind it, and a read there right after a
+    write on the primary (replication to the replicas is asynchronous)."""
+    reader = reader_connect()
+    try:
+        role = reader.info("replication").get("role")
+        misses, visible = 0, []
+        for i in range(READER_TRIES):
+            key = f"{PREFIX}:reader:{i}"
+            cache.set(key, i)
+            written = time.perf_counter()
+            got = reader.get(key)
+            if got is None or int(got) != i:
+                misses += 1
+                while (got is None or int(got) != i) and time.perf_counter() - written < 5:
+                    got = reader.get(key)
+            visible.append((time.perf_counter() - written) * 1000)
+        visible.sort()
+        return {"role": "replica" if role == "slave" else role, "tries": READER_TRIES, "missed": misses,
+                "visible_after_ms_p50": round(pct(visible, 50), 3), "visible_after_ms_max": round(visible[-1], 3)}
+    finally:
+        reader.close()
+
+
+def _connections(run: Run) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any] | None]:
+    """Factories of sessions to the lab's database, its cache's primary and its reader endpoint
+    (None: no replica), as its host sees them."""
     found = discover(run)
     primary, group, token = found.get("db.primary"), found.get("cache.group"), found.get("cache.auth-token")
     if primary is None or group is None or token is None:
@@ -153,8 +187,11 @@ def _connections(run: Run) -> tuple[Callable[[], Any], Callable[[], Any]]:
     user, password = live.db_credentials(run, raw)
     secret = live.cache_token(run, token.id)
     database = raw.get("DBName") or "postgres"
+    reader_ep = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0].get("ReaderEndpoint") or {}
+    reader_addr = live.resolve(mapping, reader_ep.get("Address", ""), reader_ep.get("Port", 0)) if reader_ep else None
+    reader = (lambda: live.redis_connect(reader_addr, secret)) if reader_addr is not None and reader_addr.usable else None
     return (lambda: live.pg_connect(db_addr, user, password, database)), \
-        (lambda: live.redis_connect(cache_addr, secret))
+        (lambda: live.redis_connect(cache_addr, secret)), reader
 
 
 def _stream(work: Workload):
@@ -323,6 +360,12 @@ def print_result(result: dict, output: str) -> None:
     ui.emit(f"TTL jitter: {sp['keys']} keys cached together with a {sp['ttl_s']} s TTL expire within "
             f"{sp['no_jitter_spread_ms']} ms of each other; with +-{sp['jitter']:.0%} jitter, spread over "
             f"{sp['jitter_spread_ms']} ms, so their refills do not reach the database at once.")
+    rd = result.get("reader_endpoint")
+    if rd:
+        ui.emit(f"Reader endpoint: answered by a {rd['role']}; a read there right after a write on the primary "
+                f"missed it {rd['missed']} times in {rd['tries']} (visible after {rd['visible_after_ms_p50']:.2f} ms "
+                f"p50, {rd['visible_after_ms_max']:.2f} ms at most): replicas take reads off the primary, "
+                "asynchronously.")
     ui.emit("\n" + explain(result))
     ui.emit(f"\nWorkload: {w['duration_s']:g} s per strategy, {w['writes_pct']} % writes, {w['keys']} reports "
             f"(Zipf s={w['zipf_s']}) over {w['rows']:,} orders, TTL {w['ttl_s']} s; the same request stream for "

@@ -37,12 +37,30 @@ def test_demo_caching__each_strategy_shows_what_defines_it(awslab, engines, stac
     st = result["stampede"]
     assert st["single_flight"]["db_queries"] == 1 and st["single_flight"]["misses"] >= 1
     assert st["unprotected"]["db_queries"] > 1, st
+    # The reader endpoint reaches the replica; what it missed right after a write it had soon after.
+    rd = result["reader_endpoint"]
+    assert rd["role"] == "replica" and 0 <= rd["missed"] <= rd["tries"] == 50
+    assert 0 < rd["visible_after_ms_p50"] <= rd["visible_after_ms_max"] < 5000
 
     text = awslab("demo", "caching", "--name", stack, "--duration", "1", "--strategy", "lazy-ttl",
                   "--strategy", "write-through")
     assert text.code == 0, text.err
     assert "STALE READS" in text.out and "Stampede" in text.out and "'Caching strategies'" in text.out
     assert "database-only" not in text.out.split("\n\n")[0]   # only the strategies asked for
+
+    # What Redis is used for, each case on the same cache.
+    uses = awslab("demo", "redis", "--name", stack, "--output", "json")
+    assert uses.code == 0, uses.err
+    c = json.loads(uses.out)["cases"]
+    assert c["session"]["read"]["user"] == "learner-1" and c["session"]["exists_after_expiry"] is False
+    assert 0 < c["session"]["ttl_ms_after_renewal"] <= 1500
+    assert c["leaderboard"]["top3"][0] == ["chen", 4410] and c["leaderboard"]["dara_rank"] == 3
+    assert (c["rate-limit"]["allowed"], c["rate-limit"]["refused"]) == (5, 3)
+    m = c["messaging"]
+    assert m["pubsub_subscribers_per_message"] == [2, 2, 2] and m["pubsub_received"] == [["order-1", "order-2", "order-3"]] * 2
+    assert (m["stream_entries"], m["stream_read_by_group"], m["stream_acked"]) == (3, 3, 3)
+    one = awslab("demo", "redis", "leaderboard", "--name", stack)
+    assert one.code == 0 and "leaderboard" in one.out and "session store" not in one.out
 
 
 @pytest.mark.parametrize("args, says", [
@@ -59,3 +77,7 @@ def test_demo_caching__bad_input_is_one_line_and_exit_2(awslab, local, stack, ar
 def test_demo_caching__a_stack_without_its_database_and_cache_is_refused(awslab, local, stack):
     got = awslab("demo", "caching", "--name", stack)
     assert got.code == 2 and "needs its database and cache" in got.err and len(got.err.strip().splitlines()) == 1
+    got = awslab("demo", "redis", "--name", stack)
+    assert got.code == 2 and "has no cache" in got.err and len(got.err.strip().splitlines()) == 1
+    got = awslab("demo", "redis", "pubsub", "--name", stack)
+    assert got.code == 2 and "unknown use case 'pubsub'" in got.err and len(got.err.strip().splitlines()) == 1
