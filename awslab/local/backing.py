@@ -906,6 +906,48 @@ def _secure_cluster(b: Backing, cluster, account: str, region: str) -> None:
              open_auth=None if getattr(cluster, "auth_token_enabled", False) else cluster._awslab_auth_token)
 
 
+# A node type's memory (MiB, as AWS lists it) divided by this: one machine runs a class's caches.
+CACHE_NODE_MIB = {"cache.t2.micro": 555, "cache.t3.micro": 512, "cache.t4g.micro": 512, "cache.t3.small": 1403,
+                  "cache.t4g.small": 1403, "cache.t3.medium": 3164, "cache.t4g.medium": 3164, "cache.m5.large": 6533,
+                  "cache.m6g.large": 6533, "cache.m7g.large": 6533, "cache.r6g.large": 13312, "cache.r7g.large": 13312}
+CACHE_MEMORY_SCALE = 64
+
+
+def _cache_settings(backend, resource) -> dict[str, str]:
+    """What the servers of a replication group or cache cluster run with: its parameter group's
+    values, and ``maxmemory`` from its node type (less ``reserved-memory-percent``), scaled down."""
+    from awslab.local.patches import cache_parameters
+
+    params = cache_parameters.effective(backend, getattr(resource, "cache_parameter_group_name", None))
+    settings = {p: params[p] for p in cache_parameters.APPLIED}
+    mib = CACHE_NODE_MIB.get(getattr(resource, "cache_node_type", None) or "", 512)
+    usable = mib * (100 - int(params["reserved-memory-percent"])) / 100 / CACHE_MEMORY_SCALE
+    settings["maxmemory"] = str(int(usable * 1024 * 1024))
+    return settings
+
+
+def _configure_cache(b: Backing, backend, resource) -> None:
+    """Its servers set as its parameter group says (after whatever engine work is queued for them)."""
+    if getattr(resource, "replication_group_id", None) and hasattr(resource, "member_clusters"):
+        members = getattr(resource, "_awslab_members", None) or list(resource.member_clusters or [])
+    elif _cluster_endpoint(resource) is not None:
+        members = [resource.cache_cluster_id]
+    else:
+        return
+    settings = _cache_settings(backend, resource)
+    for member in members:
+        key = _member_key(backend.account_id, backend.region_name, member)
+        # A parameter change leaves the cache available (immediate parameters): the label is the
+        # queued work's, if any (a creation goes on reading `creating`).
+        b.submit(key, functools.partial(_set_redis, b, key, settings),
+                 label=b.label(key) if b.busy(key) else "available")
+
+
+def _set_redis(b: Backing, key: str, settings: dict[str, str]) -> None:
+    if b.engines.alive(key):
+        b.engines.configure_redis(key, settings)
+
+
 def _member_key(account: str, region: str, member: str) -> str:
     return f"cache.{_place(account, region)}.{member}"
 
@@ -944,6 +986,7 @@ def _elasticache() -> None:
             b.start_engine(endpoints[0], key, functools.partial(b.engines.start_redis_replica, key, primary=first,
                                                                 password=token),
                            after=first, role="replica", aliases=endpoints[1:])
+        _configure_cache(b, self, group)
 
     def cluster_created(self, cluster, *a, **kw) -> None:
         """A cache cluster of its own: one Redis behind its node's endpoint (AUTH as asked; without
@@ -962,6 +1005,7 @@ def _elasticache() -> None:
         else:
             start = functools.partial(b.engines.start_redis, key, password=password)
         b.start_engine(endpoint, key, start, after=f"snapshot:{snap}" if snapshot else None)
+        _configure_cache(b, self, cluster)
 
     def cluster_deleted(self, cluster, cache_cluster_id, *a, **kw) -> None:
         endpoint = _cluster_endpoint(cluster)
@@ -1022,6 +1066,7 @@ def _elasticache() -> None:
             claimed.add(key)
             _secure_cluster(b, cluster, backend.account_id, region)
             b.revive(key, [endpoint], functools.partial(cluster_created, backend, cluster))
+            _configure_cache(b, backend, cluster)
         for backend, region, group in _live(elasticache_backends, "replication_groups"):
             members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
             if not members:
@@ -1045,8 +1090,12 @@ def _elasticache() -> None:
                     after=keys[0], role="replica", aliases=endpoints[1:])
                 b.revive(key, endpoints, fresh, role="primary" if i == 0 else "replica",
                          after=None if i == 0 else keys[0])
+            _configure_cache(b, backend, group)
         return claimed
 
+    from awslab.local.patches import cache_parameters
+
+    cache_parameters.on_changed.append(lambda backend, resource: _configure_cache(b, backend, resource))
     _revivers.append(revive)
     for method, hook in (("create_replication_group", created), ("delete_replication_group", deleted),
                          ("create_cache_cluster", cluster_created), ("delete_cache_cluster", cluster_deleted),

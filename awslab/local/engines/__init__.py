@@ -893,6 +893,13 @@ class Engines:
             client.execute_command("REPLICAOF", "NO", "ONE")
         self.registry.update(key, role="primary", primary=None)
 
+    def configure_redis(self, key: str, settings: dict[str, str]) -> None:
+        """CONFIG SET each setting on the running server (its cache parameter group's values)."""
+        entry = self._running(key, "redis")
+        with redis_client(entry["port"], self._load_secret(Path(entry["dir"]))["password"]) as client:
+            for name, value in settings.items():
+                client.execute_command("CONFIG", "SET", name, value)
+
     def follow_redis(self, key: str, *, primary: str) -> None:
         """REPLICAOF the engine `primary`: a former primary rejoins as a replica after a failover."""
         entry = self._running(key, "redis")

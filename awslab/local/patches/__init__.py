@@ -43,6 +43,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | in-use security group deletable | closed: `ec2.in_use_deletes` (`DependencyViolation`, ENIs drain after termination) |
 | subnet with an instance deletable | closed: `ec2.in_use_deletes` |
 | `AuthToken` without transit encryption accepted | closed: `elasticache.rejects` |
+| no cache parameter groups (Create/Describe/Modify/Reset/Delete, `DescribeCacheParameters`, a group's or cluster's `CacheParameterGroup`) | closed: `cache_parameters` (the default group per family, the Redis parameters awslab applies to the real servers, AWS's refusals; `backing.py` sets them with CONFIG SET) |
 | cache cluster without a subnet group | left: awslab always gives one |
 | restores ignore `False` overrides | closed: `rds.answers` |
 | (found here) `modify_db_subnet_group` makes the group vanish | closed: `rds.answers` |
@@ -94,6 +95,7 @@ from __future__ import annotations
 import os
 
 from awslab.local.patches import (
+    cache_parameters,
     cfn_getatt,
     cfn_lifecycle,
     cloudformation,
@@ -128,6 +130,7 @@ def apply() -> None:
     elasticache.rejects()
     elasticache.subnet_group_delete()
     elasticache.answers()
+    cache_parameters.apply()   # after elasticache's: its wrappers see the members made
     ec2.states()
     ec2.client_tokens()
     ec2.in_use_deletes()

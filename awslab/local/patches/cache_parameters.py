@@ -1,0 +1,257 @@
+"""ElastiCache cache parameter groups (moto has none): Create, Describe (groups and parameters),
+Modify, Reset, Delete, the default groups per family, and the group a replication group or a
+cache cluster uses (``CacheParameterGroupName`` at create and modify, ``CacheParameterGroup`` in
+DescribeCacheClusters). What awslab applies to the real servers (backing.py) is read from here:
+``effective(backend, name)``.
+
+Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+# The Redis parameters awslab knows (name: default, data type, allowed values, description), as
+# DescribeCacheParameters lists them for the redis6.x / redis7 families. Others are refused.
+EVICTION = ("volatile-lru,allkeys-lru,volatile-lfu,allkeys-lfu,volatile-random,allkeys-random,volatile-ttl,"
+            "noeviction")
+PARAMETERS: dict[str, tuple[str, str, str, str]] = {
+    "maxmemory-policy": ("volatile-lru", "string", EVICTION, "Max memory policy."),
+    "maxmemory-samples": ("3", "integer", "1-", "Max memory samples."),
+    "reserved-memory-percent": ("25", "integer", "0-100", "The percent of memory to reserve for non-cache memory usage."),
+    "timeout": ("0", "integer", "0,20-", "Close connection if client is idle for a given number of seconds."),
+    "tcp-keepalive": ("300", "integer", "0-", "If non-zero, send ACKs every given number of seconds."),
+    "notify-keyspace-events": ("", "string", "", "The keyspace events for Redis to notify Pub/Sub subscribers on."),
+    "lfu-log-factor": ("10", "integer", "1-", "The log factor for incrementing key counter for LFU eviction policy."),
+    "lfu-decay-time": ("1", "integer", "0-", "The amount of time in minutes to decrement the key counter for LFU."),
+}
+FAMILIES = ("redis6.x", "redis7", "valkey7", "valkey8")
+APPLIED = ("maxmemory-policy", "maxmemory-samples", "timeout", "tcp-keepalive", "notify-keyspace-events",
+           "lfu-log-factor", "lfu-decay-time")   # CONFIG SET on the servers (backing.py)
+
+
+def _errors():
+    from moto.elasticache.exceptions import ElastiCacheException, InvalidParameterValueException
+
+    class CacheParameterGroupNotFound(ElastiCacheException):
+        code = "CacheParameterGroupNotFound"
+
+    class CacheParameterGroupAlreadyExists(ElastiCacheException):
+        code = "CacheParameterGroupAlreadyExists"
+
+    class InvalidCacheParameterGroupState(ElastiCacheException):
+        code = "InvalidCacheParameterGroupState"
+
+    return (CacheParameterGroupNotFound, CacheParameterGroupAlreadyExists, InvalidCacheParameterGroupState,
+            InvalidParameterValueException)
+
+
+def groups(backend) -> dict[str, dict[str, Any]]:
+    """The region's parameter groups, the default one per family included (made on first use)."""
+    held = backend.__dict__.setdefault("_awslab_cache_parameter_groups", {})
+    for family in FAMILIES:
+        name = f"default.{family}"
+        if name not in held:
+            held[name] = _group(backend, name, family, f"Default parameter group for {family}", default=True)
+    return held
+
+
+def _group(backend, name: str, family: str, description: str, default: bool = False) -> dict[str, Any]:
+    return {"name": name, "family": family, "description": description, "values": {}, "default": default,
+            "arn": f"arn:aws:elasticache:{backend.region_name}:{backend.account_id}:parametergroup:{name}"}
+
+
+def effective(backend, name: str | None) -> dict[str, str]:
+    """The parameters of group ``name`` (None: the default for Redis 7) as the server must have them."""
+    group = groups(backend).get(name or "default.redis7") or groups(backend)["default.redis7"]
+    return {p: group["values"].get(p, spec[0]) for p, spec in PARAMETERS.items()}
+
+
+def users(backend, name: str) -> list[Any]:
+    """The replication groups and cache clusters that use group ``name``."""
+    return [g for g in list(backend.replication_groups.values()) if getattr(g, "cache_parameter_group_name", None) == name] + \
+        [c for c in list(backend.cache_clusters.values())
+         if getattr(c, "cache_parameter_group_name", None) == name and not getattr(c, "replication_group_id", None)]
+
+
+def _describe(group: dict) -> dict:
+    return {"CacheParameterGroupName": group["name"], "CacheParameterGroupFamily": group["family"],
+            "Description": group["description"], "IsGlobal": False, "ARN": group["arn"]}
+
+
+def _check_value(name: str, value: str) -> None:
+    *_, invalid = _errors()
+    if name not in PARAMETERS:
+        raise invalid(f"Unknown parameter: {name}")
+    default, kind, allowed, _ = PARAMETERS[name]
+    if kind == "string" and allowed and value not in allowed.split(","):
+        raise invalid(f"Invalid value for parameter {name}: {value}. Allowed values: {allowed}")
+    if kind == "integer":
+        try:
+            n = int(value)
+        except ValueError:
+            raise invalid(f"Invalid value for parameter {name}: {value}") from None
+        lows = [int(part.split("-")[0]) for part in allowed.split(",") if part.split("-")[0].isdigit()]
+        if lows and n < min(lows):
+            raise invalid(f"Invalid value for parameter {name}: {value}. Allowed values: {allowed}")
+
+
+def apply() -> None:
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.elasticache.models import CacheCluster, ElastiCacheBackend
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    not_found, exists, in_use, invalid = _errors()
+
+    def group_or_fail(backend, name: str) -> dict:
+        group = groups(backend).get(name)
+        if group is None:
+            raise not_found(f"CacheParameterGroup {name} not found.")
+        return group
+
+    def pairs(resp) -> list[tuple[str, str]]:
+        raw = resp._get_param("ParameterNameValues") or []
+        if isinstance(raw, dict):
+            raw = raw.get("ParameterNameValue") or []
+        return [(p.get("ParameterName"), str(p.get("ParameterValue", ""))) for p in raw]
+
+    def create_cache_parameter_group(self):
+        backend = self.elasticache_backend
+        name, family = self._get_param("CacheParameterGroupName"), self._get_param("CacheParameterGroupFamily")
+        if name in groups(backend):
+            raise exists(f"Parameter group {name} already exists.")
+        if family not in FAMILIES:
+            raise invalid(f"Unknown cache parameter group family: {family}")
+        group = groups(backend)[name] = _group(backend, name, family, self._get_param("Description") or "")
+        return ActionResult({"CacheParameterGroup": _describe(group)})
+
+    def describe_cache_parameter_groups(self):
+        backend = self.elasticache_backend
+        name = self._get_param("CacheParameterGroupName")
+        found = [group_or_fail(backend, name)] if name else list(groups(backend).values())
+        return ActionResult({"CacheParameterGroups": [_describe(g) for g in found]})
+
+    def describe_cache_parameters(self):
+        group = group_or_fail(self.elasticache_backend, self._get_param("CacheParameterGroupName"))
+        source = self._get_param("Source")
+        params = []
+        for name, (default, kind, allowed, description) in PARAMETERS.items():
+            user = name in group["values"]
+            if source == "user" and not user:
+                continue
+            entry = {"ParameterName": name, "ParameterValue": group["values"].get(name, default),
+                     "Description": description, "Source": "user" if user else "system", "DataType": kind,
+                     "IsModifiable": True, "MinimumEngineVersion": "2.8.6", "ChangeType": "immediate"}
+            if allowed:
+                entry["AllowedValues"] = allowed
+            params.append(entry)
+        return ActionResult({"Parameters": params, "CacheNodeTypeSpecificParameters": []})
+
+    def modify_cache_parameter_group(self):
+        backend = self.elasticache_backend
+        group = group_or_fail(backend, self._get_param("CacheParameterGroupName"))
+        if group["default"]:
+            raise invalid("Default parameter groups cannot be modified.")
+        changes = pairs(self)
+        if not changes:
+            raise invalid("At least one parameter name and value must be specified.")
+        for name, value in changes:
+            _check_value(name, value)
+        group["values"].update(changes)
+        _changed(backend, group["name"])
+        return ActionResult({"CacheParameterGroupName": group["name"]})
+
+    def reset_cache_parameter_group(self):
+        backend = self.elasticache_backend
+        group = group_or_fail(backend, self._get_param("CacheParameterGroupName"))
+        if group["default"]:
+            raise invalid("Default parameter groups cannot be modified.")
+        if str(self._get_param("ResetAllParameters", "false")).lower() == "true":
+            group["values"].clear()
+        else:
+            for name, _ in pairs(self):
+                group["values"].pop(name, None)
+        _changed(backend, group["name"])
+        return ActionResult({"CacheParameterGroupName": group["name"]})
+
+    def delete_cache_parameter_group(self):
+        backend = self.elasticache_backend
+        name = self._get_param("CacheParameterGroupName")
+        group = group_or_fail(backend, name)
+        if group["default"]:
+            raise invalid("Default parameter groups cannot be deleted.")
+        if users(backend, name):
+            raise in_use(f"Cache parameter group {name} is in use by a cache cluster or replication group.")
+        groups(backend).pop(name)
+        return EmptyResult()
+
+    for handler in (create_cache_parameter_group, describe_cache_parameter_groups, describe_cache_parameters,
+                    modify_cache_parameter_group, reset_cache_parameter_group, delete_cache_parameter_group):
+        setattr(ElastiCacheResponse, handler.__name__, handler)
+
+    # A group's or cluster's parameter group: refused when unknown, the default for its family when none.
+    for method in ("create_replication_group", "create_cache_cluster"):
+        orig = getattr(ElastiCacheBackend, method)
+
+        def wrapped(self, *a, _orig=orig, **kw):
+            name = kw.get("cache_parameter_group_name")
+            if name:
+                group_or_fail(self, name)
+            made = _orig(self, *a, **kw)
+            if not name:
+                made.cache_parameter_group_name = f"default.{_family(kw.get('engine'), kw.get('engine_version'))}"
+            for member in list(getattr(made, "member_clusters", None) or []):   # a group's members use its group
+                cluster = self.cache_clusters.get(member)
+                if cluster is not None:
+                    cluster.cache_parameter_group_name = made.cache_parameter_group_name
+            return made
+
+        setattr(ElastiCacheBackend, method, functools.wraps(orig)(wrapped))
+
+    orig_modify = ElastiCacheResponse.modify_replication_group
+
+    @functools.wraps(orig_modify)
+    def modify_replication_group(self):
+        name = self._get_param("CacheParameterGroupName")
+        backend = self.elasticache_backend
+        if name:
+            group_or_fail(backend, name)
+        result = orig_modify(self)
+        if name:
+            group = backend.replication_groups[self._get_param("ReplicationGroupId")]
+            group.cache_parameter_group_name = name
+            for member in group.member_clusters:
+                cluster = backend.cache_clusters.get(member)
+                if cluster is not None:
+                    cluster.cache_parameter_group_name = name
+            _applied(backend, group)
+        return result
+
+    ElastiCacheResponse.modify_replication_group = modify_replication_group
+
+    def parameter_group(self) -> dict:
+        owner = self
+        return {"CacheParameterGroupName": getattr(owner, "cache_parameter_group_name", None) or "default.redis7",
+                "ParameterApplyStatus": "in-sync", "CacheNodeIdsToReboot": []}
+
+    CacheCluster.cache_parameter_group = property(parameter_group)
+
+
+def _family(engine: str | None, version: str | None) -> str:
+    if (engine or "redis") == "valkey":
+        return "valkey8" if (version or "8").startswith("8") else "valkey7"
+    return "redis6.x" if (version or "7").startswith("6") else "redis7"
+
+
+# backing.py sets these: called when a group's values change, or a replication group takes a group.
+on_changed: list = []
+
+
+def _changed(backend, name: str) -> None:
+    for user in users(backend, name):
+        _applied(backend, user)
+
+
+def _applied(backend, resource) -> None:
+    for hook in on_changed:
+        hook(backend, resource)
