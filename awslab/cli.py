@@ -727,8 +727,12 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
 @click.option("--strategy", "strategies", multiple=True, metavar="NAME",
               help="Run only this strategy (repeatable): database-only, lazy-ttl, write-through, write-through-ttl, "
                    "lazy-ttl-jitter.")
+@click.option("--eviction", is_flag=True,
+              help="Instead: fill the cache past its memory under eviction policies set by a cache parameter group.")
+@click.option("--policy", "policies", multiple=True, metavar="NAME",
+              help="With --eviction, this maxmemory-policy (repeatable; default volatile-lru, allkeys-lru, noeviction).")
 @target_options
-def demo_caching(duration, writes, ttl, keys, readers, strategies, **opts):
+def demo_caching(duration, writes, ttl, keys, readers, strategies, eviction, policies, **opts):
     """Measure ElastiCache's caching strategies side by side on the lab's database and cache.
 
     The same Zipf-skewed stream of reads and writes runs through each strategy; the table shows
@@ -737,8 +741,16 @@ def demo_caching(duration, writes, ttl, keys, readers, strategies, **opts):
     what TTL jitter does to expiries. Example: awslab demo caching --duration 5 --writes 20
     """
     from awslab.commands._common import new_run
-    from awslab.commands.caching import STRATEGIES, Workload, caching, print_result
+    from awslab.commands.caching import EVICTION_POLICIES, STRATEGIES, Workload, caching, print_result
 
+    if eviction:
+        from awslab.commands.caching import eviction as fill, print_eviction
+
+        ctx, output = _begin(opts)
+        print_eviction(fill(new_run(ctx, ctx.stack), tuple(policies) or EVICTION_POLICIES), output)
+        return
+    if policies:
+        raise UsageError("--policy goes with --eviction", "awslab demo caching --eviction --policy allkeys-lfu")
     work = Workload(duration_s=duration, writes_pct=writes, ttl_s=ttl, keys=keys, readers=readers,
                     strategies=tuple(strategies) or STRATEGIES)
     work.check()

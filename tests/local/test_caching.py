@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import endpoint_map, eventually, server_keys
 
 pytestmark = [pytest.mark.engines]
 
@@ -63,6 +64,61 @@ def test_demo_caching__each_strategy_shows_what_defines_it(awslab, engines, stac
     assert one.code == 0 and "leaderboard" in one.out and "session store" not in one.out
 
 
+def test_demo_caching__eviction_policies_set_by_a_parameter_group_reach_the_real_server(awslab, engines,
+                                                                                       engine_server, stack):
+    import boto3
+
+    def clients(service: str):
+        return boto3.client(service, region_name="us-east-1", endpoint_url=engines.endpoint_url,
+                            **server_keys(engine_server[1]))
+
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    ec = clients("elasticache")
+    # The AWS way, by hand: a group, a policy, the replication group on it; the server follows.
+    ec.create_cache_parameter_group(CacheParameterGroupName=f"{stack}-lfu", CacheParameterGroupFamily="redis7",
+                                    Description="lfu")
+    ec.modify_cache_parameter_group(CacheParameterGroupName=f"{stack}-lfu", ParameterNameValues=[
+        {"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lfu"}])
+    listed = {p["ParameterName"]: p for p in ec.describe_cache_parameters(CacheParameterGroupName=f"{stack}-lfu")["Parameters"]}
+    assert listed["maxmemory-policy"]["ParameterValue"] == "allkeys-lfu" and listed["maxmemory-policy"]["Source"] == "user"
+    ec.modify_replication_group(ReplicationGroupId=f"{stack}-cache", CacheParameterGroupName=f"{stack}-lfu",
+                                ApplyImmediately=True)
+    server = _server(engines, clients, stack)
+    eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lfu", within_s=10)
+    assert 0 < int(server.config_get("maxmemory")["maxmemory"]) <= 512 * 1024 * 1024 // 64   # cache.t3.micro, scaled
+    ec.modify_replication_group(ReplicationGroupId=f"{stack}-cache", CacheParameterGroupName="default.redis7",
+                                ApplyImmediately=True)
+    eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru", within_s=10)
+    ec.delete_cache_parameter_group(CacheParameterGroupName=f"{stack}-lfu")
+
+    got = awslab("demo", "caching", "--eviction", "--name", stack, "--output", "json")
+    assert got.code == 0, got.err
+    by = {p["policy"]: p for p in json.loads(got.out)["policies"]}
+    # Keys without a TTL: allkeys-lru evicts the cold ones and keeps the hot; volatile-lru has
+    # nothing it may evict, so it refuses writes as noeviction does.
+    assert by["allkeys-lru"]["evicted_keys"] > 0 and by["allkeys-lru"]["writes_refused"] == 0
+    assert by["allkeys-lru"]["hit_ratio"] > by["volatile-lru"]["hit_ratio"]
+    for policy in ("volatile-lru", "noeviction"):
+        assert by[policy]["evicted_keys"] == 0 and by[policy]["writes_refused"] > 0
+        assert by[policy]["refusal"].startswith("OOM command not allowed when used memory > 'maxmemory'")
+    # The cache is back on the group it had, the demo's group gone, the server as before.
+    member = ec.describe_cache_clusters(CacheClusterId=f"{stack}-cache-001")["CacheClusters"][0]
+    assert member["CacheParameterGroup"]["CacheParameterGroupName"] == "default.redis7"
+    names = [g["CacheParameterGroupName"] for g in ec.describe_cache_parameter_groups()["CacheParameterGroups"]]
+    assert f"{stack}-demo-eviction" not in names
+    eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru", within_s=10)
+    server.close()
+
+
+def _server(engines, clients, stack):
+    """The cache's primary server itself, on its engine port (what the server runs with)."""
+    import redis
+
+    endpoint = next(e for e in endpoint_map(engines) if e.startswith(f"master.{stack}-cache."))
+    token = clients("secretsmanager").get_secret_value(SecretId=f"awslab/{stack}/cache-auth-token")["SecretString"]
+    return redis.Redis(host="127.0.0.1", port=endpoint_map(engines)[endpoint]["engine_port"], password=token, protocol=2)
+
+
 @pytest.mark.parametrize("args, says", [
     (["--strategy", "write-behind"], "unknown strategy 'write-behind'"),
     (["--duration", "0"], "--duration"),
@@ -81,3 +137,8 @@ def test_demo_caching__a_stack_without_its_database_and_cache_is_refused(awslab,
     assert got.code == 2 and "has no cache" in got.err and len(got.err.strip().splitlines()) == 1
     got = awslab("demo", "redis", "pubsub", "--name", stack)
     assert got.code == 2 and "unknown use case 'pubsub'" in got.err and len(got.err.strip().splitlines()) == 1
+    for args, says in ((["--eviction", "--policy", "lru"], "unknown eviction policy 'lru'"),
+                       (["--policy", "allkeys-lru"], "--policy goes with --eviction"),
+                       (["--eviction"], "has no cache")):
+        got = awslab("demo", "caching", "--name", stack, *args)
+        assert got.code == 2 and says in got.err and len(got.err.strip().splitlines()) == 1, got.err
