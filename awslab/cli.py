@@ -583,6 +583,27 @@ def failover(on_cache, **opts):
 
 
 @cli.command()
+@click.option("--offer", is_flag=True, help="Local AWS: offer an OS update (system-update) on each DB instance.")
+@click.option("--apply", "apply_now", is_flag=True,
+              help="Apply the pending actions now and measure what each cost its clients.")
+@mutating
+@target_options
+def maintenance(offer, apply_now, **opts):
+    """The stack's pending RDS maintenance (DescribePendingMaintenanceActions), and applying it.
+
+    --apply: ApplyPendingMaintenanceAction (immediate) on each, with how long new connections
+    failed: a Multi-AZ instance patches its standby, fails over, then patches the old primary; a
+    Single-AZ one restarts. Example: awslab maintenance --offer; awslab maintenance --apply
+    """
+    from awslab.commands.maintenance import maintenance as do_maintenance
+
+    ctx, output = _begin(opts)
+    with _one_at_a_time(ctx, "maintenance", opts):
+        code = do_maintenance(ctx, ctx.stack, offer=offer, apply_now=apply_now, output=output)
+    sys.exit(code)
+
+
+@cli.command()
 @mutating
 @target_options
 def drill(**opts):

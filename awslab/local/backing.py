@@ -700,6 +700,55 @@ def _rds() -> None:
 
         b.submit(key, work, label="rebooting")
 
+    def maintained(backend, db, action: str, done: Callable[[], None]) -> None:
+        """ApplyPendingMaintenanceAction, now: an OS patch. Single-AZ: the server restarts (its
+        downtime). Multi-AZ: the standby first (the primary goes on), then a failover to it, then
+        the old primary, back as the standby (the downtime is the failover's)."""
+        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        if db.engine != "postgres" or not engines.get(key):
+            done()
+            return
+        endpoint = _db_endpoint(db)
+        sk = engines.standby_key(key)
+        multi_az = engines.alive(sk)
+
+        def serve_again() -> None:
+            for e in b.endpoints_of(key) or [endpoint]:
+                b.forwarder.drop(e)
+                b.publish_engine(e, key, "primary")
+            for follower in engines.followers(key):
+                if follower != sk:
+                    b.submit(follower, functools.partial(b.repoint, follower), after=key)
+
+        def down_for(transition: str) -> Callable[[], None]:
+            """The time the latency profile gives that step (none on instant), scaled."""
+            return lambda: time.sleep(latency.current().seconds(transition))
+
+        def work() -> None:
+            started = time.monotonic()
+            try:
+                if multi_az:
+                    log.info("maintenance %s %s: patching the standby first", action, endpoint)
+                    engines.restart_standby(key)
+                    log.info("maintenance %s %s: failing over to the patched standby", action, endpoint)
+                    engines.failover(key, pause=down_for("rds.failover"))
+                    serve_again()
+                    log.info("maintenance %s %s: patching the old primary, back as the standby", action, endpoint)
+                    engines.rebuild_standby(key)
+                else:
+                    log.info("maintenance %s %s: restarting the server (Single-AZ)", action, endpoint)
+                    engines.restart(key, pause=down_for("rds.os-update"))
+                    serve_again()
+            finally:
+                done()
+            log.info("maintenance %s %s done in %.2f s", action, endpoint, time.monotonic() - started)
+
+        b.submit(key, work, label="maintenance")
+
+    from awslab.local.patches import maintenance
+
+    maintenance.on_apply.append(maintained)
+
     def promoted(self, db, db_kwargs) -> None:
         key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         if db.engine != "postgres" or (engines.get(key) or {}).get("role") != "replica":

@@ -18,6 +18,7 @@ Typical durations on AWS (seconds), and where they come from:
 | rds.reboot                | rebooting 60                       | a reboot (with failover for Multi-AZ: 60-120 s per the User Guide) |
 | rds.failover              | rebooting 90                       | reboot with failover: "typically 60-120 s" (RDS User Guide, Multi-AZ failover) |
 | rds.backup-window         | 86400 (a day)                      | automated backups: one base backup a day in the backup window, WAL in between; retention days scale the same |
+| rds.os-update             | maintenance 300                    | OS maintenance on a Single-AZ instance: offline while it is patched, "a few minutes" (RDS User Guide, "Maintaining a DB instance"); Multi-AZ costs only its failover (rds.failover) |
 | rds.promote               | modifying 120, rebooting 60        | PromoteReadReplica: "can take several minutes", a reboot at the end |
 | rds.delete                | deleting 300                       | observed 4-10 min (longer with a final snapshot) |
 | rds.snapshot              | creating 240                       | manual snapshot of a 20 GiB gp3 volume; first snapshot is full |
@@ -58,6 +59,7 @@ REALISTIC: dict[str, tuple[tuple[str, float], ...]] = {
     "rds.reboot": (("rebooting", 60),),
     "rds.failover": (("rebooting", 90),),
     "rds.backup-window": (("backing-up", 86400),),
+    "rds.os-update": (("maintenance", 300),),
     "rds.promote": (("modifying", 120), ("rebooting", 60)),
     "rds.delete": (("deleting", 300),),
     "rds.snapshot": (("creating", 240),),

@@ -27,6 +27,7 @@ EXIT_LOCKED = 3
 LOCK_FILE = "server.lock"
 HEALTH_PATH = "/awslab/health"
 LATENCY_PATH = "/awslab/latency"
+MAINTENANCE_PATH = "/awslab/maintenance/offer"   # POST {"region", "instances", "action"}, owner only
 ENDPOINTS_PATH = "/awslab/endpoints"   # ?via=<instance id>: the map as that instance sees it
 FLOWS_PATH = "/awslab/flows"           # ?since=<epoch s>&action=ACCEPT|REJECT&vpc=<vpc id>
 READY_PATH = "/awslab/instances/ready"  # ?id=<instance id>, owner only: the instance's directory (`awslab shell`)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         environ["wsgi.input"] = io.BytesIO(body)
         try:   # everything else, moto's own /moto-api/ included, only for the home's owner (local/auth.py)
             caller = auth.check(environ, body, owner)
-            if path == READY_PATH and caller != owner["aws_access_key_id"]:
+            if path in (READY_PATH, MAINTENANCE_PATH) and caller != owner["aws_access_key_id"]:
                 raise auth.Refused("denied", auth.RUN_COMMANDS_REFUSED)
             if auth.owner_only(environ) and not auth.may_run_commands(caller, owner):
                 raise auth.Refused("denied", auth.RUN_COMMANDS_REFUSED)
@@ -129,6 +130,11 @@ def main(argv: list[str] | None = None) -> None:
             return [payload]
         if path == LATENCY_PATH:
             return _latency(environ, start_response)
+        if path == MAINTENANCE_PATH:
+            with persistence.LOCK:
+                done = _offer_maintenance(body)
+            store.changed()
+            return _json(start_response, "200 OK", done)
         if path == READY_PATH:
             from awslab.local import instances
 
@@ -261,6 +267,26 @@ def _json(start_response, status: str, data: dict):
     body = json.dumps(data).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def _offer_maintenance(body: bytes) -> dict:
+    """A pending maintenance action on the named DB instances of the home's account (as RDS offers
+    an OS update every few months): {"offered": [ids], "had": [ids], "unknown": [ids]}."""
+    from moto.rds.models import rds_backends
+
+    from awslab.local.backing import HOME_ACCOUNT
+    from awslab.local.patches import maintenance
+
+    data = json.loads(body or b"{}")
+    databases = rds_backends[HOME_ACCOUNT][data.get("region") or "us-east-1"].databases
+    out: dict[str, list[str]] = {"offered": [], "had": [], "unknown": []}
+    for ident in data.get("instances") or []:
+        db = databases.get(ident)
+        if db is None:
+            out["unknown"].append(ident)
+        else:
+            out["offered" if maintenance.offer(db, data.get("action") or "system-update") else "had"].append(ident)
+    return out
 
 
 def _latency(environ, start_response):

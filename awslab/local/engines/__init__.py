@@ -795,6 +795,18 @@ class Engines:
         self._role_conf(entry, sync=True)
         self._reload(entry)
 
+    def restart_standby(self, key: str) -> dict[str, Any]:
+        """The Multi-AZ standby restarted (patched) while the primary goes on: the primary's
+        commits stop waiting for a standby meanwhile, and wait for it again once it streams."""
+        entry = self._running(key, "postgres")
+        self._role_conf(entry)
+        self._reload(entry)
+        sk = self.standby_key(key)
+        self.halt(sk)
+        standby = self.resume(sk)
+        self.make_synchronous(key)
+        return standby
+
     def remove_standby(self, key: str) -> None:
         """Single-AZ again: the primary stops waiting for a standby, then the standby goes."""
         if self.alive(key):

@@ -43,6 +43,7 @@ Every row of shared/MOTO-GAPS.md, and what the local AWS does about it:
 | in-use security group deletable | closed: `ec2.in_use_deletes` (`DependencyViolation`, ENIs drain after termination) |
 | subnet with an instance deletable | closed: `ec2.in_use_deletes` |
 | `AuthToken` without transit encryption accepted | closed: `elasticache.rejects` |
+| `DescribePendingMaintenanceActions` / `ApplyPendingMaintenanceAction` (HTML 500) | closed: `maintenance` (pending `system-update` offered by the owner, applied for real by `backing.py`: Single-AZ restarts, Multi-AZ patches the standby, fails over, patches the old primary) |
 | no cache parameter groups (Create/Describe/Modify/Reset/Delete, `DescribeCacheParameters`, a group's or cluster's `CacheParameterGroup`) | closed: `cache_parameters` (the default group per family, the Redis parameters awslab applies to the real servers, AWS's refusals; `backing.py` sets them with CONFIG SET) |
 | cache cluster without a subnet group | left: awslab always gives one |
 | restores ignore `False` overrides | closed: `rds.answers` |
@@ -102,6 +103,7 @@ from awslab.local.patches import (
     ec2,
     elasticache,
     iam,
+    maintenance,
     rds,
     ssm,
     stacksets,
@@ -131,6 +133,7 @@ def apply() -> None:
     elasticache.subnet_group_delete()
     elasticache.answers()
     cache_parameters.apply()   # after elasticache's: its wrappers see the members made
+    maintenance.apply()
     ec2.states()
     ec2.client_tokens()
     ec2.in_use_deletes()

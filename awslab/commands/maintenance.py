@@ -1,0 +1,180 @@
+"""`awslab maintenance [--offer] [--apply]`: the stack's pending RDS maintenance, and applying it.
+
+Lists what ``DescribePendingMaintenanceActions`` says for the stack's DB instances. ``--apply``
+applies each now (``ApplyPendingMaintenanceAction``, ``OptInType=immediate``) and measures, for
+each instance, how long new connections through the stack's host failed (what the patch cost its
+clients): a Single-AZ instance's restart, a Multi-AZ instance's failover (its standby is patched
+first, the old primary last). ``--offer`` (local AWS) makes the local AWS offer an OS update on
+each instance, as RDS does every few months, so there is something to practise on.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from awslab import ui
+from awslab.commands._common import confirm_real_account, new_run, took
+from awslab.engine.discovery import discover
+from awslab.engine.run import Run
+from awslab.errors import OperationError, UsageError
+from awslab.verify import live
+
+OFFER_PATH = "/awslab/maintenance/offer"   # also in local/server.py
+APPLY_TIMEOUT_S = 600.0
+PROBE_EVERY_S = 0.05
+
+
+def _instances(run: Run) -> dict[str, dict]:
+    """The stack's DB instances (id -> describe record)."""
+    found = discover(run)
+    return {f.id: (f.get("raw") or {}) for f in found.values() if f.kind in ("db-instance", "db-replica")}
+
+
+def pending(run: Run, instances: dict[str, dict]) -> list[dict]:
+    if not instances:
+        return []
+    arns = {raw.get("DBInstanceArn"): ident for ident, raw in instances.items() if raw.get("DBInstanceArn")}
+    got = run.client("rds").describe_pending_maintenance_actions(
+        Filters=[{"Name": "db-instance-id", "Values": sorted(arns)}])["PendingMaintenanceActions"]
+    return [{"instance": arns.get(p["ResourceIdentifier"], p["ResourceIdentifier"]), "arn": p["ResourceIdentifier"],
+             "multi_az": bool(instances.get(arns.get(p["ResourceIdentifier"], ""), {}).get("MultiAZ")), **d}
+            for p in got for d in p["PendingMaintenanceActionDetails"]]
+
+
+def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -> int:
+    run = new_run(ctx, stack)
+    instances = _instances(run)
+    if not instances:
+        raise UsageError(f"stack {stack} has no DB instance", "run `awslab up` first")
+    if offer:
+        if not ctx.is_local:
+            raise UsageError("--offer is the local AWS's: on AWS, RDS offers maintenance itself",
+                             "list what AWS offers with `awslab maintenance`")
+        _offer(run, sorted(instances))
+    actions = pending(run, instances)
+    applied = []
+    if apply_now:
+        if not actions:
+            raise UsageError(f"no pending maintenance on stack {stack}'s DB instances",
+                             "on the local AWS: awslab maintenance --offer" if ctx.is_local else None)
+        confirm_real_account(ctx, f"apply {len(actions)} maintenance actions",
+                             [f"will apply now: {a['Action']} on {a['instance']} (Multi-AZ: a failover; Single-AZ: "
+                              "a restart)" for a in actions])
+        for action in actions:
+            applied.append(_apply(run, action, instances[action["instance"]]))
+    if output == "json":
+        ui.emit_json({"stack": stack, "pending": [] if applied else _jsonable(actions), "applied": applied})
+        return 0
+    if not applied:
+        rows = [[a["instance"], a["Action"], a.get("OptInStatus", "none"), a.get("Description", "")] for a in actions]
+        ui.emit(ui.table(["INSTANCE", "ACTION", "OPT-IN", "DESCRIPTION"], rows) if rows
+                else f"no pending maintenance on stack {stack}'s DB instances")
+        if rows:
+            ui.emit("\napply it now with `awslab maintenance --apply` (Multi-AZ: the standby is patched first, then a "
+                    "failover; Single-AZ: the server restarts)")
+        return 0
+    for a in applied:
+        ui.emit(f"{a['instance']}: {a['action']} applied in {a['took']} ({'Multi-AZ' if a['multi_az'] else 'Single-AZ'}); "
+                f"new connections failed for {a['downtime_s']:.2f} s ({a['failed_probes']} of {a['probes']} probes); "
+                f"AWS: {AWS_DOWNTIME['multi_az' if a['multi_az'] else 'single_az']}")
+    return 0
+
+
+AWS_DOWNTIME = {
+    "multi_az": "the failover, typically 60-120 s (RDS User Guide, 'Maintaining a DB instance': Multi-AZ "
+                "patches the standby, fails over, then patches the old primary)",
+    "single_az": "the instance is offline while the OS is patched, typically several minutes (RDS User Guide, "
+                 "'Maintaining a DB instance')",
+}
+
+
+def _jsonable(actions: list[dict]) -> list[dict]:
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in a.items()} for a in actions]
+
+
+def _offer(run: Run, instances: list[str]) -> dict:
+    from awslab.local import manager
+
+    req = manager.signed_request(f"{run.ctx.endpoint_url}{OFFER_PATH}", "POST",
+                                 json.dumps({"region": run.ctx.region, "instances": instances,
+                                             "action": "system-update"}).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        raise OperationError(f"the local AWS did not take the offer: {exc}") from None
+
+
+def _apply(run: Run, action: dict, raw: dict) -> dict:
+    """Apply one action now; probe the instance's endpoint through the host meanwhile."""
+    probe = _Probe(run, raw) if run.ctx.is_local else None
+    started = time.monotonic()
+    if probe is not None:
+        probe.start()
+    rds = run.client("rds")
+    rds.apply_pending_maintenance_action(ResourceIdentifier=action["arn"], ApplyAction=action["Action"],
+                                         OptInType="immediate")
+    deadline = started + APPLY_TIMEOUT_S
+    while True:
+        left = [d for p in rds.describe_pending_maintenance_actions(ResourceIdentifier=action["arn"])
+                ["PendingMaintenanceActions"] for d in p["PendingMaintenanceActionDetails"] if d["Action"] == action["Action"]]
+        status = rds.describe_db_instances(DBInstanceIdentifier=action["instance"])["DBInstances"][0]["DBInstanceStatus"]
+        if not left and status == "available":
+            break
+        if time.monotonic() > deadline:
+            raise OperationError(f"timed out after {APPLY_TIMEOUT_S:.0f} s waiting for {action['instance']}'s "
+                                 f"{action['Action']} (status {status})")
+        time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    downtime, failed, probes = probe.stop() if probe is not None else (0.0, 0, 0)
+    return {"instance": action["instance"], "action": action["Action"], "multi_az": action["multi_az"],
+            "seconds": round(elapsed, 2), "took": took(run.ctx, elapsed), "downtime_s": round(downtime, 3),
+            "failed_probes": failed, "probes": probes}
+
+
+class _Probe:
+    """New connections (and SELECT 1) to an instance through the stack's host, every 50 ms: the
+    longest run of failures is what its clients saw of the maintenance."""
+
+    def __init__(self, run: Run, raw: dict) -> None:
+        found = discover(run)
+        mapping = live.endpoint_map(run, live.host_of(found))
+        self.addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
+        self.user, self.password = live.db_credentials(run, raw)
+        self.database = raw.get("DBName") or "postgres"
+        self.halt = threading.Event()
+        self.failed = self.total = 0
+        self.worst = 0.0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        since = None
+        while not self.halt.is_set():
+            t0 = time.monotonic()
+            try:
+                conn = live.pg_connect(self.addr, self.user, self.password, self.database)
+                conn.run("SELECT 1")
+                conn.close()
+                if since is not None:
+                    self.worst = max(self.worst, t0 - since)
+                since = None
+            except Exception:  # noqa: BLE001 - a failed probe is the measurement
+                self.failed += 1
+                since = since if since is not None else t0
+            self.total += 1
+            self.halt.wait(PROBE_EVERY_S)
+        if since is not None:
+            self.worst = max(self.worst, time.monotonic() - since)
+
+    def stop(self) -> tuple[float, int, int]:
+        time.sleep(0.3)   # a last look once it is back
+        self.halt.set()
+        self.thread.join(10)
+        return self.worst, self.failed, self.total
