@@ -58,8 +58,8 @@ HOLD_MAX = 1024     # and this many at once (the oldest let go first)
 RELAYED_MAX = 4096  # connections relayed at once by one server (a thread each, ~50 KB): beyond it
                     # a listener stops accepting until one ends, and new clients wait in its backlog
 
-WATCH_S = 0.5       # how often plugged listeners are asked whether a SYN was dropped (a client
-                    # retransmits after 1 s, so none is missed)
+WATCH_S = 0.2       # how often plugged listeners are asked whether a SYN was dropped (a client
+                    # retransmits after 1 s; one gone before it was seen still gets a record)
 
 Route = Callable[[], "tuple[str, int] | None"]
 Gate = Callable[[tuple], Any]   # (client address) -> network.Decision
@@ -207,8 +207,10 @@ class Forwarder:
             for listener in grown:
                 now_waiting = clients.get(listener.port, set()) - set(listener.ours)
                 listener.rejected &= now_waiting
-                for port in sorted(now_waiting - listener.rejected):
-                    listener.rejected.add(port)
+                # A client that gave up before it was seen is still a REJECT, its port unknown ("-").
+                for port in sorted(now_waiting - listener.rejected) or ([0] if not now_waiting else []):
+                    if port:
+                        listener.rejected.add(port)
                     with contextlib.suppress(Exception):
                         if listener.gate is not None and listener.gate((HOST, port)).allowed:
                             self._set_mode(listener)

@@ -82,7 +82,7 @@ class Network:
     def decide(self, source: str, endpoint: str, client: tuple[str, int]) -> Decision:
         start = int(time.time())
         record: dict[str, Any] = {"version": 2, "account-id": "-", "interface-id": "-", "srcaddr": CALLER,
-                                  "dstaddr": "-", "srcport": int(client[1]), "dstport": _port_of(endpoint),
+                                  "dstaddr": "-", "srcport": int(client[1]) or "-", "dstport": _port_of(endpoint),
                                   "protocol": 6, "packets": 1, "bytes": SYN_BYTES, "start": start, "end": start,
                                   "action": "REJECT", "log-status": "OK", "vpc-id": "-", "endpoint": endpoint,
                                   "source": source}

@@ -44,7 +44,8 @@ def read_statements() -> list[dict]:
             "ec2:DescribeAvailabilityZones", "ec2:DescribeInstances", "ec2:DescribeInternetGateways",
             "ec2:DescribeNetworkAcls", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
             "ec2:DescribeVpcs", "ec2:DescribeRegions", "tag:GetResources", "sts:GetCallerIdentity",
-            "rds:DescribeDBInstanceAutomatedBackups", "ssm:GetCommandInvocation"]),
+            "rds:DescribeDBInstanceAutomatedBackups", "rds:DescribePendingMaintenanceActions",
+            "ssm:GetCommandInvocation"]),
         _stmt("ReadDatabases", ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DescribeDBSubnetGroups",
                                 "rds:ListTagsForResource"], RDS_OWN),
         _stmt("ReadCaches", ["elasticache:DescribeCacheClusters", "elasticache:DescribeCacheSubnetGroups",
@@ -101,7 +102,7 @@ def database_statements() -> list[dict]:
             "rds:AddTagsToResource"], RDS_OWN + _arns("rds", "pg", "og")),
         _stmt("ChangeAndDeleteStackDatabases", [
             "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DeleteDBSubnetGroup", "rds:RebootDBInstance",
-            "rds:ModifyDBInstance", "rds:PromoteReadReplica"], RDS_OWN, OWNED),
+            "rds:ModifyDBInstance", "rds:PromoteReadReplica", "rds:ApplyPendingMaintenanceAction"], RDS_OWN, OWNED),
         # ManageMasterUserPassword: RDS makes its secret (named rds!...) with the caller's permissions.
         _stmt("RdsManagedMasterSecret", ["secretsmanager:CreateSecret", "secretsmanager:TagResource",
                                          "secretsmanager:RotateSecret"], "arn:aws:secretsmanager:*:*:secret:rds!*"),

@@ -152,6 +152,7 @@ def _scenario(stack: str):
         ("sweep", ["sweep", "--dry-run"]),
         ("status", ["status", "--name", stack]),
         ("verify", ["verify", "--name", stack]),
+        ("maintenance", ["maintenance", "--name", stack]),
         ("snapshot", ["snapshot", "--name", stack, "--copy-to-region", "us-west-2", "--output", "json"]),
         ("snapshots", ["snapshots", "--name", stack]),
         ("restore db", ["restore", "{snap}", "--name", stack, "--as", f"{stack}-r"]),
@@ -160,6 +161,7 @@ def _scenario(stack: str):
         ("failover", ["failover", "--name", stack]),
         ("failover cache", ["failover", "--cache", "--name", stack]),
         ("promote", ["promote", "--name", stack]),
+        ("maintenance apply", ["maintenance", "--name", stack, "--apply"]),   # after the owner's offer (below)
         ("down", ["down", "--name", stack]),
         ("down snapshots", ["down", "--name", stack, "--delete-snapshots"]),
     ]
@@ -173,7 +175,7 @@ PREREQUISITES = {
     "sweep": ("up",), "status": ("up",), "verify": ("up",), "snapshot": ("up",),
     "snapshots": ("up", "snapshot"), "restore db": ("up", "snapshot"), "restore cache": ("up", "snapshot"),
     "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "promote": ("up",),
-    "down": ("up",),
+    "maintenance": ("up",), "maintenance apply": ("up",), "down": ("up",),
     "down snapshots": ("up", "snapshot", "down"),
 }
 
@@ -205,6 +207,11 @@ def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, unt
         for k, v in (keys if prepare_keys is None or label == until else prepare_keys).items():
             monkeypatch.setenv(k, v)
         label_now["label"] = label
+        if label == "maintenance apply":   # as AWS offers one: the local AWS's owner does it here
+            from conftest import signed_post
+
+            signed_post(server, server.log.parent.parent, "/awslab/maintenance/offer",
+                        json.dumps({"region": "us-east-1", "instances": [f"{stack}-db"]}).encode())
         argv = [a.replace("{snap}", snap or "") for a in argv]
         result = awslab(*argv, "--target", "aws", "--region", "us-east-1", "--endpoint-url", server.endpoint_url, "--yes")
         done.append((label, result))

@@ -60,9 +60,8 @@ def _details(db) -> list[dict[str, Any]]:
 
 def apply() -> None:
     from moto.core.responses import ActionResult
+    from moto.rds.exceptions import RDSClientError as rds_error
     from moto.rds.responses import RDSResponse
-
-    from awslab.local.patches.rds import rds_error
 
     def databases(backend):
         return list(dict.values(backend.databases))
