@@ -151,24 +151,11 @@ def local_server(tmp_path_factory):
         yield server, home
 
 
-@pytest.fixture(scope="session")
-def shared_engine_server(tmp_path_factory):
-    """A local AWS with real engines for the whole session (per xdist worker), shared by the
-    modules that only make stacks of their own on it (each its own stack names); starting one
-    (and its engines' template) costs about 5 s, once per worker instead of once per module."""
-    home = tmp_path_factory.mktemp("engine-server-home")
-    with private_server(home, engines=True) as server:
-        yield server, home
-
-
 @pytest.fixture(scope="module")
-def engine_server(request, tmp_path_factory):
-    """The engine server of a test module: the worker's shared one, or, for a module that stops,
-    restarts or kills its server or changes its latency (``OWN_ENGINE_SERVER = True``), one of its
-    own. The local AWS without engines (``local_server``) is the faster one for everything else."""
-    if not getattr(request.module, "OWN_ENGINE_SERVER", False):
-        yield request.getfixturevalue("shared_engine_server")
-        return
+def engine_server(tmp_path_factory):
+    """A local AWS with real engines, one per test module (per xdist worker): the shared one runs
+    without engines, for speed. (One per worker for the whole session was tried: its state grew
+    with every module's stacks and each save after a change with it; the suite was no faster.)"""
     home = tmp_path_factory.mktemp("engine-server-home")
     with private_server(home, engines=True) as server:
         yield server, home

@@ -47,7 +47,7 @@ JITTER = 0.2             # lazy-ttl-jitter's TTLs: +-20 %
 ZIPF_S = 1.1             # popularity of the k-th report ~ 1 / k^s
 PREFIX = "awslab:demo:caching"
 ROWS = 200_000           # orders seeded (shared with `demo cache-aside`)
-STAMPEDE_S = 1.0         # how long the readers of the hot key read after it expired
+STAMPEDE_S = 0.5         # how long the readers of the hot key read after it expired (the refill is in its first ms)
 GUIDE = "ElastiCache User Guide, 'Caching strategies': 'Lazy loading', 'Write-through', 'Adding TTL'"
 
 

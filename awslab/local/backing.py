@@ -53,6 +53,9 @@ TUNNEL = "#tunnel"   # suffix of a TLS-only endpoint's tunnel listener (for clie
 LINK = "link:"       # prefix of a replication stream's link (a follower to its primary, across AZs)
 
 
+PATHS_SETTLE_S = 0.05   # after a network change, how long more changes may join the same pass
+
+
 class Backing:
     def __init__(self, local_dir: Path) -> None:
         self.engines = Engines(local_dir / "engines")
@@ -208,11 +211,17 @@ class Backing:
     def _follow_paths(self) -> None:
         while not self.closing.is_set():
             self._paths.wait()
+            time.sleep(PATHS_SETTLE_S)   # a burst of changes (a stack's rules) is one pass
             self._paths.clear()
+            started = time.monotonic()
             try:
-                self.forwarder.refresh()
+                with self.network.one_pass():
+                    self.forwarder.refresh()
             except Exception:  # noqa: BLE001 - the next change tries again; a denied path stays held
                 log.exception("could not follow a network change")
+            spent = time.monotonic() - started
+            if spent > 0.1:
+                log.info("a network change re-decided every listener in %.0f ms", spent * 1000)
 
     def view(self, source: str) -> dict[str, dict]:
         """The endpoint map as instance ``source`` sees it (its own listeners opened on first ask):

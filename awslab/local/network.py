@@ -76,6 +76,7 @@ class Network:
         self.flows_path = local_dir / FLOWS_FILE
         self.owners = owners          # endpoint -> what it belongs to (Backing fills it)
         self._lock = threading.Lock()
+        self._pass = threading.local()   # a refresh pass's networks, read once per VPC
 
     # --- deciding ---
 
@@ -143,7 +144,26 @@ class Network:
             name = dict.get(ec2.tags, source, {}).get("Name", "")   # not describe_tags: it scans every tag
             src = Source(Peer(groups, (f"{address}/32",), f"{name} ({source})" if name else source), inst.subnet_id, inst.vpc_id)
             facts.update(srcaddr=address, **{"interface-id": _eni_of(inst) or facts["interface-id"]})
-        return evaluate(_net(ec2, target.vpc), src, target, _port_of(endpoint)), facts
+        return evaluate(self._net_of(ec2, account, region, target.vpc), src, target, _port_of(endpoint)), facts
+
+    @contextlib.contextmanager
+    def one_pass(self):
+        """Within it (one thread's pass over every listener after a change), each VPC's network is
+        read from moto once, not once per listener."""
+        self._pass.nets = {}
+        try:
+            yield
+        finally:
+            self._pass.nets = None
+
+    def _net_of(self, ec2, account: str, region: str, vpc: str | None) -> Net:
+        nets = getattr(self._pass, "nets", None)
+        if nets is None:
+            return _net(ec2, vpc)
+        key = (account, region, vpc)
+        if key not in nets:
+            nets[key] = _net(ec2, vpc)
+        return nets[key]
 
     # --- the flow log ---
 

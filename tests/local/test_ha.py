@@ -18,7 +18,6 @@ import pytest
 from conftest import endpoint_map, eventually, private_server
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
-OWN_ENGINE_SERVER = True   # it changes its local AWS's latency profile
 
 
 def _env(awslab, stack: str, what: str) -> dict[str, str]:

@@ -41,7 +41,6 @@ from conftest import engine_processes, engines_of, eventually, server_keys, shel
 from awslab.local.persistence import SAVE_AT_MOST_S
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
-OWN_ENGINE_SERVER = True   # its walks stop, restart and kill their local AWS
 
 SEEDS = int(os.environ.get("AWSLAB_MODEL_SEEDS", "2"))
 STEPS = int(os.environ.get("AWSLAB_MODEL_STEPS", "8"))

@@ -24,7 +24,6 @@ from awslab.local.engines import pid_alive
 from awslab.local.persistence import SAVE_AT_MOST_S
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
-OWN_ENGINE_SERVER = True   # it stops, restarts and kills its local AWS
 
 
 @pytest.fixture
