@@ -172,10 +172,22 @@ def _reader(cache, reader_connect) -> dict:
         reader.close()
 
 
-def _connections(run: Run, need_db: bool = True) -> tuple[Callable[[], Any] | None, Callable[[], Any], Callable[[], Any] | None]:
+def cache_addresses(group, mapping) -> tuple[live.Address, live.Address | None]:
+    """Where the host reaches the cache's primary endpoint (required to have its engine) and its
+    reader endpoint (None: it has none, or no engine behind it)."""
+    node_group = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0]
+    primary_ep, reader_ep = node_group.get("PrimaryEndpoint") or {}, node_group.get("ReaderEndpoint") or {}
+    primary = live.resolve(mapping, primary_ep.get("Address", ""), primary_ep.get("Port", 0))
+    live.require_engine(primary, "the cache")
+    reader = live.resolve(mapping, reader_ep["Address"], reader_ep["Port"]) if reader_ep.get("Address") else None
+    return primary, reader if reader is not None and reader.usable else None
+
+
+def _connections(run: Run, need_db: bool = True, found: dict | None = None
+                 ) -> tuple[Callable[[], Any] | None, Callable[[], Any], Callable[[], Any] | None]:
     """Factories of sessions to the lab's database (None unless ``need_db``), its cache's primary
     and its reader endpoint (None: no replica), as its host sees them."""
-    found = discover(run)
+    found = found if found is not None else discover(run)
     primary, group, token = found.get("db.primary"), found.get("cache.group"), found.get("cache.auth-token")
     if (need_db and primary is None) or group is None or token is None:
         raise UsageError(f"stack {run.stack} needs its database and cache for the demo", "run `awslab up` first")
@@ -188,13 +200,9 @@ def _connections(run: Run, need_db: bool = True) -> tuple[Callable[[], Any] | No
         user, password = live.db_credentials(run, raw)
         database = raw.get("DBName") or "postgres"
         db = lambda: live.pg_connect(db_addr, user, password, database)  # noqa: E731
-    cache_ep = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
-    cache_addr = live.resolve(mapping, cache_ep.get("Address", ""), cache_ep.get("Port", 0))
-    live.require_engine(cache_addr, "the cache")
+    cache_addr, reader_addr = cache_addresses(group, mapping)
     secret = live.cache_token(run, token.id)
-    reader_ep = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0].get("ReaderEndpoint") or {}
-    reader_addr = live.resolve(mapping, reader_ep.get("Address", ""), reader_ep.get("Port", 0)) if reader_ep else None
-    reader = (lambda: live.redis_connect(reader_addr, secret)) if reader_addr is not None and reader_addr.usable else None
+    reader = (lambda: live.redis_connect(reader_addr, secret)) if reader_addr is not None else None
     return db, (lambda: live.redis_connect(cache_addr, secret)), reader
 
 
@@ -365,7 +373,7 @@ def eviction(run: Run, policies: tuple[str, ...] = EVICTION_POLICIES, seed: int 
     group = found.get("cache.group")
     if group is None or found.get("cache.auth-token") is None:
         raise UsageError(f"stack {run.stack} has no cache for the demo", "run `awslab up` first")
-    _, cache_connect, _ = _connections(run, need_db=False)
+    _, cache_connect, _ = _connections(run, need_db=False, found=found)
     ec = run.client("elasticache")
     gid = group.id
     member = ec.describe_cache_clusters(CacheClusterId=(group.get("raw") or {}).get("MemberClusters", [gid])[0])

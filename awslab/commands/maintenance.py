@@ -28,9 +28,8 @@ APPLY_TIMEOUT_S = 600.0
 PROBE_EVERY_S = 0.05
 
 
-def _instances(run: Run) -> dict[str, dict]:
+def _instances(found: dict) -> dict[str, dict]:
     """The stack's DB instances (id -> describe record)."""
-    found = discover(run)
     return {f.id: (f.get("raw") or {}) for f in found.values() if f.kind in ("db-instance", "db-replica")}
 
 
@@ -47,7 +46,8 @@ def pending(run: Run, instances: dict[str, dict]) -> list[dict]:
 
 def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -> int:
     run = new_run(ctx, stack)
-    instances = _instances(run)
+    found = discover(run)
+    instances = _instances(found)
     if not instances:
         raise UsageError(f"stack {stack} has no DB instance", "run `awslab up` first")
     if offer:
@@ -65,7 +65,7 @@ def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -
                              [f"will apply now: {a['Action']} on {a['instance']} (Multi-AZ: a failover; Single-AZ: "
                               "a restart)" for a in actions])
         for action in actions:
-            applied.append(_apply(run, action, instances[action["instance"]]))
+            applied.append(_apply(run, action, instances[action["instance"]], found))
     if output == "json":
         ui.emit_json({"stack": stack, "pending": [] if applied else _jsonable(actions), "applied": applied})
         return 0
@@ -109,9 +109,9 @@ def _offer(run: Run, instances: list[str]) -> dict:
         raise OperationError(f"the local AWS did not take the offer: {exc}") from None
 
 
-def _apply(run: Run, action: dict, raw: dict) -> dict:
+def _apply(run: Run, action: dict, raw: dict, found: dict) -> dict:
     """Apply one action now; probe the instance's endpoint through the host meanwhile."""
-    probe = _Probe(run, raw) if run.ctx.is_local else None
+    probe = _Probe(run, raw, found) if run.ctx.is_local else None
     started = time.monotonic()
     if probe is not None:
         probe.start()
@@ -140,8 +140,7 @@ class _Probe:
     """New connections (and SELECT 1) to an instance through the stack's host, every 50 ms: the
     longest run of failures is what its clients saw of the maintenance."""
 
-    def __init__(self, run: Run, raw: dict) -> None:
-        found = discover(run)
+    def __init__(self, run: Run, raw: dict, found: dict) -> None:
         mapping = live.endpoint_map(run, live.host_of(found))
         self.addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
         self.user, self.password = live.db_credentials(run, raw)

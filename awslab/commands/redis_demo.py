@@ -40,10 +40,9 @@ def cache_session(run: Run) -> Callable[[], Any]:
     group, token = found.get("cache.group"), found.get("cache.auth-token")
     if group is None or token is None:
         raise UsageError(f"stack {run.stack} has no cache for the demo", "run `awslab up` first")
-    mapping = live.endpoint_map(run, live.host_of(found))
-    ep = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
-    addr = live.resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
-    live.require_engine(addr, "the cache")
+    from awslab.commands.caching import cache_addresses
+
+    addr, _ = cache_addresses(group, live.endpoint_map(run, live.host_of(found)))
     secret = live.cache_token(run, token.id)
     return lambda: live.redis_connect(addr, secret)
 

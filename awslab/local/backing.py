@@ -671,6 +671,17 @@ def _rds() -> None:
         if delete_automated_backups is not False:
             b.submit(key, lambda: engines.remove_backups(key), label="deleting")
 
+    def serve_again(key: str, endpoint: str, repoint: bool = True) -> None:
+        """After a restart or a failover of ``key``: its endpoints drop what was open and reach it
+        (as the primary), and its replicas (``repoint``: it may have moved) follow it again."""
+        for e in b.endpoints_of(key) or [endpoint]:
+            b.forwarder.drop(e)
+            b.publish_engine(e, key, "primary")
+        if repoint:
+            for follower in engines.followers(key):
+                if follower != engines.standby_key(key):
+                    b.submit(follower, functools.partial(b.repoint, follower), after=key)
+
     def rebooted(self, db, db_instance_identifier, force_failover=False, *a, **kw) -> None:
         """A reboot restarts the server; with failover the primary crashes, the standby is promoted
         and takes the endpoint, and a new standby is built from it. Open connections drop either way."""
@@ -695,15 +706,9 @@ def _rds() -> None:
                 engines.failover(key, pause=down_for_the_reboot)
             else:
                 engines.restart(key, pause=down_for_the_reboot)
-            for e in b.endpoints_of(key) or [endpoint]:
-                b.forwarder.drop(e)
-                b.publish_engine(e, key, "primary")
+            serve_again(key, endpoint, repoint=failover or (engines.get(key) or {}).get("port") != before)
             log.info("%s %s: %r serves again after %.2f s", "failover" if failover else "reboot", endpoint, key,
                      time.monotonic() - started)
-            if failover or (engines.get(key) or {}).get("port") != before:
-                for follower in engines.followers(key):
-                    if follower != sk:
-                        b.submit(follower, functools.partial(b.repoint, follower), after=key)
             if failover:
                 b.submit(sk, functools.partial(engines.rebuild_standby, key), after=key)
 
@@ -718,16 +723,7 @@ def _rds() -> None:
             done()
             return
         endpoint = _db_endpoint(db)
-        sk = engines.standby_key(key)
-        multi_az = engines.alive(sk)
-
-        def serve_again() -> None:
-            for e in b.endpoints_of(key) or [endpoint]:
-                b.forwarder.drop(e)
-                b.publish_engine(e, key, "primary")
-            for follower in engines.followers(key):
-                if follower != sk:
-                    b.submit(follower, functools.partial(b.repoint, follower), after=key)
+        multi_az = engines.alive(engines.standby_key(key))
 
         def down_for(transition: str) -> Callable[[], None]:
             """The time the latency profile gives that step (none on instant), scaled."""
@@ -741,13 +737,13 @@ def _rds() -> None:
                     engines.restart_standby(key)
                     log.info("maintenance %s %s: failing over to the patched standby", action, endpoint)
                     engines.failover(key, pause=down_for("rds.failover"))
-                    serve_again()
+                    serve_again(key, endpoint)
                     log.info("maintenance %s %s: patching the old primary, back as the standby", action, endpoint)
                     engines.rebuild_standby(key)
                 else:
                     log.info("maintenance %s %s: restarting the server (Single-AZ)", action, endpoint)
                     engines.restart(key, pause=down_for("rds.os-update"))
-                    serve_again()
+                    serve_again(key, endpoint)
             finally:
                 done()
             log.info("maintenance %s %s done in %.2f s", action, endpoint, time.monotonic() - started)
