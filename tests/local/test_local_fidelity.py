@@ -143,7 +143,9 @@ def test_elasticache__create_is_creating_delete_is_deleting_then_the_id_is_free(
 
 
 def test_ec2__pending_then_running_shutting_down_then_terminated(aws, latency):
-    latency("ec2.run=0.3,ec2.terminate=0.3,ec2.terminated-retention=0.5")
+    # Each state lasts a second: long enough for a describe on a loaded 2-core machine to see it
+    # (at 0.3 s one run's first describe came after `pending` had passed).
+    latency("ec2.run=1,ec2.terminate=1,ec2.terminated-retention=1")
     ec2 = aws("ec2")
     inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]
     assert inst["State"]["Name"] == "pending"
