@@ -143,8 +143,11 @@ class _Probe:
     def __init__(self, run: Run, raw: dict, found: dict) -> None:
         mapping = live.endpoint_map(run, live.host_of(found))
         self.addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
-        self.user, self.password = live.db_credentials(run, raw)
-        self.database = raw.get("DBName") or "postgres"
+        # A read replica logs in as its source's master user (it has no secret of its own).
+        source = raw.get("ReadReplicaSourceDBInstanceIdentifier")
+        owner = next(((f.get("raw") or {}) for f in found.values() if source and f.id == source), raw)
+        self.user, self.password = live.db_credentials(run, owner)
+        self.database = owner.get("DBName") or raw.get("DBName") or "postgres"
         self.halt = threading.Event()
         self.failed = self.total = 0
         self.worst = 0.0

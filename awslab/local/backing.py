@@ -673,10 +673,12 @@ def _rds() -> None:
 
     def serve_again(key: str, endpoint: str, repoint: bool = True) -> None:
         """After a restart or a failover of ``key``: its endpoints drop what was open and reach it
-        (as the primary), and its replicas (``repoint``: it may have moved) follow it again."""
+        (in its role: a read replica restarted is still one), and its replicas (``repoint``: it may
+        have moved) follow it again."""
+        role = "replica" if (engines.get(key) or {}).get("role") == "replica" else "primary"
         for e in b.endpoints_of(key) or [endpoint]:
             b.forwarder.drop(e)
-            b.publish_engine(e, key, "primary")
+            b.publish_engine(e, key, role)
         if repoint:
             for follower in engines.followers(key):
                 if follower != engines.standby_key(key):
