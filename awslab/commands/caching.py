@@ -269,7 +269,7 @@ def _strategy(name: str, work: Workload, source: Source, cache) -> Tally:
             tally.stale_max_age_s = max(tally.stale_max_age_s, time.monotonic() - source.changed_at[k])
     tally.elapsed_s = time.monotonic() - started
     after = _info(cache)
-    tally.memory_bytes = max(0, after["used_memory"] - before["used_memory"])
+    tally.memory_bytes = _held(cache, f"{PREFIX}:{name}:*")
     tally.evicted = after["evicted_keys"] - before["evicted_keys"]
     return tally
 
@@ -339,6 +339,17 @@ def _stampede(protected: bool, work: Workload, source: Source, db_connect, cache
     seeder.delete(key, lock)
     seeder.close()
     return {"readers": work.readers, "db_queries": queries[0], "misses": misses[0]}
+
+
+def _held(cache, pattern: str) -> int:
+    """Bytes the keys matching ``pattern`` hold (MEMORY USAGE of each): what a strategy keeps in
+    the cache. A ``used_memory`` difference would also count client and replication buffers,
+    which move by tens of KiB on their own."""
+    keys = list(cache.scan_iter(pattern, count=1000))
+    pipe = cache.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key)
+    return sum(n or 0 for n in pipe.execute()) if keys else 0
 
 
 def _info(cache) -> dict:
