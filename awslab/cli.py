@@ -94,8 +94,9 @@ def _begin(opts: dict, lab=None):
 
 def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, start_local: bool = True):
     from awslab.commands._common import check_stack_name
-    from awslab.engine import state
+    from awslab.home import state
     from awslab.engine.context import resolve
+    from awslab.local.manager import THIS_HOME
 
     remembered = state.load_current_context()
     stack = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name or remembered.get("stack")
@@ -117,7 +118,7 @@ def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, s
         opts["profile"] = os.environ["AWS_PROFILE"]
     ctx = resolve(opts.get("target"), opts.get("region"), opts.get("profile"), opts.get("endpoint_url"),
                   stack=stack, yes=opts.get("yes", False), remembered=remembered, start_local=start_local,
-                  role_arn=opts.get("assume_role"))
+                  role_arn=opts.get("assume_role"), local=THIS_HOME)
     return ctx
 
 
@@ -139,7 +140,7 @@ def _stack_lab(ctx, lab_file: str | None = None, overrides=()):
     """The lab the context's stack was built with: as its own tags say (any machine), else as this
     machine recorded it, else the lab named like the stack."""
     from awslab.commands.stacks import lab_record_from_tags
-    from awslab.engine import state
+    from awslab.home import state
     from awslab.spec.lab import load_lab
 
     stack = ctx.stack

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from awslab.engine.model import CREATE, DELETE, FAILOVER, PROMOTE, UPDATE
+from awslab.spec.model import CREATE, DELETE, FAILOVER, PROMOTE, UPDATE
 
 VERB = {CREATE: ("creating", "created"), UPDATE: ("updating", "updated"), DELETE: ("deleting", "deleted"),
         FAILOVER: ("failing over", "failed over"), PROMOTE: ("promoting", "promoted"), "keep": ("checking", "ready")}

@@ -48,8 +48,9 @@ def main() -> int:
         from awslab.commands._common import new_run
         from awslab.commands.redis_demo import cache_session
         from awslab.engine.context import resolve
+        from awslab.local.manager import THIS_HOME
 
-        ctx = resolve("local", None, None, None, stack="week6")
+        ctx = resolve("local", None, None, None, stack="week6", local=THIS_HOME)
         connect = cache_session(new_run(ctx, "week6"))
         one = connect()
         one.set("bench:k", "v" * 200)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from awslab.engine.model import Desired
+from awslab.spec.model import Desired
 from awslab.local import latency
 from awslab.spec.lab import Lab, load_lab
 from awslab.spec.topology import desired

@@ -1,5 +1,6 @@
-"""The house's shape, checked: no import cycle between awslab's modules (function-level imports
-included: they hid the last two), and no module using another's private names."""
+"""The house's shape, checked: rooms import only rooms below them (ROOMS), no import cycle
+between awslab's modules (function-level imports included: they hid the last two), and no module
+using another's private names."""
 
 from __future__ import annotations
 
@@ -74,3 +75,37 @@ def test_no_import_cycle_between_awslab_modules():
 
 def test_no_module_uses_another_modules_private_names():
     assert [p for m in sorted(MODULES) for p in _imports(m)[1]] == []
+
+
+# The rooms and the rooms each may import (function-level imports included): the command line
+# over the commands, over verify, the AWS handlers and the local AWS, over the engine, over the
+# lab's spec and model, over awslab's home on this machine. ``awslab/__init__`` (the version) and
+# ``errors`` are below everything. The local AWS (a server of its own) never imports the client's
+# engine or handlers; the engine never imports the handlers (it is handed their registry) nor
+# starts the local AWS (it is handed that too).
+ROOMS: dict[str, set[str]] = {
+    "__main__": {"cli"},
+    "cli": {"commands", "verify", "aws", "local", "engine", "ui", "spec", "home"},
+    "commands": {"verify", "aws", "local", "engine", "ui", "spec", "home"},
+    "verify": {"aws", "local", "engine", "spec", "home"},
+    "aws": {"engine", "spec", "home"},
+    "local": {"spec", "home"},
+    "engine": {"spec", "home"},
+    "ui": {"spec"},
+    "spec": set(),
+    "home": set(),
+    "errors": set(),
+}
+BELOW_ALL = {"awslab", "awslab.errors"}
+
+
+def _room(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+def test_rooms_import_only_the_rooms_below_them():
+    assert set(ROOMS) == {_room(m) for m in MODULES if m != "awslab"}, "a room was added: place it in ROOMS"
+    upward = sorted(f"{m} imports {d}" for m in MODULES if m != "awslab"
+                    for d in _imports(m)[0] if d not in BELOW_ALL
+                    and _room(d) != _room(m) and _room(d) not in ROOMS[_room(m)])
+    assert upward == []

@@ -14,7 +14,7 @@ from typing import Callable
 
 from botocore.exceptions import ClientError
 
-from awslab.engine.model import Found
+from awslab.spec.model import Found
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run
 from awslab.engine.waiting import (
     error_code,

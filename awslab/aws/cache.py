@@ -14,7 +14,7 @@ from dataclasses import replace
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import availability_zones, owned, snapshot_ready, stack_arns
-from awslab.engine.model import Desired, Found
+from awslab.spec.model import Desired, Found
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
     GONE,
@@ -106,6 +106,7 @@ def member_clusters(run: Run, group_id: str) -> list[dict]:
 
 class CacheSubnetGroup:
     kind = "cache-subnet-group"
+    capabilities = frozenset()
 
     def create(self, run: Run, d: Desired) -> Found:
         ec = run.client("elasticache")
@@ -126,6 +127,7 @@ class CacheSubnetGroup:
 
 class AuthTokenSecret:
     kind = "secret"
+    capabilities = frozenset()
 
     def create(self, run: Run, d: Desired) -> Found:
         sm = run.client("secretsmanager")
@@ -158,6 +160,7 @@ def _group_changes(c, raw: dict) -> dict[str, tuple[dict, str, str]]:
 
 class ReplicationGroup:
     kind = "replication-group"
+    capabilities = frozenset({"failover", "ready", "replace", "update"})
 
     def create(self, run: Run, d: Desired) -> Found:
         return self._create(run, d, f"awslab {run.stack}: Redis primary and replicas")
@@ -287,6 +290,7 @@ def find_snapshot(run: Run, name: str) -> dict | None:
 
 class CacheSnapshot:
     kind = "cache-snapshot"
+    capabilities = frozenset()
 
     def create(self, run: Run, d: Desired) -> Found:
         ec = run.client("elasticache")
@@ -311,6 +315,7 @@ class CacheRestore(ReplicationGroup):
     stack's AUTH token."""
 
     kind = "cache-restore"
+    capabilities = frozenset({"failover", "ready", "replace", "update"})
 
     def create(self, run: Run, d: Desired) -> Found:
         return self._create(run, d, f"awslab {run.stack}: restored from {d.spec['snapshot']}",

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import owned, snapshot_ready
-from awslab.engine.model import Desired, Found
+from awslab.spec.model import Desired, Found
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
     GONE,
@@ -83,6 +83,7 @@ def _db_attrs(db: dict) -> dict:
 
 class DbSubnetGroup:
     kind = "db-subnet-group"
+    capabilities = frozenset()
 
     def create(self, run: Run, d: Desired) -> Found:
         rds = run.client("rds")
@@ -105,6 +106,7 @@ class DbSubnetGroup:
 
 class _DbBase:
     kind = "db-instance"
+    capabilities = frozenset({"final-snapshot", "ready"})
 
     def _probe(self, run: Run, ident: str, latest: dict):
         rds = run.client("rds")
@@ -191,6 +193,7 @@ def _show(value: object) -> str:
 
 class DbInstance(_DbBase):
     kind = "db-instance"
+    capabilities = frozenset({"failover", "final-snapshot", "ready", "update"})
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
@@ -253,6 +256,7 @@ class DbInstance(_DbBase):
 
 class DbReplica(_DbBase):
     kind = "db-replica"
+    capabilities = frozenset({"final-snapshot", "promote", "ready"})
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
@@ -349,6 +353,7 @@ class DbSnapshot:
     """A manual snapshot of the primary, tagged with the stack."""
 
     kind = "db-snapshot"
+    capabilities = frozenset({"ready"})
 
     def create(self, run: Run, d: Desired) -> Found:
         rds = run.client("rds")
@@ -378,6 +383,7 @@ class DbSnapshotCopy(DbSnapshot):
     """A copy in another region, made from that region with the source ARN (as AWS requires)."""
 
     kind = "db-snapshot-copy"
+    capabilities = frozenset({"ready"})
 
     def create(self, run: Run, d: Desired) -> Found:
         region = d.spec["region"]
@@ -403,6 +409,7 @@ class DbRestore(DbInstance):
     security settings; it joins the stack, so verify and down see it."""
 
     kind = "db-restore"
+    capabilities = frozenset({"failover", "final-snapshot", "ready", "update"})
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]

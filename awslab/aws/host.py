@@ -16,7 +16,7 @@ from dataclasses import replace
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import delete_confirmed, stack_filter, tag_spec
-from awslab.engine.model import Desired, Found
+from awslab.spec.model import Desired, Found
 from awslab.engine.run import Run, create_or_adopt
 from awslab.engine.waiting import error_code, ignoring, retry_eventual, unless_missing
 from awslab.errors import WaitTimeout
@@ -120,6 +120,7 @@ def _instance_attrs(inst: dict) -> dict:
 
 class InstanceProfile:
     kind = "instance-profile"
+    capabilities = frozenset({"update"})
 
     def create(self, run: Run, d: Desired) -> Found:
         iam = run.client("iam")
@@ -189,6 +190,7 @@ def _ignore_no_such(call, **kwargs) -> None:
 
 class Instance:
     kind = "instance"
+    capabilities = frozenset({"ready"})
 
     def client_token(self, run: Run, subnet_id: str) -> str:
         # Same token for every retry of this create (EC2 then returns the same instance), a new one
@@ -273,6 +275,7 @@ class HostCommand:
     at the bound is returned with its last status, not waited for longer."""
 
     kind = "host-command"
+    capabilities = frozenset()
 
     def create(self, run: Run, d: Desired) -> Found:
         ssm = run.client("ssm")

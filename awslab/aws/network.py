@@ -19,7 +19,7 @@ from awslab.aws._common import (
     stack_filter,
     tag_spec,
 )
-from awslab.engine.model import Desired, Found
+from awslab.spec.model import Desired, Found
 from awslab.engine.run import Run, create_once
 from awslab.engine.waiting import error_code, ignoring
 from awslab.spec.tags import (
@@ -68,6 +68,7 @@ def discover(run: Run) -> list[Found]:
 
 class Vpc:
     kind = "vpc"
+    capabilities = frozenset({"update"})
 
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
@@ -121,6 +122,7 @@ class Vpc:
 
 class InternetGateway:
     kind = "internet-gateway"
+    capabilities = frozenset({"update"})
 
     def create(self, run: Run, d: Desired) -> Found:
         igw = create_once(run, f"internet gateway {d.name}",
@@ -151,6 +153,7 @@ class InternetGateway:
 
 class Subnet:
     kind = "subnet"
+    capabilities = frozenset({"replace"})
 
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
@@ -187,6 +190,7 @@ class RouteTable:
     """The public subnet's route table: 0.0.0.0/0 to the internet gateway (SSM needs it)."""
 
     kind = "route-table"
+    capabilities = frozenset({"update"})
 
     def create(self, run: Run, d: Desired) -> Found:
         rt = ec2_not_visible_yet(run.client("ec2").create_route_table)(

@@ -20,7 +20,7 @@ from awslab.aws._common import (
     stack_filter,
     tag_spec,
 )
-from awslab.engine.model import Desired, Found
+from awslab.spec.model import Desired, Found
 from awslab.engine.run import Run, create_or_adopt
 from awslab.engine.waiting import error_code
 from awslab.spec import catalog
@@ -140,6 +140,7 @@ def _apply(run: Run, rule: Rule, ids: dict[str, str], grant: bool) -> None:
 
 class SecurityGroup:
     kind = "security-group"
+    capabilities = frozenset()
 
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
@@ -162,6 +163,7 @@ class SecurityGroup:
 
 class SecurityGroupRules:
     kind = "security-group-rules"
+    capabilities = frozenset({"update"})
 
     def _ids(self, run: Run) -> dict[str, str]:
         return {k: run.ref(k).id for k in GROUP_KEYS if k in run.found}

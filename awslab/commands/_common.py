@@ -9,9 +9,10 @@ from typing import Any
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from awslab import ui
+from awslab.aws.kinds import KINDS
 from awslab.engine.context import Context
 from awslab.engine.executor import Outcome
-from awslab.engine.model import Found
+from awslab.spec.model import Found
 from awslab.engine.run import Run
 from awslab.engine.waiting import error_code, error_message
 from awslab.errors import OperationError, UsageError
@@ -42,12 +43,12 @@ def describe_error(exc: BaseException) -> str:
 
 def progress_run(ctx: Context, stack: str, lab_name: str, progress: ui.Progress, **options: Any) -> Run:
     """A run whose events go to the progress lines."""
-    return Run(ctx=ctx, stack=stack, lab_name=lab_name, on_event=progress, options=options)
+    return Run(ctx=ctx, stack=stack, lab_name=lab_name, on_event=progress, options=options, kinds=KINDS)
 
 
 def new_run(ctx: Context, stack: str) -> Run:
     """A run for commands that only read and connect (connect, demo): no progress lines."""
-    return Run(ctx=ctx, stack=stack, lab_name="")
+    return Run(ctx=ctx, stack=stack, lab_name="", kinds=KINDS)
 
 
 def confirm_real_account(ctx: Context, what: str, lines: list[str]) -> None:

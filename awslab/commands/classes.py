@@ -378,7 +378,7 @@ def class_down(ctx: Context, class_name: str, *, concurrency: int, skip_final_sn
 
 def remembered_class(class_name: str | None) -> str:
     """``--class``, or the class of the last `class up` on this machine."""
-    from awslab.engine import state
+    from awslab.home import state
 
     name = class_name or state.load_current_context().get("class")
     if not name:
@@ -387,6 +387,6 @@ def remembered_class(class_name: str | None) -> str:
 
 
 def remember_class(class_name: str) -> None:
-    from awslab.engine import state
+    from awslab.home import state
 
     state.save_current_context({**state.load_current_context(), "class": class_name})

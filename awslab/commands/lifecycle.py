@@ -20,11 +20,11 @@ from awslab.commands._common import (
     snapshots_monthly,
     took,
 )
-from awslab.engine import state
+from awslab.home import state
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
-from awslab.engine.model import DELETE, KEEP, REPLACE, UPDATE, Found, Plan
+from awslab.spec.model import DELETE, KEEP, REPLACE, UPDATE, Found, Plan
 from awslab.engine.plan import plan_delete_snapshots, plan_down, plan_up
 from awslab.engine.run import Run
 from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
@@ -68,7 +68,7 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
     now = (lab_record or {}).get("overrides") or []
     record = stacks.up_record(ctx, overrides=now, lab_file=(lab_record or {}).get("lab_file"), owner=owner,
                               expires=expires, class_name=class_name, creating="network.vpc" not in run.found)
-    plan = with_sources(plan_up(stack, desired(lab, stack, ctx.region, record), run.found), lab, now, before)
+    plan = with_sources(plan_up(stack, desired(lab, stack, ctx.region, record), run.found, run.kinds), lab, now, before)
     if dry_run:
         print_plan(plan, output, lab, ctx)
         return EXIT_OK

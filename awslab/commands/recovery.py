@@ -21,11 +21,11 @@ from awslab.commands._common import (
     snapshots_monthly,
     took,
 )
-from awslab.engine import state
+from awslab.home import state
 from awslab.engine.context import Context, check_region
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
-from awslab.engine.model import CREATE, Desired, Found
+from awslab.spec.model import CREATE, Desired, Found
 from awslab.engine.plan import plan_failover, plan_promote, plan_restore, plan_snapshot
 from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, OperationError, OwnershipError, UsageError

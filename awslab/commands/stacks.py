@@ -20,7 +20,7 @@ from awslab import ui
 from awslab.aws import network
 from awslab.aws._common import awslab_tagged
 from awslab.commands._common import new_run
-from awslab.engine import state
+from awslab.home import state
 from awslab.engine.context import Context
 from awslab.errors import UsageError
 from awslab.spec import pricing

@@ -18,9 +18,10 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from awslab import __version__
-from awslab.engine import sdkdata
+from awslab.home import sdkdata
 from awslab.errors import UsageError
 
 log = logging.getLogger("awslab.aws")
@@ -42,6 +43,20 @@ AWS_POLLING = Polling(first_delay_s=5.0, max_delay_s=30.0, progress_every_s=30.0
 LOCAL_POLLING = Polling(first_delay_s=0.1, max_delay_s=0.5, progress_every_s=5.0)
 
 
+class LocalAws(Protocol):
+    """The local AWS as the context needs it, handed in by the command line (awslab/local/manager.py
+    provides it): the engine room never starts a server itself."""
+
+    def start(self) -> str:
+        """The endpoint URL of this home's local AWS, started if it is not running."""
+
+    def credentials(self) -> dict[str, str]:
+        """The keys this home's local AWS accepts (boto3 Session keyword arguments)."""
+
+    def saved_credentials(self) -> dict[str, str] | None:
+        """Those keys if the home has them already, else None (nothing started or written)."""
+
+
 @dataclass
 class Context:
     target: str
@@ -54,6 +69,7 @@ class Context:
     # --endpoint-url on the local target: another emulator (or another home's local AWS), whose
     # keys come from the usual chain (the environment, a profile), not from this home.
     foreign_endpoint: bool = False
+    local: LocalAws | None = field(default=None, repr=False)   # the local target's server, handed in
     _session: object = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -67,13 +83,13 @@ class Context:
         """The same target, credentials and stack in another region (clients of its own)."""
         return Context(target=self.target, region=region, stack=self.stack, profile=self.profile,
                        endpoint_url=self.endpoint_url, yes=self.yes, role_arn=self.role_arn,
-                       foreign_endpoint=self.foreign_endpoint)
+                       foreign_endpoint=self.foreign_endpoint, local=self.local)
 
     def as_role(self, role_arn: str | None, region: str | None = None) -> "Context":
         """The same target and credentials acting through ``role_arn`` (in ``region``)."""
         return Context(target=self.target, region=region or self.region, stack=self.stack, profile=self.profile,
                        endpoint_url=self.endpoint_url, yes=self.yes, role_arn=role_arn,
-                       foreign_endpoint=self.foreign_endpoint)
+                       foreign_endpoint=self.foreign_endpoint, local=self.local)
 
     @property
     def polling(self) -> Polling:
@@ -92,9 +108,7 @@ class Context:
                     if self.is_local and self.foreign_endpoint:
                         self._session = self._foreign_session()
                     elif self.is_local:   # the keys the local AWS of this home accepts (local/auth.py)
-                        from awslab.local import manager
-
-                        self._session = boto3.Session(region_name=self.region, **manager.credentials())
+                        self._session = boto3.Session(region_name=self.region, **self._local().credentials())
                     else:
                         self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
                 except ProfileNotFound:
@@ -111,11 +125,14 @@ class Context:
         session = boto3.Session(region_name=self.region)
         if session.get_credentials() is not None:
             return session
-        from awslab.local.auth import read_credentials
-        from awslab.local.manager import local_dir
-
-        keys = read_credentials(local_dir()) or {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+        keys = (self.local.saved_credentials() if self.local else None) or {
+            "aws_access_key_id": "test", "aws_secret_access_key": "test"}
         return boto3.Session(region_name=self.region, **keys)
+
+    def _local(self) -> LocalAws:
+        if self.local is None:   # pragma: no cover - resolve() hands it in for the local target
+            raise UsageError("no local AWS was handed to this context", "resolve the context with local=")
+        return self.local
 
     def _assumed(self, base):
         """A session on the role's temporary credentials (STS AssumeRole from the base credentials)."""
@@ -219,12 +236,13 @@ def _log_result(http_response, parsed, model, **_):
 
 def resolve(target: str | None, region: str | None, profile: str | None, endpoint_url: str | None,
             stack: str | None = None, yes: bool = False, remembered: dict | None = None,
-            start_local: bool = True, role_arn: str | None = None) -> Context:
+            start_local: bool = True, role_arn: str | None = None, local: LocalAws | None = None) -> Context:
     """Flags, then AWSLAB_*/AWS_* env vars, then the remembered context, then defaults.
 
     Refuses (UsageError, before any request) what cannot work: an unknown target, a profile with
     the local target, no region or no credentials for --target aws, an endpoint URL that is not a
-    URL or does not answer.
+    URL or does not answer. ``local`` is the local AWS (started here unless ``start_local`` is
+    false); the command line hands it in.
     """
     remembered = remembered or {}
     target = target or os.environ.get("AWSLAB_TARGET") or remembered.get("target") or "local"
@@ -251,10 +269,8 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
         if profile:
             raise UsageError("--profile applies to --target aws", "the local AWS needs no credentials")
         region = region or DEFAULT_LOCAL_REGION
-        if endpoint_url is None and start_local:
-            from awslab.local import manager
-
-            endpoint_url = manager.ensure_running()[0].endpoint_url
+        if endpoint_url is None and start_local and local is not None:
+            endpoint_url = local.start()
     else:
         if not region:
             region = _region_from_profile(profile)
@@ -264,7 +280,7 @@ def resolve(target: str | None, region: str | None, profile: str | None, endpoin
     if role_arn and not ROLE_ARN.match(role_arn):
         raise UsageError(f"--assume-role {role_arn} is not a role ARN", "e.g. arn:aws:iam::111122223333:role/NAME")
     ctx = Context(target=target, region=region, stack=stack, profile=profile, endpoint_url=endpoint_url, yes=yes,
-                  role_arn=role_arn, foreign_endpoint=target == "local" and given_endpoint is not None)
+                  role_arn=role_arn, foreign_endpoint=target == "local" and given_endpoint is not None, local=local)
     if not ctx.is_local and ctx.session().get_credentials() is None:
         # Said here, once, before any request: otherwise every first call fails on its own.
         raise UsageError("no AWS credentials found for --target aws",

@@ -13,8 +13,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from awslab.engine.kinds import KINDS, READY_STATES
-from awslab.engine.model import (
+from awslab.spec.model import (
+    READY_STATES,
     CREATE,
     DELETE,
     FAILOVER,
@@ -50,18 +50,19 @@ class Outcome:
 
 
 def run_step(run: Run, step: Step) -> None:
-    handler = KINDS[step.kind]
+    handler = run.kinds[step.kind]
+    waits = run.kinds.can(step.kind, "ready")
     if step.action == CREATE:
         run.record(handler.create(run, step.desired))
     elif step.action == UPDATE:
         found = handler.complete(run, step.desired, step.found)
-        if hasattr(handler, "ready") and found.state not in READY_STATES:
+        if waits and found.state not in READY_STATES:
             found = handler.ready(run, step.desired, found)
         run.record(found)
     elif step.action == KEEP:
         found = step.found
         # Kept but not yet usable (an earlier run stopped while it was being created): wait for it.
-        if hasattr(handler, "ready") and found.state not in READY_STATES:
+        if waits and found.state not in READY_STATES:
             found = handler.ready(run, step.desired, found)
         run.record(found)
     elif step.action == DELETE:

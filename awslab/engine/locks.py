@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from awslab.engine.state import state_dir
+from awslab.home.state import state_dir
 from awslab.engine.waiting import Interrupted
 from awslab.errors import OperationError, WaitTimeout
 

@@ -10,8 +10,7 @@ everything that depends on it: the topology's edges read backwards. The recovery
 
 from __future__ import annotations
 
-from awslab.engine.kinds import KINDS
-from awslab.engine.model import (
+from awslab.spec.model import (
     CREATE,
     DELETE,
     FAILOVER,
@@ -21,13 +20,14 @@ from awslab.engine.model import (
     UPDATE,
     Desired,
     Found,
+    Kinds,
     Plan,
     Step,
 )
 from awslab.spec.topology import COUNTED, EDGES, edge_for
 
 
-def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan:
+def plan_up(stack: str, desired: list[Desired], found: dict[str, Found], kinds: Kinds) -> Plan:
     """Per desired resource: create it (missing), update it in place (half-made, or settings AWS
     changes in place differ), replace it (differs where AWS cannot change it: shown, never run),
     or keep it; and delete the members of a counted family the lab no longer wants (a replica
@@ -46,12 +46,10 @@ def plan_up(stack: str, desired: list[Desired], found: dict[str, Found]) -> Plan
                 continue
             steps.append(Step(d.key, d.kind, CREATE, deps, d, None, "missing"))
             continue
-        handler = KINDS[d.kind]
-        drift = getattr(handler, "drift", None)
-        check = getattr(handler, "incomplete", None)
-        if drift is not None and (why := drift(d, f, found)):
+        handler = kinds[d.kind]
+        if kinds.can(d.kind, "replace") and (why := handler.drift(d, f, found)):
             steps.append(Step(d.key, d.kind, REPLACE, deps, d, f, why))
-        elif check is not None and (why := check(d, f, found)):
+        elif kinds.can(d.kind, "update") and (why := handler.incomplete(d, f, found)):
             steps.append(Step(d.key, d.kind, UPDATE, deps, d, f, why))
         else:
             steps.append(Step(d.key, d.kind, KEEP, deps, d, f, f.state))

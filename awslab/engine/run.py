@@ -16,7 +16,7 @@ from botocore.exceptions import (
 )
 
 from awslab.engine.context import Context
-from awslab.engine.model import Found
+from awslab.spec.model import Found, Kinds
 from awslab.engine.waiting import (
     Clock,
     error_code,
@@ -55,6 +55,7 @@ class Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     clock: Clock = field(default_factory=Clock)
     options: dict[str, Any] = field(default_factory=dict)
+    kinds: Kinds = field(default_factory=lambda: Kinds(()))   # the registry handed in (aws/kinds.py)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _memo: dict[str, Any] = field(default_factory=dict)
     _memo_locks: dict[str, threading.Lock] = field(default_factory=dict)

@@ -34,7 +34,7 @@ from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any, Callable
 
-from awslab.engine.state import write_json_atomic
+from awslab.home.state import write_json_atomic
 from awslab.local import latency, tls
 from awslab.local.engines import (
     EngineError,

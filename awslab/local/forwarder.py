@@ -44,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from awslab.engine.state import write_json_atomic
+from awslab.home.state import write_json_atomic
 from awslab.local import dropper
 from awslab.local.tls import HANDSHAKE_TIMEOUT_S, Greeter, Wrapper
 

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from awslab.engine.state import write_json_atomic
+from awslab.home.state import write_json_atomic
 from awslab.local.shim import dev_tcp
 
 CLIENTS = ("psql", "redis-cli", "redis6-cli", "valkey-cli")

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from awslab.engine.state import read_json, state_dir, write_json_atomic
+from awslab.home.state import read_json, state_dir, write_json_atomic
 from awslab.errors import OperationError, UsageError
 from awslab.local.processes import pid_alive
 
@@ -186,6 +186,24 @@ def credentials() -> dict[str, str]:
                              "an older awslab started the running local AWS: `awslab local stop && awslab local "
                              "start` (a server that old saves nothing: its stacks go with it)")
     return creds
+
+
+class ThisHome:
+    """This home's local AWS as the client's context takes it (engine/context.py's ``LocalAws``)."""
+
+    def start(self) -> str:
+        return ensure_running()[0].endpoint_url
+
+    def credentials(self) -> dict[str, str]:
+        return credentials()
+
+    def saved_credentials(self) -> dict[str, str] | None:
+        from awslab.local.auth import read_credentials
+
+        return read_credentials(local_dir())
+
+
+THIS_HOME = ThisHome()
 
 
 def signed_request(url: str, method: str = "GET", data: bytes | None = None,

@@ -363,7 +363,7 @@ class Store:
             saved_at = self.path.stat().st_mtime
         except OSError:
             saved_at = None
-        from awslab.engine.state import write_json_atomic
+        from awslab.home.state import write_json_atomic
 
         cause = f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(OSError):

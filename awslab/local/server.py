@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import logging
 
-    from awslab.engine import sdkdata
+    from awslab.home import sdkdata
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
                                     "AWS_PROFILE": auth.PROFILE, "AWS_CONFIG_FILE": os.devnull},
                         backing.instance_view if backing is not None else None)
 
-    from awslab.engine.state import write_json_atomic
+    from awslab.home.state import write_json_atomic
 
     identity = {"pid": os.getpid(), "host": args.host, "port": port, "token": token, "engines": args.engines}
     os.ftruncate(lock, 0)

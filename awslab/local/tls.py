@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from awslab.engine.state import write_private
+from awslab.home.state import write_private
 
 CA_FILE, CA_KEY, CERT_FILE, CERT_KEY = "ca.pem", "ca.key", "server.pem", "server.key"
 HOSTNAMES = ("localhost",)

@@ -8,7 +8,7 @@ same ``EDGES`` for whatever discovery found, so ``down`` needs no lab file.
 
 from __future__ import annotations
 
-from awslab.engine.model import Desired
+from awslab.spec.model import Desired
 from awslab.spec.lab import Lab
 
 PRIVATE_SUBNETS = ("network.subnet.private-a", "network.subnet.private-b")

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from awslab.aws import cache, network, security_groups
-from awslab.engine.kinds import READY_STATES
-from awslab.engine.model import Found
+from awslab.spec.model import READY_STATES, Found
 from awslab.engine.run import Run
 from awslab.spec import catalog
 from awslab.spec.lab import Lab

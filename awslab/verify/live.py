@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 from awslab.engine.run import Run
-from awslab.engine.state import state_dir, write_private
+from awslab.home.state import state_dir, write_private
 from awslab.errors import OperationError, UsageError
 from awslab.local.clients import psql_with_tls, redis_cli_with_tls, tool_path
 from awslab.spec.lab import Lab

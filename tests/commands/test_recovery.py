@@ -92,7 +92,7 @@ def test_snapshot_copy__lands_tagged_in_the_other_region_and_is_listed(awslab, a
     # A rerun of `up`, then this home's record of the stack lost (another machine, a new home):
     # `down` still finds the copy, from the stack's own tags, and removes it.
     assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
-    from awslab.engine.state import stack_record_path
+    from awslab.home.state import stack_record_path
 
     stack_record_path(stack).unlink()
     down = awslab("down", "--name", stack, "--yes", "--delete-snapshots")

@@ -33,7 +33,7 @@ CLASS_KEYS = ("DBInstanceClass", "CacheNodeType")
 
 def _apply_layer() -> None:
     # The server's order: sdkdata before moto is imported, then the patches, then the profile.
-    from awslab.engine import sdkdata
+    from awslab.home import sdkdata
 
     sdkdata.share_across_sessions()
     from awslab.local import latency, patches

@@ -9,7 +9,7 @@ import pytest
 
 from awslab.engine import executor
 from awslab.engine.context import Context
-from awslab.engine.model import CREATE, DELETE, Desired, Found, Plan, Step
+from awslab.spec.model import CREATE, DELETE, Desired, Found, Kinds, Plan, Step
 from awslab.engine.run import Run
 
 
@@ -27,6 +27,7 @@ class Recorder:
 
 class FakeKind:
     kind = "fake"
+    capabilities = frozenset()
 
     def __init__(self, rec: Recorder):
         self.rec = rec
@@ -52,20 +53,20 @@ def _plan(edges: dict[str, tuple[str, ...]], action=CREATE) -> Plan:
 
 
 @pytest.fixture
-def rec(monkeypatch):
-    r = Recorder()
-    monkeypatch.setitem(executor.KINDS, "fake", FakeKind(r))
-    return r
+def rec():
+    return Recorder()
 
 
-def _run(events=None):
+def _run(rec: Recorder, events=None):
+    """A run handed a registry of its own: the fake kind alone (nothing global is changed)."""
     return Run(ctx=Context(target="local", region="us-east-1", endpoint_url="http://127.0.0.1:1"), stack="s",
-               lab_name="lab", on_event=(lambda e, **k: events.append((e, k))) if events is not None else (lambda *a, **k: None))
+               lab_name="lab", on_event=(lambda e, **k: events.append((e, k))) if events is not None else (lambda *a, **k: None),
+               kinds=Kinds([FakeKind(rec)]))
 
 
 def test_execute__independent_branches_run_at_the_same_time(rec):
     rec.delays = {"db": 0.3, "cache": 0.3}
-    outcome = executor.execute(_plan({"vpc": (), "db": ("vpc",), "cache": ("vpc",), "replica": ("db",)}), _run())
+    outcome = executor.execute(_plan({"vpc": (), "db": ("vpc",), "cache": ("vpc",), "replica": ("db",)}), _run(rec))
     assert outcome.ok
     t = {(w, k): ts for w, k, ts in rec.events}
     # db and cache overlap (each started before the other ended): in parallel, whatever the machine's load,
@@ -77,7 +78,7 @@ def test_execute__independent_branches_run_at_the_same_time(rec):
 
 def test_execute__a_step_starts_as_soon_as_its_own_dependencies_finish(rec):
     rec.delays = {"slow": 0.5, "fast": 0.0}
-    executor.execute(_plan({"slow": (), "fast": (), "after-fast": ("fast",)}), _run())
+    executor.execute(_plan({"slow": (), "fast": (), "after-fast": ("fast",)}), _run(rec))
     t = {(w, k): ts for w, k, ts in rec.events}
     assert t[("start", "after-fast")] < t[("end", "slow")]  # no batch barrier
 
@@ -85,7 +86,7 @@ def test_execute__a_step_starts_as_soon_as_its_own_dependencies_finish(rec):
 def test_execute__a_failure_blocks_dependents_only(rec):
     rec.fail = {"db"}
     events = []
-    outcome = executor.execute(_plan({"vpc": (), "db": ("vpc",), "replica": ("db",), "cache": ("vpc",)}), _run(events))
+    outcome = executor.execute(_plan({"vpc": (), "db": ("vpc",), "replica": ("db",), "cache": ("vpc",)}), _run(rec, events))
     assert set(outcome.failed) == {"db"} and outcome.blocked == ["replica"]
     assert "cache" in outcome.done and not outcome.ok
     assert ("blocked", "replica") in {(e, k["step"].key) for e, k in events if "step" in k}
@@ -93,5 +94,5 @@ def test_execute__a_failure_blocks_dependents_only(rec):
 
 def test_execute__delete_plan_runs_in_dependency_order(rec):
     # In a delete plan, deps are what must be gone first.
-    executor.execute(_plan({"vpc": ("subnet",), "subnet": ("instance",), "instance": ()}, DELETE), _run())
+    executor.execute(_plan({"vpc": ("subnet",), "subnet": ("instance",), "instance": ()}, DELETE), _run(rec))
     assert [k for w, k, _ in rec.events if w == "delete"] == ["instance", "subnet", "vpc"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from awslab.aws.kinds import KINDS
 from awslab.aws.security_groups import desired_rules
-from awslab.engine.model import CREATE, DELETE, KEEP, REPLACE, UPDATE, Found
+from awslab.spec.model import CREATE, DELETE, KEEP, REPLACE, UPDATE, Found
 from awslab.engine.plan import plan_down, plan_up
 from awslab.spec.lab import load_lab
 from awslab.spec.topology import desired
@@ -32,7 +33,7 @@ def test_plan_up__a_vpc_whose_dns_settings_were_never_confirmed_is_completed():
     items = desired(load_lab("week6"), "s", "us-east-1")
     found = _found_all(items)
     found["network.vpc"].attrs["tags"] = {}   # killed between CreateVpc and ModifyVpcAttribute
-    (step,) = [s for s in plan_up("s", items, found).steps if s.action != KEEP]
+    (step,) = [s for s in plan_up("s", items, found, KINDS).steps if s.action != KEEP]
     assert (step.key, step.action) == ("network.vpc", "update")
 
 
@@ -55,7 +56,7 @@ def test_desired__replica_count_follows_the_lab():
 
 def test_plan_up__nothing_found__creates_everything_with_dependencies():
     items = desired(load_lab("week6"), "s", "us-east-1")
-    plan = plan_up("s", items, {})
+    plan = plan_up("s", items, {}, KINDS)
     assert {s.action for s in plan.steps} == {CREATE}
     deps = {s.key: s.deps for s in plan.steps}
     assert deps["db.replica.1"] == ("db.primary",)
@@ -65,7 +66,7 @@ def test_plan_up__nothing_found__creates_everything_with_dependencies():
 
 def test_plan_up__everything_found__keeps_everything():
     items = desired(load_lab("week6"), "s", "us-east-1")
-    plan = plan_up("s", items, _found_all(items))
+    plan = plan_up("s", items, _found_all(items), KINDS)
     assert {s.action for s in plan.steps} == {KEEP} and plan.mutating == ()
 
 
@@ -74,21 +75,21 @@ def test_plan_up__a_promoted_replica_holding_the_replica_name__is_shown_as_repla
     found = _found_all(items)
     replica = found.pop("db.replica.1")
     found["db.promoted.s-db-replica-1"] = Found("db.promoted.s-db-replica-1", "db-instance", replica.id, "available")
-    step = {s.key: s for s in plan_up("s", items, found).steps}["db.replica.1"]
+    step = {s.key: s for s in plan_up("s", items, found, KINDS).steps}["db.replica.1"]
     assert step.action == REPLACE and "held by the stack's db.promoted.s-db-replica-1" in step.reason
     other = plan_up("s", items, {**found, "db.promoted.s-db-replica-1": Found(
-        "db.promoted.s-db-replica-1", "db-instance", "another-name", "available")})
+        "db.promoted.s-db-replica-1", "db-instance", "another-name", "available")}, KINDS)
     assert {s.key: s for s in other.steps}["db.replica.1"].action == CREATE
     # A DB subnet group shares the primary's name, in another namespace: the primary is made.
     only_group = {"db.subnet-group": Found("db.subnet-group", "db-subnet-group", "s-db", "Complete")}
-    assert {s.key: s for s in plan_up("s", items, only_group).steps}["db.primary"].action == CREATE
+    assert {s.key: s for s in plan_up("s", items, only_group, KINDS).steps}["db.primary"].action == CREATE
 
 
 def test_plan_up__half_made_resources__are_completed():
     items = desired(load_lab("week6", overrides=["host.ssh_cidr=203.0.113.10/32"]), "s", "us-east-1")
     found = _found_all(desired(load_lab("week6"), "s", "us-east-1"))
     found["network.igw"].attrs["vpcs"] = []
-    plan = {s.key: s for s in plan_up("s", items, found).steps}
+    plan = {s.key: s for s in plan_up("s", items, found, KINDS).steps}
     assert plan["network.igw"].action == UPDATE and "not attached" in plan["network.igw"].reason
     assert plan["sg.rules"].action == UPDATE and "tcp/22 from 203.0.113.10/32" in plan["sg.rules"].reason
 
@@ -99,7 +100,7 @@ def test_plan_up__a_rule_opened_by_hand__is_reported_as_not_declared():
     from awslab.aws.security_groups import Rule
 
     found["sg.rules"].attrs["rules"] = found["sg.rules"].attrs["rules"] | {Rule("sg.db", "ingress", "tcp", 5432, 5432, "0.0.0.0/0")}
-    step = next(s for s in plan_up("s", items, found).steps if s.key == "sg.rules")
+    step = next(s for s in plan_up("s", items, found, KINDS).steps if s.key == "sg.rules")
     assert step.action == UPDATE and "not declared sg.db ingress tcp/5432 from 0.0.0.0/0" in step.reason
 
 
@@ -157,7 +158,7 @@ def test_plan_snapshot__the_copy_waits_for_the_db_snapshot_and_the_cache_snapsho
 
 
 def test_plan_restore__creates_once_then_keeps_what_a_rerun_finds():
-    from awslab.engine.model import Desired
+    from awslab.spec.model import Desired
     from awslab.engine.plan import plan_restore
 
     d = Desired("db.restored.r1", "db-restore", "r1", (), {"snapshot": "snap"})
@@ -178,7 +179,7 @@ def test_plan_delete_snapshots__leaves_automated_ones_to_their_instance():
 
 
 def test_plan_failover__one_failover_step_on_the_target():
-    from awslab.engine.model import FAILOVER, MUTATING_ACTIONS
+    from awslab.spec.model import FAILOVER, MUTATING_ACTIONS
     from awslab.engine.plan import plan_failover
 
     target = Found("db.primary", "db-instance", "s-db", "available")
@@ -202,14 +203,14 @@ def test_plan_up__settings_aws_changes_in_place__update_with_old_and_new():
     found["db.primary"] = Found("db.primary", "db-instance", "s-db", "available", attrs={"raw": {
         "MultiAZ": False, "DBInstanceClass": "db.t3.small", "AllocatedStorage": 50, "StorageType": "gp3",
         "BackupRetentionPeriod": 7, "DeletionProtection": False}})
-    step = next(s for s in plan_up("s", items, found).steps if s.key == "db.primary")
+    step = next(s for s in plan_up("s", items, found, KINDS).steps if s.key == "db.primary")
     # Storage only grows on AWS: 50 GiB found, 20 wanted is not a change `up` tries.
     assert (step.action, step.reason) == (UPDATE, "database.multi_az: false -> true; database.instance_class: "
                                                   "db.t3.small -> db.t3.micro")
 
 
 def test_plan_up__fewer_replicas__the_extra_ones_deleted_and_a_moved_subnet_replaced():
-    from awslab.engine.model import REPLACE
+    from awslab.spec.model import REPLACE
 
     items = desired(load_lab("week6"), "s", "us-east-1")
     found = _found_all(desired(load_lab("week6", overrides=["database.read_replicas=3"]), "s", "us-east-1"))
@@ -217,10 +218,10 @@ def test_plan_up__fewer_replicas__the_extra_ones_deleted_and_a_moved_subnet_repl
                                               attrs={"cidr": "10.60.10.0/24", "az": "us-east-1a", "vpc": "vpc-1"})
     found["network.subnet.private-b"] = Found("network.subnet.private-b", "subnet", "subnet-b", "available",
                                               attrs={"cidr": "10.60.11.0/24", "az": "us-east-1a", "vpc": "vpc-1"})
-    plan = {s.key: s for s in plan_up("s", items, found).steps}
+    plan = {s.key: s for s in plan_up("s", items, found, KINDS).steps}
     assert [(k, s.reason) for k, s in plan.items() if s.action == DELETE] == [
         ("db.replica.2", "database.read_replicas: 3 -> 1"), ("db.replica.3", "database.read_replicas: 3 -> 1")]
     assert plan["network.subnet.private-b"].action == REPLACE
     assert "must span two AZs" in plan["network.subnet.private-b"].reason
     assert plan["network.subnet.private-a"].action == KEEP
-    assert REPLACE not in {s.action for s in plan_up("s", items, found).mutating}
+    assert REPLACE not in {s.action for s in plan_up("s", items, found, KINDS).mutating}

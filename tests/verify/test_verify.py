@@ -252,7 +252,7 @@ def test_verify__an_explicit_security_override_is_a_warn_not_silence(awslab, loc
 # --- the checks as pure functions of a hand-built World (no AWS) -------------------------------------
 
 def _world(db: dict, groups: dict):
-    from awslab.engine.model import Found
+    from awslab.spec.model import Found
     from awslab.verify.checks import World
 
     return World("s", {"db.primary": Found("db.primary", "db-instance", db["DBInstanceIdentifier"], "available",

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from awslab.engine.state import write_private
+from awslab.home.state import write_private
 from awslab.local.engines.accounts import RunAs
 from awslab.local.engines.base import EngineError
 

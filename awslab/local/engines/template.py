@@ -51,7 +51,7 @@ import struct
 import time
 from pathlib import Path
 
-from awslab.engine.state import cache_home
+from awslab.home.state import cache_home
 from awslab.local.engines import postgres
 from awslab.local.engines.accounts import RunAs
 from awslab.local.engines.base import SECRET_FILE

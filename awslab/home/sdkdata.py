@@ -41,7 +41,7 @@ def cache_dir() -> Path | None:
         return None
     import botocore
 
-    from awslab.engine.state import cache_home
+    from awslab.home.state import cache_home
 
     return cache_home() / f"botocore-{botocore.__version__}"
 

@@ -1,4 +1,4 @@
-"""botocore's data parsed once per process and kept parsed on disk (awslab/engine/sdkdata.py): what comes
+"""botocore's data parsed once per process and kept parsed on disk (awslab/home/sdkdata.py): what comes
 from the cache is what botocore's own JSON loader gives, and a stale or broken cache file is
 never believed."""
 
@@ -8,7 +8,7 @@ import os
 
 from botocore.loaders import JSONFileLoader, Loader
 
-from awslab.engine import sdkdata
+from awslab.home import sdkdata
 
 
 def _model_path(service: str = "rds") -> str:

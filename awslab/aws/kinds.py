@@ -1,0 +1,37 @@
+"""The lab's registry of resource kinds: the explicit map from a kind to its handler (the
+contract is ``ResourceKind`` in spec/model.py, optional capabilities declared, not probed) and
+the areas whose ``discover`` finds what exists. Handed to the planner and the executor where a
+command starts its run (commands/_common.py); a new kind is one handler here and its line below.
+"""
+
+from __future__ import annotations
+
+from awslab.aws import cache, database, host, network, security_groups
+from awslab.aws.cache import (
+    AuthTokenSecret,
+    CacheRestore,
+    CacheSnapshot,
+    CacheSubnetGroup,
+    ReplicationGroup,
+)
+from awslab.aws.database import (
+    DbInstance,
+    DbReplica,
+    DbRestore,
+    DbSnapshot,
+    DbSnapshotCopy,
+    DbSubnetGroup,
+)
+from awslab.aws.host import HostCommand, Instance, InstanceProfile
+from awslab.aws.network import InternetGateway, RouteTable, Subnet, Vpc
+from awslab.aws.security_groups import SecurityGroup, SecurityGroupRules
+
+from awslab.spec.model import Kinds
+
+KINDS = Kinds(
+    (Vpc(), InternetGateway(), Subnet(), RouteTable(), SecurityGroup(), SecurityGroupRules(),
+     InstanceProfile(), Instance(), DbSubnetGroup(), DbInstance(), DbReplica(),
+     CacheSubnetGroup(), AuthTokenSecret(), ReplicationGroup(),
+     DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(), HostCommand()),
+    areas=(network.discover, security_groups.discover, host.discover, database.discover, cache.discover),
+)

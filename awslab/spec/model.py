@@ -1,0 +1,147 @@
+"""The values that flow from discovery through planning to the executor.
+
+``Desired`` is what the lab wants (pure data from the lab file), ``Found`` is what discovery saw
+in AWS, ``Step`` is one planned action on one resource. None of them holds a client. Here too:
+``ResourceKind``, the contract of a kind's handler, and ``Kinds``, the registry of handlers the
+planner and the executor are handed (aws/kinds.py makes the lab's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable, Iterator, Protocol, runtime_checkable
+
+CREATE, KEEP, UPDATE, DELETE = "create", "keep", "update", "delete"
+FAILOVER = "failover"          # a forced failover of a Multi-AZ primary or a cache's primary node
+PROMOTE = "promote"            # a read replica made a standalone instance (PromoteReadReplica)
+REPLACE = "replace"            # differs from the lab in what AWS cannot change in place: shown, never run
+MUTATING_ACTIONS = (CREATE, UPDATE, DELETE, FAILOVER, PROMOTE)
+
+
+@dataclass(frozen=True)
+class Desired:
+    key: str                   # the resource's place in the topology, e.g. "network.subnet.public"
+    kind: str                  # the handler that creates and deletes it, e.g. "subnet"
+    name: str                  # the physical name awslab gives it
+    deps: tuple[str, ...] = ()
+    spec: dict[str, Any] = field(default_factory=dict, compare=False)  # kind-specific settings
+
+
+@dataclass(frozen=True)
+class Found:
+    """What discovery (or a step) saw; a step that changes a resource returns a new Found."""
+
+    key: str
+    kind: str
+    id: str                    # the physical id: vpc-..., a DB identifier, a role name
+    state: str                 # AWS's own word: available, running, creating, deleting ...
+    created: datetime | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)  # what the kind needs later (endpoints, ARNs)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    kind: str
+    action: str                # create / keep / update / delete / failover
+    deps: tuple[str, ...]
+    desired: Desired | None = None
+    found: Found | None = None
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.found is not None:
+            return self.found.id
+        return self.desired.name if self.desired else self.key
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    steps: tuple[Step, ...]
+
+    @property
+    def mutating(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.action in MUTATING_ACTIONS)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.steps:
+            out[s.action] = out.get(s.action, 0) + 1
+        return out
+
+
+# What a kind's handler may do beyond create and delete, each with the methods it brings:
+# "update" completes a half-made resource or changes settings AWS changes in place
+# (``incomplete`` says why, ``complete`` does it); "ready" waits until it is usable; "replace"
+# says where it differs in what AWS cannot change (``drift``: shown, never run); "failover" and
+# "promote" are the recovery actions; "final-snapshot" names the snapshot its delete keeps.
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "update": ("incomplete", "complete"),
+    "ready": ("ready",),
+    "replace": ("drift",),
+    "failover": ("failover",),
+    "promote": ("promote",),
+    "final-snapshot": ("final_snapshot_id",),
+}
+
+
+@runtime_checkable
+class ResourceKind(Protocol):
+    """A resource kind's handler: its ``kind`` (the name steps carry), ``create(run, desired) ->
+    Found`` and ``delete(run, found)``, and the optional ``capabilities`` it declares (keys of
+    ``CAPABILITIES``), whose methods it then has. Nothing asks a handler what it can do by probing."""
+
+    kind: str
+    capabilities: frozenset[str]
+
+    def create(self, run: Any, desired: Desired) -> Found: ...
+
+    def delete(self, run: Any, found: Found) -> None: ...
+
+
+class Kinds:
+    """The registry the planner and the executor are handed: handler per kind, and the discovery
+    areas that find what exists (each ``area(run) -> list[Found]``). Checked when made: every
+    declared capability's methods exist, and no handler has a capability's method undeclared."""
+
+    def __init__(self, handlers: Iterable[ResourceKind], areas: Iterable[Callable[[Any], list[Found]]] = ()) -> None:
+        self._handlers: dict[str, ResourceKind] = {}
+        for h in handlers:
+            if not isinstance(h, ResourceKind):
+                raise TypeError(f"{type(h).__name__} is not a ResourceKind (kind, capabilities, create, delete)")
+            unknown = set(h.capabilities) - set(CAPABILITIES)
+            if unknown:
+                raise TypeError(f"{type(h).__name__} declares unknown capabilities {sorted(unknown)}")
+            for cap, methods in CAPABILITIES.items():
+                has = [callable(getattr(h, m, None)) for m in methods]
+                if (cap in h.capabilities) != all(has) or any(has) != all(has):
+                    raise TypeError(f"{type(h).__name__}: capability '{cap}' declared "
+                                    f"{'without' if cap in h.capabilities else 'nowhere, with'} {', '.join(methods)}")
+            if h.kind in self._handlers:
+                raise TypeError(f"two handlers for kind '{h.kind}'")
+            self._handlers[h.kind] = h
+        self.areas = tuple(areas)
+
+    def __getitem__(self, kind: str) -> ResourceKind:
+        return self._handlers[kind]
+
+    def __contains__(self, kind: str) -> bool:
+        return kind in self._handlers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def can(self, kind: str, capability: str) -> bool:
+        if capability not in CAPABILITIES:
+            raise KeyError(capability)
+        return capability in self._handlers[kind].capabilities
+
+
+# States in which a resource is usable as it is: a kept resource in any other state is waited for.
+READY_STATES = {"available", "running", "attached", "Complete"}
