@@ -14,7 +14,15 @@ from dataclasses import replace
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import availability_zones, owned, snapshot_ready, stack_arns
-from awslab.spec.model import Desired, Found
+from awslab.spec.model import (
+    Change,
+    Desired,
+    Found,
+    Setting,
+    changes_in_place,
+    modify_arguments,
+    parameters,
+)
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
     GONE,
@@ -145,22 +153,33 @@ class AuthTokenSecret:
             run.client("secretsmanager").delete_secret(SecretId=f.id, ForceDeleteWithoutRecovery=True)
 
 
-def _group_changes(c, raw: dict) -> dict[str, tuple[dict, str, str]]:
-    """{lab key: (ModifyReplicationGroup arguments, found, lab)} for what differs and AWS changes in place."""
-    out: dict[str, tuple[dict, str, str]] = {}
-    if raw.get("CacheNodeType") and raw["CacheNodeType"] != c.node_type:
-        out["cache.node_type"] = ({"CacheNodeType": c.node_type}, raw["CacheNodeType"], c.node_type)
-    failover = raw.get("AutomaticFailover")
-    if failover in ("enabled", "disabled") and (failover == "enabled") != c.automatic_failover:
-        out["cache.automatic_failover"] = ({"AutomaticFailoverEnabled": c.automatic_failover,
-                                            "MultiAZEnabled": c.automatic_failover},
-                                           str(failover == "enabled").lower(), str(c.automatic_failover).lower())
-    return out
+def _enabled(state: str) -> bool | None:
+    """AutomaticFailover as the lab says it: None while it is being enabled or disabled."""
+    return {"enabled": True, "disabled": False}.get(state)
+
+
+# The replication group's settings, declared once with their AWS names (spec/model.Setting): create
+# reads the create parameters, `up`'s in-place diff the modify ones, the export the CloudFormation
+# properties, verify the checks. The node type goes into the template as a template parameter.
+FAILOVER_PARAMETERS = ("AutomaticFailoverEnabled", "MultiAZEnabled")
+CACHE_SETTINGS = (
+    Setting("cache.engine", "engine", create=("Engine",), cfn=("Engine",)),
+    Setting("cache.engine_version", "engine_version", create=("EngineVersion",), cfn=("EngineVersion",)),
+    Setting("cache.node_type", "node_type", create=("CacheNodeType",), modify=("CacheNodeType",),
+            describe="CacheNodeType", check="spec.cache.node-type"),
+    Setting("cache.automatic_failover", "automatic_failover", create=FAILOVER_PARAMETERS, modify=FAILOVER_PARAMETERS,
+            describe="AutomaticFailover", cfn=FAILOVER_PARAMETERS, read=_enabled),
+    Setting("cache.at_rest_encryption", "at_rest_encryption", create=("AtRestEncryptionEnabled",),
+            describe="AtRestEncryptionEnabled", cfn=("AtRestEncryptionEnabled",)),
+    Setting("cache.transit_encryption", "transit_encryption", create=("TransitEncryptionEnabled",),
+            describe="TransitEncryptionEnabled", cfn=("TransitEncryptionEnabled",)),
+    Setting("cache.port", "port", create=("Port",), cfn=("Port",)),
+)
 
 
 class ReplicationGroup:
     kind = "replication-group"
-    capabilities = frozenset({"failover", "ready", "replace", "update"})
+    capabilities = frozenset({"failover", "ready", "replace", "settings"})
 
     def create(self, run: Run, d: Desired) -> Found:
         return self._create(run, d, f"awslab {run.stack}: Redis primary and replicas")
@@ -175,14 +194,12 @@ class ReplicationGroup:
             run, f"replication group {d.name}",
             lambda: ec.create_replication_group(
                 ReplicationGroupId=d.name, ReplicationGroupDescription=description,
-                Engine=c.engine, EngineVersion=c.engine_version, CacheNodeType=c.node_type,
+                **parameters(CACHE_SETTINGS, c, "create"),
                 NumCacheClusters=count, PreferredCacheClusterAZs=[azs[i % 2] for i in range(count)],
-                AutomaticFailoverEnabled=c.automatic_failover, MultiAZEnabled=c.automatic_failover,
                 CacheSubnetGroupName=run.ref("cache.subnet-group").id, SecurityGroupIds=[run.ref("sg.cache").id],
-                AtRestEncryptionEnabled=c.at_rest_encryption, TransitEncryptionEnabled=c.transit_encryption,
                 # AWS takes an AUTH token only with in-transit encryption.
                 **({"AuthToken": token} if c.transit_encryption else {}),
-                Port=c.port, Tags=run.tag_list(d.key, d.name) + origin_tags(d), **extra,
+                Tags=run.tag_list(d.key, d.name) + origin_tags(d), **extra,
             )["ReplicationGroup"],
             "ReplicationGroupAlreadyExists",
             lambda: ec.describe_replication_groups(ReplicationGroupId=d.name)["ReplicationGroups"][0],
@@ -198,19 +215,13 @@ class ReplicationGroup:
                     "place yet: AWS's IncreaseReplicaCount / DecreaseReplicaCount)")
         return None
 
-    def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
-        """What ModifyReplicationGroup changes in place that differs from the lab, as ``key: old -> new``."""
-        changes = _group_changes(d.spec["cache"], f.get("raw") or {})
-        return "; ".join(f"{key}: {old} -> {new}" for key, (_, old, new) in changes.items()) or None
+    def changes(self, d: Desired, f: Found) -> tuple[Change, ...]:
+        """What ModifyReplicationGroup changes in place that differs from the lab (CACHE_SETTINGS)."""
+        return changes_in_place(CACHE_SETTINGS, d.spec["cache"], f.get("raw") or {})
 
-    def complete(self, run: Run, d: Desired, f: Found) -> Found:
-        changes = _group_changes(d.spec["cache"], f.get("raw") or {})
-        if not changes:
-            return f
-        args: dict = {}
-        for param, _, new in changes.values():
-            args.update(param)
-        run.client("elasticache").modify_replication_group(ReplicationGroupId=f.id, ApplyImmediately=True, **args)
+    def apply(self, run: Run, d: Desired, f: Found, changes: tuple[Change, ...]) -> Found:
+        run.client("elasticache").modify_replication_group(ReplicationGroupId=f.id, ApplyImmediately=True,
+                                                           **modify_arguments(CACHE_SETTINGS, changes))
         return self.ready(run, d, replace(f, state="modifying"))
 
     def _probe(self, run: Run, f: Found, latest: dict):
@@ -315,7 +326,7 @@ class CacheRestore(ReplicationGroup):
     stack's AUTH token."""
 
     kind = "cache-restore"
-    capabilities = frozenset({"failover", "ready", "replace", "update"})
+    capabilities = frozenset({"failover", "ready", "replace", "settings"})
 
     def create(self, run: Run, d: Desired) -> Found:
         return self._create(run, d, f"awslab {run.stack}: restored from {d.spec['snapshot']}",

@@ -14,7 +14,15 @@ from datetime import datetime, timezone
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import owned, snapshot_ready
-from awslab.spec.model import Desired, Found
+from awslab.spec.model import (
+    Change,
+    Desired,
+    Found,
+    Setting,
+    changes_in_place,
+    modify_arguments,
+    parameters,
+)
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
     GONE,
@@ -161,66 +169,58 @@ class _DbBase:
         run.wait(f.key, f"RDS instance {f.id} to be deleted", probe, done={GONE}, kind=self.kind)
 
 
-# What `up` converges on the primary: lab field -> (ModifyDBInstance parameter, DescribeDBInstances key).
-# Storage only grows on AWS: a smaller size is drift `up` reports, never a change it tries.
-MODIFIABLE = {
-    "database.multi_az": ("multi_az", "MultiAZ", "MultiAZ"),
-    "database.instance_class": ("instance_class", "DBInstanceClass", "DBInstanceClass"),
-    "database.allocated_storage_gib": ("allocated_storage_gib", "AllocatedStorage", "AllocatedStorage"),
-    "database.storage_type": ("storage_type", "StorageType", "StorageType"),
-    "database.backup_retention_days": ("backup_retention_days", "BackupRetentionPeriod", "BackupRetentionPeriod"),
-    "database.deletion_protection": ("deletion_protection", "DeletionProtection", "DeletionProtection"),
-}
-
-
-def settings_to_change(db, raw: dict) -> dict[str, tuple[str, object, object]]:
-    """{lab key: (ModifyDBInstance parameter, found value, lab value)} for each setting that differs
-    and that AWS changes in place."""
-    out = {}
-    for key, (field, param, described) in MODIFIABLE.items():
-        want, have = getattr(db, field), raw.get(described)
-        if have is None or have == want:
-            continue
-        if field == "allocated_storage_gib" and want < have:
-            continue   # AWS cannot shrink storage; verify reports it
-        out[key] = (param, have, want)
-    return out
-
-
-def _show(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+# The primary's settings, each declared once with its AWS names (spec/model.Setting): create
+# reads the create parameters, `up`'s in-place diff the modify ones (in this order), the export
+# the CloudFormation properties, verify the checks. Storage only grows on AWS: a smaller size is
+# drift verify reports, never a change `up` tries. The engine's version, the class and the storage
+# size go into the template by hand (a minor version, a template parameter, a string).
+DB_SETTINGS = (
+    Setting("database.engine", "engine", create=("Engine",), describe="Engine", cfn=("Engine",)),
+    Setting("database.engine_version", "engine_version", create=("EngineVersion",), describe="EngineVersion"),
+    Setting("database.multi_az", "multi_az", create=("MultiAZ",), modify=("MultiAZ",), describe="MultiAZ",
+            cfn=("MultiAZ",), check="spec.db.multi-az"),
+    Setting("database.instance_class", "instance_class", create=("DBInstanceClass",), modify=("DBInstanceClass",),
+            describe="DBInstanceClass", check="spec.db.class"),
+    Setting("database.allocated_storage_gib", "allocated_storage_gib", create=("AllocatedStorage",),
+            modify=("AllocatedStorage",), describe="AllocatedStorage", check="spec.db.storage", grows_only=True),
+    Setting("database.storage_type", "storage_type", create=("StorageType",), modify=("StorageType",),
+            describe="StorageType", cfn=("StorageType",), check="spec.db.storage"),
+    Setting("database.backup_retention_days", "backup_retention_days", create=("BackupRetentionPeriod",),
+            modify=("BackupRetentionPeriod",), describe="BackupRetentionPeriod", cfn=("BackupRetentionPeriod",),
+            check="spec.db.backups"),
+    Setting("database.deletion_protection", "deletion_protection", create=("DeletionProtection",),
+            modify=("DeletionProtection",), describe="DeletionProtection", cfn=("DeletionProtection",)),
+    Setting("database.storage_encrypted", "storage_encrypted", create=("StorageEncrypted",),
+            describe="StorageEncrypted", cfn=("StorageEncrypted",)),
+    Setting("database.master_username", "master_username", create=("MasterUsername",), describe="MasterUsername",
+            cfn=("MasterUsername",)),
+    Setting("database.database_name", "database_name", create=("DBName",), describe="DBName", cfn=("DBName",)),
+    Setting("database.port", "port", create=("Port",)),
+)
 
 
 class DbInstance(_DbBase):
     kind = "db-instance"
-    capabilities = frozenset({"failover", "final-snapshot", "ready", "update"})
+    capabilities = frozenset({"failover", "final-snapshot", "ready", "settings"})
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
         return self._create(run, d, lambda: run.client("rds").create_db_instance(
-            DBInstanceIdentifier=d.name, Engine=db.engine, EngineVersion=db.engine_version,
-            DBInstanceClass=db.instance_class, AllocatedStorage=db.allocated_storage_gib,
-            StorageType=db.storage_type, MultiAZ=db.multi_az, StorageEncrypted=db.storage_encrypted,
-            BackupRetentionPeriod=db.backup_retention_days, PubliclyAccessible=False,
-            MasterUsername=db.master_username, ManageMasterUserPassword=True, DBName=db.database_name,
-            DeletionProtection=db.deletion_protection, CopyTagsToSnapshot=True,
+            DBInstanceIdentifier=d.name, **parameters(DB_SETTINGS, db, "create"),
+            PubliclyAccessible=False, ManageMasterUserPassword=True, CopyTagsToSnapshot=True,
             DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
-            Port=db.port, Tags=run.tag_list(d.key, d.name),
+            Tags=run.tag_list(d.key, d.name),
         ))
 
-    def incomplete(self, d: Desired, f: Found, found: dict[str, Found]) -> str | None:
-        """The settings AWS changes in place that differ from the lab, as ``key: old -> new``."""
-        changes = settings_to_change(d.spec["database"], f.get("raw") or {})
-        return "; ".join(f"{key}: {_show(old)} -> {_show(new)}" for key, (_, old, new) in changes.items()) or None
+    def changes(self, d: Desired, f: Found) -> tuple[Change, ...]:
+        """The settings AWS changes in place that differ from the lab (DB_SETTINGS)."""
+        return changes_in_place(DB_SETTINGS, d.spec["database"], f.get("raw") or {})
 
-    def complete(self, run: Run, d: Desired, f: Found) -> Found:
-        """ModifyDBInstance with what differs, applied now (as `up` promises); then wait for it."""
-        changes = settings_to_change(d.spec["database"], f.get("raw") or {})
-        if not changes:
-            return f
+    def apply(self, run: Run, d: Desired, f: Found, changes: tuple[Change, ...]) -> Found:
+        """ModifyDBInstance with the planned changes, applied now (as `up` promises); then wait for it."""
         rds = run.client("rds")
         rds.modify_db_instance(DBInstanceIdentifier=f.id, ApplyImmediately=True,
-                               **{param: new for param, _, new in changes.values()})
+                               **modify_arguments(DB_SETTINGS, changes))
         latest: dict = {}
         status = self._probe(run, f.id, latest)
 
@@ -229,7 +229,7 @@ class DbInstance(_DbBase):
             state = status()
             return "modifying" if state == "available" and latest.get("PendingModifiedValues") else state
 
-        state = run.wait(f.key, f"RDS instance {f.id} to apply {', '.join(changes)}", applied, done={"available"},
+        state = run.wait(f.key, f"RDS instance {f.id} to apply {', '.join(c.setting for c in changes)}", applied, done={"available"},
                          failed=FAILED_STATES | {GONE}, kind=self.kind)
         return replace(f, state=state, attrs={**f.attrs, **_db_attrs(latest)})
 
@@ -409,7 +409,7 @@ class DbRestore(DbInstance):
     security settings; it joins the stack, so verify and down see it."""
 
     kind = "db-restore"
-    capabilities = frozenset({"failover", "final-snapshot", "ready", "update"})
+    capabilities = frozenset({"failover", "final-snapshot", "ready", "settings"})
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]

@@ -20,9 +20,12 @@ from awslab.aws.host import (
     secrets_policy,
     user_data,
 )
+from awslab.aws.cache import CACHE_SETTINGS
+from awslab.aws.database import DB_SETTINGS
 from awslab.aws.security_groups import ALL, desired_rules
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
+from awslab.spec.model import parameters
 from awslab.spec.tags import (
     TAG_CLASS,
     TAG_CREATED,
@@ -160,13 +163,10 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
         "SubnetIds": [_ref("PrivateSubnetA"), _ref("PrivateSubnetB")], "Tags": _tags("db.subnet-group", lab)}}
     r["Db"] = {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
                "Properties": {
-                   "DBInstanceIdentifier": _sub("${StackName}-db"), "Engine": d.engine, "EngineVersion": _minor(d.engine, d.engine_version),
+                   "DBInstanceIdentifier": _sub("${StackName}-db"), **parameters(DB_SETTINGS, d, "cfn"),
+                   "EngineVersion": _minor(d.engine, d.engine_version),
                    "DBInstanceClass": _ref("DbInstanceClass"), "AllocatedStorage": str(d.allocated_storage_gib),
-                   "StorageType": d.storage_type, "StorageEncrypted": d.storage_encrypted, "MultiAZ": d.multi_az,
-                   "CopyTagsToSnapshot": True,
-                   "BackupRetentionPeriod": d.backup_retention_days, "MasterUsername": d.master_username,
-                   "ManageMasterUserPassword": True, "DBName": d.database_name,
-                   "DeletionProtection": d.deletion_protection, "PubliclyAccessible": False,
+                   "CopyTagsToSnapshot": True, "ManageMasterUserPassword": True, "PubliclyAccessible": False,
                    "DBSubnetGroupName": _ref("DbSubnetGroup"),
                    "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
                    "Tags": _tags("db.primary", lab)}}
@@ -196,14 +196,12 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
     r["Cache"] = {"Type": "AWS::ElastiCache::ReplicationGroup", "Properties": {
         "ReplicationGroupId": _sub("${StackName}-cache"),
         "ReplicationGroupDescription": _sub("awslab ${StackName}: the lab's Redis"),
-        "Engine": c.engine, "EngineVersion": c.engine_version, "CacheNodeType": _ref("CacheNodeType"),
+        **parameters(CACHE_SETTINGS, c, "cfn"), "CacheNodeType": _ref("CacheNodeType"),
         "NumCacheClusters": count, "PreferredCacheClusterAZs": [az[i % 2] for i in range(count)],
-        "AutomaticFailoverEnabled": c.automatic_failover, "MultiAZEnabled": c.automatic_failover,
         "CacheSubnetGroupName": _ref("CacheSubnetGroup"),
         "SecurityGroupIds": [{"Fn::GetAtt": ["CacheSecurityGroup", "GroupId"]}],
-        "AtRestEncryptionEnabled": c.at_rest_encryption, "TransitEncryptionEnabled": c.transit_encryption,
         **({"AuthToken": _sub("{{resolve:secretsmanager:${CacheAuthToken}}}")} if c.transit_encryption else {}),
-        "Port": c.port, "Tags": _tags("cache.group", lab)}}
+        "Tags": _tags("cache.group", lab)}}
     outputs.update({
         "CacheEndpoint": {"Value": {"Fn::GetAtt": ["Cache", "PrimaryEndPoint.Address"]}},
         "CacheAuthTokenSecretArn": {"Value": _ref("CacheAuthToken")},

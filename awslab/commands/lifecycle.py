@@ -24,7 +24,7 @@ from awslab.home import state
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
-from awslab.spec.model import DELETE, KEEP, REPLACE, UPDATE, Found, Plan
+from awslab.spec.model import KEEP, REPLACE, Found, Plan
 from awslab.engine.plan import plan_delete_snapshots, plan_down, plan_up
 from awslab.engine.run import Run
 from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
@@ -44,7 +44,9 @@ def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
     if output == "json":
         ui.emit_json({"stack": plan.stack, "target": ctx.target, "region": ctx.region,
                       "steps": [{"action": s.action, "key": s.key, "kind": s.kind, "name": s.name,
-                                 "reason": s.reason, "depends_on": list(s.deps)} for s in plan.steps],
+                                 "reason": s.reason, "depends_on": list(s.deps),
+                                 **({"changes": [{"setting": c.setting, "old": c.old, "new": c.new, "source": c.source}
+                                                 for c in s.changes]} if s.changes else {})} for s in plan.steps],
                       "counts": plan.counts(), "estimated_hourly_usd": round(hourly, 4) if costs else None})
         return
     ui.emit(ui.table(["ACTION", "RESOURCE", "NAME", "WHY"], plan_rows(plan)))
@@ -125,23 +127,20 @@ def check_availability_zones(run: Run, lab: Lab) -> None:
 
 
 def with_sources(plan: Plan, lab: Lab, overrides_now: list[str], overrides_before: list[str]) -> Plan:
-    """Each ``key: old -> new`` in an update's or delete's reason says where ``new`` comes from: this
-    command's --set, or the lab file, noting a --set of the stack's last `up` that this one undoes."""
+    """Each planned change says where its new value comes from: this command's --set, or the lab
+    file, noting a --set of the stack's last `up` that this one undoes."""
     now = {o.split("=", 1)[0].strip() for o in overrides_now}
     before = {o.split("=", 1)[0].strip(): o for o in overrides_before}
 
-    def source(part: str) -> str:
-        key = part.split(":", 1)[0].strip()
-        if " -> " not in part or "." not in key:
-            return part
-        if key in now:
-            return f"{part} (--set)"
-        if key in before:
-            return f"{part} ({Path(lab.source).name}; the stack's last `up` had --set {before[key]})"
-        return f"{part} ({Path(lab.source).name})"
+    def source(setting: str) -> str:
+        if setting in now:
+            return "--set"
+        if setting in before:
+            return f"{Path(lab.source).name}; the stack's last `up` had --set {before[setting]}"
+        return Path(lab.source).name
 
-    steps = tuple(replace(s, reason="; ".join(source(p) for p in s.reason.split("; ")))
-                  if s.action in (UPDATE, DELETE) else s for s in plan.steps)
+    steps = tuple(replace(s, changes=tuple(replace(c, source=source(c.setting)) for c in s.changes))
+                  if s.changes else s for s in plan.steps)
     return replace(plan, steps=steps)
 
 

@@ -55,7 +55,9 @@ def run_step(run: Run, step: Step) -> None:
     if step.action == CREATE:
         run.record(handler.create(run, step.desired))
     elif step.action == UPDATE:
-        found = handler.complete(run, step.desired, step.found)
+        # Settings changed in place: the planned changes, applied as planned (not diffed again).
+        found = (handler.apply(run, step.desired, step.found, step.changes) if step.changes
+                 else handler.complete(run, step.desired, step.found))
         if waits and found.state not in READY_STATES:
             found = handler.ready(run, step.desired, found)
         run.record(found)

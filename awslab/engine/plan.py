@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from awslab.spec.model import (
     CREATE,
+    Change,
     DELETE,
     FAILOVER,
     KEEP,
@@ -49,6 +50,8 @@ def plan_up(stack: str, desired: list[Desired], found: dict[str, Found], kinds: 
         handler = kinds[d.kind]
         if kinds.can(d.kind, "replace") and (why := handler.drift(d, f, found)):
             steps.append(Step(d.key, d.kind, REPLACE, deps, d, f, why))
+        elif kinds.can(d.kind, "settings") and (changes := handler.changes(d, f)):
+            steps.append(Step(d.key, d.kind, UPDATE, deps, d, f, changes=changes))
         elif kinds.can(d.kind, "update") and (why := handler.incomplete(d, f, found)):
             steps.append(Step(d.key, d.kind, UPDATE, deps, d, f, why))
         else:
@@ -59,7 +62,7 @@ def plan_up(stack: str, desired: list[Desired], found: dict[str, Found], kinds: 
         for key in have:
             if key not in wanted:
                 f = found[key]
-                steps.append(Step(key, f.kind, DELETE, (), None, f, f"{setting}: {len(have)} -> {keep}"))
+                steps.append(Step(key, f.kind, DELETE, (), None, f, changes=(Change(setting, len(have), keep),)))
     return Plan(stack, tuple(steps))
 
 

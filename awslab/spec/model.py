@@ -43,6 +43,77 @@ class Found:
         return self.attrs.get(name, default)
 
 
+def show(value: Any) -> str:
+    """A setting's value as the lab file spells it (booleans lower-case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One lab setting a kind carries, declared once with its AWS names: the lab key and the
+    field of its lab section, the Create* and Modify* parameters that set it (none to modify: AWS
+    cannot change it in place), the Describe* field that shows it (``read`` turns that value into
+    the lab's terms, None while it is settling), the CloudFormation properties, and the verify
+    check that compares it. Create, the in-place diff, the export and verify read the table."""
+
+    key: str
+    field: str
+    create: tuple[str, ...] = ()
+    modify: tuple[str, ...] = ()
+    describe: str = ""
+    cfn: tuple[str, ...] = ()
+    check: str | None = None
+    read: Callable[[Any], Any] | None = None
+    grows_only: bool = False   # AWS only grows it (storage): a smaller lab value is drift, never a change
+
+    def wanted(self, section: Any) -> Any:
+        return getattr(section, self.field)
+
+    def seen(self, raw: dict) -> Any:
+        value = raw.get(self.describe)
+        return self.read(value) if self.read is not None and value is not None else value
+
+
+@dataclass(frozen=True)
+class Change:
+    """A setting an update step changes in place: from ``old`` (what AWS shows) to ``new`` (what the
+    lab wants), and where ``new`` comes from (this command's --set, the lab file)."""
+
+    setting: str
+    old: Any
+    new: Any
+    source: str = ""
+
+    def __str__(self) -> str:
+        said = f"{self.setting}: {show(self.old)} -> {show(self.new)}"
+        return f"{said} ({self.source})" if self.source else said
+
+
+def parameters(settings: Iterable[Setting], section: Any, where: str) -> dict[str, Any]:
+    """The lab's values under their AWS names ``where`` ("create" or "cfn"): each setting's
+    parameters all set to its value."""
+    return {name: s.wanted(section) for s in settings for name in getattr(s, where)}
+
+
+def changes_in_place(settings: Iterable[Setting], section: Any, raw: dict) -> tuple[Change, ...]:
+    """The settings AWS changes in place whose shown value differs from the lab's: the diff, once."""
+    out = []
+    for s in settings:
+        if not s.modify:
+            continue
+        have, want = s.seen(raw), s.wanted(section)
+        if have is None or have == want or (s.grows_only and want < have):
+            continue
+        out.append(Change(s.key, have, want))
+    return tuple(out)
+
+
+def modify_arguments(settings: Iterable[Setting], changes: Iterable[Change]) -> dict[str, Any]:
+    """The Modify* arguments that make ``changes``."""
+    table = {s.key: s for s in settings}
+    return {name: c.new for c in changes for name in table[c.setting].modify}
+
+
 @dataclass(frozen=True)
 class Step:
     key: str
@@ -51,7 +122,12 @@ class Step:
     deps: tuple[str, ...]
     desired: Desired | None = None
     found: Found | None = None
-    reason: str = ""
+    note: str = ""             # why, in words (a change of settings says it through ``changes``)
+    changes: tuple[Change, ...] = ()   # an update of settings in place: what the executor applies
+
+    @property
+    def reason(self) -> str:
+        return "; ".join([str(c) for c in self.changes] + ([self.note] if self.note else []))
 
     @property
     def name(self) -> str:
@@ -77,11 +153,13 @@ class Plan:
 
 
 # What a kind's handler may do beyond create and delete, each with the methods it brings:
-# "update" completes a half-made resource or changes settings AWS changes in place
-# (``incomplete`` says why, ``complete`` does it); "ready" waits until it is usable; "replace"
+# "settings" changes in place the settings of its table that differ from the lab (``changes``
+# computes the diff once as ``Change`` values, ``apply`` makes them); "update" completes a
+# half-made resource (``incomplete`` says why, ``complete`` does it); "ready" waits until it is usable; "replace"
 # says where it differs in what AWS cannot change (``drift``: shown, never run); "failover" and
 # "promote" are the recovery actions; "final-snapshot" names the snapshot its delete keeps.
 CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "settings": ("changes", "apply"),
     "update": ("incomplete", "complete"),
     "ready": ("ready",),
     "replace": ("drift",),

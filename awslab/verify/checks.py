@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from awslab.aws import cache, network, security_groups
-from awslab.spec.model import READY_STATES, Found
+from awslab.aws.cache import CACHE_SETTINGS
+from awslab.aws.database import DB_SETTINGS
+from awslab.spec.model import READY_STATES, Found, Setting
 from awslab.engine.run import Run
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
@@ -137,6 +139,13 @@ def _spec(cid: str, ok: bool, have: str, want: str, hint: str, control: str | No
     return Result(cid, FAIL, f"{have}; the lab asks for {want}", hint, control)
 
 
+def _as_lab(settings: tuple[Setting, ...], check: str, raw: dict, section) -> bool:
+    """Whether every setting the kind's table gives to ``check`` shows the lab's value."""
+    compared = [s for s in settings if s.check == check]
+    assert compared, f"no setting is checked by {check}"
+    return all(s.seen(raw) == s.wanted(section) for s in compared)
+
+
 def check_spec(w: World, lab: Lab) -> list[Result]:
     d, c = lab.database, lab.cache
     db = w.raw("db.primary")
@@ -151,16 +160,16 @@ def check_spec(w: World, lab: Lab) -> list[Result]:
         out.append(_spec("spec.db.engine", db.get("Engine") == d.engine and major == d.engine_version,
                          f"{db.get('Engine')} {db.get('EngineVersion')}", f"{d.engine} {d.engine_version}",
                          "engine changes need a new instance: `awslab down` then `awslab up`"))
-        out.append(_spec("spec.db.class", db.get("DBInstanceClass") == d.instance_class, db.get("DBInstanceClass", "?"),
+        out.append(_spec("spec.db.class", _as_lab(DB_SETTINGS, "spec.db.class", db, d), db.get("DBInstanceClass", "?"),
                          d.instance_class, f"{modify} --db-instance-class {d.instance_class}"))
-        out.append(_spec("spec.db.storage", db.get("StorageType") == d.storage_type and db.get("AllocatedStorage") == d.allocated_storage_gib,
+        out.append(_spec("spec.db.storage", _as_lab(DB_SETTINGS, "spec.db.storage", db, d),
                          f"{db.get('AllocatedStorage')} GiB {db.get('StorageType')}", f"{d.allocated_storage_gib} GiB {d.storage_type}",
                          f"{modify} --storage-type {d.storage_type} --allocated-storage {d.allocated_storage_gib}"))
-        out.append(_spec("spec.db.multi-az", bool(db.get("MultiAZ")) == d.multi_az,
+        out.append(_spec("spec.db.multi-az", _as_lab(DB_SETTINGS, "spec.db.multi-az", db, d),
                          "Multi-AZ" if db.get("MultiAZ") else "Single-AZ", "Multi-AZ" if d.multi_az else "Single-AZ",
                          f"{modify} --{'' if d.multi_az else 'no-'}multi-az", "RDS.5" if d.multi_az else None))
         retention = db.get("BackupRetentionPeriod", 0)
-        out.append(_spec("spec.db.backups", retention == d.backup_retention_days,
+        out.append(_spec("spec.db.backups", _as_lab(DB_SETTINGS, "spec.db.backups", db, d),
                          f"backups kept {retention} days", f"{d.backup_retention_days} days",
                          f"{modify} --backup-retention-period {d.backup_retention_days}", "RDS.11"))
     for i in range(1, d.read_replicas + 1):
@@ -179,7 +188,8 @@ def check_spec(w: World, lab: Lab) -> list[Result]:
     if group is None:
         out += [Result(f"spec.cache.{n}", SKIP, "needs the cache (cache.group)") for n in ("node-type", "replicas")]
     else:
-        out.append(_spec("spec.cache.node-type", group.get("CacheNodeType") == c.node_type, group.get("CacheNodeType", "?"),
+        out.append(_spec("spec.cache.node-type", _as_lab(CACHE_SETTINGS, "spec.cache.node-type", group, c),
+                         group.get("CacheNodeType", "?"),
                          c.node_type, f"aws elasticache modify-replication-group --replication-group-id {group['ReplicationGroupId']} "
                          f"--cache-node-type {c.node_type} --apply-immediately"))
         members = group.get("MemberClusters", [])

@@ -225,3 +225,51 @@ def test_plan_up__fewer_replicas__the_extra_ones_deleted_and_a_moved_subnet_repl
     assert "must span two AZs" in plan["network.subnet.private-b"].reason
     assert plan["network.subnet.private-a"].action == KEEP
     assert REPLACE not in {s.action for s in plan_up("s", items, found, KINDS).mutating}
+
+
+def test_a_set_setting_goes_from_the_lab_to_modify_db_instance_through_the_table_once(monkeypatch):
+    """--set database.multi_az=false on a Multi-AZ primary: the plan carries a structured Change
+    (setting, old, new, where the new value comes from), computed once; the executor hands exactly
+    that change to ModifyDBInstance, not a diff made again (nor a string read back)."""
+    from awslab.aws import database
+    from awslab.commands.lifecycle import with_sources
+    from awslab.engine import executor
+    from awslab.spec import model
+
+    lab = load_lab("week6", overrides=["database.multi_az=false"])
+    items = desired(lab, "s", "us-east-1")
+    found = _found_all(items)
+    found["db.primary"] = Found("db.primary", "db-instance", "s-db", "available", attrs={"raw": {
+        "MultiAZ": True, "DBInstanceClass": "db.t3.micro", "AllocatedStorage": 20, "StorageType": "gp3",
+        "BackupRetentionPeriod": 7, "DeletionProtection": False}})
+    diffs = []
+    real_diff = model.changes_in_place
+    monkeypatch.setattr(database, "changes_in_place", lambda *a: diffs.append(a[0]) or real_diff(*a))
+    plan = with_sources(plan_up("s", items, found, KINDS), lab, ["database.multi_az=false"], [])
+    step = next(s for s in plan.steps if s.key == "db.primary")
+    assert step.action == UPDATE and step.changes == (model.Change("database.multi_az", True, False, "--set"),)
+    assert step.reason == "database.multi_az: true -> false (--set)"
+
+    sent = []
+
+    class Rds:
+        def modify_db_instance(self, **kw):
+            sent.append(kw)
+
+    class FakeRun:
+        kinds = KINDS
+
+        def client(self, service):
+            assert service == "rds"
+            return Rds()
+
+        def record(self, f):
+            self.recorded = f
+
+    run = FakeRun()
+    monkeypatch.setattr(database.DbInstance, "_probe", lambda self, run, ident, latest: lambda: "available")
+    run.wait = lambda key, what, probe, done, failed, kind: probe()
+    executor.run_step(run, step)
+    assert sent == [{"DBInstanceIdentifier": "s-db", "ApplyImmediately": True, "MultiAZ": False}]
+    assert diffs == [database.DB_SETTINGS]   # the diff was computed once, by the planner
+    assert run.recorded.state == "available"
