@@ -28,6 +28,8 @@ from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.core.common_models import CloudFormationModel
 from moto.core.utils import camelcase_to_underscores as _moto_snake
 
+from awslab.local.patches._patch import patch
+
 RESOLVE_SECRET = re.compile(r"\{\{resolve:secretsmanager:([^}]+?)\}\}")
 BOOLEAN_PROPS = {"MultiAZ", "StorageEncrypted", "ManageMasterUserPassword", "DeletionProtection",
                  "PubliclyAccessible", "AutoMinorVersionUpgrade", "CopyTagsToSnapshot", "AutomaticFailoverEnabled",
@@ -81,60 +83,56 @@ def resolve_secrets(account_id: str, region: str, text: Any) -> Any:
     return RESOLVE_SECRET.sub(one, text)
 
 
-def apply() -> None:
-    _db_instance()   # the types below register by being defined (CloudFormationModel's subclasses)
-    _instance()
-    _tags_kept()
-    _route_table_association()
-    _snapshot_on_delete()
-    _network_deletes()
-    _stack_updates()
-    from moto.cloudformation import parsing
-
-    parsing.get_model_map.cache_clear()
+DB_INSTANCE = "moto.rds.models:DBInstance"
 
 
-def _db_instance() -> None:
+@patch("moto.cloudformation.parsing", gap="cfn-missing-types", phase="services", kind="derive")
+def get_model_map(original):
+    """The types below register by being defined (CloudFormationModel's subclasses); moto's map of
+    types is cached, so it is cleared to see them."""
+    original.cache_clear()
+    return original
+
+
+@patch(DB_INSTANCE, gap=("cfn-db-instance", "cfn-db-backup-retention"), phase="services", kind="replace")
+@classmethod
+def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
     from moto.rds.models import DBInstance, rds_backends
 
-    original_attr = DBInstance.get_cfn_attribute
+    props = dict(cloudformation_json.get("Properties") or {})
+    if props.get("BackupRetentionPeriod") is None and not props.get("SourceDBInstanceIdentifier"):
+        props["BackupRetentionPeriod"] = 1   # CloudFormation's default, as CreateDBInstance's
+    db_kwargs = {camelcase_to_underscores(k): _value(k, v) for k, v in props.items()
+                 if k not in ("VPCSecurityGroups", "DBInstanceIdentifier", "SourceDBInstanceIdentifier")}
+    db_kwargs.setdefault("db_instance_class", None)   # as moto passes it (a minimal template)
+    db_kwargs["vpc_security_group_ids"] = _value("VPCSecurityGroups", list(props.get("VPCSecurityGroups") or []))
+    # Without one, CloudFormation names it <stack>-<logical id>-<suffix>, lowercase.
+    db_kwargs["db_instance_identifier"] = (props.get("DBInstanceIdentifier") or resource_name).replace("_", "-").lower()
+    if props.get("Engine") and "port" not in db_kwargs:
+        db_kwargs["port"] = DBInstance.default_port(props["Engine"])
+    backend = rds_backends[account_id][region_name]
+    source = _value("SourceDBInstanceIdentifier", props.get("SourceDBInstanceIdentifier"))
+    if source:
+        db_kwargs["source_db_instance_identifier"] = source
+        _until_available(backend, str(source).split(":")[-1])
+        return backend.create_db_instance_read_replica(db_kwargs)
+    return backend.create_db_instance(db_kwargs)
 
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        props = dict(cloudformation_json.get("Properties") or {})
-        if props.get("BackupRetentionPeriod") is None and not props.get("SourceDBInstanceIdentifier"):
-            props["BackupRetentionPeriod"] = 1   # CloudFormation's default, as CreateDBInstance's
-        db_kwargs = {camelcase_to_underscores(k): _value(k, v) for k, v in props.items()
-                     if k not in ("VPCSecurityGroups", "DBInstanceIdentifier", "SourceDBInstanceIdentifier")}
-        db_kwargs.setdefault("db_instance_class", None)   # as moto passes it (a minimal template)
-        db_kwargs["vpc_security_group_ids"] = _value("VPCSecurityGroups", list(props.get("VPCSecurityGroups") or []))
-        # Without one, CloudFormation names it <stack>-<logical id>-<suffix>, lowercase.
-        db_kwargs["db_instance_identifier"] = (props.get("DBInstanceIdentifier") or resource_name).replace("_", "-").lower()
-        if props.get("Engine") and "port" not in db_kwargs:
-            db_kwargs["port"] = DBInstance.default_port(props["Engine"])
-        backend = rds_backends[account_id][region_name]
-        source = _value("SourceDBInstanceIdentifier", props.get("SourceDBInstanceIdentifier"))
-        if source:
-            db_kwargs["source_db_instance_identifier"] = source
-            _until_available(backend, str(source).split(":")[-1])
-            return backend.create_db_instance_read_replica(db_kwargs)
-        return backend.create_db_instance(db_kwargs)
 
-    def get_cfn_attribute(self, attribute_name: str) -> Any:
-        if attribute_name == "MasterUserSecret.SecretArn":
-            secret = getattr(self, "master_user_secret", None)
-            if secret is None:
-                raise UnformattedGetAttTemplateException()
-            return secret.secret.arn if hasattr(secret, "secret") else secret.arn
-        return original_attr(self, attribute_name)
+@patch(DB_INSTANCE, gap="cfn-db-instance", phase="services")
+def get_cfn_attribute(original, self, attribute_name: str) -> Any:
+    if attribute_name == "MasterUserSecret.SecretArn":
+        secret = getattr(self, "master_user_secret", None)
+        if secret is None:
+            raise UnformattedGetAttTemplateException()
+        return secret.secret.arn if hasattr(secret, "secret") else secret.arn
+    return original(self, attribute_name)
 
-    DBInstance.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
-    DBInstance.get_cfn_attribute = get_cfn_attribute
 
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Endpoint.Address", "Endpoint.Port", "MasterUserSecret.SecretArn")
-
-    DBInstance.has_cfn_attr = has_cfn_attr
+@patch(DB_INSTANCE, gap="cfn-db-instance", phase="services", kind="replace")
+@classmethod
+def has_cfn_attr(cls, attr: str) -> bool:
+    return attr in ("Endpoint.Address", "Endpoint.Port", "MasterUserSecret.SecretArn")
 
 
 def _until_available(backend, ident: str, bound_s: float = SOURCE_WAIT_S) -> None:
@@ -151,106 +149,108 @@ def _until_available(backend, ident: str, bound_s: float = SOURCE_WAIT_S) -> Non
         time.sleep(0.1)
 
 
-def _instance() -> None:
+@patch("moto.ec2.models.instances:Instance", "create_from_cloudformation_json", gap="cfn-ec2-resources",
+       phase="services", kind="replace")
+@classmethod
+def create_instance(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
     """``AWS::EC2::Instance`` as RunInstances makes it: moto's reads neither ``NetworkInterfaces``
     (the subnet, groups and public address) nor the launch template (IMDSv2)."""
     from moto.ec2.models import ec2_backends
-    from moto.ec2.models.instances import Instance
 
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        props = cloudformation_json["Properties"]
-        backend = ec2_backends[account_id][region_name]
-        nics = [{"DeviceIndex": int(n.get("DeviceIndex", 0)), "SubnetId": n.get("SubnetId"),
-                 "Groups": list(n.get("GroupSet") or []),
-                 "AssociatePublicIpAddress": str(n.get("AssociatePublicIpAddress", "")).lower() == "true"}
-                for n in props.get("NetworkInterfaces") or []]
-        template = props.get("LaunchTemplate") or {}
-        metadata = dict(props.get("MetadataOptions") or {})
-        if template.get("LaunchTemplateId"):
-            lt = backend.get_launch_template(template["LaunchTemplateId"])
-            metadata = {**(lt.latest_version().data.get("MetadataOptions") or {}), **metadata}
-        reservation = backend.run_instances(
-            props["ImageId"], 1, props.get("UserData"), [],
-            instance_type=props.get("InstanceType", "m1.small"), is_instance_type_default=not props.get("InstanceType"),
-            placement=props.get("AvailabilityZone"), region_name=region_name, subnet_id=props.get("SubnetId"),
-            key_name=props.get("KeyName"), security_group_ids=list(props.get("SecurityGroupIds") or []), nics=nics,
-            private_ip=props.get("PrivateIpAddress"), associate_public_ip=None,
-            tags={"instance": {t["Key"]: t["Value"] for t in props.get("Tags") or []}},
-            metadata_options=metadata, client_token=f"cfn-{resource_name}"[:64])
-        instance = reservation.instances[0]
-        if props.get("IamInstanceProfile"):
-            backend.associate_iam_instance_profile(instance_id=instance.id,
-                                                   iam_instance_profile_name=props["IamInstanceProfile"])
-        return instance
-
-    Instance.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    props = cloudformation_json["Properties"]
+    backend = ec2_backends[account_id][region_name]
+    nics = [{"DeviceIndex": int(n.get("DeviceIndex", 0)), "SubnetId": n.get("SubnetId"),
+             "Groups": list(n.get("GroupSet") or []),
+             "AssociatePublicIpAddress": str(n.get("AssociatePublicIpAddress", "")).lower() == "true"}
+            for n in props.get("NetworkInterfaces") or []]
+    template = props.get("LaunchTemplate") or {}
+    metadata = dict(props.get("MetadataOptions") or {})
+    if template.get("LaunchTemplateId"):
+        lt = backend.get_launch_template(template["LaunchTemplateId"])
+        metadata = {**(lt.latest_version().data.get("MetadataOptions") or {}), **metadata}
+    reservation = backend.run_instances(
+        props["ImageId"], 1, props.get("UserData"), [],
+        instance_type=props.get("InstanceType", "m1.small"), is_instance_type_default=not props.get("InstanceType"),
+        placement=props.get("AvailabilityZone"), region_name=region_name, subnet_id=props.get("SubnetId"),
+        key_name=props.get("KeyName"), security_group_ids=list(props.get("SecurityGroupIds") or []), nics=nics,
+        private_ip=props.get("PrivateIpAddress"), associate_public_ip=None,
+        tags={"instance": {t["Key"]: t["Value"] for t in props.get("Tags") or []}},
+        metadata_options=metadata, client_token=f"cfn-{resource_name}"[:64])
+    instance = reservation.instances[0]
+    if props.get("IamInstanceProfile"):
+        backend.associate_iam_instance_profile(instance_id=instance.id,
+                                               iam_instance_profile_name=props["IamInstanceProfile"])
+    return instance
 
 
-def _snapshot_on_delete() -> None:
+@patch("moto.cloudformation.parsing:ResourceMap", "_delete_resource", gap="cfn-snapshot-on-delete", phase="services")
+def delete_resource(original, self, parsed_resource, resource_json) -> None:
     """``DeletionPolicy: Snapshot`` on a DB instance: deleting the stack (or the resource) keeps a
     final snapshot, named as CloudFormation names it (``<stack>-snapshot-<logical id>-<suffix>``,
     lowercase); moto deletes the instance without one."""
-    from moto.cloudformation.parsing import ResourceMap
     from moto.rds.models import DBInstance, rds_backends
 
-    orig = ResourceMap._delete_resource
-
-    def _delete_resource(self, parsed_resource, resource_json) -> None:
-        if (resource_json.get("DeletionPolicy") == "Snapshot" and isinstance(parsed_resource, DBInstance)
-                and not parsed_resource.source_db_instance_identifier):
-            suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
-            logical = getattr(parsed_resource, "logical_resource_id", None) or "db"
-            snapshot = re.sub(r"-+", "-", f"{self['AWS::StackName']}-snapshot-{logical}-{suffix}".lower())
-            rds_backends[self._account_id][self._region_name].delete_db_instance(
-                parsed_resource.db_instance_identifier, final_db_snapshot_identifier=snapshot)
-            return
-        orig(self, parsed_resource, resource_json)
-
-    ResourceMap._delete_resource = _delete_resource
+    if (resource_json.get("DeletionPolicy") == "Snapshot" and isinstance(parsed_resource, DBInstance)
+            and not parsed_resource.source_db_instance_identifier):
+        suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
+        logical = getattr(parsed_resource, "logical_resource_id", None) or "db"
+        snapshot = re.sub(r"-+", "-", f"{self['AWS::StackName']}-snapshot-{logical}-{suffix}".lower())
+        rds_backends[self._account_id][self._region_name].delete_db_instance(
+            parsed_resource.db_instance_identifier, final_db_snapshot_identifier=snapshot)
+        return
+    original(self, parsed_resource, resource_json)
 
 
-def _network_deletes() -> None:
-    """A stack's delete removes its gateway attachment, route, subnet association, route table and
-    gateway (moto's CloudFormation leaves them, so the VPC never goes: "has dependencies")."""
+# A stack's delete removes its gateway attachment, route, subnet association, route table and
+# gateway (moto's CloudFormation leaves them, so the VPC never goes: "has dependencies").
+
+def _quietly(call, *a, **kw) -> None:
     from moto.ec2.exceptions import EC2ClientError
+
+    try:
+        call(*a, **kw)
+    except EC2ClientError as exc:   # already gone, as CloudFormation takes it
+        if "NotFound" not in exc.code and "Gateway.NotAttached" not in exc.code:
+            raise
+
+
+def _ec2(account_id: str, region_name: str):
     from moto.ec2.models import ec2_backends
-    from moto.ec2.models.internet_gateways import InternetGateway
-    from moto.ec2.models.route_tables import Route, RouteTable
-    from moto.ec2.models.subnets import SubnetRouteTableAssociation
-    from moto.ec2.models.vpn_gateway import VPCGatewayAttachment
 
-    def quietly(call, *a, **kw) -> None:
-        try:
-            call(*a, **kw)
-        except EC2ClientError as exc:   # already gone, as CloudFormation takes it
-            if "NotFound" not in exc.code and "Gateway.NotAttached" not in exc.code:
-                raise
+    return ec2_backends[account_id][region_name]
 
-    def detach(self, account_id: str, region_name: str) -> None:
-        if self.gateway_id and self.gateway_id.startswith("igw-"):
-            quietly(ec2_backends[account_id][region_name].detach_internet_gateway, self.gateway_id, self.vpc_id)
 
-    def disassociate(self, account_id: str, region_name: str) -> None:
-        backend = ec2_backends[account_id][region_name]
-        table = backend.route_tables.get(self.route_table_id)
-        for assoc, subnet in list(getattr(table, "_associations", {}).items()):
-            if subnet == self.subnet_id:
-                quietly(backend.disassociate_route_table, assoc)
+@patch("moto.ec2.models.vpn_gateway:VPCGatewayAttachment", "delete", gap="cfn-network-deletes", phase="services",
+       kind="add")
+def detach(self, account_id: str, region_name: str) -> None:
+    if self.gateway_id and self.gateway_id.startswith("igw-"):
+        _quietly(_ec2(account_id, region_name).detach_internet_gateway, self.gateway_id, self.vpc_id)
 
-    def delete_table(self, account_id: str, region_name: str) -> None:
-        quietly(ec2_backends[account_id][region_name].delete_route_table, self.id)
 
-    def delete_route(self, account_id: str, region_name: str) -> None:
-        quietly(ec2_backends[account_id][region_name].delete_route, self.route_table.id, self.destination_cidr_block)
+@patch("moto.ec2.models.subnets:SubnetRouteTableAssociation", "delete", gap="cfn-network-deletes",
+       phase="services", kind="add")
+def disassociate(self, account_id: str, region_name: str) -> None:
+    backend = _ec2(account_id, region_name)
+    table = backend.route_tables.get(self.route_table_id)
+    for assoc, subnet in list(getattr(table, "_associations", {}).items()):
+        if subnet == self.subnet_id:
+            _quietly(backend.disassociate_route_table, assoc)
 
-    def delete_gateway(self, account_id: str, region_name: str) -> None:
-        quietly(ec2_backends[account_id][region_name].delete_internet_gateway, self.id)
 
-    VPCGatewayAttachment.delete = detach
-    SubnetRouteTableAssociation.delete = disassociate
-    RouteTable.delete = delete_table
-    Route.delete = delete_route
-    InternetGateway.delete = delete_gateway
+@patch("moto.ec2.models.route_tables:RouteTable", "delete", gap="cfn-network-deletes", phase="services", kind="add")
+def delete_table(self, account_id: str, region_name: str) -> None:
+    _quietly(_ec2(account_id, region_name).delete_route_table, self.id)
+
+
+@patch("moto.ec2.models.route_tables:Route", "delete", gap="cfn-network-deletes", phase="services", kind="add")
+def delete_route(self, account_id: str, region_name: str) -> None:
+    _quietly(_ec2(account_id, region_name).delete_route, self.route_table.id, self.destination_cidr_block)
+
+
+@patch("moto.ec2.models.internet_gateways:InternetGateway", "delete", gap="cfn-network-deletes", phase="services",
+       kind="add")
+def delete_gateway(self, account_id: str, region_name: str) -> None:
+    _quietly(_ec2(account_id, region_name).delete_internet_gateway, self.id)
 
 
 # What an update changes in place, per type, as CloudFormation does (its "Update requires: No
@@ -269,87 +269,92 @@ class UpdateRefused(Exception):
     before anything is changed, with this message."""
 
 
-def _stack_updates() -> None:
-    """An update changes what changed, in place (moto's: a DB instance, a VPC or a cache group it
-    cannot update drops out of the stack, which then fails every later request; a parameter whose
-    default changed is not seen as a change at all)."""
+# An update changes what changed, in place (moto's: a DB instance, a VPC or a cache group it
+# cannot update drops out of the stack, which then fails every later request; a parameter whose
+# default changed is not seen as a change at all).
+RESOURCE_MAP = "moto.cloudformation.parsing:ResourceMap"
+
+
+@patch(RESOURCE_MAP, gap="cfn-stack-updates", phase="services")
+def update(original, self, template, parameters=None):
+    # Every change is checked before any is made: a refused one leaves the stack as it was.
+    for name in self.build_resource_diff(template, parameters)["Modify"]:
+        _update_one(self[name], name, template["Resources"][name], self, self._account_id, self._region_name,
+                    apply=False)
+    original(self, template, parameters)
+
+
+@patch(RESOURCE_MAP, gap="cfn-stack-updates", phase="services", kind="replace")
+def build_resource_diff(self, other_template, parameters=None):
+    """moto's diff counts every parameter passed as changed (it compares with the parameters given
+    at creation, not their values) and misses a changed default: the values are compared here."""
+    from moto.cloudformation import parsing
+
+    old, new = self._resource_json_map, other_template["Resources"]
+    slots = other_template.get("Parameters") or {}
+    given = dict(parameters or {})
+    changed = [p for p, slot in slots.items() if p in self.resolved_parameters
+               and not str(slot.get("Type", "")).startswith("AWS::SSM::")
+               and str(given.get(p, slot.get("Default"))) != str(self.resolved_parameters[p])]
+    return {"Add": [n for n in new if n not in old],
+            "Modify": [n for n in new if n in old and (new[n] != old[n] or any(
+                p in parsing.get_references_from_template(new[n]) for p in changed))],
+            "Remove": [n for n in old if n not in new]}
+
+
+def _update_one(original, logical_id, resource_json, resources_map, account_id, region_name, apply=True):
+    """The resource, changed (or, for a rule, replaced, as CloudFormation replaces one)."""
     from moto.cloudformation import parsing
     from moto.ec2.models.security_groups import SecurityGroupIngress
     from moto.ec2.models.vpcs import VPC
     from moto.rds.models import DBInstance
 
-    orig_map_update = parsing.ResourceMap.update
+    props = {k: _value(k, v) for k, v in (parsing.clean_json(resource_json, resources_map).get("Properties")
+                                          or {}).items()}
+    if isinstance(original, DBInstance):
+        _update_db(original, props, account_id, region_name, apply)
+    elif isinstance(original, VPC):
+        _update_vpc(original, props, account_id, region_name, apply)
+    elif isinstance(original, ReplicationGroup):
+        _update_cache(original, props, account_id, region_name, apply)
+    elif isinstance(original, (SecurityGroupIngress, SecurityGroupEgress)):
+        if apply:   # a rule has no name: the new one is made, the old one revoked
+            original.delete(account_id, region_name)
+            return parsing.parse_and_create_resource(logical_id, resource_json, resources_map, account_id,
+                                                     region_name)
+    else:
+        raise UpdateRefused(f"Update of {resource_json['Type']} {logical_id} is not emulated in place by the "
+                            "local AWS: delete and create the stack instead")
+    return original
 
-    def update(self, template, parameters=None):
-        # Every change is checked before any is made: a refused one leaves the stack as it was.
-        for name in self.build_resource_diff(template, parameters)["Modify"]:
-            _update_one(self[name], name, template["Resources"][name], self, self._account_id, self._region_name,
-                        apply=False)
-        orig_map_update(self, template, parameters)
 
-    def build_resource_diff(self, other_template, parameters=None):
-        """moto's diff counts every parameter passed as changed (it compares with the parameters given
-        at creation, not their values) and misses a changed default: the values are compared here."""
-        old, new = self._resource_json_map, other_template["Resources"]
-        slots = other_template.get("Parameters") or {}
-        given = dict(parameters or {})
-        changed = [p for p, slot in slots.items() if p in self.resolved_parameters
-                   and not str(slot.get("Type", "")).startswith("AWS::SSM::")
-                   and str(given.get(p, slot.get("Default"))) != str(self.resolved_parameters[p])]
-        return {"Add": [n for n in new if n not in old],
-                "Modify": [n for n in new if n in old and (new[n] != old[n] or any(
-                    p in parsing.get_references_from_template(new[n]) for p in changed))],
-                "Remove": [n for n in old if n not in new]}
+@patch("moto.cloudformation.parsing", gap="cfn-stack-updates", phase="services", kind="replace")
+def parse_and_update_resource(logical_id, resource_json, resources_map, account_id, region_name):
+    changed = _update_one(resources_map[logical_id], logical_id, resource_json, resources_map, account_id,
+                          region_name)
+    changed.logical_resource_id = logical_id
+    return changed
 
-    def _update_one(original, logical_id, resource_json, resources_map, account_id, region_name, apply=True):
-        """The resource, changed (or, for a rule, replaced, as CloudFormation replaces one)."""
-        props = {k: _value(k, v) for k, v in (parsing.clean_json(resource_json, resources_map).get("Properties")
-                                              or {}).items()}
-        if isinstance(original, DBInstance):
-            _update_db(original, props, account_id, region_name, apply)
-        elif isinstance(original, VPC):
-            _update_vpc(original, props, account_id, region_name, apply)
-        elif isinstance(original, ReplicationGroup):
-            _update_cache(original, props, account_id, region_name, apply)
-        elif isinstance(original, (SecurityGroupIngress, SecurityGroupEgress)):
-            if apply:   # a rule has no name: the new one is made, the old one revoked
-                original.delete(account_id, region_name)
-                return parsing.parse_and_create_resource(logical_id, resource_json, resources_map, account_id,
-                                                         region_name)
-        else:
-            raise UpdateRefused(f"Update of {resource_json['Type']} {logical_id} is not emulated in place by the "
-                                "local AWS: delete and create the stack instead")
-        return original
 
-    def parse_and_update_resource(logical_id, resource_json, resources_map, account_id, region_name):
-        changed = _update_one(resources_map[logical_id], logical_id, resource_json, resources_map, account_id,
-                              region_name)
-        changed.logical_resource_id = logical_id
-        return changed
+@patch("moto.ec2.models.security_groups:SecurityGroupIngress", "delete", gap="cfn-network-deletes",
+       phase="services", kind="add")
+def revoke_ingress(self, account_id: str, region_name: str) -> None:
+    """The rule revoked with its resource (moto kept it)."""
+    from moto.ec2.exceptions import (
+        InvalidPermissionNotFoundError,
+        InvalidSecurityGroupNotFoundError,
+    )
+    from moto.ec2.models import ec2_backends
 
-    def revoke_ingress(self, account_id: str, region_name: str) -> None:
-        """The rule revoked with its resource (moto kept it)."""
-        from moto.ec2.exceptions import (
-            InvalidPermissionNotFoundError,
-            InvalidSecurityGroupNotFoundError,
-        )
-        from moto.ec2.models import ec2_backends
-
-        p = self.properties
-        peer = p.get("SourceSecurityGroupId")
-        try:
-            ec2_backends[account_id][region_name].revoke_security_group_ingress(
-                group_name_or_id=self.security_group.id, ip_protocol=str(p["IpProtocol"]), from_port=p.get("FromPort"),
-                to_port=p.get("ToPort"), ip_ranges=[{"CidrIp": p["CidrIp"]}] if p.get("CidrIp") else [],
-                source_groups=[{"GroupId": peer}] if peer else [])
-        except (InvalidPermissionNotFoundError, InvalidSecurityGroupNotFoundError):
-            pass   # already gone, as CloudFormation treats it
-
-    SecurityGroupIngress.delete = revoke_ingress
-
-    parsing.parse_and_update_resource = parse_and_update_resource
-    parsing.ResourceMap.build_resource_diff = build_resource_diff
-    parsing.ResourceMap.update = update
+    p = self.properties
+    peer = p.get("SourceSecurityGroupId")
+    try:
+        ec2_backends[account_id][region_name].revoke_security_group_ingress(
+            group_name_or_id=self.security_group.id, ip_protocol=str(p["IpProtocol"]), from_port=p.get("FromPort"),
+            to_port=p.get("ToPort"), ip_ranges=[{"CidrIp": p["CidrIp"]}] if p.get("CidrIp") else [],
+            source_groups=[{"GroupId": peer}] if peer else [])
+    except (InvalidPermissionNotFoundError, InvalidSecurityGroupNotFoundError):
+        pass   # already gone, as CloudFormation treats it
 
 
 def _changed(props: dict, allowed: tuple[str, ...], current: dict, what: str) -> dict:
@@ -449,37 +454,28 @@ def _update_cache(made, props: dict, account_id: str, region_name: str, apply: b
             else int(changed["SnapshotRetentionLimit"]))
 
 
-def _route_table_association() -> None:
+@patch("moto.ec2.models.subnets:SubnetRouteTableAssociation", "create_from_cloudformation_json",
+       gap="cfn-ec2-resources", phase="services", kind="replace")
+@classmethod
+def create_association(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
     """``AWS::EC2::SubnetRouteTableAssociation`` as AssociateRouteTable makes it: moto's keeps it
     apart, so DescribeRouteTables shows the subnet unassociated (and on the main table)."""
-    from moto.ec2.models import ec2_backends
-    from moto.ec2.models.subnets import SubnetRouteTableAssociation
-
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        props = cloudformation_json["Properties"]
-        backend = ec2_backends[account_id][region_name]
-        backend.associate_route_table(props["RouteTableId"], subnet_id=props["SubnetId"])
-        return cls(props["RouteTableId"], props["SubnetId"])
-
-    SubnetRouteTableAssociation.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    props = cloudformation_json["Properties"]
+    _ec2(account_id, region_name).associate_route_table(props["RouteTableId"], subnet_id=props["SubnetId"])
+    return cls(props["RouteTableId"], props["SubnetId"])
 
 
-def _tags_kept() -> None:
-    """Gateways and route tables made by moto's CloudFormation lose their ``Tags``: awslab finds
-    resources by them."""
-    from moto.ec2.models.internet_gateways import InternetGateway
-    from moto.ec2.models.route_tables import RouteTable
-
-    for cls in (InternetGateway, RouteTable):
-        original = cls.create_from_cloudformation_json.__func__
-
-        def create(klass, resource_name, cloudformation_json, account_id, region_name, _original=original, **kwargs):
-            made = _original(klass, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-            for tag in (cloudformation_json.get("Properties") or {}).get("Tags") or []:
-                made.add_tag(tag["Key"], tag["Value"])
-            return made
-
-        cls.create_from_cloudformation_json = classmethod(create)
+# Gateways and route tables made by moto's CloudFormation lose their ``Tags``: awslab finds
+# resources by them.
+@patch("moto.ec2.models.internet_gateways:InternetGateway", "create_from_cloudformation_json",
+       gap="cfn-ec2-resources", phase="services")
+@patch("moto.ec2.models.route_tables:RouteTable", "create_from_cloudformation_json",
+       gap="cfn-ec2-resources", phase="services")
+def create_with_tags(original, klass, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    made = original(klass, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    for tag in (cloudformation_json.get("Properties") or {}).get("Tags") or []:
+        made.add_tag(tag["Key"], tag["Value"])
+    return made
 
 
 class _Model:

@@ -26,7 +26,7 @@ names each instance's stack ``StackSet:<name>`` (a name AWS refuses) and reports
 - An operation that was running when the local AWS stopped is reported ``FAILED`` (its worker is
   gone) rather than ``RUNNING`` for ever; rerunning it retries what is not ``CURRENT``.
 
-Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
+Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from concurrent.futures import wait as futures_wait
 from typing import Any
 
 from awslab.local import latency
+from awslab.local.patches._patch import patch
 
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 READY_BOUND_MIN_S = 60.0
@@ -463,151 +464,158 @@ def _targets(self, stackset, accounts: list[str], regions: list[str], deployment
     return [(a, r) for r in regions for a in dict.fromkeys(accounts)]
 
 
-def apply() -> None:
-    from moto.cloudformation.models import CloudFormationBackend, StackInstance
-    from moto.cloudformation.responses import CloudFormationResponse
+CFN_RESPONSE = "moto.cloudformation.responses:CloudFormationResponse"
+GAP = "stacksets-operations"
+
+patch("moto.cloudformation.models:StackInstance", "to_dict", gap=GAP, phase="services", kind="replace")(_instance_dict)
+
+
+@patch("moto.cloudformation.models:CloudFormationBackend", gap=GAP, phase="services")
+def create_stack_set(original, self, name, *a, **kw):
+    if any(s.name == name and s.status != "DELETED" for s in self.stacksets.values()):
+        raise _error("NameAlreadyExistsException", f"StackSet {name} already exists")
+    return original(self, name, *a, **kw)
+
+
+def _prefs_of(self) -> dict:
+    prefs = dict(self._get_params().get("OperationPreferences") or {})
+    check_preferences(prefs)
+    return prefs
+
+
+def _answer(value: dict):
     from moto.core.responses import ActionResult
 
-    StackInstance.to_dict = _instance_dict
+    return ActionResult(value)
 
-    orig_create_set = CloudFormationBackend.create_stack_set
 
-    @functools.wraps(orig_create_set)
-    def create_stack_set(self, name, *a, **kw):
-        if any(s.name == name and s.status != "DELETED" for s in self.stacksets.values()):
-            raise _error("NameAlreadyExistsException", f"StackSet {name} already exists")
-        return orig_create_set(self, name, *a, **kw)
-
-    CloudFormationBackend.create_stack_set = create_stack_set
-
-    def prefs_of(self) -> dict:
-        prefs = dict(self._get_params().get("OperationPreferences") or {})
-        check_preferences(prefs)
-        return prefs
-
-    def create_stack_instances(self):
-        stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
-        prefs = prefs_of(self)
-        targets = _targets(self, stackset, self._get_param("Accounts", []), self._get_param("Regions", []),
-                           self._get_params().get("DeploymentTargets"))
-        overrides = self._get_param("ParameterOverrides", [])
-        # An instance that has its stack is left alone (AWS: a no-op; UpdateStackSet changes stacks);
-        # one whose creation failed, was cancelled or never ran is tried again.
-        todo = [(a, r) for a, r in targets if (inst := stackset.instances.get_instance(a, r)) is None
-                or inst.stack is None]
-        op = _begin(stackset, "CREATE", todo or targets, prefs, self._get_param("OperationId"))   # or refused
-        for a, r in todo:
-            inst = stackset.instances.get_instance(a, r)
-            if inst is None:
-                stackset.instances.stack_instances.append(_new_instance(stackset, a, r, overrides))
-            else:
-                _set(inst, "OUTDATED", "PENDING", "User Initiated")
-        if not todo:
-            for result in op["_awslab_results"].values():
-                result["Status"] = "SUCCEEDED"
-            op.update(Status="SUCCEEDED", EndTimestamp=_now())
+@patch(CFN_RESPONSE, gap=GAP, phase="services", kind="replace")
+def create_stack_instances(self):
+    stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    prefs = _prefs_of(self)
+    targets = _targets(self, stackset, self._get_param("Accounts", []), self._get_param("Regions", []),
+                       self._get_params().get("DeploymentTargets"))
+    overrides = self._get_param("ParameterOverrides", [])
+    # An instance that has its stack is left alone (AWS: a no-op; UpdateStackSet changes stacks);
+    # one whose creation failed, was cancelled or never ran is tried again.
+    todo = [(a, r) for a, r in targets if (inst := stackset.instances.get_instance(a, r)) is None
+            or inst.stack is None]
+    op = _begin(stackset, "CREATE", todo or targets, prefs, self._get_param("OperationId"))   # or refused
+    for a, r in todo:
+        inst = stackset.instances.get_instance(a, r)
+        if inst is None:
+            stackset.instances.stack_instances.append(_new_instance(stackset, a, r, overrides))
         else:
-            _start(stackset, op, functools.partial(_create, stackset, op["OperationId"]))
-        return ActionResult({"OperationId": op["OperationId"]})
+            _set(inst, "OUTDATED", "PENDING", "User Initiated")
+    if not todo:
+        for result in op["_awslab_results"].values():
+            result["Status"] = "SUCCEEDED"
+        op.update(Status="SUCCEEDED", EndTimestamp=_now())
+    else:
+        _start(stackset, op, functools.partial(_create, stackset, op["OperationId"]))
+    return _answer({"OperationId": op["OperationId"]})
 
-    def delete_stack_instances(self):
-        stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
-        retain = self._get_param("RetainStacks")
-        if retain is None:
-            raise _error("ValidationError", "1 validation error detected: Value null at 'retainStacks' failed to "
-                                            "satisfy constraint: Member must not be null")
-        retain = str(retain).lower() == "true"
-        prefs = prefs_of(self)
-        targets = _targets(self, stackset, self._get_param("Accounts", []), self._get_param("Regions", []),
-                           self._get_params().get("DeploymentTargets"))
-        targets = [(a, r) for a, r in targets if stackset.instances.get_instance(a, r) is not None]
-        op = _begin(stackset, "DELETE", targets, prefs, self._get_param("OperationId"))
-        _start(stackset, op, functools.partial(_delete, stackset, op["OperationId"], retain))
-        return ActionResult({"OperationId": op["OperationId"]})
 
-    def update_stack_set(self):
-        backend = self.cloudformation_backend
-        stackset = backend.describe_stack_set(self._get_param("StackSetName"))
-        prefs = prefs_of(self)
-        template = self._get_param("TemplateBody")
-        if self._get_param("TemplateURL"):
-            template = self._get_stack_from_s3_url(self._get_param("TemplateURL"))
-        if self._get_param("UsePreviousTemplate") in (True, "true"):
-            template = stackset.template
-        if not template:
-            raise _error("ValidationError", "Either TemplateBody, TemplateURL or UsePreviousTemplate must be specified")
-        accounts, regions = self._get_param("Accounts", []), self._get_param("Regions", [])
-        targets = [(i.account_id, i.region_name) for i in stackset.instances.stack_instances
-                   if (not accounts or i.account_id in accounts) and (not regions or i.region_name in regions)]
-        op = _begin(stackset, "UPDATE", targets, prefs, self._get_param("OperationId"))   # or refused
-        params = backend._resolve_update_parameters(instance=stackset, incoming_params=self._get_param("Parameters", []))
-        stackset.template = template
-        stackset.parameters = params
-        if self._get_param("Description") is not None:
-            stackset.description = self._get_param("Description")
-        tags = {t["Key"]: t["Value"] for t in self._get_param("Tags", [])}
-        if tags:
-            stackset.tags = tags
-        for a, r in targets:
-            _set(stackset.instances.get_instance(a, r), "OUTDATED", "PENDING", "User Initiated")
-        if targets:
-            _start(stackset, op, functools.partial(_update, stackset, op["OperationId"]))
-        else:
-            op.update(Status="SUCCEEDED", EndTimestamp=_now())
-        return ActionResult({"OperationId": op["OperationId"]})
+@patch(CFN_RESPONSE, gap=GAP, phase="services", kind="replace")
+def delete_stack_instances(self):
+    stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    retain = self._get_param("RetainStacks")
+    if retain is None:
+        raise _error("ValidationError", "1 validation error detected: Value null at 'retainStacks' failed to "
+                                        "satisfy constraint: Member must not be null")
+    retain = str(retain).lower() == "true"
+    prefs = _prefs_of(self)
+    targets = _targets(self, stackset, self._get_param("Accounts", []), self._get_param("Regions", []),
+                       self._get_params().get("DeploymentTargets"))
+    targets = [(a, r) for a, r in targets if stackset.instances.get_instance(a, r) is not None]
+    op = _begin(stackset, "DELETE", targets, prefs, self._get_param("OperationId"))
+    _start(stackset, op, functools.partial(_delete, stackset, op["OperationId"], retain))
+    return _answer({"OperationId": op["OperationId"]})
 
-    def stop_stack_set_operation(self):
-        stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
-        op = stackset.get_operation(self._get_param("OperationId"))
-        with _workers_lock:
-            stop = _workers.get(op["OperationId"])
-        if stop is None or op["Status"] not in ("RUNNING", "STOPPING"):
-            raise _error("InvalidOperationException", f"Operation {op['OperationId']} is not running")
-        stop.set()
-        op["Status"] = "STOPPING"
-        from moto.core.responses import EmptyResult
 
-        return EmptyResult()
+@patch(CFN_RESPONSE, gap=GAP, phase="services", kind="replace")
+def update_stack_set(self):
+    backend = self.cloudformation_backend
+    stackset = backend.describe_stack_set(self._get_param("StackSetName"))
+    prefs = _prefs_of(self)
+    template = self._get_param("TemplateBody")
+    if self._get_param("TemplateURL"):
+        template = self._get_stack_from_s3_url(self._get_param("TemplateURL"))
+    if self._get_param("UsePreviousTemplate") in (True, "true"):
+        template = stackset.template
+    if not template:
+        raise _error("ValidationError", "Either TemplateBody, TemplateURL or UsePreviousTemplate must be specified")
+    accounts, regions = self._get_param("Accounts", []), self._get_param("Regions", [])
+    targets = [(i.account_id, i.region_name) for i in stackset.instances.stack_instances
+               if (not accounts or i.account_id in accounts) and (not regions or i.region_name in regions)]
+    op = _begin(stackset, "UPDATE", targets, prefs, self._get_param("OperationId"))   # or refused
+    params = backend._resolve_update_parameters(instance=stackset, incoming_params=self._get_param("Parameters", []))
+    stackset.template = template
+    stackset.parameters = params
+    if self._get_param("Description") is not None:
+        stackset.description = self._get_param("Description")
+    tags = {t["Key"]: t["Value"] for t in self._get_param("Tags", [])}
+    if tags:
+        stackset.tags = tags
+    for a, r in targets:
+        _set(stackset.instances.get_instance(a, r), "OUTDATED", "PENDING", "User Initiated")
+    if targets:
+        _start(stackset, op, functools.partial(_update, stackset, op["OperationId"]))
+    else:
+        op.update(Status="SUCCEEDED", EndTimestamp=_now())
+    return _answer({"OperationId": op["OperationId"]})
 
-    def describe_stack_set_operation(self):
-        stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
-        alive(stackset.get_operation(self._get_param("OperationId")))
-        return orig_describe(self)
 
-    def list_stack_set_operation_results(self):
-        stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
-        op = stackset.get_operation(self._get_param("OperationId"))
-        alive(op)
-        summaries = []
-        for instance in op["Instances"]:
-            for account, region in instance.items():
-                result = (op.get("_awslab_results") or {}).get(f"{account}/{region}") or {"Status": op["Status"]}
-                row = {"Account": account, "Region": region, "Status": result["Status"],
-                       "AccountGateResult": {"Status": "SKIPPED", "StatusReason": "No account gate configured"}}
-                if result.get("StatusReason"):
-                    row["StatusReason"] = result["StatusReason"]
-                summaries.append(row)
-        return ActionResult({"Summaries": summaries})
+@patch(CFN_RESPONSE, gap=GAP, phase="services", kind="replace")
+def stop_stack_set_operation(self):
+    from moto.core.responses import EmptyResult
 
-    def delete_stack_set(self):
-        stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
-        for op in stackset.operations:
-            if op["Status"] in ("RUNNING", "STOPPING") and alive(op):
-                raise _error("OperationInProgressException", f"Another Operation on StackSet {stackset.arn} is in progress")
-        return orig_delete_set(self)
+    stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    op = stackset.get_operation(self._get_param("OperationId"))
+    with _workers_lock:
+        stop = _workers.get(op["OperationId"])
+    if stop is None or op["Status"] not in ("RUNNING", "STOPPING"):
+        raise _error("InvalidOperationException", f"Operation {op['OperationId']} is not running")
+    stop.set()
+    op["Status"] = "STOPPING"
+    return EmptyResult()
 
-    def list_stack_sets(self):
-        status = self._get_param("Status")   # moto lists every StackSet, deleted ones too, whatever is asked
-        found = [s for s in self.cloudformation_backend.list_stack_sets() if not status or s.status == status]
-        return ActionResult({"Summaries": found})
 
-    orig_describe = CloudFormationResponse.describe_stack_set_operation
-    orig_delete_set = CloudFormationResponse.delete_stack_set
-    CloudFormationResponse.create_stack_instances = create_stack_instances
-    CloudFormationResponse.delete_stack_instances = delete_stack_instances
-    CloudFormationResponse.update_stack_set = update_stack_set
-    CloudFormationResponse.stop_stack_set_operation = stop_stack_set_operation
-    CloudFormationResponse.describe_stack_set_operation = describe_stack_set_operation
-    CloudFormationResponse.list_stack_set_operation_results = list_stack_set_operation_results
-    CloudFormationResponse.delete_stack_set = delete_stack_set
-    CloudFormationResponse.list_stack_sets = list_stack_sets
+@patch(CFN_RESPONSE, gap=GAP, phase="services")
+def describe_stack_set_operation(original, self):
+    stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    alive(stackset.get_operation(self._get_param("OperationId")))
+    return original(self)
+
+
+@patch(CFN_RESPONSE, gap=GAP, phase="services", kind="replace")
+def list_stack_set_operation_results(self):
+    stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    op = stackset.get_operation(self._get_param("OperationId"))
+    alive(op)
+    summaries = []
+    for instance in op["Instances"]:
+        for account, region in instance.items():
+            result = (op.get("_awslab_results") or {}).get(f"{account}/{region}") or {"Status": op["Status"]}
+            row = {"Account": account, "Region": region, "Status": result["Status"],
+                   "AccountGateResult": {"Status": "SKIPPED", "StatusReason": "No account gate configured"}}
+            if result.get("StatusReason"):
+                row["StatusReason"] = result["StatusReason"]
+            summaries.append(row)
+    return _answer({"Summaries": summaries})
+
+
+@patch(CFN_RESPONSE, gap=GAP, phase="services")
+def delete_stack_set(original, self):
+    stackset = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    for op in stackset.operations:
+        if op["Status"] in ("RUNNING", "STOPPING") and alive(op):
+            raise _error("OperationInProgressException", f"Another Operation on StackSet {stackset.arn} is in progress")
+    return original(self)
+
+
+@patch(CFN_RESPONSE, gap=GAP, phase="services", kind="replace")
+def list_stack_sets(self):
+    status = self._get_param("Status")   # moto lists every StackSet, deleted ones too, whatever is asked
+    found = [s for s in self.cloudformation_backend.list_stack_sets() if not status or s.status == status]
+    return _answer({"Summaries": found})
