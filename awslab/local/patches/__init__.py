@@ -28,6 +28,8 @@ from awslab.local.patches import (  # noqa: F401 - importing a module registers 
     cache_parameters,
     cfn_getatt,
     cfn_lifecycle,
+    cfn_resources,
+    cfn_updates,
     cloudformation,
     ec2,
     elasticache,
