@@ -37,6 +37,8 @@ from awslab.local.patches import (  # noqa: F401 - importing a module registers 
     maintenance,
     rds,
     ssm,
+    stackset_operations,
+    stackset_targets,
     stacksets,
     tagging,
 )

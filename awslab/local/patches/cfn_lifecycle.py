@@ -92,7 +92,7 @@ def _deleting(backend, stack) -> None:
     """Delete ``stack``'s resources (read replicas first), then forget the stack; or leave it listed
     as DELETE_FAILED with why."""
     from awslab.local import persistence
-    from awslab.local.patches.stacksets import delete_stack_resources
+    from awslab.local.patches.stackset_targets import delete_stack_resources
 
     with persistence.LOCK:
         _replicas_first(stack)
