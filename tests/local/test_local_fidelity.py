@@ -1,5 +1,5 @@
 """The local AWS behaves like AWS where awslab and learners depend on it: one test per closed
-gap of shared/MOTO-GAPS.md (the table is in awslab/local/patches/__init__.py)."""
+gap of shared/MOTO-GAPS.md (the table is awslab/local/patches/GAPS.md)."""
 
 from __future__ import annotations
 

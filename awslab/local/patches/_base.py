@@ -1,10 +1,8 @@
 """What the patches share: the constants of the emulated AWS's offering and the helpers that
-make moto objects pass through states (``status_property``, ``linger``, ``wrap_init_dicts``)."""
+make moto objects pass through states (``status_property``, ``linger``, ``init_dicts``)."""
 
 
 from __future__ import annotations
-
-import functools
 
 from awslab.local import latency
 from awslab.spec.catalog import DB_ENGINES
@@ -34,8 +32,9 @@ CACHE_NODE_TYPES = {f"cache.{fam}.{size}" for fam in ("t3", "t4g") for size in (
 REDIS_VERSIONS = ("6.0", "6.2", "7.0", "7.1")
 
 
-def status_property(cls, attr: str = "_awslab_status"):
-    """Replace ``cls.status`` with one that reports the object's transitional state first."""
+def status_property(attr: str = "_awslab_status") -> property:
+    """A ``status`` that reports the object's transitional state first (registered by each service
+    module as a patch of its class's ``status``, which moto sets per instance)."""
 
     def get(self):
         return latency.phase(self) or backing_state(self) or getattr(self, attr, None)
@@ -43,7 +42,7 @@ def status_property(cls, attr: str = "_awslab_status"):
     def put(self, value):
         setattr(self, attr, value)
 
-    cls.status = property(get, put)
+    return property(get, put)
 
 
 def linger(obj, transition: str, final_state: str) -> bool:
@@ -98,15 +97,14 @@ def _fold(key):
     return key.lower() if isinstance(key, str) else key
 
 
-def wrap_init_dicts(cls, *names: str) -> None:
-    """Make the backend dicts ``names`` ExpiringDicts (case-insensitive where moto's were)."""
-    from requests.structures import CaseInsensitiveDict
+def init_dicts(*names: str):
+    """A wrapper of a backend's ``__init__`` that makes its dicts ``names`` ExpiringDicts
+    (case-insensitive where moto's were); registered as a patch by each service module."""
 
-    orig = cls.__init__
+    def __init__(original, self, *a, **kw):
+        from requests.structures import CaseInsensitiveDict
 
-    @functools.wraps(orig)
-    def __init__(self, *a, **kw):
-        orig(self, *a, **kw)
+        original(self, *a, **kw)
         for name in names:
             old = getattr(self, name)
             kind = CaseFoldingExpiringDict if isinstance(old, CaseInsensitiveDict) else latency.ExpiringDict
@@ -120,6 +118,4 @@ def wrap_init_dicts(cls, *names: str) -> None:
                     if resources is old:
                         resource_map[kind] = new
 
-    cls.__init__ = __init__
-
-
+    return __init__

@@ -4,12 +4,13 @@ cache cluster uses (``CacheParameterGroupName`` at create and modify, ``CachePar
 DescribeCacheClusters). What awslab applies to the real servers (backing.py) is read from here:
 ``effective(backend, name)``.
 
-Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
+Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close)."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
+
+from awslab.local.patches._patch import patch
 
 # The Redis parameters awslab knows (name: default, data type, allowed values, description), as
 # DescribeCacheParameters lists them for the redis6.x / redis7 families. Others are refused.
@@ -96,145 +97,159 @@ def _check_value(name: str, value: str) -> None:
             raise invalid(f"Invalid value for parameter {name}: {value}. Allowed values: {allowed}")
 
 
-def apply() -> None:
-    from moto.core.responses import ActionResult, EmptyResult
-    from moto.elasticache.models import CacheCluster, ElastiCacheBackend
-    from moto.elasticache.responses import ElastiCacheResponse
+CACHE_RESPONSE = "moto.elasticache.responses:ElastiCacheResponse"
+GAP = "cache-parameter-groups"
 
-    not_found, exists, in_use, invalid = _errors()
 
-    def group_or_fail(backend, name: str) -> dict:
-        group = groups(backend).get(name)
-        if group is None:
-            raise not_found(f"CacheParameterGroup {name} not found.")
-        return group
+def _group_or_fail(backend, name: str) -> dict:
+    not_found, *_ = _errors()
+    group = groups(backend).get(name)
+    if group is None:
+        raise not_found(f"CacheParameterGroup {name} not found.")
+    return group
 
-    def pairs(resp) -> list[tuple[str, str]]:
-        raw = resp._get_param("ParameterNameValues") or []
-        if isinstance(raw, dict):
-            raw = raw.get("ParameterNameValue") or []
-        return [(p.get("ParameterName"), str(p.get("ParameterValue", ""))) for p in raw]
 
-    def create_cache_parameter_group(self):
-        backend = self.elasticache_backend
-        name, family = self._get_param("CacheParameterGroupName"), self._get_param("CacheParameterGroupFamily")
-        if name in groups(backend):
-            raise exists(f"Parameter group {name} already exists.")
-        if family not in FAMILIES:
-            raise invalid(f"Unknown cache parameter group family: {family}")
-        group = groups(backend)[name] = _group(backend, name, family, self._get_param("Description") or "")
-        return ActionResult({"CacheParameterGroup": _describe(group)})
+def _pairs(resp) -> list[tuple[str, str]]:
+    raw = resp._get_param("ParameterNameValues") or []
+    if isinstance(raw, dict):
+        raw = raw.get("ParameterNameValue") or []
+    return [(p.get("ParameterName"), str(p.get("ParameterValue", ""))) for p in raw]
 
-    def describe_cache_parameter_groups(self):
-        backend = self.elasticache_backend
-        name = self._get_param("CacheParameterGroupName")
-        found = [group_or_fail(backend, name)] if name else list(groups(backend).values())
-        return ActionResult({"CacheParameterGroups": [_describe(g) for g in found]})
 
-    def describe_cache_parameters(self):
-        group = group_or_fail(self.elasticache_backend, self._get_param("CacheParameterGroupName"))
-        source = self._get_param("Source")
-        params = []
-        for name, (default, kind, allowed, description) in PARAMETERS.items():
-            user = name in group["values"]
-            if source == "user" and not user:
-                continue
-            entry = {"ParameterName": name, "ParameterValue": group["values"].get(name, default),
-                     "Description": description, "Source": "user" if user else "system", "DataType": kind,
-                     "IsModifiable": True, "MinimumEngineVersion": "2.8.6", "ChangeType": "immediate"}
-            if allowed:
-                entry["AllowedValues"] = allowed
-            params.append(entry)
-        return ActionResult({"Parameters": params, "CacheNodeTypeSpecificParameters": []})
+def _result(value: dict):
+    from moto.core.responses import ActionResult
 
-    def modify_cache_parameter_group(self):
-        backend = self.elasticache_backend
-        group = group_or_fail(backend, self._get_param("CacheParameterGroupName"))
-        if group["default"]:
-            raise invalid("Default parameter groups cannot be modified.")
-        changes = pairs(self)
-        if not changes:
-            raise invalid("At least one parameter name and value must be specified.")
-        for name, value in changes:
-            _check_value(name, value)
-        group["values"].update(changes)
-        _changed(backend, group["name"])
-        return ActionResult({"CacheParameterGroupName": group["name"]})
+    return ActionResult(value)
 
-    def reset_cache_parameter_group(self):
-        backend = self.elasticache_backend
-        group = group_or_fail(backend, self._get_param("CacheParameterGroupName"))
-        if group["default"]:
-            raise invalid("Default parameter groups cannot be modified.")
-        if str(self._get_param("ResetAllParameters", "false")).lower() == "true":
-            group["values"].clear()
-        else:
-            for name, _ in pairs(self):
-                group["values"].pop(name, None)
-        _changed(backend, group["name"])
-        return ActionResult({"CacheParameterGroupName": group["name"]})
 
-    def delete_cache_parameter_group(self):
-        backend = self.elasticache_backend
-        name = self._get_param("CacheParameterGroupName")
-        group = group_or_fail(backend, name)
-        if group["default"]:
-            raise invalid("Default parameter groups cannot be deleted.")
-        if users(backend, name):
-            raise in_use(f"Cache parameter group {name} is in use by a cache cluster or replication group.")
-        groups(backend).pop(name)
-        return EmptyResult()
+@patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
+def create_cache_parameter_group(self):
+    _, exists, _, invalid = _errors()
+    backend = self.elasticache_backend
+    name, family = self._get_param("CacheParameterGroupName"), self._get_param("CacheParameterGroupFamily")
+    if name in groups(backend):
+        raise exists(f"Parameter group {name} already exists.")
+    if family not in FAMILIES:
+        raise invalid(f"Unknown cache parameter group family: {family}")
+    group = groups(backend)[name] = _group(backend, name, family, self._get_param("Description") or "")
+    return _result({"CacheParameterGroup": _describe(group)})
 
-    for handler in (create_cache_parameter_group, describe_cache_parameter_groups, describe_cache_parameters,
-                    modify_cache_parameter_group, reset_cache_parameter_group, delete_cache_parameter_group):
-        setattr(ElastiCacheResponse, handler.__name__, handler)
 
-    # A group's or cluster's parameter group: refused when unknown, the default for its family when none.
-    for method in ("create_replication_group", "create_cache_cluster"):
-        orig = getattr(ElastiCacheBackend, method)
+@patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
+def describe_cache_parameter_groups(self):
+    backend = self.elasticache_backend
+    name = self._get_param("CacheParameterGroupName")
+    found = [_group_or_fail(backend, name)] if name else list(groups(backend).values())
+    return _result({"CacheParameterGroups": [_describe(g) for g in found]})
 
-        def wrapped(self, *a, _orig=orig, **kw):
-            name = kw.get("cache_parameter_group_name")
-            if name:
-                group_or_fail(self, name)
-            made = _orig(self, *a, **kw)
-            if not name:
-                made.cache_parameter_group_name = f"default.{_family(kw.get('engine'), kw.get('engine_version'))}"
-            for member in list(getattr(made, "member_clusters", None) or []):   # a group's members use its group
-                cluster = self.cache_clusters.get(member)
-                if cluster is not None:
-                    cluster.cache_parameter_group_name = made.cache_parameter_group_name
-            return made
 
-        setattr(ElastiCacheBackend, method, functools.wraps(orig)(wrapped))
+@patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
+def describe_cache_parameters(self):
+    group = _group_or_fail(self.elasticache_backend, self._get_param("CacheParameterGroupName"))
+    source = self._get_param("Source")
+    params = []
+    for name, (default, kind, allowed, description) in PARAMETERS.items():
+        user = name in group["values"]
+        if source == "user" and not user:
+            continue
+        entry = {"ParameterName": name, "ParameterValue": group["values"].get(name, default),
+                 "Description": description, "Source": "user" if user else "system", "DataType": kind,
+                 "IsModifiable": True, "MinimumEngineVersion": "2.8.6", "ChangeType": "immediate"}
+        if allowed:
+            entry["AllowedValues"] = allowed
+        params.append(entry)
+    return _result({"Parameters": params, "CacheNodeTypeSpecificParameters": []})
 
-    orig_modify = ElastiCacheResponse.modify_replication_group
 
-    @functools.wraps(orig_modify)
-    def modify_replication_group(self):
-        name = self._get_param("CacheParameterGroupName")
-        backend = self.elasticache_backend
-        if name:
-            group_or_fail(backend, name)
-        result = orig_modify(self)
-        if name:
-            group = backend.replication_groups[self._get_param("ReplicationGroupId")]
-            group.cache_parameter_group_name = name
-            for member in group.member_clusters:
-                cluster = backend.cache_clusters.get(member)
-                if cluster is not None:
-                    cluster.cache_parameter_group_name = name
-            _applied(backend, group)
-        return result
+@patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
+def modify_cache_parameter_group(self):
+    *_, invalid = _errors()
+    backend = self.elasticache_backend
+    group = _group_or_fail(backend, self._get_param("CacheParameterGroupName"))
+    if group["default"]:
+        raise invalid("Default parameter groups cannot be modified.")
+    changes = _pairs(self)
+    if not changes:
+        raise invalid("At least one parameter name and value must be specified.")
+    for name, value in changes:
+        _check_value(name, value)
+    group["values"].update(changes)
+    _changed(backend, group["name"])
+    return _result({"CacheParameterGroupName": group["name"]})
 
-    ElastiCacheResponse.modify_replication_group = modify_replication_group
 
-    def parameter_group(self) -> dict:
-        owner = self
-        return {"CacheParameterGroupName": getattr(owner, "cache_parameter_group_name", None) or "default.redis7",
-                "ParameterApplyStatus": "in-sync", "CacheNodeIdsToReboot": []}
+@patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
+def reset_cache_parameter_group(self):
+    *_, invalid = _errors()
+    backend = self.elasticache_backend
+    group = _group_or_fail(backend, self._get_param("CacheParameterGroupName"))
+    if group["default"]:
+        raise invalid("Default parameter groups cannot be modified.")
+    if str(self._get_param("ResetAllParameters", "false")).lower() == "true":
+        group["values"].clear()
+    else:
+        for name, _ in _pairs(self):
+            group["values"].pop(name, None)
+    _changed(backend, group["name"])
+    return _result({"CacheParameterGroupName": group["name"]})
 
-    CacheCluster.cache_parameter_group = property(parameter_group)
+
+@patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
+def delete_cache_parameter_group(self):
+    from moto.core.responses import EmptyResult
+
+    _, _, in_use, invalid = _errors()
+    backend = self.elasticache_backend
+    name = self._get_param("CacheParameterGroupName")
+    group = _group_or_fail(backend, name)
+    if group["default"]:
+        raise invalid("Default parameter groups cannot be deleted.")
+    if users(backend, name):
+        raise in_use(f"Cache parameter group {name} is in use by a cache cluster or replication group.")
+    groups(backend).pop(name)
+    return EmptyResult()
+
+
+# A group's or cluster's parameter group: refused when unknown, the default for its family when none.
+@patch("moto.elasticache.models:ElastiCacheBackend", "create_replication_group", gap=GAP, phase="services")
+@patch("moto.elasticache.models:ElastiCacheBackend", "create_cache_cluster", gap=GAP, phase="services")
+def with_parameter_group(original, self, *a, **kw):
+    name = kw.get("cache_parameter_group_name")
+    if name:
+        _group_or_fail(self, name)
+    made = original(self, *a, **kw)
+    if not name:
+        made.cache_parameter_group_name = f"default.{_family(kw.get('engine'), kw.get('engine_version'))}"
+    for member in list(getattr(made, "member_clusters", None) or []):   # a group's members use its group
+        cluster = self.cache_clusters.get(member)
+        if cluster is not None:
+            cluster.cache_parameter_group_name = made.cache_parameter_group_name
+    return made
+
+
+@patch(CACHE_RESPONSE, "modify_replication_group", gap=GAP, phase="services")
+def modify_replication_group(original, self):
+    name = self._get_param("CacheParameterGroupName")
+    backend = self.elasticache_backend
+    if name:
+        _group_or_fail(backend, name)
+    result = original(self)
+    if name:
+        group = backend.replication_groups[self._get_param("ReplicationGroupId")]
+        group.cache_parameter_group_name = name
+        for member in group.member_clusters:
+            cluster = backend.cache_clusters.get(member)
+            if cluster is not None:
+                cluster.cache_parameter_group_name = name
+        _applied(backend, group)
+    return result
+
+
+@patch("moto.elasticache.models:CacheCluster", gap=GAP, phase="services", kind="add")
+@property
+def cache_parameter_group(self) -> dict:
+    return {"CacheParameterGroupName": getattr(self, "cache_parameter_group_name", None) or "default.redis7",
+            "ParameterApplyStatus": "in-sync", "CacheNodeIdsToReboot": []}
 
 
 def _family(engine: str | None, version: str | None) -> str:

@@ -7,35 +7,37 @@ dot, so the stack's outputs could not be resolved and every DescribeStacks of it
 form (`Fn::GetAtt: Cache.PrimaryEndPoint.Address`) is read the same way, and the short list form
 (`!GetAtt [Cache, PrimaryEndPoint.Address]`), which moto kept as YAML nodes, as the list it is.
 
-Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``).
+Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from awslab.local.patches._patch import patch
 
-def apply() -> None:
+
+GAP = "cfn-getatt-dots"
+
+
+# moto registers the constructor by the name each module imported, when it parses a template.
+@patch("moto.cloudformation.models", gap=GAP, phase="services", kind="replace")
+@patch("moto.cloudformation.responses", gap=GAP, phase="services", kind="replace")
+def yaml_tag_constructor(loader: Any, tag: Any, node: Any) -> Any:
     import yaml
-    from moto.cloudformation import models, responses, utils
+    from moto.cloudformation import utils
 
-    def yaml_tag_constructor(loader: Any, tag: Any, node: Any) -> Any:
-        if tag == "!GetAtt" and isinstance(node, yaml.ScalarNode):
-            return {"Fn::GetAtt": node.value.split(".", 1)}
-        if tag == "!GetAtt" and isinstance(node, yaml.SequenceNode):   # moto kept YAML nodes, not strings
-            return {"Fn::GetAtt": loader.construct_sequence(node)}
-        return utils.yaml_tag_constructor(loader, tag, node)
+    if tag == "!GetAtt" and isinstance(node, yaml.ScalarNode):
+        return {"Fn::GetAtt": node.value.split(".", 1)}
+    if tag == "!GetAtt" and isinstance(node, yaml.SequenceNode):   # moto kept YAML nodes, not strings
+        return {"Fn::GetAtt": loader.construct_sequence(node)}
+    return utils.yaml_tag_constructor(loader, tag, node)
 
-    # moto registers the constructor by the name each module imported, when it parses a template.
-    models.yaml_tag_constructor = responses.yaml_tag_constructor = yaml_tag_constructor
 
-    orig_parse = models.Stack._parse_template
-
-    def _parse_template(self) -> None:
-        orig_parse(self)
-        self.template_dict = _lists(self.template_dict)   # what the resources and the outputs are read from
-
-    models.Stack._parse_template = _parse_template
+@patch("moto.cloudformation.models:Stack", "_parse_template", gap=GAP, phase="services")
+def parse_template(original, self) -> None:
+    original(self)
+    self.template_dict = _lists(self.template_dict)   # what the resources and the outputs are read from
 
 
 def _lists(node: Any) -> Any:

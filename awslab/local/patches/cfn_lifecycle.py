@@ -16,78 +16,83 @@ moto deleted a stack inside the request, in no particular order, gave up at the 
 resources nobody listed. Here DeleteStack answers at once; a worker deletes the DB read replicas
 first, then the rest, pass after pass within a bound (as StackSets' deletes do).
 
-Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``).
+Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close).
 """
 
 from __future__ import annotations
+
+from awslab.local.patches._patch import patch
 
 # A resource still on its way; anything else (available, running, or a failure) has settled.
 SETTLING = {"creating", "pending", "backing-up", "modifying", "configuring-enhanced-monitoring",
             "configuring-log-exports", "rebooting"}
 
 
-def apply() -> None:
-    from moto.cloudformation.models import Stack
-    from moto.ec2.models.instances import Instance
-    from moto.rds.models import DBInstance
-
-    from awslab.local.patches.cloudformation import ReplicationGroup
-
-    DBInstance.is_created = lambda self: self.status not in SETTLING
-    ReplicationGroup.is_created = lambda self: (self.status or "available") not in SETTLING
-    Instance.is_created = lambda self: self.state not in SETTLING
-
-    orig_create = Stack.create_resources
-
-    def create_resources(self) -> None:
-        orig_create(self)
-        self._awslab_calls_done = True   # every create call returned: only stabilizing is left
-
-    Stack.create_resources = create_resources
-
-    def get(self):
-        status = self.__dict__.get("_awslab_status", self.__dict__.get("status"))
-        # Not while the create calls run, nor after one failed (the stack is rolled back then).
-        if status == "CREATE_IN_PROGRESS" and self.__dict__.get("_awslab_calls_done"):
-            try:
-                done = self.resource_map.creation_complete()
-            except Exception:  # noqa: BLE001 - a resource that cannot say is taken as settled
-                done = True
-            if done:
-                self.mark_creation_complete()
-                status = self.__dict__["_awslab_status"]
-        return status
-
-    def put(self, value):
-        self.__dict__["_awslab_status"] = value
-
-    Stack.status = property(get, put)
-
-    _deletes()
+GAP = "cfn-create-waits"
+STACK = "moto.cloudformation.models:Stack"
 
 
-def _deletes() -> None:
+@patch("moto.rds.models:DBInstance", "is_created", gap=GAP, phase="services", kind="replace")
+def db_instance_is_created(self) -> bool:
+    return self.status not in SETTLING
+
+
+@patch("awslab.local.patches.cloudformation:ReplicationGroup", "is_created", gap=GAP, phase="services",
+       kind="replace")
+def replication_group_is_created(self) -> bool:
+    return (self.status or "available") not in SETTLING
+
+
+@patch("moto.ec2.models.instances:Instance", "is_created", gap=GAP, phase="services", kind="replace")
+def instance_is_created(self) -> bool:
+    return self.state not in SETTLING
+
+
+@patch(STACK, gap=GAP, phase="services")
+def create_resources(original, self) -> None:
+    original(self)
+    self._awslab_calls_done = True   # every create call returned: only stabilizing is left
+
+
+def _status(self):
+    status = self.__dict__.get("_awslab_status", self.__dict__.get("status"))
+    # Not while the create calls run, nor after one failed (the stack is rolled back then).
+    if status == "CREATE_IN_PROGRESS" and self.__dict__.get("_awslab_calls_done"):
+        try:
+            done = self.resource_map.creation_complete()
+        except Exception:  # noqa: BLE001 - a resource that cannot say is taken as settled
+            done = True
+        if done:
+            self.mark_creation_complete()
+            status = self.__dict__["_awslab_status"]
+    return status
+
+
+def _set_status(self, value):
+    self.__dict__["_awslab_status"] = value
+
+
+patch(STACK, "status", gap=GAP, phase="services", kind="add")(property(_status, _set_status))
+
+
+@patch("moto.cloudformation.models:CloudFormationBackend", gap="cfn-delete-stack", phase="services", kind="replace")
+def delete_stack(self, name_or_stack_id: str) -> None:
     import threading
 
-    from moto.cloudformation.models import CloudFormationBackend
-
-    def delete_stack(self, name_or_stack_id: str) -> None:
-        stacks = ([self.stacks[name_or_stack_id]] if name_or_stack_id in self.stacks
-                  else [s for s in self.stacks.values() if s.name == name_or_stack_id])
-        for stack in stacks:
-            if stack.status in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
-                continue   # already on its way
-            stack.status = "DELETE_IN_PROGRESS"
-            threading.Thread(target=_deleting, args=(self, stack), daemon=True, name=f"cfn delete {stack.name}").start()
-
-    CloudFormationBackend.delete_stack = delete_stack
+    stacks = ([self.stacks[name_or_stack_id]] if name_or_stack_id in self.stacks
+              else [s for s in self.stacks.values() if s.name == name_or_stack_id])
+    for stack in stacks:
+        if stack.status in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+            continue   # already on its way
+        stack.status = "DELETE_IN_PROGRESS"
+        threading.Thread(target=_deleting, args=(self, stack), daemon=True, name=f"cfn delete {stack.name}").start()
 
 
 def _deleting(backend, stack) -> None:
     """Delete ``stack``'s resources (read replicas first), then forget the stack; or leave it listed
     as DELETE_FAILED with why."""
     from awslab.local import persistence
-    from awslab.local.patches.stacksets import delete_stack_resources
+    from awslab.local.patches.stackset_targets import delete_stack_resources
 
     with persistence.LOCK:
         _replicas_first(stack)

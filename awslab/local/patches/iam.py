@@ -1,30 +1,30 @@
 """IAM: AWS's answers where moto crashes, action names as IAM knows them, managed policies parsed once.
 
-Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
+Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close)."""
 
 from __future__ import annotations
 
-import functools
+from awslab.local.patches._patch import patch
+
+IAM_BACKEND = "moto.iam.models:IAMBackend"
 
 
-def answers() -> None:
+@patch(IAM_BACKEND, gap="iam-remove-role-not-in-profile", phase="answers")
+def remove_role_from_instance_profile(original, self, profile_name, role_name):
     """Removing a role an instance profile does not hold is NoSuchEntity on AWS (moto: a crash)."""
     from moto.iam.exceptions import NoSuchEntity
-    from moto.iam.models import IAMBackend
 
-    orig = IAMBackend.remove_role_from_instance_profile
-
-    @functools.wraps(orig)
-    def remove_role_from_instance_profile(self, profile_name, role_name):
-        profile = self.get_instance_profile(profile_name)
-        if not any(r.name == role_name for r in profile.roles):
-            raise NoSuchEntity(f"The role with name {role_name} cannot be found in instance profile {profile_name}.")
-        return orig(self, profile_name, role_name)
-
-    IAMBackend.remove_role_from_instance_profile = remove_role_from_instance_profile
+    profile = self.get_instance_profile(profile_name)
+    if not any(r.name == role_name for r in profile.roles):
+        raise NoSuchEntity(f"The role with name {role_name} cannot be found in instance profile {profile_name}.")
+    return original(self, profile_name, role_name)
 
 
-def managed_policies() -> None:
+_parsed: list = []   # the managed policies, parsed once; never handed out: each backend gets copies
+
+
+@patch(IAM_BACKEND, "_init_aws_policies", gap="iam-managed-policies", phase="answers")
+def managed_policies(original, self):
     """Speed, not a gap: AWS's ~1,580 managed policies parsed once per process, in one partition.
 
     moto builds an IAM backend for every account it sees and again at every reset (moto's own tests:
@@ -33,22 +33,16 @@ def managed_policies() -> None:
     build a backend for each of its six partitions; the local AWS serves ``aws``), and every
     backend gets its own copies of what an account can change in them (attachment counts, versions
     and their default flag, tags), so no two backends share state. The copies stay
-    ``AWSManagedPolicy`` objects: persistence saves them by reference (``persistence._Pickler``)."""
-    from moto.iam.models import AWSManagedPolicy, IAMBackend
+    ``AWSManagedPolicy`` objects: persistence saves them by reference (``persistence._Pickler``).
+    (The managed policies themselves are loaded because the server sets
+    ``MOTO_IAM_LOAD_MANAGED_POLICIES``: ``apply()``.)"""
     from moto.settings import load_iam_aws_managed_policies
 
-    orig = IAMBackend._init_aws_policies
-    parsed: list[AWSManagedPolicy] = []   # never handed out: each backend gets copies
-
-    @functools.wraps(orig)
-    def _init_aws_policies(self):
-        if self.region_name != "aws" or not load_iam_aws_managed_policies():
-            return []
-        if not parsed:
-            parsed[:] = orig(self)   # replaced whole: two first backends at once leave one list
-        return [_own_copy(policy, self.account_id) for policy in parsed]
-
-    IAMBackend._init_aws_policies = _init_aws_policies
+    if self.region_name != "aws" or not load_iam_aws_managed_policies():
+        return []
+    if not _parsed:
+        _parsed[:] = original(self)   # replaced whole: two first backends at once leave one list
+    return [_own_copy(policy, self.account_id) for policy in _parsed]
 
 
 def _own_copy(policy, account_id: str):
@@ -67,41 +61,30 @@ def _own_copy(policy, account_id: str):
     return copy
 
 
-def action_names() -> None:
-    """With IAM enforcement on, moto names an action by the request's signing name; AWS's IAM
-    prefix differs for the tagging API (`tag:`), so a real policy would be refused locally.
+# With IAM enforcement on, moto names an action by the request's signing name; AWS's IAM prefix
+# differs for the tagging API (`tag:`), so a real policy would be refused locally.
+ACTION_PREFIXES = {"tagging": "tag"}
 
-    moto knows neither the resource a request touches (it passes "*") nor most condition keys, so
+
+@patch("moto.iam.access_control:IAMPolicyStatement", gap="iam-action-level", phase="answers")
+def is_action_permitted(original, self, action, resource="*", principal=None, incoming_condition_values=None):
+    """moto knows neither the resource a request touches (it passes "*") nor most condition keys, so
     a least-privilege statement (resource ARNs, tag conditions) never matched and everything was
     denied. The local AWS checks identity policies at the action level only, as MOTO-GAPS says it
     can: an Allow or Deny whose actions match decides, whatever its Resource and Condition.
     Resource scoping and conditions are checked statically (parliament), not here."""
-    from moto.iam.access_control import (
-        IAMPolicyStatement,
-        IAMRequestBase,
-        PermissionResult,
-    )
+    from moto.iam.access_control import PermissionResult
 
-    orig_permitted = IAMPolicyStatement.is_action_permitted
+    if principal is not None or resource != "*" or "Action" not in self._statement:
+        return original(self, action, resource, principal, incoming_condition_values)
+    if not self._check_element_matches("Action", action):
+        return PermissionResult.NEUTRAL
+    return PermissionResult.PERMITTED if self._statement["Effect"] == "Allow" else PermissionResult.DENIED
 
-    @functools.wraps(orig_permitted)
-    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
-        if principal is not None or resource != "*" or "Action" not in self._statement:
-            return orig_permitted(self, action, resource, principal, incoming_condition_values)
-        if not self._check_element_matches("Action", action):
-            return PermissionResult.NEUTRAL
-        return PermissionResult.PERMITTED if self._statement["Effect"] == "Allow" else PermissionResult.DENIED
 
-    IAMPolicyStatement.is_action_permitted = is_action_permitted
-
-    prefixes = {"tagging": "tag"}
-    orig = IAMRequestBase.__init__
-
-    @functools.wraps(orig)
-    def __init__(self, *a, **kw):
-        orig(self, *a, **kw)
-        service, _, action = self._action.partition(":")
-        if service in prefixes:
-            self._action = f"{prefixes[service]}:{action}"
-
-    IAMRequestBase.__init__ = __init__
+@patch("moto.iam.access_control:IAMRequestBase", "__init__", gap="iam-tagging-action", phase="answers")
+def request_init(original, self, *a, **kw):
+    original(self, *a, **kw)
+    service, _, action = self._action.partition(":")
+    if service in ACTION_PREFIXES:
+        self._action = f"{ACTION_PREFIXES[service]}:{action}"

@@ -16,12 +16,14 @@ AWS offers one every few months). ``DescribePendingMaintenanceActions`` lists th
 AWS's refusals: an unknown instance, an action not pending on it, an instance not available, an
 unknown opt-in type.
 
-Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``)."""
+Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
+
+from awslab.local.patches._patch import patch
 
 ACTIONS = {"system-update": "New Operating System update is available"}
 OPT_IN = ("immediate", "next-maintenance", "undo-opt-in")
@@ -58,64 +60,68 @@ def _details(db) -> list[dict[str, Any]]:
     return [dict(p) for p in pending(db)]
 
 
-def apply() -> None:
+RDS_RESPONSE = "moto.rds.responses:RDSResponse"
+
+
+def _databases(backend):
+    return list(dict.values(backend.databases))
+
+
+@patch(RDS_RESPONSE, gap="rds-pending-maintenance", phase="services", kind="add")
+def describe_pending_maintenance_actions(self):
+    from moto.core.responses import ActionResult
+
+    arn = self.params.get("ResourceIdentifier")
+    wanted: set[str] | None = None
+    for f in self.params.get("Filters") or []:
+        if f.get("Name") == "db-instance-id":
+            wanted = set(f.get("Values") or [])
+    out = []
+    for db in _databases(self.backend):
+        if not pending(db) or (arn and db.db_instance_arn != arn):
+            continue
+        if wanted is not None and db.db_instance_identifier not in wanted and db.db_instance_arn not in wanted:
+            continue
+        out.append({"ResourceIdentifier": db.db_instance_arn, "PendingMaintenanceActionDetails": _details(db)})
+    return ActionResult({"PendingMaintenanceActions": out})
+
+
+@patch(RDS_RESPONSE, gap="rds-pending-maintenance", phase="services", kind="add")
+def apply_pending_maintenance_action(self):
     from moto.core.responses import ActionResult
     from moto.rds.exceptions import RDSClientError as rds_error
-    from moto.rds.responses import RDSResponse
 
-    def databases(backend):
-        return list(dict.values(backend.databases))
+    arn, action, opt_in = (self.params.get(k) for k in ("ResourceIdentifier", "ApplyAction", "OptInType"))
+    db = next((d for d in _databases(self.backend) if d.db_instance_arn == arn), None)
+    if db is None:
+        raise rds_error("ResourceNotFoundFault", f"The specified resource {arn} was not found.")
+    if opt_in not in OPT_IN:
+        raise rds_error("InvalidParameterValue", f"Invalid value for OptInType: {opt_in}. Valid values: "
+                        + ", ".join(OPT_IN))
+    entry = next((p for p in pending(db) if p["Action"] == action), None)
+    if entry is None:
+        raise rds_error("InvalidParameterValue", f"The pending maintenance action {action} is not pending on "
+                        f"resource {arn}.")
+    if opt_in == "immediate":
+        if db.status != "available":
+            raise rds_error("InvalidDBInstanceState", f"Instance {db.db_instance_identifier} is not available.")
+        entry.update(OptInStatus="immediate", CurrentApplyDate=datetime.now(timezone.utc))
+        backend = self.backend
 
-    def describe_pending_maintenance_actions(self):
-        arn = self.params.get("ResourceIdentifier")
-        wanted: set[str] | None = None
-        for f in self.params.get("Filters") or []:
-            if f.get("Name") == "db-instance-id":
-                wanted = set(f.get("Values") or [])
-        out = []
-        for db in databases(self.backend):
-            if not pending(db) or (arn and db.db_instance_arn != arn):
-                continue
-            if wanted is not None and db.db_instance_identifier not in wanted and db.db_instance_arn not in wanted:
-                continue
-            out.append({"ResourceIdentifier": db.db_instance_arn, "PendingMaintenanceActionDetails": _details(db)})
-        return ActionResult({"PendingMaintenanceActions": out})
+        def done() -> None:
+            if entry in pending(db):
+                pending(db).remove(entry)
 
-    def apply_pending_maintenance_action(self):
-        arn, action, opt_in = (self.params.get(k) for k in ("ResourceIdentifier", "ApplyAction", "OptInType"))
-        db = next((d for d in databases(self.backend) if d.db_instance_arn == arn), None)
-        if db is None:
-            raise rds_error("ResourceNotFoundFault", f"The specified resource {arn} was not found.")
-        if opt_in not in OPT_IN:
-            raise rds_error("InvalidParameterValue", f"Invalid value for OptInType: {opt_in}. Valid values: "
-                            + ", ".join(OPT_IN))
-        entry = next((p for p in pending(db) if p["Action"] == action), None)
-        if entry is None:
-            raise rds_error("InvalidParameterValue", f"The pending maintenance action {action} is not pending on "
-                            f"resource {arn}.")
-        if opt_in == "immediate":
-            if db.status != "available":
-                raise rds_error("InvalidDBInstanceState", f"Instance {db.db_instance_identifier} is not available.")
-            entry.update(OptInStatus="immediate", CurrentApplyDate=datetime.now(timezone.utc))
-            backend = self.backend
-
-            def done() -> None:
-                if entry in pending(db):
-                    pending(db).remove(entry)
-
-            if on_apply:
-                for hook in on_apply:
-                    hook(backend, db, action, done)
-            else:
-                done()
-        elif opt_in == "next-maintenance":
-            entry.update(OptInStatus="next-maintenance",
-                         CurrentApplyDate=next_window(db.preferred_maintenance_window or "wed:06:38-wed:07:08"))
+        if on_apply:
+            for hook in on_apply:
+                hook(backend, db, action, done)
         else:
-            entry["OptInStatus"] = "none"
-            entry.pop("CurrentApplyDate", None)
-        return ActionResult({"ResourcePendingMaintenanceActions": {
-            "ResourceIdentifier": arn, "PendingMaintenanceActionDetails": _details(db) or [dict(entry)]}})
-
-    RDSResponse.describe_pending_maintenance_actions = describe_pending_maintenance_actions
-    RDSResponse.apply_pending_maintenance_action = apply_pending_maintenance_action
+            done()
+    elif opt_in == "next-maintenance":
+        entry.update(OptInStatus="next-maintenance",
+                     CurrentApplyDate=next_window(db.preferred_maintenance_window or "wed:06:38-wed:07:08"))
+    else:
+        entry["OptInStatus"] = "none"
+        entry.pop("CurrentApplyDate", None)
+    return ActionResult({"ResourcePendingMaintenanceActions": {
+        "ResourceIdentifier": arn, "PendingMaintenanceActionDetails": _details(db) or [dict(entry)]}})

@@ -15,15 +15,15 @@ moto answers ``SendCommand`` with ``Success`` and empty output whatever the comm
   saying so; an unknown one is AWS's ``InvalidDocument``.
 - ``DescribeInstanceInformation`` lists the managed instances (``Online``, Linux).
 
-Part of awslab's layer over moto (the table of gaps is in ``awslab.local.patches``).
+Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close).
 """
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timezone
 
 from awslab.local import instances
+from awslab.local.patches._patch import patch
 
 SHELL = "AWS-RunShellScript"
 SSM_POLICY_MARKERS = ("AmazonSSMManagedInstanceCore", "AmazonEC2RoleforSSM", "AmazonSSMFullAccess")
@@ -60,121 +60,121 @@ def _backends(account: str, region: str):
     return ec2_backends[account][region], iam_backends[account]["global"]
 
 
-def apply() -> None:
-    from moto.core.responses import ActionResult
+SSM_BACKEND = "moto.ssm.models:SimpleSystemManagerBackend"
+SSM_RESPONSE = "moto.ssm.responses:SimpleSystemManagerResponse"
+GAP = "ssm-run-command"
+
+
+@patch(SSM_BACKEND, gap=GAP, phase="services")
+def send_command(original, self, **kw):
     from moto.ssm.exceptions import InvalidDocument
     from moto.ssm.exceptions import SSMException as RESTError
-    from moto.ssm.models import SimpleSystemManagerBackend
-    from moto.ssm.responses import SimpleSystemManagerResponse
 
-    orig_send = SimpleSystemManagerBackend.send_command
+    name = kw.get("document_name") or ""
+    if name != SHELL and not name.startswith("arn:"):
+        try:
+            self.get_document(name, None, None, "JSON")
+        except Exception:  # noqa: BLE001 - moto's InvalidDocument for an unknown name
+            raise InvalidDocument("Document with name %s does not exist." % name) from None
+    ec2, iam = _backends(self.account_id, self.region_name)
+    targets = list(kw.get("instance_ids") or [])
+    bad = []
+    for iid in targets:
+        try:
+            inst = ec2.get_instance(iid)
+        except Exception:  # noqa: BLE001 - moto's InvalidInstanceID.NotFound
+            inst = None
+        if inst is None or not managed(ec2, iam, inst):
+            bad.append(iid)
+    if bad:
+        raise RESTError("InvalidInstanceId", f"Instances [[{', '.join(bad)}]] not in a valid state for account "
+                                             f"{self.account_id}")
+    command = original(self, **kw)
+    command.status, command.status_details = "Pending", "Pending"
+    command.completed_count, command.error_count = 0, 0
+    command.requested_date_time = datetime.now(timezone.utc)
+    for inv in command.invocations:
+        inv.update(Status="Pending", StatusDetails="Pending", ResponseCode=-1, ExecutionStartDateTime="",
+                   ExecutionEndDateTime="", ExecutionElapsedTime="PT0S", StandardOutputContent="",
+                   StandardErrorContent="", PluginName="aws:runShellScript")
+    params = kw.get("parameters") or {}
+    script = "\n".join(params.get("commands") or [])
+    timeout = int((params.get("executionTimeout") or ["3600"])[0])
+    unsupported = None if name == SHELL else f"the local AWS runs {SHELL} only, not {name}"
+    # Run once the answer (Pending, as AWS answers) is written: see send_command_request.
+    self._awslab_to_run = (command, self.region_name, script, timeout, unsupported)
+    return command
 
-    @functools.wraps(orig_send)
-    def send_command(self, **kw):
-        name = kw.get("document_name") or ""
-        if name != SHELL and not name.startswith("arn:"):
-            try:
-                self.get_document(name, None, None, "JSON")
-            except Exception:  # noqa: BLE001 - moto's InvalidDocument for an unknown name
-                raise InvalidDocument("Document with name %s does not exist." % name) from None
-        ec2, iam = _backends(self.account_id, self.region_name)
-        targets = list(kw.get("instance_ids") or [])
-        bad = []
-        for iid in targets:
-            try:
-                inst = ec2.get_instance(iid)
-            except Exception:  # noqa: BLE001 - moto's InvalidInstanceID.NotFound
-                inst = None
-            if inst is None or not managed(ec2, iam, inst):
-                bad.append(iid)
-        if bad:
-            raise RESTError("InvalidInstanceId", f"Instances [[{', '.join(bad)}]] not in a valid state for account "
-                                                 f"{self.account_id}")
-        command = orig_send(self, **kw)
-        command.status, command.status_details = "Pending", "Pending"
-        command.completed_count, command.error_count = 0, 0
-        command.requested_date_time = datetime.now(timezone.utc)
+
+@patch(SSM_RESPONSE, "send_command", gap=GAP, phase="services")
+def send_command_request(original, self):
+    result = original(self)
+    pending = self.ssm_backend.__dict__.pop("_awslab_to_run", None)
+    if pending is not None:
+        instances.run(*pending)
+    return result
+
+
+@patch(SSM_BACKEND, gap=GAP, phase="services", kind="add")
+def cancel_command(self, command_id: str, instance_ids: list[str]) -> None:
+    command = self.get_command_by_id(command_id)
+    instances.cancel(command, instance_ids or command.instance_ids)
+
+
+@patch(SSM_RESPONSE, "cancel_command", gap=GAP, phase="services", kind="add")
+def cancel_command_request(self):
+    from moto.core.responses import ActionResult
+
+    self.ssm_backend.cancel_command(self._get_param("CommandId"), self._get_param("InstanceIds", []))
+    return ActionResult({})
+
+
+@patch(SSM_RESPONSE, gap=GAP, phase="services", kind="add")
+def list_command_invocations(self):
+    from moto.core.responses import ActionResult
+
+    command_id, instance_id = self._get_param("CommandId"), self._get_param("InstanceId")
+    details = bool(self._get_param("Details", False))
+    found = []
+    for command in self.ssm_backend.list_commands(command_id, instance_id):
         for inv in command.invocations:
-            inv.update(Status="Pending", StatusDetails="Pending", ResponseCode=-1, ExecutionStartDateTime="",
-                       ExecutionEndDateTime="", ExecutionElapsedTime="PT0S", StandardOutputContent="",
-                       StandardErrorContent="", PluginName="aws:runShellScript")
-        params = kw.get("parameters") or {}
-        script = "\n".join(params.get("commands") or [])
-        timeout = int((params.get("executionTimeout") or ["3600"])[0])
-        unsupported = None if name == SHELL else f"the local AWS runs {SHELL} only, not {name}"
-        # Run once the answer (Pending, as AWS answers) is written: see send_response.
-        self._awslab_to_run = (command, self.region_name, script, timeout, unsupported)
-        return command
+            if instance_id and inv["InstanceId"] != instance_id:
+                continue
+            entry = {"CommandId": inv["CommandId"], "InstanceId": inv["InstanceId"],
+                     "Comment": inv.get("Comment", ""), "DocumentName": inv["DocumentName"],
+                     "RequestedDateTime": command.requested_date_time, "Status": inv["Status"],
+                     "StatusDetails": inv["StatusDetails"], "StandardOutputUrl": "", "StandardErrorUrl": "",
+                     "ServiceRole": "", "NotificationConfig": command.notification_config}
+            if details:
+                entry["CommandPlugins"] = [{
+                    "Name": inv["PluginName"], "Status": inv["Status"], "StatusDetails": inv["StatusDetails"],
+                    "ResponseCode": inv["ResponseCode"], "Output": inv["StandardOutputContent"][:2500],
+                    "ResponseStartDateTime": inv["ExecutionStartDateTime"] or None,
+                    "ResponseFinishDateTime": inv["ExecutionEndDateTime"] or None}]
+            found.append(entry)
+    return ActionResult({"CommandInvocations": found})
 
-    SimpleSystemManagerBackend.send_command = send_command
 
-    orig_send_response = SimpleSystemManagerResponse.send_command
+@patch(SSM_RESPONSE, gap=GAP, phase="services", kind="add")
+def describe_instance_information(self):
+    from moto.core.responses import ActionResult
 
-    @functools.wraps(orig_send_response)
-    def send_response(self):
-        result = orig_send_response(self)
-        pending = self.ssm_backend.__dict__.pop("_awslab_to_run", None)
-        if pending is not None:
-            instances.run(*pending)
-        return result
-
-    SimpleSystemManagerResponse.send_command = send_response
-
-    def cancel_command(self, command_id: str, instance_ids: list[str]) -> None:
-        command = self.get_command_by_id(command_id)
-        instances.cancel(command, instance_ids or command.instance_ids)
-
-    SimpleSystemManagerBackend.cancel_command = cancel_command
-
-    def cancel_response(self) -> ActionResult:
-        self.ssm_backend.cancel_command(self._get_param("CommandId"), self._get_param("InstanceIds", []))
-        return ActionResult({})
-
-    SimpleSystemManagerResponse.cancel_command = cancel_response
-
-    def list_command_invocations(self) -> ActionResult:
-        command_id, instance_id = self._get_param("CommandId"), self._get_param("InstanceId")
-        details = bool(self._get_param("Details", False))
-        found = []
-        for command in self.ssm_backend.list_commands(command_id, instance_id):
-            for inv in command.invocations:
-                if instance_id and inv["InstanceId"] != instance_id:
-                    continue
-                entry = {"CommandId": inv["CommandId"], "InstanceId": inv["InstanceId"],
-                         "Comment": inv.get("Comment", ""), "DocumentName": inv["DocumentName"],
-                         "RequestedDateTime": command.requested_date_time, "Status": inv["Status"],
-                         "StatusDetails": inv["StatusDetails"], "StandardOutputUrl": "", "StandardErrorUrl": "",
-                         "ServiceRole": "", "NotificationConfig": command.notification_config}
-                if details:
-                    entry["CommandPlugins"] = [{
-                        "Name": inv["PluginName"], "Status": inv["Status"], "StatusDetails": inv["StatusDetails"],
-                        "ResponseCode": inv["ResponseCode"], "Output": inv["StandardOutputContent"][:2500],
-                        "ResponseStartDateTime": inv["ExecutionStartDateTime"] or None,
-                        "ResponseFinishDateTime": inv["ExecutionEndDateTime"] or None}]
-                found.append(entry)
-        return ActionResult({"CommandInvocations": found})
-
-    SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
-
-    def describe_instance_information(self) -> ActionResult:
-        ec2, iam = _backends(self.current_account, self.region)
-        listed = []
-        for reservation in list(ec2.reservations.values()):
-            for inst in reservation.instances:
-                if not managed(ec2, iam, inst):
-                    continue
-                address = inst.private_ip or ""
-                listed.append({"InstanceId": inst.id, "PingStatus": "Online",
-                               "LastPingDateTime": datetime.now(timezone.utc), "AgentVersion": "3.3.1142.0",
-                               "IsLatestVersion": True, "PlatformType": "Linux", "PlatformName": "Amazon Linux",
-                               "PlatformVersion": "2023", "ResourceType": "EC2Instance", "IPAddress": address,
-                               "ComputerName": f"ip-{address.replace('.', '-')}.ec2.internal" if address else inst.id,
-                               "SourceId": inst.id, "SourceType": "AWS::EC2::Instance"})
-        ids = self._get_param("InstanceInformationFilterList") or []
-        wanted = {v for f in ids if f.get("key") == "InstanceIds" for v in f.get("valueSet", [])}
-        wanted |= {v for f in self._get_param("Filters") or [] if f.get("Key") == "InstanceIds" for v in f.get("Values", [])}
-        if wanted:
-            listed = [i for i in listed if i["InstanceId"] in wanted]
-        return ActionResult({"InstanceInformationList": listed})
-
-    SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
+    ec2, iam = _backends(self.current_account, self.region)
+    listed = []
+    for reservation in list(ec2.reservations.values()):
+        for inst in reservation.instances:
+            if not managed(ec2, iam, inst):
+                continue
+            address = inst.private_ip or ""
+            listed.append({"InstanceId": inst.id, "PingStatus": "Online",
+                           "LastPingDateTime": datetime.now(timezone.utc), "AgentVersion": "3.3.1142.0",
+                           "IsLatestVersion": True, "PlatformType": "Linux", "PlatformName": "Amazon Linux",
+                           "PlatformVersion": "2023", "ResourceType": "EC2Instance", "IPAddress": address,
+                           "ComputerName": f"ip-{address.replace('.', '-')}.ec2.internal" if address else inst.id,
+                           "SourceId": inst.id, "SourceType": "AWS::EC2::Instance"})
+    ids = self._get_param("InstanceInformationFilterList") or []
+    wanted = {v for f in ids if f.get("key") == "InstanceIds" for v in f.get("valueSet", [])}
+    wanted |= {v for f in self._get_param("Filters") or [] if f.get("Key") == "InstanceIds" for v in f.get("Values", [])}
+    if wanted:
+        listed = [i for i in listed if i["InstanceId"] in wanted]
+    return ActionResult({"InstanceInformationList": listed})

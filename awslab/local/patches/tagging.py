@@ -12,36 +12,34 @@ minutes, and a saved state holds no tokens (a token from before a restart is exp
 
 from __future__ import annotations
 
-import functools
 import time
+
+from awslab.local.patches._patch import patch
 
 TOKEN_LIFETIME_S = 15 * 60   # "A PaginationToken is valid for a maximum of 15 minutes."
 
 
-def pages() -> None:
-    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend as Backend
+BACKEND = "moto.resourcegroupstaggingapi.models:ResourceGroupsTaggingAPIBackend"
+GAP = "tagging-pagination-tokens"
 
-    def paged(orig):
-        @functools.wraps(orig)
-        def call(self, *args, **kwargs):
-            token = kwargs.get("pagination_token", args[0] if args else None)
-            now = time.monotonic()
-            for old in [t for t, page in self._pages.items() if now - page.get("born", now) > TOKEN_LIFETIME_S]:
-                del self._pages[old]   # moto answers PaginationTokenExpiredException for it
-            new_token, result = orig(self, *args, **kwargs)
-            if token:
-                self._pages.pop(token, None)   # used: the next page has a token of its own, the last none
-            if new_token:
-                self._pages[new_token]["born"] = now
-            return new_token, result
 
-        return call
+@patch(BACKEND, "get_resources", gap=GAP, phase="answers")
+@patch(BACKEND, "get_tag_keys", gap=GAP, phase="answers")
+@patch(BACKEND, "get_tag_values", gap=GAP, phase="answers")
+def paged(original, self, *args, **kwargs):
+    token = kwargs.get("pagination_token", args[0] if args else None)
+    now = time.monotonic()
+    for old in [t for t, page in self._pages.items() if now - page.get("born", now) > TOKEN_LIFETIME_S]:
+        del self._pages[old]   # moto answers PaginationTokenExpiredException for it
+    new_token, result = original(self, *args, **kwargs)
+    if token:
+        self._pages.pop(token, None)   # used: the next page has a token of its own, the last none
+    if new_token:
+        self._pages[new_token]["born"] = now
+    return new_token, result
 
-    for name in ("get_resources", "get_tag_keys", "get_tag_values"):
-        setattr(Backend, name, paged(getattr(Backend, name)))
 
-    def __getstate__(self):
-        # Tokens are a listing in progress, not state: none survives a restart (as one expires on AWS).
-        return {**self.__dict__, "_pages": {}}
-
-    Backend.__getstate__ = __getstate__
+@patch(BACKEND, gap=GAP, phase="answers", kind="add")
+def __getstate__(self):
+    # Tokens are a listing in progress, not state: none survives a restart (as one expires on AWS).
+    return {**self.__dict__, "_pages": {}}
