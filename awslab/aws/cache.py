@@ -195,6 +195,7 @@ class ReplicationGroup:
             lambda: ec.create_replication_group(
                 ReplicationGroupId=d.name, ReplicationGroupDescription=description,
                 **parameters(CACHE_SETTINGS, c, "create"),
+                CacheParameterGroupName=run.ref("cache.parameter-group").id,
                 NumCacheClusters=count, PreferredCacheClusterAZs=[azs[i % 2] for i in range(count)],
                 CacheSubnetGroupName=run.ref("cache.subnet-group").id, SecurityGroupIds=[run.ref("sg.cache").id],
                 # AWS takes an AUTH token only with in-transit encryption.

@@ -207,6 +207,7 @@ class DbInstance(_DbBase):
         db = d.spec["database"]
         return self._create(run, d, lambda: run.client("rds").create_db_instance(
             DBInstanceIdentifier=d.name, **parameters(DB_SETTINGS, db, "create"),
+            DBParameterGroupName=run.ref("db.parameter-group").id,
             PubliclyAccessible=False, ManageMasterUserPassword=True, CopyTagsToSnapshot=True,
             DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
             Tags=run.tag_list(d.key, d.name),
@@ -263,6 +264,7 @@ class DbReplica(_DbBase):
         return self._create(run, d, lambda: run.client("rds").create_db_instance_read_replica(
             DBInstanceIdentifier=d.name, SourceDBInstanceIdentifier=run.ref("db.primary").id,
             DBInstanceClass=db.instance_class, PubliclyAccessible=False, MultiAZ=False,
+            DBParameterGroupName=run.ref("db.parameter-group").id,
             # Same-region replicas land in the VPC only when given a subnet group.
             DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
             CopyTagsToSnapshot=True, Tags=run.tag_list(d.key, d.name),

@@ -6,7 +6,7 @@ command starts its run (commands/_common.py); a new kind is one handler here and
 
 from __future__ import annotations
 
-from awslab.aws import cache, database, host, network, security_groups
+from awslab.aws import cache, database, host, network, parameters, security_groups
 from awslab.aws.cache import (
     AuthTokenSecret,
     CacheRestore,
@@ -24,6 +24,7 @@ from awslab.aws.database import (
 )
 from awslab.aws.host import HostCommand, Instance, InstanceProfile
 from awslab.aws.network import InternetGateway, RouteTable, Subnet, Vpc
+from awslab.aws.parameters import CacheParameterGroup, DbParameterGroup
 from awslab.aws.security_groups import SecurityGroup, SecurityGroupRules
 
 from awslab.spec.model import Kinds
@@ -32,6 +33,8 @@ KINDS = Kinds(
     (Vpc(), InternetGateway(), Subnet(), RouteTable(), SecurityGroup(), SecurityGroupRules(),
      InstanceProfile(), Instance(), DbSubnetGroup(), DbInstance(), DbReplica(),
      CacheSubnetGroup(), AuthTokenSecret(), ReplicationGroup(),
-     DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(), HostCommand()),
-    areas=(network.discover, security_groups.discover, host.discover, database.discover, cache.discover),
+     DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(), HostCommand(),
+     DbParameterGroup(), CacheParameterGroup()),
+    areas=(network.discover, security_groups.discover, host.discover, database.discover, cache.discover,
+           parameters.discover),
 )

@@ -22,6 +22,7 @@ from awslab.aws.host import (
 )
 from awslab.aws.cache import CACHE_SETTINGS
 from awslab.aws.database import DB_SETTINGS
+from awslab.aws.parameters import CACHE_PARAMETERS, DB_PARAMETERS, cache_family, db_family, values
 from awslab.aws.security_groups import ALL, desired_rules
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
@@ -42,7 +43,8 @@ LOGICAL = {
     "network.subnet.private-a": "PrivateSubnetA", "network.subnet.private-b": "PrivateSubnetB",
     "network.routes.public": "PublicRouteTable", "sg.app": "AppSecurityGroup", "sg.db": "DbSecurityGroup",
     "sg.cache": "CacheSecurityGroup", "host.profile": "HostInstanceProfile", "host.instance": "Host",
-    "db.subnet-group": "DbSubnetGroup", "db.primary": "Db", "cache.subnet-group": "CacheSubnetGroup",
+    "db.subnet-group": "DbSubnetGroup", "db.parameter-group": "DbParameterGroup", "db.primary": "Db",
+    "cache.subnet-group": "CacheSubnetGroup", "cache.parameter-group": "CacheParameterGroup",
     "cache.auth-token": "CacheAuthToken", "cache.group": "Cache",
 }
 
@@ -161,13 +163,22 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
     r["DbSubnetGroup"] = {"Type": "AWS::RDS::DBSubnetGroup", "Properties": {
         "DBSubnetGroupName": _sub("${StackName}-db"), "DBSubnetGroupDescription": _sub("awslab ${StackName}: RDS"),
         "SubnetIds": [_ref("PrivateSubnetA"), _ref("PrivateSubnetB")], "Tags": _tags("db.subnet-group", lab)}}
+    # The parameter groups: their tables' parameters (aws/parameters.py). CloudFormation names a
+    # cache parameter group itself (the type has no name property); awslab finds it by its tags.
+    r["DbParameterGroup"] = {"Type": "AWS::RDS::DBParameterGroup", "Properties": {
+        "DBParameterGroupName": _sub("${StackName}-db"), "Family": db_family(d),
+        "Description": _sub("awslab ${StackName}: the database's parameters"),
+        "Parameters": values(DB_PARAMETERS[d.engine], d), "Tags": _tags("db.parameter-group", lab)}}
+    r["CacheParameterGroup"] = {"Type": "AWS::ElastiCache::ParameterGroup", "Properties": {
+        "CacheParameterGroupFamily": cache_family(c), "Description": _sub("awslab ${StackName}: the cache's parameters"),
+        "Properties": values(CACHE_PARAMETERS, c), "Tags": _tags("cache.parameter-group", lab)}}
     r["Db"] = {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
                "Properties": {
                    "DBInstanceIdentifier": _sub("${StackName}-db"), **parameters(DB_SETTINGS, d, "cfn"),
                    "EngineVersion": _minor(d.engine, d.engine_version),
                    "DBInstanceClass": _ref("DbInstanceClass"), "AllocatedStorage": str(d.allocated_storage_gib),
                    "CopyTagsToSnapshot": True, "ManageMasterUserPassword": True, "PubliclyAccessible": False,
-                   "DBSubnetGroupName": _ref("DbSubnetGroup"),
+                   "DBSubnetGroupName": _ref("DbSubnetGroup"), "DBParameterGroupName": _ref("DbParameterGroup"),
                    "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
                    "Tags": _tags("db.primary", lab)}}
     outputs: dict[str, dict] = {
@@ -179,6 +190,7 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
                               "UpdateReplacePolicy": "Delete", "Properties": {
                                   "DBInstanceIdentifier": _sub(f"${{StackName}}-db-replica-{i}"),
                                   "SourceDBInstanceIdentifier": _ref("Db"), "DBInstanceClass": _ref("DbInstanceClass"),
+                                  "DBParameterGroupName": _ref("DbParameterGroup"),
                                   "PubliclyAccessible": False,
                                   "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
                                   "Tags": _tags(f"db.replica.{i}", lab)}}
@@ -198,7 +210,7 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
         "ReplicationGroupDescription": _sub("awslab ${StackName}: the lab's Redis"),
         **parameters(CACHE_SETTINGS, c, "cfn"), "CacheNodeType": _ref("CacheNodeType"),
         "NumCacheClusters": count, "PreferredCacheClusterAZs": [az[i % 2] for i in range(count)],
-        "CacheSubnetGroupName": _ref("CacheSubnetGroup"),
+        "CacheSubnetGroupName": _ref("CacheSubnetGroup"), "CacheParameterGroupName": _ref("CacheParameterGroup"),
         "SecurityGroupIds": [{"Fn::GetAtt": ["CacheSecurityGroup", "GroupId"]}],
         **({"AuthToken": _sub("{{resolve:secretsmanager:${CacheAuthToken}}}")} if c.transit_encryption else {}),
         "Tags": _tags("cache.group", lab)}}

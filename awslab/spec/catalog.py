@@ -18,6 +18,9 @@ DB_ENGINES: dict[str, dict] = {
 CACHE_ENGINES: dict[str, dict] = {
     "redis": {"port": 6379, "versions": ("6.2", "7.0", "7.1")},
 }
+# maxmemory-policy values ElastiCache takes (a cache parameter group's; volatile-lru its default).
+CACHE_EVICTION_POLICIES = ("volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random",
+                           "allkeys-random", "volatile-ttl", "noeviction")
 HTTPS_PORT = 443
 SSH_PORT = 22
 

@@ -57,6 +57,7 @@ class Database:
     database_name: str = "lab"
     deletion_protection: bool = False
     read_replicas: int = 1
+    force_ssl: bool = True     # the DB parameter group's rds.force_ssl / require_secure_transport
 
     @property
     def port(self) -> int:
@@ -72,6 +73,7 @@ class Cache:
     automatic_failover: bool = True
     at_rest_encryption: bool = True
     transit_encryption: bool = True
+    maxmemory_policy: str = "volatile-lru"   # the cache parameter group's maxmemory-policy (AWS's default)
 
     @property
     def port(self) -> int:
@@ -356,6 +358,9 @@ def validate(lab: Lab) -> None:
                        f"one of: {', '.join(catalog.CACHE_ENGINES[c.engine]['versions'])}")
     if not catalog.CACHE_NODE_RE.match(c.node_type):
         raise LabError(src, "cache.node_type", f"'{c.node_type}' is not an ElastiCache node type", "e.g. cache.t3.micro")
+    if c.maxmemory_policy not in catalog.CACHE_EVICTION_POLICIES:
+        raise LabError(src, "cache.maxmemory_policy", f"'{c.maxmemory_policy}' is not a Redis eviction policy",
+                       f"one of: {', '.join(catalog.CACHE_EVICTION_POLICIES)}")
     if not 0 <= c.replicas <= 5:
         raise LabError(src, "cache.replicas", f"must be 0 to 5, not {c.replicas}")
     if c.automatic_failover and c.replicas < 1:

@@ -65,6 +65,7 @@ class Setting:
     check: str | None = None
     read: Callable[[Any], Any] | None = None
     grows_only: bool = False   # AWS only grows it (storage): a smaller lab value is drift, never a change
+    write: Callable[[Any], Any] | None = None   # the lab's value as AWS takes it, where they differ ("1" for true)
 
     def wanted(self, section: Any) -> Any:
         return getattr(section, self.field)

@@ -33,8 +33,8 @@ def _arns(service: str, *kinds: str, sep: str = ":") -> list[str]:
 
 
 EC2_OWN = _arns("ec2", "vpc", "subnet", "internet-gateway", "route-table", "security-group", "instance", sep="/")
-RDS_OWN = _arns("rds", "db", "subgrp", "snapshot")
-CACHE_OWN = _arns("elasticache", "replicationgroup", "cluster", "subnetgroup", "snapshot")
+RDS_OWN = _arns("rds", "db", "subgrp", "snapshot", "pg")
+CACHE_OWN = _arns("elasticache", "replicationgroup", "cluster", "subnetgroup", "snapshot", "parametergroup")
 
 
 def read_statements() -> list[dict]:
@@ -47,9 +47,11 @@ def read_statements() -> list[dict]:
             "rds:DescribeDBInstanceAutomatedBackups", "rds:DescribePendingMaintenanceActions",
             "ssm:GetCommandInvocation"]),
         _stmt("ReadDatabases", ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DescribeDBSubnetGroups",
+                                "rds:DescribeDBParameterGroups", "rds:DescribeDBParameters",
                                 "rds:ListTagsForResource"], RDS_OWN),
         _stmt("ReadCaches", ["elasticache:DescribeCacheClusters", "elasticache:DescribeCacheSubnetGroups",
                              "elasticache:DescribeReplicationGroups", "elasticache:DescribeSnapshots",
+                             "elasticache:DescribeCacheParameterGroups", "elasticache:DescribeCacheParameters",
                              "elasticache:ListTagsForResource"], CACHE_OWN),
         _stmt("LatestAmazonLinuxAmi", ["ssm:GetParameter"], "arn:aws:ssm:*:*:parameter/aws/service/ami-amazon-linux-latest/*"),
         _stmt("ReadHostRole", ["iam:GetInstanceProfile", "iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"],
@@ -97,11 +99,13 @@ def host_role_statements() -> list[dict]:
 def database_statements() -> list[dict]:
     return [
         _stmt("CreateTaggedDatabaseResources", [
-            "rds:CreateDBSubnetGroup", "rds:CreateDBInstance", "rds:CreateDBInstanceReadReplica", "rds:CreateDBSnapshot",
+            "rds:CreateDBSubnetGroup", "rds:CreateDBParameterGroup", "rds:CreateDBInstance",
+            "rds:CreateDBInstanceReadReplica", "rds:CreateDBSnapshot",
             "rds:CopyDBSnapshot", "rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBInstanceToPointInTime",
-            "rds:AddTagsToResource"], RDS_OWN + _arns("rds", "pg", "og")),
+            "rds:AddTagsToResource"], RDS_OWN + _arns("rds", "og")),
         _stmt("ChangeAndDeleteStackDatabases", [
             "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DeleteDBSubnetGroup", "rds:RebootDBInstance",
+            "rds:ModifyDBParameterGroup", "rds:DeleteDBParameterGroup",
             "rds:ModifyDBInstance", "rds:PromoteReadReplica", "rds:ApplyPendingMaintenanceAction"], RDS_OWN, OWNED),
         # ManageMasterUserPassword: RDS makes its secret (named rds!...) with the caller's permissions.
         _stmt("RdsManagedMasterSecret", ["secretsmanager:CreateSecret", "secretsmanager:TagResource",
@@ -113,11 +117,13 @@ def database_statements() -> list[dict]:
 def cache_statements() -> list[dict]:
     return [
         _stmt("CreateTaggedCacheResources", [
-            "elasticache:CreateCacheSubnetGroup", "elasticache:CreateReplicationGroup", "elasticache:CreateSnapshot",
-            "elasticache:AddTagsToResource"], CACHE_OWN + _arns("elasticache", "parametergroup")),
+            "elasticache:CreateCacheSubnetGroup", "elasticache:CreateCacheParameterGroup",
+            "elasticache:CreateReplicationGroup", "elasticache:CreateSnapshot",
+            "elasticache:AddTagsToResource"], CACHE_OWN),
         _stmt("ChangeAndDeleteStackCache", [
             "elasticache:DeleteCacheSubnetGroup", "elasticache:DeleteReplicationGroup", "elasticache:DeleteSnapshot",
-            "elasticache:TestFailover", "elasticache:ModifyReplicationGroup"], CACHE_OWN, OWNED),
+            "elasticache:TestFailover", "elasticache:ModifyReplicationGroup",
+            "elasticache:ModifyCacheParameterGroup", "elasticache:DeleteCacheParameterGroup"], CACHE_OWN, OWNED),
         _stmt("CacheAuthTokenSecret", ["secretsmanager:CreateSecret", "secretsmanager:TagResource",
                                        "secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
               "arn:aws:secretsmanager:*:*:secret:awslab/*/cache-auth-token-*"),

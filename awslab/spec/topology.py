@@ -29,11 +29,13 @@ EDGES: dict[str, tuple[str, tuple[str, ...]]] = {
     # The host waits for its route to the internet so its user data can install the clients.
     "host.instance": ("instance", ("network.subnet.public", "network.routes.public", "sg.app", "host.profile")),
     "db.subnet-group": ("db-subnet-group", PRIVATE_SUBNETS),
-    "db.primary": ("db-instance", ("db.subnet-group", "sg.db")),
-    "db.replica": ("db-replica", ("db.primary",)),
+    "db.parameter-group": ("db-parameter-group", ()),
+    "db.primary": ("db-instance", ("db.subnet-group", "db.parameter-group", "sg.db")),
+    "db.replica": ("db-replica", ("db.primary", "db.parameter-group")),
     "cache.subnet-group": ("cache-subnet-group", PRIVATE_SUBNETS),
+    "cache.parameter-group": ("cache-parameter-group", ()),
     "cache.auth-token": ("secret", ()),
-    "cache.group": ("replication-group", ("cache.subnet-group", "sg.cache", "cache.auth-token")),
+    "cache.group": ("replication-group", ("cache.subnet-group", "cache.parameter-group", "sg.cache", "cache.auth-token")),
 }
 
 
@@ -67,8 +69,10 @@ def names(stack: str, region: str) -> dict[str, str]:
         "host.profile": f"awslab-{stack}-{region}-host",
         "host.instance": f"{stack}-host",
         "db.subnet-group": f"{stack}-db",
+        "db.parameter-group": f"{stack}-db",
         "db.primary": f"{stack}-db",
         "cache.subnet-group": f"{stack}-cache",
+        "cache.parameter-group": f"{stack}-cache",
         "cache.auth-token": f"awslab/{stack}/cache-auth-token",
         "cache.group": f"{stack}-cache",
     }
@@ -97,8 +101,10 @@ def desired(lab: Lab, stack: str, region: str, record: dict[str, str] | None = N
         "host.profile": {"managed_policy_arns": list(h.managed_policy_arns)},
         "host.instance": {"instance_type": h.instance_type, "ami_parameter": h.ami_parameter, "db_engine": d.engine},
         "db.subnet-group": {},
+        "db.parameter-group": {"database": d},
         "db.primary": {"database": d},
         "cache.subnet-group": {},
+        "cache.parameter-group": {"cache": c},
         "cache.auth-token": {},
         "cache.group": {"cache": c},
     }

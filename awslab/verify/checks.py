@@ -14,6 +14,7 @@ from typing import Callable
 from awslab.aws import cache, network, security_groups
 from awslab.aws.cache import CACHE_SETTINGS
 from awslab.aws.database import DB_SETTINGS
+from awslab.aws.parameters import CACHE_PARAMETERS, DB_PARAMETERS, values
 from awslab.spec.model import READY_STATES, Found, Setting
 from awslab.engine.run import Run
 from awslab.spec import catalog
@@ -146,6 +147,41 @@ def _as_lab(settings: tuple[Setting, ...], check: str, raw: dict, section) -> bo
     return all(s.seen(raw) == s.wanted(section) for s in compared)
 
 
+def _parameter_group_checks(w: World, lab: Lab) -> list[Result]:
+    """The stack's parameter groups hold the lab's parameters (their tables) and are the ones the
+    DB instances and the cache's nodes use: a default group or another stack's is a FAIL."""
+    d, c = lab.database, lab.cache
+    out = []
+    group = w.found.get("db.parameter-group")
+    if group is None:
+        out.append(Result("spec.db.parameters", SKIP, "needs the DB parameter group (db.parameter-group)"))
+    else:
+        using = {k: [g.get("DBParameterGroupName") for g in raw.get("DBParameterGroups", [])] for k, raw in w.dbs()
+                 if k == "db.primary" or k.startswith("db.replica.")}
+        others = sorted(f"{k} uses {', '.join(names) or 'no group'}" for k, names in using.items() if group.id not in names)
+        table = DB_PARAMETERS[d.engine]
+        shown = ", ".join(f"{n} {(group.get('raw') or {}).get(n, '(engine default)')}" for s in table for n in s.modify)
+        ok = not others and _as_lab(table, "spec.db.parameters", group.get("raw") or {}, d)
+        out.append(_spec("spec.db.parameters", ok, f"{group.id}: {shown}" + (f"; {'; '.join(others)}" if others else ""),
+                         f"{group.id} on every instance, {', '.join(f'{n} {v}' for n, v in values(table, d).items())}",
+                         f"aws rds modify-db-parameter-group --db-parameter-group-name {group.id} --parameters ... or "
+                         "`awslab up`"))
+    group = w.found.get("cache.parameter-group")
+    if group is None:
+        out.append(Result("spec.cache.parameters", SKIP, "needs the cache parameter group (cache.parameter-group)"))
+    else:
+        others = sorted({f"{m.get('CacheClusterId')} uses {(m.get('CacheParameterGroup') or {}).get('CacheParameterGroupName')}"
+                         for m in w.cache_members
+                         if (m.get("CacheParameterGroup") or {}).get("CacheParameterGroupName") != group.id})
+        shown = ", ".join(f"{n} {(group.get('raw') or {}).get(n, '(default)')}" for s in CACHE_PARAMETERS for n in s.modify)
+        ok = not others and _as_lab(CACHE_PARAMETERS, "spec.cache.parameters", group.get("raw") or {}, c)
+        out.append(_spec("spec.cache.parameters", ok, f"{group.id}: {shown}" + (f"; {'; '.join(others)}" if others else ""),
+                         f"{group.id} on every node, {', '.join(f'{n} {v}' for n, v in values(CACHE_PARAMETERS, c).items())}",
+                         f"aws elasticache modify-cache-parameter-group --cache-parameter-group-name {group.id} "
+                         "--parameter-name-values ... or `awslab up`"))
+    return out
+
+
 def check_spec(w: World, lab: Lab) -> list[Result]:
     d, c = lab.database, lab.cache
     db = w.raw("db.primary")
@@ -184,6 +220,7 @@ def check_spec(w: World, lab: Lab) -> list[Result]:
                               "delete it and run `awslab up` to make a replica of the primary"))
         else:
             out.append(Result(f"spec.{key}", PASS, f"{replica['DBInstanceIdentifier']} replicates from {ident}"))
+    out += _parameter_group_checks(w, lab)
     group = w.raw("cache.group")
     if group is None:
         out += [Result(f"spec.cache.{n}", SKIP, "needs the cache (cache.group)") for n in ("node-type", "replicas")]

@@ -25,6 +25,10 @@ CASES = [
     ("cache.node_type", "cache.t3.small", "cache.t3.micro", "update", "cache.group",
      [("elasticache", "ModifyReplicationGroup")]),
     ("cache.automatic_failover", "false", "true", "update", "cache.group", [("elasticache", "ModifyReplicationGroup")]),
+    # The parameter groups' settings: the group changed in place, the instances keep using it.
+    ("database.force_ssl", "false", "true", "update", "db.parameter-group", [("rds", "ModifyDBParameterGroup")]),
+    ("cache.maxmemory_policy", "allkeys-lru", "volatile-lru", "update", "cache.parameter-group",
+     [("elasticache", "ModifyCacheParameterGroup")]),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from awslab.aws.kinds import KINDS
+from awslab.aws.parameters import CACHE_PARAMETERS, DB_PARAMETERS, values
 from awslab.aws.security_groups import desired_rules
 from awslab.spec.model import CREATE, DELETE, KEEP, REPLACE, UPDATE, Found
 from awslab.engine.plan import plan_down, plan_up
@@ -25,6 +26,10 @@ def _found_all(items):
             attrs = {"rules": desired_rules(d.spec)}
         elif d.kind == "instance-profile":
             attrs = {"roles": [d.name], "policies": list(d.spec["managed_policy_arns"]), "inline": ["awslab-read-lab-secrets"]}
+        elif d.kind == "db-parameter-group":
+            attrs = {"raw": values(DB_PARAMETERS[d.spec["database"].engine], d.spec["database"])}
+        elif d.kind == "cache-parameter-group":
+            attrs = {"raw": values(CACHE_PARAMETERS, d.spec["cache"])}
         out[d.key] = Found(d.key, d.kind, ids.get(d.key, d.name), "available", attrs=attrs)
     return out
 
@@ -44,7 +49,7 @@ def test_desired__is_pure_and_names_derive_from_the_stack():
     names = {d.key: d.name for d in desired(lab, "two", "eu-west-1")}
     assert names["db.primary"] == "two-db" and names["db.replica.1"] == "two-db-replica-1"
     assert names["cache.group"] == "two-cache" and names["host.profile"] == "awslab-two-eu-west-1-host"
-    assert len(a) == 18
+    assert len(a) == 20   # with the two parameter groups
 
 
 def test_desired__replica_count_follows_the_lab():
@@ -59,7 +64,8 @@ def test_plan_up__nothing_found__creates_everything_with_dependencies():
     plan = plan_up("s", items, {}, KINDS)
     assert {s.action for s in plan.steps} == {CREATE}
     deps = {s.key: s.deps for s in plan.steps}
-    assert deps["db.replica.1"] == ("db.primary",)
+    assert deps["db.replica.1"] == ("db.primary", "db.parameter-group")
+    assert "db.parameter-group" in deps["db.primary"] and "cache.parameter-group" in deps["cache.group"]
     assert "cache.group" not in deps["db.primary"] and "db.primary" not in deps["cache.group"]
     assert set(deps["host.instance"]) >= {"sg.app", "host.profile", "network.subnet.public"}
 

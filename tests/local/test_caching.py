@@ -73,6 +73,18 @@ def _eviction_policies_set_by_a_parameter_group_reach_the_real_server(awslab, en
                             **server_keys(engine_server[1]))
 
     ec = clients("elasticache")
+    server = _server(engines, clients, stack)
+    # The lab's own group (the cache.parameter-group kind) holds its maxmemory-policy; `up` changes
+    # it in place (ModifyCacheParameterGroup) and the real server follows, then back.
+    member = ec.describe_cache_clusters(CacheClusterId=f"{stack}-cache-001")["CacheClusters"][0]
+    assert member["CacheParameterGroup"]["CacheParameterGroupName"] == f"{stack}-cache"
+    assert server.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru"
+    changed = awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0",
+                     "--set", "cache.maxmemory_policy=allkeys-lru")
+    assert changed.code == 0 and "(1 changed)" in changed.err, changed.err
+    eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru", within_s=10)
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru", within_s=10)
     # The AWS way, by hand: a group, a policy, the replication group on it; the server follows.
     ec.create_cache_parameter_group(CacheParameterGroupName=f"{stack}-lfu", CacheParameterGroupFamily="redis7",
                                     Description="lfu")
@@ -82,10 +94,9 @@ def _eviction_policies_set_by_a_parameter_group_reach_the_real_server(awslab, en
     assert listed["maxmemory-policy"]["ParameterValue"] == "allkeys-lfu" and listed["maxmemory-policy"]["Source"] == "user"
     ec.modify_replication_group(ReplicationGroupId=f"{stack}-cache", CacheParameterGroupName=f"{stack}-lfu",
                                 ApplyImmediately=True)
-    server = _server(engines, clients, stack)
     eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lfu", within_s=10)
     assert 0 < int(server.config_get("maxmemory")["maxmemory"]) <= 512 * 1024 * 1024 // 64   # cache.t3.micro, scaled
-    ec.modify_replication_group(ReplicationGroupId=f"{stack}-cache", CacheParameterGroupName="default.redis7",
+    ec.modify_replication_group(ReplicationGroupId=f"{stack}-cache", CacheParameterGroupName=f"{stack}-cache",
                                 ApplyImmediately=True)
     eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru", within_s=10)
     ec.delete_cache_parameter_group(CacheParameterGroupName=f"{stack}-lfu")
@@ -102,7 +113,7 @@ def _eviction_policies_set_by_a_parameter_group_reach_the_real_server(awslab, en
         assert by[policy]["refusal"].startswith("OOM command not allowed when used memory > 'maxmemory'")
     # The cache is back on the group it had, the demo's group gone, the server as before.
     member = ec.describe_cache_clusters(CacheClusterId=f"{stack}-cache-001")["CacheClusters"][0]
-    assert member["CacheParameterGroup"]["CacheParameterGroupName"] == "default.redis7"
+    assert member["CacheParameterGroup"]["CacheParameterGroupName"] == f"{stack}-cache"
     names = [g["CacheParameterGroupName"] for g in ec.describe_cache_parameter_groups()["CacheParameterGroups"]]
     assert f"{stack}-demo-eviction" not in names
     eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru", within_s=10)

@@ -35,6 +35,7 @@ from awslab.local.patches import (  # noqa: F401 - importing a module registers 
     elasticache,
     iam,
     maintenance,
+    parameter_groups,
     rds,
     ssm,
     stackset_operations,

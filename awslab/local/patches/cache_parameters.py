@@ -122,17 +122,64 @@ def _result(value: dict):
     return ActionResult(value)
 
 
-@patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
-def create_cache_parameter_group(self):
+def create_group(backend, name: str, family: str, description: str, tags: list[dict] | None = None,
+                 values: dict[str, str] | None = None) -> dict[str, Any]:
+    """A new group as CreateCacheParameterGroup makes it (its tags with it), with ``values`` set as
+    ModifyCacheParameterGroup would (CloudFormation's ``Properties``); AWS's refusals."""
     _, exists, _, invalid = _errors()
-    backend = self.elasticache_backend
-    name, family = self._get_param("CacheParameterGroupName"), self._get_param("CacheParameterGroupFamily")
     if name in groups(backend):
         raise exists(f"Parameter group {name} already exists.")
     if family not in FAMILIES:
         raise invalid(f"Unknown cache parameter group family: {family}")
-    group = groups(backend)[name] = _group(backend, name, family, self._get_param("Description") or "")
+    for key, value in (values or {}).items():
+        _check_value(key, str(value))
+    group = _group(backend, name, family, description)
+    group["values"].update({k: str(v) for k, v in (values or {}).items()})
+    groups(backend)[name] = group
+    if tags:
+        backend.tagging_service.tag_resource(group["arn"], tags)
+    return group
+
+
+def delete_group(backend, name: str) -> None:
+    """DeleteCacheParameterGroup: refused for a default group and one in use; its tags go with it."""
+    _, _, in_use, invalid = _errors()
+    group = _group_or_fail(backend, name)
+    if group["default"]:
+        raise invalid("Default parameter groups cannot be deleted.")
+    if users(backend, name):
+        raise in_use(f"Cache parameter group {name} is in use by a cache cluster or replication group.")
+    groups(backend).pop(name)
+    backend.tagging_service.delete_all_tags_for_resource(group["arn"])
+
+
+def _tags(resp) -> list[dict]:
+    raw = resp._get_param("Tags") or []
+    if isinstance(raw, dict):
+        raw = raw.get("Tag") or []
+    return [{"Key": t.get("Key"), "Value": t.get("Value", "")} for t in raw]
+
+
+@patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
+def create_cache_parameter_group(self):
+    group = create_group(self.elasticache_backend, self._get_param("CacheParameterGroupName"),
+                         self._get_param("CacheParameterGroupFamily"), self._get_param("Description") or "", _tags(self))
     return _result({"CacheParameterGroup": _describe(group)})
+
+
+# A parameter group's ARN is a taggable resource (ListTagsForResource, AddTagsToResource): moto's
+# check of an ARN knows clusters, snapshots, subnet groups, replication groups and users only.
+@patch("moto.elasticache.models:ElastiCacheBackend", "list_tags_for_resource", gap="cache-parameter-group-tags",
+       phase="services")
+def parameter_group_tags(original, self, arn: str):
+    if ":parametergroup:" in arn:
+        name = arn.rpartition(":parametergroup:")[2]
+        if groups(self).get(name, {}).get("arn") != arn:
+            from moto.elasticache.exceptions import InvalidARNFault
+
+            raise InvalidARNFault(arn)
+        return self.tagging_service.list_tags_for_resource(arn)
+    return original(self, arn)
 
 
 @patch(CACHE_RESPONSE, gap=GAP, phase="services", kind="add")
@@ -198,15 +245,7 @@ def reset_cache_parameter_group(self):
 def delete_cache_parameter_group(self):
     from moto.core.responses import EmptyResult
 
-    _, _, in_use, invalid = _errors()
-    backend = self.elasticache_backend
-    name = self._get_param("CacheParameterGroupName")
-    group = _group_or_fail(backend, name)
-    if group["default"]:
-        raise invalid("Default parameter groups cannot be deleted.")
-    if users(backend, name):
-        raise in_use(f"Cache parameter group {name} is in use by a cache cluster or replication group.")
-    groups(backend).pop(name)
+    delete_group(self.elasticache_backend, self._get_param("CacheParameterGroupName"))
     return EmptyResult()
 
 

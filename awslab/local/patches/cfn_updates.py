@@ -127,6 +127,7 @@ def _update_db(db, props: dict, account_id: str, region_name: str, apply: bool =
                "ManageMasterUserPassword": bool(getattr(db, "master_user_secret", None)), "DBName": db.db_name,
                "DeletionProtection": db.deletion_protection, "PubliclyAccessible": db.publicly_accessible,
                "DBSubnetGroupName": getattr(db, "_db_subnet_group_name", None),
+               "DBParameterGroupName": getattr(db, "db_parameter_group_name", None),
                "CopyTagsToSnapshot": db.copy_tags_to_snapshot, "Tags": None,
                "SourceDBInstanceIdentifier": db.source_db_instance_identifier,
                "VPCSecurityGroups": None, "Port": db.port}

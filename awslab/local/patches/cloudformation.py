@@ -5,7 +5,7 @@ property read as its API request's parameter (``as_parameter``, ``camelcase_to_u
 
 ``AWS::SecretsManager::Secret`` (``GenerateSecretString`` included), ``AWS::ElastiCache::SubnetGroup``,
 ``AWS::ElastiCache::ReplicationGroup`` (its ``AuthToken`` a dynamic reference, resolved as
-CloudFormation does) and ``AWS::EC2::SecurityGroupEgress`` are absent from moto: each is made here
+CloudFormation does), ``AWS::ElastiCache::ParameterGroup`` and ``AWS::EC2::SecurityGroupEgress`` are absent from moto: each is made here
 through the same backend call its API request makes, so the rest of the layer (states, checks,
 the real engines behind ElastiCache) applies to it as to one made by `awslab up`. (They stay in
 this module: a saved local AWS names their classes by it.)
@@ -229,6 +229,32 @@ class ReplicationGroup(_Model, CloudFormationModel):
         from moto.elasticache.models import elasticache_backends
 
         elasticache_backends[account_id][region_name].delete_replication_group(self.physical_id, None)
+
+
+class CacheParameterGroup(_Model, CloudFormationModel):
+    """``AWS::ElastiCache::ParameterGroup``: no name property, so CloudFormation names it
+    (``<stack>-<logical id>-<suffix>``, lower case); ``Properties`` are its parameters."""
+
+    TYPE = "AWS::ElastiCache::ParameterGroup"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        from moto.elasticache.models import elasticache_backends
+
+        from awslab.local.patches.cache_parameters import create_group
+
+        props = cloudformation_json.get("Properties") or {}
+        name = resource_name.lower()
+        create_group(elasticache_backends[account_id][region_name], name, props.get("CacheParameterGroupFamily", ""),
+                     props.get("Description", ""), props.get("Tags") or [], props.get("Properties") or {})
+        return cls(name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.elasticache.models import elasticache_backends
+
+        from awslab.local.patches.cache_parameters import delete_group
+
+        delete_group(elasticache_backends[account_id][region_name], self.physical_id)
 
 
 class SecurityGroupEgress(_Model, CloudFormationModel):

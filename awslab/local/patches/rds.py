@@ -482,3 +482,4 @@ def describe_certificates(self):
               "CertificateArn": f"arn:aws:rds:{self.region}::cert:{ident}", "CustomerOverride": False}
              for ident, till in CA_CERTIFICATES if not wanted or ident == wanted]
     return ActionResult({"DefaultCertificateForNewLaunches": DEFAULT_CA, "Certificates": certs})
+
