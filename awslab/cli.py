@@ -763,10 +763,10 @@ def demo_caching(duration, writes, ttl, keys, readers, strategies, eviction, pol
     what TTL jitter does to expiries. Example: awslab demo caching --duration 5 --writes 20
     """
     from awslab.commands._common import new_run
-    from awslab.commands.caching import EVICTION_POLICIES, STRATEGIES, Workload, caching, print_result
+    from awslab.commands.caching import STRATEGIES, Workload, caching, print_result
 
     if eviction:
-        from awslab.commands.caching import eviction as fill, print_eviction
+        from awslab.commands.eviction import EVICTION_POLICIES, eviction as fill, print_eviction
 
         ctx, output = _begin(opts)
         print_eviction(fill(new_run(ctx, ctx.stack), tuple(policies) or EVICTION_POLICIES), output)
