@@ -24,7 +24,6 @@ from awslab.errors import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     AwslabError,
-    OperationError,
     UsageError,
 )
 
@@ -93,33 +92,11 @@ def _begin(opts: dict, lab=None):
 
 
 def _context(opts: dict, lab_name: str | None = None, need_stack: bool = True, start_local: bool = True):
-    from awslab.commands._common import check_stack_name
-    from awslab.home import state
-    from awslab.engine.context import resolve
-    from awslab.local.manager import THIS_HOME
+    """The command's Context (commands/_common.resolve_context: which stack, which account)."""
+    from awslab.commands._common import resolve_context
 
-    remembered = state.load_current_context()
-    stack = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name or remembered.get("stack")
-    if need_stack and not stack:
-        raise UsageError("no stack given and none remembered",
-                         "pass --name STACK (`awslab stacks` lists them), or run `awslab up LAB` first")
-    named = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name
-    if (need_stack and not named and stack and remembered.get("removed") == stack
-            and click.get_current_context().info_name != "down"):
-        raise UsageError(f"the last stack used, {stack}, was removed by `awslab down`",
-                         f"pass --name STACK (`awslab stacks` lists them), or `awslab up {remembered.get('lab') or 'LAB'}` "
-                         "to build it again")
-    if stack:
-        check_stack_name(stack)
-    if lab_name and remembered.get("stack") != stack:
-        # `up`/`plan` of another stack start from the defaults (local), not the last stack's account.
-        remembered = {}
-    if opts.get("profile") is None and os.environ.get("AWS_PROFILE") and (opts.get("target") or remembered.get("target")) == "aws":
-        opts["profile"] = os.environ["AWS_PROFILE"]
-    ctx = resolve(opts.get("target"), opts.get("region"), opts.get("profile"), opts.get("endpoint_url"),
-                  stack=stack, yes=opts.get("yes", False), remembered=remembered, start_local=start_local,
-                  role_arn=opts.get("assume_role"), local=THIS_HOME)
-    return ctx
+    return resolve_context(opts, lab_name=lab_name, need_stack=need_stack, start_local=start_local,
+                           command=click.get_current_context().info_name)
 
 
 def _lab_or_file(lab: str | None, lab_file: str | None) -> tuple[str | None, str | None]:
@@ -134,27 +111,6 @@ def _lab_or_file(lab: str | None, lab_file: str | None) -> tuple[str | None, str
         raise UsageError(f"lab file not found: {lab}", "give the path of a TOML lab file, or a shipped lab's name "
                          "(the shipped labs: `awslab up --help`)")
     return None, path
-
-
-def _stack_lab(ctx, lab_file: str | None = None, overrides=()):
-    """The lab the context's stack was built with: as its own tags say (any machine), else as this
-    machine recorded it, else the lab named like the stack."""
-    from awslab.commands.stacks import lab_record_from_tags
-    from awslab.home import state
-    from awslab.spec.lab import load_lab
-
-    stack = ctx.stack
-    # The stack's own tags are the truth (another machine may have changed it since); this
-    # machine's record is the fallback for a stack made before its tags held one.
-    record = lab_record_from_tags(ctx, stack) or state.load_stack_record(stack) or {}
-    if record.get("lab_file") and not os.path.exists(record["lab_file"]) and not lab_file:
-        raise UsageError(f"stack {stack} was built from the lab file {record['lab_file']}, which is not on this machine",
-                         "pass it with --lab-file PATH")
-    if lab_file or overrides:
-        return load_lab(None if lab_file else (record.get("lab") or stack), lab_file, overrides)
-    if record.get("lab_file"):
-        return load_lab(None, record["lab_file"], record.get("overrides") or [])
-    return load_lab(record.get("lab") or stack, None, record.get("overrides") or [])
 
 
 def _progress(output: str):
@@ -202,7 +158,7 @@ def up(lab, lab_file, overrides, dry_run, owner, ttl, expires_at, class_name, **
     durations (an RDS instance in about 15 minutes), scaled down: awslab local start --latency
     realistic --time-scale 0.01
     """
-    from awslab.commands.lifecycle import up as do_up
+    from awslab.commands.lifecycle import lab_record, up as do_up
     from awslab.commands.stacks import check_owner, expiry_from
     from awslab.spec.lab import load_lab
 
@@ -211,7 +167,7 @@ def up(lab, lab_file, overrides, dry_run, owner, ttl, expires_at, class_name, **
     expires = expiry_from(ttl, expires_at)
     check_owner(owner)
     ctx, output = _begin(opts, lab=loaded)
-    record = {"lab": loaded.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
+    record = lab_record(loaded, lab_file, overrides)
     with contextlib.nullcontext() if dry_run else _one_at_a_time(ctx, "up", opts):
         code = do_up(ctx, loaded, ctx.stack, dry_run=dry_run, output=output, progress=_progress(output), lab_record=record,
                      owner=owner, expires=expires, class_name=class_name)
@@ -228,13 +184,13 @@ def plan(lab, lab_file, overrides, **opts):
 
     Example: awslab plan week6 --set database.read_replicas=0
     """
-    from awslab.commands.lifecycle import up as do_up
+    from awslab.commands.lifecycle import lab_record, up as do_up
     from awslab.spec.lab import load_lab
 
     lab, lab_file = _lab_or_file(lab, lab_file)
     loaded = load_lab(lab, lab_file, overrides)
     ctx, output = _begin(opts, lab=loaded)
-    record = {"lab": loaded.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
+    record = lab_record(loaded, lab_file, overrides)
     sys.exit(do_up(ctx, loaded, ctx.stack, dry_run=True, output=output, progress=_progress(output), lab_record=record))
 
 
@@ -308,19 +264,11 @@ def export_cloudformation(lab, lab_file, overrides, stack, out):
 
     Example: awslab export cloudformation week6 | cfn-lint -
     """
-    from awslab.commands._common import check_stack_name
-    from awslab.commands.export import render_yaml, template
+    from awslab.commands.export import export_cloudformation as do_export
     from awslab.spec.lab import load_lab
 
     lab, lab_file = _lab_or_file(lab, lab_file)
-    loaded = load_lab(lab, lab_file, overrides)
-    text = render_yaml(template(loaded, check_stack_name(stack or loaded.name), list(overrides),
-                                os.path.abspath(lab_file) if lab_file else None))
-    if out:
-        with open(out, "w") as f:
-            f.write(text)
-    else:
-        click.echo(text, nl=False)
+    do_export(load_lab(lab, lab_file, overrides), stack, overrides, lab_file, out)
 
 
 @cli.group("class")
@@ -522,11 +470,12 @@ def snapshot(copy_to_region, kms_key, **opts):
     Waits until they are available and prints their ids, sizes and monthly cost.
     Example: awslab snapshot --copy-to-region us-west-2
     """
+    from awslab.commands.lifecycle import stack_lab
     from awslab.commands.recovery import snapshot as do_snapshot
 
     ctx, output = _begin(opts)
     with _one_at_a_time(ctx, "snapshot", opts):
-        code = do_snapshot(ctx, ctx.stack, _stack_lab(ctx), copy_to=copy_to_region, kms_key=kms_key,
+        code = do_snapshot(ctx, ctx.stack, stack_lab(ctx), copy_to=copy_to_region, kms_key=kms_key,
                            output=output, progress=_progress(output))
     sys.exit(code)
 
@@ -557,11 +506,12 @@ def restore(snapshot_id, as_name, to_time, from_cache, **opts):
     Examples: awslab restore week6-20261127-143000 --as restored;
     awslab restore --to-time 2026-11-27T14:30:00Z --as before-the-mistake
     """
+    from awslab.commands.lifecycle import stack_lab
     from awslab.commands.recovery import restore as do_restore
 
     ctx, output = _begin(opts)
     with _one_at_a_time(ctx, "restore", opts):
-        code = do_restore(ctx, ctx.stack, _stack_lab(ctx), snapshot_id=snapshot_id, as_name=as_name,
+        code = do_restore(ctx, ctx.stack, stack_lab(ctx), snapshot_id=snapshot_id, as_name=as_name,
                           to_time=to_time, output=output, progress=_progress(output), from_cache=from_cache)
     sys.exit(code)
 
@@ -634,11 +584,12 @@ def promote(replica, **opts):
     its own, and stays in the stack. REPLICA defaults to the stack's only replica.
     Example: awslab promote; awslab promote week6-db-replica-1
     """
+    from awslab.commands.lifecycle import stack_lab
     from awslab.commands.recovery import promote as do_promote
 
     ctx, output = _begin(opts)
     with _one_at_a_time(ctx, "promote", opts):
-        code = do_promote(ctx, ctx.stack, _stack_lab(ctx), replica=replica, output=output,
+        code = do_promote(ctx, ctx.stack, stack_lab(ctx), replica=replica, output=output,
                           progress=_progress(output))
     sys.exit(code)
 
@@ -657,20 +608,10 @@ def connect(what, as_env, **opts):
     (a revoked rule makes it time out); on AWS it prints the SSM session to open on the host and the
     command to run there. Example: eval "$(awslab connect db --env)"
     """
-    from awslab.commands._common import new_run
-    from awslab.verify.live import connect as do_connect
+    from awslab.commands.connect import connect as do_connect
 
     ctx, output = _begin(opts)
-    how = do_connect(new_run(ctx, ctx.stack), what, as_env)
-    if output == "json":
-        from awslab.ui import emit_json
-
-        emit_json({"stack": ctx.stack, "what": what, **how})
-        return
-    if how.get("note"):
-        click.echo(f"note: {how['note']}", err=True)
-    for line in how["lines"]:
-        click.echo(line)
+    do_connect(ctx, ctx.stack, what, as_env, output)
 
 
 @cli.command()
@@ -701,17 +642,10 @@ def flows(rejected, since, **opts):
     caches on the local AWS, accepted or rejected, from the host or from this machine, with the
     rule that is missing beside each REJECT. Example: awslab flows --rejected --since 10m
     """
-    from awslab.commands.flows import flows as do_flows, lines
+    from awslab.commands.flows import flows as do_flows, print_flows
 
     ctx, output = _begin(opts)
-    got = do_flows(ctx, ctx.stack, rejected=rejected, since=since)
-    if output == "json":
-        from awslab.ui import emit_json
-
-        emit_json({"stack": ctx.stack, **got})
-        return
-    for line in lines(got["records"]):
-        click.echo(line)
+    print_flows(ctx.stack, do_flows(ctx, ctx.stack, rejected=rejected, since=since), output)
 
 
 @cli.group()
@@ -790,11 +724,9 @@ def demo_redis(cases, **opts):
     Example: awslab demo redis leaderboard messaging
     """
     from awslab.commands._common import new_run
-    from awslab.commands.redis_demo import CASES, print_result, redis_uses
+    from awslab.commands.redis_demo import CASES, check_cases, print_result, redis_uses
 
-    unknown = [c for c in cases if c not in CASES]
-    if unknown:
-        raise UsageError(f"unknown use case '{unknown[0]}'", f"one of: {', '.join(CASES)}")
+    check_cases(cases)
     ctx, output = _begin(opts)
     print_result(redis_uses(new_run(ctx, ctx.stack), tuple(cases) or CASES), output)
 
@@ -811,15 +743,11 @@ def verify(checks, lab_file, overrides, **opts):
     Each check has an id, a status (PASS/FAIL/WARN/SKIP), the evidence, and for a FAIL a fix.
     Exit 0 when nothing FAILs, 1 otherwise. Example: awslab verify --check path --output json
     """
-    from awslab.commands.lifecycle import verify as do_verify
+    from awslab.commands.lifecycle import check_ids, stack_lab, verify as do_verify
 
     ctx, output = _begin(opts)
-    loaded = _stack_lab(ctx, lab_file, overrides)
-    from awslab.verify.checks import CHECK_PREFIXES
-
-    for prefix in checks:
-        if not any(p.startswith(prefix) or prefix.startswith(p) for p in CHECK_PREFIXES):
-            raise UsageError(f"no check id starts with '{prefix}'", f"check ids start with: {', '.join(CHECK_PREFIXES)}")
+    loaded = stack_lab(ctx, lab_file, overrides)
+    check_ids(checks)
     sys.exit(do_verify(ctx, ctx.stack, loaded, checks=tuple(checks), output=output, progress=_progress(output)))
 
 
@@ -858,38 +786,9 @@ def local_start(port, latency, time_scale, engines):
 
     Example: awslab local start --latency realistic --time-scale 0.01
     """
-    from awslab.local import latency as lat
-    from awslab.local import manager
+    from awslab.commands import local_aws
 
-    if latency is not None:
-        try:
-            lat.parse(latency)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    if time_scale is not None and latency is None:
-        latency = "realistic"
-    if port:
-        _check_port_free(port)
-    server, started = manager.ensure_running(port, latency, time_scale, engines)
-    now = manager.get_latency(server)
-    scale = f" x{now['time_scale']:g}" if now["profile"] == "realistic" else ""
-    explicit = f" {now['explicit']}" if now["explicit"] else ""
-    click.echo(f"local AWS {'started' if started else 'already running'}: {server.endpoint_url} (pid {server.pid}; "
-               f"latency {now['profile']}{scale}{explicit})")
-
-
-def _check_port_free(port: int) -> None:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            from awslab.local import manager
-
-            running = manager.find()
-            if running is None or running.port != port:
-                raise UsageError(f"port {port} on 127.0.0.1 is already in use", "choose another --port, or omit it for any free port") from None
+    local_aws.start(port, latency, time_scale, engines)
 
 
 @local.command("stop")
@@ -897,16 +796,9 @@ def local_stop():
     """Stop the local AWS that awslab started. Everything in it (stacks, snapshots, the databases'
     and caches' data) is kept and comes back with the next command or `awslab local start`;
     `awslab local reset` throws it away."""
-    from awslab.local import manager
+    from awslab.commands import local_aws
 
-    stopped = manager.stop()
-    failure = manager.unsaved() if stopped else None
-    if failure is not None:   # never "kept" when it is not: exit 1, saying what was lost
-        raise OperationError(f"local AWS stopped (pid {stopped.pid}), but {manager.unsaved_line(failure)}: "
-                             "changes made after that are lost",
-                             f"see its log: {manager.local_dir() / 'server.log'}")
-    click.echo(f"local AWS stopped (pid {stopped.pid}); its stacks and data are kept for the next start"
-               if stopped else "local AWS was not running")
+    local_aws.stop()
 
 
 @local.command("reset")
@@ -914,17 +806,9 @@ def local_stop():
 def local_reset(yes):
     """Stop the local AWS and delete everything it holds: every stack, snapshot and the databases'
     and caches' data. Asks first."""
-    from awslab.local import manager
+    from awslab.commands import local_aws
 
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("local reset deletes every local stack and its data; refusing without a terminal",
-                             "pass --yes to confirm")
-        click.confirm(f"Delete every stack, snapshot and database/cache data of the local AWS in {manager.local_dir()}?",
-                      abort=True)
-    stopped = manager.reset()
-    click.echo(f"local AWS reset{f' (stopped pid {stopped.pid})' if stopped else ''}: every local stack and its data "
-               "deleted")
+    local_aws.reset(yes)
 
 
 @local.command("endpoints")
@@ -938,39 +822,10 @@ def local_endpoints(output):
     through an instance (`awslab connect`, `awslab shell`), or make the DB publicly accessible in a
     public subnet with a rule for 127.0.0.1. Example: psql "host=127.0.0.1 port=PORT ..." after
     reading the PORT of your instance's address."""
-    import json as _json
-    import urllib.request
+    from awslab.commands import local_aws
 
-    from awslab.local import manager
-    from awslab.local.server import ENDPOINTS_PATH
-
-    server, _ = manager.ensure_running()
-    with urllib.request.urlopen(server.endpoint_url + ENDPOINTS_PATH, timeout=10) as resp:
-        data = _json.loads(resp.read())
-    rows = [{"endpoint": name, "local_address": f"{info.get('host')}:{info.get('port')}" if info.get("port") else None,
-             "role": info.get("role"), "engine": info.get("engine"), "status": info.get("status"),
-             "tls": info.get("tls") or None,
-             "tunnel": f"{info.get('host')}:{info['tunnel_port']}" if info.get("tunnel_port") else None}
-            for name, info in sorted(data.get("endpoints", {}).items())]
-    if _output(output) == "json":
-        from awslab.ui import emit_json
-
-        emit_json({"engines": data.get("engines"), "endpoints": rows})
-        return
-    if data.get("engines") != "on":
-        click.echo("the local AWS runs without engines (started with --no-engines): no endpoint answers")
-        return
-    if not rows:
-        click.echo("no DB instance or cache node on the local AWS yet")
-        return
-    from awslab import ui
-
-    click.echo(ui.table(["ENDPOINT", "LOCAL ADDRESS", "ROLE", "ENGINE", "TLS", "STATUS"],
-                        [[r["endpoint"], r["local_address"] or "-", r["role"] or "-", r["engine"] or "-",
-                          r["tls"] or "-", r["status"] or "-"] for r in rows]))
-    if any(r["tunnel"] for r in rows):
-        click.echo("\na TLS-only endpoint also has a plain tunnel for clients built without TLS: "
-                   "`awslab local endpoints -o json` lists it")
+    data = local_aws.endpoints()
+    local_aws.print_endpoints(data, _output(output))
 
 
 @local.command("env")
@@ -981,46 +836,19 @@ def local_env():
 
     Example: eval "$(awslab local env)" && aws ec2 describe-vpcs
     """
-    import shlex
+    from awslab.commands import local_aws
 
-    from awslab.local import manager
-    from awslab.local.auth import PROFILE, PROFILE_FILE
-
-    server, _ = manager.ensure_running()
-    from awslab.engine.context import DEFAULT_LOCAL_REGION
-
-    for line in (f"export AWS_ENDPOINT_URL={shlex.quote(server.endpoint_url)}",
-                 f"export AWS_SHARED_CREDENTIALS_FILE={shlex.quote(str(manager.local_dir() / PROFILE_FILE))}",
-                 f"export AWS_PROFILE={PROFILE}",
-                 f"export AWS_REGION={DEFAULT_LOCAL_REGION}",
-                 f"export AWS_DEFAULT_REGION={DEFAULT_LOCAL_REGION}",   # what the AWS CLI v1 reads
-                 "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE",
-                 '# the AWS CLI v1 sends rds (and sqs) in us-east-1 to AWS itself: add --endpoint-url "$AWS_ENDPOINT_URL"'):
-        click.echo(line)
+    local_aws.env()
 
 
 @local.command("status")
 @click.option("--output", "-o", type=click.Choice(OUTPUTS), default=None)
 def local_status(output):
     """Is the local AWS running, and at which endpoint (for the AWS CLI or any SDK)."""
-    from awslab.local import manager
+    from awslab.commands import local_aws
 
-    server = manager.find()
-    failure = manager.unsaved() if server else None
-    if _output(output) == "json":
-        from awslab.ui import emit_json
-
-        emit_json({"running": bool(server), "endpoint_url": server.endpoint_url if server else None,
-                   "pid": server.pid if server else None, "log": str(server.log) if server else None,
-                   "unsaved": failure})
-        return
-    if server is None:
-        click.echo("local AWS is not running (it starts on first use, or with `awslab local start`)")
-        return
-    click.echo(f"local AWS running: {server.endpoint_url} (pid {server.pid}, log {server.log})")
-    if failure is not None:
-        click.echo(f"  WARNING: {manager.unsaved_line(failure)}")
-    click.echo('  with the AWS CLI: eval "$(awslab local env)" && aws ec2 describe-vpcs')
+    server, failure = local_aws.status()
+    local_aws.print_status(server, failure, _output(output))
 
 
 def main(argv: list[str] | None = None) -> None:
