@@ -9,7 +9,7 @@ what a command acts on are in _common. This module holds the ``awslab`` group, w
 commands are added to, and ``main``, the console script's entry point.
 
 Heavy imports (boto3, moto, awslab.commands) happen inside the commands, so ``awslab --help``
-imports only Click and these declarations and starts quickly.
+imports only Click, awslab.errors and these declarations, and starts quickly.
 Exit codes: 0 success, 1 an operation failed, 2 bad input (nothing created), 130 interrupted.
 """
 
