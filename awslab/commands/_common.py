@@ -1,8 +1,11 @@
-"""What the commands share: the run a command starts, asking before a real account changes, the
-one error line per failed step, the order resources are listed in, and what snapshots cost."""
+"""What the commands share: the Context a command acts in (its stack from the flags, the
+environment or the last one used), the run a command starts, asking before a real account
+changes, the one error line per failed step, the order resources are listed in, and what
+snapshots cost."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -27,6 +30,39 @@ def check_stack_name(stack: str) -> str:
     if not valid_stack_name(stack):
         raise UsageError(f"invalid stack name '{stack}'", f"use {STACK_NAME_RULE}")
     return stack
+
+
+def resolve_context(opts: dict, *, lab_name: str | None = None, need_stack: bool = True, start_local: bool = True,
+                    command: str = "") -> Context:
+    """The Context of a command whose target options are ``opts`` (as the command line parsed
+    them): the stack is --name, else AWSLAB_STACK, else ``lab_name`` (`up`/`plan` of a lab), else
+    the last stack used (refused once `down` removed it, except by ``command`` `down` itself)."""
+    from awslab.home import state
+    from awslab.engine.context import resolve
+    from awslab.local.manager import THIS_HOME
+
+    remembered = state.load_current_context()
+    stack = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name or remembered.get("stack")
+    if need_stack and not stack:
+        raise UsageError("no stack given and none remembered",
+                         "pass --name STACK (`awslab stacks` lists them), or run `awslab up LAB` first")
+    named = opts.get("stack") or os.environ.get("AWSLAB_STACK") or lab_name
+    if (need_stack and not named and stack and remembered.get("removed") == stack
+            and command != "down"):
+        raise UsageError(f"the last stack used, {stack}, was removed by `awslab down`",
+                         f"pass --name STACK (`awslab stacks` lists them), or `awslab up {remembered.get('lab') or 'LAB'}` "
+                         "to build it again")
+    if stack:
+        check_stack_name(stack)
+    if lab_name and remembered.get("stack") != stack:
+        # `up`/`plan` of another stack start from the defaults (local), not the last stack's account.
+        remembered = {}
+    if opts.get("profile") is None and os.environ.get("AWS_PROFILE") and (opts.get("target") or remembered.get("target")) == "aws":
+        opts["profile"] = os.environ["AWS_PROFILE"]
+    ctx = resolve(opts.get("target"), opts.get("region"), opts.get("profile"), opts.get("endpoint_url"),
+                  stack=stack, yes=opts.get("yes", False), remembered=remembered, start_local=start_local,
+                  role_arn=opts.get("assume_role"), local=THIS_HOME)
+    return ctx
 
 
 def order_key(key: str) -> tuple[int, str]:

@@ -20,6 +20,9 @@ Each strategy runs the same request stream for the same time:
 Then the stampede: one hot key expires under concurrent readers; without protection every reader
 that misses queries the database; with single-flight (a lock in Redis, ``SET NX PX``, and a second
 look in the cache once it is held) exactly one does.
+
+`demo caching --eviction`, the cache filled past its memory under each eviction policy, is
+commands/eviction.py; it reaches the cache through this module's ``connections``.
 """
 
 from __future__ import annotations
@@ -33,13 +36,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from botocore.exceptions import ClientError
-
 from awslab import ui
 from awslab.commands.demo import REPORT_SQL, pct, seed_orders
 from awslab.engine.discovery import discover
 from awslab.engine.run import Run
-from awslab.errors import OperationError, UsageError
+from awslab.errors import UsageError
 from awslab.verify import live
 
 STRATEGIES = ("database-only", "lazy-ttl", "write-through", "write-through-ttl", "lazy-ttl-jitter")
@@ -123,7 +124,7 @@ def caching(run: Run, work: Workload) -> dict:
         raise UsageError("`awslab demo caching` measures the local AWS's engines; on AWS the lab's database and "
                          "cache are private, and running the demo from the EC2 host is not built yet",
                          "run it on the local target (drop --target aws)")
-    db_connect, cache_connect, reader_connect = _connections(run)
+    db_connect, cache_connect, reader_connect = connections(run)
     db, cache = db_connect(), cache_connect()
     try:
         seed_orders(db, ROWS)
@@ -135,7 +136,7 @@ def caching(run: Run, work: Workload) -> dict:
                     for name, protected in (("unprotected", False), ("single_flight", True))}
         reader = _reader(cache, reader_connect) if reader_connect is not None else None
     finally:
-        _clear(cache)
+        clear_demo_keys(cache)
         db.close()
         cache.close()
     return {"stack": run.stack, "workload": {"duration_s": work.duration_s, "writes_pct": work.writes_pct,
@@ -183,8 +184,8 @@ def cache_addresses(group, mapping) -> tuple[live.Address, live.Address | None]:
     return primary, reader if reader is not None and reader.usable else None
 
 
-def _connections(run: Run, need_db: bool = True, found: dict | None = None
-                 ) -> tuple[Callable[[], Any] | None, Callable[[], Any], Callable[[], Any] | None]:
+def connections(run: Run, need_db: bool = True, found: dict | None = None
+                ) -> tuple[Callable[[], Any] | None, Callable[[], Any], Callable[[], Any] | None]:
     """Factories of sessions to the lab's database (None unless ``need_db``), its cache's primary
     and its reader endpoint (None: no replica), as its host sees them."""
     found = found if found is not None else discover(run)
@@ -217,9 +218,9 @@ def _stream(work: Workload):
 
 
 def _strategy(name: str, work: Workload, source: Source, cache) -> Tally:
-    _clear(cache)
+    clear_demo_keys(cache)
     tally = Tally(name)
-    before = _info(cache)
+    before = cache_counters(cache)
     jitter = random.Random(work.seed + 1)
     uses_cache, through = name != "database-only", name.startswith("write-through")
     ttl = None if name == "write-through" else work.ttl_s
@@ -268,7 +269,7 @@ def _strategy(name: str, work: Workload, source: Source, cache) -> Tally:
             tally.stale += 1
             tally.stale_max_age_s = max(tally.stale_max_age_s, time.monotonic() - source.changed_at[k])
     tally.elapsed_s = time.monotonic() - started
-    after = _info(cache)
+    after = cache_counters(cache)
     tally.memory_bytes = _held(cache, f"{PREFIX}:{name}:*")
     tally.evicted = after["evicted_keys"] - before["evicted_keys"]
     return tally
@@ -352,147 +353,17 @@ def _held(cache, pattern: str) -> int:
     return sum(n or 0 for n in pipe.execute()) if keys else 0
 
 
-def _info(cache) -> dict:
+def cache_counters(cache) -> dict:
+    """The cache server's memory in use and its evictions so far (INFO memory, INFO stats)."""
     memory, stats = cache.info("memory"), cache.info("stats")
     return {"used_memory": int(memory.get("used_memory", 0)), "evicted_keys": int(stats.get("evicted_keys", 0))}
 
 
-def _clear(cache) -> None:
+def clear_demo_keys(cache) -> None:
+    """Delete every key the caching demos wrote (under ``PREFIX``), 500 at a time."""
     keys = list(cache.scan_iter(f"{PREFIX}:*", count=1000))
     for i in range(0, len(keys), 500):
         cache.delete(*keys[i:i + 500])
-
-
-EVICTION_POLICIES = ("volatile-lru", "allkeys-lru", "noeviction")
-VALUE_BYTES = 1024
-
-
-def eviction(run: Run, policies: tuple[str, ...] = EVICTION_POLICIES, seed: int = 6) -> dict:
-    """Fill the lab's cache past its memory with keys that have no TTL, under each eviction policy
-    set the AWS way (a cache parameter group's ``maxmemory-policy``, put on the replication group),
-    then read Zipf-skewed, loading what is missing: hit ratio, evictions, writes refused. The
-    group the cache had is put back at the end."""
-    from awslab.local.patches.cache_parameters import EVICTION
-
-    unknown = [p for p in policies if p not in EVICTION.split(",")]
-    if unknown:
-        raise UsageError(f"unknown eviction policy '{unknown[0]}'", f"one of: {EVICTION.replace(',', ', ')}")
-    if not run.ctx.is_local:
-        raise UsageError("`awslab demo caching --eviction` fills the local AWS's cache; on AWS it would evict "
-                         "your data", "run it on the local target (drop --target aws)")
-    found = discover(run)
-    group = found.get("cache.group")
-    if group is None or found.get("cache.auth-token") is None:
-        raise UsageError(f"stack {run.stack} has no cache for the demo", "run `awslab up` first")
-    _, cache_connect, _ = _connections(run, need_db=False, found=found)
-    ec = run.client("elasticache")
-    gid = group.id
-    member = ec.describe_cache_clusters(CacheClusterId=(group.get("raw") or {}).get("MemberClusters", [gid])[0])
-    original = member["CacheClusters"][0].get("CacheParameterGroup", {}).get("CacheParameterGroupName") or "default.redis7"
-    family = next((g["CacheParameterGroupFamily"] for g in ec.describe_cache_parameter_groups(
-        CacheParameterGroupName=original)["CacheParameterGroups"]), "redis7")
-    demo_group = f"{run.stack}-demo-eviction"
-    cache = cache_connect()
-    out = []
-    try:
-        try:
-            ec.create_cache_parameter_group(CacheParameterGroupName=demo_group, CacheParameterGroupFamily=family,
-                                            Description=f"awslab demo caching --eviction ({run.stack})")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "CacheParameterGroupAlreadyExists":
-                raise
-        ec.modify_replication_group(ReplicationGroupId=gid, CacheParameterGroupName=demo_group, ApplyImmediately=True)
-        for policy in policies:
-            ec.modify_cache_parameter_group(CacheParameterGroupName=demo_group, ParameterNameValues=[
-                {"ParameterName": "maxmemory-policy", "ParameterValue": policy}])
-            _until(lambda: cache.config_get("maxmemory-policy").get("maxmemory-policy") == policy,
-                   f"the cache to take maxmemory-policy {policy}")
-            out.append(_fill_and_read(cache, policy, seed))
-    finally:
-        _clear(cache)
-        cache.close()
-        ec.modify_replication_group(ReplicationGroupId=gid, CacheParameterGroupName=original, ApplyImmediately=True)
-        try:
-            ec.delete_cache_parameter_group(CacheParameterGroupName=demo_group)
-        except Exception:  # noqa: BLE001 - left for the next run to reuse
-            pass
-    return {"stack": run.stack, "parameter_group": demo_group, "restored_group": original, "policies": out}
-
-
-def _until(check: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise OperationError(f"timed out after {within_s:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def _fill_and_read(cache, policy: str, seed: int) -> dict:
-    """Keys without TTL written to twice the cache's memory in no particular order (what earlier
-    traffic left), then 5,000 Zipf-skewed reads that load each miss (SET): what stayed, what was
-    evicted, what was refused."""
-    import redis
-
-    _clear(cache)
-    maxmemory = int(cache.config_get("maxmemory").get("maxmemory") or 0)
-    keys = max(100, 2 * maxmemory // VALUE_BYTES) if maxmemory else 10_000
-    value = b"x" * VALUE_BYTES
-    before = _info(cache)
-    refused, oom = 0, ""
-    rng = random.Random(seed)
-    order = list(range(keys))
-    rng.shuffle(order)   # earlier traffic filled it in no particular order
-    for start in range(0, keys, 500):
-        pipe = cache.pipeline(transaction=False)
-        for k in order[start:start + 500]:
-            pipe.set(f"{PREFIX}:evict:{k}", value)
-        for res in pipe.execute(raise_on_error=False):
-            if isinstance(res, redis.exceptions.ResponseError):
-                refused += 1
-                oom = oom or _said(res)
-    cumulative = list(itertools.accumulate(1 / (k + 1) ** ZIPF_S for k in range(keys)))
-    hits = reads = 0
-    for _ in range(5000):
-        k = min(keys - 1, bisect.bisect_left(cumulative, rng.random() * cumulative[-1]))
-        reads += 1
-        if cache.get(f"{PREFIX}:evict:{k}") is not None:
-            hits += 1
-            continue
-        try:
-            cache.set(f"{PREFIX}:evict:{k}", value)
-        except redis.exceptions.ResponseError as exc:
-            refused += 1
-            oom = oom or _said(exc)
-    after = _info(cache)
-    return {"policy": policy, "maxmemory_bytes": maxmemory, "keys_written": keys, "reads": reads,
-            "hit_ratio": round(hits / reads, 4), "evicted_keys": after["evicted_keys"] - before["evicted_keys"],
-            "writes_refused": refused, "refusal": oom}
-
-
-def _said(error) -> str:
-    """The error as redis-cli prints it (redis-py keeps the OOM code as the exception's class)."""
-    import redis
-
-    return ("OOM " if isinstance(error, redis.exceptions.OutOfMemoryError) else "") + str(error)
-
-
-def print_eviction(result: dict, output: str) -> None:
-    if output == "json":
-        ui.emit_json(result)
-        return
-    rows = [[p["policy"], p["keys_written"], f"{p['hit_ratio']:.0%}", p["evicted_keys"], p["writes_refused"]]
-            for p in result["policies"]]
-    ui.emit(ui.table(["MAXMEMORY-POLICY", "KEYS WRITTEN (NO TTL)", "HITS", "EVICTED", "WRITES REFUSED"], rows))
-    first = result["policies"][0]
-    ui.emit(f"\nEach policy set the AWS way: cache parameter group {result['parameter_group']} (maxmemory-policy), "
-            f"put on the replication group with ModifyReplicationGroup; the cache's memory is its node type's, scaled "
-            f"down ({first['maxmemory_bytes'] // 1024} KiB here). Keys of {VALUE_BYTES} bytes were written to twice "
-            "that in no particular order, then read Zipf-skewed, each miss loaded again.")
-    refusal = next((p["refusal"] for p in result["policies"] if p["refusal"]), "")
-    ui.emit("allkeys-lru evicts the least recently used keys and keeps the hot ones; volatile-lru evicts only keys "
-            "with a TTL, and these have none, so once full it refuses writes as noeviction does"
-            + (f" (Redis: {refusal})" if refusal else "") + ". ElastiCache's default is volatile-lru: give cached "
-            f"keys a TTL, or choose allkeys-lru for a pure cache. The cache is back on {result['restored_group']}.")
 
 
 def print_result(result: dict, output: str) -> None:

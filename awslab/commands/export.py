@@ -274,3 +274,20 @@ def render_yaml(tpl: dict) -> str:
 
     return yaml.dump(tpl, Dumper=NoAliases, sort_keys=False, default_flow_style=False, width=120)
 
+
+
+def export_cloudformation(lab: Lab, stack: str | None, overrides, lab_file: str | None, out: str | None) -> None:
+    """Write the lab's template for stack ``stack`` (default: the lab's name) to ``out``, or stdout."""
+    import os
+
+    import click
+
+    from awslab.commands._common import check_stack_name
+
+    text = render_yaml(template(lab, check_stack_name(stack or lab.name), list(overrides),
+                                os.path.abspath(lab_file) if lab_file else None))
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)

@@ -58,3 +58,16 @@ def lines(records: list[dict]) -> list[str]:
         if r.get("action") == "REJECT" and r.get("reason"):
             out.append(f"  # {r.get('endpoint', '')}: {r['reason']}")
     return out
+
+
+def print_flows(stack: str, got: dict, output: str) -> None:
+    """The records on stdout: JSON with the stack's name, or one line each (and each REJECT's reason)."""
+    import click
+
+    if output == "json":
+        from awslab.ui import emit_json
+
+        emit_json({"stack": stack, **got})
+        return
+    for line in lines(got["records"]):
+        click.echo(line)

@@ -1,11 +1,14 @@
 """The commands' logic, as plain functions the CLI forwards to (testable without Click).
 
 Each takes a resolved Context and already-validated input, and returns an exit code; results go
-to stdout, progress to stderr.
+to stdout, progress to stderr. Beside them, what the CLI asks before forwarding: the lab a stack
+was built with (``stack_lab``), the record `up` keeps of a lab (``lab_record``), and whether
+verify's --check prefixes name checks (``check_ids``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,9 +32,40 @@ from awslab.engine.plan import plan_delete_snapshots, plan_down, plan_up
 from awslab.engine.run import Run
 from awslab.errors import EXIT_FAILED, EXIT_OK, OperationError, UsageError
 from awslab.spec import pricing
-from awslab.spec.lab import Lab
+from awslab.spec.lab import Lab, load_lab
 from awslab.spec.tags import TAG_CLASS, TAG_CREATED, TAG_EXPIRES, TAG_OWNER
 from awslab.spec.topology import desired
+
+
+def lab_record(lab: Lab, lab_file: str | None, overrides) -> dict:
+    """What `up` and `plan` record of the lab a stack is built from (its tags and this machine's cache)."""
+    return {"lab": lab.name, "lab_file": os.path.abspath(lab_file) if lab_file else None, "overrides": list(overrides)}
+
+
+def stack_lab(ctx: Context, lab_file: str | None = None, overrides=()) -> Lab:
+    """The lab the context's stack was built with: as its own tags say (any machine), else as this
+    machine recorded it, else the lab named like the stack."""
+    stack = ctx.stack
+    # The stack's own tags are the truth (another machine may have changed it since); this
+    # machine's record is the fallback for a stack made before its tags held one.
+    record = stacks.lab_record_from_tags(ctx, stack) or state.load_stack_record(stack) or {}
+    if record.get("lab_file") and not os.path.exists(record["lab_file"]) and not lab_file:
+        raise UsageError(f"stack {stack} was built from the lab file {record['lab_file']}, which is not on this machine",
+                         "pass it with --lab-file PATH")
+    if lab_file or overrides:
+        return load_lab(None if lab_file else (record.get("lab") or stack), lab_file, overrides)
+    if record.get("lab_file"):
+        return load_lab(None, record["lab_file"], record.get("overrides") or [])
+    return load_lab(record.get("lab") or stack, None, record.get("overrides") or [])
+
+
+def check_ids(checks) -> None:
+    """Refuse a --check prefix that starts no check id (nor is started by one)."""
+    from awslab.verify.checks import CHECK_PREFIXES
+
+    for prefix in checks:
+        if not any(p.startswith(prefix) or prefix.startswith(p) for p in CHECK_PREFIXES):
+            raise UsageError(f"no check id starts with '{prefix}'", f"check ids start with: {', '.join(CHECK_PREFIXES)}")
 
 
 def plan_rows(plan: Plan) -> list[list[str]]:

@@ -31,6 +31,13 @@ WHY = {
 }
 
 
+def check_cases(cases) -> None:
+    """Refuse a CASE that is not one of ``CASES``."""
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        raise UsageError(f"unknown use case '{unknown[0]}'", f"one of: {', '.join(CASES)}")
+
+
 def cache_session(run: Run) -> Callable[[], Any]:
     """A factory of sessions to the lab's cache primary, as its host sees it."""
     if not run.ctx.is_local:

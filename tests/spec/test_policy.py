@@ -21,7 +21,7 @@ SERVICES = {"ec2": "ec2", "rds": "rds", "elasticache": "elasticache", "iam": "ia
 STACKSET_PATH = ("aws/stacksets.py", "commands/stacksets.py")
 # Demos that refuse --target aws before any call (they fill or measure the local AWS's engines):
 # their calls need no place in the policy a real account gets.
-LOCAL_ONLY_PATH = ("commands/caching.py",)
+LOCAL_ONLY_PATH = ("commands/eviction.py",)
 STACKSET_CALLS = {("sts", "AssumeRole")}
 # Made only on the local AWS, where `class up --stackset` provides the two roles a real organisation has.
 LOCAL_ONLY = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"}
@@ -81,6 +81,12 @@ def test_policy__allows_every_operation_awslab_can_call():
         if not any(f"{SERVICES[s]}:{op}" in allowed for s, op in candidates):
             missing.append(candidates)
     assert missing == []
+
+
+def test_local_only_path__each_file_still_calls_aws():
+    """A file left on LOCAL_ONLY_PATH after its calls moved away would let the next call added
+    to it skip the policy unseen: every entry names a file that does call AWS."""
+    assert [p for p in LOCAL_ONLY_PATH if not _operations_in_source(only=(p,))] == []
 
 
 def test_stackset_policy__shipped_as_printed_and_allows_every_call_of_the_stackset_path(awslab):
