@@ -44,7 +44,7 @@ def cli() -> None:
 
 
 for command in (lifecycle.up, lifecycle.plan, lifecycle.status, lifecycle.verify, lifecycle.down,
-                stacks.stacks_cmd, stacks.sweep, export.export, export.policy, classes.class_group,
+                stacks.stacks_cmd, stacks.sweep, export.export, export.policy, export.engines, classes.class_group,
                 recovery.snapshot, recovery.snapshots, recovery.restore, recovery.failover, recovery.promote,
                 recovery.maintenance, recovery.drill, network.connect, network.shell, network.flows,
                 demo.demo, local.local):

@@ -1,5 +1,6 @@
-"""`awslab export cloudformation` and `awslab policy`: the lab as documents other tools read (a
-CloudFormation template, IAM policies), made without any AWS call.
+"""`awslab export cloudformation`, `awslab policy` and `awslab engines`: the lab as documents other
+tools read (a CloudFormation template, IAM policies) and the catalogue of engines, made without any
+AWS call.
 """
 
 from __future__ import annotations
@@ -47,3 +48,14 @@ def policy(lab, stackset):
 
     loaded = load_lab(lab)
     click.echo(render(stackset_policy() if stackset else lab_policy(loaded.name)), nl=False)
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Choice(("text", "json")), default=None, help="Result format on stdout.")
+def engines(output):
+    """The engines RDS offers: versions, Multi-AZ (instance, DB cluster), read replicas, Blue/Green,
+    with AWS's sources; which a lab runs (--set database.engine=) and what the local AWS runs."""
+    from awslab.cli._common import output_format
+    from awslab.commands.engines import show
+
+    raise SystemExit(show(output_format(output)))

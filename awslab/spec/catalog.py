@@ -29,3 +29,57 @@ CACHE_NODE_RE = re.compile(r"^cache\.(t3|t4g|m5|m6g|m7g|r5|r6g|r7g)\.(micro|smal
 EC2_TYPE_RE = re.compile(r"^[a-z][a-z0-9]*\.(nano|micro|small|medium|large|xlarge|[0-9]+xlarge|metal)$")
 DB_STORAGE_TYPES = {"gp2": (20, 65536), "gp3": (20, 65536), "io1": (100, 65536)}
 WORLD_CIDRS = ("0.0.0.0/0", "::/0")
+
+
+# The engines RDS offers (`awslab engines`), each fact with the AWS page it comes from. Versions:
+# the major versions RDS offers for new instances, as of this catalogue (AWS adds and retires
+# them: `aws rds describe-db-engine-versions --engine E --query 'DBEngineVersions[].EngineVersion'`
+# is the account's own list). "local": what the local AWS runs behind the endpoint.
+SOURCES = {
+    "versions": "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Concepts.DBEngine.html",
+    "replicas": "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.html",
+    "multi_az_cluster": "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/multi-az-db-clusters-concepts.html",
+    "blue_green": "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/blue-green-deployments-overview.html",
+    "aurora": "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Replication.html",
+}
+RDS_ENGINES: tuple[dict, ...] = (
+    {"engine": "postgres", "name": "PostgreSQL", "versions": ("13", "14", "15", "16", "17"),
+     "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
+     "local": "real server (PostgreSQL 16 from the engines' wheels): primary, standby, replicas, backups, PITR"},
+    {"engine": "mysql", "name": "MySQL", "versions": ("8.0", "8.4"),
+     "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
+     "local": "control plane only (no server behind the endpoint)"},
+    {"engine": "mariadb", "name": "MariaDB", "versions": ("10.6", "10.11", "11.4"),
+     "multi_az_instance": True, "multi_az_cluster": False, "max_replicas": 15, "blue_green": True,
+     "local": "not offered by awslab's labs yet"},
+    {"engine": "aurora-postgresql", "name": "Aurora PostgreSQL", "versions": ("13", "14", "15", "16", "17"),
+     "multi_az_instance": False, "multi_az_cluster": False, "max_replicas": 15, "blue_green": True,
+     "local": "not offered by awslab's labs yet (a cluster: storage in 3 AZs, up to 15 Aurora Replicas)"},
+    {"engine": "aurora-mysql", "name": "Aurora MySQL", "versions": ("3",),
+     "multi_az_instance": False, "multi_az_cluster": False, "max_replicas": 15, "blue_green": True,
+     "local": "not offered by awslab's labs yet (a cluster: storage in 3 AZs, up to 15 Aurora Replicas)"},
+    {"engine": "oracle-ee", "name": "Oracle Enterprise Edition", "versions": ("19", "21"),
+     "multi_az_instance": True, "multi_az_cluster": False, "max_replicas": 5, "blue_green": False,
+     "local": "not offered by awslab's labs yet"},
+    {"engine": "oracle-se2", "name": "Oracle Standard Edition Two", "versions": ("19", "21"),
+     "multi_az_instance": True, "multi_az_cluster": False, "max_replicas": 5, "blue_green": False,
+     "local": "not offered by awslab's labs yet"},
+    {"engine": "sqlserver-ee", "name": "SQL Server Enterprise", "versions": ("2016", "2017", "2019", "2022"),
+     "multi_az_instance": True, "multi_az_cluster": False, "max_replicas": 5, "blue_green": False,
+     "local": "not offered by awslab's labs yet"},
+    {"engine": "sqlserver-se", "name": "SQL Server Standard", "versions": ("2016", "2017", "2019", "2022"),
+     "multi_az_instance": True, "multi_az_cluster": False, "max_replicas": 0, "blue_green": False,
+     "local": "not offered by awslab's labs yet"},
+    {"engine": "sqlserver-ex", "name": "SQL Server Express", "versions": ("2016", "2017", "2019", "2022"),
+     "multi_az_instance": False, "multi_az_cluster": False, "max_replicas": 0, "blue_green": False,
+     "local": "not offered by awslab's labs yet"},
+    {"engine": "sqlserver-web", "name": "SQL Server Web", "versions": ("2016", "2017", "2019", "2022"),
+     "multi_az_instance": False, "multi_az_cluster": False, "max_replicas": 0, "blue_green": False,
+     "local": "not offered by awslab's labs yet"},
+    {"engine": "db2-se", "name": "Db2 Standard Edition", "versions": ("11.5",),
+     "multi_az_instance": True, "multi_az_cluster": False, "max_replicas": 3, "blue_green": False,
+     "local": "not offered by awslab's labs yet"},
+    {"engine": "db2-ae", "name": "Db2 Advanced Edition", "versions": ("11.5",),
+     "multi_az_instance": True, "multi_az_cluster": False, "max_replicas": 3, "blue_green": False,
+     "local": "not offered by awslab's labs yet"},
+)

@@ -321,7 +321,10 @@ def validate(lab: Lab) -> None:
             raise LabError(src, f"host.managed_policy_arns[{i}]", f"'{arn}' is not a policy ARN")
 
     if d.engine not in catalog.DB_ENGINES:
-        raise LabError(src, "database.engine", f"unknown engine '{d.engine}'", f"one of: {', '.join(catalog.DB_ENGINES)}")
+        offered = {e["engine"] for e in catalog.RDS_ENGINES}
+        what = "an RDS engine awslab's labs do not run yet" if d.engine in offered else "unknown engine"
+        raise LabError(src, "database.engine", f"{what} '{d.engine}'",
+                       f"a lab runs one of: {', '.join(catalog.DB_ENGINES)} (`awslab engines` lists what RDS offers)")
     versions = catalog.DB_ENGINES[d.engine]["versions"]
     if d.engine_version not in versions:
         raise LabError(src, "database.engine_version", f"{d.engine} {d.engine_version} is not offered", f"one of: {', '.join(versions)}")
