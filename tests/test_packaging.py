@@ -39,7 +39,7 @@ def test_installed_wheel__plan_week6_works_from_another_directory(wheel, tmp_pat
                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert len(plan["steps"]) == 18 and plan["stack"] == stack
+    assert len(plan["steps"]) == 20 and plan["stack"] == stack
     where = subprocess.run([sys.executable, "-c", "import awslab.spec.lab as l; print(l.labs_dir())"], cwd=elsewhere,
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(site))
