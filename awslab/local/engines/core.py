@@ -61,7 +61,7 @@ class EngineCore:
         self._base: Path | None = None
         # Where a PostgreSQL follower (standby, replica) reaches its primary: through a link of the
         # local AWS that carries its AZ pair's latency (``link(follower, primary)`` -> a port, set
-        # by backing.py), or, when it gives none, straight at the primary's port.
+        # by backing/core.py), or, when it gives none, straight at the primary's port.
         self.link: Callable[[str, str], int | None] | None = None
         self.unlink: Callable[[str], None] | None = None
 
