@@ -22,12 +22,14 @@ on AWS, never a quick refusal; a watcher reads the dropped clients back for thei
 ``refresh()`` (after any change to security groups, routes, ACLs or the resources' own network
 settings) plugs and unplugs. A connection accepted anyway (in the instant a rule is revoked) is
 put to the gate, and a denied one is *held*: kept open and silent until its client gives up (or
-``HOLD_S``). One thread holds them all.
+``wire.HOLD_S``). One thread holds them all.
 
 One thread accepts per endpoint and one thread shuttles bytes per connection (at most
 ``RELAYED_MAX`` at once, ~50 KB each): a lab has a handful of endpoints and connections, and plain
 sockets keep the code obvious. One thread per connection,
 not one per direction, because an SSL object must not be read and written by two threads at once.
+This module holds the listeners; what becomes of an accepted connection's bytes (copied, delayed,
+held) is ``wire.py``'s.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import selectors
 import socket
 import ssl
 import threading
@@ -45,16 +46,13 @@ from pathlib import Path
 from typing import Any
 
 from awslab.home.state import write_json_atomic
-from awslab.local import dropper
+from awslab.local import dropper, wire
 from awslab.local.tls import HANDSHAKE_TIMEOUT_S, Greeter, Wrapper
 
 log = logging.getLogger("awslab.local.forwarder")
 HOST = "127.0.0.1"
-CHUNK = 65536
 CONNECT_TIMEOUT_S = 5.0
 
-HOLD_S = 130.0      # a denied connection is held this long at most: Linux's SYN retries (tcp_syn_retries=6)
-HOLD_MAX = 1024     # and this many at once (the oldest let go first)
 RELAYED_MAX = 4096  # connections relayed at once by one server (a thread each, ~50 KB): beyond it
                     # a listener stops accepting until one ends, and new clients wait in its backlog
 
@@ -98,7 +96,7 @@ class Forwarder:
         self.ports_path = ports_path
         self._listeners: dict[str, _Listener] = {}
         self._lock = threading.Lock()
-        self._held = _Holder()
+        self._held = wire.Holder()
         self._slots = threading.BoundedSemaphore(RELAYED_MAX)
         self._watching = threading.Event()   # set while any listener is plugged
         self._watcher: threading.Thread | None = None
@@ -237,7 +235,7 @@ class Forwarder:
         with listener.lock:
             socks, listener.open = list(listener.open), set()
         for s in socks:
-            _shutdown(s)   # its shuttle sees the end and closes it
+            wire.shutdown(s)   # its shuttle sees the end and closes it
         return len(socks) // 2
 
     def close(self, endpoint: str, *, forget: bool = True) -> None:
@@ -251,7 +249,7 @@ class Forwarder:
             for port in list(listener.ours):
                 dropper.let_go(listener.ours, port)
             listener.mode.notify_all()
-        _close(listener.sock)
+        wire.close(listener.sock)
         self._drop(listener)
         if forget:
             with self._lock:
@@ -273,7 +271,7 @@ class Forwarder:
             except OSError:
                 return
             if dropper.let_go(listener.ours, peer[1]):   # our own: a poke to plug, or a plug let go
-                _close(client)
+                wire.close(client)
                 with listener.mode:
                     if listener.want_plug and not listener.plugged and not listener.closed:
                         self._plug(listener)
@@ -297,7 +295,7 @@ class Forwarder:
             try:
                 decision = gate(client.getpeername())
             except OSError:
-                _close(client)
+                wire.close(client)
                 return
             if not decision.allowed:
                 self._held.hold(client)   # dropped, as AWS drops it: the client waits for its own timeout
@@ -320,192 +318,41 @@ class Forwarder:
             except OSError:
                 greeted = None
             if greeted is None:
-                _close(client)   # refused (a plain client of a TLS-only endpoint) or gone
+                wire.close(client)   # refused (a plain client of a TLS-only endpoint) or gone
                 return
             client, first = greeted
         target = None
         with contextlib.suppress(Exception):
             target = listener.route()
         if target is None:
-            _close(client)   # nothing holds the role now (rebooting, failing over): refused, as AWS's DNS would
+            wire.close(client)   # nothing holds the role now (rebooting, failing over): refused, as AWS's DNS would
             return
         try:
             upstream = socket.create_connection(target, timeout=CONNECT_TIMEOUT_S)
             if wrap is not None:
                 upstream = wrap(upstream)
-            if listener.prelude and not _said(upstream, listener.prelude):
+            if listener.prelude and not wire.said(upstream, listener.prelude):
                 raise OSError("the upstream refused the prelude")
             if first:
                 upstream.sendall(first)
         except (OSError, ssl.SSLError):
-            _close(client)
+            wire.close(client)
             return
         for s in (client, upstream):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with listener.lock:
             if listener.closed:
-                _close(client), _close(upstream)
+                wire.close(client), wire.close(upstream)
                 return
             listener.open |= {client, upstream}
         try:
             if listener.delay_s:
-                _shuttle_delayed(client, upstream, counts, listener.delay_s)
+                wire.shuttle_delayed(client, upstream, counts, listener.delay_s)
             else:
-                _shuttle(client, upstream, counts)
+                wire.shuttle(client, upstream, counts)
         finally:
             with listener.lock:
                 listener.open.discard(client)
                 listener.open.discard(upstream)
-            _close(client)
-            _close(upstream)
-
-
-class _Holder:
-    """Denied connections, kept open and unanswered until their clients give up (or ``HOLD_S``)."""
-
-    def __init__(self) -> None:
-        self._sel = selectors.DefaultSelector()
-        self._since: dict[socket.socket, float] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._wake = threading.Event()   # set when there is something to hold
-
-    def hold(self, sock: socket.socket) -> None:
-        sock.setblocking(False)
-        with self._lock:
-            if len(self._since) >= HOLD_MAX:
-                oldest = min(self._since, key=self._since.get)
-                self._release(oldest)
-            self._since[sock] = time.monotonic()
-            self._sel.register(sock, selectors.EVENT_READ)
-            self._wake.set()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="fwd held", daemon=True)
-                self._thread.start()
-
-    def _release(self, sock: socket.socket) -> None:
-        self._since.pop(sock, None)
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self._sel.unregister(sock)
-        _close(sock)
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._since:
-                    self._wake.clear()
-            self._wake.wait()   # nothing held: sleep until something is
-            for key, _ in self._sel.select(timeout=1.0):
-                sock = key.fileobj
-                try:
-                    data = sock.recv(CHUNK)   # what the client says is read and never answered
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    with self._lock:
-                        self._release(sock)
-            now = time.monotonic()
-            with self._lock:
-                for sock in [s for s, t in self._since.items() if now - t > HOLD_S]:
-                    self._release(sock)
-
-
-def _shuttle_delayed(a: socket.socket, b: socket.socket, counts: list[int], delay_s: float) -> None:
-    """A link's copy (plain sockets): each chunk goes on ``delay_s`` after it arrived, as on a wire
-    with that one-way latency: chunks in flight overlap (a stream's acknowledgements do not wait
-    for each other), a request and its answer take twice ``delay_s``."""
-    from collections import deque
-
-    queued: dict[socket.socket, deque] = {a: deque(), b: deque()}   # by destination
-    peer = {a: b, b: a}
-    sel = selectors.DefaultSelector()
-    for s in (a, b):
-        s.setblocking(True)
-        sel.register(s, selectors.EVENT_READ)
-    ended = False
-    try:
-        while True:
-            now = time.monotonic()
-            for dst, q in queued.items():
-                while q and q[0][0] <= now:
-                    dst.sendall(q.popleft()[1])
-            due = [q[0][0] for q in queued.values() if q]
-            if ended and not due:
-                return
-            wait = max(0.0, min(due) - now) if due else None
-            if ended:
-                time.sleep(wait or 0)
-                continue
-            for key, _ in sel.select(timeout=wait):
-                src = key.fileobj
-                data = src.recv(CHUNK)
-                if not data:
-                    ended = True   # what is on the wire still arrives
-                    break
-                counts[0 if src is a else 1] += len(data)
-                counts[2] += 1
-                queued[peer[src]].append((time.monotonic() + delay_s, data))
-    except (OSError, ValueError):
-        return
-    finally:
-        sel.close()
-
-
-def _shuttle(a: socket.socket, b: socket.socket, counts: list[int] | None = None) -> None:
-    """Copy both ways until either side ends. Reads never block (a TLS record may carry no data
-    for the other side); writes do, which is the back-pressure. ``counts`` gets the bytes from
-    ``a``, the bytes from ``b`` and the reads (the packets, roughly)."""
-    counts = counts if counts is not None else [0, 0, 0]
-    for s in (a, b):
-        s.settimeout(0.0)
-    sel = selectors.DefaultSelector()
-    sel.register(a, selectors.EVENT_READ, b)
-    sel.register(b, selectors.EVENT_READ, a)
-    try:
-        while True:
-            # Bytes a TLS socket already decrypted are not visible to select().
-            ready = [(s, peer) for s, peer in ((a, b), (b, a)) if isinstance(s, ssl.SSLSocket) and s.pending()]
-            if not ready:
-                ready = [(key.fileobj, key.data) for key, _ in sel.select()]
-            for src, dst in ready:
-                try:
-                    data = src.recv(CHUNK)
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                    continue
-                if not data:
-                    return
-                counts[0 if src is a else 1] += len(data)
-                counts[2] += 1
-                dst.settimeout(None)
-                dst.sendall(data)
-                dst.settimeout(0.0)
-    except (OSError, ValueError):
-        return
-    finally:
-        sel.close()
-
-
-def _said(upstream: socket.socket, command: bytes) -> bool:
-    """``command`` sent and its one-line answer read: True when it was ``+OK``."""
-    upstream.sendall(command)
-    answer = b""
-    while not answer.endswith(b"\r\n") and len(answer) < 512:
-        chunk = upstream.recv(1)
-        if not chunk:
-            return False
-        answer += chunk
-    return answer == b"+OK\r\n"
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # socket.socket's own shutdown: an SSLSocket's would drop its SSL state under its shuttle.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-def _close(sock: socket.socket) -> None:
-    _shutdown(sock)
-    with contextlib.suppress(OSError):
-        sock.close()
+            wire.close(client)
+            wire.close(upstream)

@@ -33,8 +33,8 @@ Typical durations on AWS (seconds), and where they come from:
 
 The distance between AZs is in the data path too: each replication stream (a Multi-AZ standby
 and a read replica following their primary) passes through a link of the local AWS that delays
-every chunk by half the round trip of its AZ pair (``forwarder.py``). Round trips are not scaled
-by the time scale (a learner measures them in milliseconds); ``instant`` has none:
+every chunk by half the round trip of its AZ pair (``forwarder.py``, ``wire.py``). Round trips
+are not scaled by the time scale (a learner measures them in milliseconds); ``instant`` has none:
 
 | link          | round trip (seconds) | source |
 |---------------|----------------------|--------|

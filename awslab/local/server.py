@@ -8,7 +8,7 @@ pid, token and dir, so a later command can tell this server from any other proce
 
 It binds 127.0.0.1 (port 0 = any free port), applies awslab's patches over moto, loads the state
 the last server of this dir saved (local/persistence.py) and gives the DB instances and cache
-nodes their engines back (local/backing.py), then announces itself. On SIGTERM it saves the state
+nodes their engines back (local/backing/), then announces itself. On SIGTERM it saves the state
 and stops the engines, keeping their data.
 """
 

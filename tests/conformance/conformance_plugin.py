@@ -10,7 +10,7 @@ Environment:
 - ``AWSLAB_CONFORMANCE_LAYER=on``: before anything imports moto, do what the local server
   (``awslab/local/server.py: main``) does before it serves that changes behaviour: botocore's data
   shared across sessions, ``awslab.local.patches.apply()``, and the latency profile the server
-  uses by default (``instant``, time scale 1). The server's engines (``backing.py``) are left off,
+  uses by default (``instant``, time scale 1). The server's engines (``local/backing/``) are left off,
   as ``--engines off`` runs them: they put real PostgreSQL/Redis behind the resources, not moto
   behaviour; its auth, persistence and warm-up do not change what moto answers.
 - ``AWSLAB_CONFORMANCE_CLASSES=old=new,...``: DB instance classes and cache node types AWS has
