@@ -212,6 +212,16 @@ def test_the_lab__tls_as_on_aws_for_psql_redis_cli_and_verify(awslab, engines, s
     plain = _run(f"PGPASSFILE={passfile} {shlex.quote(tool_path('psql'))}",
                  shlex.quote(f"host=127.0.0.1 port={db_ep['port']} user=labadmin dbname=lab sslmode=disable"), "-c", "'SELECT 1'")
     assert plain.returncode != 0 and "no pg_hba.conf entry" in plain.stderr and "no encryption" in plain.stderr
+    # rds.force_ssl lives in the stack's DB parameter group; turned off in place (`up --set`,
+    # ModifyDBParameterGroup: dynamic on RDS), the same plain session is taken; on again, refused.
+    assert awslab("up", "week6", "--name", stack, "--set", "database.force_ssl=false").code == 0
+    taken = _run(f"PGPASSFILE={passfile} {shlex.quote(tool_path('psql'))}",
+                 shlex.quote(f"host=127.0.0.1 port={db_ep['port']} user=labadmin dbname=lab sslmode=disable"), "-tAc", "'SELECT 7'")
+    assert taken.returncode == 0 and taken.stdout.strip() == "7", taken.stderr
+    assert awslab("up", "week6", "--name", stack).code == 0
+    again = _run(f"PGPASSFILE={passfile} {shlex.quote(tool_path('psql'))}",
+                 shlex.quote(f"host=127.0.0.1 port={db_ep['port']} user=labadmin dbname=lab sslmode=disable"), "-c", "'SELECT 1'")
+    assert again.returncode != 0 and "no encryption" in again.stderr
 
     cache = json.loads(awslab("connect", "cache", "--name", stack, "--output", "json").out)
     line = cache["lines"][0]

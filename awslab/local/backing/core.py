@@ -134,18 +134,21 @@ class Backing:
         """Say in the map what is behind ``endpoint``; an available engine's ``port`` is the
         endpoint's own local address (``forwarder.py``), relayed to that engine (``engine_port``),
         behind TLS where AWS has it (``tls``, with the CA to check it by and, for a TLS-only
-        endpoint, a ``tunnel_port`` that clients without TLS can use)."""
-        if info.get("status") == "available" and info.get("port"):
-            self.roles[endpoint] = info["key"]
-            info = {**info, "engine_port": info["port"], "views": {}}
-            nearby = {s for s in self.sources | self._remembered_sources(endpoint) if self.network.sees(s, endpoint)}
-            for source in (OUTSIDE, *sorted(nearby)):
-                info["views"][source] = self._open_view(endpoint, source)
-            info.update(info["views"][OUTSIDE])
-            protocol, mode = self.tls.get(endpoint, (None, None))
-            if mode is not None:
-                info.update(tls=mode, ca=str(self.authority.ca_path))
+        endpoint, a ``tunnel_port`` that clients without TLS can use).
+
+        Under the map's lock, as ``view``'s first ask is: an instance asking while the endpoint
+        becomes available gets its listener from one or the other, never from neither."""
         with self._map_lock:
+            if info.get("status") == "available" and info.get("port"):
+                self.roles[endpoint] = info["key"]
+                info = {**info, "engine_port": info["port"], "views": {}}
+                nearby = {s for s in self.sources | self._remembered_sources(endpoint) if self.network.sees(s, endpoint)}
+                for source in (OUTSIDE, *sorted(nearby)):
+                    info["views"][source] = self._open_view(endpoint, source)
+                info.update(info["views"][OUTSIDE])
+                protocol, mode = self.tls.get(endpoint, (None, None))
+                if mode is not None:
+                    info.update(tls=mode, ca=str(self.authority.ca_path))
             data = self.read_map()
             data[endpoint] = info
             write_json_atomic(self.endpoints_path, data)
@@ -204,8 +207,8 @@ class Backing:
         """The endpoint map as instance ``source`` sees it (its own listeners opened on first ask):
         each entry's ``port`` and ``tunnel_port`` are that instance's."""
         if source != OUTSIDE and source not in self.sources:
-            self.sources.add(source)
             with self._map_lock:   # listeners for the endpoints of its own VPC only: nothing else is routed to it
+                self.sources.add(source)
                 data = self.read_map()
                 for endpoint, info in data.items():
                     if info.get("status") == "available" and endpoint in self.roles and self.network.sees(source, endpoint):

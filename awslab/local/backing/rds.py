@@ -292,6 +292,18 @@ def install() -> None:
         if _backups_on(db) != bool(entry.get("backups")):
             b.submit(key, functools.partial(engines.set_backups, key, _backups_on(db)))
 
+    def parameters_modified(self, group, db_parameter_group_name, *a, **kw) -> None:
+        """rds.force_ssl is dynamic on RDS: the instances that use the group take it at once, for
+        the connections made from then on (open ones keep theirs)."""
+        for db in list(self.databases.values()):
+            if getattr(db, "db_parameter_group_name", None) != db_parameter_group_name or db.engine != "postgres":
+                continue
+            key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+            entry, endpoint = engines.get(key), _db_endpoint(db)
+            b.secure("postgres", _db_tls(db), endpoint, owner=("rds", db.account_id, db.region, db.db_instance_identifier))
+            if entry and entry.get("status") == "available" and b.roles.get(endpoint) == key:
+                b.publish_engine(endpoint, key, "replica" if db.source_db_instance_identifier else "primary")
+
     def snapshot_created(self, snap, db_instance_identifier, db_snapshot_identifier, *a, **kw) -> None:
         key = _db_key(self.account_id, self.region_name, db_instance_identifier)
         name = snap_key("rds", self.account_id, self.region_name, db_snapshot_identifier)
@@ -413,6 +425,7 @@ def install() -> None:
     after("reboot_db_instance", rebooted)
     after("promote_read_replica", promoted)
     after("modify_db_instance", modified)
+    after("modify_db_parameter_group", parameters_modified)
     after("create_db_snapshot", snapshot_created)
     after("copy_db_snapshot", snapshot_copied)
     after("delete_db_snapshot", snapshot_deleted)

@@ -9,7 +9,7 @@ from awslab.spec.catalog import DB_ENGINES
 
 
 def backing_state(obj) -> str | None:
-    """'creating' while a real engine behind ``obj`` is still starting (see backing.py)."""
+    """'creating' while a real engine behind ``obj`` is still starting (see backing/)."""
     if getattr(obj, "_awslab_engine_key", None) is None:
         return None
     from awslab.local import backing

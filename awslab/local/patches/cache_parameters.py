@@ -1,7 +1,7 @@
 """ElastiCache cache parameter groups (moto has none): Create, Describe (groups and parameters),
 Modify, Reset, Delete, the default groups per family, and the group a replication group or a
 cache cluster uses (``CacheParameterGroupName`` at create and modify, ``CacheParameterGroup`` in
-DescribeCacheClusters). What awslab applies to the real servers (backing.py) is read from here:
+DescribeCacheClusters). What awslab applies to the real servers (backing/) is read from here:
 ``effective(backend, name)``.
 
 Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close)."""
@@ -28,7 +28,7 @@ PARAMETERS: dict[str, tuple[str, str, str, str]] = {
 }
 FAMILIES = ("redis6.x", "redis7", "valkey7", "valkey8")
 APPLIED = ("maxmemory-policy", "maxmemory-samples", "timeout", "tcp-keepalive", "notify-keyspace-events",
-           "lfu-log-factor", "lfu-decay-time")   # CONFIG SET on the servers (backing.py)
+           "lfu-log-factor", "lfu-decay-time")   # CONFIG SET on the servers (backing/)
 
 
 def _errors():
@@ -297,7 +297,7 @@ def _family(engine: str | None, version: str | None) -> str:
     return "redis6.x" if (version or "7").startswith("6") else "redis7"
 
 
-# backing.py sets these: called when a group's values change, or a replication group takes a group.
+# backing/ sets these: called when a group's values change, or a replication group takes a group.
 on_changed: list = []
 
 

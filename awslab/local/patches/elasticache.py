@@ -151,7 +151,7 @@ def create_replication_group_members(original, self, *a, **kw):
     for ng in group.node_groups:
         if ng.get("primary_endpoint_address"):
             # Cluster mode disabled: AWS shows the reader endpoint (replica.<group domain>); moto
-            # keeps its address (which backing.py publishes) but shows none.
+            # keeps its address (which backing/ publishes) but shows none.
             address = ng.setdefault("reader_endpoint_address", f"replica.{_domain(group)}")
             ng["reader_endpoint"] = {"address": address, "port": group.port}
     return group
@@ -198,7 +198,7 @@ def describe_cache_clusters_nodes(original, self):
 def create_cache_cluster(original, self, *a, **kw):
     """A cache cluster of its own (CreateCacheCluster without a replication group): its one node
     has an endpoint, ``<id>.<6 characters>.0001.<region short>.cache.amazonaws.com``, shown with
-    ShowCacheNodeInfo (moto: no CacheNodes), and backing.py starts a Redis behind it. AWS's
+    ShowCacheNodeInfo (moto: no CacheNodes), and backing/ starts a Redis behind it. AWS's
     refusals as for a group (AUTH without transit encryption, unknown node types and versions)."""
     import random
     import string

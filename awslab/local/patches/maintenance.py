@@ -6,7 +6,7 @@ AWS offers one every few months). ``DescribePendingMaintenanceActions`` lists th
 ``ResourceIdentifier`` or the ``db-instance-id`` filter); ``ApplyPendingMaintenanceAction`` with
 ``OptInType``:
 
-- ``immediate``: applied now, for real (backing.py): a Single-AZ instance's server restarts (its
+- ``immediate``: applied now, for real (backing/): a Single-AZ instance's server restarts (its
   downtime); a Multi-AZ instance's standby is patched first, then it fails over, then the old
   primary is patched and comes back as the standby (the downtime is the failover's). The instance
   reads ``maintenance`` meanwhile and the action is gone when it is done;
@@ -29,7 +29,7 @@ ACTIONS = {"system-update": "New Operating System update is available"}
 OPT_IN = ("immediate", "next-maintenance", "undo-opt-in")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-# backing.py appends: called with (backend, db, action, done) when an action is applied now;
+# backing/ appends: called with (backend, db, action, done) when an action is applied now;
 # ``done()`` removes it once the work is finished.
 on_apply: list[Callable[..., None]] = []
 
