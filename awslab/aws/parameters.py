@@ -96,128 +96,152 @@ def _first(groups: list[dict]) -> dict | None:
 
 
 def discover(run: Run) -> list[Found]:
-    """The stack's two groups and the parameters set in them. A group the tagging index lists
-    under the stack (``stack_arns``, read once per run) is the stack's: only its parameters are
-    read. Otherwise it is looked up by name (the index lags a new resource) and its tags read."""
+    """The stack's two groups and the parameters set in them (see ``_ParameterGroup.find``)."""
     nm = names(run.stack, run.ctx.region)
-    out: list[Found] = []
     tagged = {arn.rpartition(":")[2]: arn for arn in stack_arns(run) if ":pg:" in arn or ":parametergroup:" in arn}
-    rds = run.client("rds")
-    name = nm["db.parameter-group"]
-    arn = tagged.get(name) if ":rds:" in (tagged.get(name) or "") else None
-    if arn is None:
-        group = unless_missing(lambda: _first(rds.describe_db_parameter_groups(DBParameterGroupName=name)["DBParameterGroups"]),
-                               "DBParameterGroupNotFound")
-        if group and owned(run, group["DBParameterGroupArn"], lambda a: from_tag_list(
-                rds.list_tags_for_resource(ResourceName=a)["TagList"])):
-            arn = group["DBParameterGroupArn"]
-    if arn is not None:
-        set_here = unless_missing(lambda: {p["ParameterName"]: p.get("ParameterValue") for page in rds.get_paginator(
-            "describe_db_parameters").paginate(DBParameterGroupName=name, Source="user") for p in page["Parameters"]},
-            "DBParameterGroupNotFound")
-        if set_here is not None:
-            out.append(Found("db.parameter-group", "db-parameter-group", name, "available",
-                             attrs={"arn": arn, "raw": set_here}))
-    ec = run.client("elasticache")
-    name = nm["cache.parameter-group"]
-    ours = [n for n, a in tagged.items() if ":elasticache:" in a]
-    # Made by CloudFormation (an exported template), it has a name of CloudFormation's: the tagged one.
-    name = name if name in ours or not ours else ours[0]
-    arn = tagged.get(name) if name in ours else None
-    if arn is None:
-        group = unless_missing(lambda: _first(ec.describe_cache_parameter_groups(
-            CacheParameterGroupName=name)["CacheParameterGroups"]), "CacheParameterGroupNotFound")
-        if group is None:   # not yet in the index: the one whose description is the stack's
-            group = next((g for page in ec.get_paginator("describe_cache_parameter_groups").paginate()
-                          for g in page["CacheParameterGroups"] if g.get("Description") == cache_description(run.stack)),
-                         None)
-            name = group["CacheParameterGroupName"] if group else name
-        if group and owned(run, group["ARN"], lambda a: from_tag_list(ec.list_tags_for_resource(ResourceName=a).get("TagList"))):
-            arn = group["ARN"]
-    if arn is not None:
-        set_here = unless_missing(lambda: {p["ParameterName"]: p.get("ParameterValue") for page in ec.get_paginator(
-            "describe_cache_parameters").paginate(CacheParameterGroupName=name, Source="user") for p in page["Parameters"]},
-            "CacheParameterGroupNotFound")
-        if set_here is not None:
-            out.append(Found("cache.parameter-group", "cache-parameter-group", name, "available",
-                             attrs={"arn": arn, "raw": set_here}))
-    return out
+    found = (DbParameterGroup().find(run, "db.parameter-group", nm["db.parameter-group"], tagged),
+             CacheParameterGroup().find(run, "cache.parameter-group", nm["cache.parameter-group"], tagged))
+    return [f for f in found if f is not None]
 
 
-class DbParameterGroup:
+class _ParameterGroup:
+    """What the two kinds share: found by the tagging index or by name, their parameters read
+    (Source=user), created and changed from their tables. Each kind names its service's calls."""
+
+    kind = ""
+    capabilities = frozenset({"settings"})
+    section = ""          # the lab section the table reads ("database", "cache")
+    service = ""          # "rds", "elasticache"
+    arn_part = ""         # the ARN's resource type (":pg:", ":parametergroup:")
+    not_found = ""        # the service's error code for a missing group
+
+    def _table(self, d: Desired) -> tuple[Setting, ...]:
+        raise NotImplementedError
+
+    def _describe(self, client, name: str) -> dict | None:
+        raise NotImplementedError
+
+    def _arn(self, group: dict) -> str:
+        raise NotImplementedError
+
+    def _tags(self, client, arn: str) -> dict[str, str]:
+        return from_tag_list(client.list_tags_for_resource(ResourceName=arn).get("TagList"))
+
+    def _parameters(self, client, name: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _modify(self, run: Run, name: str, parameters: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def _unindexed(self, run: Run, client, name: str) -> dict | None:
+        """The group when the tagging index does not list it yet: by its name."""
+        return unless_missing(lambda: self._describe(client, name), self.not_found)
+
+    def find(self, run: Run, key: str, name: str, tagged: dict[str, str]) -> Found | None:
+        """A group the tagging index lists under the stack (``stack_arns``, read once per run) is
+        the stack's: only its parameters are read. Otherwise it is looked up (the index lags a new
+        resource) and its tags read."""
+        client = run.client(self.service)
+        ours = {n: a for n, a in tagged.items() if self.arn_part in a}
+        if name not in ours and len(ours) == 1:   # a name of CloudFormation's (an exported template)
+            name = next(iter(ours))
+        arn = ours.get(name)
+        if arn is None:
+            group = self._unindexed(run, client, name)
+            if group is None or not owned(run, self._arn(group), lambda a: self._tags(client, a)):
+                return None
+            name, arn = group.get("CacheParameterGroupName") or group.get("DBParameterGroupName") or name, self._arn(group)
+        set_here = unless_missing(lambda: self._parameters(client, name), self.not_found)
+        if set_here is None:
+            return None
+        return Found(key, self.kind, name, "available", attrs={"arn": arn, "raw": set_here})
+
+    def _create(self, run: Run, d: Desired, create, exists_code: str) -> Found:
+        client = run.client(self.service)
+        group = create_or_adopt(run, f"{self.kind.replace('-', ' ')} {d.name}", lambda: create(client),
+                                exists_code, lambda: self._describe(client, d.name),
+                                lambda g: self._tags(client, self._arn(g)))
+        wanted = values(self._table(d), d.spec[self.section])
+        self._modify(run, d.name, wanted)
+        return Found(d.key, self.kind, d.name, "available", attrs={"arn": self._arn(group), "raw": wanted})
+
+    def changes(self, d: Desired, f: Found) -> tuple[Change, ...]:
+        return group_changes(self._table(d), d.spec[self.section], f.get("raw") or {})
+
+    def apply(self, run: Run, d: Desired, f: Found, changes: tuple[Change, ...]) -> Found:
+        table = {s.key: s for s in self._table(d)}
+        wanted = values(tuple(table[c.setting] for c in changes), d.spec[self.section])
+        self._modify(run, f.id, wanted)
+        return Found(f.key, f.kind, f.id, "available", f.created, {**f.attrs, "raw": {**(f.get("raw") or {}), **wanted}})
+
+
+class DbParameterGroup(_ParameterGroup):
     kind = "db-parameter-group"
     capabilities = frozenset({"settings"})
+    section, service, arn_part, not_found = "database", "rds", ":pg:", "DBParameterGroupNotFound"
 
     def _table(self, d: Desired) -> tuple[Setting, ...]:
         return DB_PARAMETERS[d.spec["database"].engine]
 
+    def _describe(self, client, name: str) -> dict | None:
+        return _first(client.describe_db_parameter_groups(DBParameterGroupName=name)["DBParameterGroups"])
+
+    def _arn(self, group: dict) -> str:
+        return group["DBParameterGroupArn"]
+
+    def _parameters(self, client, name: str) -> dict[str, str]:
+        return {p["ParameterName"]: p.get("ParameterValue") for page in client.get_paginator("describe_db_parameters")
+                .paginate(DBParameterGroupName=name, Source="user") for p in page["Parameters"]}
+
     def create(self, run: Run, d: Desired) -> Found:
-        db, rds = d.spec["database"], run.client("rds")
-        group = create_or_adopt(
-            run, f"DB parameter group {d.name}",
-            lambda: rds.create_db_parameter_group(
-                DBParameterGroupName=d.name, DBParameterGroupFamily=db_family(db),
-                Description=f"awslab {run.stack}: the database's parameters", Tags=run.tag_list(d.key, d.name),
-            )["DBParameterGroup"],
-            "DBParameterGroupAlreadyExists",
-            lambda: rds.describe_db_parameter_groups(DBParameterGroupName=d.name)["DBParameterGroups"][0],
-            lambda g: from_tag_list(rds.list_tags_for_resource(ResourceName=g["DBParameterGroupArn"])["TagList"]))
-        wanted = values(self._table(d), db)
-        self._modify(run, d.name, wanted)
-        return Found(d.key, self.kind, d.name, "available",
-                     attrs={"arn": group["DBParameterGroupArn"], "family": db_family(db), "raw": wanted})
+        return self._create(run, d, lambda rds: rds.create_db_parameter_group(
+            DBParameterGroupName=d.name, DBParameterGroupFamily=db_family(d.spec["database"]),
+            Description=f"awslab {run.stack}: the database's parameters", Tags=run.tag_list(d.key, d.name),
+        )["DBParameterGroup"], "DBParameterGroupAlreadyExists")
 
     def _modify(self, run: Run, name: str, parameters: dict[str, str]) -> None:
         # Dynamic parameters apply at once; the instances that use the group take them without a reboot.
         run.client("rds").modify_db_parameter_group(DBParameterGroupName=name, Parameters=[
             {"ParameterName": k, "ParameterValue": v, "ApplyMethod": "immediate"} for k, v in parameters.items()])
 
-    def changes(self, d: Desired, f: Found) -> tuple[Change, ...]:
-        return group_changes(self._table(d), d.spec["database"], f.get("raw") or {})
-
-    def apply(self, run: Run, d: Desired, f: Found, changes: tuple[Change, ...]) -> Found:
-        table = {s.key: s for s in self._table(d)}
-        wanted = values(tuple(table[c.setting] for c in changes), d.spec["database"])
-        self._modify(run, f.id, wanted)
-        return Found(f.key, f.kind, f.id, "available", f.created, {**f.attrs, "raw": {**(f.get("raw") or {}), **wanted}})
-
     def delete(self, run: Run, f: Found) -> None:
         with ignoring("DBParameterGroupNotFound"):
             _db_group_in_use(run.client("rds").delete_db_parameter_group)(DBParameterGroupName=f.id)
 
 
-class CacheParameterGroup:
+class CacheParameterGroup(_ParameterGroup):
     kind = "cache-parameter-group"
     capabilities = frozenset({"settings"})
+    section, service, arn_part, not_found = "cache", "elasticache", ":parametergroup:", "CacheParameterGroupNotFound"
+
+    def _table(self, d: Desired) -> tuple[Setting, ...]:
+        return CACHE_PARAMETERS
+
+    def _describe(self, client, name: str) -> dict | None:
+        return _first(client.describe_cache_parameter_groups(CacheParameterGroupName=name)["CacheParameterGroups"])
+
+    def _arn(self, group: dict) -> str:
+        return group["ARN"]
+
+    def _parameters(self, client, name: str) -> dict[str, str]:
+        return {p["ParameterName"]: p.get("ParameterValue") for page in client.get_paginator("describe_cache_parameters")
+                .paginate(CacheParameterGroupName=name, Source="user") for p in page["Parameters"]}
+
+    def _unindexed(self, run: Run, client, name: str) -> dict | None:
+        # One made by CloudFormation has a name of CloudFormation's: the one with the stack's description.
+        return super()._unindexed(run, client, name) or next(
+            (g for page in client.get_paginator("describe_cache_parameter_groups").paginate()
+             for g in page["CacheParameterGroups"] if g.get("Description") == cache_description(run.stack)), None)
 
     def create(self, run: Run, d: Desired) -> Found:
-        cache, ec = d.spec["cache"], run.client("elasticache")
-        group = create_or_adopt(
-            run, f"cache parameter group {d.name}",
-            lambda: ec.create_cache_parameter_group(
-                CacheParameterGroupName=d.name, CacheParameterGroupFamily=cache_family(cache),
-                Description=cache_description(run.stack), Tags=run.tag_list(d.key, d.name),
-            )["CacheParameterGroup"],
-            "CacheParameterGroupAlreadyExists",
-            lambda: ec.describe_cache_parameter_groups(CacheParameterGroupName=d.name)["CacheParameterGroups"][0],
-            lambda g: from_tag_list(ec.list_tags_for_resource(ResourceName=g["ARN"]).get("TagList")))
-        wanted = values(CACHE_PARAMETERS, cache)
-        self._modify(run, d.name, wanted)
-        return Found(d.key, self.kind, d.name, "available",
-                     attrs={"arn": group.get("ARN"), "family": cache_family(cache), "raw": wanted})
+        return self._create(run, d, lambda ec: ec.create_cache_parameter_group(
+            CacheParameterGroupName=d.name, CacheParameterGroupFamily=cache_family(d.spec["cache"]),
+            Description=cache_description(run.stack), Tags=run.tag_list(d.key, d.name),
+        )["CacheParameterGroup"], "CacheParameterGroupAlreadyExists")
 
     def _modify(self, run: Run, name: str, parameters: dict[str, str]) -> None:
         run.client("elasticache").modify_cache_parameter_group(CacheParameterGroupName=name, ParameterNameValues=[
             {"ParameterName": k, "ParameterValue": v} for k, v in parameters.items()])
-
-    def changes(self, d: Desired, f: Found) -> tuple[Change, ...]:
-        return group_changes(CACHE_PARAMETERS, d.spec["cache"], f.get("raw") or {})
-
-    def apply(self, run: Run, d: Desired, f: Found, changes: tuple[Change, ...]) -> Found:
-        table = {s.key: s for s in CACHE_PARAMETERS}
-        wanted = values(tuple(table[c.setting] for c in changes), d.spec["cache"])
-        self._modify(run, f.id, wanted)
-        return Found(f.key, f.kind, f.id, "available", f.created, {**f.attrs, "raw": {**(f.get("raw") or {}), **wanted}})
 
     def delete(self, run: Run, f: Found) -> None:
         with ignoring("CacheParameterGroupNotFound"):

@@ -151,35 +151,32 @@ def _parameter_group_checks(w: World, lab: Lab) -> list[Result]:
     """The stack's parameter groups hold the lab's parameters (their tables) and are the ones the
     DB instances and the cache's nodes use: a default group or another stack's is a FAIL."""
     d, c = lab.database, lab.cache
-    out = []
-    group = w.found.get("db.parameter-group")
+    db_users = {k: [g.get("DBParameterGroupName") for g in raw.get("DBParameterGroups", [])] for k, raw in w.dbs()
+                if k == "db.primary" or k.startswith("db.replica.")}
+    cache_users = {m.get("CacheClusterId"): [(m.get("CacheParameterGroup") or {}).get("CacheParameterGroupName")]
+                   for m in w.cache_members}
+    return [
+        _group_check(w, "spec.db.parameters", "db.parameter-group", "DB parameter group", db_users, DB_PARAMETERS[d.engine], d,
+                     "instance", "aws rds modify-db-parameter-group --db-parameter-group-name {id} --parameters ..."),
+        _group_check(w, "spec.cache.parameters", "cache.parameter-group", "cache parameter group", cache_users,
+                     CACHE_PARAMETERS, c, "node",
+                     "aws elasticache modify-cache-parameter-group --cache-parameter-group-name {id} --parameter-name-values ..."),
+    ]
+
+
+def _group_check(w: World, cid: str, key: str, what: str, users: dict[str, list], table: tuple[Setting, ...], section,
+                 user: str, fix: str) -> Result:
+    group = w.found.get(key)
     if group is None:
-        out.append(Result("spec.db.parameters", SKIP, "needs the DB parameter group (db.parameter-group)"))
-    else:
-        using = {k: [g.get("DBParameterGroupName") for g in raw.get("DBParameterGroups", [])] for k, raw in w.dbs()
-                 if k == "db.primary" or k.startswith("db.replica.")}
-        others = sorted(f"{k} uses {', '.join(names) or 'no group'}" for k, names in using.items() if group.id not in names)
-        table = DB_PARAMETERS[d.engine]
-        shown = ", ".join(f"{n} {(group.get('raw') or {}).get(n, '(engine default)')}" for s in table for n in s.modify)
-        ok = not others and _as_lab(table, "spec.db.parameters", group.get("raw") or {}, d)
-        out.append(_spec("spec.db.parameters", ok, f"{group.id}: {shown}" + (f"; {'; '.join(others)}" if others else ""),
-                         f"{group.id} on every instance, {', '.join(f'{n} {v}' for n, v in values(table, d).items())}",
-                         f"aws rds modify-db-parameter-group --db-parameter-group-name {group.id} --parameters ... or "
-                         "`awslab up`"))
-    group = w.found.get("cache.parameter-group")
-    if group is None:
-        out.append(Result("spec.cache.parameters", SKIP, "needs the cache parameter group (cache.parameter-group)"))
-    else:
-        others = sorted({f"{m.get('CacheClusterId')} uses {(m.get('CacheParameterGroup') or {}).get('CacheParameterGroupName')}"
-                         for m in w.cache_members
-                         if (m.get("CacheParameterGroup") or {}).get("CacheParameterGroupName") != group.id})
-        shown = ", ".join(f"{n} {(group.get('raw') or {}).get(n, '(default)')}" for s in CACHE_PARAMETERS for n in s.modify)
-        ok = not others and _as_lab(CACHE_PARAMETERS, "spec.cache.parameters", group.get("raw") or {}, c)
-        out.append(_spec("spec.cache.parameters", ok, f"{group.id}: {shown}" + (f"; {'; '.join(others)}" if others else ""),
-                         f"{group.id} on every node, {', '.join(f'{n} {v}' for n, v in values(CACHE_PARAMETERS, c).items())}",
-                         f"aws elasticache modify-cache-parameter-group --cache-parameter-group-name {group.id} "
-                         "--parameter-name-values ... or `awslab up`"))
-    return out
+        return Result(cid, SKIP, f"needs the {what} ({key})")
+    raw = group.get("raw") or {}
+    others = sorted(f"{k} uses {', '.join(str(n) for n in names) or 'no group'}" for k, names in users.items()
+                    if group.id not in names)
+    shown = ", ".join(f"{n} {raw.get(n, '(engine default)')}" for s in table for n in s.modify)
+    want = ", ".join(f"{n} {v}" for n, v in values(table, section).items())
+    return _spec(cid, not others and _as_lab(table, cid, raw, section),
+                 f"{group.id}: {shown}" + (f"; {'; '.join(others)}" if others else ""),
+                 f"{group.id} on every {user}, {want}", fix.format(id=group.id) + " or `awslab up`")
 
 
 def check_spec(w: World, lab: Lab) -> list[Result]:
