@@ -262,17 +262,39 @@ def _enforce(server, server_home) -> tuple:
     return server, keys, {"first_use": None}
 
 
-def _first_use(enforced, tmp_path_factory, awslab, monkeypatch) -> dict[str, str]:
-    """Run the whole scenario under the full policy once; which command first needs each action."""
-    server, keys, state = enforced
+def _full_run(enforced, tmp_path_factory, awslab, monkeypatch) -> tuple[dict[str, str], list]:
+    """Run the whole scenario under the full policy; which command first needs each action."""
+    server, keys, _ = enforced
+    first: dict[str, str] = {}
+
+    def on_call(label, service, op):
+        first.setdefault(f"{SERVICES[service]}:{op}", label)
+
+    done = _run_scenario(server, keys["*"], tmp_path_factory.mktemp("full"), "pol", awslab, monkeypatch, on_call=on_call)
+    return first, done
+
+
+def _first_use(enforced, tmp_path_factory, awslab, monkeypatch) -> tuple[dict[str, str], list | None]:
+    """Which command first needs each action: from one full run per test session, shared by the
+    xdist workers through a file in the session's temp dir (the first worker to ask runs it while
+    the others wait for it, instead of each running the same 20 commands). ``done``, the run's
+    results, only on the worker that ran it (None elsewhere)."""
+    import fcntl
+    import os
+
+    _, _, state = enforced
     if state["first_use"] is None:
-        first: dict[str, str] = {}
-
-        def on_call(label, service, op):
-            first.setdefault(f"{SERVICES[service]}:{op}", label)
-
-        done = _run_scenario(server, keys["*"], tmp_path_factory.mktemp("full"), "pol", awslab, monkeypatch, on_call=on_call)
-        state["first_use"] = (first, done)
+        run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+        where = tmp_path_factory.getbasetemp().parent if run_id else tmp_path_factory.getbasetemp()
+        shared = where / f"policy-first-use-{run_id or 'solo'}.json"
+        with open(shared.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if shared.exists():
+                state["first_use"] = (json.loads(shared.read_text()), None)
+            else:
+                first, done = _full_run(enforced, tmp_path_factory, awslab, monkeypatch)
+                shared.write_text(json.dumps(first))
+                state["first_use"] = (first, done)
     return state["first_use"]
 
 
@@ -280,6 +302,8 @@ def _first_use(enforced, tmp_path_factory, awslab, monkeypatch) -> dict[str, str
 @pytest.mark.policy
 def test_enforced__the_whole_lifecycle_runs_under_only_the_policy(enforced, tmp_path_factory, awslab, monkeypatch):
     first, done = _first_use(enforced, tmp_path_factory, awslab, monkeypatch)
+    if done is None:   # another worker made the shared map: this test runs the scenario itself
+        first, done = _full_run(enforced, tmp_path_factory, awslab, monkeypatch)
     assert [label for label, _ in done] == [label for label, _ in _scenario("pol")]
     for label, result in done:
         assert "not authorized" not in result.all, (label, result.err[-1500:])
