@@ -16,7 +16,7 @@ from __future__ import annotations
 from awslab.aws._common import owned, stack_arns
 from awslab.engine.run import Run, create_or_adopt
 from awslab.engine.waiting import ignoring, retry_eventual, unless_missing
-from awslab.spec.model import Change, Desired, Found, Setting
+from awslab.spec.model import Change, Desired, Found, Setting, parameters
 from awslab.spec.tags import from_tag_list
 from awslab.spec.topology import names
 
@@ -61,13 +61,8 @@ def cache_family(cache) -> str:
 
 
 def values(settings: tuple[Setting, ...], section) -> dict[str, str]:
-    """The group's parameters as AWS takes them: {parameter name: value}."""
-    out = {}
-    for s in settings:
-        value = s.wanted(section)
-        for name in s.create:
-            out[name] = s.write(value) if s.write else str(value)
-    return out
+    """The group's parameters as AWS takes them: {parameter name: value, as text}."""
+    return {name: str(value) for name, value in parameters(settings, section, "create").items()}
 
 
 def group_changes(settings: tuple[Setting, ...], section, raw: dict[str, str]) -> tuple[Change, ...]:
@@ -98,7 +93,7 @@ def _first(groups: list[dict]) -> dict | None:
 def discover(run: Run) -> list[Found]:
     """The stack's two groups and the parameters set in them (see ``_ParameterGroup.find``)."""
     nm = names(run.stack, run.ctx.region)
-    tagged = {arn.rpartition(":")[2]: arn for arn in stack_arns(run) if ":pg:" in arn or ":parametergroup:" in arn}
+    tagged = stack_arns(run)
     found = (DbParameterGroup().find(run, "db.parameter-group", nm["db.parameter-group"], tagged),
              CacheParameterGroup().find(run, "cache.parameter-group", nm["cache.parameter-group"], tagged))
     return [f for f in found if f is not None]
@@ -114,6 +109,7 @@ class _ParameterGroup:
     service = ""          # "rds", "elasticache"
     arn_part = ""         # the ARN's resource type (":pg:", ":parametergroup:")
     not_found = ""        # the service's error code for a missing group
+    name_field = ""       # the describe's field for the group's name
 
     def _table(self, d: Desired) -> tuple[Setting, ...]:
         raise NotImplementedError
@@ -137,12 +133,12 @@ class _ParameterGroup:
         """The group when the tagging index does not list it yet: by its name."""
         return unless_missing(lambda: self._describe(client, name), self.not_found)
 
-    def find(self, run: Run, key: str, name: str, tagged: dict[str, str]) -> Found | None:
+    def find(self, run: Run, key: str, name: str, tagged: frozenset[str]) -> Found | None:
         """A group the tagging index lists under the stack (``stack_arns``, read once per run) is
         the stack's: only its parameters are read. Otherwise it is looked up (the index lags a new
         resource) and its tags read."""
         client = run.client(self.service)
-        ours = {n: a for n, a in tagged.items() if self.arn_part in a}
+        ours = {arn.rpartition(self.arn_part)[2]: arn for arn in tagged if self.arn_part in arn}
         if name not in ours and len(ours) == 1:   # a name of CloudFormation's (an exported template)
             name = next(iter(ours))
         arn = ours.get(name)
@@ -150,7 +146,7 @@ class _ParameterGroup:
             group = self._unindexed(run, client, name)
             if group is None or not owned(run, self._arn(group), lambda a: self._tags(client, a)):
                 return None
-            name, arn = group.get("CacheParameterGroupName") or group.get("DBParameterGroupName") or name, self._arn(group)
+            name, arn = group.get(self.name_field) or name, self._arn(group)
         set_here = unless_missing(lambda: self._parameters(client, name), self.not_found)
         if set_here is None:
             return None
@@ -179,6 +175,7 @@ class DbParameterGroup(_ParameterGroup):
     kind = "db-parameter-group"
     capabilities = frozenset({"settings"})
     section, service, arn_part, not_found = "database", "rds", ":pg:", "DBParameterGroupNotFound"
+    name_field = "DBParameterGroupName"
 
     def _table(self, d: Desired) -> tuple[Setting, ...]:
         return DB_PARAMETERS[d.spec["database"].engine]
@@ -213,6 +210,7 @@ class CacheParameterGroup(_ParameterGroup):
     kind = "cache-parameter-group"
     capabilities = frozenset({"settings"})
     section, service, arn_part, not_found = "cache", "elasticache", ":parametergroup:", "CacheParameterGroupNotFound"
+    name_field = "CacheParameterGroupName"
 
     def _table(self, d: Desired) -> tuple[Setting, ...]:
         return CACHE_PARAMETERS

@@ -92,8 +92,9 @@ class Change:
 
 def parameters(settings: Iterable[Setting], section: Any, where: str) -> dict[str, Any]:
     """The lab's values under their AWS names ``where`` ("create" or "cfn"): each setting's
-    parameters all set to its value."""
-    return {name: s.wanted(section) for s in settings for name in getattr(s, where)}
+    parameters all set to its value, as AWS takes it (``write``) where the two differ."""
+    return {name: s.write(s.wanted(section)) if s.write else s.wanted(section)
+            for s in settings for name in getattr(s, where)}
 
 
 def changes_in_place(settings: Iterable[Setting], section: Any, raw: dict) -> tuple[Change, ...]:
