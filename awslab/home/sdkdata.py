@@ -118,3 +118,5 @@ def share_across_sessions() -> None:
             return
         shared_loader.awslab_shared = True
         botocore.session.create_loader = shared_loader
+        # moto's own model look-ups (``moto.core.utils``) import it from here by name, at import.
+        botocore.loaders.create_loader = shared_loader

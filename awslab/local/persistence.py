@@ -335,13 +335,14 @@ class Store:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self._changed.wait(timeout=1.0):
+            if not self._changed.wait(timeout=1.0) or self._stop.is_set():
                 continue
             # A burst of requests lands in one save: after SAVE_DELAY_S of quiet, or SAVE_AT_MOST_S
             # after its first change, whichever comes first (the most a SIGKILL can lose).
             first = time.monotonic()
             self._changed.clear()
-            while time.monotonic() - first < SAVE_AT_MOST_S and self._changed.wait(timeout=SAVE_DELAY_S):
+            while (time.monotonic() - first < SAVE_AT_MOST_S and self._changed.wait(timeout=SAVE_DELAY_S)
+                   and not self._stop.is_set()):
                 self._changed.clear()
             self.try_save()
 
@@ -405,6 +406,7 @@ class Store:
     def close(self) -> bool:
         """Stop the saver and write the last state; False (recorded in UNSAVED_FILE) if it could not."""
         self._stop.set()
+        self._changed.set()   # wakes the saver now, not after its wait's second
         if self._thread is not None:
             self._thread.join(timeout=5)
         return self.try_save()
