@@ -20,8 +20,9 @@ def db_refusal(engine: str, version: str) -> str | None:
     major = db_major(version)
     if not majors or major in majors:
         return None
+    have = f"{', '.join(majors[:-1])} and {majors[-1]}" if len(majors) > 1 else majors[0]
     return (f"the local AWS cannot run PostgreSQL {major}: it has the server binaries of PostgreSQL "
-            f"{' and '.join(majors)} only ({INSTALL_HINT} ships 16 and 18)")
+            f"{have} only ({INSTALL_HINT} ships 16 and 18)")
 
 
 def cache_refusal(engine: str, version: str) -> str | None:
