@@ -100,10 +100,10 @@ def modify_db_instance(original, self, db_instance_identifier, db_kwargs):
     snapshot = (f"rds:preupgrade-{db.db_instance_identifier}-{current.replace('.', '-')}-to-"
                 f"{target.replace('.', '-')}-{stamp}")
     self.create_auto_snapshot(db.db_instance_identifier, snapshot)
-    if group:
-        kwargs["db_parameter_group_name"] = group
     db._awslab_upgrade = (current, target, snapshot)   # for the backing: the engines' upgrade
     modified = original(self, db_instance_identifier, {**kwargs, "engine_version": target})
+    if group:   # set here: moto's modify knows no default group until one is described (made lazily)
+        modified.db_parameter_group_name = group
     # Its in-Region read replicas are upgraded with it (RDS for PostgreSQL).
     for ident in list(getattr(db, "replicas", None) or []):
         replica = self.databases.get(ident.split(":")[-1])
