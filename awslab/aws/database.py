@@ -248,7 +248,8 @@ class DbInstance(_DbBase):
             for db in page["DBInstances"]:
                 if db.get("ReadReplicaSourceDBInstanceIdentifier") not in (f.id, f.get("arn")):
                     continue
-                replica = Found(f"{f.key}.replica", "db-replica", db["DBInstanceIdentifier"], db["DBInstanceStatus"])
+                key = from_tag_list(db.get("TagList")).get(TAG_RESOURCE) or f"db.{db['DBInstanceIdentifier']}"
+                replica = Found(key, "db-replica", db["DBInstanceIdentifier"], db["DBInstanceStatus"])
                 self.ready(run, None, replica)
                 if group not in [g.get("DBParameterGroupName") for g in db.get("DBParameterGroups", [])]:
                     rds.modify_db_instance(DBInstanceIdentifier=replica.id, DBParameterGroupName=group,
