@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import owned, snapshot_ready
+from awslab.aws.parameters import drop_db_group, upgrade_group
 from awslab.spec.model import (
     Change,
     Desired,
@@ -34,6 +35,8 @@ from awslab.engine.waiting import (
     visible_within,
 )
 from awslab.errors import OperationError, UsageError
+from awslab.spec.catalog import db_major
+from awslab.spec.upgrades import engine_version_change, is_major
 from awslab.spec.tags import (
     TAG_RESOURCE,
     TAG_RESTORED_FROM,
@@ -176,7 +179,10 @@ class _DbBase:
 # size go into the template by hand (a minor version, a template parameter, a string).
 DB_SETTINGS = (
     Setting("database.engine", "engine", create=("Engine",), describe="Engine", cfn=("Engine",)),
-    Setting("database.engine_version", "engine_version", create=("EngineVersion",), describe="EngineVersion"),
+    # The lab names a major; RDS shows the minor it runs, read as its major. A new major is an
+    # upgrade in place (spec/upgrades.py: what it costs; a downgrade refused before anything changes).
+    Setting("database.engine_version", "engine_version", create=("EngineVersion",), modify=("EngineVersion",),
+            describe="EngineVersion", check="spec.db.engine", read=db_major, judge=engine_version_change),
     Setting("database.multi_az", "multi_az", create=("MultiAZ",), modify=("MultiAZ",), describe="MultiAZ",
             cfn=("MultiAZ",), check="spec.db.multi-az"),
     Setting("database.instance_class", "instance_class", create=("DBInstanceClass",), modify=("DBInstanceClass",),
@@ -218,10 +224,39 @@ class DbInstance(_DbBase):
         return changes_in_place(DB_SETTINGS, d.spec["database"], f.get("raw") or {})
 
     def apply(self, run: Run, d: Desired, f: Found, changes: tuple[Change, ...]) -> Found:
-        """ModifyDBInstance with the planned changes, applied now (as `up` promises); then wait for it."""
+        """ModifyDBInstance with the planned changes, applied now (as `up` promises); then wait for it.
+        A new major version is allowed explicitly and brings a parameter group of its family."""
         rds = run.client("rds")
-        rds.modify_db_instance(DBInstanceIdentifier=f.id, ApplyImmediately=True,
-                               **modify_arguments(DB_SETTINGS, changes))
+        args = modify_arguments(DB_SETTINGS, changes)
+        upgrade = next((c for c in changes if c.setting == "database.engine_version"), None)
+        previous_group = None
+        if upgrade is not None and is_major(str(upgrade.old), str(upgrade.new)):
+            previous_group, group = upgrade_group(run, d, f)
+            args.update(AllowMajorVersionUpgrade=True, DBParameterGroupName=group)
+        rds.modify_db_instance(DBInstanceIdentifier=f.id, ApplyImmediately=True, **args)
+        done = self._wait_applied(run, f, changes)
+        if previous_group is not None:
+            self._replicas_to_group(run, f, args["DBParameterGroupName"])
+            drop_db_group(run, previous_group, keep=args["DBParameterGroupName"])
+        return done
+
+    def _replicas_to_group(self, run: Run, f: Found, group: str) -> None:
+        """RDS upgrades the read replicas with their primary: once they are back, each takes the
+        new family's group too (the old one can then go)."""
+        rds = run.client("rds")
+        for page in rds.get_paginator("describe_db_instances").paginate():
+            for db in page["DBInstances"]:
+                if db.get("ReadReplicaSourceDBInstanceIdentifier") not in (f.id, f.get("arn")):
+                    continue
+                key = from_tag_list(db.get("TagList")).get(TAG_RESOURCE) or f"db.{db['DBInstanceIdentifier']}"
+                replica = Found(key, "db-replica", db["DBInstanceIdentifier"], db["DBInstanceStatus"])
+                self.ready(run, None, replica)
+                if group not in [g.get("DBParameterGroupName") for g in db.get("DBParameterGroups", [])]:
+                    rds.modify_db_instance(DBInstanceIdentifier=replica.id, DBParameterGroupName=group,
+                                           ApplyImmediately=True)
+                    self._wait_applied(run, replica, ())
+
+    def _wait_applied(self, run: Run, f: Found, changes: tuple[Change, ...]) -> Found:
         latest: dict = {}
         status = self._probe(run, f.id, latest)
 
@@ -230,7 +265,8 @@ class DbInstance(_DbBase):
             state = status()
             return "modifying" if state == "available" and latest.get("PendingModifiedValues") else state
 
-        state = run.wait(f.key, f"RDS instance {f.id} to apply {', '.join(c.setting for c in changes)}", applied, done={"available"},
+        state = run.wait(f.key, f"RDS instance {f.id} to apply {', '.join(c.setting for c in changes)}", applied,
+                         done={"available"},
                          failed=FAILED_STATES | {GONE}, kind=self.kind)
         return replace(f, state=state, attrs={**f.attrs, **_db_attrs(latest)})
 

@@ -244,3 +244,23 @@ class CacheParameterGroup(_ParameterGroup):
     def delete(self, run: Run, f: Found) -> None:
         with ignoring("CacheParameterGroupNotFound"):
             _cache_group_in_use(run.client("elasticache").delete_cache_parameter_group)(CacheParameterGroupName=f.id)
+
+
+def upgrade_group(run: Run, d: Desired, f: Found) -> tuple[str | None, str]:
+    """For a major upgrade of the primary ``f``: (the group it uses now, the group it moves to).
+    AWS wants a group of the new version's family named in the same ModifyDBInstance, and cannot
+    change a group's family: the stack's group is made again in it, with the lab's parameters,
+    named after it (``<stack>-db-postgres18``), tagged as the stack's DB parameter group."""
+    db = d.spec["database"]
+    current = next((g.get("DBParameterGroupName") for g in (f.get("raw") or {}).get("DBParameterGroups", [])), None)
+    name = f"{names(run.stack, run.ctx.region)['db.parameter-group']}-{db_family(db)}"
+    group = DbParameterGroup().create(run, Desired("db.parameter-group", DbParameterGroup.kind, name, (), {"database": db}))
+    return current, group.id
+
+
+def drop_db_group(run: Run, name: str | None, keep: str) -> None:
+    """The group the instances used before an upgrade, once none does (a default group is AWS's)."""
+    if not name or name == keep or name.startswith("default."):
+        return
+    with ignoring("DBParameterGroupNotFound", "InvalidDBParameterGroupState"):
+        run.client("rds").delete_db_parameter_group(DBParameterGroupName=name)

@@ -79,7 +79,8 @@ def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
         ui.emit_json({"stack": plan.stack, "target": ctx.target, "region": ctx.region,
                       "steps": [{"action": s.action, "key": s.key, "kind": s.kind, "name": s.name,
                                  "reason": s.reason, "depends_on": list(s.deps),
-                                 **({"changes": [{"setting": c.setting, "old": c.old, "new": c.new, "source": c.source}
+                                 **({"changes": [{"setting": c.setting, "old": c.old, "new": c.new, "source": c.source,
+                                                  **({"cost": c.cost} if c.cost else {})}
                                                  for c in s.changes]} if s.changes else {})} for s in plan.steps],
                       "counts": plan.counts(), "estimated_hourly_usd": round(hourly, 4) if costs else None})
         return
@@ -105,6 +106,8 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
     record = stacks.up_record(ctx, overrides=now, lab_file=(lab_record or {}).get("lab_file"), owner=owner,
                               expires=expires, class_name=class_name, creating="network.vpc" not in run.found)
     plan = with_sources(plan_up(stack, desired(lab, stack, ctx.region, record), run.found, run.kinds), lab, now, before)
+    if ctx.is_local:   # after the plan: what AWS itself refuses (a downgrade) is said first
+        check_local_versions(lab)
     if dry_run:
         print_plan(plan, output, lab, ctx)
         return EXIT_OK
@@ -144,6 +147,18 @@ def _revive_dead_engines(ctx: Context) -> None:
 
 def _counted(plan: Plan) -> str:
     return ", ".join(f"{n} to {a}" for a, n in sorted(plan.counts().items()) if a != KEEP) or "nothing to change"
+
+
+def check_local_versions(lab: Lab) -> None:
+    """The local AWS runs real servers: a version it has none for is refused before anything
+    changes, as its API would refuse it (never an endpoint that says one version and runs another)."""
+    from awslab.local import offering
+
+    for key, why in (("database.engine_version", offering.db_refusal(lab.database.engine, lab.database.engine_version)),
+                     ("cache.engine_version", offering.cache_refusal(lab.cache.engine, lab.cache.engine_version))):
+        if why:
+            raise UsageError(f"{key}: {why}; nothing was changed",
+                             "--target aws runs every version RDS and ElastiCache offer")
 
 
 def check_availability_zones(run: Run, lab: Lab) -> None:

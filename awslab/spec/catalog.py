@@ -9,15 +9,30 @@ import re
 DB_ENGINES: dict[str, dict] = {
     # Major versions RDS offers for new instances (the lab passes the major; RDS picks the minor),
     # and the minor it picks: a current, not deprecated one per major (cfn-lint's RDS data agrees;
-    # 16.14 is also the PostgreSQL the local AWS runs). A CloudFormation template names the minor.
-    "postgres": {"port": 5432, "versions": ("13", "14", "15", "16", "17"), "client": "postgresql16",
-                 "default_minors": {"13": "13.23", "14": "14.23", "15": "15.18", "16": "16.14", "17": "17.10"}},
+    # 16.14 and 18.4 are also the PostgreSQLs the local AWS runs). A CloudFormation template names
+    # the minor. RDS for PostgreSQL 18: https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html
+    "postgres": {"port": 5432, "versions": ("13", "14", "15", "16", "17", "18"), "client": "postgresql16",
+                 "default_minors": {"13": "13.23", "14": "14.23", "15": "15.18", "16": "16.14", "17": "17.10",
+                                    "18": "18.4"}},
     "mysql": {"port": 3306, "versions": ("8.0", "8.4"), "client": "mariadb105",
               "default_minors": {"8.0": "8.0.45", "8.4": "8.4.10"}},
 }
 CACHE_ENGINES: dict[str, dict] = {
     "redis": {"port": 6379, "versions": ("6.2", "7.0", "7.1")},
 }
+
+
+def db_major(version: str) -> str:
+    """The major version of an RDS engine version, as the lab spells it: "16" for "16.14", "8.0"
+    for "8.0.45" (MySQL's majors have two parts); a version no engine offers, as it is."""
+    text = str(version)
+    majors = sorted({v for facts in DB_ENGINES.values() for v in facts["versions"]}, key=len, reverse=True)
+    return next((m for m in majors if text == m or text.startswith(m + ".")), text)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """A version as numbers, for ordering ("16.14" < "18.4"); a part that is no number counts as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in str(version).split("."))
 # maxmemory-policy values ElastiCache takes (a cache parameter group's; volatile-lru its default).
 CACHE_EVICTION_POLICIES = ("volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random",
                            "allkeys-random", "volatile-ttl", "noeviction")
@@ -43,9 +58,10 @@ SOURCES = {
     "aurora": "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Replication.html",
 }
 RDS_ENGINES: tuple[dict, ...] = (
-    {"engine": "postgres", "name": "PostgreSQL", "versions": ("13", "14", "15", "16", "17"),
+    {"engine": "postgres", "name": "PostgreSQL", "versions": ("13", "14", "15", "16", "17", "18"),
      "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
-     "local": "real server (PostgreSQL 16 from the engines' wheels): primary, standby, replicas, backups, PITR"},
+     "local": "real server (PostgreSQL 16 and 18 from the engines' wheels): primary, standby, replicas, backups, "
+              "PITR, the upgrade from 16 to 18 (pg_upgrade)"},
     {"engine": "mysql", "name": "MySQL", "versions": ("8.0", "8.4"),
      "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
      "local": "control plane only (no server behind the endpoint)"},

@@ -67,7 +67,7 @@ class Database:
 @dataclass(frozen=True)
 class Cache:
     engine: str = "redis"
-    engine_version: str = "7.1"
+    engine_version: str = "6.2"   # what the local AWS's redis-server runs (6.2.14)
     node_type: str = "cache.t3.micro"
     replicas: int = 1
     automatic_failover: bool = True

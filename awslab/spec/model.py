@@ -66,6 +66,9 @@ class Setting:
     read: Callable[[Any], Any] | None = None
     grows_only: bool = False   # AWS only grows it (storage): a smaller lab value is drift, never a change
     write: Callable[[Any], Any] | None = None   # the lab's value as AWS takes it, where they differ ("1" for true)
+    # What changing it in place costs, in words (``judge(old, new, section)``), raising UsageError
+    # for a change AWS refuses (an engine downgrade): the plan then stops before anything changes.
+    judge: Callable[[Any, Any, Any], str] | None = None
 
     def wanted(self, section: Any) -> Any:
         return getattr(section, self.field)
@@ -84,10 +87,12 @@ class Change:
     old: Any
     new: Any
     source: str = ""
+    cost: str = ""             # what AWS does to make it (an engine upgrade's downtime), when it says more than the values
 
     def __str__(self) -> str:
         said = f"{self.setting}: {show(self.old)} -> {show(self.new)}"
-        return f"{said} ({self.source})" if self.source else said
+        said = f"{said} ({self.source})" if self.source else said
+        return f"{said}: {self.cost}" if self.cost else said
 
 
 def parameters(settings: Iterable[Setting], section: Any, where: str) -> dict[str, Any]:
@@ -106,7 +111,7 @@ def changes_in_place(settings: Iterable[Setting], section: Any, raw: dict) -> tu
         have, want = s.seen(raw), s.wanted(section)
         if have is None or have == want or (s.grows_only and want < have):
             continue
-        out.append(Change(s.key, have, want))
+        out.append(Change(s.key, have, want, cost=s.judge(have, want, section) if s.judge else ""))
     return tuple(out)
 
 

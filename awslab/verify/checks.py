@@ -179,6 +179,16 @@ def _group_check(w: World, cid: str, key: str, what: str, users: dict[str, list]
                  f"{group.id} on every {user}, {want}", fix.format(id=group.id) + " or `awslab up`")
 
 
+def _engine_fix(db: dict, d, modify: str) -> str:
+    """How the primary comes to the lab's version: RDS upgrades in place (as `awslab up` plans it), never down."""
+    have = str(db.get("EngineVersion", ""))
+    if catalog.version_key(d.engine_version) < catalog.version_key(catalog.db_major(have)):
+        return (f"RDS cannot downgrade {have} to {d.engine_version}: keep --set database.engine_version={catalog.db_major(have)}, "
+                "or a new instance (`awslab down` then `awslab up`)")
+    major = " --allow-major-version-upgrade" if catalog.db_major(have) != d.engine_version else ""
+    return f"`awslab up` upgrades it in place ({modify} --engine-version {d.engine_version}{major})"
+
+
 def check_spec(w: World, lab: Lab) -> list[Result]:
     d, c = lab.database, lab.cache
     db = w.raw("db.primary")
@@ -189,10 +199,11 @@ def check_spec(w: World, lab: Lab) -> list[Result]:
         out += [Result(f"spec.db.{n}", SKIP, "needs the primary DB (db.primary)") for n in
                 ("engine", "class", "storage", "multi-az", "backups")]
     else:
-        major = str(db.get("EngineVersion", "")).split(".")[0] if d.engine == "postgres" else ".".join(str(db.get("EngineVersion", "")).split(".")[:2])
-        out.append(_spec("spec.db.engine", db.get("Engine") == d.engine and major == d.engine_version,
+        same_engine = db.get("Engine") == d.engine
+        out.append(_spec("spec.db.engine", same_engine and _as_lab(DB_SETTINGS, "spec.db.engine", db, d),
                          f"{db.get('Engine')} {db.get('EngineVersion')}", f"{d.engine} {d.engine_version}",
-                         "engine changes need a new instance: `awslab down` then `awslab up`"))
+                         _engine_fix(db, d, modify) if same_engine else
+                         "an engine change needs a new instance: `awslab down` then `awslab up`"))
         out.append(_spec("spec.db.class", _as_lab(DB_SETTINGS, "spec.db.class", db, d), db.get("DBInstanceClass", "?"),
                          d.instance_class, f"{modify} --db-instance-class {d.instance_class}"))
         out.append(_spec("spec.db.storage", _as_lab(DB_SETTINGS, "spec.db.storage", db, d),

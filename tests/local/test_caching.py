@@ -87,7 +87,7 @@ def _eviction_policies_set_by_a_parameter_group_reach_the_real_server(awslab, en
     assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
     eventually(lambda: server.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru", within_s=10)
     # The AWS way, by hand: a group, a policy, the replication group on it; the server follows.
-    ec.create_cache_parameter_group(CacheParameterGroupName=f"{stack}-lfu", CacheParameterGroupFamily="redis7",
+    ec.create_cache_parameter_group(CacheParameterGroupName=f"{stack}-lfu", CacheParameterGroupFamily="redis6.x",
                                     Description="lfu")
     ec.modify_cache_parameter_group(CacheParameterGroupName=f"{stack}-lfu", ParameterNameValues=[
         {"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lfu"}])

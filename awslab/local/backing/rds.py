@@ -13,7 +13,7 @@ import time
 from typing import Callable
 
 from awslab.local import latency, tls
-from awslab.local.backing import hooks
+from awslab.local.backing import hooks, rds_upgrade
 from awslab.local.backing.core import Backing
 from awslab.local.backing.keys import place, snap_key
 from awslab.local.engines import EngineUnavailable, postgres_bindir
@@ -279,7 +279,9 @@ def install() -> None:
         b.submit(key, work, label="modifying")
 
     def modified(self, db, db_instance_identifier, db_kwargs, *a, **kw) -> None:
-        """Multi-AZ turned on adds the standby, off removes it; backups on or off start or stop the archive."""
+        """Multi-AZ turned on adds the standby, off removes it; backups on or off start or stop the
+        archive; a new engine version upgrades the engines (``rds_upgrade``)."""
+        rds_upgrade.upgraded(self, db, serve_again)
         key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         entry = engines.get(key)
         if db.engine != "postgres" or not entry or entry.get("role") != "primary":

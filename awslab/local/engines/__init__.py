@@ -39,7 +39,7 @@ processes started here: reaping, stopping, telling ours from a reused pid), ``re
 AWS calls: every operation on it (start, replicate, promote, snapshot, restore, stop) takes the
 registry, the run-as user, the directories and the processes together. It is ``core.EngineCore``
 (where engines live, a key reserved, a process launched, its secret) and one part per engine and
-role: ``pg_instances`` (PostgreSQL primaries, read replicas, restores from a snapshot, promotion),
+role: ``pg_upgrade`` (a primary moved to another engine version), ``pg_instances`` (PostgreSQL primaries, read replicas, restores from a snapshot, promotion),
 ``pg_backups`` (the WAL archive, base backups, point-in-time restore), ``pg_standby`` (the Multi-AZ
 standby, failover), ``redis_nodes`` (Redis servers and their roles), ``snapshots``, and
 ``lifecycle`` (stop, halt and resume across restarts of the local AWS, reboots, followers
@@ -58,6 +58,7 @@ from awslab.local.engines.lifecycle import EngineLifecycle
 from awslab.local.engines.pg_backups import PostgresBackups
 from awslab.local.engines.pg_instances import COLD_FOLLOW_MAX_SEGMENTS, PostgresInstances
 from awslab.local.engines.pg_standby import STANDBY_SUFFIX, PostgresStandby
+from awslab.local.engines.pg_upgrade import PostgresUpgrade
 from awslab.local.engines.postgres import PG_CONF, scram_verifier
 from awslab.local.engines.redis_nodes import RedisNodes
 from awslab.local.engines.snapshots import EngineSnapshots
@@ -68,7 +69,8 @@ __all__ = ["COLD_FOLLOW_MAX_SEGMENTS", "DEFAULT_ENGINES_DIR", "ENGINES_DIR_ENV",
            "postgres_bindir", "reachable_by", "redis_server_path", "run_as", "scram_verifier"]
 
 
-class Engines(PostgresInstances, PostgresBackups, PostgresStandby, RedisNodes, EngineSnapshots, EngineLifecycle):
+class Engines(PostgresInstances, PostgresBackups, PostgresStandby, PostgresUpgrade, RedisNodes, EngineSnapshots,
+              EngineLifecycle):
     """Engines keyed by a string (e.g. 'db:week6-db', 'cache:week6-cache'), listed in a ``Registry``
     at root/'engines.json' that another process can read to stop everything (stop_all) after a
     crash. Engines are detached (own session): they outlive this object

