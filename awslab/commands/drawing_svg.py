@@ -147,7 +147,8 @@ def svg(t: Topology) -> str:
     s.text(16, title_y, f"awslab stack {t.stack} · {t.region}" + (f" · as discovered {t.when}" if t.when else ""), "h")
     # The internet, above the host.
     host = next((n for n in t.nodes if any(e.target == n.id for e in inet)), None)
-    ix = (box[host.id][0] + box[host.id][2] + 28) if host is not None else 60.0
+    ix = 60.0 if host is None else max(box[host.id][0] + box[host.id][2] + 28,   # beside the host, clear of the VPC's name
+                                       44 + _w(f"VPC {t.vpc} · {t.vpc_cidr}", True) if t.vpc else 0)
     s.parts.append(f'<g><title>the internet</title><ellipse class="inet" cx="{ix:.1f}" cy="{inet_y + 17:.1f}" rx="56" ry="17"/>'
                    f'<text class="b c" x="{ix:.1f}" y="{inet_y + 21:.1f}">Internet</text></g>')
     if t.vpc:
