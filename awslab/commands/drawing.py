@@ -56,6 +56,18 @@ def cells_of(t: Topology) -> dict[tuple[str, str], list[Node]]:
     return cells
 
 
+def bands(t: Topology, az: str, cells: dict) -> list[tuple[str, list[str], bool, list[Node]]]:
+    """An AZ's subnet bands, public then private: (id, the subnets' labels, public, the nodes in it)."""
+    out = []
+    for public in (True, False):
+        nodes = [n for tier in (("public",) if public else ("db", "cache")) for n in cells.get((az, tier), [])]
+        subnets = [s for s in t.subnets if s.az == az and s.public == public]
+        if subnets or nodes:
+            labels = [subnet_label(s) for s in subnets] or [("public" if public else "private") + " (no subnet found)"]
+            out.append((diagram_id("sn", subnets[0].id if subnets else f"{az}_{public}"), labels, public, nodes))
+    return out
+
+
 # --- Mermaid -------------------------------------------------------------------------------------
 
 def _mm(text: str) -> str:
@@ -89,14 +101,8 @@ def mermaid(t: Topology) -> str:
     for az in (t.azs or ("",)):
         out.append(f'{ind}subgraph {diagram_id("az", az or "none")}["{_mm(az or "AZ unknown")}"]')
         out.append(f"{ind}  direction TB")
-        for public in (True, False):
-            nodes = [n for tier in (("public",) if public else ("db", "cache")) for n in cells.get((az, tier), [])]
-            subnets = [s for s in t.subnets if s.az == az and s.public == public]
-            if not subnets and not nodes:
-                continue
-            label = "; ".join(subnet_label(s) for s in subnets) or ("public" if public else "private") + " (no subnet found)"
-            sid = diagram_id("sn", subnets[0].id if subnets else f"{az}_{public}")
-            out.append(f'{ind}  subgraph {sid}["{_mm(label)}"]')
+        for sid, labels, public, nodes in bands(t, az, cells):
+            out.append(f'{ind}  subgraph {sid}["{_mm("; ".join(labels))}"]')
             out += [f"{ind}    {_mm_node(n)}" for n in nodes]
             out.append(f"{ind}  end")
         out.append(f"{ind}end")
@@ -147,14 +153,8 @@ def dot(t: Topology) -> str:
     for az in (t.azs or ("",)):
         out += [f"{ind}subgraph cluster_{diagram_id('az', az or 'none')} {{", f"{ind}  label={_dq(az or 'AZ unknown')};",
                 f'{ind}  style="dashed"; color="#888888";']
-        for public in (True, False):
-            nodes = [n for tier in (("public",) if public else ("db", "cache")) for n in cells.get((az, tier), [])]
-            subnets = [s for s in t.subnets if s.az == az and s.public == public]
-            if not subnets and not nodes:
-                continue
-            label = "\n".join(subnet_label(s) for s in subnets) or ("public" if public else "private") + " (no subnet found)"
-            sid = diagram_id("sn", subnets[0].id if subnets else f"{az}_{public}")
-            out += [f"{ind}  subgraph cluster_{sid} {{", f"{ind}    label={_dq(label)};",
+        for sid, labels, public, nodes in bands(t, az, cells):
+            out += [f"{ind}  subgraph cluster_{sid} {{", f"{ind}    label={_dq(chr(10).join(labels))};",
                     f'{ind}    style="filled"; fillcolor="{"#e6f4ea" if public else "#eef2ff"}"; color="#bbbbbb";']
             for n in nodes:
                 style = ', style="rounded,filled,dashed"' if n.kind == STANDBY else ""
