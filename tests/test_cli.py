@@ -141,6 +141,11 @@ CATALOGUE = [
        fragment="--copy-to-region us-east-1 is the stack's own region", state=RECORD, local=True),
     _c("verify-check-unknown", "verify", "--name", "{stack}", "--check", "bogus",
        fragment="no check id starts with 'bogus'", state=RECORD, local=True),
+    _c("diagram-format-unknown", "diagram", "--name", "{stack}", "--format", "png", fragment="unknown diagram format 'png'"),
+    _c("diagram-file-extension-unknown", "diagram", "--name", "{stack}", "-o", "lab.png",
+       fragment="cannot tell the diagram format of 'lab.png' from its extension"),
+    _c("diagram-stack-without-resources", "diagram", "--name", "{stack}",
+       fragment="stack {stack} has no resources on local (us-east-1): nothing to draw", local=True),
     # --- flags -------------------------------------------------------------------------------
     _c("option-unknown", "up", "week6", "--bogus", fragment="--bogus"),
     _c("command-unknown", "upp", "week6", fragment="No such command 'upp'"),

@@ -19,6 +19,16 @@ OUTPUTS = ("text", "json")
 
 def target_options(f):
     """The options every command that talks to AWS takes (after the command name, as people type them)."""
+    return _target_options(f, output=True)
+
+
+def target_options_without_output(f):
+    """The target options of a command whose result is not text or JSON (`diagram`: its own
+    --format, and -o for the file it writes)."""
+    return _target_options(f, output=False)
+
+
+def _target_options(f, output: bool):
     opts = [
         click.option("--target", type=click.Choice(["local", "aws"]), default=None,
                      help="local (default): the embedded local AWS; aws: your account via the credential chain. [env AWSLAB_TARGET]"),
@@ -28,7 +38,8 @@ def target_options(f):
         click.option("--assume-role", default=None, metavar="ROLE_ARN",
                      help="Act in another account through this IAM role (a student's, to grade it). [env AWSLAB_ASSUME_ROLE]"),
         click.option("--name", "stack", default=None, help="Stack name (default: the lab's name, or the last stack used). [env AWSLAB_STACK]"),
-        click.option("--output", "-o", type=click.Choice(OUTPUTS), default=None, help="Result format on stdout. [env AWSLAB_OUTPUT]"),
+        *([click.option("--output", "-o", type=click.Choice(OUTPUTS), default=None,
+                        help="Result format on stdout. [env AWSLAB_OUTPUT]")] if output else []),
         click.option("--yes", "-y", is_flag=True, default=False, help="Do not ask before changing a real AWS account."),
         click.option("--debug", is_flag=True, default=False, help="Show tracebacks and AWS requests."),
     ]

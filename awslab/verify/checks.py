@@ -332,15 +332,20 @@ def _path(cid: str, w: World, port: int, dst_groups: frozenset[str], dst_name: s
     return Result(cid, PASS, f"host -> {dst_name} tcp/{port}: {verdict.inbound[0]}; {verdict.outbound[0]}")
 
 
+def db_paths(w: World, lab: Lab) -> dict[str, Result]:
+    """path.app-to-db for each DB instance, by its key (db.primary, db.replica.1, ...): the check
+    reports the first that fails, the diagram draws each."""
+    subnets = _subnet_group_subnets(w.raw("db.subnet-group"))
+    return {key: _path("path.app-to-db", w, lab.database.port, _db_groups(db), db.get("DBInstanceIdentifier", key), subnets)
+            for key, db in w.dbs()}
+
+
 def check_paths(w: World, lab: Lab) -> list[Result]:
     out = []
-    dbs = w.dbs()
-    if not dbs:
+    results = list(db_paths(w, lab).values())
+    if not results:
         out.append(Result("path.app-to-db", SKIP, "needs the database (db.primary)"))
     else:
-        subnets = _subnet_group_subnets(w.raw("db.subnet-group"))
-        results = [_path("path.app-to-db", w, lab.database.port, _db_groups(db), db.get("DBInstanceIdentifier", key), subnets)
-                   for key, db in dbs]
         failed = [r for r in results if r.status != PASS]
         out.append(failed[0] if failed else Result("path.app-to-db", PASS,
                                                    f"{len(results)} DB instance(s): " + results[0].detail.split(": ", 1)[1]))
