@@ -420,6 +420,38 @@ def pytest_terminal_summary(terminalreporter):
         write(f"  {seconds:6.1f} s  {nodeid}")
 
 
+SYSTEM_DONE_ENV = "AWSLAB_CI_SYSTEM_DONE"   # .ci/run: the file its background apt-get writes its exit code to
+SYSTEM_WAIT_S = 300.0
+
+
+def system_binary(*candidates: str) -> str:
+    """The path of a program from the system's packages (MariaDB's server, Chromium), the first of
+    ``candidates`` found. Under .ci/run, which installs them beside pip's install, this waits
+    (bounded) for that install and fails the test if the program is still missing; elsewhere a
+    machine without it skips the test, saying which package brings it."""
+    import time
+
+    def found() -> str | None:
+        return next((hit for c in candidates if (hit := shutil.which(c))), None)
+
+    done = os.environ.get(SYSTEM_DONE_ENV)
+    if done:
+        deadline = time.monotonic() + SYSTEM_WAIT_S
+        while not Path(done).exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        path = found()
+        if path is None:
+            outcome = Path(done).read_text().strip() if Path(done).exists() else f"not done in {SYSTEM_WAIT_S:.0f} s"
+            pytest.fail(f"{' or '.join(candidates)} not installed by .ci/run (apt-get: {outcome}; "
+                        f"see .ci/.cache/system-packages.log)")
+        return path
+    path = found()
+    if path is None:
+        pytest.skip(f"needs {' or '.join(candidates)} from the system's packages (on Debian/Ubuntu: "
+                    f"apt-get install chromium mariadb-server); .ci/run installs them")
+    return path
+
+
 def engines_of(home: Path, stop: bool = False) -> dict[str, dict]:
     """The engine registry of ``home``'s local AWS; with ``stop``, every engine in it is killed
     (a test must never leave one behind, whatever it did)."""
