@@ -396,6 +396,19 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.lifecycle)
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, all) jiffies of the whole machine since boot (Linux's /proc/stat), or None."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)   # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+_cpu_at_start = _cpu_ticks()
+
+
 def pytest_runtest_logreport(report):
     _spent[report.nodeid] = _spent.get(report.nodeid, 0.0) + report.duration
     _group_of[report.nodeid] = next((g for g in _GROUPS if g in report.keywords), "other")
@@ -415,6 +428,11 @@ def pytest_terminal_summary(terminalreporter):
             spent, budget = sum(times), BUDGETS_S[group]
             write(f"{group:<10} {len(times):>4} tests {spent:>7.1f} s  budget {budget:>4} s"
                   f"{'  OVER BUDGET' if spent > budget else ''}")
+    now = _cpu_ticks()
+    if now and _cpu_at_start and now[1] > _cpu_at_start[1]:
+        # Whether the cores or the waits bound the run: near 100 % more workers would not help.
+        write(f"the machine's cores were busy {100 * (now[0] - _cpu_at_start[0]) / (now[1] - _cpu_at_start[1]):.0f} % "
+              f"of the run ({os.cpu_count()} cores)")
     write("slowest ten:")
     for nodeid, seconds in sorted(_spent.items(), key=lambda kv: -kv[1])[:10]:
         write(f"  {seconds:6.1f} s  {nodeid}")
