@@ -58,6 +58,24 @@ LOCK = threading.RLock()
 _store: Store | None = None   # the server's, once started
 
 
+# Work a saved state had in flight, begun again once it is loaded (and the engines are back): each
+# resumer gets nothing and returns a line for the server's log, or None when it had nothing to do.
+resumers: list = []
+
+
+def resume_background() -> list[str]:
+    said = []
+    for resume in resumers:
+        try:
+            line = resume()
+        except Exception:  # noqa: BLE001 - logged; the server still serves
+            log.exception("resuming %s failed", getattr(resume, "__name__", resume))
+            continue
+        if line:
+            said.append(line)
+    return said
+
+
 def changed_in_background() -> None:
     """A change made outside a request (a StackSet operation's worker): saved as a request's is."""
     if _store is not None:

@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
 
         backing.enable(state_dir)
         print(f"engines: {backing.resume(store.loaded)}", flush=True)
+    for line in persistence.resume_background():
+        print(line, flush=True)
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,

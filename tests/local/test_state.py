@@ -367,3 +367,48 @@ def test_a_save_that_fails__every_command_says_so_and_stop_never_claims_the_data
     assert "not been able to save" not in after.err
     stop = awslab("local", "stop")
     assert stop.code == 0 and "kept for the next start" in stop.out
+
+
+def test_a_stack_delete_in_flight_goes_on_after_a_restart(awslab, aws_sandbox, monkeypatch):
+    """A CloudFormation stack whose delete was under way when the local AWS stopped is deleted
+    when it starts again, as CloudFormation goes on with it; it was left DELETE_IN_PROGRESS for
+    good, with its security group (and anything else still to delete) kept."""
+    import boto3
+    from conftest import server_keys
+
+    monkeypatch.setenv("AWSLAB_LOCAL_ENGINES", "off")
+    assert awslab("local", "start", "--latency", "rds.delete=4").code == 0
+
+    def client(service: str):
+        port = json.loads((aws_sandbox / "local" / "server.json").read_text())["port"]
+        return boto3.client(service, endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                            **server_keys(aws_sandbox))
+
+    vpc = client("ec2").create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    template = {"Resources": {
+        "Group": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "db", "VpcId": vpc}},
+        "Db": {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Delete", "Properties": {
+            "DBInstanceIdentifier": "midway", "Engine": "postgres", "EngineVersion": "16",
+            "DBInstanceClass": "db.t3.micro", "AllocatedStorage": "20", "MasterUsername": "labadmin",
+            "MasterUserPassword": "a-long-password-1", "VPCSecurityGroups": [{"Fn::GetAtt": ["Group", "GroupId"]}]}}}}
+    client("cloudformation").create_stack(StackName="midway", TemplateBody=json.dumps(template))
+    eventually(lambda: client("cloudformation").describe_stacks(StackName="midway")["Stacks"][0]["StackStatus"]
+               == "CREATE_COMPLETE")
+    group = next(r["PhysicalResourceId"] for r in
+                 client("cloudformation").describe_stack_resources(StackName="midway")["StackResources"]
+                 if r["LogicalResourceId"] == "Group")
+    client("cloudformation").delete_stack(StackName="midway")
+    time.sleep(SAVE_AT_MOST_S + 0.5)   # the DB `deleting`, the group waiting for it, all saved
+    assert awslab("local", "stop").code == 0
+    restart = awslab("local", "start")
+    assert restart.code == 0
+
+    def stack_status() -> str:
+        listed = [s["StackStatus"] for s in client("cloudformation").list_stacks()["StackSummaries"]
+                  if s["StackName"] == "midway"]
+        return listed[0] if listed else "<none>"
+
+    eventually(lambda: stack_status() == "DELETE_COMPLETE", within_s=20)
+    assert not client("ec2").describe_security_groups(Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroups"]
+    assert not [d for d in client("rds").describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == "midway"]
+    assert "CloudFormation deletes resumed: midway" in (aws_sandbox / "local" / "server.log").read_text()

@@ -21,6 +21,7 @@ Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they 
 
 from __future__ import annotations
 
+from awslab.local import persistence
 from awslab.local.patches._patch import patch
 
 # A resource still on its way; anything else (available, running, or a failure) has settled.
@@ -88,10 +89,26 @@ def delete_stack(self, name_or_stack_id: str) -> None:
         threading.Thread(target=_deleting, args=(self, stack), daemon=True, name=f"cfn delete {stack.name}").start()
 
 
+def resume_deletes() -> str | None:
+    """A stack whose delete was under way when the local AWS stopped goes on being deleted, as
+    CloudFormation goes on with it: never left DELETE_IN_PROGRESS with its resources billing."""
+    import threading
+
+    from moto.cloudformation.models import cloudformation_backends
+
+    resumed = []
+    for _, _, backend in cloudformation_backends.iter_backends():
+        for stack in list(backend.stacks.values()):
+            if stack.status == "DELETE_IN_PROGRESS":
+                resumed.append(stack.name)
+                threading.Thread(target=_deleting, args=(backend, stack), daemon=True,
+                                 name=f"cfn delete {stack.name}").start()
+    return f"CloudFormation deletes resumed: {', '.join(resumed)}" if resumed else None
+
+
 def _deleting(backend, stack) -> None:
     """Delete ``stack``'s resources (read replicas first), then forget the stack; or leave it listed
     as DELETE_FAILED with why."""
-    from awslab.local import persistence
     from awslab.local.patches.stackset_targets import delete_stack_resources
 
     with persistence.LOCK:
@@ -121,3 +138,6 @@ def _replicas_first(stack) -> None:
                 resources._parsed_resources.pop(logical, None)
             except Exception:  # noqa: BLE001 - left to the passes that follow
                 pass
+
+
+persistence.resumers.append(resume_deletes)
