@@ -146,6 +146,12 @@ CATALOGUE = [
        fragment="cannot tell the diagram format of 'lab.png' from its extension"),
     _c("diagram-stack-without-resources", "diagram", "--name", "{stack}",
        fragment="stack {stack} has no resources on local (us-east-1): nothing to draw", local=True),
+    _c("report-out-folder-missing", "report", "--name", "{stack}", "-o", "/nonexistent/r.html",
+       fragment="cannot write /nonexistent/r.html: the folder /nonexistent does not exist"),
+    _c("report-stack-without-resources", "report", "--name", "{stack}", "-o", "{home}/r.html",
+       fragment="stack {stack} has no resources on local (us-east-1): nothing to report", local=True),
+    _c("class-verify-html-folder-missing", "class", "verify", "--class", "week6", "--html", "/nonexistent/g.html",
+       fragment="cannot write /nonexistent/g.html: the folder /nonexistent does not exist"),
     # --- flags -------------------------------------------------------------------------------
     _c("option-unknown", "up", "week6", "--bogus", fragment="--bogus"),
     _c("command-unknown", "upp", "week6", fragment="No such command 'upp'"),

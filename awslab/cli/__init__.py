@@ -2,7 +2,7 @@
 to the plain functions of awslab.commands; errors become one line and an exit code here (``main``).
 
 One module per command family, as awslab/commands/ has: lifecycle (up, plan, status, verify,
-down), diagram (the stack drawn), stacks (stacks, sweep), classes (class ...), recovery (snapshot,
+down), diagram (the stack drawn), report (the stack's page), stacks (stacks, sweep), classes (class ...), recovery (snapshot,
 snapshots, restore, failover, promote, maintenance, drill), network (connect, shell, flows), demo (demo ...), export
 (export cloudformation, policy), local (local ...); the options they share and the resolving of
 what a command acts on are in _common. This module holds the ``awslab`` group, which the families'
@@ -21,7 +21,7 @@ import sys
 import click
 
 from awslab import __version__
-from awslab.cli import classes, demo, diagram, export, lifecycle, local, network, recovery, stacks
+from awslab.cli import classes, demo, diagram, export, lifecycle, local, network, recovery, report, stacks
 from awslab.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -43,7 +43,7 @@ def cli() -> None:
     """
 
 
-for command in (lifecycle.up, lifecycle.plan, lifecycle.status, lifecycle.verify, diagram.diagram, lifecycle.down,
+for command in (lifecycle.up, lifecycle.plan, lifecycle.status, lifecycle.verify, diagram.diagram, report.report, lifecycle.down,
                 stacks.stacks_cmd, stacks.sweep, export.export, export.policy, export.engines, classes.class_group,
                 recovery.snapshot, recovery.snapshots, recovery.restore, recovery.failover, recovery.promote,
                 recovery.maintenance, recovery.drill, network.connect, network.shell, network.flows,

@@ -29,6 +29,7 @@ def class_group():
     awslab class up week6 --roster students.csv  columns: student[,owner][,ttl|expires_at]
     awslab class status                          one line per student
     awslab class verify --csv grades.csv         the grade sheet (an autograder)
+    awslab class verify --html grades.html       the same as a page, each student's diagram in it
     awslab class down                            remove them all (final snapshots kept)
 
     \b
@@ -131,15 +132,23 @@ def class_status(class_name, stackset, **opts):
 @class_group.command("verify")
 @click.option("--check", "checks", multiple=True, metavar="PREFIX", help="Only checks whose id starts with this.")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Also write the grade sheet as CSV.")
+@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the grade sheet as a page: a coloured cell per check group, each failure's evidence "
+                   "and fix, each student's diagram.")
 @click.option("--stackset", is_flag=True, default=False, help="The class's StackSet: grade each student account.")
 @click.option("--role-name", default=None, help="With --stackset: the role to enter each account by (default: the "
                                                 "StackSet's execution role; OrganizationAccountAccessRole for --ou).")
 @_class_options
 @target_options
-def class_verify(checks, csv_path, stackset, role_name, class_name, concurrency, **opts):
+def class_verify(checks, csv_path, html_path, stackset, role_name, class_name, concurrency, **opts):
     """Run `verify` on every student's stack and print the grade sheet: one row per student, one
-    column per check group (passed/failed), and what failed. Exit 1 when any student fails a check."""
+    column per check group (passed/failed), and what failed. Exit 1 when any student fails a check.
+    --html grades.html: the same sheet as a self-contained page, each student's diagram in it."""
     from awslab.commands import classes
+    from awslab.commands.pages import check_out_path
+
+    if html_path:
+        check_out_path(html_path)
 
     setup_debug(opts["debug"])
     output = output_format(opts["output"])
@@ -150,9 +159,9 @@ def class_verify(checks, csv_path, stackset, role_name, class_name, concurrency,
 
         sys.exit(stacksets.class_verify(stack_context(opts, need_stack=False), name, role_name=role_name,
                                         checks=tuple(checks), concurrency=concurrency, csv_path=csv_path, output=output,
-                                        progress=progress_for(output)))
+                                        progress=progress_for(output), html_path=html_path))
     sys.exit(classes.class_verify(stack_context(opts, need_stack=False), name, checks=tuple(checks), concurrency=concurrency,
-                                  csv_path=csv_path, output=output, progress=progress_for(output)))
+                                  csv_path=csv_path, output=output, progress=progress_for(output), html_path=html_path))
 
 
 @class_group.command("down")

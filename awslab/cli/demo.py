@@ -49,8 +49,10 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
               help="Instead: fill the cache past its memory under eviction policies set by a cache parameter group.")
 @click.option("--policy", "policies", multiple=True, metavar="NAME",
               help="With --eviction, this maxmemory-policy (repeatable; default volatile-lru, allkeys-lru, noeviction).")
+@click.option("--report", is_flag=True, default=False,
+              help="Also keep the figures for the next `awslab report`, which charts them.")
 @target_options
-def demo_caching(duration, writes, ttl, keys, readers, strategies, eviction, policies, **opts):
+def demo_caching(duration, writes, ttl, keys, readers, strategies, eviction, policies, report, **opts):
     """Measure ElastiCache's caching strategies side by side on the lab's database and cache.
 
     The same Zipf-skewed stream of reads and writes runs through each strategy; the table shows
@@ -64,6 +66,8 @@ def demo_caching(duration, writes, ttl, keys, readers, strategies, eviction, pol
     if eviction:
         from awslab.commands.eviction import EVICTION_POLICIES, eviction as fill, print_eviction
 
+        if report:
+            raise UsageError("--report goes with the strategies, not --eviction", "awslab demo caching --report")
         ctx, output = begin(opts)
         print_eviction(fill(new_run(ctx, ctx.stack), tuple(policies) or EVICTION_POLICIES), output)
         return
@@ -73,7 +77,14 @@ def demo_caching(duration, writes, ttl, keys, readers, strategies, eviction, pol
                     strategies=tuple(strategies) or STRATEGIES)
     work.check()
     ctx, output = begin(opts)
-    print_result(caching(new_run(ctx, ctx.stack), work), output)
+    run = new_run(ctx, ctx.stack)
+    result = caching(run, work)
+    print_result(result, output)
+    if report:
+        from awslab.cli._common import progress_for
+        from awslab.commands import figures
+
+        figures.save_for_run(run, "caching", result, progress_for(output))
 
 
 @demo.command("redis")

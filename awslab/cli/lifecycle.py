@@ -89,8 +89,10 @@ def status(**opts):
               help="Run only checks whose id starts with ID (repeatable), e.g. --check path --check security.db")
 @click.option("--lab-file", type=click.Path(dir_okay=False), default=None, help="Compare with this lab file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Compare with this lab setting (repeatable).")
+@click.option("--diagram-to", type=click.Path(dir_okay=False), default=None, hidden=True,
+              help="Also draw the stack as an SVG in this file (for `class verify --html`).")
 @target_options
-def verify(checks, lab_file, overrides, **opts):
+def verify(checks, lab_file, overrides, diagram_to, **opts):
     """Check that the stack is there, as specified, reachable from the host, and secure.
 
     Each check has an id, a status (PASS/FAIL/WARN/SKIP), the evidence, and for a FAIL a fix.
@@ -101,7 +103,8 @@ def verify(checks, lab_file, overrides, **opts):
     ctx, output = begin(opts)
     loaded = stack_lab(ctx, lab_file, overrides)
     check_ids(checks)
-    sys.exit(do_verify(ctx, ctx.stack, loaded, checks=tuple(checks), output=output, progress=progress_for(output)))
+    sys.exit(do_verify(ctx, ctx.stack, loaded, checks=tuple(checks), output=output, progress=progress_for(output),
+                       diagram_to=diagram_to))
 
 
 @click.command()

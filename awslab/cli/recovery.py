@@ -128,19 +128,22 @@ def maintenance(offer, apply_now, **opts):
 
 
 @click.command()
+@click.option("--report", is_flag=True, default=False,
+              help="Also keep the figures (the write load's timeline, the lag) for the next `awslab report`.")
 @mutating
 @target_options
-def drill(**opts):
+def drill(report, **opts):
     """Measure availability against performance on the local AWS's real engines.
 
     A numbered write load runs through the primary while a Multi-AZ failover is forced (downtime,
     acknowledged writes lost, connections dropped); the read replica's lag is sampled under load
     and read-your-own-write misses counted; then a cache failover under load (keys lost). Prints
     the three side by side with AWS's figures. Local target only. Example: awslab drill -o json
+    (`awslab drill --report`: `awslab report` then charts them)
     """
     from awslab.commands.drill import drill as do_drill
 
     ctx, output = begin(opts)
     with one_at_a_time(ctx, "drill", opts):
-        code = do_drill(ctx, ctx.stack, output=output, progress=progress_for(output))
+        code = do_drill(ctx, ctx.stack, output=output, progress=progress_for(output), report=report)
     sys.exit(code)

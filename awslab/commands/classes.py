@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -280,14 +282,20 @@ def class_status(ctx: Context, class_name: str, output: str) -> int:
     return EXIT_OK
 
 
+def verify_results(d: Done) -> list[dict] | None:
+    """A student's verify results (``Result.as_dict()``s), None when verify did not run."""
+    try:
+        results = json.loads(d.out) if d.out.strip() else None
+    except ValueError:
+        return None
+    return results if isinstance(results, list) else None
+
+
 def grade(done: list[Done]) -> list[dict]:
     """One row per student: PASS/FAIL per check group, totals, and what failed."""
     sheet = []
     for d in done:
-        try:
-            results = json.loads(d.out) if d.out.strip() else None
-        except ValueError:
-            results = None
+        results = verify_results(d)
         row: dict = {"student": d.student.name, "stack": d.student.stack, "owner": d.student.owner}
         if not isinstance(results, list):
             row.update({g: "" for g in GROUPS}, passed=0, failed=0, warned=0, grade="ERROR",
@@ -320,14 +328,56 @@ def sheet_csv(sheet: list[dict]) -> str:
 
 
 def class_verify(ctx: Context, class_name: str, *, checks: tuple[str, ...], concurrency: int, csv_path: str | None,
-                 output: str, progress: ui.Progress) -> int:
+                 output: str, progress: ui.Progress, html_path: str | None = None) -> int:
     students = members(ctx, class_name)
     if not students:
         raise UsageError(f"class {class_name} has no stacks in {ctx.region}", f"`awslab class up LAB --class {class_name}` first")
-    extra = [a for c in checks for a in ("--check", c)]
-    done = for_each(ctx, students, lambda s: ["verify", "--name", s.stack, "--output", "json", *extra],
-                    concurrency, "verify", progress)
-    return print_sheet(class_name, grade(done), csv_path, output, progress)
+    with GradePage(class_name, html_path, progress) as pages:
+        done = for_each(ctx, students, lambda s: ["verify", "--name", s.stack, "--output", "json",
+                                                  *[a for c in checks for a in ("--check", c)], *pages.argv(s)],
+                        concurrency, "verify", progress)
+        sheet = grade(done)
+        pages.write(done, sheet)
+    return print_sheet(class_name, sheet, csv_path, output, progress)
+
+
+class GradePage:
+    """`class verify --html`: each student's `verify` also draws its stack (``--diagram-to``, from the
+    World it gathered anyway: no second discovery), then the page (grade_page.py) is written with
+    the sheet. Nothing happens without ``html_path``."""
+
+    def __init__(self, class_name: str, html_path: str | None, progress: ui.Progress) -> None:
+        self.class_name, self.html_path, self.progress = class_name, html_path, progress
+        self.folder: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> GradePage:
+        if self.html_path:
+            self.folder = tempfile.TemporaryDirectory(prefix="awslab-grades-")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.folder is not None:
+            self.folder.cleanup()
+
+    def _svg(self, s: Student) -> Path:
+        return Path(self.folder.name) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', s.name)}.svg"
+
+    def argv(self, s: Student) -> list[str]:
+        return ["--diagram-to", str(self._svg(s))] if self.folder is not None else []
+
+    def write(self, done: list[Done], sheet: list[dict]) -> None:
+        if self.folder is None:
+            return
+        from awslab.commands import grade_page
+        from awslab.commands.diagram_model import now_text
+        from awslab.commands.pages import write_page
+
+        diagrams = {d.student.name: self._svg(d.student).read_text(encoding="utf-8")
+                    for d in done if self._svg(d.student).exists()}
+        text = grade_page.page(self.class_name, GROUPS, sheet, {d.student.name: verify_results(d) for d in done},
+                               diagrams, now_text())
+        write_page(Path(self.html_path), text)
+        self.progress.line(f"grade sheet page written to {self.html_path} ({len(text.encode()) / 1024:.0f} KiB)")
 
 
 def print_sheet(class_name: str, sheet: list[dict], csv_path: str | None, output: str, progress: ui.Progress) -> int:

@@ -8,13 +8,12 @@ the drawing is tested on hand-built Topologies.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 from awslab import ui
 from awslab.commands import drawing, drawing_svg
 from awslab.commands._common import progress_run
-from awslab.commands.diagram_model import Topology, build
+from awslab.commands.diagram_model import Topology, build, now_text
 from awslab.commands.lifecycle import stack_lab
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
@@ -54,8 +53,7 @@ def diagram(ctx: Context, stack: str, fmt: str, out: str | None, progress: ui.Pr
         raise UsageError(f"stack {stack} has no resources on {ctx.target} ({ctx.region}): nothing to draw",
                          "`awslab stacks` lists the stacks here; `awslab up LAB` builds one")
     lab = stack_lab(ctx)
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = render(build(checks.gather(run, found), lab, when), fmt)
+    text = render(build(checks.gather(run, found), lab, now_text()), fmt)
     if out is None:
         ui.emit(text.rstrip("\n"))
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
@@ -98,6 +99,11 @@ class Topology:
 
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
+
+
+def now_text() -> str:
+    """When a drawing was made, as every page shows it."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def diagram_id(prefix: str, name: str) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from awslab import ui
+from awslab.commands import figures
 from awslab.commands._common import local_profile, progress_run, raise_if_failed
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
@@ -122,7 +123,7 @@ def _steady(load: Load, base: int, at_least_s: float) -> None:
         time.sleep(0.02)
 
 
-def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress) -> int:
+def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, report: bool = False) -> int:
     if not ctx.is_local:
         raise UsageError("awslab drill measures the local AWS's real engines; it is local-only for now",
                          "run it on the local target; on AWS use `awslab failover` and CloudWatch's ReplicaLag")
@@ -153,6 +154,8 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress) -> in
               "cache_replica": _cache(run, group, found["cache.auth-token"].id, mapping),
               "aws_reference": AWS_REFERENCE}
     print_result(result, output)
+    if report:
+        figures.save(stack, "drill", result, found, progress)
     return EXIT_OK
 
 
@@ -196,7 +199,7 @@ def _multi_az(run: Run, primary, connect_db) -> dict:
     return {"synchronous": True, "serves_reads": False, "writes_acknowledged": len(load.acked),
             "acknowledged_writes_lost": len(lost), "lost": lost[:20],
             "connections_dropped": any(t >= started for t in load.errors),
-            "downtime_s": round(load.downtime(started), 3)}
+            "downtime_s": round(load.downtime(started), 3), "timeline": figures.timeline(load.acked, load.errors, started)}
 
 
 REPLAY_LAG_SQL = "SELECT EXTRACT(EPOCH FROM replay_lag) FROM pg_stat_replication WHERE application_name = :name"
@@ -268,7 +271,7 @@ def _cache(run: Run, group, token_id: str, mapping) -> dict:
     lost = sorted(n for n, _ in load.acked if n not in present)
     return {"synchronous": False, "serves_reads": True, "writes_acknowledged": len(load.acked),
             "acknowledged_writes_lost": len(lost), "connections_dropped": any(t >= started for t in load.errors),
-            "downtime_s": round(load.downtime(started), 3)}
+            "downtime_s": round(load.downtime(started), 3), "timeline": figures.timeline(load.acked, load.errors, started)}
 
 
 def _pinged(client):

@@ -387,20 +387,35 @@ def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str)
             ui.emit(f"  {s.kind} {s.id} ({s.get('region')}{', final' if '-final-' in s.id else ''})")
 
 
-def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], output: str, progress: ui.Progress) -> int:
-    """Run the verify catalogue; exit 1 if any check FAILs."""
+def verified(run: Run, found: dict[str, Found], lab: Lab, checks: tuple[str, ...] = ()):
+    """verify's World of the stack and its results (the live checks run when selected): what
+    `verify` prints, `report` and `verify --diagram-to` draw."""
     from awslab.verify import checks as v
     from awslab.verify import live, ssm
 
-    run = progress_run(ctx, stack, lab.name, progress)
-    found = discover(run)
+    ctx = run.ctx
     world = v.gather(run, found)
     if any("live".startswith(p) or p.startswith("live") for p in checks or ("live",)):
         # An awslab local AWS reached by --endpoint-url (another home's, a shared one) has real
         # engines behind its endpoints too: check them as on the local target.
         on_local_aws = ctx.is_local or (ctx.endpoint_url is not None and bool(live.endpoint_map(run)))
         world.live = live.check_local(run, world, lab) if on_local_aws else ssm.run_live(run, world, lab)
-    results = v.run_checks(world, lab, checks)
+    return world, v.run_checks(world, lab, checks)
+
+
+def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], output: str, progress: ui.Progress,
+           diagram_to: str | None = None) -> int:
+    """Run the verify catalogue; exit 1 if any check FAILs. ``diagram_to``: also draw the stack
+    there as an SVG from the same World (`class verify --html` puts each student's in the page)."""
+    from awslab.verify import checks as v
+
+    run = progress_run(ctx, stack, lab.name, progress)
+    world, results = verified(run, discover(run), lab, checks)
+    if diagram_to:
+        from awslab.commands.diagram_model import build, now_text
+        from awslab.commands.drawing_svg import svg
+
+        Path(diagram_to).write_text(svg(build(world, lab, now_text())), encoding="utf-8")
     failed = [r for r in results if r.status == v.FAIL]
     if output == "json":
         ui.emit_json([r.as_dict() for r in results])

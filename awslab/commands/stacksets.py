@@ -22,6 +22,7 @@ from awslab import ui
 from awslab.aws import stacksets
 from awslab.commands._common import confirm_real_account
 from awslab.commands.classes import (
+    GradePage,
     CHILD_TIMEOUT_S,
     Student,
     for_each,
@@ -229,7 +230,7 @@ def class_status(ctx: Context, class_name: str, output: str) -> int:
 
 
 def class_verify(ctx: Context, class_name: str, *, role_name: str | None, checks: tuple[str, ...], concurrency: int,
-                 csv_path: str | None, output: str, progress: ui.Progress) -> int:
+                 csv_path: str | None, output: str, progress: ui.Progress, html_path: str | None = None) -> int:
     found = _existing(ctx, class_name)
     role = role_name or (stacksets.ORGANIZATION_ROLE if found.get("PermissionModel") == "SERVICE_MANAGED"
                          else found.get("ExecutionRoleName") or stacksets.EXECUTION_ROLE)
@@ -241,12 +242,14 @@ def class_verify(ctx: Context, class_name: str, *, role_name: str | None, checks
                         owner=r["account"], region=r["region"], role_arn=f"arn:aws:iam::{r['account']}:role/{role}")
                 for r in rows]
     extra = [a for c in checks for a in ("--check", c)]
-    done = for_each(ctx, students, lambda s: ["verify", "--name", s.stack, "--output", "json", *extra],
-                    concurrency, "verify", progress)
-    sheet = grade(done)
-    for row, r in zip(sheet, rows):   # an account whose stack never came up says why, not "verify did not run"
-        if r["status"] != "CURRENT" and row["grade"] == "ERROR":
-            row["failures"] = [f"stack instance {r['status']}: {r['reason'] or r['detail']}"]
+    with GradePage(class_name, html_path, progress) as pages:
+        done = for_each(ctx, students, lambda s: ["verify", "--name", s.stack, "--output", "json", *extra, *pages.argv(s)],
+                        concurrency, "verify", progress)
+        sheet = grade(done)
+        for row, r in zip(sheet, rows):   # an account whose stack never came up says why, not "verify did not run"
+            if r["status"] != "CURRENT" and row["grade"] == "ERROR":
+                row["failures"] = [f"stack instance {r['status']}: {r['reason'] or r['detail']}"]
+        pages.write(done, sheet)
     return print_sheet(class_name, sheet, csv_path, output, progress)
 
 

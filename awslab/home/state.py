@@ -3,7 +3,8 @@
 The state directory is ``$AWSLAB_HOME`` or ``$XDG_STATE_HOME/awslab`` (``~/.local/state/awslab``).
 It holds the local AWS (``local/``, owner-only: its identity, log, saved state and the engines'
 data), ``locks/`` (one mutating command per stack, engine/locks.py), ``stacks/`` (how each stack
-was built), ``connect/`` (0600 password files for psql / redis-cli) and ``context.json``: the
+was built), ``connect/`` (0600 password files for psql / redis-cli), ``figures/<stack>/`` (what `drill --report`
+and `demo caching --report` measured, for `awslab report`) and ``context.json``: the
 target and stack that the last ``up`` used, so ``status``/``down`` with no arguments act on the
 same stack. It never holds AWS credentials; the only secrets in it are the local AWS's own (its
 Secrets Manager, in ``local/``) and the connect files, each readable by its owner alone.
@@ -113,3 +114,20 @@ def save_stack_record(stack: str, record: dict) -> None:
 
 def load_stack_record(stack: str) -> dict | None:
     return read_json(stack_record_path(stack))
+
+
+def figures_dir(stack: str) -> Path:
+    """Where `drill --report` and `demo caching --report` keep their figures for `awslab report`."""
+    return state_dir() / "figures" / stack
+
+
+def save_figures(stack: str, name: str, data: dict) -> Path:
+    path = figures_dir(stack) / f"{name}.json"
+    write_json_atomic(path, data)
+    return path
+
+
+def load_figures(stack: str) -> dict[str, dict]:
+    """The stack's saved figures by name (drill, caching); a corrupted file is a usage error."""
+    folder = figures_dir(stack)
+    return {p.stem: read_json(p) or {} for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}

@@ -1,0 +1,69 @@
+"""`awslab report`: one self-contained page for the stack as it is now.
+
+One discovery feeds everything: verify's World and results (lifecycle.verified, the live checks
+included), the diagram drawn from that World (diagram_model.build), the cost now priced per
+resource (pricing.hourly_of_found), the snapshots (recovery.find_snapshots); then the figures
+`drill --report` and `demo caching --report` kept (commands/figures.py). report_page.py lays it
+out; only this module reads AWS.
+"""
+
+from __future__ import annotations
+
+from awslab import ui
+from awslab.commands import figures
+from awslab.commands._common import progress_run
+from awslab.commands.diagram_model import build, now_text
+from awslab.commands.pages import check_out_path, write_page
+from awslab.commands.lifecycle import stack_lab, verified
+from awslab.commands.recovery import find_snapshots
+from awslab.commands.report_page import Report, page
+from awslab.engine.context import Context
+from awslab.engine.discovery import discover
+from awslab.errors import EXIT_OK, UsageError
+from awslab.spec import pricing
+
+MAX_BYTES = 1 << 20     # the page's budget: it is mailed, and attached to a learning platform
+
+
+def cost_lines(found: dict) -> list[tuple[str, str, float]]:
+    """Each resource's hourly cost now, by the one price function `stacks` uses (hourly_of_found of
+    that resource alone), so the lines add up to the stack's total."""
+    out = []
+    for key, f in sorted(found.items()):
+        hourly = pricing.hourly_of_found({key: f})
+        if hourly:
+            out.append((f"{f.kind} ({key})", f.id, hourly))
+    return out
+
+
+def snapshot_rows(snaps) -> list[dict]:
+    return [{"service": s.kind.split("-")[0], "id": s.id, "type": "final" if "-final-" in s.id else (s.get("type") or "manual"),
+             "region": s.get("region") or "", "size_gib": s.get("size_gib"), "status": s.state,
+             "monthly": pricing.snapshot_monthly(s.kind, s.get("size_gib"))}
+            for s in sorted(snaps, key=lambda s: (s.get("region") or "", s.kind, s.id))]
+
+
+def gather_report(ctx: Context, stack: str, progress: ui.Progress) -> Report:
+    run = progress_run(ctx, stack, "", progress)
+    found = discover(run)
+    if not found:
+        raise UsageError(f"stack {stack} has no resources on {ctx.target} ({ctx.region}): nothing to report",
+                         "`awslab stacks` lists the stacks here; `awslab up LAB` builds one")
+    lab = stack_lab(ctx)
+    world, results = verified(run, found, lab)
+    when = now_text()
+    kept, stale = figures.load(stack, found)
+    return Report(stack, ctx.region, ctx.target, lab.name, when, build(world, lab, when), [r.as_dict() for r in results],
+                  cost_lines(found), snapshot_rows(find_snapshots(run, found)), kept, tuple(stale))
+
+
+def report(ctx: Context, stack: str, out: str, progress: ui.Progress) -> int:
+    """Write the stack's report page to ``out``."""
+    path = check_out_path(out)
+    text = page(gather_report(ctx, stack, progress))
+    size = len(text.encode("utf-8"))
+    if size > MAX_BYTES:   # never seen: a bound kept by the figures' own (bins, samples as percentiles)
+        progress.line(f"warning: the page is {size / 1024:.0f} KiB, over its 1 MiB budget")
+    write_page(path, text)
+    progress.line(f"wrote the report of stack {stack} to {out} ({size / 1024:.0f} KiB): open it in a browser")
+    return EXIT_OK
