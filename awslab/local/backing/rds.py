@@ -13,7 +13,7 @@ import time
 from typing import Callable
 
 from awslab.local import latency, tls
-from awslab.local.backing import hooks, rds_upgrade
+from awslab.local.backing import hooks, rds_mysql, rds_upgrade
 from awslab.local.backing.core import Backing
 from awslab.local.backing.keys import place, snap_key
 from awslab.local.engines import EngineUnavailable, postgres_bindir
@@ -117,6 +117,8 @@ def install() -> None:
     def start_primary(db, start: Callable[[], dict], role: str = "primary", after_key: str | None = None) -> None:
         """Start the instance's engine (and, for Multi-AZ, its synchronous standby, before the
         instance is available, as RDS creates both)."""
+        if rds_mysql.handles(db):
+            return   # the MySQL family's own hooks (rds_mysql.py)
         if db.engine != "postgres":
             unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
             return
@@ -165,6 +167,8 @@ def install() -> None:
 
     def deleted(self, db, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False,
                 delete_automated_backups=True, *a, **kw) -> None:
+        if rds_mysql.handles(db):
+            return
         key = _db_key(db.account_id, db.region, db_instance_identifier)
         for follower in engines.followers(key):   # AWS promotes a deleted source's read replicas
             if follower != engines.standby_key(key):
@@ -330,6 +334,8 @@ def install() -> None:
         claimed = set()
         dbs = sorted(hooks.live(rds_backends, "databases"), key=lambda t: bool(t[2].source_db_instance_identifier))
         for backend, region, db in dbs:   # primaries first: a replica follows its primary's new port
+            if rds_mysql.handles(db):
+                continue   # rds_mysql's reviver
             key = _db_key(db.account_id, region, db.db_instance_identifier)
             claimed.add(key)
             source = (db.source_db_instance_identifier or "").split(":")[-1]
