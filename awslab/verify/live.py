@@ -359,10 +359,11 @@ def _pgpass_escape(text: str) -> str:
 def require_engine(addr: Address, what: str) -> None:
     if addr.usable:
         return
-    if addr.status == "unavailable" and "PostgreSQL only" in (addr.reason or ""):
-        # Not something a restart fixes: the local AWS has no real MySQL.
+    if addr.status == "unavailable" and "control plane only" in (addr.reason or ""):
+        # Not something a restart fixes: this machine has no server for the engine.
         raise UsageError(f"no engine to connect to for {what} ({addr.endpoint}): {addr.reason}",
-                         "a MySQL lab runs the control plane only on the local AWS; --target aws for a real one")
+                         "install MariaDB's server (Debian/Ubuntu: apt-get install mariadb-server) for a real one "
+                         "behind a MySQL or MariaDB lab; --target aws for RDS's own")
     raise UsageError(f"no engine to connect to for {what} ({addr.endpoint}): {addr.reason or addr.status}",
                      "on the local AWS: awslab local stop && awslab local start (engines on); " + INSTALL_HINT)
 
@@ -418,10 +419,17 @@ def connect(run: Run, what: str, as_env: bool) -> dict:
 def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, database: str, as_env: bool,
                  ident: str, via: str | None) -> dict:
     """Through the host, as SSM port forwarding does on AWS: the host's groups decide."""
-    addr = resolve(endpoint_map(run, via), ep.get("Address", ""), ep.get("Port", 0))
+    mapping = endpoint_map(run, via)
+    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
     require_engine(addr, what)
-    lines, note = connect_lines(run, what, addr, user=user, password=password, database=database, as_env=as_env,
-                                ident=ident)
+    if ((mapping or {}).get(addr.endpoint) or {}).get("engine") == "mariadb":
+        from awslab.verify import live_mysql
+
+        lines, note = live_mysql.connect_lines(run, addr, user=user, password=password, database=database,
+                                               as_env=as_env, ident=ident)
+    else:
+        lines, note = connect_lines(run, what, addr, user=user, password=password, database=database,
+                                    as_env=as_env, ident=ident)
     return {"id": ident, "endpoint": addr.endpoint, "local_address": f"{addr.host}:{addr.port}", "lines": lines,
             "tls": addr.tls or None, "ca": addr.ca or None, "note": note}
 
@@ -459,14 +467,17 @@ def check_local(run: Run, w: World, lab: Lab) -> list[Result]:
     db = w.raw("db.primary")
     if db is None:
         out.append(Result("live.host-to-db", SKIP, "needs the primary DB (db.primary)"))
-    elif lab.database.engine != "postgres":
+    elif lab.database.engine not in ("postgres", "mysql", "mariadb"):
         # Every live check of the database says why it did not run: the primary's and each replica's.
-        why = f"the local AWS runs real engines for PostgreSQL only, not {lab.database.engine}: control plane only"
+        why = f"the local AWS runs no real engine for {lab.database.engine}: control plane only"
         out.append(Result("live.host-to-db", SKIP, why))
         out += [Result(f"live.{k}", SKIP, why) for k, _ in w.dbs() if k.startswith("db.replica.")]
     else:
+        from awslab.verify import live_mysql
+
         replicas = [(k, raw) for k, raw in w.dbs() if k.startswith("db.replica.")]
-        out += [Result(*row) for row in check_db(run, db, replicas, mapping, lab.database.database_name)]
+        checker = check_db if lab.database.engine == "postgres" else live_mysql.check_db
+        out += [Result(*row) for row in checker(run, db, replicas, mapping, lab.database.database_name)]
     group, token = w.raw("cache.group"), w.found.get("cache.auth-token")
     if group is None:
         out.append(Result("live.host-to-cache", SKIP, "needs the cache (cache.group)"))
