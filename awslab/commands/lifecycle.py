@@ -399,7 +399,7 @@ def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str)
 def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], output: str, progress: ui.Progress) -> int:
     """Run the verify catalogue; exit 1 if any check FAILs."""
     from awslab.verify import checks as v
-    from awslab.verify import live, ssm
+    from awslab.verify import live, live_mysql, ssm
 
     run = progress_run(ctx, stack, lab.name, progress)
     found = discover(run)
@@ -408,7 +408,7 @@ def verify(ctx: Context, stack: str, lab: Lab, *, checks: tuple[str, ...], outpu
         # An awslab local AWS reached by --endpoint-url (another home's, a shared one) has real
         # engines behind its endpoints too: check them as on the local target.
         on_local_aws = ctx.is_local or (ctx.endpoint_url is not None and bool(live.endpoint_map(run)))
-        world.live = live.check_local(run, world, lab) if on_local_aws else ssm.run_live(run, world, lab)
+        world.live = live.check_local(run, world, lab, live_mysql) if on_local_aws else ssm.run_live(run, world, lab)
     results = v.run_checks(world, lab, checks)
     failed = [r for r in results if r.status == v.FAIL]
     if output == "json":

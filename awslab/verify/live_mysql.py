@@ -15,7 +15,7 @@ import time
 import uuid
 
 from awslab.home.state import state_dir, write_private
-from awslab.verify.live import REPLICATION_BOUND_S, Address, _ms, _why, db_credentials, resolve
+from awslab.verify.live import REPLICATION_BOUND_S, Address, db_credentials, ms_since, resolve, why_failed
 from awslab.verify.results import FAIL, PASS, SKIP
 
 
@@ -44,7 +44,9 @@ def check_db(run, primary: dict, replicas: list[tuple[str, dict]], mapping, data
     if not addr.usable:
         status = FAIL if addr.status == "failed" else SKIP
         out = [("live.host-to-db", status, f"{addr.endpoint}: {addr.reason or addr.status}", None)]
-        return out + [(f"live.{key}", SKIP, "needs the primary's engine", None) for key, _ in replicas]
+        # With no server on this machine every database check says so; else it waits for the primary.
+        why = addr.reason if addr.status == "unavailable" and addr.reason else "needs the primary's engine"
+        return out + [(f"live.{key}", SKIP, why, None) for key, _ in replicas]
     user, password = db_credentials(run, primary)
     t0 = time.perf_counter()
     try:
@@ -52,12 +54,12 @@ def check_db(run, primary: dict, replicas: list[tuple[str, dict]], mapping, data
         ((one, version, cipher),) = _one(conn, "SELECT 1, VERSION(), (SELECT VARIABLE_VALUE FROM "
                                          "information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_version')")
     except Exception as exc:  # noqa: BLE001 - any failure to log in is the finding
-        why, hint = _why(exc, "see `awslab local status` and the server log")
+        why, hint = why_failed(exc, "see `awslab local status` and the server log")
         return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: {why}", hint),
                 *[(f"live.{key}", SKIP, "needs a session on the primary (to write the row it reads back)", None)
                   for key, _ in replicas]]
     detail = (f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1 over {cipher or 'no TLS'} (certificate "
-              f"verified) in {_ms(t0)}; {info.get('stands_in') or 'MariaDB'} (server {version})")
+              f"verified) in {ms_since(t0)}; {info.get('stands_in') or 'MariaDB'} (server {version})")
     out = [("live.host-to-db", PASS if one == 1 and cipher else FAIL, detail, None)]
     try:
         my_connect(addr, user, password, database, plain=True).close()
@@ -91,7 +93,7 @@ def _replica_row(key, replica, mapping, user, password, database, marker, writte
     try:
         conn = my_connect(addr, user, password, database)
     except Exception as exc:  # noqa: BLE001
-        why, hint = _why(exc)
+        why, hint = why_failed(exc)
         return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", hint)
     try:
         while True:

@@ -43,7 +43,7 @@ def _owner(db) -> tuple:
 
 
 def _secret_of(db) -> dict:
-    from awslab.local.backing.rds import _secret_of as secret_of
+    from awslab.local.backing.rds import secret_of
 
     return secret_of(db)
 
@@ -76,6 +76,7 @@ def install() -> None:
     assert b is not None
     engines = b.engines
     inside = threading.local()
+    hooks.elsewhere.update(FAMILY)
 
     def after(method: str, hook: Callable[..., None]) -> None:
         hooks.after(RDSBackend, method, lambda self, result, *a, **kw: hook(self, result, *a, **kw)
@@ -154,7 +155,7 @@ def install() -> None:
               after_key=f"snapshot:{snap}")
 
     def restored_to_time(self, db, *a, **kw) -> None:
-        from awslab.local.backing.rds import _epoch
+        from awslab.local.backing.rds import epoch as _epoch
 
         source = kw.get("source_db_identifier") or (a[0] if a else "")
         overrides = a[2] if len(a) > 2 else kw.get("overrides") or {}

@@ -156,9 +156,11 @@ def users_sql(user: str, password: str, repl_password: str, dbname: str) -> str:
     ]) + "\n"
 
 
-def server_conf(*, socket: Path, server_id: int, tls_dir: Path | None, require_tls: bool, role: str) -> str:
-    """The whole option file of one server in its role (rewritten whenever the role changes)."""
-    lines = [BASE_CONF, "# --- this server ---", f"socket = {socket}", f"server_id = {server_id}"]
+def server_conf(*, socket: Path, tmpdir: Path, server_id: int, tls_dir: Path | None, require_tls: bool,
+                role: str) -> str:
+    """The whole option file of one server in its role (rewritten whenever the role changes); its
+    temporary files in a dir of its own (TMPDIR may be one the engine user cannot write)."""
+    lines = [BASE_CONF, "# --- this server ---", f"socket = {socket}", f"tmpdir = {tmpdir}", f"server_id = {server_id}"]
     if tls_dir is not None:
         lines += [f"ssl_cert = {tls_dir / 'server.pem'}", f"ssl_key = {tls_dir / 'server.key'}",
                   f"ssl_ca = {tls_dir / 'ca.pem'}"]
@@ -171,15 +173,15 @@ def server_conf(*, socket: Path, server_id: int, tls_dir: Path | None, require_t
     return "\n".join(lines) + "\n"
 
 
-def socket_path(engine_dir: Path) -> Path:
+def socket_path(engine_dir: Path, short_dir: Path) -> Path:
     """Where a server's admin socket lives: a dir of its engine dir that the engine user owns
-    (``run``), or (a path too long for a socket) the temp dir under a name from the engine dir's hash."""
+    (``run``), or, when that path is too long for a socket, ``short_dir`` (the engines' own dir
+    for sockets), else /tmp, under a name from the engine dir's hash."""
     path = engine_dir / "run" / "mysqld.sock"
     if len(str(path)) <= SOCKET_MAX:
         return path
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / f"awslab-mariadb-{hashlib.sha256(str(engine_dir).encode()).hexdigest()[:16]}.sock"
+    name = f"mariadb-{hashlib.sha256(str(engine_dir).encode()).hexdigest()[:16]}.sock"
+    return short_dir / name if len(str(short_dir / name)) <= SOCKET_MAX else Path("/tmp") / f"awslab-{name}"
 
 
 def os_user() -> str:

@@ -52,8 +52,9 @@ class MariadbInstances(MariadbReplication):
             remove_tree(top)
             make_dir(top, 0o711)
             make_dir(data, 0o700, self.who())
+            make_dir(top / "tmp", 0o700, self.who())
             conf = top / "bootstrap.cnf"
-            conf.write_text(mariadb.BASE_CONF.split("# Binary logs")[0])
+            conf.write_text(mariadb.BASE_CONF.split("# Binary logs")[0] + f"tmpdir = {top / 'tmp'}\n")
             conf.chmod(0o644)
             started = time.monotonic()
             run_tool([str(mariadb.tool("mariadb-install-db")), f"--defaults-file={conf}", f"--datadir={data}",
@@ -86,7 +87,8 @@ class MariadbInstances(MariadbReplication):
                 (shutil.copytree(item, data / item.name) if item.is_dir() else shutil.copy2(item, data / item.name))
             chown_tree(data, self.who())
             make_dir(engine_dir / "run", 0o700, self.who())
-            entry = self.registry.update(key, socket=str(mariadb.socket_path(engine_dir)),
+            make_dir(self.base() / "_sockets", 0o700, self.who())
+            entry = self.registry.update(key, socket=str(mariadb.socket_path(engine_dir, self.base() / "_sockets")),
                                          tls=str(self._mariadb_tls(engine_dir, tls_source)) if tls_source else None)
             self._save_secret(engine_dir, {"user": user, "password": password, "repl_password": repl_password,
                                            "dbname": dbname})
@@ -112,7 +114,8 @@ class MariadbInstances(MariadbReplication):
 
     def _write_conf(self, entry: dict[str, Any]) -> Path:
         conf = Path(entry["dir"]) / "my.cnf"
-        text = mariadb.server_conf(socket=Path(entry["socket"]), server_id=entry["server_id"],
+        text = mariadb.server_conf(socket=Path(entry["socket"]), tmpdir=Path(entry["dir"]) / "run",
+                                   server_id=entry["server_id"],
                                    tls_dir=Path(entry["tls"]) if entry.get("tls") else None,
                                    require_tls=bool(entry.get("require_tls")), role=entry.get("role", "primary"))
         write_private_for(conf, text, self.who())
