@@ -38,6 +38,7 @@ DB_PARAMETERS: dict[str, tuple[Setting, ...]] = {
                       modify=("require_secure_transport",), describe="require_secure_transport",
                       cfn=("require_secure_transport",), check="spec.db.parameters", read=_flag, write=_one_zero),),
 }
+DB_PARAMETERS["mariadb"] = DB_PARAMETERS["mysql"]   # RDS for MariaDB names it the same
 CACHE_PARAMETERS: tuple[Setting, ...] = (
     Setting("cache.maxmemory_policy", "maxmemory_policy", create=("maxmemory-policy",), modify=("maxmemory-policy",),
             describe="maxmemory-policy", cfn=("maxmemory-policy",), check="spec.cache.parameters"),

@@ -9,13 +9,13 @@ import click
 
 from awslab.commands._common import new_run
 from awslab.engine.context import Context
-from awslab.verify import live
+from awslab.verify import live, live_mysql
 
 
 def connect(ctx: Context, stack: str, what: str, as_env: bool, output: str) -> None:
     """Print how to connect to ``what`` (db, replica, cache or a name): its lines on stdout, a note
     on stderr; or all of it as JSON."""
-    how = live.connect(new_run(ctx, stack), what, as_env)
+    how = live.connect(new_run(ctx, stack), what, as_env, live_mysql)
     if output == "json":
         from awslab.ui import emit_json
 

@@ -267,21 +267,30 @@ def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], o
     where = "the local AWS (no charge)" if ctx.is_local else f"AWS {ctx.region}"
     ui.emit(f"\nstack {stack} on {where}; on real AWS this lab costs about {pricing.format_money(hourly)}/hour"
             f"{'' if complete else ' (some sizes not priced)'}. Remove it with `awslab down`.")
-    if ctx.is_local and _has_engines(ctx, stack):
+    mapping = _engine_map(ctx, stack) if ctx.is_local else None
+    if mapping:
         if lab.database.engine == "postgres":
             ui.emit("Real PostgreSQL and Redis answer behind the endpoints: `awslab verify` checks them, "
                     "`awslab connect db|replica|cache` prints a psql / redis-cli line.")
+            return
+        ep = ((found["db.primary"].get("raw") or {}).get("Endpoint") or {}) if found.get("db.primary") else {}
+        info = mapping.get(f"{ep.get('Address')}:{ep.get('Port')}") or {}
+        if info.get("stands_in") and info.get("status") in ("available", "starting"):
+            ui.emit(f"Real servers answer behind the endpoints: {info['stands_in']} (the system's mariadbd), and "
+                    "Redis: `awslab verify` checks them, `awslab connect db|replica|cache` prints a mariadb / "
+                    "redis-cli line.")
         else:
-            ui.emit(f"The local AWS runs {lab.database.engine} as a control plane only (no real database behind "
-                    "its endpoint: its live checks SKIP); real Redis answers behind the cache endpoint "
-                    "(`awslab connect cache`). Real PostgreSQL runs for postgres labs; --target aws for a real "
-                    f"{lab.database.engine}.")
+            why = info.get("reason") or "no MariaDB server on this machine"
+            ui.emit(f"The local AWS runs {lab.database.engine} as a control plane only ({why}; its live checks "
+                    "SKIP, `failover` has no server to fail over); real Redis answers behind the cache endpoint "
+                    "(`awslab connect cache`). With MariaDB's server installed (Debian/Ubuntu: apt-get install "
+                    f"mariadb-server) a real one answers; --target aws for a real {lab.database.engine}.")
 
 
-def _has_engines(ctx: Context, stack: str) -> bool:
+def _engine_map(ctx: Context, stack: str) -> dict[str, dict] | None:
     from awslab.verify import live
 
-    return bool(live.endpoint_map(new_run(ctx, stack)))
+    return live.endpoint_map(new_run(ctx, stack))
 
 
 def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
@@ -391,7 +400,7 @@ def verified(run: Run, found: dict[str, Found], lab: Lab, checks: tuple[str, ...
     """verify's World of the stack and its results (the live checks run when selected): what
     `verify` prints, `report` and `verify --diagram-to` draw."""
     from awslab.verify import checks as v
-    from awslab.verify import live, ssm
+    from awslab.verify import live, live_mysql, ssm
 
     ctx = run.ctx
     world = v.gather(run, found)
@@ -399,7 +408,7 @@ def verified(run: Run, found: dict[str, Found], lab: Lab, checks: tuple[str, ...
         # An awslab local AWS reached by --endpoint-url (another home's, a shared one) has real
         # engines behind its endpoints too: check them as on the local target.
         on_local_aws = ctx.is_local or (ctx.endpoint_url is not None and bool(live.endpoint_map(run)))
-        world.live = live.check_local(run, world, lab) if on_local_aws else ssm.run_live(run, world, lab)
+        world.live = live.check_local(run, world, lab, live_mysql) if on_local_aws else ssm.run_live(run, world, lab)
     return world, v.run_checks(world, lab, checks)
 
 

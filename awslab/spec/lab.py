@@ -41,7 +41,8 @@ class Host:
 
 # Master user names RDS refuses per engine (AWS: "a reserved word for the chosen engine"): `admin` is
 # the console's default for MySQL, and RDS PostgreSQL refuses it.
-RESERVED_MASTER_USERNAMES = {"postgres": ("admin", "postgres", "rdsadmin", "root"), "mysql": ("rdsadmin", "root")}
+RESERVED_MASTER_USERNAMES = {"postgres": ("admin", "postgres", "rdsadmin", "root"), "mysql": ("rdsadmin", "root"),
+                             "mariadb": ("rdsadmin", "root")}
 
 @dataclass(frozen=True)
 class Database:
@@ -205,7 +206,12 @@ def apply_override(lab: Lab, item: str) -> Lab:
         raise LabError(source, key, "unknown setting", _suggest(attr, names, prefix=f"{sec}."))
     ftype = _field_types(cls)[attr]
     typed = _parse_text(value.strip(), ftype, source, key)
-    return replace(lab, **{sec: replace(getattr(lab, sec), **{attr: typed})})
+    section = replace(getattr(lab, sec), **{attr: typed})
+    if (sec, attr) == ("database", "engine") and typed in catalog.DB_ENGINES \
+            and section.engine_version not in catalog.DB_ENGINES[typed]["versions"]:
+        # Another engine: its default major, unless a --set gives one (after this one, or before it).
+        section = replace(section, engine_version=catalog.DB_ENGINES[typed]["default_version"])
+    return replace(lab, **{sec: section})
 
 
 def _build(cls: type, raw: dict, source: str, sec: str):

@@ -24,6 +24,9 @@ RDS_HOURLY = {
                  "db.t4g.small": 0.032, "db.t4g.medium": 0.065, "db.m5.large": 0.178},
     "mysql": {"db.t3.micro": 0.017, "db.t3.small": 0.034, "db.t3.medium": 0.068, "db.t4g.micro": 0.016,
               "db.t4g.small": 0.032, "db.t4g.medium": 0.065, "db.m5.large": 0.171},
+    # RDS for MariaDB is priced as RDS for MySQL (https://aws.amazon.com/rds/mariadb/pricing/).
+    "mariadb": {"db.t3.micro": 0.017, "db.t3.small": 0.034, "db.t3.medium": 0.068, "db.t4g.micro": 0.016,
+                "db.t4g.small": 0.032, "db.t4g.medium": 0.065, "db.m5.large": 0.171},
 }
 RDS_STORAGE_GB_MONTH = {"gp2": 0.115, "gp3": 0.115, "io1": 0.125}
 RDS_SNAPSHOT_GB_MONTH = 0.095  # an upper bound: snapshots after the first are incremental

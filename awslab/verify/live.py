@@ -160,7 +160,7 @@ def clients_missing() -> str | None:
 DROPPED_HINT = "`awslab flows --rejected` names the rule that is missing; `awslab verify --check path.` the fix"
 
 
-def _why(exc: Exception, otherwise: str | None = None) -> tuple[str, str | None]:
+def why_failed(exc: Exception, otherwise: str | None = None) -> tuple[str, str | None]:
     """A failed connection in a learner's words, and the hint: a timeout is the VPC dropping it,
     as on AWS; anything else is ``otherwise``'s to explain."""
     text = f"{type(exc).__name__}: {exc}".lower()
@@ -169,7 +169,7 @@ def _why(exc: Exception, otherwise: str | None = None) -> tuple[str, str | None]
     return type(exc).__name__, otherwise
 
 
-def _ms(t0: float) -> str:
+def ms_since(t0: float) -> str:
     return f"{(time.perf_counter() - t0) * 1000:.1f} ms"
 
 
@@ -190,12 +190,12 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
         conn = pg_connect(addr, user, password, database)
         (one,) = conn.run("SELECT 1")[0]
     except Exception as exc:  # noqa: BLE001 - any failure to log in is the finding
-        why, hint = _why(exc, "see `awslab local status` and the server log")
+        why, hint = why_failed(exc, "see `awslab local status` and the server log")
         return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: {why}", hint),
                 *[(f"live.{key}", SKIP, "needs a session on the primary (to write the row it reads back)", None)
                   for key, _ in replicas]]
     out = [("live.host-to-db", PASS if one == 1 else FAIL,
-            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1{_over(addr)} in {_ms(t0)}", None)]
+            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1{_over(addr)} in {ms_since(t0)}", None)]
     if addr.tls == "required":
         if plain_refused(addr, lambda: pg_connect(addr, user, password, database, plain=True).close()):
             out[0] = (*out[0][:2], out[0][2] + "; a connection without TLS was refused (rds.force_ssl=1)", None)
@@ -223,7 +223,7 @@ def _replica_row(key, replica, mapping, user, password, database, marker, writte
     try:
         conn = pg_connect(addr, user, password, database)
     except Exception as exc:  # noqa: BLE001
-        why, hint = _why(exc)
+        why, hint = why_failed(exc)
         return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", hint)
     try:
         while True:
@@ -268,11 +268,11 @@ def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> lis
     try:
         pong = client.ping()
     except redis.exceptions.RedisError as exc:
-        why, hint = _why(exc)
+        why, hint = why_failed(exc)
         return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {why}", hint),
                 ("live.cache-replica", SKIP, "needs the primary's engine", None)]
     out = [("live.host-to-cache", PASS if pong else FAIL,
-            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING{_over(addr)} in {_ms(t0)}", None)]
+            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING{_over(addr)} in {ms_since(t0)}", None)]
     if addr.tls == "required":
         if plain_refused(addr, lambda: redis_connect(addr, token, plain=True, socket_timeout=2).ping()):
             out[0] = (*out[0][:2], out[0][2] + "; a plain connection was refused (in-transit encryption)", None)
@@ -359,17 +359,19 @@ def _pgpass_escape(text: str) -> str:
 def require_engine(addr: Address, what: str) -> None:
     if addr.usable:
         return
-    if addr.status == "unavailable" and "PostgreSQL only" in (addr.reason or ""):
-        # Not something a restart fixes: the local AWS has no real MySQL.
+    if addr.status == "unavailable" and "control plane only" in (addr.reason or ""):
+        # Not something a restart fixes: this machine has no server for the engine.
         raise UsageError(f"no engine to connect to for {what} ({addr.endpoint}): {addr.reason}",
-                         "a MySQL lab runs the control plane only on the local AWS; --target aws for a real one")
+                         "install MariaDB's server (Debian/Ubuntu: apt-get install mariadb-server) for a real one "
+                         "behind a MySQL or MariaDB lab; --target aws for RDS's own")
     raise UsageError(f"no engine to connect to for {what} ({addr.endpoint}): {addr.reason or addr.status}",
                      "on the local AWS: awslab local stop && awslab local start (engines on); " + INSTALL_HINT)
 
 
-def connect(run: Run, what: str, as_env: bool) -> dict:
+def connect(run: Run, what: str, as_env: bool, mysql=None) -> dict:
     """How to open psql / redis-cli on the stack's DB, replica or cache: {"lines": shell lines,
-    "id", "endpoint" and, on the local AWS, "local_address" (where its real engine listens)}."""
+    "id", "endpoint" and, on the local AWS, "local_address" (where its real engine listens)}.
+    ``mysql``: the MySQL family's lines (``live_mysql``, handed in by the command)."""
     from awslab.engine.discovery import discover
 
     found = discover(run)
@@ -381,7 +383,7 @@ def connect(run: Run, what: str, as_env: bool) -> dict:
             ep = raw.get("Endpoint") or {}
             user, password = db_credentials(run, raw if raw.get("MasterUserSecret") else (found["db.primary"].get("raw") or {}))
             return _local_lines(run, "db", ep, user, password, raw.get("DBName") or "postgres", as_env, f.id,
-                                host_of(found))
+                                host_of(found), mysql)
         ep = (raw.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
         return _local_lines(run, "cache", ep, "", cache_token(run, found["cache.auth-token"].id), "", as_env, f.id,
                             host_of(found))
@@ -412,16 +414,21 @@ def connect(run: Run, what: str, as_env: bool) -> dict:
     if not run.ctx.is_local:
         return {"id": ident, "endpoint": f"{ep.get('Address')}:{ep.get('Port')}", "local_address": None,
                 "lines": _connect_on_aws(run, what, ep, found, user, database)}
-    return _local_lines(run, what, ep, user, password, database, as_env, ident, host_of(found))
+    return _local_lines(run, what, ep, user, password, database, as_env, ident, host_of(found), mysql)
 
 
 def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, database: str, as_env: bool,
-                 ident: str, via: str | None) -> dict:
+                 ident: str, via: str | None, mysql=None) -> dict:
     """Through the host, as SSM port forwarding does on AWS: the host's groups decide."""
-    addr = resolve(endpoint_map(run, via), ep.get("Address", ""), ep.get("Port", 0))
+    mapping = endpoint_map(run, via)
+    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
     require_engine(addr, what)
-    lines, note = connect_lines(run, what, addr, user=user, password=password, database=database, as_env=as_env,
-                                ident=ident)
+    if ((mapping or {}).get(addr.endpoint) or {}).get("engine") == "mariadb" and mysql is not None:
+        lines, note = mysql.connect_lines(run, addr, user=user, password=password, database=database,
+                                               as_env=as_env, ident=ident)
+    else:
+        lines, note = connect_lines(run, what, addr, user=user, password=password, database=database,
+                                    as_env=as_env, ident=ident)
     return {"id": ident, "endpoint": addr.endpoint, "local_address": f"{addr.host}:{addr.port}", "lines": lines,
             "tls": addr.tls or None, "ca": addr.ca or None, "note": note}
 
@@ -447,9 +454,10 @@ def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, datab
     return lines
 
 
-def check_local(run: Run, w: World, lab: Lab) -> list[Result]:
+def check_local(run: Run, w: World, lab: Lab, mysql=None) -> list[Result]:
     """Connect from the host to the engines the local AWS runs behind the stack's endpoints (the
-    host's security groups and subnet decide, as on AWS)."""
+    host's security groups and subnet decide, as on AWS). ``mysql``: the MySQL family's checks
+    (``live_mysql``, handed in by the command: it builds on this module)."""
     missing = clients_missing()
     mapping = endpoint_map(run, host_of(w.found))
     if missing or mapping is None:
@@ -459,14 +467,15 @@ def check_local(run: Run, w: World, lab: Lab) -> list[Result]:
     db = w.raw("db.primary")
     if db is None:
         out.append(Result("live.host-to-db", SKIP, "needs the primary DB (db.primary)"))
-    elif lab.database.engine != "postgres":
+    elif lab.database.engine not in ("postgres", "mysql", "mariadb"):
         # Every live check of the database says why it did not run: the primary's and each replica's.
-        why = f"the local AWS runs real engines for PostgreSQL only, not {lab.database.engine}: control plane only"
+        why = f"the local AWS runs no real engine for {lab.database.engine}: control plane only"
         out.append(Result("live.host-to-db", SKIP, why))
         out += [Result(f"live.{k}", SKIP, why) for k, _ in w.dbs() if k.startswith("db.replica.")]
     else:
         replicas = [(k, raw) for k, raw in w.dbs() if k.startswith("db.replica.")]
-        out += [Result(*row) for row in check_db(run, db, replicas, mapping, lab.database.database_name)]
+        checker = check_db if lab.database.engine == "postgres" or mysql is None else mysql.check_db
+        out += [Result(*row) for row in checker(run, db, replicas, mapping, lab.database.database_name)]
     group, token = w.raw("cache.group"), w.found.get("cache.auth-token")
     if group is None:
         out.append(Result("live.host-to-cache", SKIP, "needs the cache (cache.group)"))

@@ -21,7 +21,7 @@ def test_engines__the_catalogue_with_aws_limits_and_sources(awslab):
         assert by[engine]["max_replicas"] == limit, engine
     # Multi-AZ DB clusters: MySQL and PostgreSQL only.
     assert {e for e, row in by.items() if row["multi_az_cluster"]} == {"mysql", "postgres"}
-    assert {e for e, row in by.items() if row["lab"]} == {"postgres", "mysql"}
+    assert {e for e, row in by.items() if row["lab"]} == {"postgres", "mysql", "mariadb"}
     assert all(url.startswith("https://docs.aws.amazon.com/") for url in data["sources"].values())
     text = awslab("engines")
     assert text.code == 0 and "real server" in text.out and "Sources:" in text.out
@@ -29,6 +29,6 @@ def test_engines__the_catalogue_with_aws_limits_and_sources(awslab):
 
 
 def test_an_engine_rds_offers_but_no_lab_runs__is_refused_as_such(awslab):
-    got = awslab("up", "week6", "--set", "database.engine=mariadb")
+    got = awslab("up", "week6", "--set", "database.engine=oracle-ee")
     assert got.code == 2
-    assert "an RDS engine awslab's labs do not run yet 'mariadb'" in got.err and "awslab engines" in got.err
+    assert "an RDS engine awslab's labs do not run yet 'oracle-ee'" in got.err and "awslab engines" in got.err

@@ -123,6 +123,19 @@ def _engine_dirs(home: Path, keys: set[str]) -> list[Path]:
     return [Path(registry[k]["dir"]) for k in keys if k in registry]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_mariadb_server():
+    """This module's local AWS runs without MariaDB's server (as a machine without the package):
+    the MySQL family is then the control plane only (tests/local/test_mariadb.py has the server)."""
+    saved = os.environ.get("AWSLAB_MARIADBD")
+    os.environ["AWSLAB_MARIADBD"] = "off"
+    yield
+    if saved is None:
+        os.environ.pop("AWSLAB_MARIADBD", None)
+    else:
+        os.environ["AWSLAB_MARIADBD"] = saved
+
+
 def test_a_mysql_lab__says_control_plane_only_everywhere_and_takes_admin(awslab, engines, stack):
     mysql = ["--set", "database.engine=mysql", "--set", "database.engine_version=8.0",
              "--set", "database.master_username=admin"]
@@ -134,8 +147,10 @@ def test_a_mysql_lab__says_control_plane_only_everywhere_and_takes_admin(awslab,
     live = {r["id"]: r for r in json.loads(awslab("verify", "--name", stack, "--check", "live", "--output", "json").out)}
     assert {k: r["status"] for k, r in live.items() if k.startswith(("live.host-to-db", "live.db."))} == {
         "live.host-to-db": "SKIP", "live.db.replica.1": "SKIP"}
-    assert all("PostgreSQL only, not mysql" in r["detail"] for k, r in live.items() if "db" in k)
+    assert all("control plane only" in r["detail"] for k, r in live.items() if "db" in k)
     assert live["live.host-to-cache"]["status"] == "PASS"
+    failover = awslab("failover", "--name", stack)
+    assert failover.code == 0 and "there is no server to fail over" in failover.out and "not available for" not in failover.out
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
 
 

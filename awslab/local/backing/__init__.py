@@ -20,7 +20,7 @@ The package, by what each part holds: ``core`` the ``Backing`` (the work queues 
 map, the listeners and links it opens), ``keys`` which engine is whose (per account and region),
 ``hooks`` what the two services' hooks share (the server's one ``Backing``, the revivers and
 periodic work they register, the wrapper that runs a hook after a moto method), ``rds`` and
-``elasticache`` each service's hooks and revivers. This module is what the server calls:
+``elasticache`` each service's hooks and revivers (``rds_mysql`` RDS's MySQL family, on MariaDB). This module is what the server calls:
 ``enable`` installs RDS's hooks, then ElastiCache's; ``resume`` and ``reconcile`` run every
 service's revivers, which give a restarted server's resources their engines back.
 """
@@ -33,7 +33,7 @@ import threading
 from pathlib import Path
 
 from awslab.home.state import write_json_atomic
-from awslab.local.backing import elasticache, hooks, rds
+from awslab.local.backing import elasticache, hooks, rds, rds_mysql
 from awslab.local.backing.core import ENDPOINTS_FILE, LINK, PATHS_SETTLE_S, PORTS_FILE, TUNNEL, Backing
 from awslab.local.backing.elasticache import CACHE_MEMORY_SCALE, CACHE_NODE_MIB
 from awslab.local.backing.hooks import PERIODIC_S
@@ -63,6 +63,7 @@ def enable(local_dir: Path) -> Backing:
     """Back the local AWS's RDS and ElastiCache resources by real engines (after patches.apply)."""
     hooks.current = Backing(local_dir)
     rds.install()
+    rds_mysql.install()
     elasticache.install()
     threading.Thread(target=_tick, args=(hooks.current,), name="engine periodic", daemon=True).start()
     return hooks.current
@@ -149,7 +150,8 @@ def describe_endpoints(local_dir: Path, via: str | None = None) -> dict[str, dic
         return read_endpoints(local_dir)
     endpoints = hooks.current.view(via or OUTSIDE)
     for info in endpoints.values():
-        if info.get("role") == "replica" and info.get("engine") == "postgres" and info.get("status") == "available":
+        if info.get("role") == "replica" and info.get("engine") in ("postgres", "mariadb") \
+                and info.get("status") == "available":
             try:
                 info["replica_lag_s"] = hooks.current.engines.replica_lag(info["key"])
             except Exception:  # noqa: BLE001 - a lag that cannot be read is left out, never an error

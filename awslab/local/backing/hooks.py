@@ -18,6 +18,7 @@ log = logging.getLogger("awslab.local.backing")
 current: Backing | None = None
 revivers: list[Callable[[Backing], set[str]]] = []
 periodic: list[Callable[[Backing], None]] = []   # run every PERIODIC_S on the running server
+elsewhere: set[str] = set()   # RDS engines whose hooks are not rds.py's (rds_mysql.py adds the MySQL family)
 PERIODIC_S = 1.0
 
 

@@ -29,7 +29,7 @@ def _db_endpoint(db) -> str:
     return f"{db.address}:{db.port}"
 
 
-def _secret_of(db) -> dict:
+def secret_of(db) -> dict:
     secret = getattr(db, "master_user_secret", None)
     if secret is not None:
         return json.loads(secret.secret.secret_string)
@@ -70,7 +70,7 @@ def _pg_major_available(version: str | None) -> str | None:
 
 def _with_own_password(db, key: str, entry: dict) -> dict:
     """A restored instance answers to the password of its own secret (the one DescribeDBInstances names)."""
-    secret = _secret_of(db)
+    secret = secret_of(db)
     if secret.get("password"):
         hooks.current.engines.set_postgres_password(key, secret["password"])
     return entry
@@ -80,7 +80,7 @@ def _backups_on(db) -> bool:
     return bool(getattr(db, "backup_retention_period", 0))
 
 
-def _epoch(value) -> float | None:
+def epoch(value) -> float | None:
     """A RestoreTime as the API hands it (datetime or ISO-8601 text) in epoch seconds."""
     from datetime import datetime, timezone
 
@@ -117,6 +117,8 @@ def install() -> None:
     def start_primary(db, start: Callable[[], dict], role: str = "primary", after_key: str | None = None) -> None:
         """Start the instance's engine (and, for Multi-AZ, its synchronous standby, before the
         instance is available, as RDS creates both)."""
+        if db.engine in hooks.elsewhere:
+            return   # another module's engines (rds_mysql.py: the MySQL family)
         if db.engine != "postgres":
             unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
             return
@@ -133,7 +135,7 @@ def install() -> None:
         b.start_engine(_db_endpoint(db), key, work, after=after_key, role=role)
 
     def created(self, db, db_kwargs) -> None:
-        secret = _secret_of(db)
+        secret = secret_of(db)
         key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: engines.start_postgres(key, user=secret["username"], password=secret["password"],
                                                          dbname=db.db_name or "postgres", backups=_backups_on(db),
@@ -157,7 +159,7 @@ def install() -> None:
         # The source's newest base backup before the time asked, and its WAL archive replayed up to it.
         source = kw.get("source_db_identifier") or (a[0] if a else "")
         overrides = a[2] if len(a) > 2 else kw.get("overrides") or {}
-        when = None if overrides.get("use_latest_restorable_time") else _epoch(overrides.get("restore_time"))
+        when = None if overrides.get("use_latest_restorable_time") else epoch(overrides.get("restore_time"))
         src_key = _db_key(db.account_id, db.region, source)
         key = _db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: _with_own_password(db, key, engines.restore_postgres_to_time(
@@ -165,6 +167,8 @@ def install() -> None:
 
     def deleted(self, db, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False,
                 delete_automated_backups=True, *a, **kw) -> None:
+        if db.engine in hooks.elsewhere:
+            return
         key = _db_key(db.account_id, db.region, db_instance_identifier)
         for follower in engines.followers(key):   # AWS promotes a deleted source's read replicas
             if follower != engines.standby_key(key):
@@ -330,6 +334,8 @@ def install() -> None:
         claimed = set()
         dbs = sorted(hooks.live(rds_backends, "databases"), key=lambda t: bool(t[2].source_db_instance_identifier))
         for backend, region, db in dbs:   # primaries first: a replica follows its primary's new port
+            if db.engine in hooks.elsewhere:
+                continue   # rds_mysql's reviver
             key = _db_key(db.account_id, region, db.db_instance_identifier)
             claimed.add(key)
             source = (db.source_db_instance_identifier or "").split(":")[-1]
@@ -362,7 +368,7 @@ def install() -> None:
         if source is not None and not _backups_on(source):
             raise RDSClientError("PointInTimeRestoreNotEnabled", "SourceDBInstanceIdentifier refers to a DB "
                                  "instance with BackupRetentionPeriod equal to 0.")
-        when = None if overrides.get("use_latest_restorable_time") else _epoch(overrides.get("restore_time"))
+        when = None if overrides.get("use_latest_restorable_time") else epoch(overrides.get("restore_time"))
         window = restore_window(self.account_id, self.region_name, source_db_identifier) if source is not None else None
         if when is not None and window is not None and not window[0] <= when <= window[1] + 1:
             fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731

@@ -55,6 +55,7 @@ from awslab.local.engines.binaries import INSTALL_HINT, postgres_bindir, redis_s
 from awslab.local.engines.children import pid_alive
 from awslab.local.engines.core import DEFAULT_ENGINES_DIR, ENGINES_DIR_ENV
 from awslab.local.engines.lifecycle import EngineLifecycle
+from awslab.local.engines.mariadb_instances import MariadbInstances
 from awslab.local.engines.pg_backups import PostgresBackups
 from awslab.local.engines.pg_instances import COLD_FOLLOW_MAX_SEGMENTS, PostgresInstances
 from awslab.local.engines.pg_standby import STANDBY_SUFFIX, PostgresStandby
@@ -69,7 +70,7 @@ __all__ = ["COLD_FOLLOW_MAX_SEGMENTS", "DEFAULT_ENGINES_DIR", "ENGINES_DIR_ENV",
            "postgres_bindir", "reachable_by", "redis_server_path", "run_as", "scram_verifier"]
 
 
-class Engines(PostgresInstances, PostgresBackups, PostgresStandby, PostgresUpgrade, RedisNodes, EngineSnapshots,
+class Engines(MariadbInstances, PostgresInstances, PostgresBackups, PostgresStandby, PostgresUpgrade, RedisNodes, EngineSnapshots,
               EngineLifecycle):
     """Engines keyed by a string (e.g. 'db:week6-db', 'cache:week6-cache'), listed in a ``Registry``
     at root/'engines.json' that another process can read to stop everything (stop_all) after a

@@ -169,7 +169,8 @@ def _final_snapshot_choice(db, final_snapshot: str | None, skip: bool) -> None:
 
 # What RDS picks when CreateDBInstance names no version: a current one (moto's are retired: 9.3.3,
 # 5.6.21, which the version check below, as AWS, would then refuse on a restore).
-DEFAULT_VERSIONS = {"postgres": DB_CURRENT_MINORS["postgres"]["16"], "mysql": DB_CURRENT_MINORS["mysql"]["8.0"]}
+DEFAULT_VERSIONS = {"postgres": DB_CURRENT_MINORS["postgres"]["16"], "mysql": DB_CURRENT_MINORS["mysql"]["8.0"],
+                    "mariadb": DB_CURRENT_MINORS["mariadb"]["10.11"]}
 
 
 @patch(DB_INSTANCE, gap="rds-default-version", phase="rejects", kind="derive")
