@@ -69,3 +69,8 @@ def test_cli__bad_cluster_input_exits_2_with_one_line_before_any_call(awslab, ap
     result = awslab("plan", "week6", "--set", CLUSTER, "--set", "database.cluster_instance_class=db.t3.micro")
     assert result.code == 2 and api_calls == []
     assert len(result.err.strip().splitlines()) <= 2 and "database.cluster_instance_class" in result.err, result.err
+
+
+def test_export__a_cluster_is_refused_in_one_line_not_written_as_an_instance(awslab):
+    result = awslab("export", "cloudformation", "week6", "--set", CLUSTER)
+    assert result.code == 2 and result.out == "" and "AWS::RDS::DBCluster" in result.err
