@@ -77,20 +77,24 @@ def tag_spec(run: Run, resource_type: str, key: str, name: str) -> list[dict]:
 
 
 def availability_zones(run: Run, spec: dict) -> list[str]:
-    """The lab's two AZs: as set, or the region's first two available ones (asked once per run)."""
+    """The lab's AZs: as set, or the region's first available ones (asked once per run): two, or
+    three where the subnet asks for a third (a Multi-AZ DB cluster's private-c)."""
+    need = 3 if spec.get("az_index", 0) >= 2 else 2
     if spec.get("azs"):
         return list(spec["azs"])
 
-    def first_two() -> list[str]:
+    def available() -> list[str]:
         zones = run.client("ec2").describe_availability_zones(
             Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
         )["AvailabilityZones"]
-        return sorted(z["ZoneName"] for z in zones)[:2]
+        return sorted(z["ZoneName"] for z in zones)[:3]
 
-    zones = run.memo("azs", first_two)
-    if len(zones) < 2:
-        raise OperationError(f"region {run.ctx.region} has fewer than two available AZs", "choose another region")
-    return zones
+    zones = run.memo("azs", available)
+    if len(zones) < need:
+        raise OperationError(f"region {run.ctx.region} has fewer than {'three' if need == 3 else 'two'} available AZs",
+                             "a Multi-AZ DB cluster needs three: choose another region, or database.deployment=instance"
+                             if need == 3 else "choose another region")
+    return zones[:need]
 
 
 # Describe and filter by id for each kind EC2 deletes: a filter never answers "not found".

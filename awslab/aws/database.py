@@ -44,7 +44,7 @@ from awslab.spec.tags import (
     origin_tags,
     owned_by,
 )
-from awslab.spec.topology import names
+from awslab.spec.topology import PRIVATE_SUBNETS, names
 
 FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "incompatible-restore",
                  "inaccessible-encryption-credentials", "storage-full", "restore-error"}
@@ -58,8 +58,8 @@ def discover(run: Run) -> list[Found]:
     for page in rds.get_paginator("describe_db_instances").paginate():
         for db in page["DBInstances"]:
             tags = from_tag_list(db.get("TagList"))
-            if not owned_by(tags, run.stack):
-                continue
+            if not owned_by(tags, run.stack) or db.get("DBClusterIdentifier"):
+                continue   # a Multi-AZ DB cluster's members are its own (aws/db_cluster.py)
             key = tags.get(TAG_RESOURCE) or f"db.{db['DBInstanceIdentifier']}"
             out.append(Found(key, "db-replica" if db.get("ReadReplicaSourceDBInstanceIdentifier") else "db-instance",
                              db["DBInstanceIdentifier"], db["DBInstanceStatus"], created=db.get("InstanceCreateTime"),
@@ -98,11 +98,13 @@ class DbSubnetGroup:
 
     def create(self, run: Run, d: Desired) -> Found:
         rds = run.client("rds")
-        subnets = [run.ref(k).id for k in ("network.subnet.private-a", "network.subnet.private-b")]
+        # Two private subnets; three for a Multi-AZ DB cluster (topology's spec names them).
+        subnets = [run.ref(k).id for k in d.spec.get("subnets", PRIVATE_SUBNETS)]
         group = create_or_adopt(
             run, f"DB subnet group {d.name}",
             lambda: rds.create_db_subnet_group(
-                DBSubnetGroupName=d.name, DBSubnetGroupDescription=f"awslab {run.stack}: private subnets in two AZs",
+                DBSubnetGroupName=d.name,
+                DBSubnetGroupDescription=f"awslab {run.stack}: private subnets in {'three' if len(subnets) == 3 else 'two'} AZs",
                 SubnetIds=subnets, Tags=run.tag_list(d.key, d.name))["DBSubnetGroup"],
             "DBSubnetGroupAlreadyExists",
             lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=d.name)["DBSubnetGroups"][0],

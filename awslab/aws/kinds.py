@@ -6,7 +6,7 @@ command starts its run (commands/_common.py); a new kind is one handler here and
 
 from __future__ import annotations
 
-from awslab.aws import cache, database, host, network, parameters, security_groups
+from awslab.aws import cache, database, db_cluster, host, network, parameters, security_groups
 from awslab.aws.cache import (
     AuthTokenSecret,
     CacheRestore,
@@ -22,6 +22,7 @@ from awslab.aws.database import (
     DbSnapshotCopy,
     DbSubnetGroup,
 )
+from awslab.aws.db_cluster import DbCluster, DbClusterParameterGroup, DbClusterSnapshot
 from awslab.aws.host import HostCommand, Instance, InstanceProfile
 from awslab.aws.network import InternetGateway, RouteTable, Subnet, Vpc
 from awslab.aws.parameters import CacheParameterGroup, DbParameterGroup
@@ -34,7 +35,7 @@ KINDS = Kinds(
      InstanceProfile(), Instance(), DbSubnetGroup(), DbInstance(), DbReplica(),
      CacheSubnetGroup(), AuthTokenSecret(), ReplicationGroup(),
      DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(), HostCommand(),
-     DbParameterGroup(), CacheParameterGroup()),
+     DbParameterGroup(), CacheParameterGroup(), DbCluster(), DbClusterParameterGroup(), DbClusterSnapshot()),
     areas=(network.discover, security_groups.discover, host.discover, database.discover, cache.discover,
-           parameters.discover),
+           parameters.discover, db_cluster.discover),
 )

@@ -172,6 +172,10 @@ class _ParameterGroup:
         return Found(f.key, f.kind, f.id, "available", f.created, {**f.attrs, "raw": {**(f.get("raw") or {}), **wanted}})
 
 
+# What a kind of parameter group elsewhere builds on (aws/db_cluster.py's DB cluster parameter group).
+ParameterGroup = _ParameterGroup
+
+
 class DbParameterGroup(_ParameterGroup):
     kind = "db-parameter-group"
     capabilities = frozenset({"settings"})

@@ -24,6 +24,7 @@ from awslab.aws.cache import CACHE_SETTINGS
 from awslab.aws.database import DB_SETTINGS
 from awslab.aws.parameters import CACHE_PARAMETERS, DB_PARAMETERS, cache_family, db_family, values
 from awslab.aws.security_groups import ALL, desired_rules
+from awslab.errors import UsageError
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
 from awslab.spec.model import parameters
@@ -81,6 +82,9 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
              klass: str | None = None) -> dict:
     """The CloudFormation template of ``lab`` (with ``overrides``, the --set list it was built with)
     for the awslab stack ``stack`` (its default name); ``klass``: the class it belongs to (a StackSet's)."""
+    if lab.database.deployment == "cluster":   # AWS::RDS::DBCluster is not written yet: say so, write nothing
+        raise UsageError("the exported template does not hold a Multi-AZ DB cluster yet (AWS::RDS::DBCluster)",
+                         "export with database.deployment=instance, or build the cluster with `awslab up`")
     n, h, d, c = lab.network, lab.host, lab.database, lab.cache
     az = [{"Fn::Select": [i, {"Fn::GetAZs": ""}]} if not n.availability_zones else n.availability_zones[i]
           for i in (0, 1)]

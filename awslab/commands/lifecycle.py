@@ -194,6 +194,8 @@ def with_sources(plan: Plan, lab: Lab, overrides_now: list[str], overrides_befor
 
 
 def _endpoint(f: Found) -> str:
+    if f.kind == "db-cluster":   # a Multi-AZ DB cluster: its writer endpoint, then its reader endpoint
+        return f"{f.get('endpoint')}:{f.get('port')} (reader {f.get('reader_endpoint')})"
     if f.get("endpoint"):
         return f"{f.get('endpoint')}:{f.get('port')}"
     if f.kind == "instance":
@@ -240,7 +242,7 @@ def resource_records(found: dict[str, Found], engines: dict[str, dict] | None = 
 
 def _secret_arns(found: dict[str, Found]) -> dict[str, str]:
     out = {}
-    primary = found.get("db.primary")
+    primary = found.get("db.primary") or found.get("db.cluster")
     if primary is not None and primary.get("secret_arn"):
         out["database master password (managed by RDS)"] = primary.get("secret_arn")
     token = found.get("cache.auth-token")
@@ -269,6 +271,11 @@ def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], o
             f"{'' if complete else ' (some sizes not priced)'}. Remove it with `awslab down`.")
     mapping = _engine_map(ctx, stack) if ctx.is_local else None
     if mapping:
+        if lab.database.deployment == "cluster":
+            ui.emit("The local AWS runs the Multi-AZ DB cluster as a control plane (its writer, two readers, "
+                    "endpoints, failover and final snapshot; no real database behind its endpoints yet: its live "
+                    "checks SKIP); real Redis answers behind the cache endpoint (`awslab connect cache`).")
+            return
         if lab.database.engine == "postgres":
             ui.emit("Real PostgreSQL and Redis answer behind the endpoints: `awslab verify` checks them, "
                     "`awslab connect db|replica|cache` prints a psql / redis-cli line.")
@@ -343,7 +350,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
         _report_kept(stack, [], kept, output)
         return EXIT_OK
     keeps = ["a final snapshot of each database (the primary, any restored instance) until you delete it"] if (
-        any(f.kind == "db-instance" for f in run.found.values()) and not skip_final_snapshot) else []
+        any(f.kind in ("db-instance", "db-cluster") for f in run.found.values()) and not skip_final_snapshot) else []
     if not delete_snapshots:
         keeps.append("the stack's manual snapshots (`awslab snapshots`; --delete-snapshots removes them)")
     confirm_real_account(ctx, f"delete {len(plan.steps)} resources of stack {stack}",
@@ -365,7 +372,7 @@ def _down_preview(ctx: Context, stack: str, plan: Plan, run: Run, skip_final_sna
     keeps = []
     # A final snapshot of each database deleted: the primary and any restored instance (a replica
     # holds no data of its own).
-    dbs = sorted((f for f in run.found.values() if f.kind == "db-instance"), key=lambda f: order_key(f.key))
+    dbs = sorted((f for f in run.found.values() if f.kind in ("db-instance", "db-cluster")), key=lambda f: order_key(f.key))
     if dbs and not skip_final_snapshot:
         gib = sum(f.get("storage_gib") or 0 for f in dbs)
         keeps.append(f"a final snapshot of {', '.join(f.id for f in dbs)} ({gib} GiB, about "

@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 
 from awslab import ui
-from awslab.aws import cache, database, network
+from awslab.aws import cache, database, db_cluster, network
 from awslab.commands._common import (
     confirm_real_account,
     local_profile,
@@ -59,7 +59,8 @@ def find_snapshots(run: Run, found: dict[str, Found]) -> list[Found]:
     """The stack's DB and cache snapshots in its region and every region it copied to."""
     instances = [f.id for f in found.values() if f.kind in ("db-instance", "db-replica")]
     regions = [run.ctx.region] + sorted(copy_regions(run.stack, found) - {run.ctx.region})
-    return database.discover_snapshots(run, regions, instances) + cache.discover_snapshots(run)
+    return (database.discover_snapshots(run, regions, instances) + cache.discover_snapshots(run)
+            + db_cluster.discover_snapshots(run))
 
 
 def _snapshot_rows(snaps: list[Found]) -> list[list[str]]:
@@ -223,13 +224,14 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
     """A forced failover of the Multi-AZ primary (or of the cache's primary node)."""
     run = progress_run(ctx, stack, "", progress)
     found = discover(run)
-    key = "cache.group" if on_cache else "db.primary"
+    cluster = not on_cache and "db.cluster" in found   # a Multi-AZ DB cluster: FailoverDBCluster
+    key = "cache.group" if on_cache else "db.cluster" if cluster else "db.primary"
     target = found.get(key)
     if target is None:
         raise UsageError(f"stack {stack} has no {key} to fail over", "run `awslab up` first")
-    (cache.check_failover if on_cache else database.check_failover)(run, target.id)
-    confirm_real_account(ctx, f"fail over {target.id}", [f"will reboot {target.id} with failover (a brief outage)"])
-    no_server = None if on_cache or not ctx.is_local else _no_db_server(run, target)
+    (cache.check_failover if on_cache else db_cluster.check_failover if cluster else database.check_failover)(run, target.id)
+    confirm_real_account(ctx, f"fail over {target.id}", [f"will fail over {target.id} (a brief outage)"])
+    no_server = None if on_cache or cluster or not ctx.is_local else _no_db_server(run, target)
     outcome = execute(plan_failover(stack, target), run)
     raise_if_failed(outcome, "failover", run)
     done = run.found[key].get("failover")
@@ -237,6 +239,11 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
         result = {"resource": target.id, "primary_before": done["primary_before"], "primary_after": done["primary_after"],
                   "seconds": round(done["seconds"], 1)}
         text = f"{target.id}: primary node {done['primary_before']} -> {done['primary_after']}; available again after {done['seconds']:.1f}s"
+    elif cluster:
+        result = {"resource": target.id, "writer_before": done["writer_before"], "writer_after": done["writer_after"],
+                  "az_before": done["az_before"], "az_after": done["az_after"], "seconds_unavailable": round(done["seconds"], 1)}
+        text = (f"{target.id}: writer {done['writer_before']} ({done['az_before']}) -> {done['writer_after']} "
+                f"({done['az_after']}); not available for {done['seconds']:.1f}s by polling")
     else:
         result = {"resource": target.id, "az_before": done["az_before"], "az_after": done["az_after"],
                   "standby_az": done["standby_az"], "seconds_unavailable": round(done["seconds"], 1)}
@@ -251,7 +258,8 @@ def failover(ctx: Context, stack: str, *, on_cache: bool, output: str, progress:
         prof = local_profile(ctx)
         result["latency_profile"] = {k: prof[k] for k in ("profile", "time_scale", "explicit")}
         text += (f" (on {prof['words']}; AWS takes "
-                 + ("about a minute (TestFailover)" if on_cache else "60-120 s (RDS User Guide)") + ")")
+                 + ("about a minute (TestFailover)" if on_cache else "typically under 35 s for a Multi-AZ DB cluster "
+                    "(RDS User Guide)" if cluster else "60-120 s (RDS User Guide)") + ")")
     if output == "json":
         ui.emit_json(result)
     else:

@@ -12,6 +12,8 @@ Typical durations on AWS (seconds), and where they come from:
 |---------------------------|------------------------------------|--------|
 | rds.create (Single-AZ)    | creating 420, backing-up 120       | RDS User Guide, "Creating a DB instance": "can take several minutes"; observed 5-10 min for db.t3.micro |
 | rds.create.multi_az       | creating 780, backing-up 180       | Multi-AZ adds the standby's creation and sync; observed 12-20 min |
+| rds.cluster.create        | creating 900, backing-up 180       | a Multi-AZ DB cluster: three instances in three AZs made together (RDS gives no figure; an estimate above rds.create.multi_az) |
+| rds.cluster.failover      | failing-over 35                    | "failover typically under 35 seconds" (RDS User Guide, "Multi-AZ DB cluster deployments", failover process) |
 | rds.replica               | creating 600                       | "Working with read replicas": a snapshot of the source, then a new instance; observed ~10 min |
 | rds.restore               | creating 600, backing-up 120       | restores create a new instance from a snapshot; observed ~10 min |
 | rds.modify                | modifying 120                      | class/storage changes with ApplyImmediately; observed minutes |
@@ -53,6 +55,8 @@ NETWORK: dict[str, float] = {"net.cross-az": 0.001, "net.same-az": 0.0002}   # r
 REALISTIC: dict[str, tuple[tuple[str, float], ...]] = {
     "rds.create": (("creating", 420), ("backing-up", 120)),
     "rds.create.multi_az": (("creating", 780), ("backing-up", 180)),
+    "rds.cluster.create": (("creating", 900), ("backing-up", 180)),
+    "rds.cluster.failover": (("failing-over", 35),),
     "rds.replica": (("creating", 600),),
     "rds.restore": (("creating", 600), ("backing-up", 120)),
     "rds.modify": (("modifying", 120),),

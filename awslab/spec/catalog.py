@@ -47,7 +47,7 @@ SSH_PORT = 22
 DB_CLASS_RE = re.compile(r"^db\.(t3|t4g|m5|m6g|m6i|m7g|r5|r6g|r6i|r7g)\.(micro|small|medium|large|xlarge|[0-9]+xlarge)$")
 CACHE_NODE_RE = re.compile(r"^cache\.(t3|t4g|m5|m6g|m7g|r5|r6g|r7g)\.(micro|small|medium|large|xlarge|[0-9]+xlarge)$")
 EC2_TYPE_RE = re.compile(r"^[a-z][a-z0-9]*\.(nano|micro|small|medium|large|xlarge|[0-9]+xlarge|metal)$")
-DB_STORAGE_TYPES = {"gp2": (20, 65536), "gp3": (20, 65536), "io1": (100, 65536)}
+DB_STORAGE_TYPES = {"gp2": (20, 65536), "gp3": (20, 65536), "io1": (100, 65536), "io2": (100, 65536)}
 WORLD_CIDRS = ("0.0.0.0/0", "::/0")
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from awslab.errors import LabError, UsageError
-from awslab.spec import catalog
+from awslab.spec import catalog, deployment
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +29,7 @@ class Network:
     public_subnet_cidr: str = "10.60.0.0/24"
     private_subnet_cidrs: tuple[str, ...] = ("10.60.10.0/24", "10.60.11.0/24")
     availability_zones: tuple[str, ...] = ()
+    cluster_subnet_cidr: str = "10.60.12.0/24"   # private-c, the third AZ: made only for a Multi-AZ DB cluster
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class Database:
     deletion_protection: bool = False
     read_replicas: int = 1
     force_ssl: bool = True     # the DB parameter group's rds.force_ssl / require_secure_transport
+    deployment: str = "instance"   # or "cluster": a Multi-AZ DB cluster (spec/deployment.py)
+    cluster_instance_class: str = "db.m6gd.large"   # the cluster's members' class (no db.t* for clusters)
+    iops: int = 0              # provisioned IOPS: io1/io2 need them; 0 = the storage's baseline
 
     @property
     def port(self) -> int:
@@ -301,6 +305,8 @@ def validate(lab: Lab) -> None:
     subnets = [("network.public_subnet_cidr", _network(src, "network.public_subnet_cidr", n.public_subnet_cidr))]
     subnets += [(f"network.private_subnet_cidrs[{i}]", _network(src, f"network.private_subnet_cidrs[{i}]", s))
                 for i, s in enumerate(n.private_subnet_cidrs)]
+    if deployment.is_cluster(d):
+        subnets.append(("network.cluster_subnet_cidr", _network(src, "network.cluster_subnet_cidr", n.cluster_subnet_cidr)))
     for key, net in subnets:
         if not net.subnet_of(vpc):
             raise LabError(src, key, f"{net} is not inside the VPC's {vpc}", "choose a block within network.vpc_cidr")
@@ -310,8 +316,9 @@ def validate(lab: Lab) -> None:
         for k2, b in subnets[i + 1:]:
             if a.overlaps(b):
                 raise LabError(src, k2, f"{b} overlaps {k1} ({a})", "give each subnet its own block")
-    if n.availability_zones and (len(n.availability_zones) != 2 or len(set(n.availability_zones)) != 2):
-        raise LabError(src, "network.availability_zones", "give two different AZs, or none to pick the first two available")
+    azs = 3 if deployment.is_cluster(d) and len(n.availability_zones) != 2 else 2
+    if n.availability_zones and (len(n.availability_zones) != azs or len(set(n.availability_zones)) != azs):
+        raise LabError(src, "network.availability_zones", f"give {azs} different AZs, or none to pick the first {azs} available")
 
     if not catalog.EC2_TYPE_RE.match(h.instance_type):
         raise LabError(src, "host.instance_type", f"'{h.instance_type}' is not an EC2 instance type", "e.g. t3.micro")
@@ -326,6 +333,7 @@ def validate(lab: Lab) -> None:
         if not arn.startswith("arn:aws"):
             raise LabError(src, f"host.managed_policy_arns[{i}]", f"'{arn}' is not a policy ARN")
 
+    deployment.validate(lab)
     if d.engine not in catalog.DB_ENGINES:
         offered = {e["engine"] for e in catalog.RDS_ENGINES}
         what = "an RDS engine awslab's labs do not run yet" if d.engine in offered else "unknown engine"

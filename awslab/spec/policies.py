@@ -33,7 +33,7 @@ def _arns(service: str, *kinds: str, sep: str = ":") -> list[str]:
 
 
 EC2_OWN = _arns("ec2", "vpc", "subnet", "internet-gateway", "route-table", "security-group", "instance", sep="/")
-RDS_OWN = _arns("rds", "db", "subgrp", "snapshot", "pg")
+RDS_OWN = _arns("rds", "db", "subgrp", "snapshot", "pg", "cluster", "cluster-pg", "cluster-snapshot")
 CACHE_OWN = _arns("elasticache", "replicationgroup", "cluster", "subnetgroup", "snapshot", "parametergroup")
 
 
@@ -48,6 +48,8 @@ def read_statements() -> list[dict]:
             "ssm:GetCommandInvocation"]),
         _stmt("ReadDatabases", ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DescribeDBSubnetGroups",
                                 "rds:DescribeDBParameterGroups", "rds:DescribeDBParameters",
+                                "rds:DescribeDBClusters", "rds:DescribeDBClusterParameterGroups",
+                                "rds:DescribeDBClusterParameters", "rds:DescribeDBClusterSnapshots",
                                 "rds:ListTagsForResource"], RDS_OWN),
         _stmt("ReadCaches", ["elasticache:DescribeCacheClusters", "elasticache:DescribeCacheSubnetGroups",
                              "elasticache:DescribeReplicationGroups", "elasticache:DescribeSnapshots",
@@ -102,11 +104,14 @@ def database_statements() -> list[dict]:
             "rds:CreateDBSubnetGroup", "rds:CreateDBParameterGroup", "rds:CreateDBInstance",
             "rds:CreateDBInstanceReadReplica", "rds:CreateDBSnapshot",
             "rds:CopyDBSnapshot", "rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBInstanceToPointInTime",
+            "rds:CreateDBCluster", "rds:CreateDBClusterParameterGroup",   # database.deployment = "cluster"
             "rds:AddTagsToResource"], RDS_OWN + _arns("rds", "og")),
         _stmt("ChangeAndDeleteStackDatabases", [
             "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DeleteDBSubnetGroup", "rds:RebootDBInstance",
             "rds:ModifyDBParameterGroup", "rds:DeleteDBParameterGroup",
-            "rds:ModifyDBInstance", "rds:PromoteReadReplica", "rds:ApplyPendingMaintenanceAction"], RDS_OWN, OWNED),
+            "rds:ModifyDBInstance", "rds:PromoteReadReplica", "rds:ApplyPendingMaintenanceAction",
+            "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup", "rds:FailoverDBCluster",
+            "rds:DeleteDBCluster", "rds:DeleteDBClusterSnapshot"], RDS_OWN, OWNED),
         # ManageMasterUserPassword: RDS makes its secret (named rds!...) with the caller's permissions.
         _stmt("RdsManagedMasterSecret", ["secretsmanager:CreateSecret", "secretsmanager:TagResource",
                                          "secretsmanager:RotateSecret"], "arn:aws:secretsmanager:*:*:secret:rds!*"),

@@ -28,7 +28,7 @@ RDS_HOURLY = {
     "mariadb": {"db.t3.micro": 0.017, "db.t3.small": 0.034, "db.t3.medium": 0.068, "db.t4g.micro": 0.016,
                 "db.t4g.small": 0.032, "db.t4g.medium": 0.065, "db.m5.large": 0.171},
 }
-RDS_STORAGE_GB_MONTH = {"gp2": 0.115, "gp3": 0.115, "io1": 0.125}
+RDS_STORAGE_GB_MONTH = {"gp2": 0.115, "gp3": 0.115, "io1": 0.125, "io2": 0.125}
 RDS_SNAPSHOT_GB_MONTH = 0.095  # an upper bound: snapshots after the first are incremental
 ELASTICACHE_BACKUP_GB_MONTH = 0.085
 ELASTICACHE_HOURLY = {"cache.t3.micro": 0.017, "cache.t3.small": 0.034, "cache.t3.medium": 0.068,
@@ -49,13 +49,16 @@ def estimate(lab: Lab) -> list[Line]:
         Line("public IPv4 address", PUBLIC_IPV4_HOURLY),
         Line(f"EBS gp3 {HOST_ROOT_GIB} GiB (host)", EBS_GP3_GB_MONTH * HOST_ROOT_GIB / HOURS_PER_MONTH),
     ]
-    db_rate = RDS_HOURLY.get(d.engine, {}).get(d.instance_class)
-    az = 2 if d.multi_az else 1
-    lines.append(Line(f"RDS {d.engine} {d.instance_class} {'Multi-AZ' if d.multi_az else 'Single-AZ'}",
+    cluster = d.deployment == "cluster"   # a Multi-AZ DB cluster: three instances of its class, no replicas
+    klass = d.cluster_instance_class if cluster else d.instance_class
+    db_rate = RDS_HOURLY.get(d.engine, {}).get(klass)
+    az = 3 if cluster else 2 if d.multi_az else 1
+    lines.append(Line(f"RDS {d.engine} {klass} " + ("Multi-AZ DB cluster (3 instances)" if cluster else
+                                                    "Multi-AZ" if d.multi_az else "Single-AZ"),
                       db_rate * az if db_rate is not None else None))
     storage = RDS_STORAGE_GB_MONTH[d.storage_type] * d.allocated_storage_gib / HOURS_PER_MONTH
     lines.append(Line(f"RDS {d.storage_type} {d.allocated_storage_gib} GiB", storage * az))
-    for i in range(d.read_replicas):
+    for i in range(0 if cluster else d.read_replicas):
         lines.append(Line(f"RDS read replica {i + 1} ({d.instance_class})", db_rate))
         lines.append(Line(f"RDS replica {i + 1} storage", storage))
     nodes = 1 + c.replicas
@@ -91,6 +94,11 @@ def hourly_of_found(found: dict) -> float:
             rate = RDS_HOURLY.get(f.get("engine") or "", {}).get(f.get("class") or "", 0.0)
             storage = RDS_STORAGE_GB_MONTH.get(raw.get("StorageType", "gp3"), 0.115) * (f.get("storage_gib") or 0)
             total += az * (rate + storage / HOURS_PER_MONTH)
+        elif f.kind == "db-cluster":   # three instances of its class, each with the cluster's storage
+            raw = f.get("raw") or {}
+            rate = RDS_HOURLY.get(f.get("engine") or "", {}).get(f.get("class") or "", 0.0)
+            storage = RDS_STORAGE_GB_MONTH.get(raw.get("StorageType", "io1"), 0.125) * (f.get("storage_gib") or 0)
+            total += 3 * (rate + storage / HOURS_PER_MONTH) + SECRET_MONTH / HOURS_PER_MONTH
         elif f.kind == "replication-group":
             nodes = len(f.get("members") or []) or 1
             total += nodes * ELASTICACHE_HOURLY.get(f.get("node_type") or "", 0.0)

@@ -8,10 +8,12 @@ same ``EDGES`` for whatever discovery found, so ``down`` needs no lab file.
 
 from __future__ import annotations
 
+from awslab.spec.deployment import instance_replicas, is_cluster
 from awslab.spec.model import Desired
 from awslab.spec.lab import Lab
 
 PRIVATE_SUBNETS = ("network.subnet.private-a", "network.subnet.private-b")
+CLUSTER_SUBNET = "network.subnet.private-c"   # the third AZ a Multi-AZ DB cluster needs
 
 # key -> (kind, dependencies). Replicas are numbered: db.replica.1, db.replica.2, ...
 EDGES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -20,6 +22,7 @@ EDGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "network.subnet.public": ("subnet", ("network.vpc",)),
     "network.subnet.private-a": ("subnet", ("network.vpc",)),
     "network.subnet.private-b": ("subnet", ("network.vpc",)),
+    CLUSTER_SUBNET: ("subnet", ("network.vpc",)),
     "network.routes.public": ("route-table", ("network.igw", "network.subnet.public")),
     "sg.app": ("security-group", ("network.vpc",)),
     "sg.db": ("security-group", ("network.vpc",)),
@@ -28,10 +31,13 @@ EDGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "host.profile": ("instance-profile", ()),
     # The host waits for its route to the internet so its user data can install the clients.
     "host.instance": ("instance", ("network.subnet.public", "network.routes.public", "sg.app", "host.profile")),
-    "db.subnet-group": ("db-subnet-group", PRIVATE_SUBNETS),
+    "db.subnet-group": ("db-subnet-group", PRIVATE_SUBNETS + (CLUSTER_SUBNET,)),
     "db.parameter-group": ("db-parameter-group", ()),
     "db.primary": ("db-instance", ("db.subnet-group", "db.parameter-group", "sg.db")),
     "db.replica": ("db-replica", ("db.primary", "db.parameter-group")),
+    # database.deployment = "cluster": a Multi-AZ DB cluster instead of db.primary and its replicas.
+    "db.cluster-parameter-group": ("db-cluster-parameter-group", ()),
+    "db.cluster": ("db-cluster", ("db.subnet-group", "db.cluster-parameter-group", "sg.db")),
     "cache.subnet-group": ("cache-subnet-group", PRIVATE_SUBNETS),
     "cache.parameter-group": ("cache-parameter-group", ()),
     "cache.auth-token": ("secret", ()),
@@ -61,6 +67,7 @@ def names(stack: str, region: str) -> dict[str, str]:
         "network.subnet.public": f"{stack}-public",
         "network.subnet.private-a": f"{stack}-private-a",
         "network.subnet.private-b": f"{stack}-private-b",
+        CLUSTER_SUBNET: f"{stack}-private-c",
         "network.routes.public": f"{stack}-public",
         "sg.app": f"{stack}-app",
         "sg.db": f"{stack}-db",
@@ -71,6 +78,8 @@ def names(stack: str, region: str) -> dict[str, str]:
         "db.subnet-group": f"{stack}-db",
         "db.parameter-group": f"{stack}-db",
         "db.primary": f"{stack}-db",
+        "db.cluster-parameter-group": f"{stack}-db-cluster",
+        "db.cluster": f"{stack}-db",
         "cache.subnet-group": f"{stack}-cache",
         "cache.parameter-group": f"{stack}-cache",
         "cache.auth-token": f"awslab/{stack}/cache-auth-token",
@@ -108,11 +117,31 @@ def desired(lab: Lab, stack: str, region: str, record: dict[str, str] | None = N
         "cache.auth-token": {},
         "cache.group": {"cache": c},
     }
+    if is_cluster(d):
+        specs = _cluster_specs(specs, n, d)
     out: list[Desired] = []
     for key, spec in specs.items():
         kind, deps = EDGES[key]
         out.append(Desired(key, kind, nm[key], deps, {**spec, "azs": n.availability_zones}))
     kind, deps = EDGES["db.replica"]
-    for i in range(1, d.read_replicas + 1):
+    for i in range(1, instance_replicas(d) + 1):
         out.append(Desired(f"db.replica.{i}", kind, replica_name(stack, i), deps, {"database": d}))
+    return out
+
+
+def _cluster_specs(specs: dict[str, dict], n, d) -> dict[str, dict]:
+    """A Multi-AZ DB cluster's resources in place of the instance's: a third private subnet (its
+    AZ), a subnet group over the three, a DB cluster parameter group, the cluster."""
+    out: dict[str, dict] = {}
+    for key, spec in specs.items():
+        if key in ("db.primary", "db.parameter-group"):
+            continue
+        if key == "db.subnet-group":
+            spec = {"subnets": PRIVATE_SUBNETS + (CLUSTER_SUBNET,)}
+        out[key] = spec
+        if key == "network.subnet.private-b":
+            out[CLUSTER_SUBNET] = {"cidr": n.cluster_subnet_cidr, "az_index": 2, "public": False}
+        if key == "db.subnet-group":
+            out["db.cluster-parameter-group"] = {"database": d}
+            out["db.cluster"] = {"database": d}
     return out

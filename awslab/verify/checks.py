@@ -18,6 +18,7 @@ from awslab.aws.parameters import CACHE_PARAMETERS, DB_PARAMETERS, values
 from awslab.spec.model import READY_STATES, Found, Setting
 from awslab.engine.run import Run
 from awslab.spec import catalog
+from awslab.spec.deployment import instance_replicas, is_cluster
 from awslab.spec.lab import Lab
 from awslab.spec.topology import desired
 from awslab.spec.reachability import (
@@ -29,6 +30,7 @@ from awslab.spec.reachability import (
     internet_route,
     world_open,
 )
+from awslab.verify import cluster_checks
 from awslab.verify.results import FAIL, PASS, SKIP, WARN, Result
 
 
@@ -52,8 +54,11 @@ class World:
         return f.get("raw") if f is not None else None
 
     def dbs(self) -> list[tuple[str, dict]]:
+        """Every DB instance: the stack's own, and a Multi-AZ DB cluster's members (``db.cluster.<id>``)."""
         return [(k, f.get("raw") or {}) for k, f in sorted(self.found.items())
-                if f.kind in ("db-instance", "db-replica")]
+                if f.kind in ("db-instance", "db-replica")] + [
+            (f"{k}.{m['DBInstanceIdentifier']}", m) for k, f in sorted(self.found.items()) if f.kind == "db-cluster"
+            for m in f.get("members") or []]
 
 
 def gather(run: Run, found: dict[str, Found]) -> World:
@@ -153,10 +158,13 @@ def _parameter_group_checks(w: World, lab: Lab) -> list[Result]:
     d, c = lab.database, lab.cache
     db_users = {k: [g.get("DBParameterGroupName") for g in raw.get("DBParameterGroups", [])] for k, raw in w.dbs()
                 if k == "db.primary" or k.startswith("db.replica.")}
+    db_group = "db.parameter-group"
+    if is_cluster(d):   # a Multi-AZ DB cluster's engine settings are in its DB cluster parameter group
+        db_users, db_group = cluster_checks.parameter_group_users(w), "db.cluster-parameter-group"
     cache_users = {m.get("CacheClusterId"): [(m.get("CacheParameterGroup") or {}).get("CacheParameterGroupName")]
                    for m in w.cache_members}
     return [
-        _group_check(w, "spec.db.parameters", "db.parameter-group", "DB parameter group", db_users, DB_PARAMETERS[d.engine], d,
+        _group_check(w, "spec.db.parameters", db_group, "DB parameter group", db_users, DB_PARAMETERS[d.engine], d,
                      "instance", "aws rds modify-db-parameter-group --db-parameter-group-name {id} --parameters ..."),
         _group_check(w, "spec.cache.parameters", "cache.parameter-group", "cache parameter group", cache_users,
                      CACHE_PARAMETERS, c, "node",
@@ -195,7 +203,9 @@ def check_spec(w: World, lab: Lab) -> list[Result]:
     ident = (db or {}).get("DBInstanceIdentifier", "the primary")
     modify = f"aws rds modify-db-instance --db-instance-identifier {ident} --apply-immediately"
     out = []
-    if db is None:
+    if is_cluster(d):
+        out += cluster_checks.spec_checks(w, lab)
+    elif db is None:
         out += [Result(f"spec.db.{n}", SKIP, "needs the primary DB (db.primary)") for n in
                 ("engine", "class", "storage", "multi-az", "backups")]
     else:
@@ -216,7 +226,7 @@ def check_spec(w: World, lab: Lab) -> list[Result]:
         out.append(_spec("spec.db.backups", _as_lab(DB_SETTINGS, "spec.db.backups", db, d),
                          f"backups kept {retention} days", f"{d.backup_retention_days} days",
                          f"{modify} --backup-retention-period {d.backup_retention_days}", "RDS.11"))
-    for i in range(1, d.read_replicas + 1):
+    for i in range(1, instance_replicas(d) + 1):
         key = f"db.replica.{i}"
         replica = w.raw(key)
         if replica is None:
@@ -401,15 +411,17 @@ def check_security(w: World, lab: Lab) -> list[Result]:
                       f"not encrypted: {', '.join(unencrypted)}" if unencrypted else ("storage encrypted" if dbs else "needs the database"),
                       "encryption cannot be turned on in place: snapshot, copy the snapshot encrypted, restore" if unencrypted else None,
                       "RDS.3"))
-    db = w.raw("db.primary")
+    db = w.raw("db.primary") or w.raw("db.cluster")
     if db is None:
         out.append(Result("security.db-managed-password", SKIP, "needs the primary DB"))
     else:
         secret = (db.get("MasterUserSecret") or {}).get("SecretArn")
         out.append(Result("security.db-managed-password", PASS if secret else FAIL,
                           f"master password managed by RDS in {secret}" if secret else "the master password is not managed by RDS",
-                          None if secret else f"aws rds modify-db-instance --db-instance-identifier {db['DBInstanceIdentifier']} "
-                          "--manage-master-user-password --apply-immediately"))
+                          None if secret else (f"aws rds modify-db-instance --db-instance-identifier {db['DBInstanceIdentifier']} "
+                                               if "DBInstanceIdentifier" in db else
+                                               f"aws rds modify-db-cluster --db-cluster-identifier {db.get('DBClusterIdentifier')} ")
+                          + "--manage-master-user-password --apply-immediately"))
     group = w.raw("cache.group")
     if group is None:
         out.append(Result("security.cache-encryption", SKIP, "needs the cache", None, "ElastiCache.4"))

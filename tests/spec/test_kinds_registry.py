@@ -52,7 +52,7 @@ def test_a_declared_capability_needs_its_methods_and_a_method_needs_its_declarat
 def test_the_labs_registry_declares_what_each_handler_does():
     assert KINDS.can("db-instance", "failover") and KINDS.can("db-replica", "promote")
     assert not KINDS.can("db-replica", "update") and KINDS.can("subnet", "replace")
-    assert len(KINDS.areas) == 6 and "vpc" in KINDS and "db-restore" in KINDS
+    assert len(KINDS.areas) == 7 and "vpc" in KINDS and "db-restore" in KINDS
     with pytest.raises(KeyError):
         KINDS.can("vpc", "teleport")
     assert set(CAPABILITIES) >= {c for k in KINDS for c in KINDS[k].capabilities}

@@ -170,6 +170,11 @@ def _scenario(stack: str):
         ("maintenance apply", ["maintenance", "--name", stack, "--apply"]),   # after the owner's offer (below)
         ("down", ["down", "--name", stack]),
         ("down snapshots", ["down", "--name", stack, "--delete-snapshots"]),
+        # database.deployment = "cluster": a Multi-AZ DB cluster's own actions.
+        ("up cluster", ["up", "week6", "--name", f"{stack}c", "--set", "database.deployment=cluster"]),
+        ("failover cluster", ["failover", "--name", f"{stack}c"]),
+        ("down cluster", ["down", "--name", f"{stack}c"]),
+        ("down cluster snapshots", ["down", "--name", f"{stack}c", "--delete-snapshots"]),
     ]
 
 
@@ -183,6 +188,8 @@ PREREQUISITES = {
     "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "promote": ("up",),
     "maintenance": ("up",), "maintenance apply": ("up",), "down": ("up",),
     "down snapshots": ("up", "snapshot", "down"),
+    "up cluster": (), "failover cluster": ("up cluster",), "down cluster": ("up cluster",),
+    "down cluster snapshots": ("up cluster", "down cluster"),
 }
 
 

@@ -37,6 +37,7 @@ from awslab.local.patches import (  # noqa: F401 - importing a module registers 
     maintenance,
     parameter_groups,
     rds,
+    rds_clusters,
     rds_versions,
     ssm,
     stackset_operations,

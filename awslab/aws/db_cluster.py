@@ -1,0 +1,302 @@
+"""RDS: a Multi-AZ DB cluster (``database.deployment = "cluster"``), its DB cluster parameter
+group and its cluster snapshots.
+
+CreateDBCluster with a DB instance class makes a Multi-AZ DB cluster (not Aurora): RDS itself
+creates its three DB instances, a writer and two readable standbys in three AZs of the subnet
+group, and gives the cluster a writer endpoint and a reader endpoint (spread over the standbys).
+Its members belong to the cluster (discovery in aws/database.py skips them: they are made,
+failed over and deleted through the cluster), so the cluster is the stack's one DB resource. Like
+the primary it is encrypted, never public, its master password managed by RDS in Secrets Manager,
+its tags copied to its snapshots; DeleteDBCluster keeps a final DB cluster snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+
+from awslab.aws._common import owned, snapshot_ready, stack_arns
+from awslab.aws.parameters import DB_PARAMETERS, ParameterGroup, db_family
+from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
+from awslab.engine.waiting import GONE, error_code, ignoring, retry_eventual, status_probe, visible_within
+from awslab.errors import OperationError, UsageError
+from awslab.spec.catalog import db_major
+from awslab.spec.deployment import iops_argument
+from awslab.spec.model import Desired, Found, Setting, parameters
+from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.spec.topology import names
+
+FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "inaccessible-encryption-credentials",
+                 "storage-full", "incompatible-restore"}
+_NOT_FOUND = {"DBClusterNotFoundFault"}
+_group_in_use = retry_eventual({"InvalidDBParameterGroupState"}, within_s=15 * 60)
+
+# The cluster's settings with their AWS names (CreateDBCluster, DescribeDBClusters, AWS::RDS::DBCluster),
+# read by create, the export and verify's spec checks. The engine version and the class go into
+# the template by hand, as for the instance (a minor version; a parameter).
+CLUSTER_SETTINGS = (
+    Setting("database.engine", "engine", create=("Engine",), describe="Engine", cfn=("Engine",)),
+    Setting("database.engine_version", "engine_version", create=("EngineVersion",), describe="EngineVersion",
+            check="spec.db.engine", read=db_major),
+    Setting("database.cluster_instance_class", "cluster_instance_class", create=("DBClusterInstanceClass",),
+            describe="DBClusterInstanceClass", check="spec.db.class"),
+    Setting("database.allocated_storage_gib", "allocated_storage_gib", create=("AllocatedStorage",),
+            describe="AllocatedStorage", cfn=("AllocatedStorage",), check="spec.db.storage"),
+    Setting("database.storage_type", "storage_type", create=("StorageType",), describe="StorageType",
+            cfn=("StorageType",), check="spec.db.storage"),
+    Setting("database.backup_retention_days", "backup_retention_days", create=("BackupRetentionPeriod",),
+            describe="BackupRetentionPeriod", cfn=("BackupRetentionPeriod",), check="spec.db.backups"),
+    Setting("database.deletion_protection", "deletion_protection", create=("DeletionProtection",),
+            describe="DeletionProtection", cfn=("DeletionProtection",)),
+    Setting("database.storage_encrypted", "storage_encrypted", create=("StorageEncrypted",),
+            describe="StorageEncrypted", cfn=("StorageEncrypted",)),
+    Setting("database.master_username", "master_username", create=("MasterUsername",), describe="MasterUsername",
+            cfn=("MasterUsername",)),
+    Setting("database.database_name", "database_name", create=("DatabaseName",), describe="DatabaseName",
+            cfn=("DatabaseName",)),
+    Setting("database.port", "port", create=("Port",), cfn=("Port",)),
+)
+
+
+def _cluster_attrs(cluster: dict, members: list[dict]) -> dict:
+    return {
+        "raw": cluster, "arn": cluster.get("DBClusterArn"), "engine": cluster.get("Engine"),
+        "engine_version": cluster.get("EngineVersion"), "class": cluster.get("DBClusterInstanceClass"),
+        "multi_az": True, "endpoint": cluster.get("Endpoint"), "reader_endpoint": cluster.get("ReaderEndpoint"),
+        "port": cluster.get("Port"), "secret_arn": (cluster.get("MasterUserSecret") or {}).get("SecretArn"),
+        "storage_gib": cluster.get("AllocatedStorage"), "deletion_protection": cluster.get("DeletionProtection"),
+        "writer": next((m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", []) if m.get("IsClusterWriter")),
+                       None),
+        "members": members,   # the member DB instances as DescribeDBInstances shows them
+    }
+
+
+def _members(run: Run, cluster: dict) -> list[dict]:
+    ids = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+    if not ids:
+        return []
+    rds = run.client("rds")
+    return [db for page in rds.get_paginator("describe_db_instances").paginate(
+        Filters=[{"Name": "db-cluster-id", "Values": [cluster["DBClusterIdentifier"]]}]) for db in page["DBInstances"]]
+
+
+def discover(run: Run) -> list[Found]:
+    rds = run.client("rds")
+    out: list[Found] = []
+    for page in rds.get_paginator("describe_db_clusters").paginate():
+        for cluster in page["DBClusters"]:
+            tags = from_tag_list(cluster.get("TagList"))
+            if not owned_by(tags, run.stack):
+                continue
+            key = tags.get(TAG_RESOURCE) or f"db.{cluster['DBClusterIdentifier']}"
+            out.append(Found(key, "db-cluster", cluster["DBClusterIdentifier"], cluster["Status"],
+                             created=cluster.get("ClusterCreateTime"), attrs=_cluster_attrs(cluster, _members(run, cluster))))
+    name = names(run.stack, run.ctx.region)["db.cluster-parameter-group"]
+    group = DbClusterParameterGroup().find(run, "db.cluster-parameter-group", name, stack_arns(run))
+    return out + ([group] if group is not None else [])
+
+
+class DbCluster:
+    kind = "db-cluster"
+    capabilities = frozenset({"failover", "final-snapshot", "ready"})
+
+    def _probe(self, run: Run, ident: str, latest: dict):
+        rds = run.client("rds")
+        return status_probe(lambda: rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0],
+                            "Status", _NOT_FOUND, latest)
+
+    def create(self, run: Run, d: Desired) -> Found:
+        db = d.spec["database"]
+        rds = run.client("rds")
+        cluster = create_or_adopt(
+            run, f"RDS DB cluster {d.name}",
+            lambda: rds.create_db_cluster(
+                DBClusterIdentifier=d.name, **parameters(CLUSTER_SETTINGS, db, "create"), **iops_argument(db),
+                DBClusterParameterGroupName=run.ref("db.cluster-parameter-group").id,
+                DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
+                PubliclyAccessible=False, ManageMasterUserPassword=True, CopyTagsToSnapshot=True,
+                Tags=run.tag_list(d.key, d.name))["DBCluster"],
+            "DBClusterAlreadyExistsFault",
+            lambda: rds.describe_db_clusters(DBClusterIdentifier=d.name)["DBClusters"][0],
+            lambda c: from_tag_list(c.get("TagList")))
+        return self.ready(run, d, Found(d.key, self.kind, d.name, cluster["Status"], attrs=_cluster_attrs(cluster, [])))
+
+    def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
+        """The cluster available, and its writer and two readers with it."""
+        latest: dict = {}
+        probe = visible_within(self._probe(run, f.id, latest), NOT_VISIBLE_GRACE_S, run.clock)
+        state = run.wait(f.key, f"RDS DB cluster {f.id}", probe, done={"available"},
+                         failed=FAILED_STATES | {GONE, "deleting"}, kind="db-instance")
+        members: list[dict] = []
+
+        def members_ready() -> str:
+            members[:] = _members(run, latest)
+            busy = [m["DBInstanceIdentifier"] for m in members if m["DBInstanceStatus"] != "available"]
+            return "available" if members and not busy else "creating"
+
+        run.wait(f.key, f"the members of RDS DB cluster {f.id}", members_ready, done={"available"}, kind="db-instance")
+        return replace(f, state=state, attrs={**f.attrs, **_cluster_attrs(latest, members)})
+
+    def final_snapshot_id(self, run: Run, f: Found) -> str | None:
+        if run.options.get("skip_final_snapshot"):
+            return None
+        return f"{f.id}-final-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+    def delete(self, run: Run, f: Found) -> None:
+        """DeleteDBCluster deletes its members too; a final DB cluster snapshot is kept."""
+        rds = run.client("rds")
+        latest: dict = {}
+        probe = self._probe(run, f.id, latest)
+        state = run.wait(f.key, f"RDS DB cluster {f.id} to be deletable", probe,
+                         done={"available", "deleting", GONE, "failed", "storage-full", "incompatible-parameters",
+                               "incompatible-network", "inaccessible-encryption-credentials"}, kind="db-instance")
+        if state == GONE:
+            return
+        if state != "deleting":
+            if latest.get("DeletionProtection"):
+                raise OperationError(f"RDS DB cluster {f.id} has deletion protection on",
+                                     f"turn it off first: aws rds modify-db-cluster --db-cluster-identifier {f.id} "
+                                     "--no-deletion-protection --apply-immediately")
+            snapshot = self.final_snapshot_id(run, f)
+            args = {"FinalDBSnapshotIdentifier": snapshot} if snapshot else {"SkipFinalSnapshot": True}
+            try:
+                rds.delete_db_cluster(DBClusterIdentifier=f.id, **args)
+            except ClientError as exc:
+                code = error_code(exc)
+                if code in _NOT_FOUND:
+                    return
+                if code != "InvalidDBClusterStateFault":
+                    raise
+            if snapshot:
+                run.on_event("note", key=f.key, text=f"final cluster snapshot {snapshot}")
+        run.wait(f.key, f"RDS DB cluster {f.id} to be deleted", probe, done={GONE}, kind="db-instance")
+
+    def failover(self, run: Run, f: Found) -> Found:
+        """FailoverDBCluster: a reader becomes the writer; waited for until the cluster is available
+        with the new writer. The result in attrs["failover"]."""
+        rds = run.client("rds")
+        before = rds.describe_db_clusters(DBClusterIdentifier=f.id)["DBClusters"][0]
+        writer_before = _cluster_attrs(before, [])["writer"]
+        started = run.clock.now()
+        rds.failover_db_cluster(DBClusterIdentifier=f.id)
+        latest: dict = {}
+        status = self._probe(run, f.id, latest)
+
+        def switched() -> str:
+            state = status()
+            writer = _cluster_attrs(latest, [])["writer"]
+            return "failing-over" if state == "available" and writer in (None, writer_before) else state
+
+        state = run.wait(f.key, f"RDS DB cluster {f.id} to fail over", switched, done={"available"},
+                         failed=FAILED_STATES | {GONE}, kind="db-instance")
+        members = _members(run, latest)
+        azs = {m["DBInstanceIdentifier"]: m.get("AvailabilityZone") for m in members}
+        writer_after = _cluster_attrs(latest, members)["writer"]
+        result = {"writer_before": writer_before, "writer_after": writer_after, "az_before": azs.get(writer_before),
+                  "az_after": azs.get(writer_after), "seconds": run.clock.now() - started}
+        return replace(f, state=state, attrs={**f.attrs, **_cluster_attrs(latest, members), "failover": result})
+
+
+def check_failover(run: Run, ident: str) -> None:
+    """Refuse, before anything is sent, a failover AWS would refuse: the cluster not available."""
+    cluster = run.client("rds").describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]
+    if len(cluster.get("DBClusterMembers", [])) < 2:
+        raise UsageError(f"{ident} has no reader to fail over to", "wait for its members, then retry")
+    if cluster["Status"] != "available":
+        raise OperationError(f"{ident} is {cluster['Status']}; a failover needs it available", "wait, then retry")
+
+
+class DbClusterParameterGroup(ParameterGroup):
+    """The cluster's engine settings (rds.force_ssl / require_secure_transport) live in a DB cluster
+    parameter group, which applies to every member; the instance's DB parameter group is not used."""
+
+    kind = "db-cluster-parameter-group"
+    capabilities = frozenset({"settings"})
+    section, service, arn_part, not_found = "database", "rds", ":cluster-pg:", "DBParameterGroupNotFound"
+    name_field = "DBClusterParameterGroupName"
+
+    def _table(self, d: Desired) -> tuple[Setting, ...]:
+        return DB_PARAMETERS[d.spec["database"].engine]
+
+    def _describe(self, client, name: str) -> dict | None:
+        groups = client.describe_db_cluster_parameter_groups(DBClusterParameterGroupName=name)["DBClusterParameterGroups"]
+        return groups[0] if groups else None
+
+    def _arn(self, group: dict) -> str:
+        return group["DBClusterParameterGroupArn"]
+
+    def _parameters(self, client, name: str) -> dict[str, str]:
+        out, marker = {}, None
+        while True:
+            page = client.describe_db_cluster_parameters(DBClusterParameterGroupName=name, Source="user",
+                                                         **({"Marker": marker} if marker else {}))
+            out.update({p["ParameterName"]: p.get("ParameterValue") for p in page["Parameters"]
+                        if p.get("Source", "user") == "user"})
+            marker = page.get("Marker")
+            if not marker:
+                return out
+
+    def create(self, run: Run, d: Desired) -> Found:
+        return self._create(run, d, lambda rds: rds.create_db_cluster_parameter_group(
+            DBClusterParameterGroupName=d.name, DBParameterGroupFamily=db_family(d.spec["database"]),
+            Description=f"awslab {run.stack}: the DB cluster's parameters", Tags=run.tag_list(d.key, d.name),
+        )["DBClusterParameterGroup"], "DBParameterGroupAlreadyExists")
+
+    def _modify(self, run: Run, name: str, parameters: dict[str, str]) -> None:
+        run.client("rds").modify_db_cluster_parameter_group(DBClusterParameterGroupName=name, Parameters=[
+            {"ParameterName": k, "ParameterValue": v, "ApplyMethod": "immediate"} for k, v in parameters.items()])
+
+    def delete(self, run: Run, f: Found) -> None:
+        with ignoring("DBParameterGroupNotFound"):
+            _group_in_use(run.client("rds").delete_db_cluster_parameter_group)(DBClusterParameterGroupName=f.id)
+
+
+# --- cluster snapshots ------------------------------------------------------------------------
+
+_SNAPSHOT_NOT_FOUND = {"DBClusterSnapshotNotFoundFault"}
+
+
+def _snapshot_attrs(snap: dict, region: str) -> dict:
+    return {"raw": snap, "region": region, "type": snap.get("SnapshotType"), "size_gib": snap.get("AllocatedStorage"),
+            "cluster": snap.get("DBClusterIdentifier"), "encrypted": snap.get("StorageEncrypted"),
+            "arn": snap.get("DBClusterSnapshotArn")}
+
+
+def discover_snapshots(run: Run) -> list[Found]:
+    """The stack's manual and final DB cluster snapshots (tagged: the cluster copies its tags)."""
+    rds = run.client("rds")
+    out = []
+    for page in rds.get_paginator("describe_db_cluster_snapshots").paginate(SnapshotType="manual"):
+        for snap in page["DBClusterSnapshots"]:
+            tags = from_tag_list(snap.get("TagList"))
+            if owned_by(tags, run.stack) or (not tags and owned(run, snap["DBClusterSnapshotArn"], lambda arn: from_tag_list(
+                    rds.list_tags_for_resource(ResourceName=arn)["TagList"]))):
+                out.append(Found(f"snapshot.db-cluster.{run.ctx.region}.{snap['DBClusterSnapshotIdentifier']}",
+                                 "db-cluster-snapshot", snap["DBClusterSnapshotIdentifier"], snap["Status"],
+                                 created=snap.get("SnapshotCreateTime"), attrs=_snapshot_attrs(snap, run.ctx.region)))
+    return out
+
+
+class DbClusterSnapshot:
+    kind = "db-cluster-snapshot"
+    capabilities = frozenset({"ready"})
+
+    def create(self, run: Run, d: Desired) -> Found:
+        # A manual snapshot of a Multi-AZ DB cluster (CreateDBClusterSnapshot) is not made by
+        # `awslab snapshot` yet: this kind lists and deletes the final snapshots `down` keeps.
+        raise UsageError("awslab does not take manual snapshots of a Multi-AZ DB cluster yet",
+                         f"aws rds create-db-cluster-snapshot --db-cluster-identifier {d.spec.get('cluster')} "
+                         f"--db-cluster-snapshot-identifier {d.name}")
+
+    def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
+        rds = run.client("rds")
+        return snapshot_ready(run, f, f"DB cluster snapshot {f.id}",
+                              lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f.id)["DBClusterSnapshots"][0],
+                              "Status", _SNAPSHOT_NOT_FOUND, {"failed", GONE},
+                              lambda snap: _snapshot_attrs(snap, run.ctx.region))
+
+    def delete(self, run: Run, f: Found) -> None:
+        with ignoring(*_SNAPSHOT_NOT_FOUND):
+            run.client("rds").delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=f.id)
