@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from awslab.errors import LabError, UsageError
-from awslab.spec import catalog
+from awslab.spec import catalog, windows
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,6 +58,7 @@ class Database:
     deletion_protection: bool = False
     read_replicas: int = 1
     force_ssl: bool = True     # the DB parameter group's rds.force_ssl / require_secure_transport
+    maintenance_window: str = ""   # RDS's weekly window, ddd:hh24:mi-ddd:hh24:mi (UTC); empty: RDS's default
 
     @property
     def port(self) -> int:
@@ -168,7 +169,8 @@ def lab_from_dict(data: dict, source: str, overrides: typing.Sequence[str] = (),
         if not overrides:
             raise
         raise _blame_overrides(exc, overrides) from None
-    return lab
+    # RDS takes a window's days in any case and shows them lower-case: the lab compares as RDS shows.
+    return replace(lab, database=replace(lab.database, maintenance_window=lab.database.maintenance_window.lower()))
 
 
 def _blame_overrides(exc: LabError, overrides: typing.Sequence[str]) -> LabError:
@@ -350,6 +352,9 @@ def validate(lab: Lab) -> None:
     if not _is_identifier(d.database_name, 63):
         raise LabError(src, "database.database_name", f"'{d.database_name}' is not a valid database name",
                        "letters, digits or '_', starting with a letter")
+    if d.maintenance_window and (why := windows.error(d.maintenance_window)):
+        raise LabError(src, "database.maintenance_window", why,
+                       "e.g. sun:05:00-sun:05:30 (UTC, at least 30 minutes), or leave it out for RDS's default")
     if not d.storage_encrypted and not lab.security.allow_unencrypted_storage:
         raise LabError(src, "database.storage_encrypted", "awslab keeps database storage encrypted (AWS FSBP RDS.3)",
                        "to practise without it anyway, also set security.allow_unencrypted_storage=true (verify will WARN)")
