@@ -128,19 +128,26 @@ def maintenance(offer, apply_now, **opts):
 
 
 @click.command()
+@click.option("--maintenance", "patching", is_flag=True,
+              help="Instead: the same OS patch on a temporary Single-AZ instance and the Multi-AZ primary, side by side.")
 @mutating
 @target_options
-def drill(**opts):
+def drill(patching, **opts):
     """Measure availability against performance on the local AWS's real engines.
 
     A numbered write load runs through the primary while a Multi-AZ failover is forced (downtime,
     acknowledged writes lost, connections dropped); the read replica's lag is sampled under load
     and read-your-own-write misses counted; then a cache failover under load (keys lost). Prints
-    the three side by side with AWS's figures. Local target only. Example: awslab drill -o json
+    the three side by side with AWS's figures. --maintenance: an OS patch (system-update) applied
+    at once to the Multi-AZ primary and to a Single-AZ instance made beside it (and removed), each
+    under a write load: downtime, connections dropped, acknowledged writes lost, which server
+    restarted when. Local target only. Example: awslab drill -o json; awslab drill --maintenance
     """
     from awslab.commands.drill import drill as do_drill
+    from awslab.commands.drill_maintenance import drill_maintenance
 
     ctx, output = begin(opts)
     with one_at_a_time(ctx, "drill", opts):
-        code = do_drill(ctx, ctx.stack, output=output, progress=progress_for(output))
+        run = drill_maintenance if patching else do_drill
+        code = run(ctx, ctx.stack, output=output, progress=progress_for(output))
     sys.exit(code)
