@@ -191,7 +191,7 @@ def _judge(s: Side, started: float) -> dict:
     events = []
     if s.label == "multi_az":
         # The primary now is the old standby: its server started when it was patched, before the failover.
-        events.append({"server": "standby", "what": "patched (restarted), clients unaffected", "at_s": _at(restarted, started)})
+        events.append({"server": "standby", "what": "back from its patch (clients unaffected)", "at_s": _at(restarted, started)})
         if failures:
             events.append({"server": "primary", "what": "failover: the patched standby takes over", "at_s": round(failures[0] - started, 3)})
         back = _standby_back(s)
@@ -200,7 +200,7 @@ def _judge(s: Side, started: float) -> dict:
     else:
         if failures:
             events.append({"server": "instance", "what": "down for the OS patch", "at_s": round(failures[0] - started, 3)})
-        events.append({"server": "instance", "what": "patched (restarted), serving again", "at_s": _at(restarted, started)})
+        events.append({"server": "instance", "what": "back from its patch, serving again", "at_s": _at(restarted, started)})
     _one(s.connect, "DROP TABLE IF EXISTS awslab_drill_patch")
     return {"instance": s.ident, "writes_acknowledged": len(load.acked), "acknowledged_writes_lost": len(lost),
             "lost": lost[:20], "connections_dropped": len(failures), "downtime_s": round(load.downtime(started), 3),
