@@ -204,6 +204,10 @@ DB_SETTINGS = (
             cfn=("MasterUsername",)),
     Setting("database.database_name", "database_name", create=("DBName",), describe="DBName", cfn=("DBName",)),
     Setting("database.port", "port", create=("Port",)),
+    # RDS's weekly window (spec/windows.py: AWS's rules), when maintenance opted in for it is applied.
+    Setting("database.maintenance_window", "maintenance_window", create=("PreferredMaintenanceWindow",),
+            modify=("PreferredMaintenanceWindow",), describe="PreferredMaintenanceWindow",
+            cfn=("PreferredMaintenanceWindow",), check="spec.db.maintenance-window", read=str.lower, optional=True),
 )
 
 

@@ -130,20 +130,31 @@ def maintenance(offer, apply_now, **opts):
 @click.command()
 @click.option("--report", is_flag=True, default=False,
               help="Also keep the figures (the write load's timeline, the lag) for the next `awslab report`.")
+@click.option("--maintenance", "patching", is_flag=True,
+              help="Instead: the same OS patch on a temporary Single-AZ instance and the Multi-AZ primary, side by side.")
 @mutating
 @target_options
-def drill(report, **opts):
+def drill(report, patching, **opts):
     """Measure availability against performance on the local AWS's real engines.
 
     A numbered write load runs through the primary while a Multi-AZ failover is forced (downtime,
     acknowledged writes lost, connections dropped); the read replica's lag is sampled under load
     and read-your-own-write misses counted; then a cache failover under load (keys lost). Prints
-    the three side by side with AWS's figures. Local target only. Example: awslab drill -o json
-    (`awslab drill --report`: `awslab report` then charts them)
+    the three side by side with AWS's figures. --maintenance: an OS patch (system-update) applied
+    at once to the Multi-AZ primary and to a Single-AZ instance made beside it (and removed), each
+    under a write load: downtime, connections dropped, acknowledged writes lost, which server
+    restarted when. Local target only. Example: awslab drill -o json; awslab drill --maintenance
+    (`awslab drill --report`: `awslab report` then charts the failover drill's figures)
     """
     from awslab.commands.drill import drill as do_drill
+    from awslab.commands.drill_maintenance import drill_maintenance
 
     ctx, output = begin(opts)
     with one_at_a_time(ctx, "drill", opts):
-        code = do_drill(ctx, ctx.stack, output=output, progress=progress_for(output), report=report)
+        if patching:
+            if report:
+                raise click.UsageError("--report keeps the failover drill's figures; drop it with --maintenance")
+            code = drill_maintenance(ctx, ctx.stack, output=output, progress=progress_for(output))
+        else:
+            code = do_drill(ctx, ctx.stack, output=output, progress=progress_for(output), report=report)
     sys.exit(code)

@@ -93,16 +93,16 @@ def _under_load(load: Load, force) -> float:
     again; the time the failover was asked for."""
     thread = threading.Thread(target=load.run, daemon=True)
     thread.start()
-    _steady(load, 0, LOAD_BEFORE_S)
+    steady(load, 0, LOAD_BEFORE_S)
     started = time.time()
     force()
-    _steady(load, len(load.acked), LOAD_AFTER_S)
+    steady(load, len(load.acked), LOAD_AFTER_S)
     load.stop.set()
     thread.join(10)
     return started
 
 
-def _reconnecting(connect: Callable[[], Any], within_s: float = MAX_WAIT_S):
+def reconnecting(connect: Callable[[], Any], within_s: float = MAX_WAIT_S):
     """A connection, retried for a while: right after a failover, a server may still be taking
     its new role (a client retries, as an application would)."""
     deadline = time.monotonic() + within_s
@@ -115,7 +115,7 @@ def _reconnecting(connect: Callable[[], Any], within_s: float = MAX_WAIT_S):
             time.sleep(0.05)
 
 
-def _steady(load: Load, base: int, at_least_s: float) -> None:
+def steady(load: Load, base: int, at_least_s: float) -> None:
     """At least ``at_least_s`` and MIN_WRITES more acknowledged writes (bounded by MAX_WAIT_S)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < MAX_WAIT_S and (
@@ -192,7 +192,7 @@ def _multi_az(run: Run, primary, connect_db) -> dict:
     load = Load(write=lambda c, n: c.run("INSERT INTO awslab_drill (n) VALUES (:n)", n=n), connect=connect_db)
     ui.err(f"writing to {primary.id} under load, then forcing a Multi-AZ failover")
     started = _under_load(load, lambda: raise_if_failed(execute(plan_failover(run.stack, primary), run), "failover", run))
-    check = _reconnecting(connect_db)
+    check = reconnecting(connect_db)
     present = {r[0] for r in check.run("SELECT n FROM awslab_drill")}
     check.close()
     lost = sorted(n for n, _ in load.acked if n not in present)
@@ -209,9 +209,9 @@ def _replica(run: Run, replica, mapping, connect_db, user, password, database) -
     raw = replica.get("raw") or {}
     addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
     live.require_engine(addr, "the read replica")
-    reader = _reconnecting(lambda: live.pg_connect(addr, user, password, database))
+    reader = reconnecting(lambda: live.pg_connect(addr, user, password, database))
     (name,) = reader.run("SHOW cluster_name")[0]   # its walreceiver's application_name on the primary
-    monitor = _reconnecting(connect_db)
+    monitor = reconnecting(connect_db)
     load = Load(write=lambda c, n: c.run("INSERT INTO awslab_drill (n) VALUES (:n) ON CONFLICT DO NOTHING",
                                          n=1_000_000 + n), connect=connect_db)
     thread = threading.Thread(target=load.run, daemon=True)
@@ -228,7 +228,7 @@ def _replica(run: Run, replica, mapping, connect_db, user, password, database) -
     load.stop.set()
     thread.join(10)
     monitor.close()
-    writer, misses, visible = _reconnecting(connect_db), 0, []
+    writer, misses, visible = reconnecting(connect_db), 0, []
     for i in range(RYOW_TRIES):   # a batch committed on the primary, read back at once on the replica
         lo = 2_000_000 + i * RYOW_BATCH
         writer.run("INSERT INTO awslab_drill (n) SELECT generate_series(CAST(:lo AS int), CAST(:hi AS int))", lo=lo, hi=lo + RYOW_BATCH - 1)
@@ -265,7 +265,7 @@ def _cache(run: Run, group, token_id: str, mapping) -> dict:
     load = Load(write=lambda c, n: c.set(f"awslab:drill:{n}", n), connect=connect)
     ui.err(f"writing to {group.id} under load, then forcing a cache failover")
     started = _under_load(load, lambda: raise_if_failed(execute(plan_failover(run.stack, group), run), "failover", run))
-    check = _reconnecting(lambda: _pinged(connect()))
+    check = reconnecting(lambda: _pinged(connect()))
     present = {int(k.split(b":")[-1]) for k in check.scan_iter("awslab:drill:*")}
     check.close()
     lost = sorted(n for n, _ in load.acked if n not in present)

@@ -54,7 +54,7 @@ def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -
         if not ctx.is_local:
             raise UsageError("--offer is the local AWS's: on AWS, RDS offers maintenance itself",
                              "list what AWS offers with `awslab maintenance`")
-        _offer(run, sorted(instances))
+        offer_update(run, sorted(instances))
     actions = pending(run, instances)
     applied = []
     if apply_now:
@@ -96,12 +96,16 @@ def _jsonable(actions: list[dict]) -> list[dict]:
     return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in a.items()} for a in actions]
 
 
-def _offer(run: Run, instances: list[str]) -> dict:
+def offer_update(run: Run, instances: list[str], time_scale: float | None = None) -> dict:
+    """The local AWS offers an OS update on ``instances``; ``time_scale``: its steps then take AWS's
+    durations at that scale whatever the latency profile (the maintenance drill on ``instant``)."""
     from awslab.local import manager
 
-    req = manager.signed_request(f"{run.ctx.endpoint_url}{OFFER_PATH}", "POST",
-                                 json.dumps({"region": run.ctx.region, "instances": instances,
-                                             "action": "system-update"}).encode(), {"Content-Type": "application/json"})
+    body = {"region": run.ctx.region, "instances": instances, "action": "system-update"}
+    if time_scale is not None:
+        body["time_scale"] = time_scale
+    req = manager.signed_request(f"{run.ctx.endpoint_url}{OFFER_PATH}", "POST", json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
@@ -118,22 +122,26 @@ def _apply(run: Run, action: dict, raw: dict, found: dict) -> dict:
     rds = run.client("rds")
     rds.apply_pending_maintenance_action(ResourceIdentifier=action["arn"], ApplyAction=action["Action"],
                                          OptInType="immediate")
-    deadline = started + APPLY_TIMEOUT_S
-    while True:
-        left = [d for p in rds.describe_pending_maintenance_actions(ResourceIdentifier=action["arn"])
-                ["PendingMaintenanceActions"] for d in p["PendingMaintenanceActionDetails"] if d["Action"] == action["Action"]]
-        status = rds.describe_db_instances(DBInstanceIdentifier=action["instance"])["DBInstances"][0]["DBInstanceStatus"]
-        if not left and status == "available":
-            break
-        if time.monotonic() > deadline:
-            raise OperationError(f"timed out after {APPLY_TIMEOUT_S:.0f} s waiting for {action['instance']}'s "
-                                 f"{action['Action']} (status {status})")
-        time.sleep(0.2)
+    wait_applied(run, action["arn"], action["instance"], action["Action"], started + APPLY_TIMEOUT_S)
     elapsed = time.monotonic() - started
     downtime, failed, probes = probe.stop() if probe is not None else (0.0, 0, 0)
     return {"instance": action["instance"], "action": action["Action"], "multi_az": action["multi_az"],
             "seconds": round(elapsed, 2), "took": took(run.ctx, elapsed), "downtime_s": round(downtime, 3),
             "failed_probes": failed, "probes": probes}
+
+
+def wait_applied(run: Run, arn: str, ident: str, what: str, deadline: float) -> None:
+    """Until ``what`` is no longer pending on the instance and it is available again (monotonic ``deadline``)."""
+    rds = run.client("rds")
+    while True:
+        left = [d for p in rds.describe_pending_maintenance_actions(ResourceIdentifier=arn)["PendingMaintenanceActions"]
+                for d in p["PendingMaintenanceActionDetails"] if d["Action"] == what]
+        status = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"]
+        if not left and status == "available":
+            return
+        if time.monotonic() > deadline:
+            raise OperationError(f"timed out after {APPLY_TIMEOUT_S:.0f} s waiting for {ident}'s {what} (status {status})")
+        time.sleep(0.2)
 
 
 class _Probe:

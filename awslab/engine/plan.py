@@ -131,7 +131,8 @@ def plan_snapshot(stack: str, name: str, region: str, primary: Found | None, gro
 
 
 def plan_restore(stack: str, desired: Desired, found: dict[str, Found]) -> Plan:
-    """One restored instance or group: created, or kept (and waited for) when a rerun finds it."""
+    """One new instance or group (a restore; the maintenance drill's Single-AZ instance): created,
+    or kept (and waited for) when a rerun finds it."""
     existing = found.get(desired.key)
     action = KEEP if existing is not None else CREATE
     return Plan(stack, (Step(desired.key, desired.kind, action, (), desired, existing),))

@@ -20,7 +20,8 @@ Typical durations on AWS (seconds), and where they come from:
 | rds.reboot                | rebooting 60                       | a reboot (with failover for Multi-AZ: 60-120 s per the User Guide) |
 | rds.failover              | rebooting 90                       | reboot with failover: "typically 60-120 s" (RDS User Guide, Multi-AZ failover) |
 | rds.backup-window         | 86400 (a day)                      | automated backups: one base backup a day in the backup window, WAL in between; retention days scale the same |
-| rds.os-update             | maintenance 300                    | OS maintenance on a Single-AZ instance: offline while it is patched, "a few minutes" (RDS User Guide, "Maintaining a DB instance"); Multi-AZ costs only its failover (rds.failover) |
+| rds.os-update             | maintenance 300                    | an OS patch's reboot (system-update): a Single-AZ instance is offline while it is patched, "a few minutes" (RDS User Guide, "Maintaining a DB instance", "Applying updates"); on Multi-AZ the standby is patched so (unseen by clients), then the failover (rds.failover) is the downtime, then the old primary |
+| rds.maintenance-window    | 604800 (a week)                    | the weekly PreferredMaintenanceWindow (RDS User Guide, "The Amazon RDS maintenance window"): the wait until its next start is scaled as a week is (realistic: the time scale; `rds.maintenance-window=60`: a week lasts a minute); `instant`: the window arrives at once (within a second) |
 | rds.promote               | modifying 120, rebooting 60        | PromoteReadReplica: "can take several minutes", a reboot at the end |
 | rds.delete                | deleting 300                       | observed 4-10 min (longer with a final snapshot) |
 | rds.snapshot              | creating 240                       | manual snapshot of a 20 GiB gp3 volume; first snapshot is full |
@@ -50,6 +51,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+WEEK_S = 7 * 86400
 NETWORK: dict[str, float] = {"net.cross-az": 0.001, "net.same-az": 0.0002}   # round trips, never scaled
 
 REALISTIC: dict[str, tuple[tuple[str, float], ...]] = {
@@ -64,6 +66,7 @@ REALISTIC: dict[str, tuple[tuple[str, float], ...]] = {
     "rds.failover": (("rebooting", 90),),
     "rds.backup-window": (("backing-up", 86400),),
     "rds.os-update": (("maintenance", 300),),
+    "rds.maintenance-window": (("available", WEEK_S),),
     "rds.promote": (("modifying", 120), ("rebooting", 60)),
     "rds.delete": (("deleting", 300),),
     "rds.snapshot": (("creating", 240),),
@@ -99,6 +102,11 @@ class Latency:
     def seconds(self, transition: str) -> float:
         return sum(s for _, s in self.phases(transition))
 
+    def week_scale(self) -> float:
+        """How long a week of AWS's time lasts here, as a fraction (0 on instant): what scales the
+        wait until a maintenance window."""
+        return self.seconds("rds.maintenance-window") / WEEK_S
+
     def round_trip(self, link: str) -> float:
         """The round trip of a link (``net.cross-az``, ``net.same-az``) in seconds; 0 when instant."""
         if link in self.explicit:
@@ -107,6 +115,12 @@ class Latency:
 
     def as_dict(self) -> dict:
         return {"profile": self.profile, "time_scale": self.time_scale, "explicit": dict(self.explicit)}
+
+
+def realistic_seconds(transition: str, time_scale: float) -> float:
+    """AWS's typical duration of ``transition`` at ``time_scale``, whatever profile runs (the
+    maintenance drill's figures on an ``instant`` local AWS)."""
+    return sum(s for _, s in REALISTIC[transition]) * time_scale
 
 
 def parse(spec: str, time_scale: float = 1.0) -> Latency:

@@ -27,7 +27,7 @@ EXIT_LOCKED = 3
 LOCK_FILE = "server.lock"
 HEALTH_PATH = "/awslab/health"
 LATENCY_PATH = "/awslab/latency"
-MAINTENANCE_PATH = "/awslab/maintenance/offer"   # POST {"region", "instances", "action"}, owner only
+MAINTENANCE_PATH = "/awslab/maintenance/offer"   # POST {"region", "instances", "action", "time_scale"?}, owner only
 ENDPOINTS_PATH = "/awslab/endpoints"   # ?via=<instance id>: the map as that instance sees it
 FLOWS_PATH = "/awslab/flows"           # ?since=<epoch s>&action=ACCEPT|REJECT&vpc=<vpc id>
 READY_PATH = "/awslab/instances/ready"  # ?id=<instance id>, owner only: the instance's directory (`awslab shell`)
@@ -294,7 +294,8 @@ def _offer_maintenance(body: bytes) -> dict:
         if db is None:
             out["unknown"].append(ident)
         else:
-            out["offered" if maintenance.offer(db, data.get("action") or "system-update") else "had"].append(ident)
+            fresh = maintenance.offer(db, data.get("action") or "system-update", time_scale=data.get("time_scale"))
+            out["offered" if fresh else "had"].append(ident)
     return out
 
 

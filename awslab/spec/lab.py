@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from awslab.errors import LabError, UsageError
-from awslab.spec import catalog, deployment
+from awslab.spec import catalog, deployment, windows
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,6 +63,7 @@ class Database:
     deployment: str = "instance"   # or "cluster": a Multi-AZ DB cluster (spec/deployment.py)
     cluster_instance_class: str = "db.m6gd.large"   # the cluster's members' class (no db.t* for clusters)
     iops: int = 0              # provisioned IOPS: io1/io2 need them; 0 = the storage's baseline
+    maintenance_window: str = ""   # RDS's weekly window, ddd:hh24:mi-ddd:hh24:mi (UTC); empty: RDS's default
 
     @property
     def port(self) -> int:
@@ -173,7 +174,8 @@ def lab_from_dict(data: dict, source: str, overrides: typing.Sequence[str] = (),
         if not overrides:
             raise
         raise _blame_overrides(exc, overrides) from None
-    return lab
+    # RDS takes a window's days in any case and shows them lower-case: the lab compares as RDS shows.
+    return replace(lab, database=replace(lab.database, maintenance_window=lab.database.maintenance_window.lower()))
 
 
 def _blame_overrides(exc: LabError, overrides: typing.Sequence[str]) -> LabError:
@@ -364,6 +366,9 @@ def validate(lab: Lab) -> None:
     if not _is_identifier(d.database_name, 63):
         raise LabError(src, "database.database_name", f"'{d.database_name}' is not a valid database name",
                        "letters, digits or '_', starting with a letter")
+    if d.maintenance_window and (why := windows.error(d.maintenance_window)):
+        raise LabError(src, "database.maintenance_window", why,
+                       "e.g. sun:05:00-sun:05:30 (UTC, at least 30 minutes), or leave it out for RDS's default")
     if not d.storage_encrypted and not lab.security.allow_unencrypted_storage:
         raise LabError(src, "database.storage_encrypted", "awslab keeps database storage encrypted (AWS FSBP RDS.3)",
                        "to practise without it anyway, also set security.allow_unencrypted_storage=true (verify will WARN)")

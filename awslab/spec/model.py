@@ -69,9 +69,18 @@ class Setting:
     # What changing it in place costs, in words (``judge(old, new, section)``), raising UsageError
     # for a change AWS refuses (an engine downgrade): the plan then stops before anything changes.
     judge: Callable[[Any, Any, Any], str] | None = None
+    # Left empty in the lab, AWS's default holds (a maintenance window): neither sent nor compared.
+    optional: bool = False
 
     def wanted(self, section: Any) -> Any:
         return getattr(section, self.field)
+
+    def unset(self, section: Any) -> bool:
+        return self.optional and self.wanted(section) in ("", None)
+
+    def as_lab(self, raw: dict, section: Any) -> bool:
+        """Whether AWS shows the lab's value (an unset optional setting: whatever AWS chose)."""
+        return self.unset(section) or self.seen(raw) == self.wanted(section)
 
     def seen(self, raw: dict) -> Any:
         value = raw.get(self.describe)
@@ -99,14 +108,14 @@ def parameters(settings: Iterable[Setting], section: Any, where: str) -> dict[st
     """The lab's values under their AWS names ``where`` ("create" or "cfn"): each setting's
     parameters all set to its value, as AWS takes it (``write``) where the two differ."""
     return {name: s.write(s.wanted(section)) if s.write else s.wanted(section)
-            for s in settings for name in getattr(s, where)}
+            for s in settings if not s.unset(section) for name in getattr(s, where)}
 
 
 def changes_in_place(settings: Iterable[Setting], section: Any, raw: dict) -> tuple[Change, ...]:
     """The settings AWS changes in place whose shown value differs from the lab's: the diff, once."""
     out = []
     for s in settings:
-        if not s.modify:
+        if not s.modify or s.unset(section):
             continue
         have, want = s.seen(raw), s.wanted(section)
         if have is None or have == want or (s.grows_only and want < have):

@@ -149,7 +149,7 @@ def _as_lab(settings: tuple[Setting, ...], check: str, raw: dict, section) -> bo
     """Whether every setting the kind's table gives to ``check`` shows the lab's value."""
     compared = [s for s in settings if s.check == check]
     assert compared, f"no setting is checked by {check}"
-    return all(s.seen(raw) == s.wanted(section) for s in compared)
+    return all(s.as_lab(raw, section) for s in compared)
 
 
 def _parameter_group_checks(w: World, lab: Lab) -> list[Result]:
@@ -207,7 +207,7 @@ def check_spec(w: World, lab: Lab) -> list[Result]:
         out += cluster_checks.spec_checks(w, lab)
     elif db is None:
         out += [Result(f"spec.db.{n}", SKIP, "needs the primary DB (db.primary)") for n in
-                ("engine", "class", "storage", "multi-az", "backups")]
+                ("engine", "class", "storage", "multi-az", "backups", "maintenance-window")]
     else:
         same_engine = db.get("Engine") == d.engine
         out.append(_spec("spec.db.engine", same_engine and _as_lab(DB_SETTINGS, "spec.db.engine", db, d),
@@ -226,6 +226,10 @@ def check_spec(w: World, lab: Lab) -> list[Result]:
         out.append(_spec("spec.db.backups", _as_lab(DB_SETTINGS, "spec.db.backups", db, d),
                          f"backups kept {retention} days", f"{d.backup_retention_days} days",
                          f"{modify} --backup-retention-period {d.backup_retention_days}", "RDS.11"))
+        window = db.get("PreferredMaintenanceWindow", "?")
+        out.append(_spec("spec.db.maintenance-window", _as_lab(DB_SETTINGS, "spec.db.maintenance-window", db, d),
+                         f"maintenance window {window}" + ("" if d.maintenance_window else " (RDS's choice: the lab sets none)"),
+                         d.maintenance_window, f"{modify} --preferred-maintenance-window {d.maintenance_window}"))
     for i in range(1, instance_replicas(d) + 1):
         key = f"db.replica.{i}"
         replica = w.raw(key)

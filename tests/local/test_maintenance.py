@@ -50,7 +50,10 @@ def test_maintenance__multi_az_patches_the_standby_first_fails_over_and_loses_no
         return caught.value.response["Error"]["Code"]
 
     assert refused(ApplyAction="system-update", OptInType="whenever") == "InvalidParameterValue"
-    assert refused(ApplyAction="db-upgrade", OptInType="immediate") == "InvalidParameterValue"
+    assert refused(ApplyAction="db-upgrade", OptInType="immediate") == "InvalidParameterCombination"
+    from awslab.local import manager
+
+    manager.set_latency(engine_server[0], "instant,rds.maintenance-window=604800")   # the window a real week away
     later = rds.apply_pending_maintenance_action(ResourceIdentifier=arn, ApplyAction="system-update",
                                                  OptInType="next-maintenance")["ResourcePendingMaintenanceActions"]
     detail = later["PendingMaintenanceActionDetails"][0]
@@ -58,6 +61,7 @@ def test_maintenance__multi_az_patches_the_standby_first_fails_over_and_loses_no
     undone = rds.apply_pending_maintenance_action(ResourceIdentifier=arn, ApplyAction="system-update",
                                                   OptInType="undo-opt-in")["ResourcePendingMaintenanceActions"]
     assert undone["PendingMaintenanceActionDetails"][0]["OptInStatus"] == "none"
+    manager.set_latency(engine_server[0], "instant")
 
     # Applied now, under a numbered write load: every acknowledged row is there afterwards.
     connect = _session(awslab, stack)

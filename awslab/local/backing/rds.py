@@ -12,11 +12,12 @@ import threading
 import time
 from typing import Callable
 
-from awslab.local import latency, tls
+from awslab.local import tls
 from awslab.local.backing import hooks, rds_upgrade
 from awslab.local.backing.core import Backing
 from awslab.local.backing.keys import place, snap_key
 from awslab.local.engines import EngineUnavailable, postgres_bindir
+from awslab.local.patches import maintenance
 
 log = logging.getLogger("awslab.local.backing")
 
@@ -242,21 +243,23 @@ def install() -> None:
         multi_az = engines.alive(engines.standby_key(key))
 
         def down_for(transition: str) -> Callable[[], None]:
-            """The time the latency profile gives that step (none on instant), scaled."""
-            return lambda: time.sleep(latency.current().seconds(transition))
+            """The time that step takes (patches/maintenance.pause_seconds: the latency profile's, none on instant)."""
+            return lambda: time.sleep(maintenance.pause_seconds(db, action, transition))
 
         def work() -> None:
             started = time.monotonic()
             try:
                 if multi_az:
                     log.info("maintenance %s %s: patching the standby first", action, endpoint)
-                    engines.restart_standby(key)
+                    engines.restart_standby(key, pause=down_for("rds.os-update"))
                     log.info("maintenance %s %s: failing over to the patched standby", action, endpoint)
                     engines.failover(key, pause=down_for("rds.failover"))
                     serve_again(key, endpoint)
                     log.info("maintenance %s %s: patching the old primary, back as the standby", action, endpoint)
                     engines.rebuild_standby(key)
                 else:
+                    # Down for the OS patch's reboot (rds.os-update), not a bare restart: on AWS a
+                    # Single-AZ patch costs minutes, more than a Multi-AZ failover.
                     log.info("maintenance %s %s: restarting the server (Single-AZ)", action, endpoint)
                     engines.restart(key, pause=down_for("rds.os-update"))
                     serve_again(key, endpoint)
@@ -266,9 +269,8 @@ def install() -> None:
 
         b.submit(key, work, label="maintenance")
 
-    from awslab.local.patches import maintenance
-
     maintenance.on_apply.append(maintained)
+    hooks.periodic.append(lambda b: maintenance.apply_due())   # a window that arrived: applied as `immediate` is
 
     def promoted(self, db, db_kwargs) -> None:
         key = _db_key(db.account_id, db.region, db.db_instance_identifier)

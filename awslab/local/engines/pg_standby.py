@@ -56,14 +56,16 @@ class PostgresStandby(EngineCore):
         self._role_conf(entry, sync=True)
         self._reload(entry)
 
-    def restart_standby(self, key: str) -> dict[str, Any]:
-        """The Multi-AZ standby restarted (patched) while the primary goes on: the primary's
-        commits stop waiting for a standby meanwhile, and wait for it again once it streams."""
+    def restart_standby(self, key: str, pause: Callable[[], None] | None = None) -> dict[str, Any]:
+        """The Multi-AZ standby restarted (patched: down for ``pause``) while the primary goes on:
+        the primary's commits stop waiting for a standby meanwhile, and wait for it again once it streams."""
         entry = self._running(key, "postgres")
         self._role_conf(entry)
         self._reload(entry)
         sk = self.standby_key(key)
         self.halt(sk)
+        if pause is not None:
+            pause()
         standby = self.resume(sk)
         self.make_synchronous(key)
         return standby
