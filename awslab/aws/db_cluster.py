@@ -83,18 +83,30 @@ def _members(run: Run, cluster: dict) -> list[dict]:
 
 
 def discover(run: Run) -> list[Found]:
+    """The stack's Multi-AZ DB cluster and its parameter group. Only a stack whose tagged ARNs
+    (one GetResources for the whole discovery) hold a cluster pays a DescribeDBClusters: an
+    instance stack's no-op `up` sends none (a cluster not yet listed there is adopted by `up`'s
+    create, as every kind is)."""
     rds = run.client("rds")
     out: list[Found] = []
-    for page in rds.get_paginator("describe_db_clusters").paginate():
-        for cluster in page["DBClusters"]:
+    arns = stack_arns(run)
+    idents = sorted(arn.rsplit(":", 1)[-1] for arn in arns if ":cluster:" in arn)
+    for ident in idents:
+        try:
+            clusters = rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"]
+        except rds.exceptions.DBClusterNotFoundFault:
+            continue
+        for cluster in clusters:
             tags = from_tag_list(cluster.get("TagList"))
             if not owned_by(tags, run.stack):
                 continue
             key = tags.get(TAG_RESOURCE) or f"db.{cluster['DBClusterIdentifier']}"
             out.append(Found(key, "db-cluster", cluster["DBClusterIdentifier"], cluster["Status"],
                              created=cluster.get("ClusterCreateTime"), attrs=_cluster_attrs(cluster, _members(run, cluster))))
+    if not idents and not any(":cluster-pg:" in arn for arn in arns):
+        return out
     name = names(run.stack, run.ctx.region)["db.cluster-parameter-group"]
-    group = DbClusterParameterGroup().find(run, "db.cluster-parameter-group", name, stack_arns(run))
+    group = DbClusterParameterGroup().find(run, "db.cluster-parameter-group", name, arns)
     return out + ([group] if group is not None else [])
 
 
