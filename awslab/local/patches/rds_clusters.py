@@ -21,7 +21,7 @@ from awslab.local import latency
 from awslab.local.patches._base import DB_CURRENT_MINORS, DB_MAJOR_VERSIONS, backing_state, init_dicts, linger
 from awslab.local.patches._patch import patch
 from awslab.local.patches.rds import RDS_BACKEND, RDS_RESPONSE, rds_error
-from awslab.spec.deployment import CLUSTER_CLASS_RE, CLUSTER_MEMBERS, CLUSTER_STORAGE, IOPS_PER_GIB
+from awslab.spec.deployment import CLUSTER_MEMBERS, CLUSTER_STORAGE, IOPS_PER_GIB
 
 DB_CLUSTER = "moto.rds.models:DBCluster"
 
@@ -32,8 +32,13 @@ def is_multi_az_cluster(cluster) -> bool:
 
 
 def _cluster_status(self):
-    # moto's own answers "creating" once, then "available"; the timeline and the engines decide here.
+    # A Multi-AZ DB cluster's: the timeline and the engines decide. Any other (Aurora, Neptune) is
+    # left as moto has it: "creating" once, then "available".
     own = self._status
+    if not is_multi_az_cluster(self):
+        if own == "creating":
+            self._status = "available"
+        return own
     return latency.phase(self) or backing_state(self) or ("available" if own == "creating" else own)
 
 
@@ -59,7 +64,8 @@ def _subnet_azs(backend, group_name: str | None) -> set[str]:
 def _refuse_cluster(backend, kw: dict) -> None:
     """RDS's refusals for a Multi-AZ DB cluster request (CreateDBCluster's, its documented constraints)."""
     engine, klass = kw.get("engine"), kw.get("db_cluster_instance_class")
-    storage, allocated, iops = kw.get("storage_type"), kw.get("allocated_storage"), kw.get("iops")
+    # StorageType defaults to io1 for a Multi-AZ DB cluster (the API reference's "Default").
+    storage, allocated, iops = kw.get("storage_type") or "io1", kw.get("allocated_storage"), kw.get("iops")
     if kw.get("master_user_password") and kw.get("manage_master_user_password"):
         raise rds_error("InvalidParameterCombination", "Can't specify both MasterUserPassword and ManageMasterUserPassword.")
     if engine not in ("postgres", "mysql"):
@@ -69,7 +75,7 @@ def _refuse_cluster(backend, kw: dict) -> None:
         raise rds_error("InvalidParameterCombination", f"Cannot find version {version} for {engine}")
     if not klass:
         raise rds_error("InvalidParameterValue", "DBClusterInstanceClass is required to create a Multi-AZ DB cluster.")
-    if not CLUSTER_CLASS_RE.match(klass):
+    if klass.startswith("db.t"):   # no burstable class runs a Multi-AZ DB cluster (its class list)
         raise rds_error("InvalidParameterCombination",
                         f"RDS does not support creating a DB cluster with the following combination: DBClusterInstanceClass="
                         f"{klass}, Engine={engine}, EngineVersion={version or 'default'}. For supported combinations of "
@@ -101,14 +107,16 @@ def _refuse_cluster(backend, kw: dict) -> None:
 
 @patch(RDS_BACKEND, gap=("rds-cluster-members", "rds-cluster-refusals", "rds-cluster-states"), phase="rejects")
 def create_db_cluster(original, self, kwargs):
-    if not kwargs.get("db_cluster_instance_class") and kwargs.get("engine") not in ("postgres", "mysql"):
-        return original(self, kwargs)   # Aurora and Neptune: as moto has them
+    if not kwargs.get("db_cluster_instance_class") or kwargs.get("engine") not in ("postgres", "mysql"):
+        # Not a Multi-AZ DB cluster request (Aurora, Neptune, or no instance class): as moto has it.
+        return original(self, kwargs)
     _refuse_cluster(self, kwargs)
     version = str(kwargs.get("engine_version") or "")
     minors = DB_CURRENT_MINORS.get(kwargs["engine"], {})
     if version in minors:   # a major alone: RDS picks its current minor
         kwargs = {**kwargs, "engine_version": minors[version]}
-    kwargs = {**kwargs, "availability_zones": sorted(_subnet_azs(self, kwargs.get("db_subnet_group_name")))[:CLUSTER_MEMBERS]}
+    kwargs = {**kwargs, "storage_type": kwargs.get("storage_type") or "io1",
+              "availability_zones": sorted(_subnet_azs(self, kwargs.get("db_subnet_group_name")))[:CLUSTER_MEMBERS]}
     cluster = original(self, kwargs)
     latency.start(cluster, "rds.cluster.create")
     make_members(self, cluster)
