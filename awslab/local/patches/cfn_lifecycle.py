@@ -86,7 +86,16 @@ def delete_stack(self, name_or_stack_id: str) -> None:
         if stack.status in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
             continue   # already on its way
         stack.status = "DELETE_IN_PROGRESS"
-        threading.Thread(target=_deleting, args=(self, stack), daemon=True, name=f"cfn delete {stack.name}").start()
+        # A first pass now: what can go at once (everything, on the instant profile) is gone when
+        # the call answers, the same every time; what waits on a resource still `deleting` is
+        # retried in the background, the stack listed DELETE_IN_PROGRESS meanwhile.
+        _replicas_first(stack)
+        try:
+            stack.delete()
+        except Exception:  # noqa: BLE001 - left to the background passes
+            threading.Thread(target=_deleting, args=(self, stack), daemon=True, name=f"cfn delete {stack.name}").start()
+        else:
+            _forget(self, stack)
 
 
 def resume_deletes() -> str | None:
@@ -116,13 +125,18 @@ def _deleting(backend, stack) -> None:
     why = delete_stack_resources(stack)
     with persistence.LOCK:
         if why is None:
-            backend.stacks.pop(stack.stack_id, None)
-            backend.deleted_stacks[stack.stack_id] = stack
-            for export in stack.exports:
-                backend.exports.pop(export.name, None)
+            _forget(backend, stack)
         else:
             stack._add_stack_event("DELETE_FAILED", resource_status_reason=why)
     persistence.changed_in_background()
+
+
+def _forget(backend, stack) -> None:
+    """Every resource gone: the stack is listed DELETE_COMPLETE, its exports free."""
+    backend.stacks.pop(stack.stack_id, None)
+    backend.deleted_stacks[stack.stack_id] = stack
+    for export in stack.exports:
+        backend.exports.pop(export.name, None)
 
 
 def _replicas_first(stack) -> None:
