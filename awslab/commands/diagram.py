@@ -14,6 +14,7 @@ from awslab import ui
 from awslab.commands import drawing, drawing_svg
 from awslab.commands._common import progress_run
 from awslab.commands.diagram_model import Topology, build, now_text
+from awslab.commands.flows import observed
 from awslab.commands.lifecycle import stack_lab
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
@@ -53,7 +54,7 @@ def diagram(ctx: Context, stack: str, fmt: str, out: str | None, progress: ui.Pr
         raise UsageError(f"stack {stack} has no resources on {ctx.target} ({ctx.region}): nothing to draw",
                          "`awslab stacks` lists the stacks here; `awslab up LAB` builds one")
     lab = stack_lab(ctx)
-    text = render(build(checks.gather(run, found), lab, now_text()), fmt)
+    text = render(build(checks.gather(run, found), lab, now_text(), observed(ctx, found)), fmt)
     if out is None:
         ui.emit(text.rstrip("\n"))
     else:

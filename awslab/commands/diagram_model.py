@@ -70,6 +70,7 @@ class Edge:
     status: str           # PASS / FAIL / WARN / SKIP
     detail: str           # verify's evidence: the rules that allow it, or what is missing
     hint: str = ""        # verify's fix, for a FAIL
+    seen: str = ""        # what really happened: the last connection the VPC decided on it (local flow log)
 
     @property
     def allowed(self) -> bool:
@@ -234,8 +235,23 @@ def _groups(world: World, nodes: list[Node]) -> tuple[Group, ...]:
     return tuple(out)
 
 
-def build(world: World, lab: Lab, when: str = "") -> Topology:
-    """The Topology of a verify World (awslab/verify/checks.py), each edge verify's own result."""
+def last_connection(flows: list[dict], source: str, node: Node) -> str:
+    """The last connection from instance ``source`` to any endpoint of ``node`` in the VPC's flow
+    records, in a few words ("" if none): what really happened beside what verify judges now."""
+    names = {node.endpoint} | {x.removeprefix("via ") for x in node.extra if x.startswith("via ")}
+    mine = [r for r in flows if r.get("source") == source and r.get("endpoint") in names]
+    if not mine:
+        return ""
+    last = max(mine, key=lambda r: (r.get("end") or r.get("start") or 0))
+    when = datetime.fromtimestamp(last.get("end") or last.get("start") or 0, timezone.utc).strftime("%H:%M:%S UTC")
+    if last.get("action") == "ACCEPT":
+        return f"last connection {when}: ACCEPT (flow log)"
+    return f"last connection {when}: REJECT, the VPC dropped it (flow log)"
+
+
+def build(world: World, lab: Lab, when: str = "", flows: list[dict] | None = None) -> Topology:
+    """The Topology of a verify World (awslab/verify/checks.py), each edge verify's own result;
+    ``flows``: the VPC's flow records (local AWS), each edge then says its last real connection."""
     subnets = _subnets(world)
     by_subnet = {s.id: s for s in subnets}
     nodes = _host_nodes(world, by_subnet) + _db_nodes(world) + _cache_nodes(world)
@@ -249,14 +265,16 @@ def build(world: World, lab: Lab, when: str = "") -> Topology:
                           route.id, route.status, route.detail, route.hint or ""))
         for key, r in checks.db_paths(world, lab).items():
             ident = (world.raw(key) or {}).get("DBInstanceIdentifier", world.found[key].id)
-            edges.append(Edge(host.id, diagram_id("n", ident), f"tcp/{lab.database.port}", r.id, r.status, r.detail,
-                              r.hint or ""))
+            target = diagram_id("n", ident)
+            node = next((n for n in nodes if n.id == target), None)
+            edges.append(Edge(host.id, target, f"tcp/{lab.database.port}", r.id, r.status, r.detail, r.hint or "",
+                              last_connection(flows or [], host_id or "", node) if node else ""))
         cache = next((r for r in checks.check_paths(world, lab) if r.id == "path.app-to-cache"), None)
         primary = next((n for n in nodes if n.kind == CACHE and "primary" in n.role
                         and n.role.endswith(f"({(world.raw('cache.group') or {}).get('ReplicationGroupId')})")), None)
         if cache is not None and primary is not None:
             edges.append(Edge(host.id, primary.id, f"tcp/{lab.cache.port}", cache.id, cache.status, cache.detail,
-                              cache.hint or ""))
+                              cache.hint or "", last_connection(flows or [], host_id or "", primary)))
     azs = sorted({s.az for s in subnets if s.az} | {n.az for n in nodes if n.az})
     vpc = world.found.get("network.vpc")
     return Topology(world.stack, world.region, vpc.id if vpc else "", (vpc.get("cidr") if vpc else "") or "",

@@ -34,9 +34,10 @@ def node_lines(n: Node) -> list[str]:
 
 
 def edge_lines(e: Edge) -> list[str]:
-    """The label: port and verdict; for a blocked path, each missing piece in verify's words."""
+    """The label: port and verdict; for a blocked path, each missing piece in verify's words; then
+    the last real connection on it, when the local AWS's flow log has one."""
     head = f"{e.port}: {e.verdict}"
-    return [head] + ([p for p in e.detail.split("; ") if p] if e.blocked else [])
+    return [head] + ([p for p in e.detail.split("; ") if p] if e.blocked else []) + ([e.seen] if e.seen else [])
 
 
 def tier_of(n: Node) -> str:

@@ -171,7 +171,8 @@ def svg(t: Topology) -> str:
             continue
         tx, ty, tw, _ = box[dst.id]
         cls = {"PASS": "ok", "FAIL": "bad"}.get(e.status, "skip")
-        words = f"{src.name if src else 'the internet'} to {dst.name}, {e.port}: {e.verdict} ({e.check} {e.status}: {e.detail})"
+        words = (f"{src.name if src else 'the internet'} to {dst.name}, {e.port}: {e.verdict} ({e.check} {e.status}: "
+                 f"{e.detail}){'; ' + e.seen if e.seen else ''}")
         body = [f"<title>{_a(words + (f'; fix: {e.hint}' if e.hint else ''))}</title>"]
         if e.source == INTERNET:   # down beside the host, then into its side: over no text but the subnet's
             d = f"M{ix:.1f},{inet_y + 34:.1f} V{ty + 22:.1f} H{tx + tw:.1f}"
@@ -251,7 +252,8 @@ def html(t: Topology) -> str:
         dst = t.node(e.target).name if t.node(e.target) else e.target
         cls = {"PASS": "ok", "FAIL": "bad"}.get(e.status, "skip")
         rows.append(f'<tr class="{cls}"><td>{_a(src)} → {_a(dst)}</td><td>{_a(e.port)}</td><td><code>{_a(e.check)}</code></td>'
-                    f'<td>{_a(e.verdict)}</td><td>{_a(e.detail)}</td><td>{f"<code>{_a(e.hint)}</code>" if e.hint else ""}</td></tr>')
+                    f'<td>{_a(e.verdict)}</td><td>{_a(e.detail)}</td><td>{f"<code>{_a(e.hint)}</code>" if e.hint else ""}</td>'
+                    f'<td>{_a(e.seen) or "none in the flow log"}</td></tr>')
 
     def sample(status: str) -> str:
         color, dash = STYLE[status]
@@ -307,7 +309,7 @@ Drawn by <code>awslab diagram</code>; each path is judged by <code>awslab verify
 <ul class="legend">{legend}</ul>
 <h2>Paths</h2>
 <table>
-<thead><tr><th>path</th><th>port</th><th>verify check</th><th>result</th><th>evidence</th><th>fix</th></tr></thead>
+<thead><tr><th>path</th><th>port</th><th>verify check</th><th>result</th><th>evidence</th><th>fix</th><th>what really happened</th></tr></thead>
 <tbody>
 {chr(10).join(rows) or '<tr><td colspan="6">no paths: the stack has no host</td></tr>'}
 </tbody>

@@ -34,11 +34,8 @@ def flows(ctx: Context, stack: str, *, rejected: bool, since: str | None) -> dic
     vpc = discover(run).get("network.vpc")
     if vpc is None:
         raise OperationError(f"stack {stack} has no VPC: no flow to show", "run `awslab up` first")
-    query = {"since": f"{start:.0f}", "vpc": vpc.id, **({"action": "REJECT"} if rejected else {})}
-    url = f"{ctx.endpoint_url}{FLOWS_PATH}?{urllib.parse.urlencode(query)}"
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            records = json.loads(resp.read()).get("flows", [])
+        records = vpc_records(ctx, vpc.id, start, "REJECT" if rejected else None)
     except (OSError, ValueError) as exc:
         raise OperationError(f"could not read the local AWS's flow records: {exc}") from None
     if not records:
@@ -48,6 +45,26 @@ def flows(ctx: Context, stack: str, *, rejected: bool, since: str | None) -> dic
                          "connect first (`awslab connect db`), or widen --since" if since else "connect first (`awslab connect db`)")
     return {"vpc": vpc.id, "since": datetime.fromtimestamp(start, timezone.utc).isoformat() if since else None,
             "records": records}
+
+
+def vpc_records(ctx: Context, vpc_id: str, since: float = 0.0, action: str | None = None) -> list[dict]:
+    """The local AWS's flow records of one VPC, oldest first (OSError/ValueError if unreadable)."""
+    query = {"since": f"{since:.0f}", "vpc": vpc_id, **({"action": action} if action else {})}
+    url = f"{ctx.endpoint_url}{FLOWS_PATH}?{urllib.parse.urlencode(query)}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read()).get("flows", [])
+
+
+def observed(ctx: Context, found: dict) -> list[dict]:
+    """What the diagram and the report draw beside verify's verdicts: the stack's flow records on
+    the local AWS; none elsewhere (AWS keeps flow logs only where you made them) or if unreadable."""
+    vpc = found.get("network.vpc")
+    if vpc is None or not ctx.is_local:
+        return []
+    try:
+        return vpc_records(ctx, vpc.id)
+    except (OSError, ValueError):
+        return []
 
 
 def lines(records: list[dict]) -> list[str]:

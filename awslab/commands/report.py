@@ -13,6 +13,7 @@ from awslab import ui
 from awslab.commands import figures
 from awslab.commands._common import progress_run
 from awslab.commands.diagram_model import build, now_text
+from awslab.commands.flows import observed
 from awslab.commands.pages import check_out_path, write_page
 from awslab.commands.lifecycle import stack_lab, verified
 from awslab.commands.recovery import find_snapshots
@@ -53,7 +54,7 @@ def gather_report(ctx: Context, stack: str, progress: ui.Progress) -> Report:
     world, results = verified(run, found, lab)
     when = now_text()
     kept, stale = figures.load(stack, found)
-    return Report(stack, ctx.region, ctx.target, lab.name, when, build(world, lab, when), [r.as_dict() for r in results],
+    return Report(stack, ctx.region, ctx.target, lab.name, when, build(world, lab, when, observed(ctx, found)), [r.as_dict() for r in results],
                   cost_lines(found), snapshot_rows(find_snapshots(run, found)), kept, tuple(stale))
 
 

@@ -310,3 +310,25 @@ def test_diagram__a_real_stack__its_subnets_and_azs__then_a_revoked_db_rule_draw
     (blocked,) = [g for g in root.iter(f"{SVG}g") if (g.findtext(f"{SVG}title") or "").split(" to ", 1)[-1].startswith(
         f"{stack}-db, tcp/5432: BLOCKED (path.app-to-db FAIL: no inbound rule on {db_sg['GroupId']}")]
     assert blocked.find(f"{SVG}path").get("stroke-dasharray")
+
+
+def test_build__the_flow_log__each_path_says_its_last_real_connection_beside_verifys_verdict(lab):
+    """What really happened, from the local AWS's flow records: the host's last connection to each
+    endpoint (ACCEPT or REJECT, and when), on the label of every format and in the page's table;
+    connections from elsewhere, or to another endpoint, are not the path's."""
+    db_ep = "week6-db.abc.us-east-1.rds.amazonaws.com:5432"
+    flows = [
+        {"source": "i-host", "endpoint": db_ep, "action": "ACCEPT", "start": 1_700_000_000, "end": 1_700_000_005},
+        {"source": "i-host", "endpoint": db_ep, "action": "REJECT", "start": 1_700_000_100, "end": 1_700_000_100},
+        {"source": "outside", "endpoint": db_ep, "action": "ACCEPT", "start": 1_700_000_200, "end": 1_700_000_200},
+    ]
+    t = build(world(db_rule=False), lab, "2026-12-06 16:00 UTC", flows)
+    by_target = {t.node(e.target).name: e for e in t.edges if t.node(e.target)}
+    assert by_target["week6-db"].blocked
+    assert by_target["week6-db"].seen == "last connection 22:15:00 UTC: REJECT, the VPC dropped it (flow log)"
+    assert by_target["week6-db-replica-1"].seen == ""          # no connection to it was made
+    for text in (mermaid(t), dot(t), svg(t), html(t)):
+        assert "22:15:00 UTC: REJECT" in text
+    assert "none in the flow log" in html(t)
+    # Without flow records (real AWS, or none yet) the labels are verify's alone.
+    assert all(e.seen == "" for e in build(world(db_rule=False), lab).edges)
