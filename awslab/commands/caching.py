@@ -195,6 +195,7 @@ def connections(run: Run, need_db: bool = True, found: dict | None = None
     mapping = live.endpoint_map(run, live.host_of(found))
     db = None
     if need_db:
+        live.require_postgres(primary.get("raw") or {}, "awslab demo")
         raw = primary.get("raw") or {}
         db_addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
         live.require_engine(db_addr, "the database")

@@ -51,6 +51,7 @@ def cache_aside(run: Run, *, requests: int, rows: int, reports: int, seed: int =
     primary, group, token = found.get("db.primary"), found.get("cache.group"), found.get("cache.auth-token")
     if primary is None or group is None or token is None:
         raise OperationError(f"stack {run.stack} needs its database and cache for the demo", "run `awslab up` first")
+    live.require_postgres(primary.get("raw") or {}, "awslab demo cache-aside")
     mapping = live.endpoint_map(run, live.host_of(found))
     raw = primary.get("raw") or {}
     db_addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])

@@ -140,6 +140,7 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
         raise UsageError(f"stack {stack} has no read replica to measure", "awslab up week6 --set database.read_replicas=1")
     if group is None or "cache.auth-token" not in found:
         raise UsageError(f"stack {stack} has no cache to fail over", "run `awslab up week6` first")
+    live.require_postgres(primary.get("raw") or {}, "awslab drill")
     mapping = live.endpoint_map(run, live.host_of(found))
     raw = primary.get("raw") or {}
     db_addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])

@@ -83,6 +83,7 @@ def drill_maintenance(ctx: Context, stack: str, *, output: str, progress: ui.Pro
     if not primary.get("multi_az"):
         raise UsageError(f"{primary.id} is Single-AZ: the drill compares it with a Multi-AZ instance",
                          "awslab up week6 --set database.multi_az=true")
+    live.require_postgres(primary.get("raw") or {}, "awslab drill --maintenance")
     missing = [k for k in ("db.subnet-group", "sg.db", "db.parameter-group", "host.instance") if k not in run.found]
     if missing:
         raise UsageError(f"stack {stack} has no {', '.join(missing)} to place the Single-AZ instance in",

@@ -78,9 +78,11 @@ def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -
                     "failover; Single-AZ: the server restarts)")
         return 0
     for a in applied:
+        cost = (f"new connections failed for {a['downtime_s']:.2f} s ({a['failed_probes']} of {a['probes']} probes)"
+                if a["measured"] else "its downtime not measured (the connection probe speaks PostgreSQL, on the "
+                                      "local AWS)")
         ui.emit(f"{a['instance']}: {a['action']} applied in {a['took']} ({'Multi-AZ' if a['multi_az'] else 'Single-AZ'}); "
-                f"new connections failed for {a['downtime_s']:.2f} s ({a['failed_probes']} of {a['probes']} probes); "
-                f"AWS: {AWS_DOWNTIME['multi_az' if a['multi_az'] else 'single_az']}")
+                f"{cost}; AWS: {AWS_DOWNTIME['multi_az' if a['multi_az'] else 'single_az']}")
     return 0
 
 
@@ -115,7 +117,8 @@ def offer_update(run: Run, instances: list[str], time_scale: float | None = None
 
 def _apply(run: Run, action: dict, raw: dict, found: dict) -> dict:
     """Apply one action now; probe the instance's endpoint through the host meanwhile."""
-    probe = _Probe(run, raw, found) if run.ctx.is_local else None
+    # The probe speaks PostgreSQL: another engine's patch is applied, its downtime not measured.
+    probe = _Probe(run, raw, found) if run.ctx.is_local and (raw.get("Engine") or "postgres") == "postgres" else None
     started = time.monotonic()
     if probe is not None:
         probe.start()
@@ -127,7 +130,7 @@ def _apply(run: Run, action: dict, raw: dict, found: dict) -> dict:
     downtime, failed, probes = probe.stop() if probe is not None else (0.0, 0, 0)
     return {"instance": action["instance"], "action": action["Action"], "multi_az": action["multi_az"],
             "seconds": round(elapsed, 2), "took": took(run.ctx, elapsed), "downtime_s": round(downtime, 3),
-            "failed_probes": failed, "probes": probes}
+            "failed_probes": failed, "probes": probes, "measured": probe is not None}
 
 
 def wait_applied(run: Run, arn: str, ident: str, what: str, deadline: float) -> None:

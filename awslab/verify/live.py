@@ -356,6 +356,16 @@ def _pgpass_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:")
 
 
+def require_postgres(db_raw: dict, command: str) -> None:
+    """The measurements that speak PostgreSQL's protocol (drill, the demos) refuse another engine in
+    one line (exit 2) rather than fail on its handshake."""
+    engine = db_raw.get("Engine") or "postgres"
+    if engine != "postgres":
+        raise UsageError(f"{command} measures PostgreSQL for now; {db_raw.get('DBInstanceIdentifier', 'the DB')} "
+                         f"runs {engine}", "`awslab failover` fails it over for real and `awslab verify` checks it live; "
+                         "--set database.engine=postgres for this command")
+
+
 def require_engine(addr: Address, what: str) -> None:
     if addr.usable:
         return

@@ -2,7 +2,9 @@
 one MySQL stack (Multi-AZ, a replica) shared by the assertions: verify's live checks over TLS with
 the managed password, `connect`'s mariadb line, the replica following, a forced failover under a
 write load with every acknowledged row kept (semi-synchronous commits), a snapshot restored with
-its data, a dropped table back from the binary logs; and `--set database.engine=mariadb`."""
+its data, a dropped table back from the binary logs, an OS patch applied as a failover with every
+acknowledged row kept, drill and the demo refusing the engine in one line; and
+`--set database.engine=mariadb`."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def _session(awslab, engines, stack: str):
                                    database="lab", ssl=client_context(where["ca"]), autocommit=True, connect_timeout=2)
 
 
-def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, engines, mariadbd, stack):
+def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, engines, engine_server, mariadbd, stack):
     up = awslab("up", "week6", "--name", stack, "--set", "database.engine=mysql")
     assert up.code == 0, up.err
     assert "MySQL-compatible MariaDB 10.11 stands in for MySQL 8.0" in up.out, up.out[-600:]
@@ -113,6 +115,27 @@ def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, e
     for name in (f"{stack}-undo", f"{stack}-snap"):
         back = awslab("connect", name, "--name", stack).out.strip()
         assert _mariadb(back, "SELECT COUNT(*) FROM precious") == "3", name
+
+    # An OS patch applied for real (a failover to the standby, Multi-AZ), every acknowledged row kept;
+    # the measurements that speak PostgreSQL refuse the engine in one line instead of failing on it.
+    from conftest import engines_of, signed_post
+
+    server, server_home = engine_server
+    key = next(k for k, e in engines_of(server_home).items() if k.endswith(f".{stack}-db") and e.get("role") == "primary")
+    before = engines_of(server_home)[key]["pid"]
+    signed_post(server, server_home, "/awslab/maintenance/offer",
+                json.dumps({"region": "us-east-1", "instances": [f"{stack}-db"]}).encode())
+    applied = awslab("maintenance", "--name", stack, "--apply")
+    assert applied.code == 0, applied.err
+    assert f"{stack}-db: system-update applied" in applied.out and "its downtime not measured" in applied.out
+    assert engines_of(server_home)[key]["pid"] != before   # the old standby serves now
+    with connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT n FROM acked")
+        assert not set(acked) - {row[0] for row in cur.fetchall()}
+    for argv in (["drill"], ["drill", "--maintenance"], ["demo", "cache-aside"]):
+        refused = awslab(*argv, "--name", stack)
+        assert refused.code == 2 and "measures PostgreSQL for now" in refused.err and "runs mysql" in refused.err, argv
+        assert len(refused.err.strip().splitlines()) == 1, refused.err
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot", "--delete-snapshots").code == 0
 
 

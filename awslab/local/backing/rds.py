@@ -236,6 +236,8 @@ def install() -> None:
         downtime). Multi-AZ: the standby first (the primary goes on), then a failover to it, then
         the old primary, back as the standby (the downtime is the failover's)."""
         key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        if db.engine in hooks.elsewhere:
+            return   # its own engines' module applies it (rds_mysql.py)
         if db.engine != "postgres" or not engines.get(key):
             done()
             return

@@ -219,6 +219,39 @@ def install() -> None:
 
         b.submit(key, work, label="rebooting")
 
+    def maintained(backend, db, action: str, done: Callable[[], None]) -> None:
+        """An OS patch applied to a MySQL-family instance, as RDS applies it: Multi-AZ, a failover to
+        the standby (its downtime), the old primary rebuilt as the new standby; Single-AZ, the
+        server down for the patch's reboot (rds.os-update, the latency profile's)."""
+        if not handles(db):
+            return
+        key = _key(db.account_id, db.region, db.db_instance_identifier)
+        if not engines.get(key):
+            done()
+            return
+        from awslab.local.patches import maintenance
+
+        sk = engines.standby_key(key)
+        multi_az = engines.alive(sk)
+
+        def down_for(transition: str) -> Callable[[], None]:
+            return lambda: time.sleep(maintenance.pause_seconds(db, action, transition))
+
+        def work() -> None:
+            try:
+                if multi_az:
+                    engines.failover_mariadb(key, pause=down_for("rds.failover"))
+                    serve_again(db, key)
+                    engines.rebuild_mariadb_standby(key)
+                else:
+                    engines.restart(key, pause=down_for("rds.os-update"))
+                    serve_again(db, key)
+                log.info("maintenance %s %s done (%s)", action, _endpoint(db), "Multi-AZ" if multi_az else "Single-AZ")
+            finally:
+                done()
+
+        b.submit(key, work, label="maintenance")
+
     def promoted(self, db, *a, **kw) -> None:
         key = _key(db.account_id, db.region, db.db_instance_identifier)
         if (engines.get(key) or {}).get("role") != "replica":
@@ -303,4 +336,7 @@ def install() -> None:
     after("reboot_db_instance", rebooted)
     after("promote_read_replica", promoted)
     after("modify_db_instance", modified)
+    from awslab.local.patches import maintenance as maintenance_patch
+
+    maintenance_patch.on_apply.append(maintained)
     hooks.after(RDSBackend, "modify_db_parameter_group", parameters_modified, inside)
