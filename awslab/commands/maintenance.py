@@ -79,13 +79,14 @@ def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -
         return 0
     for a in applied:
         cost = (f"new connections failed for {a['downtime_s']:.2f} s ({a['failed_probes']} of {a['probes']} probes)"
-                if a["measured"] else "its downtime not measured (the connection probe speaks PostgreSQL, on the "
-                                      "local AWS)")
+                if a["measured"] else "its downtime not measured (on AWS awslab cannot reach the instance; the local "
+                                      "AWS probes it through the host)")
         ui.emit(f"{a['instance']}: {a['action']} applied in {a['took']} ({'Multi-AZ' if a['multi_az'] else 'Single-AZ'}); "
                 f"{cost}; AWS: {AWS_DOWNTIME['multi_az' if a['multi_az'] else 'single_az']}")
     return 0
 
 
+PROBED = ("postgres", "mysql", "mariadb")
 AWS_DOWNTIME = {
     "multi_az": "the failover, typically 60-120 s (RDS User Guide, 'Maintaining a DB instance': Multi-AZ "
                 "patches the standby, fails over, then patches the old primary)",
@@ -117,8 +118,8 @@ def offer_update(run: Run, instances: list[str], time_scale: float | None = None
 
 def _apply(run: Run, action: dict, raw: dict, found: dict) -> dict:
     """Apply one action now; probe the instance's endpoint through the host meanwhile."""
-    # The probe speaks PostgreSQL: another engine's patch is applied, its downtime not measured.
-    probe = _Probe(run, raw, found) if run.ctx.is_local and (raw.get("Engine") or "postgres") == "postgres" else None
+    # The probe speaks PostgreSQL and MySQL: another engine's patch is applied, its downtime not measured.
+    probe = _Probe(run, raw, found) if run.ctx.is_local and (raw.get("Engine") or "postgres") in PROBED else None
     started = time.monotonic()
     if probe is not None:
         probe.start()
@@ -158,7 +159,8 @@ class _Probe:
         source = raw.get("ReadReplicaSourceDBInstanceIdentifier")
         owner = next(((f.get("raw") or {}) for f in found.values() if source and f.id == source), raw)
         self.user, self.password = live.db_credentials(run, owner)
-        self.database = owner.get("DBName") or raw.get("DBName") or "postgres"
+        self.mysql = (owner.get("Engine") or "postgres") in ("mysql", "mariadb")   # MariaDB stands in for both
+        self.database = owner.get("DBName") or raw.get("DBName") or ("" if self.mysql else "postgres")
         self.halt = threading.Event()
         self.failed = self.total = 0
         self.worst = 0.0
@@ -172,8 +174,15 @@ class _Probe:
         while not self.halt.is_set():
             t0 = time.monotonic()
             try:
-                conn = live.pg_connect(self.addr, self.user, self.password, self.database)
-                conn.run("SELECT 1")
+                if self.mysql:
+                    from awslab.verify.live_mysql import my_connect
+
+                    conn = my_connect(self.addr, self.user, self.password, self.database)
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT 1")
+                else:
+                    conn = live.pg_connect(self.addr, self.user, self.password, self.database)
+                    conn.run("SELECT 1")
                 conn.close()
                 if since is not None:
                     self.worst = max(self.worst, t0 - since)
