@@ -197,6 +197,13 @@ def phase(obj) -> str | None:
     return None
 
 
+def wait_out(obj) -> None:
+    """Sleep until ``obj``'s timeline is over (an engine down for as long as its reboot lasts;
+    at once on the instant profile)."""
+    while phase(obj) is not None:
+        time.sleep(0.05)
+
+
 class ExpiringDict(dict):
     """A backend's resource dict whose entries marked with ``_awslab_gone_at`` vanish at that time.
 

@@ -33,5 +33,10 @@ def az_pair(follower: str, primary: str) -> str:
     return "net.same-az" if azs[0] == azs[1] else "net.cross-az"
 
 
+def db_key(account: str, region: str, ident: str) -> str:
+    """The engine key of an RDS DB instance (whatever its engine)."""
+    return f"rds.{place(account, region)}.{ident}"
+
+
 def snap_key(service: str, account: str, region: str, ident: str) -> str:
     return f"{service}.{place(account, region)}.{ident.split(':')[-1]}"

@@ -12,18 +12,15 @@ import threading
 import time
 from typing import Callable
 
-from awslab.local import tls
+from awslab.local import latency, tls
 from awslab.local.backing import hooks, rds_upgrade
 from awslab.local.backing.core import Backing
-from awslab.local.backing.keys import place, snap_key
+from awslab.local.backing.keys import db_key, snap_key
 from awslab.local.engines import EngineUnavailable, postgres_bindir
 from awslab.local.patches import maintenance
 
 log = logging.getLogger("awslab.local.backing")
 
-
-def _db_key(account: str, region: str, ident: str) -> str:
-    return f"rds.{place(account, region)}.{ident}"
 
 
 def _db_endpoint(db) -> str:
@@ -96,7 +93,7 @@ def restore_window(account: str, region: str, ident: str) -> tuple[float, float]
     """The real restorable window of a DB instance's engine (epoch seconds), when it keeps backups."""
     if hooks.current is None:
         return None
-    return hooks.current.engines.restore_window(_db_key(account, region, ident))
+    return hooks.current.engines.restore_window(db_key(account, region, ident))
 
 
 def install() -> None:
@@ -108,7 +105,7 @@ def install() -> None:
     engines = b.engines
 
     def unsupported(db, why: str) -> None:
-        b.publish(_db_endpoint(db), key=_db_key(db.account_id, db.region, db.db_instance_identifier), status="unavailable", reason=why)
+        b.publish(_db_endpoint(db), key=db_key(db.account_id, db.region, db.db_instance_identifier), status="unavailable", reason=why)
 
     inside = threading.local()   # a restore makes its instance through create_db_instance: one engine, not two
 
@@ -123,7 +120,7 @@ def install() -> None:
         if db.engine != "postgres":
             unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
             return
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         db._awslab_engine_key = key
         b.secure("postgres", _db_tls(db), _db_endpoint(db), owner=("rds", db.account_id, db.region, db.db_instance_identifier))
 
@@ -137,21 +134,21 @@ def install() -> None:
 
     def created(self, db, db_kwargs) -> None:
         secret = secret_of(db)
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: engines.start_postgres(key, user=secret["username"], password=secret["password"],
                                                          dbname=db.db_name or "postgres", backups=_backups_on(db),
                                                          major=_pg_major_available(db.engine_version)))
 
     def replica_created(self, db, db_kwargs) -> None:
         source = db.source_db_instance_identifier or ""
-        src_key = _db_key(db.account_id, db.region, source.split(":")[-1])
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        src_key = db_key(db.account_id, db.region, source.split(":")[-1])
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: engines.start_postgres_replica(key, primary=src_key), role="replica", after_key=src_key)
 
     def restored(self, db, *a, **kw) -> None:
         snap_id = kw.get("from_snapshot_id") or (a[0] if a else "")
         snap = snap_key("rds", db.account_id, db.region, snap_id)
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: _with_own_password(db, key, engines.restore_postgres(key, snapshot=snap,
                                                                                        backups=_backups_on(db))),
                       after_key=f"snapshot:{snap}")
@@ -161,8 +158,8 @@ def install() -> None:
         source = kw.get("source_db_identifier") or (a[0] if a else "")
         overrides = a[2] if len(a) > 2 else kw.get("overrides") or {}
         when = None if overrides.get("use_latest_restorable_time") else epoch(overrides.get("restore_time"))
-        src_key = _db_key(db.account_id, db.region, source)
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        src_key = db_key(db.account_id, db.region, source)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         start_primary(db, lambda: _with_own_password(db, key, engines.restore_postgres_to_time(
             key, source=src_key, when=when, backups=_backups_on(db))), after_key=src_key)
 
@@ -170,7 +167,7 @@ def install() -> None:
                 delete_automated_backups=True, *a, **kw) -> None:
         if db.engine in hooks.elsewhere:
             return
-        key = _db_key(db.account_id, db.region, db_instance_identifier)
+        key = db_key(db.account_id, db.region, db_instance_identifier)
         for follower in engines.followers(key):   # AWS promotes a deleted source's read replicas
             if follower != engines.standby_key(key):
                 replica = self.databases.get(follower.split(".", 2)[-1])
@@ -202,19 +199,15 @@ def install() -> None:
     def rebooted(self, db, db_instance_identifier, force_failover=False, *a, **kw) -> None:
         """A reboot restarts the server; with failover the primary crashes, the standby is promoted
         and takes the endpoint, and a new standby is built from it. Open connections drop either way."""
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         if db.engine != "postgres" or not engines.get(key):
             return
         endpoint = _db_endpoint(db)
         sk = engines.standby_key(key)
         failover = force_failover and engines.alive(sk)
 
-        def down_for_the_reboot() -> None:
-            """Unreachable for as long as the latency profile says the reboot lasts (none: instant)."""
-            from awslab.local import latency
-
-            while latency.phase(db) is not None:
-                time.sleep(0.05)
+        def down_for_the_reboot() -> None:   # as long as the latency profile says the reboot lasts
+            latency.wait_out(db)
 
         def work() -> None:
             started = time.monotonic()
@@ -235,7 +228,7 @@ def install() -> None:
         """ApplyPendingMaintenanceAction, now: an OS patch. Single-AZ: the server restarts (its
         downtime). Multi-AZ: the standby first (the primary goes on), then a failover to it, then
         the old primary, back as the standby (the downtime is the failover's)."""
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         if db.engine in hooks.elsewhere:
             return   # its own engines' module applies it (rds_mysql.py)
         if db.engine != "postgres" or not engines.get(key):
@@ -244,9 +237,8 @@ def install() -> None:
         endpoint = _db_endpoint(db)
         multi_az = engines.alive(engines.standby_key(key))
 
-        def down_for(transition: str) -> Callable[[], None]:
-            """The time that step takes (patches/maintenance.pause_seconds: the latency profile's, none on instant)."""
-            return lambda: time.sleep(maintenance.pause_seconds(db, action, transition))
+        def down_for(transition: str) -> Callable[[], None]:   # the latency profile's, none on instant
+            return maintenance.pause(db, action, transition)
 
         def work() -> None:
             started = time.monotonic()
@@ -275,7 +267,7 @@ def install() -> None:
     hooks.periodic.append(lambda b: maintenance.apply_due())   # a window that arrived: applied as `immediate` is
 
     def promoted(self, db, db_kwargs) -> None:
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         if db.engine != "postgres" or (engines.get(key) or {}).get("role") != "replica":
             return
         endpoint = _db_endpoint(db)
@@ -290,7 +282,7 @@ def install() -> None:
         """Multi-AZ turned on adds the standby, off removes it; backups on or off start or stop the
         archive; a new engine version upgrades the engines (``rds_upgrade``)."""
         rds_upgrade.upgraded(self, db, serve_again)
-        key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         entry = engines.get(key)
         if db.engine != "postgres" or not entry or entry.get("role") != "primary":
             return
@@ -308,14 +300,14 @@ def install() -> None:
         for db in list(self.databases.values()):
             if getattr(db, "db_parameter_group_name", None) != db_parameter_group_name or db.engine != "postgres":
                 continue
-            key = _db_key(db.account_id, db.region, db.db_instance_identifier)
+            key = db_key(db.account_id, db.region, db.db_instance_identifier)
             entry, endpoint = engines.get(key), _db_endpoint(db)
             b.secure("postgres", _db_tls(db), endpoint, owner=("rds", db.account_id, db.region, db.db_instance_identifier))
             if entry and entry.get("status") == "available" and b.roles.get(endpoint) == key:
                 b.publish_engine(endpoint, key, "replica" if db.source_db_instance_identifier else "primary")
 
     def snapshot_created(self, snap, db_instance_identifier, db_snapshot_identifier, *a, **kw) -> None:
-        key = _db_key(self.account_id, self.region_name, db_instance_identifier)
+        key = db_key(self.account_id, self.region_name, db_instance_identifier)
         name = snap_key("rds", self.account_id, self.region_name, db_snapshot_identifier)
         snap._awslab_engine_key = key
         b.submit(key, lambda: engines.snapshot(key, name) if engines.get(key) else None, alias=f"snapshot:{name}",
@@ -340,7 +332,7 @@ def install() -> None:
         for backend, region, db in dbs:   # primaries first: a replica follows its primary's new port
             if db.engine in hooks.elsewhere:
                 continue   # rds_mysql's reviver
-            key = _db_key(db.account_id, region, db.db_instance_identifier)
+            key = db_key(db.account_id, region, db.db_instance_identifier)
             claimed.add(key)
             source = (db.source_db_instance_identifier or "").split(":")[-1]
             if db.engine != "postgres":
@@ -350,7 +342,7 @@ def install() -> None:
             b.secure("postgres", _db_tls(db), _db_endpoint(db), owner=("rds", db.account_id, db.region, db.db_instance_identifier))
             if source:
                 b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: replica_created(backend, db, None),
-                         role="replica", after=_db_key(db.account_id, region, source))
+                         role="replica", after=db_key(db.account_id, region, source))
                 continue
             fresh_primary = not engines.resumable(key) and (engines.get(key) or {}).get("status") != "available"
             b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: created(backend, db, None))
@@ -387,13 +379,11 @@ def install() -> None:
         instance that keeps backups, and those older than its retention period pruned."""
         from moto.rds.models import rds_backends
 
-        from awslab.local import latency
-
         window = latency.current().seconds("rds.backup-window")
         if not window:
             return   # instant: no time passes between windows
         for _, region, db in hooks.live(rds_backends, "databases"):
-            key = _db_key(db.account_id, region, db.db_instance_identifier)
+            key = db_key(db.account_id, region, db.db_instance_identifier)
             entry = engines.get(key) or {}
             if not entry.get("backups") or not engines.alive(key) or b.busy(key):
                 continue

@@ -15,8 +15,9 @@ import threading
 import time
 from typing import Callable
 
+from awslab.local import latency
 from awslab.local.backing import hooks
-from awslab.local.backing.keys import place, snap_key
+from awslab.local.backing.keys import db_key, snap_key
 from awslab.local.engines import EngineUnavailable
 from awslab.local.engines import mariadb
 
@@ -29,9 +30,6 @@ def handles(db) -> bool:
     """Whether ``db``'s engine is this module's (rds.py leaves it alone)."""
     return getattr(db, "engine", None) in FAMILY
 
-
-def _key(account: str, region: str, ident: str) -> str:
-    return f"rds.{place(account, region)}.{ident}"
 
 
 def _endpoint(db) -> str:
@@ -93,7 +91,7 @@ def install() -> None:
         b.publish(_endpoint(db), key=key, role=role, **extra, **info)
 
     def unavailable(db, why: str) -> None:
-        b.publish(_endpoint(db), key=_key(db.account_id, db.region, db.db_instance_identifier), status="unavailable",
+        b.publish(_endpoint(db), key=db_key(db.account_id, db.region, db.db_instance_identifier), status="unavailable",
                   reason=why)
 
     def no_server() -> str | None:
@@ -112,7 +110,7 @@ def install() -> None:
         if why:
             unavailable(db, why)
             return
-        key = _key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         db._awslab_engine_key = key
         b.secure("mariadb", None, _endpoint(db), owner=_owner(db))
         b.authority.ensure()
@@ -133,7 +131,7 @@ def install() -> None:
 
     def created(self, db, *a, **kw) -> None:
         secret = _secret_of(db)
-        key = _key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         start(db, lambda: _with_backups(key, engines.start_mariadb(
             key, user=secret["username"], password=secret["password"], dbname=db.db_name or "",
             engine_version=db.engine_version, require_tls=require_tls(db), tls_source=b.authority.folder), db))
@@ -143,12 +141,12 @@ def install() -> None:
 
     def replica_created(self, db, *a, **kw) -> None:
         source = (db.source_db_instance_identifier or "").split(":")[-1]
-        src_key, key = _key(db.account_id, db.region, source), _key(db.account_id, db.region, db.db_instance_identifier)
+        src_key, key = db_key(db.account_id, db.region, source), db_key(db.account_id, db.region, db.db_instance_identifier)
         start(db, lambda: engines.start_mariadb_replica(key, primary=src_key), role="replica", after_key=src_key)
 
     def restored(self, db, *a, **kw) -> None:
         snap = snap_key("rds", db.account_id, db.region, kw.get("from_snapshot_id") or (a[0] if a else ""))
-        key = _key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         password = _secret_of(db).get("password") or None
         start(db, lambda: engines.restore_mariadb(key, snapshot=snap, password=password, require_tls=require_tls(db),
                                                   tls_source=b.authority.folder, backups=_backups_on(db)),
@@ -160,14 +158,14 @@ def install() -> None:
         source = kw.get("source_db_identifier") or (a[0] if a else "")
         overrides = a[2] if len(a) > 2 else kw.get("overrides") or {}
         when = None if overrides.get("use_latest_restorable_time") else _epoch(overrides.get("restore_time"))
-        src_key, key = _key(db.account_id, db.region, source), _key(db.account_id, db.region, db.db_instance_identifier)
+        src_key, key = db_key(db.account_id, db.region, source), db_key(db.account_id, db.region, db.db_instance_identifier)
         password = _secret_of(db).get("password") or None
         start(db, lambda: engines.restore_mariadb_to_time(key, source=src_key, when=when, password=password,
                                                           require_tls=require_tls(db), tls_source=b.authority.folder,
                                                           backups=_backups_on(db)), after_key=src_key)
 
     def deleted(self, db, ident, final_db_snapshot_identifier=None, skip_final_snapshot=False, *a, **kw) -> None:
-        key = _key(db.account_id, db.region, ident)
+        key = db_key(db.account_id, db.region, ident)
         for follower in engines.followers(key):   # AWS promotes a deleted source's read replicas
             if follower != engines.standby_key(key):
                 b.submit(follower, functools.partial(engines.promote_mariadb, follower), label="modifying")
@@ -191,17 +189,14 @@ def install() -> None:
     def rebooted(self, db, ident, force_failover=False, *a, **kw) -> None:
         """A reboot restarts the server; with failover the primary crashes, the standby applies all
         it received and takes the endpoint, and a new standby is built from the new primary."""
-        key = _key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         if not engines.get(key):
             return
         sk = engines.standby_key(key)
         failover = force_failover and engines.alive(sk)
 
         def down_for_the_reboot() -> None:
-            from awslab.local import latency
-
-            while latency.phase(db) is not None:
-                time.sleep(0.05)
+            latency.wait_out(db)
 
         def work() -> None:
             started = time.monotonic()
@@ -225,7 +220,7 @@ def install() -> None:
         server down for the patch's reboot (rds.os-update, the latency profile's)."""
         if not handles(db):
             return
-        key = _key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         if not engines.get(key):
             done()
             return
@@ -235,7 +230,7 @@ def install() -> None:
         multi_az = engines.alive(sk)
 
         def down_for(transition: str) -> Callable[[], None]:
-            return lambda: time.sleep(maintenance.pause_seconds(db, action, transition))
+            return maintenance.pause(db, action, transition)
 
         def work() -> None:
             try:
@@ -253,7 +248,7 @@ def install() -> None:
         b.submit(key, work, label="maintenance")
 
     def promoted(self, db, *a, **kw) -> None:
-        key = _key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         if (engines.get(key) or {}).get("role") != "replica":
             return
 
@@ -265,7 +260,7 @@ def install() -> None:
 
     def modified(self, db, ident, *a, **kw) -> None:
         """Multi-AZ turned on adds the standby, off removes it."""
-        key = _key(db.account_id, db.region, db.db_instance_identifier)
+        key = db_key(db.account_id, db.region, db.db_instance_identifier)
         entry = engines.get(key)
         if not entry or entry.get("role") != "primary":
             return
@@ -282,7 +277,7 @@ def install() -> None:
         for db in list(self.databases.values()):
             if getattr(db, "db_parameter_group_name", None) != name or not handles(db):
                 continue
-            key = _key(db.account_id, db.region, db.db_instance_identifier)
+            key = db_key(db.account_id, db.region, db.db_instance_identifier)
             if engines.alive(key):
                 b.submit(key, functools.partial(engines.set_mariadb_tls, key, require_tls(db)), label="modifying")
                 role = "replica" if db.source_db_instance_identifier else "primary"
@@ -296,7 +291,7 @@ def install() -> None:
         for backend, region, db in dbs:   # primaries first: a replica follows its primary's new port
             if not handles(db):
                 continue
-            key = _key(db.account_id, region, db.db_instance_identifier)
+            key = db_key(db.account_id, region, db.db_instance_identifier)
             claimed.add(key)
             if no_server():
                 unavailable(db, no_server() or "")
@@ -324,7 +319,7 @@ def install() -> None:
                     engines.rebuild_mariadb_standby(key)
                 publish(db, key, role)
 
-            b.submit(key, again, after=_key(db.account_id, region, source) if source else None)
+            b.submit(key, again, after=db_key(db.account_id, region, source) if source else None)
         return claimed
 
     hooks.revivers.append(revive)

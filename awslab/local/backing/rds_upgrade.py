@@ -18,14 +18,11 @@ import logging
 from typing import Callable
 
 from awslab.local.backing import hooks
-from awslab.local.backing.keys import place, snap_key
+from awslab.local.backing.keys import db_key, snap_key
 from awslab.spec.catalog import db_major
 
 log = logging.getLogger("awslab.local.backing")
 
-
-def _key(account: str, region: str, ident: str) -> str:
-    return f"rds.{place(account, region)}.{ident}"
 
 
 def upgraded(backend, db, serve_again: Callable[..., None]) -> None:
@@ -36,7 +33,7 @@ def upgraded(backend, db, serve_again: Callable[..., None]) -> None:
         return
     old, new, snapshot = change
     engines = b.engines
-    key = _key(db.account_id, db.region, db.db_instance_identifier)
+    key = db_key(db.account_id, db.region, db.db_instance_identifier)
     entry = engines.get(key)
     if not entry or entry.get("role") != "primary":
         return

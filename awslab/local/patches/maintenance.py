@@ -31,6 +31,7 @@ Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -71,6 +72,11 @@ def offer(db, action: str = "system-update", time_scale: float | None = None) ->
     if time_scale is not None:
         entry["_time_scale"] = float(time_scale)
     return fresh
+
+
+def pause(db, action: str, transition: str) -> Callable[[], None]:
+    """A step of applying ``action`` on ``db``, as an engine's ``pause``: down for ``pause_seconds``."""
+    return lambda: time.sleep(pause_seconds(db, action, transition))
 
 
 def pause_seconds(db, action: str, transition: str) -> float:
