@@ -82,6 +82,19 @@ def progress_run(ctx: Context, stack: str, lab_name: str, progress: ui.Progress,
     return Run(ctx=ctx, stack=stack, lab_name=lab_name, on_event=progress, options=options, kinds=KINDS)
 
 
+def discovered(ctx: Context, stack: str, progress: ui.Progress, nothing_to: str) -> tuple[Run, dict[str, Found]]:
+    """A progress run and what discovery finds of ``stack``; none of it is bad input (exit 2):
+    ``nothing to <nothing_to>``."""
+    from awslab.engine.discovery import discover
+
+    run = progress_run(ctx, stack, "", progress)
+    found = discover(run)
+    if not found:
+        raise UsageError(f"stack {stack} has no resources on {ctx.target} ({ctx.region}): nothing to {nothing_to}",
+                         "`awslab stacks` lists the stacks here; `awslab up LAB` builds one")
+    return run, found
+
+
 def new_run(ctx: Context, stack: str) -> Run:
     """A run for commands that only read and connect (connect, demo): no progress lines."""
     return Run(ctx=ctx, stack=stack, lab_name="", kinds=KINDS)

@@ -12,12 +12,11 @@ from pathlib import Path
 
 from awslab import ui
 from awslab.commands import drawing, drawing_svg
-from awslab.commands._common import progress_run
+from awslab.commands._common import discovered
 from awslab.commands.diagram_model import Topology, build, now_text
 from awslab.commands.flows import observed
 from awslab.commands.lifecycle import stack_lab
 from awslab.engine.context import Context
-from awslab.engine.discovery import discover
 from awslab.errors import EXIT_OK, UsageError
 from awslab.verify import checks
 
@@ -48,11 +47,7 @@ def format_for(fmt: str | None, out: str | None) -> str:
 
 def diagram(ctx: Context, stack: str, fmt: str, out: str | None, progress: ui.Progress) -> int:
     """Discover the stack, judge its paths as verify does, and draw it (stdout, or the file ``out``)."""
-    run = progress_run(ctx, stack, "", progress)
-    found = discover(run)
-    if not found:
-        raise UsageError(f"stack {stack} has no resources on {ctx.target} ({ctx.region}): nothing to draw",
-                         "`awslab stacks` lists the stacks here; `awslab up LAB` builds one")
+    run, found = discovered(ctx, stack, progress, "draw")
     lab = stack_lab(ctx)
     text = render(build(checks.gather(run, found), lab, now_text(), observed(ctx, found)), fmt)
     if out is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from awslab import ui
 from awslab.commands import figures
-from awslab.commands._common import progress_run
+from awslab.commands._common import discovered
 from awslab.commands.diagram_model import build, now_text
 from awslab.commands.flows import observed
 from awslab.commands.pages import check_out_path, write_page
@@ -19,8 +19,7 @@ from awslab.commands.lifecycle import stack_lab, verified
 from awslab.commands.recovery import find_snapshots
 from awslab.commands.report_page import Report, page
 from awslab.engine.context import Context
-from awslab.engine.discovery import discover
-from awslab.errors import EXIT_OK, UsageError
+from awslab.errors import EXIT_OK
 from awslab.spec import pricing
 
 MAX_BYTES = 1 << 20     # the page's budget: it is mailed, and attached to a learning platform
@@ -45,11 +44,7 @@ def snapshot_rows(snaps) -> list[dict]:
 
 
 def gather_report(ctx: Context, stack: str, progress: ui.Progress) -> Report:
-    run = progress_run(ctx, stack, "", progress)
-    found = discover(run)
-    if not found:
-        raise UsageError(f"stack {stack} has no resources on {ctx.target} ({ctx.region}): nothing to report",
-                         "`awslab stacks` lists the stacks here; `awslab up LAB` builds one")
+    run, found = discovered(ctx, stack, progress, "report")
     lab = stack_lab(ctx)
     world, results = verified(run, found, lab)
     when = now_text()
