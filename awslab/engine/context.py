@@ -8,11 +8,12 @@ Targets:
 
 Clients use botocore's ``standard`` retry mode (throttling and 5xx) and a user agent
 ``awslab/<version>``. Clients are made lazily, once each, under a lock: boto3 sessions are not
-thread-safe, clients are.
+thread-safe, clients are. For the local AWS the contexts of one process share them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -169,10 +170,30 @@ class Context:
             with self._lock:
                 cached = self._clients.get(key)
             if cached is None:
-                cached = self._make_client(service, key[1], single_attempt)
+                shared = self._shared_key(key)
+                cached = _SHARED_CLIENTS.get(shared) if shared else None
+                if cached is None:
+                    cached = self._make_client(service, key[1], single_attempt)
+                    if shared:
+                        _SHARED_CLIENTS.put(shared, cached)
                 with self._lock:
                     self._clients[key] = cached
             return cached
+
+    def _shared_key(self, key: tuple) -> tuple | None:
+        """What makes a client for this context the same as another context's, for the local AWS
+        (or another emulator on this machine) only: the endpoint and the static keys it accepts.
+        None where a client must be this context's own: real AWS (its credentials can expire or
+        be another role's), fault injection (each command's injector is its own) and --debug (its
+        handlers log for this command)."""
+        if self.polling is not LOCAL_POLLING or os.environ.get("AWSLAB_FAULTS") or os.environ.get("AWSLAB_DEBUG") == "1":
+            return None
+        credentials = self.session().get_credentials()
+        if credentials is None:
+            return None
+        frozen = credentials.get_frozen_credentials()
+        keys = hashlib.sha256(f"{frozen.access_key}\0{frozen.secret_key}\0{frozen.token}".encode()).hexdigest()
+        return (*key, self.endpoint_url, keys, os.environ.get("AWS_CA_BUNDLE"))
 
     def _make_client(self, service: str, region: str, single_attempt: bool):
         from botocore.config import Config
@@ -213,6 +234,37 @@ def _local_backoff(client) -> None:
     if backoff is not None and hasattr(backoff, "_DEFAULT_BACKOFF_CONFIG"):
         backoff._DEFAULT_BACKOFF_CONFIG = LOCAL_BACKOFF_SCALE
         backoff._SERVICE_BACKOFF_CONFIG = {}
+
+
+class _ClientCache:
+    """The clients of a process, shared by its contexts (the local target only, see
+    ``Context._shared_key``): a command run after another in one process (a class of stacks, the
+    tests) reuses the clients and their open connections instead of making them again, a fifth of
+    a short command's CPU. Bounded: the least recently used go first."""
+
+    def __init__(self, size: int = 64) -> None:
+        from collections import OrderedDict
+
+        self._size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self._lock:
+            made = self._items.get(key)
+            if made is not None:
+                self._items.move_to_end(key)
+            return made
+
+    def put(self, key: tuple, client) -> None:
+        with self._lock:
+            self._items[key] = client
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_SHARED_CLIENTS = _ClientCache()
 
 
 def _on_loopback(endpoint_url: str | None) -> bool:
