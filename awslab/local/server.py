@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     # that grew without end on a server kept for a week; what went wrong is still logged.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
+    sdkdata.share_with_moto()
     from awslab.local import auth, latency, patches, persistence
     from awslab.local.network import PATH_CHANGES
 
