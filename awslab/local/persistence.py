@@ -3,7 +3,7 @@ snapshots), saved after each change and loaded by the next server of the same ho
 survives `awslab local stop`, a crash of the server and a reboot of the machine.
 
 Saved as one pickle of all the backends (references between them kept; AWS's managed policies by
-ARN, taken from the new server's IAM), with a header naming the versions it was made by, written atomically (rename) and owner-only to ``<local dir>/state.pickle``
+ARN, taken from the new server's IAM; Amazon's AMIs not at all, made again at load), with a header naming the versions it was made by, written atomically (rename) and owner-only to ``<local dir>/state.pickle``
 (it holds the lab's secrets, as Secrets Manager does). A change is saved by a background thread
 once requests pause for ``SAVE_DELAY_S`` (at most ``SAVE_AT_MOST_S`` after it), so a SIGKILL loses
 at most that last second; a clean stop saves synchronously. Requests and the save share one lock, so a save never sees a
@@ -46,7 +46,7 @@ STATE_FILE = "state.pickle"
 # Present while the state cannot be saved (since when, why, when the kept state was saved): what
 # every command and `local stop` read to say so. Removed by the next good save.
 UNSAVED_FILE = "state.unsaved.json"
-FORMAT = 2   # 2: AWS managed policies saved by reference
+FORMAT = 3   # 2: AWS managed policies saved by reference; 3: Amazon AMIs left out
 SAVE_DELAY_S = 0.2
 SAVE_AT_MOST_S = 1.0
 # Operations that only read: anything else marks the state changed.
@@ -172,6 +172,58 @@ def _reduce_defaultdict(obj):
     return _defaultdict, (type(obj), factory, dict(obj), dict(getattr(obj, "__dict__", {})))
 
 
+# An EC2 backend's Amazon AMIs (moto makes ~1,400 in each region, each with its snapshot): the same
+# in every server and read-only to an account, as on AWS (no account can tag, share or deregister
+# Amazon's images). Three quarters of a lab's saved state and of every save's time, so they are not
+# saved: the next server makes them again, with the snapshot ids they had.
+_AMAZON_SNAPSHOTS = "_awslab_amazon_ami_snapshots"
+_completing = threading.local()
+
+
+def _amazons(ami) -> bool:
+    return getattr(ami, "owner_alias", None) == "amazon" and getattr(ami, "instance_id", None) is None
+
+
+def _reduce_ec2_backend(backend):
+    state = dict(backend.__dict__)
+    amazon = {ami_id: ami for ami_id, ami in state.get("amis", {}).items() if _amazons(ami)}
+    if not amazon:
+        return copyreg.__newobj__, (type(backend),), state
+    snapshots = {ami.ebs_snapshot.id: ami_id for ami_id, ami in amazon.items() if getattr(ami, "ebs_snapshot", None)}
+    state["amis"] = {ami_id: ami for ami_id, ami in state["amis"].items() if ami_id not in amazon}
+    state["snapshots"] = {sid: snap for sid, snap in state.get("snapshots", {}).items() if sid not in snapshots}
+    state[_AMAZON_SNAPSHOTS] = {ami_id: sid for sid, ami_id in snapshots.items()}
+    return copyreg.__newobj__, (type(backend),), state, None, None, _set_ec2_state
+
+
+def _set_ec2_state(backend, state: dict) -> None:
+    snapshots = state.pop(_AMAZON_SNAPSHOTS, None)
+    backend.__dict__.update(state)
+    if snapshots is not None:
+        _completing.pending.append((backend, snapshots))
+
+
+def _amazon_amis_again(backend, snapshots: dict[str, str]) -> None:
+    """The Amazon AMIs a saved EC2 backend left out, made as moto makes them, listed before the
+    account's own as moto lists them, each AMI's snapshot under the id it had."""
+    own, backend.amis = backend.amis, {}
+    backend._load_amis()
+    for ami_id, ami in backend.amis.items():
+        snap, saved = getattr(ami, "ebs_snapshot", None), snapshots.get(ami_id)
+        if snap is not None and saved and saved != snap.id:
+            backend.snapshots.pop(snap.id, None)
+            snap.id = saved
+            backend.snapshots[saved] = snap
+    backend.amis.update(own)
+
+
+@functools.cache
+def _ec2_backend():
+    from moto.ec2.models import EC2Backend
+
+    return EC2Backend
+
+
 class _Pickler(pickle.Pickler):
     """The state's pickler: what needs saving otherwise is named in its dispatch table, by class,
     which the C pickler consults itself (a ``persistent_id`` or ``reducer_override`` method would be
@@ -184,6 +236,8 @@ class _Pickler(pickle.Pickler):
             table[cls] = _reduce_managed_policy
         for cls in _subclasses(defaultdict):   # moto's modules are imported by now: their subclasses are known
             table[cls] = _reduce_defaultdict
+        for cls in _subclasses(_ec2_backend()):
+            table[cls] = _reduce_ec2_backend
         self.dispatch_table = table
 
 
@@ -246,7 +300,14 @@ def unpicklable_path(root: Any, limit: int = 200_000) -> str | None:
 
 
 def loads(data: bytes) -> dict[str, Any]:
-    return _Unpickler(io.BytesIO(data)).load()
+    _completing.pending = []
+    try:
+        state = _Unpickler(io.BytesIO(data)).load()
+        for backend, snapshots in _completing.pending:   # whole now: each can make its AMIs
+            _amazon_amis_again(backend, snapshots)
+    finally:
+        _completing.pending = []
+    return state
 
 
 def is_change(operation: str) -> bool:
