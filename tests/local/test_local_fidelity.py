@@ -883,3 +883,39 @@ Outputs:
     address = aws("rds").describe_db_instances(DBInstanceIdentifier=stack)["DBInstances"][0]["Endpoint"]["Address"]
     assert outputs == {"Address": address, "Port": "5432", "Listed": address}
     cfn.delete_stack(StackName=stack)
+
+
+def test_state__amazon_amis_are_not_saved_but_come_back_as_they_were_with_the_accounts_own(monkeypatch):
+    """In-process, as the server saves: Amazon's AMIs (and their snapshots) are left out of the
+    saved state and made again at load, each snapshot under the id it had; an account's own AMI,
+    its snapshot and its tags are saved as they are."""
+    import boto3
+    from moto import mock_aws
+
+    from awslab.local import patches, persistence
+
+    patches.apply()
+    monkeypatch.delenv("AWS_ENDPOINT_URL")   # moto's in-process mock answers, no server
+    with mock_aws():
+        from moto.ec2.models import ec2_backends
+
+        ec2 = boto3.client("ec2", region_name="eu-west-1")
+        backend = ec2_backends["123456789012"]["eu-west-1"]
+        amazon = next(a for a in backend.amis.values() if a.owner_alias == "amazon")
+        run = ec2.run_instances(ImageId=amazon.id, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+        own = ec2.create_image(InstanceId=run["Instances"][0]["InstanceId"], Name="mine",
+                               TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "k", "Value": "v"}]}])["ImageId"]
+        before = {i: (a.owner_alias, a.ebs_snapshot.id) for i, a in backend.amis.items()}
+        snapshots = set(backend.snapshots)
+
+        saved = persistence.dumps(persistence.snapshot())
+        assert amazon.name and amazon.name.encode() not in saved and b"mine" in saved
+        persistence.restore(persistence.loads(saved))
+        loaded = ec2_backends["123456789012"]["eu-west-1"]
+        assert loaded is not backend
+        assert {i: (a.owner_alias, a.ebs_snapshot.id) for i, a in loaded.amis.items()} == before
+        assert set(loaded.snapshots) == snapshots
+        assert all(a.ec2_backend is loaded for a in loaded.amis.values())
+        image = ec2.describe_images(ImageIds=[own])["Images"][0]
+        assert image["Name"] == "mine" and image["Tags"] == [{"Key": "k", "Value": "v"}]
+        assert ec2.describe_images(ImageIds=[amazon.id])["Images"][0]["OwnerId"] == amazon.owner_id
