@@ -280,13 +280,13 @@ class PostgresInstances(EngineCore):
                  time.monotonic() - started)
         return entry
 
-    def _role_conf(self, entry: dict[str, Any], *, sync: bool = False, recover_from: Path | None = None,
-                   recover_to: str | None = None) -> None:
+    def _role_conf(self, entry: dict[str, Any], *, sync: bool = False, quorum: str | None = None,
+                   recover_from: Path | None = None, recover_to: str | None = None) -> None:
         name = STANDBY_NAME if entry.get("role") == "standby" else slug(entry["key"])
         archive = Path(entry["backups"]) if entry.get("backups") else None
         write_private_for(Path(entry["datadir"]) / ROLE_CONF,
-                          role_conf(name=name, archive=archive, sync_standby=sync, recover_from=recover_from,
-                                    recover_to=recover_to), self.who())
+                          role_conf(name=name, archive=archive, sync_standby=sync, quorum=quorum,
+                                    recover_from=recover_from, recover_to=recover_to), self.who())
 
     def _query(self, entry: dict[str, Any], sql: str, **kw: Any) -> list:
         secret = self._load_secret(Path(entry["dir"]))
