@@ -60,7 +60,8 @@ class PostgresCluster(EngineCore):
         if not self.alive(key):
             return None
         try:
-            rows = self._query(self.get(key) or {}, "SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn")
+            # Briefly: a failover asks this inside its request (a standby that hangs is no candidate).
+            rows = self._query(self.get(key) or {}, "SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn", timeout=3)
         except Exception:  # noqa: BLE001 - a standby that cannot answer is not a candidate
             return None
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
