@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 
-from awslab.local import tls
+from awslab.local import latency, tls
 from awslab.local.backing import hooks
 from awslab.local.backing.core import Backing
 from awslab.local.backing.keys import db_key, place, snap_key
@@ -248,6 +248,7 @@ def install() -> None:
                  " (asked for)" if asked else " (the most caught-up standby)")
 
         def promote() -> None:
+            latency.wait_out(cluster)   # no writer for as long as the profile says a failover takes (rds.cluster.failover)
             promoted = engines.promote_cluster_standby(nk, others=others)
             publish(cluster)
             for other in others:
