@@ -87,6 +87,16 @@ class Cluster:
             conn.close()
 
 
+def _reaches(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
+        return True
+    except OSError:
+        return False
+
+
 def _walreceiver(standby_pid: int) -> int:
     from awslab.local.processes import cmdline, parent_pid
 
@@ -175,6 +185,15 @@ def test_cluster__quorum_commit_reader_endpoint_failover_restart_and_final_snaps
             r.close()
         assert seen == {cl.info(cl.members[s])["engine_port"] for s in standbys}
 
+        # The VPC decides as for an instance: without the rule that admits this machine, every
+        # endpoint of the cluster drops its connections (the client times out).
+        admit = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}]
+        c["ec2"].revoke_security_group_ingress(GroupId=sg, IpPermissions=admit)
+        ports = [cl.info(e)["port"] for e in (cl.writer_ep, cl.reader_ep, *cl.members.values())]
+        eventually(lambda: not any(_reaches(p) for p in ports), within_s=10)
+        c["ec2"].authorize_security_group_ingress(GroupId=sg, IpPermissions=admit)
+        eventually(lambda: all(_reaches(p) for p in ports), within_s=10)
+
         # A failover: the open session drops, the writer endpoint reaches the promoted reader with
         # every acknowledged row, the other reader follows it, the old writer comes back as a reader.
         after = rds.failover_db_cluster(DBClusterIdentifier=ident)["DBCluster"]
@@ -223,6 +242,15 @@ def test_cluster__quorum_commit_reader_endpoint_failover_restart_and_final_snaps
         eventually(lambda: w.run("SELECT sync_state, count(*) FROM pg_stat_replication GROUP BY 1") == [["quorum", 2]],
                    within_s=30)
         w.run("INSERT INTO orders VALUES (102)")
+
+        # A failover to the reader asked for (the first writer, a reader since): the writer again.
+        rds.failover_db_cluster(DBClusterIdentifier=ident, TargetDBInstanceIdentifier=writer)
+        eventually(lambda: _available(rds, ident) and cl.serving(), within_s=90)
+        assert _writer(rds, ident) == writer
+        w = cl.session(cl.writer_ep)
+        assert w.run("SELECT pg_is_in_recovery(), count(*) FROM orders GROUP BY 1") == [[False, 102]]
+        eventually(lambda: w.run("SELECT sync_state, count(*) FROM pg_stat_replication GROUP BY 1") == [["quorum", 2]],
+                   within_s=30)
         w.close()
 
         # Deleted with a final snapshot: the engines go, the snapshot's data stays.
@@ -230,7 +258,7 @@ def test_cluster__quorum_commit_reader_endpoint_failover_restart_and_final_snaps
         keys = [f"rds.us-east-1.{m}" for m in cl.members]
         eventually(lambda: not set(keys) & set(engines_of(home)), within_s=60)
         snap = home / "local" / "engines" / "snapshots" / "rds.us-east-1.labdb-final"
-        assert json.loads((snap / "snapshot.json").read_text())["source"] == f"rds.us-east-1.{new_writer}"
+        assert json.loads((snap / "snapshot.json").read_text())["source"] == f"rds.us-east-1.{writer}"   # the writer's data
         assert cl.writer_ep not in endpoint_map(server)
 
         # A new cluster restored from that snapshot: every row, on its writer and its readers.
