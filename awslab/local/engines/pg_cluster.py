@@ -18,7 +18,7 @@ import signal
 import time
 from typing import Any
 
-from awslab.local.engines.base import HOST, START_TIMEOUT_S, STOP_TIMEOUT_S, EngineError
+from awslab.local.engines.base import HOST, START_TIMEOUT_S, STOP_TIMEOUT_S
 from awslab.local.engines.children import is_ours, terminate, wait_gone
 from awslab.local.engines.core import EngineCore
 from awslab.local.engines.files import slug
@@ -46,12 +46,7 @@ class PostgresCluster(EngineCore):
         that none may, and a commit would wait for nothing that can answer)."""
         entry = self._running(writer, "postgres")
         if streaming is not None:
-            deadline = time.monotonic() + timeout_s
-            while not self._query(entry, "SELECT 1 FROM pg_stat_replication WHERE application_name = "
-                                         f"'{slug(streaming)}' AND state = 'streaming'"):
-                if time.monotonic() > deadline:
-                    raise EngineError(f"{streaming!r} did not stream from {writer!r} within {timeout_s:.0f} s")
-                time.sleep(0.05)
+            self._wait_streaming(entry, slug(streaming), f"{streaming!r} (from {writer!r})", timeout_s)
         self._role_conf(entry, quorum=quorum_of([slug(k) for k in standbys]))
         self._reload(entry)
 

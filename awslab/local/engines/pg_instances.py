@@ -295,6 +295,16 @@ class PostgresInstances(EngineCore):
     def _reload(self, entry: dict[str, Any]) -> None:
         self._query(entry, "SELECT pg_reload_conf()")
 
+    def _wait_streaming(self, entry: dict[str, Any], name: str, what: str, timeout_s: float) -> None:
+        """Until the follower whose application_name is ``name`` (``what``, for the error) streams
+        from ``entry``: only then may commits wait for it."""
+        deadline = time.monotonic() + timeout_s
+        while not self._query(entry, "SELECT 1 FROM pg_stat_replication WHERE application_name = "
+                                     f"'{name}' AND state = 'streaming'"):
+            if time.monotonic() > deadline:
+                raise EngineError(f"{what} did not stream within {timeout_s:.0f} s")
+            time.sleep(0.05)
+
     def replica_lag(self, key: str) -> float | None:
         """Seconds behind its primary, as RDS's ReplicaLag computes it: now minus the time of the
         last transaction the replica replayed (0 when it has replayed all it received)."""
