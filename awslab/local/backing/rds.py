@@ -386,8 +386,8 @@ def install() -> None:
         for _, region, db in hooks.live(rds_backends, "databases"):
             key = db_key(db.account_id, region, db.db_instance_identifier)
             entry = engines.get(key) or {}
-            if not entry.get("backups") or not engines.alive(key) or b.busy(key):
-                continue
+            if not entry.get("backups") or not engines.alive(key) or b.busy(key) or entry.get("role") != "primary":
+                continue   # a cluster's readers share its writer's archive: the writer's base backups serve it
             bases = engines.base_backups(key)
             if not bases or time.time() - bases[-1]["finished"] >= window:
                 b.submit(f"backup:{key}", functools.partial(engines.base_backup, key), after=key)

@@ -1,6 +1,7 @@
 """RDS's hooks for the Multi-AZ DB cluster (its control plane is ``patches/rds_clusters.py``): for
-engine postgres, real engines behind its three members, made, failed over, snapshotted and deleted
-with it, and given back to a restarted server.
+engine postgres, real engines behind its three members, made, failed over, snapshotted, restored
+(from a snapshot, or to a point in time from its WAL archive) and deleted with it, and given back
+to a restarted server.
 
 Each member DB instance has its own engine (the key is the member's, whatever its role): the
 writer, and two readable standbys whose flush acknowledges the writer's commits, either one
@@ -17,12 +18,16 @@ import functools
 import json
 import logging
 import threading
+import time
+from datetime import datetime, timezone
 
 from awslab.local import latency, tls
 from awslab.local.backing import hooks
 from awslab.local.backing.core import Backing
 from awslab.local.backing.keys import db_key, place, snap_key
+from awslab.local.backing.rds import epoch
 from awslab.local.engines import EngineUnavailable, postgres_bindir
+from awslab.local.engines.files import remove_tree
 from awslab.spec.deployment import multi_az_cluster
 
 log = logging.getLogger("awslab.local.backing")
@@ -78,8 +83,6 @@ def _tls(cluster) -> str:
 
 def _no_engines(cluster) -> str | None:
     """Why the cluster runs no engines here (None: it does)."""
-    if getattr(cluster, "_awslab_without_engines", None):
-        return cluster._awslab_without_engines
     if cluster.engine != "postgres":
         return (f"the local AWS runs a Multi-AZ DB cluster's engines for PostgreSQL only, not {cluster.engine}: "
                 "control plane only")
@@ -103,7 +106,7 @@ def _pg_major(cluster) -> str | None:
 
 def install() -> None:
     """Hook the cluster's engines to moto's RDS backend (``enable`` calls it after rds.py's)."""
-    from moto.rds.models import RDSBackend
+    from moto.rds.models import DBCluster, RDSBackend
 
     b = hooks.current
     assert b is not None
@@ -168,12 +171,14 @@ def install() -> None:
         for member, e in _member_endpoints(cluster).items():
             show(e, _key(cluster, member), "primary" if member == writer else "replica")
 
-    def start(cluster, snapshot: str | None = None) -> None:
-        """The writer (new, or restored from the engine snapshot ``snapshot`` with the cluster's own
-        password), then its two standbys (at once), then the endpoints: the cluster reads
-        ``creating`` until all three serve."""
+    def start(cluster, snapshot: str | None = None, to_time: tuple[str, float | None] | None = None) -> None:
+        """The writer (new, restored from the engine snapshot ``snapshot``, or ``to_time``: a source
+        writer's backups replayed to a time; a restore with the cluster's own password), then its
+        two standbys (at once), then the endpoints: the cluster reads ``creating`` until all three
+        serve. With backups the writer archives its WAL, into an archive its standbys share (the
+        one promoted by a failover goes on with it)."""
         remember(cluster)
-        cluster._awslab_snapshot = snapshot   # made again from it if the server dies before it runs
+        cluster._awslab_snapshot, cluster._awslab_to_time = snapshot, to_time   # made again so if the server dies first
         why = _no_engines(cluster)
         if why:
             unsupported(cluster, why)
@@ -184,19 +189,22 @@ def install() -> None:
         endpoints = _member_endpoints(cluster)
         for e in _endpoints(cluster):
             b.publish(e, key=wk, status="starting")
-        secret = _secret(cluster)
-        if snapshot is None:
+        secret, backups = _secret(cluster), bool(getattr(cluster, "backup_retention_period", 0))
+        if snapshot is None and to_time is None:
             b.start_engine(endpoints[writer], wk, functools.partial(
                 engines.start_postgres, wk, user=secret["username"], password=secret["password"],
-                dbname=cluster.database_name or "postgres", major=_pg_major(cluster)))
+                dbname=cluster.database_name or "postgres", major=_pg_major(cluster), backups=backups))
         else:
             def restore() -> dict:
-                entry = engines.restore_postgres(wk, snapshot=snapshot)
+                if to_time is not None:
+                    entry = engines.restore_postgres_to_time(wk, source=to_time[0], when=to_time[1], backups=backups)
+                else:
+                    entry = engines.restore_postgres(wk, snapshot=snapshot, backups=backups)
                 if secret.get("password"):
                     engines.set_postgres_password(wk, secret["password"])
                 return entry
 
-            b.start_engine(endpoints[writer], wk, restore, after=f"snapshot:{snapshot}")
+            b.start_engine(endpoints[writer], wk, restore, after=to_time[0] if to_time else f"snapshot:{snapshot}")
         for s, sk in zip(standbys, sks):
             b.start_engine(endpoints[s], sk, functools.partial(engines.start_cluster_standby, sk, writer=wk, standbys=sks),
                            after=wk, role="replica")
@@ -211,14 +219,16 @@ def install() -> None:
         if is_multi_az_cluster(cluster):
             start(cluster, snapshot=snap_key("rds", self.account_id, self.region_name, from_snapshot_id))
 
-    def restored_to_time(self, cluster, *a, **kw) -> None:
-        """RestoreDBClusterToPointInTime: the cluster keeps no WAL archive here yet, so the restored
-        cluster is its control plane only, said as for a cluster without engines (not an empty one)."""
-        if is_multi_az_cluster(cluster):
-            remember(cluster)
-            cluster._awslab_without_engines = ("a point-in-time restore of a Multi-AZ DB cluster runs no engines on "
-                                               "the local AWS yet: control plane only")
-            unsupported(cluster, cluster._awslab_without_engines)
+    def restored_to_time(self, cluster, db_cluster_identifier, source_db_cluster_identifier, restore_type="full-copy",
+                         restore_to_time=None, use_latest_restorable_time=False, *a, **kw) -> None:
+        """RestoreDBClusterToPointInTime: a new cluster whose writer is the source writer's newest
+        base backup before the time, its archive replayed up to the time (across the source's
+        failovers: the archive is the cluster's, not one member's)."""
+        source = self.clusters.get(source_db_cluster_identifier)
+        if not is_multi_az_cluster(cluster) or source is None or not getattr(source, "_awslab_members", None):
+            return
+        when = None if use_latest_restorable_time else epoch(restore_to_time)
+        start(cluster, to_time=(_key(source, _roles(source)[0]), when))
 
     def failed_over(self, cluster, db_cluster_identifier, target_db_instance_identifier=None, *a, **kw) -> None:
         """The writer crashes (here, in the request: what it acknowledged is then fixed), the
@@ -297,9 +307,12 @@ def install() -> None:
         if snapshot_name and not _no_engines(cluster):
             take_snapshot(cluster, snapshot_name, "deleting")
         b.unpublish(*_endpoints(cluster), *_member_endpoints(cluster).values())
-        for member in cluster._awslab_members:
-            key = _key(cluster, member)
+        keys = [_key(cluster, m) for m in cluster._awslab_members]
+        archive = next((e["backups"] for k in keys if (e := engines.get(k) or {}).get("backups")), None)
+        for key in keys:
             b.submit(key, functools.partial(engines.stop, key), after=_jobs(cluster), label="deleting")
+        if archive:   # its automated backups go with it (the final snapshot is what is kept)
+            b.submit(_jobs(cluster), functools.partial(remove_tree, archive), after=keys, label="deleting")
 
     def revive(b: Backing) -> set[str]:
         """A restarted server's clusters: the writer resumed on its data, then its standbys (they
@@ -323,7 +336,8 @@ def install() -> None:
             if not engines.resumable(wk) and (engines.get(wk) or {}).get("status") != "available":
                 for key in (wk, *sks):
                     engines.stop(key)
-                start(cluster, snapshot=getattr(cluster, "_awslab_snapshot", None))
+                start(cluster, snapshot=getattr(cluster, "_awslab_snapshot", None),
+                      to_time=getattr(cluster, "_awslab_to_time", None))
                 continue
             remember_keys(cluster)
             secure(cluster)
@@ -347,6 +361,39 @@ def install() -> None:
         cluster._awslab_engine_key = _jobs(cluster)
         for m in cluster.members:
             m._awslab_engine_key = _key(cluster, m.db_instance_identifier)
+
+    orig_pitr = RDSBackend.restore_db_cluster_to_point_in_time
+
+    @functools.wraps(orig_pitr)
+    def restore_db_cluster_to_point_in_time(self, db_cluster_identifier, source_db_cluster_identifier, *a, **kw):
+        """Refused as RDS refuses it: a time outside what the source's backups cover."""
+        from moto.rds.exceptions import RDSClientError
+
+        source = self.clusters.get(source_db_cluster_identifier)
+        when = kw.get("restore_to_time")
+        window = restore_window(source) if source is not None and getattr(source, "_awslab_members", None) else None
+        at = epoch(when) if when and not kw.get("use_latest_restorable_time") else None
+        if at is not None and window is not None and not window[0] <= at <= window[1] + 1:
+            fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+            raise RDSClientError("InvalidRestoreFault", f"The restore time {fmt(at)} is outside the restorable "
+                                 f"window of {source_db_cluster_identifier}: {fmt(window[0])} to {fmt(window[1])}.")
+        return orig_pitr(self, db_cluster_identifier, source_db_cluster_identifier, *a, **kw)
+
+    RDSBackend.restore_db_cluster_to_point_in_time = restore_db_cluster_to_point_in_time
+
+    def restore_window(cluster) -> tuple[float, float] | None:
+        """What the cluster's backups cover (epoch seconds): its writer's archive and base backups."""
+        return engines.restore_window(_key(cluster, _roles(cluster)[0]))
+
+    orig_latest = DBCluster.latest_restorable_time
+
+    def latest_restorable_time(self):
+        window = restore_window(self) if getattr(self, "_awslab_members", None) else None
+        if window is None:
+            return orig_latest.fget(self)
+        return datetime.fromtimestamp(window[1], timezone.utc).replace(tzinfo=None)
+
+    DBCluster.latest_restorable_time = property(latest_restorable_time)
 
     hooks.revivers.append(revive)
     after("create_db_cluster", created)

@@ -34,7 +34,10 @@ class PostgresCluster(EngineCore):
         """A readable standby of ``writer`` (a streaming replica that serves reads); once it streams,
         the writer's commits wait for ANY one of ``standbys``."""
         started = time.monotonic()
-        entry = self._streaming_copy(key, writer, role="replica", cluster=True)
+        # Its archive is the writer's: once promoted it goes on with it (archive_mode = on archives
+        # nothing while it replays).
+        entry = self._streaming_copy(key, writer, role="replica", cluster=True,
+                                     backups=self._running(writer, "postgres").get("backups"))
         self.make_quorum(writer, standbys, streaming=key)
         log.info("postgres cluster standby %r of %r ready on %s:%d in %.2f s", key, writer, HOST, entry["port"],
                  time.monotonic() - started)
