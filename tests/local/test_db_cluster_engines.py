@@ -19,6 +19,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from conftest import _home, endpoint_map, engines_of, eventually, private_server, server_keys
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
@@ -260,6 +261,11 @@ def test_cluster__quorum_commit_reader_endpoint_failover_restart_and_final_snaps
         w.run("INSERT INTO orders VALUES (103)")
         w.close()
         time.sleep(2)   # the restorable window trails the present by the archive interval
+        with pytest.raises(ClientError, match="InvalidRestoreFault"):   # before the cluster was made
+            rds.restore_db_cluster_to_point_in_time(DBClusterIdentifier="labpit", SourceDBClusterIdentifier=ident,
+                                                    RestoreToTime=datetime(2020, 1, 1, tzinfo=timezone.utc))
+        latest = rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]["LatestRestorableTime"]
+        assert latest.timestamp() >= mark
         pit = rds.restore_db_cluster_to_point_in_time(
             DBClusterIdentifier="labpit", SourceDBClusterIdentifier=ident, DBSubnetGroupName=group,
             RestoreToTime=datetime.fromtimestamp(mark, timezone.utc), VpcSecurityGroupIds=[sg],
