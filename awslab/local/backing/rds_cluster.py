@@ -153,8 +153,9 @@ def install() -> None:
             b.publish_engine(endpoint, key, role)
             return
         entry = engines.get(key) or {}
+        said = next((i["reason"] for i in b.read_map().values() if i.get("key") == key and i.get("reason")), None)
         b.publish(endpoint, key=key, role=role, status=entry.get("status") if entry.get("status") in
-                  ("starting", "failed") else "unavailable", reason=f"its engine {key} is not running")
+                  ("starting", "failed") else "unavailable", reason=said or f"its engine {key} is not running")
 
     def publish(cluster) -> None:
         """Every endpoint reaches its engine as the roles are now: the cluster endpoint the writer,
