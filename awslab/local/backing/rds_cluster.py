@@ -382,6 +382,24 @@ def install() -> None:
 
     RDSBackend.restore_db_cluster_to_point_in_time = restore_db_cluster_to_point_in_time
 
+    orig_failover = RDSBackend.failover_db_cluster
+
+    @functools.wraps(orig_failover)
+    def failover_db_cluster(self, db_cluster_identifier, *a, **kw):
+        """Refused while no reader's engine runs: the writer would be crashed with no one to take
+        its place (RDS fails over only to a healthy reader)."""
+        from moto.rds.exceptions import RDSClientError
+
+        cluster = self.clusters.get(db_cluster_identifier)
+        if cluster is not None and getattr(cluster, "_awslab_members", None) and not _no_engines(cluster):
+            writer, standbys = _roles(cluster)
+            if engines.alive(_key(cluster, writer)) and not any(engines.alive(_key(cluster, s)) for s in standbys):
+                raise RDSClientError("InvalidDBClusterStateFault", f"DbCluster {db_cluster_identifier} has no reader "
+                                     "in a valid state to fail over to.")
+        return orig_failover(self, db_cluster_identifier, *a, **kw)
+
+    RDSBackend.failover_db_cluster = failover_db_cluster
+
     def restore_window(cluster) -> tuple[float, float] | None:
         """What the cluster's backups cover (epoch seconds): its writer's archive and base backups."""
         return engines.restore_window(_key(cluster, _roles(cluster)[0]))
