@@ -161,7 +161,7 @@ def test_cluster__quorum_commit_reader_endpoint_failover_restart_and_final_snaps
         with _paused(receivers[standbys[0]]):   # one reader down: commits go on
             started = time.monotonic()
             w.run("INSERT INTO orders VALUES (2)")
-            assert time.monotonic() - started < 5   # not held: a held commit waits until both come back
+            assert time.monotonic() - started < 5   # a commit held for the paused reader would wait until it came back
         with ThreadPoolExecutor(1) as pool:
             with _paused(*receivers.values()):   # both down: a commit waits
                 commit = pool.submit(w.run, "INSERT INTO orders VALUES (3)")
