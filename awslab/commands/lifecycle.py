@@ -203,6 +203,13 @@ def _endpoint(f: Found) -> str:
     return ""
 
 
+def _engine_endpoint(f: Found) -> str:
+    """The endpoint whose engine the local AWS lists for ``f`` (a cluster's: its writer endpoint)."""
+    if f.kind == "db-cluster":
+        return f"{f.get('endpoint')}:{f.get('port')}"
+    return _endpoint(f)
+
+
 def _local_engines(ctx: Context, run: Run, found: dict) -> dict[str, dict]:
     """On the local AWS: each endpoint's real engine (its status, and where it listens for the
     stack's host, the address `connect` gives)."""
@@ -230,7 +237,7 @@ def resource_records(found: dict[str, Found], engines: dict[str, dict] | None = 
     for f in sorted(found.values(), key=lambda f: order_key(f.key)):
         record = {"key": f.key, "kind": f.kind, "id": f.id, "state": f.state, "endpoint": _endpoint(f) or None,
                   "created": f.created.isoformat() if f.created else None}
-        info = (engines or {}).get(_endpoint(f))
+        info = (engines or {}).get(_engine_endpoint(f))
         if info:
             record["local_address"] = f"{info['host']}:{info['port']}" if info.get("status") == "available" else None
             record["engine_status"] = info.get("status")
@@ -316,7 +323,7 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
     if not found:
         ui.emit(f"stack {stack} on {ctx.target} ({ctx.region}): no resources")
         return EXIT_OK
-    rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f) + _local_suffix(engines.get(_endpoint(f)))]
+    rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f) + _local_suffix(engines.get(_engine_endpoint(f)))]
             for f in sorted(found.values(), key=lambda f: order_key(f.key))]
     ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
     ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources")

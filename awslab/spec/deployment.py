@@ -48,6 +48,11 @@ def is_cluster(database) -> bool:
     return database.deployment == "cluster"
 
 
+def multi_az_cluster(engine: str | None, instance_class: str | None) -> bool:
+    """Whether a DB cluster is a Multi-AZ DB cluster (not Aurora): one made with a DB instance class."""
+    return bool(instance_class) and not str(engine).startswith("aurora")
+
+
 def instance_replicas(database) -> int:
     """Read replicas made as DB instances: a cluster's reads go to its readable standbys instead."""
     return 0 if is_cluster(database) else database.read_replicas

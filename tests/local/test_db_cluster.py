@@ -2,7 +2,8 @@
 RDS's errors, the three members (one writer, three AZs, listed by DescribeDBInstances with the
 cluster's id), the writer and reader endpoints, creating -> available on the timeline, failover,
 DeleteDBCluster's final-snapshot choice; then the lab's own lifecycle: up, verify, failover, down
-with a final DB cluster snapshot. Control plane only (no engines behind the cluster yet)."""
+with a final DB cluster snapshot. Control plane only here (the shared server runs no engines;
+test_db_cluster_engines.py has the cluster on real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,14 @@ def test_api__refusals_members_endpoints_states_failover_and_final_snapshot(aws,
     assert tags_of(snap["TagList"])["awslab:stack"] == stack   # CopyTagsToSnapshot
     time.sleep(0.7)
     assert _code(lambda: rds.describe_db_clusters(DBClusterIdentifier=stack)) == "DBClusterNotFoundFault"
+    # Restored from that snapshot (its cluster's password was managed: moto failed on it): three new
+    # members, a managed secret of its own.
+    restored = rds.restore_db_cluster_from_snapshot(DBClusterIdentifier=f"{stack}-r", SnapshotIdentifier=f"{stack}-final",
+                                                    Engine="postgres")["DBCluster"]
+    assert restored["Status"] == "creating" and restored["DBClusterInstanceClass"] == "db.m6gd.large"
+    assert sorted(m["DBInstanceIdentifier"] for m in restored["DBClusterMembers"]) == [f"{stack}-r-instance-{i}" for i in (1, 2, 3)]
+    assert restored["MasterUserSecret"]["SecretArn"] != made["MasterUserSecret"]["SecretArn"]
+    rds.delete_db_cluster(DBClusterIdentifier=f"{stack}-r", SkipFinalSnapshot=True)
 
 
 @pytest.mark.lifecycle

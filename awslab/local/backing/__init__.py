@@ -20,7 +20,8 @@ The package, by what each part holds: ``core`` the ``Backing`` (the work queues 
 map, the listeners and links it opens), ``keys`` which engine is whose (per account and region),
 ``hooks`` what the two services' hooks share (the server's one ``Backing``, the revivers and
 periodic work they register, the wrapper that runs a hook after a moto method), ``rds`` and
-``elasticache`` each service's hooks and revivers (``rds_mysql`` RDS's MySQL family, on MariaDB). This module is what the server calls:
+``elasticache`` each service's hooks and revivers (``rds_mysql`` RDS's MySQL family, on MariaDB;
+``rds_cluster`` the Multi-AZ DB cluster's writer and readable standbys). This module is what the server calls:
 ``enable`` installs RDS's hooks, then ElastiCache's; ``resume`` and ``reconcile`` run every
 service's revivers, which give a restarted server's resources their engines back.
 """
@@ -33,7 +34,7 @@ import threading
 from pathlib import Path
 
 from awslab.home.state import write_json_atomic
-from awslab.local.backing import elasticache, hooks, rds, rds_mysql
+from awslab.local.backing import elasticache, hooks, rds, rds_cluster, rds_mysql
 from awslab.local.backing.core import ENDPOINTS_FILE, LINK, PATHS_SETTLE_S, PORTS_FILE, TUNNEL, Backing
 from awslab.local.backing.elasticache import CACHE_MEMORY_SCALE, CACHE_NODE_MIB
 from awslab.local.backing.hooks import PERIODIC_S
@@ -64,6 +65,7 @@ def enable(local_dir: Path) -> Backing:
     hooks.current = Backing(local_dir)
     rds.install()
     rds_mysql.install()
+    rds_cluster.install()
     elasticache.install()
     threading.Thread(target=_tick, args=(hooks.current,), name="engine periodic", daemon=True).start()
     return hooks.current

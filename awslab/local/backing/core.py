@@ -7,6 +7,7 @@ source that sees it, TLS where AWS has it, a link per replication stream), publi
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import threading
@@ -45,6 +46,10 @@ class Backing:
         self.reconciling = False   # set while ``reconcile`` walks a running server's resources
         self.forwarder = Forwarder(local_dir / PORTS_FILE)
         self.roles: dict[str, str] = {}   # endpoint -> the engine key that holds its role now
+        # endpoint -> the engine keys it spreads its connections over (a Multi-AZ DB cluster's reader
+        # endpoint: each new connection goes to the next of them that is available)
+        self.spread: dict[str, list[str]] = {}
+        self._turns = itertools.count()
         self.authority = tls.Authority(local_dir / "tls")
         self.tls: dict[str, tuple[str, str]] = {}   # endpoint -> (protocol, tls.REQUIRED | tls.OPTIONAL)
         self.closing = threading.Event()
@@ -58,14 +63,16 @@ class Backing:
 
     # --- work queues ---
 
-    def submit(self, key: str, work: Callable[[], Any], after: str | None = None, alias: str | None = None,
+    def submit(self, key: str, work: Callable[[], Any], after: str | list[str] | None = None, alias: str | None = None,
                label: str = "creating") -> Future:
-        """Run ``work`` once the previous job of ``key`` (and the latest job of ``after``) is done;
+        """Run ``work`` once the previous job of ``key`` (and the latest job of ``after``, or of each
+        key it lists) is done;
         ``alias`` names the job too (a snapshot, so that a restore from it can wait for it);
         ``label`` is the state the resource shows while it runs."""
         with self._lock:
             self._labels[key] = label
-            waits = [f for f in (self._jobs.get(key), self._jobs.get(after) if after else None) if f is not None]
+            afters = [after] if isinstance(after, str) else list(after or [])
+            waits = [f for f in (self._jobs.get(key), *(self._jobs.get(a) for a in afters)) if f is not None]
 
             def job():
                 for f in waits:
@@ -229,9 +236,12 @@ class Backing:
                      host=entry.get("host"), port=entry.get("port"), pid=entry.get("pid"))
 
     def _route(self, endpoint: str) -> tuple[str, int] | None:
-        entry = self.engines.get(self.roles.get(endpoint, ""))
-        if entry and entry.get("status") == "available" and entry.get("port"):
-            return entry["host"], int(entry["port"])
+        keys = self.spread.get(endpoint) or [self.roles.get(endpoint, "")]
+        turn = next(self._turns)
+        for i in range(len(keys)):   # round robin, past an engine that is down (a standby being rebuilt)
+            entry = self.engines.get(keys[(turn + i) % len(keys)])
+            if entry and entry.get("status") == "available" and entry.get("port"):
+                return entry["host"], int(entry["port"])
         return None
 
     def _link(self, follower: str, primary: str) -> int | None:
@@ -254,6 +264,7 @@ class Backing:
     def unpublish(self, *endpoints: str) -> None:
         for e in endpoints:
             self.roles.pop(e, None)
+            self.spread.pop(e, None)
             self.tls.pop(e, None)
             self.owners.pop(e, None)
             for name in self.forwarder.names(e):

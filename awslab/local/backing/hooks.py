@@ -22,6 +22,12 @@ elsewhere: set[str] = set()   # RDS engines whose hooks are not rds.py's (rds_my
 PERIODIC_S = 1.0
 
 
+def in_cluster(db) -> bool:
+    """Whether ``db`` is a Multi-AZ DB cluster's member: its engine is the cluster's
+    (rds_cluster.py), never made, revived or restarted as an instance's."""
+    return bool(getattr(db, "db_cluster_identifier", None))
+
+
 def live(backend_dict, attr: str):
     """(region, object) of every resource in ``attr`` of every backend, but those going away."""
     for _, region, backend in backend_dict.iter_backends():

@@ -200,7 +200,7 @@ def install() -> None:
         """A reboot restarts the server; with failover the primary crashes, the standby is promoted
         and takes the endpoint, and a new standby is built from it. Open connections drop either way."""
         key = db_key(db.account_id, db.region, db.db_instance_identifier)
-        if db.engine != "postgres" or not engines.get(key):
+        if db.engine != "postgres" or not engines.get(key) or hooks.in_cluster(db):
             return
         endpoint = _db_endpoint(db)
         sk = engines.standby_key(key)
@@ -231,7 +231,7 @@ def install() -> None:
         key = db_key(db.account_id, db.region, db.db_instance_identifier)
         if db.engine in hooks.elsewhere:
             return   # its own engines' module applies it (rds_mysql.py)
-        if db.engine != "postgres" or not engines.get(key):
+        if db.engine != "postgres" or not engines.get(key) or hooks.in_cluster(db):
             done()
             return
         endpoint = _db_endpoint(db)
@@ -284,7 +284,7 @@ def install() -> None:
         rds_upgrade.upgraded(self, db, serve_again)
         key = db_key(db.account_id, db.region, db.db_instance_identifier)
         entry = engines.get(key)
-        if db.engine != "postgres" or not entry or entry.get("role") != "primary":
+        if db.engine != "postgres" or not entry or entry.get("role") != "primary" or hooks.in_cluster(db):
             return
         sk = engines.standby_key(key)
         if db.multi_az and not engines.get(sk):
@@ -298,7 +298,8 @@ def install() -> None:
         """rds.force_ssl is dynamic on RDS: the instances that use the group take it at once, for
         the connections made from then on (open ones keep theirs)."""
         for db in list(self.databases.values()):
-            if getattr(db, "db_parameter_group_name", None) != db_parameter_group_name or db.engine != "postgres":
+            if getattr(db, "db_parameter_group_name", None) != db_parameter_group_name or db.engine != "postgres" \
+                    or hooks.in_cluster(db):
                 continue
             key = db_key(db.account_id, db.region, db.db_instance_identifier)
             entry, endpoint = engines.get(key), _db_endpoint(db)
@@ -330,8 +331,8 @@ def install() -> None:
         claimed = set()
         dbs = sorted(hooks.live(rds_backends, "databases"), key=lambda t: bool(t[2].source_db_instance_identifier))
         for backend, region, db in dbs:   # primaries first: a replica follows its primary's new port
-            if db.engine in hooks.elsewhere:
-                continue   # rds_mysql's reviver
+            if db.engine in hooks.elsewhere or hooks.in_cluster(db):
+                continue   # rds_mysql's reviver; rds_cluster's for a cluster's members
             key = db_key(db.account_id, region, db.db_instance_identifier)
             claimed.add(key)
             source = (db.source_db_instance_identifier or "").split(":")[-1]
@@ -385,8 +386,8 @@ def install() -> None:
         for _, region, db in hooks.live(rds_backends, "databases"):
             key = db_key(db.account_id, region, db.db_instance_identifier)
             entry = engines.get(key) or {}
-            if not entry.get("backups") or not engines.alive(key) or b.busy(key):
-                continue
+            if not entry.get("backups") or not engines.alive(key) or b.busy(key) or entry.get("role") != "primary":
+                continue   # a cluster's readers share its writer's archive: the writer's base backups serve it
             bases = engines.base_backups(key)
             if not bases or time.time() - bases[-1]["finished"] >= window:
                 b.submit(f"backup:{key}", functools.partial(engines.base_backup, key), after=key)

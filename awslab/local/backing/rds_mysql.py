@@ -28,7 +28,7 @@ ENGINE = "mariadb"
 
 def handles(db) -> bool:
     """Whether ``db``'s engine is this module's (rds.py leaves it alone)."""
-    return getattr(db, "engine", None) in FAMILY
+    return getattr(db, "engine", None) in FAMILY and not hooks.in_cluster(db)
 
 
 

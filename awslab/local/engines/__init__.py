@@ -41,7 +41,8 @@ registry, the run-as user, the directories and the processes together. It is ``c
 (where engines live, a key reserved, a process launched, its secret) and one part per engine and
 role: ``pg_upgrade`` (a primary moved to another engine version), ``pg_instances`` (PostgreSQL primaries, read replicas, restores from a snapshot, promotion),
 ``pg_backups`` (the WAL archive, base backups, point-in-time restore), ``pg_standby`` (the Multi-AZ
-standby, failover), ``redis_nodes`` (Redis servers and their roles), ``snapshots``, and
+standby, failover), ``pg_cluster`` (a Multi-AZ DB cluster's writer and readable standbys, quorum
+commit, its failover), ``redis_nodes`` (Redis servers and their roles), ``snapshots``, and
 ``lifecycle`` (stop, halt and resume across restarts of the local AWS, reboots, followers
 repointed, the registry reconciled with the processes that run)."""
 
@@ -57,6 +58,7 @@ from awslab.local.engines.core import DEFAULT_ENGINES_DIR, ENGINES_DIR_ENV
 from awslab.local.engines.lifecycle import EngineLifecycle
 from awslab.local.engines.mariadb_instances import MariadbInstances
 from awslab.local.engines.pg_backups import PostgresBackups
+from awslab.local.engines.pg_cluster import PostgresCluster
 from awslab.local.engines.pg_instances import COLD_FOLLOW_MAX_SEGMENTS, PostgresInstances
 from awslab.local.engines.pg_standby import STANDBY_SUFFIX, PostgresStandby
 from awslab.local.engines.pg_upgrade import PostgresUpgrade
@@ -70,8 +72,8 @@ __all__ = ["COLD_FOLLOW_MAX_SEGMENTS", "DEFAULT_ENGINES_DIR", "ENGINES_DIR_ENV",
            "postgres_bindir", "reachable_by", "redis_server_path", "run_as", "scram_verifier"]
 
 
-class Engines(MariadbInstances, PostgresInstances, PostgresBackups, PostgresStandby, PostgresUpgrade, RedisNodes, EngineSnapshots,
-              EngineLifecycle):
+class Engines(MariadbInstances, PostgresInstances, PostgresBackups, PostgresStandby, PostgresCluster, PostgresUpgrade,
+              RedisNodes, EngineSnapshots, EngineLifecycle):
     """Engines keyed by a string (e.g. 'db:week6-db', 'cache:week6-cache'), listed in a ``Registry``
     at root/'engines.json' that another process can read to stop everything (stop_all) after a
     crash. Engines are detached (own session): they outlive this object

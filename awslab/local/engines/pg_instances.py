@@ -280,13 +280,13 @@ class PostgresInstances(EngineCore):
                  time.monotonic() - started)
         return entry
 
-    def _role_conf(self, entry: dict[str, Any], *, sync: bool = False, recover_from: Path | None = None,
-                   recover_to: str | None = None) -> None:
+    def _role_conf(self, entry: dict[str, Any], *, sync: bool = False, quorum: str | None = None,
+                   recover_from: Path | None = None, recover_to: str | None = None) -> None:
         name = STANDBY_NAME if entry.get("role") == "standby" else slug(entry["key"])
         archive = Path(entry["backups"]) if entry.get("backups") else None
         write_private_for(Path(entry["datadir"]) / ROLE_CONF,
-                          role_conf(name=name, archive=archive, sync_standby=sync, recover_from=recover_from,
-                                    recover_to=recover_to), self.who())
+                          role_conf(name=name, archive=archive, sync_standby=sync, quorum=quorum,
+                                    recover_from=recover_from, recover_to=recover_to), self.who())
 
     def _query(self, entry: dict[str, Any], sql: str, **kw: Any) -> list:
         secret = self._load_secret(Path(entry["dir"]))
@@ -294,6 +294,16 @@ class PostgresInstances(EngineCore):
 
     def _reload(self, entry: dict[str, Any]) -> None:
         self._query(entry, "SELECT pg_reload_conf()")
+
+    def _wait_streaming(self, entry: dict[str, Any], name: str, what: str, timeout_s: float) -> None:
+        """Until the follower whose application_name is ``name`` (``what``, for the error) streams
+        from ``entry``: only then may commits wait for it."""
+        deadline = time.monotonic() + timeout_s
+        while not self._query(entry, "SELECT 1 FROM pg_stat_replication WHERE application_name = "
+                                     f"'{name}' AND state = 'streaming'"):
+            if time.monotonic() > deadline:
+                raise EngineError(f"{what} did not stream within {timeout_s:.0f} s")
+            time.sleep(0.05)
 
     def replica_lag(self, key: str) -> float | None:
         """Seconds behind its primary, as RDS's ReplicaLag computes it: now minus the time of the

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from awslab.local.engines.base import HOST, START_TIMEOUT_S, STOP_TIMEOUT_S, EngineError
+from awslab.local.engines.base import HOST, START_TIMEOUT_S, STOP_TIMEOUT_S
 from awslab.local.engines.children import terminate, wait_gone
 from awslab.local.engines.core import EngineCore
 from awslab.local.engines.postgres import STANDBY_NAME
@@ -47,12 +47,7 @@ class PostgresStandby(EngineCore):
     def make_synchronous(self, key: str, timeout_s: float = START_TIMEOUT_S) -> None:
         """Once the standby streams, the primary's commits wait for it."""
         entry = self._running(key, "postgres")
-        deadline = time.monotonic() + timeout_s
-        while not self._query(entry, "SELECT 1 FROM pg_stat_replication WHERE application_name = "
-                                     f"'{STANDBY_NAME}' AND state = 'streaming'"):
-            if time.monotonic() > deadline:
-                raise EngineError(f"the standby of {key!r} did not stream within {timeout_s:.0f} s")
-            time.sleep(0.05)
+        self._wait_streaming(entry, STANDBY_NAME, f"the standby of {key!r}", timeout_s)
         self._role_conf(entry, sync=True)
         self._reload(entry)
 

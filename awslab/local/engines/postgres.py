@@ -81,11 +81,12 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def role_conf(*, name: str, archive: Path | None, sync_standby: bool = False,
+def role_conf(*, name: str, archive: Path | None, sync_standby: bool = False, quorum: str | None = None,
               recover_from: Path | None = None, recover_to: str | None = None) -> str:
     """The settings of one engine's role: its name (a standby's application_name), where its WAL
-    is archived (``archive``/wal; none: discarded), whether commits wait for the Multi-AZ standby,
-    and for a point-in-time restore the archive to replay from and the time to stop at."""
+    is archived (``archive``/wal; none: discarded), whether commits wait for the Multi-AZ standby
+    (or, ``quorum``, for the standbys that value of synchronous_standby_names names: a Multi-AZ DB
+    cluster's), and for a point-in-time restore the archive to replay from and the time to stop at."""
     lines = [f"cluster_name = {_quoted(name)}", "archive_mode = on",
              f"archive_timeout = {ARCHIVE_TIMEOUT_S}"]
     if archive is not None:
@@ -93,7 +94,7 @@ def role_conf(*, name: str, archive: Path | None, sync_standby: bool = False,
         lines.append(f"archive_command = {_quoted(f'test ! -f {wal}/%f && cp %p {wal}/%f')}")
     else:
         lines.append("archive_command = 'true'")   # no backups: WAL is not kept
-    lines.append(f"synchronous_standby_names = {_quoted(STANDBY_NAME if sync_standby else '')}")
+    lines.append(f"synchronous_standby_names = {_quoted(quorum or (STANDBY_NAME if sync_standby else ''))}")
     if recover_from is not None:
         src = shlex.quote(str(recover_from / "wal"))
         lines.append(f"restore_command = {_quoted(f'cp {src}/%f %p')}")
@@ -101,6 +102,14 @@ def role_conf(*, name: str, archive: Path | None, sync_standby: bool = False,
         if recover_to:
             lines += [f"recovery_target_time = {_quoted(recover_to)}", "recovery_target_action = 'promote'"]
     return "# written by awslab for this engine's role\n" + "\n".join(lines) + "\n"
+
+
+def quorum_of(names: list[str], count: int = 1) -> str:
+    """synchronous_standby_names for a commit acknowledged once ``count`` of the standbys ``names``
+    (their application_names) have flushed it: quorum commit, as a Multi-AZ DB cluster's writer waits
+    for either of its two readers."""
+    quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+    return f"ANY {count} ({quoted})"
 
 
 def connect(port: int, user: str, password: str, *, database: str = "postgres", timeout: float = 10) -> Any:

@@ -9,7 +9,7 @@ import hashlib
 import secrets
 
 from awslab.local import latency
-from awslab.local.backing import HOME_ACCOUNT
+from awslab.local.backing.keys import HOME_ACCOUNT
 from awslab.local.patches._base import (
     DB_CLASSES,
     DB_CURRENT_MINORS,

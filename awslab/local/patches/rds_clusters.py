@@ -8,7 +8,8 @@ cluster's identifier, DescribeDBClusters lists them as DBClusterMembers (IsClust
 cluster and its members are ``creating`` on the latency timeline (``rds.cluster.create``); a
 failover is ``failing-over`` (``rds.cluster.failover``) while a reader becomes the writer;
 DeleteDBCluster deletes the members with the cluster (a final DB cluster snapshot, tagged as the
-cluster, unless SkipFinalSnapshot), ``deleting`` for ``rds.delete``. Requests RDS refuses are
+cluster, unless SkipFinalSnapshot), ``deleting`` for ``rds.delete``; RestoreDBClusterFromSnapshot
+restores one made with a managed master password (moto failed on it). Requests RDS refuses are
 refused with its errors: an engine with no Multi-AZ DB cluster, a class or a storage type the
 cluster does not take, Iops missing for io1/io2, a subnet group over fewer than three AZs, a
 stop (not supported for Multi-AZ DB clusters).
@@ -21,14 +22,14 @@ from awslab.local import latency
 from awslab.local.patches._base import DB_CURRENT_MINORS, DB_MAJOR_VERSIONS, backing_state, init_dicts, linger
 from awslab.local.patches._patch import patch
 from awslab.local.patches.rds import RDS_BACKEND, RDS_RESPONSE, rds_error
-from awslab.spec.deployment import CLUSTER_MEMBERS, CLUSTER_STORAGE, IOPS_PER_GIB
+from awslab.spec.deployment import CLUSTER_MEMBERS, CLUSTER_STORAGE, IOPS_PER_GIB, multi_az_cluster
 
 DB_CLUSTER = "moto.rds.models:DBCluster"
 
 
 def is_multi_az_cluster(cluster) -> bool:
     """A Multi-AZ DB cluster (not Aurora): made with a DB instance class."""
-    return bool(getattr(cluster, "db_cluster_instance_class", None)) and not str(cluster.engine).startswith("aurora")
+    return multi_az_cluster(cluster.engine, getattr(cluster, "db_cluster_instance_class", None))
 
 
 def _cluster_status(self):
@@ -191,6 +192,17 @@ def failover_db_cluster(original, self, db_cluster_identifier, target_db_instanc
     if is_multi_az_cluster(result):
         latency.start(result, "rds.cluster.failover")
     return result
+
+
+@patch(DB_CLUSTER, "get_cfg", gap="rds-cluster-restore", phase="answers")
+def get_cfg(original, self):
+    """What RestoreDBClusterFromSnapshot copies of the snapshot's cluster: moto reads a master
+    password that a cluster made with ManageMasterUserPassword never had (HTTP 500); the restored
+    cluster makes a managed secret of its own, and takes none of the local AWS's own notes (the
+    engines' members and writer, ``_awslab_*``: the restored cluster's are its own)."""
+    self.__dict__.setdefault("_master_user_password", None)
+    cfg = original(self)
+    return {k: v for k, v in cfg.items() if not k.startswith("_awslab") and k != "master_user_secret"}
 
 
 @patch(RDS_BACKEND, gap="rds-cluster-refusals", phase="rejects")
