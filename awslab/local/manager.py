@@ -28,6 +28,7 @@ from awslab.local.processes import pid_alive
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0   # the server saves its state and stops every engine first
+KILL_WAIT_S = 10.0      # then a SIGKILL, and the kernel's tearing down of the process
 HEALTH_PATH = "/awslab/health"  # these five are also in server.py (kept import-free for start-up speed)
 LOCK_FILE = "server.lock"
 EXIT_LOCKED = 3
@@ -256,15 +257,19 @@ def start(port: int = 0, latency: str | None = None, time_scale: float | None = 
     log_path = ldir / "server.log"
     env = dict(os.environ)
     env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "awslab.local.server", "--state-dir", str(ldir), "--port", str(port),
-             *(["--latency", latency] if latency else []),
-             *(["--time-scale", str(time_scale)] if time_scale is not None else []),
-             *(["--engines", "on" if engines else "off"] if engines is not None else [])],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env=env,
-        )
+
+    def spawn() -> subprocess.Popen:
+        with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "awslab.local.server", "--state-dir", str(ldir), "--port", str(port),
+                 *(["--latency", latency] if latency else []),
+                 *(["--time-scale", str(time_scale)] if time_scale is not None else []),
+                 *(["--engines", "on" if engines else "off"] if engines is not None else [])],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True, env=env,
+            )
+
+    proc, retried = spawn(), False
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -272,6 +277,11 @@ def start(port: int = 0, latency: str | None = None, time_scale: float | None = 
                 running = find()
                 if running is not None:
                     return running
+                if lock_holder() is None and not retried:
+                    # The holder was a server still dying (a stop's SIGKILL): the home is free now.
+                    retried = True
+                    proc = spawn()
+                    continue
             raise OperationError(f"the local AWS exited at start (code {proc.returncode})", f"see its log: {log_path}")
         info = _read_info()
         if info and info["pid"] == proc.pid and _healthy(info, timeout=1.0):
@@ -292,7 +302,14 @@ def stop() -> LocalServer | None:
         while time.monotonic() < deadline and pid_alive(running.pid):
             time.sleep(0.05)
         if pid_alive(running.pid):
+            log_line = f"the local AWS (pid {running.pid}) did not stop within {STOP_TIMEOUT_S:.0f}s: killed"
             os.kill(running.pid, signal.SIGKILL)
+            # Gone only once the kernel has torn it down (its lock with it): a start right after
+            # would otherwise find the home still locked by the dying server.
+            deadline = time.monotonic() + KILL_WAIT_S
+            while time.monotonic() < deadline and pid_alive(running.pid):
+                time.sleep(0.02)
+            _say(log_line)
     (local_dir() / "server.json").unlink(missing_ok=True)
     if lock_holder() is None:   # never another server's engines
         halt_engines()
