@@ -1,0 +1,103 @@
+"""A Multi-AZ DB cluster stack (``database.deployment = "cluster"``) on real engines, used as a
+learner uses it: verify's live checks write through the writer endpoint and read through the
+reader endpoint (a standby, which refuses a write) from the stack's host, and time out once the DB
+security group's rule is revoked; `awslab connect reader` reaches a standby. One `up` serves every
+check (the suite is CPU-bound)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+import pytest
+from conftest import shell
+
+pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
+
+
+def _client(server, service: str):
+    return boto3.client(service, region_name="us-east-1", endpoint_url=server.endpoint_url,
+                        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+
+
+def _instances(rds, stack: str) -> list[str]:
+    """The stack's DB instances that are not the cluster's members (a drill's temporary one)."""
+    return [db["DBInstanceIdentifier"] for db in rds.describe_db_instances()["DBInstances"]
+            if db["DBInstanceIdentifier"].startswith(stack) and not db.get("DBClusterIdentifier")]
+
+
+def _live(awslab, stack: str) -> dict:
+    verify = awslab("verify", "--name", stack, "--check", "live", "--output", "json")
+    return {r["id"]: r for r in json.loads(verify.out)}
+
+
+def test_cluster__live_checks_connect_reader_and_a_revoked_rule(awslab, engines, stack):
+    up = awslab("up", "week6", "--name", stack, "--set", "database.deployment=cluster")
+    assert up.code == 0, up.err[-2000:]
+    rds, ec2 = _client(engines, "rds"), _client(engines, "ec2")
+
+    # verify: a row written and read back through the writer endpoint, over TLS; the reader
+    # endpoint a standby that has the row and refuses a write.
+    live = _live(awslab, stack)
+    writer, reader = live["live.host-to-db"], live["live.db-reader"]
+    assert (writer["status"], reader["status"]) == ("PASS", "PASS"), (writer, reader)
+    assert "(writer endpoint)" in writer["detail"] and "over TLS (certificate verified)" in writer["detail"]
+    assert "a connection without TLS was refused" in writer["detail"]
+    assert "pg_is_in_recovery() true" in reader["detail"] and "a write was refused (read-only transaction)" in reader["detail"]
+    assert "readable here after" in reader["detail"] and "cluster-ro-" in reader["detail"]
+
+    # connect: db is the writer endpoint, reader a readable standby; replica names the reader.
+    db_line, reader_line = (awslab("connect", w, "--name", stack) for w in ("db", "reader"))
+    assert db_line.code == 0 and reader_line.code == 0, db_line.err + reader_line.err
+    assert shell(db_line.out.strip(), "-tAc", "'SELECT pg_is_in_recovery()'") == "f"
+    assert shell(reader_line.out.strip(), "-tAc", "'SELECT pg_is_in_recovery()'") == "t"
+    assert shell(db_line.out.strip(), "-tAc", "'SELECT 1'") == "1"   # the writer's file survives the reader's
+    as_json = json.loads(awslab("connect", "reader", "--name", stack, "--output", "json").out)
+    assert as_json["id"] == f"{stack}-db" and ".cluster-ro-" in as_json["endpoint"]
+    replica = awslab("connect", "replica", "--name", stack)
+    assert replica.code == 2 and "awslab connect reader" in replica.err
+
+    # verify on AWS runs a script on the host through SSM: the same two endpoints, as the host reaches them.
+    from awslab.verify.ssm import LiveTarget, live_script, parse_live
+
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=f"{stack}-db")["DBClusters"][0]
+    secret = cluster["MasterUserSecret"]["SecretArn"]
+    targets = [LiveTarget(n, cluster[k], cluster["Port"], secret, "postgres", cluster["MasterUsername"], cluster["DatabaseName"])
+               for n, k in (("db", "Endpoint"), ("reader", "ReaderEndpoint"))]
+    out = _on_host(engines, stack, live_script(targets, "us-east-1"))
+    assert parse_live(out, "db", "SELECT 1")[0] == "PASS" and "AWSLAB db login OK" in out, out
+    assert parse_live(out, "reader", "SELECT pg_is_in_recovery()")[0] == "PASS" and "AWSLAB reader login OK" in out, out
+
+    # The VPC decides as on AWS: without the DB group's rule for the host's group, both endpoints time out.
+    groups = {g["GroupName"]: g["GroupId"] for g in ec2.describe_security_groups(
+        Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["SecurityGroups"]}
+    rule = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": groups[f"{stack}-app"]}]}]
+    ec2.revoke_security_group_ingress(GroupId=groups[f"{stack}-db"], IpPermissions=rule)
+    live = _live(awslab, stack)
+    for check in ("live.host-to-db", "live.db-reader"):
+        assert live[check]["status"] == "FAIL" and "timed out after 5 s" in live[check]["detail"], live[check]
+        assert "awslab flows --rejected" in live[check]["hint"]
+
+    printed = "".join(r.out + r.err for r in (db_line, reader_line)) + json.dumps(live)
+    password = json.loads(_client(engines, "secretsmanager").get_secret_value(SecretId=secret)["SecretString"])["password"]
+    assert password not in printed
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
+
+
+def _on_host(server, stack: str, script: str) -> str:
+    """``script`` run on the stack's host through SSM Run Command; its standard output."""
+    import time
+
+    ec2, ssm = _client(server, "ec2"), _client(server, "ssm")
+    host = ec2.describe_instances(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]},
+                                           {"Name": "instance-state-name", "Values": ["running"]}])
+    host = host["Reservations"][0]["Instances"][0]["InstanceId"]
+    sent = ssm.send_command(InstanceIds=[host], DocumentName="AWS-RunShellScript",
+                            Parameters={"commands": script.splitlines()[1:]})["Command"]
+    deadline = time.monotonic() + 60
+    while (got := ssm.get_command_invocation(CommandId=sent["CommandId"], InstanceId=host))["Status"] in ("Pending", "InProgress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return got["StandardOutputContent"]
