@@ -1,8 +1,9 @@
 """A Multi-AZ DB cluster stack (``database.deployment = "cluster"``) on real engines, used as a
 learner uses it: verify's live checks write through the writer endpoint and read through the
 reader endpoint (a standby, which refuses a write) from the stack's host, and time out once the DB
-security group's rule is revoked; `awslab connect reader` reaches a standby. One `up` serves every
-check (the suite is CPU-bound)."""
+security group's rule is revoked; `awslab connect reader` reaches a standby; `awslab drill
+--compare` measures the cluster against a temporary Multi-AZ DB instance made beside it and
+removes that instance. One `up` serves every check (the suite is CPU-bound)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _live(awslab, stack: str) -> dict:
     return {r["id"]: r for r in json.loads(verify.out)}
 
 
-def test_cluster__live_checks_connect_reader_and_a_revoked_rule(awslab, engines, stack):
+def test_cluster__live_checks_connect_reader_drill_compare_and_a_revoked_rule(awslab, engines, stack):
     up = awslab("up", "week6", "--name", stack, "--set", "database.deployment=cluster")
     assert up.code == 0, up.err[-2000:]
     rds, ec2 = _client(engines, "rds"), _client(engines, "ec2")
@@ -70,6 +71,34 @@ def test_cluster__live_checks_connect_reader_and_a_revoked_rule(awslab, engines,
     assert parse_live(out, "db", "SELECT 1")[0] == "PASS" and "AWSLAB db login OK" in out, out
     assert parse_live(out, "reader", "SELECT pg_is_in_recovery()")[0] == "PASS" and "AWSLAB reader login OK" in out, out
 
+    # drill --compare: bad input first (one line, exit 2, nothing made), then the two side by side.
+    bad = awslab("drill", "--compare", "--maintenance", "--name", stack)
+    assert bad.code == 2 and "--compare is a drill of its own" in bad.err and _instances(rds, stack) == []
+    # On a real account it says what the temporary instance costs and asks (no terminal here: refused).
+    on_aws = awslab("drill", "--compare", "--name", stack, "--target", "aws", "--endpoint-url", engines.endpoint_url)
+    assert on_aws.code == 2 and "not confirmed" in on_aws.err and _instances(rds, stack) == []
+    assert "extra cost while it exists: $0.0" in on_aws.err and "/hour" in on_aws.err and "without a final snapshot" in on_aws.err
+    drill = awslab("drill", "--compare", "--name", stack, "--output", "json")
+    assert drill.code == 0, drill.err[-3000:]
+    result = json.loads(drill.out)
+    assert {"stack", "instance", "cluster", "temporary", "profile", "aws_reference"} <= set(result)
+    i, c = result["instance"], result["cluster"]
+    for side in (i, c):
+        assert side["writes_acknowledged"] > 50 and side["acknowledged_writes_lost"] == 0 and side["lost"] == []
+        assert 0 < side["commit_ms_p50"] <= side["commit_ms_p95"] and 0 < side["downtime_s"] < 60
+    assert c["reads_served"] > 0 and i["reads_served"] == 0 and i["reader_endpoint"] is None
+    assert ".cluster-ro-" in c["reader_endpoint"] and c["id"] == f"{stack}-db"
+    assert result["temporary"] == {"deployment": "instance", "id": f"{stack}-db-compare", "removed": True,
+                                   "final_snapshot": False}
+    assert "without a final snapshot" in drill.err
+    assert _instances(rds, stack) == [] and not rds.describe_db_snapshots(DBInstanceIdentifier=f"{stack}-db-compare")["DBSnapshots"]
+    assert awslab("status", "--name", stack).out.count("db-compare") == 0
+    from awslab.commands.drill_compare import print_result
+
+    text = _printed(print_result, result)
+    assert "MULTI-AZ DB INSTANCE" in text and "MULTI-AZ DB CLUSTER" in text and "AWS 60-120 s" in text
+    assert "typically under 35 s" in text and "up to 2x faster" in text and "removed without a final snapshot" in text
+
     # The VPC decides as on AWS: without the DB group's rule for the host's group, both endpoints time out.
     groups = {g["GroupName"]: g["GroupId"] for g in ec2.describe_security_groups(
         Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["SecurityGroups"]}
@@ -80,7 +109,7 @@ def test_cluster__live_checks_connect_reader_and_a_revoked_rule(awslab, engines,
         assert live[check]["status"] == "FAIL" and "timed out after 5 s" in live[check]["detail"], live[check]
         assert "awslab flows --rejected" in live[check]["hint"]
 
-    printed = "".join(r.out + r.err for r in (db_line, reader_line)) + json.dumps(live)
+    printed = "".join(r.out + r.err for r in (db_line, reader_line, drill, bad)) + json.dumps(live)
     password = json.loads(_client(engines, "secretsmanager").get_secret_value(SecretId=secret)["SecretString"])["password"]
     assert password not in printed
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
@@ -101,3 +130,12 @@ def _on_host(server, stack: str, script: str) -> str:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     return got["StandardOutputContent"]
+
+
+def _printed(print_result, result: dict) -> str:
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        print_result(result, "text")
+    return text.getvalue()
