@@ -48,29 +48,30 @@ def check_cluster(run: Run, cluster: dict, mapping, database: str) -> list[tuple
         why, hint = live.why_failed(exc, "see `awslab local status` and the server log")
         out = [(WRITER, FAIL, f"{addr.endpoint} (writer endpoint): login failed: {why}", hint)]
         # The reader endpoint is tried anyway: a learner's rule may admit one and not the other.
-        return out + [_reader_row(run, reader, user, password, database, None, None)]
+        return out + [_reader_row(reader, user, password, database, None, None)]
     try:
+        if recovery:   # a standby refuses the write below: say what was reached instead
+            return [(WRITER, FAIL, f"{addr.endpoint} (writer endpoint): reached a server in recovery, not the writer",
+                     "a failover in progress? rerun `awslab verify`; `awslab local endpoints` lists where each answers"),
+                    _reader_row(reader, user, password, database, None, None)]
         marker = uuid.uuid4().hex
         conn.run("CREATE TABLE IF NOT EXISTS awslab_verify (marker text PRIMARY KEY, written timestamptz DEFAULT now())")
         conn.run("INSERT INTO awslab_verify (marker) VALUES (:m)", m=marker)
         written = time.perf_counter()
-        back = conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker)
-        if recovery or not back:
-            out = [(WRITER, FAIL, f"{addr.endpoint} (writer endpoint): " + (
-                "reached a server in recovery, not the writer" if recovery else "a row written was not read back"),
-                "see the server log; `awslab local endpoints` lists where each endpoint answers")]
+        if not conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker):
+            out = [(WRITER, FAIL, f"{addr.endpoint} (writer endpoint): a row written was not read back", "see the server log")]
         else:
             out = [(WRITER, PASS, f"{addr.endpoint} -> 127.0.0.1:{addr.port} (writer endpoint): login, a row written "
                     f"and read back{live.tls_words(addr)} in {live.ms_since(t0)}", None)]
             out[0] = live.tls_verdict(out[0], addr, lambda: live.pg_connect(addr, user, password, database, plain=True).close())
-        out.append(_reader_row(run, reader, user, password, database, marker, written))
+        out.append(_reader_row(reader, user, password, database, marker, written))
         conn.run("DELETE FROM awslab_verify WHERE written < now() - interval '1 hour'")
     finally:
         conn.close()
     return out
 
 
-def _reader_row(run, reader: live.Address, user, password, database, marker: str | None, written: float | None) -> tuple:
+def _reader_row(reader: live.Address, user, password, database, marker: str | None, written: float | None) -> tuple:
     """The reader endpoint: a standby (in recovery), the writer's row readable, a write refused."""
     if not reader.usable:
         return (READER, FAIL if reader.status == "failed" else SKIP, f"{reader.endpoint}: {reader.reason or reader.status}", None)

@@ -74,6 +74,8 @@ def test_cluster__live_checks_connect_reader_drill_compare_and_a_revoked_rule(aw
     # drill --compare: bad input first (one line, exit 2, nothing made), then the two side by side.
     bad = awslab("drill", "--compare", "--maintenance", "--name", stack)
     assert bad.code == 2 and "--compare is a drill of its own" in bad.err and _instances(rds, stack) == []
+    plain = awslab("drill", "--name", stack)   # the instance's drill names the one for a cluster
+    assert plain.code == 2 and f"awslab drill --compare --name {stack}" in plain.err
     # On a real account it says what the temporary instance costs and asks (no terminal here: refused).
     on_aws = awslab("drill", "--compare", "--name", stack, "--target", "aws", "--endpoint-url", engines.endpoint_url)
     assert on_aws.code == 2 and "not confirmed" in on_aws.err and _instances(rds, stack) == []
