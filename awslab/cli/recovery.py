@@ -133,7 +133,8 @@ def maintenance(offer, apply_now, **opts):
 @click.option("--maintenance", "patching", is_flag=True,
               help="Instead: the same OS patch on a temporary Single-AZ instance and the Multi-AZ primary, side by side.")
 @click.option("--compare", is_flag=True,
-              help="Instead: a Multi-AZ DB cluster stack against a temporary Multi-AZ DB instance made beside it, side by side.")
+              help="Instead: the stack's Multi-AZ database against a temporary one of the other deployment "
+                   "(instance / cluster) made beside it, side by side.")
 @mutating
 @target_options
 def drill(report, patching, compare, **opts):
@@ -145,11 +146,12 @@ def drill(report, patching, compare, **opts):
     the three side by side with AWS's figures. --maintenance: an OS patch (system-update) applied
     at once to the Multi-AZ primary and to a Single-AZ instance made beside it (and removed), each
     under a write load: downtime, connections dropped, acknowledged writes lost, which server
-    restarted when. Local target only. --compare: the two kinds of Multi-AZ side by side, on a
-    cluster stack (database.deployment=cluster) and a temporary Multi-AZ DB instance made in its
-    network and removed at the end: commit latency p50/p95, failover downtime, acknowledged writes
-    lost, reads served during the drill, beside AWS's figures; on AWS it shows the temporary
-    instance's hourly cost and asks first (--yes to skip), and measures each failover through the API.
+    restarted when. Local target only. --compare: the two kinds of Multi-AZ side by side, the
+    stack's database and a temporary one of the other deployment (a Multi-AZ DB instance beside a
+    cluster, a Multi-AZ DB cluster beside an instance) made in its network and removed at the end
+    without a final snapshot: commit latency p50/p95, failover downtime, acknowledged writes lost,
+    reads served during the drill, beside AWS's figures; on AWS it shows the temporary database's
+    hourly cost and asks first (--yes to skip), and measures each failover through the API.
     Example: awslab drill -o json; awslab drill --maintenance; awslab drill --compare
     (`awslab drill --report`: `awslab report` then charts the failover drill's figures)
     """

@@ -91,7 +91,7 @@ def test_cluster__live_checks_connect_reader_drill_compare_and_a_revoked_rule(aw
     assert c["reads_served"] > 0 and i["reads_served"] == 0 and i["reader_endpoint"] is None
     assert ".cluster-ro-" in c["reader_endpoint"] and c["id"] == f"{stack}-db"
     assert result["temporary"] == {"deployment": "instance", "id": f"{stack}-db-compare", "removed": True,
-                                   "final_snapshot": False}
+                                   "final_snapshot": False, "also_made": []}
     assert "without a final snapshot" in drill.err
     assert _instances(rds, stack) == [] and not rds.describe_db_snapshots(DBInstanceIdentifier=f"{stack}-db-compare")["DBSnapshots"]
     assert awslab("status", "--name", stack).out.count("db-compare") == 0
@@ -141,3 +141,39 @@ def _printed(print_result, result: dict) -> str:
     with contextlib.redirect_stdout(io.StringIO()) as text:
         print_result(result, "text")
     return text.getvalue()
+
+
+def test_instance_stack__drill_compare_makes_a_temporary_cluster_with_a_third_subnet_and_removes_it_all(
+        awslab, engines, stack):
+    assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
+    rds, ec2 = _client(engines, "rds"), _client(engines, "ec2")
+    subnets = {s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["Subnets"]}
+    drill = awslab("drill", "--compare", "--name", stack, "--output", "json")
+    assert drill.code == 0, drill.err[-3000:]
+    result = json.loads(drill.out)
+    i, c, tmp = result["instance"], result["cluster"], result["temporary"]
+    assert (tmp["deployment"], tmp["id"], c["id"], i["id"]) == ("cluster", f"{stack}-db-compare", f"{stack}-db-compare", f"{stack}-db")
+    assert tmp["also_made"][0].startswith("subnet-") and tmp["also_made"][1] == f"{stack}-db-compare-subnets"
+    assert i["acknowledged_writes_lost"] == 0 and c["acknowledged_writes_lost"] == 0
+    assert c["reads_served"] > 0 and i["reads_served"] == 0
+    # The cluster, its subnet group and the third subnet are gone; the stack is as `up` left it.
+    assert not [cl for cl in rds.describe_db_clusters()["DBClusters"] if cl["DBClusterIdentifier"].startswith(stack)]
+    assert not [g for g in rds.describe_db_subnet_groups()["DBSubnetGroups"] if g["DBSubnetGroupName"] == f"{stack}-db-compare-subnets"]
+    assert {s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["Subnets"]} == subnets
+    again = awslab("plan", "week6", "--name", stack, "--set", "database.read_replicas=0", "--output", "json")
+    assert set(json.loads(again.out)["counts"]) == {"keep"}, again.out
+    from awslab.commands.drill_compare import print_result
+
+    text = _printed(print_result, result)
+    assert f"{stack}-db-compare (temporary)" in text and f"{stack}-db (the stack's)" in text
+    assert f"the temporary Multi-AZ DB cluster (with {tmp['also_made'][0]}, {stack}-db-compare-subnets, made for it)" in text
+
+    # An interrupted drill leaves its subnet group tagged as the stack's: `down` finds it and removes it.
+    private = [sn["SubnetId"] for sn in ec2.describe_subnets(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["Subnets"]
+               if {"Key": "awslab:resource", "Value": "network.subnet.private-a"} in sn["Tags"]
+               or {"Key": "awslab:resource", "Value": "network.subnet.private-b"} in sn["Tags"]]
+    rds.create_db_subnet_group(DBSubnetGroupName=f"{stack}-db-compare-subnets", DBSubnetGroupDescription="left",
+                               SubnetIds=private, Tags=[{"Key": "awslab:stack", "Value": stack},
+                                                        {"Key": "awslab:resource", "Value": f"db.drill.{stack}-db-compare.subnet-group"}])
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
+    assert not [g for g in rds.describe_db_subnet_groups()["DBSubnetGroups"] if g["DBSubnetGroupName"].startswith(stack)]
