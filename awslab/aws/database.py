@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
-from awslab.aws._common import owned, snapshot_ready
+from awslab.aws._common import owned, snapshot_ready, stack_arns
 from awslab.aws.parameters import drop_db_group, upgrade_group
 from awslab.spec.model import (
     Change,
@@ -65,10 +65,17 @@ def discover(run: Run) -> list[Found]:
                              db["DBInstanceIdentifier"], db["DBInstanceStatus"], created=db.get("InstanceCreateTime"),
                              attrs=_db_attrs(db)))
     name = names(run.stack, run.ctx.region)["db.subnet-group"]
-    group = unless_missing(lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0],
-                           "DBSubnetGroupNotFoundFault")
-    if group and owned(run, group["DBSubnetGroupArn"], lambda arn: _tags_of(run, arn)):
-        out.append(Found("db.subnet-group", "db-subnet-group", name, group.get("SubnetGroupStatus", "Complete"),
+    # The lab's group by its name; any other the stack tagged (drill --compare's temporary one over
+    # three AZs) through the tagging API, so that `down` after an interrupted drill removes it too.
+    others = sorted(arn.rsplit(":", 1)[-1] for arn in stack_arns(run) if ":subgrp:" in arn)
+    for ident in [name, *(o for o in others if o != name)]:
+        group = unless_missing(lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=ident)["DBSubnetGroups"][0],
+                               "DBSubnetGroupNotFoundFault")
+        if not group or not owned(run, group["DBSubnetGroupArn"], lambda arn: _tags_of(run, arn)):
+            continue
+        key = "db.subnet-group" if ident == name else \
+            _tags_of(run, group["DBSubnetGroupArn"]).get(TAG_RESOURCE) or f"db.subnet-group.{ident}"
+        out.append(Found(key, "db-subnet-group", ident, group.get("SubnetGroupStatus", "Complete"),
                          attrs={"arn": group["DBSubnetGroupArn"], "vpc": group.get("VpcId"), "raw": group,
                                 "subnets": [s["SubnetIdentifier"] for s in group.get("Subnets", [])]}))
     return out
@@ -219,7 +226,8 @@ class DbInstance(_DbBase):
         db = d.spec["database"]
         return self._create(run, d, lambda: run.client("rds").create_db_instance(
             DBInstanceIdentifier=d.name, **parameters(DB_SETTINGS, db, "create"),
-            DBParameterGroupName=run.ref("db.parameter-group").id,
+            # A temporary instance (drill --compare on a cluster stack) names RDS's default group of its family.
+            DBParameterGroupName=d.spec.get("parameter_group") or run.ref("db.parameter-group").id,
             PubliclyAccessible=False, ManageMasterUserPassword=True, CopyTagsToSnapshot=True,
             DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
             Tags=run.tag_list(d.key, d.name),

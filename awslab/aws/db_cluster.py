@@ -126,8 +126,11 @@ class DbCluster:
             run, f"RDS DB cluster {d.name}",
             lambda: rds.create_db_cluster(
                 DBClusterIdentifier=d.name, **parameters(CLUSTER_SETTINGS, db, "create"), **iops_argument(db),
-                DBClusterParameterGroupName=run.ref("db.cluster-parameter-group").id,
-                DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
+                # drill --compare's temporary cluster on an instance stack: RDS's default group of its
+                # family, and a subnet group of its own over three AZs (the stack's covers two).
+                DBClusterParameterGroupName=d.spec.get("parameter_group") or run.ref("db.cluster-parameter-group").id,
+                DBSubnetGroupName=run.ref(d.spec.get("subnet_group", "db.subnet-group")).id,
+                VpcSecurityGroupIds=[run.ref("sg.db").id],
                 PubliclyAccessible=False, ManageMasterUserPassword=True, CopyTagsToSnapshot=True,
                 Tags=run.tag_list(d.key, d.name))["DBCluster"],
             "DBClusterAlreadyExistsFault",

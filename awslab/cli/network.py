@@ -12,12 +12,14 @@ from awslab.cli._common import begin, target_options
 
 
 @click.command()
-@click.argument("what", metavar="db|replica|cache|NAME")
+@click.argument("what", metavar="db|replica|reader|cache|NAME")
 @click.option("--env", "as_env", is_flag=True, help="Print environment variables (PGHOST, PGPASSFILE, ...) instead of a command.")
 @target_options
 def connect(what, as_env, **opts):
     """Print a ready-to-run psql / redis-cli command for the stack's DB, replica or cache
-    (or a restored instance or group of the stack, by its name).
+    (or a restored instance or group of the stack, by its name). On a Multi-AZ DB cluster
+    (database.deployment=cluster) db is its cluster (writer) endpoint and reader its reader
+    endpoint, which reaches one of its readable standbys.
 
     The password never appears: it goes to a 0600 file in awslab's state directory (PGPASSFILE,
     REDISCLI_AUTH read from a file). The endpoints are private: on the local AWS the printed address

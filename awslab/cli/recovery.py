@@ -132,9 +132,12 @@ def maintenance(offer, apply_now, **opts):
               help="Also keep the figures (the write load's timeline, the lag) for the next `awslab report`.")
 @click.option("--maintenance", "patching", is_flag=True,
               help="Instead: the same OS patch on a temporary Single-AZ instance and the Multi-AZ primary, side by side.")
+@click.option("--compare", is_flag=True,
+              help="Instead: the stack's Multi-AZ database against a temporary one of the other deployment "
+                   "(instance / cluster) made beside it, side by side.")
 @mutating
 @target_options
-def drill(report, patching, **opts):
+def drill(report, patching, compare, **opts):
     """Measure availability against performance on the local AWS's real engines.
 
     A numbered write load runs through the primary while a Multi-AZ failover is forced (downtime,
@@ -143,15 +146,26 @@ def drill(report, patching, **opts):
     the three side by side with AWS's figures. --maintenance: an OS patch (system-update) applied
     at once to the Multi-AZ primary and to a Single-AZ instance made beside it (and removed), each
     under a write load: downtime, connections dropped, acknowledged writes lost, which server
-    restarted when. Local target only. Example: awslab drill -o json; awslab drill --maintenance
+    restarted when. Local target only. --compare: the two kinds of Multi-AZ side by side, the
+    stack's database and a temporary one of the other deployment (a Multi-AZ DB instance beside a
+    cluster, a Multi-AZ DB cluster beside an instance) made in its network and removed at the end
+    without a final snapshot: commit latency p50/p95, failover downtime, acknowledged writes lost,
+    reads served during the drill, beside AWS's figures; on AWS it shows the temporary database's
+    hourly cost and asks first (--yes to skip), and measures each failover through the API.
+    Example: awslab drill -o json; awslab drill --maintenance; awslab drill --compare
     (`awslab drill --report`: `awslab report` then charts the failover drill's figures)
     """
     from awslab.commands.drill import drill as do_drill
+    from awslab.commands.drill_compare import drill_compare
     from awslab.commands.drill_maintenance import drill_maintenance
 
+    if compare and (patching or report):
+        raise click.UsageError(f"--compare is a drill of its own; drop {'--maintenance' if patching else '--report'}")
     ctx, output = begin(opts)
     with one_at_a_time(ctx, "drill", opts):
-        if patching:
+        if compare:
+            code = drill_compare(ctx, ctx.stack, output=output, progress=progress_for(output))
+        elif patching:
             if report:
                 raise click.UsageError("--report keeps the failover drill's figures; drop it with --maintenance")
             code = drill_maintenance(ctx, ctx.stack, output=output, progress=progress_for(output))

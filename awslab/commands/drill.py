@@ -131,6 +131,9 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
     found = discover(run)
     primary, group = found.get("db.primary"), found.get("cache.group")
     replicas = sorted(k for k in found if k.startswith("db.replica."))
+    if primary is None and "db.cluster" in found:
+        raise UsageError(f"stack {stack} is a Multi-AZ DB cluster; awslab drill measures a Multi-AZ DB instance",
+                         f"awslab drill --compare --name {stack} measures the cluster against one")
     if primary is None:
         raise UsageError(f"stack {stack} has no primary DB to drill", "run `awslab up week6` first")
     if not primary.get("multi_az"):

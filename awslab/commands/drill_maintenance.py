@@ -78,6 +78,9 @@ def drill_maintenance(ctx: Context, stack: str, *, output: str, progress: ui.Pro
     run = progress_run(ctx, stack, "", progress)
     run.found.update(discover(run))
     primary = run.found.get("db.primary")
+    if primary is None and "db.cluster" in run.found:
+        raise UsageError(f"stack {stack} is a Multi-AZ DB cluster; awslab drill --maintenance measures a Multi-AZ DB instance",
+                         f"awslab drill --compare --name {stack} measures the cluster against one")
     if primary is None:
         raise UsageError(f"stack {stack} has no primary DB to patch", "run `awslab up week6` first")
     if not primary.get("multi_az"):

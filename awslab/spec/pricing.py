@@ -50,14 +50,9 @@ def estimate(lab: Lab) -> list[Line]:
         Line(f"EBS gp3 {HOST_ROOT_GIB} GiB (host)", EBS_GP3_GB_MONTH * HOST_ROOT_GIB / HOURS_PER_MONTH),
     ]
     cluster = d.deployment == "cluster"   # a Multi-AZ DB cluster: three instances of its class, no replicas
-    klass = d.cluster_instance_class if cluster else d.instance_class
-    db_rate = RDS_HOURLY.get(d.engine, {}).get(klass)
-    az = 3 if cluster else 2 if d.multi_az else 1
-    lines.append(Line(f"RDS {d.engine} {klass} " + ("Multi-AZ DB cluster (3 instances)" if cluster else
-                                                    "Multi-AZ" if d.multi_az else "Single-AZ"),
-                      db_rate * az if db_rate is not None else None))
+    lines += database_lines(d)
+    db_rate = RDS_HOURLY.get(d.engine, {}).get(d.instance_class)
     storage = RDS_STORAGE_GB_MONTH[d.storage_type] * d.allocated_storage_gib / HOURS_PER_MONTH
-    lines.append(Line(f"RDS {d.storage_type} {d.allocated_storage_gib} GiB", storage * az))
     for i in range(0 if cluster else d.read_replicas):
         lines.append(Line(f"RDS read replica {i + 1} ({d.instance_class})", db_rate))
         lines.append(Line(f"RDS replica {i + 1} storage", storage))
@@ -66,6 +61,20 @@ def estimate(lab: Lab) -> list[Line]:
     lines.append(Line(f"ElastiCache {nodes} x {c.node_type}", node_rate * nodes if node_rate is not None else None))
     lines.append(Line("Secrets Manager: 2 secrets", 2 * SECRET_MONTH / HOURS_PER_MONTH))
     return lines
+
+
+def database_lines(d) -> list[Line]:
+    """The lab's database (``lab.database``) without its replicas: its instances and their storage
+    (also what `drill --compare`'s temporary database of the other deployment costs)."""
+    cluster = d.deployment == "cluster"
+    klass = d.cluster_instance_class if cluster else d.instance_class
+    db_rate = RDS_HOURLY.get(d.engine, {}).get(klass)
+    az = 3 if cluster else 2 if d.multi_az else 1
+    storage = RDS_STORAGE_GB_MONTH[d.storage_type] * d.allocated_storage_gib / HOURS_PER_MONTH
+    return [Line(f"RDS {d.engine} {klass} " + ("Multi-AZ DB cluster (3 instances)" if cluster else
+                                                "Multi-AZ" if d.multi_az else "Single-AZ"),
+                 db_rate * az if db_rate is not None else None),
+            Line(f"RDS {d.storage_type} {d.allocated_storage_gib} GiB", storage * az)]
 
 
 def total_hourly(lines: list[Line]) -> tuple[float, bool]:

@@ -135,8 +135,19 @@ def _tls_context(addr: Address):
     return client_context(addr.ca)
 
 
-def _over(addr: Address) -> str:
+def tls_words(addr: Address) -> str:
     return " over TLS (certificate verified)" if addr.tls else ""
+
+
+def tls_verdict(row: tuple, addr: Address, plain_probe) -> tuple:
+    """A passing PostgreSQL row, judged on TLS too where the endpoint requires it: a session without
+    TLS must be refused (what RDS does with rds.force_ssl=1, PostgreSQL 15+)."""
+    if addr.tls != "required":
+        return row
+    if plain_refused(addr, plain_probe):
+        return (*row[:2], row[2] + "; a connection without TLS was refused (rds.force_ssl=1)", None)
+    return (row[0], FAIL, f"{addr.endpoint}: takes a connection without TLS, which RDS refuses with rds.force_ssl=1 "
+            "(PostgreSQL 15+)", "see the server log")
 
 
 def plain_refused(addr: Address, probe) -> bool:
@@ -195,13 +206,8 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
                 *[(f"live.{key}", SKIP, "needs a session on the primary (to write the row it reads back)", None)
                   for key, _ in replicas]]
     out = [("live.host-to-db", PASS if one == 1 else FAIL,
-            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1{_over(addr)} in {ms_since(t0)}", None)]
-    if addr.tls == "required":
-        if plain_refused(addr, lambda: pg_connect(addr, user, password, database, plain=True).close()):
-            out[0] = (*out[0][:2], out[0][2] + "; a connection without TLS was refused (rds.force_ssl=1)", None)
-        else:
-            out[0] = ("live.host-to-db", FAIL, f"{addr.endpoint}: takes a connection without TLS, which RDS refuses "
-                      "with rds.force_ssl=1 (PostgreSQL 15+)", "see the server log")
+            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1{tls_words(addr)} in {ms_since(t0)}", None)]
+    out[0] = tls_verdict(out[0], addr, lambda: pg_connect(addr, user, password, database, plain=True).close())
     try:
         marker = uuid.uuid4().hex
         conn.run("CREATE TABLE IF NOT EXISTS awslab_verify (marker text PRIMARY KEY, written timestamptz DEFAULT now())")
@@ -227,7 +233,7 @@ def _replica_row(key, replica, mapping, user, password, database, marker, writte
         return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", hint)
     try:
         while True:
-            rows = conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker) if _has_table(conn) else []
+            rows = conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker) if has_table(conn) else []
             if rows:
                 from awslab.local.engines.postgres import REPLICA_LAG_SQL
 
@@ -244,7 +250,7 @@ def _replica_row(key, replica, mapping, user, password, database, marker, writte
         conn.close()
 
 
-def _has_table(conn) -> bool:
+def has_table(conn) -> bool:
     return bool(conn.run("SELECT to_regclass('awslab_verify') IS NOT NULL")[0][0])
 
 
@@ -272,7 +278,7 @@ def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> lis
         return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {why}", hint),
                 ("live.cache-replica", SKIP, "needs the primary's engine", None)]
     out = [("live.host-to-cache", PASS if pong else FAIL,
-            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING{_over(addr)} in {ms_since(t0)}", None)]
+            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING{tls_words(addr)} in {ms_since(t0)}", None)]
     if addr.tls == "required":
         if plain_refused(addr, lambda: redis_connect(addr, token, plain=True, socket_timeout=2).ping()):
             out[0] = (*out[0][:2], out[0][2] + "; a plain connection was refused (in-transit encryption)", None)
@@ -317,7 +323,7 @@ def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", passwor
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
     ident = ident or f"{run.stack}-{what}"
-    db = what in ("db", "replica")
+    db = what in ("db", "replica", "reader")
     tool = (psql_with_tls() if db else redis_cli_with_tls()) if addr.tls else None
     port, note, secure = addr.port, "", bool(tool)
     if tool is None:
@@ -379,7 +385,8 @@ def require_engine(addr: Address, what: str) -> None:
 
 
 def connect(run: Run, what: str, as_env: bool, mysql=None) -> dict:
-    """How to open psql / redis-cli on the stack's DB, replica or cache: {"lines": shell lines,
+    """How to open psql / redis-cli on the stack's DB (a cluster's writer endpoint), replica, reader
+    (a cluster's reader endpoint) or cache: {"lines": shell lines,
     "id", "endpoint" and, on the local AWS, "local_address" (where its real engine listens)}.
     ``mysql``: the MySQL family's lines (``live_mysql``, handed in by the command)."""
     from awslab.engine.discovery import discover
@@ -397,7 +404,22 @@ def connect(run: Run, what: str, as_env: bool, mysql=None) -> dict:
         ep = (raw.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
         return _local_lines(run, "cache", ep, "", cache_token(run, found["cache.auth-token"].id), "", as_env, f.id,
                             host_of(found))
-    if what in ("db", "replica"):
+    cluster = found.get("db.cluster") if "db.primary" not in found else None
+    if what == "reader" and cluster is None:
+        raise UsageError(f"stack {run.stack} has no Multi-AZ DB cluster, so no reader endpoint",
+                         "an instance's reads go to its read replica (awslab connect replica); a reader endpoint "
+                         "is a cluster's: awslab up LAB --set database.deployment=cluster")
+    if cluster is not None and what in ("db", "reader", "replica"):
+        if what == "replica":
+            raise UsageError(f"stack {run.stack} is a Multi-AZ DB cluster: it has no read replica; its readable "
+                             "standbys serve reads through the reader endpoint", "awslab connect reader")
+        # On AWS a learner writes through the cluster (writer) endpoint and reads through the reader endpoint.
+        raw = cluster.get("raw") or {}
+        ep = {"Address": raw.get("Endpoint" if what == "db" else "ReaderEndpoint"), "Port": raw.get("Port")}
+        user, password = db_credentials(run, raw)
+        database = raw.get("DatabaseName") or "postgres"
+        target = cluster
+    elif what in ("db", "replica"):
         primary = found.get("db.primary")
         if primary is None:
             raise OperationError(f"stack {run.stack} has no primary DB (db.primary)", "run `awslab up` first")
@@ -418,17 +440,19 @@ def connect(run: Run, what: str, as_env: bool, mysql=None) -> dict:
         ep = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
         user, password, database = "", cache_token(run, token.id), ""
     else:
-        names = ", ".join(["db", "replica", "cache", *sorted(restored)])
+        names = ", ".join(["db", "reader" if cluster is not None else "replica", "cache", *sorted(restored)])
         raise UsageError(f"nothing called '{what}' to connect to in stack {run.stack}", f"use one of: {names}")
-    ident = target.id if what in ("db", "replica") else group.id
+    ident = target.id if what in ("db", "replica", "reader") else group.id
     if not run.ctx.is_local:
         return {"id": ident, "endpoint": f"{ep.get('Address')}:{ep.get('Port')}", "local_address": None,
                 "lines": _connect_on_aws(run, what, ep, found, user, database)}
-    return _local_lines(run, what, ep, user, password, database, as_env, ident, host_of(found), mysql)
+    # The reader endpoint's password file is its own, beside the writer endpoint's (another port).
+    return _local_lines(run, what, ep, user, password, database, as_env, ident, host_of(found), mysql,
+                        files=f"{ident}-reader" if what == "reader" else None)
 
 
 def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, database: str, as_env: bool,
-                 ident: str, via: str | None, mysql=None) -> dict:
+                 ident: str, via: str | None, mysql=None, files: str | None = None) -> dict:
     """Through the host, as SSM port forwarding does on AWS: the host's groups decide."""
     mapping = endpoint_map(run, via)
     addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
@@ -438,7 +462,7 @@ def _local_lines(run: Run, what: str, ep: dict, user: str, password: str, databa
                                                as_env=as_env, ident=ident)
     else:
         lines, note = connect_lines(run, what, addr, user=user, password=password, database=database,
-                                    as_env=as_env, ident=ident)
+                                    as_env=as_env, ident=files or ident)
     return {"id": ident, "endpoint": addr.endpoint, "local_address": f"{addr.host}:{addr.port}", "lines": lines,
             "tls": addr.tls or None, "ca": addr.ca or None, "note": note}
 
@@ -455,7 +479,8 @@ def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, datab
         lines.append(f"REDISCLI_AUTH=\"$(aws secretsmanager get-secret-value --secret-id {arn} --query SecretString "
                      f"--output text)\" redis6-cli --tls -h {ep.get('Address')} -p {ep.get('Port')}")
     else:
-        arn = ((found["db.primary"].get("raw") or {}).get("MasterUserSecret") or {}).get("SecretArn", "SECRET_ARN")
+        owner = found.get("db.primary") or found["db.cluster"]   # the instance's secret, or the cluster's
+        arn = ((owner.get("raw") or {}).get("MasterUserSecret") or {}).get("SecretArn", "SECRET_ARN")
         lines.append(f"curl -fsSLO {RDS_CA_BUNDLE}   # the RDS CA bundle, to check the endpoint's certificate by")
         lines.append(f"PGPASSWORD=\"$(aws secretsmanager get-secret-value --secret-id {arn} --query SecretString "
                      f"--output text | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')\" "
@@ -464,10 +489,11 @@ def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, datab
     return lines
 
 
-def check_local(run: Run, w: World, lab: Lab, mysql=None) -> list[Result]:
+def check_local(run: Run, w: World, lab: Lab, mysql=None, cluster=None) -> list[Result]:
     """Connect from the host to the engines the local AWS runs behind the stack's endpoints (the
-    host's security groups and subnet decide, as on AWS). ``mysql``: the MySQL family's checks
-    (``live_mysql``, handed in by the command: it builds on this module)."""
+    host's security groups and subnet decide, as on AWS). ``mysql``: the MySQL family's checks;
+    ``cluster``: a Multi-AZ DB cluster's (``live_mysql``, ``live_cluster``, handed in by the
+    command: they build on this module)."""
     missing = clients_missing()
     mapping = endpoint_map(run, host_of(w.found))
     if missing or mapping is None:
@@ -476,11 +502,12 @@ def check_local(run: Run, w: World, lab: Lab, mysql=None) -> list[Result]:
     out: list[Result] = []
     db = w.raw("db.primary")
     if db is None and w.raw("db.cluster") is not None:
-        # The local AWS runs a postgres cluster's engines (backing/rds_cluster.py), but these checks
-        # know only an instance's primary and replicas so far.
-        out += [Result(f"live.{k}", SKIP, "a Multi-AZ DB cluster: verify's live checks do not reach its writer and "
-                       "reader endpoints yet (`awslab local endpoints` lists where they answer)")
-                for k in ("host-to-db", "db-reader")]
+        if cluster is None:
+            out += [Result(f"live.{k}", SKIP, "a Multi-AZ DB cluster's checks were not handed in") for k in ("host-to-db", "db-reader")]
+        else:
+            # Its members' engines run only for postgres: a mysql cluster's endpoints say "control plane only".
+            out += [Result(*row) for row in cluster.check_cluster(run, w.raw("db.cluster"), mapping,
+                                                                   lab.database.database_name)]
     elif db is None:
         out.append(Result("live.host-to-db", SKIP, "needs the primary DB (db.primary)"))
     elif lab.database.engine not in ("postgres", "mysql", "mariadb"):

@@ -39,13 +39,15 @@ def live_script(targets: list[LiveTarget], region: str) -> str:
     for t in targets:
         lines.append(f"s=$(date +%s%N); if timeout 5 bash -c '</dev/tcp/{t.host}/{t.port}' 2>/dev/null; "
                      f"then echo \"AWSLAB {t.name} tcp OK $(ms $s)\"; else echo \"AWSLAB {t.name} tcp FAIL\"; fi")
-        if t.name == "db" and t.engine == "postgres":
+        if t.name in ("db", "reader") and t.engine == "postgres":
+            # A cluster's reader endpoint must reach a standby: pg_is_in_recovery() is true there.
+            sql, want = ("SELECT pg_is_in_recovery()", "t") if t.name == "reader" else ("SELECT 1", "1")
             lines.append(
                 "if command -v psql >/dev/null; then "
                 f"export PGPASSWORD=\"$(secret '{t.secret_arn}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')\"; "
-                f"s=$(date +%s%N); r=$(psql \"host={t.host} port={t.port} user={t.user} dbname={t.database} sslmode=require connect_timeout=5\" -tAc 'SELECT 1' 2>/dev/null); "
-                f"unset PGPASSWORD; [ \"$r\" = 1 ] && echo \"AWSLAB db login OK $(ms $s)\" || echo \"AWSLAB db login FAIL\"; "
-                "else echo \"AWSLAB db login NOCLIENT\"; fi")
+                f"s=$(date +%s%N); r=$(psql \"host={t.host} port={t.port} user={t.user} dbname={t.database} sslmode=require connect_timeout=5\" -tAc '{sql}' 2>/dev/null); "
+                f"unset PGPASSWORD; [ \"$r\" = {want} ] && echo \"AWSLAB {t.name} login OK $(ms $s)\" || echo \"AWSLAB {t.name} login FAIL\"; "
+                f"else echo \"AWSLAB {t.name} login NOCLIENT\"; fi")
         elif t.name == "db":
             lines.append(
                 "if command -v mysql >/dev/null; then "
@@ -88,11 +90,16 @@ def run_live(run: Run, w: World, lab: Lab) -> list[Result]:
     command."""
     inst = w.raw("host.instance")
     db, group, token = w.raw("db.primary"), w.raw("cache.group"), w.found.get("cache.auth-token")
+    cluster = w.raw("db.cluster") if db is None else None
     targets = []
     if db and (db.get("Endpoint") or {}).get("Address"):
         targets.append(LiveTarget("db", db["Endpoint"]["Address"], lab.database.port,
                                   (db.get("MasterUserSecret") or {}).get("SecretArn"), lab.database.engine,
                                   lab.database.master_username, lab.database.database_name))
+    elif cluster and cluster.get("Endpoint"):   # a Multi-AZ DB cluster: its writer and its reader endpoint
+        for name, address in (("db", cluster["Endpoint"]), ("reader", cluster.get("ReaderEndpoint"))):
+            targets.append(LiveTarget(name, address, lab.database.port, (cluster.get("MasterUserSecret") or {}).get("SecretArn"),
+                                      lab.database.engine, lab.database.master_username, lab.database.database_name))
     if group:
         ep = ((group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {})
         if ep.get("Address"):
@@ -115,9 +122,12 @@ def run_live(run: Run, w: World, lab: Lab) -> list[Result]:
     done = run.found[plan.steps[0].key]
     cmd, status, output = done.id, done.state, done.get("output")
     out = []
-    for name, cid, login in (("db", "live.host-to-db", "SELECT 1"), ("cache", "live.host-to-cache", "AUTH + PING over TLS")):
+    probes = [("db", "live.host-to-db", "SELECT 1"), ("cache", "live.host-to-cache", "AUTH + PING over TLS")]
+    if any(t.name == "reader" for t in targets):
+        probes.insert(1, ("reader", "live.db-reader", "SELECT pg_is_in_recovery() (true: a standby)"))
+    for name, cid, login in probes:
         verdict, detail = parse_live(output, name, login)
         out.append(Result(cid, verdict, f"{detail} (SSM command {cmd}: {status})",
-                          None if verdict == PASS else f"check path.app-to-{name} and the network ACLs; the output is in "
+                          None if verdict == PASS else f"check path.app-to-{'db' if name == 'reader' else name} and the network ACLs; the output is in "
                           f"`aws ssm get-command-invocation --command-id {cmd} --instance-id {inst['InstanceId']}`"))
     return out
