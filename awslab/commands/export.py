@@ -24,9 +24,9 @@ from awslab.aws.cache import CACHE_SETTINGS
 from awslab.aws.database import DB_SETTINGS
 from awslab.aws.parameters import CACHE_PARAMETERS, DB_PARAMETERS, cache_family, db_family, values
 from awslab.aws.security_groups import ALL, desired_rules
-from awslab.errors import UsageError
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
+from awslab.spec.deployment import is_cluster
 from awslab.spec.model import parameters
 from awslab.spec.tags import (
     TAG_CLASS,
@@ -38,10 +38,12 @@ from awslab.spec.tags import (
     TAG_STACK,
     encode_overrides,
 )
+from awslab.spec.topology import CLUSTER_SUBNET, PRIVATE_SUBNETS
 
 LOGICAL = {
     "network.vpc": "Vpc", "network.igw": "InternetGateway", "network.subnet.public": "PublicSubnet",
     "network.subnet.private-a": "PrivateSubnetA", "network.subnet.private-b": "PrivateSubnetB",
+    CLUSTER_SUBNET: "PrivateSubnetC", "db.cluster-parameter-group": "DbClusterParameterGroup", "db.cluster": "DbCluster",
     "network.routes.public": "PublicRouteTable", "sg.app": "AppSecurityGroup", "sg.db": "DbSecurityGroup",
     "sg.cache": "CacheSecurityGroup", "host.profile": "HostInstanceProfile", "host.instance": "Host",
     "db.subnet-group": "DbSubnetGroup", "db.parameter-group": "DbParameterGroup", "db.primary": "Db",
@@ -82,12 +84,11 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
              klass: str | None = None) -> dict:
     """The CloudFormation template of ``lab`` (with ``overrides``, the --set list it was built with)
     for the awslab stack ``stack`` (its default name); ``klass``: the class it belongs to (a StackSet's)."""
-    if lab.database.deployment == "cluster":   # AWS::RDS::DBCluster is not written yet: say so, write nothing
-        raise UsageError("the exported template does not hold a Multi-AZ DB cluster yet (AWS::RDS::DBCluster)",
-                         "export with database.deployment=instance, or build the cluster with `awslab up`")
     n, h, d, c = lab.network, lab.host, lab.database, lab.cache
+    cluster = is_cluster(d)   # a Multi-AZ DB cluster (export_cluster.py) in place of the instance and its replicas
+    private = PRIVATE_SUBNETS + ((CLUSTER_SUBNET,) if cluster else ())   # the DB subnet group's
     az = [{"Fn::Select": [i, {"Fn::GetAZs": ""}]} if not n.availability_zones else n.availability_zones[i]
-          for i in (0, 1)]
+          for i in range(len(private))]
     params = {
         "StackName": {"Type": "String", "Default": stack, "AllowedPattern": "^[a-z][a-z0-9-]{0,29}$",
                       "Description": "The awslab stack name: resource names and the awslab:stack tag derive from it"},
@@ -95,8 +96,10 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
         "PublicSubnetCidr": {"Type": "String", "Default": n.public_subnet_cidr},
         "PrivateSubnetACidr": {"Type": "String", "Default": n.private_subnet_cidrs[0]},
         "PrivateSubnetBCidr": {"Type": "String", "Default": n.private_subnet_cidrs[1]},
+        **({"PrivateSubnetCCidr": {"Type": "String", "Default": n.cluster_subnet_cidr}} if cluster else {}),
         "HostInstanceType": {"Type": "String", "Default": h.instance_type},
-        "DbInstanceClass": {"Type": "String", "Default": d.instance_class},
+        **({"DbClusterInstanceClass": {"Type": "String", "Default": d.cluster_instance_class}} if cluster else
+           {"DbInstanceClass": {"Type": "String", "Default": d.instance_class}}),
         "CacheNodeType": {"Type": "String", "Default": c.node_type},
         "LatestAmiId": {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "Default": h.ami_parameter},
     }
@@ -116,7 +119,8 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
     for logical, key, cidr, zone, public in (
             ("PublicSubnet", "network.subnet.public", "PublicSubnetCidr", az[0], True),
             ("PrivateSubnetA", "network.subnet.private-a", "PrivateSubnetACidr", az[0], False),
-            ("PrivateSubnetB", "network.subnet.private-b", "PrivateSubnetBCidr", az[1], False)):
+            ("PrivateSubnetB", "network.subnet.private-b", "PrivateSubnetBCidr", az[1], False),
+            *((("PrivateSubnetC", CLUSTER_SUBNET, "PrivateSubnetCCidr", az[2], False),) if cluster else ())):
         r[logical] = {"Type": "AWS::EC2::Subnet", "Properties": {
             "VpcId": _ref("Vpc"), "CidrBlock": _ref(cidr), "AvailabilityZone": zone, "MapPublicIpOnLaunch": public,
             "Tags": _tags(key, lab, "${StackName}-" + key.split(".")[-1])}}
@@ -166,39 +170,46 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
 
     r["DbSubnetGroup"] = {"Type": "AWS::RDS::DBSubnetGroup", "Properties": {
         "DBSubnetGroupName": _sub("${StackName}-db"), "DBSubnetGroupDescription": _sub("awslab ${StackName}: RDS"),
-        "SubnetIds": [_ref("PrivateSubnetA"), _ref("PrivateSubnetB")], "Tags": _tags("db.subnet-group", lab)}}
+        "SubnetIds": [_ref(LOGICAL[key]) for key in private], "Tags": _tags("db.subnet-group", lab)}}
     # The parameter groups: their tables' parameters (aws/parameters.py). CloudFormation names a
     # cache parameter group itself (the type has no name property); awslab finds it by its tags.
-    r["DbParameterGroup"] = {"Type": "AWS::RDS::DBParameterGroup", "Properties": {
-        "DBParameterGroupName": _sub("${StackName}-db"), "Family": db_family(d),
-        "Description": _sub("awslab ${StackName}: the database's parameters"),
-        "Parameters": values(DB_PARAMETERS[d.engine], d), "Tags": _tags("db.parameter-group", lab)}}
+    if not cluster:   # a cluster's engine settings are in its DB cluster parameter group (export_cluster.py)
+        r["DbParameterGroup"] = {"Type": "AWS::RDS::DBParameterGroup", "Properties": {
+            "DBParameterGroupName": _sub("${StackName}-db"), "Family": db_family(d),
+            "Description": _sub("awslab ${StackName}: the database's parameters"),
+            "Parameters": values(DB_PARAMETERS[d.engine], d), "Tags": _tags("db.parameter-group", lab)}}
     r["CacheParameterGroup"] = {"Type": "AWS::ElastiCache::ParameterGroup", "Properties": {
         "CacheParameterGroupFamily": cache_family(c), "Description": _sub("awslab ${StackName}: the cache's parameters"),
         "Properties": values(CACHE_PARAMETERS, c), "Tags": _tags("cache.parameter-group", lab)}}
-    r["Db"] = {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
-               "Properties": {
-                   "DBInstanceIdentifier": _sub("${StackName}-db"), **parameters(DB_SETTINGS, d, "cfn"),
-                   "EngineVersion": _minor(d.engine, d.engine_version),
-                   "DBInstanceClass": _ref("DbInstanceClass"), "AllocatedStorage": str(d.allocated_storage_gib),
-                   "CopyTagsToSnapshot": True, "ManageMasterUserPassword": True, "PubliclyAccessible": False,
-                   "DBSubnetGroupName": _ref("DbSubnetGroup"), "DBParameterGroupName": _ref("DbParameterGroup"),
-                   "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
-                   "Tags": _tags("db.primary", lab)}}
-    outputs: dict[str, dict] = {
-        "DbEndpoint": {"Value": {"Fn::GetAtt": ["Db", "Endpoint.Address"]}},
-        "DbMasterSecretArn": {"Value": {"Fn::GetAtt": ["Db", "MasterUserSecret.SecretArn"]}},
-    }
-    for i in range(1, d.read_replicas + 1):
-        r[f"DbReplica{i}"] = {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Delete",
-                              "UpdateReplacePolicy": "Delete", "Properties": {
-                                  "DBInstanceIdentifier": _sub(f"${{StackName}}-db-replica-{i}"),
-                                  "SourceDBInstanceIdentifier": _ref("Db"), "DBInstanceClass": _ref("DbInstanceClass"),
-                                  "DBParameterGroupName": _ref("DbParameterGroup"),
-                                  "PubliclyAccessible": False,
-                                  "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
-                                  "Tags": _tags(f"db.replica.{i}", lab)}}
-        outputs[f"DbReplica{i}Endpoint"] = {"Value": {"Fn::GetAtt": [f"DbReplica{i}", "Endpoint.Address"]}}
+    if cluster:
+        from awslab.commands.export_cluster import cluster_resources
+
+        resources, outputs = cluster_resources(lab)
+        r.update(resources)
+    else:
+        r["Db"] = {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
+                   "Properties": {
+                       "DBInstanceIdentifier": _sub("${StackName}-db"), **parameters(DB_SETTINGS, d, "cfn"),
+                       "EngineVersion": _minor(d.engine, d.engine_version),
+                       "DBInstanceClass": _ref("DbInstanceClass"), "AllocatedStorage": str(d.allocated_storage_gib),
+                       "CopyTagsToSnapshot": True, "ManageMasterUserPassword": True, "PubliclyAccessible": False,
+                       "DBSubnetGroupName": _ref("DbSubnetGroup"), "DBParameterGroupName": _ref("DbParameterGroup"),
+                       "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
+                       "Tags": _tags("db.primary", lab)}}
+        outputs: dict[str, dict] = {
+            "DbEndpoint": {"Value": {"Fn::GetAtt": ["Db", "Endpoint.Address"]}},
+            "DbMasterSecretArn": {"Value": {"Fn::GetAtt": ["Db", "MasterUserSecret.SecretArn"]}},
+        }
+        for i in range(1, d.read_replicas + 1):
+            r[f"DbReplica{i}"] = {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Delete",
+                                  "UpdateReplacePolicy": "Delete", "Properties": {
+                                      "DBInstanceIdentifier": _sub(f"${{StackName}}-db-replica-{i}"),
+                                      "SourceDBInstanceIdentifier": _ref("Db"), "DBInstanceClass": _ref("DbInstanceClass"),
+                                      "DBParameterGroupName": _ref("DbParameterGroup"),
+                                      "PubliclyAccessible": False,
+                                      "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
+                                      "Tags": _tags(f"db.replica.{i}", lab)}}
+            outputs[f"DbReplica{i}Endpoint"] = {"Value": {"Fn::GetAtt": [f"DbReplica{i}", "Endpoint.Address"]}}
 
     r["CacheSubnetGroup"] = {"Type": "AWS::ElastiCache::SubnetGroup", "Properties": {
         "CacheSubnetGroupName": _sub("${StackName}-cache"), "Description": _sub("awslab ${StackName}: ElastiCache"),

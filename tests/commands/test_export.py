@@ -17,7 +17,12 @@ VARIANTS = {
     "ssh, two replicas, Single-AZ": ("host.ssh_cidr=203.0.113.10/32", "database.read_replicas=2",
                                      "database.multi_az=false"),
     "mysql": ("database.engine=mysql", "database.engine_version=8.4", "database.master_username=admin"),
+    # A Multi-AZ DB cluster on io1 (Iops required) with a maintenance window; the default cluster
+    # (gp3, no Iops) is linted by the cluster test below.
+    "cluster, io1": ("database.deployment=cluster", "database.storage_type=io1", "database.allocated_storage_gib=100",
+                     "database.iops=1000", "database.maintenance_window=sun:05:00-sun:05:30"),
 }
+CLUSTER = ["database.deployment=cluster"]
 
 
 def _lint(text: str) -> list[str]:
@@ -82,6 +87,70 @@ def test_the_template__is_the_lab_awslab_builds_named_and_tagged_as_awslab_does(
             for o in opens} == {(5432, "AppSecurityGroup"), (6379, "AppSecurityGroup")}
     assert not any(o["Properties"].get("CidrIp") for o in opens)   # no port open to the world
     assert {"DbEndpoint", "DbMasterSecretArn", "CacheEndpoint", "CacheAuthTokenSecretArn"} <= set(tpl["Outputs"])
+
+
+def test_the_cluster_template__is_the_cluster_up_makes_with_the_settings_up_sends(monkeypatch):
+    """A Multi-AZ DB cluster in place of the instance and its replicas (a cluster has none), its
+    settings those CreateDBCluster sends (the same table), cfn-lint finding nothing."""
+    from types import SimpleNamespace
+
+    from awslab.aws import db_cluster
+    from awslab.spec.model import Desired, Found
+
+    for overrides in (CLUSTER, VARIANTS["cluster, io1"]):
+        lab = load_lab("week6", None, list(overrides))
+        tpl = yaml.safe_load(render_yaml(template(lab, "alice", list(overrides))))
+        res = tpl["Resources"]
+        keys = {t["Value"] for r in res.values() for t in r["Properties"].get("Tags", []) if t["Key"] == TAG_RESOURCE}
+        assert keys == {d.key for d in desired(lab, "alice", "us-east-1")} - {"sg.rules"}
+        assert not [r for r in res.values() if r["Type"] == "AWS::RDS::DBInstance"]
+        assert lab.database.read_replicas == 1   # the lab's, which a cluster's readable standbys serve
+
+        # What `up` sends: DbCluster.create against a stub RDS client that keeps the request.
+        sent: dict = {}
+
+        class Rds:
+            def create_db_cluster(self, **kw):
+                sent.update(kw)
+                return {"DBCluster": {"Status": "creating"}}
+
+        refs = {"db.cluster-parameter-group": "alice-db-cluster", "db.subnet-group": "alice-db", "sg.db": "sg-1"}
+        run = SimpleNamespace(client=lambda service: Rds(), ref=lambda key: Found(key, "x", refs[key], "available"),
+                              tag_list=lambda key, name: [], stack="alice")
+        monkeypatch.setattr(db_cluster.DbCluster, "ready", lambda self, run, d, f: f)
+        db_cluster.DbCluster().create(run, Desired("db.cluster", "db-cluster", "alice-db", (), {"database": lab.database}))
+
+        # The template's references as CloudFormation resolves them in a stack named "alice".
+        by_ref = {"DbSubnetGroup": refs["db.subnet-group"], "DbClusterParameterGroup": refs["db.cluster-parameter-group"],
+                  "DbClusterInstanceClass": tpl["Parameters"]["DbClusterInstanceClass"]["Default"]}
+
+        def resolved(value):
+            if isinstance(value, list):
+                return [resolved(v) for v in value]
+            if isinstance(value, dict) and "Ref" in value:
+                return by_ref[value["Ref"]]
+            if value == {"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}:
+                return refs["sg.db"]
+            return _resolved(value, "alice")
+
+        props = {k: resolved(v) for k, v in res["DbCluster"]["Properties"].items()}
+        # Every parameter `up` sends, the same in the template (the engine version aside: a major
+        # sent, RDS's minor for it written; the tags: CloudFormation's own values, checked above).
+        assert set(sent) - {"Tags"} == set(props) - {"Tags"}
+        assert {k: v for k, v in props.items() if k not in ("EngineVersion", "Tags")} == {
+            k: v for k, v in sent.items() if k not in ("EngineVersion", "Tags")}
+        assert props["EngineVersion"].startswith(sent["EngineVersion"] + ".")
+        assert ("Iops" in props) == (lab.database.storage_type == "io1")
+        assert res["DbCluster"]["DeletionPolicy"] == res["DbCluster"]["UpdateReplacePolicy"] == "Snapshot"
+        assert _resolved(props["DBClusterIdentifier"], "alice") == names("alice", "us-east-1")["db.cluster"]
+        group = res["DbClusterParameterGroup"]["Properties"]
+        assert _resolved(group["DBClusterParameterGroupName"], "alice") == "alice-db-cluster"
+        assert group["Parameters"] == {"rds.force_ssl": "1"}
+        assert len(res["DbSubnetGroup"]["Properties"]["SubnetIds"]) == 3
+        assert {o: tpl["Outputs"][o]["Value"]["Fn::GetAtt"] for o in ("DbEndpoint", "DbReaderEndpoint")} == {
+            "DbEndpoint": ["DbCluster", "Endpoint.Address"], "DbReaderEndpoint": ["DbCluster", "ReadEndpoint.Address"]}
+    # The default cluster (gp3 under 400 GiB: no Iops, as RDS requires there); io1 is in VARIANTS.
+    assert _lint(render_yaml(template(load_lab("week6", None, CLUSTER), "alice", CLUSTER))) == []
 
 
 def test_export_cli__writes_the_file_and_refuses_a_bad_name(awslab, tmp_path):
