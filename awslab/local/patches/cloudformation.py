@@ -10,7 +10,8 @@ through the same backend call its API request makes, so the rest of the layer (s
 the real engines behind ElastiCache) applies to it as to one made by `awslab up`. (They stay in
 this module: a saved local AWS names their classes by it.)
 
-The companions: ``cfn_resources`` (moto's own types made and deleted as AWS does), ``cfn_updates``
+The companions: ``cfn_db_cluster`` (the Multi-AZ DB cluster and its parameter group, absent from
+moto too), ``cfn_resources`` (moto's own types made and deleted as AWS does), ``cfn_updates``
 (stack updates in place), ``cfn_lifecycle`` (a stack's create and delete as CloudFormation runs
 them), ``cfn_getatt`` (dotted ``Fn::GetAtt`` names).
 
