@@ -88,6 +88,11 @@ class DbCluster(_Model, CloudFormationModel):
         made.account_id, made.region_name = account_id, region_name
         return made
 
+    @property
+    def status(self) -> str | None:
+        """The cluster's own (``creating`` until its engines serve): what a StackSet's account waits for."""
+        return getattr(_rds(self.account_id, self.region_name).clusters.get(self.physical_id), "status", None)
+
     def is_created(self) -> bool:
         """Available with its writer and two readers, as CloudFormation waits for a DB cluster
         (and as `up` waits for it: aws/db_cluster.DbCluster.ready)."""
