@@ -25,6 +25,8 @@ from awslab.aws.host import (
 from awslab.aws.cache import CACHE_SETTINGS
 from awslab.aws.database import DB_SETTINGS
 from awslab.aws.parameters import CACHE_PARAMETERS, DB_PARAMETERS, cache_family, db_family, values
+from awslab.commands.export_cluster import cluster_resources
+from awslab.commands.export_parts import minor, ref, sub, tags
 from awslab.aws.security_groups import ALL, desired_rules
 from awslab.spec import catalog
 from awslab.spec.lab import Lab
@@ -66,22 +68,6 @@ def _rule_name(rule) -> str:
     return f"{short(rule.group)}{rule.direction.capitalize()}{peer}"
 
 
-def _sub(text: str) -> dict:
-    return {"Fn::Sub": text}
-
-
-def _ref(name: str) -> dict:
-    return {"Ref": name}
-
-
-def _tags(key: str, lab: Lab, name: str | None = None) -> list[dict]:
-    tags = [{"Key": TAG_STACK, "Value": _ref("StackName")}, {"Key": TAG_LAB, "Value": lab.name},
-            {"Key": TAG_RESOURCE, "Value": key}]
-    if name is not None:
-        tags.append({"Key": "Name", "Value": _sub(name)})
-    return tags
-
-
 def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), lab_file: str | None = None,
              klass: str | None = None) -> dict:
     """The CloudFormation template of ``lab`` (with ``overrides``, the --set list it was built with)
@@ -107,40 +93,40 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
     }
     r: dict[str, dict] = {}
     r["Vpc"] = {"Type": "AWS::EC2::VPC", "Properties": {
-        "CidrBlock": _ref("VpcCidr"), "EnableDnsSupport": True, "EnableDnsHostnames": True,
+        "CidrBlock": ref("VpcCidr"), "EnableDnsSupport": True, "EnableDnsHostnames": True,
         # The stack's record (spec/tags.py), so awslab rebuilds the same lab from the tags alone.
-        "Tags": _tags("network.vpc", lab, "${StackName}-vpc") + [
+        "Tags": tags("network.vpc", lab, "${StackName}-vpc") + [
             {"Key": "awslab:vpc-dns", "Value": "enabled"},
             {"Key": TAG_OVERRIDES, "Value": encode_overrides(list(overrides)) or "[]"}]
         + ([{"Key": TAG_LAB_FILE, "Value": lab_file}] if lab_file else [])
         + ([{"Key": TAG_CLASS, "Value": klass}] if klass else [])}}
     r["InternetGateway"] = {"Type": "AWS::EC2::InternetGateway",
-                            "Properties": {"Tags": _tags("network.igw", lab, "${StackName}-igw")}}
+                            "Properties": {"Tags": tags("network.igw", lab, "${StackName}-igw")}}
     r["GatewayAttachment"] = {"Type": "AWS::EC2::VPCGatewayAttachment", "Properties": {
-        "VpcId": _ref("Vpc"), "InternetGatewayId": _ref("InternetGateway")}}
+        "VpcId": ref("Vpc"), "InternetGatewayId": ref("InternetGateway")}}
     for logical, key, cidr, zone, public in (
             ("PublicSubnet", "network.subnet.public", "PublicSubnetCidr", az[0], True),
             ("PrivateSubnetA", "network.subnet.private-a", "PrivateSubnetACidr", az[0], False),
             ("PrivateSubnetB", "network.subnet.private-b", "PrivateSubnetBCidr", az[1], False),
             *((("PrivateSubnetC", CLUSTER_SUBNET, "PrivateSubnetCCidr", az[2], False),) if cluster else ())):
         r[logical] = {"Type": "AWS::EC2::Subnet", "Properties": {
-            "VpcId": _ref("Vpc"), "CidrBlock": _ref(cidr), "AvailabilityZone": zone, "MapPublicIpOnLaunch": public,
-            "Tags": _tags(key, lab, "${StackName}-" + key.split(".")[-1])}}
+            "VpcId": ref("Vpc"), "CidrBlock": ref(cidr), "AvailabilityZone": zone, "MapPublicIpOnLaunch": public,
+            "Tags": tags(key, lab, "${StackName}-" + key.split(".")[-1])}}
     r["PublicRouteTable"] = {"Type": "AWS::EC2::RouteTable", "Properties": {
-        "VpcId": _ref("Vpc"), "Tags": _tags("network.routes.public", lab, "${StackName}-public")}}
+        "VpcId": ref("Vpc"), "Tags": tags("network.routes.public", lab, "${StackName}-public")}}
     r["PublicRoute"] = {"Type": "AWS::EC2::Route", "DependsOn": "GatewayAttachment", "Properties": {
-        "RouteTableId": _ref("PublicRouteTable"), "DestinationCidrBlock": "0.0.0.0/0",
-        "GatewayId": _ref("InternetGateway")}}
+        "RouteTableId": ref("PublicRouteTable"), "DestinationCidrBlock": "0.0.0.0/0",
+        "GatewayId": ref("InternetGateway")}}
     r["PublicSubnetRoutes"] = {"Type": "AWS::EC2::SubnetRouteTableAssociation", "Properties": {
-        "SubnetId": _ref("PublicSubnet"), "RouteTableId": _ref("PublicRouteTable")}}
+        "SubnetId": ref("PublicSubnet"), "RouteTableId": ref("PublicRouteTable")}}
 
     descriptions = {"sg.app": "the EC2 host", "sg.db": "RDS, reachable from the host only",
                     "sg.cache": "ElastiCache, reachable from the host only"}
     rules = sorted(desired_rules({"db_port": d.port, "cache_port": c.port, "ssh_cidr": h.ssh_cidr}))
     for key, what in descriptions.items():
-        props: dict = {"GroupName": _sub("${StackName}-" + key.split(".")[1]),
-                       "GroupDescription": _sub("awslab ${StackName}: " + what), "VpcId": _ref("Vpc"),
-                       "Tags": _tags(key, lab, "${StackName}-" + key.split(".")[1])}
+        props: dict = {"GroupName": sub("${StackName}-" + key.split(".")[1]),
+                       "GroupDescription": sub("awslab ${StackName}: " + what), "VpcId": ref("Vpc"),
+                       "Tags": tags(key, lab, "${StackName}-" + key.split(".")[1])}
         egress = [rule for rule in rules if rule.group == key and rule.direction == "egress" and not rule.peer_is_group]
         props["SecurityGroupEgress"] = [_perm(rule) for rule in egress]
         r[LOGICAL[key]] = {"Type": "AWS::EC2::SecurityGroup", "Properties": props}
@@ -151,53 +137,51 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
         r[_rule_name(rule)] = {"Type": kind, "Properties": props}
 
     r["HostRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-        "RoleName": _sub("awslab-${StackName}-${AWS::Region}-host"),
-        "Description": _sub("awslab ${StackName}: the lab's EC2 host (SSM)"),
+        "RoleName": sub("awslab-${StackName}-${AWS::Region}-host"),
+        "Description": sub("awslab ${StackName}: the lab's EC2 host (SSM)"),
         "AssumeRolePolicyDocument": _json(EC2_TRUST_POLICY), "ManagedPolicyArns": list(h.managed_policy_arns),
         "Policies": [{"PolicyName": SECRETS_POLICY_NAME, "PolicyDocument": _host_secrets_policy()}],
-        "Tags": _tags("host.profile", lab)}}
+        "Tags": tags("host.profile", lab)}}
     r["HostInstanceProfile"] = {"Type": "AWS::IAM::InstanceProfile", "Properties": {
-        "InstanceProfileName": _sub("awslab-${StackName}-${AWS::Region}-host"), "Roles": [_ref("HostRole")]}}
+        "InstanceProfileName": sub("awslab-${StackName}-${AWS::Region}-host"), "Roles": [ref("HostRole")]}}
     r["HostLaunchTemplate"] = {"Type": "AWS::EC2::LaunchTemplate", "Properties": {"LaunchTemplateData": {
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2}}}}
     r["Host"] = {"Type": "AWS::EC2::Instance", "Properties": {
-        "ImageId": _ref("LatestAmiId"), "InstanceType": _ref("HostInstanceType"),
-        "IamInstanceProfile": _ref("HostInstanceProfile"),
-        "LaunchTemplate": {"LaunchTemplateId": _ref("HostLaunchTemplate"),
+        "ImageId": ref("LatestAmiId"), "InstanceType": ref("HostInstanceType"),
+        "IamInstanceProfile": ref("HostInstanceProfile"),
+        "LaunchTemplate": {"LaunchTemplateId": ref("HostLaunchTemplate"),
                            "Version": {"Fn::GetAtt": ["HostLaunchTemplate", "LatestVersionNumber"]}},
-        "NetworkInterfaces": [{"DeviceIndex": "0", "SubnetId": _ref("PublicSubnet"), "AssociatePublicIpAddress": True,
+        "NetworkInterfaces": [{"DeviceIndex": "0", "SubnetId": ref("PublicSubnet"), "AssociatePublicIpAddress": True,
                                "GroupSet": [{"Fn::GetAtt": ["AppSecurityGroup", "GroupId"]}]}],
         "UserData": {"Fn::Base64": user_data(d.engine)},
-        "Tags": _tags("host.instance", lab, "${StackName}-host")}}
+        "Tags": tags("host.instance", lab, "${StackName}-host")}}
 
     r["DbSubnetGroup"] = {"Type": "AWS::RDS::DBSubnetGroup", "Properties": {
-        "DBSubnetGroupName": _sub("${StackName}-db"), "DBSubnetGroupDescription": _sub("awslab ${StackName}: RDS"),
-        "SubnetIds": [_ref(LOGICAL[key]) for key in private], "Tags": _tags("db.subnet-group", lab)}}
+        "DBSubnetGroupName": sub("${StackName}-db"), "DBSubnetGroupDescription": sub("awslab ${StackName}: RDS"),
+        "SubnetIds": [ref(LOGICAL[key]) for key in private], "Tags": tags("db.subnet-group", lab)}}
     # The parameter groups: their tables' parameters (aws/parameters.py). CloudFormation names a
     # cache parameter group itself (the type has no name property); awslab finds it by its tags.
     if not cluster:   # a cluster's engine settings are in its DB cluster parameter group (export_cluster.py)
         r["DbParameterGroup"] = {"Type": "AWS::RDS::DBParameterGroup", "Properties": {
-            "DBParameterGroupName": _sub("${StackName}-db"), "Family": db_family(d),
-            "Description": _sub("awslab ${StackName}: the database's parameters"),
-            "Parameters": values(DB_PARAMETERS[d.engine], d), "Tags": _tags("db.parameter-group", lab)}}
+            "DBParameterGroupName": sub("${StackName}-db"), "Family": db_family(d),
+            "Description": sub("awslab ${StackName}: the database's parameters"),
+            "Parameters": values(DB_PARAMETERS[d.engine], d), "Tags": tags("db.parameter-group", lab)}}
     r["CacheParameterGroup"] = {"Type": "AWS::ElastiCache::ParameterGroup", "Properties": {
-        "CacheParameterGroupFamily": cache_family(c), "Description": _sub("awslab ${StackName}: the cache's parameters"),
-        "Properties": values(CACHE_PARAMETERS, c), "Tags": _tags("cache.parameter-group", lab)}}
+        "CacheParameterGroupFamily": cache_family(c), "Description": sub("awslab ${StackName}: the cache's parameters"),
+        "Properties": values(CACHE_PARAMETERS, c), "Tags": tags("cache.parameter-group", lab)}}
     if cluster:
-        from awslab.commands.export_cluster import cluster_resources
-
         resources, outputs = cluster_resources(lab)
         r.update(resources)
     else:
         r["Db"] = {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
                    "Properties": {
-                       "DBInstanceIdentifier": _sub("${StackName}-db"), **parameters(DB_SETTINGS, d, "cfn"),
-                       "EngineVersion": _minor(d.engine, d.engine_version),
-                       "DBInstanceClass": _ref("DbInstanceClass"), "AllocatedStorage": str(d.allocated_storage_gib),
+                       "DBInstanceIdentifier": sub("${StackName}-db"), **parameters(DB_SETTINGS, d, "cfn"),
+                       "EngineVersion": minor(d.engine, d.engine_version),
+                       "DBInstanceClass": ref("DbInstanceClass"), "AllocatedStorage": str(d.allocated_storage_gib),
                        "CopyTagsToSnapshot": True, "ManageMasterUserPassword": True, "PubliclyAccessible": False,
-                       "DBSubnetGroupName": _ref("DbSubnetGroup"), "DBParameterGroupName": _ref("DbParameterGroup"),
+                       "DBSubnetGroupName": ref("DbSubnetGroup"), "DBParameterGroupName": ref("DbParameterGroup"),
                        "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
-                       "Tags": _tags("db.primary", lab)}}
+                       "Tags": tags("db.primary", lab)}}
         outputs: dict[str, dict] = {
             "DbEndpoint": {"Value": {"Fn::GetAtt": ["Db", "Endpoint.Address"]}},
             "DbMasterSecretArn": {"Value": {"Fn::GetAtt": ["Db", "MasterUserSecret.SecretArn"]}},
@@ -205,36 +189,36 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
         for i in range(1, d.read_replicas + 1):
             r[f"DbReplica{i}"] = {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Delete",
                                   "UpdateReplacePolicy": "Delete", "Properties": {
-                                      "DBInstanceIdentifier": _sub(f"${{StackName}}-db-replica-{i}"),
-                                      "SourceDBInstanceIdentifier": _ref("Db"), "DBInstanceClass": _ref("DbInstanceClass"),
-                                      "DBParameterGroupName": _ref("DbParameterGroup"),
+                                      "DBInstanceIdentifier": sub(f"${{StackName}}-db-replica-{i}"),
+                                      "SourceDBInstanceIdentifier": ref("Db"), "DBInstanceClass": ref("DbInstanceClass"),
+                                      "DBParameterGroupName": ref("DbParameterGroup"),
                                       "PubliclyAccessible": False,
                                       "VPCSecurityGroups": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
-                                      "Tags": _tags(f"db.replica.{i}", lab)}}
+                                      "Tags": tags(f"db.replica.{i}", lab)}}
             outputs[f"DbReplica{i}Endpoint"] = {"Value": {"Fn::GetAtt": [f"DbReplica{i}", "Endpoint.Address"]}}
 
     r["CacheSubnetGroup"] = {"Type": "AWS::ElastiCache::SubnetGroup", "Properties": {
-        "CacheSubnetGroupName": _sub("${StackName}-cache"), "Description": _sub("awslab ${StackName}: ElastiCache"),
-        "SubnetIds": [_ref("PrivateSubnetA"), _ref("PrivateSubnetB")], "Tags": _tags("cache.subnet-group", lab)}}
+        "CacheSubnetGroupName": sub("${StackName}-cache"), "Description": sub("awslab ${StackName}: ElastiCache"),
+        "SubnetIds": [ref("PrivateSubnetA"), ref("PrivateSubnetB")], "Tags": tags("cache.subnet-group", lab)}}
     r["CacheAuthToken"] = {"Type": "AWS::SecretsManager::Secret", "Properties": {
-        "Name": _sub("awslab/${StackName}/cache-auth-token"),
-        "Description": _sub("awslab ${StackName}: AUTH token of the ElastiCache replication group"),
+        "Name": sub("awslab/${StackName}/cache-auth-token"),
+        "Description": sub("awslab ${StackName}: AUTH token of the ElastiCache replication group"),
         "GenerateSecretString": {"PasswordLength": 64, "ExcludePunctuation": True},
-        "Tags": _tags("cache.auth-token", lab)}}
+        "Tags": tags("cache.auth-token", lab)}}
     count = 1 + c.replicas
     r["Cache"] = {"Type": "AWS::ElastiCache::ReplicationGroup", "Properties": {
-        "ReplicationGroupId": _sub("${StackName}-cache"),
-        "ReplicationGroupDescription": _sub("awslab ${StackName}: the lab's Redis"),
-        **parameters(CACHE_SETTINGS, c, "cfn"), "CacheNodeType": _ref("CacheNodeType"),
+        "ReplicationGroupId": sub("${StackName}-cache"),
+        "ReplicationGroupDescription": sub("awslab ${StackName}: the lab's Redis"),
+        **parameters(CACHE_SETTINGS, c, "cfn"), "CacheNodeType": ref("CacheNodeType"),
         "NumCacheClusters": count, "PreferredCacheClusterAZs": [az[i % 2] for i in range(count)],
-        "CacheSubnetGroupName": _ref("CacheSubnetGroup"), "CacheParameterGroupName": _ref("CacheParameterGroup"),
+        "CacheSubnetGroupName": ref("CacheSubnetGroup"), "CacheParameterGroupName": ref("CacheParameterGroup"),
         "SecurityGroupIds": [{"Fn::GetAtt": ["CacheSecurityGroup", "GroupId"]}],
-        **({"AuthToken": _sub("{{resolve:secretsmanager:${CacheAuthToken}}}")} if c.transit_encryption else {}),
-        "Tags": _tags("cache.group", lab)}}
+        **({"AuthToken": sub("{{resolve:secretsmanager:${CacheAuthToken}}}")} if c.transit_encryption else {}),
+        "Tags": tags("cache.group", lab)}}
     outputs.update({
         "CacheEndpoint": {"Value": {"Fn::GetAtt": ["Cache", "PrimaryEndPoint.Address"]}},
-        "CacheAuthTokenSecretArn": {"Value": _ref("CacheAuthToken")},
-        "HostInstanceId": {"Value": _ref("Host")},
+        "CacheAuthTokenSecretArn": {"Value": ref("CacheAuthToken")},
+        "HostInstanceId": {"Value": ref("Host")},
     })
     return {"AWSTemplateFormatVersion": "2010-09-09",
             "Description": f"awslab {lab.name}: {lab.description}",
@@ -267,19 +251,14 @@ def _host_secrets_policy() -> dict:
     """The host's inline policy (``aws/host.secrets_policy``), the stack name a parameter."""
     import json
 
-    def sub(value):
+    def substituted(value):
         if isinstance(value, dict):
-            return {k: sub(v) for k, v in value.items()}
+            return {k: substituted(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [sub(v) for v in value]
-        return _sub(value) if isinstance(value, str) and "${StackName}" in value else value
+            return [substituted(v) for v in value]
+        return sub(value) if isinstance(value, str) and "${StackName}" in value else value
 
-    return sub(json.loads(secrets_policy("${StackName}")))
-
-
-def _minor(engine: str, version: str) -> str:
-    """The minor RDS picks for a major (a template names the version it gets; cfn-lint flags majors)."""
-    return catalog.DB_ENGINES.get(engine, {}).get("default_minors", {}).get(version, version)
+    return substituted(json.loads(secrets_policy("${StackName}")))
 
 
 def render_yaml(tpl: dict) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from awslab.aws.db_cluster import CLUSTER_SETTINGS
 from awslab.aws.parameters import DB_PARAMETERS, db_family, values
-from awslab.commands.export import _minor, _ref, _sub, _tags
+from awslab.commands.export_parts import minor, ref, sub, tags
 from awslab.spec.deployment import iops_argument
 from awslab.spec.lab import Lab
 from awslab.spec.model import parameters
@@ -26,19 +26,19 @@ def cluster_resources(lab: Lab) -> tuple[dict[str, dict], dict[str, dict]]:
     d = lab.database
     r: dict[str, dict] = {}
     r["DbClusterParameterGroup"] = {"Type": "AWS::RDS::DBClusterParameterGroup", "Properties": {
-        "DBClusterParameterGroupName": _sub("${StackName}-db-cluster"), "Family": db_family(d),
-        "Description": _sub("awslab ${StackName}: the DB cluster's parameters"),
-        "Parameters": values(DB_PARAMETERS[d.engine], d), "Tags": _tags("db.cluster-parameter-group", lab)}}
+        "DBClusterParameterGroupName": sub("${StackName}-db-cluster"), "Family": db_family(d),
+        "Description": sub("awslab ${StackName}: the DB cluster's parameters"),
+        "Parameters": values(DB_PARAMETERS[d.engine], d), "Tags": tags("db.cluster-parameter-group", lab)}}
     r["DbCluster"] = {"Type": "AWS::RDS::DBCluster", "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
                       "Properties": {
-                          "DBClusterIdentifier": _sub("${StackName}-db"), **parameters(CLUSTER_SETTINGS, d, "cfn"),
-                          **iops_argument(d), "EngineVersion": _minor(d.engine, d.engine_version),
-                          "DBClusterInstanceClass": _ref("DbClusterInstanceClass"),
+                          "DBClusterIdentifier": sub("${StackName}-db"), **parameters(CLUSTER_SETTINGS, d, "cfn"),
+                          **iops_argument(d), "EngineVersion": minor(d.engine, d.engine_version),
+                          "DBClusterInstanceClass": ref("DbClusterInstanceClass"),
                           "CopyTagsToSnapshot": True, "ManageMasterUserPassword": True, "PubliclyAccessible": False,
-                          "DBSubnetGroupName": _ref("DbSubnetGroup"),
-                          "DBClusterParameterGroupName": _ref("DbClusterParameterGroup"),
+                          "DBSubnetGroupName": ref("DbSubnetGroup"),
+                          "DBClusterParameterGroupName": ref("DbClusterParameterGroup"),
                           "VpcSecurityGroupIds": [{"Fn::GetAtt": ["DbSecurityGroup", "GroupId"]}],
-                          "Tags": _tags("db.cluster", lab)}}
+                          "Tags": tags("db.cluster", lab)}}
     if not iops_argument(d):
         # cfn-lint's E3692 asks every Multi-AZ DB cluster for Iops, after CreateDBCluster's reference
         # ("required to create a Multi-AZ DB cluster"); RDS refuses Iops on gp3 under 400 GiB, whose

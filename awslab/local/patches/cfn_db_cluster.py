@@ -23,7 +23,7 @@ from __future__ import annotations
 from moto.core.common_models import CloudFormationModel
 
 from awslab.local.patches.cfn_lifecycle import SETTLING
-from awslab.local.patches.cloudformation import _Model, as_parameter, camelcase_to_underscores
+from awslab.local.patches.cloudformation import Model, as_parameter, camelcase_to_underscores
 
 
 def _rds(account_id: str, region_name: str):
@@ -32,7 +32,7 @@ def _rds(account_id: str, region_name: str):
     return rds_backends[account_id][region_name]
 
 
-class DbClusterParameterGroup(_Model, CloudFormationModel):
+class DbClusterParameterGroup(Model, CloudFormationModel):
     TYPE = "AWS::RDS::DBClusterParameterGroup"
 
     @staticmethod
@@ -63,7 +63,7 @@ class DbClusterParameterGroup(_Model, CloudFormationModel):
             pass   # already gone, as CloudFormation takes it
 
 
-class DbCluster(_Model, CloudFormationModel):
+class DbCluster(Model, CloudFormationModel):
     TYPE = "AWS::RDS::DBCluster"
 
     @staticmethod

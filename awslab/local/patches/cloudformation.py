@@ -89,7 +89,7 @@ def get_model_map(original):
     return original
 
 
-class _Model:
+class Model:
     """A resource made by a backend call; ``physical_resource_id`` is what Ref returns. Each type
     subclasses CloudFormationModel directly: moto's parser finds the direct subclasses only."""
 
@@ -122,7 +122,7 @@ class _Model:
         raise UnformattedGetAttTemplateException()
 
 
-class Secret(_Model, CloudFormationModel):
+class Secret(Model, CloudFormationModel):
     TYPE = "AWS::SecretsManager::Secret"
 
     @classmethod
@@ -160,7 +160,7 @@ class Secret(_Model, CloudFormationModel):
             self.physical_id, recovery_window_in_days=None, force_delete_without_recovery=True)
 
 
-class CacheSubnetGroup(_Model, CloudFormationModel):
+class CacheSubnetGroup(Model, CloudFormationModel):
     TYPE = "AWS::ElastiCache::SubnetGroup"
 
     @classmethod
@@ -191,7 +191,7 @@ REPLICATION_GROUP_PARAMS = (
     "NetworkType", "IpDiscovery", "TransitEncryptionMode", "ClusterMode", "ServerlessCacheSnapshotName")
 
 
-class ReplicationGroup(_Model, CloudFormationModel):
+class ReplicationGroup(Model, CloudFormationModel):
     TYPE = "AWS::ElastiCache::ReplicationGroup"
 
     @classmethod
@@ -232,7 +232,7 @@ class ReplicationGroup(_Model, CloudFormationModel):
         elasticache_backends[account_id][region_name].delete_replication_group(self.physical_id, None)
 
 
-class CacheParameterGroup(_Model, CloudFormationModel):
+class CacheParameterGroup(Model, CloudFormationModel):
     """``AWS::ElastiCache::ParameterGroup``: no name property, so CloudFormation names it
     (``<stack>-<logical id>-<suffix>``, lower case); ``Properties`` are its parameters."""
 
@@ -258,7 +258,7 @@ class CacheParameterGroup(_Model, CloudFormationModel):
         delete_group(elasticache_backends[account_id][region_name], self.physical_id)
 
 
-class SecurityGroupEgress(_Model, CloudFormationModel):
+class SecurityGroupEgress(Model, CloudFormationModel):
     TYPE = "AWS::EC2::SecurityGroupEgress"
 
     @classmethod
