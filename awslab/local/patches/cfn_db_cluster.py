@@ -33,11 +33,7 @@ def _rds(account_id: str, region_name: str):
 
 
 class DbClusterParameterGroup(Model, CloudFormationModel):
-    TYPE = "AWS::RDS::DBClusterParameterGroup"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "DBClusterParameterGroupName"
+    TYPE, NAME_PROPERTY = "AWS::RDS::DBClusterParameterGroup", "DBClusterParameterGroupName"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -64,11 +60,7 @@ class DbClusterParameterGroup(Model, CloudFormationModel):
 
 
 class DbCluster(Model, CloudFormationModel):
-    TYPE = "AWS::RDS::DBCluster"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "DBClusterIdentifier"
+    TYPE, NAME_PROPERTY = "AWS::RDS::DBCluster", "DBClusterIdentifier"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):

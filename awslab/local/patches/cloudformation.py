@@ -100,9 +100,9 @@ class Model:
         self.physical_id = physical_id
         self.attrs = attrs or {}
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY   # the property that names it, if the type has one
 
     @classmethod
     def cloudformation_type(cls) -> str:
