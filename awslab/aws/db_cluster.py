@@ -34,8 +34,9 @@ _NOT_FOUND = {"DBClusterNotFoundFault"}
 _group_in_use = retry_eventual({"InvalidDBParameterGroupState"}, within_s=15 * 60)
 
 # The cluster's settings with their AWS names (CreateDBCluster, DescribeDBClusters, AWS::RDS::DBCluster),
-# read by create, the export and verify's spec checks. The engine version and the class go into
-# the template by hand, as for the instance (a minor version; a parameter).
+# read by create, the export (commands/export_cluster.py) and verify's spec checks. The engine
+# version and the class go into the template by hand, as for the instance (a minor version; a
+# parameter); Iops is spec/deployment.iops_argument's (the same name in both).
 CLUSTER_SETTINGS = (
     Setting("database.engine", "engine", create=("Engine",), describe="Engine", cfn=("Engine",)),
     Setting("database.engine_version", "engine_version", create=("EngineVersion",), describe="EngineVersion",
@@ -57,6 +58,9 @@ CLUSTER_SETTINGS = (
     Setting("database.database_name", "database_name", create=("DatabaseName",), describe="DatabaseName",
             cfn=("DatabaseName",)),
     Setting("database.port", "port", create=("Port",), cfn=("Port",)),
+    # RDS's weekly window, as for the instance (spec/windows.py); left empty, RDS picks one.
+    Setting("database.maintenance_window", "maintenance_window", create=("PreferredMaintenanceWindow",),
+            describe="PreferredMaintenanceWindow", cfn=("PreferredMaintenanceWindow",), read=str.lower, optional=True),
 )
 
 

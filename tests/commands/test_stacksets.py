@@ -174,6 +174,19 @@ def test_local_stacksets__an_operation_takes_its_time_refuses_a_second_and_stops
     cfn.delete_stack_set(StackSetName=name)
 
 
+def test_local_stacksets__an_account_waits_for_its_multi_az_db_cluster_as_for_an_instance(monkeypatch):
+    """An account's stack is SUCCEEDED only once its databases are available: a Multi-AZ DB cluster
+    (the exported template's, database.deployment=cluster) among them."""
+    from awslab.local.patches import stackset_targets
+    from awslab.local.patches.cfn_db_cluster import DbCluster
+
+    monkeypatch.setattr(DbCluster, "status", property(lambda self: "creating"))
+    stack = SimpleNamespace(resource_map={"DbCluster": DbCluster("alice-db")})
+    assert stackset_targets._not_ready(stack) == ["alice-db (creating)"]
+    monkeypatch.setattr(DbCluster, "status", property(lambda self: "available"))
+    assert stackset_targets._not_ready(stack) == []
+
+
 def test_local_stacksets__an_operation_whose_worker_is_gone_reads_failed_not_running():
     from awslab.local.patches import stacksets
 

@@ -125,3 +125,30 @@ def test_lab__up_cluster_verify_failover_then_down_keeps_a_final_cluster_snapsho
     assert len(finals) == 1
     gone = awslab("down", "--name", stack, "--delete-snapshots", "--yes")
     assert gone.code == 0, gone.err[-1500:]
+
+
+@pytest.mark.lifecycle
+def test_api__what_a_deleting_cluster_uses_stays_in_use_until_it_is_gone(aws, stack, latency):
+    """Its subnet group, security group and DB cluster parameter group are refused as RDS and EC2
+    refuse them while the cluster reads `deleting` (its members are gone at once); a stack's
+    delete retries them until the cluster is, as CloudFormation deletes them after it."""
+    ec2, rds = aws("ec2"), aws("rds")
+    _network(aws, stack, "abc")
+    vpc = rds.describe_db_subnet_groups(DBSubnetGroupName=stack)["DBSubnetGroups"][0]["VpcId"]
+    sg = ec2.create_security_group(GroupName=stack, Description="t", VpcId=vpc)["GroupId"]
+    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=stack, DBParameterGroupFamily="postgres16",
+                                          Description="t")
+    rds.create_db_cluster(DBClusterIdentifier=stack, Engine="postgres", EngineVersion="16",
+                          DBClusterInstanceClass="db.m6gd.large", AllocatedStorage=20, StorageType="gp3",
+                          MasterUsername="labadmin", ManageMasterUserPassword=True, DBSubnetGroupName=stack,
+                          VpcSecurityGroupIds=[sg], DBClusterParameterGroupName=stack)
+    latency("rds.delete=0.6")
+    rds.delete_db_cluster(DBClusterIdentifier=stack, SkipFinalSnapshot=True)
+    deletes = [lambda: rds.delete_db_subnet_group(DBSubnetGroupName=stack), lambda: ec2.delete_security_group(GroupId=sg),
+               lambda: rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=stack)]
+    assert [_code(d) for d in deletes] == ["InvalidDBSubnetGroupStateFault", "DependencyViolation",
+                                           "InvalidDBParameterGroupState"]
+    time.sleep(0.7)
+    assert _code(lambda: rds.describe_db_clusters(DBClusterIdentifier=stack)) == "DBClusterNotFoundFault"
+    for delete in deletes:
+        delete()

@@ -71,6 +71,7 @@ def test_cli__bad_cluster_input_exits_2_with_one_line_before_any_call(awslab, ap
     assert len(result.err.strip().splitlines()) <= 2 and "database.cluster_instance_class" in result.err, result.err
 
 
-def test_export__a_cluster_is_refused_in_one_line_not_written_as_an_instance(awslab):
+def test_export__a_cluster_is_written_as_a_cluster_not_as_an_instance(awslab):
     result = awslab("export", "cloudformation", "week6", "--set", CLUSTER)
-    assert result.code == 2 and result.out == "" and "AWS::RDS::DBCluster" in result.err
+    assert result.code == 0 and "Type: AWS::RDS::DBCluster\n" in result.out, result.err
+    assert "AWS::RDS::DBInstance" not in result.out and "SourceDBInstanceIdentifier" not in result.out

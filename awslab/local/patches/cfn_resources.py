@@ -148,20 +148,26 @@ def create_with_tags(original, klass, resource_name, cloudformation_json, accoun
 
 @patch("moto.cloudformation.parsing:ResourceMap", "_delete_resource", gap="cfn-snapshot-on-delete", phase="services")
 def delete_resource(original, self, parsed_resource, resource_json) -> None:
-    """``DeletionPolicy: Snapshot`` on a DB instance: deleting the stack (or the resource) keeps a
-    final snapshot, named as CloudFormation names it (``<stack>-snapshot-<logical id>-<suffix>``,
-    lowercase); moto deletes the instance without one."""
+    """``DeletionPolicy: Snapshot`` on a DB instance or a DB cluster (``cfn_db_cluster.py``):
+    deleting the stack (or the resource) keeps a final snapshot, named as CloudFormation names it
+    (``<stack>-snapshot-<logical id>-<suffix>``, lowercase); moto deletes the instance without one."""
     from moto.rds.models import DBInstance, rds_backends
 
-    if (resource_json.get("DeletionPolicy") == "Snapshot" and isinstance(parsed_resource, DBInstance)
-            and not parsed_resource.source_db_instance_identifier):
-        suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
-        logical = getattr(parsed_resource, "logical_resource_id", None) or "db"
-        snapshot = re.sub(r"-+", "-", f"{self['AWS::StackName']}-snapshot-{logical}-{suffix}".lower())
+    from awslab.local.patches.cfn_db_cluster import DbCluster
+
+    if resource_json.get("DeletionPolicy") != "Snapshot":
+        original(self, parsed_resource, resource_json)
+        return
+    suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
+    logical = getattr(parsed_resource, "logical_resource_id", None) or "db"
+    snapshot = re.sub(r"-+", "-", f"{self['AWS::StackName']}-snapshot-{logical}-{suffix}".lower())
+    if isinstance(parsed_resource, DBInstance) and not parsed_resource.source_db_instance_identifier:
         rds_backends[self._account_id][self._region_name].delete_db_instance(
             parsed_resource.db_instance_identifier, final_db_snapshot_identifier=snapshot)
-        return
-    original(self, parsed_resource, resource_json)
+    elif isinstance(parsed_resource, DbCluster):
+        parsed_resource.delete(self._account_id, self._region_name, final_snapshot=snapshot)
+    else:
+        original(self, parsed_resource, resource_json)
 
 
 # A stack's delete removes its gateway attachment, route, subnet association, route table and

@@ -10,7 +10,8 @@ through the same backend call its API request makes, so the rest of the layer (s
 the real engines behind ElastiCache) applies to it as to one made by `awslab up`. (They stay in
 this module: a saved local AWS names their classes by it.)
 
-The companions: ``cfn_resources`` (moto's own types made and deleted as AWS does), ``cfn_updates``
+The companions: ``cfn_db_cluster`` (the Multi-AZ DB cluster and its parameter group, absent from
+moto too), ``cfn_resources`` (moto's own types made and deleted as AWS does), ``cfn_updates``
 (stack updates in place), ``cfn_lifecycle`` (a stack's create and delete as CloudFormation runs
 them), ``cfn_getatt`` (dotted ``Fn::GetAtt`` names).
 
@@ -88,7 +89,7 @@ def get_model_map(original):
     return original
 
 
-class _Model:
+class Model:
     """A resource made by a backend call; ``physical_resource_id`` is what Ref returns. Each type
     subclasses CloudFormationModel directly: moto's parser finds the direct subclasses only."""
 
@@ -99,9 +100,9 @@ class _Model:
         self.physical_id = physical_id
         self.attrs = attrs or {}
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY   # the property that names it, if the type has one
 
     @classmethod
     def cloudformation_type(cls) -> str:
@@ -121,7 +122,7 @@ class _Model:
         raise UnformattedGetAttTemplateException()
 
 
-class Secret(_Model, CloudFormationModel):
+class Secret(Model, CloudFormationModel):
     TYPE = "AWS::SecretsManager::Secret"
 
     @classmethod
@@ -159,7 +160,7 @@ class Secret(_Model, CloudFormationModel):
             self.physical_id, recovery_window_in_days=None, force_delete_without_recovery=True)
 
 
-class CacheSubnetGroup(_Model, CloudFormationModel):
+class CacheSubnetGroup(Model, CloudFormationModel):
     TYPE = "AWS::ElastiCache::SubnetGroup"
 
     @classmethod
@@ -190,7 +191,7 @@ REPLICATION_GROUP_PARAMS = (
     "NetworkType", "IpDiscovery", "TransitEncryptionMode", "ClusterMode", "ServerlessCacheSnapshotName")
 
 
-class ReplicationGroup(_Model, CloudFormationModel):
+class ReplicationGroup(Model, CloudFormationModel):
     TYPE = "AWS::ElastiCache::ReplicationGroup"
 
     @classmethod
@@ -231,7 +232,7 @@ class ReplicationGroup(_Model, CloudFormationModel):
         elasticache_backends[account_id][region_name].delete_replication_group(self.physical_id, None)
 
 
-class CacheParameterGroup(_Model, CloudFormationModel):
+class CacheParameterGroup(Model, CloudFormationModel):
     """``AWS::ElastiCache::ParameterGroup``: no name property, so CloudFormation names it
     (``<stack>-<logical id>-<suffix>``, lower case); ``Properties`` are its parameters."""
 
@@ -257,7 +258,7 @@ class CacheParameterGroup(_Model, CloudFormationModel):
         delete_group(elasticache_backends[account_id][region_name], self.physical_id)
 
 
-class SecurityGroupEgress(_Model, CloudFormationModel):
+class SecurityGroupEgress(Model, CloudFormationModel):
     TYPE = "AWS::EC2::SecurityGroupEgress"
 
     @classmethod

@@ -182,6 +182,8 @@ def delete_security_group(original, self, name=None, group_id=None):
                         in_use = True
         rds = rds_backends[self.account_id][self.region_name]
         in_use |= any(group.id in (db.vpc_security_group_ids or []) for db in rds.databases.values())
+        # A DB cluster still being deleted (its members already gone) holds its groups until it is.
+        in_use |= any(group.id in (getattr(c, "vpc_security_group_ids", None) or []) for c in rds.clusters.values())
         cache = elasticache_backends[self.account_id][self.region_name]
         in_use |= any(group.id in (getattr(c, "security_group_ids", None) or [])
                       for c in [*cache.replication_groups.values(), *cache.cache_clusters.values()])
@@ -208,6 +210,12 @@ def delete_subnet_group(original, self, subnet_name):
         raise rds_error("InvalidDBSubnetGroupStateFault",
                          f"Cannot delete the subnet group '{subnet_name}' because at least one database instance: "
                          f"{users[0]} is still using it.")
+    # A DB cluster, until it is gone (its members go at once when it is deleted; it reads `deleting`).
+    clusters = [c.db_cluster_identifier for c in self.clusters.values() if c.db_subnet_group_name == subnet_name]
+    if clusters:
+        raise rds_error("InvalidDBSubnetGroupStateFault",
+                         f"Cannot delete the subnet group '{subnet_name}' because at least one database cluster: "
+                         f"{clusters[0]} is still using it.")
     return original(self, subnet_name)
 
 

@@ -206,6 +206,19 @@ def get_cfg(original, self):
 
 
 @patch(RDS_BACKEND, gap="rds-cluster-refusals", phase="rejects")
+def delete_db_cluster_parameter_group(original, self, db_cluster_parameter_group_name):
+    """Refused while a DB cluster uses the group, one being deleted included (a stack's delete
+    retries it until the cluster is gone, as CloudFormation deletes the group after the cluster)."""
+    users = [c.db_cluster_identifier for c in self.clusters.values()
+             if str(getattr(c, "parameter_group", "")).lower() == str(db_cluster_parameter_group_name).lower()]
+    if users:
+        raise rds_error("InvalidDBParameterGroupState",
+                        f"One or more database clusters are still members of this parameter group "
+                        f"{db_cluster_parameter_group_name}, so the group cannot be deleted (first: {users[0]}).")
+    return original(self, db_cluster_parameter_group_name)
+
+
+@patch(RDS_BACKEND, gap="rds-cluster-refusals", phase="rejects")
 def stop_db_cluster(original, self, cluster_identifier):
     cluster = self.clusters.get(cluster_identifier)
     if cluster is not None and is_multi_az_cluster(cluster):

@@ -44,17 +44,18 @@ def _has_role(iam_backends, account: str, name: str) -> bool:
 
 def _ready_bound_s() -> float:
     lat = latency.current()
-    longest = max(lat.seconds(t) for t in ("rds.create.multi_az", "rds.replica", "elasticache.create", "ec2.run"))
+    longest = max(lat.seconds(t) for t in ("rds.create.multi_az", "rds.replica", "rds.cluster.create", "elasticache.create",
+                                           "ec2.run"))
     return max(READY_BOUND_MIN_S, 2 * longest)
 
 
 def _not_ready(stack) -> list[str]:
-    """The stack's databases and caches not yet ``available``."""
+    """The stack's databases (a Multi-AZ DB cluster's: ``cfn_db_cluster.py``) and caches not yet ``available``."""
     waiting = []
     for resource in list(stack.resource_map.values()) if hasattr(stack, "resource_map") else []:
         kind = type(resource).__name__
         status = getattr(resource, "status", None)
-        if kind == "DBInstance" or kind.endswith("ReplicationGroup"):
+        if kind in ("DBInstance", "DbCluster") or kind.endswith("ReplicationGroup"):
             if status != "available":
                 waiting.append(f"{getattr(resource, 'physical_resource_id', kind)} ({status})")
     return waiting
