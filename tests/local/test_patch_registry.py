@@ -13,6 +13,7 @@ from awslab.local import patches
 from awslab.local.patches._patch import PatchError, Registry, registry
 
 GAPS = Path(patches.__file__).with_name("GAPS.md")
+patches.load_all()   # CloudFormation's patches too (registered when moto's CloudFormation is imported)
 ROW = re.compile(r"^\| `([a-z0-9-]+)` \| (.+?) \| (patched|partly patched|outside|partly outside|left) \| (.+) \|$")
 
 

@@ -22,16 +22,13 @@ Every row of shared/MOTO-GAPS.md, and every gap found since, has a stable id and
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import sys
 
 from awslab.local.patches import (  # noqa: F401 - importing a module registers its patches
     cache_parameters,
-    cfn_db_cluster,
-    cfn_getatt,
-    cfn_lifecycle,
-    cfn_resources,
-    cfn_updates,
-    cloudformation,
     ec2,
     elasticache,
     iam,
@@ -41,16 +38,67 @@ from awslab.local.patches import (  # noqa: F401 - importing a module registers 
     rds_clusters,
     rds_versions,
     ssm,
-    stackset_operations,
-    stackset_targets,
-    stacksets,
     tagging,
 )
 from awslab.local.patches._patch import registry
 
+# CloudFormation's layer (stacks, their resources and StackSets). Importing moto's CloudFormation
+# imports every service it can make resources of (API Gateway, Auto Scaling, ...): a quarter of the
+# local AWS's start, for a server that may never see a stack. So these modules are imported, and
+# their patches applied, when moto's CloudFormation first is: at the first CloudFormation request,
+# or when a saved state holding stacks is loaded.
+CLOUDFORMATION = ("cfn_db_cluster", "cfn_getatt", "cfn_lifecycle", "cfn_resources", "cfn_updates", "cloudformation",
+                  "stackset_operations", "stackset_targets", "stacksets")
+
+
+def load_all() -> None:
+    """Register every patch, CloudFormation's too (what ``registry.patches()`` then lists)."""
+    for name in CLOUDFORMATION:
+        importlib.import_module(f"{__name__}.{name}")
+
 
 def apply() -> None:
-    """Apply every patch once (idempotent). Must run before the first request is served."""
+    """Apply every patch once (idempotent). Must run before the first request is served;
+    CloudFormation's are applied as moto's CloudFormation is imported (before it serves)."""
     # moto reads this when its IAM backend is first created; AWS always has the managed policies.
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     registry.apply()
+    if "moto.cloudformation" in sys.modules:
+        _cloudformation_layer()
+    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport("moto.cloudformation", _cloudformation_layer))
+
+
+def _cloudformation_layer() -> None:
+    load_all()
+    registry.apply()
+
+
+class _AfterImport:
+    """A meta path finder that runs ``then`` once the module ``name`` has been executed (under the
+    import lock, before any importer gets the module), and then leaves ``sys.meta_path``."""
+
+    def __init__(self, name: str, then) -> None:
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        run, then, me = spec.loader.exec_module, self.then, self
+
+        def exec_module(module) -> None:
+            run(module)
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(me)
+            then()
+
+        spec.loader.exec_module = exec_module
+        return spec
