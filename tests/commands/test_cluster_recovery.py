@@ -52,6 +52,16 @@ def test_cluster_snapshot_restore_pitr_and_down(awslab, engines, stack):
     rds = _client(engines, "rds")
     _sql(awslab, stack, "db", "CREATE TABLE precious AS SELECT 42 AS n")
 
+    # status: each member of the cluster, the writer first, each reader with its replica lag
+    # (RDS's ReplicaLag per reader, from its standby's engine here).
+    status = _json(awslab("status", "--name", stack, "--output", "json"))
+    members = next(r for r in status["resources"] if r["key"] == "db.cluster")["members"]
+    assert [m["role"] for m in members] == ["writer", "reader", "reader"] and len({m["az"] for m in members}) == 3
+    assert "replica_lag_s" not in members[0] and all(0 <= m["replica_lag_s"] < 30 for m in members[1:]), members
+    assert all(m["engine_status"] == "available" and m["endpoint"] for m in members)
+    text = awslab("status", "--name", stack).out
+    assert text.count("cluster reader") == 2 and text.count("(replica lag ") == 2, text
+
     # Bad input: one line, exit 2, nothing made.
     for args, words in (
         (("restore", "nope-snap"), "unknown snapshot 'nope-snap'"),
