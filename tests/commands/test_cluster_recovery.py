@@ -120,6 +120,12 @@ def test_cluster_snapshot_restore_pitr_and_down(awslab, engines, stack):
     assert f"{stack}-pit is available (restored in" in pit.out and "`awslab down` removes it" in pit.out
     assert _sql(awslab, stack, f"{stack}-pit", "SELECT n FROM precious") == "42"
     assert _sql(awslab, stack, "db", "SELECT to_regclass($$precious$$) IS NULL") == "t"   # still gone on the stack's own
+    # They are the stack's: verify's paths and security checks take in their members too (3 clusters x 3).
+    checked = {r["id"]: r for r in _json(awslab("verify", "--name", stack, "--check", "path", "--check", "security",
+                                                "--output", "json"))}
+    assert all(r["status"] == "PASS" for r in checked.values()), checked
+    assert checked["path.app-to-db"]["detail"].startswith("9 DB instance(s)")
+    assert checked["security.db-not-public"]["detail"] == "9 DB instance(s) private"
 
     # down: every cluster of the stack, each keeping its final snapshot; the manual ones kept too.
     down = awslab("down", "--name", stack, "--yes")
