@@ -387,7 +387,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
         kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
         _report_kept(stack, [], kept, output)
         return EXIT_OK
-    keeps = ["a final snapshot of each database (the primary, any restored instance) until you delete it"] if (
+    keeps = ["a final snapshot of each database (the primary or cluster, any restored instance or cluster) until you delete it"] if (
         any(f.kind in ("db-instance", "db-cluster") for f in run.found.values()) and not skip_final_snapshot) else []
     if not delete_snapshots:
         keeps.append("the stack's manual snapshots (`awslab snapshots`; --delete-snapshots removes them)")
