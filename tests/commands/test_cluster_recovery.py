@@ -72,6 +72,9 @@ def test_cluster_snapshot_restore_pitr_and_down(awslab, engines, stack):
         bad = awslab(*args, "--name", stack)
         assert bad.code == 2 and words in bad.err and len(bad.err.strip().splitlines()) <= 2, (args, bad.err)
     assert _clusters(rds, stack) == [f"{stack}-db"]
+    # The window starts where the cluster's backups do (its first base backup), as RDS reports it.
+    own = rds.describe_db_clusters(DBClusterIdentifier=f"{stack}-db")["DBClusters"][0]
+    assert own["ClusterCreateTime"] <= own["EarliestRestorableTime"] <= own["LatestRestorableTime"]
     assert _cluster_snapshots(rds, stack) == []
 
     # snapshot: a manual DB cluster snapshot (and the cache's), tagged as the stack's, available.
