@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
-from awslab.aws._common import owned, snapshot_ready, stack_arns
+from awslab.aws._common import owned, snapshot_ready, stack_arns, utc
 from awslab.aws.parameters import DB_PARAMETERS, ParameterGroup, db_family
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
@@ -358,11 +358,7 @@ def restore_window(run: Run, ident: str) -> tuple[datetime, datetime]:
         raise OperationError(f"{ident} has no automated backups to restore from",
                              f"aws rds modify-db-cluster --db-cluster-identifier {ident} --backup-retention-period 7 "
                              "--apply-immediately")
-    return _utc(earliest), _utc(latest)
-
-
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return utc(earliest), utc(latest)
 
 
 class DbClusterRestore(DbCluster):
