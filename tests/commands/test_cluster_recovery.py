@@ -116,6 +116,9 @@ def test_cluster_snapshot_restore_pitr_and_down(awslab, engines, stack):
         for c in rds.describe_db_clusters(DBClusterIdentifier=f"{stack}-db")["DBClusters"]}
     again = _json(awslab("restore", name, "--name", stack, "--as", f"{stack}-snap", "--output", "json"))
     assert not again["created"]
+    other = awslab("restore", "--to-time", "latest", "--name", stack, "--as", f"{stack}-snap")   # another source, that name
+    assert other.code == 1 and f"DBClusterAlreadyExistsFault: {stack}-snap already exists, restored from {name}" in other.err
+    assert f"aws rds delete-db-cluster --db-cluster-identifier {stack}-snap" in other.err
 
     # restore --to-time: the stack's cluster as it was before the drop, as a new cluster.
     pit = awslab("restore", "--to-time", f"{before:%Y-%m-%dT%H:%M:%SZ}", "--name", stack, "--as", f"{stack}-pit")
