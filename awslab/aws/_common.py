@@ -10,6 +10,7 @@ service's own ListTagsForResource before awslab decides it is not the stack's.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Callable
 
 from botocore.exceptions import ClientError
@@ -147,3 +148,8 @@ def snapshot_ready(run: Run, f: Found, what: str, describe: Callable[[], dict], 
     probe = visible_within(status_probe(describe, status_key, not_found, latest), NOT_VISIBLE_GRACE_S, run.clock)
     state = run.wait(f.key, what, probe, done={"available"}, failed=failed, kind=f.kind)
     return replace(f, state=state, attrs={**f.attrs, **attrs_of(latest)})
+
+
+def utc(t: datetime) -> datetime:
+    """A time RDS gave (botocore parses some with a zone, an emulator's may lack one) in UTC."""
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
-from awslab.aws._common import owned, snapshot_ready, stack_arns
+from awslab.aws._common import owned, snapshot_ready, stack_arns, utc
 from awslab.aws.parameters import drop_db_group, upgrade_group
 from awslab.spec.model import (
     Change,
@@ -394,11 +394,7 @@ def restore_window(run: Run, ident: str) -> tuple[datetime, datetime]:
     if latest is None or earliest is None or not db.get("BackupRetentionPeriod"):
         raise OperationError(f"{ident} has no automated backups to restore from",
                              f"aws rds modify-db-instance --db-instance-identifier {ident} --backup-retention-period 7")
-    return _utc(earliest), _utc(latest)
-
-
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return utc(earliest), utc(latest)
 
 
 class DbSnapshot:

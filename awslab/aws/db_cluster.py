@@ -17,15 +17,23 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
-from awslab.aws._common import owned, snapshot_ready, stack_arns
+from awslab.aws._common import owned, snapshot_ready, stack_arns, utc
 from awslab.aws.parameters import DB_PARAMETERS, ParameterGroup, db_family
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
-from awslab.engine.waiting import GONE, error_code, ignoring, retry_eventual, status_probe, visible_within
+from awslab.engine.waiting import (
+    GONE,
+    error_code,
+    ignoring,
+    retry_eventual,
+    status_probe,
+    unless_missing,
+    visible_within,
+)
 from awslab.errors import OperationError, UsageError
 from awslab.spec.catalog import db_major
 from awslab.spec.deployment import iops_argument
 from awslab.spec.model import Desired, Found, Setting, parameters
-from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
+from awslab.spec.tags import TAG_RESOURCE, TAG_RESTORED_FROM, from_tag_list, origin_tags, owned_by
 from awslab.spec.topology import names
 
 FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "inaccessible-encryption-credentials",
@@ -74,6 +82,7 @@ def _cluster_attrs(cluster: dict, members: list[dict]) -> dict:
         "writer": next((m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", []) if m.get("IsClusterWriter")),
                        None),
         "members": members,   # the member DB instances as DescribeDBInstances shows them
+        "restored_from": from_tag_list(cluster.get("TagList")).get(TAG_RESTORED_FROM),
     }
 
 
@@ -117,6 +126,8 @@ def discover(run: Run) -> list[Found]:
 class DbCluster:
     kind = "db-cluster"
     capabilities = frozenset({"failover", "final-snapshot", "ready"})
+    # What the progress line says it waits for; the transition whose AWS duration `restore` quotes.
+    what = "RDS DB cluster"
 
     def _probe(self, run: Run, ident: str, latest: dict):
         rds = run.client("rds")
@@ -146,7 +157,7 @@ class DbCluster:
         """The cluster available, and its writer and two readers with it."""
         latest: dict = {}
         probe = visible_within(self._probe(run, f.id, latest), NOT_VISIBLE_GRACE_S, run.clock)
-        state = run.wait(f.key, f"RDS DB cluster {f.id}", probe, done={"available"},
+        state = run.wait(f.key, f"{self.what} {f.id}", probe, done={"available"},
                          failed=FAILED_STATES | {GONE, "deleting"}, kind="db-instance")
         members: list[dict] = []
 
@@ -303,11 +314,17 @@ class DbClusterSnapshot:
     capabilities = frozenset({"ready"})
 
     def create(self, run: Run, d: Desired) -> Found:
-        # A manual snapshot of a Multi-AZ DB cluster (CreateDBClusterSnapshot) is not made by
-        # `awslab snapshot` yet: this kind lists and deletes the final snapshots `down` keeps.
-        raise UsageError("awslab does not take manual snapshots of a Multi-AZ DB cluster yet",
-                         f"aws rds create-db-cluster-snapshot --db-cluster-identifier {d.spec.get('cluster')} "
-                         f"--db-cluster-snapshot-identifier {d.name}")
+        """CreateDBClusterSnapshot of the stack's cluster, tagged with the stack as the instance's
+        manual snapshot is (Tags given here are the snapshot's, not the cluster's copied ones)."""
+        rds = run.client("rds")
+        snap = create_or_adopt(
+            run, f"DB cluster snapshot {d.name}",
+            lambda: rds.create_db_cluster_snapshot(DBClusterIdentifier=d.spec["cluster"], DBClusterSnapshotIdentifier=d.name,
+                                                   Tags=run.tag_list(d.key))["DBClusterSnapshot"],
+            "DBClusterSnapshotAlreadyExistsFault",
+            lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=d.name)["DBClusterSnapshots"][0],
+            lambda snap: snapshot_tags(run, snap))
+        return self.ready(run, d, Found(d.key, self.kind, d.name, snap["Status"], attrs=_snapshot_attrs(snap, run.ctx.region)))
 
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         rds = run.client("rds")
@@ -319,3 +336,56 @@ class DbClusterSnapshot:
     def delete(self, run: Run, f: Found) -> None:
         with ignoring(*_SNAPSHOT_NOT_FOUND):
             run.client("rds").delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=f.id)
+
+
+def find_snapshot(run: Run, snapshot_id: str) -> dict | None:
+    return unless_missing(lambda: run.client("rds").describe_db_cluster_snapshots(
+        DBClusterSnapshotIdentifier=snapshot_id)["DBClusterSnapshots"][0], *_SNAPSHOT_NOT_FOUND, "InvalidParameterValue")
+
+
+def snapshot_tags(run: Run, snap: dict) -> dict[str, str]:
+    tags = from_tag_list(snap.get("TagList"))
+    return tags or from_tag_list(run.client("rds").list_tags_for_resource(ResourceName=snap["DBClusterSnapshotArn"])["TagList"])
+
+
+def restore_window(run: Run, ident: str) -> tuple[datetime, datetime]:
+    """(earliest, latest) restorable times of a cluster's automated backups, as DescribeDBClusters
+    gives them (an emulator without EarliestRestorableTime: the cluster's creation)."""
+    cluster = run.client("rds").describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]
+    earliest = cluster.get("EarliestRestorableTime") or cluster.get("ClusterCreateTime")
+    latest = cluster.get("LatestRestorableTime")
+    if latest is None or earliest is None or not cluster.get("BackupRetentionPeriod"):
+        raise OperationError(f"{ident} has no automated backups to restore from",
+                             f"aws rds modify-db-cluster --db-cluster-identifier {ident} --backup-retention-period 7 "
+                             "--apply-immediately")
+    return utc(earliest), utc(latest)
+
+
+class DbClusterRestore(DbCluster):
+    """A new Multi-AZ DB cluster from a DB cluster snapshot (or the stack's cluster at a point in
+    time) in the stack's network. RDS takes none of the source's class, storage, subnet group or
+    security groups for a Multi-AZ DB cluster: each is given, from the lab and the stack, as for
+    the stack's own cluster. It joins the stack (its tags), so verify and down see it."""
+
+    kind = "db-cluster-restore"
+    what = "restored RDS DB cluster"
+
+    def create(self, run: Run, d: Desired) -> Found:
+        db = d.spec["database"]
+        common = dict(DBClusterInstanceClass=db.cluster_instance_class, StorageType=db.storage_type, **iops_argument(db),
+                      DBSubnetGroupName=run.ref("db.subnet-group").id, VpcSecurityGroupIds=[run.ref("sg.db").id],
+                      DBClusterParameterGroupName=run.ref("db.cluster-parameter-group").id,
+                      PubliclyAccessible=False, DeletionProtection=False, CopyTagsToSnapshot=True,
+                      Tags=run.tag_list(d.key, d.name) + origin_tags(d))
+        rds = run.client("rds")
+        if d.spec.get("snapshot"):
+            call = lambda: rds.restore_db_cluster_from_snapshot(  # noqa: E731
+                DBClusterIdentifier=d.name, SnapshotIdentifier=d.spec["snapshot"], Engine=db.engine, **common)["DBCluster"]
+        else:
+            when = {"UseLatestRestorableTime": True} if d.spec["time"] is None else {"RestoreToTime": d.spec["time"]}
+            call = lambda: rds.restore_db_cluster_to_point_in_time(  # noqa: E731
+                DBClusterIdentifier=d.name, SourceDBClusterIdentifier=d.spec["source"], **when, **common)["DBCluster"]
+        cluster = create_or_adopt(run, f"restored RDS DB cluster {d.name}", call, "DBClusterAlreadyExistsFault",
+                                  lambda: rds.describe_db_clusters(DBClusterIdentifier=d.name)["DBClusters"][0],
+                                  lambda c: from_tag_list(c.get("TagList")))
+        return self.ready(run, d, Found(d.key, DbCluster.kind, d.name, cluster["Status"], attrs=_cluster_attrs(cluster, [])))

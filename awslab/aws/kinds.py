@@ -22,7 +22,7 @@ from awslab.aws.database import (
     DbSnapshotCopy,
     DbSubnetGroup,
 )
-from awslab.aws.db_cluster import DbCluster, DbClusterParameterGroup, DbClusterSnapshot
+from awslab.aws.db_cluster import DbCluster, DbClusterParameterGroup, DbClusterRestore, DbClusterSnapshot
 from awslab.aws.host import HostCommand, Instance, InstanceProfile
 from awslab.aws.network import InternetGateway, RouteTable, Subnet, Vpc
 from awslab.aws.parameters import CacheParameterGroup, DbParameterGroup
@@ -35,7 +35,8 @@ KINDS = Kinds(
      InstanceProfile(), Instance(), DbSubnetGroup(), DbInstance(), DbReplica(),
      CacheSubnetGroup(), AuthTokenSecret(), ReplicationGroup(),
      DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(), HostCommand(),
-     DbParameterGroup(), CacheParameterGroup(), DbCluster(), DbClusterParameterGroup(), DbClusterSnapshot()),
+     DbParameterGroup(), CacheParameterGroup(), DbCluster(), DbClusterParameterGroup(), DbClusterSnapshot(),
+     DbClusterRestore()),
     areas=(network.discover, security_groups.discover, host.discover, database.discover, cache.discover,
            parameters.discover, db_cluster.discover),
 )

@@ -19,6 +19,7 @@ from awslab.cli._common import begin, mutating, one_at_a_time, progress_for, tar
 def snapshot(copy_to_region, kms_key, **opts):
     """Manual snapshots of the primary DB and the cache, named <stack>-<UTC time>, tagged with the stack.
 
+    On a cluster stack the DB's is a DB cluster snapshot (not copied to another region yet).
     Waits until they are available and prints their ids, sizes and monthly cost.
     Example: awslab snapshot --copy-to-region us-west-2
     """
@@ -44,7 +45,8 @@ def snapshots(**opts):
 
 @click.command()
 @click.argument("snapshot_id", required=False)
-@click.option("--as", "as_name", default=None, metavar="NAME", help="Identifier of the new instance or group (default <stack>-restored).")
+@click.option("--as", "as_name", default=None, metavar="NAME",
+              help="Identifier of the new instance, cluster or group (default <stack>-restored, <stack>-pitr).")
 @click.option("--to-time", default=None, metavar="ISO-8601|latest",
               help="Restore the primary to this point in time from its automated backups instead of a snapshot.")
 @click.option("--cache", "from_cache", is_flag=True, help="Restore the cache snapshot of that name (the DB's is the default).")
@@ -55,6 +57,8 @@ def restore(snapshot_id, as_name, to_time, from_cache, **opts):
 
     It lands in the stack's subnet group and security group, encrypted and not public, and joins
     the stack. `awslab snapshot` names its DB and cache snapshots alike: add --cache for the cache's.
+    On a cluster stack a new Multi-AZ DB cluster, from a DB cluster snapshot or the stack's
+    cluster at a point in time, with the lab's class and storage.
     Examples: awslab restore week6-20261127-143000 --as restored;
     awslab restore --to-time 2026-11-27T14:30:00Z --as before-the-mistake
     """

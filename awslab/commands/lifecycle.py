@@ -237,13 +237,40 @@ def resource_records(found: dict[str, Found], engines: dict[str, dict] | None = 
     for f in sorted(found.values(), key=lambda f: order_key(f.key)):
         record = {"key": f.key, "kind": f.kind, "id": f.id, "state": f.state, "endpoint": _endpoint(f) or None,
                   "created": f.created.isoformat() if f.created else None}
-        info = (engines or {}).get(_engine_endpoint(f))
-        if info:
-            record["local_address"] = f"{info['host']}:{info['port']}" if info.get("status") == "available" else None
-            record["engine_status"] = info.get("status")
-            if info.get("replica_lag_s") is not None:
-                record["replica_lag_s"] = info["replica_lag_s"]
+        record.update(_engine_fields((engines or {}).get(_engine_endpoint(f))))
+        if f.kind == "db-cluster" and engines is not None:
+            record["members"] = [{k: v for k, v in m.items() if k not in ("info", "since")}
+                                 for m in cluster_members(f, engines)]
         out.append(record)
+    return out
+
+
+def _engine_fields(info: dict | None) -> dict:
+    """Where a real engine listens on the local AWS, its status, and a replica's lag."""
+    if not info:
+        return {}
+    out = {"local_address": f"{info['host']}:{info['port']}" if info.get("status") == "available" else None,
+           "engine_status": info.get("status")}
+    if info.get("replica_lag_s") is not None:
+        out["replica_lag_s"] = info["replica_lag_s"]
+    return out
+
+
+def cluster_members(f: Found, engines: dict[str, dict]) -> list[dict]:
+    """A Multi-AZ DB cluster's writer, then its readable standbys, each with its own endpoint and, on
+    the local AWS, its engine: a reader's replica lag is what RDS's ReplicaLag metric shows per
+    reader (the writer has none), read from the standby's engine as an instance replica's is."""
+    writer = f.get("writer")
+    out = []
+    for m in sorted(f.get("members") or [], key=lambda m: (m["DBInstanceIdentifier"] != writer, m["DBInstanceIdentifier"])):
+        ep = m.get("Endpoint") or {}
+        endpoint = f"{ep['Address']}:{ep.get('Port')}" if ep.get("Address") else None
+        info = engines.get(endpoint or "")
+        created = m.get("InstanceCreateTime")
+        out.append({"id": m["DBInstanceIdentifier"], "role": "writer" if m["DBInstanceIdentifier"] == writer else "reader",
+                    "az": m.get("AvailabilityZone"), "state": m.get("DBInstanceStatus"), "endpoint": endpoint,
+                    "created": created.isoformat() if created else None, **_engine_fields(info),
+                    "info": info, "since": created})   # the last two for the table, not for JSON
     return out
 
 
@@ -323,8 +350,12 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
     if not found:
         ui.emit(f"stack {stack} on {ctx.target} ({ctx.region}): no resources")
         return EXIT_OK
-    rows = [[f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f) + _local_suffix(engines.get(_engine_endpoint(f)))]
-            for f in sorted(found.values(), key=lambda f: order_key(f.key))]
+    rows = []
+    for f in sorted(found.values(), key=lambda f: order_key(f.key)):
+        rows.append([f.key, f.kind, f.id, f.state, ui.age(f.created), _endpoint(f) + _local_suffix(engines.get(_engine_endpoint(f)))])
+        if f.kind == "db-cluster":   # its members under it: which AZ writes, and how far each reader trails
+            rows += [[f"  {f.key}.{m['role']}", f"cluster {m['role']}", f"{m['id']} ({m['az']})", m["state"] or "",
+                      ui.age(m["since"]), (m["endpoint"] or "") + _local_suffix(m["info"])] for m in cluster_members(f, engines)]
     ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
     ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources")
     if owner or record.get(TAG_CREATED):
@@ -356,7 +387,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
         kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
         _report_kept(stack, [], kept, output)
         return EXIT_OK
-    keeps = ["a final snapshot of each database (the primary, any restored instance) until you delete it"] if (
+    keeps = ["a final snapshot of each database (the primary or cluster, any restored instance or cluster) until you delete it"] if (
         any(f.kind in ("db-instance", "db-cluster") for f in run.found.values()) and not skip_final_snapshot) else []
     if not delete_snapshots:
         keeps.append("the stack's manual snapshots (`awslab snapshots`; --delete-snapshots removes them)")

@@ -89,16 +89,20 @@ def print_snapshots(snaps: list[Found], output: str, stack: str) -> None:
 
 def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key: str | None, output: str,
              progress: ui.Progress) -> int:
-    """Manual snapshots of the primary DB and the cache, optionally copied to another region."""
+    """Manual snapshots of the primary DB (or the stack's Multi-AZ DB cluster) and the cache,
+    optionally copied to another region."""
     if copy_to is not None and copy_to == ctx.region:
         raise UsageError(f"--copy-to-region {copy_to} is the stack's own region", "name another region, e.g. us-west-2")
     if copy_to is not None:
         check_region(copy_to, "--copy-to-region")
     run = progress_run(ctx, stack, lab.name, progress)
     run.found.update(discover(run))
-    primary, group = run.found.get("db.primary"), run.found.get("cache.group")
+    primary, group = run.found.get("db.primary") or run.found.get("db.cluster"), run.found.get("cache.group")
     if primary is None and group is None:
         raise UsageError(f"stack {stack} has no database or cache to snapshot", f"run `awslab up {lab.name}` first")
+    if copy_to is not None and primary is not None and primary.kind == "db-cluster":
+        raise UsageError("--copy-to-region: awslab does not copy a DB cluster snapshot to another region yet",
+                         "snapshot without it, then: aws rds copy-db-cluster-snapshot (run in the destination region)")
     name = snapshot_name(stack)
     if not valid_identifier(name, 255):
         raise UsageError(f"snapshot name '{name}' breaks AWS's identifier rules", IDENTIFIER_RULE)
@@ -139,7 +143,9 @@ def parse_time(text: str) -> datetime:
 
 def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_name: str | None, to_time: str | None,
             output: str, progress: ui.Progress, from_cache: bool = False) -> int:
-    """A new DB instance (or replication group) from a snapshot, or the primary at a point in time."""
+    """A new DB instance (or replication group) from a snapshot, or the primary at a point in time;
+    on a cluster stack a new Multi-AZ DB cluster from a DB cluster snapshot, or the stack's cluster
+    at a point in time."""
     if (snapshot_id is None) == (to_time is None):
         raise UsageError("give a SNAPSHOT_ID or --to-time, not both and not neither",
                          "awslab restore week6-20261127-143000 --as restored, or awslab restore --to-time latest")
@@ -155,10 +161,11 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
     if missing:
         raise UsageError(f"stack {stack} has no {', '.join(missing)} to restore into", f"run `awslab up {lab.name}` first")
     if to_time is not None:
-        primary = run.found.get("db.primary")
+        primary = run.found.get("db.primary") or run.found.get("db.cluster")
         if primary is None:
             raise UsageError(f"stack {stack} has no primary DB to restore to a point in time")
-        earliest, latest = database.restore_window(run, primary.id)
+        on_cluster = primary.kind == "db-cluster"   # RestoreDBClusterToPointInTime: a new cluster
+        earliest, latest = (db_cluster if on_cluster else database).restore_window(run, primary.id)
         spec_time = None
         if to_time != "latest":
             when = parse_time(to_time)
@@ -168,13 +175,14 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
             spec_time = when
         name = as_name or f"{stack}-pitr"
         origin = f"{primary.id}@{'latest' if spec_time is None else f'{spec_time:%Y-%m-%dT%H:%M:%SZ}'}"
-        key, kind, spec = f"db.restored.{name}", "db-restore", {"source": primary.id, "time": spec_time,
-                                                                 "database": lab.database, "origin": origin}
+        key, kind, spec = f"db.restored.{name}", "db-cluster-restore" if on_cluster else "db-restore", {
+            "source": primary.id, "time": spec_time, "database": lab.database, "origin": origin}
     else:
         # `awslab snapshot` names the DB and the cache snapshot alike: the DB's unless --cache.
         db_snap = None if from_cache else database.find_snapshot(run, snapshot_id)
-        cache_snap = None if db_snap else cache.find_snapshot(run, snapshot_id)
-        if db_snap is None and cache_snap is None:
+        cluster_snap = None if from_cache or db_snap else db_cluster.find_snapshot(run, snapshot_id)
+        cache_snap = None if db_snap or cluster_snap else cache.find_snapshot(run, snapshot_id)
+        if db_snap is None and cluster_snap is None and cache_snap is None:
             raise UsageError(f"unknown snapshot '{snapshot_id}' in {ctx.region}", "list them with `awslab snapshots`")
         name = as_name or f"{stack}-restored"
         if db_snap is not None:
@@ -182,21 +190,32 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
                 raise OwnershipError(f"DB snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
             key, kind, spec = f"db.restored.{name}", "db-restore", {"snapshot": snapshot_id, "database": lab.database,
                                                                      "origin": snapshot_id}
+        elif cluster_snap is not None:
+            if not owned_by(db_cluster.snapshot_tags(run, cluster_snap), stack):
+                raise OwnershipError(f"DB cluster snapshot {snapshot_id} is not stack {stack}'s",
+                                     "awslab restores only its own snapshots")
+            if "db.cluster-parameter-group" not in run.found:
+                raise UsageError(f"stack {stack} has no DB cluster parameter group for a cluster restored from {snapshot_id}",
+                                 f"a cluster stack has one: awslab up {lab.name} --set database.deployment=cluster")
+            key, kind, spec = f"db.restored.{name}", "db-cluster-restore", {"snapshot": snapshot_id, "database": lab.database,
+                                                                             "origin": snapshot_id}
         else:
             if not owned_by(cache.tags_of(run, cache_snap["ARN"]), stack):
                 raise OwnershipError(f"cache snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
             key, kind, spec = f"cache.restored.{name}", "cache-restore", {"snapshot": snapshot_id, "cache": lab.cache,
                                                                           "azs": lab.network.availability_zones,
                                                                           "origin": snapshot_id}
-    existing = next((f for f in run.found.values() if f.id == name and f.kind in ("db-instance", "db-replica", "replication-group")), None)
+    existing = next((f for f in run.found.values()
+                     if f.id == name and f.kind in ("db-instance", "db-replica", "db-cluster", "replication-group")), None)
     if existing is not None and existing.key != key:
         raise UsageError(f"{name} is already the stack's {existing.key}", "choose another name with --as")
     if existing is not None and existing.get("restored_from") not in (None, spec["origin"]):
         # A rerun of the same restore adopts it; another source under that name is AWS's refusal.
-        raise OperationError(f"DBInstanceAlreadyExists: {name} already exists, restored from "
-                             f"{existing.get('restored_from')}, not from {spec['origin']}",
+        what = "db-cluster" if existing.kind == "db-cluster" else "db-instance"
+        raise OperationError(f"{'DBClusterAlreadyExistsFault' if what == 'db-cluster' else 'DBInstanceAlreadyExists'}: "
+                             f"{name} already exists, restored from {existing.get('restored_from')}, not from {spec['origin']}",
                              f"choose another name with --as, or delete that one alone first: aws rds "
-                             f"delete-db-instance --db-instance-identifier {name} --skip-final-snapshot "
+                             f"delete-{what} --{what}-identifier {name} --skip-final-snapshot "
                              f"(`awslab down` would remove the whole stack)")
     plan = plan_restore(stack, Desired(key, kind, name, (), spec), run.found)
     step = plan.steps[0]
@@ -213,7 +232,8 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
                       **({"latency_profile": {k: v for k, v in local_profile(ctx).items() if k in ("profile", "time_scale", "explicit")}}
                          if ctx.is_local else {})})
     else:
-        how = (f"restored in {took(ctx, outcome.elapsed_s, 'rds.restore' if kind == 'db-restore' else 'elasticache.create')}"
+        transition = {"db-restore": "rds.restore", "db-cluster-restore": "rds.cluster.create"}.get(kind, "elasticache.create")
+        how = (f"restored in {took(ctx, outcome.elapsed_s, transition)}"
                if step.action == CREATE else "already there")
         ui.emit(f"{made.id} is {made.state} ({how}); endpoint {endpoint}")
         ui.emit(f"it is part of stack {stack}: `awslab verify` checks it, `awslab down` removes it")

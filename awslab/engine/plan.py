@@ -79,7 +79,7 @@ def _name_held(d: Desired, found: dict[str, Found]) -> Found | None:
 
 def _deps_of(f: Found) -> tuple[str, ...]:
     try:
-        return edge_for(f.key)[1]
+        return edge_for(f.key, f.kind)[1]
     except KeyError:
         # A resource tagged with a key this version does not know: order it like its kind.
         for kind, deps in EDGES.values():
@@ -114,11 +114,15 @@ def plan_promote(stack: str, replica: Found, retention_days: int) -> Plan:
 
 def plan_snapshot(stack: str, name: str, region: str, primary: Found | None, group: Found | None, *,
                   copy_to: str | None = None, kms_key: str | None = None) -> Plan:
-    """Manual snapshots named ``name`` of the primary DB and of the cache; the DB's copied to
-    ``copy_to`` once it is available."""
+    """Manual snapshots named ``name`` of the primary DB (or the stack's Multi-AZ DB cluster) and
+    of the cache; the DB instance's copied to ``copy_to`` once it is available."""
     steps = []
     db_key = f"snapshot.db.{region}.{name}"
-    if primary is not None:
+    if primary is not None and primary.kind == "db-cluster":   # CreateDBClusterSnapshot; no copy (refused before)
+        key = f"snapshot.db-cluster.{region}.{name}"
+        steps.append(Step(key, "db-cluster-snapshot", CREATE, (), Desired(key, "db-cluster-snapshot", name, (),
+                                                                          {"cluster": primary.id})))
+    elif primary is not None:
         steps.append(Step(db_key, "db-snapshot", CREATE, (), Desired(db_key, "db-snapshot", name, (), {"instance": primary.id})))
         if copy_to:
             key = f"snapshot.db.{copy_to}.{name}"

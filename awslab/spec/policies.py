@@ -105,6 +105,7 @@ def database_statements() -> list[dict]:
             "rds:CreateDBInstanceReadReplica", "rds:CreateDBSnapshot",
             "rds:CopyDBSnapshot", "rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBInstanceToPointInTime",
             "rds:CreateDBCluster", "rds:CreateDBClusterParameterGroup",   # database.deployment = "cluster"
+            "rds:CreateDBClusterSnapshot", "rds:RestoreDBClusterFromSnapshot", "rds:RestoreDBClusterToPointInTime",
             "rds:AddTagsToResource"], RDS_OWN + _arns("rds", "og")),
         _stmt("ChangeAndDeleteStackDatabases", [
             "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DeleteDBSubnetGroup", "rds:RebootDBInstance",

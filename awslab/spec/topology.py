@@ -48,10 +48,14 @@ EDGES: dict[str, tuple[str, tuple[str, ...]]] = {
 # Families of numbered resources whose count the lab sets: key prefix -> the lab setting.
 COUNTED = {"db.replica.": "database.read_replicas"}
 
-def edge_for(key: str) -> tuple[str, tuple[str, ...]]:
-    """Kind and dependencies of a key, numbered replicas and restores included; KeyError for an unknown key."""
+def edge_for(key: str, kind: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """Kind and dependencies of a key, numbered replicas and restores included; KeyError for an unknown key.
+    A restore of a Multi-AZ DB cluster (``kind`` db-cluster) is ordered as the stack's cluster:
+    it uses the cluster's parameter group, which must outlive it."""
     if key.startswith("db.replica."):
         return EDGES["db.replica"]
+    if key.startswith("db.restored.") and kind == "db-cluster":
+        return EDGES["db.cluster"]
     if key.startswith(("db.restored.", "db.promoted.")):
         return EDGES["db.primary"]
     if key.startswith("cache.restored."):

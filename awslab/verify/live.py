@@ -396,6 +396,11 @@ def connect(run: Run, what: str, as_env: bool, mysql=None) -> dict:
     if what in restored:
         f = restored[what]
         raw = f.get("raw") or {}
+        if f.kind == "db-cluster":   # a restored Multi-AZ DB cluster: its writer endpoint, its own secret
+            ep = {"Address": raw.get("Endpoint"), "Port": raw.get("Port")}
+            user, password = db_credentials(run, raw)
+            return _local_lines(run, "db", ep, user, password, raw.get("DatabaseName") or "postgres", as_env, f.id,
+                                host_of(found), mysql)
         if f.key.startswith("db."):
             ep = raw.get("Endpoint") or {}
             user, password = db_credentials(run, raw if raw.get("MasterUserSecret") else (found["db.primary"].get("raw") or {}))

@@ -125,6 +125,16 @@ def test_plan_down__deletes_dependents_first():
     assert {"network.igw", "network.subnet.public", "sg.app"} <= set(plan["network.vpc"].deps)
 
 
+def test_plan_down__a_restored_cluster_goes_before_the_cluster_parameter_group_a_restored_instance_before_its_group():
+    found = {k: Found(k, kind, k, "available") for k, kind in (
+        ("db.cluster-parameter-group", "db-cluster-parameter-group"), ("db.parameter-group", "db-parameter-group"),
+        ("db.subnet-group", "db-subnet-group"), ("db.restored.c", "db-cluster"), ("db.restored.i", "db-instance"))}
+    plan = {s.key: s for s in plan_down("s", found).steps}
+    assert plan["db.cluster-parameter-group"].deps == ("db.restored.c",)
+    assert plan["db.parameter-group"].deps == ("db.restored.i",)
+    assert set(plan["db.subnet-group"].deps) == {"db.restored.c", "db.restored.i"}
+
+
 def test_plan_down__only_what_was_found():
     found = {"network.vpc": Found("network.vpc", "vpc", "vpc-1", "available"),
              "db.subnet-group": Found("db.subnet-group", "db-subnet-group", "s-db", "Complete")}

@@ -173,6 +173,9 @@ def _scenario(stack: str):
         # database.deployment = "cluster": a Multi-AZ DB cluster's own actions.
         ("up cluster", ["up", "week6", "--name", f"{stack}c", "--set", "database.deployment=cluster"]),
         ("failover cluster", ["failover", "--name", f"{stack}c"]),
+        ("snapshot cluster", ["snapshot", "--name", f"{stack}c", "--output", "json"]),
+        ("restore cluster", ["restore", "{cluster_snap}", "--name", f"{stack}c", "--as", f"{stack}c-r"]),
+        ("restore cluster pitr", ["restore", "--to-time", "latest", "--name", f"{stack}c", "--as", f"{stack}c-p"]),
         ("down cluster", ["down", "--name", f"{stack}c"]),
         ("down cluster snapshots", ["down", "--name", f"{stack}c", "--delete-snapshots"]),
     ]
@@ -188,7 +191,9 @@ PREREQUISITES = {
     "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "promote": ("up",),
     "maintenance": ("up",), "maintenance apply": ("up",), "down": ("up",),
     "down snapshots": ("up", "snapshot", "down"),
-    "up cluster": (), "failover cluster": ("up cluster",), "down cluster": ("up cluster",),
+    "up cluster": (), "failover cluster": ("up cluster",), "snapshot cluster": ("up cluster",),
+    "restore cluster": ("up cluster", "snapshot cluster"), "restore cluster pitr": ("up cluster",),
+    "down cluster": ("up cluster",),
     "down cluster snapshots": ("up cluster", "down cluster"),
 }
 
@@ -213,7 +218,7 @@ def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, unt
             return original(self, op, params)
 
         monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    done, snap = [], None
+    done, snaps = [], {}
     for label, argv in _scenario(stack):
         if prepare_keys is not None and label != until and label not in PREREQUISITES[until]:
             continue
@@ -225,11 +230,12 @@ def _run_scenario(server, keys: dict, home, stack: str, awslab, monkeypatch, unt
 
             signed_post(server, server.log.parent.parent, "/awslab/maintenance/offer",
                         json.dumps({"region": "us-east-1", "instances": [f"{stack}-db"]}).encode())
-        argv = [a.replace("{snap}", snap or "") for a in argv]
+        argv = [a.replace("{snap}", snaps.get("snapshot", "")).replace("{cluster_snap}", snaps.get("snapshot cluster", ""))
+                for a in argv]
         result = awslab(*argv, "--target", "aws", "--region", "us-east-1", "--endpoint-url", server.endpoint_url, "--yes")
         done.append((label, result))
-        if label == "snapshot" and result.code == 0:
-            snap = json.loads(result.out)[0]["id"]
+        if label in ("snapshot", "snapshot cluster") and result.code == 0:
+            snaps[label] = json.loads(result.out)[0]["id"]
         if "not authorized to perform" in result.all or label == until:
             break
     return done

@@ -414,6 +414,19 @@ def install() -> None:
 
     DBCluster.latest_restorable_time = property(latest_restorable_time)
 
+    def earliest_restorable_time(self):
+        """Where the window starts: the first base backup, not the moment moto made the cluster (a
+        time between the two would pass the window DescribeDBClusters shows and still be refused)."""
+        window = restore_window(self) if getattr(self, "_awslab_members", None) else None
+        if window is None:
+            return self.__dict__.get("earliest_restorable_time")
+        return datetime.fromtimestamp(window[0], timezone.utc).replace(tzinfo=None)
+
+    def set_earliest(self, value) -> None:   # moto's __init__ assigns it; kept as the fallback
+        self.__dict__["earliest_restorable_time"] = value
+
+    DBCluster.earliest_restorable_time = property(earliest_restorable_time, set_earliest)
+
     hooks.revivers.append(revive)
     after("create_db_cluster", created)
     after("restore_db_cluster_from_snapshot", restored)
