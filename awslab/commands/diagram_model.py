@@ -160,11 +160,15 @@ def _host_nodes(world: World, by_subnet: dict[str, Subnet]) -> list[Node]:
 def _db_nodes(world: World) -> list[Node]:
     out = []
     for key, raw in world.dbs():
-        f = world.found[key]
+        cluster = None if key in world.found else world.found[key.rsplit(".", 1)[0]]   # a cluster's member
+        f = world.found[key] if cluster is None else cluster
         ident = raw.get("DBInstanceIdentifier", f.id)
         groups = _group_names(world, [g["VpcSecurityGroupId"] for g in raw.get("VpcSecurityGroups", [])])
         source = raw.get("ReadReplicaSourceDBInstanceIdentifier")
-        if source:
+        if cluster is not None:
+            role = (f"writer of Multi-AZ DB cluster {cluster.id}" if ident == cluster.get("writer") else
+                    f"reader of Multi-AZ DB cluster {cluster.id} (readable standby, quorum commit)")
+        elif source:
             role = f"read replica of {source.rsplit(':', 1)[-1]} (async)"
         elif key == "db.primary":
             role = "DB primary" + (" (Multi-AZ)" if raw.get("MultiAZ") else " (Single-AZ)")
@@ -264,7 +268,7 @@ def build(world: World, lab: Lab, when: str = "", flows: list[dict] | None = Non
         edges.append(Edge(INTERNET, host.id, f"tcp/{catalog.HTTPS_PORT} (SSM){' via ' + igw.group(0) if igw else ''}",
                           route.id, route.status, route.detail, route.hint or ""))
         for key, r in checks.db_paths(world, lab).items():
-            ident = (world.raw(key) or {}).get("DBInstanceIdentifier", world.found[key].id)
+            ident = dict(world.dbs()).get(key, {}).get("DBInstanceIdentifier") or world.found[key].id
             target = diagram_id("n", ident)
             node = next((n for n in nodes if n.id == target), None)
             edges.append(Edge(host.id, target, f"tcp/{lab.database.port}", r.id, r.status, r.detail, r.hint or "",

@@ -332,3 +332,19 @@ def test_build__the_flow_log__each_path_says_its_last_real_connection_beside_ver
     assert "none in the flow log" in html(t)
     # Without flow records (real AWS, or none yet) the labels are verify's alone.
     assert all(e.seen == "" for e in build(world(db_rule=False), lab).edges)
+
+
+def test_diagram_and_report__a_cluster_stack__each_member_in_its_az_as_writer_or_reader(awslab, aws, stack, tmp_path):
+    """A Multi-AZ DB cluster's three members, each in its own AZ with its role and a path from the
+    host (diagram and report failed with a KeyError on a member's key)."""
+    assert awslab("up", "week6", "--name", stack, "--set", "database.deployment=cluster").code == 0
+    members = aws("rds").describe_db_clusters(DBClusterIdentifier=f"{stack}-db")["DBClusters"][0]["DBClusterMembers"]
+    writer = next(m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"])
+    drawn = awslab("diagram", "--name", stack)
+    assert drawn.code == 0, drawn.err
+    assert drawn.out.count(f"of Multi-AZ DB cluster {stack}-db") == 3
+    assert f"{writer}<br/>writer of Multi-AZ DB cluster {stack}-db" in drawn.out
+    assert drawn.out.count("reader of Multi-AZ DB cluster") == 2 and drawn.out.count('|"tcp/5432: allowed"|') == 3
+    assert len({line.split("subgraph az_")[1].split("[")[0] for line in drawn.out.splitlines() if "subgraph az_" in line}) == 3
+    page = tmp_path / "report.html"
+    assert awslab("report", "--name", stack, "-o", str(page)).code == 0 and f"writer of Multi-AZ DB cluster {stack}-db" in page.read_text()
