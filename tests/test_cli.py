@@ -141,6 +141,8 @@ CATALOGUE = [
        fragment="--copy-to-region us-east-1 is the stack's own region", state=RECORD, local=True),
     _c("verify-check-unknown", "verify", "--name", "{stack}", "--check", "bogus",
        fragment="no check id starts with 'bogus'", state=RECORD, local=True),
+    # A name no stack has (nothing tagged with it, no record here) and no lab has: said as such.
+    _c("verify-stack-unknown", "verify", "--name", "{stack}", fragment="no stack '{stack}' in us-east-1", local=True),
     _c("diagram-format-unknown", "diagram", "--name", "{stack}", "--format", "png", fragment="unknown diagram format 'png'"),
     _c("diagram-file-extension-unknown", "diagram", "--name", "{stack}", "-o", "lab.png",
        fragment="cannot tell the diagram format of 'lab.png' from its extension"),

@@ -56,6 +56,12 @@ def stack_lab(ctx: Context, lab_file: str | None = None, overrides=()) -> Lab:
         return load_lab(None if lab_file else (record.get("lab") or stack), lab_file, overrides)
     if record.get("lab_file"):
         return load_lab(None, record["lab_file"], record.get("overrides") or [])
+    if not record:
+        from awslab.spec.lab import available_labs
+
+        if stack not in available_labs():   # "unknown lab" would send the user after the wrong thing
+            raise UsageError(f"no stack '{stack}' in {ctx.region}: nothing there carries its tag, and no lab has its "
+                             "name", "`awslab stacks --all-regions` lists the stacks; --region for another region")
     return load_lab(record.get("lab") or stack, None, record.get("overrides") or [])
 
 
@@ -306,9 +312,17 @@ def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], o
     mapping = _engine_map(ctx, stack) if ctx.is_local else None
     if mapping:
         if lab.database.deployment == "cluster":
-            ui.emit("The local AWS runs the Multi-AZ DB cluster as a control plane (its writer, two readers, "
-                    "endpoints, failover and final snapshot; no real database behind its endpoints yet: its live "
-                    "checks SKIP); real Redis answers behind the cache endpoint (`awslab connect cache`).")
+            cluster = found.get("db.cluster")
+            info = mapping.get(f"{cluster.get('endpoint')}:{cluster.get('port')}") or {} if cluster else {}
+            if info.get("status") in ("available", "starting"):
+                ui.emit("Real PostgreSQL answers behind the Multi-AZ DB cluster's endpoints (a writer and two readable "
+                        "standbys, each commit on one of them too) and real Redis behind the cache's: `awslab verify` "
+                        "checks them, `awslab connect db|reader|cache` prints a psql / redis-cli line.")
+            else:
+                why = info.get("reason") or "no engine behind its endpoints"
+                ui.emit(f"The local AWS runs the Multi-AZ DB cluster as a control plane only ({why}: its writer, "
+                        "readers, endpoints, failover and final snapshot, its live checks SKIP); real Redis answers "
+                        "behind the cache endpoint (`awslab connect cache`).")
             return
         if lab.database.engine == "postgres":
             ui.emit("Real PostgreSQL and Redis answer behind the endpoints: `awslab verify` checks them, "

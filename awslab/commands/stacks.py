@@ -323,7 +323,8 @@ def stack_state(found: dict, expected: set[str] | None = None) -> str:
            "inaccessible-encryption-credentials", "create-failed", "shutting-down", "terminated"}
     if any(f.state in bad for f in found.values()):
         return "broken"
-    core = ("network.vpc", "host.instance", "db.primary", "cache.group")
+    database = "db.cluster" if "db.cluster" in (found if expected is None else expected) else "db.primary"
+    core = ("network.vpc", "host.instance", database, "cache.group")
     ready = {"available", "running"}
     if expected is not None and not expected <= set(found):
         return "partial"

@@ -4,6 +4,8 @@ one test draws a real stack on the local AWS, then revokes its DB rule with boto
 
 from __future__ import annotations
 
+import json
+
 import re
 import xml.etree.ElementTree as ET
 
@@ -346,5 +348,7 @@ def test_diagram_and_report__a_cluster_stack__each_member_in_its_az_as_writer_or
     assert f"{writer}<br/>writer of Multi-AZ DB cluster {stack}-db" in drawn.out
     assert drawn.out.count("reader of Multi-AZ DB cluster") == 2 and drawn.out.count('|"tcp/5432: allowed"|') == 3
     assert len({line.split("subgraph az_")[1].split("[")[0] for line in drawn.out.splitlines() if "subgraph az_" in line}) == 3
+    listed = json.loads(awslab("stacks", "--output", "json").out)["stacks"]
+    assert [r["state"] for r in listed if r["stack"] == stack] == ["complete"]   # was "partial": no db.primary
     page = tmp_path / "report.html"
     assert awslab("report", "--name", stack, "-o", str(page)).code == 0 and f"writer of Multi-AZ DB cluster {stack}-db" in page.read_text()
