@@ -449,7 +449,7 @@ def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str)
     if deleted:
         ui.emit(f"stack {stack}: deleted {len(deleted)} resources")
     if kept:
-        ui.emit(f"kept {len(kept)} snapshots, about {pricing.format_money(snapshots_monthly(kept))}/month until deleted "
+        ui.emit(f"kept {len(kept)} snapshot{'' if len(kept) == 1 else 's'}, about {pricing.format_money(snapshots_monthly(kept))}/month until deleted "
                 f"(`awslab down --delete-snapshots` removes them):")
         for s in kept:
             ui.emit(f"  {s.kind} {s.id} ({s.get('region')}{', final' if '-final-' in s.id else ''})")

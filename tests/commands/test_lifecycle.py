@@ -84,7 +84,7 @@ def test_up_status_down__builds_the_lab_as_specified_and_leaves_only_the_final_s
 
     down = awslab("down", "--yes")
     assert down.code == 0, down.err
-    assert "kept 1 snapshots" in down.out and "-final-" in down.out
+    assert "kept 1 snapshot," in down.out and "-final-" in down.out
     assert all(not v for v in ec2_tagged(aws, stack).values())
     leftovers = stack_tagged(aws, stack)
     assert len(leftovers) == 1 and ":snapshot:" in leftovers[0], leftovers
