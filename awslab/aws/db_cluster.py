@@ -32,7 +32,7 @@ from awslab.engine.waiting import (
 from awslab.errors import OperationError, UsageError
 from awslab.spec.catalog import db_major
 from awslab.spec.deployment import iops_argument
-from awslab.spec.model import Desired, Found, Setting, parameters
+from awslab.spec.model import Change, Desired, Found, Setting, changes_in_place, modify_arguments, parameters
 from awslab.spec.tags import TAG_RESOURCE, TAG_RESTORED_FROM, from_tag_list, origin_tags, owned_by
 from awslab.spec.topology import names
 
@@ -50,15 +50,17 @@ CLUSTER_SETTINGS = (
     Setting("database.engine_version", "engine_version", create=("EngineVersion",), describe="EngineVersion",
             check="spec.db.engine", read=db_major),
     Setting("database.cluster_instance_class", "cluster_instance_class", create=("DBClusterInstanceClass",),
-            describe="DBClusterInstanceClass", check="spec.db.class"),
+            modify=("DBClusterInstanceClass",), describe="DBClusterInstanceClass", check="spec.db.class"),
     Setting("database.allocated_storage_gib", "allocated_storage_gib", create=("AllocatedStorage",),
-            describe="AllocatedStorage", cfn=("AllocatedStorage",), check="spec.db.storage"),
+            modify=("AllocatedStorage",), describe="AllocatedStorage", cfn=("AllocatedStorage",),
+            check="spec.db.storage", grows_only=True),
     Setting("database.storage_type", "storage_type", create=("StorageType",), describe="StorageType",
             cfn=("StorageType",), check="spec.db.storage"),
     Setting("database.backup_retention_days", "backup_retention_days", create=("BackupRetentionPeriod",),
-            describe="BackupRetentionPeriod", cfn=("BackupRetentionPeriod",), check="spec.db.backups"),
+            modify=("BackupRetentionPeriod",), describe="BackupRetentionPeriod", cfn=("BackupRetentionPeriod",),
+            check="spec.db.backups"),
     Setting("database.deletion_protection", "deletion_protection", create=("DeletionProtection",),
-            describe="DeletionProtection", cfn=("DeletionProtection",)),
+            modify=("DeletionProtection",), describe="DeletionProtection", cfn=("DeletionProtection",)),
     Setting("database.storage_encrypted", "storage_encrypted", create=("StorageEncrypted",),
             describe="StorageEncrypted", cfn=("StorageEncrypted",)),
     Setting("database.master_username", "master_username", create=("MasterUsername",), describe="MasterUsername",
@@ -68,7 +70,8 @@ CLUSTER_SETTINGS = (
     Setting("database.port", "port", create=("Port",), cfn=("Port",)),
     # RDS's weekly window, as for the instance (spec/windows.py); left empty, RDS picks one.
     Setting("database.maintenance_window", "maintenance_window", create=("PreferredMaintenanceWindow",),
-            describe="PreferredMaintenanceWindow", cfn=("PreferredMaintenanceWindow",), read=str.lower, optional=True),
+            modify=("PreferredMaintenanceWindow",), describe="PreferredMaintenanceWindow",
+            cfn=("PreferredMaintenanceWindow",), read=str.lower, optional=True),
 )
 
 
@@ -125,7 +128,7 @@ def discover(run: Run) -> list[Found]:
 
 class DbCluster:
     kind = "db-cluster"
-    capabilities = frozenset({"failover", "final-snapshot", "ready"})
+    capabilities = frozenset({"failover", "final-snapshot", "ready", "settings"})
     # What the progress line says it waits for; the transition whose AWS duration `restore` quotes.
     what = "RDS DB cluster"
 
@@ -168,6 +171,21 @@ class DbCluster:
 
         run.wait(f.key, f"the members of RDS DB cluster {f.id}", members_ready, done={"available"}, kind="db-instance")
         return replace(f, state=state, attrs={**f.attrs, **_cluster_attrs(latest, members)})
+
+    def changes(self, d: Desired, f: Found) -> tuple[Change, ...]:
+        """The settings ModifyDBCluster changes in place that differ from the lab (CLUSTER_SETTINGS:
+        the members' class, storage, backups, deletion protection, the maintenance window)."""
+        return changes_in_place(CLUSTER_SETTINGS, d.spec["database"], f.get("raw") or {})
+
+    def apply(self, run: Run, d: Desired, f: Found, changes: tuple[Change, ...]) -> Found:
+        """ModifyDBCluster with the planned changes, applied now (as `up` promises): RDS changes all
+        three members (a class change one reader at a time, then a failover to one of them); then
+        wait for the cluster and its members. io1/io2 storage takes its Iops with the new size."""
+        args = modify_arguments(CLUSTER_SETTINGS, changes)
+        if {"AllocatedStorage", "StorageType"} & set(args):
+            args.update(iops_argument(d.spec["database"]))
+        run.client("rds").modify_db_cluster(DBClusterIdentifier=f.id, ApplyImmediately=True, **args)
+        return self.ready(run, d, f)
 
     def final_snapshot_id(self, run: Run, f: Found) -> str | None:
         if run.options.get("skip_final_snapshot"):

@@ -111,7 +111,8 @@ def database_statements() -> list[dict]:
             "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:DeleteDBSubnetGroup", "rds:RebootDBInstance",
             "rds:ModifyDBParameterGroup", "rds:DeleteDBParameterGroup",
             "rds:ModifyDBInstance", "rds:PromoteReadReplica", "rds:ApplyPendingMaintenanceAction",
-            "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup", "rds:FailoverDBCluster",
+            "rds:ModifyDBCluster", "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup",
+            "rds:FailoverDBCluster",
             "rds:DeleteDBCluster", "rds:DeleteDBClusterSnapshot"], RDS_OWN, OWNED),
         # ManageMasterUserPassword: RDS makes its secret (named rds!...) with the caller's permissions.
         _stmt("RdsManagedMasterSecret", ["secretsmanager:CreateSecret", "secretsmanager:TagResource",

@@ -111,6 +111,19 @@ def test_lab__up_cluster_verify_failover_then_down_keeps_a_final_cluster_snapsho
     again = awslab("plan", "week6", "--name", stack, "--set", "database.deployment=cluster", "--output", "json")
     assert again.code == 0 and json.loads(again.out)["counts"] == {"keep": 20}, again.out
 
+    # A setting RDS changes in place (ModifyDBCluster): planned as an update, applied by `up` to the
+    # cluster and its three members, and verify's spec check passes on it (it was kept as it was).
+    bigger = ("--set", "database.deployment=cluster", "--set", "database.cluster_instance_class=db.m6gd.xlarge")
+    planned = awslab("plan", "week6", "--name", stack, *bigger)
+    assert "database.cluster_instance_class: db.m6gd.large -> db.m6gd.xlarge" in planned.out, planned.out
+    assert awslab("up", "week6", "--name", stack, *bigger).code == 0
+    rds = aws("rds")
+    assert rds.describe_db_clusters(DBClusterIdentifier=f"{stack}-db")["DBClusters"][0]["DBClusterInstanceClass"] == "db.m6gd.xlarge"
+    members = rds.describe_db_instances(Filters=[{"Name": "db-cluster-id", "Values": [f"{stack}-db"]}])["DBInstances"]
+    assert [m["DBInstanceClass"] for m in members] == ["db.m6gd.xlarge"] * 3
+    checked = {r["id"]: r["status"] for r in json.loads(awslab("verify", "--name", stack, "--output", "json").out)}
+    assert checked["spec.db.class"] == "PASS"
+
     failover = awslab("failover", "--name", stack, "--output", "json")
     assert failover.code == 0, failover.err[-1500:]
     moved = json.loads(failover.out)

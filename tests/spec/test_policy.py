@@ -172,6 +172,8 @@ def _scenario(stack: str):
         ("down snapshots", ["down", "--name", stack, "--delete-snapshots"]),
         # database.deployment = "cluster": a Multi-AZ DB cluster's own actions.
         ("up cluster", ["up", "week6", "--name", f"{stack}c", "--set", "database.deployment=cluster"]),
+        ("modify cluster", ["up", "week6", "--name", f"{stack}c", "--set", "database.deployment=cluster",
+                            "--set", "database.cluster_instance_class=db.m6gd.xlarge"]),
         ("failover cluster", ["failover", "--name", f"{stack}c"]),
         ("snapshot cluster", ["snapshot", "--name", f"{stack}c", "--output", "json"]),
         ("restore cluster", ["restore", "{cluster_snap}", "--name", f"{stack}c", "--as", f"{stack}c-r"]),
@@ -191,7 +193,7 @@ PREREQUISITES = {
     "restore pitr": ("up",), "failover": ("up",), "failover cache": ("up",), "promote": ("up",),
     "maintenance": ("up",), "maintenance apply": ("up",), "down": ("up",),
     "down snapshots": ("up", "snapshot", "down"),
-    "up cluster": (), "failover cluster": ("up cluster",), "snapshot cluster": ("up cluster",),
+    "up cluster": (), "modify cluster": ("up cluster",), "failover cluster": ("up cluster",), "snapshot cluster": ("up cluster",),
     "restore cluster": ("up cluster", "snapshot cluster"), "restore cluster pitr": ("up cluster",),
     "down cluster": ("up cluster",),
     "down cluster snapshots": ("up cluster", "down cluster"),

@@ -224,3 +224,28 @@ def stop_db_cluster(original, self, cluster_identifier):
     if cluster is not None and is_multi_az_cluster(cluster):
         raise rds_error("InvalidDBClusterStateFault", "Stopping and starting Multi-AZ DB clusters isn't supported.")
     return original(self, cluster_identifier)
+
+
+@patch(RDS_BACKEND, gap=("rds-cluster-members", "rds-cluster-states"), phase="rejects")
+def modify_db_cluster(original, self, kwargs):
+    """ModifyDBCluster on a Multi-AZ DB cluster changes its members too, as RDS does (their class
+    and storage are the cluster's: DescribeDBInstances shows the new ones); the cluster and its
+    members are ``modifying`` for the profile's ``rds.modify``. moto changed the cluster alone and
+    answered ``available`` at once."""
+    ident = kwargs.get("new_db_cluster_identifier") or kwargs["db_cluster_identifier"]   # moto overwrites it
+    result = original(self, kwargs)
+    cluster = self.clusters.get(ident)
+    if cluster is None or not is_multi_az_cluster(cluster):
+        return result
+    changed = {"db_instance_class": kwargs.get("db_cluster_instance_class"),
+               "allocated_storage": kwargs.get("allocated_storage"), "storage_type": kwargs.get("storage_type"),
+               "iops": kwargs.get("iops")}
+    if any(v is not None for v in changed.values()):
+        ident = cluster.db_cluster_identifier
+        for member in [db for db in list(self.databases.values()) if getattr(db, "db_cluster_identifier", None) == ident]:
+            for attr, value in changed.items():
+                if value is not None:
+                    setattr(member, attr, value)
+            latency.start(member, "rds.modify")
+        latency.start(cluster, "rds.modify")
+    return result
