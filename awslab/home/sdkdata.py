@@ -65,21 +65,31 @@ def _file_loader(directory: Path):
             source = next((file_path + ext for ext in _JSON_OPEN_METHODS if os.path.isfile(file_path + ext)), None)
             if source is None:
                 return None
-            st = os.stat(source)
-            stamp = (st.st_size, st.st_mtime_ns)
             cached = directory / (hashlib.sha256(source.encode()).hexdigest()[:24] + ".marshal")
-            try:
-                with open(cached, "rb") as fh:
-                    seen, data = marshal.loads(fh.read())
-                if tuple(seen) == stamp:
-                    return data
-            except (OSError, EOFError, ValueError, TypeError):
-                pass
-            data = _plain(super().load_file(file_path))
-            _write(cached, marshal.dumps((stamp, data)))
-            return data
+            return _through(cached, source, lambda: _plain(super(MarshalCachedFileLoader, self).load_file(file_path)))
 
     return MarshalCachedFileLoader()
+
+
+def _through(cached: Path, source, load):
+    """``load()``'s data, kept marshalled in ``cached`` and read from there while ``source`` (the
+    file it is parsed from) keeps its size and mtime; data marshal cannot write is not kept."""
+    st = os.stat(source)
+    stamp = (st.st_size, st.st_mtime_ns)
+    try:
+        with open(cached, "rb") as fh:
+            seen, data = marshal.loads(fh.read())
+        if tuple(seen) == stamp:
+            return data
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    data = load()
+    try:
+        blob = marshal.dumps((stamp, data))
+    except ValueError:
+        return data
+    _write(cached, blob)
+    return data
 
 
 def _write(path: Path, blob: bytes) -> None:
@@ -153,23 +163,8 @@ def _cached_resources(load, directory: Path | None):
         source = next((p for p in (root / f"{resource}.gz", root / resource) if p.is_file()), None)
         if directory is None or source is None:
             return load(resource)
-        st = source.stat()
-        stamp = (st.st_size, st.st_mtime_ns)
         cached = directory / "moto" / (hashlib.sha256(str(source).encode()).hexdigest()[:24] + ".marshal")
-        try:
-            with open(cached, "rb") as fh:
-                seen, data = marshal.loads(fh.read())
-            if tuple(seen) == stamp:
-                return data
-        except (OSError, EOFError, ValueError, TypeError):
-            pass
-        data = load(resource)
-        try:
-            blob = marshal.dumps((stamp, data))
-        except ValueError:   # not plain data: read it each time
-            return data
-        _write(cached, blob)
-        return data
+        return _through(cached, source, lambda: load(resource))
 
     load_resource.awslab_shared = True
     return load_resource
