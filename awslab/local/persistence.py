@@ -46,7 +46,8 @@ STATE_FILE = "state.pickle"
 # Present while the state cannot be saved (since when, why, when the kept state was saved): what
 # every command and `local stop` read to say so. Removed by the next good save.
 UNSAVED_FILE = "state.unsaved.json"
-FORMAT = 3   # 2: AWS managed policies saved by reference; 3: Amazon AMIs left out
+FORMAT = 2   # 2: AWS managed policies saved by reference. (Amazon's AMIs left out changed nothing a
+# state of this format loads: one that holds them, saved before, loads with them as it is.)
 SAVE_DELAY_S = 0.2
 SAVE_AT_MOST_S = 1.0
 # Operations that only read: anything else marks the state changed.
