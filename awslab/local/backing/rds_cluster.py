@@ -232,8 +232,9 @@ def install() -> None:
         start(cluster, to_time=(_key(source, _roles(source)[0]), when))
 
     def failed_over(self, cluster, db_cluster_identifier, target_db_instance_identifier=None, *a, **kw) -> None:
-        """The writer crashes (here, in the request: what it acknowledged is then fixed), the
-        standby that received the most WAL is promoted (or the one asked for), the writer endpoint
+        """The writer crashes (here, in the request: what it acknowledged is then fixed) and the
+        standby that received the most WAL is promoted; or, with a member asked for, the writer stops
+        as in a switchover (every acknowledged commit flushed there first) and it is promoted. The writer endpoint
         reaches it, the other standby follows it, and the old writer is made anew as a standby."""
         if not is_multi_az_cluster(cluster) or not getattr(cluster, "_awslab_members", None) or _no_engines(cluster):
             return
@@ -242,11 +243,14 @@ def install() -> None:
         if not engines.alive(wk):
             return
         writer_ep, reader_ep = _endpoints(cluster)
-        engines.crash_writer(wk)
+        asked = target_db_instance_identifier if target_db_instance_identifier in standbys else None
+        if asked:   # a switchover to that member: it must hold all that was acknowledged
+            engines.stop_writer(wk)
+        else:       # the most caught-up standby holds it: a crash loses nothing acknowledged
+            engines.crash_writer(wk)
         for e in (writer_ep, reader_ep, _member_endpoints(cluster).get(old)):
             if e:
                 b.forwarder.drop(e)
-        asked = target_db_instance_identifier if target_db_instance_identifier in standbys else None
         best = engines.most_caught_up([_key(cluster, s) for s in standbys])
         new = asked or next((s for s in standbys if _key(cluster, s) == best), None) or \
             next((m.db_instance_identifier for m in cluster.members if m.is_cluster_writer), standbys[0])

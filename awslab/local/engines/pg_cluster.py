@@ -77,6 +77,25 @@ class PostgresCluster(EngineCore):
                 terminate(entry)
         self.registry.update(writer, status="failed", pid=None, port=None)
 
+    def stop_writer(self, writer: str) -> None:
+        """The writer stops for a switchover to a member asked for: a fast shutdown, in which
+        PostgreSQL's WAL senders send each standby still streaming the WAL up to the shutdown
+        checkpoint and wait for it to be flushed there, so the member asked for holds every commit
+        that was acknowledged, whichever standby acknowledged it (a crash would leave it only on the
+        other). Bounded; then as ``crash_writer``."""
+        entry = self.get(writer)
+        if entry is None:
+            return
+        if is_ours(entry):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(entry["pid"], signal.SIGINT)
+            if not wait_gone(entry["pid"], STOP_TIMEOUT_S):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(entry["pid"], signal.SIGQUIT)
+                if not wait_gone(entry["pid"], STOP_TIMEOUT_S):
+                    terminate(entry)
+        self.registry.update(writer, status="failed", pid=None, port=None)
+
     def most_caught_up(self, standbys: list[str]) -> str | None:
         """The standby that received the most WAL (the first named, on a tie), None if none answers."""
         received = {k: lsn for k in standbys if (lsn := self.received_lsn(k)) is not None}
