@@ -67,15 +67,7 @@ class PostgresCluster(EngineCore):
     def crash_writer(self, writer: str) -> None:
         """The writer stops as in a crash (immediate shutdown: no checkpoint, its clients cut off,
         nothing more committed); its entry stays, without a process, until it is rebuilt."""
-        entry = self.get(writer)
-        if entry is None:
-            return
-        if is_ours(entry):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(entry["pid"], signal.SIGQUIT)
-            if not wait_gone(entry["pid"], STOP_TIMEOUT_S):
-                terminate(entry)
-        self.registry.update(writer, status="failed", pid=None, port=None)
+        self._end_writer(writer, signal.SIGQUIT)
 
     def stop_writer(self, writer: str) -> None:
         """The writer stops for a switchover to a member asked for: a fast shutdown, in which
@@ -83,17 +75,22 @@ class PostgresCluster(EngineCore):
         checkpoint and wait for it to be flushed there, so the member asked for holds every commit
         that was acknowledged, whichever standby acknowledged it (a crash would leave it only on the
         other). Bounded; then as ``crash_writer``."""
+        self._end_writer(writer, signal.SIGINT, signal.SIGQUIT)
+
+    def _end_writer(self, writer: str, *signals: int) -> None:
+        """Each signal in turn to the writer's postmaster, each given STOP_TIMEOUT_S, then killed;
+        its entry kept, without a process, until it is rebuilt."""
         entry = self.get(writer)
         if entry is None:
             return
         if is_ours(entry):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(entry["pid"], signal.SIGINT)
-            if not wait_gone(entry["pid"], STOP_TIMEOUT_S):
+            for sig in signals:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(entry["pid"], signal.SIGQUIT)
-                if not wait_gone(entry["pid"], STOP_TIMEOUT_S):
-                    terminate(entry)
+                    os.kill(entry["pid"], sig)
+                if wait_gone(entry["pid"], STOP_TIMEOUT_S):
+                    break
+            else:
+                terminate(entry)
         self.registry.update(writer, status="failed", pid=None, port=None)
 
     def most_caught_up(self, standbys: list[str]) -> str | None:
