@@ -16,6 +16,7 @@ from awslab.commands._common import discovered
 from awslab.commands.diagram_model import Topology, build, now_text
 from awslab.commands.flows import observed
 from awslab.commands.lifecycle import stack_lab
+from awslab.commands.pages import check_out_path, write_page
 from awslab.engine.context import Context
 from awslab.errors import EXIT_OK, UsageError
 from awslab.verify import checks
@@ -31,7 +32,10 @@ def render(t: Topology, fmt: str) -> str:
 
 
 def format_for(fmt: str | None, out: str | None) -> str:
-    """--format, else the -o file's extension, else mermaid; anything else is bad input (exit 2)."""
+    """--format, else the -o file's extension, else mermaid; anything else is bad input (exit 2), and
+    so is an -o file that cannot be written."""
+    if out is not None:
+        check_out_path(out)
     if fmt is not None:
         if fmt.lower() not in FORMATS:
             raise UsageError(f"unknown diagram format '{fmt}'", f"use one of: {', '.join(FORMATS)}")
@@ -53,6 +57,6 @@ def diagram(ctx: Context, stack: str, fmt: str, out: str | None, progress: ui.Pr
     if out is None:
         ui.emit(text.rstrip("\n"))
     else:
-        Path(out).write_text(text, encoding="utf-8")
+        write_page(Path(out), text)
         progress.line(f"wrote the {fmt} diagram of stack {stack} to {out}")
     return EXIT_OK

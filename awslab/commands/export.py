@@ -279,11 +279,12 @@ def export_cloudformation(lab: Lab, stack: str | None, overrides, lab_file: str 
     import click
 
     from awslab.commands._common import check_stack_name
+    from awslab.commands.pages import check_out_path, write_page
 
+    path = check_out_path(out) if out else None   # refused before the template is made
     text = render_yaml(template(lab, check_stack_name(stack or lab.name), list(overrides),
                                 os.path.abspath(lab_file) if lab_file else None))
-    if out:
-        with open(out, "w") as f:
-            f.write(text)
+    if path is not None:
+        write_page(path, text)
     else:
         click.echo(text, nl=False)

@@ -159,6 +159,11 @@ def test_export_cli__writes_the_file_and_refuses_a_bad_name(awslab, tmp_path):
     assert done.code == 0 and yaml.safe_load(out.read_text())["Parameters"]["StackName"]["Default"] == "alice"
     bad = awslab("export", "cloudformation", "week6", "--name", "Bad_Name")
     assert bad.code == 2 and "invalid stack name 'Bad_Name'" in bad.err and bad.out == ""
+    # A folder that does not exist: one line, exit 2 (was "unexpected FileNotFoundError"), for the diagram too.
+    for args in (("export", "cloudformation", "week6"), ("diagram",)):
+        nowhere = awslab(*args, "-o", str(tmp_path / "no-such-folder" / "lab.svg"))
+        assert nowhere.code == 2 and nowhere.err.count("\n") == 1, nowhere.err
+        assert "the folder" in nowhere.err and "does not exist" in nowhere.err
 
 
 @pytest.mark.lifecycle
