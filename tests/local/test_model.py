@@ -6,13 +6,18 @@ The steps: `up` (a replica or none), writing a row with psql, `snapshot` (copied
 or not), `restore` of the DB (from a snapshot, or to the latest time) and of the cache, `failover`
 of the DB and of the cache, `promote`, deleting a restored or promoted instance with the AWS API (as
 with the AWS CLI), `local stop`/`start`, a SIGKILL of the server, `down` (keeping or deleting the
-snapshots). What always holds: every save of the local AWS succeeds; the primary holds every row
+snapshots), Ctrl-C in the middle of `up`, `down` or `failover` (then the command rerun), a class of
+two built and removed beside the stack (`class up`/`status`/`down`), and the lab's exported template
+deployed and deleted through CloudFormation. What always holds: every save of the local AWS succeeds; the primary holds every row
 written to it (through failovers, restarts and kills); a DB restored from a snapshot holds the rows
 of that moment; `stacks` and `status` agree, and say complete while the stack has all its lab
 wants (partial once its replica is promoted); every DB
 instance has its own master secret and that secret exists; every engine process under the home
 is one the local AWS knows; `down` leaves nothing tagged with the stack in any region but the
-snapshots it listed as kept, and nothing at all with `--delete-snapshots`.
+snapshots it listed as kept, and nothing at all with `--delete-snapshots`; an interrupted command
+says "nothing was changed" only when nothing was, and its rerun converges; a class's stacks are
+complete while they stand and leave nothing; CloudFormation says CREATE_COMPLETE only once every DB
+instance and the cache are available, and its delete leaves only the primary's final snapshot.
 
 A sequence is a seeded random walk: each step one of the steps possible now, the ones taken least
 so far more likely, so a short walk still visits most of them. The suite runs ``AWSLAB_MODEL_SEEDS``
@@ -36,7 +41,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import engine_processes, engines_of, eventually, server_keys, shell
+from conftest import engine_processes, engines_of, eventually, interrupt_when, server_keys, shell
 
 from awslab.local.persistence import SAVE_AT_MOST_S
 
@@ -95,6 +100,10 @@ class Walk:
             "restart": (up, [""]),
             "kill": (up, [""]),
             "down": (up, ["keep", "delete"]),
+            # Ctrl-C after that many progress lines (a command may finish first: then it is not interrupted).
+            "interrupt": (True, [f"{cmd}-{n}" for cmd in (("down", "failover") if up else ("up",)) for n in (2, 6)]),
+            "class": (True, [""]),
+            "cfn": (True, [""]),
         }
 
     def take(self, name: str, arg: str) -> None:
@@ -195,6 +204,75 @@ class Walk:
             assert all(":snapshot" in a for a in left), left
             assert all(a.rsplit(":", 1)[-1].split("/")[-1] in done.out for a in left), (left, done.out)
 
+    def do_interrupt(self, arg: str) -> None:
+        """Ctrl-C once ``n`` progress lines of the command are out, then the command again: what the
+        interrupted one said is true, and the rerun converges (checked by the step it reruns)."""
+        cmd, n = arg.rsplit("-", 1)
+        args = {"up": ["up", "week6", "--name", self.stack, "--set", "database.read_replicas=1"],
+                "down": ["down", "--name", self.stack, "--yes"],
+                "failover": ["failover", "--name", self.stack]}[cmd]
+        lines: list[str] = []
+        before = sorted(self.tagged("us-east-1"))
+        code, err = interrupt_when(args, lambda line: lines.append(line) is None and len(lines) >= int(n))
+        assert code in (0, 130), (code, err[-2000:])
+        if code == 130:
+            assert "rerun the same command" in err, err[-2000:]
+            if "nothing was changed" in err:
+                assert sorted(self.tagged("us-east-1")) == before, err[-2000:]
+        {"up": lambda: self.do_up("1"), "down": lambda: self.do_down("keep"),
+         "failover": lambda: self.do_failover("db")}[cmd]()
+
+    def do_class(self, _: str) -> None:
+        """A class of two beside the stack: complete while it stands, nothing left once removed."""
+        klass = f"{self.stack}k"
+        up = self.run("class", "up", "week6", "--class", klass, "--count", "2", "--concurrency", "2",
+                      "--set", "database.read_replicas=0", "--output", "json")
+        assert [s["result"] for s in json.loads(up.out)["students"]] == ["up", "up"], up.out
+        status = json.loads(self.run("class", "status", "--class", klass, "--output", "json").out)["stacks"]
+        assert sorted((s["stack"], s["state"]) for s in status) == [(f"{klass}-s01", "complete"),
+                                                                    (f"{klass}-s02", "complete")], status
+        self.run("class", "down", "--class", klass, "--skip-final-snapshot")
+        for student in (f"{klass}-s01", f"{klass}-s02"):
+            assert self.tagged("us-east-1", student) == [], student
+
+    def do_cfn(self, _: str) -> None:
+        """The lab's exported template deployed and deleted through CloudFormation, as a user would."""
+        made = f"{self.stack}f"
+        template = self.home.parent / f"{made}.yaml"
+        self.run("export", "cloudformation", "week6", "--name", made, "--set", "database.read_replicas=0",
+                 "-o", str(template))
+        cfn, rds, ec = self.client("cloudformation"), self.client("rds"), self.client("elasticache")
+        cfn.create_stack(StackName=made, TemplateBody=template.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"])
+
+        def complete() -> bool:
+            status = cfn.describe_stacks(StackName=made)["Stacks"][0]["StackStatus"]
+            if status != "CREATE_COMPLETE":
+                assert status == "CREATE_IN_PROGRESS", status
+                return False
+            dbs = [d["DBInstanceStatus"] for d in rds.describe_db_instances()["DBInstances"]
+                   if d["DBInstanceIdentifier"].startswith(f"{made}-")]
+            group = ec.describe_replication_groups(ReplicationGroupId=f"{made}-cache")["ReplicationGroups"][0]["Status"]
+            assert dbs == ["available"] and group == "available", (dbs, group)   # never complete before
+            return True
+
+        eventually(complete, within_s=90)
+        cfn.delete_stack(StackName=made)
+
+        def deleted() -> bool:
+            stacks = cfn.describe_stacks()["Stacks"]   # a deleted stack is no longer listed by name
+            return all(st["StackName"] != made for st in stacks)
+
+        eventually(deleted, within_s=90)
+        left = self.tagged("us-east-1", made)
+        # DeletionPolicy Snapshot: the primary's final snapshot, and nothing else (a terminated host no longer bills).
+        ec2 = self.client("ec2")
+        terminated = {f"arn:aws:ec2:us-east-1:123456789012:instance/{i['InstanceId']}"
+                      for r in ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["terminated"]}])["Reservations"]
+                      for i in r["Instances"]}
+        left = [a for a in left if a not in terminated]
+        assert len(left) == 1 and ":snapshot:" in left[0], left
+        rds.delete_db_snapshot(DBSnapshotIdentifier=left[0].rsplit(":", 1)[-1])
+
     def finish(self) -> None:
         """Remove what the walk left, and check that removing it leaves nothing in any region."""
         if self.up or self.snapshots:
@@ -238,6 +316,8 @@ class Walk:
         return result
 
     def client(self, service: str, region: str = "us-east-1"):
+        if not (self.home / "local" / "server.json").exists():   # a step that is the walk's first AWS call
+            self.run("local", "start")
         port = json.loads((self.home / "local" / "server.json").read_text())["port"]
         return boto3.client(service, region_name=region, endpoint_url=f"http://127.0.0.1:{port}",
                             **server_keys(self.home))
@@ -250,11 +330,11 @@ class Walk:
         out = self.psql(target, "SELECT t FROM notes ORDER BY n")
         return out.splitlines() if out else []
 
-    def tagged(self, region: str) -> list[str]:
+    def tagged(self, region: str, stack: str | None = None) -> list[str]:
         tagging = self.client("resourcegroupstaggingapi", region)
         arns = []
         for page in tagging.get_paginator("get_resources").paginate(
-                TagFilters=[{"Key": "awslab:stack", "Values": [self.stack]}]):
+                TagFilters=[{"Key": "awslab:stack", "Values": [stack or self.stack]}]):
             arns += [r["ResourceARN"] for r in page["ResourceTagMappingList"]]
         return arns
 
