@@ -318,12 +318,15 @@ def stop() -> LocalServer | None:
 
 def halt_engines() -> list[str]:
     """Stop the engines a server left running (it stops its own on a clean exit; not after a
-    SIGKILL), keeping their data."""
+    SIGKILL), keeping their data, and any engine process of this home in no entry (one the server
+    was starting when it died)."""
     if not (local_dir() / "engines" / "engines.json").exists():
         return []
     from awslab.local.engines import Engines
 
-    keys = Engines(local_dir() / "engines").halt_all()
+    engines = Engines(local_dir() / "engines")
+    keys = engines.halt_all()
+    engines.reap_strays()
     (local_dir() / "endpoints.json").unlink(missing_ok=True)
     return keys
 

@@ -492,3 +492,37 @@ def test_follow_port__the_last_upstream_line_is_the_one_re_pointed_and_kept(tmp_
     auto.write_text("work_mem = '4MB'\n")
     with pytest.raises(ValueError):
         follow_port(tmp_path, 3333)
+
+
+def test_halt_engines__stops_every_engine_followers_first_and_a_stray_a_dying_server_was_starting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`local stop` after the server had to be killed: every registered engine halted (data kept,
+    status stopped), the replicas before any primary, and an engine process of the home in no entry
+    stopped too (a home of 30 stacks left engines running after `local stop`)."""
+    import subprocess
+
+    from awslab.local import manager
+    from awslab.local.engines.children import free_port
+
+    monkeypatch.setenv("AWSLAB_HOME", str(tmp_path / "home"))
+    engines = eng.Engines(manager.local_dir() / "engines")
+    started = [engines.start_redis(f"cache:n{i}", password=PASSWORD) for i in range(4)]
+    for i in (2, 3):   # two of them replicas of the first
+        engines.registry.update(f"cache:n{i}", role="replica", primary="cache:n0")
+    stray_dir = engines.base() / "being-started-when-the-server-died"
+    stray_dir.mkdir()
+    stray = subprocess.Popen([str(eng.redis_server_path()), "--port", str(free_port()), "--save", ""], cwd=stray_dir,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    order: list[str] = []
+    halt = eng.Engines.halt
+    monkeypatch.setattr(eng.Engines, "halt", lambda self, key: (order.append(key), halt(self, key))[1])
+    try:
+        eventually(lambda: Path(f"/proc/{stray.pid}/cwd").exists())
+        assert sorted(manager.halt_engines()) == [f"cache:n{i}" for i in range(4)]
+        assert set(order[:2]) == {"cache:n2", "cache:n3"}, order
+        assert all(_gone(info["pid"]) for info in started)
+        assert {e["status"] for e in engines.entries().values()} == {"stopped"}
+        assert stray.wait(timeout=10) is not None
+    finally:
+        stray.kill()
+        engines.stop_all()

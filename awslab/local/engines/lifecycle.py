@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from awslab.local.engines.redis_server import redis_conf, redis_ready, redis_sav
 from awslab.local.processes import cmdline, parent_pid, proc_stat
 
 log = logging.getLogger("awslab.local.engines")
+# An engine's command -> its engine name in the registry (what ``terminate`` stops it as).
+STRAY_COMMANDS = {"postgres": "postgres", "redis-server": "redis", "mariadbd": "mariadb"}
+HALT_AT_ONCE = 16   # engines stopped at a time (each a signal, then a wait for its shutdown checkpoint)
 
 
 class EngineLifecycle(EngineCore):
@@ -57,11 +61,22 @@ class EngineLifecycle(EngineCore):
         self.registry.update(key, status=status, pid=None, port=None, last_port=entry.get("port") or entry.get("last_port"))
 
     def halt_all(self) -> list[str]:
-        """``halt`` every engine, replicas and standbys first; the keys halted."""
-        entries = sorted(self.entries().items(), key=lambda item: item[1].get("role") not in ("replica", "standby"))
-        for key, _ in entries:
-            self.halt(key)
-        return [key for key, _ in entries]
+        """``halt`` every engine, the replicas and standbys first, then the rest; each group at once
+        (one after the other, a home of 30 stacks' 180 engines took longer to stop than ``local
+        stop`` waits for the server, which was then killed with half of them still running). The
+        keys halted."""
+        entries = self.entries()
+        followers = [k for k, e in entries.items() if e.get("role") in ("replica", "standby")]
+        rest = [k for k in entries if k not in followers]
+        for group in (followers, rest):
+            if len(group) < 2:
+                for key in group:
+                    self.halt(key)
+                continue
+            with ThreadPoolExecutor(max_workers=min(HALT_AT_ONCE, len(group)), thread_name_prefix="halt") as pool:
+                for done in [pool.submit(self.halt, key) for key in group]:
+                    done.result()
+        return followers + rest
 
     def followers(self, key: str) -> list[str]:
         """The replicas of ``key`` whose process runs (they follow its port)."""
@@ -93,7 +108,7 @@ class EngineLifecycle(EngineCore):
     def reap_strays(self) -> list[int]:
         """Stop engine processes that run in this home's engine dirs but are in no entry (a server
         killed between starting one and registering its pid leaves such a process behind); only
-        postgres / redis-server processes whose working dir is under ours are touched."""
+        postgres / redis-server / mariadbd processes whose working dir is under ours are touched."""
         registered = {e.get("pid") for e in self.entries().values() if e.get("pid")}
         bases = [str(b) + os.sep for b in {self.root / "engines", self.fallback_base()}]
         stopped = []
@@ -107,11 +122,11 @@ class EngineLifecycle(EngineCore):
                 continue
             cmd = cmdline(pid)
             # An engine's parent is not an engine; a postmaster's own workers (its children) are left to it.
-            top = not any(w in cmdline(parent_pid(pid) or 0) for w in ("postgres", "redis-server"))
-            if top and any(cwd.startswith(b) for b in bases) and ("postgres" in cmd or "redis-server" in cmd):
+            top = not any(w in cmdline(parent_pid(pid) or 0) for w in STRAY_COMMANDS)
+            engine = next((e for w, e in STRAY_COMMANDS.items() if w in cmd), None)
+            if top and engine and any(cwd.startswith(b) for b in bases):
                 stat = proc_stat(pid)
-                if terminate({"pid": pid, "engine": "postgres" if "postgres" in cmd else "redis",
-                              "started": stat[1] if stat else None}):
+                if terminate({"pid": pid, "engine": engine, "started": stat[1] if stat else None}):
                     log.warning("stopped stray %s pid %d (in %s, in no entry)", cmd.split()[0], pid, cwd)
                     stopped.append(pid)
         return stopped
