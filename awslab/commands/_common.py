@@ -150,8 +150,8 @@ def snapshot_cost(snaps: list[Found], region: str) -> list[pricing.Line]:
 
 
 def snapshots_monthly(snaps: list[Found], region: str) -> str:
-    """What keeping these snapshots costs per month, in words ('$1.90/month', or what is not priced where)."""
-    return pricing.say(snapshot_cost(snaps, region), "", per="month")
+    """What keeping these snapshots costs per month, in words ('about $1.90/month', or what is not priced where)."""
+    return pricing.say(snapshot_cost(snaps, region), "", per="month", about=True)
 
 
 def child_command(ctx: Context, *argv: str) -> list[str]:

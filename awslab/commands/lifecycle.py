@@ -311,7 +311,7 @@ def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], o
         for what, arn in secrets.items():
             ui.emit(f"  {what}: {arn}")
     where = "the local AWS (no charge)" if ctx.is_local else f"AWS {ctx.region}"
-    ui.emit(f"\nstack {stack} on {where}; on real AWS in {ctx.region} this lab costs about {pricing.say(costs, ctx.region)}. "
+    ui.emit(f"\nstack {stack} on {where}; on real AWS in {ctx.region} this lab costs {pricing.say(costs, ctx.region, about=True)}. "
             "Remove it with `awslab down`.")
     mapping = _engine_map(ctx, stack) if ctx.is_local else None
     if mapping:
@@ -378,8 +378,8 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
             rows += [[f"  {f.key}.{m['role']}", f"cluster {m['role']}", f"{m['id']} ({m['az']})", m["state"] or "",
                       ui.age(m["since"]), (m["endpoint"] or "") + _local_suffix(m["info"])] for m in cluster_members(f, engines)]
     ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
-    ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources, about "
-            f"{pricing.say(costs, ctx.region)} on AWS now (priced from what exists)")
+    ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources, "
+            f"{pricing.say(costs, ctx.region, about=True)} on AWS now (priced from what exists)")
     if owner or record.get(TAG_CREATED):
         ui.emit(f"owner {owner or 'unknown'}, created {record.get(TAG_CREATED) or 'unknown'}")
     ui.emit(f"expires {expires} ({stacks.time_left(expires)}); `awslab sweep` removes it after that" if expires else
@@ -436,12 +436,12 @@ def _down_preview(ctx: Context, stack: str, plan: Plan, run: Run, skip_final_sna
     if dbs and not skip_final_snapshot:
         gib = sum(f.get("storage_gib") or 0 for f in dbs)
         final = pricing.snapshot_line("final snapshot", "db", gib, ctx.region)
-        keeps.append(f"a final snapshot of {', '.join(f.id for f in dbs)} ({gib} GiB, about "
-                     f"{pricing.say([final], ctx.region, per='month')})")
+        keeps.append(f"a final snapshot of {', '.join(f.id for f in dbs)} ({gib} GiB, "
+                     f"{pricing.say([final], ctx.region, per='month', about=True)})")
     if not delete_snapshots:
         manual = [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
         if manual:
-            keeps.append(f"{len(manual)} snapshots already taken (about {snapshots_monthly(manual, ctx.region)})")
+            keeps.append(f"{len(manual)} snapshots already taken ({snapshots_monthly(manual, ctx.region)})")
     where = "the local AWS" if ctx.is_local else f"AWS ({ctx.region})"
     return (f"stack {stack} on {where}: deleting {len(plan.steps)} resources; keeping "
             + (" and ".join(keeps) if keeps else "nothing (no final snapshot)"))
@@ -458,7 +458,7 @@ def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str,
     if deleted:
         ui.emit(f"stack {stack}: deleted {len(deleted)} resources")
     if kept:
-        ui.emit(f"kept {len(kept)} snapshot{'' if len(kept) == 1 else 's'}, about {snapshots_monthly(kept, region)} until deleted "
+        ui.emit(f"kept {len(kept)} snapshot{'' if len(kept) == 1 else 's'}, {snapshots_monthly(kept, region)} until deleted "
                 f"(`awslab down --delete-snapshots` removes them):")
         for s in kept:
             ui.emit(f"  {s.kind} {s.id} ({s.get('region')}{', final' if '-final-' in s.id else ''})")

@@ -82,7 +82,7 @@ def print_snapshots(snaps: list[Found], output: str, stack: str, region: str) ->
         return
     ui.emit(ui.table(["SERVICE", "SNAPSHOT", "TYPE", "REGION", "AGE", "SIZE", "STATUS"], _snapshot_rows(snaps)))
     paid = [s for s in snaps if s.get("type") != "automated"]
-    ui.emit(f"\n{len(snaps)} snapshots; the manual and final ones cost about "
+    ui.emit(f"\n{len(snaps)} snapshots; the manual and final ones cost "
             f"{snapshots_monthly(paid, region)} until deleted (automated backups up to the DB's size are free)")
 
 

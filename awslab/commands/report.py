@@ -25,14 +25,17 @@ from awslab.spec import pricing
 MAX_BYTES = 1 << 20     # the page's budget: it is mailed, and attached to a learning platform
 
 
-def cost_lines(found: dict, region: str, kinds) -> list[tuple[str, str, float | None]]:
-    """Each resource's hourly cost now in ``region`` (None: not priced there), by the one price
-    function `stacks` uses (pricing.found_lines), so the lines add up to the stack's total."""
+def cost_lines(found: dict, region: str, kinds) -> list[tuple]:
+    """Each resource's hourly cost now in ``region`` (None: nothing of it priced there; what is not
+    priced named after), by the one price function `stacks` uses (pricing.found_lines), so the
+    lines add up to the stack's total."""
     out = []
     for key, lines in sorted(pricing.found_lines(found, region, kinds).items()):
         hourly, complete = pricing.total_hourly(lines)
         if hourly or not complete:
-            out.append((f"{found[key].kind} ({key})", found[key].id, hourly if complete else None))
+            missing = ", ".join(pricing.not_priced(lines))
+            out.append((f"{found[key].kind} ({key})", found[key].id,
+                        None if all(l.hourly is None for l in lines) else hourly, missing))
     return out
 
 

@@ -25,7 +25,7 @@ class Report:
     when: str
     topology: Topology | None
     results: list[dict]                         # verify's Result.as_dict()s
-    cost: list[tuple[str, str, float | None]]   # (what, its id, USD per hour now in the region; None: not priced)
+    cost: list[tuple]                           # (what, its id, USD per hour now in the region (None: not priced)[, what is not])
     snapshots: list[dict]                       # service, id, type, region, size_gib, status, monthly (None: not priced)
     figures: dict[str, dict] = field(default_factory=dict)   # commands/figures.py's records by name
     stale: tuple[str, ...] = ()                 # figures left out: measured on an earlier stack of this name
@@ -56,11 +56,16 @@ def _money(amount: float | None, factor: float = 1) -> str:
     return "not priced" if amount is None else format_money(amount * factor)
 
 
-def _cost(cost: list[tuple[str, str, float | None]], region: str) -> str:
-    total = sum(h or 0.0 for _, _, h in cost)
-    partial = any(h is None for _, _, h in cost)
-    rows = "".join(f'<tr><td>{esc(what)}</td><td><code>{esc(rid)}</code></td><td class="num">{_money(h)}</td>'
-                   f'<td class="num">{_money(h, HOURS_PER_MONTH)}</td></tr>' for what, rid, h in cost if h != 0)
+def _partial(cost: list[tuple]) -> bool:
+    return any(c[2] is None or (len(c) > 3 and c[3]) for c in cost)
+
+
+def _cost(cost: list[tuple], region: str) -> str:
+    total = sum(c[2] or 0.0 for c in cost)
+    partial = _partial(cost)
+    rows = "".join(f'<tr><td>{esc(what)}{esc(f" (not priced: {missing[0]})" if missing and missing[0] else "")}</td>'
+                   f'<td><code>{esc(rid)}</code></td><td class="num">{_money(h)}</td>'
+                   f'<td class="num">{_money(h, HOURS_PER_MONTH)}</td></tr>' for what, rid, h, *missing in cost if h != 0)
     return (f"<table><thead><tr><th>resource</th><th>id</th><th class=num>per hour</th><th class=num>per month (730 h)</th>"
             f"</tr></thead><tbody>{rows}<tr><th colspan=2>the stack now{' (what is priced)' if partial else ''}</th>"
             f"<th class=num>{format_money(total)}</th><th class=num>{format_money(total * HOURS_PER_MONTH)}</th></tr></tbody>"
@@ -151,11 +156,11 @@ def _caching(d: dict) -> str:
 def page(rep: Report) -> str:
     """The report as one self-contained HTML page (pages.py: no script, font or URL)."""
     c = _counts(rep.results)
-    hourly = sum(h or 0.0 for _, _, h in rep.cost)
+    hourly = sum(c[2] or 0.0 for c in rep.cost)
     paid = sum(s["monthly"] or 0.0 for s in rep.snapshots if s["type"] != "automated")
     cards = "".join([
         _card("verify", f"{c['PASS']} PASS · {c['FAIL']} FAIL", "fail" if c["FAIL"] else "pass"),
-        _card("cost now (on AWS)", f"{format_money(hourly)}/hour" + ("+" if any(h is None for _, _, h in rep.cost) else "")),
+        _card("cost now (on AWS)", f"{format_money(hourly)}/hour" + (" + not priced" if _partial(rep.cost) else "")),
         _card("snapshots", f"{len(rep.snapshots)} · {format_money(paid)}/month")])
     drill, caching = rep.figures.get("drill"), rep.figures.get("caching")
     if drill:

@@ -379,7 +379,7 @@ def print_stacks(rows: list[StackRow], orphans: list[dict], output: str, regions
             f"each in its own region); snapshots about {pricing.format_money(monthly)}/month"
             + (f" ({unpriced} not priced in their region)" if unpriced else ""))
     if partial:
-        ui.emit("not priced (no published price in awslab's table for that region): " + "; ".join(partial))
+        ui.emit("not priced (no source of awslab's price table gives it in that region): " + "; ".join(partial))
 
 
 def _short(created: str) -> str:

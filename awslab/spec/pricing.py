@@ -190,25 +190,27 @@ def monthly(lines: Iterable[Line]) -> tuple[float, bool]:
 
 
 def not_priced(lines: Iterable[Line]) -> list[str]:
-    return [l.item for l in lines if l.hourly is None]
+    """What of ``lines`` no source prices, each named once."""
+    return list(dict.fromkeys(l.item for l in lines if l.hourly is None))
 
 
 def format_money(amount: float) -> str:
     return f"${amount:,.3f}" if amount < 1 else f"${amount:,.2f}"
 
 
-def say(lines: list[Line], region: str, per: str = "hour") -> str:
-    """'$0.115/hour' (or /month), or what of it is not priced in ``region`` ("" when the lines span
-    regions: each item then names its own): '$0.082/hour (not priced in sa-east-1: EC2 t3.micro
-    host, ...)', 'not priced in xx-1 (...)' when nothing is."""
+def say(lines: list[Line], region: str, per: str = "hour", *, about: bool = False) -> str:
+    """'$0.115/hour' (or /month; 'about $0.115/hour' with ``about``), or what of it is not priced
+    in ``region`` ("" when the lines span regions: each item then names its own): '$0.082/hour (not
+    priced in sa-east-1: EC2 t3.micro host, ...)'; 'not priced in xx-1 (...)' when nothing is."""
     amount, complete = monthly(lines) if per == "month" else total_hourly(lines)
+    money = f"{'about ' if about else ''}{format_money(amount)}/{per}"
     if complete:
-        return f"{format_money(amount)}/{per}"
+        return money
     where = f" in {region}" if region else ""
-    missing = ", ".join(dict.fromkeys(not_priced(lines)))
+    missing = ", ".join(not_priced(lines))
     if all(l.hourly is None for l in lines):
-        return f"not priced{where} ({missing})"
-    return f"{format_money(amount)}/{per} (not priced{where}: {missing})"
+        return f"not priced{where}" + (f" ({missing})" if len(lines) > 1 else "")
+    return f"{money} (not priced{where}: {missing})"
 
 
 # us-east-1's tables under the names this module had before prices were per region (read lazily,
