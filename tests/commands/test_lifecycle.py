@@ -247,6 +247,6 @@ def test_plan__the_cost_is_the_regions__and_what_no_source_prices_there_is_named
     virginia, sao_paulo = plan("us-east-1"), plan("sa-east-1")
     assert virginia["estimated_hourly_usd"] == 0.1148 and virginia["cost_complete"] and virginia["not_priced"] == []
     assert sao_paulo["estimated_hourly_usd"] > virginia["estimated_hourly_usd"] and not sao_paulo["cost_complete"]
-    assert "EC2 t3.micro host" in sao_paulo["not_priced"]
+    assert "EBS gp3 8 GiB (host)" in sao_paulo["not_priced"] and "EC2 t3.micro host" not in sao_paulo["not_priced"]
     text = awslab("plan", "week6", "--name", stack, "--region", "ap-southeast-2").out
-    assert "estimated cost once up in ap-southeast-2: $" in text and "(not priced in ap-southeast-2: EC2 t3.micro host" in text
+    assert "estimated cost once up in ap-southeast-2: $" in text and "(not priced in ap-southeast-2: EBS gp3 8 GiB" in text

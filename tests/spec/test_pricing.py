@@ -66,9 +66,10 @@ def test_us_east_1__every_figure_as_before():
     assert pricing.ELASTICACHE_HOURLY["cache.t4g.micro"] == 0.016 and pricing.RDS_STORAGE_GB_MONTH["io1"] == 0.125
 
 
-def test_sa_east_1__the_database_and_the_cache_cost_more_than_in_us_east_1():
+def test_sa_east_1__the_host_the_database_and_the_cache_cost_more_than_in_us_east_1():
     """vantage-sh/ec2instances.info (2021-08-03): db.t3.micro PostgreSQL Single-AZ $0.038/hour in
-    São Paulo, $0.018 in N. Virginia; vantage's cache data (2025-04-24): cache.t3.micro $0.032."""
+    São Paulo, $0.018 in N. Virginia; vantage's cache data (2025-04-24): cache.t3.micro $0.032;
+    its EC2 data (2024-04-04): t3.micro $0.0168."""
     assert pricing.price("rds_hourly", "sa-east-1", "postgres", "db.t3.micro") == 0.038
     assert pricing.price("rds_hourly", "us-east-1", "postgres", "db.t3.micro") == 0.018
     assert pricing.price("elasticache_hourly", "sa-east-1", "cache.t3.micro") == 0.032
@@ -76,15 +77,16 @@ def test_sa_east_1__the_database_and_the_cache_cost_more_than_in_us_east_1():
     assert lines["RDS postgres db.t3.micro Multi-AZ"] == pytest.approx(2 * 0.038)
     assert lines["RDS read replica 1 (db.t3.micro)"] == 0.038
     assert lines["ElastiCache 2 x cache.t3.micro"] == pytest.approx(0.064)
+    assert lines["EC2 t3.micro host"] == 0.0168
     assert lines["public IPv4 address"] == 0.005   # the one figure AWS gives for every region
 
 
 def test_a_size_without_a_source_in_the_region_is_not_priced__never_us_east_1s_figure():
     lines = pricing.estimate(load_lab("week6"), "ap-southeast-2")
-    host = next(l for l in lines if l.item == "EC2 t3.micro host")
-    assert host.hourly is None   # no source gives EC2 in Sydney: not 0.0104
+    disk = next(l for l in lines if l.item == "EBS gp3 8 GiB (host)")
+    assert disk.hourly is None   # no source gives EBS in Sydney: not us-east-1's $0.08/GB-month
     said = pricing.say(lines, "ap-southeast-2")
-    assert said.startswith("$") and "(not priced in ap-southeast-2: EC2 t3.micro host" in said
+    assert said.startswith("$") and "(not priced in ap-southeast-2: EBS gp3 8 GiB (host), RDS gp3 20 GiB" in said
     assert pricing.total_hourly(lines)[1] is False
     nowhere = pricing.estimate(load_lab("week6"), "xx-south-9")
     assert [l.item for l in nowhere if l.hourly is not None] == ["public IPv4 address"]
@@ -134,7 +136,7 @@ def test_what_exists__each_resource_priced_by_its_kind_in_the_stacks_region():
     assert pricing.total_hourly([l for ls in lines.values() for l in ls]) == (pytest.approx(WEEK6_US_EAST_1), True)
     sa = pricing.found_lines(FOUND, "sa-east-1", KINDS)
     assert pricing.total_hourly(sa["db.replica.1"])[0] == 0.038 and pricing.not_priced(sa["host.instance"]) == [
-        "EC2 t3.micro host", "EBS gp3 8 GiB (host)"]
+        "EBS gp3 8 GiB (host)"]
     stopped = {"host.instance": _found("host.instance", "instance", "stopped", raw={"InstanceType": "t3.micro"})}
     assert pricing.found_lines(stopped, "us-east-1", KINDS) == {}
 
