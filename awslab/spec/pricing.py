@@ -63,13 +63,6 @@ def _merge(into: dict, key: str, value: Any, where: str) -> None:
         into[key] = value
 
 
-def sources() -> dict[str, dict]:
-    """Where the figures come from: each source's repository and commit (or page), and its date."""
-    import json
-
-    return json.loads(PRICES.read_text(encoding="utf-8"))["sources"]
-
-
 def price(table: str, region: str, *keys: str) -> float | None:
     """The figure of ``table`` for ``region`` (then ``keys``, e.g. engine and class), or None when
     no source gives it."""
