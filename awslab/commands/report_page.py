@@ -87,10 +87,12 @@ def _snapshots(snaps: list[dict]) -> str:
                    f'<td>{esc(s["status"])}</td><td class="num">'
                    f'{"free (automated)" if s["type"] == "automated" else _money(s["monthly"])}</td></tr>' for s in snaps)
     paid = sum(s["monthly"] or 0.0 for s in snaps if s["type"] != "automated")
+    unpriced = sum(1 for s in snaps if s["type"] != "automated" and s["monthly"] is None)
     return (f"<table><thead><tr><th>service</th><th>snapshot</th><th>type</th><th>region</th><th class=num>size</th>"
             f"<th>status</th><th class=num>per month</th></tr></thead><tbody>{rows}</tbody></table>"
-            f"<p>{len(snaps)} snapshots; the manual and final ones cost about <b>{format_money(paid)}/month</b> until "
-            "deleted (automated backups up to the DB's size are free).</p>")
+            f"<p>{len(snaps)} snapshots; the manual and final ones cost about <b>{format_money(paid)}/month</b>"
+            + (f" ({unpriced} not priced in their region)" if unpriced else "")
+            + " until deleted (automated backups up to the DB's size are free).</p>")
 
 
 def _drill(d: dict) -> str:
