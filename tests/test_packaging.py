@@ -26,6 +26,7 @@ def test_wheel__ships_the_labs_and_policies(wheel):
     assert "awslab/_data/labs/week6.toml" in names
     assert any(n.startswith("awslab/_data/policies/") for n in names)
     assert "awslab/local/patches/__init__.py" in names
+    assert "awslab/spec/prices.json" in names   # the prices per region, with their sources and dates
 
 
 def test_installed_wheel__plan_week6_works_from_another_directory(wheel, tmp_path, local, stack):

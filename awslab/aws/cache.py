@@ -34,6 +34,7 @@ from awslab.engine.waiting import (
     visible_within,
 )
 from awslab.errors import OperationError
+from awslab.spec import pricing
 from awslab.spec.tags import (
     TAG_RESOURCE,
     TAG_RESTORED_FROM,
@@ -135,7 +136,13 @@ class CacheSubnetGroup:
 
 class AuthTokenSecret:
     kind = "secret"
-    capabilities = frozenset()
+    capabilities = frozenset({"cost"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        return [pricing.secret_line("cache AUTH token", region)]
+
+    def priced(self, f: Found, region: str) -> list[pricing.Line]:
+        return [pricing.secret_line("cache AUTH token", region)]
 
     def create(self, run: Run, d: Desired) -> Found:
         sm = run.client("secretsmanager")
@@ -179,7 +186,14 @@ CACHE_SETTINGS = (
 
 class ReplicationGroup:
     kind = "replication-group"
-    capabilities = frozenset({"failover", "ready", "replace", "settings"})
+    capabilities = frozenset({"cost", "failover", "ready", "replace", "settings"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        c = d.spec["cache"]
+        return pricing.cache_lines(c.node_type, 1 + c.replicas, region)
+
+    def priced(self, f: Found, region: str) -> list[pricing.Line]:
+        return pricing.cache_lines(f.get("node_type") or "?", len(f.get("members") or []) or 1, region)
 
     def create(self, run: Run, d: Desired) -> Found:
         return self._create(run, d, f"awslab {run.stack}: Redis primary and replicas")
@@ -302,7 +316,13 @@ def find_snapshot(run: Run, name: str) -> dict | None:
 
 class CacheSnapshot:
     kind = "cache-snapshot"
-    capabilities = frozenset()
+    capabilities = frozenset({"cost"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        return []   # its size is known once it is taken: then ``priced``
+
+    def priced(self, f: Found, region: str) -> list[pricing.Line]:
+        return [pricing.snapshot_line(f"ElastiCache snapshot {f.id}", "cache", f.get("size_gib"), f.get("region") or region)]
 
     def create(self, run: Run, d: Desired) -> Found:
         ec = run.client("elasticache")
@@ -327,7 +347,7 @@ class CacheRestore(ReplicationGroup):
     stack's AUTH token."""
 
     kind = "cache-restore"
-    capabilities = frozenset({"failover", "ready", "replace", "settings"})
+    capabilities = frozenset({"cost", "failover", "ready", "replace", "settings"})
 
     def create(self, run: Run, d: Desired) -> Found:
         return self._create(run, d, f"awslab {run.stack}: restored from {d.spec['snapshot']}",

@@ -35,6 +35,7 @@ from awslab.engine.waiting import (
     visible_within,
 )
 from awslab.errors import OperationError, UsageError
+from awslab.spec import pricing
 from awslab.spec.catalog import db_major
 from awslab.spec.upgrades import engine_version_change, is_major
 from awslab.spec.tags import (
@@ -126,7 +127,18 @@ class DbSubnetGroup:
 
 class _DbBase:
     kind = "db-instance"
-    capabilities = frozenset({"final-snapshot", "ready"})
+    capabilities = frozenset({"cost", "final-snapshot", "ready"})
+
+    def priced(self, f: Found, region: str) -> list[pricing.Line]:
+        """Its hours and storage (twice when Multi-AZ: the standby), and the master password RDS
+        manages for a primary (a replica has none of its own)."""
+        raw = f.get("raw") or {}
+        lines = pricing.db_lines(f"RDS {f.get('engine')} {f.get('class')} {'Multi-AZ' if f.get('multi_az') else 'Single-AZ'}",
+                                 f.get("engine") or "", f.get("class") or "", raw.get("StorageType", "gp3"),
+                                 f.get("storage_gib") or 0, 2 if f.get("multi_az") else 1, region)
+        if f.kind == "db-instance" and f.get("secret_arn"):
+            lines.append(pricing.secret_line("DB master password (managed by RDS)", region))
+        return lines
 
     def _probe(self, run: Run, ident: str, latest: dict):
         rds = run.client("rds")
@@ -220,7 +232,11 @@ DB_SETTINGS = (
 
 class DbInstance(_DbBase):
     kind = "db-instance"
-    capabilities = frozenset({"failover", "final-snapshot", "ready", "settings"})
+    capabilities = frozenset({"cost", "failover", "final-snapshot", "ready", "settings"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        return pricing.database_lines(d.spec["database"], region) + [
+            pricing.secret_line("DB master password (managed by RDS)", region)]
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
@@ -307,7 +323,10 @@ class DbInstance(_DbBase):
 
 class DbReplica(_DbBase):
     kind = "db-replica"
-    capabilities = frozenset({"final-snapshot", "promote", "ready"})
+    capabilities = frozenset({"cost", "final-snapshot", "promote", "ready"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        return pricing.replica_lines(d.spec["database"], int(d.key.rsplit(".", 1)[1]), region)
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
@@ -401,7 +420,13 @@ class DbSnapshot:
     """A manual snapshot of the primary, tagged with the stack."""
 
     kind = "db-snapshot"
-    capabilities = frozenset({"ready"})
+    capabilities = frozenset({"cost", "ready"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        return []   # its size is known once it is taken: then ``priced``
+
+    def priced(self, f: Found, region: str) -> list[pricing.Line]:
+        return [pricing.snapshot_line(f"RDS snapshot {f.id}", "db", f.get("size_gib"), f.get("region") or region)]
 
     def create(self, run: Run, d: Desired) -> Found:
         rds = run.client("rds")
@@ -431,7 +456,7 @@ class DbSnapshotCopy(DbSnapshot):
     """A copy in another region, made from that region with the source ARN (as AWS requires)."""
 
     kind = "db-snapshot-copy"
-    capabilities = frozenset({"ready"})
+    capabilities = frozenset({"cost", "ready"})
 
     def create(self, run: Run, d: Desired) -> Found:
         region = d.spec["region"]
@@ -457,7 +482,10 @@ class DbRestore(DbInstance):
     security settings; it joins the stack, so verify and down see it."""
 
     kind = "db-restore"
-    capabilities = frozenset({"failover", "final-snapshot", "ready", "settings"})
+    capabilities = frozenset({"cost", "failover", "final-snapshot", "ready", "settings"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:   # Single-AZ, whatever the lab's primary is
+        return super().estimate(replace(d, spec={**d.spec, "database": replace(d.spec["database"], multi_az=False)}), region)
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]

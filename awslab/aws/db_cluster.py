@@ -30,6 +30,7 @@ from awslab.engine.waiting import (
     visible_within,
 )
 from awslab.errors import OperationError, UsageError
+from awslab.spec import pricing
 from awslab.spec.catalog import db_major
 from awslab.spec.deployment import iops_argument
 from awslab.spec.model import Change, Desired, Found, Setting, changes_in_place, modify_arguments, parameters
@@ -128,7 +129,18 @@ def discover(run: Run) -> list[Found]:
 
 class DbCluster:
     kind = "db-cluster"
-    capabilities = frozenset({"failover", "final-snapshot", "ready", "settings"})
+    capabilities = frozenset({"cost", "failover", "final-snapshot", "ready", "settings"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        return pricing.database_lines(d.spec["database"], region) + [
+            pricing.secret_line("DB master password (managed by RDS)", region)]
+
+    def priced(self, f: Found, region: str) -> list[pricing.Line]:
+        """Three instances of its class, each with the cluster's storage, and its master password."""
+        return pricing.db_lines(f"RDS {f.get('engine')} {f.get('class')} Multi-AZ DB cluster (3 instances)",
+                                f.get("engine") or "", f.get("class") or "", (f.get("raw") or {}).get("StorageType", "io1"),
+                                f.get("storage_gib") or 0, 3, region) + [
+            pricing.secret_line("DB master password (managed by RDS)", region)]
     # What the progress line says it waits for; the transition whose AWS duration `restore` quotes.
     what = "RDS DB cluster"
 
@@ -329,7 +341,13 @@ def discover_snapshots(run: Run) -> list[Found]:
 
 class DbClusterSnapshot:
     kind = "db-cluster-snapshot"
-    capabilities = frozenset({"ready"})
+    capabilities = frozenset({"cost", "ready"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        return []   # its size is known once it is taken: then ``priced``
+
+    def priced(self, f: Found, region: str) -> list[pricing.Line]:
+        return [pricing.snapshot_line(f"RDS cluster snapshot {f.id}", "db", f.get("size_gib"), f.get("region") or region)]
 
     def create(self, run: Run, d: Desired) -> Found:
         """CreateDBClusterSnapshot of the stack's cluster, tagged with the stack as the instance's

@@ -20,7 +20,7 @@ from awslab.spec.model import Desired, Found
 from awslab.engine.run import Run, create_or_adopt
 from awslab.engine.waiting import error_code, ignoring, retry_eventual, unless_missing
 from awslab.errors import WaitTimeout
-from awslab.spec import catalog
+from awslab.spec import catalog, pricing
 from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.spec.topology import names
 
@@ -190,7 +190,13 @@ def _ignore_no_such(call, **kwargs) -> None:
 
 class Instance:
     kind = "instance"
-    capabilities = frozenset({"ready"})
+    capabilities = frozenset({"cost", "ready"})
+
+    def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
+        return pricing.host_lines(d.spec["instance_type"], region)
+
+    def priced(self, f: Found, region: str) -> list[pricing.Line]:
+        return pricing.host_lines((f.get("raw") or {}).get("InstanceType", "?"), region, public_ip=bool(f.get("public_ip")))
 
     def client_token(self, run: Run, subnet_id: str) -> str:
         # Same token for every retry of this create (EC2 then returns the same instance), a new one

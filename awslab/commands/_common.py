@@ -137,9 +137,21 @@ def raise_if_failed(outcome: Outcome, verb: str, run: Run) -> None:
                          f"the stack now has: {remaining}", hint)
 
 
-def snapshots_monthly(snaps: list[Found]) -> float:
-    """What keeping these snapshots costs per month (USD)."""
-    return sum(pricing.snapshot_monthly(s.kind, s.get("size_gib")) for s in snaps)
+def lab_cost(lab, ctx: Context) -> list[pricing.Line]:
+    """What ``lab`` costs per hour once up in the context's region: each resource it wants priced
+    by its kind's handler."""
+    return pricing.estimate(lab, ctx.region, KINDS, ctx.stack or "lab")
+
+
+def snapshot_cost(snaps: list[Found], region: str) -> list[pricing.Line]:
+    """What keeping these snapshots costs, each priced by its kind's handler in its own region
+    (a copy in another region at that region's price): hourly lines, ``pricing.monthly`` adds them up."""
+    return [line for s in snaps if s.kind in KINDS and KINDS.can(s.kind, "cost") for line in KINDS[s.kind].priced(s, region)]
+
+
+def snapshots_monthly(snaps: list[Found], region: str) -> str:
+    """What keeping these snapshots costs per month, in words ('about $1.90/month', or what is not priced where)."""
+    return pricing.say(snapshot_cost(snaps, region), "", per="month", about=True)
 
 
 def child_command(ctx: Context, *argv: str) -> list[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from awslab import ui
-from awslab.commands._common import child_command, confirm_real_account
+from awslab.commands._common import child_command, confirm_real_account, lab_cost
 from awslab.commands.stacks import check_owner, expiry_from, list_stacks, time_left
 from awslab.engine.context import Context
 from awslab.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
@@ -220,11 +220,13 @@ def check_concurrency(concurrency: int) -> None:
 
 def class_up(ctx: Context, lab: Lab, class_name: str, students: list[Student], *, lab_file: str | None,
              overrides: list[str], expires: str | None, concurrency: int, output: str, progress: ui.Progress) -> int:
-    hourly, _ = pricing.total_hourly(pricing.estimate(lab))
+    costs = lab_cost(lab, ctx)
+    hourly, complete = pricing.total_hourly(costs)
     confirm_real_account(ctx, f"build {len(students)} stacks of {lab.name} for class {class_name}", [
         f"stacks {students[0].stack} ... {students[-1].stack} ({len(students)})",
-        f"estimated cost once up: {pricing.format_money(hourly)}/hour each, "
-        f"{pricing.format_money(hourly * len(students))}/hour for the class, until `awslab class down`"])
+        f"estimated cost once up in {ctx.region}: {pricing.say(costs, ctx.region)} each, "
+        f"{pricing.format_money(hourly * len(students))}/hour for the class{'' if complete else ' (what is priced)'}, "
+        "until `awslab class down`"])
 
     def argv(s: Student) -> list[str]:
         args = ["up", *([] if lab_file else [lab.name]), "--name", s.stack, "--class", class_name, "--yes",
@@ -250,7 +252,7 @@ def class_up(ctx: Context, lab: Lab, class_name: str, students: list[Student], *
              "error": None if d.code == 0 else d.why} for d in done]
     if output == "json":
         ui.emit_json({"class": class_name, "lab": lab.name, "students": rows, "failed": len(failed),
-                      "estimated_hourly_usd": round(hourly * (len(done) - len(failed)), 4)})
+                      "estimated_hourly_usd": round(hourly * (len(done) - len(failed)), 4), "cost_complete": complete})
     else:
         ui.emit(ui.table(["STUDENT", "STACK", "OWNER", "RESULT", "SECONDS"],
                          [[r["student"], r["stack"], r["owner"] or "-",
@@ -258,6 +260,7 @@ def class_up(ctx: Context, lab: Lab, class_name: str, students: list[Student], *
                           for r in rows]))
         ui.emit(f"\nclass {class_name}: {len(done) - len(failed)} of {len(done)} stacks up; "
                 f"on real AWS about {pricing.format_money(hourly * len(done))}/hour for the class"
+                f"{'' if complete else f' (not priced in {ctx.region}: ' + ', '.join(pricing.not_priced(costs)) + ')'}"
                 + (f"; rerun `awslab class up` to retry the {len(failed)} that failed" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -267,7 +270,8 @@ def class_status(ctx: Context, class_name: str, output: str) -> int:
     mine = [r for r in rows if r.klass == class_name]
     if output == "json":
         ui.emit_json({"class": class_name, "stacks": [r.as_json() for r in mine],
-                      "estimated_hourly_usd": round(sum(r.hourly for r in mine), 4)})
+                      "estimated_hourly_usd": round(sum(r.hourly for r in mine), 4),
+                      "cost_complete": all(r.cost_complete for r in mine)})
         return EXIT_OK
     if not mine:
         ui.emit(f"class {class_name}: no stacks in {ctx.region}")
@@ -275,10 +279,11 @@ def class_status(ctx: Context, class_name: str, output: str) -> int:
     prefix = f"{class_name}-"
     ui.emit(ui.table(["STUDENT", "STACK", "OWNER", "STATE", "RESOURCES", "EXPIRES", "$/HOUR"],
                      [[r.stack.removeprefix(prefix), r.stack, r.owner or "-", r.state, str(r.resources),
-                       time_left(r.expires) or "never", pricing.format_money(r.hourly)] for r in mine]))
+                       time_left(r.expires) or "never", r.hourly_text] for r in mine]))
     states = {s: sum(1 for r in mine if r.state == s) for s in sorted({r.state for r in mine})}
     ui.emit(f"\nclass {class_name}: {len(mine)} stacks ({', '.join(f'{n} {s}' for s, n in states.items())}); "
-            f"about {pricing.format_money(sum(r.hourly for r in mine))}/hour on AWS now")
+            f"about {pricing.format_money(sum(r.hourly for r in mine))}/hour on AWS now"
+            + ("" if all(r.cost_complete for r in mine) else f" (part not priced in {ctx.region})"))
     return EXIT_OK
 
 

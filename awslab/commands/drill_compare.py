@@ -97,15 +97,14 @@ def drill_compare(ctx: Context, stack: str, *, output: str, progress: ui.Progres
         ep = live_cluster.endpoints(raw)[0] if on_cluster else raw.get("Endpoint") or {}
         live.require_engine(live.resolve(mapping, ep.get("Address", ""), ep.get("Port", 0)), f"{own.id}'s writer")
     else:
-        hourly, priced = pricing.total_hourly(pricing.database_lines(database))
+        costs = pricing.database_lines(database, ctx.region)
         klass = database.instance_class if other == "instance" else database.cluster_instance_class
         confirm_real_account(ctx, f"make {name} for the drill and remove it", [
             f"will create: RDS Multi-AZ DB {other} {name} ({database.engine} {klass}, {database.allocated_storage_gib} "
             f"GiB {database.storage_type}) in stack {stack}'s VPC, not public"
             + ("" if on_cluster else f", with a third private subnet ({lab.network.cluster_subnet_cidr}) and a DB "
                "subnet group over three AZs"),
-            f"extra cost while it exists: {pricing.format_money(hourly)}/hour"
-            + ("" if priced else f" and more ({klass} is not in awslab's price table)"),
+            f"extra cost while it exists: {pricing.say(costs, ctx.region)}",
             "it is deleted at the end without a final snapshot (it holds only the drill's rows)"])
     made: list[Found] = []   # what the drill made, in order: removed in reverse
     try:

@@ -16,10 +16,12 @@ from awslab import ui
 from awslab.commands import recovery, stacks
 from awslab.commands._common import (
     confirm_real_account,
+    lab_cost,
     new_run,
     order_key,
     progress_run,
     raise_if_failed,
+    snapshot_cost,
     snapshots_monthly,
     took,
 )
@@ -79,7 +81,7 @@ def plan_rows(plan: Plan) -> list[list[str]]:
 
 
 def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
-    costs = pricing.estimate(lab) if lab is not None else []
+    costs = lab_cost(lab, ctx) if lab is not None else []
     hourly, complete = pricing.total_hourly(costs)
     if output == "json":
         ui.emit_json({"stack": plan.stack, "target": ctx.target, "region": ctx.region,
@@ -88,13 +90,14 @@ def print_plan(plan: Plan, output: str, lab: Lab | None, ctx: Context) -> None:
                                  **({"changes": [{"setting": c.setting, "old": c.old, "new": c.new, "source": c.source,
                                                   **({"cost": c.cost} if c.cost else {})}
                                                  for c in s.changes]} if s.changes else {})} for s in plan.steps],
-                      "counts": plan.counts(), "estimated_hourly_usd": round(hourly, 4) if costs else None})
+                      "counts": plan.counts(), "estimated_hourly_usd": round(hourly, 4) if costs else None,
+                      **({"cost_complete": complete, "not_priced": pricing.not_priced(costs)} if costs else {})})
         return
     ui.emit(ui.table(["ACTION", "RESOURCE", "NAME", "WHY"], plan_rows(plan)))
     counts = ", ".join(f"{n} to {a}" for a, n in sorted(plan.counts().items()))
     ui.emit(f"\nstack {plan.stack} on {ctx.target} ({ctx.region}): {counts or 'nothing to do'}")
     if costs:
-        ui.emit(f"estimated cost once up: {pricing.format_money(hourly)}/hour{'' if complete else ' (some sizes not priced)'}")
+        ui.emit(f"estimated cost once up in {ctx.region}: {pricing.say(costs, ctx.region)}")
 
 
 def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progress: ui.Progress,
@@ -126,10 +129,10 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
             "`awslab down` then `awslab up` rebuilds the stack (down keeps a final DB snapshot), or change the lab "
             "to match")
     if plan.mutating:
-        hourly, _ = pricing.total_hourly(pricing.estimate(lab))
         confirm_real_account(ctx, f"change {len(plan.mutating)} resources of stack {stack}",
                               [f"stack {stack}: {_counted(plan)}",
-                               f"estimated cost once up: {pricing.format_money(hourly)}/hour until `awslab down`"])
+                               f"estimated cost once up in {ctx.region}: {pricing.say(lab_cost(lab, ctx), ctx.region)} "
+                               "until `awslab down`"])
     # Remember the stack (and how it was built, for verify) before creating anything, so `status`
     # and `down` find a half-made one.
     # Merged: what other commands recorded (the regions snapshots were copied to) stays.
@@ -292,13 +295,14 @@ def _secret_arns(found: dict[str, Found]) -> dict[str, str]:
 
 
 def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], output: str) -> None:
-    costs = pricing.estimate(lab)
+    costs = lab_cost(lab, ctx)
     hourly, complete = pricing.total_hourly(costs)
     secrets = _secret_arns(found)
     if output == "json":
         ui.emit_json({"stack": stack, "lab": lab.name, "target": ctx.target, "region": ctx.region,
                       "resources": resource_records(found), "secrets": secrets,
-                      "estimated_hourly_usd": round(hourly, 4), "cost_complete": complete})
+                      "estimated_hourly_usd": round(hourly, 4), "cost_complete": complete,
+                      "not_priced": pricing.not_priced(costs)})
         return
     rows = [[r["key"], r["id"], r["state"], r["endpoint"] or ""] for r in resource_records(found)]
     ui.emit(ui.table(["RESOURCE", "ID", "STATE", "ENDPOINT"], rows))
@@ -307,8 +311,8 @@ def print_summary(ctx: Context, stack: str, lab: Lab, found: dict[str, Found], o
         for what, arn in secrets.items():
             ui.emit(f"  {what}: {arn}")
     where = "the local AWS (no charge)" if ctx.is_local else f"AWS {ctx.region}"
-    ui.emit(f"\nstack {stack} on {where}; on real AWS this lab costs about {pricing.format_money(hourly)}/hour"
-            f"{'' if complete else ' (some sizes not priced)'}. Remove it with `awslab down`.")
+    ui.emit(f"\nstack {stack} on {where}; on real AWS in {ctx.region} this lab costs {pricing.say(costs, ctx.region, about=True)}. "
+            "Remove it with `awslab down`.")
     mapping = _engine_map(ctx, stack) if ctx.is_local else None
     if mapping:
         if lab.database.deployment == "cluster":
@@ -355,11 +359,14 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
     engines = _local_engines(ctx, run, found) if found else {}
     record = (found["network.vpc"].get("tags") or {}) if "network.vpc" in found else {}
     owner, expires = record.get(TAG_OWNER), record.get(TAG_EXPIRES)
+    costs = [line for lines in pricing.found_lines(found, ctx.region, run.kinds).values() for line in lines]
     if output == "json":
+        hourly, complete = pricing.total_hourly(costs)
         ui.emit_json({"stack": stack, "target": ctx.target, "region": ctx.region, "owner": owner,
                       "created": record.get(TAG_CREATED), "expires": expires,
                       "time_left": stacks.time_left(expires) or None, "class": record.get(TAG_CLASS),
-                      "resources": resource_records(found, engines)})
+                      "resources": resource_records(found, engines), "estimated_hourly_usd": round(hourly, 4),
+                      "cost_complete": complete, "not_priced": pricing.not_priced(costs)})
         return EXIT_OK
     if not found:
         ui.emit(f"stack {stack} on {ctx.target} ({ctx.region}): no resources")
@@ -371,7 +378,8 @@ def status(ctx: Context, stack: str, output: str, progress: ui.Progress) -> int:
             rows += [[f"  {f.key}.{m['role']}", f"cluster {m['role']}", f"{m['id']} ({m['az']})", m["state"] or "",
                       ui.age(m["since"]), (m["endpoint"] or "") + _local_suffix(m["info"])] for m in cluster_members(f, engines)]
     ui.emit(ui.table(["RESOURCE", "KIND", "ID", "STATE", "AGE", "ENDPOINT"], rows))
-    ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources")
+    ui.emit(f"\nstack {stack} on {ctx.target} ({ctx.region}): {len(found)} resources, "
+            f"{pricing.say(costs, ctx.region, about=True)} on AWS now (priced from what exists)")
     if owner or record.get(TAG_CREATED):
         ui.emit(f"owner {owner or 'unknown'}, created {record.get(TAG_CREATED) or 'unknown'}")
     ui.emit(f"expires {expires} ({stacks.time_left(expires)}); `awslab sweep` removes it after that" if expires else
@@ -399,7 +407,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
         progress.line(f"stack {stack}: nothing to delete")
         state.forget_current_stack(stack)
         kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
-        _report_kept(stack, [], kept, output)
+        _report_kept(stack, [], kept, output, ctx.region)
         return EXIT_OK
     keeps = ["a final snapshot of each database (the primary or cluster, any restored instance or cluster) until you delete it"] if (
         any(f.kind in ("db-instance", "db-cluster") for f in run.found.values()) and not skip_final_snapshot) else []
@@ -414,7 +422,7 @@ def down(ctx: Context, stack: str, *, skip_final_snapshot: bool, dry_run: bool, 
     progress.line(f"stack {stack} is down ({len(outcome.done)} deleted) in {took(ctx, outcome.elapsed_s)}")
     state.forget_current_stack(stack)
     kept = [] if delete_snapshots else [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
-    _report_kept(stack, sorted(s.key for s in plan.steps), kept, output)
+    _report_kept(stack, sorted(s.key for s in plan.steps), kept, output, ctx.region)
     return EXIT_OK
 
 
@@ -427,29 +435,30 @@ def _down_preview(ctx: Context, stack: str, plan: Plan, run: Run, skip_final_sna
     dbs = sorted((f for f in run.found.values() if f.kind in ("db-instance", "db-cluster")), key=lambda f: order_key(f.key))
     if dbs and not skip_final_snapshot:
         gib = sum(f.get("storage_gib") or 0 for f in dbs)
-        keeps.append(f"a final snapshot of {', '.join(f.id for f in dbs)} ({gib} GiB, about "
-                     f"{pricing.format_money(gib * pricing.RDS_SNAPSHOT_GB_MONTH)}/month)")
+        final = pricing.snapshot_line("final snapshot", "db", gib, ctx.region)
+        keeps.append(f"a final snapshot of {', '.join(f.id for f in dbs)} ({gib} GiB, "
+                     f"{pricing.say([final], ctx.region, per='month', about=True)})")
     if not delete_snapshots:
         manual = [s for s in recovery.find_snapshots(run, {}) if s.get("type") != "automated"]
         if manual:
-            keeps.append(f"{len(manual)} snapshots already taken (about {pricing.format_money(snapshots_monthly(manual))}"
-                         "/month)")
+            keeps.append(f"{len(manual)} snapshots already taken ({snapshots_monthly(manual, ctx.region)})")
     where = "the local AWS" if ctx.is_local else f"AWS ({ctx.region})"
     return (f"stack {stack} on {where}: deleting {len(plan.steps)} resources; keeping "
             + (" and ".join(keeps) if keeps else "nothing (no final snapshot)"))
 
 
-def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str) -> None:
+def _report_kept(stack: str, deleted: list[str], kept: list[Found], output: str, region: str) -> None:
 
     if output == "json":
+        monthly, complete = pricing.monthly(snapshot_cost(kept, region))
         ui.emit_json({"stack": stack, "deleted": deleted,
                       "kept": [{"kind": s.kind, "id": s.id, "region": s.get("region"), "size_gib": s.get("size_gib")} for s in kept],
-                      "kept_monthly_usd": round(snapshots_monthly(kept), 3)})
+                      "kept_monthly_usd": round(monthly, 3), "kept_cost_complete": complete})
         return
     if deleted:
         ui.emit(f"stack {stack}: deleted {len(deleted)} resources")
     if kept:
-        ui.emit(f"kept {len(kept)} snapshot{'' if len(kept) == 1 else 's'}, about {pricing.format_money(snapshots_monthly(kept))}/month until deleted "
+        ui.emit(f"kept {len(kept)} snapshot{'' if len(kept) == 1 else 's'}, {snapshots_monthly(kept, region)} until deleted "
                 f"(`awslab down --delete-snapshots` removes them):")
         for s in kept:
             ui.emit(f"  {s.kind} {s.id} ({s.get('region')}{', final' if '-final-' in s.id else ''})")

@@ -29,7 +29,6 @@ from awslab.spec.model import CREATE, Desired, Found
 from awslab.engine.plan import plan_failover, plan_promote, plan_restore, plan_snapshot
 from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, OperationError, OwnershipError, UsageError
-from awslab.spec import pricing
 from awslab.spec.lab import Lab
 from awslab.spec.tags import TAG_COPY_REGIONS, owned_by
 
@@ -72,7 +71,7 @@ def _snapshot_rows(snaps: list[Found]) -> list[list[str]]:
     return rows
 
 
-def print_snapshots(snaps: list[Found], output: str, stack: str) -> None:
+def print_snapshots(snaps: list[Found], output: str, stack: str, region: str) -> None:
     if output == "json":
         ui.emit_json([{"service": s.kind.split("-")[0], "id": s.id, "type": "final" if "-final-" in s.id else s.get("type"),
                        "region": s.get("region"), "size_gib": s.get("size_gib"), "status": s.state,
@@ -83,8 +82,8 @@ def print_snapshots(snaps: list[Found], output: str, stack: str) -> None:
         return
     ui.emit(ui.table(["SERVICE", "SNAPSHOT", "TYPE", "REGION", "AGE", "SIZE", "STATUS"], _snapshot_rows(snaps)))
     paid = [s for s in snaps if s.get("type") != "automated"]
-    ui.emit(f"\n{len(snaps)} snapshots; the manual and final ones cost about "
-            f"{pricing.format_money(snapshots_monthly(paid))}/month until deleted (automated backups up to the DB's size are free)")
+    ui.emit(f"\n{len(snaps)} snapshots; the manual and final ones cost "
+            f"{snapshots_monthly(paid, region)} until deleted (automated backups up to the DB's size are free)")
 
 
 def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key: str | None, output: str,
@@ -122,14 +121,14 @@ def snapshot(ctx: Context, stack: str, lab: Lab, *, copy_to: str | None, kms_key
     outcome = execute(plan, run)
     raise_if_failed(outcome, "snapshot", run)
     made = [run.found[s.key] for s in steps if s.key in run.found]
-    print_snapshots(made, output, stack)
+    print_snapshots(made, output, stack, ctx.region)
     return EXIT_OK
 
 
 def snapshots(ctx: Context, stack: str, *, output: str, progress: ui.Progress) -> int:
     """Manual, automated and final snapshots of the stack, in every region it copied to."""
     run = progress_run(ctx, stack, "", progress)
-    print_snapshots(find_snapshots(run, discover(run)), output, stack)
+    print_snapshots(find_snapshots(run, discover(run)), output, stack, ctx.region)
     return EXIT_OK
 
 

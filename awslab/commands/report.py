@@ -2,7 +2,7 @@
 
 One discovery feeds everything: verify's World and results (lifecycle.verified, the live checks
 included), the diagram drawn from that World (diagram_model.build), the cost now priced per
-resource (pricing.hourly_of_found), the snapshots (recovery.find_snapshots); then the figures
+resource in the stack's region (pricing.found_lines: each kind's handler), the snapshots (recovery.find_snapshots); then the figures
 `drill --report` and `demo caching --report` kept (commands/figures.py). report_page.py lays it
 out; only this module reads AWS.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from awslab import ui
 from awslab.commands import figures
-from awslab.commands._common import discovered
+from awslab.commands._common import discovered, snapshot_cost
 from awslab.commands.diagram_model import build, now_text
 from awslab.commands.flows import observed
 from awslab.commands.pages import check_out_path, write_page
@@ -25,22 +25,28 @@ from awslab.spec import pricing
 MAX_BYTES = 1 << 20     # the page's budget: it is mailed, and attached to a learning platform
 
 
-def cost_lines(found: dict) -> list[tuple[str, str, float]]:
-    """Each resource's hourly cost now, by the one price function `stacks` uses (hourly_of_found of
-    that resource alone), so the lines add up to the stack's total."""
+def cost_lines(found: dict, region: str, kinds) -> list[tuple]:
+    """Each resource's hourly cost now in ``region`` (None: nothing of it priced there; what is not
+    priced named after), by the one price function `stacks` uses (pricing.found_lines), so the
+    lines add up to the stack's total."""
     out = []
-    for key, f in sorted(found.items()):
-        hourly = pricing.hourly_of_found({key: f})
-        if hourly:
-            out.append((f"{f.kind} ({key})", f.id, hourly))
+    for key, lines in sorted(pricing.found_lines(found, region, kinds).items()):
+        hourly, complete = pricing.total_hourly(lines)
+        if hourly or not complete:
+            missing = ", ".join(pricing.not_priced(lines))
+            out.append((f"{found[key].kind} ({key})", found[key].id,
+                        None if all(l.hourly is None for l in lines) else hourly, missing))
     return out
 
 
-def snapshot_rows(snaps) -> list[dict]:
-    return [{"service": s.kind.split("-")[0], "id": s.id, "type": "final" if "-final-" in s.id else (s.get("type") or "manual"),
-             "region": s.get("region") or "", "size_gib": s.get("size_gib"), "status": s.state,
-             "monthly": pricing.snapshot_monthly(s.kind, s.get("size_gib"))}
-            for s in sorted(snaps, key=lambda s: (s.get("region") or "", s.kind, s.id))]
+def snapshot_rows(snaps, region: str) -> list[dict]:
+    rows = []
+    for s in sorted(snaps, key=lambda s: (s.get("region") or "", s.kind, s.id)):
+        monthly, priced = pricing.monthly(snapshot_cost([s], region))
+        rows.append({"service": s.kind.split("-")[0], "id": s.id, "type": "final" if "-final-" in s.id else (s.get("type") or "manual"),
+                     "region": s.get("region") or "", "size_gib": s.get("size_gib"), "status": s.state,
+                     "monthly": monthly if priced else None})
+    return rows
 
 
 def gather_report(ctx: Context, stack: str, progress: ui.Progress) -> Report:
@@ -50,7 +56,8 @@ def gather_report(ctx: Context, stack: str, progress: ui.Progress) -> Report:
     when = now_text()
     kept, stale = figures.load(stack, found)
     return Report(stack, ctx.region, ctx.target, lab.name, when, build(world, lab, when, observed(ctx, found)), [r.as_dict() for r in results],
-                  cost_lines(found), snapshot_rows(find_snapshots(run, found)), kept, tuple(stale))
+                  cost_lines(found, ctx.region, run.kinds), snapshot_rows(find_snapshots(run, found), ctx.region), kept,
+                  tuple(stale))
 
 
 def report(ctx: Context, stack: str, out: str, progress: ui.Progress) -> int:

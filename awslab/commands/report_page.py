@@ -25,8 +25,8 @@ class Report:
     when: str
     topology: Topology | None
     results: list[dict]                         # verify's Result.as_dict()s
-    cost: list[tuple[str, str, float]]          # (what, its id, USD per hour now)
-    snapshots: list[dict]                       # service, id, type, region, size_gib, status, monthly
+    cost: list[tuple]                           # (what, its id, USD per hour now in the region (None: not priced)[, what is not])
+    snapshots: list[dict]                       # service, id, type, region, size_gib, status, monthly (None: not priced)
     figures: dict[str, dict] = field(default_factory=dict)   # commands/figures.py's records by name
     stale: tuple[str, ...] = ()                 # figures left out: measured on an earlier stack of this name
 
@@ -52,16 +52,27 @@ def _verify(results: list[dict]) -> str:
     return "".join(out) or "<p>verify ran no checks.</p>"
 
 
-def _cost(cost: list[tuple[str, str, float]]) -> str:
-    total = sum(h for _, _, h in cost)
-    rows = "".join(f'<tr><td>{esc(what)}</td><td><code>{esc(rid)}</code></td><td class="num">{format_money(h)}</td>'
-                   f'<td class="num">{format_money(h * HOURS_PER_MONTH)}</td></tr>' for what, rid, h in cost if h)
+def _money(amount: float | None, factor: float = 1) -> str:
+    return "not priced" if amount is None else format_money(amount * factor)
+
+
+def _partial(cost: list[tuple]) -> bool:
+    return any(c[2] is None or (len(c) > 3 and c[3]) for c in cost)
+
+
+def _cost(cost: list[tuple], region: str) -> str:
+    total = sum(c[2] or 0.0 for c in cost)
+    partial = _partial(cost)
+    rows = "".join(f'<tr><td>{esc(what)}{esc(f" (not priced: {missing[0]})" if missing and missing[0] else "")}</td>'
+                   f'<td><code>{esc(rid)}</code></td><td class="num">{_money(h)}</td>'
+                   f'<td class="num">{_money(h, HOURS_PER_MONTH)}</td></tr>' for what, rid, h, *missing in cost if h != 0)
     return (f"<table><thead><tr><th>resource</th><th>id</th><th class=num>per hour</th><th class=num>per month (730 h)</th>"
-            f"</tr></thead><tbody>{rows}<tr><th colspan=2>the stack now</th><th class=num>{format_money(total)}</th>"
-            f"<th class=num>{format_money(total * HOURS_PER_MONTH)}</th></tr></tbody></table>"
-            '<p class="note">Priced from what exists now (us-east-1 on-demand list prices, awslab/spec/pricing.py): an '
-            "estimate, not a bill; data transfer and backup storage beyond the DB's size are not in it. On the local AWS "
-            "it is what the same stack would cost on AWS.</p>")
+            f"</tr></thead><tbody>{rows}<tr><th colspan=2>the stack now{' (what is priced)' if partial else ''}</th>"
+            f"<th class=num>{format_money(total)}</th><th class=num>{format_money(total * HOURS_PER_MONTH)}</th></tr></tbody>"
+            f'</table><p class="note">Priced from what exists now, at {esc(region)} on-demand list prices (awslab/spec/'
+            "prices.json: each figure with its source and date; a size that no source gives for the region is not "
+            "priced): an estimate, not a bill; data transfer and backup storage beyond the DB's size are not in it. On "
+            "the local AWS it is what the same stack would cost on AWS.</p>")
 
 
 def _size(gib) -> str:
@@ -74,12 +85,14 @@ def _snapshots(snaps: list[dict]) -> str:
     rows = "".join(f'<tr><td>{esc(s["service"])}</td><td><code>{esc(s["id"])}</code></td><td>{esc(s["type"])}</td>'
                    f'<td>{esc(s["region"])}</td><td class="num">{_size(s.get("size_gib"))}</td>'
                    f'<td>{esc(s["status"])}</td><td class="num">'
-                   f'{"free (automated)" if s["type"] == "automated" else format_money(s["monthly"])}</td></tr>' for s in snaps)
-    paid = sum(s["monthly"] for s in snaps if s["type"] != "automated")
+                   f'{"free (automated)" if s["type"] == "automated" else _money(s["monthly"])}</td></tr>' for s in snaps)
+    paid = sum(s["monthly"] or 0.0 for s in snaps if s["type"] != "automated")
+    unpriced = sum(1 for s in snaps if s["type"] != "automated" and s["monthly"] is None)
     return (f"<table><thead><tr><th>service</th><th>snapshot</th><th>type</th><th>region</th><th class=num>size</th>"
             f"<th>status</th><th class=num>per month</th></tr></thead><tbody>{rows}</tbody></table>"
-            f"<p>{len(snaps)} snapshots; the manual and final ones cost about <b>{format_money(paid)}/month</b> until "
-            "deleted (automated backups up to the DB's size are free).</p>")
+            f"<p>{len(snaps)} snapshots; the manual and final ones cost about <b>{format_money(paid)}/month</b>"
+            + (f" ({unpriced} not priced in their region)" if unpriced else "")
+            + " until deleted (automated backups up to the DB's size are free).</p>")
 
 
 def _drill(d: dict) -> str:
@@ -145,11 +158,11 @@ def _caching(d: dict) -> str:
 def page(rep: Report) -> str:
     """The report as one self-contained HTML page (pages.py: no script, font or URL)."""
     c = _counts(rep.results)
-    hourly = sum(h for _, _, h in rep.cost)
-    paid = sum(s["monthly"] for s in rep.snapshots if s["type"] != "automated")
+    hourly = sum(c[2] or 0.0 for c in rep.cost)
+    paid = sum(s["monthly"] or 0.0 for s in rep.snapshots if s["type"] != "automated")
     cards = "".join([
         _card("verify", f"{c['PASS']} PASS · {c['FAIL']} FAIL", "fail" if c["FAIL"] else "pass"),
-        _card("cost now (on AWS)", f"{format_money(hourly)}/hour"),
+        _card("cost now (on AWS)", f"{format_money(hourly)}/hour" + (" + not priced" if _partial(rep.cost) else "")),
         _card("snapshots", f"{len(rep.snapshots)} · {format_money(paid)}/month")])
     drill, caching = rep.figures.get("drill"), rep.figures.get("caching")
     if drill:
@@ -174,7 +187,7 @@ Made by <code>awslab report</code> from what exists now; it needs no network to 
 for a FAIL, the command that fixes it.</p>
 {_verify(rep.results)}
 <h2 id="cost">Cost now</h2>
-{_cost(rep.cost)}
+{_cost(rep.cost, rep.region)}
 <h2 id="snapshots">Snapshots</h2>
 {_snapshots(rep.snapshots)}
 <h2 id="drill">Failover drill</h2>

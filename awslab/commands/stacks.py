@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from awslab import ui
 from awslab.aws import network
 from awslab.aws._common import awslab_tagged
-from awslab.commands._common import new_run
+from awslab.commands._common import new_run, snapshot_cost
 from awslab.home import state
 from awslab.engine.context import Context
 from awslab.errors import UsageError
@@ -188,18 +188,28 @@ class StackRow:
     klass: str = ""
     resources: int = 0
     state: str = ""
-    hourly: float = 0.0
+    hourly: float = 0.0              # what is priced of it, in its own region
+    cost_complete: bool = True       # every resource priced (else ``not_priced`` names what is not)
+    not_priced: list[str] = field(default_factory=list)
     snapshots: list[dict] = field(default_factory=list)
 
     @property
     def snapshots_monthly(self) -> float:
-        return sum(s["monthly_usd"] for s in self.snapshots)
+        return sum(s["monthly_usd"] or 0.0 for s in self.snapshots)
+
+    @property
+    def hourly_text(self) -> str:
+        """Its cost per hour as a table cell: the amount, marked when part of it is not priced."""
+        if self.cost_complete:
+            return pricing.format_money(self.hourly)
+        return f"{pricing.format_money(self.hourly)} + not priced" if self.hourly else "not priced"
 
     def as_json(self) -> dict:
         return {"stack": self.stack, "region": self.region, "lab": self.lab or None, "owner": self.owner or None,
                 "created": self.created or None, "expires": self.expires or None,
                 "time_left": time_left(self.expires) or None, "class": self.klass or None,
                 "resources": self.resources, "state": self.state, "estimated_hourly_usd": round(self.hourly, 4),
+                "cost_complete": self.cost_complete, "not_priced": self.not_priced,
                 "snapshots": self.snapshots, "snapshots_monthly_usd": round(self.snapshots_monthly, 4)}
 
 
@@ -287,14 +297,16 @@ def _stack_row(ctx: Context, name: str, record: dict[str, str], arns: list[str],
     row = StackRow(name, ctx.region, lab=lab, owner=record.get(TAG_OWNER, ""), created=record.get(TAG_CREATED, ""),
                    expires=record.get(TAG_EXPIRES, ""), klass=record.get(TAG_CLASS, ""), resources=len(found))
     row.state = stack_state(found, expected_keys(name, ctx.region, record, lab))
-    row.hourly = pricing.hourly_of_found(found)
+    costs = [line for lines in pricing.found_lines(found, ctx.region, run.kinds).values() for line in lines]
+    row.hourly, row.cost_complete = pricing.total_hourly(costs)
+    row.not_priced = pricing.not_priced(costs)
     for s in find_snapshots(run, found):
         if s.get("type") == "automated":
             continue
+        monthly, priced = pricing.monthly(snapshot_cost([s], ctx.region))   # in the snapshot's own region
         row.snapshots.append({"id": s.id, "service": s.kind.split("-")[0], "region": s.get("region"),
                               "size_gib": s.get("size_gib"), "created": s.created.isoformat() if s.created else None,
-                              "monthly_usd": round(pricing.snapshot_monthly(s.kind, s.get("size_gib")), 4),
-                              "stack": name})
+                              "monthly_usd": round(monthly, 4) if priced else None, "stack": name})
     return row
 
 
@@ -337,8 +349,9 @@ def print_stacks(rows: list[StackRow], orphans: list[dict], output: str, regions
     if output == "json":
         ui.emit_json({"regions": regions, "stacks": [r.as_json() for r in rows], "orphaned_snapshots": orphans,
                       "estimated_hourly_usd": round(sum(r.hourly for r in rows), 4),
+                      "cost_complete": all(r.cost_complete for r in rows),
                       "snapshots_monthly_usd": round(sum(r.snapshots_monthly for r in rows)
-                                                     + sum(s["monthly_usd"] for s in orphans), 4)})
+                                                     + sum(s["monthly_usd"] or 0.0 for s in orphans), 4)})
         return
     if not rows and not orphans:
         ui.emit(f"no awslab stacks in {', '.join(regions)}")
@@ -347,19 +360,26 @@ def print_stacks(rows: list[StackRow], orphans: list[dict], output: str, regions
         ui.emit(ui.table(["STACK", "REGION", "LAB", "OWNER", "CREATED", "EXPIRES", "RESOURCES", "STATE", "$/HOUR",
                           "SNAPSHOTS"],
                          [[r.stack, r.region, r.lab, r.owner or "-", _short(r.created), time_left(r.expires) or "never",
-                           str(r.resources), r.state, pricing.format_money(r.hourly),
+                           str(r.resources), r.state, r.hourly_text,
                            f"{len(r.snapshots)} ({pricing.format_money(r.snapshots_monthly)}/month)" if r.snapshots else "-"]
                           for r in rows]))
     if orphans:
         ui.emit("\nsnapshots of stacks that no longer exist (kept until deleted):")
         ui.emit(ui.table(["STACK", "SNAPSHOT", "SERVICE", "REGION", "SIZE", "$/MONTH"],
                          [[s["stack"], s["id"], s["service"], s["region"] or "-",
-                           f"{s['size_gib']:g} GiB" if s.get("size_gib") else "-", pricing.format_money(s["monthly_usd"])]
+                           f"{s['size_gib']:g} GiB" if s.get("size_gib") else "-",
+                           pricing.format_money(s["monthly_usd"]) if s["monthly_usd"] is not None else "not priced"]
                           for s in orphans]))
     hourly = sum(r.hourly for r in rows)
-    monthly = sum(r.snapshots_monthly for r in rows) + sum(s["monthly_usd"] for s in orphans)
-    ui.emit(f"\n{len(rows)} stack{'' if len(rows) == 1 else 's'}: about {pricing.format_money(hourly)}/hour on AWS now (priced from what exists); "
-            f"snapshots about {pricing.format_money(monthly)}/month")
+    monthly = sum(r.snapshots_monthly for r in rows) + sum(s["monthly_usd"] or 0.0 for s in orphans)
+    partial = [f"{r.stack} ({r.region}): {', '.join(r.not_priced)}" for r in rows if not r.cost_complete]
+    unpriced = sum(1 for r in rows for s in r.snapshots if s["monthly_usd"] is None) + sum(
+        1 for s in orphans if s["monthly_usd"] is None)
+    ui.emit(f"\n{len(rows)} stack{'' if len(rows) == 1 else 's'}: about {pricing.format_money(hourly)}/hour on AWS now (priced from what exists, "
+            f"each in its own region); snapshots about {pricing.format_money(monthly)}/month"
+            + (f" ({unpriced} not priced in their region)" if unpriced else ""))
+    if partial:
+        ui.emit("not priced (no source of awslab's price table gives it in that region): " + "; ".join(partial))
 
 
 def _short(created: str) -> str:

@@ -20,6 +20,7 @@ import re
 
 from awslab import ui
 from awslab.aws import stacksets
+from awslab.aws.kinds import KINDS
 from awslab.commands._common import confirm_real_account
 from awslab.commands.classes import (
     GradePage,
@@ -121,12 +122,14 @@ def class_up(ctx: Context, lab: Lab, class_name: str, *, accounts: list[str], ou
     if len(body.encode()) > TEMPLATE_BODY_MAX:
         raise UsageError(f"the template is {len(body.encode())} bytes, over CloudFormation's {TEMPLATE_BODY_MAX}",
                          "fewer --set overrides, or deploy the exported template from S3 yourself")
-    hourly, _ = pricing.total_hourly(pricing.estimate(lab))
+    # Each region at its own prices: a stack instance in sa-east-1 does not cost what one in us-east-1 does.
+    costs = {region: pricing.estimate(lab, region, KINDS, class_name) for region in regions}
+    hourly = {region: pricing.total_hourly(lines)[0] for region, lines in costs.items()}
     where = f"{len(accounts)} accounts" if accounts else f"every account of {', '.join(ous)}"
     confirm_real_account(ctx, f"deploy {lab.name} to {where} with the StackSet {name}", [
         f"StackSet {name}: stack '{class_name}' in {where}, regions {', '.join(regions)}",
-        f"estimated cost once up: {pricing.format_money(hourly)}/hour per account and region"
-        + (f", {pricing.format_money(hourly * len(accounts) * len(regions))}/hour for the class" if accounts else ""),
+        "estimated cost once up, per account: " + "; ".join(f"{r} {pricing.say(lines, r)}" for r, lines in costs.items())
+        + (f"; {pricing.format_money(sum(hourly.values()) * len(accounts))}/hour for the class" if accounts else ""),
         "each account needs AWSCloudFormationStackSetExecutionRole (policies/README.md)" if accounts else
         "StackSets' trusted access in AWS Organizations must be on"])
     cfn = ctx.client("cloudformation")
@@ -182,9 +185,10 @@ def class_up(ctx: Context, lab: Lab, class_name: str, *, accounts: list[str], ou
                       "failed": len(failed)})
     else:
         _print_rows(rows)
-        deployed = sum(1 for r in rows if r["stack_id"])
+        deployed = sum(hourly.get(r["region"], 0.0) for r in rows if r["stack_id"])
         ui.emit(f"\nclass {class_name}: {len(rows) - len(failed)} of {len(rows)} accounts CURRENT (stack "
-                f"'{class_name}' in each); on real AWS about {pricing.format_money(hourly * deployed)}/hour"
+                f"'{class_name}' in each); on real AWS about {pricing.format_money(deployed)}/hour"
+                + ("" if all(pricing.total_hourly(lines)[1] for lines in costs.values()) else " (what is priced)")
                 + (f"; {len(failed)} not: rerun `awslab class up --stackset` once what REASON says is fixed"
                    if failed else ""))
     return EXIT_FAILED if failed or not rows else EXIT_OK

@@ -173,7 +173,9 @@ class Plan:
 # computes the diff once as ``Change`` values, ``apply`` makes them); "update" completes a
 # half-made resource (``incomplete`` says why, ``complete`` does it); "ready" waits until it is usable; "replace"
 # says where it differs in what AWS cannot change (``drift``: shown, never run); "failover" and
-# "promote" are the recovery actions; "final-snapshot" names the snapshot its delete keeps.
+# "promote" are the recovery actions; "final-snapshot" names the snapshot its delete keeps; "cost"
+# prices it in a region through spec/pricing.py (``estimate`` what a Desired will cost per hour,
+# ``priced`` what a Found costs now: lists of ``pricing.Line``).
 CAPABILITIES: dict[str, tuple[str, ...]] = {
     "settings": ("changes", "apply"),
     "update": ("incomplete", "complete"),
@@ -182,6 +184,7 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "failover": ("failover",),
     "promote": ("promote",),
     "final-snapshot": ("final_snapshot_id",),
+    "cost": ("estimate", "priced"),
 }
 
 

@@ -1,124 +1,222 @@
-"""Estimated on-demand cost: one table, read by the summary and the real-account prompt.
+"""Estimated on-demand cost, per region: the price tables and the lines a cost is made of.
 
-Prices are us-east-1 on-demand list prices (USD) for the lab's sizes, as published by AWS in 2025;
-other regions differ by a few percent. An estimate for orientation, not a bill: data transfer,
-backup storage beyond the DB's size and taxes are not included.
+The figures live in ``prices.json`` beside this module: on-demand list prices (USD) of the lab's
+sizes per AWS region, each block of figures with the source it was read from and that source's
+date. It is read on the first price asked for, never at import: most commands price nothing. A
+region or size no source gives is not priced: its ``Line.hourly`` is None, the totals say so, and
+no figure is borrowed from another region. An estimate for orientation, not a bill: data
+transfer, backup storage beyond the DB's size and taxes are not included.
+
+What a thing costs is said by its kind's handler (the ``cost`` capability in spec/model.py:
+``estimate`` for what a lab will make, ``priced`` for what exists), each through the functions
+below; ``estimate`` and ``found_lines`` add up the handlers of the registry they are handed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from awslab.spec.lab import Lab
+from functools import cache
+from pathlib import Path
+from typing import Any, Iterable
 
 HOURS_PER_MONTH = 730
-
-EC2_HOURLY = {"t3.nano": 0.0052, "t3.micro": 0.0104, "t3.small": 0.0208, "t3.medium": 0.0416,
-              "t4g.micro": 0.0084, "t4g.small": 0.0168}
-PUBLIC_IPV4_HOURLY = 0.005
-EBS_GP3_GB_MONTH = 0.08
 HOST_ROOT_GIB = 8
-# Single-AZ hourly price per engine; Multi-AZ (one standby) costs twice as much.
-RDS_HOURLY = {
-    "postgres": {"db.t3.micro": 0.018, "db.t3.small": 0.036, "db.t3.medium": 0.072, "db.t4g.micro": 0.016,
-                 "db.t4g.small": 0.032, "db.t4g.medium": 0.065, "db.m5.large": 0.178},
-    "mysql": {"db.t3.micro": 0.017, "db.t3.small": 0.034, "db.t3.medium": 0.068, "db.t4g.micro": 0.016,
-              "db.t4g.small": 0.032, "db.t4g.medium": 0.065, "db.m5.large": 0.171},
-    # RDS for MariaDB is priced as RDS for MySQL (https://aws.amazon.com/rds/mariadb/pricing/).
-    "mariadb": {"db.t3.micro": 0.017, "db.t3.small": 0.034, "db.t3.medium": 0.068, "db.t4g.micro": 0.016,
-                "db.t4g.small": 0.032, "db.t4g.medium": 0.065, "db.m5.large": 0.171},
-}
-RDS_STORAGE_GB_MONTH = {"gp2": 0.115, "gp3": 0.115, "io1": 0.125, "io2": 0.125}
-RDS_SNAPSHOT_GB_MONTH = 0.095  # an upper bound: snapshots after the first are incremental
-ELASTICACHE_BACKUP_GB_MONTH = 0.085
-ELASTICACHE_HOURLY = {"cache.t3.micro": 0.017, "cache.t3.small": 0.034, "cache.t3.medium": 0.068,
-                      "cache.t4g.micro": 0.016, "cache.t4g.small": 0.032}
-SECRET_MONTH = 0.40
+DEFAULT_REGION = "us-east-1"
+PRICES = Path(__file__).with_name("prices.json")
+ANY_REGION = "*"       # a figure its source gives for every region
+# States in which AWS bills nothing for the resource's hours.
+NOT_BILLED = frozenset({"deleting", "deleted", "terminated", "shutting-down", "stopped"})
 
 
 @dataclass(frozen=True)
 class Line:
     item: str
-    hourly: float | None   # None: not in the table
+    hourly: float | None   # None: not priced (no source gives this size in this region)
 
 
-def estimate(lab: Lab) -> list[Line]:
-    h, d, c = lab.host, lab.database, lab.cache
-    lines = [
-        Line(f"EC2 {h.instance_type} host", EC2_HOURLY.get(h.instance_type)),
-        Line("public IPv4 address", PUBLIC_IPV4_HOURLY),
-        Line(f"EBS gp3 {HOST_ROOT_GIB} GiB (host)", EBS_GP3_GB_MONTH * HOST_ROOT_GIB / HOURS_PER_MONTH),
-    ]
-    cluster = d.deployment == "cluster"   # a Multi-AZ DB cluster: three instances of its class, no replicas
-    lines += database_lines(d)
-    db_rate = RDS_HOURLY.get(d.engine, {}).get(d.instance_class)
-    storage = RDS_STORAGE_GB_MONTH[d.storage_type] * d.allocated_storage_gib / HOURS_PER_MONTH
-    for i in range(0 if cluster else d.read_replicas):
-        lines.append(Line(f"RDS read replica {i + 1} ({d.instance_class})", db_rate))
-        lines.append(Line(f"RDS replica {i + 1} storage", storage))
-    nodes = 1 + c.replicas
-    node_rate = ELASTICACHE_HOURLY.get(c.node_type)
-    lines.append(Line(f"ElastiCache {nodes} x {c.node_type}", node_rate * nodes if node_rate is not None else None))
-    lines.append(Line("Secrets Manager: 2 secrets", 2 * SECRET_MONTH / HOURS_PER_MONTH))
+@cache
+def _tables() -> dict[str, dict[str, Any]]:
+    """table -> region -> figures, the blocks of each table merged (a figure given twice is a
+    mistake in the file, not a choice: refused)."""
+    import json
+
+    doc = json.loads(PRICES.read_text(encoding="utf-8"))
+    out: dict[str, dict[str, Any]] = {}
+    for name, blocks in doc["tables"].items():
+        merged = out.setdefault(name, {})
+        for block in blocks:
+            if block["source"] not in doc["sources"]:
+                raise ValueError(f"{PRICES.name}: {name}: unknown source {block['source']!r}")
+            for region, figures in block["prices"].items():
+                _merge(merged, region, figures, f"{name} {region}")
+    return out
+
+
+def _merge(into: dict, key: str, value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        into.setdefault(key, {})
+        for k, v in value.items():
+            _merge(into[key], k, v, f"{where} {k}")
+    elif key in into:
+        raise ValueError(f"{PRICES.name}: {where} is given twice")
+    else:
+        into[key] = value
+
+
+def price(table: str, region: str, *keys: str) -> float | None:
+    """The figure of ``table`` for ``region`` (then ``keys``, e.g. engine and class), or None when
+    no source gives it."""
+    regions = _tables()[table]
+    for where in (region, ANY_REGION):
+        value: Any = regions.get(where)
+        for k in keys:
+            value = value.get(k) if isinstance(value, dict) else None
+        if value is not None:
+            return float(value)
+    return None
+
+
+def _times(rate: float | None, factor: float) -> float | None:
+    return None if rate is None else rate * factor
+
+
+# --- what one billed thing costs, per region (the handlers' ``cost`` methods call these) --------
+
+def host_lines(instance_type: str, region: str, *, public_ip: bool = True) -> list[Line]:
+    """An EC2 host: its hours, its public IPv4 address, its gp3 root volume."""
+    lines = [Line(f"EC2 {instance_type} host", price("ec2_hourly", region, instance_type))]
+    if public_ip:
+        lines.append(Line("public IPv4 address", price("public_ipv4_hourly", region)))
+    lines.append(Line(f"EBS gp3 {HOST_ROOT_GIB} GiB (host)",
+                      _times(price("ebs_gp3_gb_month", region), HOST_ROOT_GIB / HOURS_PER_MONTH)))
     return lines
 
 
-def database_lines(d) -> list[Line]:
+def db_lines(label: str, engine: str, klass: str, storage_type: str, storage_gib: float, copies: int,
+             region: str, *, storage_label: str | None = None) -> list[Line]:
+    """RDS instance hours and storage, ``copies`` times (a Multi-AZ standby and a DB cluster's
+    members each bill the hours and a copy of the storage)."""
+    storage = _times(price("rds_storage_gb_month", region, storage_type), (storage_gib or 0) / HOURS_PER_MONTH)
+    return [Line(label, _times(price("rds_hourly", region, engine, klass), copies)),
+            Line(storage_label or f"RDS {storage_type} {storage_gib:g} GiB", _times(storage, copies))]
+
+
+def database_lines(d, region: str = DEFAULT_REGION) -> list[Line]:
     """The lab's database (``lab.database``) without its replicas: its instances and their storage
     (also what `drill --compare`'s temporary database of the other deployment costs)."""
-    cluster = d.deployment == "cluster"
+    cluster = d.deployment == "cluster"   # a Multi-AZ DB cluster: three instances of its class, no replicas
     klass = d.cluster_instance_class if cluster else d.instance_class
-    db_rate = RDS_HOURLY.get(d.engine, {}).get(klass)
-    az = 3 if cluster else 2 if d.multi_az else 1
-    storage = RDS_STORAGE_GB_MONTH[d.storage_type] * d.allocated_storage_gib / HOURS_PER_MONTH
-    return [Line(f"RDS {d.engine} {klass} " + ("Multi-AZ DB cluster (3 instances)" if cluster else
-                                                "Multi-AZ" if d.multi_az else "Single-AZ"),
-                 db_rate * az if db_rate is not None else None),
-            Line(f"RDS {d.storage_type} {d.allocated_storage_gib} GiB", storage * az)]
+    copies = 3 if cluster else 2 if d.multi_az else 1
+    shape = "Multi-AZ DB cluster (3 instances)" if cluster else "Multi-AZ" if d.multi_az else "Single-AZ"
+    return db_lines(f"RDS {d.engine} {klass} {shape}", d.engine, klass, d.storage_type, d.allocated_storage_gib,
+                    copies, region)
 
 
-def total_hourly(lines: list[Line]) -> tuple[float, bool]:
+def replica_lines(d, n: int, region: str = DEFAULT_REGION) -> list[Line]:
+    """Read replica ``n`` of the lab's database: its own instance and storage."""
+    return db_lines(f"RDS read replica {n} ({d.instance_class})", d.engine, d.instance_class, d.storage_type,
+                    d.allocated_storage_gib, 1, region, storage_label=f"RDS replica {n} storage")
+
+
+def cache_lines(node_type: str, nodes: int, region: str) -> list[Line]:
+    return [Line(f"ElastiCache {nodes} x {node_type}", _times(price("elasticache_hourly", region, node_type), nodes))]
+
+
+def secret_line(what: str, region: str) -> Line:
+    return Line(f"Secrets Manager: {what}", _times(price("secret_month", region), 1 / HOURS_PER_MONTH))
+
+
+def snapshot_monthly(service: str, size_gib: float | None, region: str = DEFAULT_REGION) -> float | None:
+    """What keeping one snapshot costs per month (USD), by its service ("db..." or "cache...") and
+    region; None: not priced."""
+    table = "rds_snapshot_gb_month" if service.startswith("db") else "elasticache_backup_gb_month"
+    return _times(price(table, region), size_gib or 0)
+
+
+def snapshot_line(item: str, service: str, size_gib: float | None, region: str) -> Line:
+    """A snapshot kept: its storage as an hourly figure (the month's price over its hours), so a
+    snapshot adds up with everything else; ``monthly`` turns lines back into a month."""
+    return Line(f"{item} ({region})", _times(snapshot_monthly(service, size_gib, region), 1 / HOURS_PER_MONTH))
+
+
+# --- adding up ---------------------------------------------------------------------------------
+
+def estimate(lab, region: str = DEFAULT_REGION, kinds=None, stack: str = "lab") -> list[Line]:
+    """What the lab costs per hour once up in ``region``: each resource it wants priced by its
+    kind's handler in ``kinds`` (the ``cost`` capability). Without a registry (a caller that has
+    none, a test of the lab alone), the same lines from the lab's sections."""
+    if kinds is None:
+        h, d, c = lab.host, lab.database, lab.cache
+        lines = host_lines(h.instance_type, region) + database_lines(d, region)
+        for i in range(0 if d.deployment == "cluster" else d.read_replicas):
+            lines += replica_lines(d, i + 1, region)
+        return lines + cache_lines(c.node_type, 1 + c.replicas, region) + [
+            secret_line("DB master password (managed by RDS)", region), secret_line("cache AUTH token", region)]
+    from awslab.spec.topology import desired
+
+    return [line for want in desired(lab, stack, region) if want.kind in kinds and kinds.can(want.kind, "cost")
+            for line in kinds[want.kind].estimate(want, region)]
+
+
+def found_lines(found: dict, region: str, kinds) -> dict[str, list[Line]]:
+    """What each resource found costs per hour now (key -> its lines), priced by its kind's handler
+    from what exists, not from billing data: never a day late. A resource AWS bills no hours for
+    (stopped, being deleted) costs nothing here."""
+    out: dict[str, list[Line]] = {}
+    for key, f in found.items():
+        if f.state in NOT_BILLED or f.kind not in kinds or not kinds.can(f.kind, "cost"):
+            continue
+        out[key] = kinds[f.kind].priced(f, region)
+    return out
+
+
+def total_hourly(lines: Iterable[Line]) -> tuple[float, bool]:
     """The sum, and whether every line was priced."""
+    lines = list(lines)
     return sum(l.hourly or 0.0 for l in lines), all(l.hourly is not None for l in lines)
+
+
+def monthly(lines: Iterable[Line]) -> tuple[float, bool]:
+    """What ``lines`` cost per month (730 hours), and whether every line was priced."""
+    hourly, complete = total_hourly(lines)
+    return hourly * HOURS_PER_MONTH, complete
+
+
+def not_priced(lines: Iterable[Line]) -> list[str]:
+    """What of ``lines`` no source prices, each named once."""
+    return list(dict.fromkeys(l.item for l in lines if l.hourly is None))
 
 
 def format_money(amount: float) -> str:
     return f"${amount:,.3f}" if amount < 1 else f"${amount:,.2f}"
 
 
-def hourly_of_found(found: dict) -> float:
-    """What a stack costs per hour now, priced from what exists (``Found`` values by key), not from
-    billing data: never a day late. Unknown sizes count 0."""
-    total = 0.0
-    for f in found.values():
-        if f.state in ("deleting", "deleted", "terminated", "shutting-down", "stopped"):
-            continue
-        if f.kind == "instance":
-            total += (EC2_HOURLY.get((f.get("raw") or {}).get("InstanceType", ""), 0.0)
-                      + EBS_GP3_GB_MONTH * HOST_ROOT_GIB / HOURS_PER_MONTH
-                      + (PUBLIC_IPV4_HOURLY if f.get("public_ip") else 0.0))
-        elif f.kind in ("db-instance", "db-replica"):
-            az = 2 if f.get("multi_az") else 1
-            raw = f.get("raw") or {}
-            rate = RDS_HOURLY.get(f.get("engine") or "", {}).get(f.get("class") or "", 0.0)
-            storage = RDS_STORAGE_GB_MONTH.get(raw.get("StorageType", "gp3"), 0.115) * (f.get("storage_gib") or 0)
-            total += az * (rate + storage / HOURS_PER_MONTH)
-        elif f.kind == "db-cluster":   # three instances of its class, each with the cluster's storage
-            raw = f.get("raw") or {}
-            rate = RDS_HOURLY.get(f.get("engine") or "", {}).get(f.get("class") or "", 0.0)
-            storage = RDS_STORAGE_GB_MONTH.get(raw.get("StorageType", "io1"), 0.125) * (f.get("storage_gib") or 0)
-            total += 3 * (rate + storage / HOURS_PER_MONTH) + SECRET_MONTH / HOURS_PER_MONTH
-        elif f.kind == "replication-group":
-            nodes = len(f.get("members") or []) or 1
-            total += nodes * ELASTICACHE_HOURLY.get(f.get("node_type") or "", 0.0)
-        elif f.kind == "secret":
-            total += SECRET_MONTH / HOURS_PER_MONTH
-    total += sum(SECRET_MONTH / HOURS_PER_MONTH for f in found.values()
-                 if f.kind == "db-instance" and f.get("secret_arn"))   # the RDS-managed master secret
-    return total
+def say(lines: list[Line], region: str, per: str = "hour", *, about: bool = False) -> str:
+    """'$0.115/hour' (or /month; 'about $0.115/hour' with ``about``), or what of it is not priced
+    in ``region`` ("" when the lines span regions: each item then names its own): '$0.082/hour (not
+    priced in sa-east-1: EC2 t3.micro host, ...)'; 'not priced in xx-1 (...)' when nothing is."""
+    amount, complete = monthly(lines) if per == "month" else total_hourly(lines)
+    money = f"{'about ' if about else ''}{format_money(amount)}/{per}"
+    if complete:
+        return money
+    where = f" in {region}" if region else ""
+    missing = ", ".join(not_priced(lines))
+    if all(l.hourly is None for l in lines):
+        return f"not priced{where}" + (f" ({missing})" if len(lines) > 1 else "")
+    return f"{money} (not priced{where}: {missing})"
 
 
-def snapshot_monthly(kind: str, size_gib: float | None) -> float:
-    """What keeping one snapshot costs per month (USD), by its service."""
-    rate = RDS_SNAPSHOT_GB_MONTH if kind.startswith("db") else ELASTICACHE_BACKUP_GB_MONTH
-    return (size_gib or 0) * rate
+# us-east-1's tables under the names this module had before prices were per region (read lazily,
+# like every figure): for a reader that wants one table, not a region's lines.
+_US_EAST_1 = {"EC2_HOURLY": "ec2_hourly", "PUBLIC_IPV4_HOURLY": "public_ipv4_hourly", "EBS_GP3_GB_MONTH": "ebs_gp3_gb_month",
+              "RDS_HOURLY": "rds_hourly", "RDS_STORAGE_GB_MONTH": "rds_storage_gb_month",
+              "RDS_SNAPSHOT_GB_MONTH": "rds_snapshot_gb_month", "ELASTICACHE_HOURLY": "elasticache_hourly",
+              "ELASTICACHE_BACKUP_GB_MONTH": "elasticache_backup_gb_month", "SECRET_MONTH": "secret_month"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _US_EAST_1:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    regions = _tables()[_US_EAST_1[name]]
+    value = regions.get(DEFAULT_REGION, regions.get(ANY_REGION))
+    return dict(value) if isinstance(value, dict) else value

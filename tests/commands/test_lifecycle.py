@@ -235,3 +235,18 @@ def test_up__a_look_alike_with_the_stacks_name_but_not_its_tags_is_refused_and_l
     assert group["DBSubnetGroupDescription"] == "someone else's" and group["VpcId"] == vpc
     assert awslab("down", "--name", stack, "--yes").code == 0
     assert rds.describe_db_subnet_groups(DBSubnetGroupName=f"{stack}-db")["DBSubnetGroups"]
+
+
+def test_plan__the_cost_is_the_regions__and_what_no_source_prices_there_is_named(awslab, local, stack):
+    """Issue 25: us-east-1, sa-east-1 and ap-southeast-2 all said $0.115/hour."""
+    def plan(region):
+        out = awslab("plan", "week6", "--name", stack, "--region", region, "--output", "json")
+        assert out.code == 0, out.err
+        return json.loads(out.out)
+
+    virginia, sao_paulo = plan("us-east-1"), plan("sa-east-1")
+    assert virginia["estimated_hourly_usd"] == 0.1148 and virginia["cost_complete"] and virginia["not_priced"] == []
+    assert sao_paulo["estimated_hourly_usd"] > virginia["estimated_hourly_usd"] and not sao_paulo["cost_complete"]
+    assert "EBS gp3 8 GiB (host)" in sao_paulo["not_priced"] and "EC2 t3.micro host" not in sao_paulo["not_priced"]
+    text = awslab("plan", "week6", "--name", stack, "--region", "ap-southeast-2").out
+    assert "estimated cost once up in ap-southeast-2: $" in text and "(not priced in ap-southeast-2: EBS gp3 8 GiB" in text

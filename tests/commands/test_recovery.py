@@ -89,6 +89,10 @@ def test_snapshot_copy__lands_tagged_in_the_other_region_and_is_listed(awslab, a
     row = next(r for r in every["stacks"] if r["stack"] == stack)
     assert ("us-west-2", copy["id"]) in {(s["region"], s["id"]) for s in row["snapshots"]}
     assert not [s for s in every["orphaned_snapshots"] if s["stack"] == stack]
+    # Each snapshot priced in its own region: the original at us-east-1's price, the copy not priced
+    # (no source in awslab's table gives Oregon's snapshot price), never at us-east-1's.
+    monthly = {(s["region"], s["service"]): s["monthly_usd"] for s in row["snapshots"]}
+    assert monthly[("us-east-1", "db")] == pytest.approx(20 * 0.095) and monthly[("us-west-2", "db")] is None
     # A rerun of `up`, then this home's record of the stack lost (another machine, a new home):
     # `down` still finds the copy, from the stack's own tags, and removes it.
     assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
