@@ -35,6 +35,14 @@ def db_major(version: str) -> str:
     return next((m for m in majors if text == m or text.startswith(m + ".")), text)
 
 
+def version_as_lab(shown: str, wanted: str) -> str:
+    """The version RDS shows (always MAJOR.MINOR) in the lab's terms: its major when the lab names a
+    major alone and RDS runs a minor of it ("16.14" is "16" to a lab saying "16"), else as shown
+    (a lab naming "16.15", or another major: the plan then says "16.14 -> 16.15", "16.14 -> 18")."""
+    shown, wanted = str(shown), str(wanted)
+    return wanted if db_major(wanted) == wanted and db_major(shown) == wanted else shown
+
+
 def version_key(version: str) -> tuple[int, ...]:
     """A version as numbers, for ordering ("16.14" < "18.4"); a part that is no number counts as 0."""
     return tuple(int(p) if p.isdigit() else 0 for p in str(version).split("."))
