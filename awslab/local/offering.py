@@ -10,27 +10,48 @@ runs the control plane only, and nothing here refuses."""
 from __future__ import annotations
 
 from awslab.local.engines import mariadb
-from awslab.local.engines.binaries import INSTALL_HINT, postgres_majors, redis_version
+from awslab.local.engines.binaries import INSTALL_HINT, postgres_majors, postgres_versions, redis_version
 from awslab.spec.catalog import db_major
 
 
-def db_refusal(engine: str, version: str) -> str | None:
-    """Why the local AWS cannot run ``engine`` ``version`` behind a DB instance (None: it can)."""
+def local_versions(engine: str) -> dict[str, str] | None:
+    """The full version the local AWS runs for each major of ``engine`` ({"16": "16.14", ...});
+    None where it cannot say: no binaries (the control plane alone) or a stand-in (mysql)."""
+    if engine == "postgres":
+        return postgres_versions() or None
     if engine == "mariadb":
         running = mariadb.available()
-        if running is None or db_major(version) == ".".join(running.split(".")[:2]):
+        return {db_major(running): running} if running else None
+    return None
+
+
+def db_refusal(engine: str, version: str) -> str | None:
+    """Why the local AWS cannot run ``engine`` ``version`` behind a DB instance (None: it can).
+    A major alone runs the minor the local AWS has of it; a full version must be that minor."""
+    version, major = str(version), db_major(str(version))
+    if engine == "mariadb":
+        running = mariadb.available()
+        if running is None:
             return None
-        return (f"the local AWS runs MariaDB {running} (the system's mariadbd), not MariaDB {db_major(version)}: "
-                f"use database.engine_version={'.'.join(running.split('.')[:2])}")
-    if engine != "postgres":
+        if major != db_major(running):
+            return (f"the local AWS runs MariaDB {running} (the system's mariadbd), not MariaDB {major}: "
+                    f"use database.engine_version={db_major(running)}")
+    elif engine == "postgres":
+        majors = postgres_majors()
+        if not majors:
+            return None
+        if major not in majors:
+            have = f"{', '.join(majors[:-1])} and {majors[-1]}" if len(majors) > 1 else majors[0]
+            return (f"the local AWS cannot run PostgreSQL {major}: it has the server binaries of PostgreSQL "
+                    f"{have} only ({INSTALL_HINT} ships 16 and 18)")
+    else:
         return None   # mysql: MySQL-compatible MariaDB stands in, said wherever it shows
-    majors = postgres_majors()
-    major = db_major(version)
-    if not majors or major in majors:
+    running = (local_versions(engine) or {}).get(major)
+    if version == major or running is None or version == running:
         return None
-    have = f"{', '.join(majors[:-1])} and {majors[-1]}" if len(majors) > 1 else majors[0]
-    return (f"the local AWS cannot run PostgreSQL {major}: it has the server binaries of PostgreSQL "
-            f"{have} only ({INSTALL_HINT} ships 16 and 18)")
+    name = "PostgreSQL" if engine == "postgres" else "MariaDB"
+    return (f"the local AWS runs {name} {running} for {major}, not {version} (it has no server of that minor): "
+            f"use database.engine_version={running} or {major}")
 
 
 def cache_refusal(engine: str, version: str) -> str | None:

@@ -73,6 +73,14 @@ def pg_major(bindir: Path) -> str:
     return match.group(1) if match else ""
 
 
+@functools.cache
+def pg_version(bindir: Path) -> str:
+    """'16.14' for a bin dir whose postgres says 'postgres (PostgreSQL) 16.14' ('' when it cannot say)."""
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"(\d+\.\d+)", out.stdout)
+    return match.group(1) if match else ""
+
+
 def postgres_bindir(major: str | None = None) -> Path:
     """The bin dir holding initdb, postgres, pg_ctl and pg_basebackup (of that major version, if given)."""
     require_posix()
@@ -135,6 +143,20 @@ def postgres_majors() -> tuple[str, ...]:
     except EngineUnavailable:
         return ()
     return tuple(sorted({pg_major(b) for b in pg_candidates() if has_pg_tools(b)} - {""}, key=int_or_zero))
+
+
+@functools.cache
+def postgres_versions() -> dict[str, str]:
+    """The PostgreSQL each major at hand runs, as ``postgres_bindir`` picks it: {"16": "16.14", ...}."""
+    try:
+        require_posix()
+    except EngineUnavailable:
+        return {}
+    out: dict[str, str] = {}
+    for bindir in pg_candidates():
+        if has_pg_tools(bindir) and pg_major(bindir) and pg_major(bindir) not in out:
+            out[pg_major(bindir)] = pg_version(bindir)
+    return out
 
 
 @functools.cache

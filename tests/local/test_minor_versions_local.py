@@ -1,0 +1,96 @@
+"""Full engine versions on the local AWS: DescribeDBEngineVersions answers from the versions RDS
+offers and AWS's upgrade table; CreateDBInstance and ModifyDBInstance take a minor RDS offers and
+refuse one it does not; with engines, a minor is taken only where a server of it runs, and the API
+reports the version the server says (`SELECT version()`)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from conftest import endpoint_map, mutating, server_keys
+
+
+def _refused(call) -> tuple[str, str]:
+    with pytest.raises(ClientError) as exc:
+        call()
+    return exc.value.response["Error"]["Code"], exc.value.response["Error"]["Message"]
+
+
+def _create(rds, ident: str, version: str) -> dict:
+    return rds.create_db_instance(DBInstanceIdentifier=ident, Engine="postgres", EngineVersion=version,
+                                  DBInstanceClass="db.t3.micro", AllocatedStorage=20, MasterUsername="labadmin",
+                                  MasterUserPassword="a-long-password-1")["DBInstance"]
+
+
+def test_describe_db_engine_versions__offered_versions_with_their_upgrade_targets(aws):
+    rds = aws("rds")
+    listed = [v["EngineVersion"] for v in rds.describe_db_engine_versions(Engine="postgres")["DBEngineVersions"]]
+    assert "16.15" in listed and "18.6" in listed and "16.8" not in listed and "18.5" not in listed
+    (row,) = rds.describe_db_engine_versions(Engine="postgres", EngineVersion="16.9")["DBEngineVersions"]
+    # AWS's table: from 16.9 only 17.5
+    assert [(t["EngineVersion"], t["IsMajorVersionUpgrade"]) for t in row["ValidUpgradeTarget"]] == [("17.5", True)]
+    assert row["DBParameterGroupFamily"] == "postgres16"
+    (row,) = rds.describe_db_engine_versions(Engine="postgres", EngineVersion="16.14")["DBEngineVersions"]
+    assert [t["EngineVersion"] for t in row["ValidUpgradeTarget"]] == ["17.10", "18.4"]
+    (default,) = rds.describe_db_engine_versions(Engine="postgres", DefaultOnly=True)["DBEngineVersions"]
+    assert default["EngineVersion"] == "16.14"
+    assert [v["EngineVersion"] for v in rds.describe_db_engine_versions(Engine="mysql", EngineVersion="8.4")
+            ["DBEngineVersions"]][-1] == "8.4.11"
+    assert rds.describe_db_engine_versions(Engine="postgres", EngineVersion="16.99")["DBEngineVersions"] == []
+
+
+def test_create_and_modify__a_minor_rds_does_not_offer_refused_one_it_offers_taken(aws, stack):
+    rds = aws("rds")
+    for version in ("16.99", "16.8"):
+        assert _refused(lambda: _create(rds, f"{stack}-x", version)) == (
+            "InvalidParameterCombination", f"Cannot find version {version} for postgres")
+    assert _create(rds, f"{stack}-db", "16.14")["EngineVersion"] == "16.14"
+    modify = lambda v: rds.modify_db_instance(DBInstanceIdentifier=f"{stack}-db", EngineVersion=v,  # noqa: E731
+                                              ApplyImmediately=True)
+    assert _refused(lambda: modify("16.9")) == ("InvalidParameterCombination", "Cannot upgrade postgres from 16.14 to 16.9")
+    assert _refused(lambda: modify("16.99")) == (
+        "InvalidParameterCombination", "Cannot find upgrade target from 16.14 with requested version 16.99.")
+    # the control plane alone (no engines): RDS's minor upgrade, no AllowMajorVersionUpgrade
+    assert modify("16.15")["DBInstance"]["EngineVersion"] == "16.15"
+    rds.delete_db_instance(DBInstanceIdentifier=f"{stack}-db", SkipFinalSnapshot=True)
+
+
+@pytest.mark.engines
+def test_engines__a_full_minor_runs_as_the_api_says_and_one_without_a_server_is_refused(
+        awslab, engines, engine_server, stack, api_calls):
+    import pg8000.native
+
+    server, home = engine_server
+    keys = server_keys(home)
+    client = lambda service: boto3.client(service, region_name="us-east-1", endpoint_url=server.endpoint_url, **keys)  # noqa: E731
+    rds, secrets = client("rds"), client("secretsmanager")
+    small = ["--name", stack, "--set", "database.multi_az=false", "--set", "database.read_replicas=0"]
+
+    assert awslab("up", "week6", *small, "--set", "database.engine_version=16.14").code == 0
+    db = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+    secret = json.loads(secrets.get_secret_value(SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
+    port = endpoint_map(server)[f"{db['Endpoint']['Address']}:5432"]["engine_port"]
+    conn = pg8000.native.Connection(secret["username"], host="127.0.0.1", port=port, database="lab",
+                                    password=secret["password"], timeout=10)
+    running = conn.run("SELECT version()")[0][0]
+    conn.close()
+    assert running.startswith(f"PostgreSQL {db['EngineVersion']} ") and db["EngineVersion"] == "16.14", running
+
+    api_calls.clear()
+    for command in ("plan", "up"):
+        refused = awslab(command, "week6", *small, "--set", "database.engine_version=16.15")
+        assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1, refused.err
+        assert "the local AWS runs PostgreSQL 16.14 for 16, not 16.15" in refused.err
+    assert mutating(api_calls) == []
+    assert _refused(lambda: _create(rds, f"{stack}-other", "16.15")) == (
+        "InvalidParameterCombination", "Cannot create postgres 16.15: the local AWS runs PostgreSQL 16.14 for 16, "
+        "not 16.15 (it has no server of that minor): use database.engine_version=16.14 or 16.")
+    assert _refused(lambda: rds.modify_db_instance(DBInstanceIdentifier=f"{stack}-db", EngineVersion="16.15",
+                                                   ApplyImmediately=True))[1].startswith(
+        "Cannot upgrade postgres from 16.14 to 16.15: the local AWS runs PostgreSQL 16.14 for 16")
+    # the lab saying the major alone is the same instance: nothing of the database to change
+    again = awslab("up", "week6", *small)
+    assert again.code == 0 and "db.primary" not in again.err, again.err
