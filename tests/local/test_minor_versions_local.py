@@ -33,8 +33,11 @@ def test_describe_db_engine_versions__offered_versions_with_their_upgrade_target
     # AWS's table: from 16.9 only 17.5
     assert [(t["EngineVersion"], t["IsMajorVersionUpgrade"]) for t in row["ValidUpgradeTarget"]] == [("17.5", True)]
     assert row["DBParameterGroupFamily"] == "postgres16"
+    # no row in AWS's table for 16.14: the later versions RDS offers that ModifyDBInstance takes
+    # here (no engines on this server: every one)
     (row,) = rds.describe_db_engine_versions(Engine="postgres", EngineVersion="16.14")["DBEngineVersions"]
-    assert [t["EngineVersion"] for t in row["ValidUpgradeTarget"]] == ["17.10", "18.4"]
+    targets = [t["EngineVersion"] for t in row["ValidUpgradeTarget"]]
+    assert targets[:3] == ["16.15", "17.5", "17.6"] and targets[-1] == "18.6" and "16.9" not in targets
     (default,) = rds.describe_db_engine_versions(Engine="postgres", DefaultOnly=True)["DBEngineVersions"]
     assert default["EngineVersion"] == "16.14"
     assert [v["EngineVersion"] for v in rds.describe_db_engine_versions(Engine="mysql", EngineVersion="8.4")
@@ -124,6 +127,12 @@ def test_engines__minor_upgrade_18_4_to_18_6_replica_first_rows_kept_servers_say
     conn.run("CREATE TABLE kept (n int)")
     conn.run("INSERT INTO kept VALUES (7)")
     conn.close()
+
+    # with engines, ValidUpgradeTarget names what the local AWS has a server of
+    (row,) = rds.describe_db_engine_versions(Engine="postgres", EngineVersion="18.4")["DBEngineVersions"]
+    assert [(t["EngineVersion"], t["IsMajorVersionUpgrade"]) for t in row["ValidUpgradeTarget"]] == [("18.6", False)]
+    (row,) = rds.describe_db_engine_versions(Engine="postgres", EngineVersion="16.14")["DBEngineVersions"]
+    assert [t["EngineVersion"] for t in row["ValidUpgradeTarget"]] == ["18.4", "18.6"]
 
     plan = awslab("plan", "week6", *lab, "--set", "database.engine_version=18.6", "--output", "json")
     step = next(s for s in json.loads(plan.out)["steps"] if s["key"] == "db.primary")

@@ -13,8 +13,7 @@ upgrade paths (AWS's table, ``spec/rds_versions.UPGRADE_TARGETS``); a major alon
 the local AWS runs of it, so the API says what runs. ``DescribeDBEngineVersions`` (moto has none)
 answers from the same data: the versions RDS offers for the engines a lab runs, each with its
 ``ValidUpgradeTarget`` from AWS's table, or, for a version the table has no row for, the later
-versions a major alone moves to here (each later major's current minor), those ModifyDBInstance
-takes.
+versions RDS offers that ModifyDBInstance takes here (with engines: those it has a server of).
 
 Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they close)."""
 
@@ -147,13 +146,14 @@ def modify_db_instance(original, self, db_instance_identifier, db_kwargs):
 
 def valid_upgrade_targets(engine: str, version: str) -> list[str]:
     """RDS's ValidUpgradeTarget for ``version``: AWS's table where it has a row (the targets RDS
-    still offers), else the later versions a major alone moves to (what ModifyDBInstance takes here)."""
+    still offers), else the later versions RDS offers that ModifyDBInstance takes here (with
+    engines, those the local AWS has a server of)."""
     row = rds_versions.upgrade_targets(engine, version)
     if row is not None:
         return [t for t in row if rds_versions.is_offered(engine, t)]
-    later = [picked_version(engine, m) for m in DB_ENGINES[engine]["versions"]]
-    return [t for t in later if version_key(t) > version_key(version)
-            and rds_versions.path_refusal(engine, version, t) is None]
+    offered = sorted((v for minors in rds_versions.OFFERED[engine].values() for v in minors), key=version_key)
+    return [t for t in offered if version_key(t) > version_key(version)
+            and rds_versions.path_refusal(engine, version, t) is None and local_refusal(engine, t) is None]
 
 
 def engine_version_entry(engine: str, version: str) -> dict:
