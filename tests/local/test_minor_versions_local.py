@@ -150,3 +150,21 @@ def test_engines__minor_upgrade_18_4_to_18_6_replica_first_rows_kept_servers_say
         assert db["EngineVersion"] == "18.6" and running.startswith("PostgreSQL 18.6 "), (ident, db["EngineVersion"], running)
         assert rows == [[7]], ident
     # (no `down`: the module's engine server and its engines go with the module)
+
+
+def test_offering__mariadb_minor_is_the_system_servers_one():
+    from awslab.local import offering
+    from awslab.local.engines import mariadb
+
+    running = mariadb.available()
+    if running is None:
+        pytest.skip("no mariadbd here (apt-get install mariadb-server)")
+    major = ".".join(running.split(".")[:2])
+    if major != "10.11":
+        pytest.skip(f"this machine's MariaDB is {running}, not a 10.11")
+    assert offering.db_refusal("mariadb", running) is None and offering.db_refusal("mariadb", major) is None
+    other = next(v for v in ("10.11.15", "10.11.16") if v != running)
+    assert offering.db_refusal("mariadb", other) == (
+        f"the local AWS runs MariaDB {running} for {major}, not {other} (it has no server of that minor): "
+        f"use database.engine_version={running} or {major}")
+    assert offering.db_refusal("mysql", "8.0.42") is None   # MySQL-compatible MariaDB stands in, said where it shows
