@@ -55,6 +55,17 @@ def db_refusal(engine: str, version: str) -> str | None:
             f"minor): use database.engine_version={' or '.join(running)} or {major}")
 
 
+def cluster_refusal(engine: str, version: str) -> str | None:
+    """Why a Multi-AZ DB cluster cannot run ``engine`` ``version`` (None: it can): its PostgreSQL
+    members run the minor a major alone runs (backing/rds_cluster.py starts them by major)."""
+    why = db_refusal(engine, version)
+    runs = (local_versions(engine) or {}).get(db_major(str(version))) if engine == "postgres" else None
+    if why or runs is None or str(version) in (runs, db_major(str(version))):
+        return why
+    return (f"the local AWS's Multi-AZ DB clusters run PostgreSQL {runs} for {db_major(str(version))}, not {version}: "
+            f"use database.engine_version={runs} or {db_major(str(version))}")
+
+
 def cache_refusal(engine: str, version: str) -> str | None:
     """Why the local AWS cannot run ``engine`` ``version`` behind a cache (None: it can)."""
     running = redis_version()

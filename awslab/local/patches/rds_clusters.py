@@ -119,9 +119,9 @@ def create_db_cluster(original, self, kwargs):
         raise rds_error("InvalidParameterCombination", f"Cannot find version {version} for {kwargs['engine']}")
     if version in DB_CURRENT_MINORS.get(kwargs["engine"], {}):   # a major alone: the minor it runs here
         kwargs = {**kwargs, "engine_version": rds_versions.picked_version(kwargs["engine"], version)}
-    elif version and rds_versions.local_refusal(kwargs["engine"], version):
+    elif version and rds_versions.cluster_refusal(kwargs["engine"], version):
         raise rds_error("InvalidParameterCombination", f"Cannot create {kwargs['engine']} {version}: "
-                        f"{rds_versions.local_refusal(kwargs['engine'], version)}.")
+                        f"{rds_versions.cluster_refusal(kwargs['engine'], version)}.")
     kwargs = {**kwargs, "storage_type": kwargs.get("storage_type") or "io1",
               "availability_zones": sorted(_subnet_azs(self, kwargs.get("db_subnet_group_name")))[:CLUSTER_MEMBERS]}
     cluster = original(self, kwargs)

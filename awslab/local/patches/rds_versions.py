@@ -104,6 +104,14 @@ def local_refusal(engine: str, version: str) -> str | None:
     return offering.db_refusal(engine, version)
 
 
+def cluster_refusal(engine: str, version: str) -> str | None:
+    """Why a Multi-AZ DB cluster cannot run ``version`` here (with engines: ``offering``)."""
+    from awslab.local import offering
+    from awslab.local.backing import hooks
+
+    return offering.cluster_refusal(engine, version) if hooks.current is not None else None
+
+
 @patch(RDS_BACKEND, "modify_db_instance", gap="rds-engine-upgrade", phase="rejects")
 def modify_db_instance(original, self, db_instance_identifier, db_kwargs):
     asked = db_kwargs.get("engine_version")
