@@ -149,6 +149,11 @@ def test_engines__minor_upgrade_18_4_to_18_6_replica_first_rows_kept_servers_say
         conn.close()
         assert db["EngineVersion"] == "18.6" and running.startswith("PostgreSQL 18.6 "), (ident, db["EngineVersion"], running)
         assert rows == [[7]], ident
+    verified = awslab("verify", "--name", stack, "--check", "spec.db", "--output", "json")
+    assert verified.code == 0, verified.out
+    assert awslab("up", "week6", *lab, "--set", "database.engine_version=18.6").err.count("(0 changed)") == 1
+    back = awslab("plan", "week6", *lab, "--set", "database.engine_version=18.4")
+    assert back.code == 2 and "RDS cannot downgrade postgres 18.6 to 18.4" in back.err, back.err
     # (no `down`: the module's engine server and its engines go with the module)
 
 
