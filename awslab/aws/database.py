@@ -36,7 +36,7 @@ from awslab.engine.waiting import (
 )
 from awslab.errors import OperationError, UsageError
 from awslab.spec import pricing
-from awslab.spec.catalog import db_major
+from awslab.spec.catalog import db_major, version_as_lab
 from awslab.spec.upgrades import engine_version_change, is_major
 from awslab.spec.tags import (
     TAG_RESOURCE,
@@ -200,10 +200,12 @@ class _DbBase:
 # size go into the template by hand (a minor version, a template parameter, a string).
 DB_SETTINGS = (
     Setting("database.engine", "engine", create=("Engine",), describe="Engine", cfn=("Engine",)),
-    # The lab names a major; RDS shows the minor it runs, read as its major. A new major is an
-    # upgrade in place (spec/upgrades.py: what it costs; a downgrade refused before anything changes).
+    # The lab names a major or a full version; RDS shows the minor it runs, read as its major when
+    # the lab names a major alone. Another version is an upgrade in place (spec/upgrades.py: what
+    # it costs; a downgrade or a path RDS does not take refused before anything changes).
     Setting("database.engine_version", "engine_version", create=("EngineVersion",), modify=("EngineVersion",),
-            describe="EngineVersion", check="spec.db.engine", read=db_major, judge=engine_version_change),
+            describe="EngineVersion", check="spec.db.engine", read=db_major, read_for=version_as_lab,
+            judge=engine_version_change),
     Setting("database.multi_az", "multi_az", create=("MultiAZ",), modify=("MultiAZ",), describe="MultiAZ",
             cfn=("MultiAZ",), check="spec.db.multi-az"),
     Setting("database.instance_class", "instance_class", create=("DBInstanceClass",), modify=("DBInstanceClass",),
@@ -263,6 +265,11 @@ class DbInstance(_DbBase):
         if upgrade is not None and is_major(str(upgrade.old), str(upgrade.new)):
             previous_group, group = upgrade_group(run, d, f)
             args.update(AllowMajorVersionUpgrade=True, DBParameterGroupName=group)
+        elif upgrade is not None and d.spec["database"].engine == "postgres":
+            # A minor upgrade of RDS for PostgreSQL: its read replicas first, then their source.
+            for replica, _ in self._replicas(run, f):
+                rds.modify_db_instance(DBInstanceIdentifier=replica.id, EngineVersion=upgrade.new, ApplyImmediately=True)
+                self._wait_applied(run, replica, (upgrade,))
         rds.modify_db_instance(DBInstanceIdentifier=f.id, ApplyImmediately=True, **args)
         done = self._wait_applied(run, f, changes)
         if previous_group is not None:
@@ -274,17 +281,23 @@ class DbInstance(_DbBase):
         """RDS upgrades the read replicas with their primary: once they are back, each takes the
         new family's group too (the old one can then go)."""
         rds = run.client("rds")
-        for page in rds.get_paginator("describe_db_instances").paginate():
+        for replica, db in self._replicas(run, f):
+            self.ready(run, None, replica)
+            if group not in [g.get("DBParameterGroupName") for g in db.get("DBParameterGroups", [])]:
+                rds.modify_db_instance(DBInstanceIdentifier=replica.id, DBParameterGroupName=group,
+                                       ApplyImmediately=True)
+                self._wait_applied(run, replica, ())
+
+    def _replicas(self, run: Run, f: Found) -> list[tuple[Found, dict]]:
+        """The read replicas of ``f`` as RDS lists them, each with what DescribeDBInstances says."""
+        out = []
+        for page in run.client("rds").get_paginator("describe_db_instances").paginate():
             for db in page["DBInstances"]:
                 if db.get("ReadReplicaSourceDBInstanceIdentifier") not in (f.id, f.get("arn")):
                     continue
                 key = from_tag_list(db.get("TagList")).get(TAG_RESOURCE) or f"db.{db['DBInstanceIdentifier']}"
-                replica = Found(key, "db-replica", db["DBInstanceIdentifier"], db["DBInstanceStatus"])
-                self.ready(run, None, replica)
-                if group not in [g.get("DBParameterGroupName") for g in db.get("DBParameterGroups", [])]:
-                    rds.modify_db_instance(DBInstanceIdentifier=replica.id, DBParameterGroupName=group,
-                                           ApplyImmediately=True)
-                    self._wait_applied(run, replica, ())
+                out.append((Found(key, "db-replica", db["DBInstanceIdentifier"], db["DBInstanceStatus"]), db))
+        return out
 
     def _wait_applied(self, run: Run, f: Found, changes: tuple[Change, ...]) -> Found:
         latest: dict = {}

@@ -31,7 +31,7 @@ from awslab.engine.waiting import (
 )
 from awslab.errors import OperationError, UsageError
 from awslab.spec import pricing
-from awslab.spec.catalog import db_major
+from awslab.spec.catalog import db_major, version_as_lab
 from awslab.spec.deployment import iops_argument
 from awslab.spec.model import Change, Desired, Found, Setting, changes_in_place, modify_arguments, parameters
 from awslab.spec.tags import TAG_RESOURCE, TAG_RESTORED_FROM, from_tag_list, origin_tags, owned_by
@@ -49,7 +49,7 @@ _group_in_use = retry_eventual({"InvalidDBParameterGroupState"}, within_s=15 * 6
 CLUSTER_SETTINGS = (
     Setting("database.engine", "engine", create=("Engine",), describe="Engine", cfn=("Engine",)),
     Setting("database.engine_version", "engine_version", create=("EngineVersion",), describe="EngineVersion",
-            check="spec.db.engine", read=db_major),
+            check="spec.db.engine", read=db_major, read_for=version_as_lab),
     Setting("database.cluster_instance_class", "cluster_instance_class", create=("DBClusterInstanceClass",),
             modify=("DBClusterInstanceClass",), describe="DBClusterInstanceClass", check="spec.db.class"),
     Setting("database.allocated_storage_gib", "allocated_storage_gib", create=("AllocatedStorage",),

@@ -163,7 +163,9 @@ def check_local_versions(lab: Lab) -> None:
     changes, as its API would refuse it (never an endpoint that says one version and runs another)."""
     from awslab.local import offering
 
-    for key, why in (("database.engine_version", offering.db_refusal(lab.database.engine, lab.database.engine_version)),
+    d = lab.database
+    db_why = (offering.cluster_refusal if d.deployment == "cluster" else offering.db_refusal)(d.engine, d.engine_version)
+    for key, why in (("database.engine_version", db_why),
                      ("cache.engine_version", offering.cache_refusal(lab.cache.engine, lab.cache.engine_version))):
         if why:
             raise UsageError(f"{key}: {why}; nothing was changed",

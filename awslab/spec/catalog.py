@@ -35,6 +35,14 @@ def db_major(version: str) -> str:
     return next((m for m in majors if text == m or text.startswith(m + ".")), text)
 
 
+def version_as_lab(shown: str, wanted: str) -> str:
+    """The version RDS shows (always MAJOR.MINOR) in the lab's terms: its major when the lab names a
+    major alone and RDS runs a minor of it ("16.14" is "16" to a lab saying "16"), else as shown
+    (a lab naming "16.15", or another major: the plan then says "16.14 -> 16.15", "16.14 -> 18")."""
+    shown, wanted = str(shown), str(wanted)
+    return wanted if db_major(wanted) == wanted and db_major(shown) == wanted else shown
+
+
 def version_key(version: str) -> tuple[int, ...]:
     """A version as numbers, for ordering ("16.14" < "18.4"); a part that is no number counts as 0."""
     return tuple(int(p) if p.isdigit() else 0 for p in str(version).split("."))
@@ -65,8 +73,8 @@ SOURCES = {
 RDS_ENGINES: tuple[dict, ...] = (
     {"engine": "postgres", "name": "PostgreSQL", "versions": ("13", "14", "15", "16", "17", "18"),
      "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
-     "local": "real server (PostgreSQL 16 and 18 from the engines' wheels): primary, standby, replicas, backups, "
-              "PITR, the upgrade from 16 to 18 (pg_upgrade)"},
+     "local": "real server (PostgreSQL 16.14, 18.4 and 18.6 from the engines' wheels): primary, standby, replicas, "
+              "backups, PITR, the upgrade from 16 to 18 (pg_upgrade) and from 18.4 to 18.6 (a minor upgrade)"},
     {"engine": "mysql", "name": "MySQL", "versions": ("8.0", "8.4"),
      "multi_az_instance": True, "multi_az_cluster": True, "max_replicas": 15, "blue_green": True,
      "local": "real server where the machine has MariaDB's (MySQL-compatible MariaDB 10.11 stands in for MySQL): "

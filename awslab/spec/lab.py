@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from awslab.errors import LabError, UsageError
-from awslab.spec import catalog, deployment, windows
+from awslab.spec import catalog, deployment, rds_versions, windows
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -214,7 +214,7 @@ def apply_override(lab: Lab, item: str) -> Lab:
     typed = _parse_text(value.strip(), ftype, source, key)
     section = replace(getattr(lab, sec), **{attr: typed})
     if (sec, attr) == ("database", "engine") and typed in catalog.DB_ENGINES \
-            and section.engine_version not in catalog.DB_ENGINES[typed]["versions"]:
+            and catalog.db_major(section.engine_version) not in catalog.DB_ENGINES[typed]["versions"]:
         # Another engine: its default major, unless a --set gives one (after this one, or before it).
         section = replace(section, engine_version=catalog.DB_ENGINES[typed]["default_version"])
     return replace(lab, **{sec: section})
@@ -342,8 +342,14 @@ def validate(lab: Lab) -> None:
         raise LabError(src, "database.engine", f"{what} '{d.engine}'",
                        f"a lab runs one of: {', '.join(catalog.DB_ENGINES)} (`awslab engines` lists what RDS offers)")
     versions = catalog.DB_ENGINES[d.engine]["versions"]
-    if d.engine_version not in versions:
+    major = catalog.db_major(d.engine_version)
+    if major not in versions:
         raise LabError(src, "database.engine_version", f"{d.engine} {d.engine_version} is not offered", f"one of: {', '.join(versions)}")
+    if d.engine_version != major and not rds_versions.is_offered(d.engine, d.engine_version):
+        minors = rds_versions.offered_minors(d.engine, major)
+        raise LabError(src, "database.engine_version", f"RDS does not offer {d.engine} {d.engine_version}",
+                       f"RDS offers {major} as {', '.join(minors)}, or {major} alone (RDS picks "
+                       f"{catalog.DB_ENGINES[d.engine]['default_minors'][major]})")
     if not catalog.DB_CLASS_RE.match(d.instance_class):
         raise LabError(src, "database.instance_class", f"'{d.instance_class}' is not an RDS instance class", "e.g. db.t3.micro")
     if d.storage_type not in catalog.DB_STORAGE_TYPES:

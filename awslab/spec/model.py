@@ -71,6 +71,9 @@ class Setting:
     judge: Callable[[Any, Any, Any], str] | None = None
     # Left empty in the lab, AWS's default holds (a maintenance window): neither sent nor compared.
     optional: bool = False
+    # AWS's value read in the terms of the lab's own (``read_for(shown, wanted)``), where those
+    # depend on what the lab says: an engine version named by its major alone or in full.
+    read_for: Callable[[Any, Any], Any] | None = None
 
     def wanted(self, section: Any) -> Any:
         return getattr(section, self.field)
@@ -80,11 +83,15 @@ class Setting:
 
     def as_lab(self, raw: dict, section: Any) -> bool:
         """Whether AWS shows the lab's value (an unset optional setting: whatever AWS chose)."""
-        return self.unset(section) or self.seen(raw) == self.wanted(section)
+        return self.unset(section) or self.seen(raw, section) == self.wanted(section)
 
-    def seen(self, raw: dict) -> Any:
+    def seen(self, raw: dict, section: Any = None) -> Any:
         value = raw.get(self.describe)
-        return self.read(value) if self.read is not None and value is not None else value
+        if value is None:
+            return None
+        if self.read_for is not None and section is not None:
+            return self.read_for(value, self.wanted(section))
+        return self.read(value) if self.read is not None else value
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ def changes_in_place(settings: Iterable[Setting], section: Any, raw: dict) -> tu
     for s in settings:
         if not s.modify or s.unset(section):
             continue
-        have, want = s.seen(raw), s.wanted(section)
+        have, want = s.seen(raw, section), s.wanted(section)
         if have is None or have == want or (s.grows_only and want < have):
             continue
         out.append(Change(s.key, have, want, cost=s.judge(have, want, section) if s.judge else ""))

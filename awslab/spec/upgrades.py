@@ -8,7 +8,11 @@ AllowMajorVersionUpgrade, and never back down. What it costs, from AWS's own pag
   failover hides the downtime); its in-Region read replicas are upgraded with it
   (USER_UpgradeDBInstance.PostgreSQL.MajorVersion.html);
 - a minor upgrade restarts the engine; on a Multi-AZ instance both servers at once as well
-  (USER_UpgradeDBInstance.Upgrading.html).
+  (USER_UpgradeDBInstance.Upgrading.html); an RDS for PostgreSQL instance's read replicas are
+  upgraded first, then their source (USER_UpgradeDBInstance.PostgreSQL.html, "Minor version
+  upgrades": "you must first upgrade all of the read replicas before you upgrade the source");
+- RDS upgrades only along its upgrade paths (DescribeDBEngineVersions' ValidUpgradeTarget; AWS's
+  table in spec/rds_versions.py): a target it does not list is refused, naming the step first.
 
 Pure: the plan calls it through the engine version's setting (aws/database.DB_SETTINGS).
 """
@@ -18,7 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from awslab.errors import UsageError
-from awslab.spec.catalog import db_major, version_key
+from awslab.spec import rds_versions
+from awslab.spec.catalog import DB_ENGINES, db_major, version_key
 
 SOURCE = "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.MajorVersion.html"
 
@@ -35,9 +40,18 @@ def engine_version_change(old: Any, new: Any, db: Any) -> str:
                          "(it upgrades in place, never back); nothing was changed",
                          f"keep {old} (--set database.engine_version={old}); an older version needs a new instance "
                          "(`awslab down`, then `awslab up` with it, the data moved with pg_dump)")
+    target = DB_ENGINES.get(db.engine, {}).get("default_minors", {}).get(new, new)   # a major alone: its minor
+    why = rds_versions.path_refusal(db.engine, old, target)
+    if why:
+        raise UsageError(f"database.engine_version: {why}; nothing was changed",
+                         f"--set database.engine_version={why.rsplit(' ', 1)[-1]} first"
+                         if "first upgrade to" in why else "choose one of those targets")
     servers = "both Multi-AZ servers at once (no failover hides it)" if db.multi_az else "the Single-AZ server"
     if not is_major(old, new):
-        return f"minor upgrade: a restart of {servers}"
+        replicas = ""
+        if db.engine == "postgres" and db.read_replicas:
+            replicas = f"; the read replica{'s' if db.read_replicas > 1 else ''} first, as RDS requires"
+        return f"minor upgrade: an engine restart of {servers}{replicas}"
     replicas = ""
     if db.engine == "postgres" and db.read_replicas:
         replicas = f", the read replica{'s' if db.read_replicas > 1 else ''} upgraded with it"

@@ -190,10 +190,10 @@ def _group_check(w: World, cid: str, key: str, what: str, users: dict[str, list]
 def _engine_fix(db: dict, d, modify: str) -> str:
     """How the primary comes to the lab's version: RDS upgrades in place (as `awslab up` plans it), never down."""
     have = str(db.get("EngineVersion", ""))
-    if catalog.version_key(d.engine_version) < catalog.version_key(catalog.db_major(have)):
+    if catalog.version_key(d.engine_version) < catalog.version_key(catalog.version_as_lab(have, d.engine_version)):
         return (f"RDS cannot downgrade {have} to {d.engine_version}: keep --set database.engine_version={catalog.db_major(have)}, "
                 "or a new instance (`awslab down` then `awslab up`)")
-    major = " --allow-major-version-upgrade" if catalog.db_major(have) != d.engine_version else ""
+    major = " --allow-major-version-upgrade" if catalog.db_major(have) != catalog.db_major(d.engine_version) else ""
     return f"`awslab up` upgrades it in place ({modify} --engine-version {d.engine_version}{major})"
 
 

@@ -14,7 +14,7 @@ from awslab.verify.results import FAIL, PASS, SKIP, Result
 
 def _as_lab(check: str, raw: dict, d) -> bool:
     compared = [s for s in CLUSTER_SETTINGS if s.check == check]
-    return all(s.seen(raw) == s.wanted(d) for s in compared)
+    return all(s.seen(raw, d) == s.wanted(d) for s in compared)
 
 
 def _spec(cid: str, ok: bool, have: str, want: str, hint: str, control: str | None = None) -> Result:

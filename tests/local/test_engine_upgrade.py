@@ -57,11 +57,11 @@ def test_plan_and_up__upgrade_priced_and_made_refusals_change_nothing(awslab, lo
     assert awslab("up", "week6", *small).code == 0
     plan = awslab("plan", "week6", *small, "--set", "database.engine_version=18", "--output", "json")
     step = next(s for s in json.loads(plan.out)["steps"] if s["key"] == "db.primary")
-    assert step["action"] == "update" and step["changes"][0]["old"] == "16" and step["changes"][0]["new"] == "18"
+    assert step["action"] == "update" and step["changes"][0]["old"] == "16.14" and step["changes"][0]["new"] == "18"
     assert "AllowMajorVersionUpgrade" in step["changes"][0]["cost"] and "Single-AZ" in step["changes"][0]["cost"]
 
     api_calls.clear()
-    for version, said in (("17", "the local AWS cannot run PostgreSQL 17"), ("15", "RDS cannot downgrade postgres 16 to 15")):
+    for version, said in (("17", "the local AWS cannot run PostgreSQL 17"), ("15", "RDS cannot downgrade postgres 16.14 to 15")):
         for command in ("plan", "up"):
             refused = awslab(command, "week6", *small, "--set", f"database.engine_version={version}")
             assert refused.code == 2 and said in refused.err and len(refused.err.strip().splitlines()) == 1

@@ -24,10 +24,10 @@ def _changes(*overrides: str):
 
 def test_plan__new_major__an_in_place_upgrade_with_what_it_costs():
     (change,) = _changes("database.engine_version=18")
-    assert (change.setting, change.old, change.new) == ("database.engine_version", "16", "18")
+    assert (change.setting, change.old, change.new) == ("database.engine_version", "16.14", "18")
     assert "AllowMajorVersionUpgrade" in change.cost and "both Multi-AZ servers at once" in change.cost
     assert "read replica upgraded with it" in change.cost and "snapshot first" in change.cost
-    assert str(change).startswith("database.engine_version: 16 -> 18: major upgrade")
+    assert str(change).startswith("database.engine_version: 16.14 -> 18: major upgrade")
 
 
 def test_plan__same_major__no_change_whatever_minor_runs():
@@ -37,13 +37,13 @@ def test_plan__same_major__no_change_whatever_minor_runs():
 def test_plan__downgrade__refused_in_one_line():
     with pytest.raises(UsageError) as refused:
         _changes("database.engine_version=15")
-    assert "RDS cannot downgrade postgres 16 to 15" in str(refused.value) and "\n" not in str(refused.value)
+    assert "RDS cannot downgrade postgres 16.14 to 15" in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_cost__single_az_and_minor():
     db = replace(load_lab("week6").database, multi_az=False, read_replicas=0)
     assert engine_version_change("16", "18", db).endswith("upgrades the Single-AZ server")
-    assert engine_version_change("16.10", "16.14", db) == "minor upgrade: a restart of the Single-AZ server"
+    assert engine_version_change("16.10", "16.14", db) == "minor upgrade: an engine restart of the Single-AZ server"
 
 
 def test_versions__majors_and_order():

@@ -58,12 +58,15 @@ def _db_tls(db) -> str:
 
 
 def _pg_major_available(version: str | None) -> str | None:
-    """The engine's major version when its binaries are at hand, else the default ones."""
-    try:
-        postgres_bindir(_major(version))
-        return _major(version)
-    except EngineUnavailable:
-        return None
+    """The engine's version when its binaries are at hand: the minor itself where a server of it is
+    here (18.6 beside 18.4), else its major; else None (the default ones)."""
+    for wanted in (str(version) if version else None, _major(version)):
+        try:
+            postgres_bindir(wanted)
+            return wanted
+        except EngineUnavailable:
+            continue
+    return None
 
 
 def _with_own_password(db, key: str, entry: dict) -> dict:

