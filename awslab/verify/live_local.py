@@ -1,44 +1,90 @@
-"""verify's live checks on the local target: connections from the stack's host's view (its
-listeners, so its security groups and subnet decide, as on AWS) to the engines behind the stack's
-endpoints: a login over TLS, verified, and a connection without TLS refused where TLS is required,
-a row written on the primary and read back on each replica with the lag, a key SET on the cache and
-read on its replica. ``live_mysql`` and ``live_cluster`` (handed in by the command) do the same for
-the MySQL family and a Multi-AZ DB cluster.
+"""verify's live checks on the local target, from the stack's host as on AWS.
+
+The host's own connections decide a live check: verify sends the host the script it runs there on
+AWS (verify/ssm.py ``live_script``: bash's ``/dev/tcp`` to each endpoint's AWS name), one SendCommand
+per verify. The local AWS's SSM Run Command really runs it on the instance (local/instances.py),
+whose bash and clients resolve the endpoints' names to the instance's view of them, where the VPC
+decides (local/network.py): a revoked rule makes the host's connect time out, and the check FAILs
+with the SSM command's id in its evidence. No connection from the host, no PASS.
+
+While the host's command runs, the deeper checks connect from the host's view in Python (the host's
+listeners, so the same VPC decides): a login over TLS, verified, and a connection without TLS
+refused where TLS is required, a row written on the primary and read back on each replica with the
+lag, a key SET on the cache and read on its replica, a cluster's reader endpoint refusing a write
+(``live_mysql``, ``live_cluster`` for those engines). Their findings are added to the host's
+evidence; a FAIL of theirs fails the check too.
+
+The script's logins (secrets read by the AWS CLI on the host, then psql / mysql / redis-cli) are left
+out here (``HOST_LOGINS``): they cost ~1.2 s of CPU per verify (the AWS CLI's start, twice), against
+~0.1 s for the TCP connects, and the deeper checks log in through the same path anyway. A learner's
+own ``aws ssm send-command`` runs them as written (tests/local/test_network.py proves the whole
+script there).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from awslab.engine.run import Run
 from awslab.spec.lab import Lab
+from awslab.verify import live_cluster, live_mysql, ssm
 from awslab.verify.checks import World
 from awslab.verify.live import (REPLICATION_BOUND_S, cache_token, clients_missing, db_credentials, endpoint_map,
                                 has_table, host_of, ms_since, pg_connect, plain_refused, redis_connect, resolve,
                                 tls_verdict, tls_words, why_failed)
-from awslab.verify.results import FAIL, PASS, SKIP, Result
+from awslab.verify.results import FAIL, PASS, SKIP, WARN, Result
+
+HOST_LOGINS = False   # the host's script logs in too (True: as on AWS, ~1.2 s of CPU more per verify)
 
 
-def check_local(run: Run, w: World, lab: Lab, mysql=None, cluster=None) -> list[Result]:
-    """Connect from the host to the engines the local AWS runs behind the stack's endpoints (the
-    host's security groups and subnet decide, as on AWS). ``mysql``: the MySQL family's checks;
-    ``cluster``: a Multi-AZ DB cluster's (``live_mysql``, ``live_cluster``, handed in by the
-    command: they build on ``live``)."""
+def check_local(run: Run, w: World, lab: Lab) -> list[Result]:
+    """The stack's live checks: the host's script through SSM Run Command (on the endpoints that have
+    an engine behind them) and, at the same time, the deeper checks from the host's view."""
     missing = clients_missing()
     mapping = endpoint_map(run, host_of(w.found))
     if missing or mapping is None:
         reason = missing or "this endpoint keeps no map of real engines (not awslab's local AWS)"
         return [Result("live.host-to-db", SKIP, reason), Result("live.host-to-cache", SKIP, reason)]
+    # An endpoint with no engine (none yet, or control plane only) says so in the deeper checks' words.
+    targets = [t for t in ssm.live_targets(w, lab) if resolve(mapping, t.host, t.port).usable]
+    if not targets or w.raw("host.instance") is None:
+        return deeper_checks(run, w, lab, mapping)
+    with ThreadPoolExecutor(1, thread_name_prefix="verify-host") as pool:
+        on_host = pool.submit(ssm.run_live, run, w, lab, targets, HOST_LOGINS)
+        deeper = deeper_checks(run, w, lab, mapping)
+        return merged(on_host.result(), deeper)
+
+
+def merged(on_host: list[Result], deeper: list[Result]) -> list[Result]:
+    """One result per check: the host's connection decides, the deeper check adds its evidence (and
+    FAILs a check whose host connection passed when it finds more wrong, e.g. TLS not required)."""
+    host = {r.id: r for r in on_host}
+    out = []
+    for r in deeper:
+        h = host.pop(r.id, None)
+        if h is None:
+            out.append(r)
+        elif h.status == PASS and r.status == FAIL:
+            out.append(Result(r.id, FAIL, f"{r.detail}; from the host: {h.detail}", r.hint))
+        elif h.status == PASS:
+            out.append(Result(r.id, PASS, f"from the host: {h.detail}; " + r.detail if r.status == PASS else h.detail))
+        else:   # FAIL (no connection from the host) or WARN (SSM refused the command)
+            hint = h.hint if h.status == WARN or not r.hint else f"{r.hint}; {h.hint}" if h.hint else r.hint
+            out.append(Result(r.id, h.status, f"from the host: {h.detail}; from the host's view: {r.detail}", hint))
+    return out + list(host.values())
+
+
+def deeper_checks(run: Run, w: World, lab: Lab, mapping: dict) -> list[Result]:
+    """Connect from the host's view to the engines the local AWS runs behind the stack's endpoints
+    (the host's security groups and subnet decide, as on AWS)."""
     out: list[Result] = []
     db = w.raw("db.primary")
     if db is None and w.raw("db.cluster") is not None:
-        if cluster is None:
-            out += [Result(f"live.{k}", SKIP, "a Multi-AZ DB cluster's checks were not handed in") for k in ("host-to-db", "db-reader")]
-        else:
-            # Its members' engines run only for postgres: a mysql cluster's endpoints say "control plane only".
-            out += [Result(*row) for row in cluster.check_cluster(run, w.raw("db.cluster"), mapping,
-                                                                   lab.database.database_name)]
+        # Its members' engines run only for postgres: a mysql cluster's endpoints say "control plane only".
+        out += [Result(*row) for row in live_cluster.check_cluster(run, w.raw("db.cluster"), mapping,
+                                                                    lab.database.database_name)]
     elif db is None:
         out.append(Result("live.host-to-db", SKIP, "needs the primary DB (db.primary)"))
     elif lab.database.engine not in ("postgres", "mysql", "mariadb"):
@@ -48,7 +94,7 @@ def check_local(run: Run, w: World, lab: Lab, mysql=None, cluster=None) -> list[
         out += [Result(f"live.{k}", SKIP, why) for k, _ in w.dbs() if k.startswith("db.replica.")]
     else:
         replicas = [(k, raw) for k, raw in w.dbs() if k.startswith("db.replica.")]
-        checker = check_db if lab.database.engine == "postgres" or mysql is None else mysql.check_db
+        checker = check_db if lab.database.engine == "postgres" else live_mysql.check_db
         out += [Result(*row) for row in checker(run, db, replicas, mapping, lab.database.database_name)]
     group, token = w.raw("cache.group"), w.found.get("cache.auth-token")
     if group is None:
