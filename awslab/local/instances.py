@@ -12,6 +12,8 @@ client asking for the endpoints as it sees them) gets a directory of its own,
   then run the real tool;
 - ``hosts.json``: that resolution (endpoint -> 127.0.0.1:port, and the CA to check TLS by), also
   applied to a command's ``/dev/tcp/<endpoint name>/<port>`` (bash resolves those itself);
+- ``.awslab-session.bashrc``: `awslab shell`'s interactive bash, which moves a typed line's
+  ``/dev/tcp/<endpoint name>/<port>`` the same way when Enter is pressed;
 - ``global-bundle.pem``: the local AWS's CA under the name of RDS's bundle, so the line AWS's
   guide gives (``sslrootcert=global-bundle.pem``) works as written;
 - ``env``: the environment a command gets (the AWS CLI pointed at the local AWS, the region).
@@ -74,13 +76,34 @@ def prepare(local_dir: Path, instance_id: str, seen: dict[str, dict], ca: Path |
                          f"  case $a in */dev/tcp/*amazonaws.com*) {go};; esac\n"
                          f"  if [ -f \"$a\" ] && grep -qs '/dev/tcp/.*amazonaws\\.com' \"$a\"; then {go}; fi\n"
                          f"done\nexec {shlex.quote(tools['bash'])} \"$@\"\n")
-    for name, text in shims.items():
-        shim = home / "bin" / name
+    files = {home / "bin" / name: text for name, text in shims.items()}
+    files[home / SESSION_RC] = _session_rc(python, where)
+    for shim, text in files.items():
         if not shim.exists() or shim.read_text() != text:
             shim.write_text(text)
             shim.chmod(0o755)
     write_json_atomic(home / "env.json", env)
     return home
+
+
+SESSION_RC = ".awslab-session.bashrc"   # `awslab shell`'s interactive bash reads it
+
+
+def _session_rc(python: str, where: str) -> str:
+    """A typed line is read by the interactive bash itself, no shim between: on Enter, its
+    ``/dev/tcp/<endpoint name>/<port>`` is moved to the instance's view (the line shows where it went)."""
+    return ("# awslab shell: /dev/tcp/<endpoint name>/<port> typed at the prompt reaches this instance's view of it\n"
+            "__awslab_dev_tcp() {\n"
+            "  case $READLINE_LINE in */dev/tcp/*amazonaws.com*)\n"
+            f"    READLINE_LINE=$({python} -m awslab.local.shim {where} dev-tcp \"$READLINE_LINE\")\n"
+            "    READLINE_POINT=${#READLINE_LINE};;\n"
+            "  esac\n"
+            "}\n"
+            "PS1=${AWSLAB_PS1:-$PS1}   # the instance's prompt, over the system bashrc's\n"
+            "if [ -t 0 ]; then\n"
+            "  bind -x '\"\\C-x\\C-t\": __awslab_dev_tcp'\n"
+            "  bind '\"\\C-m\": \"\\C-x\\C-t\\C-j\"'\n"
+            "fi\n")
 
 
 def _tools(shims: Path) -> dict[str, str]:

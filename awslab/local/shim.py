@@ -281,6 +281,9 @@ def main(argv: list[str]) -> int:
         data = {}
     env = dict(os.environ)
     hosts = data.get("hosts") or {}
+    if name == "dev-tcp":   # a line typed at `awslab shell`'s prompt (instances.SESSION_RC)
+        print(moved_dev_tcp(" ".join(args), hosts), end="")
+        return 0
     if name == "bash":
         args = bash_args(args, hosts)
     elif name in PROBES:

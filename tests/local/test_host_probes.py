@@ -1,9 +1,10 @@
 """The usual connectivity probes, run on the stack's host, as on AWS: a learner's ``aws ssm
 send-command`` with ``bash -c '</dev/tcp/<db endpoint>/5432'`` (or socat, nc where this machine has
-them) reaches the endpoint by its AWS name while the DB's rule admits the host, and times out once it
-is revoked (the VPC drops the SYN: never a quick refusal). verify's live checks are the host's own
-connections (one SSM command per verify): they FAIL after the revoke, naming the command, and PASS
-once `awslab up` has put the rule back. The shims' rewriting is proven pure below.
+them), or the same typed at `awslab shell`'s prompt, reaches the endpoint by its AWS name while the
+DB's rule admits the host, and times out once it is revoked (the VPC drops the SYN: never a quick
+refusal). verify's live checks are the host's own connections (one SSM command per verify): they
+FAIL after the revoke, naming the command, and PASS once `awslab up` has put the rule back. The
+shims' rewriting is proven pure below.
 """
 
 from __future__ import annotations
@@ -33,6 +34,40 @@ def _aws_env(awslab) -> dict[str, str]:
     done = subprocess.run(["bash", "-c", 'eval "$1" && env -0', "local-env", printed],
                           capture_output=True, text=True, timeout=30, check=True)
     return dict(item.split("=", 1) for item in done.stdout.split("\0") if item)
+
+
+def _typed_in_shell(stack: str, line: str) -> str:
+    """What `awslab shell` shows when ``line`` is typed at its prompt in a terminal, then exit."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "awslab", "shell", "--name", stack], stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True)
+    os.close(slave)
+
+    def read_until(text: str) -> str:
+        seen, deadline = b"", time.monotonic() + 30
+        while text.encode() not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return seen.decode(errors="replace")
+
+    try:
+        shown = read_until("]$ ")
+        os.write(master, line.encode() + b"\r")
+        shown += read_until("OPEN-42")
+        os.write(master, b"exit\r")
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    return shown
 
 
 @pytest.mark.engines
@@ -80,6 +115,9 @@ def test_host_probes__dev_tcp_and_socat_reach_the_db_by_name_then_time_out_when_
             opened.append(f"{tool}-open")
     got = run(*probes)
     assert got["Status"] == "Success" and got["StandardOutputContent"].split() == opened, got
+    # Typed at `awslab shell`'s prompt, in a terminal (the interactive bash reads the line itself).
+    typed = _typed_in_shell(stack, f"echo > /dev/tcp/{address}/5432 && echo OPEN-$((40+2))")
+    assert "OPEN-42" in typed and "[ec2-user@" in typed, typed
 
     # The learner revokes the host's way in, with the AWS CLI.
     groups = {g["GroupName"]: g["GroupId"] for g in ec2.describe_security_groups(
