@@ -470,7 +470,7 @@ def verified(run: Run, found: dict[str, Found], lab: Lab, checks: tuple[str, ...
     """verify's World of the stack and its results (the live checks run when selected): what
     `verify` prints, `report` and `verify --diagram-to` draw."""
     from awslab.verify import checks as v
-    from awslab.verify import live, live_cluster, live_mysql, ssm
+    from awslab.verify import live, live_local, ssm
 
     ctx = run.ctx
     world = v.gather(run, found)
@@ -478,7 +478,7 @@ def verified(run: Run, found: dict[str, Found], lab: Lab, checks: tuple[str, ...
         # An awslab local AWS reached by --endpoint-url (another home's, a shared one) has real
         # engines behind its endpoints too: check them as on the local target.
         on_local_aws = ctx.is_local or (ctx.endpoint_url is not None and bool(live.endpoint_map(run)))
-        world.live = live.check_local(run, world, lab, live_mysql, live_cluster) if on_local_aws else ssm.run_live(run, world, lab)
+        world.live = live_local.check_local(run, world, lab) if on_local_aws else ssm.run_live(run, world, lab)
     return world, v.run_checks(world, lab, checks)
 
 

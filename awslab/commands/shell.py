@@ -57,7 +57,7 @@ def shell(ctx: Context, stack: str, instance: str | None, command: str | None) -
             argv += ["--profile", ctx.profile]
         return subprocess.call(argv)
     from awslab.local import manager
-    from awslab.local.instances import environment
+    from awslab.local.instances import SESSION_RC, environment
 
     server, _ = manager.ensure_running()
     req = manager.signed_request(f"{server.endpoint_url}{READY_PATH}?{urllib.parse.urlencode({'id': iid})}", "POST", b"",
@@ -72,13 +72,14 @@ def shell(ctx: Context, stack: str, instance: str | None, command: str | None) -
     env = environment(Path(home), iid, ctx.region)
     address = record.get("PrivateIpAddress", "")
     name = f"ip-{address.replace('.', '-')}" if address else iid
-    env["PS1"] = f"[ec2-user@{name} ({iid}) \\W]$ "
+    env["PS1"] = env["AWSLAB_PS1"] = f"[ec2-user@{name} ({iid}) \\W]$ "
     if command is not None:
         from awslab.local.shim import dev_tcp
 
         return subprocess.call(["bash", "-c", dev_tcp(command, Path(home))], cwd=home, env=env)
     print(f"Starting session on {iid} (the local AWS runs it on this machine as the instance; exit to end it).",
           flush=True)
-    code = subprocess.call(["bash", "--norc", "-i"], cwd=home, env=env)
+    # Its rcfile moves a typed /dev/tcp/<endpoint name>/<port> to the instance's view (instances.py).
+    code = subprocess.call(["bash", "--rcfile", str(Path(home) / SESSION_RC), "-i"], cwd=home, env=env)
     print(f"Exiting session on {iid}.", flush=True)
     return code

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import secrets
 import string
 import uuid
@@ -219,11 +220,22 @@ def error_response(environ: dict, refused: Refused) -> tuple[str, list[tuple[str
 
 # What runs as the owner's OS user on this machine: only the owner may ask for it, not an IAM user
 # made inside the local AWS (whose keys may be handed to others), unless the owner tagged that
-# user ``awslab:run-commands=true`` (a least-privilege user the owner works as).
+# user ``awslab:run-commands=true`` (a least-privilege user the owner works as), nor a role
+# session someone else opened. A role session the owner (or such a user) opened acts for them:
+# awslab's own verify reaching a student's account through its StackSet role runs its host check
+# there, as on AWS with the role's rights.
 OWNER_ONLY = {"AmazonSSM.SendCommand", "AmazonSSM.StartSession", "AmazonSSM.CancelCommand"}
 RUN_COMMANDS_TAG = "awslab:run-commands"
 RUN_COMMANDS_REFUSED = ("Commands run on this machine as the local AWS's owner: only the owner's keys may send them, "
-                        f"or an IAM user the owner tagged {RUN_COMMANDS_TAG}=true.")
+                        f"or an IAM user the owner tagged {RUN_COMMANDS_TAG}=true, or a role session one of them opened.")
+_delegated: set[str] = set()   # access keys of those role sessions (in memory: a session outlives no server)
+_SESSION_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
+
+
+def delegate(operation: str, caller: str, owner: dict[str, str], response: list[bytes]) -> None:
+    """Remember the role session an AssumeRole by a caller who may run commands opened."""
+    if operation == "AssumeRole" and may_run_commands(caller, owner):
+        _delegated.update(m.decode() for m in _SESSION_KEY.findall(b"".join(response)))
 
 
 def owner_only(environ: dict) -> bool:
@@ -231,7 +243,7 @@ def owner_only(environ: dict) -> bool:
 
 
 def may_run_commands(access_key_id: str, owner: dict[str, str]) -> bool:
-    if access_key_id == owner["aws_access_key_id"]:
+    if access_key_id == owner["aws_access_key_id"] or access_key_id in _delegated:
         return True
     found = _iam_key(access_key_id)
     if found is None:

@@ -4,12 +4,16 @@ Each instance that has been asked for (a command sent to it through SSM, `awslab
 client asking for the endpoints as it sees them) gets a directory of its own,
 ``<local dir>/instances/<instance id>/``: its working directory and home, with
 
-- ``bin/``: the lab's clients (psql, redis-cli and their namesakes) as thin shims that resolve an
-  RDS or ElastiCache endpoint name (``week6-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com``) to the
-  address this instance sees it at (local/network.py: its listeners, so its security groups and
-  subnet decide every connection), then run the real client;
+- ``bin/``: the lab's clients (psql, redis-cli and their namesakes, mysql / mariadb) and the usual
+  connectivity probes this machine has (bash for its ``/dev/tcp``, nc, ncat, netcat, telnet, socat)
+  as thin shims that resolve an RDS or ElastiCache endpoint name
+  (``week6-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com``) to the address this instance sees it at
+  (local/network.py: its listeners, so its security groups and subnet decide every connection),
+  then run the real tool;
 - ``hosts.json``: that resolution (endpoint -> 127.0.0.1:port, and the CA to check TLS by), also
   applied to a command's ``/dev/tcp/<endpoint name>/<port>`` (bash resolves those itself);
+- ``.awslab-session.bashrc``: `awslab shell`'s interactive bash, which moves a typed line's
+  ``/dev/tcp/<endpoint name>/<port>`` the same way when Enter is pressed;
 - ``global-bundle.pem``: the local AWS's CA under the name of RDS's bundle, so the line AWS's
   guide gives (``sslrootcert=global-bundle.pem``) works as written;
 - ``env``: the environment a command gets (the AWS CLI pointed at the local AWS, the region).
@@ -35,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from awslab.home.state import write_json_atomic
-from awslab.local.shim import dev_tcp
+from awslab.local.shim import MYSQL, PROBES, dev_tcp
 
 CLIENTS = ("psql", "redis-cli", "redis6-cli", "valkey-cli")
 BUNDLE = "global-bundle.pem"
@@ -55,17 +59,60 @@ def prepare(local_dir: Path, instance_id: str, seen: dict[str, dict], ca: Path |
             address, _, port = endpoint.rpartition(":")
             hosts.setdefault(address, {})[port] = {"host": "127.0.0.1", "port": int(info["port"]),
                                                    "tunnel_port": info.get("tunnel_port")}
-    write_json_atomic(home / "hosts.json", {"hosts": hosts, "ca": str(ca) if ca else None, "clients": _clients()})
+    tools = _tools(home / "bin")
+    write_json_atomic(home / "hosts.json", {"hosts": hosts, "ca": str(ca) if ca else None, "clients": _clients(),
+                                            "tools": tools})
     if ca is not None and ca.exists():
         shutil.copyfile(ca, home / BUNDLE)
-    for name in CLIENTS:
-        shim = home / "bin" / name
-        text = f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m awslab.local.shim {shlex.quote(str(home))} {name} \"$@\"\n"
+    python, where = shlex.quote(sys.executable), shlex.quote(str(home))
+    shims = {name: f"#!/bin/sh\nexec {python} -m awslab.local.shim {where} {name} \"$@\"\n"
+             for name in (*CLIENTS, *(t for t in tools if t != "bash"))}
+    if "bash" in tools:
+        # Every bash a command starts (``timeout 5 bash -c '</dev/tcp/...'``) passes here: only one
+        # whose arguments or script name /dev/tcp to an AWS name (RDS's and ElastiCache's end in
+        # amazonaws.com, .cn in China) pays for the resolver; the rest is the real bash at once.
+        go = f"exec {python} -m awslab.local.shim {where} bash \"$@\""
+        shims["bash"] = ("#!/bin/sh\nfor a in \"$@\"; do\n"
+                         f"  case $a in */dev/tcp/*amazonaws.com*) {go};; esac\n"
+                         f"  if [ -f \"$a\" ] && grep -qs '/dev/tcp/.*amazonaws\\.com' \"$a\"; then {go}; fi\n"
+                         f"done\nexec {shlex.quote(tools['bash'])} \"$@\"\n")
+    files = {home / "bin" / name: text for name, text in shims.items()}
+    files[home / SESSION_RC] = _session_rc(python, where)
+    for shim, text in files.items():
         if not shim.exists() or shim.read_text() != text:
             shim.write_text(text)
             shim.chmod(0o755)
     write_json_atomic(home / "env.json", env)
     return home
+
+
+SESSION_RC = ".awslab-session.bashrc"   # `awslab shell`'s interactive bash reads it
+
+
+def _session_rc(python: str, where: str) -> str:
+    """A typed line is read by the interactive bash itself, no shim between: on Enter, its
+    ``/dev/tcp/<endpoint name>/<port>`` is moved to the instance's view (the line shows where it went)."""
+    return ("# awslab shell: /dev/tcp/<endpoint name>/<port> typed at the prompt reaches this instance's view of it\n"
+            "__awslab_dev_tcp() {\n"
+            "  case $READLINE_LINE in */dev/tcp/*amazonaws.com*)\n"
+            f"    READLINE_LINE=$({python} -m awslab.local.shim {where} dev-tcp \"$READLINE_LINE\")\n"
+            "    READLINE_POINT=${#READLINE_LINE};;\n"
+            "  esac\n"
+            "}\n"
+            "PS1=${AWSLAB_PS1:-$PS1}   # the instance's prompt, over the system bashrc's\n"
+            "if [ -t 0 ]; then\n"
+            "  bind -x '\"\\C-x\\C-t\": __awslab_dev_tcp'\n"
+            "  bind '\"\\C-m\": \"\\C-x\\C-t\\C-j\"'\n"
+            "fi\n")
+
+
+def _tools(shims: Path) -> dict[str, str]:
+    """The connectivity probes and MySQL-family clients this machine has (bash, nc, ncat, netcat,
+    telnet, socat, mysql, mariadb), each shimmed on the instance so an endpoint's name reaches the
+    instance's view of it."""
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d) != shims)
+    found = {name: shutil.which(name, path=path) for name in ("bash", *PROBES, *MYSQL)}
+    return {name: where for name, where in found.items() if where}
 
 
 def _clients() -> dict[str, str]:
@@ -85,7 +132,10 @@ def environment(home: Path, instance: str, region: str) -> dict[str, str]:
     except (OSError, ValueError):
         extra = {}
     keep = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR")}
-    return {**keep, **extra, "PATH": f"{home / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+    path = [str(home / "bin"), *os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep)]
+    # The AWS CLI (and python3) of awslab's own environment, where this one has them, even unactivated.
+    path += [] if str(Path(sys.executable).parent) in path else [str(Path(sys.executable).parent)]
+    return {**keep, **extra, "PATH": os.pathsep.join(path),
             "HOME": str(home), "PWD": str(home), "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
             "AWSLAB_INSTANCE_ID": instance}
 
@@ -158,7 +208,8 @@ def _run_one(command, inv: dict, region: str, script: str, timeout_s: int, unsup
     work = home / "ssm" / command.command_id
     work.mkdir(parents=True, exist_ok=True)
     (work / "_script.sh").write_text(dev_tcp(script, home) + "\n")
-    proc = subprocess.Popen(["bash", str(work / "_script.sh")], cwd=home, env=environment(home, iid, region),
+    # The script's own /dev/tcp is moved above, so the real bash runs it (not the instance's bin/bash).
+    proc = subprocess.Popen([shutil.which("bash") or "bash", str(work / "_script.sh")], cwd=home, env=environment(home, iid, region),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     with _lock:

@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> None:
             if backing is not None and done.get("dead"):   # outside the lock: engine work needs none
                 done["settled"] = backing.settle(RECONCILE_WAIT_S)
             return _json(start_response, "200 OK", done)
-        return persisted(environ, start_response, body)
+        response = persisted(environ, start_response, body)
+        auth.delegate(persistence.operation_of(environ, body), caller, owner, response)
+        return response
 
     def persisted(environ, start_response, body: bytes):
         """moto, one request at a time with the state saver; a change is saved right after."""

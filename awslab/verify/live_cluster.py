@@ -6,7 +6,8 @@ the stack's host (its security groups and subnet decide, as for an instance): on
 endpoint a login over TLS, a row written and read back, the writer not in recovery; on the reader
 endpoint that row readable (the lag measured), ``pg_is_in_recovery()`` true, and a write refused
 with PostgreSQL's read-only error: that refusal is what shows the endpoint reaches a standby, so
-it is part of the PASS. Handed in by the command, as ``live_mysql`` is (it builds on ``live``).
+it is part of the PASS. ``live_local`` runs them beside the host's own connections, as it runs ``live_mysql``
+(they build on ``live``).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def _one(conn, sql: str, *args):
 
 
 def check_db(run, primary: dict, replicas: list[tuple[str, dict]], mapping, database: str) -> list[tuple]:
-    """(id, status, detail, hint) for the primary and each replica, as ``live.check_db`` for PostgreSQL."""
+    """(id, status, detail, hint) for the primary and each replica, as ``live_local.check_db`` for PostgreSQL."""
     ep = primary.get("Endpoint") or {}
     addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
     info = (mapping or {}).get(addr.endpoint) or {}

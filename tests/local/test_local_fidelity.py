@@ -885,6 +885,30 @@ Outputs:
     cfn.delete_stack(StackName=stack)
 
 
+def test_cloudformation__a_roles_managed_policies_are_attached_so_ssm_manages_its_instance(aws, stack):
+    """`AWS::IAM::Role`'s `ManagedPolicyArns` are attached (moto dropped them): the lab's host role,
+    made by a template or a StackSet, carries AmazonSSMManagedInstanceCore, as `awslab up` attaches it."""
+    template = f"""
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: {stack}-host
+      AssumeRolePolicyDocument:
+        Statement: [{{Effect: Allow, Principal: {{Service: ec2.amazonaws.com}}, Action: "sts:AssumeRole"}}]
+      ManagedPolicyArns: [arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore]
+"""
+    cfn = aws("cloudformation")
+    cfn.create_stack(StackName=stack, TemplateBody=template)
+    attached = aws("iam").list_attached_role_policies(RoleName=f"{stack}-host")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+    cfn.delete_stack(StackName=stack)   # detached first, as CloudFormation does: DeleteRole refuses it attached
+    deadline = time.monotonic() + 30
+    while f"{stack}-host" in [r["RoleName"] for r in aws("iam").list_roles()["Roles"]]:
+        assert time.monotonic() < deadline, cfn.describe_stacks(StackName=stack)["Stacks"][0].get("StackStatusReason")
+        time.sleep(0.1)
+
+
 def test_state__amazon_amis_are_not_saved_but_come_back_as_they_were_with_the_accounts_own(monkeypatch):
     """In-process, as the server saves: Amazon's AMIs (and their snapshots) are left out of the
     saved state and made again at load, each snapshot under the id it had; an account's own AMI,

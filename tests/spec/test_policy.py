@@ -322,8 +322,8 @@ def test_enforced__the_whole_lifecycle_runs_under_only_the_policy(enforced, tmp_
     assert [label for label, _ in done] == [label for label, _ in _scenario("pol")]
     for label, result in done:
         assert "not authorized" not in result.all, (label, result.err[-1500:])
-        # verify exits 1 here: the host's script runs, but bash's /dev/tcp cannot resolve the endpoints'
-        # AWS names on this machine, so the live checks FAIL (no connection).
+        # verify exits 1 here: the host's script runs, but this server runs no engines, so nothing is
+        # behind the endpoints' AWS names for its bash's /dev/tcp: the live checks FAIL (no connection).
         assert result.code == (1 if label == "verify" else 0), (label, result.err[-1500:])
     # Nothing in the policy is unneeded: every action is used, or AWS checks it implicitly, or a rare path needs it.
     assert actions(lab_policy("week6")) - set(first) - set(IMPLICIT) - set(RARE) == set()

@@ -8,6 +8,7 @@ to them as to resources made by `awslab up`:
   the port to MySQL's and the backup retention to none (CloudFormation's is 1 day), makes a
   read replica before its source is available, has no ``MasterUserSecret.SecretArn``, and
   ignores ``DeletionPolicy: Snapshot``;
+- ``AWS::IAM::Role`` drops ``ManagedPolicyArns`` (attached here as AttachRolePolicy attaches them);
 - ``AWS::EC2::Instance`` ignores ``NetworkInterfaces`` and its launch template (IMDSv2); gateways
   and route tables lose their ``Tags``; a subnet's route table association is kept apart from
   the table, so DescribeRouteTables shows none;
@@ -131,6 +132,35 @@ def create_association(cls, resource_name, cloudformation_json, account_id, regi
     props = cloudformation_json["Properties"]
     _ec2(account_id, region_name).associate_route_table(props["RouteTableId"], subnet_id=props["SubnetId"])
     return cls(props["RouteTableId"], props["SubnetId"])
+
+
+# moto's AWS::IAM::Role drops ``ManagedPolicyArns``: the lab's host role then lacks
+# AmazonSSMManagedInstanceCore, so SSM would not manage a host a template (or a StackSet) made.
+@patch("moto.iam.models:Role", "create_from_cloudformation_json", gap="cfn-iam-role-managed-policies", phase="services")
+def create_role(original, klass, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    from moto.iam.models import iam_backends
+    from moto.utilities.utils import get_partition
+
+    role = original(klass, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    backend = iam_backends[account_id][get_partition(region_name)]
+    for arn in (cloudformation_json.get("Properties") or {}).get("ManagedPolicyArns") or []:
+        backend.attach_role_policy(arn, role.name)   # AttachRolePolicy's checks: an unknown ARN fails
+    return role
+
+
+# ... and CloudFormation detaches them again when it deletes the role (DeleteRole refuses a role
+# with a managed policy attached).
+@patch("moto.iam.models:Role", "delete_from_cloudformation_json", gap="cfn-iam-role-managed-policies",
+       phase="services")
+def delete_role(original, klass, resource_name, cloudformation_json, account_id, region_name):
+    from moto.iam.models import iam_backends
+    from moto.utilities.utils import get_partition
+
+    backend = iam_backends[account_id][get_partition(region_name)]
+    for role in [r for r in backend.roles.values() if r.name == resource_name]:
+        for arn in list(role.managed_policies):
+            backend.detach_role_policy(arn, role.name)
+    return original(klass, resource_name, cloudformation_json, account_id, region_name)
 
 
 # Gateways and route tables made by moto's CloudFormation lose their ``Tags``: awslab finds
