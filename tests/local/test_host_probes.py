@@ -167,7 +167,7 @@ def test_host_probes__bash_moves_dev_tcp_in_a_command_string_and_in_a_script_it_
         ["-c", "</dev/tcp/127.0.0.1/41000 && echo open", "probe"]
     assert bash_args(["-ec", f"exec 3<>/dev/tcp/{DB}/3306"], HOSTS) == ["-ec", "exec 3<>/dev/tcp/127.0.0.1/43000"]
     script = tmp_path / "probe.sh"
-    script.write_text(f"</dev/tcp/master.c.cache.amazonaws.com/6379 && echo \"$1\"\n")
+    script.write_text("</dev/tcp/master.c.cache.amazonaws.com/6379 && echo \"$1\"\n")
     # Run as -c TEXT: $0 and the arguments as given, the file itself unchanged.
     assert bash_args(["-x", "-o", "pipefail", str(script), "arg"], HOSTS) == \
         ["-x", "-o", "pipefail", "-c", "</dev/tcp/127.0.0.1/42000 && echo \"$1\"\n", str(script), "arg"]
@@ -188,7 +188,7 @@ def test_host_probes__bash_moves_dev_tcp_in_a_command_string_and_in_a_script_it_
     (["-zv", DB, "22"], ["-zv", DB, "22"]),                                  # a port the endpoint has not
     (["-zv", "example.com", "5432"], ["-zv", "example.com", "5432"]),
     (["-u", "OPEN:/dev/null", f"TCP:{DB}:5432,connect-timeout=3"], ["-u", "OPEN:/dev/null", "TCP:127.0.0.1:41000,connect-timeout=3"]),
-    (["-", f"tcp4-connect:master.c.cache.amazonaws.com:6379"], ["-", "tcp4-connect:127.0.0.1:42000"]),
+    (["-", "tcp4-connect:master.c.cache.amazonaws.com:6379"], ["-", "tcp4-connect:127.0.0.1:42000"]),
 ])
 def test_host_probes__nc_telnet_socat_move_an_endpoint_and_its_port(args, want):
     from awslab.local.shim import probe_args
