@@ -119,7 +119,8 @@ def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, e
         assert _mariadb(back, "SELECT COUNT(*) FROM precious") == "3", name
 
     # An OS patch applied for real (a failover to the standby, Multi-AZ), every acknowledged row kept;
-    # the measurements that speak PostgreSQL refuse the engine in one line instead of failing on it.
+    # then drill --maintenance (it reads PostgreSQL's own views) refuses the engine in one line, and
+    # drill and the demos run on it.
     from conftest import engines_of, signed_post
 
     server, server_home = engine_server
