@@ -28,7 +28,7 @@ from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
 from awslab.engine.plan import plan_failover
 from awslab.engine.run import Run
-from awslab.errors import EXIT_OK, UsageError
+from awslab.errors import EXIT_OK, OperationError, UsageError
 from awslab.verify import live
 from awslab.verify.dialects import DIALECTS, Dialect, db_session
 
@@ -38,6 +38,8 @@ MIN_WRITES = 100         # ... and at least this many writes acknowledged on eac
 MAX_WAIT_S = 20.0        # the most either side waits for them
 LAG_SAMPLE_S = 3.0       # replica lag sampled under load for this long
 COMMITS = 200            # commits timed each way (Multi-AZ against Single-AZ)
+WARM_UP = 20             # ... after these, untimed
+STANDBY_WAIT_S = 120.0   # the most the drill waits for a new standby to catch up
 RYOW_TRIES = 20          # read-your-own-write attempts on the replica
 RYOW_BATCH = 500         # rows each attempt writes in one transaction (an order with its lines, say)
 SINGLE_AZ_SUFFIX = "-db-1az-commit"   # the Single-AZ instance a MySQL-family drill commits on
@@ -157,6 +159,7 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
 
     if dialect.commit_modes is None:
         require_room(run, stack)
+    _standby_in_step(dialect, connect_db, primary.id)
 
     result = {"stack": stack, "engine": dialect.engine, "profile": local_profile(ctx),
               "commit": _commit_cost(run, progress, dialect, primary, connect_db),
@@ -170,19 +173,62 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
     return EXIT_OK
 
 
+def _standby_in_step(dialect: Dialect, connect_db, ident: str) -> None:
+    """Wait (bounded) until the primary's commits wait for its standby: after a failover the new
+    standby catches up first (a MySQL-family one replays the primary's binary log), and until then a
+    commit is not the Multi-AZ one and a failover could lose it."""
+    conn = reconnecting(connect_db)
+    try:
+        deadline, said = time.monotonic() + STANDBY_WAIT_S, False
+        while not conn.run(dialect.standby_in_step)[0][0]:
+            if time.monotonic() > deadline:
+                raise OperationError(f"{ident}'s standby did not catch up within {STANDBY_WAIT_S:.0f} s: its commits "
+                                     "do not wait for it, so there is no Multi-AZ promise to measure",
+                                     "wait a little (a new standby replays what the primary wrote) and run it again")
+            if not said:
+                ui.err(f"waiting for {ident}'s standby to catch up (commits wait for it once it has)")
+                said = True
+            time.sleep(0.2)
+    finally:
+        conn.close()
+
+
 def _commit_cost(run: Run, progress: ui.Progress, dialect: Dialect, primary, connect_db) -> dict:
     """Commit latency on the primary as it is (Multi-AZ: each commit waits for the standby in the
     other AZ) and as a Single-AZ instance commits: the same instance with the session's wait for the
     standby turned off where the engine allows it (PostgreSQL), else a Single-AZ instance made beside it."""
     if dialect.commit_modes is not None:
         on, alone = dialect.commit_modes
-        times = {"multi_az": _commits(connect_db(), on), "single_az": _commits(connect_db(), alone)}
-    else:
-        times = {"multi_az": _commits(connect_db())}
-        with single_az_beside(run, progress, primary, f"{run.stack}{SINGLE_AZ_SUFFIX}", "drill") as single:
-            mapping = live.endpoint_map(run, live.host_of(run.found))   # again: the new instance's listener
-            _, connect_single, _ = db_session(run, single.get("raw") or {}, mapping, "awslab drill", what=single.id)
-            times["single_az"] = _commits(reconnecting(connect_single))
+        return _timed_commits(_session(connect_db(), on), _session(connect_db(), alone))
+    with single_az_beside(run, progress, primary, f"{run.stack}{SINGLE_AZ_SUFFIX}", "drill") as single:
+        mapping = live.endpoint_map(run, live.host_of(run.found))   # again: the new instance's listener
+        _, connect_single, _ = db_session(run, single.get("raw") or {}, mapping, "awslab drill", what=single.id)
+        return _timed_commits(_session(connect_db()), _session(reconnecting(connect_single)))
+
+
+def _session(conn, mode: str | None = None):
+    if mode:
+        conn.run(mode)
+    conn.run("CREATE TABLE IF NOT EXISTS awslab_drill_commits (n int)")
+    return conn
+
+
+def _timed_commits(multi, single) -> dict:
+    """COMMITS single-row commits on each session, taken in turn (a busy machine weighs on both alike),
+    after WARM_UP untimed ones (a new server's first commits are slower); p50 and p95 of each, in ms."""
+    times: dict[str, list[float]] = {"multi_az": [], "single_az": []}
+    try:
+        for i in range(WARM_UP + COMMITS):
+            for label, conn in (("multi_az", multi), ("single_az", single)):
+                t0 = time.perf_counter()
+                conn.run("INSERT INTO awslab_drill_commits VALUES (1)")
+                if i >= WARM_UP:
+                    times[label].append((time.perf_counter() - t0) * 1000)
+        for conn in (multi, single):
+            conn.run("DROP TABLE IF EXISTS awslab_drill_commits")
+    finally:
+        multi.close()
+        single.close()
     out = {}
     for label, ms in times.items():
         ms.sort()
@@ -190,23 +236,6 @@ def _commit_cost(run: Run, progress: ui.Progress, dialect: Dialect, primary, con
         out[f"{label}_ms_p95"] = round(ms[int(len(ms) * 0.95)], 3)
     out["difference_ms_p50"] = round(out["multi_az_ms_p50"] - out["single_az_ms_p50"], 3)
     return out
-
-
-def _commits(conn, mode: str | None = None) -> list[float]:
-    """COMMITS single-row commits on the session ``conn`` (``mode``: set first), each timed in ms; closes it."""
-    try:
-        if mode:
-            conn.run(mode)
-        conn.run("CREATE TABLE IF NOT EXISTS awslab_drill_commits (n int)")
-        times = []
-        for _ in range(COMMITS):
-            t0 = time.perf_counter()
-            conn.run("INSERT INTO awslab_drill_commits VALUES (1)")
-            times.append((time.perf_counter() - t0) * 1000)
-        conn.run("DROP TABLE awslab_drill_commits")
-    finally:
-        conn.close()
-    return times
 
 
 def _multi_az(run: Run, primary, connect_db) -> dict:

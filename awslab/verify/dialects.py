@@ -85,6 +85,7 @@ class Dialect:
     # on a Single-AZ instance instead.
     commit_modes: tuple[str, str] | None
     lag_sampler: Callable[..., Callable[[], float | None]]
+    standby_in_step: str     # one row, true once the primary's commits wait for its standby again
     replication: str         # the Multi-AZ standby's, in a word
     standby: str             # how it commits, in words
     single_az: str           # how the Single-AZ figure was had
@@ -108,6 +109,7 @@ POSTGRES = Dialect(
            "percentile_cont(0.95) WITHIN GROUP (ORDER BY amount)::float8 "
            "FROM awslab_demo_orders WHERE customer % :buckets = :k GROUP BY category ORDER BY category",
     commit_modes=("SET synchronous_commit = on", "SET synchronous_commit = local"), lag_sampler=_pg_lag,
+    standby_in_step="SELECT count(*) > 0 FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')",
     replication="synchronous", standby="synchronous: a commit returned only once it had the row",
     single_az="the same instance committing alone (synchronous_commit = local), as Single-AZ does",
     lag_label="replay lag p50 / p95 / max",
@@ -134,6 +136,9 @@ MYSQL = Dialect(
            "COUNT(*) OVER (PARTITION BY category) AS cnt "
            "FROM awslab_demo_orders WHERE MOD(customer, :buckets) = :k) ranked GROUP BY category ORDER BY category",
     commit_modes=None, lag_sampler=_my_lag,
+    # MySQL 8.0.26+ says Rpl_semi_sync_source_status; MariaDB, Rpl_semi_sync_master_status.
+    standby_in_step="SELECT COUNT(*) > 0 FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN "
+                    "('RPL_SEMI_SYNC_MASTER_STATUS', 'RPL_SEMI_SYNC_SOURCE_STATUS') AND VARIABLE_VALUE = 'ON'",
     replication="semi-synchronous", standby="semi-synchronous and lossless (AFTER_SYNC): a commit returned only once the standby had it",
     single_az="a Single-AZ instance of the same lab made beside it (MySQL's wait for the standby is "
               "server-wide: a session cannot skip it as PostgreSQL's synchronous_commit = local does)",
