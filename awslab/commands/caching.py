@@ -117,9 +117,10 @@ class Source:
         return {"v": v, "r": report}
 
     def write(self, k: int) -> int:
-        # Then read back (MySQL has no UPDATE ... RETURNING): the demo's writes are this session's alone.
+        # The demo's writes are this session's alone, so the new version is the one it holds plus one
+        # (one round trip, as PostgreSQL's UPDATE ... RETURNING, which MySQL lacks).
         self.db.run("UPDATE awslab_demo_versions SET v = v + 1 WHERE k = :k", k=k)
-        (v,) = self.db.run("SELECT v FROM awslab_demo_versions WHERE k = :k", k=k)[0]
+        v = self.current[k] + 1
         self.current[k], self.changed_at[k] = v, time.monotonic()
         return v
 
