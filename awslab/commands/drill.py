@@ -159,7 +159,7 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
 
     if dialect.commit_modes is None:
         require_room(run, stack)
-    _standby_in_step(dialect, connect_db, primary.id)
+    _standby_in_step(run, via, dialect, connect_db, primary)
 
     result = {"stack": stack, "engine": dialect.engine, "profile": local_profile(ctx),
               "commit": _commit_cost(run, progress, dialect, primary, connect_db),
@@ -173,20 +173,23 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
     return EXIT_OK
 
 
-def _standby_in_step(dialect: Dialect, connect_db, ident: str) -> None:
-    """Wait (bounded) until the primary's commits wait for its standby: after a failover the new
-    standby catches up first (a MySQL-family one replays the primary's binary log), and until then a
-    commit is not the Multi-AZ one and a failover could lose it."""
+def _standby_in_step(run: Run, via: str | None, dialect: Dialect, connect_db, primary) -> None:
+    """Wait (bounded) until the primary's commits wait for its standby and the standby has applied
+    what it received: after a failover the new standby catches up first (a MySQL-family one replays
+    the primary's binary log); until then a commit is not the Multi-AZ one, and a failover waits
+    for the standby rather than measuring its promotion."""
     conn = reconnecting(connect_db)
+    raw = primary.get("raw") or {}
+    addr = live.resolve(live.endpoint_map(run, via), raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
     try:
         deadline, said = time.monotonic() + STANDBY_WAIT_S, False
-        while not conn.run(dialect.standby_in_step)[0][0]:
+        while not dialect.standby_in_step(run, via, conn, addr):
             if time.monotonic() > deadline:
-                raise OperationError(f"{ident}'s standby did not catch up within {STANDBY_WAIT_S:.0f} s: its commits "
-                                     "do not wait for it, so there is no Multi-AZ promise to measure",
+                raise OperationError(f"{primary.id}'s standby did not catch up within {STANDBY_WAIT_S:.0f} s: its "
+                                     "commits do not wait for it yet, so there is no Multi-AZ promise to measure",
                                      "wait a little (a new standby replays what the primary wrote) and run it again")
             if not said:
-                ui.err(f"waiting for {ident}'s standby to catch up (commits wait for it once it has)")
+                ui.err(f"waiting for {primary.id}'s standby to catch up (the last failover's new standby)")
                 said = True
             time.sleep(0.2)
     finally:

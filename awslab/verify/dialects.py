@@ -70,6 +70,24 @@ def _my_lag(run, via, monitor, reader, replica: Address) -> Callable[[], float |
     return sample
 
 
+def _pg_in_step(run, via, conn, primary: Address) -> bool:
+    return bool(conn.run("SELECT count(*) > 0 FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')")[0][0])
+
+
+# MySQL 8.0.26+ says Rpl_semi_sync_source_status; MariaDB, Rpl_semi_sync_master_status.
+_SEMISYNC_ON = ("SELECT COUNT(*) > 0 FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN "
+                "('RPL_SEMI_SYNC_MASTER_STATUS', 'RPL_SEMI_SYNC_SOURCE_STATUS') AND VARIABLE_VALUE = 'ON'")
+
+
+def _my_in_step(run, via, conn, primary: Address) -> bool:
+    """Semi-synchronous, and the standby's apply caught up: a new one replays the primary's binary
+    log, which the master user cannot watch (the local AWS says how far behind it is)."""
+    if not conn.run(_SEMISYNC_ON)[0][0]:
+        return False
+    lag = ((live.endpoint_map(run, via) or {}).get(primary.endpoint) or {}).get("standby_lag_s")
+    return not lag
+
+
 @dataclass(frozen=True)
 class Dialect:
     engine: str              # what the drill's JSON says: postgres / mysql
@@ -85,7 +103,9 @@ class Dialect:
     # on a Single-AZ instance instead.
     commit_modes: tuple[str, str] | None
     lag_sampler: Callable[..., Callable[[], float | None]]
-    standby_in_step: str     # one row, true once the primary's commits wait for its standby again
+    # (run, via, a session on the primary, its Address) -> whether its commits wait for its standby
+    # and the standby has applied what it received (a failover then is the standby's promotion alone).
+    standby_in_step: Callable[..., bool]
     replication: str         # the Multi-AZ standby's, in a word
     standby: str             # how it commits, in words
     single_az: str           # how the Single-AZ figure was had
@@ -109,7 +129,7 @@ POSTGRES = Dialect(
            "percentile_cont(0.95) WITHIN GROUP (ORDER BY amount)::float8 "
            "FROM awslab_demo_orders WHERE customer % :buckets = :k GROUP BY category ORDER BY category",
     commit_modes=("SET synchronous_commit = on", "SET synchronous_commit = local"), lag_sampler=_pg_lag,
-    standby_in_step="SELECT count(*) > 0 FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')",
+    standby_in_step=_pg_in_step,
     replication="synchronous", standby="synchronous: a commit returned only once it had the row",
     single_az="the same instance committing alone (synchronous_commit = local), as Single-AZ does",
     lag_label="replay lag p50 / p95 / max",
@@ -136,9 +156,7 @@ MYSQL = Dialect(
            "COUNT(*) OVER (PARTITION BY category) AS cnt "
            "FROM awslab_demo_orders WHERE MOD(customer, :buckets) = :k) ranked GROUP BY category ORDER BY category",
     commit_modes=None, lag_sampler=_my_lag,
-    # MySQL 8.0.26+ says Rpl_semi_sync_source_status; MariaDB, Rpl_semi_sync_master_status.
-    standby_in_step="SELECT COUNT(*) > 0 FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN "
-                    "('RPL_SEMI_SYNC_MASTER_STATUS', 'RPL_SEMI_SYNC_SOURCE_STATUS') AND VARIABLE_VALUE = 'ON'",
+    standby_in_step=_my_in_step,
     replication="semi-synchronous", standby="semi-synchronous and lossless (AFTER_SYNC): a commit returned only once the standby had it",
     single_az="a Single-AZ instance of the same lab made beside it (MySQL's wait for the standby is "
               "server-wide: a session cannot skip it as PostgreSQL's synchronous_commit = local does)",

@@ -140,15 +140,15 @@ def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, e
     refused = awslab("drill", "--maintenance", "--name", stack)
     assert refused.code == 2 and "measures PostgreSQL for now" in refused.err and "runs mysql" in refused.err
     assert len(refused.err.strip().splitlines()) == 1, refused.err
-    _drill_and_demos(awslab, stack, server_home)
+    _drill_and_demos(awslab, stack, server, server_home)
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot", "--delete-snapshots").code == 0
 
 
-def _drill_and_demos(awslab, stack: str, server_home) -> None:
+def _drill_and_demos(awslab, stack: str, server, server_home) -> None:
     """`awslab drill` on the MySQL family: its JSON is PostgreSQL's; the standby's promise kept under a
     real failover; the Single-AZ commit had on an instance made beside the primary, then removed
     with its server (DeleteDBInstance stops a MySQL-family engine as a PostgreSQL one)."""
-    from conftest import engines_of, eventually
+    from conftest import endpoint_map, engines_of, eventually
 
     drill = awslab("drill", "--name", stack, "--output", "json")
     assert drill.code == 0, drill.err
@@ -187,6 +187,14 @@ def _drill_and_demos(awslab, stack: str, server_home) -> None:
     aside = awslab("demo", "cache-aside", "--name", stack, "--requests", "10", "--reports", "2", "--output", "json")
     assert aside.code == 0, aside.err
     assert json.loads(aside.out)["cache_aside"]["hit_ratio"] >= 0.8
+
+    # The drill's failover left a new standby, replaying the primary's binary log (the demos' 200,000
+    # orders too): the primary's commits wait for it again once it has received it, and the local AWS
+    # says how far behind its apply is (what the next drill waits on).
+    line = awslab("connect", "db", "--name", stack).out.strip()
+    eventually(lambda: _mariadb(line, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'").endswith("ON"))
+    primary = next(e for e in endpoint_map(server).values() if e.get("key", "").endswith(f".{stack}-db"))
+    assert isinstance(primary.get("standby_lag_s"), float), primary
 
 
 def test_mariadb_engine__its_own_version_single_az(awslab, engines, mariadbd, stack):
