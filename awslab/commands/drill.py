@@ -345,7 +345,7 @@ def print_result(result: dict, output: str) -> None:
     k, prof, d = result["commit"], result["profile"], DIALECTS[result.get("engine", "postgres")]
     rows = [
         ["commit p50 (Single-AZ alike)", f"{k['multi_az_ms_p50']:.2f} ms ({k['single_az_ms_p50']:.2f} ms: "
-         f"+{k['difference_ms_p50']:.2f} ms; AWS {ref['multi_az_commit'][0]})", "-", "-"],
+         f"{k['difference_ms_p50']:+.2f} ms; AWS {ref['multi_az_commit'][0]})", "-", "-"],
         ["replication", d.replication, "asynchronous", "asynchronous"],
         ["serves reads", "no", "yes", "yes (reader endpoint)"],
         ["failover downtime", f"{m['downtime_s']:.2f} s (AWS {ref['multi_az_failover'][0]})", "-",
