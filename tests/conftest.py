@@ -544,3 +544,25 @@ def endpoint_map(server, via: str | None = None) -> dict:
     query = f"?via={via}" if via else ""
     with urllib.request.urlopen(server.endpoint_url + "/awslab/endpoints" + query, timeout=5) as resp:
         return json.loads(resp.read())["endpoints"]
+
+
+def drill_shape(result: dict) -> dict:
+    """The keys of `awslab drill -o json`, and each part's own: equal for every engine (DRILL_SHAPE), so
+    one report and one script read them all."""
+    return {k: sorted(v) if isinstance(v, dict) else type(v).__name__ for k, v in sorted(result.items())}
+
+
+DRILL_SHAPE = {
+    "aws_reference": ["cache_failover", "cache_loss", "multi_az_commit", "multi_az_failover", "multi_az_loss",
+                      "replica_lag"],
+    "cache_replica": ["acknowledged_writes_lost", "connections_dropped", "downtime_s", "serves_reads", "synchronous",
+                      "timeline", "writes_acknowledged"],
+    "commit": ["difference_ms_p50", "multi_az_ms_p50", "multi_az_ms_p95", "single_az_ms_p50", "single_az_ms_p95"],
+    "engine": "str",
+    "multi_az": ["acknowledged_writes_lost", "connections_dropped", "downtime_s", "lost", "serves_reads", "synchronous",
+                 "timeline", "writes_acknowledged"],
+    "profile": ["cross_az_round_trip_ms", "explicit", "profile", "time_scale", "words"],
+    "read_replica": ["lag_ms_max", "lag_ms_p50", "lag_ms_p95", "read_your_write_misses", "read_your_write_tries",
+                     "samples", "serves_reads", "synchronous", "visible_after_ms_max", "visible_after_ms_p50"],
+    "stack": "str",
+}

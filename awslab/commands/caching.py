@@ -2,7 +2,7 @@
 database and cache (through the stack's host, over TLS with AUTH, as the lab requires).
 
 The workload: reports over the seeded orders table (a full scan with a percentile: milliseconds
-of real work on PostgreSQL, not a sleep), asked for with Zipf-skewed popularity as real traffic
+of real work on PostgreSQL, or on the MySQL family in MySQL's SQL, ``verify/dialects.py``; not a sleep), asked for with Zipf-skewed popularity as real traffic
 is, and a share of writes. Every report carries a *version* (``awslab_demo_versions``); a write
 bumps it in the database, so a read that returns an older version than the database's is a stale
 read, counted, with how long after the write it was still served.
@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from awslab import ui
-from awslab.commands.demo import REPORT_SQL, pct, seed_orders
+from awslab.commands.demo import pct, seed_orders
 from awslab.engine.discovery import discover
 from awslab.engine.run import Run
 from awslab.errors import UsageError
 from awslab.verify import live
+from awslab.verify.dialects import Dialect, db_session
 
 STRATEGIES = ("database-only", "lazy-ttl", "write-through", "write-through-ttl", "lazy-ttl-jitter")
 JITTER = 0.2             # lazy-ttl-jitter's TTLs: +-20 %
@@ -93,27 +94,33 @@ class Tally:
 
 
 class Source:
-    """The database side: versioned reports (the version read with the report, one query's cost)."""
+    """The database side: versioned reports (the version read with the report, one query's cost),
+    in SQL both engines read but the report's (the dialect's)."""
 
-    def __init__(self, db, keys: int) -> None:
-        self.db, self.keys = db, keys
+    def __init__(self, db, dialect: Dialect, keys: int) -> None:
+        self.db, self.dialect, self.keys = db, dialect, keys
         self.current: dict[int, int] = {}
         self.changed_at: dict[int, float] = {}
 
     def prepare(self) -> None:
         self.db.run("CREATE TABLE IF NOT EXISTS awslab_demo_versions (k int PRIMARY KEY, v int NOT NULL)")
-        self.db.run("INSERT INTO awslab_demo_versions SELECT g, 1 FROM generate_series(0, :n - 1) g "
-                    "ON CONFLICT (k) DO NOTHING", n=self.keys)
+        have = {k for (k,) in self.db.run("SELECT k FROM awslab_demo_versions")}
+        missing = [k for k in range(self.keys) if k not in have]
+        if missing:
+            self.db.run("INSERT INTO awslab_demo_versions (k, v) VALUES " + ", ".join(f"({k}, 1)" for k in missing))
         self.current = {k: v for k, v in self.db.run("SELECT k, v FROM awslab_demo_versions WHERE k < :n", n=self.keys)}
 
     def read(self, k: int, db=None) -> dict:
         db = db or self.db
         (v,) = db.run("SELECT v FROM awslab_demo_versions WHERE k = :k", k=k)[0]
-        report = [list(r) for r in db.run(REPORT_SQL, buckets=self.keys, k=k)]
+        report = [list(r) for r in db.run(self.dialect.report, buckets=self.keys, k=k)]
         return {"v": v, "r": report}
 
     def write(self, k: int) -> int:
-        (v,) = self.db.run("UPDATE awslab_demo_versions SET v = v + 1 WHERE k = :k RETURNING v", k=k)[0]
+        # The demo's writes are this session's alone, so the new version is the one it holds plus one
+        # (one round trip, as PostgreSQL's UPDATE ... RETURNING, which MySQL lacks).
+        self.db.run("UPDATE awslab_demo_versions SET v = v + 1 WHERE k = :k", k=k)
+        v = self.current[k] + 1
         self.current[k], self.changed_at[k] = v, time.monotonic()
         return v
 
@@ -124,11 +131,11 @@ def caching(run: Run, work: Workload) -> dict:
         raise UsageError("`awslab demo caching` measures the local AWS's engines; on AWS the lab's database and "
                          "cache are private, and running the demo from the EC2 host is not built yet",
                          "run it on the local target (drop --target aws)")
-    db_connect, cache_connect, reader_connect = connections(run)
+    (dialect, db_connect), cache_connect, reader_connect = connections(run)
     db, cache = db_connect(), cache_connect()
     try:
-        seed_orders(db, ROWS)
-        source = Source(db, work.keys)
+        seed_orders(db, dialect, ROWS)
+        source = Source(db, dialect, work.keys)
         source.prepare()
         tallies = [_strategy(name, work, source, cache) for name in work.strategies]
         spread = _expiry_spread(cache, work)
@@ -185,9 +192,9 @@ def cache_addresses(group, mapping) -> tuple[live.Address, live.Address | None]:
 
 
 def connections(run: Run, need_db: bool = True, found: dict | None = None
-                ) -> tuple[Callable[[], Any] | None, Callable[[], Any], Callable[[], Any] | None]:
-    """Factories of sessions to the lab's database (None unless ``need_db``), its cache's primary
-    and its reader endpoint (None: no replica), as its host sees them."""
+                ) -> tuple[tuple[Dialect, Callable[[], Any]] | None, Callable[[], Any], Callable[[], Any] | None]:
+    """Factories of sessions to the lab's database (with its dialect; None unless ``need_db``), its
+    cache's primary and its reader endpoint (None: no replica), as its host sees them."""
     found = found if found is not None else discover(run)
     primary, group, token = found.get("db.primary"), found.get("cache.group"), found.get("cache.auth-token")
     if (need_db and primary is None) or group is None or token is None:
@@ -195,13 +202,8 @@ def connections(run: Run, need_db: bool = True, found: dict | None = None
     mapping = live.endpoint_map(run, live.host_of(found))
     db = None
     if need_db:
-        live.require_postgres(primary.get("raw") or {}, "awslab demo")
-        raw = primary.get("raw") or {}
-        db_addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
-        live.require_engine(db_addr, "the database")
-        user, password = live.db_credentials(run, raw)
-        database = raw.get("DBName") or "postgres"
-        db = lambda: live.pg_connect(db_addr, user, password, database)  # noqa: E731
+        dialect, db_connect, _ = db_session(run, primary.get("raw") or {}, mapping, "awslab demo")
+        db = (dialect, db_connect)
     cache_addr, reader_addr = cache_addresses(group, mapping)
     secret = live.cache_token(run, token.id)
     reader = (lambda: live.redis_connect(reader_addr, secret)) if reader_addr is not None else None

@@ -1,6 +1,7 @@
 """`awslab demo cache-aside`: what a cache in front of a database buys, measured on the real engines.
 
-A table of orders is seeded in the lab's PostgreSQL; a report query (a full scan with a
+A table of orders is seeded in the lab's database (PostgreSQL, or MySQL's SQL on the MySQL family:
+``verify/dialects.py``); a report query (a full scan with a
 percentile per category) is genuinely costly. The same stream of requests, skewed towards a few
 hot reports as real traffic is, runs twice: straight to the database, then through a cache-aside
 layer on the lab's Redis (GET; on a miss, query and SET with a TTL). Both sides' latencies are
@@ -20,10 +21,8 @@ from awslab.engine.discovery import discover
 from awslab.engine.run import Run
 from awslab.errors import OperationError
 from awslab.verify import live
+from awslab.verify.dialects import Dialect, db_session
 
-REPORT_SQL = ("SELECT category, count(*), round(avg(amount), 2)::float8, "
-              "percentile_cont(0.95) WITHIN GROUP (ORDER BY amount)::float8 "
-              "FROM awslab_demo_orders WHERE customer % :buckets = :k GROUP BY category ORDER BY category")
 TTL_S = 60
 
 
@@ -51,19 +50,15 @@ def cache_aside(run: Run, *, requests: int, rows: int, reports: int, seed: int =
     primary, group, token = found.get("db.primary"), found.get("cache.group"), found.get("cache.auth-token")
     if primary is None or group is None or token is None:
         raise OperationError(f"stack {run.stack} needs its database and cache for the demo", "run `awslab up` first")
-    live.require_postgres(primary.get("raw") or {}, "awslab demo cache-aside")
     mapping = live.endpoint_map(run, live.host_of(found))
-    raw = primary.get("raw") or {}
-    db_addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
+    dialect, db_connect, _ = db_session(run, primary.get("raw") or {}, mapping, "awslab demo cache-aside")
     cache_ep = ((group.get("raw") or {}).get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
     cache_addr = live.resolve(mapping, cache_ep.get("Address", ""), cache_ep.get("Port", 0))
-    live.require_engine(db_addr, "the database")
     live.require_engine(cache_addr, "the cache")
-    user, password = live.db_credentials(run, raw)
-    db = live.pg_connect(db_addr, user, password, raw.get("DBName") or "postgres")
+    db = db_connect()
     cache = live.redis_connect(cache_addr, live.cache_token(run, token.id))
     try:
-        seeded = seed_orders(db, rows)
+        seeded = seed_orders(db, dialect, rows)
         rng = random.Random(seed)
         # Skewed like real traffic: a few reports are asked for far more often than the rest.
         stream = [min(reports - 1, int(reports * rng.random() ** 3)) for _ in range(requests)]
@@ -71,7 +66,7 @@ def cache_aside(run: Run, *, requests: int, rows: int, reports: int, seed: int =
         expected: dict[int, list] = {}
         for k in stream:
             t0 = time.perf_counter()
-            rows_out = db.run(REPORT_SQL, buckets=reports, k=k)
+            rows_out = db.run(dialect.report, buckets=reports, k=k)
             direct.latencies_ms.append((time.perf_counter() - t0) * 1000)
             expected[k] = [list(r) for r in rows_out]
         cache.delete(*[f"awslab:demo:report:{k}" for k in range(reports)])
@@ -84,7 +79,7 @@ def cache_aside(run: Run, *, requests: int, rows: int, reports: int, seed: int =
                 answer = json.loads(hit)
                 aside.hits += 1
             else:
-                answer = [list(r) for r in db.run(REPORT_SQL, buckets=reports, k=k)]
+                answer = [list(r) for r in db.run(dialect.report, buckets=reports, k=k)]
                 cache.set(key, json.dumps(answer), ex=TTL_S)
             aside.latencies_ms.append((time.perf_counter() - t0) * 1000)
             if answer != expected[k]:
@@ -96,16 +91,12 @@ def cache_aside(run: Run, *, requests: int, rows: int, reports: int, seed: int =
             "direct": direct.summary(), "cache_aside": aside.summary()}
 
 
-def seed_orders(db, rows: int) -> int:
-    db.run("CREATE TABLE IF NOT EXISTS awslab_demo_orders (id bigserial PRIMARY KEY, customer int NOT NULL, "
-           "category text NOT NULL, amount numeric(10,2) NOT NULL, created timestamptz NOT NULL)")
+def seed_orders(db, dialect: Dialect, rows: int) -> int:
+    db.run(dialect.orders_table)
     have = db.run("SELECT count(*) FROM awslab_demo_orders")[0][0]
     if have < rows:
-        db.run("INSERT INTO awslab_demo_orders (customer, category, amount, created) "
-               "SELECT (random() * 5000)::int, (ARRAY['books','games','tools','food','toys'])[1 + (random() * 4)::int], "
-               "round((random() * 500)::numeric, 2), now() - random() * interval '365 days' "
-               "FROM generate_series(1, :n)", n=rows - have)
-        db.run("ANALYZE awslab_demo_orders")
+        db.run(dialect.seed_orders, n=rows - have)
+        db.run(dialect.analyze_orders)
     return max(have, rows)
 
 

@@ -22,13 +22,15 @@ from typing import Any
 from awslab import ui
 from awslab.commands import figures
 from awslab.commands._common import local_profile, progress_run, raise_if_failed
+from awslab.commands.single_az import require_room, single_az_beside
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
 from awslab.engine.executor import execute
 from awslab.engine.plan import plan_failover
 from awslab.engine.run import Run
-from awslab.errors import EXIT_OK, UsageError
+from awslab.errors import EXIT_OK, OperationError, UsageError
 from awslab.verify import live
+from awslab.verify.dialects import DIALECTS, Dialect, db_session
 
 LOAD_BEFORE_S = 1.0      # steady load before a failover is forced
 LOAD_AFTER_S = 1.0       # and after the resource is available again
@@ -36,8 +38,11 @@ MIN_WRITES = 100         # ... and at least this many writes acknowledged on eac
 MAX_WAIT_S = 20.0        # the most either side waits for them
 LAG_SAMPLE_S = 3.0       # replica lag sampled under load for this long
 COMMITS = 200            # commits timed each way (Multi-AZ against Single-AZ)
+WARM_UP = 20             # ... after these, untimed
+STANDBY_WAIT_S = 120.0   # the most the drill waits for a new standby to catch up
 RYOW_TRIES = 20          # read-your-own-write attempts on the replica
 RYOW_BATCH = 500         # rows each attempt writes in one transaction (an order with its lines, say)
+SINGLE_AZ_SUFFIX = "-db-1az-commit"   # the Single-AZ instance a MySQL-family drill commits on
 
 # What AWS documents, beside what the drill measures: (figure, source).
 AWS_REFERENCE = {
@@ -128,7 +133,8 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
         raise UsageError("awslab drill measures the local AWS's real engines; it is local-only for now",
                          "run it on the local target; on AWS use `awslab failover` and CloudWatch's ReplicaLag")
     run = progress_run(ctx, stack, "", progress)
-    found = discover(run)
+    run.found.update(discover(run))
+    found = run.found
     primary, group = found.get("db.primary"), found.get("cache.group")
     replicas = sorted(k for k in found if k.startswith("db.replica."))
     if primary is None and "db.cluster" in found:
@@ -143,47 +149,94 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
         raise UsageError(f"stack {stack} has no read replica to measure", "awslab up week6 --set database.read_replicas=1")
     if group is None or "cache.auth-token" not in found:
         raise UsageError(f"stack {stack} has no cache to fail over", "run `awslab up week6` first")
-    live.require_postgres(primary.get("raw") or {}, "awslab drill")
-    mapping = live.endpoint_map(run, live.host_of(found))
+    via = live.host_of(found)
+    mapping = live.endpoint_map(run, via)
     raw = primary.get("raw") or {}
-    db_addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
-    live.require_engine(db_addr, "the database")
-    user, password = live.db_credentials(run, raw)
-    database = raw.get("DBName") or "postgres"
-    connect_db = lambda addr=db_addr: live.pg_connect(addr, user, password, database)  # noqa: E731
+    dialect, connect_db, _ = db_session(run, raw, mapping, "awslab drill")
+    replica = found[replicas[0]]
+    _, connect_replica, replica_addr = db_session(run, raw, mapping, "awslab drill", what="the read replica",
+                                                  endpoint=(replica.get("raw") or {})["Endpoint"])
 
-    result = {"stack": stack, "profile": local_profile(ctx), "commit": _commit_cost(connect_db),
+    if dialect.commit_modes is None:
+        require_room(run, stack)
+    _standby_in_step(run, via, dialect, connect_db, primary)
+
+    result = {"stack": stack, "engine": dialect.engine, "profile": local_profile(ctx),
+              "commit": _commit_cost(run, progress, dialect, primary, connect_db),
               "multi_az": _multi_az(run, primary, connect_db),
-              "read_replica": _replica(run, found[replicas[0]], mapping, connect_db, user, password, database),
+              "read_replica": _replica(run, dialect, replica, replica_addr, via, connect_db, connect_replica),
               "cache_replica": _cache(run, group, found["cache.auth-token"].id, mapping),
-              "aws_reference": AWS_REFERENCE}
+              "aws_reference": {**AWS_REFERENCE, **dialect.aws_reference}}
     print_result(result, output)
     if report:
         figures.save(stack, "drill", result, found, progress)
     return EXIT_OK
 
 
-def _commit_cost(connect_db) -> dict:
-    """Commit latency on the primary as it is (Multi-AZ: each commit waits for the standby in the
-    other AZ) and as a Single-AZ instance would commit (``synchronous_commit = local``: the same
-    instance, the same table, no wait for the standby)."""
-    conn = connect_db()
-    conn.run("CREATE TABLE IF NOT EXISTS awslab_drill_commits (n int)")
-    out = {}
+def _standby_in_step(run: Run, via: str | None, dialect: Dialect, connect_db, primary) -> None:
+    """Wait (bounded) until the primary's commits wait for its standby and the standby has applied
+    what it received: after a failover the new standby catches up first (a MySQL-family one replays
+    the primary's binary log); until then a commit is not the Multi-AZ one, and a failover waits
+    for the standby rather than measuring its promotion."""
+    conn = reconnecting(connect_db)
+    raw = primary.get("raw") or {}
+    addr = live.resolve(live.endpoint_map(run, via), raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
     try:
-        for label, mode in (("multi_az", "on"), ("single_az", "local")):
-            conn.run(f"SET synchronous_commit = {mode}")
-            times = []
-            for _ in range(COMMITS):
-                t0 = time.perf_counter()
-                conn.run("INSERT INTO awslab_drill_commits VALUES (1)")
-                times.append((time.perf_counter() - t0) * 1000)
-            times.sort()
-            out[f"{label}_ms_p50"] = round(times[len(times) // 2], 3)
-            out[f"{label}_ms_p95"] = round(times[int(len(times) * 0.95)], 3)
-        conn.run("DROP TABLE awslab_drill_commits")
+        deadline, said = time.monotonic() + STANDBY_WAIT_S, False
+        while not dialect.standby_in_step(run, via, conn, addr):
+            if time.monotonic() > deadline:
+                raise OperationError(f"{primary.id}'s standby did not catch up within {STANDBY_WAIT_S:.0f} s: its "
+                                     "commits do not wait for it yet, so there is no Multi-AZ promise to measure",
+                                     "wait a little (a new standby replays what the primary wrote) and run it again")
+            if not said:
+                ui.err(f"waiting for {primary.id}'s standby to catch up (the last failover's new standby)")
+                said = True
+            time.sleep(0.2)
     finally:
         conn.close()
+
+
+def _commit_cost(run: Run, progress: ui.Progress, dialect: Dialect, primary, connect_db) -> dict:
+    """Commit latency on the primary as it is (Multi-AZ: each commit waits for the standby in the
+    other AZ) and as a Single-AZ instance commits: the same instance with the session's wait for the
+    standby turned off where the engine allows it (PostgreSQL), else a Single-AZ instance made beside it."""
+    if dialect.commit_modes is not None:
+        on, alone = dialect.commit_modes
+        return _timed_commits(_session(connect_db(), on), _session(connect_db(), alone))
+    with single_az_beside(run, progress, primary, f"{run.stack}{SINGLE_AZ_SUFFIX}", "drill") as single:
+        mapping = live.endpoint_map(run, live.host_of(run.found))   # again: the new instance's listener
+        _, connect_single, _ = db_session(run, single.get("raw") or {}, mapping, "awslab drill", what=single.id)
+        return _timed_commits(_session(connect_db()), _session(reconnecting(connect_single)))
+
+
+def _session(conn, mode: str | None = None):
+    if mode:
+        conn.run(mode)
+    conn.run("CREATE TABLE IF NOT EXISTS awslab_drill_commits (n int)")
+    return conn
+
+
+def _timed_commits(multi, single) -> dict:
+    """COMMITS single-row commits on each session, taken in turn (a busy machine weighs on both alike),
+    after WARM_UP untimed ones (a new server's first commits are slower); p50 and p95 of each, in ms."""
+    times: dict[str, list[float]] = {"multi_az": [], "single_az": []}
+    try:
+        for i in range(WARM_UP + COMMITS):
+            for label, conn in (("multi_az", multi), ("single_az", single)):
+                t0 = time.perf_counter()
+                conn.run("INSERT INTO awslab_drill_commits VALUES (1)")
+                if i >= WARM_UP:
+                    times[label].append((time.perf_counter() - t0) * 1000)
+        for conn in (multi, single):
+            conn.run("DROP TABLE IF EXISTS awslab_drill_commits")
+    finally:
+        multi.close()
+        single.close()
+    out = {}
+    for label, ms in times.items():
+        ms.sort()
+        out[f"{label}_ms_p50"] = round(ms[len(ms) // 2], 3)
+        out[f"{label}_ms_p95"] = round(ms[int(len(ms) * 0.95)], 3)
     out["difference_ms_p50"] = round(out["multi_az_ms_p50"] - out["single_az_ms_p50"], 3)
     return out
 
@@ -191,7 +244,7 @@ def _commit_cost(connect_db) -> dict:
 def _multi_az(run: Run, primary, connect_db) -> dict:
     setup = connect_db()
     setup.run("DROP TABLE IF EXISTS awslab_drill")
-    setup.run("CREATE TABLE awslab_drill (n int PRIMARY KEY, at timestamptz DEFAULT now())")
+    setup.run("CREATE TABLE awslab_drill (n int PRIMARY KEY)")
     setup.close()
     load = Load(write=lambda c, n: c.run("INSERT INTO awslab_drill (n) VALUES (:n)", n=n), connect=connect_db)
     ui.err(f"writing to {primary.id} under load, then forcing a Multi-AZ failover")
@@ -206,44 +259,35 @@ def _multi_az(run: Run, primary, connect_db) -> dict:
             "downtime_s": round(load.downtime(started), 3), "timeline": figures.timeline(load.acked, load.errors, started)}
 
 
-REPLAY_LAG_SQL = "SELECT EXTRACT(EPOCH FROM replay_lag) FROM pg_stat_replication WHERE application_name = :name"
-
-
-def _replica(run: Run, replica, mapping, connect_db, user, password, database) -> dict:
-    raw = replica.get("raw") or {}
-    addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
-    live.require_engine(addr, "the read replica")
-    reader = reconnecting(lambda: live.pg_connect(addr, user, password, database))
-    (name,) = reader.run("SHOW cluster_name")[0]   # its walreceiver's application_name on the primary
+def _replica(run: Run, dialect: Dialect, replica, addr: live.Address, via: str | None, connect_db,
+             connect_replica) -> dict:
+    reader = reconnecting(connect_replica)
     monitor = reconnecting(connect_db)
-    load = Load(write=lambda c, n: c.run("INSERT INTO awslab_drill (n) VALUES (:n) ON CONFLICT DO NOTHING",
-                                         n=1_000_000 + n), connect=connect_db)
+    lag = dialect.lag_sampler(run, via, monitor, reader, addr)
+    load = Load(write=lambda c, n: c.run("INSERT INTO awslab_drill (n) VALUES (:n)", n=1_000_000 + n), connect=connect_db)
     thread = threading.Thread(target=load.run, daemon=True)
     ui.err(f"sampling {replica.id}'s replica lag under the same load")
     thread.start()
     samples, deadline = [], time.monotonic() + LAG_SAMPLE_S
     while time.monotonic() < deadline:
-        # The primary's view: from its flush of the WAL to the replica's report that it replayed it,
-        # so the round trip across the AZs and the replay are in it (NULL: nothing in flight).
-        rows = monitor.run(REPLAY_LAG_SQL, name=name)
-        if rows and rows[0][0] is not None:
-            samples.append(float(rows[0][0]) * 1000)
+        sample = lag()
+        if sample is not None:
+            samples.append(sample)
         time.sleep(0.02)
     load.stop.set()
     thread.join(10)
     monitor.close()
     writer, misses, visible = reconnecting(connect_db), 0, []
     for i in range(RYOW_TRIES):   # a batch committed on the primary, read back at once on the replica
-        lo = 2_000_000 + i * RYOW_BATCH
-        writer.run("INSERT INTO awslab_drill (n) SELECT generate_series(CAST(:lo AS int), CAST(:hi AS int))", lo=lo, hi=lo + RYOW_BATCH - 1)
+        lo, hi = 2_000_000 + i * RYOW_BATCH, 2_000_000 + (i + 1) * RYOW_BATCH - 1
+        # One statement, one transaction, in SQL both engines read (the numbers are the drill's own).
+        writer.run("INSERT INTO awslab_drill (n) VALUES " + ", ".join(f"({n})" for n in range(lo, hi + 1)))
         committed = time.perf_counter()
-        (seen,) = reader.run("SELECT count(*) FROM awslab_drill WHERE n BETWEEN :lo AND :hi",
-                             lo=lo, hi=lo + RYOW_BATCH - 1)[0]
+        (seen,) = reader.run("SELECT count(*) FROM awslab_drill WHERE n BETWEEN :lo AND :hi", lo=lo, hi=hi)[0]
         if seen < RYOW_BATCH:
             misses += 1
         while seen < RYOW_BATCH and time.perf_counter() - committed < MAX_WAIT_S:   # when it did arrive
-            (seen,) = reader.run("SELECT count(*) FROM awslab_drill WHERE n BETWEEN :lo AND :hi",
-                                 lo=lo, hi=lo + RYOW_BATCH - 1)[0]
+            (seen,) = reader.run("SELECT count(*) FROM awslab_drill WHERE n BETWEEN :lo AND :hi", lo=lo, hi=hi)[0]
         visible.append((time.perf_counter() - committed) * 1000)
     writer.close()
     reader.close()
@@ -298,11 +342,11 @@ def print_result(result: dict, output: str) -> None:
         ui.emit_json(result)
         return
     m, r, c, ref = result["multi_az"], result["read_replica"], result["cache_replica"], result["aws_reference"]
-    k, prof = result["commit"], result["profile"]
+    k, prof, d = result["commit"], result["profile"], DIALECTS[result.get("engine", "postgres")]
     rows = [
         ["commit p50 (Single-AZ alike)", f"{k['multi_az_ms_p50']:.2f} ms ({k['single_az_ms_p50']:.2f} ms: "
-         f"+{k['difference_ms_p50']:.2f} ms; AWS {ref['multi_az_commit'][0]})", "-", "-"],
-        ["replication", "synchronous", "asynchronous", "asynchronous"],
+         f"{k['difference_ms_p50']:+.2f} ms; AWS {ref['multi_az_commit'][0]})", "-", "-"],
+        ["replication", d.replication, "asynchronous", "asynchronous"],
         ["serves reads", "no", "yes", "yes (reader endpoint)"],
         ["failover downtime", f"{m['downtime_s']:.2f} s (AWS {ref['multi_az_failover'][0]})", "-",
          f"{c['downtime_s']:.2f} s (AWS {ref['cache_failover'][0]})"],
@@ -311,26 +355,27 @@ def print_result(result: dict, output: str) -> None:
          f"{c['acknowledged_writes_lost']} of {c['writes_acknowledged']} (AWS {ref['cache_loss'][0]})"],
         ["open connections", "dropped" if m["connections_dropped"] else "kept", "-",
          "dropped" if c["connections_dropped"] else "kept"],
-        ["replay lag p50 / p95 / max", "0 (commits wait for it)",
+        [d.lag_label, "0 (commits wait for it)",
          f"{r['lag_ms_p50']:.1f} / {r['lag_ms_p95']:.1f} / {r['lag_ms_max']:.1f} ms (AWS {ref['replica_lag'][0]})", "-"],
         ["read right after a write", "-", f"missed {r['read_your_write_misses']} of {r['read_your_write_tries']}; "
          f"visible after {r['visible_after_ms_p50']:.1f} ms (max {r['visible_after_ms_max']:.1f})", "-"],
     ]
     ui.emit(ui.table(["", "MULTI-AZ STANDBY", "READ REPLICA", "CACHE REPLICA"], rows))
-    ui.emit(f"\nThe standby is synchronous: a commit returned only once it had the row, so the failover lost "
+    ui.emit(f"\nThe standby is {d.standby}, so the failover lost "
             f"{m['acknowledged_writes_lost']} acknowledged writes and cost {m['downtime_s']:.2f} s of downtime; it "
             "served no reads meanwhile. The read replica is asynchronous: it serves reads but trails the primary "
-            f"(a committed batch became visible there after {r['visible_after_ms_p50']:.1f} ms, p50; the primary saw "
-            f"it replayed {r['lag_ms_p50']:.1f} ms after its own flush, p50, the round trip included), so a read "
-            "right after a write missed it "
+            f"(a committed batch became visible there after {r['visible_after_ms_p50']:.1f} ms, p50; "
+            f"{d.lag_words.format(p50=r['lag_ms_p50'])}), so a read right after a write missed it "
             f"{r['read_your_write_misses']} times in {r['read_your_write_tries']}: read your own writes from the "
             "primary. The cache replica is asynchronous too: its failover may lose the last writes "
             f"({c['acknowledged_writes_lost']} lost here). The local figures are faster than AWS's: no DNS change, "
             "no new host; the shape of the trade-off is the same.")
     ui.emit(f"\nA commit on the Multi-AZ primary took {k['multi_az_ms_p50']:.2f} ms (p50) against "
-            f"{k['single_az_ms_p50']:.2f} ms for the same instance committing alone, as Single-AZ does: the "
+            f"{k['single_az_ms_p50']:.2f} ms for {d.single_az}: the "
             f"difference is the synchronous round trip to the standby's AZ "
             f"({prof['cross_az_round_trip_ms']:.2f} ms on this profile) and the standby's own write.")
     ui.emit(f"Measured on {prof['words']}; `awslab local start --latency realistic` puts AWS's cross-AZ round trip (~1 ms) in every "
               "replication stream (`instant` has none).")
+    if d.note:
+        ui.emit(d.note)
     ui.emit("\nAWS figures: " + "; ".join(f"{fig}: {src}" for fig, src in ref.values()))

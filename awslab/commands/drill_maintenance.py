@@ -21,22 +21,20 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from awslab import ui
-from awslab.commands._common import local_profile, progress_run, raise_if_failed
+from awslab.commands._common import local_profile, progress_run
 from awslab.commands.drill import LOAD_AFTER_S, LOAD_BEFORE_S, Load, reconnecting, steady
-from awslab.commands.lifecycle import stack_lab
 from awslab.commands.maintenance import APPLY_TIMEOUT_S, offer_update, wait_applied
+from awslab.commands.single_az import require_room, single_az_beside
 from awslab.engine.context import Context
 from awslab.engine.discovery import discover
-from awslab.engine.executor import execute
-from awslab.engine.plan import plan_down, plan_restore
 from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, UsageError
 from awslab.local.latency import realistic_seconds
-from awslab.spec.model import Desired, Found
+from awslab.spec.model import Found
 from awslab.verify import live
 
 ACTION = "system-update"
@@ -87,10 +85,7 @@ def drill_maintenance(ctx: Context, stack: str, *, output: str, progress: ui.Pro
         raise UsageError(f"{primary.id} is Single-AZ: the drill compares it with a Multi-AZ instance",
                          "awslab up week6 --set database.multi_az=true")
     live.require_postgres(primary.get("raw") or {}, "awslab drill --maintenance")
-    missing = [k for k in ("db.subnet-group", "sg.db", "db.parameter-group", "host.instance") if k not in run.found]
-    if missing:
-        raise UsageError(f"stack {stack} has no {', '.join(missing)} to place the Single-AZ instance in",
-                         "run `awslab up week6` first")
+    require_room(run, stack)
     raw = primary.get("raw") or {}
     live.require_engine(live.resolve(live.endpoint_map(run, live.host_of(run.found)), raw["Endpoint"]["Address"],
                                      raw["Endpoint"]["Port"]), "the database")
@@ -98,13 +93,8 @@ def drill_maintenance(ctx: Context, stack: str, *, output: str, progress: ui.Pro
     # `instant` gives the patch's steps no time: AWS's, scaled, so the two figures stay comparable.
     bare = profile["profile"] == "instant" and not {"rds.os-update", "rds.failover"} & set(profile["explicit"])
     time_scale = TIME_SCALE if bare else None
-    name = scratch_name(stack)
-    key = f"db.drill.{name}"
-    try:
-        scratch = _make_single_az(run, stack, key, name, primary)
+    with single_az_beside(run, progress, primary, scratch_name(stack), "drill --maintenance") as scratch:
         result = _measure(run, primary, scratch, time_scale)
-    finally:
-        _remove(ctx, stack, progress, key, name)
     result.update(stack=stack, profile=profile, action=ACTION, aws_reference=AWS_REFERENCE,
                   scaled=None if time_scale is None else {
                       "time_scale": time_scale,
@@ -112,24 +102,6 @@ def drill_maintenance(ctx: Context, stack: str, *, output: str, progress: ui.Pro
                       "failover_s": round(realistic_seconds("rds.failover", time_scale), 3)})
     print_result(result, output)
     return EXIT_OK
-
-
-def _make_single_az(run: Run, stack: str, key: str, name: str, primary: Found) -> Found:
-    """The temporary Single-AZ instance: the lab's database settings, Single-AZ, no backups or replicas."""
-    lab = stack_lab(run.ctx)
-    database = replace(lab.database, multi_az=False, backup_retention_days=0, read_replicas=0)
-    ui.err(f"making {name}, a Single-AZ instance beside {primary.id} (removed at the end)")
-    desired = Desired(key, "db-instance", name, (), {"database": database})
-    raise_if_failed(execute(plan_restore(stack, desired, run.found), run), "drill --maintenance", run)
-    return run.found[key]
-
-
-def _remove(ctx: Context, stack: str, progress: ui.Progress, key: str, name: str) -> None:
-    """Delete the temporary instance (no final snapshot: it holds only the drill's rows), on a run
-    of its own: an interrupted run's steps are cancelled."""
-    cleanup = progress_run(ctx, stack, "", progress, skip_final_snapshot=True)
-    found = {key: Found(key, "db-instance", name, "unknown")}
-    raise_if_failed(execute(plan_down(stack, found), cleanup), "drill --maintenance cleanup", cleanup)
 
 
 def _side(run: Run, label: str, found: Found, mapping) -> Side:

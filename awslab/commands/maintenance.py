@@ -22,6 +22,7 @@ from awslab.engine.discovery import discover
 from awslab.engine.run import Run
 from awslab.errors import OperationError, UsageError
 from awslab.verify import live
+from awslab.verify.dialects import DIALECTS, dialect_of
 
 OFFER_PATH = "/awslab/maintenance/offer"   # also in local/server.py
 APPLY_TIMEOUT_S = 600.0
@@ -86,7 +87,6 @@ def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -
     return 0
 
 
-PROBED = ("postgres", "mysql", "mariadb")
 AWS_DOWNTIME = {
     "multi_az": "the failover, typically 60-120 s (RDS User Guide, 'Maintaining a DB instance': Multi-AZ "
                 "patches the standby, fails over, then patches the old primary)",
@@ -119,7 +119,7 @@ def offer_update(run: Run, instances: list[str], time_scale: float | None = None
 def _apply(run: Run, action: dict, raw: dict, found: dict) -> dict:
     """Apply one action now; probe the instance's endpoint through the host meanwhile."""
     # The probe speaks PostgreSQL and MySQL: another engine's patch is applied, its downtime not measured.
-    probe = _Probe(run, raw, found) if run.ctx.is_local and (raw.get("Engine") or "postgres") in PROBED else None
+    probe = _Probe(run, raw, found) if run.ctx.is_local and (raw.get("Engine") or "postgres") in DIALECTS else None
     started = time.monotonic()
     if probe is not None:
         probe.start()
@@ -154,13 +154,13 @@ class _Probe:
 
     def __init__(self, run: Run, raw: dict, found: dict) -> None:
         mapping = live.endpoint_map(run, live.host_of(found))
-        self.addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
         # A read replica logs in as its source's master user (it has no secret of its own).
         source = raw.get("ReadReplicaSourceDBInstanceIdentifier")
         owner = next(((f.get("raw") or {}) for f in found.values() if source and f.id == source), raw)
+        self.addr = live.resolve(mapping, raw["Endpoint"]["Address"], raw["Endpoint"]["Port"])
+        self.dialect = dialect_of(owner, "awslab maintenance")
         self.user, self.password = live.db_credentials(run, owner)
-        self.mysql = (owner.get("Engine") or "postgres") in ("mysql", "mariadb")   # MariaDB stands in for both
-        self.database = owner.get("DBName") or raw.get("DBName") or ("" if self.mysql else "postgres")
+        self.database = owner.get("DBName") or raw.get("DBName") or self.dialect.default_database
         self.halt = threading.Event()
         self.failed = self.total = 0
         self.worst = 0.0
@@ -174,15 +174,8 @@ class _Probe:
         while not self.halt.is_set():
             t0 = time.monotonic()
             try:
-                if self.mysql:
-                    from awslab.verify.live_mysql import my_connect
-
-                    conn = my_connect(self.addr, self.user, self.password, self.database)
-                    with conn.cursor() as cur:
-                        cur.execute("SELECT 1")
-                else:
-                    conn = live.pg_connect(self.addr, self.user, self.password, self.database)
-                    conn.run("SELECT 1")
+                conn = self.dialect.connect(self.addr, self.user, self.password, self.database)
+                conn.run("SELECT 1")
                 conn.close()
                 if since is not None:
                     self.worst = max(self.worst, t0 - since)

@@ -1,6 +1,6 @@
 """Talking to the real engines behind the local AWS: where each endpoint answers, the credentials,
 sessions over TLS, and `awslab connect`'s lines. verify's live checks (live_local, live_mysql,
-live_cluster), drill and the demos build on it.
+live_cluster), drill and the demos (through verify/dialects) build on it.
 
 The local AWS keeps a map from each emulated endpoint (``<id>.aaaaaaaaaa.<region>.rds.amazonaws.com:5432``,
 what AWS would return and what ``awslab status`` shows) to the engine's real ``127.0.0.1:<port>``;
@@ -242,13 +242,13 @@ def _pgpass_escape(text: str) -> str:
 
 
 def require_postgres(db_raw: dict, command: str) -> None:
-    """The measurements that speak PostgreSQL's protocol (drill, the demos) refuse another engine in
-    one line (exit 2) rather than fail on its handshake."""
+    """A measurement that reads PostgreSQL's own views (`drill --maintenance`: when each server
+    restarted) refuses another engine in one line (exit 2) rather than fail on its handshake."""
     engine = db_raw.get("Engine") or "postgres"
     if engine != "postgres":
         raise UsageError(f"{command} measures PostgreSQL for now; {db_raw.get('DBInstanceIdentifier', 'the DB')} "
-                         f"runs {engine}", "`awslab failover` fails it over for real and `awslab verify` checks it live; "
-                         "--set database.engine=postgres for this command")
+                         f"runs {engine}", "`awslab maintenance --offer --apply` patches it for real and measures "
+                         "its downtime, `awslab drill` its failover; --set database.engine=postgres for this command")
 
 
 def require_engine(addr: Address, what: str) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import endpoint_map, eventually, private_server
+from conftest import DRILL_SHAPE, drill_shape, endpoint_map, eventually, private_server
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
 
@@ -225,6 +225,7 @@ def _drill_under(awslab, stack: str) -> None:
     drill = awslab("drill", "--name", stack, "--output", "json")
     assert drill.code == 0, drill.err
     result = json.loads(drill.out)
+    assert drill_shape(result) == DRILL_SHAPE and result["engine"] == "postgres"   # the MySQL family's too
     m, r, c = result["multi_az"], result["read_replica"], result["cache_replica"]
     k = result["commit"]
     assert 0.8 * CROSS_AZ_S * 1000 <= k["difference_ms_p50"] <= 5 * CROSS_AZ_S * 1000, k

@@ -3,18 +3,20 @@ one MySQL stack (Multi-AZ, a replica) shared by the assertions: verify's live ch
 the managed password, `connect`'s mariadb line, the replica following, a forced failover under a
 write load with every acknowledged row kept (semi-synchronous commits), a snapshot restored with
 its data, a dropped table back from the binary logs, an OS patch applied as a failover with every
-acknowledged row kept, drill and the demo refusing the engine in one line; and
-`--set database.engine=mariadb`."""
+acknowledged row kept, `drill` and the demos in MySQL's SQL (`drill --maintenance` refusing the
+engine in one line); and `--set database.engine=mariadb`."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import threading
 import time
 
 import pytest
-from conftest import system_binary
+from conftest import DRILL_SHAPE, drill_shape, system_binary
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.engines]
 
@@ -48,7 +50,8 @@ def _session(awslab, engines, stack: str):
                                    database="lab", ssl=client_context(where["ca"]), autocommit=True, connect_timeout=2)
 
 
-def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, engines, engine_server, mariadbd, stack):
+def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, engines, engine_server, mariadbd, stack,
+                                                                      monkeypatch):
     up = awslab("up", "week6", "--name", stack, "--set", "database.engine=mysql")
     assert up.code == 0, up.err
     assert "MySQL-compatible MariaDB 10.11 stands in for MySQL 8.0" in up.out, up.out[-600:]
@@ -117,7 +120,8 @@ def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, e
         assert _mariadb(back, "SELECT COUNT(*) FROM precious") == "3", name
 
     # An OS patch applied for real (a failover to the standby, Multi-AZ), every acknowledged row kept;
-    # the measurements that speak PostgreSQL refuse the engine in one line instead of failing on it.
+    # then drill --maintenance (it reads PostgreSQL's own views) refuses the engine in one line, and
+    # drill and the demos run on it.
     from conftest import engines_of, signed_post
 
     server, server_home = engine_server
@@ -134,11 +138,75 @@ def test_mysql_on_mariadb__tls_password_replica_failover_snapshot_pitr(awslab, e
     with connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT n FROM acked")
         assert not set(acked) - {row[0] for row in cur.fetchall()}
-    for argv in (["drill"], ["drill", "--maintenance"], ["demo", "cache-aside"]):
-        refused = awslab(*argv, "--name", stack)
-        assert refused.code == 2 and "measures PostgreSQL for now" in refused.err and "runs mysql" in refused.err, argv
-        assert len(refused.err.strip().splitlines()) == 1, refused.err
+    refused = awslab("drill", "--maintenance", "--name", stack)
+    assert refused.code == 2 and "measures PostgreSQL for now" in refused.err and "runs mysql" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1, refused.err
+    _drill_and_demos(awslab, stack, server, server_home, monkeypatch)
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot", "--delete-snapshots").code == 0
+
+
+def _drill_and_demos(awslab, stack: str, server, server_home, monkeypatch) -> None:
+    """`awslab drill` on the MySQL family: its JSON is PostgreSQL's; the standby's promise kept under a
+    real failover; the Single-AZ commit had on an instance made beside the primary, then removed
+    with its server (DeleteDBInstance stops a MySQL-family engine as a PostgreSQL one)."""
+    from conftest import endpoint_map, engines_of, eventually
+
+    from awslab.commands import drill as drill_module
+
+    # The drill's own durations and counts, shortened (the CLI runs in this process): each property
+    # below still shows, in about half the time.
+    for name, value in (("LOAD_BEFORE_S", 0.3), ("LOAD_AFTER_S", 0.3), ("LAG_SAMPLE_S", 1.0), ("COMMITS", 50),
+                        ("WARM_UP", 5), ("RYOW_TRIES", 5)):
+        monkeypatch.setattr(drill_module, name, value)
+
+    drill = awslab("drill", "--name", stack, "--output", "json")
+    assert drill.code == 0, drill.err
+    result = json.loads(drill.out)
+    assert drill_shape(result) == DRILL_SHAPE and result["engine"] == "mysql"
+    m, r, k = result["multi_az"], result["read_replica"], result["commit"]
+    assert m["writes_acknowledged"] > 50 and m["acknowledged_writes_lost"] == 0 and m["lost"] == []
+    assert m["connections_dropped"] is True and 0 < m["downtime_s"] < 30
+    assert "Seconds_Behind_Master" in result["aws_reference"]["replica_lag"][1]
+    assert r["samples"] > 0 and r["lag_ms_max"] >= r["lag_ms_p95"] >= r["lag_ms_p50"] >= 0
+    assert r["lag_ms_p50"] % 1000 == 0   # ReplicaLag for MySQL is whole seconds
+    assert r["visible_after_ms_max"] >= r["visible_after_ms_p50"] > 0
+    assert 0 <= r["read_your_write_misses"] <= r["read_your_write_tries"] == 5
+    assert k["multi_az_ms_p50"] > 0 and k["single_az_ms_p50"] > 0
+    assert f"making {stack}-db-1az-commit" in drill.err and f"deleted    db.drill.{stack}-db-1az-commit" in drill.err
+    assert f"{stack}-db-1az-commit" not in awslab("status", "--name", stack).out
+    eventually(lambda: not [k for k in engines_of(server_home) if k.endswith(f".{stack}-db-1az-commit")])
+
+    from awslab.commands.drill import print_result
+
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        print_result(result, "text")
+    assert "semi-synchronous" in text.getvalue() and "ReplicaLag (Seconds_Behind_Master)" in text.getvalue()
+    assert "MySQL-compatible MariaDB stands in for MySQL" in text.getvalue()
+
+    # The demos' table and report in MySQL's SQL; every cached answer equals the database's (else exit 1).
+    # cache-aside first, on 1,000 orders (it seeds what it asks for); caching then seeds its 200,000.
+    aside = awslab("demo", "cache-aside", "--name", stack, "--requests", "10", "--reports", "2", "--rows", "1000",
+                   "--output", "json")
+    assert aside.code == 0, aside.err
+    assert json.loads(aside.out)["rows"] == 1000 and json.loads(aside.out)["cache_aside"]["hit_ratio"] >= 0.8
+    got = awslab("demo", "caching", "--name", stack, "--duration", "0.5", "--keys", "10", "--readers", "4",
+                 "--output", "json")
+    assert got.code == 0, got.err
+    demo = json.loads(got.out)
+    by = {s["strategy"]: s for s in demo["strategies"]}
+    assert list(by) == ["database-only", "lazy-ttl", "write-through", "write-through-ttl", "lazy-ttl-jitter"]
+    assert all(s["reads"] > 0 and s["p50_ms"] > 0 for s in by.values()) and by["write-through"]["stale_reads"] == 0
+    assert by["database-only"]["db_reads"] == by["database-only"]["reads"] > 0 and by["database-only"]["hit_ratio"] == 0
+    assert demo["stampede"]["single_flight"]["db_queries"] == 1 and demo["workload"]["rows"] == 200_000
+    line = awslab("connect", "db", "--name", stack).out.strip()
+    assert _mariadb(line, "SELECT COUNT(*) FROM awslab_demo_orders") == "200000"   # seeded in MySQL's SQL, exactly
+
+    # The drill's failover left a new standby, replaying the primary's binary log (the demos' 200,000
+    # orders too): the primary's commits wait for it again once it has received it, and the local AWS
+    # says how far behind its apply is (what the next drill waits on).
+    eventually(lambda: _mariadb(line, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'").endswith("ON"))
+    primary = next(e for e in endpoint_map(server).values() if e.get("key", "").endswith(f".{stack}-db"))
+    assert isinstance(primary.get("standby_lag_s"), float), primary
 
 
 def test_mariadb_engine__its_own_version_single_az(awslab, engines, mariadbd, stack):

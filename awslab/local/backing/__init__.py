@@ -146,18 +146,27 @@ def reconcile() -> dict[str, int]:
 
 
 def describe_endpoints(local_dir: Path, via: str | None = None) -> dict[str, dict]:
-    """The endpoint map (as instance ``via`` sees it, when given), each PostgreSQL read replica
-    with its lag now (RDS's ReplicaLag)."""
+    """The endpoint map (as instance ``via`` sees it, when given), each read replica with its lag now
+    (RDS's ReplicaLag), each MariaDB Multi-AZ primary with its standby's (``standby_lag_s``)."""
     if hooks.current is None:
         return read_endpoints(local_dir)
     endpoints = hooks.current.view(via or OUTSIDE)
+    engines = hooks.current.engines
     for info in endpoints.values():
-        if info.get("role") == "replica" and info.get("engine") in ("postgres", "mariadb") \
-                and info.get("status") == "available":
-            try:
-                info["replica_lag_s"] = hooks.current.engines.replica_lag(info["key"])
-            except Exception:  # noqa: BLE001 - a lag that cannot be read is left out, never an error
-                pass
+        key = info.get("key")
+        if not key or info.get("status") != "available" or info.get("engine") not in ("postgres", "mariadb"):
+            continue
+        if info.get("role") == "replica":
+            field, lagging = "replica_lag_s", key
+        elif info.get("role") == "primary" and info.get("engine") == "mariadb" and engines.alive(engines.standby_key(key)):
+            # A new MariaDB standby replays its primary's binary log; until it has, a failover waits for it.
+            field, lagging = "standby_lag_s", engines.standby_key(key)
+        else:
+            continue
+        try:
+            info[field] = engines.replica_lag(lagging)
+        except Exception:  # noqa: BLE001 - a lag that cannot be read is left out, never an error
+            pass
     return endpoints
 
 

@@ -164,8 +164,10 @@ def install() -> None:
                                                           require_tls=require_tls(db), tls_source=b.authority.folder,
                                                           backups=_backups_on(db)), after_key=src_key)
 
-    def deleted(self, db, ident, final_db_snapshot_identifier=None, skip_final_snapshot=False, *a, **kw) -> None:
-        key = db_key(db.account_id, db.region, ident)
+    def deleted(self, db, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False,
+                *a, **kw) -> None:
+        # moto's DeleteDBInstance calls its backend with keywords: the parameter keeps moto's name.
+        key = db_key(db.account_id, db.region, db_instance_identifier)
         for follower in engines.followers(key):   # AWS promotes a deleted source's read replicas
             if follower != engines.standby_key(key):
                 b.submit(follower, functools.partial(engines.promote_mariadb, follower), label="modifying")

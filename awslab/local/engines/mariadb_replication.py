@@ -54,29 +54,37 @@ class MariadbReplication(EngineCore):
                                   engine_version=src.get("engine_version", ""), require_tls=bool(src.get("require_tls")),
                                   tls_source=tls, role=role, primary=primary, repl_password=secret["repl_password"])
 
-    def _caught_up(self, key: str, timeout_s: float) -> None:
-        """Wait until follower ``key`` has applied everything its primary has written."""
+    def _received(self, key: str, timeout_s: float) -> None:
+        """Wait until follower ``key`` has received (in its relay log) everything its primary has
+        written. Received, not applied: a semi-synchronous commit waits for the standby's receipt, and
+        a failover applies all it received first; a new standby replaying a long binary log would
+        otherwise keep its primary asynchronous until it had applied it all."""
         entry = self._running(key, ENGINE)
         primary = self._running(entry["primary"], ENGINE)
-        want = mariadb.run(Path(primary["socket"]), "SELECT @@gtid_binlog_pos")[0][0]
-        rows = mariadb.run(Path(entry["socket"]), f"SELECT MASTER_GTID_WAIT({mariadb.quote(want)}, {timeout_s})")
-        if rows[0][0] != 0:
-            raise EngineError(f"{key!r} did not replay its primary's {want} within {timeout_s:.0f} s")
+        want = _gtid_seqs(mariadb.run(Path(primary["socket"]), "SELECT @@gtid_binlog_pos")[0][0])
+        deadline = time.monotonic() + timeout_s
+        while True:
+            have = _gtid_seqs(mariadb.status(Path(entry["socket"]), "SHOW SLAVE STATUS").get("Gtid_IO_Pos") or "")
+            if all(have.get(domain, -1) >= seq for domain, seq in want.items()):
+                return
+            if time.monotonic() > deadline:
+                raise EngineError(f"{key!r} did not receive its primary's binary log up to {want} within {timeout_s:.0f} s")
+            time.sleep(0.05)
 
     # --- the Multi-AZ standby ---
 
     def start_mariadb_standby(self, key: str) -> dict[str, Any]:
         """The Multi-AZ standby of ``key``: a follower that serves nobody; the primary's commits are
-        semi-synchronous to it once it has caught up."""
+        semi-synchronous to it once it has received all its primary wrote."""
         sk = self.standby_key(key)
         entry = self.start_mariadb_replica(sk, primary=key, role="standby")
         self.make_mariadb_synchronous(key)
         return entry
 
     def make_mariadb_synchronous(self, key: str, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Once the standby has caught up and acknowledges, the primary's commits wait for it."""
+        """Once the standby has received all the primary wrote and acknowledges, the primary's commits wait for it."""
         entry = self._running(key, ENGINE)
-        self._caught_up(self.standby_key(key), timeout_s)
+        self._received(self.standby_key(key), timeout_s)
         socket = Path(entry["socket"])
         mariadb.run(socket, "SET GLOBAL rpl_semi_sync_master_enabled = ON")
         deadline = time.monotonic() + timeout_s
@@ -188,3 +196,12 @@ class MariadbReplication(EngineCore):
         st = mariadb.status(Path(self._running(key, ENGINE)["socket"]), "SHOW SLAVE STATUS")
         value = st.get("Seconds_Behind_Master")
         return None if value is None else float(value)
+
+
+def _gtid_seqs(pos: str) -> dict[str, int]:
+    """A GTID position (``domain-server-seq`` per domain, comma-separated) as {domain: seq}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in pos.split(","))):
+        domain, _, seq = part.split("-")
+        out[domain] = int(seq)
+    return out
