@@ -78,7 +78,7 @@ def plan(lab, lab_file, overrides, **opts):
 @target_options
 def status(**opts):
     """Every resource of the stack, its state and age. Example: awslab status --name week6"""
-    from awslab.commands.lifecycle import status as do_status
+    from awslab.commands.status import status as do_status
 
     ctx, output = begin(opts)
     sys.exit(do_status(ctx, ctx.stack, output, progress_for(output)))
