@@ -51,6 +51,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from awslab.local.side import note, side
+
 WEEK_S = 7 * 86400
 NETWORK: dict[str, float] = {"net.cross-az": 0.001, "net.same-az": 0.0002}   # round trips, never scaled
 
@@ -154,7 +156,7 @@ _offset = 0.0
 
 
 def now() -> float:
-    """Seconds on the local AWS's timeline (what every ``_awslab_*_at`` time is measured in)."""
+    """Seconds on the local AWS's timeline (what every ``*_at`` time of local/side.py is measured in)."""
     return time.monotonic() + _offset
 
 
@@ -180,20 +182,20 @@ def start(obj, transition: str, then: str | None = None) -> float:
     for state, secs in current().phases(transition):
         t += secs
         phases.append((t, state))
-    obj._awslab_phases = phases
+    note(obj, phases=tuple(phases))
     return t
 
 
 def phase(obj) -> str | None:
     """The transitional state ``obj`` is in now, or None once its timeline is over."""
-    phases = getattr(obj, "_awslab_phases", None)
+    phases = side(obj).phases
     if not phases:
         return None
     t = now()
     for until, state in phases:
         if t < until:
             return state
-    obj._awslab_phases = []
+    note(obj, phases=())
     return None
 
 
@@ -205,7 +207,7 @@ def wait_out(obj) -> None:
 
 
 class ExpiringDict(dict):
-    """A backend's resource dict whose entries marked with ``_awslab_gone_at`` vanish at that time.
+    """A backend's resource dict whose entries with a ``gone_at`` (local/side.py) vanish at that time.
 
     Used so a delete can answer "deleting", stay visible (and in use) for a while, then be gone
     and free its id, as on AWS.
@@ -213,8 +215,7 @@ class ExpiringDict(dict):
 
     def _purge(self) -> None:
         t = now()
-        for key in [k for k, v in dict.items(self) if getattr(v, "_awslab_gone_at", None) is not None
-                    and v._awslab_gone_at <= t]:
+        for key in [k for k, v in dict.items(self) if (gone := side(v).gone_at) is not None and gone <= t]:
             dict.pop(self, key, None)
 
     def __getitem__(self, key):

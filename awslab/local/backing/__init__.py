@@ -42,6 +42,7 @@ from awslab.local.backing.keys import HOME_ACCOUNT
 from awslab.local.backing.rds import restore_window
 from awslab.local.engines import EngineUnavailable, postgres_bindir, redis_server_path
 from awslab.local.network import OUTSIDE
+from awslab.local.side import side
 
 # What the server, the patches and the tests use of the backing.
 __all__ = ["CACHE_MEMORY_SCALE", "CACHE_NODE_MIB", "ENDPOINTS_FILE", "HOME_ACCOUNT", "LINK", "PATHS_SETTLE_S",
@@ -54,7 +55,7 @@ log = logging.getLogger("awslab.local.backing")
 
 def busy_state(obj) -> str | None:
     """'creating' (or what the running job says, e.g. 'rebooting') while its engine work runs."""
-    key = getattr(obj, "_awslab_engine_key", None)
+    key = side(obj).engine_key
     if key is None or hooks.current is None or not hooks.current.busy(key):
         return None
     return hooks.current.label(key)

@@ -13,6 +13,7 @@ from awslab.local.backing import hooks
 from awslab.local.backing.core import Backing
 from awslab.local.backing.keys import place, snap_key
 from awslab.local.network import Owner
+from awslab.local.side import note, side
 
 log = logging.getLogger("awslab.local.backing")
 
@@ -34,12 +35,12 @@ def _secure_group(b: Backing, group) -> None:
     ``preferred`` takes plain clients too, ``required``, the default, does not)."""
     primary_ep, reader_ep = _group_endpoints(group)
     endpoints = [e for e in (primary_ep, reader_ep) if e]
-    endpoints += [_member_endpoint(group, m) for m in (getattr(group, "_awslab_members", None) or group.member_clusters or [])]
+    endpoints += [_member_endpoint(group, m) for m in (side(group).members or group.member_clusters or [])]
     mode = None
     if getattr(group, "transit_encryption_enabled", False):
         mode = tls.OPTIONAL if getattr(group, "transit_encryption_mode", None) == "preferred" else tls.REQUIRED
     b.secure("redis", mode, *endpoints, owner=_group_owner(group),
-             open_auth=None if getattr(group, "auth_token_enabled", False) else getattr(group, "_awslab_auth_token", None))
+             open_auth=None if getattr(group, "auth_token_enabled", False) else side(group).auth_token)
 
 
 def _group_owner(group) -> Owner:
@@ -49,7 +50,7 @@ def _group_owner(group) -> Owner:
 
 def _cluster_endpoint(cluster) -> str | None:
     """A cache cluster of its own's node endpoint (None: a group's member, or not Redis)."""
-    node = getattr(cluster, "_awslab_node_endpoint", None)
+    node = side(cluster).node_endpoint
     if node is None or getattr(cluster, "replication_group_id", None):
         return None
     return f"{node['address']}:{node['port']}"
@@ -58,7 +59,7 @@ def _cluster_endpoint(cluster) -> str | None:
 def _secure_cluster(b: Backing, cluster, account: str, region: str) -> None:
     mode = tls.REQUIRED if getattr(cluster, "transit_encryption_enabled", False) else None
     b.secure("redis", mode, _cluster_endpoint(cluster), owner=("cache", account, region, cluster.cache_cluster_id),
-             open_auth=None if getattr(cluster, "auth_token_enabled", False) else cluster._awslab_auth_token)
+             open_auth=None if getattr(cluster, "auth_token_enabled", False) else side(cluster).auth_token)
 
 
 # A node type's memory (MiB, as AWS lists it) divided by this: one machine runs a class's caches.
@@ -84,7 +85,7 @@ def _cache_settings(backend, resource) -> dict[str, str]:
 def _configure_cache(b: Backing, backend, resource) -> None:
     """Its servers set as its parameter group says (after whatever engine work is queued for them)."""
     if getattr(resource, "replication_group_id", None) and hasattr(resource, "member_clusters"):
-        members = getattr(resource, "_awslab_members", None) or list(resource.member_clusters or [])
+        members = list(side(resource).members) or list(resource.member_clusters or [])
     elif _cluster_endpoint(resource) is not None:
         members = [resource.cache_cluster_id]
     else:
@@ -119,14 +120,13 @@ def install() -> None:
         if not token:
             # Without AUTH the engine would be open to anything on this machine; awslab always sets one.
             token = secrets.token_urlsafe(24)
-        group._awslab_auth_token = token   # moto keeps only "enabled"; a revived group's engines need it
+        note(group, auth_token=token)   # moto keeps only "enabled"; a revived group's engines need it
         members = list(group.member_clusters or [])
         if not members:
             return
         primary_ep, reader_ep = _group_endpoints(group)
         first = _member_key(self.account_id, self.region_name, members[0])
-        group._awslab_engine_key = first
-        group._awslab_members = members
+        note(group, engine_key=first, members=tuple(members))
         _secure_group(b, group)
         snapshot = kw.get("snapshot_name")
         if snapshot:
@@ -151,8 +151,8 @@ def install() -> None:
         if endpoint is None:
             return
         key = _member_key(self.account_id, self.region_name, cluster.cache_cluster_id)
-        password = kw.get("auth_token") or getattr(cluster, "_awslab_auth_token", None) or secrets.token_urlsafe(24)
-        cluster._awslab_auth_token, cluster._awslab_engine_key = password, key
+        password = kw.get("auth_token") or side(cluster).auth_token or secrets.token_urlsafe(24)
+        note(cluster, auth_token=password, engine_key=key)
         _secure_cluster(b, cluster, self.account_id, self.region_name)
         snapshot = kw.get("snapshot_name") or getattr(cluster, "snapshot_name", None)
         if snapshot:
@@ -169,7 +169,7 @@ def install() -> None:
             b.stop_engine(_member_key(self.account_id, self.region_name, cache_cluster_id), endpoint)
 
     def deleted(self, group, replication_group_id, *a, **kw) -> None:
-        members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
+        members = list(side(group).members) or list(group.member_clusters or [])
         primary_ep, reader_ep = _group_endpoints(group)
         for member in reversed(members):
             key = _member_key(self.account_id, self.region_name, member)
@@ -177,13 +177,13 @@ def install() -> None:
 
     def snapshot_created(self, snap, snapshot_name, replication_group_id=None, cache_cluster_id=None, *a, **kw) -> None:
         group = self.replication_groups.get(replication_group_id) if replication_group_id else None
-        key = getattr(group, "_awslab_engine_key", None)
+        key = side(group).engine_key if group is not None else None
         if key is None and cache_cluster_id:
             key = _member_key(self.account_id, self.region_name, cache_cluster_id)
         if key is None:
             return
         name = snap_key("elasticache", self.account_id, self.region_name, snapshot_name)
-        snap._awslab_engine_key = key
+        note(snap, engine_key=key)
         b.submit(key, lambda: b.engines.snapshot(key, name) if b.engines.get(key) else None, alias=f"snapshot:{name}")
 
     def snapshot_deleted(self, snap, snapshot_name, *a, **kw) -> None:
@@ -191,7 +191,7 @@ def install() -> None:
 
     def failed_over(self, result, replication_group_id, node_group_id, *a, **kw) -> None:
         group = self.replication_groups.get(replication_group_id)
-        members = getattr(group, "_awslab_members", None)
+        members = side(group).members if group is not None else ()
         if group is None or not members or len(members) < 2:
             return
         old, new = _member_key(self.account_id, self.region_name, members[0]), _member_key(self.account_id, self.region_name, members[1])
@@ -206,8 +206,7 @@ def install() -> None:
                     b.forwarder.drop(endpoint)
                     b.publish_engine(endpoint, key, role)
 
-        group._awslab_members = [members[1], members[0], *members[2:]]
-        group._awslab_engine_key = new
+        note(group, members=(members[1], members[0], *members[2:]), engine_key=new)
         b.submit(new, swap, after=old, label="modifying")
 
     def revive(b: Backing) -> set[str]:
@@ -216,7 +215,7 @@ def install() -> None:
         claimed = set()
         for backend, region, cluster in hooks.live(elasticache_backends, "cache_clusters"):
             endpoint = _cluster_endpoint(cluster)
-            if endpoint is None or getattr(cluster, "_awslab_gone_at", None) is not None:
+            if endpoint is None or side(cluster).gone_at is not None:
                 continue
             key = _member_key(backend.account_id, region, cluster.cache_cluster_id)
             claimed.add(key)
@@ -224,7 +223,7 @@ def install() -> None:
             b.revive(key, [endpoint], functools.partial(cluster_created, backend, cluster))
             _configure_cache(b, backend, cluster)
         for backend, region, group in hooks.live(elasticache_backends, "replication_groups"):
-            members = getattr(group, "_awslab_members", None) or list(group.member_clusters or [])
+            members = list(side(group).members) or list(group.member_clusters or [])
             if not members:
                 continue
             keys = [_member_key(backend.account_id, region, m) for m in members]
@@ -235,14 +234,14 @@ def install() -> None:
             elif not b.engines.resumable(keys[0]) and (b.engines.get(keys[0]) or {}).get("status") != "available":
                 for key in keys:   # no primary to resume: the group's engines are made again
                     b.engines.stop(key)
-                created(backend, group, auth_token=getattr(group, "_awslab_auth_token", None))
+                created(backend, group, auth_token=side(group).auth_token)
                 continue
             primary_ep, reader_ep = _group_endpoints(group)
             for i, (member, key) in enumerate(zip(members, keys)):
                 own = _member_endpoint(group, member)
                 endpoints = [e for e in ([primary_ep] if i == 0 else [reader_ep] if i == 1 else []) if e] + [own]
                 fresh = functools.partial(b.start_engine, endpoints[0], key, functools.partial(
-                    b.engines.start_redis_replica, key, primary=keys[0], password=getattr(group, "_awslab_auth_token", "")),
+                    b.engines.start_redis_replica, key, primary=keys[0], password=side(group).auth_token or ""),
                     after=keys[0], role="replica", aliases=endpoints[1:])
                 b.revive(key, endpoints, fresh, role="primary" if i == 0 else "replica",
                          after=None if i == 0 else keys[0])

@@ -11,6 +11,7 @@ import threading
 from typing import Callable
 
 from awslab.local.backing.core import Backing
+from awslab.local.side import side
 
 log = logging.getLogger("awslab.local.backing")
 
@@ -32,7 +33,7 @@ def live(backend_dict, attr: str):
     """(region, object) of every resource in ``attr`` of every backend, but those going away."""
     for _, region, backend in backend_dict.iter_backends():
         for obj in list(dict.values(getattr(backend, attr))):
-            if getattr(obj, "_awslab_gone_at", None) is None:
+            if side(obj).gone_at is None:
                 yield backend, region, obj
 
 

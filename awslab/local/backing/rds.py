@@ -18,6 +18,7 @@ from awslab.local.backing.core import Backing
 from awslab.local.backing.keys import db_key, snap_key
 from awslab.local.engines import EngineUnavailable, postgres_bindir
 from awslab.local.patches import maintenance
+from awslab.local.side import note
 
 log = logging.getLogger("awslab.local.backing")
 
@@ -124,7 +125,7 @@ def install() -> None:
             unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
             return
         key = db_key(db.account_id, db.region, db.db_instance_identifier)
-        db._awslab_engine_key = key
+        note(db, engine_key=key)
         b.secure("postgres", _db_tls(db), _db_endpoint(db), owner=("rds", db.account_id, db.region, db.db_instance_identifier))
 
         def work() -> dict:
@@ -313,7 +314,7 @@ def install() -> None:
     def snapshot_created(self, snap, db_instance_identifier, db_snapshot_identifier, *a, **kw) -> None:
         key = db_key(self.account_id, self.region_name, db_instance_identifier)
         name = snap_key("rds", self.account_id, self.region_name, db_snapshot_identifier)
-        snap._awslab_engine_key = key
+        note(snap, engine_key=key)
         b.submit(key, lambda: engines.snapshot(key, name) if engines.get(key) else None, alias=f"snapshot:{name}",
                  label="backing-up")
 
@@ -342,7 +343,7 @@ def install() -> None:
             if db.engine != "postgres":
                 unsupported(db, f"the local AWS runs real engines for PostgreSQL only, not {db.engine}")
                 continue
-            db._awslab_engine_key = key
+            note(db, engine_key=key)
             b.secure("postgres", _db_tls(db), _db_endpoint(db), owner=("rds", db.account_id, db.region, db.db_instance_identifier))
             if source:
                 b.revive(key, [_db_endpoint(db)], lambda db=db, backend=backend: replica_created(backend, db, None),

@@ -28,6 +28,7 @@ from awslab.local.backing.keys import db_key, place, snap_key
 from awslab.local.backing.rds import epoch
 from awslab.local.engines import EngineUnavailable, postgres_bindir
 from awslab.local.engines.files import remove_tree
+from awslab.local.side import note, side
 from awslab.spec.deployment import multi_az_cluster
 
 log = logging.getLogger("awslab.local.backing")
@@ -53,13 +54,13 @@ def _endpoints(cluster) -> tuple[str, str]:
 
 
 def _member_endpoints(cluster) -> dict[str, str]:
-    return dict(getattr(cluster, "_awslab_endpoints", None) or {})
+    return dict(side(cluster).endpoints or {})
 
 
 def _roles(cluster) -> tuple[str, list[str]]:
     """(the writer, the standbys) as the engines have them (the flags moto keeps follow them)."""
-    members = list(getattr(cluster, "_awslab_members", None) or [])
-    writer = getattr(cluster, "_awslab_writer", None) or members[0]
+    members = list(side(cluster).members or [])
+    writer = side(cluster).writer or members[0]
     return writer, [m for m in members if m != writer]
 
 
@@ -120,13 +121,12 @@ def install() -> None:
         """What the engines need of the cluster, kept on it (saved with the state): its members,
         their endpoints, the writer."""
         members = sorted(cluster.members, key=lambda m: m.db_instance_identifier)
-        cluster._awslab_members = [m.db_instance_identifier for m in members]
-        cluster._awslab_endpoints = {m.db_instance_identifier: f"{m.address}:{m.port}" for m in members}
-        cluster._awslab_writer = next((m.db_instance_identifier for m in members if m.is_cluster_writer),
-                                      cluster._awslab_members[0])
-        cluster._awslab_engine_key = _jobs(cluster)
+        ids = tuple(m.db_instance_identifier for m in members)
+        note(cluster, members=ids, endpoints={m.db_instance_identifier: f"{m.address}:{m.port}" for m in members},
+             writer=next((m.db_instance_identifier for m in members if m.is_cluster_writer), ids[0]),
+             engine_key=_jobs(cluster))
         for m in members:
-            m._awslab_engine_key = _key(cluster, m.db_instance_identifier)
+            note(m, engine_key=_key(cluster, m.db_instance_identifier))
 
     def unsupported(cluster, why: str) -> None:
         log.info("DB cluster %s: %s", cluster.db_cluster_identifier, why)
@@ -160,7 +160,7 @@ def install() -> None:
     def publish(cluster) -> None:
         """Every endpoint reaches its engine as the roles are now: the cluster endpoint the writer,
         the reader endpoint the standbys by turns, each member's endpoint its own engine."""
-        if getattr(cluster, "_awslab_deleted", False):
+        if side(cluster).deleted:
             return   # deleted while this work was queued: its endpoints are gone for good
         writer, standbys = _roles(cluster)
         writer_ep, reader_ep = _endpoints(cluster)
@@ -179,7 +179,7 @@ def install() -> None:
         serve. With backups the writer archives its WAL, into an archive its standbys share (the
         one promoted by a failover goes on with it)."""
         remember(cluster)
-        cluster._awslab_snapshot, cluster._awslab_to_time = snapshot, to_time   # made again so if the server dies first
+        note(cluster, snapshot=snapshot, to_time=to_time)   # made again so if the server dies first
         why = _no_engines(cluster)
         if why:
             unsupported(cluster, why)
@@ -226,7 +226,7 @@ def install() -> None:
         base backup before the time, its archive replayed up to the time (across the source's
         failovers: the archive is the cluster's, not one member's)."""
         source = self.clusters.get(source_db_cluster_identifier)
-        if not is_multi_az_cluster(cluster) or source is None or not getattr(source, "_awslab_members", None):
+        if not is_multi_az_cluster(cluster) or source is None or not side(source).members:
             return
         when = None if use_latest_restorable_time else epoch(restore_to_time)
         start(cluster, to_time=(_key(source, _roles(source)[0]), when))
@@ -236,7 +236,7 @@ def install() -> None:
         standby that received the most WAL is promoted; or, with a member asked for, the writer stops
         as in a switchover (every acknowledged commit flushed there first) and it is promoted. The writer endpoint
         reaches it, the other standby follows it, and the old writer is made anew as a standby."""
-        if not is_multi_az_cluster(cluster) or not getattr(cluster, "_awslab_members", None) or _no_engines(cluster):
+        if not is_multi_az_cluster(cluster) or not side(cluster).members or _no_engines(cluster):
             return
         old, standbys = _roles(cluster)
         wk = _key(cluster, old)
@@ -256,7 +256,7 @@ def install() -> None:
             next((m.db_instance_identifier for m in cluster.members if m.is_cluster_writer), standbys[0])
         for m in cluster.members:   # DescribeDBClusters' IsClusterWriter: the one the engines promote
             m.is_cluster_writer = m.db_instance_identifier == new
-        cluster._awslab_writer = new
+        note(cluster, writer=new)
         nk, others = _key(cluster, new), [_key(cluster, s) for s in standbys if s != new]
         quorum = [*others, wk]
         log.info("DB cluster %s: failover from %s to %s%s", cluster.db_cluster_identifier, old, new,
@@ -283,7 +283,7 @@ def install() -> None:
     def snapshot_created(self, snap, db_cluster_identifier, db_cluster_snapshot_identifier, snapshot_type="manual",
                          *a, **kw) -> None:
         cluster = self.clusters.get(db_cluster_identifier)
-        if cluster is None or snapshot_type != "manual" or not getattr(cluster, "_awslab_members", None):
+        if cluster is None or snapshot_type != "manual" or not side(cluster).members:
             return
         take_snapshot(cluster, db_cluster_snapshot_identifier, "backing-up")
 
@@ -297,7 +297,7 @@ def install() -> None:
             if engines.alive(wk):
                 engines.snapshot(wk, snap)
 
-        b.submit(_jobs(cluster), work, after=[_key(cluster, m) for m in cluster._awslab_members],
+        b.submit(_jobs(cluster), work, after=[_key(cluster, m) for m in side(cluster).members],
                  alias=f"snapshot:{snap}", label=label)
 
     def snapshot_deleted(self, snap, db_snapshot_identifier, *a, **kw) -> None:
@@ -306,13 +306,13 @@ def install() -> None:
     def deleted(self, cluster, cluster_identifier, snapshot_name=None, *a, **kw) -> None:
         """The members' engines stop with the cluster, after its final snapshot (kept as a DB
         snapshot's data is)."""
-        if not is_multi_az_cluster(cluster) or not getattr(cluster, "_awslab_members", None):
+        if not is_multi_az_cluster(cluster) or not side(cluster).members:
             return
-        cluster._awslab_deleted = True
+        note(cluster, deleted=True)
         if snapshot_name and not _no_engines(cluster):
             take_snapshot(cluster, snapshot_name, "deleting")
         b.unpublish(*_endpoints(cluster), *_member_endpoints(cluster).values())
-        keys = [_key(cluster, m) for m in cluster._awslab_members]
+        keys = [_key(cluster, m) for m in side(cluster).members]
         archive = next((e["backups"] for k in keys if (e := engines.get(k) or {}).get("backups")), None)
         for key in keys:
             b.submit(key, functools.partial(engines.stop, key), after=_jobs(cluster), label="deleting")
@@ -327,7 +327,7 @@ def install() -> None:
 
         claimed: set[str] = set()
         for _, _, cluster in hooks.live(rds_backends, "clusters"):
-            if not is_multi_az_cluster(cluster) or not getattr(cluster, "_awslab_members", None):
+            if not is_multi_az_cluster(cluster) or not side(cluster).members:
                 continue
             writer, standbys = _roles(cluster)
             wk, sks = _key(cluster, writer), [_key(cluster, s) for s in standbys]
@@ -341,8 +341,8 @@ def install() -> None:
             if not engines.resumable(wk) and (engines.get(wk) or {}).get("status") != "available":
                 for key in (wk, *sks):
                     engines.stop(key)
-                start(cluster, snapshot=getattr(cluster, "_awslab_snapshot", None),
-                      to_time=getattr(cluster, "_awslab_to_time", None))
+                start(cluster, snapshot=side(cluster).snapshot,
+                      to_time=side(cluster).to_time)
                 continue
             remember_keys(cluster)
             secure(cluster)
@@ -363,9 +363,9 @@ def install() -> None:
         return claimed
 
     def remember_keys(cluster) -> None:
-        cluster._awslab_engine_key = _jobs(cluster)
+        note(cluster, engine_key=_jobs(cluster))
         for m in cluster.members:
-            m._awslab_engine_key = _key(cluster, m.db_instance_identifier)
+            note(m, engine_key=_key(cluster, m.db_instance_identifier))
 
     orig_pitr = RDSBackend.restore_db_cluster_to_point_in_time
 
@@ -376,7 +376,7 @@ def install() -> None:
 
         source = self.clusters.get(source_db_cluster_identifier)
         when = kw.get("restore_to_time")
-        window = restore_window(source) if source is not None and getattr(source, "_awslab_members", None) else None
+        window = restore_window(source) if source is not None and side(source).members else None
         at = epoch(when) if when and not kw.get("use_latest_restorable_time") else None
         if at is not None and window is not None and not window[0] <= at <= window[1] + 1:
             fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
@@ -395,7 +395,7 @@ def install() -> None:
         from moto.rds.exceptions import RDSClientError
 
         cluster = self.clusters.get(db_cluster_identifier)
-        if cluster is not None and getattr(cluster, "_awslab_members", None) and not _no_engines(cluster):
+        if cluster is not None and side(cluster).members and not _no_engines(cluster):
             writer, standbys = _roles(cluster)
             if engines.alive(_key(cluster, writer)) and not any(engines.alive(_key(cluster, s)) for s in standbys):
                 raise RDSClientError("InvalidDBClusterStateFault", f"DbCluster {db_cluster_identifier} has no reader "
@@ -411,7 +411,7 @@ def install() -> None:
     orig_latest = DBCluster.latest_restorable_time
 
     def latest_restorable_time(self):
-        window = restore_window(self) if getattr(self, "_awslab_members", None) else None
+        window = restore_window(self) if side(self).members else None
         if window is None:
             return orig_latest.fget(self)
         return datetime.fromtimestamp(window[1], timezone.utc).replace(tzinfo=None)
@@ -421,7 +421,7 @@ def install() -> None:
     def earliest_restorable_time(self):
         """Where the window starts: the first base backup, not the moment moto made the cluster (a
         time between the two would pass the window DescribeDBClusters shows and still be refused)."""
-        window = restore_window(self) if getattr(self, "_awslab_members", None) else None
+        window = restore_window(self) if side(self).members else None
         if window is None:
             return self.__dict__.get("earliest_restorable_time")
         return datetime.fromtimestamp(window[0], timezone.utc).replace(tzinfo=None)

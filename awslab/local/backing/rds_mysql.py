@@ -20,6 +20,7 @@ from awslab.local.backing import hooks
 from awslab.local.backing.keys import db_key, snap_key
 from awslab.local.engines import EngineUnavailable
 from awslab.local.engines import mariadb
+from awslab.local.side import note
 
 log = logging.getLogger("awslab.local.backing")
 FAMILY = ("mysql", "mariadb")
@@ -111,7 +112,7 @@ def install() -> None:
             unavailable(db, why)
             return
         key = db_key(db.account_id, db.region, db.db_instance_identifier)
-        db._awslab_engine_key = key
+        note(db, engine_key=key)
         b.secure("mariadb", None, _endpoint(db), owner=_owner(db))
         b.authority.ensure()
         publish(db, key, role, status="starting")
@@ -300,7 +301,7 @@ def install() -> None:
                 continue
             if b.reconciling and (b.busy(key) or engines.alive(key)):
                 continue
-            db._awslab_engine_key = key
+            note(db, engine_key=key)
             b.secure("mariadb", None, _endpoint(db), owner=_owner(db))
             source = (db.source_db_instance_identifier or "").split(":")[-1]
             role = "replica" if source else "primary"

@@ -19,6 +19,7 @@ from typing import Callable
 
 from awslab.local.backing import hooks
 from awslab.local.backing.keys import db_key, snap_key
+from awslab.local.side import note, side
 from awslab.spec.catalog import db_major
 
 log = logging.getLogger("awslab.local.backing")
@@ -27,7 +28,9 @@ log = logging.getLogger("awslab.local.backing")
 
 def upgraded(backend, db, serve_again: Callable[..., None]) -> None:
     """After ModifyDBInstance: the upgrade ``db`` carries, if any, queued on its engines."""
-    change = db.__dict__.pop("_awslab_upgrade", None)
+    change = side(db).upgrade
+    if change is not None:
+        note(db, upgrade=None)   # taken once
     b = hooks.current
     if change is None or b is None or db.engine != "postgres":
         return
@@ -50,7 +53,7 @@ def upgraded(backend, db, serve_again: Callable[..., None]) -> None:
     snap = backend.database_snapshots.get(snapshot)
     name = snap_key("rds", db.account_id, db.region, snapshot)
     if snap is not None:
-        snap._awslab_engine_key = key
+        note(snap, engine_key=key)
     b.submit(key, lambda: engines.snapshot(key, name), alias=f"snapshot:{name}", label="upgrading")
 
     def work() -> None:

@@ -5,12 +5,13 @@ make moto objects pass through states (``status_property``, ``linger``, ``init_d
 from __future__ import annotations
 
 from awslab.local import latency
+from awslab.local.side import note, side
 from awslab.spec.catalog import DB_ENGINES
 
 
 def backing_state(obj) -> str | None:
     """'creating' while a real engine behind ``obj`` is still starting (see backing/)."""
-    if getattr(obj, "_awslab_engine_key", None) is None:
+    if side(obj).engine_key is None:
         return None
     from awslab.local import backing
 
@@ -32,15 +33,15 @@ CACHE_NODE_TYPES = {f"cache.{fam}.{size}" for fam in ("t3", "t4g") for size in (
 REDIS_VERSIONS = ("6.0", "6.2", "7.0", "7.1")
 
 
-def status_property(attr: str = "_awslab_status") -> property:
+def status_property() -> property:
     """A ``status`` that reports the object's transitional state first (registered by each service
-    module as a patch of its class's ``status``, which moto sets per instance)."""
+    module as a patch of its class's ``status``, which moto sets per instance: held in its note)."""
 
     def get(self):
-        return latency.phase(self) or backing_state(self) or getattr(self, attr, None)
+        return latency.phase(self) or backing_state(self) or side(self).status
 
     def put(self, value):
-        setattr(self, attr, value)
+        note(self, status=value)
 
     return property(get, put)
 
@@ -51,7 +52,7 @@ def linger(obj, transition: str, final_state: str) -> bool:
     obj.status = final_state
     if end <= latency.now():
         return False
-    obj._awslab_gone_at = end
+    note(obj, gone_at=end)
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from awslab.local.patches._patch import patch
+from awslab.local.side import note, side
 
 # The Redis parameters awslab knows (name: default, data type, allowed values, description), as
 # DescribeCacheParameters lists them for the redis6.x / redis7 families. Others are refused.
@@ -49,7 +50,9 @@ def _errors():
 
 def groups(backend) -> dict[str, dict[str, Any]]:
     """The region's parameter groups, the default one per family included (made on first use)."""
-    held = backend.__dict__.setdefault("_awslab_cache_parameter_groups", {})
+    held = side(backend).cache_parameter_groups
+    if held is None:
+        held = note(backend, cache_parameter_groups={}).cache_parameter_groups
     for family in FAMILIES:
         name = f"default.{family}"
         if name not in held:

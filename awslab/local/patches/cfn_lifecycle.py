@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from awslab.local import persistence
 from awslab.local.patches._patch import patch
+from awslab.local.side import note, side
 
 # A resource still on its way; anything else (available, running, or a failure) has settled.
 SETTLING = {"creating", "pending", "backing-up", "modifying", "configuring-enhanced-monitoring",
@@ -52,25 +53,27 @@ def instance_is_created(self) -> bool:
 @patch(STACK, gap=GAP, phase="services")
 def create_resources(original, self) -> None:
     original(self)
-    self._awslab_calls_done = True   # every create call returned: only stabilizing is left
+    note(self, calls_done=True)   # every create call returned: only stabilizing is left
 
 
 def _status(self):
-    status = self.__dict__.get("_awslab_status", self.__dict__.get("status"))
+    own = side(self)
+    # (A stack saved before this patch holds moto's own ``status``.)
+    status = own.status if own.status is not None else self.__dict__.get("status")
     # Not while the create calls run, nor after one failed (the stack is rolled back then).
-    if status == "CREATE_IN_PROGRESS" and self.__dict__.get("_awslab_calls_done"):
+    if status == "CREATE_IN_PROGRESS" and own.calls_done:
         try:
             done = self.resource_map.creation_complete()
         except Exception:  # noqa: BLE001 - a resource that cannot say is taken as settled
             done = True
         if done:
             self.mark_creation_complete()
-            status = self.__dict__["_awslab_status"]
+            status = side(self).status
     return status
 
 
 def _set_status(self, value):
-    self.__dict__["_awslab_status"] = value
+    note(self, status=value)
 
 
 patch(STACK, "status", gap=GAP, phase="services", kind="add")(property(_status, _set_status))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from awslab.local import latency
 from awslab.local.patches._base import init_dicts
 from awslab.local.patches._patch import patch
+from awslab.local.side import note, side
 from awslab.local.patches.rds import rds_error
 
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
@@ -89,14 +90,14 @@ def terminate_instances(original, self, instance_ids):
     lat = latency.current()
     for inst, _ in result:
         latency.start(inst, "ec2.terminate")
-        inst._awslab_terminated_at = now + lat.seconds("ec2.terminate")
-        inst._awslab_eni_free_at = inst._awslab_terminated_at + lat.seconds("ec2.eni-drain")
-        inst._awslab_gone_at = inst._awslab_terminated_at + terminated_retention(lat)
+        terminated_at = now + lat.seconds("ec2.terminate")
+        note(inst, terminated_at=terminated_at, eni_free_at=terminated_at + lat.seconds("ec2.eni-drain"),
+             gone_at=terminated_at + terminated_retention(lat))
     for reservation in list(dict.values(self.reservations)):
-        gone = [getattr(i, "_awslab_gone_at", None) for i in reservation.instances]
+        gone = [side(i).gone_at for i in reservation.instances]
         if gone and all(g is not None for g in gone):
-            reservation._awslab_gone_at = max(gone)
-            if reservation._awslab_gone_at <= now:
+            note(reservation, gone_at=max(gone))
+            if max(gone) <= now:
                 for i in reservation.instances:
                     self.tags.pop(i.id, None)
     return result
@@ -133,7 +134,9 @@ def create_route_table(original, self):
     from moto.core.responses import ActionResult
 
     token = self._get_param("ClientToken")
-    made = self.ec2_backend.__dict__.setdefault("_awslab_route_table_tokens", {})
+    made = side(self.ec2_backend).route_table_tokens
+    if made is None:
+        made = note(self.ec2_backend, route_table_tokens={}).route_table_tokens
     if token and made.get(token) in self.ec2_backend.route_tables:
         return ActionResult({"RouteTable": self.ec2_backend.route_tables[made[token]]})
     result = original(self)
@@ -144,7 +147,7 @@ def create_route_table(original, self):
 
 def _instance_in_use(inst, now: float) -> bool:
     """An instance holds its subnet and groups until its network interfaces have drained."""
-    free_at = getattr(inst, "_awslab_eni_free_at", None)
+    free_at = side(inst).eni_free_at
     if free_at is not None:
         return now < free_at
     return inst._state.name not in ("terminated",)

@@ -15,6 +15,7 @@ from awslab.local.patches._base import (
     status_property,
 )
 from awslab.local.patches._patch import patch
+from awslab.local.side import note, side
 
 CACHE_BACKEND = "moto.elasticache.models:ElastiCacheBackend"
 CACHE_RESPONSE = "moto.elasticache.responses:ElastiCacheResponse"
@@ -60,7 +61,7 @@ def delete_replication_group(original, self, replication_group_id, retain_primar
         for member in members:
             cluster = self.cache_clusters.get(member)
             if cluster is not None:
-                cluster._awslab_gone_at = group._awslab_gone_at
+                note(cluster, gone_at=side(group).gone_at)
     else:
         self.replication_groups.pop(replication_group_id, None)
         for member in members:
@@ -74,12 +75,11 @@ def delete_cache_cluster(original, self, cache_cluster_id):
     _untag(self, cluster)
     end, now = latency.start(cluster, "elasticache.delete"), latency.now()
     if end > now:
-        cluster._awslab_gone_at = end
+        note(cluster, gone_at=end)
     else:
         # With no time to spend deleting (instant), the cluster still answers `deleting` once, as
         # a describe right after the delete always does on AWS; then it is gone and its id free.
-        cluster._awslab_gone_when_seen = True
-        cluster._awslab_gone_at = now + UNSEEN_DELETING_S
+        note(cluster, gone_when_seen=True, gone_at=now + UNSEEN_DELETING_S)
     return cluster
 
 
@@ -87,8 +87,8 @@ def delete_cache_cluster(original, self, cache_cluster_id):
 def describe_cache_clusters(original, self, *a, **kw):
     clusters = original(self, *a, **kw)
     for cluster in clusters:
-        if getattr(cluster, "_awslab_gone_when_seen", False):
-            cluster._awslab_gone_at = latency.now()   # shown `deleting` this once
+        if side(cluster).gone_when_seen:
+            note(cluster, gone_at=latency.now())   # shown `deleting` this once
     return clusters
 
 
@@ -146,7 +146,7 @@ def create_replication_group_members(original, self, *a, **kw):
         # AWS shows a member's AUTH and at-rest encryption as its group's (moto: off, absent).
         cluster.auth_token_enabled = group.auth_token_enabled
         cluster.at_rest_encryption_enabled = group.at_rest_encryption_enabled
-        cluster._awslab_node_endpoint = {"address": f"{member['cache_cluster_id']}.{_domain(group)}", "port": group.port}
+        note(cluster, node_endpoint={"address": f"{member['cache_cluster_id']}.{_domain(group)}", "port": group.port})
         self.cache_clusters[member["cache_cluster_id"]] = cluster
     for ng in group.node_groups:
         if ng.get("primary_endpoint_address"):
@@ -188,7 +188,7 @@ def describe_cache_clusters_nodes(original, self):
     result = original(self)
     if str(self._get_param("ShowCacheNodeInfo", False)).lower() == "true":
         clusters = result.result["CacheClusters"]
-        result.result["CacheClusters"] = [_WithNode(c) if hasattr(c, "_awslab_node_endpoint") else c
+        result.result["CacheClusters"] = [_WithNode(c) if side(c).node_endpoint is not None else c
                                           for c in clusters]
     return result
 
@@ -207,9 +207,9 @@ def create_cache_cluster(original, self, *a, **kw):
     cluster = original(self, *a, **kw)
     if not getattr(cluster, "replication_group_id", None) and cluster.engine == "redis":
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
-        cluster._awslab_node_endpoint = {
+        note(cluster, node_endpoint={
             "address": f"{cluster.cache_cluster_id}.{suffix}.0001.{region_short(self.region_name)}.cache.amazonaws.com",
-            "port": cluster.port}
+            "port": cluster.port})
     return cluster
 
 
@@ -279,7 +279,7 @@ class _WithNode:
         c = self._cluster
         return [{"CacheNodeId": "0001", "CacheNodeStatus": c.cache_cluster_status,
                  "CacheNodeCreateTime": c.cache_cluster_create_time,
-                 "Endpoint": {"Address": c._awslab_node_endpoint["address"], "Port": c._awslab_node_endpoint["port"]},
+                 "Endpoint": {"Address": side(c).node_endpoint["address"], "Port": side(c).node_endpoint["port"]},
                  "ParameterGroupStatus": "in-sync", "CustomerAvailabilityZone": c.preferred_availability_zone}]
 
 

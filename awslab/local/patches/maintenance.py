@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from awslab.local import latency
 from awslab.local.patches._patch import patch
+from awslab.local.side import note, side
 from awslab.spec import windows
 
 log = logging.getLogger("awslab.local.maintenance")
@@ -53,11 +54,11 @@ on_apply: list[Callable[..., None]] = []
 def pending(db) -> list[dict[str, Any]]:
     """``db``'s own pending actions. Kept with the ARN they belong to: moto makes a read replica
     from a copy of its source's attributes, and a replica must not share (or inherit) its source's."""
-    box = db.__dict__.get("_awslab_pending")
+    box = side(db).pending
     if isinstance(box, list):   # a state saved before the ARN was kept
-        box = db.__dict__["_awslab_pending"] = {"of": db.db_instance_arn, "actions": box}
+        box = note(db, pending={"of": db.db_instance_arn, "actions": box}).pending
     if box is None or box.get("of") != db.db_instance_arn:
-        box = db.__dict__["_awslab_pending"] = {"of": db.db_instance_arn, "actions": []}
+        box = note(db, pending={"of": db.db_instance_arn, "actions": []}).pending
     return box["actions"]
 
 

@@ -19,6 +19,7 @@ from awslab.local.patches._base import (
     status_property,
 )
 from awslab.local.patches._patch import patch
+from awslab.local.side import note, side
 
 
 def rds_error(code: str, message: str):
@@ -142,7 +143,7 @@ def create_db_instance_read_replica_request(original, self):
 
 def _refuse_delete(db, ident: str) -> None:
     """What AWS refuses of any delete of ``db``: one already deleting, one in transition, a protected one."""
-    if getattr(db, "_awslab_gone_at", None) is not None:
+    if side(db).gone_at is not None:
         raise rds_error("InvalidDBInstanceState", f"Instance {ident} is already being deleted.")
     if db.status in ("creating", "backing-up", "modifying", "rebooting"):
         raise rds_error("InvalidDBInstanceState", f"Instance {ident} is currently {db.status}; wait until it is available.")
@@ -255,15 +256,15 @@ def secondary_availability_zone(self):
 def _secondary_az(db):
     if not db.multi_az:
         return None
-    if getattr(db, "_awslab_secondary_az", None) is None:
+    if side(db).secondary_az is None:
         zones = []
         group = getattr(db, "db_subnet_group", None)
         for subnet in getattr(group, "subnets", None) or []:
             zones.append(getattr(subnet, "availability_zone", None))
         others = sorted({z for z in zones if z and z != db.availability_zone})
-        db._awslab_secondary_az = others[0] if others else (
-            f"{db.region}b" if db.availability_zone != f"{db.region}b" else f"{db.region}a")
-    return db._awslab_secondary_az
+        note(db, secondary_az=others[0] if others else (
+            f"{db.region}b" if db.availability_zone != f"{db.region}b" else f"{db.region}a"))
+    return side(db).secondary_az
 
 
 # An endpoint's middle label is RDS's per account and region (moto: "aaaaaaaaaa" everywhere, so
@@ -312,7 +313,8 @@ def reboot_db_instance(self, db_instance_identifier, force_failover=False):
             raise rds_error("InvalidParameterCombination",
                              "Reboot with failover is only possible on a Multi-AZ DB instance.")
         standby = _secondary_az(db)
-        db._awslab_secondary_az, db.availability_zone = db.availability_zone, standby
+        note(db, secondary_az=db.availability_zone)
+        db.availability_zone = standby
     latency.start(db, "rds.failover" if force_failover else "rds.reboot")
     return db
 

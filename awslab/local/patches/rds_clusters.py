@@ -204,8 +204,8 @@ def failover_db_cluster(original, self, db_cluster_identifier, target_db_instanc
 def get_cfg(original, self):
     """What RestoreDBClusterFromSnapshot copies of the snapshot's cluster: moto reads a master
     password that a cluster made with ManageMasterUserPassword never had (HTTP 500); the restored
-    cluster makes a managed secret of its own, and takes none of the local AWS's own notes (the
-    engines' members and writer, ``_awslab_*``: the restored cluster's are its own)."""
+    cluster makes a managed secret of its own, and takes none of the local AWS's own note on it
+    (``_awslab``, local/side.py: the engines' members and writer; the restored cluster's are its own)."""
     self.__dict__.setdefault("_master_user_password", None)
     cfg = original(self)
     return {k: v for k, v in cfg.items() if not k.startswith("_awslab") and k != "master_user_secret"}

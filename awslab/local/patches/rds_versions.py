@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 
 from awslab.local.patches._base import DB_CURRENT_MINORS
 from awslab.local.patches._patch import patch
+from awslab.local.side import note
 from awslab.spec import rds_versions
 from awslab.spec.catalog import DB_ENGINES, RDS_ENGINES, db_major, version_key
 
@@ -138,7 +139,7 @@ def modify_db_instance(original, self, db_instance_identifier, db_kwargs):
     snapshot = (f"rds:preupgrade-{db.db_instance_identifier}-{current.replace('.', '-')}-to-"
                 f"{target.replace('.', '-')}-{stamp}")
     self.create_auto_snapshot(db.db_instance_identifier, snapshot)
-    db._awslab_upgrade = (current, target, snapshot)   # for the backing: the engines' upgrade
+    note(db, upgrade=(current, target, snapshot))   # for the backing: the engines' upgrade
     modified = original(self, db_instance_identifier, {**kwargs, "engine_version": target})
     if group:   # set here: moto's modify knows no default group until one is described (made lazily)
         modified.db_parameter_group_name = group

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 from awslab.local import instances
 from awslab.local.patches._patch import patch
+from awslab.local.side import note, side
 
 SHELL = "AWS-RunShellScript"
 SSM_POLICY_MARKERS = ("AmazonSSMManagedInstanceCore", "AmazonEC2RoleforSSM", "AmazonSSMFullAccess")
@@ -102,15 +103,16 @@ def send_command(original, self, **kw):
     timeout = int((params.get("executionTimeout") or ["3600"])[0])
     unsupported = None if name == SHELL else f"the local AWS runs {SHELL} only, not {name}"
     # Run once the answer (Pending, as AWS answers) is written: see send_command_request.
-    self._awslab_to_run = (command, self.region_name, script, timeout, unsupported)
+    note(self, to_run=(command, self.region_name, script, timeout, unsupported))
     return command
 
 
 @patch(SSM_RESPONSE, "send_command", gap=GAP, phase="services")
 def send_command_request(original, self):
     result = original(self)
-    pending = self.ssm_backend.__dict__.pop("_awslab_to_run", None)
+    pending = side(self.ssm_backend).to_run
     if pending is not None:
+        note(self.ssm_backend, to_run=None)
         instances.run(*pending)
     return result
 

@@ -15,6 +15,8 @@ import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 
+from awslab.local.side import note, side
+
 # This process's running operations: id -> "stop" flag. One not here but RUNNING has lost its worker.
 _workers: dict[str, threading.Event] = {}
 _workers_lock = threading.Lock()
@@ -49,9 +51,9 @@ def now():
 
 
 def set_instance_status(inst, status: str, detailed: str, reason: str | None = None, operation: str | None = None) -> None:
-    inst._awslab_status, inst._awslab_detailed, inst._awslab_reason = status, detailed, reason
+    note(inst, status=status, detailed=detailed, reason=reason)
     if operation:
-        inst._awslab_operation = operation
+        note(inst, operation=operation)
 
 
 # --- operations ------------------------------------------------------------------------------------
@@ -128,8 +130,8 @@ def _cancel(stackset, op: dict, account: str, region: str, why: str) -> None:
     with state_lock():
         op["_awslab_results"][f"{account}/{region}"].update(Status="CANCELLED", StatusReason=why)
         inst = stackset.instances.get_instance(account, region)
-        if inst is not None and getattr(inst, "_awslab_detailed", None) == "PENDING":
-            set_instance_status(inst, getattr(inst, "_awslab_status", "OUTDATED"), "CANCELLED", why, op["OperationId"])
+        if inst is not None and side(inst).detailed == "PENDING":
+            set_instance_status(inst, side(inst).status or "OUTDATED", "CANCELLED", why, op["OperationId"])
 
 
 def _run(stackset, op: dict, work, stop: threading.Event) -> None:

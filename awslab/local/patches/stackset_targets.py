@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from awslab.local import latency
+from awslab.local.side import side
 from awslab.local.patches.stackset_operations import set_instance_status, state_lock
 
 READY_BOUND_MIN_S = 60.0
@@ -123,7 +124,7 @@ def delete_instance_stack(stackset, op_id: str, retain: bool, account: str, regi
         inst = stackset.instances.get_instance(account, region)
         if inst is None:
             return None
-        set_instance_status(inst, getattr(inst, "_awslab_status", "CURRENT"), "RUNNING", None, op_id)
+        set_instance_status(inst, side(inst).status or "CURRENT", "RUNNING", None, op_id)
         if not retain and inst.stack is not None:
             why = None if stackset.permission_model != "SELF_MANAGED" else _role_missing(stackset, account)
             if why:

@@ -39,6 +39,7 @@ import uuid
 from typing import Any
 
 from awslab.local.patches._patch import patch
+from awslab.local.side import side
 from awslab.local.patches.stackset_operations import (
     alive,
     begin,
@@ -64,19 +65,20 @@ def _instance_dict(self) -> dict[str, Any]:
     from moto.cloudformation.utils import generate_stack_id
 
     stack = getattr(self, "stack", None)
-    status = getattr(self, "_awslab_status", "CURRENT")
+    own = side(self)
+    status = own.status or "CURRENT"
     out = {"StackSetId": self.stackset_id, "Region": self.region_name, "Account": self.account_id,
            "Status": status, "ParameterOverrides": self.parameters,
-           "StackInstanceStatus": {"DetailedStatus": getattr(self, "_awslab_detailed", "SUCCEEDED")}}
+           "StackInstanceStatus": {"DetailedStatus": own.detailed or "SUCCEEDED"}}
     if stack is not None:
         out["StackId"] = stack.stack_id
-    elif not hasattr(self, "_awslab_status"):
+    elif own.status is None:
         out["StackId"] = generate_stack_id(self.stack_name, self.region_name, self.account_id)
-    reason = getattr(self, "_awslab_reason", None)
+    reason = own.reason
     if reason:
         out["StatusReason"] = reason
-    if getattr(self, "_awslab_operation", None):
-        out["LastOperationId"] = self._awslab_operation
+    if own.operation:
+        out["LastOperationId"] = own.operation
     return out
 
 
