@@ -14,15 +14,9 @@ from awslab.aws.cache import (
     CacheSubnetGroup,
     ReplicationGroup,
 )
-from awslab.aws.database import (
-    DbInstance,
-    DbReplica,
-    DbRestore,
-    DbSnapshot,
-    DbSnapshotCopy,
-    DbSubnetGroup,
-)
+from awslab.aws.database import DbInstance, DbReplica, DbRestore, DbSubnetGroup
 from awslab.aws.db_cluster import DbCluster, DbClusterParameterGroup, DbClusterRestore, DbClusterSnapshot
+from awslab.aws.db_snapshots import DbSnapshot, DbSnapshotCopy
 from awslab.aws.host import HostCommand, Instance, InstanceProfile
 from awslab.aws.network import InternetGateway, RouteTable, Subnet, Vpc
 from awslab.aws.parameters import CacheParameterGroup, DbParameterGroup

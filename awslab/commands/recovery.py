@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 
 from awslab import ui
-from awslab.aws import cache, database, db_cluster, network
+from awslab.aws import cache, database, db_cluster, db_snapshots, network
 from awslab.commands._common import (
     confirm_real_account,
     local_profile,
@@ -58,7 +58,7 @@ def find_snapshots(run: Run, found: dict[str, Found]) -> list[Found]:
     """The stack's DB and cache snapshots in its region and every region it copied to."""
     instances = [f.id for f in found.values() if f.kind in ("db-instance", "db-replica")]
     regions = [run.ctx.region] + sorted(copy_regions(run.stack, found) - {run.ctx.region})
-    return (database.discover_snapshots(run, regions, instances) + cache.discover_snapshots(run)
+    return (db_snapshots.discover_snapshots(run, regions, instances) + cache.discover_snapshots(run)
             + db_cluster.discover_snapshots(run))
 
 
@@ -178,14 +178,14 @@ def restore(ctx: Context, stack: str, lab: Lab, *, snapshot_id: str | None, as_n
             "source": primary.id, "time": spec_time, "database": lab.database, "origin": origin}
     else:
         # `awslab snapshot` names the DB and the cache snapshot alike: the DB's unless --cache.
-        db_snap = None if from_cache else database.find_snapshot(run, snapshot_id)
+        db_snap = None if from_cache else db_snapshots.find_snapshot(run, snapshot_id)
         cluster_snap = None if from_cache or db_snap else db_cluster.find_snapshot(run, snapshot_id)
         cache_snap = None if db_snap or cluster_snap else cache.find_snapshot(run, snapshot_id)
         if db_snap is None and cluster_snap is None and cache_snap is None:
             raise UsageError(f"unknown snapshot '{snapshot_id}' in {ctx.region}", "list them with `awslab snapshots`")
         name = as_name or f"{stack}-restored"
         if db_snap is not None:
-            if not owned_by(database.snapshot_tags(run, db_snap), stack):
+            if not owned_by(db_snapshots.snapshot_tags(run, db_snap), stack):
                 raise OwnershipError(f"DB snapshot {snapshot_id} is not stack {stack}'s", "awslab restores only its own snapshots")
             key, kind, spec = f"db.restored.{name}", "db-restore", {"snapshot": snapshot_id, "database": lab.database,
                                                                      "origin": snapshot_id}
