@@ -35,7 +35,7 @@ from awslab.engine.waiting import (
     visible_within,
 )
 from awslab.errors import OperationError, UsageError
-from awslab.spec import pricing
+from awslab.spec import cfn, pricing
 from awslab.spec.catalog import db_major, version_as_lab
 from awslab.spec.upgrades import engine_version_change, is_major
 from awslab.spec.tags import (
@@ -102,7 +102,12 @@ def _db_attrs(db: dict) -> dict:
 
 class DbSubnetGroup:
     kind = "db-subnet-group"
-    capabilities = frozenset()
+    capabilities = frozenset({"export"})
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        return cfn.Export({"DbSubnetGroup": {"Type": "AWS::RDS::DBSubnetGroup", "Properties": {
+            "DBSubnetGroupName": x.name("db.subnet-group"), "DBSubnetGroupDescription": cfn.sub(f"awslab {cfn.STACK}: RDS"),
+            "SubnetIds": [cfn.ref(cfn.LOGICAL[key]) for key in x.private_subnets], "Tags": cfn.tags("db.subnet-group", x.lab)}}})
 
     def create(self, run: Run, d: Desired) -> Found:
         rds = run.client("rds")
@@ -234,11 +239,28 @@ DB_SETTINGS = (
 
 class DbInstance(_DbBase):
     kind = "db-instance"
-    capabilities = frozenset({"cost", "failover", "final-snapshot", "ready", "settings"})
+    capabilities = frozenset({"cost", "export", "failover", "final-snapshot", "ready", "settings"})
 
     def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
         return pricing.database_lines(d.spec["database"], region) + [
             pricing.secret_line("DB master password (managed by RDS)", region)]
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export | None:
+        """The primary from its settings table, a final snapshot kept on delete (none for a cluster's lab)."""
+        d = x.lab.database
+        if x.cluster:
+            return None
+        return cfn.Export({"Db": {
+            "Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
+            "Properties": {
+                "DBInstanceIdentifier": x.name("db.primary"), **parameters(DB_SETTINGS, d, "cfn"),
+                "EngineVersion": cfn.minor(d.engine, d.engine_version),
+                "DBInstanceClass": cfn.ref("DbInstanceClass"), "AllocatedStorage": str(d.allocated_storage_gib),
+                "CopyTagsToSnapshot": True, "ManageMasterUserPassword": True, "PubliclyAccessible": False,
+                "DBSubnetGroupName": cfn.ref("DbSubnetGroup"), "DBParameterGroupName": cfn.ref("DbParameterGroup"),
+                "VPCSecurityGroups": [cfn.group_id("DbSecurityGroup")], "Tags": cfn.tags("db.primary", x.lab)}}},
+            {"DbEndpoint": {"Value": {"Fn::GetAtt": ["Db", "Endpoint.Address"]}},
+             "DbMasterSecretArn": {"Value": {"Fn::GetAtt": ["Db", "MasterUserSecret.SecretArn"]}}})
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
@@ -336,10 +358,25 @@ class DbInstance(_DbBase):
 
 class DbReplica(_DbBase):
     kind = "db-replica"
-    capabilities = frozenset({"cost", "final-snapshot", "promote", "ready"})
+    capabilities = frozenset({"cost", "export", "final-snapshot", "promote", "ready"})
 
     def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
         return pricing.replica_lines(d.spec["database"], int(d.key.rsplit(".", 1)[1]), region)
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export | None:
+        """Each read replica, deleted with the stack (it holds no data of its own)."""
+        if x.cluster:
+            return None
+        resources, outputs = {}, {}
+        for i in range(1, x.lab.database.read_replicas + 1):
+            resources[f"DbReplica{i}"] = {
+                "Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete", "Properties": {
+                    "DBInstanceIdentifier": x.replica_name(i), "SourceDBInstanceIdentifier": cfn.ref("Db"),
+                    "DBInstanceClass": cfn.ref("DbInstanceClass"), "DBParameterGroupName": cfn.ref("DbParameterGroup"),
+                    "PubliclyAccessible": False, "VPCSecurityGroups": [cfn.group_id("DbSecurityGroup")],
+                    "Tags": cfn.tags(f"db.replica.{i}", x.lab)}}
+            outputs[f"DbReplica{i}Endpoint"] = {"Value": {"Fn::GetAtt": [f"DbReplica{i}", "Endpoint.Address"]}}
+        return cfn.Export(resources, outputs)
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
@@ -399,6 +436,8 @@ class DbRestore(DbInstance):
 
     def estimate(self, d: Desired, region: str) -> list[pricing.Line]:   # Single-AZ, whatever the lab's primary is
         return super().estimate(replace(d, spec={**d.spec, "database": replace(d.spec["database"], multi_az=False)}), region)
+
+    export = None   # made by `restore`, not part of the lab's template
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]

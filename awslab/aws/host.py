@@ -20,7 +20,7 @@ from awslab.spec.model import Desired, Found
 from awslab.engine.run import Run, create_or_adopt
 from awslab.engine.waiting import error_code, ignoring, retry_eventual, unless_missing
 from awslab.errors import WaitTimeout
-from awslab.spec import catalog, pricing
+from awslab.spec import catalog, cfn, pricing
 from awslab.spec.tags import TAG_RESOURCE, from_tag_list, owned_by
 from awslab.spec.topology import names
 
@@ -52,6 +52,19 @@ _profile_propagating = retry_eventual({"InvalidParameterValue"}, within_s=120, m
 _iam_not_visible_yet = retry_eventual({"NoSuchEntity"}, within_s=60)
 # The subnet and group were made moments ago; EC2 may not know them everywhere yet.
 _network_not_visible_yet = retry_eventual({"InvalidSubnetID.NotFound", "InvalidGroup.NotFound"}, within_s=60)
+
+
+def _cfn_secrets_policy() -> dict:
+    """The host's inline policy (``secrets_policy``), the stack name the template's parameter."""
+
+    def substituted(value):
+        if isinstance(value, dict):
+            return {k: substituted(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [substituted(v) for v in value]
+        return cfn.sub(value) if isinstance(value, str) and cfn.STACK in value else value
+
+    return substituted(json.loads(secrets_policy(cfn.STACK)))
 
 
 def user_data(db_engine: str) -> str:
@@ -120,7 +133,19 @@ def _instance_attrs(inst: dict) -> dict:
 
 class InstanceProfile:
     kind = "instance-profile"
-    capabilities = frozenset({"update"})
+    capabilities = frozenset({"export", "update"})
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        """The host's role (SSM's managed policies, the inline policy reading the lab's secrets) and its profile."""
+        return cfn.Export({
+            "HostRole": {"Type": "AWS::IAM::Role", "Properties": {
+                "RoleName": x.name("host.profile"), "Description": cfn.sub(f"awslab {cfn.STACK}: the lab's EC2 host (SSM)"),
+                "AssumeRolePolicyDocument": json.loads(EC2_TRUST_POLICY),
+                "ManagedPolicyArns": list(x.lab.host.managed_policy_arns),
+                "Policies": [{"PolicyName": SECRETS_POLICY_NAME, "PolicyDocument": _cfn_secrets_policy()}],
+                "Tags": cfn.tags("host.profile", x.lab)}},
+            "HostInstanceProfile": {"Type": "AWS::IAM::InstanceProfile", "Properties": {
+                "InstanceProfileName": x.name("host.profile"), "Roles": [cfn.ref("HostRole")]}}})
 
     def create(self, run: Run, d: Desired) -> Found:
         iam = run.client("iam")
@@ -190,13 +215,30 @@ def _ignore_no_such(call, **kwargs) -> None:
 
 class Instance:
     kind = "instance"
-    capabilities = frozenset({"cost", "ready"})
+    capabilities = frozenset({"cost", "export", "ready"})
 
     def estimate(self, d: Desired, region: str) -> list[pricing.Line]:
         return pricing.host_lines(d.spec["instance_type"], region)
 
     def priced(self, f: Found, region: str) -> list[pricing.Line]:
         return pricing.host_lines((f.get("raw") or {}).get("InstanceType", "?"), region, public_ip=bool(f.get("public_ip")))
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        """The host in the public subnet, IMDSv2 required through a launch template; its id an output
+        (after the endpoints)."""
+        return cfn.Export({
+            "HostLaunchTemplate": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {"LaunchTemplateData": {
+                "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2}}}},
+            "Host": {"Type": "AWS::EC2::Instance", "Properties": {
+                "ImageId": cfn.ref("LatestAmiId"), "InstanceType": cfn.ref("HostInstanceType"),
+                "IamInstanceProfile": cfn.ref("HostInstanceProfile"),
+                "LaunchTemplate": {"LaunchTemplateId": cfn.ref("HostLaunchTemplate"),
+                                   "Version": {"Fn::GetAtt": ["HostLaunchTemplate", "LatestVersionNumber"]}},
+                "NetworkInterfaces": [{"DeviceIndex": "0", "SubnetId": cfn.ref("PublicSubnet"),
+                                       "AssociatePublicIpAddress": True, "GroupSet": [cfn.group_id("AppSecurityGroup")]}],
+                "UserData": {"Fn::Base64": user_data(x.lab.database.engine)},
+                "Tags": cfn.tags("host.instance", x.lab, x.names["host.instance"])}}},
+            {"HostInstanceId": {"Value": cfn.ref("Host")}}, outputs_last=True)
 
     def client_token(self, run: Run, subnet_id: str) -> str:
         # Same token for every retry of this create (EC2 then returns the same instance), a new one

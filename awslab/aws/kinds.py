@@ -24,13 +24,15 @@ from awslab.aws.security_groups import SecurityGroup, SecurityGroupRules
 
 from awslab.spec.model import Kinds
 
+# In the order `awslab export` writes the kinds' CloudFormation forms (their ``export`` capability):
+# the network, the host, then the data stores, each after what it refers to.
 KINDS = Kinds(
     (Vpc(), InternetGateway(), Subnet(), RouteTable(), SecurityGroup(), SecurityGroupRules(),
-     InstanceProfile(), Instance(), DbSubnetGroup(), DbInstance(), DbReplica(),
+     InstanceProfile(), Instance(), DbSubnetGroup(), DbParameterGroup(), CacheParameterGroup(),
+     DbClusterParameterGroup(), DbCluster(), DbInstance(), DbReplica(),
      CacheSubnetGroup(), AuthTokenSecret(), ReplicationGroup(),
      DbSnapshot(), DbSnapshotCopy(), CacheSnapshot(), DbRestore(), CacheRestore(), HostCommand(),
-     DbParameterGroup(), CacheParameterGroup(), DbCluster(), DbClusterParameterGroup(), DbClusterSnapshot(),
-     DbClusterRestore()),
+     DbClusterSnapshot(), DbClusterRestore()),
     areas=(network.discover, security_groups.discover, host.discover, database.discover, cache.discover,
            parameters.discover, db_cluster.discover),
 )

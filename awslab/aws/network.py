@@ -19,14 +19,19 @@ from awslab.aws._common import (
     stack_filter,
     tag_spec,
 )
+from awslab.spec import cfn
 from awslab.spec.model import Desired, Found
 from awslab.engine.run import Run, create_once
 from awslab.engine.waiting import error_code, ignoring
 from awslab.spec.tags import (
+    TAG_CLASS,
     TAG_CREATED,
+    TAG_LAB_FILE,
+    TAG_OVERRIDES,
     TAG_RESOURCE,
     TAG_STACK,
     as_tag_list,
+    encode_overrides,
     from_tag_list,
     utc_now_text,
 )
@@ -68,7 +73,17 @@ def discover(run: Run) -> list[Found]:
 
 class Vpc:
     kind = "vpc"
-    capabilities = frozenset({"update"})
+    capabilities = frozenset({"export", "update"})
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        """The VPC, carrying the stack's record (spec/tags.py): awslab rebuilds the same lab from its tags alone."""
+        return cfn.Export({"Vpc": {"Type": "AWS::EC2::VPC", "Properties": {
+            "CidrBlock": cfn.ref("VpcCidr"), "EnableDnsSupport": True, "EnableDnsHostnames": True,
+            "Tags": cfn.tags("network.vpc", x.lab, x.names["network.vpc"]) + [
+                {"Key": TAG_VPC_DNS, "Value": "enabled"},
+                {"Key": TAG_OVERRIDES, "Value": encode_overrides(list(x.overrides)) or "[]"}]
+            + ([{"Key": TAG_LAB_FILE, "Value": x.lab_file}] if x.lab_file else [])
+            + ([{"Key": TAG_CLASS, "Value": x.klass}] if x.klass else [])}}})
 
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
@@ -122,7 +137,14 @@ class Vpc:
 
 class InternetGateway:
     kind = "internet-gateway"
-    capabilities = frozenset({"update"})
+    capabilities = frozenset({"export", "update"})
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        return cfn.Export({
+            "InternetGateway": {"Type": "AWS::EC2::InternetGateway",
+                                "Properties": {"Tags": cfn.tags("network.igw", x.lab, x.names["network.igw"])}},
+            "GatewayAttachment": {"Type": "AWS::EC2::VPCGatewayAttachment", "Properties": {
+                "VpcId": cfn.ref("Vpc"), "InternetGatewayId": cfn.ref("InternetGateway")}}})
 
     def create(self, run: Run, d: Desired) -> Found:
         igw = create_once(run, f"internet gateway {d.name}",
@@ -153,7 +175,16 @@ class InternetGateway:
 
 class Subnet:
     kind = "subnet"
-    capabilities = frozenset({"replace"})
+    capabilities = frozenset({"export", "replace"})
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        """The public subnet (in the first AZ) and the private ones (an AZ each), each CIDR a parameter."""
+        public = "network.subnet.public"
+        keys = (public, *x.private_subnets)
+        return cfn.Export({cfn.LOGICAL[key]: {"Type": "AWS::EC2::Subnet", "Properties": {
+            "VpcId": cfn.ref("Vpc"), "CidrBlock": cfn.ref(f"{cfn.LOGICAL[key]}Cidr"), "AvailabilityZone": zone,
+            "MapPublicIpOnLaunch": key == public, "Tags": cfn.tags(key, x.lab, x.names[key])}}
+            for key, zone in zip(keys, [x.azs[0], *x.azs])})
 
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
@@ -190,7 +221,17 @@ class RouteTable:
     """The public subnet's route table: 0.0.0.0/0 to the internet gateway (SSM needs it)."""
 
     kind = "route-table"
-    capabilities = frozenset({"update"})
+    capabilities = frozenset({"export", "update"})
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        return cfn.Export({
+            "PublicRouteTable": {"Type": "AWS::EC2::RouteTable", "Properties": {
+                "VpcId": cfn.ref("Vpc"), "Tags": cfn.tags("network.routes.public", x.lab, x.names["network.routes.public"])}},
+            "PublicRoute": {"Type": "AWS::EC2::Route", "DependsOn": "GatewayAttachment", "Properties": {
+                "RouteTableId": cfn.ref("PublicRouteTable"), "DestinationCidrBlock": "0.0.0.0/0",
+                "GatewayId": cfn.ref("InternetGateway")}},
+            "PublicSubnetRoutes": {"Type": "AWS::EC2::SubnetRouteTableAssociation", "Properties": {
+                "SubnetId": cfn.ref("PublicSubnet"), "RouteTableId": cfn.ref("PublicRouteTable")}}})
 
     def create(self, run: Run, d: Desired) -> Found:
         rt = ec2_not_visible_yet(run.client("ec2").create_route_table)(

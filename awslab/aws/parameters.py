@@ -16,6 +16,7 @@ from __future__ import annotations
 from awslab.aws._common import owned, stack_arns
 from awslab.engine.run import Run, create_or_adopt
 from awslab.engine.waiting import ignoring, retry_eventual, unless_missing
+from awslab.spec import cfn
 from awslab.spec.model import Change, Desired, Found, Setting, parameters
 from awslab.spec.tags import from_tag_list
 from awslab.spec.topology import names
@@ -178,9 +179,19 @@ ParameterGroup = _ParameterGroup
 
 class DbParameterGroup(_ParameterGroup):
     kind = "db-parameter-group"
-    capabilities = frozenset({"settings"})
+    capabilities = frozenset({"export", "settings"})
     section, service, arn_part, not_found = "database", "rds", ":pg:", "DBParameterGroupNotFound"
     name_field = "DBParameterGroupName"
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export | None:
+        """Its table's parameters (a cluster's are in its DB cluster parameter group, db_cluster.py)."""
+        d = x.lab.database
+        if x.cluster:
+            return None
+        return cfn.Export({"DbParameterGroup": {"Type": "AWS::RDS::DBParameterGroup", "Properties": {
+            "DBParameterGroupName": x.name("db.parameter-group"), "Family": db_family(d),
+            "Description": cfn.sub(f"awslab {cfn.STACK}: the database's parameters"),
+            "Parameters": values(DB_PARAMETERS[d.engine], d), "Tags": cfn.tags("db.parameter-group", x.lab)}}})
 
     def _table(self, d: Desired) -> tuple[Setting, ...]:
         return DB_PARAMETERS[d.spec["database"].engine]
@@ -213,9 +224,17 @@ class DbParameterGroup(_ParameterGroup):
 
 class CacheParameterGroup(_ParameterGroup):
     kind = "cache-parameter-group"
-    capabilities = frozenset({"settings"})
+    capabilities = frozenset({"export", "settings"})
     section, service, arn_part, not_found = "cache", "elasticache", ":parametergroup:", "CacheParameterGroupNotFound"
     name_field = "CacheParameterGroupName"
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        """Its table's parameters. CloudFormation names a cache parameter group itself (the type has
+        no name property): awslab finds it by its tags."""
+        c = x.lab.cache
+        return cfn.Export({"CacheParameterGroup": {"Type": "AWS::ElastiCache::ParameterGroup", "Properties": {
+            "CacheParameterGroupFamily": cache_family(c), "Description": cfn.sub(f"awslab {cfn.STACK}: the cache's parameters"),
+            "Properties": values(CACHE_PARAMETERS, c), "Tags": cfn.tags("cache.parameter-group", x.lab)}}})
 
     def _table(self, d: Desired) -> tuple[Setting, ...]:
         return CACHE_PARAMETERS

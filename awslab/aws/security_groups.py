@@ -23,7 +23,7 @@ from awslab.aws._common import (
 from awslab.spec.model import Desired, Found
 from awslab.engine.run import Run, create_or_adopt
 from awslab.engine.waiting import error_code
-from awslab.spec import catalog
+from awslab.spec import catalog, cfn
 from awslab.spec.tags import TAG_RESOURCE, from_tag_list
 
 GROUP_KEYS = ("sg.app", "sg.db", "sg.cache")
@@ -140,7 +140,20 @@ def _apply(run: Run, rule: Rule, ids: dict[str, str], grant: bool) -> None:
 
 class SecurityGroup:
     kind = "security-group"
-    capabilities = frozenset()
+    capabilities = frozenset({"export"})
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        """The three groups, each with its egress to addresses (the rules between groups are
+        SecurityGroupRules'); AWS's default allow-all egress is replaced by them."""
+        rules = _lab_rules(x)
+        out = {}
+        for key, what in EXPORT_DESCRIPTIONS.items():
+            props: dict = {"GroupName": x.name(key), "GroupDescription": cfn.sub(f"awslab {cfn.STACK}: {what}"),
+                           "VpcId": cfn.ref("Vpc"), "Tags": cfn.tags(key, x.lab, x.names[key])}
+            egress = [r for r in rules if r.group == key and r.direction == "egress" and not r.peer_is_group]
+            props["SecurityGroupEgress"] = [_cfn_permission(r) for r in egress]
+            out[cfn.LOGICAL[key]] = {"Type": "AWS::EC2::SecurityGroup", "Properties": props}
+        return cfn.Export(out)
 
     def create(self, run: Run, d: Desired) -> Found:
         ec2 = run.client("ec2")
@@ -163,7 +176,17 @@ class SecurityGroup:
 
 class SecurityGroupRules:
     kind = "security-group-rules"
-    capabilities = frozenset({"update"})
+    capabilities = frozenset({"export", "update"})
+
+    def export(self, x: cfn.ExportFor) -> cfn.Export:
+        """Every ingress rule, and every egress rule to another group, as a resource of its own."""
+        out = {}
+        for rule in (r for r in _lab_rules(x) if r.peer_is_group or r.direction == "ingress"):
+            kind = "AWS::EC2::SecurityGroupIngress" if rule.direction == "ingress" else "AWS::EC2::SecurityGroupEgress"
+            props = {"GroupId": cfn.group_id(cfn.LOGICAL[rule.group]), **_cfn_permission(rule, group_refs=True),
+                     "Description": f"awslab: {rule.describe()}"}
+            out[_rule_name(rule)] = {"Type": kind, "Properties": props}
+        return cfn.Export(out)
 
     def _ids(self, run: Run) -> dict[str, str]:
         return {k: run.ref(k).id for k in GROUP_KEYS if k in run.found}
@@ -204,3 +227,40 @@ class SecurityGroupRules:
         for rule in sorted(f.get("rules", frozenset())):
             if rule.peer_is_group and rule.group in ids and rule.peer in ids:
                 _apply(run, rule, ids, grant=False)
+
+
+# --- the CloudFormation form (the export capability) ---------------------------------------------
+
+EXPORT_DESCRIPTIONS = {"sg.app": "the EC2 host", "sg.db": "RDS, reachable from the host only",
+                       "sg.cache": "ElastiCache, reachable from the host only"}
+
+
+def _lab_rules(x: cfn.ExportFor) -> list[Rule]:
+    h, d, c = x.lab.host, x.lab.database, x.lab.cache
+    return sorted(desired_rules({"db_port": d.port, "cache_port": c.port, "ssh_cidr": h.ssh_cidr}))
+
+
+def _rule_name(rule: Rule) -> str:
+    """A rule's logical id from what it is (``DbIngressFromApp``, ``AppEgressToCache``,
+    ``AppIngressSsh``), not its place in a list: adding a rule (``host.ssh_cidr``) leaves the others'
+    ids alone, so an update adds one rule instead of replacing the rest."""
+    short = lambda key: cfn.LOGICAL[key].removesuffix("SecurityGroup")  # noqa: E731
+    if rule.peer_is_group:
+        peer = ("From" if rule.direction == "ingress" else "To") + short(rule.peer)
+    else:
+        peer = "Ssh" if rule.from_port == catalog.SSH_PORT else f"Port{rule.from_port}"
+    return f"{short(rule.group)}{rule.direction.capitalize()}{peer}"
+
+
+def _cfn_permission(rule: Rule, group_refs: bool = False) -> dict:
+    perm: dict = {"IpProtocol": rule.protocol}
+    if rule.protocol != ALL:
+        perm.update(FromPort=rule.from_port, ToPort=rule.to_port)
+    if rule.peer_is_group:
+        field = "SourceSecurityGroupId" if rule.direction == "ingress" else "DestinationSecurityGroupId"
+        perm[field] = cfn.group_id(cfn.LOGICAL[rule.peer])
+    else:
+        perm["CidrIp"] = rule.peer
+    if not group_refs:
+        perm["Description"] = f"awslab: {rule.describe()}"
+    return perm

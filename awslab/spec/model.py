@@ -183,6 +183,8 @@ class Plan:
 # "promote" are the recovery actions; "final-snapshot" names the snapshot its delete keeps; "cost"
 # prices it in a region through spec/pricing.py (``estimate`` what a Desired will cost per hour,
 # ``priced`` what a Found costs now: lists of ``pricing.Line``).
+# "export" writes its CloudFormation form (``export(ExportFor) -> Export | None``, spec/cfn.py: its part of
+# the lab's template, None where the lab has none of it), which `awslab export` assembles in the registry's order.
 CAPABILITIES: dict[str, tuple[str, ...]] = {
     "settings": ("changes", "apply"),
     "update": ("incomplete", "complete"),
@@ -192,6 +194,7 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "promote": ("promote",),
     "final-snapshot": ("final_snapshot_id",),
     "cost": ("estimate", "priced"),
+    "export": ("export",),
 }
 
 
