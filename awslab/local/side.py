@@ -22,6 +22,7 @@ that dict (``_awslab_results``, patches/stackset_operations.py).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -159,7 +160,7 @@ class SsmBackendSide:
 
 # Which note each kind of moto object carries, by its class (a subclass takes its base's). Any
 # other object on a timeline (a parameter group, a snapshot) carries the common ``Side``.
-KINDS: dict[str, type] = {
+BY_CLASS: dict[str, type] = {
     "moto.rds.models:DBInstance": DbInstanceSide,
     "moto.rds.models:DBCluster": DbClusterSide,
     "moto.elasticache.models:ReplicationGroup": ReplicationGroupSide,
@@ -172,14 +173,17 @@ KINDS: dict[str, type] = {
     "moto.ssm.models:SimpleSystemManagerBackend": SsmBackendSide,
 }
 _by_type: dict[type, type] = {}
+# Notes are replaced whole: a change is read, made and written under this lock, so two threads
+# changing two fields of one note (a request, an engine's job) never lose one of them.
+_lock = threading.RLock()
 
 
 def kind_of(cls: type) -> type:
     """The note's dataclass for objects of ``cls``."""
     kind = _by_type.get(cls)
     if kind is None:
-        kind = next((KINDS[f"{c.__module__}:{c.__qualname__}"] for c in cls.__mro__
-                     if f"{c.__module__}:{c.__qualname__}" in KINDS), Side)
+        kind = next((BY_CLASS[f"{c.__module__}:{c.__qualname__}"] for c in cls.__mro__
+                     if f"{c.__module__}:{c.__qualname__}" in BY_CLASS), Side)
         _by_type[cls] = kind
     return kind
 
@@ -191,14 +195,18 @@ def side(obj) -> Any:
         return kind_of(type(obj))()
     held = d.get(ATTR)
     if held is None:
-        held = d[ATTR] = _first(d, kind_of(type(obj)))
+        with _lock:
+            held = d.get(ATTR)
+            if held is None:
+                held = d[ATTR] = _first(d, kind_of(type(obj)))
     return held
 
 
 def note(obj, **changes) -> Any:
     """Change ``obj``'s note (the fields named); the new note."""
-    new = replace(side(obj), **changes)
-    obj.__dict__[ATTR] = new
+    with _lock:
+        new = replace(side(obj), **changes)
+        obj.__dict__[ATTR] = new
     return new
 
 

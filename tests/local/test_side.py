@@ -11,7 +11,7 @@ from dataclasses import fields
 import pytest
 
 from awslab.local import latency, persistence
-from awslab.local.side import ATTR, KINDS, DbInstanceSide, Side, kind_of, note, side
+from awslab.local.side import ATTR, BY_CLASS, DbInstanceSide, Side, kind_of, note, side
 
 
 def _new(path: str):
@@ -33,10 +33,10 @@ def _saved_and_loaded(objects: dict) -> dict:
     return persistence.loads(persistence.dumps({"objects": objects}))["objects"]
 
 
-@pytest.mark.parametrize("path", sorted(KINDS))
+@pytest.mark.parametrize("path", sorted(BY_CLASS))
 def test_a_state_saved_with_the_old_attributes__loads_into_the_note_and_they_are_gone(path):
     obj = _new(path)
-    kind = KINDS[path]
+    kind = BY_CLASS[path]
     for f in fields(kind):   # what the code before this note set: one attribute per field
         setattr(obj, f"_awslab_{f.name}", _sample(f))
     loaded = _saved_and_loaded({"obj": obj})["obj"]
@@ -80,7 +80,7 @@ def test_every_kind__is_found_by_its_class_and_a_subclass_takes_its_base_s():
 
     assert kind_of(DBInstanceClustered) is DbInstanceSide
     assert kind_of(DBSnapshot) is Side
-    for path, kind in KINDS.items():
+    for path, kind in BY_CLASS.items():
         assert kind_of(type(_new(path))) is kind, path
 
 
