@@ -18,6 +18,7 @@ instance and its replicas (``aws/db_cluster.DbCluster.export``), and the third p
 
 from __future__ import annotations
 
+from awslab.aws.kinds import KINDS
 from awslab.spec.cfn import ExportFor
 from awslab.spec.lab import Lab
 from awslab.spec.model import Kinds
@@ -25,14 +26,10 @@ from awslab.spec.tags import TAG_CREATED, TAG_LAB, TAG_RESOURCE, TAG_STACK
 
 
 def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), lab_file: str | None = None,
-             klass: str | None = None, kinds: Kinds | None = None) -> dict:
+             klass: str | None = None, kinds: Kinds = KINDS) -> dict:
     """The CloudFormation template of ``lab`` (with ``overrides``, the --set list it was built with)
     for the awslab stack ``stack`` (its default name); ``klass``: the class it belongs to (a StackSet's);
     ``kinds``: the registry whose forms it assembles (the lab's, ``aws/kinds.py``)."""
-    if kinds is None:
-        from awslab.aws.kinds import KINDS
-
-        kinds = KINDS
     n, h, d, c = lab.network, lab.host, lab.database, lab.cache
     x = ExportFor(lab, tuple(overrides), lab_file, klass)
     params = {
@@ -52,6 +49,9 @@ def template(lab: Lab, stack: str, overrides: tuple[str, ...] | list[str] = (), 
     parts = [part for kind in kinds if kinds.can(kind, "export") and (part := kinds[kind].export(x)) is not None]
     resources: dict[str, dict] = {}
     for part in parts:
+        again = resources.keys() & part.resources.keys()
+        if again:   # two kinds writing one logical id: the second would silently replace the first
+            raise ValueError(f"two kinds write the CloudFormation resources {sorted(again)}")
         resources.update(part.resources)
     outputs: dict[str, dict] = {}
     for part in [p for p in parts if not p.outputs_last] + [p for p in parts if p.outputs_last]:
