@@ -8,7 +8,9 @@ ARN, taken from the new server's IAM; Amazon's AMIs not at all, made again at lo
 once requests pause for ``SAVE_DELAY_S`` (at most ``SAVE_AT_MOST_S`` after it), so a SIGKILL loses
 at most that last second; a clean stop saves synchronously. Requests and the save share one lock, so a save never sees a
 backend half-changed. The engines' data stays in their own directories (local/engines/) and is
-reattached by local/backing/.
+reattached by local/backing/. awslab's own notes on moto's objects (local/side.py) are saved with
+them; a state saved before those notes (one ``_awslab_<field>`` attribute each) loads as it is, its
+attributes taken into the notes the first time each object is read (same FORMAT).
 
 A save that fails (a resource pickle refuses, a full disk) leaves the last good state as it was,
 logs the cause with where in the state it failed, and writes ``state.unsaved.json`` (since when,
