@@ -44,11 +44,12 @@ def sweep(dry_run, snapshots_older_than, all_regions, **opts):
     Example: awslab sweep --dry-run; awslab sweep --snapshots-older-than 30d --yes
     """
     from awslab.commands import stacks as st
+    from awslab.commands.sweep import sweep as do_sweep
 
     setup_debug(opts["debug"])
     output = output_format(opts["output"])
     if snapshots_older_than:
         st.parse_duration(snapshots_older_than, "--snapshots-older-than")
     ctx = stack_context(opts, need_stack=False)
-    sys.exit(st.sweep(ctx, st.regions_of(ctx, all_regions), dry_run=dry_run,
+    sys.exit(do_sweep(ctx, st.regions_of(ctx, all_regions), dry_run=dry_run,
                       snapshots_older_than=snapshots_older_than, output=output, progress=progress_for(output)))
