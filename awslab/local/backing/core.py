@@ -213,14 +213,19 @@ class Backing:
     def view(self, source: str) -> dict[str, dict]:
         """The endpoint map as instance ``source`` sees it (its own listeners opened on first ask):
         each entry's ``port`` and ``tunnel_port`` are that instance's."""
-        if source != OUTSIDE and source not in self.sources:
-            with self._map_lock:   # listeners for the endpoints of its own VPC only: nothing else is routed to it
+        if source != OUTSIDE and (source not in self.sources or self._unopened(source, self.read_map())):
+            # Listeners for the endpoints of its own VPC only: nothing else is routed to it. Asked
+            # again, it gets the ones it could not see before (an endpoint published before the
+            # local AWS knew whose it was: the host's script then reached it from outside, and
+            # timed out, while its own view was never opened).
+            with self._map_lock:
                 self.sources.add(source)
                 data = self.read_map()
-                for endpoint, info in data.items():
-                    if info.get("status") == "available" and endpoint in self.roles and self.network.sees(source, endpoint):
-                        info.setdefault("views", {})[source] = self._open_view(endpoint, source)
-                write_json_atomic(self.endpoints_path, data)
+                unopened = self._unopened(source, data)
+                for endpoint in unopened:
+                    data[endpoint].setdefault("views", {})[source] = self._open_view(endpoint, source)
+                if unopened:
+                    write_json_atomic(self.endpoints_path, data)
         out = {}
         for endpoint, info in self.read_map().items():
             mine = (info.get("views") or {}).get(source)
@@ -228,6 +233,12 @@ class Backing:
                 info = {k: v for k, v in info.items() if k != "tunnel_port"} | mine
             out[endpoint] = {**info, "source": source}
         return out
+
+    def _unopened(self, source: str, data: dict[str, dict]) -> list[str]:
+        """The available endpoints instance ``source`` sees but has no listener of its own for yet."""
+        return [endpoint for endpoint, info in data.items()
+                if info.get("status") == "available" and endpoint in self.roles
+                and source not in (info.get("views") or {}) and self.network.sees(source, endpoint)]
 
     def publish_engine(self, endpoint: str, key: str, role: str) -> None:
         """``endpoint`` now reaches the engine ``key`` (after a failover, a reboot or a promotion)."""
