@@ -22,14 +22,21 @@ def test_demo_caching__each_strategy_shows_what_defines_it(awslab, engines, engi
     # Database only: every read is a query, nothing is cached, nothing is stale.
     assert base["hit_ratio"] == 0 and base["db_reads"] == base["reads"] > 0 and base["stale_reads"] == 0
     assert base["memory_bytes"] == 0
-    # Lazy loading: most reads hit; a write does not reach the cache, so reads go stale, never
-    # for longer than the TTL.
-    assert lazy["hit_ratio"] >= 0.8 and lazy["db_reads"] < lazy["reads"] / 4
+    # Lazy loading: a key is read from the database on its first read only (the 2 s TTL outlasts
+    # the 1.5 s run) and every later read of it hits, however many reads the machine's speed
+    # allowed (a hit ratio over a fixed duration measured the machine: 0.2 on a loaded CI, where 20
+    # first reads at 60 ms took most of the run); a write does not reach the cache, so reads go
+    # stale, never for longer than the TTL.
+    keys = 20
+    assert lazy["db_reads"] <= keys and lazy["db_reads"] < lazy["reads"], lazy
+    assert lazy["hit_ratio"] == round((lazy["reads"] - lazy["db_reads"]) / lazy["reads"], 4), lazy
     assert lazy["stale_reads"] > 0 and 0 < lazy["stale_max_age_s"] <= 2 + 0.25
     # Write-through: never stale; it holds what it wrote.
     for name in ("write-through", "write-through-ttl"):
         assert by[name]["stale_reads"] == 0 and by[name]["writes"] > 0, by[name]
-    assert wt["memory_bytes"] > 0 and wt["hit_ratio"] >= 0.8
+    # Write-through loads a key from the database at most once (on a read or a write that found it
+    # missing); from then on the cache holds it.
+    assert wt["memory_bytes"] > 0 and wt["db_reads"] <= keys and wt["hit_ratio"] > 0, wt
     for s in result["strategies"]:
         assert s["reads"] > 0 and 0 < s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"] and s["evicted_keys"] == 0
     # TTL jitter spreads the expiries of keys cached together; one TTL expires them together.
