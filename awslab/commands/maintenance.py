@@ -63,8 +63,8 @@ def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -
             raise UsageError(f"no pending maintenance on stack {stack}'s DB instances",
                              "on the local AWS: awslab maintenance --offer" if ctx.is_local else None)
         confirm_real_account(ctx, f"apply {len(actions)} maintenance actions",
-                             [f"will apply now: {a['Action']} on {a['instance']} (Multi-AZ: a failover; Single-AZ: "
-                              "a restart)" for a in actions])
+                             [f"will apply now: {a['Action']} on {a['instance']} ({WHAT.get(a['Action'], WHAT['system-update'])})"
+                              for a in actions])
         for action in actions:
             applied.append(_apply(run, action, instances[action["instance"]], found))
     if output == "json":
@@ -75,19 +75,25 @@ def maintenance(ctx, stack: str, *, offer: bool, apply_now: bool, output: str) -
         ui.emit(ui.table(["INSTANCE", "ACTION", "OPT-IN", "DESCRIPTION"], rows) if rows
                 else f"no pending maintenance on stack {stack}'s DB instances")
         if rows:
-            ui.emit("\napply it now with `awslab maintenance --apply` (Multi-AZ: the standby is patched first, then a "
-                    "failover; Single-AZ: the server restarts)")
+            ui.emit("\napply it now with `awslab maintenance --apply` ("
+                    + "; ".join(f"{name}: {WHAT[name]}" for name in WHAT if any(a["Action"] == name for a in actions)) + ")")
         return 0
     for a in applied:
         cost = (f"new connections failed for {a['downtime_s']:.2f} s ({a['failed_probes']} of {a['probes']} probes)"
                 if a["measured"] else "its downtime not measured (on AWS awslab cannot reach the instance; the local "
                                       "AWS probes it through the host)")
         ui.emit(f"{a['instance']}: {a['action']} applied in {a['took']} ({'Multi-AZ' if a['multi_az'] else 'Single-AZ'}); "
-                f"{cost}; AWS: {AWS_DOWNTIME['multi_az' if a['multi_az'] else 'single_az']}")
+                f"{cost}; AWS: {AWS_DOWNTIME['db-upgrade' if a['action'] == 'db-upgrade' else 'multi_az' if a['multi_az'] else 'single_az']}")
     return 0
 
 
+# What applying each action does, in the words the confirmation and the listing use.
+WHAT = {"system-update": "Multi-AZ: the standby is patched first, then a failover; Single-AZ: the server restarts",
+        "db-upgrade": "a minor engine upgrade: the engine restarts, both Multi-AZ servers at once, the read "
+                      "replicas with it"}
 AWS_DOWNTIME = {
+    "db-upgrade": "the engine restarts on the new minor; a Multi-AZ instance's primary and standby are upgraded at "
+                  "the same time, no failover hides it (RDS User Guide, 'Upgrading a DB instance engine version')",
     "multi_az": "the failover, typically 60-120 s (RDS User Guide, 'Maintaining a DB instance': Multi-AZ "
                 "patches the standby, fails over, then patches the old primary)",
     "single_az": "the instance is offline while the OS is patched, typically several minutes (RDS User Guide, "

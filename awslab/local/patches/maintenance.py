@@ -4,7 +4,9 @@ and the weekly maintenance window that applies it.
 A DB instance keeps its pending actions as RDS lists them (``system-update``, an operating system
 patch, offered by ``offer``: the local AWS's owner asks for one, `awslab maintenance --offer`, as
 AWS offers one every few months; an optional update: no ``AutoAppliedAfterDate``, no
-``CurrentApplyDate`` until one opts in). ``DescribePendingMaintenanceActions`` lists them (by
+``CurrentApplyDate`` until one opts in; ``db-upgrade``, offered while a newer minor of the
+instance's major runs here, e.g. 18.6 for an 18.4 instance, applied as ModifyDBInstance applies a
+minor upgrade: for real, both Multi-AZ servers at once, the replicas with it). ``DescribePendingMaintenanceActions`` lists them (by
 ``ResourceIdentifier`` or the ``db-instance-id`` filter); ``ApplyPendingMaintenanceAction`` with
 ``OptInType``:
 
@@ -42,7 +44,10 @@ from awslab.spec import windows
 
 log = logging.getLogger("awslab.local.maintenance")
 
-ACTIONS = {"system-update": "New Operating System update is available"}
+ACTIONS = {"system-update": "New Operating System update is available",
+           # AWS's wording (RDS User Guide, 'Automatically upgrading the minor engine version': the
+           # describe-pending-maintenance-actions example, "Automatic minor version upgrade to <version>").
+           "db-upgrade": "Automatic minor version upgrade to {version}"}
 OPT_IN = ("immediate", "next-maintenance", "undo-opt-in")
 
 # backing/ appends: called with (backend, db, action, done) when an action is applied (now, or at
@@ -73,6 +78,36 @@ def offer(db, action: str = "system-update", time_scale: float | None = None) ->
     if time_scale is not None:
         entry["_time_scale"] = float(time_scale)
     return fresh
+
+
+def newer_minor(db) -> str | None:
+    """The newest minor of ``db``'s major above its own that the local AWS has a server of (18.6
+    for an 18.4 instance), which RDS offers as a ``db-upgrade``; None for a read replica (its
+    source's upgrade takes it along, as ModifyDBInstance does here), another engine, or without
+    engines (no server to upgrade to)."""
+    from awslab.local.backing import hooks
+
+    if hooks.current is None or db.engine != "postgres" or getattr(db, "source_db_instance_identifier", None):
+        return None
+    from awslab.local.engines.binaries import postgres_minors
+    from awslab.spec.catalog import db_major, version_key
+
+    current = str(db.engine_version)
+    newer = [v for v in postgres_minors() if db_major(v) == db_major(current) and version_key(v) > version_key(current)]
+    return max(newer, key=version_key) if newer else None
+
+
+def offer_minor_upgrade(db) -> None:
+    """A ``db-upgrade`` pending on ``db`` while a newer minor of its major runs here (kept up to
+    date: an instance upgraded another way no longer lists it)."""
+    target = newer_minor(db)
+    entry = next((p for p in pending(db) if p["Action"] == "db-upgrade"), None)
+    if entry is not None and not entry.get("_applying") and entry.get("_version") != target:
+        pending(db).remove(entry)
+        entry = None
+    if entry is None and target is not None:
+        pending(db).append({"Action": "db-upgrade", "Description": ACTIONS["db-upgrade"].format(version=target),
+                            "OptInStatus": "none", "_version": target})
 
 
 def pause(db, action: str, transition: str) -> Callable[[], None]:
@@ -119,6 +154,15 @@ def _start(backend, db, entry: dict) -> None:
         if entry in pending(db):
             pending(db).remove(entry)
 
+    if entry["Action"] == "db-upgrade":
+        # The minor upgrade ModifyDBInstance EngineVersion makes (patches/rds_versions.py: the
+        # pre-upgrade snapshot, the replicas with it; backing/rds_upgrade.py: the servers restarted
+        # on the new minor), the instance `upgrading` until its engines serve again.
+        try:
+            backend.modify_db_instance(db.db_instance_identifier, {"engine_version": entry["_version"]})
+        finally:
+            done()
+        return
     if on_apply:
         for hook in on_apply:
             hook(backend, db, entry["Action"], done)
@@ -175,6 +219,7 @@ def describe_pending_maintenance_actions(self):
             wanted = set(f.get("Values") or [])
     out = []
     for db in _databases(self.backend):
+        offer_minor_upgrade(db)
         if not pending(db) or (arn and db.db_instance_arn != arn):
             continue
         if wanted is not None and db.db_instance_identifier not in wanted and db.db_instance_arn not in wanted:
@@ -195,6 +240,7 @@ def apply_pending_maintenance_action(self):
     if opt_in not in OPT_IN:
         raise rds_error("InvalidParameterValue", f"Invalid value for OptInType: {opt_in}. Valid values: "
                         + ", ".join(OPT_IN))
+    offer_minor_upgrade(db)
     entry = next((p for p in pending(db) if p["Action"] == action), None)
     if entry is None:
         raise rds_error("InvalidParameterCombination", f"There is no pending {action} action for {arn}")
