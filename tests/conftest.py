@@ -327,6 +327,21 @@ def interrupt_when(args: list[str], seen: Callable[[str], bool], within_s: float
     return proc.returncode, "".join(lines) + rest
 
 
+def cloudformation_created(cfn, rds, elasticache, made: str, instances: int) -> bool:
+    """For ``eventually``: the CloudFormation stack ``made`` is CREATE_COMPLETE, and then every one of
+    its ``instances`` DB instances and its cache are available (CloudFormation waits for each
+    resource to stabilize: complete before them would be a lie)."""
+    status = cfn.describe_stacks(StackName=made)["Stacks"][0]["StackStatus"]
+    if status != "CREATE_COMPLETE":
+        assert status == "CREATE_IN_PROGRESS", status
+        return False
+    dbs = [d["DBInstanceStatus"] for d in rds.describe_db_instances()["DBInstances"]
+           if d["DBInstanceIdentifier"].startswith(f"{made}-")]
+    group = elasticache.describe_replication_groups(ReplicationGroupId=f"{made}-cache")["ReplicationGroups"][0]["Status"]
+    assert dbs == ["available"] * instances and group == "available", (dbs, group)
+    return True
+
+
 def tags_of(tag_list) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tag_list or []}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import endpoint_map, eventually
+from conftest import cloudformation_created, endpoint_map, eventually
 
 from awslab.commands.export import render_yaml, template
 from awslab.spec.lab import load_lab
@@ -182,20 +182,9 @@ def test_deployed_on_the_local_aws__verify_passes_as_after_up_and_down_removes_i
     rds = boto3.client("rds", region_name="us-east-1", endpoint_url=engines.endpoint_url, **keys)
     ec = boto3.client("elasticache", region_name="us-east-1", endpoint_url=engines.endpoint_url, **keys)
 
-    def complete() -> bool:
-        # CREATE_COMPLETE only once every DB instance and the cache are available, as CloudFormation
-        # waits for each resource to stabilize (moto said it while they were still being made).
-        status = cfn.describe_stacks(StackName=made)["Stacks"][0]["StackStatus"]
-        if status != "CREATE_COMPLETE":
-            assert status == "CREATE_IN_PROGRESS", status
-            return False
-        dbs = [d["DBInstanceStatus"] for d in rds.describe_db_instances()["DBInstances"]
-               if d["DBInstanceIdentifier"].startswith(f"{made}-")]
-        group = ec.describe_replication_groups(ReplicationGroupId=f"{made}-cache")["ReplicationGroups"][0]["Status"]
-        assert len(dbs) == 2 and set(dbs) == {"available"} and group == "available", (dbs, group)
-        return True
-
-    eventually(complete, within_s=60)
+    # CREATE_COMPLETE only once every DB instance and the cache are available (moto said it while
+    # they were still being made).
+    eventually(lambda: cloudformation_created(cfn, rds, ec, made, 2), within_s=60)
     described = cfn.describe_stacks(StackName=made)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
     assert outputs["DbEndpoint"] == f"{made}-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com"

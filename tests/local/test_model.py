@@ -41,7 +41,15 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import engine_processes, engines_of, eventually, interrupt_when, server_keys, shell
+from conftest import (
+    cloudformation_created,
+    engine_processes,
+    engines_of,
+    eventually,
+    interrupt_when,
+    server_keys,
+    shell,
+)
 
 from awslab.local.persistence import SAVE_AT_MOST_S
 
@@ -244,18 +252,7 @@ class Walk:
         cfn, rds, ec = self.client("cloudformation"), self.client("rds"), self.client("elasticache")
         cfn.create_stack(StackName=made, TemplateBody=template.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"])
 
-        def complete() -> bool:
-            status = cfn.describe_stacks(StackName=made)["Stacks"][0]["StackStatus"]
-            if status != "CREATE_COMPLETE":
-                assert status == "CREATE_IN_PROGRESS", status
-                return False
-            dbs = [d["DBInstanceStatus"] for d in rds.describe_db_instances()["DBInstances"]
-                   if d["DBInstanceIdentifier"].startswith(f"{made}-")]
-            group = ec.describe_replication_groups(ReplicationGroupId=f"{made}-cache")["ReplicationGroups"][0]["Status"]
-            assert dbs == ["available"] and group == "available", (dbs, group)   # never complete before
-            return True
-
-        eventually(complete, within_s=90)
+        eventually(lambda: cloudformation_created(cfn, rds, ec, made, 1), within_s=90)
         cfn.delete_stack(StackName=made)
 
         def deleted() -> bool:
