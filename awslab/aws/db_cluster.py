@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import owned, snapshot_ready, stack_arns, utc
+from awslab.aws.database import AS_FOR_A_CLUSTER
 from awslab.aws.parameters import DB_PARAMETERS, ParameterGroup, db_family, values
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
 from awslab.engine.waiting import (
@@ -57,15 +58,7 @@ CLUSTER_SETTINGS = (
             check="spec.db.storage", grows_only=True),
     Setting("database.storage_type", "storage_type", create=("StorageType",), describe="StorageType",
             cfn=("StorageType",), check="spec.db.storage"),
-    Setting("database.backup_retention_days", "backup_retention_days", create=("BackupRetentionPeriod",),
-            modify=("BackupRetentionPeriod",), describe="BackupRetentionPeriod", cfn=("BackupRetentionPeriod",),
-            check="spec.db.backups"),
-    Setting("database.deletion_protection", "deletion_protection", create=("DeletionProtection",),
-            modify=("DeletionProtection",), describe="DeletionProtection", cfn=("DeletionProtection",)),
-    Setting("database.storage_encrypted", "storage_encrypted", create=("StorageEncrypted",),
-            describe="StorageEncrypted", cfn=("StorageEncrypted",)),
-    Setting("database.master_username", "master_username", create=("MasterUsername",), describe="MasterUsername",
-            cfn=("MasterUsername",)),
+    *AS_FOR_A_CLUSTER,
     Setting("database.database_name", "database_name", create=("DatabaseName",), describe="DatabaseName",
             cfn=("DatabaseName",)),
     Setting("database.port", "port", create=("Port",), cfn=("Port",)),
