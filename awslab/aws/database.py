@@ -198,6 +198,21 @@ class _DbBase:
         run.wait(f.key, f"RDS instance {f.id} to be deleted", probe, done={GONE}, kind=self.kind)
 
 
+# The settings a DB instance and a Multi-AZ DB cluster carry under the same AWS names (CreateDBInstance's
+# and CreateDBCluster's parameters, ModifyDB*'s, the describe fields, the CloudFormation properties)
+# and the same verify check: declared once, in both tables at the same place (db_cluster.py).
+AS_FOR_A_CLUSTER = (
+    Setting("database.backup_retention_days", "backup_retention_days", create=("BackupRetentionPeriod",),
+            modify=("BackupRetentionPeriod",), describe="BackupRetentionPeriod", cfn=("BackupRetentionPeriod",),
+            check="spec.db.backups"),
+    Setting("database.deletion_protection", "deletion_protection", create=("DeletionProtection",),
+            modify=("DeletionProtection",), describe="DeletionProtection", cfn=("DeletionProtection",)),
+    Setting("database.storage_encrypted", "storage_encrypted", create=("StorageEncrypted",),
+            describe="StorageEncrypted", cfn=("StorageEncrypted",)),
+    Setting("database.master_username", "master_username", create=("MasterUsername",), describe="MasterUsername",
+            cfn=("MasterUsername",)),
+)
+
 # The primary's settings, each declared once with its AWS names (spec/model.Setting): create
 # reads the create parameters, `up`'s in-place diff the modify ones (in this order), the export
 # the CloudFormation properties, verify the checks. Storage only grows on AWS: a smaller size is
@@ -219,15 +234,7 @@ DB_SETTINGS = (
             modify=("AllocatedStorage",), describe="AllocatedStorage", check="spec.db.storage", grows_only=True),
     Setting("database.storage_type", "storage_type", create=("StorageType",), modify=("StorageType",),
             describe="StorageType", cfn=("StorageType",), check="spec.db.storage"),
-    Setting("database.backup_retention_days", "backup_retention_days", create=("BackupRetentionPeriod",),
-            modify=("BackupRetentionPeriod",), describe="BackupRetentionPeriod", cfn=("BackupRetentionPeriod",),
-            check="spec.db.backups"),
-    Setting("database.deletion_protection", "deletion_protection", create=("DeletionProtection",),
-            modify=("DeletionProtection",), describe="DeletionProtection", cfn=("DeletionProtection",)),
-    Setting("database.storage_encrypted", "storage_encrypted", create=("StorageEncrypted",),
-            describe="StorageEncrypted", cfn=("StorageEncrypted",)),
-    Setting("database.master_username", "master_username", create=("MasterUsername",), describe="MasterUsername",
-            cfn=("MasterUsername",)),
+    *AS_FOR_A_CLUSTER,
     Setting("database.database_name", "database_name", create=("DBName",), describe="DBName", cfn=("DBName",)),
     Setting("database.port", "port", create=("Port",)),
     # RDS's weekly window (spec/windows.py: AWS's rules), when maintenance opted in for it is applied.

@@ -18,17 +18,10 @@ from datetime import datetime, timezone
 from botocore.exceptions import ClientError
 
 from awslab.aws._common import owned, snapshot_ready, stack_arns, utc
+from awslab.aws.database import AS_FOR_A_CLUSTER
 from awslab.aws.parameters import DB_PARAMETERS, ParameterGroup, db_family, values
+from awslab.engine import waiting
 from awslab.engine.run import NOT_VISIBLE_GRACE_S, Run, create_or_adopt
-from awslab.engine.waiting import (
-    GONE,
-    error_code,
-    ignoring,
-    retry_eventual,
-    status_probe,
-    unless_missing,
-    visible_within,
-)
 from awslab.errors import OperationError, UsageError
 from awslab.spec import cfn, pricing
 from awslab.spec.catalog import db_major, version_as_lab
@@ -40,7 +33,7 @@ from awslab.spec.topology import names
 FAILED_STATES = {"failed", "incompatible-parameters", "incompatible-network", "inaccessible-encryption-credentials",
                  "storage-full", "incompatible-restore"}
 _NOT_FOUND = {"DBClusterNotFoundFault"}
-_group_in_use = retry_eventual({"InvalidDBParameterGroupState"}, within_s=15 * 60)
+_group_in_use = waiting.retry_eventual({"InvalidDBParameterGroupState"}, within_s=15 * 60)
 
 # The cluster's settings with their AWS names (CreateDBCluster, DescribeDBClusters, AWS::RDS::DBCluster),
 # read by create, the export (``export``) and verify's spec checks. The engine
@@ -57,15 +50,7 @@ CLUSTER_SETTINGS = (
             check="spec.db.storage", grows_only=True),
     Setting("database.storage_type", "storage_type", create=("StorageType",), describe="StorageType",
             cfn=("StorageType",), check="spec.db.storage"),
-    Setting("database.backup_retention_days", "backup_retention_days", create=("BackupRetentionPeriod",),
-            modify=("BackupRetentionPeriod",), describe="BackupRetentionPeriod", cfn=("BackupRetentionPeriod",),
-            check="spec.db.backups"),
-    Setting("database.deletion_protection", "deletion_protection", create=("DeletionProtection",),
-            modify=("DeletionProtection",), describe="DeletionProtection", cfn=("DeletionProtection",)),
-    Setting("database.storage_encrypted", "storage_encrypted", create=("StorageEncrypted",),
-            describe="StorageEncrypted", cfn=("StorageEncrypted",)),
-    Setting("database.master_username", "master_username", create=("MasterUsername",), describe="MasterUsername",
-            cfn=("MasterUsername",)),
+    *AS_FOR_A_CLUSTER,
     Setting("database.database_name", "database_name", create=("DatabaseName",), describe="DatabaseName",
             cfn=("DatabaseName",)),
     Setting("database.port", "port", create=("Port",), cfn=("Port",)),
@@ -174,8 +159,8 @@ class DbCluster:
 
     def _probe(self, run: Run, ident: str, latest: dict):
         rds = run.client("rds")
-        return status_probe(lambda: rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0],
-                            "Status", _NOT_FOUND, latest)
+        return waiting.status_probe(lambda: rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0],
+                                    "Status", _NOT_FOUND, latest)
 
     def create(self, run: Run, d: Desired) -> Found:
         db = d.spec["database"]
@@ -199,9 +184,9 @@ class DbCluster:
     def ready(self, run: Run, d: Desired | None, f: Found) -> Found:
         """The cluster available, and its writer and two readers with it."""
         latest: dict = {}
-        probe = visible_within(self._probe(run, f.id, latest), NOT_VISIBLE_GRACE_S, run.clock)
+        probe = waiting.visible_within(self._probe(run, f.id, latest), NOT_VISIBLE_GRACE_S, run.clock)
         state = run.wait(f.key, f"{self.what} {f.id}", probe, done={"available"},
-                         failed=FAILED_STATES | {GONE, "deleting"}, kind="db-instance")
+                         failed=FAILED_STATES | {waiting.GONE, "deleting"}, kind="db-instance")
         members: list[dict] = []
 
         def members_ready() -> str:
@@ -238,9 +223,10 @@ class DbCluster:
         latest: dict = {}
         probe = self._probe(run, f.id, latest)
         state = run.wait(f.key, f"RDS DB cluster {f.id} to be deletable", probe,
-                         done={"available", "deleting", GONE, "failed", "storage-full", "incompatible-parameters",
-                               "incompatible-network", "inaccessible-encryption-credentials"}, kind="db-instance")
-        if state == GONE:
+                         done={"available", "deleting", waiting.GONE, "failed", "storage-full",
+                               "incompatible-parameters", "incompatible-network", "inaccessible-encryption-credentials"},
+                         kind="db-instance")
+        if state == waiting.GONE:
             return
         if state != "deleting":
             if latest.get("DeletionProtection"):
@@ -252,14 +238,14 @@ class DbCluster:
             try:
                 rds.delete_db_cluster(DBClusterIdentifier=f.id, **args)
             except ClientError as exc:
-                code = error_code(exc)
+                code = waiting.error_code(exc)
                 if code in _NOT_FOUND:
                     return
                 if code != "InvalidDBClusterStateFault":
                     raise
             if snapshot:
                 run.on_event("note", key=f.key, text=f"final cluster snapshot {snapshot}")
-        run.wait(f.key, f"RDS DB cluster {f.id} to be deleted", probe, done={GONE}, kind="db-instance")
+        run.wait(f.key, f"RDS DB cluster {f.id} to be deleted", probe, done={waiting.GONE}, kind="db-instance")
 
     def failover(self, run: Run, f: Found) -> Found:
         """FailoverDBCluster: a reader becomes the writer; waited for until the cluster is available
@@ -278,7 +264,7 @@ class DbCluster:
             return "failing-over" if state == "available" and writer in (None, writer_before) else state
 
         state = run.wait(f.key, f"RDS DB cluster {f.id} to fail over", switched, done={"available"},
-                         failed=FAILED_STATES | {GONE}, kind="db-instance")
+                         failed=FAILED_STATES | {waiting.GONE}, kind="db-instance")
         members = _members(run, latest)
         azs = {m["DBInstanceIdentifier"]: m.get("AvailabilityZone") for m in members}
         writer_after = _cluster_attrs(latest, members)["writer"]
@@ -346,7 +332,7 @@ class DbClusterParameterGroup(ParameterGroup):
             {"ParameterName": k, "ParameterValue": v, "ApplyMethod": "immediate"} for k, v in parameters.items()])
 
     def delete(self, run: Run, f: Found) -> None:
-        with ignoring("DBParameterGroupNotFound"):
+        with waiting.ignoring("DBParameterGroupNotFound"):
             _group_in_use(run.client("rds").delete_db_cluster_parameter_group)(DBClusterParameterGroupName=f.id)
 
 
@@ -403,16 +389,16 @@ class DbClusterSnapshot:
         rds = run.client("rds")
         return snapshot_ready(run, f, f"DB cluster snapshot {f.id}",
                               lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f.id)["DBClusterSnapshots"][0],
-                              "Status", _SNAPSHOT_NOT_FOUND, {"failed", GONE},
+                              "Status", _SNAPSHOT_NOT_FOUND, {"failed", waiting.GONE},
                               lambda snap: _snapshot_attrs(snap, run.ctx.region))
 
     def delete(self, run: Run, f: Found) -> None:
-        with ignoring(*_SNAPSHOT_NOT_FOUND):
+        with waiting.ignoring(*_SNAPSHOT_NOT_FOUND):
             run.client("rds").delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=f.id)
 
 
 def find_snapshot(run: Run, snapshot_id: str) -> dict | None:
-    return unless_missing(lambda: run.client("rds").describe_db_cluster_snapshots(
+    return waiting.unless_missing(lambda: run.client("rds").describe_db_cluster_snapshots(
         DBClusterSnapshotIdentifier=snapshot_id)["DBClusterSnapshots"][0], *_SNAPSHOT_NOT_FOUND, "InvalidParameterValue")
 
 

@@ -276,13 +276,7 @@ def html(t: Topology) -> str:
         ("standby", "Multi-AZ standby (no endpoint; in the secondary AZ RDS reports)"),
         ("cache", "ElastiCache node, with its current role"), ("pub", "public subnet"), ("priv", "private subnet")))
     title = f"awslab stack {t.stack} ({t.region})"
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_a(title)}</title>
-<style>
+    return html_page(title, f"""
 body {{ font-family: {FONT}; color: #1f2328; margin: 1.5rem; }}
 figure {{ margin: 0; overflow-x: auto; }}
 figure svg {{ max-width: 100%; height: auto; }}
@@ -295,10 +289,7 @@ tr.bad td:nth-child(4) {{ color: #cf222e; font-weight: bold; }}
 tr.skip td:nth-child(4) {{ color: #6e7781; }}
 code {{ font-size: .85em; }}
 @media print {{ body {{ margin: 0; }} figure {{ overflow: visible; }} }}
-</style>
-</head>
-<body>
-<h1>{_a(title)}</h1>
+""", f"""<h1>{_a(title)}</h1>
 <p>As discovered{_a(' ' + t.when) if t.when else ''}: VPC {_a(t.vpc or "(none)")} {_a(t.vpc_cidr)}, availability zones {_a(", ".join(t.azs) or "(none)")}.
 Drawn by <code>awslab diagram</code>; each path is judged by <code>awslab verify</code>'s own check.</p>
 <figure>
@@ -313,7 +304,22 @@ Drawn by <code>awslab diagram</code>; each path is judged by <code>awslab verify
 <tbody>
 {chr(10).join(rows) or '<tr><td colspan="6">no paths: the stack has no host</td></tr>'}
 </tbody>
-</table>
+</table>""")
+
+
+def html_page(title: str, style: str, body: str) -> str:
+    """A whole self-contained HTML page (awslab's diagram, and its pages through commands/pages.py):
+    ``title`` (text), ``style`` (CSS) and ``body`` (HTML)."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_a(title)}</title>
+<style>{style}</style>
+</head>
+<body>
+{body}
 </body>
 </html>
 """

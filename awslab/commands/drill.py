@@ -29,6 +29,7 @@ from awslab.engine.executor import execute
 from awslab.engine.plan import plan_failover
 from awslab.engine.run import Run
 from awslab.errors import EXIT_OK, OperationError, UsageError
+from awslab.spec.model import Found
 from awslab.verify import live
 from awslab.verify.dialects import DIALECTS, Dialect, db_session
 
@@ -107,6 +108,21 @@ def _under_load(load: Load, force) -> float:
     return started
 
 
+def multi_az_primary(found: dict, stack: str, command: str, verb: str, single_az: str) -> Found:
+    """The stack's primary, a Multi-AZ DB instance, which ``command``'s drill measures; else a usage
+    error (exit 2) that names what the stack has instead (a cluster, no primary: nothing to ``verb``,
+    a Single-AZ instance: ``single_az``) and how to have the instance."""
+    primary = found.get("db.primary")
+    if primary is None and "db.cluster" in found:
+        raise UsageError(f"stack {stack} is a Multi-AZ DB cluster; {command} measures a Multi-AZ DB instance",
+                         f"awslab drill --compare --name {stack} measures the cluster against one")
+    if primary is None:
+        raise UsageError(f"stack {stack} has no primary DB to {verb}", "run `awslab up week6` first")
+    if not primary.get("multi_az"):
+        raise UsageError(f"{primary.id} is Single-AZ: {single_az}", "awslab up week6 --set database.multi_az=true")
+    return primary
+
+
 def reconnecting(connect: Callable[[], Any], within_s: float = MAX_WAIT_S):
     """A connection, retried for a while: right after a failover, a server may still be taking
     its new role (a client retries, as an application would)."""
@@ -135,16 +151,9 @@ def drill(ctx: Context, stack: str, *, output: str, progress: ui.Progress, repor
     run = progress_run(ctx, stack, "", progress)
     run.found.update(discover(run))
     found = run.found
-    primary, group = found.get("db.primary"), found.get("cache.group")
+    primary = multi_az_primary(found, stack, "awslab drill", "drill", "there is no standby to fail over to")
+    group = found.get("cache.group")
     replicas = sorted(k for k in found if k.startswith("db.replica."))
-    if primary is None and "db.cluster" in found:
-        raise UsageError(f"stack {stack} is a Multi-AZ DB cluster; awslab drill measures a Multi-AZ DB instance",
-                         f"awslab drill --compare --name {stack} measures the cluster against one")
-    if primary is None:
-        raise UsageError(f"stack {stack} has no primary DB to drill", "run `awslab up week6` first")
-    if not primary.get("multi_az"):
-        raise UsageError(f"{primary.id} is Single-AZ: there is no standby to fail over to",
-                         "awslab up week6 --set database.multi_az=true")
     if not replicas:
         raise UsageError(f"stack {stack} has no read replica to measure", "awslab up week6 --set database.read_replicas=1")
     if group is None or "cache.auth-token" not in found:

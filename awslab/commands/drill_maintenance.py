@@ -26,7 +26,7 @@ from datetime import datetime
 
 from awslab import ui
 from awslab.commands._common import local_profile, progress_run
-from awslab.commands.drill import LOAD_AFTER_S, LOAD_BEFORE_S, Load, reconnecting, steady
+from awslab.commands.drill import LOAD_AFTER_S, LOAD_BEFORE_S, Load, multi_az_primary, reconnecting, steady
 from awslab.commands.maintenance import APPLY_TIMEOUT_S, offer_update, wait_applied
 from awslab.commands.single_az import require_room, single_az_beside
 from awslab.engine.context import Context
@@ -75,15 +75,8 @@ def drill_maintenance(ctx: Context, stack: str, *, output: str, progress: ui.Pro
                          "on AWS: awslab maintenance --apply, and CloudWatch's metrics of the instance")
     run = progress_run(ctx, stack, "", progress)
     run.found.update(discover(run))
-    primary = run.found.get("db.primary")
-    if primary is None and "db.cluster" in run.found:
-        raise UsageError(f"stack {stack} is a Multi-AZ DB cluster; awslab drill --maintenance measures a Multi-AZ DB instance",
-                         f"awslab drill --compare --name {stack} measures the cluster against one")
-    if primary is None:
-        raise UsageError(f"stack {stack} has no primary DB to patch", "run `awslab up week6` first")
-    if not primary.get("multi_az"):
-        raise UsageError(f"{primary.id} is Single-AZ: the drill compares it with a Multi-AZ instance",
-                         "awslab up week6 --set database.multi_az=true")
+    primary = multi_az_primary(run.found, stack, "awslab drill --maintenance", "patch",
+                               "the drill compares it with a Multi-AZ instance")
     live.require_postgres(primary.get("raw") or {}, "awslab drill --maintenance")
     require_room(run, stack)
     raw = primary.get("raw") or {}

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from awslab.commands.drawing_svg import FONT
+from awslab.commands.drawing_svg import FONT, html_page
 from awslab.errors import UsageError
 
 STATUS_CLASS = {"PASS": "pass", "FAIL": "fail", "WARN": "warn", "SKIP": "skip", "ERROR": "fail"}
@@ -49,19 +49,7 @@ def esc(text) -> str:
 
 def shell(title: str, body: str, css: str = "") -> str:
     """A whole page: ``title`` and ``body`` (HTML), awslab's style plus ``css``."""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title>
-<style>{CSS}{css}</style>
-</head>
-<body>
-{body}
-</body>
-</html>
-"""
+    return html_page(title, CSS + css, body)
 
 
 def status(word: str) -> str:

@@ -51,6 +51,23 @@ def write_json_atomic(path: Path, data: dict) -> None:
         raise
 
 
+def write_durably(path: Path, data: bytes, prefix: str, suffix: str = "") -> None:
+    """Replace ``path`` with ``data`` whole and on disk: written to a temporary file beside it
+    (``prefix``, ``suffix``), flushed and fsynced, then renamed over it; on any failure the old file
+    stays as it was and the temporary one is removed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
     """A 0600 file holding ``text``, created with that mode (never briefly readable, never an old
     file truncated in place: a reader holding it open would see the new secret), owned by us or by

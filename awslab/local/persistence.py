@@ -33,13 +33,13 @@ import os
 import pickle
 import re
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from awslab.home.state import write_durably
 from awslab.local import latency
 
 log = logging.getLogger("awslab.local.persistence")
@@ -468,16 +468,7 @@ class Store:
         if digest == self._digest:
             self._recovered()
             return False
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{STATE_FILE}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_durably(self.path, data, f".{STATE_FILE}.")
         self._digest = digest
         self._recovered()
         if not self._checked:   # once per server: what was written loads, or the log says why now

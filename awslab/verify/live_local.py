@@ -32,8 +32,8 @@ from awslab.spec.lab import Lab
 from awslab.verify import live_cluster, live_mysql, ssm
 from awslab.verify.checks import World
 from awslab.verify.live import (REPLICATION_BOUND_S, cache_token, clients_missing, db_credentials, endpoint_map,
-                                has_table, host_of, ms_since, pg_connect, plain_refused, redis_connect, resolve,
-                                tls_verdict, tls_words, why_failed)
+                                has_table, host_of, ms_since, pg_connect, plain_refused, redis_connect, replica_row,
+                                resolve, tls_verdict, tls_words, why_failed)
 from awslab.verify.results import FAIL, PASS, SKIP, WARN, Result
 
 HOST_LOGINS = False   # the host's script logs in too (True: as on AWS, ~1.2 s of CPU more per verify)
@@ -140,32 +140,15 @@ def check_db(run: Run, primary: dict, replicas: list[tuple[str, dict]], mapping,
 
 
 def _replica_row(key, replica, mapping, user, password, database, marker, written) -> tuple:
-    ep = replica.get("Endpoint") or {}
-    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
-    if not addr.usable:
-        return (f"live.{key}", FAIL if addr.status == "failed" else SKIP, f"{addr.endpoint}: {addr.reason or addr.status}", None)
-    try:
-        conn = pg_connect(addr, user, password, database)
-    except Exception as exc:  # noqa: BLE001
-        why, hint = why_failed(exc)
-        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", hint)
-    try:
-        while True:
-            rows = conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m", m=marker) if has_table(conn) else []
-            if rows:
-                from awslab.local.engines.postgres import REPLICA_LAG_SQL
+    def reported(conn, addr) -> str:
+        from awslab.local.engines.postgres import REPLICA_LAG_SQL
 
-                lag = time.perf_counter() - written
-                (metric,) = conn.run(REPLICA_LAG_SQL)[0]
-                return (f"live.{key}", PASS, f"{addr.endpoint} -> 127.0.0.1:{addr.port}: a row written on the primary "
-                        f"was readable here after {lag * 1000:.0f} ms (replica lag); ReplicaLag as RDS computes it "
-                        f"(now - last replayed transaction): {float(metric or 0):.3f} s", None)
-            if time.perf_counter() - written > REPLICATION_BOUND_S:
-                return (f"live.{key}", FAIL, f"a row written on the primary was not on the replica after "
-                        f"{REPLICATION_BOUND_S:.0f} s", "is the replica streaming? see the server log")
-            time.sleep(0.02)
-    finally:
-        conn.close()
+        (metric,) = conn.run(REPLICA_LAG_SQL)[0]
+        return f"ReplicaLag as RDS computes it (now - last replayed transaction): {float(metric or 0):.3f} s"
+    return replica_row(key, replica, mapping, lambda addr: pg_connect(addr, user, password, database),
+                       lambda conn: bool(has_table(conn) and conn.run("SELECT 1 FROM awslab_verify WHERE marker = :m",
+                                                                      m=marker)),
+                       reported, written, doing="streaming")
 
 
 def check_cache(run: Run, group: dict, token_secret: str | None, mapping) -> list[tuple]:

@@ -15,7 +15,7 @@ import time
 import uuid
 
 from awslab.home.state import state_dir, write_private
-from awslab.verify.live import REPLICATION_BOUND_S, Address, db_credentials, ms_since, resolve, why_failed
+from awslab.verify.live import Address, db_credentials, ms_since, replica_row, resolve, why_failed
 from awslab.verify.results import FAIL, PASS, SKIP
 
 
@@ -86,34 +86,19 @@ def check_db(run, primary: dict, replicas: list[tuple[str, dict]], mapping, data
 
 
 def _replica_row(key, replica, mapping, user, password, database, marker, written) -> tuple:
-    ep = replica.get("Endpoint") or {}
-    addr = resolve(mapping, ep.get("Address", ""), ep.get("Port", 0))
-    if not addr.usable:
-        return (f"live.{key}", FAIL if addr.status == "failed" else SKIP, f"{addr.endpoint}: {addr.reason or addr.status}", None)
-    try:
-        conn = my_connect(addr, user, password, database)
-    except Exception as exc:  # noqa: BLE001
-        why, hint = why_failed(exc)
-        return (f"live.{key}", FAIL, f"{addr.endpoint}: login failed: {why}", hint)
-    try:
-        while True:
-            has = _one(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                             "AND TABLE_NAME = 'awslab_verify'")[0][0]
-            if has and _one(conn, "SELECT 1 FROM awslab_verify WHERE marker = %s", marker):
-                lag = time.perf_counter() - written
-                # The master user may not run SHOW SLAVE STATUS on MariaDB 10.5+ (RDS gives it
-                # mysql.rds_replica_status instead): the local AWS reads it as RDS's metric does.
-                metric = ((mapping or {}).get(addr.endpoint) or {}).get("replica_lag_s")
-                return (f"live.{key}", PASS, f"{addr.endpoint} -> 127.0.0.1:{addr.port}: a row written on the primary "
-                        f"was readable here after {lag * 1000:.0f} ms (replica lag, GTID replication); ReplicaLag as "
-                        f"RDS reports it for MySQL (Seconds_Behind_Master): {metric if metric is not None else '?'} s",
-                        None)
-            if time.perf_counter() - written > REPLICATION_BOUND_S:
-                return (f"live.{key}", FAIL, f"a row written on the primary was not on the replica after "
-                        f"{REPLICATION_BOUND_S:.0f} s", "is the replica replicating? see the server log")
-            time.sleep(0.02)
-    finally:
-        conn.close()
+    def seen(conn) -> bool:
+        has = _one(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                         "AND TABLE_NAME = 'awslab_verify'")[0][0]
+        return bool(has and _one(conn, "SELECT 1 FROM awslab_verify WHERE marker = %s", marker))
+
+    def reported(conn, addr) -> str:
+        # The master user may not run SHOW SLAVE STATUS on MariaDB 10.5+ (RDS gives it
+        # mysql.rds_replica_status instead): the local AWS reads it as RDS's metric does.
+        metric = ((mapping or {}).get(addr.endpoint) or {}).get("replica_lag_s")
+        return (f"ReplicaLag as RDS reports it for MySQL (Seconds_Behind_Master): "
+                f"{metric if metric is not None else '?'} s")
+    return replica_row(key, replica, mapping, lambda addr: my_connect(addr, user, password, database), seen, reported,
+                       written, replication=", GTID replication", doing="replicating")
 
 
 def connect_lines(run, addr: Address, *, user: str, password: str, database: str, as_env: bool,

@@ -15,12 +15,12 @@ import contextlib
 import json
 import os
 import pickle
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from awslab.home.state import write_durably
 from awslab.local.engines.base import EngineError
 from awslab.local.engines.files import exclusive
 
@@ -65,17 +65,7 @@ class Registry:
         # One entry per line: readable, and written by json's C encoder (an indent turns it off).
         lines = ",\n".join(f"  {json.dumps(key)}: {json.dumps(engines[key], sort_keys=True)}" for key in sorted(engines))
         text = f'{{"version": 1, "engines": {{\n{lines}\n}}}}\n'
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".engines.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_durably(self.path, text.encode(), ".engines.", ".tmp")
         with contextlib.suppress(OSError):   # as a reader would parse it (lists, not tuples)
             self._remember(self._identity(), json.loads(text)["engines"])
 
