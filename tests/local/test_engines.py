@@ -526,3 +526,26 @@ def test_halt_engines__stops_every_engine_followers_first_and_a_stray_a_dying_se
     finally:
         stray.kill()
         engines.stop_all()
+
+
+def test_view__an_instance_asking_again_gets_the_endpoint_it_could_not_see_at_first(tmp_path, monkeypatch) -> None:
+    """An endpoint published while the local AWS could not yet tell it was in the instance's VPC
+    (the instance had asked before): its next ask opens its own listener, instead of handing it the
+    outside one for good (where the VPC drops a private endpoint's connections: CI's cyd FAIL)."""
+    from awslab.local.backing import Backing
+    from awslab.local.engines.children import free_port
+
+    backing, in_vpc = Backing(tmp_path), {"now": False}
+    monkeypatch.setattr(backing.network, "sees", lambda source, endpoint: in_vpc["now"])
+    endpoint = "lab-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com:5432"
+    try:
+        assert backing.view("i-0123") == {}   # the instance asks first: nothing is up yet
+        backing.publish(endpoint, key="rds.us-east-1.lab-db", status="available", port=free_port())
+        outside = backing.read_map()[endpoint]["port"]
+        assert backing.view("i-0123")[endpoint]["port"] == outside   # not known as its VPC's yet
+        in_vpc["now"] = True
+        mine = backing.view("i-0123")[endpoint]["port"]
+        assert mine != outside and backing.read_map()[endpoint]["views"]["i-0123"]["port"] == mine
+        assert backing.view("i-0123")[endpoint]["port"] == mine   # opened once
+    finally:
+        backing.halt_all()
