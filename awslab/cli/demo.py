@@ -37,6 +37,9 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
 @demo.command("caching")
 @click.option("--duration", default=3.0, show_default=True, type=click.FloatRange(0.5, 60),
               help="Seconds each strategy runs the workload.")
+@click.option("--requests", default=None, type=click.IntRange(10, 1_000_000),
+              help="Instead of --duration: this many requests per strategy (the same stream for each, whatever "
+                   "the machine's speed).")
 @click.option("--writes", default=10, show_default=True, type=click.IntRange(0, 50), help="Percent of requests that write.")
 @click.option("--ttl", default=2, show_default=True, type=click.IntRange(1, 3600), help="TTL in seconds, where one is set.")
 @click.option("--keys", default=50, show_default=True, type=click.IntRange(2, 10000), help="Distinct reports (Zipf-skewed).")
@@ -52,7 +55,7 @@ def demo_cache_aside(n_requests, rows, reports, **opts):
 @click.option("--report", is_flag=True, default=False,
               help="Also keep the figures for the next `awslab report`, which charts them.")
 @target_options
-def demo_caching(duration, writes, ttl, keys, readers, strategies, eviction, policies, report, **opts):
+def demo_caching(duration, requests, writes, ttl, keys, readers, strategies, eviction, policies, report, **opts):
     """Measure ElastiCache's caching strategies side by side on the lab's database and cache.
 
     The same Zipf-skewed stream of reads and writes runs through each strategy; the table shows
@@ -73,7 +76,7 @@ def demo_caching(duration, writes, ttl, keys, readers, strategies, eviction, pol
         return
     if policies:
         raise UsageError("--policy goes with --eviction", "awslab demo caching --eviction --policy allkeys-lfu")
-    work = Workload(duration_s=duration, writes_pct=writes, ttl_s=ttl, keys=keys, readers=readers,
+    work = Workload(duration_s=duration, requests=requests, writes_pct=writes, ttl_s=ttl, keys=keys, readers=readers,
                     strategies=tuple(strategies) or STRATEGIES)
     work.check()
     ctx, output = begin(opts)

@@ -56,6 +56,7 @@ GUIDE = "ElastiCache User Guide, 'Caching strategies': 'Lazy loading', 'Write-th
 @dataclass(frozen=True)
 class Workload:
     duration_s: float = 3.0   # per strategy
+    requests: int | None = None   # instead of the duration: this many requests per strategy, the same for each
     writes_pct: int = 10      # share of requests that are writes
     ttl_s: int = 2
     keys: int = 50            # distinct reports
@@ -146,7 +147,8 @@ def caching(run: Run, work: Workload) -> dict:
         clear_demo_keys(cache)
         db.close()
         cache.close()
-    return {"stack": run.stack, "workload": {"duration_s": work.duration_s, "writes_pct": work.writes_pct,
+    return {"stack": run.stack, "workload": {"duration_s": work.duration_s, "requests": work.requests,
+                                             "writes_pct": work.writes_pct,
                                              "ttl_s": work.ttl_s, "keys": work.keys, "zipf_s": ZIPF_S,
                                              "rows": ROWS, "readers": work.readers},
             "strategies": [t.summary() for t in tallies], "ttl_jitter": spread, "stampede": stampede,
@@ -237,9 +239,9 @@ def _strategy(name: str, work: Workload, source: Source, cache) -> Tally:
 
     started = time.monotonic()
     deadline = started + work.duration_s
-    for is_write, k in _stream(work):
+    for n, (is_write, k) in enumerate(_stream(work)):
         now = time.monotonic()
-        if now >= deadline:
+        if (n >= work.requests) if work.requests else (now >= deadline):
             break
         key = f"{PREFIX}:{name}:{k}"
         if is_write:
@@ -396,7 +398,8 @@ def print_result(result: dict, output: str) -> None:
                 f"p50, {rd['visible_after_ms_max']:.2f} ms at most): replicas take reads off the primary, "
                 "asynchronously.")
     ui.emit("\n" + explain(result))
-    ui.emit(f"\nWorkload: {w['duration_s']:g} s per strategy, {w['writes_pct']} % writes, {w['keys']} reports "
+    per = f"{w['requests']:,} requests" if w.get("requests") else f"{w['duration_s']:g} s"
+    ui.emit(f"\nWorkload: {per} per strategy, {w['writes_pct']} % writes, {w['keys']} reports "
             f"(Zipf s={w['zipf_s']}) over {w['rows']:,} orders, TTL {w['ttl_s']} s; the same request stream for "
             f"each strategy, through the stack's host, over TLS with AUTH. Source: {GUIDE}.")
 

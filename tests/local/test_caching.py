@@ -13,7 +13,9 @@ pytestmark = [pytest.mark.engines]
 def test_demo_caching__each_strategy_shows_what_defines_it(awslab, engines, engine_server, stack):
     """The strategies, the use cases, then the eviction policies, on one lab (one `up`)."""
     assert awslab("up", "week6", "--name", stack, "--set", "database.read_replicas=0").code == 0
-    got = awslab("demo", "caching", "--name", stack, "--duration", "1.5", "--ttl", "2", "--keys", "20", "--output", "json")
+    # A count of requests, not a duration: what each strategy shows must not depend on how many
+    # requests a loaded machine manages in 1.5 s (a run of 25 reads showed no stale read at all).
+    got = awslab("demo", "caching", "--name", stack, "--requests", "400", "--ttl", "2", "--keys", "20", "--output", "json")
     assert got.code == 0, got.err
     result = json.loads(got.out)
     by = {s["strategy"]: s for s in result["strategies"]}
@@ -22,21 +24,20 @@ def test_demo_caching__each_strategy_shows_what_defines_it(awslab, engines, engi
     # Database only: every read is a query, nothing is cached, nothing is stale.
     assert base["hit_ratio"] == 0 and base["db_reads"] == base["reads"] > 0 and base["stale_reads"] == 0
     assert base["memory_bytes"] == 0
-    # Lazy loading: a key is read from the database on its first read only (the 2 s TTL outlasts
-    # the 1.5 s run) and every later read of it hits, however many reads the machine's speed
-    # allowed (a hit ratio over a fixed duration measured the machine: 0.2 on a loaded CI, where 20
-    # first reads at 60 ms took most of the run); a write does not reach the cache, so reads go
-    # stale, never for longer than the TTL.
+    # Lazy loading: most reads hit (a key is read from the database on its first read, and again
+    # only once its 2 s TTL is over); a write does not reach the cache, so reads go stale, never for
+    # longer than the TTL.
     keys = 20
-    assert lazy["db_reads"] <= keys and lazy["db_reads"] < lazy["reads"], lazy
+    assert base["reads"] + base["writes"] == 400 and lazy["reads"] == base["reads"]   # the same stream
+    assert lazy["hit_ratio"] >= 0.8 and lazy["db_reads"] < lazy["reads"] / 4, lazy
     assert lazy["hit_ratio"] == round((lazy["reads"] - lazy["db_reads"]) / lazy["reads"], 4), lazy
     assert lazy["stale_reads"] > 0 and 0 < lazy["stale_max_age_s"] <= 2 + 0.25
     # Write-through: never stale; it holds what it wrote.
     for name in ("write-through", "write-through-ttl"):
         assert by[name]["stale_reads"] == 0 and by[name]["writes"] > 0, by[name]
     # Write-through loads a key from the database at most once (on a read or a write that found it
-    # missing); from then on the cache holds it.
-    assert wt["memory_bytes"] > 0 and wt["db_reads"] <= keys and wt["hit_ratio"] > 0, wt
+    # missing; no TTL); from then on the cache holds it.
+    assert wt["memory_bytes"] > 0 and wt["db_reads"] <= keys and wt["hit_ratio"] >= 0.8, wt
     for s in result["strategies"]:
         assert s["reads"] > 0 and 0 < s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"] and s["evicted_keys"] == 0
     # TTL jitter spreads the expiries of keys cached together; one TTL expires them together.

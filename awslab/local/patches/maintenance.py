@@ -83,11 +83,13 @@ def offer(db, action: str = "system-update", time_scale: float | None = None) ->
 def newer_minor(db) -> str | None:
     """The newest minor of ``db``'s major above its own that the local AWS has a server of (18.6
     for an 18.4 instance), which RDS offers as a ``db-upgrade``; None for a read replica (its
-    source's upgrade takes it along, as ModifyDBInstance does here), another engine, or without
-    engines (no server to upgrade to)."""
+    source's upgrade takes it along, as ModifyDBInstance does here), a Multi-AZ DB cluster's member
+    (its members run the minor a major starts here: no upgrade in place), another engine, or
+    without engines (no server to upgrade to)."""
     from awslab.local.backing import hooks
 
-    if hooks.current is None or db.engine != "postgres" or getattr(db, "source_db_instance_identifier", None):
+    if (hooks.current is None or db.engine != "postgres" or getattr(db, "source_db_instance_identifier", None)
+            or getattr(db, "db_cluster_identifier", None)):
         return None
     from awslab.local.engines.binaries import postgres_minors
     from awslab.spec.catalog import db_major, version_key
