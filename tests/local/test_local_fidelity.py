@@ -943,3 +943,48 @@ def test_state__amazon_amis_are_not_saved_but_come_back_as_they_were_with_the_ac
         image = ec2.describe_images(ImageIds=[own])["Images"][0]
         assert image["Name"] == "mine" and image["Tags"] == [{"Key": "k", "Value": "v"}]
         assert ec2.describe_images(ImageIds=[amazon.id])["Images"][0]["OwnerId"] == amazon.owner_id
+
+
+# --- speed patches: what moto redid on every key and request, done once --------------------------
+
+def test_kms__a_symmetric_key_makes_no_private_key_until_one_is_used_and_an_asymmetric_key_signs():
+    """In-process: moto made an RSA 2048 key for every KMS key (the aws/rds key of each account and
+    region among them); a symmetric key now holds none until something reads it, saves and loads
+    without one, and an RSA key still signs and verifies."""
+    from awslab.local import patches, persistence
+
+    patches.apply()
+    from moto.kms.models import KmsBackend
+
+    kms = KmsBackend("us-east-1", "210987654321")
+    arn = kms.describe_key("alias/aws/rds").arn   # made at its first mention, as moto does
+    key = kms.keys[arn.rsplit("/", 1)[1]]
+    assert key.key_spec == "SYMMETRIC_DEFAULT" and key.private_key.made is None
+    again = persistence.loads(persistence.dumps({"key": key}))["key"]
+    assert again.private_key.made is None and again.id == key.id
+
+    signer = kms.create_key(None, "SIGN_VERIFY", "RSA_2048", "signs", None)
+    _, signature, algorithm = kms.sign(signer.id, b"lab", "RSASSA_PSS_SHA_256")
+    assert kms.verify(signer.id, b"lab", signature, algorithm)[1] is True
+    assert kms.verify(signer.id, b"lab!", signature, algorithm)[1] is False
+
+
+def test_dispatch__a_response_class_lists_its_methods_once(monkeypatch):
+    """In-process: moto looks up the action's handler among the class's methods on every request;
+    the list is made once per class (and a caller's change to it is its own)."""
+    import inspect
+
+    from awslab.local import patches
+
+    patches.apply()
+    from moto.core import responses
+    from moto.rds.responses import RDSResponse
+
+    first = responses.method_names_from_class(RDSResponse)
+    assert "describe_db_instances" in first
+    assert sorted(first) == sorted(n for n, _ in inspect.getmembers(RDSResponse, inspect.isfunction))
+    first.append("not_a_method")
+    listed, getmembers = [], inspect.getmembers
+    monkeypatch.setattr(inspect, "getmembers", lambda *a, **kw: listed.append(a[0]) or getmembers(*a, **kw))
+    assert "not_a_method" not in responses.method_names_from_class(RDSResponse)
+    assert listed == []   # not listed again

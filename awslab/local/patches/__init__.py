@@ -1,8 +1,8 @@
 """awslab's layer over moto: make the local AWS behave like AWS where it matters to the lab.
 
 One module per service (``rds``, ``elasticache``, ``cache_parameters``, ``maintenance``, ``ec2``,
-``iam``, ``tagging``, ``ssm``, ``cloudformation`` and its ``cfn_*`` companions (``cfn_db_cluster``:
-the DB cluster's types), ``stacksets``), their shared helpers and the emulated offering in ``_base``. Each module declares its patches where they
+``iam``, ``kms``, ``tagging``, ``ssm``, ``cloudformation`` and its ``cfn_*`` companions (``cfn_db_cluster``:
+the DB cluster's types), ``stacksets``), ``core`` for moto's request path, their shared helpers and the emulated offering in ``_base``. Each module declares its patches where they
 are written, with the ``@patch`` decorator of ``_patch`` (target, gap closed, phase); importing the
 modules registers them and ``apply()`` below applies them: phase by phase (``_patch.PHASES``:
 objects, states, rejects, answers, services), within a phase in the order registered, each once,
@@ -29,9 +29,11 @@ import sys
 
 from awslab.local.patches import (  # noqa: F401 - importing a module registers its patches
     cache_parameters,
+    core,
     ec2,
     elasticache,
     iam,
+    kms,
     maintenance,
     parameter_groups,
     rds,
