@@ -24,6 +24,7 @@ from pathlib import Path
 
 from awslab.home.state import read_json, state_dir, write_json_atomic
 from awslab.errors import OperationError, UsageError
+from awslab.local import forkserver
 from awslab.local.processes import pid_alive
 
 START_TIMEOUT_S = 30.0
@@ -258,13 +259,17 @@ def start(port: int = 0, latency: str | None = None, time_scale: float | None = 
     env = dict(os.environ)
     env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 
-    def spawn() -> subprocess.Popen:
+    def spawn() -> subprocess.Popen | forkserver.Forked:
+        args = ["--state-dir", str(ldir), "--port", str(port),
+                *(["--latency", latency] if latency else []),
+                *(["--time-scale", str(time_scale)] if time_scale is not None else []),
+                *(["--engines", "on" if engines else "off"] if engines is not None else [])]
+        forked = forkserver.spawn(args, env, log_path)   # a harness's prepared process, if it has one
+        if forked is not None:
+            return forked
         with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "awslab.local.server", "--state-dir", str(ldir), "--port", str(port),
-                 *(["--latency", latency] if latency else []),
-                 *(["--time-scale", str(time_scale)] if time_scale is not None else []),
-                 *(["--engines", "on" if engines else "off"] if engines is not None else [])],
+                [sys.executable, "-m", "awslab.local.server", *args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True, env=env,
             )

@@ -47,7 +47,31 @@ def _more_files() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
 
 
-def main(argv: list[str] | None = None) -> None:
+def prepare():
+    """What every local AWS does before it looks at its state dir, the same each time (three
+    quarters of a start): the SDK's shared data, moto and awslab's layer imported and applied, the
+    WSGI app made and warmed. Returns the app. A process that starts many local AWSes
+    (``awslab.local.forkserver``) does it once and forks from there."""
+    from awslab.home import sdkdata
+
+    sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
+    sdkdata.share_with_moto()
+    from awslab.local import auth, latency, patches, persistence  # noqa: F401 - imported once, here
+    from awslab.local import network  # noqa: F401
+
+    patches.apply()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server  # noqa: F401
+
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    _route_from_a_list()
+    _warm(moto_app)
+    return moto_app
+
+
+def main(argv: list[str] | None = None, prepared=None) -> None:
+    """Serve the local AWS of ``--state-dir`` until SIGTERM; ``prepared``, what ``prepare()``
+    returned in this process already (a forked one), else it is done here."""
     parser = argparse.ArgumentParser(prog="awslab.local.server")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--host", default="127.0.0.1")
@@ -65,18 +89,14 @@ def main(argv: list[str] | None = None) -> None:
 
     import logging
 
-    from awslab.home import sdkdata
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Not a line per request: that was 5 % of the server's CPU under the suite's load and a log
     # that grew without end on a server kept for a week; what went wrong is still logged.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
-    sdkdata.share_with_moto()
-    from awslab.local import auth, latency, patches, persistence
+    moto_app = prepared if prepared is not None else prepare()
+    from awslab.local import auth, latency, persistence
     from awslab.local.network import PATH_CHANGES
 
-    patches.apply()
     store = persistence.Store(state_dir)
     print(store.load(), flush=True)
     if args.latency is not None or not store.loaded:
@@ -89,18 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"engines: {backing.resume(store.loaded)}", flush=True)
     for line in persistence.resume_background():
         print(line, flush=True)
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
     token = secrets.token_hex(8)
     owner = auth.ensure_credentials(state_dir)
     auth.ensure_profile_file(state_dir, owner)
-    moto_app = DomainDispatcherApplication(create_backend_app)
-    _route_from_a_list()
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO")
@@ -166,7 +180,6 @@ def main(argv: list[str] | None = None) -> None:
                 backing.paths_changed()
         return response
 
-    _warm(moto_app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_port
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (e.g. presigned) from it
