@@ -48,6 +48,22 @@ def _scratch_in_memory(min_free_bytes: int = 4 << 30) -> None:
 _scratch_in_memory()
 
 
+def _bytecode_cached() -> None:
+    """Python's bytecode cache on for the suite's processes, and awslab compiled once before they
+    start. A machine with PYTHONDONTWRITEBYTECODE set (this project's is) otherwise compiles awslab
+    from source in every process: each worker, each of the ~120 CLI processes the tests run and
+    every local AWS, and pytest rewrites every test module's asserts again in every worker."""
+    import compileall
+    import sys
+
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
+    if "PYTEST_XDIST_WORKER" not in os.environ:   # the controller, before its workers: once
+        compileall.compile_dir(Path(__file__).resolve().parent.parent / "awslab", quiet=1)
+
+
+_bytecode_cached()
+
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
