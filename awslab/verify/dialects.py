@@ -88,6 +88,16 @@ def _my_in_step(run, via, conn, primary: Address) -> bool:
     return not lag
 
 
+def _pg_no_table(exc: BaseException) -> bool:
+    """pg8000's error for a table that does not exist (SQLSTATE 42P01, undefined_table)."""
+    return bool(exc.args) and isinstance(exc.args[0], dict) and exc.args[0].get("C") == "42P01"
+
+
+def _my_no_table(exc: BaseException) -> bool:
+    """PyMySQL's error for a table that does not exist (ER_NO_SUCH_TABLE, 1146)."""
+    return bool(exc.args) and exc.args[0] == 1146
+
+
 @dataclass(frozen=True)
 class Dialect:
     engine: str              # what the drill's JSON says: postgres / mysql
@@ -111,6 +121,8 @@ class Dialect:
     single_az: str           # how the Single-AZ figure was had
     lag_label: str
     lag_words: str           # what the lag figure is
+    # Whether an error says the table does not exist (a replica not yet at the statement that made it).
+    no_table: Callable[[BaseException], bool]
     note: str = ""           # what stands in for the engine, when something does
     # AWS's figures that differ for the engine (drill's AWS_REFERENCE keys).
     aws_reference: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -132,7 +144,7 @@ POSTGRES = Dialect(
     standby_in_step=_pg_in_step,
     replication="synchronous", standby="synchronous: a commit returned only once it had the row",
     single_az="the same instance committing alone (synchronous_commit = local), as Single-AZ does",
-    lag_label="replay lag p50 / p95 / max",
+    lag_label="replay lag p50 / p95 / max", no_table=_pg_no_table,
     lag_words="the primary saw it replayed {p50:.1f} ms after its own flush, p50, the round trip included",
 )
 
@@ -160,7 +172,7 @@ MYSQL = Dialect(
     replication="semi-synchronous", standby="semi-synchronous and lossless (AFTER_SYNC): a commit returned only once the standby had it",
     single_az="a Single-AZ instance of the same lab made beside it (MySQL's wait for the standby is "
               "server-wide: a session cannot skip it as PostgreSQL's synchronous_commit = local does)",
-    lag_label="ReplicaLag (Seconds_Behind_Master) p50 / p95 / max",
+    lag_label="ReplicaLag (Seconds_Behind_Master) p50 / p95 / max", no_table=_my_no_table,
     lag_words="ReplicaLag, RDS's Seconds_Behind_Master for MySQL, read {p50:.0f} ms p50: whole seconds, so "
               "a lag under one reads 0",
     note="MySQL-compatible MariaDB stands in for MySQL here: RDS's Multi-AZ instance writes to its standby "

@@ -50,3 +50,16 @@ def test_dialect_of__postgres_and_the_mysql_family_others_refused_in_one_line():
     with pytest.raises(UsageError) as refused:
         dialect_of({"Engine": "oracle-ee", "DBInstanceIdentifier": "db"}, "awslab drill")
     assert "runs oracle-ee" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_no_table__each_drivers_error_for_a_missing_table_and_nothing_else():
+    """A replica not yet at the table's creation answers so (drill counts it as rows not yet there)."""
+    import pg8000.exceptions
+    import pymysql.err
+
+    missing_pg = pg8000.exceptions.DatabaseError({"S": "ERROR", "C": "42P01", "M": 'relation "awslab_drill" does not exist'})
+    other_pg = pg8000.exceptions.DatabaseError({"S": "ERROR", "C": "25006", "M": "cannot execute INSERT in a read-only transaction"})
+    assert POSTGRES.no_table(missing_pg) and not POSTGRES.no_table(other_pg)
+    assert MYSQL.no_table(pymysql.err.ProgrammingError(1146, "Table 'lab.awslab_drill' doesn't exist"))
+    assert not MYSQL.no_table(pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"))
+    assert not POSTGRES.no_table(ConnectionError("reset")) and not MYSQL.no_table(ConnectionError())
