@@ -90,9 +90,13 @@ def forkserver(sdk_cache, tmp_path_factory):
     """Each worker's local AWSes forked from one prepared process (awslab.local.forkserver): a
     start costs 0.02-0.2 s of CPU instead of 1.1 s (the suite starts ~70), each server still a
     process of its own with its own state, lock and engines. Its environment is the tests' (what
-    prepare() reads must match, else the manager starts a process itself)."""
+    prepare() reads must match, else the manager starts a process itself). AWSLAB_TEST_FORKSERVER=off:
+    none."""
     from awslab.local import forkserver as fs
 
+    if os.environ.get("AWSLAB_TEST_FORKSERVER") == "off":   # every server started the ordinary way
+        yield None
+        return
     where = tmp_path_factory.mktemp("forkserver")
     env = {**os.environ, **FAKE_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     pid = fs.start(where / "sock", where / "forkserver.log", env=env)

@@ -85,6 +85,9 @@ class Backing:
                 except (EngineError, EngineUnavailable, ValueError, OSError) as exc:
                     log.warning("engine work for %s failed: %s", key, exc)
                     raise
+                except Exception:   # a driver's error, a bug: the log says where, as it would unqueued
+                    log.exception("engine work for %s failed", key)
+                    raise
 
             fut = self._jobs[key] = self._pool.submit(job)
             if alias:

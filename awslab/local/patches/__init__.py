@@ -74,6 +74,7 @@ def apply() -> None:
 def _cloudformation_layer() -> None:
     load_all()
     registry.apply()
+    core.forget_methods()   # what a response class has may have changed
 
 
 class _AfterImport:
