@@ -237,3 +237,34 @@ def test_mariadb_engine__its_own_version_single_az(awslab, engines, mariadbd, st
                      "--set", "database.engine_version=11.4", "--dry-run")
     assert refused.code == 2 and "runs MariaDB 10.11" in refused.err
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
+
+
+def test_mysql_failover__a_transaction_only_the_replica_received_survives_and_the_replica_follows(
+        awslab, engines, engine_server, mariadbd, stack):
+    """The primary crashes with a transaction in its binary log that its standby had not received
+    (it committed asynchronously) but its read replica had: as on RDS, whose standby shares the
+    primary's storage, the new primary has it, and the replica follows the new primary (without it,
+    the replica held a GTID its new primary lacked and stopped: MariaDB's error 1236)."""
+    from conftest import eventually, engines_of
+
+    from awslab.local.engines import mariadb
+
+    assert awslab("up", "week6", "--name", stack, "--set", "database.engine=mysql").code == 0
+    server, server_home = engine_server
+    found = engines_of(server_home)
+    key = next(k for k, e in found.items() if k.endswith(f".{stack}-db") and e.get("role") == "primary")
+    replica = next(k for k, e in found.items() if k.endswith(f".{stack}-db-replica-1"))
+    sock = lambda k: Path(engines_of(server_home)[k]["socket"])  # noqa: E731 - sockets move with the roles
+    mariadb.run(sock(f"{key}.standby"), "STOP SLAVE IO_THREAD")   # the standby receives nothing more
+    mariadb.run(sock(key), "SET GLOBAL rpl_semi_sync_master_timeout = 100", "CREATE TABLE lab.only_replica (n int)",
+                "INSERT INTO lab.only_replica VALUES (1)")   # acknowledged by no standby: asynchronous
+    eventually(lambda: mariadb.run(sock(replica), "SELECT COUNT(*) FROM lab.only_replica")[0][0] == 1)
+    assert awslab("failover", "--name", stack).code == 0
+
+    eventually(lambda: engines_of(server_home)[key].get("status") == "available" and engines_of(server_home)[key]["pid"])
+    assert mariadb.run(sock(key), "SELECT n FROM lab.only_replica") == [(1,)]   # on the new primary too
+    mariadb.run(sock(key), "INSERT INTO lab.only_replica VALUES (2)")
+    eventually(lambda: mariadb.run(sock(replica), "SELECT COUNT(*) FROM lab.only_replica")[0][0] == 2, within_s=20)
+    status = mariadb.status(sock(replica), "SHOW SLAVE STATUS")
+    assert (status.get("Slave_IO_Running"), status.get("Last_IO_Errno")) == ("Yes", 0), status
+    assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0

@@ -246,13 +246,15 @@ class MariadbInstances(MariadbReplication):
                  time.monotonic() - started)
         return entry
 
-    def _replay(self, entry: dict[str, Any], files: list[Path], when: float | None) -> None:
-        """``mariadb-binlog`` of ``files`` (up to ``when``) piped into the server as its admin."""
+    def _replay(self, entry: dict[str, Any], files: list[Path], when: float | None, after: str | None = None) -> None:
+        """``mariadb-binlog`` of ``files`` (up to ``when``; past the GTID position ``after``) piped
+        into the server as its admin."""
         if not files:
             return
         log_path = Path(entry["log"])
         stop = [f"--stop-datetime={time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}"] if when else []
-        dump = subprocess.Popen([str(mariadb.tool("mariadb-binlog")), *stop, *map(str, files)],
+        start = [f"--start-position={after}", "--skip-gtid-strict-mode"] if after else []
+        dump = subprocess.Popen([str(mariadb.tool("mariadb-binlog")), *stop, *start, *map(str, files)],
                                 stdout=subprocess.PIPE, stderr=open(log_path, "ab"), env=child_env())
         try:
             load = subprocess.run([str(mariadb.tool("mariadb")), f"--socket={entry['socket']}",

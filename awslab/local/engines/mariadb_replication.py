@@ -133,7 +133,9 @@ class MariadbReplication(EngineCore):
             pause()
         self._apply_received(standby)
         socket = Path(standby["socket"])
-        mariadb.run(socket, "STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+        mariadb.run(socket, "STOP SLAVE")
+        self._binlogged_tail(primary, standby)
+        mariadb.run(socket, "RESET SLAVE ALL", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
                     "SET GLOBAL read_only = OFF")
         with self.registry.changing() as engines:
             old = engines[key]
@@ -144,6 +146,25 @@ class MariadbReplication(EngineCore):
         entry = self.get(key) or {}
         self._write_conf(entry)
         return entry
+
+    def _binlogged_tail(self, primary: dict[str, Any], standby: dict[str, Any]) -> None:
+        """What the crashed primary's binary log holds past what the standby received, applied to
+        the standby before it takes the endpoint: transactions written and synced there
+        (sync_binlog = 1) but not yet acknowledged when it died. RDS's standby shares the primary's
+        storage, so they survive a failover there; without them a read replica that had received
+        one would hold a transaction its new primary lacks and could never follow it (its GTID
+        ahead: MariaDB's error 1236), as loaded runs of a failover under writes found. A torn last
+        event (the crash mid-write) ends the replay; its transaction is lost, as on AWS."""
+        datadir = Path(primary["datadir"])
+        try:
+            names = [Path(line).name for line in (datadir / "binlog.index").read_text().split()]
+        except OSError:
+            return
+        have = mariadb.run(Path(standby["socket"]), "SELECT @@gtid_current_pos")[0][0]
+        try:
+            self._replay(standby, [datadir / n for n in names if (datadir / n).is_file()], None, after=have or None)
+        except EngineError as exc:
+            log.warning("failover of %r: the old primary's binary log applied up to a torn event (%s)", primary["key"], exc)
 
     def _apply_received(self, standby: dict[str, Any], timeout_s: float = START_TIMEOUT_S) -> None:
         """Wait until the standby's SQL thread has applied its whole relay log."""
