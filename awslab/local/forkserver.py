@@ -23,6 +23,7 @@ exit code.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -142,6 +143,11 @@ def serve(path: str) -> None:
 
     prepared = server.prepare()
     from awslab.local import backing  # noqa: F401 - the engines' modules, for the children that run them
+
+    # What prepare made lives as long as every child: out of the collector's reach, so a child's
+    # collections neither walk it nor touch (and so copy) its pages.
+    gc.collect()
+    gc.freeze()
 
     exited: dict[int, int] = {}
 
