@@ -29,10 +29,12 @@ CREATE_TRANSITIONS: dict[str, Callable[[Desired], tuple[str, ...]]] = {
     "db-replica": lambda d: ("rds.replica",),
     "replication-group": lambda d: ("elasticache.create",),
     "instance": lambda d: ("ec2.run",),
+    "db-cluster": lambda d: ("rds.cluster.create",),
 }
 # Kinds whose create is API calls only: no timeline on the local AWS.
 API_ONLY = frozenset({"vpc", "internet-gateway", "subnet", "route-table", "security-group", "security-group-rules",
-                      "instance-profile", "db-subnet-group", "cache-subnet-group", "secret"})
+                      "instance-profile", "db-subnet-group", "cache-subnet-group", "secret",
+                      "db-parameter-group", "db-cluster-parameter-group", "cache-parameter-group"})
 
 
 def create_seconds(d: Desired, lat: latency.Latency) -> float:
