@@ -182,9 +182,12 @@ def private_server(home: Path, *, engines: bool = False, **start_options):
             manager.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_server(tmp_path_factory):
-    """The real local AWS server, started once for the session (per xdist worker), engines off."""
+    """The real local AWS server, engines off, one per test module (per xdist worker): forked from
+    the worker's prepared process, a start costs ~0.1 s. (One per worker for the whole session
+    kept every module's stacks and final snapshots: each describe, tag search and save of the
+    hundreds of tests after paid for all of them, 80 s of CPU on one worker's server.)"""
     home = tmp_path_factory.mktemp("server-home")
     with private_server(home) as server:
         os.environ["AWSLAB_TEST_SHARED_SERVER_PID"] = str(server.pid)
@@ -243,7 +246,7 @@ def signed_post(server, server_home: Path, path: str, data: bytes) -> bytes:
 
 @pytest.fixture
 def local(local_server, aws_sandbox):
-    """This test's AWSLAB_HOME, pointing at the session's server."""
+    """This test's AWSLAB_HOME, pointing at the module's server."""
     server, server_home = local_server
     point_at(server_home, aws_sandbox)
     return server
