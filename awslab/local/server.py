@@ -56,12 +56,11 @@ def prepare():
 
     sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
     sdkdata.share_with_moto()
-    from awslab.local import auth, latency, patches, persistence  # noqa: F401 - imported once, here
-    from awslab.local import network  # noqa: F401
+    # auth and persistence too, which the layer does not import: a forked child finds them loaded.
+    from awslab.local import auth, patches, persistence  # noqa: F401
 
     patches.apply()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server  # noqa: F401
 
     moto_app = DomainDispatcherApplication(create_backend_app)
     _route_from_a_list()
