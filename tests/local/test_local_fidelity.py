@@ -187,6 +187,38 @@ def test_elasticache_delete__finishes_and_frees_the_id(aws, stack):
     assert not [g for g in ec.describe_cache_subnet_groups()["CacheSubnetGroups"] if g["CacheSubnetGroupName"] == stack]
 
 
+# --- Run Command ----------------------------------------------------------------------------------
+
+def test_ssm__a_command_runs_on_the_instances_it_names_and_on_no_other(awslab, aws, local_server, stack):
+    """Two labs' hosts in one region: a command sent to one runs there alone (moto ran every
+    command on every instance of the region, each verify's script on every student's host)."""
+    from conftest import eventually, host_of
+
+    for name in (stack, f"{stack}b"):
+        up = awslab("up", "week6", "--name", name, "--set", "database.read_replicas=0")
+        assert up.code == 0, up.err
+    mine, other = host_of(awslab, stack), host_of(awslab, f"{stack}b")
+    ssm = aws("ssm")
+    sent = ssm.send_command(InstanceIds=[mine], DocumentName="AWS-RunShellScript",
+                            Parameters={"commands": ["echo ran"]})
+    command = sent["Command"]
+    assert (command["InstanceIds"], command["TargetCount"]) == ([mine], 1), command
+
+    def invocations() -> list[dict]:
+        return ssm.list_command_invocations(CommandId=command["CommandId"])["CommandInvocations"]
+
+    eventually(lambda: {i["Status"] for i in invocations()} == {"Success"}, within_s=30)
+    assert [i["InstanceId"] for i in invocations()] == [mine]
+    listed = ssm.list_commands(CommandId=command["CommandId"])["Commands"][0]
+    assert (listed["InstanceIds"], listed["TargetCount"], listed["CompletedCount"]) == ([mine], 1, 1), listed
+    assert ssm.list_command_invocations(InstanceId=other)["CommandInvocations"] == []
+    instances = local_server[1] / "local" / "instances"
+    assert (instances / mine / "ssm" / command["CommandId"]).is_dir()
+    assert not (instances / other / "ssm" / command["CommandId"]).exists()
+    for name in (stack, f"{stack}b"):
+        assert awslab("down", "--name", name, "--yes", "--skip-final-snapshot").code == 0
+
+
 # --- in-use deletes fail ------------------------------------------------------------------------
 
 def test_security_group__in_use_by_a_rule_an_instance_a_db_or_a_cache__cannot_be_deleted(aws, stack):

@@ -107,6 +107,14 @@ def send_command(original, self, **kw):
     return command
 
 
+@patch("moto.ssm.models:Command", gap="ssm-command-every-instance", phase="objects")
+def _get_instance_ids_from_targets(original, self):
+    """A command names its instances by ``InstanceIds`` or by ``Targets``, and runs on those
+    alone. moto turns no ``Targets`` into an EC2 filter of nothing, which every instance of the
+    region matches: each command ran on every host there, other stacks' and other students' too."""
+    return original(self) if self.targets else []
+
+
 @patch(SSM_RESPONSE, "send_command", gap=GAP, phase="services")
 def send_command_request(original, self):
     result = original(self)
