@@ -130,6 +130,41 @@ def share_across_sessions() -> None:
         botocore.session.create_loader = shared_loader
         # moto's own model look-ups (``moto.core.utils``) import it from here by name, at import.
         botocore.loaders.create_loader = shared_loader
+        _share_client_classes()
+
+
+def _share_client_classes() -> None:
+    """Each service's model and client class made once per process, not at every client.
+
+    botocore makes a new ``ServiceModel`` for every client, so the shapes, operation models and
+    error codes it works out (lazily, as requests need them) are worked out again for each one,
+    and a new client class with a method for every operation (EC2: about 750). A command that made
+    its clients afresh (real AWS, fault injection: ``Context._shared_key``) spent a quarter of its
+    CPU there, and a class of stacks in one process made them for every stack. The model is
+    read-only once made; the class is what botocore's and boto3's handlers of
+    ``creating-client-class`` make of it, and every session registers the same ones."""
+    from botocore.client import ClientCreator
+
+    load_model, make_class = ClientCreator._load_service_model, ClientCreator._create_client_class
+    models: dict = {}
+    classes: dict = {}
+
+    def _load_service_model(self, service_name, api_version=None):
+        key = (self._loader, service_name, api_version)   # the loader is shared: one per search path
+        model = models.get(key)
+        if model is None:
+            model = models.setdefault(key, load_model(self, service_name, api_version))
+        return model
+
+    def _create_client_class(self, service_name, service_model):
+        key = (service_name, id(service_model))
+        made = classes.get(key)
+        if made is None or made[0] is not service_model:
+            made = classes.setdefault(key, (service_model, make_class(self, service_name, service_model)))
+        return made[1]
+
+    ClientCreator._load_service_model = _load_service_model
+    ClientCreator._create_client_class = _create_client_class
 
 
 def share_with_moto() -> None:

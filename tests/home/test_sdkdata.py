@@ -59,3 +59,30 @@ def test_shared_loader__every_session_gets_the_same_loader_with_each_search_path
     loader = one._session.get_component("data_loader")
     assert loader is two._session.get_component("data_loader")
     assert len(loader.search_paths) == len(set(loader.search_paths))
+
+
+def test_shared_models__each_service_has_one_model_and_client_class_and_every_client_works_as_its_own():
+    import boto3
+    import pytest
+    from botocore.exceptions import EndpointConnectionError, ParamValidationError
+    from botocore.stub import Stubber
+
+    sdkdata.share_across_sessions()
+    keys = {"aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    one = boto3.Session(region_name="us-east-1", **keys).client("rds", endpoint_url="http://127.0.0.1:9")
+    two = boto3.Session(region_name="eu-west-1", **keys).client("rds", endpoint_url="http://127.0.0.1:9")
+    ec2 = boto3.Session(region_name="us-east-1", **keys).client("ec2", endpoint_url="http://127.0.0.1:9")
+    assert type(one) is type(two) and one.meta.service_model is two.meta.service_model
+    assert type(ec2) is not type(one) and hasattr(ec2, "run_instances") and not hasattr(one, "run_instances")
+    # What a client holds of its own stays its own: its region, its handlers, its stubbed answers.
+    assert (one.meta.region_name, two.meta.region_name) == ("us-east-1", "eu-west-1")
+    seen = []
+    one.meta.events.register("before-parameter-build.rds.DescribeDBInstances", lambda **kw: seen.append("one"))
+    with Stubber(one) as stub:
+        stub.add_response("describe_db_instances", {"DBInstances": [{"DBInstanceIdentifier": "mine"}]})
+        assert one.describe_db_instances()["DBInstances"][0]["DBInstanceIdentifier"] == "mine"
+    with pytest.raises(EndpointConnectionError):   # two has no stub and no handler: it really sends
+        two.describe_db_instances()
+    assert seen == ["one"]
+    with pytest.raises(ParamValidationError):   # the shared model still validates
+        two.describe_db_instances(MaxRecords="many")
