@@ -1020,3 +1020,50 @@ def test_dispatch__a_response_class_lists_its_methods_once(monkeypatch):
     monkeypatch.setattr(inspect, "getmembers", lambda *a, **kw: listed.append(a[0]) or getmembers(*a, **kw))
     assert "not_a_method" not in responses.method_names_from_class(RDSResponse)
     assert listed == []   # not listed again
+
+
+def test_serializer__answers_what_moto_answers_with_each_members_names_worked_out_once(monkeypatch):
+    """In-process: the serializer's names for a member (its key, the model's name, the class's and
+    the shape's prefixes cut, moto's ``Meta`` aliases, each in two spellings) are worked out once
+    per class, shape and key, and the answer is moto's own, byte for byte, response transformers
+    included: objects and dicts, found and absent members, lists of structures."""
+    from datetime import datetime, timezone
+
+    from awslab.local import patches
+
+    patches.apply()
+    from moto.core.serialize import QuerySerializer, ResponseSerializer, XFormedAttributePicker
+    from moto.core.utils import get_service_model
+
+    from awslab.local.patches import _patch, core
+
+    (ours,) = [p for p in _patch.registry.patches() if "moto-serializer-aliases" in p.gaps]
+    model = get_service_model("rds")
+
+    class DBInstance:   # a model object: snake_case attributes, one under the class's prefix cut
+        class Meta:
+            serialization_aliases = {"Engine": "engine_name"}
+
+        def __init__(self, name: str) -> None:
+            self.identifier, self.engine_name, self.db_instance_status = name, "postgres", "available"
+            self.engine = "not-this-one"   # the Meta alias comes first
+            self.allocated_storage, self.multi_az = 20, True
+            self.instance_create_time = datetime(2026, 12, 7, tzinfo=timezone.utc)
+            self.vpc_security_groups = [{"VpcSecurityGroupId": "sg-1", "Status": "active"}]
+
+    result = {"DBInstances": [DBInstance("one"), {"DBInstanceIdentifier": "two", "Engine": "mysql"}, DBInstance("three")],
+              "Marker": "m"}
+    transformers = {"DBInstance.DBInstanceStatus": lambda status: status and status.upper()}
+
+    def answer() -> str:
+        picker = XFormedAttributePicker(response_transformers=transformers)
+        return QuerySerializer(model.operation_model("DescribeDBInstances"), value_picker=picker).serialize(result)["body"]
+
+    core._keys.clear()
+    patched = answer()
+    assert core._keys and patched == answer()   # the names, once worked out, give the same answer
+    monkeypatch.setattr(ResponseSerializer, "get_value", ours.original)
+    assert patched == answer()
+    for want in ("<DBInstanceIdentifier>one</DBInstanceIdentifier>", "<Engine>postgres</Engine>", "<Engine>mysql</Engine>",
+                 "<DBInstanceStatus>AVAILABLE</DBInstanceStatus>", "<MultiAZ>true</MultiAZ>", "<VpcSecurityGroupId>sg-1<"):
+        assert want in patched, (want, patched)
