@@ -403,3 +403,29 @@ def test_version_and_help(awslab):
 def test_awslab_alone__prints_the_help_and_exits_0(awslab):
     result = awslab()
     assert result.code == 0 and "Commands:" in result.out and "error" not in result.err
+
+
+def test_exit__the_interpreters_last_collection_skips_what_the_command_made(tmp_path):
+    """A command's objects (botocore's models and clients: tens of thousands) are frozen at
+    exit, after the exit handlers registered before ``main`` (here the probe's, which sees it), so
+    the last collection does not walk them; ``main`` run again registers nothing more."""
+    import subprocess
+    import sys
+
+    probe = tmp_path / "frozen"
+    script = (
+        "import atexit, gc, sys\n"
+        f"atexit.register(lambda: open({str(probe)!r}, 'w').write(str(gc.get_freeze_count())))\n"
+        "import boto3\n"
+        "from awslab import cli\n"
+        "boto3.Session(region_name='us-east-1').client('ec2', endpoint_url='http://127.0.0.1:9')\n"
+        "before = atexit._ncallbacks()\n"
+        "for argv in (['--version'], ['--version']):\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert atexit._ncallbacks() == before + 1, (before, atexit._ncallbacks())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(probe.read_text()) > 50_000   # without the freeze: 0
