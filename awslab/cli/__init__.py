@@ -15,8 +15,6 @@ Exit codes: 0 success, 1 an operation failed, 2 bad input (nothing created), 130
 
 from __future__ import annotations
 
-import atexit
-import gc
 import os
 import sys
 
@@ -30,6 +28,7 @@ from awslab.errors import (
     EXIT_USAGE,
     AwslabError,
 )
+from awslab.home import process
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -53,25 +52,10 @@ for command in (lifecycle.up, lifecycle.plan, lifecycle.status, lifecycle.verify
     cli.add_command(command)
 
 
-_frozen_at_exit = False
-
-
-def _no_collection_at_exit() -> None:
-    """At exit, every object is put out of the cyclic collector's reach (``gc.freeze``): the
-    interpreter's last collection then skips botocore's models and clients, which it otherwise
-    walked for about a quarter of a second of every command's CPU (a no-op ``up``: 0.92 s to
-    0.67 s of wall time). The exit handlers run as before (logging's flushes its handlers itself,
-    the executors' threads are joined before any); registered once per process, however often
-    ``main`` runs in it (the tests run it in-process)."""
-    global _frozen_at_exit
-    if not _frozen_at_exit:
-        _frozen_at_exit = True
-        atexit.register(gc.freeze)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to one clear line and an exit code."""
-    _no_collection_at_exit()
+    process.collect_less_often()
+    process.skip_collection_at_exit()
     args = list(argv if argv is not None else sys.argv[1:])
     if not args:   # `awslab` alone: the help, as from --help (not a usage error)
         args = ["--help"]

@@ -1,3 +1,4 @@
 """awslab's home on this machine, below every other room: the state directory and its files
-(``state``) and the SDK's model cache (``sdkdata``). Both the client side (commands, engine) and
-the local AWS (server, engines) use them; they import nothing of awslab but ``errors``."""
+(``state``), the SDK's model cache (``sdkdata``) and how a process sits with Python's collector
+(``process``). Both the client side (commands, engine) and the local AWS (server, engines) use
+them; they import nothing of awslab but ``errors``."""

@@ -52,8 +52,9 @@ def prepare():
     quarters of a start): the SDK's shared data, moto and awslab's layer imported and applied, the
     WSGI app made and warmed. Returns the app. A process that starts many local AWSes
     (``awslab.local.forkserver``) does it once and forks from there."""
-    from awslab.home import sdkdata
+    from awslab.home import process, sdkdata
 
+    process.collect_less_often()
     sdkdata.share_across_sessions()   # before moto is imported: it builds sessions at import time
     sdkdata.share_with_moto()
     # auth and persistence too, which the layer does not import: a forked child finds them loaded.
