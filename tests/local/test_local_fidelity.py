@@ -1064,6 +1064,10 @@ def test_serializer__answers_what_moto_answers_with_each_members_names_worked_ou
     assert core._keys and patched == answer()   # the names, once worked out, give the same answer
     monkeypatch.setattr(ResponseSerializer, "get_value", ours.original)
     assert patched == answer()
+    monkeypatch.undo()
+    monkeypatch.setattr(core, "KEYS_MAX", 5)   # bounded: an error's shape is made for each answer
+    core._keys.clear()
+    assert answer() == patched and 0 < len(core._keys) <= 5
     for want in ("<DBInstanceIdentifier>one</DBInstanceIdentifier>", "<Engine>postgres</Engine>", "<Engine>mysql</Engine>",
                  "<DBInstanceStatus>AVAILABLE</DBInstanceStatus>", "<MultiAZ>true</MultiAZ>", "<VpcSecurityGroupId>sg-1<"):
         assert want in patched, (want, patched)

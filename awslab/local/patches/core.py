@@ -28,6 +28,9 @@ def forget_methods() -> None:
 
 
 _keys: dict[tuple, tuple[str, ...]] = {}
+# The answers' shapes are moto's, made once per service; an error's, in the JSON protocols, is made
+# for each answer: the names kept are bounded, and all worked out again past the bound.
+KEYS_MAX = 20_000
 _serializer_names: tuple = ()
 
 
@@ -56,6 +59,8 @@ def get_value(original, self, value, key, shape):
     cache_key = (type(value), shape, getattr(shape, "parent", None), key, tuple(picker.alias_providers))
     names = _keys.get(cache_key)
     if names is None:
+        if len(_keys) >= KEYS_MAX:
+            _keys.clear()
         context = AttributePickerContext(obj=value, key=key, shape=shape)
         names = _keys[cache_key] = tuple(dict.fromkeys(picker.get_possible_keys(context)))
     for name in names:
