@@ -13,23 +13,21 @@ it either: a quarter of a second of every command. Both are set once per process
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 
 YOUNG_THRESHOLD = 10_000   # Python's default: 700
-_done: set[str] = set()
 
 
+@functools.cache
 def collect_less_often() -> None:
-    if "thresholds" not in _done:
-        _done.add("thresholds")
-        young, older, oldest = gc.get_threshold()
-        gc.set_threshold(max(YOUNG_THRESHOLD, young), older, oldest)
+    young, older, oldest = gc.get_threshold()
+    gc.set_threshold(max(YOUNG_THRESHOLD, young), older, oldest)
 
 
+@functools.cache
 def skip_collection_at_exit() -> None:
     """At exit every object is put out of the collector's reach, after or before the other exit
     handlers as they were registered: they run as before (logging's flushes its handlers itself;
     the executors' threads are joined before any handler runs)."""
-    if "exit" not in _done:
-        _done.add("exit")
-        atexit.register(gc.freeze)
+    atexit.register(gc.freeze)

@@ -157,11 +157,11 @@ def _share_client_classes() -> None:
         return model
 
     def _create_client_class(self, service_name, service_model):
-        key = (service_name, id(service_model))
+        key = (service_name, service_model)   # the model itself: one per service, kept above
         made = classes.get(key)
-        if made is None or made[0] is not service_model:
-            made = classes.setdefault(key, (service_model, make_class(self, service_name, service_model)))
-        return made[1]
+        if made is None:
+            made = classes.setdefault(key, make_class(self, service_name, service_model))
+        return made
 
     ClientCreator._load_service_model = _load_service_model
     ClientCreator._create_client_class = _create_client_class

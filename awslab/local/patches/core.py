@@ -4,6 +4,8 @@ Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they 
 
 from __future__ import annotations
 
+import functools
+
 from awslab.local.patches._patch import patch
 
 _methods: dict[type, list[str]] = {}
@@ -31,16 +33,14 @@ _keys: dict[tuple, tuple[str, ...]] = {}
 # The answers' shapes are moto's, made once per service; an error's, in the JSON protocols, is made
 # for each answer: the names kept are bounded, and all worked out again past the bound.
 KEYS_MAX = 20_000
-_serializer_names: tuple = ()
 
 
-def _import_serializer() -> tuple:
-    global _serializer_names
+@functools.cache
+def _serializer_names() -> tuple:
     from moto.core.serialize import MISSING, AttributePickerContext, XFormedAttributePicker
     from moto.core.utils import get_value as value_of
 
-    _serializer_names = (MISSING, AttributePickerContext, XFormedAttributePicker, value_of)
-    return _serializer_names
+    return MISSING, AttributePickerContext, XFormedAttributePicker, value_of
 
 
 @patch("moto.core.serialize:ResponseSerializer", gap="moto-serializer-aliases", phase="objects")
@@ -52,7 +52,7 @@ def get_value(original, self, value, key, shape):
     read for) and its key, so they are worked out once for each (moto's ``Meta`` aliases are
     class attributes); each is then tried in moto's order, the response transformers as moto
     applies them. Any other value picker is moto's own path."""
-    MISSING, AttributePickerContext, XFormedAttributePicker, value_of = _serializer_names or _import_serializer()
+    MISSING, AttributePickerContext, XFormedAttributePicker, value_of = _serializer_names()
     picker = self._value_picker
     if type(picker) is not XFormedAttributePicker:
         return original(self, value, key, shape)
