@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -131,6 +132,8 @@ def share_across_sessions() -> None:
         # moto's own model look-ups (``moto.core.utils``) import it from here by name, at import.
         botocore.loaders.create_loader = shared_loader
         _share_client_classes()
+        _share_event_aliases()
+        _parse_iso_timestamps_directly()
 
 
 def _share_client_classes() -> None:
@@ -165,6 +168,69 @@ def _share_client_classes() -> None:
 
     ClientCreator._load_service_model = _load_service_model
     ClientCreator._create_client_class = _create_client_class
+
+
+def _share_event_aliases() -> None:
+    """One cache of botocore's event-name aliases per process, not one per session.
+
+    Every event a client emits or registers (``before-call.rds.DescribeDBInstances``, ...) goes
+    through ``EventAliaser``, which rewrites old service names and caches the result per instance:
+    each new session started cold and worked every name out again (a tenth of a fault-injected
+    lifecycle's CPU, whose clients are made afresh). The alias of a name depends only on the name
+    and botocore's fixed ``EVENT_ALIASES``, so sessions using those share one cache; a session
+    given aliases of its own keeps a cache of its own."""
+    from botocore.hooks import EventAliaser
+
+    init = EventAliaser.__init__
+    shared: dict = {}
+
+    def __init__(self, event_emitter, event_aliases=None):
+        init(self, event_emitter, event_aliases)
+        if event_aliases is None:
+            self._alias_name_cache = shared
+
+    EventAliaser.__init__ = __init__
+
+
+# An ISO 8601 time in UTC as AWS writes it: 2026-12-07T05:58:51.123Z (or +00:00).
+_ISO_UTC = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|\+00:00)\Z")
+
+
+def _parse_iso_timestamps_directly() -> None:
+    """botocore reads every timestamp of an answer with dateutil's general parser (~50 us each; a
+    DescribeDBInstances page holds dozens): the ISO 8601 UTC form AWS sends is read directly here,
+    anything else by botocore's own parser, as before.
+
+    The result is the same object botocore's parser makes, its ``tzinfo`` included: dateutil
+    decides it from the machine's zone (``tzlocal()`` where the zone is UTC, ``tzutc()`` elsewhere),
+    so it is asked once per suffix and its answer kept; where the zone has daylight saving time
+    that choice can depend on the date, and every timestamp goes to botocore's parser."""
+    import datetime
+    import time
+
+    import botocore.parsers
+
+    original = botocore.parsers.DEFAULT_TIMESTAMP_PARSER
+    if time.daylight or getattr(original, "awslab_direct", False):
+        return
+    zones: dict[str, object] = {}
+
+    def parse(value):
+        match = _ISO_UTC.match(value) if isinstance(value, str) else None
+        if match is None:
+            return original(value)
+        year, month, day, hour, minute, second, fraction, suffix = match.groups()
+        zone = zones.get(suffix)
+        if zone is None:
+            zone = zones.setdefault(suffix, original(f"2000-01-01T00:00:00{suffix}").tzinfo)
+        try:
+            return datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                                     int(fraction.ljust(6, "0")) if fraction else 0, tzinfo=zone)
+        except ValueError:   # no such day or hour: botocore's parser says so in its own words
+            return original(value)
+
+    parse.awslab_direct = True
+    botocore.parsers.DEFAULT_TIMESTAMP_PARSER = parse
 
 
 def share_with_moto() -> None:

@@ -37,7 +37,7 @@ def test_cached_model__a_corrupt_or_stale_file_is_read_again_from_json(tmp_path)
     assert sdkdata._file_loader(tmp_path).load_file(path) == expected
     import marshal
 
-    stamp, data = marshal.loads(cached.read_bytes())
+    stamp, _data = marshal.loads(cached.read_bytes())
     cached.write_bytes(marshal.dumps(((stamp[0] + 1, stamp[1]), {"not": "the model"})))   # the JSON changed since
     assert sdkdata._file_loader(tmp_path).load_file(path) == expected
 
@@ -86,3 +86,55 @@ def test_shared_models__each_service_has_one_model_and_client_class_and_every_cl
     assert seen == ["one"]
     with pytest.raises(ParamValidationError):   # the shared model still validates
         two.describe_db_instances(MaxRecords="many")
+
+
+def test_shared_event_aliases__sessions_share_one_cache_and_each_session_still_gets_its_own_events():
+    import boto3
+
+    sdkdata.share_across_sessions()
+    one, two = boto3.Session(region_name="us-east-1")._session, boto3.Session(region_name="us-east-1")._session
+    aliaser_one, aliaser_two = one.get_component("event_emitter"), two.get_component("event_emitter")
+    assert aliaser_one._alias_name_cache is aliaser_two._alias_name_cache
+    # The aliases themselves are botocore's: an old service name is still rewritten.
+    assert aliaser_one._alias_event_name("before-call.autoscaling.DescribeTags") == \
+        "before-call.auto-scaling.DescribeTags"
+    seen = []
+    one.register("awslab-test.autoscaling.Anything", lambda **kw: seen.append("one"))
+    two.emit("awslab-test.autoscaling.Anything")
+    one.emit("awslab-test.auto-scaling.Anything")
+    assert seen == ["one"]   # handlers stay the session's own
+
+
+def test_timestamps__read_directly_exactly_as_botocores_parser_reads_them(monkeypatch):
+    import time
+
+    import botocore.parsers
+    from botocore.utils import parse_timestamp
+
+    if time.daylight:
+        import pytest
+
+        pytest.skip("this machine's zone has daylight saving time: every timestamp goes to botocore's parser")
+    sdkdata.share_across_sessions()
+    direct = botocore.parsers.DEFAULT_TIMESTAMP_PARSER
+    assert getattr(direct, "awslab_direct", False)
+    values = ["2026-12-07T05:58:51.123Z", "2026-12-07T05:58:51Z", "2026-12-07T05:58:51+00:00",
+              "2026-12-07T05:58:51.5Z", "2026-12-07T05:58:51.123456Z", "2024-02-29T23:59:59.000001Z",
+              # not the direct form: botocore's parser, as before
+              "2026-12-07T05:58:51.1234567Z", "2026-12-07T05:58:51", "2026-12-07T05:58:51+02:00",
+              "Mon, 07 Dec 2026 05:58:51 GMT", "1765087131", 1765087131, 1765087131.25]
+    for value in values:
+        mine, botocores = direct(value), parse_timestamp(value)
+        assert (mine, repr(mine), type(mine.tzinfo), mine.fold) == \
+            (botocores, repr(botocores), type(botocores.tzinfo), botocores.fold), value
+    for bad in ("2026-02-30T00:00:00Z", "2026-12-07T25:00:00Z", "not a time"):
+        import pytest
+
+        with pytest.raises(ValueError) as mine:
+            direct(bad)
+        with pytest.raises(ValueError) as botocores:
+            parse_timestamp(bad)
+        assert str(mine.value) == str(botocores.value)
+    # A client made now reads its answers with it.
+    parser = botocore.parsers.create_parser("query")
+    assert parser._timestamp_parser is direct
