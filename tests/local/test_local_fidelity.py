@@ -1133,3 +1133,33 @@ def test_xml_answers__written_directly_byte_for_byte_as_xmltodict_writes_them(mo
         xmltodict.unparse({"a b": "1"})
     with pytest.raises(ValueError, match="Document must have exactly one root"):
         xmltodict.unparse({"a": "1", "b": "2"})
+
+
+def test_error_answers__each_services_error_table_is_built_once_and_errors_answer_as_before(monkeypatch):
+    """In-process: moto built a service's whole table of error shapes for every error it answered;
+    it is built once per service, and the errors still answer with their codes and messages."""
+    import boto3
+    import pytest
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+    from moto.core import errors
+
+    from awslab.local import patches
+
+    patches.apply()
+    built = []
+    make = errors.ErrorLookupFactory._create_error_lut
+    monkeypatch.setattr(errors.ErrorLookupFactory, "_create_error_lut",
+                        staticmethod(lambda model: built.append(model.service_name) or make(model)))
+    monkeypatch.delenv("AWS_ENDPOINT_URL")   # moto's in-process mock answers, no server
+    with mock_aws():
+        rds = boto3.client("rds", region_name="us-east-1")
+        for _ in range(3):
+            with pytest.raises(ClientError) as missing:
+                rds.describe_db_instances(DBInstanceIdentifier="nope")
+            assert missing.value.response["Error"]["Code"] == "DBInstanceNotFound"
+            assert "nope" in missing.value.response["Error"]["Message"]
+        with pytest.raises(ClientError) as ec2_missing:
+            boto3.client("ec2", region_name="us-east-1").describe_vpcs(VpcIds=["vpc-00000000"])
+        assert ec2_missing.value.response["Error"]["Code"] == "InvalidVpcID.NotFound"
+    assert built.count("rds") <= 1 and built.count("ec2") <= 1, built

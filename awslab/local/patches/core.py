@@ -218,3 +218,16 @@ def _writes_as_xmltodict() -> bool:
                    for doc in SAMPLES for full in (True, False) for short in (True, False))
     except Exception:  # noqa: BLE001 - any difference at all: xmltodict's own path
         return False
+
+
+_error_tables: dict = {}
+
+
+@patch("moto.core.errors:ErrorLookupFactory", "__init__", gap="moto-error-lookup", phase="objects")
+def error_lookup_factory(original, self):
+    """Speed, not a gap: moto makes a new ``ErrorLookupFactory`` for every error it answers, so
+    its cache never serves: each error built its service's whole table of error shapes again (EC2:
+    hundreds), about a thirtieth of the local AWS's CPU where discovery meets "not found" often.
+    The tables depend only on the service's model, which is moto's and fixed: one per service."""
+    original(self)
+    self._error_lut_cache = _error_tables
