@@ -176,17 +176,20 @@ def _share_event_aliases() -> None:
     Every event a client emits or registers (``before-call.rds.DescribeDBInstances``, ...) goes
     through ``EventAliaser``, which rewrites old service names and caches the result per instance:
     each new session started cold and worked every name out again (a tenth of a fault-injected
-    lifecycle's CPU, whose clients are made afresh). The alias of a name depends only on the name
-    and botocore's fixed ``EVENT_ALIASES``, so sessions using those share one cache; a session
-    given aliases of its own keeps a cache of its own."""
+    lifecycle's CPU, whose clients are made afresh), and so did every client (its emitter is a
+    copy of its session's, aliases copied too). The alias of a name depends only on the name and
+    botocore's fixed ``EVENT_ALIASES``, so every emitter using those shares one cache; one given
+    other aliases keeps a cache of its own."""
     from botocore.hooks import EventAliaser
+    from botocore.utils import EVENT_ALIASES
 
     init = EventAliaser.__init__
     shared: dict = {}
 
     def __init__(self, event_emitter, event_aliases=None):
         init(self, event_emitter, event_aliases)
-        if event_aliases is None:
+        # A client's emitter is a copy of its session's, made with a copy of the aliases.
+        if event_aliases is None or event_aliases == EVENT_ALIASES:
             self._alias_name_cache = shared
 
     EventAliaser.__init__ = __init__

@@ -149,3 +149,34 @@ def test_local_clients__back_off_20x_less_after_a_throttle_aws_clients_as_botoco
     local._random = real._random = lambda: 1.0
     assert local.delay_amount(throttled) == LOCAL_BACKOFF_SCALE["throttling_base_scale"] * 4 == 0.2
     assert real.delay_amount(throttled) == 4.0
+
+
+def test_local_contexts__share_their_clients_without_making_a_session_and_other_keys_get_their_own(monkeypatch):
+    """Each command run in one process (the tests, a class) has a context of its own: on the local
+    AWS the second context's client is the first's, found by the home's keys alone (no boto3
+    session made for it); a home with other keys gets a client of its own, signing with them."""
+    from awslab.engine import context as c
+
+    class Home:
+        def __init__(self, key: str) -> None:
+            self.keys = {"aws_access_key_id": key, "aws_secret_access_key": f"secret-of-{key}"}
+
+        def credentials(self) -> dict[str, str]:
+            return dict(self.keys)
+
+        def saved_credentials(self) -> dict[str, str]:
+            return dict(self.keys)
+
+    def local(home: Home) -> c.Context:
+        return c.Context(target="local", region="us-east-1", endpoint_url="http://127.0.0.1:9", local=home)
+
+    first = local(Home("AKIAONE")).client("rds")
+    made = []
+    session = c.Context.session
+    monkeypatch.setattr(c.Context, "session", lambda self: made.append(self) or session(self))
+    assert local(Home("AKIAONE")).client("rds") is first
+    assert made == []
+    other = local(Home("AKIATWO")).client("rds")
+    assert other is not first and len(made) == 1
+    assert other._request_signer._credentials.access_key == "AKIATWO"
+    assert first._request_signer._credentials.access_key == "AKIAONE"

@@ -95,6 +95,14 @@ def test_shared_event_aliases__sessions_share_one_cache_and_each_session_still_g
     one, two = boto3.Session(region_name="us-east-1")._session, boto3.Session(region_name="us-east-1")._session
     aliaser_one, aliaser_two = one.get_component("event_emitter"), two.get_component("event_emitter")
     assert aliaser_one._alias_name_cache is aliaser_two._alias_name_cache
+    # A client's emitter is a copy of its session's (its aliases copied too): the same cache.
+    client = one.create_client("rds", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    assert client.meta.events is not aliaser_one and client.meta.events._alias_name_cache is aliaser_one._alias_name_cache
+    from botocore.hooks import EventAliaser, HierarchicalEmitter
+
+    own = EventAliaser(HierarchicalEmitter(), {"rds": "relational"})   # aliases of its own: a cache of its own
+    assert own._alias_name_cache is not aliaser_one._alias_name_cache
+    assert own._alias_event_name("before-call.rds.X") == "before-call.relational.X"
     # The aliases themselves are botocore's: an old service name is still rewritten.
     assert aliaser_one._alias_event_name("before-call.autoscaling.DescribeTags") == \
         "before-call.auto-scaling.DescribeTags"
