@@ -37,7 +37,7 @@ def own_server(tmp_path, aws_sandbox):
         yield server
 
 
-def test_stacks__owner_expiry_state_cost_now_and_the_snapshots_of_stacks_gone(awslab, own_server, stack):
+def test_stacks__owner_expiry_state_cost_now_and_the_snapshots_of_stacks_gone(awslab, own_server, stack, api_calls):
     a, b = f"{stack}-a", f"{stack}-b"
     assert awslab("up", "week6", "--name", a, "--owner", "ada@example.com", "--ttl", "2h").code == 0
     assert awslab("up", "week6", "--name", b, "--set", "database.read_replicas=0").code == 0
@@ -55,8 +55,12 @@ def test_stacks__owner_expiry_state_cost_now_and_the_snapshots_of_stacks_gone(aw
     assert "owner ada@example.com" in text.out and "left); `awslab sweep` removes it after that" in text.out
 
     assert awslab("down", "--name", b, "--yes").code == 0
+    api_calls.clear()
     listing = _stacks(awslab)
     assert b not in {r["stack"] for r in listing["stacks"]}
+    # Only the live stack is discovered (one DescribeInstances, one DescribeDBInstances): b left
+    # nothing but its final snapshot, which is still listed.
+    assert (api_calls.count(("ec2", "DescribeInstances")), api_calls.count(("rds", "DescribeDBInstances"))) == (1, 1)
     orphans = [s for s in listing["orphaned_snapshots"] if s["stack"] == b]
     assert [s["id"].startswith(f"{b}-db-final-") for s in orphans] == [True]
     assert orphans[0]["monthly_usd"] == pytest.approx(20 * pricing.RDS_SNAPSHOT_GB_MONTH)
