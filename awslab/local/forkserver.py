@@ -137,31 +137,12 @@ def _child(conn: socket.socket, listener: socket.socket, request: dict, prepared
         os._exit(code)
 
 
-# What the children import on first use, each child again (a profile of the suite: 13 s of the
-# servers' CPU): moto's CloudFormation (awslab's layer over it is applied at its import), SSM and
-# KMS, and the engines' clients. A start of ``awslab.local.server`` keeps importing them lazily.
-CHILDREN_IMPORT = ("moto.cloudformation.models", "moto.ssm.models", "moto.kms.models", "moto.autoscaling.models",
-                   "redis", "pg8000", "pymysql")
-
-
-def _import_what_children_import() -> None:
-    import importlib
-
-    for name in CHILDREN_IMPORT:
-        try:
-            importlib.import_module(name)
-        except ImportError:   # the engines' clients are an extra: without them a child does without
-            pass
-
-
 def serve(path: str) -> None:
     """Prepare once, then fork a local AWS per request until SIGTERM (or the socket is removed)."""
     from awslab.local import server
 
     prepared = server.prepare()
     from awslab.local import backing  # noqa: F401 - the engines' modules, for the children that run them
-
-    _import_what_children_import()
 
     # What prepare made lives as long as every child: out of the collector's reach, so a child's
     # collections neither walk it nor touch (and so copy) its pages.

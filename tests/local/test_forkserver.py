@@ -60,27 +60,3 @@ def test_forked__a_caller_whose_environment_differs_gets_a_process_started_the_o
     with private_server(tmp_path / "p") as server:
         assert parent_pid(server.pid) == os.getpid()
         assert _ec2(server, tmp_path / "p").describe_vpcs()["Vpcs"]
-
-
-def test_prepared__what_children_would_import_on_first_use_is_imported_once_with_its_layer():
-    """The fork server imports what each child imported again on first use (CloudFormation, with
-    awslab's layer over it applied at its import; SSM; the engines' clients), so a child starts
-    with them; in a subprocess, as the fork server runs it."""
-    import subprocess
-    import sys
-
-    script = (
-        "import sys\n"
-        "from awslab.local import server, forkserver as fs\n"
-        "server.prepare()\n"
-        "assert 'moto.cloudformation.models' not in sys.modules\n"
-        "fs._import_what_children_import()\n"
-        "missing = [m for m in ('moto.cloudformation.models', 'moto.ssm.models', 'moto.kms.models') if m not in sys.modules]\n"
-        "from awslab.local.patches import _patch\n"
-        "cfn = [p for p in _patch.registry.patches() if p.module.endswith(('.cloudformation', '.cfn_resources'))]\n"
-        "print(missing, len(cfn), all(p.applied for p in cfn))\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    missing, count, applied = done.stdout.split()[-3:]
-    assert (missing, applied) == ("[]", "True") and int(count) > 0, done.stdout
