@@ -10,6 +10,7 @@ is free no server runs, whatever ``server.json`` says, and the next one loads th
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -308,7 +309,8 @@ def stop() -> LocalServer | None:
             time.sleep(0.05)
         if pid_alive(running.pid):
             log_line = f"the local AWS (pid {running.pid}) did not stop within {STOP_TIMEOUT_S:.0f}s: killed"
-            os.kill(running.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):   # it went at the last moment
+                os.kill(running.pid, signal.SIGKILL)
             # Gone only once the kernel has torn it down (its lock with it): a start right after
             # would otherwise find the home still locked by the dying server.
             deadline = time.monotonic() + KILL_WAIT_S

@@ -93,3 +93,26 @@ def test_iam__the_ssm_managed_policy_exists_and_attaches(aws, stack):
     iam.attach_role_policy(RoleName=stack, PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
     assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=stack)["AttachedPolicies"]] == [
         "AmazonSSMManagedInstanceCore"]
+
+
+def test_local_stop__a_server_that_goes_just_as_it_is_killed_is_simply_gone(aws_sandbox, monkeypatch):
+    """`local stop` waits for the server, then SIGKILLs it; one that exits between the last look and
+    the kill is gone, not an error (the suite saw a traceback from exactly that)."""
+    import signal
+
+    server = manager.LocalServer(pid=4242, host="127.0.0.1", port=9, log=aws_sandbox / "server.log")
+    monkeypatch.setattr(manager, "find", lambda: server)
+    monkeypatch.setattr(manager, "STOP_TIMEOUT_S", 0.05)
+    alive = iter([True] * 50)
+    monkeypatch.setattr(manager, "pid_alive", lambda pid: next(alive, False))
+    sent = []
+
+    def kill(pid, sig):
+        sent.append(sig)
+        if sig == signal.SIGKILL:
+            raise ProcessLookupError(pid)
+
+    monkeypatch.setattr(manager.os, "kill", kill)
+    monkeypatch.setattr(manager, "lock_holder", lambda: {"pid": 1})   # not "no server": no engines halted
+    assert manager.stop() is server
+    assert sent == [signal.SIGTERM, signal.SIGKILL]
