@@ -534,14 +534,17 @@ def engines_of(home: Path, stop: bool = False) -> dict[str, dict]:
     import json
     import signal
 
-    from awslab.local.engines import pid_alive
+    from awslab.local.engines.children import is_ours
 
     path = home / "local" / "engines" / "engines.json"
     entries = json.loads(path.read_text())["engines"] if path.exists() else {}
     if stop:
         for e in entries.values():
-            if e.get("pid") and pid_alive(e["pid"]):
-                os.kill(e["pid"], signal.SIGKILL)
+            # Only the engine the entry started (its pid, start time and command): the suite makes
+            # tens of thousands of processes, so a stopped engine's pid may be another test's now.
+            if is_ours(e):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(e["pid"], signal.SIGKILL)
     return entries
 
 
