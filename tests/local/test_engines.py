@@ -549,3 +549,62 @@ def test_view__an_instance_asking_again_gets_the_endpoint_it_could_not_see_at_fi
         assert backing.view("i-0123")[endpoint]["port"] == mine   # opened once
     finally:
         backing.halt_all()
+
+
+def test_failover__the_standby_is_promoted_during_awss_failover_time_not_after_it():
+    """A Multi-AZ failover's downtime is AWS's failover time, which includes the standby's
+    promotion: the promotion runs while the pause does (a loaded machine's slow promotion no
+    longer adds to the time the lab teaches), and the key goes to the new primary only once both
+    are over."""
+    import contextlib
+
+    from awslab.local.engines.pg_standby import PostgresStandby
+
+    crashed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    order: list[str] = []
+
+    class Registry:
+        @contextlib.contextmanager
+        def changing(self):
+            order.append("swap")
+            yield engines
+
+    engines = {"k": {"key": "k", "pid": crashed.pid, "engine": "postgres"},
+               "k.standby": {"key": "k.standby", "pid": 1, "engine": "postgres"}}
+
+    class Fake:
+        registry = Registry()
+        standby_key = staticmethod(PostgresStandby.standby_key)
+
+        def _running(self, key, engine):
+            return engines[key]
+
+        def _pg_ctl_promote(self, entry):
+            order.append("promote")
+            time.sleep(0.4)
+            order.append("promoted")
+
+        def get(self, key):
+            return engines.get(key)
+
+        def _role_conf(self, entry):
+            pass
+
+        def _reload(self, entry):
+            pass
+
+    def pause():
+        order.append("pause")
+        time.sleep(0.6)
+        order.append("paused")
+
+    began = time.monotonic()
+    try:
+        new = PostgresStandby.failover(Fake(), "k", pause=pause)
+    finally:
+        crashed.kill()
+        crashed.wait()
+    took = time.monotonic() - began
+    assert 0.6 <= took < 0.95, took   # the longer of 0.6 and 0.4, not their sum
+    assert order.index("promoted") < order.index("swap") and order.index("paused") < order.index("swap"), order
+    assert new["role"] == "primary" and new["key"] == "k"

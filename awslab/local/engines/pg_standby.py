@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -74,18 +75,22 @@ class PostgresStandby(EngineCore):
         self.stop(self.standby_key(key))
 
     def failover(self, key: str, pause: Callable[[], None] | None = None) -> dict[str, Any]:
-        """A Multi-AZ failover: the primary stops as in a crash, ``pause`` (the time AWS takes to
-        notice and switch), the standby is promoted and takes the key (whatever follows ``key``
-        now reaches it); the old primary is left to ``rebuild_standby``. The new primary's entry."""
+        """A Multi-AZ failover: the primary stops as in a crash; the standby is promoted while
+        ``pause`` runs (the time AWS takes to fail over, its own promotion included: the downtime
+        is the longer of the two, not their sum), then takes the key (whatever follows ``key`` now
+        reaches it); the old primary is left to ``rebuild_standby``. The new primary's entry."""
         sk = self.standby_key(key)
         primary, standby = self._running(key, "postgres"), self._running(sk, "postgres")
         with contextlib.suppress(ProcessLookupError):
             os.kill(primary["pid"], signal.SIGQUIT)   # immediate shutdown: no checkpoint, clients cut off
         if not wait_gone(primary["pid"], STOP_TIMEOUT_S):
             terminate(primary)
-        if pause is not None:
-            pause()
+        waiting = threading.Thread(target=pause, name=f"failover-{key}", daemon=True) if pause else None
+        if waiting is not None:
+            waiting.start()
         self._pg_ctl_promote(standby)
+        if waiting is not None:
+            waiting.join()
         with self.registry.changing() as engines:
             old = engines[key]
             engines[key] = {**engines[sk], "key": key, "role": "primary", "primary": None}
