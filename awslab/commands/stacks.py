@@ -280,21 +280,18 @@ def _region_stacks(ctx: Context) -> tuple[list[StackRow], list[dict]]:
     names = sorted((set(arns_by_stack) | set(records)) - {""})
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
         rows = list(pool.map(lambda name: _stack_row(ctx, name, records.get(name) or {},
-                                                     arns_by_stack.get(name, []), tags_by_arn,
-                                                     live=not _only_snapshots_left(name, records, arns_by_stack)),
-                             names))
+                                                     arns_by_stack.get(name, []), tags_by_arn), names))
     live = [r for r in rows if r.resources]
     orphans = [s for r in rows if not r.resources for s in r.snapshots]
     return live, orphans
 
 
-def _only_snapshots_left(name: str, records: dict, arns_by_stack: dict[str, list[str]]) -> bool:
+def _only_snapshots_left(record: dict[str, str], arns: list[str]) -> bool:
     """A stack `down` removed: no record (its VPC, the first thing `up` makes and the last `down`
     removes) and nothing tagged with its name but snapshots (the final ones, copies, manual ones).
     A class leaves one per student, and discovering each (some twenty requests) made `stacks`
     slow exactly where an instructor runs it; its snapshots are still found and listed."""
-    arns = arns_by_stack.get(name) or []
-    return name not in records and bool(arns) and all(_is_snapshot(arn) for arn in arns)
+    return not record and bool(arns) and all(_is_snapshot(arn) for arn in arns)
 
 
 def _is_snapshot(arn: str) -> bool:
@@ -303,12 +300,12 @@ def _is_snapshot(arn: str) -> bool:
 
 
 def _stack_row(ctx: Context, name: str, record: dict[str, str], arns: list[str],
-               tags_by_arn: dict[str, dict[str, str]], live: bool = True) -> StackRow:
+               tags_by_arn: dict[str, dict[str, str]]) -> StackRow:
     from awslab.commands.recovery import find_snapshots
     from awslab.engine.discovery import discover
 
     run = new_run(ctx, name)
-    found = discover(run) if live else {}
+    found = {} if _only_snapshots_left(record, arns) else discover(run)
     lab = record.get(TAG_LAB) or next((tags_by_arn[a].get(TAG_LAB, "") for a in arns if a in tags_by_arn), "")
     row = StackRow(name, ctx.region, lab=lab, owner=record.get(TAG_OWNER, ""), created=record.get(TAG_CREATED, ""),
                    expires=record.get(TAG_EXPIRES, ""), klass=record.get(TAG_CLASS, ""), resources=len(found))

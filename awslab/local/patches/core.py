@@ -77,7 +77,6 @@ def get_value(original, self, value, key, shape):
     return found
 
 
-
 class _Other(Exception):
     """A document the direct writer leaves to xmltodict (comments, namespace maps, bad names)."""
 
