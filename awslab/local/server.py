@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -109,7 +110,6 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
         print(f"engines: {backing.resume(store.loaded)}", flush=True)
     for line in persistence.resume_background():
         print(line, flush=True)
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
     token = secrets.token_hex(8)
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
         size = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(size) if size else b""
         environ["wsgi.input"] = io.BytesIO(body)
+        environ[DRAINED] = True
         try:   # everything else, moto's own /moto-api/ included, only for the home's owner (local/auth.py)
             caller = auth.check(environ, body, owner)
             if path in (READY_PATH, MAINTENANCE_PATH) and caller != owner["aws_access_key_id"]:
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
                 backing.paths_changed()
         return response
 
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=_handler_class())
     port = server.server_port
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (e.g. presigned) from it
     from awslab.local import instances
@@ -212,6 +213,76 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
     # stacks) would only delay `local stop` and every restart.
     logging.shutdown()
     os._exit(0)
+
+
+DRAINED = "awslab.drained"   # set in a request's environ once its whole body has been read
+KEEP_ALIVE_IDLE_S = 60.0     # an idle kept-alive connection is closed after this (AWS's load balancers: 60 s)
+
+
+def _handler_class():
+    """moto's request handler, answering with HTTP/1.1 keep-alive. Werkzeug closes every connection
+    after one answer (``Connection: close``), as http.server cannot skip a body the app left unread
+    before it reads the next request line: each request of each client was a new TCP connection
+    and a new server thread. Here the app reads every body whole (``DRAINED``), so the answer goes
+    out with its length and the connection stays open for the client's next request, as AWS's
+    endpoints keep theirs. A request werkzeug handles better (a chunked body, ``Expect``, ``HEAD``)
+    is left to it, and its connection closes as before."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveHandler(MotoRequestHandler):
+        timeout = KEEP_ALIVE_IDLE_S   # http.server: the socket's timeout, an idle connection's end
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body are two writes: with Nagle's algorithm on a kept-alive connection
+            # the body would wait for the client's delayed ACK (40 ms).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Transfer-Encoding") or self.headers.get("Expect") or self.command == "HEAD":
+                return super().run_wsgi()
+            self.environ = environ = self.make_environ()
+            answer: list = []
+            written: list[bytes] = []
+
+            def start_response(status, headers, exc_info=None):
+                answer[:] = [status, list(headers)]   # nothing is sent before the app returns
+                return written.append
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    body = b"".join([*written, *result])
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            except Exception as exc:  # noqa: BLE001 - werkzeug's own answer: the traceback logged, a 500
+                from werkzeug.debug.tbtools import DebugTraceback
+                from werkzeug.exceptions import InternalServerError
+
+                self.server.log("error", f"Error on request:\n{DebugTraceback(exc).render_traceback_text()}")
+                written.clear()
+                body = b"".join(InternalServerError()(environ, start_response))
+                self.close_connection = True
+            status, headers = answer
+            code, _, message = status.partition(" ")
+            self.send_response(int(code), message)
+            for key, value in headers:
+                if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(key, value)
+            if not (int(code) < 200 or int(code) in (204, 304)):
+                self.send_header("Content-Length", str(len(body)))
+            if not (environ.get(DRAINED) or not int(environ.get("CONTENT_LENGTH") or 0)):
+                self.send_header("Connection", "close")   # a body left unread: this connection ends here
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def log_error(self, format: str, *args) -> None:
+            if not format.startswith("Request timed out"):   # an idle connection closed: not an error
+                super().log_error(format, *args)
+
+    return KeepAliveHandler
 
 
 def _lock(state_dir: Path) -> int:
