@@ -564,6 +564,22 @@ def test_iam__managed_policies_are_parsed_once_and_each_backend_owns_its_copies(
     assert role.managed_policies[arn] is ours and ours.attachment_count == 1
     assert IAMBackend("aws", "210987654321").managed_policies[arn].attachment_count == 0   # a reset starts clean
 
+    # A backend copies the policies only when something reads them (moto makes one per account
+    # seen and per reset, most never read): made, saved and loaded without a copy, then copied
+    # on the first read, moto's two names for them the same objects.
+    fresh = IAMBackend("aws", "333333333333")
+    assert type(fresh.__dict__["managed_policies"]).__name__ == "_Deferred"
+    loaded = persistence.loads(persistence.dumps({"iam": fresh}))["iam"]
+    assert type(loaded.__dict__["managed_policies"]).__name__ == "_Deferred"
+    copy = loaded.managed_policies[arn]
+    assert type(copy) is AWSManagedPolicy and copy.account_id == "333333333333" and copy.attachment_count == 0
+    assert copy is not ours and copy.versions[0].document is ours.versions[0].document
+    assert {p.arn: p for p in loaded.aws_managed_policies} == loaded.managed_policies
+    assert len(loaded.managed_policies) > 1000
+    loaded.create_role("r", "{}", "/", None, "", [], None)
+    loaded.attach_role_policy(arn, "r")
+    assert copy.attachment_count == 1 and ours.attachment_count == 1
+
 
 # --- found by the conformance run, second pass: the final-snapshot rule is the API's -----------
 

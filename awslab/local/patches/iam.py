@@ -4,6 +4,8 @@ Part of awslab's layer over moto (its patches name the rows of ``GAPS.md`` they 
 
 from __future__ import annotations
 
+import threading
+
 from awslab.local.patches._patch import patch
 
 IAM_BACKEND = "moto.iam.models:IAMBackend"
@@ -21,18 +23,36 @@ def remove_role_from_instance_profile(original, self, profile_name, role_name):
 
 
 _parsed: list = []   # the managed policies, parsed once; never handed out: each backend gets copies
+_copying = threading.Lock()
+
+
+class _Deferred:
+    """What an IAM backend holds for AWS's managed policies until something reads them: most
+    backends never do (moto makes one for every account a request names, and again at every reset;
+    moto's own tests reset twice per test), and copying ~1,580 policies is ~20 ms each time."""
+
+    __slots__ = ("account_id",)
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+
+    def __reduce__(self):   # saved as it is: a backend loaded from the state copies on first read
+        return _Deferred, (self.account_id,)
 
 
 @patch(IAM_BACKEND, "_init_aws_policies", gap="iam-managed-policies", phase="answers")
 def managed_policies(original, self):
-    """Speed, not a gap: AWS's ~1,580 managed policies parsed once per process, in one partition.
+    """Speed, not a gap: AWS's ~1,580 managed policies parsed once per process, in one partition,
+    and copied into a backend only when it first reads them.
 
     moto builds an IAM backend for every account it sees and again at every reset (moto's own tests:
     twice per test), each time parsing the policies from JSON (~70 ms each). They are parsed once
     here, for the ``aws`` partition only (the first request that names an access key makes moto
     build a backend for each of its six partitions; the local AWS serves ``aws``), and every
     backend gets its own copies of what an account can change in them (attachment counts, versions
-    and their default flag, tags), so no two backends share state. The copies stay
+    and their default flag, tags), so no two backends share state. The copies are made when the
+    backend's ``managed_policies`` (or ``aws_managed_policies``) is first read (``_policies_of``):
+    nothing can hold one of a backend's policies before that. The copies stay
     ``AWSManagedPolicy`` objects: persistence saves them by reference (``persistence._Pickler``).
     (The managed policies themselves are loaded because the server sets
     ``MOTO_IAM_LOAD_MANAGED_POLICIES``: ``apply()``.)"""
@@ -42,7 +62,50 @@ def managed_policies(original, self):
         return []
     if not _parsed:
         _parsed[:] = original(self)   # replaced whole: two first backends at once leave one list
-    return [_own_copy(policy, self.account_id) for policy in _parsed]
+    return _Deferred(self.account_id)
+
+
+@patch(IAM_BACKEND, "_init_managed_policies", gap="iam-managed-policies", phase="answers")
+def managed_policies_by_arn(original, self):
+    deferred = self.__dict__.get("aws_managed_policies")
+    return deferred if isinstance(deferred, _Deferred) else original(self)
+
+
+def _policies_of(backend, name: str):
+    """``backend.<name>`` (``managed_policies`` or ``aws_managed_policies``), its copies made now if
+    they were deferred."""
+    value = backend.__dict__.get(name)
+    if isinstance(value, _Deferred):
+        with _copying:
+            value = backend.__dict__.get(name)
+            if isinstance(value, _Deferred):
+                copies = [_own_copy(policy, value.account_id) for policy in _parsed]
+                by_arn = {policy.arn: policy for policy in copies}
+                # Both names are the same copies, as moto's own __init__ makes them.
+                if isinstance(backend.__dict__.get("aws_managed_policies"), _Deferred):
+                    backend.__dict__["aws_managed_policies"] = copies
+                if isinstance(backend.__dict__.get("managed_policies"), _Deferred):
+                    backend.__dict__["managed_policies"] = by_arn
+                value = backend.__dict__[name]
+    if value is None and name not in backend.__dict__:
+        raise AttributeError(name)
+    return value
+
+
+def _deferred_attribute(name: str) -> property:
+    def get(self):
+        return _policies_of(self, name)
+
+    def set_(self, value) -> None:
+        self.__dict__[name] = value
+
+    return property(get, set_, doc=f"moto's ``{name}``, AWS's policies copied on first read (``_Deferred``)")
+
+
+patch(IAM_BACKEND, "managed_policies", gap="iam-managed-policies", phase="answers", kind="add")(
+    _deferred_attribute("managed_policies"))
+patch(IAM_BACKEND, "aws_managed_policies", gap="iam-managed-policies", phase="answers", kind="add")(
+    _deferred_attribute("aws_managed_policies"))
 
 
 def _own_copy(policy, account_id: str):
