@@ -1179,3 +1179,79 @@ def test_error_answers__each_services_error_table_is_built_once_and_errors_answe
             boto3.client("ec2", region_name="us-east-1").describe_vpcs(VpcIds=["vpc-00000000"])
         assert ec2_missing.value.response["Error"]["Code"] == "InvalidVpcID.NotFound"
     assert built.count("rds") <= 1 and built.count("ec2") <= 1, built
+
+
+def test_request_path__routes_matched_once_a_request_hosts_looked_up_once_and_request_ids_drawn_at_once(monkeypatch):
+    """In-process: moto matched each request against its service's routes four times, each host
+    against every service's URL patterns, and drew each 52-character request id a character at a
+    time; each is done once now, and the answers are as before."""
+    import random
+    import re
+
+    import boto3
+    from moto import mock_aws
+    from moto.core import routing
+    from moto.moto_api._internal import mock_random
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from awslab.local import patches
+    from awslab.local.patches import core
+
+    patches.apply()
+    matched = []
+    match = routing.ServiceOperationRouter.match
+    monkeypatch.setattr(routing.ServiceOperationRouter, "match", lambda self, request: matched.append(1) or match(self, request))
+    monkeypatch.delenv("AWS_ENDPOINT_URL")   # moto's in-process mock answers, no server
+    with mock_aws():
+        rds = boto3.client("rds", region_name="us-east-1")
+        answer = rds.describe_db_instances()
+        assert answer["DBInstances"] == [] and len(matched) == 1, matched   # moto alone: 4
+        ids = {rds.describe_db_instances()["ResponseMetadata"]["RequestId"] for _ in range(5)}
+        assert len(ids) == 5 and all(re.fullmatch(r"[A-Za-z0-9]{52}", i) for i in ids), ids
+        assert len(matched) == 6
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        assert ec2.describe_vpcs()["Vpcs"]   # the default VPC: another service, matched once too
+        assert len(matched) == 7
+
+    # One draw of moto's generator, reproducible under its seed, moto's alphabet and cases.
+    draws = []
+    choice = random.Random.choice
+    monkeypatch.setattr(random.Random, "choice", lambda self, seq: draws.append(1) or choice(self, seq))
+
+    def three() -> list[str]:
+        mock_random.seed(7)
+        return [mock_random.get_random_string(length=52), mock_random.get_random_string(include_digits=False),
+                mock_random.get_random_string(length=12, lower_case=True)]
+
+    try:
+        first = three()
+        assert three() == first
+    finally:
+        mock_random.seed()   # moto's randomness as it was for the tests after this one
+    assert draws == []   # moto alone: a call per character
+    assert re.fullmatch(r"[A-Za-z0-9]{52}", first[0]) and re.fullmatch(r"[A-Za-z]{20}", first[1])
+    assert re.fullmatch(r"[a-z0-9]{12}", first[2])
+
+    # A host is matched against the URL patterns once; what is kept is what moto finds.
+    looked = []
+    app = DomainDispatcherApplication(lambda service: None)
+    patterns = app.backend_url_patterns
+    app.backend_url_patterns = [(name, _Counting(pattern, looked)) for name, pattern in patterns]
+    core._backend_for_host.clear()
+    hosts = ["rds.us-east-1.amazonaws.com", "ec2.eu-west-1.amazonaws.com", "elasticache.us-west-2.amazonaws.com"]
+    first_pass = [app.get_backend_for_host(h) for h in hosts]
+    after_first = len(looked)
+    assert [app.get_backend_for_host(h) for h in hosts * 3] == first_pass * 3
+    assert len(looked) == after_first > 0
+    assert first_pass == ["rds", "ec2", "elasticache"]
+
+
+class _Counting:
+    """A compiled pattern that counts its matches."""
+
+    def __init__(self, pattern, seen: list) -> None:
+        self._pattern, self._seen = pattern, seen
+
+    def match(self, text: str):
+        self._seen.append(text)
+        return self._pattern.match(text)

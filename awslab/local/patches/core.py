@@ -230,3 +230,53 @@ def error_lookup_factory(original, self):
     The tables depend only on the service's model, which is moto's and fixed: one per service."""
     original(self)
     self._error_lut_cache = _error_tables
+
+
+@patch("moto.core.responses:BaseResponse", "_get_action", gap="moto-route-match", phase="objects")
+def action_matched_once(original, self):
+    """Speed, not a gap: each step of a request that needs its action (the parameters' parser,
+    the handler's look-up, IAM's check, the answer's serializer) matches the request against its
+    service's routes again: four matches a request, a tenth of moto's CPU on an RDS call. Kept per
+    request: a response object reused for another request (S3 keeps one) is matched again."""
+    request = self.normalized_request
+    kept = self.__dict__.get("_awslab_action")
+    if kept is not None and kept[0] is request:
+        return kept[1]
+    action = original(self)
+    self.__dict__["_awslab_action"] = (request, action)
+    return action
+
+
+_HOSTS_KEPT = 256
+_backend_for_host: dict = {}
+
+
+@patch("moto.moto_server.werkzeug_app:DomainDispatcherApplication", "get_backend_for_host",
+       gap="moto-host-dispatch", phase="objects")
+def backend_for_host(original, self, host):
+    """Speed, not a gap: every request's host is matched against every service's URL patterns in
+    turn (hundreds of regular expressions) to find its backend. The answer depends on the host
+    alone: kept per host, for the few hosts a server sees (a bounded number: any beyond are matched
+    as before)."""
+    try:
+        return _backend_for_host[host]
+    except (KeyError, TypeError):
+        pass
+    found = original(self, host)
+    if isinstance(host, str) and len(_backend_for_host) < _HOSTS_KEPT:
+        _backend_for_host[host] = found
+    return found
+
+
+@patch("moto.moto_api._internal.moto_random:MotoRandom", "get_random_string", gap="moto-random-string",
+       phase="objects", kind="replace")
+def random_string_in_one_draw(self, length: int = 20, include_digits: bool = True, lower_case: bool = False):
+    """Speed, not a gap: moto draws a random string a character at a time, and every answer's
+    request id is 52 characters (a twentieth of moto's CPU on a small answer). Drawn in one call of
+    the same generator: the same characters, lengths and cases, and as reproducible under moto's
+    seed as before (another sequence of values)."""
+    import string
+
+    pool = string.ascii_letters + (string.digits if include_digits else "")
+    drawn = "".join(self.choices(pool, k=length))
+    return drawn.lower() if lower_case else drawn
