@@ -56,15 +56,10 @@ _subnet_group_in_use = retry_eventual({"InvalidDBSubnetGroupStateFault"}, within
 def discover(run: Run) -> list[Found]:
     rds = run.client("rds")
     out: list[Found] = []
-    in_use: dict[str, dict] = {}   # subnet groups as the stack's instances show them: name -> group
     for page in rds.get_paginator("describe_db_instances").paginate():
         for db in page["DBInstances"]:
             tags = from_tag_list(db.get("TagList"))
-            if not owned_by(tags, run.stack):
-                continue
-            if (group := db.get("DBSubnetGroup")) and group.get("DBSubnetGroupName") and db.get("DBInstanceArn"):
-                in_use.setdefault(group["DBSubnetGroupName"], _subnet_group_of(db))
-            if db.get("DBClusterIdentifier"):
+            if not owned_by(tags, run.stack) or db.get("DBClusterIdentifier"):
                 continue   # a Multi-AZ DB cluster's members are its own (aws/db_cluster.py)
             key = tags.get(TAG_RESOURCE) or f"db.{db['DBInstanceIdentifier']}"
             out.append(Found(key, "db-replica" if db.get("ReadReplicaSourceDBInstanceIdentifier") else "db-instance",
@@ -75,10 +70,8 @@ def discover(run: Run) -> list[Found]:
     # three AZs) through the tagging API, so that `down` after an interrupted drill removes it too.
     others = sorted(arn.rsplit(":", 1)[-1] for arn in stack_arns(run) if ":subgrp:" in arn)
     for ident in [name, *(o for o in others if o != name)]:
-        # A group an instance of the stack uses is described in DescribeDBInstances' answer already
-        # (its VPC, status and subnets with their AZs): one request fewer for every command.
-        group = in_use.get(ident) or unless_missing(
-            lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=ident)["DBSubnetGroups"][0], "DBSubnetGroupNotFoundFault")
+        group = unless_missing(lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=ident)["DBSubnetGroups"][0],
+                               "DBSubnetGroupNotFoundFault")
         if not group or not owned(run, group["DBSubnetGroupArn"], lambda arn: tags_of(run, arn)):
             continue
         key = "db.subnet-group" if ident == name else \
@@ -87,15 +80,6 @@ def discover(run: Run) -> list[Found]:
                          attrs={"arn": group["DBSubnetGroupArn"], "vpc": group.get("VpcId"), "raw": group,
                                 "subnets": [s["SubnetIdentifier"] for s in group.get("Subnets", [])]}))
     return out
-
-
-def _subnet_group_of(db: dict) -> dict:
-    """The DB subnet group as the instance ``db`` shows it, with its ARN: AWS leaves the ARN out of
-    an instance's view; it is the instance's own with ``subgrp:<name>`` for ``db:<id>``."""
-    group = dict(db["DBSubnetGroup"])
-    prefix = db["DBInstanceArn"].rsplit(":", 2)[0]
-    group.setdefault("DBSubnetGroupArn", f"{prefix}:subgrp:{group['DBSubnetGroupName']}")
-    return group
 
 
 def tags_of(run: Run, arn: str) -> dict[str, str]:

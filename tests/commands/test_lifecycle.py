@@ -103,12 +103,10 @@ def test_up_twice__second_run_sends_no_mutating_request(awslab, local, stack, ap
     second = awslab("up", "week6", "--name", stack)
     assert second.code == 0, second.err
     assert mutating(api_calls) == []
-    # Discovery reads each area once, not once per resource: 14 calls for the 18 resources of
+    # Discovery reads each area once, not once per resource: 15 calls for the 18 resources of
     # before, and one more per parameter group (its parameters; the group itself and its tags come
-    # from the tagging index that discovery reads anyway). The DB subnet group is read from its
-    # instances' description, not asked for again.
-    assert len(api_calls) <= 16, sorted(api_calls)
-    assert ("rds", "DescribeDBSubnetGroups") not in api_calls
+    # from the tagging index that discovery reads anyway).
+    assert len(api_calls) <= 17, sorted(api_calls)
     assert awslab("down", "--yes", "--skip-final-snapshot").code == 0
 
 
@@ -222,21 +220,6 @@ def test_ctrl_c_during_up__stops_cleanly_says_what_was_in_flight_and_a_rerun_con
     vpcs = aws("ec2").describe_vpcs(Filters=[{"Name": "tag:awslab:stack", "Values": [stack]}])["Vpcs"]
     assert len(vpcs) == 1
     assert awslab("down", "--name", stack, "--yes", "--skip-final-snapshot").code == 0
-
-
-def test_discovery__a_subnet_group_seen_through_its_instance_gets_its_arn_from_the_instances():
-    """AWS leaves DBSubnetGroupArn out of an instance's view of its group (moto puts it in): the
-    ARN that ownership is checked against is derived from the instance's own."""
-    from awslab.aws.database import _subnet_group_of
-
-    db = {"DBInstanceArn": "arn:aws-cn:rds:cn-north-1:210987654321:db:s-db",
-          "DBSubnetGroup": {"DBSubnetGroupName": "s-db", "VpcId": "vpc-1", "Subnets": [{"SubnetIdentifier": "subnet-a"}]}}
-    group = _subnet_group_of(db)
-    assert group["DBSubnetGroupArn"] == "arn:aws-cn:rds:cn-north-1:210987654321:subgrp:s-db"
-    assert group["VpcId"] == "vpc-1" and group["Subnets"] == [{"SubnetIdentifier": "subnet-a"}]
-    assert "DBSubnetGroupArn" not in db["DBSubnetGroup"]   # the instance's own answer is left as it was
-    given = {**db, "DBSubnetGroup": {**db["DBSubnetGroup"], "DBSubnetGroupArn": "arn:aws:rds:us-east-1:1:subgrp:s-db"}}
-    assert _subnet_group_of(given)["DBSubnetGroupArn"] == "arn:aws:rds:us-east-1:1:subgrp:s-db"
 
 
 def test_up__a_look_alike_with_the_stacks_name_but_not_its_tags_is_refused_and_left_alone(awslab, aws, local, stack):
