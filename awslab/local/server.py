@@ -22,6 +22,7 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 EXIT_LOCKED = 3
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
             return _latency(environ, start_response)
         if path == MAINTENANCE_PATH:
             with persistence.LOCK:
+                _refuse_if_closing()
                 done = _offer_maintenance(body)
             store.changed()
             return _json(start_response, "200 OK", done)
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
     def persisted(environ, start_response, body: bytes):
         """moto, one request at a time with the state saver; a change is saved right after."""
         with persistence.LOCK:
+            _refuse_if_closing()
             response = list(moto_app(environ, start_response))
         operation = persistence.operation_of(environ, body)
         if persistence.is_change(operation):
@@ -206,6 +209,8 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
         pass
     finally:
         server.server_close()
+        with persistence.LOCK:   # a kept-alive connection's next request is refused from here on, so
+            _closing.set()       # the last save below holds every change this server answered
         store.close()            # the last state, saved before the engines stop
         if backing is not None:
             backing.halt_all()   # the engines stop; their data stays for the next server
@@ -216,6 +221,18 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
 
 
 DRAINED = "awslab.drained"   # set in a request's environ once its whole body has been read
+_closing = threading.Event()   # set (under persistence.LOCK) once the server has begun to stop
+
+
+class Closing(Exception):
+    """A request that reached the server after it began to stop: not served, its connection closed
+    without an answer (the client retries elsewhere, as when the port no longer answers)."""
+
+
+def _refuse_if_closing() -> None:
+    """Called under persistence.LOCK before anything changes moto's state."""
+    if _closing.is_set():
+        raise Closing()
 KEEP_ALIVE_IDLE_S = 60.0     # an idle kept-alive connection is closed after this (AWS's load balancers: 60 s)
 
 
@@ -256,6 +273,9 @@ def _handler_class():
                 finally:
                     if hasattr(result, "close"):
                         result.close()
+            except Closing:
+                self.close_connection = True
+                return
             except Exception as exc:  # noqa: BLE001 - werkzeug's own answer: the traceback logged, a 500
                 from werkzeug.debug.tbtools import DebugTraceback
                 from werkzeug.exceptions import InternalServerError

@@ -107,3 +107,41 @@ def test_keepalive__a_body_left_unread_or_a_chunked_one_closes_the_connection_af
         head, _ = _answer(sock)
         assert b"connection: close" in head.lower(), head
         assert _closed(sock)
+
+
+def test_keepalive__once_the_server_begins_to_stop_a_kept_connections_next_request_is_not_served():
+    """A kept-alive connection outlives the listening socket while the server stops (its last save,
+    then its engines): a request on it then would be answered and lost with the server. Once
+    stopping has begun (``_closing``, set under the state lock before the last save) it is not
+    served: the connection closes without an answer, as a port that no longer answers would."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from awslab.local import server as local_server
+
+    served = []
+
+    def app(environ, start_response):
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ[local_server.DRAINED] = True
+        local_server._refuse_if_closing()
+        served.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=local_server._handler_class())
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", httpd.server_port), timeout=10) as sock:
+            sock.sendall(b"POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+            head, body = _answer(sock)
+            assert head.startswith(b"HTTP/1.1 200") and body == b"ok"
+            local_server._closing.set()
+            sock.sendall(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+            assert _closed(sock)   # no answer at all: werkzeug's own path would have answered 500
+        assert served == ["/first"]
+    finally:
+        local_server._closing.clear()
+        httpd.shutdown()
+        httpd.server_close()
