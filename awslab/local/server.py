@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None, prepared=None) -> None:
 
 
 DRAINED = "awslab.drained"   # set in a request's environ once its whole body has been read
+KEEP_ALIVE_IDLE_S = 60.0     # an idle kept-alive connection is closed after this (AWS's load balancers: 60 s)
 _closing = threading.Event()   # set (under persistence.LOCK) once the server has begun to stop
 
 
@@ -233,7 +234,6 @@ def _refuse_if_closing() -> None:
     """Called under persistence.LOCK before anything changes moto's state."""
     if _closing.is_set():
         raise Closing()
-KEEP_ALIVE_IDLE_S = 60.0     # an idle kept-alive connection is closed after this (AWS's load balancers: 60 s)
 
 
 def _handler_class():
@@ -286,11 +286,12 @@ def _handler_class():
                 self.close_connection = True
             status, headers = answer
             code, _, message = status.partition(" ")
-            self.send_response(int(code), message)
+            code = int(code)
+            self.send_response(code, message)
             for key, value in headers:
                 if key.lower() not in ("content-length", "connection", "transfer-encoding"):
                     self.send_header(key, value)
-            if not (int(code) < 200 or int(code) in (204, 304)):
+            if not (code < 200 or code in (204, 304)):
                 self.send_header("Content-Length", str(len(body)))
             if not (environ.get(DRAINED) or not int(environ.get("CONTENT_LENGTH") or 0)):
                 self.send_header("Connection", "close")   # a body left unread: this connection ends here
