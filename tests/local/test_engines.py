@@ -217,6 +217,48 @@ def test_as_root_engines_run_unprivileged_with_private_data(primary: dict) -> No
     assert eng.reachable_by(data, eng.run_as())
 
 
+def _ids(pid: int) -> tuple[int, int, str]:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(status["Uid"].split()[0]), int(status["Gid"].split()[0]), status["Groups"].strip()
+
+
+def test_an_engine_command_runs_as_the_engine_account_through_setpriv_or_subprocess(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from awslab.local.engines import accounts
+
+    me = accounts.RunAs(os.geteuid(), os.getegid(), "me")
+    assert me.command(["postgres", "-D", "x"]) == (["postgres", "-D", "x"], {})
+    other = accounts.RunAs(os.geteuid() + 4242, 4343, "other")
+    monkeypatch.setattr(accounts, "_setpriv", lambda: "/usr/bin/setpriv")
+    assert other.command(["postgres"]) == (
+        ["/usr/bin/setpriv", "--reuid=" + str(other.uid), "--regid=4343", "--clear-groups", "--", "postgres"], {})
+    monkeypatch.setattr(accounts, "_setpriv", lambda: None)
+    assert other.command(["postgres"]) == (["postgres"], {"user": other.uid, "group": 4343, "extra_groups": []})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands engines to another user")
+@pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "subprocess"])
+def test_as_root_an_engine_drops_to_the_engine_account_and_its_groups_either_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setpriv: bool) -> None:
+    """The engine's registered pid is the engine itself (setpriv execs it in its place), as the engine
+    user and group, without root's supplementary groups."""
+    from awslab.local.engines import accounts
+
+    if setpriv and not accounts._setpriv():
+        pytest.skip("no setpriv on this machine")
+    if not setpriv:
+        monkeypatch.setattr(accounts, "_setpriv", lambda: None)
+    engines = eng.Engines(tmp_path / "state")
+    try:
+        info = engines.start_redis("cache:as-who", password=PASSWORD)
+        who = eng.run_as()
+        assert _ids(info["pid"]) == (who.uid, who.gid, "")
+        assert Path(f"/proc/{info['pid']}/comm").read_text().strip() == "redis-server"
+        assert engines.stop_all() == [info["pid"]]
+    finally:
+        engines.stop_all()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands engines to another user")
 def test_as_root_a_reachable_root_keeps_engines_inside_and_unreachable_binaries_are_copied(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -40,15 +41,32 @@ class RunAs:
     def switch(self) -> bool:
         return self.uid != os.geteuid()
 
-    def popen_kwargs(self) -> dict[str, Any]:
-        """subprocess arguments that drop to this account; extra_groups=[] drops root's supplementary groups too."""
-        return {"user": self.uid, "group": self.gid, "extra_groups": []} if self.switch else {}
+    def command(self, argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+        """``argv`` and the subprocess arguments that run it as this account, without root's
+        supplementary groups.
+
+        As root, through util-linux's ``setpriv`` when there is one: subprocess's own ``user=`` and
+        ``group=`` make it ``fork`` the whole calling process (a child that changes its uid cannot
+        share its parent's memory, as ``vfork``'s does), and a local AWS of 300 MB paid 15 ms and
+        7 ms of CPU for each engine or tool it started, holding the GIL, against 2.5 ms. ``setpriv``
+        execs the command in its place (the same pid), with the same uid, gid and no other groups."""
+        if not self.switch:
+            return argv, {}
+        setpriv = _setpriv()
+        if setpriv:
+            return [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--", *argv], {}
+        return argv, {"user": self.uid, "group": self.gid, "extra_groups": []}
 
     def groups(self) -> set[int]:
         try:
             return set(os.getgrouplist(self.name, self.gid))
         except (OSError, KeyError):
             return {self.gid}
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv") or shutil.which("setpriv", path="/usr/bin:/bin")
 
 
 def run_as() -> RunAs:

@@ -118,12 +118,12 @@ def run_tool(argv: list[str], *, who: RunAs | None, log_path: Path, env: dict[st
     """Run an engine tool to completion (``stdin_text`` its input, else none), its output appended to
     log_path; a failure names that log."""
     started = time.monotonic()
+    command, as_who = who.command(argv) if who else (argv, {})
     with open(log_path, "ab") as out:
         try:
             stdin = {"stdin": subprocess.DEVNULL} if stdin_text is None else {"input": stdin_text.encode()}
-            done = subprocess.run(argv, **stdin, stdout=out, stderr=subprocess.STDOUT,
-                                  env=child_env(env), cwd=cwd, timeout=TOOL_TIMEOUT_S, umask=0o077,
-                                  **(who.popen_kwargs() if who else {}))
+            done = subprocess.run(command, **stdin, stdout=out, stderr=subprocess.STDOUT,
+                                  env=child_env(env), cwd=cwd, timeout=TOOL_TIMEOUT_S, umask=0o077, **as_who)
         except subprocess.TimeoutExpired:
             raise EngineError(f"{Path(argv[0]).name} took over {TOOL_TIMEOUT_S:.0f} s; see {log_path}") from None
     if done.returncode != 0:

@@ -179,10 +179,10 @@ class EngineCore:
         prefer = entry.get("last_port")   # a resumed engine comes back on its port when it is free
         for _ in range(PORT_ATTEMPTS):
             port, prefer = free_port(prefer), None
+            command, as_who = who.command(argv(port))
             with open(log_path, "ab") as out:
-                proc = subprocess.Popen(argv(port), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                        cwd=data, env=child_env(), start_new_session=True, umask=0o077,
-                                        **who.popen_kwargs())
+                proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        cwd=data, env=child_env(), start_new_session=True, umask=0o077, **as_who)
             adopt(proc)
             stat = proc_stat(proc.pid)
             entry = self.registry.update(key, port=port, pid=proc.pid, started=stat[1] if stat else None)
