@@ -158,7 +158,12 @@ def child_command(ctx: Context, *argv: str) -> list[str]:
     """An awslab command line on the same target, region and credentials as ``ctx`` (class and
     sweep run each stack's `up`/`verify`/`down` as a process of its own: its output, its failure,
     its lock)."""
-    args = [sys.executable, "-m", "awslab", *argv, "--target", ctx.target, "--region", ctx.region]
+    return [sys.executable, "-m", "awslab", *child_args(ctx, *argv)]
+
+
+def child_args(ctx: Context, *argv: str) -> list[str]:
+    """``child_command``'s arguments after ``python -m awslab``."""
+    args = [*argv, "--target", ctx.target, "--region", ctx.region]
     if ctx.profile:
         args += ["--profile", ctx.profile]
     if ctx.endpoint_url and not ctx.is_local:

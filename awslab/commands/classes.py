@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from awslab import ui
-from awslab.commands._common import child_command, confirm_real_account, lab_cost
+from awslab.commands import launcher
+from awslab.commands._common import child_args, child_command, confirm_real_account, lab_cost
 from awslab.commands.stacks import check_owner, expiry_from, list_stacks, time_left
 from awslab.engine.context import Context
 from awslab.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
@@ -127,9 +128,12 @@ def for_each(ctx: Context, students: list[Student], argv_of, concurrency: int, v
     On Ctrl-C no new student starts, the running ones are interrupted too (each stops at a step
     boundary, as `up` or `down` alone would) and waited for, and the error says which finished,
     which stopped part-way and which never began."""
-    running: dict[str, subprocess.Popen] = {}
+    running: dict[str, subprocess.Popen | launcher.Launched] = {}
     lock = threading.Lock()
     stopping = threading.Event()
+    # More students than run at once: the later ones are forked from a prepared process (the first
+    # ones start while it prepares). A class that all starts at once would only pay for preparing it.
+    launch = launcher.Launcher(verb) if launcher.enabled() and len(students) > concurrency else None
 
     def one(s: Student) -> Done | None:
         if stopping.is_set():
@@ -140,8 +144,10 @@ def for_each(ctx: Context, students: list[Student], argv_of, concurrency: int, v
             if stopping.is_set():
                 return None
             # Its own process group: a terminal's Ctrl-C reaches it only through us, once.
-            proc = subprocess.Popen(child_command(where, *argv_of(s)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, start_new_session=True)
+            proc = launch and launch.spawn(child_args(where, *argv_of(s)))
+            if proc is None:
+                proc = subprocess.Popen(child_command(where, *argv_of(s)), stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, start_new_session=True)
             running[s.stack] = proc
         try:
             out, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
@@ -166,6 +172,9 @@ def for_each(ctx: Context, students: list[Student], argv_of, concurrency: int, v
                           f"[{len(results)}/{len(students)}]")
     except KeyboardInterrupt:
         _interrupt(students, verb, results, running, lock, stopping, futures, pool, progress)
+    finally:
+        if launch is not None:
+            launch.close()
     pool.shutdown()
     order = {(s.name, s.stack): i for i, s in enumerate(students)}
     return sorted(results, key=lambda d: order[(d.student.name, d.student.stack)])
@@ -175,7 +184,7 @@ def _status(d: Done, verb: str) -> str:
     return "ok" if d.code == 0 else ("checks failed" if verb == "verify" and d.code == 1 else f"FAILED: {d.why}")
 
 
-def _interrupt(students: list[Student], verb: str, results: list[Done], running: dict[str, subprocess.Popen],
+def _interrupt(students: list[Student], verb: str, results: list[Done], running: dict,
                lock: threading.Lock, stopping: threading.Event, futures, pool: ThreadPoolExecutor,
                progress: ui.Progress) -> None:
     """Stop the class's command: interrupt the students' running commands, wait for them, then
