@@ -69,6 +69,42 @@ except eng.EngineUnavailable:
 needs_pg = pytest.mark.skipif(not HAVE_PG, reason="no PostgreSQL binaries")
 
 
+@pytest.mark.parametrize("links", [True, False], ids=["cp-links", "copied"])
+def test_a_first_base_backup__the_templates_files_and_its_own_control_and_wal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: bool) -> None:
+    """The template's files hard-linked by ``cp -rl`` (copied one by one where it cannot link), its
+    pg_control and WAL those of the copy's cold image, never the template's."""
+    tpl = tmp_path / "tpl" / "data"
+    for rel, body in {"PG_VERSION": "16\n", "base/5/1259": "catalog", "global/1262": "databases",
+                      "global/pg_control": "template's control", "pg_wal/000000010000000000000001": "template wal",
+                      "pg_wal/archive_status/.keep": ""}.items():
+        (tpl / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tpl / rel).write_text(body)
+    for d in [tpl, *tpl.rglob("*")]:
+        if d.is_dir():
+            d.chmod(0o700)   # as initdb leaves them
+    cold = tmp_path / "cold"
+    (cold / "pg_wal").mkdir(parents=True, mode=0o700)
+    (cold / "pg_control").write_text("copy's control")
+    (cold / "pg_wal" / "000000010000000000000002").write_text("copy's wal")
+    if not links:
+        def no_links(*a, **kw):
+            raise eng.EngineError("cp: cannot create hard link: Invalid cross-device link")
+        monkeypatch.setattr(template, "run_tool", no_links)
+    target = tmp_path / "backup" / "data"
+    target.parent.mkdir()
+    template.link_base_backup(tpl, cold, target)
+    files = {p.relative_to(target).as_posix(): p for p in target.rglob("*") if p.is_file()}
+    assert sorted(files) == ["PG_VERSION", "base/5/1259", "global/1262", "global/pg_control",
+                             "pg_wal/000000010000000000000002"]
+    for rel in ("PG_VERSION", "base/5/1259", "global/1262"):
+        assert files[rel].read_text() == (tpl / rel).read_text()
+        assert files[rel].stat().st_ino == (tpl / rel).stat().st_ino   # one by one, linked too where it can
+    assert files["global/pg_control"].read_text() == "copy's control" and files["global/pg_control"].stat().st_nlink == 1
+    assert (tpl / "global" / "pg_control").read_text() == "template's control"
+    assert all(d.stat().st_mode & 0o077 == 0 for d in [target, *target.rglob("*")] if d.is_dir())
+
+
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[eng.Engines]:
     engines = eng.Engines(tmp_path_factory.mktemp("template-engines"))
