@@ -7,7 +7,7 @@ counts shared pages once per process, and PSS, which splits them), processes, di
 bytes on disk, and how much of it is PostgreSQL's binaries: none should be), then ``class
 verify`` and ``class down`` times.
 
-Targets (issue 17): 30 stacks of week6 within 4 GiB RSS, `class up` of 30 within 5 minutes on
+Targets (issue 32): 30 stacks of week6 within 4 GiB RSS, `class up` of 30 within 30 s at concurrency 4 on
 2 cores. Prints figures; asserts nothing.
 """
 
