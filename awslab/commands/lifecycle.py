@@ -136,9 +136,12 @@ def up(ctx: Context, lab: Lab, stack: str, *, dry_run: bool, output: str, progre
     # Remember the stack (and how it was built, for verify) before creating anything, so `status`
     # and `down` find a half-made one.
     # Merged: what other commands recorded (the regions snapshots were copied to) stays.
+    # A class's student stack (made by `class up`) is not the user's own: the next command without
+    # --name still acts on the stack it acted on before the class (never a student's).
     state.save_stack_record(stack, {**(state.load_stack_record(stack) or {}), **(lab_record or {"lab": lab.name})})
-    state.save_current_context({"target": ctx.target, "stack": stack, "lab": lab.name, "region": ctx.region,
-                                "profile": ctx.profile, "endpoint_url": None if ctx.is_local else ctx.endpoint_url})
+    if class_name is None:
+        state.save_current_context({"target": ctx.target, "stack": stack, "lab": lab.name, "region": ctx.region,
+                                    "profile": ctx.profile, "endpoint_url": None if ctx.is_local else ctx.endpoint_url})
     outcome = execute(plan, run)
     raise_if_failed(outcome, "up", run)
     progress.line(f"stack {stack} is up ({len(plan.mutating)} changed) in {took(ctx, outcome.elapsed_s)}")

@@ -137,6 +137,24 @@ def test_class_roster__every_name_checked_before_anything_is_made(awslab, local,
     assert aws("ec2").describe_vpcs(Filters=[{"Name": "tag:awslab:class", "Values": [klass]}])["Vpcs"] == []
 
 
+def test_class_up__a_command_without_name_still_acts_on_the_users_own_stack(awslab, local):
+    """`class up` runs each student's `up` with --name (3 students, 2 at a time: the third forked by
+    the launcher): none of them becomes the stack a command without --name acts on, so an
+    instructor's `down --yes` after a class removes their own stack, never a student's."""
+    own = f"own{uuid.uuid4().hex[:6]}"
+    assert awslab("up", "week6", "--name", own, "--set", "database.read_replicas=0").code == 0
+    klass = f"c{uuid.uuid4().hex[:6]}"
+    up = awslab("class", "up", "week6", "--class", klass, "--count", "3", "--concurrency", "2",
+                "--set", "database.read_replicas=0")
+    assert up.code == 0, up.err
+    assert json.loads(awslab("status", "--output", "json").out)["stack"] == own
+    down = awslab("down", "--yes", "--skip-final-snapshot", "--output", "json")
+    assert down.code == 0 and json.loads(down.out)["stack"] == own, down.err
+    rows = {r["stack"]: r["state"] for r in _stacks(awslab)["stacks"] if r["stack"].startswith(klass)}
+    assert rows == {f"{klass}-s0{i}": "complete" for i in (1, 2, 3)}
+    assert awslab("class", "down", "--class", klass, "--skip-final-snapshot").code == 0
+
+
 def test_class_up_interrupted__says_who_finished_and_a_rerun_converges(awslab, local, latency):
     """Ctrl-C during `class up`: the running student's `up` is interrupted too, the error says who
     finished, who stopped part-way and who never began (never "nothing was changed"), a stack
