@@ -13,7 +13,10 @@ request. The child becomes ``python -m awslab ARGS`` from its first line (``runp
 runs it): its own pid and session, stdin /dev/null, stdout and stderr the caller's pipes, the
 caller's environment and directory, SIGINT as the caller's child would have it, and an ordinary exit
 (atexit handlers, threads joined). What it shares with its siblings is what the launcher imported
-and made, which nothing changes after (copy-on-write pages, each process its own).
+and made, which nothing changes after (copy-on-write pages, each process its own). One thing shows:
+``ps`` prints a forked command with the launcher's command line (a fork keeps its parent's argv;
+Python cannot rewrite it without a library of its own), so ``awslab class status`` is where to see
+which students' stacks are done.
 
 The caller's side (``Launcher``) hands back a ``Launched``, which for_each uses as it uses a
 ``subprocess.Popen``: ``communicate``, ``returncode``, ``send_signal``, ``kill``. A signal goes
@@ -270,20 +273,16 @@ def prepare(verb: str) -> None:
 
 def serve(sock: socket.socket) -> list[str] | None:
     """Answer requests until the caller closes its end (None); in a forked child, the argv to run."""
+    from awslab.local.processes import reap_exited
+
     live: dict[int, int] = {}   # child pid -> the write end of its status pipe
 
     def reap(*_) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in reap_exited():
             fd = live.pop(pid, None)
             if fd is not None:
                 try:
-                    os.write(fd, f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                    os.write(fd, f"{code}\n".encode())
                 except OSError:
                     pass
                 os.close(fd)

@@ -140,6 +140,7 @@ def _child(conn: socket.socket, listener: socket.socket, request: dict, prepared
 def serve(path: str) -> None:
     """Prepare once, then fork a local AWS per request until SIGTERM (or the socket is removed)."""
     from awslab.local import server
+    from awslab.local.processes import reap_exited
 
     prepared = server.prepare()
     from awslab.local import backing  # noqa: F401 - the engines' modules, for the children that run them
@@ -152,14 +153,7 @@ def serve(path: str) -> None:
     exited: dict[int, int] = {}
 
     def reap(*_) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            exited[pid] = os.waitstatus_to_exitcode(status)
+        exited.update(reap_exited())
 
     signal.signal(signal.SIGCHLD, reap)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -9,6 +9,20 @@ import subprocess
 from pathlib import Path
 
 
+def reap_exited() -> list[tuple[int, int]]:
+    """Every child of this process that has exited, reaped now without waiting: (pid, exit code as
+    ``subprocess`` gives it, negative for a signal)."""
+    out = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return out
+        if pid == 0:
+            return out
+        out.append((pid, os.waitstatus_to_exitcode(status)))
+
+
 def pid_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie; a child of ours that exited is reaped."""
     try:
