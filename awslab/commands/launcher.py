@@ -259,6 +259,9 @@ def prepare(verb: str) -> None:
     import boto3
 
     from awslab.home import sdkdata
+    from awslab.local import offering
+
+    offering.learn()   # what `up` checks the lab against, before it changes anything
 
     sdkdata.share_across_sessions()
     session = boto3.Session(region_name="us-east-1", aws_access_key_id="launcher", aws_secret_access_key="launcher")

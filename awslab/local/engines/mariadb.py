@@ -19,11 +19,11 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from awslab.local.engines.base import EngineUnavailable
+from awslab.local.engines.binaries import said_version
 
 MARIADBD_ENV = "AWSLAB_MARIADBD"   # a mariadbd to use, or "off": the control plane only
 INSTALL_HINT = "install MariaDB's server (Debian/Ubuntu: apt-get install mariadb-server)"
@@ -93,8 +93,8 @@ def tool(name: str) -> Path:
 def server_version(path: str | None = None) -> str:
     """'10.11.19' for the mariadbd at hand ('' when it cannot say)."""
     try:
-        out = subprocess.run([path or str(mariadbd_path()), "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (EngineUnavailable, OSError, subprocess.SubprocessError):
+        out = said_version(Path(path) if path else mariadbd_path())
+    except EngineUnavailable:
         return ""
     match = re.search(r"Ver (\d+\.\d+\.\d+)", out)
     return match.group(1) if match else ""
