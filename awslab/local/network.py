@@ -41,6 +41,7 @@ FLOWS_FILE = "flows.jsonl"
 FLOWS_KEEP_BYTES = 4 << 20      # the flow log is cut to its newer half beyond this
 SYN_BYTES = 60                  # what AWS sees of a dropped connection: its SYN
 
+VERDICTS_MAX = 4096   # paths kept decided (a class of 30: a few hundred); all forgotten past it
 # The operations after which a path may open or close (the listeners' modes follow them).
 PATH_CHANGES = frozenset({
     "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
@@ -77,6 +78,7 @@ class Network:
         self.owners = owners          # endpoint -> what it belongs to (Backing fills it)
         self._lock = threading.Lock()
         self._pass = threading.local()   # a refresh pass's networks, read once per VPC
+        self._verdicts: dict[tuple, bool] = {}   # allows(): a path's verdict by what it was decided from
 
     # --- deciding ---
 
@@ -101,8 +103,23 @@ class Network:
         return Decision(verdict.allowed, record, self._write)
 
     def allows(self, source: str, endpoint: str) -> bool:
-        """Does the VPC let ``source`` reach ``endpoint`` now (no record: a listener's mode)?"""
-        return self._evaluate(source, endpoint)[0].allowed
+        """Does the VPC let ``source`` reach ``endpoint`` now (no record: a listener's mode)?
+
+        Asked for every listener after each network change (a class of 30 has hundreds), most of
+        them in VPCs the change did not touch: the verdict is kept for what it was decided from
+        (the VPC's network as describe calls give it, the source, the target, the port), so an
+        unchanged path is not worked out again. ``evaluate`` is a pure function of those."""
+        inputs = self._inputs(source, endpoint, None)
+        if isinstance(inputs, Verdict):
+            return inputs.allowed
+        net, net_key, src, target, port = inputs
+        key = (net_key, src, target, port)
+        allowed = self._verdicts.get(key)
+        if allowed is None:
+            if len(self._verdicts) >= VERDICTS_MAX:
+                self._verdicts.clear()
+            allowed = self._verdicts[key] = evaluate(net, src, target, port).allowed
+        return allowed
 
     def sees(self, source: str, endpoint: str) -> bool:
         """Is instance ``source`` in the VPC of ``endpoint`` (the only endpoints routed to it)?"""
@@ -118,33 +135,46 @@ class Network:
         return target is not None and inst.vpc_id == target.vpc
 
     def _evaluate(self, source: str, endpoint: str) -> tuple[Verdict, dict[str, Any]]:
+        facts: dict[str, Any] = {}
+        inputs = self._inputs(source, endpoint, facts)
+        if isinstance(inputs, Verdict):
+            return inputs, facts
+        net, _, src, target, port = inputs
+        return evaluate(net, src, target, port), facts
+
+    def _inputs(self, source: str, endpoint: str, facts: dict[str, Any] | None):
+        """What a path from ``source`` to ``endpoint`` is decided from: (the VPC's Net, a key of it,
+        the Source, the Target, the port), or the Verdict when nothing more is needed to decide;
+        ``facts`` (when given) gets the flow record's fields on the way."""
         owner = self.owners.get(endpoint)
         if owner is None:
-            return Verdict(False, missing=[f"{endpoint} belongs to no resource the local AWS knows"]), {}
+            return Verdict(False, missing=[f"{endpoint} belongs to no resource the local AWS knows"])
         _, account, region, ident = owner
         ec2 = _ec2(account, region)
         target = _target(owner)
         if target is None:
-            return Verdict(False, missing=[f"{ident} no longer exists"]), {}
-        facts: dict[str, Any] = {"account-id": account, "vpc-id": target.vpc or "-",
-                                 "interface-id": _interface_id(ident),
-                                 "dstaddr": _address_in(ec2, target.subnets, ident)}
+            return Verdict(False, missing=[f"{ident} no longer exists"])
+        if facts is not None:
+            facts.update({"account-id": account, "vpc-id": target.vpc or "-", "interface-id": _interface_id(ident),
+                          "dstaddr": _address_in(ec2, target.subnets, ident)})
         if source == OUTSIDE:
             src = Source(Peer(frozenset(), (f"{CALLER}/32",), "this machine (outside the VPC)"))
         else:
             try:
                 inst = ec2.get_instance(source)
             except Exception:  # noqa: BLE001 - moto's InvalidInstanceID
-                return Verdict(False, missing=[f"instance {source} does not exist"]), facts
+                return Verdict(False, missing=[f"instance {source} does not exist"])
             state = inst._state.name
             if state != "running":
-                return Verdict(False, missing=[f"instance {source} is {state}: it sends nothing"]), facts
+                return Verdict(False, missing=[f"instance {source} is {state}: it sends nothing"])
             groups = frozenset(g.id for g in inst.security_groups)
             address = inst.private_ip or CALLER
             name = dict.get(ec2.tags, source, {}).get("Name", "")   # not describe_tags: it scans every tag
             src = Source(Peer(groups, (f"{address}/32",), f"{name} ({source})" if name else source), inst.subnet_id, inst.vpc_id)
-            facts.update(srcaddr=address, **{"interface-id": _eni_of(inst) or facts["interface-id"]})
-        return evaluate(self._net_of(ec2, account, region, target.vpc), src, target, _port_of(endpoint)), facts
+            if facts is not None:
+                facts.update(srcaddr=address, **{"interface-id": _eni_of(inst) or facts["interface-id"]})
+        net, net_key = self._net_of(ec2, account, region, target.vpc)
+        return net, net_key, src, target, _port_of(endpoint)
 
     @contextlib.contextmanager
     def one_pass(self):
@@ -156,13 +186,16 @@ class Network:
         finally:
             self._pass.nets = None
 
-    def _net_of(self, ec2, account: str, region: str, vpc: str | None) -> Net:
+    def _net_of(self, ec2, account: str, region: str, vpc: str | None) -> tuple[Net, str]:
+        """The VPC's Net and its ``repr`` (all it holds, as a key), read once per pass."""
         nets = getattr(self._pass, "nets", None)
-        if nets is None:
-            return _net(ec2, vpc)
         key = (account, region, vpc)
-        if key not in nets:
-            nets[key] = _net(ec2, vpc)
+        if nets is None or key not in nets:
+            net = _net(ec2, vpc)
+            made = (net, f"{account}/{region}/{vpc}/{net!r}")
+            if nets is None:
+                return made
+            nets[key] = made
         return nets[key]
 
     # --- the flow log ---

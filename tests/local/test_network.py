@@ -453,3 +453,36 @@ def test_cache_cluster__one_of_its_own_has_a_real_redis_behind_its_node(awslab, 
     for cid in (f"{stack}-plain", f"{stack}-tls"):
         ec.delete_cache_cluster(CacheClusterId=cid)
     eventually(lambda: f"{plain['Address']}:6379" not in endpoint_map(engines), within_s=30)
+
+
+def test_allows__a_path_is_decided_once_for_what_it_was_decided_from(monkeypatch, tmp_path):
+    """A listener's mode after a network change: the same VPC network, source, target and port give
+    the kept verdict without deciding again; any change in them (a rule) is decided afresh."""
+    from awslab.local import network
+    from awslab.spec.reachability import Net, Peer, Source, Target, Verdict
+
+    decided = []
+
+    def evaluate(net, src, target, port):
+        decided.append(port)
+        return Verdict("sg-db" in net.groups and bool(net.groups["sg-db"]["IpPermissions"]))
+
+    monkeypatch.setattr(network, "evaluate", evaluate)
+    paths = network.Network(tmp_path, {})
+    rules: list = [{"FromPort": 5432}]
+    src = Source(Peer(frozenset({"sg-app"}), ("10.0.1.5/32",), "host"), "subnet-a", "vpc-1")
+    target = Target(Peer(frozenset({"sg-db"}), (), "db"), ("subnet-b",), "vpc-1")
+
+    def inputs(source, endpoint, facts):
+        now = Net(groups={"sg-db": {"IpPermissions": [dict(r) for r in rules]}}, subnets={})
+        return now, f"vpc-1/{now!r}", src, target, 5432
+
+    monkeypatch.setattr(paths, "_inputs", inputs)   # what the VPC looks like now, as moto holds it
+    assert [paths.allows("i-1", "db.example") for _ in range(3)] == [True] * 3 and len(decided) == 1
+    rules.clear()                      # the rule revoked: decided again, and closed
+    assert paths.allows("i-1", "db.example") is False and len(decided) == 2
+    rules.append({"FromPort": 5432})   # put back: the path as it was before, its verdict kept
+    assert paths.allows("i-1", "db.example") is True and len(decided) == 2
+    monkeypatch.setattr(network, "VERDICTS_MAX", 1)
+    rules[0]["ToPort"] = 5432          # another network past the bound: all forgotten, decided again
+    assert paths.allows("i-1", "db.example") is True and len(decided) == 3

@@ -70,8 +70,10 @@ class RedisNodes(EngineCore):
         """CONFIG SET each setting on the running server (its cache parameter group's values)."""
         entry = self._running(key, "redis")
         with redis_client(entry["port"], self._load_secret(Path(entry["dir"]))["password"]) as client:
+            pipe = client.pipeline(transaction=False)   # one round trip; the first refused one raises
             for name, value in settings.items():
-                client.execute_command("CONFIG", "SET", name, value)
+                pipe.execute_command("CONFIG", "SET", name, value)
+            pipe.execute()
 
     def follow_redis(self, key: str, *, primary: str) -> None:
         """REPLICAOF the engine `primary`: a former primary rejoins as a replica after a failover."""
