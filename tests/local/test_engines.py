@@ -420,6 +420,7 @@ def test_a_failed_start_names_its_log_and_is_cleaned_up_by_stop(engines: eng.Eng
 def test_missing_binaries_name_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from awslab.local.engines import binaries
 
+    list(binaries.pg_candidates())   # a process that looked before (what it learnt then must not hide what is gone)
     with monkeypatch.context() as patch:
         patch.setattr(binaries, "package_dir", lambda name: None)
         patch.setattr(binaries, "SYSTEM_PG_DIR", tmp_path / "none")

@@ -54,20 +54,20 @@ def pg_candidates() -> Iterator[Path]:
         found = shutil.which(tool)
         if found:
             yield Path(found).resolve().parent
-    configured = _pg_config_bindir()
+    pg_config = shutil.which("pg_config")
+    configured = _pg_config_bindir(pg_config) if pg_config else None
     if configured is not None:
         yield configured
     yield from sorted(SYSTEM_PG_DIR.glob("*/bin"), key=lambda p: int_or_zero(p.parent.name), reverse=True)
 
 
 @functools.cache
-def _pg_config_bindir() -> Path | None:
-    """What ``pg_config --bindir`` says, asked once per process (Debian's is a shell script: four processes)."""
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
-            return Path(out.stdout.strip())
+def _pg_config_bindir(pg_config: str) -> Path | None:
+    """What this ``pg_config --bindir`` says, asked once per process (Debian's is a shell script:
+    four processes); the PATH is looked up every time, so another PATH finds another or none."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
+        return Path(out.stdout.strip())
     return None
 
 
