@@ -463,6 +463,13 @@ def test_a_binarys_version_is_asked_once_and_again_when_the_binary_changes(
     assert asked() == ("18", "18.6", 3)
     binaries.said_version.cache_clear()
     assert binaries.said_version(tmp_path / "bin" / "absent") == ""
+    broken = tmp_path / "bin" / "redis-server"   # a library missing: it fails and says nothing
+    broken.write_text(f"#!/bin/sh\necho run >> {runs}\nexit 127\n")
+    broken.chmod(0o755)
+    for _ in range(2):
+        binaries.said_version.cache_clear()
+        assert binaries.said_version(broken) == ""
+    assert len(runs.read_text().splitlines()) == 5   # asked each time: no answer was kept
 
 
 def test_follow_port__repoints_a_replica_whose_conninfo_quotes_its_own_quotes(tmp_path):

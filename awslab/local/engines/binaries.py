@@ -79,9 +79,9 @@ def said_version(binary: Path) -> str:
     """What ``binary --version`` prints ('' when it cannot run), kept in awslab's cache per binary.
 
     The same file says the same: the answer is kept with the binary's path, size, mtime and inode,
-    and asked again when any of them changed (an upgrade, another wheel). Every `up` asked each
-    PostgreSQL and the redis-server at hand, twice for PostgreSQL: 13 processes, 40 ms before its
-    first request."""
+    and asked again when any of them changed (an upgrade, another wheel). Only an answer is kept: a
+    binary that failed or said nothing (a library missing) is asked again next time. Every `up` ran
+    each PostgreSQL at hand twice and the redis-server once for this: 9 processes of its 19."""
     from awslab.home.state import cache_home, read_json, write_json_atomic
 
     try:
@@ -98,12 +98,13 @@ def said_version(binary: Path) -> str:
     if isinstance(entry, dict) and entry.get("id") == identity and isinstance(entry.get("said"), str):
         return entry["said"]
     try:
-        said = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30).stdout
+        ran = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return ""
-    with contextlib.suppress(OSError):
-        write_json_atomic(path, {**known, str(binary): {"id": identity, "said": said}})
-    return said
+    if ran.returncode == 0 and ran.stdout.strip():
+        with contextlib.suppress(OSError):
+            write_json_atomic(path, {**known, str(binary): {"id": identity, "said": ran.stdout}})
+    return ran.stdout
 
 
 def int_or_zero(text: str) -> int:
