@@ -23,7 +23,7 @@ The caller's side (``Launcher``) hands back a ``Launched``, which for_each uses 
 through the launcher, which sends it only to a child it has not yet reaped (never to a reused
 pid); the exit status comes back on a pipe of its own when the launcher reaps the child.
 
-When there is no launcher (``AWSLAB_LAUNCHER=off``, no ``fork``, it is not ready yet, it died, or
+When there is no launcher (``AWSLAB_LAUNCHER=off``, not Linux, it is not ready yet, it died, or
 the caller's environment is no longer the one it was started with), ``spawn`` says None and the
 caller starts ``python -m awslab`` itself, as before.
 
@@ -65,7 +65,8 @@ SERVICES = ("ec2", "rds", "elasticache", "secretsmanager", "iam", "sts", "ssm", 
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV, "on").lower() not in ("off", "0", "false") and hasattr(os, "fork")
+    """Not turned off, and on Linux (fork, descriptors passed on a SOCK_SEQPACKET socketpair)."""
+    return os.environ.get(ENV, "on").lower() not in ("off", "0", "false") and sys.platform.startswith("linux")
 
 
 # --- the caller's side -------------------------------------------------------------------------------
@@ -153,17 +154,23 @@ class Launcher:
         self._lock = threading.Lock()
         self._ready = False
         self._env, self._cwd = dict(os.environ), os.getcwd()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._sock = ours
+        self._proc = None
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "awslab.commands.launcher", "--fd", str(theirs.fileno()), "--verb", verb],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                pass_fds=[theirs.fileno()], start_new_session=True)
-        except OSError:
-            self._proc = None
-        finally:
-            theirs.close()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError:   # no such socket here: every command is started the ordinary way
+            ours = socket.socket()
+            ours.close()
+        else:
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "awslab.commands.launcher", "--fd", str(theirs.fileno()), "--verb", verb],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    pass_fds=[theirs.fileno()], start_new_session=True)
+            except OSError:
+                pass
+            finally:
+                theirs.close()
+        self._sock = ours
         self._usable = self._proc is not None
 
     def __enter__(self) -> Launcher:

@@ -141,3 +141,13 @@ def test_a_launcher_that_never_gets_ready_is_never_asked(monkeypatch):
         time.sleep(0.3)
         assert launch.spawn(["--version"]) is None
         assert launch.spawn(["--version"]) is None
+
+
+def test_where_the_launchers_socket_cannot_be_made__every_command_is_started_the_ordinary_way(monkeypatch):
+    def no_seqpacket(*a, **kw):
+        raise OSError(93, "Protocol not supported")   # macOS: no SOCK_SEQPACKET for AF_UNIX
+
+    monkeypatch.setattr(launcher.socket, "socketpair", no_seqpacket)
+    with launcher.Launcher("up") as launch:
+        assert launch.spawn(["--version"]) is None
+        assert launch.signal(os.getpid(), 0) is False
