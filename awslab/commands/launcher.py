@@ -77,9 +77,8 @@ class Launched:
     def __init__(self, launcher: Launcher, pid: int, out: int, err: int, status: int) -> None:
         self.pid, self.returncode = pid, None
         self._launcher, self._status = launcher, status
-        self._open = {out: bytearray(), err: bytearray()}
-        self._out, self._err = out, err
-        self._chunks: dict[int, bytearray] = dict(self._open)
+        self._out, self._err = bytearray(), bytearray()
+        self._open = {out: self._out, err: self._err}   # the pipes not yet at their end, and what they said
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:
@@ -87,9 +86,6 @@ class Launched:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
-
-    def poll(self) -> int | None:
-        return self.returncode
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
         """Its stdout and stderr once it has exited (``returncode`` set); TimeoutExpired if it has not
@@ -112,7 +108,7 @@ class Launched:
                         del self._open[key.fd]
         if self.returncode is None:
             self.returncode = self._wait_status(deadline, timeout)
-        return _text(self._chunks[self._out]), _text(self._chunks[self._err])
+        return _text(self._out), _text(self._err)
 
     def _wait_status(self, deadline: float | None, timeout: float | None) -> int:
         """The exit code the launcher writes when it reaps the child. Its pipes closed, the child is
@@ -134,7 +130,7 @@ class Launched:
         try:
             return int(data)
         except ValueError:
-            self._chunks[self._err] += b"error: the launcher of this command stopped before it could say how it ended\n"
+            self._err += b"error: the launcher of this command stopped before it could say how it ended\n"
             return 1
 
 
